@@ -1,0 +1,93 @@
+package transform
+
+import "strings"
+
+// Column describes the source column a transformer is built for.
+type Column struct {
+	Table      string // qualified table name, for messages
+	Name       string
+	Type       Type
+	NotNull    bool
+	PrimaryKey bool // part of the primary key (or of the replica identity)
+	Unique     bool // has a single-column unique constraint or index
+}
+
+// QualifiedName is "table.column", as used in messages.
+func (c Column) QualifiedName() string {
+	if c.Table == "" {
+		return c.Name
+	}
+	return c.Table + "." + c.Name
+}
+
+// Table is one source table as the catalog describes it.
+type Table struct {
+	Schema  string
+	Name    string
+	Columns []Column // in attribute order
+}
+
+// QualifiedName is "schema.table", quoted where SQL needs it.
+func (t *Table) QualifiedName() string { return QuoteIdent(t.Schema) + "." + QuoteIdent(t.Name) }
+
+// Column returns the named column, or nil.
+func (t *Table) Column(name string) *Column {
+	for i := range t.Columns {
+		if t.Columns[i].Name == name {
+			return &t.Columns[i]
+		}
+	}
+	return nil
+}
+
+// Catalog maps "schema.table" (unquoted parts joined by a dot) to tables.
+type Catalog map[string]*Table
+
+// Lookup returns the table, or nil.
+func (c Catalog) Lookup(schema, name string) *Table { return c[schema+"."+name] }
+
+// Add puts t in the catalog, filling in each column's Table field.
+func (c Catalog) Add(t *Table) {
+	for i := range t.Columns {
+		t.Columns[i].Table = t.QualifiedName()
+	}
+	c[t.Schema+"."+t.Name] = t
+}
+
+// QuoteIdent quotes a SQL identifier when it is not a plain lower-case name.
+func QuoteIdent(s string) string {
+	plain := s != ""
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || i > 0 && (r >= '0' && r <= '9' || r == '$')) {
+			plain = false
+			break
+		}
+	}
+	if plain && !reservedWords[s] {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// reservedWords are the keywords PostgreSQL does not accept as bare
+// column or table names (the "reserved" category of its keyword list).
+var reservedWords = map[string]bool{
+	"all": true, "analyse": true, "analyze": true, "and": true, "any": true, "array": true, "as": true,
+	"asc": true, "asymmetric": true, "authorization": true, "binary": true, "both": true, "case": true,
+	"cast": true, "check": true, "collate": true, "collation": true, "column": true, "concurrently": true,
+	"constraint": true, "create": true, "cross": true, "current_catalog": true, "current_date": true,
+	"current_role": true, "current_schema": true, "current_time": true, "current_timestamp": true,
+	"current_user": true, "default": true, "deferrable": true, "desc": true, "distinct": true, "do": true,
+	"else": true, "end": true, "except": true, "false": true, "fetch": true, "for": true, "foreign": true,
+	"freeze": true, "from": true, "full": true, "grant": true, "group": true, "having": true, "ilike": true,
+	"in": true, "initially": true, "inner": true, "intersect": true, "into": true, "is": true,
+	"isnull": true, "join": true, "lateral": true, "leading": true, "left": true, "like": true,
+	"limit": true, "localtime": true, "localtimestamp": true, "natural": true, "not": true,
+	"notnull": true, "null": true, "offset": true, "on": true, "only": true, "or": true, "order": true,
+	"outer": true, "overlaps": true, "placing": true, "primary": true, "references": true,
+	"returning": true, "right": true, "select": true, "session_user": true, "similar": true,
+	"some": true, "symmetric": true, "system_user": true, "table": true, "tablesample": true,
+	"then": true, "to": true, "trailing": true, "true": true, "union": true, "unique": true,
+	"user": true, "using": true, "variadic": true, "verbose": true, "when": true, "where": true,
+	"window": true, "with": true,
+}

@@ -1,0 +1,220 @@
+package transform
+
+import (
+	"strconv"
+	"time"
+)
+
+// pgTime is a parsed date, timestamp or timestamptz in PostgreSQL's ISO
+// output format: "2024-03-15", "2024-03-15 13:45:12.5",
+// "0044-03-15 12:00:00+05:53:28 BC", "infinity", "-infinity".
+// year is astronomical: 1 BC is year 0.
+type pgTime struct {
+	inf    int // +1 infinity, -1 -infinity
+	year   int
+	month  int
+	day    int
+	hour   int
+	min    int
+	sec    int
+	usec   int
+	clock  bool   // has a time of day
+	sepT   bool   // ISO 8601 "T" between date and time (JSON values)
+	offset []byte // "+05:30" or "Z" as written, for timestamptz
+}
+
+var errDate = invalid("not a valid date or timestamp (DateStyle ISO expected)")
+
+func parsePGTime(b []byte) (pgTime, error) {
+	var t pgTime
+	switch string(b) {
+	case "infinity":
+		t.inf = 1
+		return t, nil
+	case "-infinity":
+		t.inf = -1
+		return t, nil
+	}
+	bc := false
+	if n := len(b); n > 3 && string(b[n-3:]) == " BC" {
+		bc = true
+		b = b[:n-3]
+	}
+	i := 0
+	num := func(min, max int) (int, bool) {
+		start, v := i, 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' && i-start < max {
+			v = v*10 + int(b[i]-'0')
+			i++
+		}
+		return v, i-start >= min
+	}
+	sep := func(c byte) bool {
+		if i < len(b) && b[i] == c {
+			i++
+			return true
+		}
+		return false
+	}
+	var ok bool
+	if t.year, ok = num(4, 7); !ok || !sep('-') {
+		return t, errDate
+	}
+	if t.month, ok = num(2, 2); !ok || !sep('-') {
+		return t, errDate
+	}
+	if t.day, ok = num(2, 2); !ok {
+		return t, errDate
+	}
+	if i < len(b) {
+		t.sepT = i < len(b) && b[i] == 'T'
+		if !sep(' ') && !sep('T') {
+			return t, errDate
+		}
+		t.clock = true
+		if t.hour, ok = num(2, 2); !ok || !sep(':') {
+			return t, errDate
+		}
+		if t.min, ok = num(2, 2); !ok || !sep(':') {
+			return t, errDate
+		}
+		if t.sec, ok = num(2, 2); !ok {
+			return t, errDate
+		}
+		if sep('.') {
+			start := i
+			frac, ok := num(1, 6)
+			if !ok {
+				return t, errDate
+			}
+			for d := i - start; d < 6; d++ {
+				frac *= 10
+			}
+			t.usec = frac
+		}
+		if i < len(b) && b[i] == 'Z' {
+			t.offset = b[i : i+1]
+			i++
+		} else if i < len(b) {
+			if b[i] != '+' && b[i] != '-' {
+				return t, errDate
+			}
+			start := i
+			i++
+			if _, ok := num(2, 2); !ok {
+				return t, errDate
+			}
+			for k := 0; k < 2 && sep(':'); k++ {
+				if _, ok := num(2, 2); !ok {
+					return t, errDate
+				}
+			}
+			t.offset = b[start:i]
+		}
+	}
+	if i != len(b) {
+		return t, errDate
+	}
+	if t.year == 0 || t.month < 1 || t.month > 12 || t.day < 1 || t.day > 31 ||
+		t.hour > 24 || t.min > 59 || t.sec > 60 {
+		return t, errDate
+	}
+	if bc {
+		t.year = 1 - t.year
+	}
+	return t, nil
+}
+
+// appendPGTime formats t as PostgreSQL does. Fractional seconds lose their
+// trailing zeros; a timestamptz keeps its original offset.
+func appendPGTime(dst []byte, t pgTime) []byte {
+	switch t.inf {
+	case 1:
+		return append(dst, "infinity"...)
+	case -1:
+		return append(dst, "-infinity"...)
+	}
+	y, bc := t.year, false
+	if y <= 0 {
+		y, bc = 1-y, true
+	}
+	dst = appendPadded(dst, y, 4)
+	dst = append(dst, '-')
+	dst = appendPadded(dst, t.month, 2)
+	dst = append(dst, '-')
+	dst = appendPadded(dst, t.day, 2)
+	if t.clock {
+		if t.sepT {
+			dst = append(dst, 'T')
+		} else {
+			dst = append(dst, ' ')
+		}
+		dst = appendPadded(dst, t.hour, 2)
+		dst = append(dst, ':')
+		dst = appendPadded(dst, t.min, 2)
+		dst = append(dst, ':')
+		dst = appendPadded(dst, t.sec, 2)
+		if t.usec > 0 {
+			var frac [7]byte
+			f := strconv.AppendInt(frac[:0], int64(1000000+t.usec), 10)[1:]
+			for len(f) > 0 && f[len(f)-1] == '0' {
+				f = f[:len(f)-1]
+			}
+			dst = append(dst, '.')
+			dst = append(dst, f...)
+		}
+		dst = append(dst, t.offset...)
+	}
+	if bc {
+		dst = append(dst, " BC"...)
+	}
+	return dst
+}
+
+func appendPadded(dst []byte, v, width int) []byte {
+	var buf [12]byte
+	s := strconv.AppendInt(buf[:0], int64(v), 10)
+	for n := len(s); n < width; n++ {
+		dst = append(dst, '0')
+	}
+	return append(dst, s...)
+}
+
+// toTime converts the wall-clock fields to a time.Time in UTC; a
+// timestamptz's offset is kept aside and put back by fromTime.
+func (t pgTime) toTime() time.Time {
+	return time.Date(t.year, time.Month(t.month), t.day, t.hour, t.min, t.sec, t.usec*1000, time.UTC)
+}
+
+func (t pgTime) fromTime(tt time.Time) pgTime {
+	t.year, t.day = tt.Year(), tt.Day()
+	t.month = int(tt.Month())
+	t.hour, t.min, t.sec = tt.Hour(), tt.Minute(), tt.Second()
+	t.usec = tt.Nanosecond() / 1000
+	return t
+}
+
+// The range of PostgreSQL's date and timestamp types (4713 BC to 5874897
+// AD for dates, 294276 AD for timestamps), as wall-clock times.
+var (
+	pgMinTime     = time.Date(-4712, time.November, 24, 0, 0, 0, 0, time.UTC)
+	pgMaxDate     = time.Date(5874897, time.December, 31, 0, 0, 0, 0, time.UTC)
+	pgMaxTimestmp = time.Date(294276, time.December, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+// clampPGTime keeps tt within the range of t's type.
+func clampPGTime(tt time.Time, kind Kind) time.Time {
+	max := pgMaxTimestmp
+	if kind == KindDate {
+		max = pgMaxDate
+	}
+	if tt.Before(pgMinTime) {
+		return pgMinTime
+	}
+	if tt.After(max) {
+		return max
+	}
+	return tt
+}
+
+func isDateKind(k Kind) bool { return k == KindDate || k == KindTimestamp || k == KindTimestampTZ }

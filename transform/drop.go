@@ -1,0 +1,24 @@
+package transform
+
+import "errors"
+
+// drop leaves the column out of the publication and the replica, so its
+// bytes never leave production; inside json it removes the key.
+type drop struct{}
+
+func (drop) drops() {}
+
+func (drop) Transform(Value) (Value, error) {
+	return Value{}, errors.New("a dropped column has no value")
+}
+
+func dropSpec() *Spec {
+	return &Spec{
+		Name:       "drop",
+		Doc:        "Leaves the column out of the publication and the replica; in json, removes the key.",
+		WholeValue: true,
+		New: func(Column, Args, *Keys, *Registry) (Transformer, error) {
+			return drop{}, nil
+		},
+	}
+}

@@ -1,0 +1,282 @@
+package transform
+
+import (
+	"bytes"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/brianvoe/gofakeit/v7"
+)
+
+// fake replaces a value with realistic fake data of a chosen kind. The
+// generator is seeded with a keyed hash of the input, so the same input
+// always gets the same fake value, in every table and every run.
+//
+// Outputs depend on gofakeit's word lists: upgrading gofakeit may change
+// them, so pgveil pins its version.
+type fake struct {
+	keys       *Keys
+	gen        fakeKind
+	kind       string
+	keepDomain bool
+	unique     bool
+	length     int // varchar(n): cut to n characters; 0 unlimited
+	typ        Type
+	fakers     *sync.Pool
+}
+
+// fakeKind generates one value with a seeded faker.
+type fakeKind struct {
+	gen func(f *gofakeit.Faker) string
+	// types the kind may be written into besides text.
+	also []Kind
+	// uniqueOK: a unique tag can be added without breaking the format.
+	uniqueOK bool
+}
+
+// fakeKinds lists the kinds, by YAML name.
+func fakeKinds() map[string]fakeKind {
+	return map[string]fakeKind{
+		"name":          {gen: (*gofakeit.Faker).Name},
+		"first_name":    {gen: (*gofakeit.Faker).FirstName},
+		"last_name":     {gen: (*gofakeit.Faker).LastName},
+		"email":         {gen: (*gofakeit.Faker).Email, uniqueOK: true},
+		"phone":         {gen: (*gofakeit.Faker).Phone},
+		"street":        {gen: (*gofakeit.Faker).Street},
+		"city":          {gen: (*gofakeit.Faker).City},
+		"state":         {gen: (*gofakeit.Faker).State},
+		"zip":           {gen: (*gofakeit.Faker).Zip},
+		"country":       {gen: (*gofakeit.Faker).Country},
+		"address":       {gen: fakeAddress},
+		"company":       {gen: (*gofakeit.Faker).Company},
+		"job_title":     {gen: (*gofakeit.Faker).JobTitle},
+		"username":      {gen: (*gofakeit.Faker).Username, uniqueOK: true},
+		"ipv4":          {gen: (*gofakeit.Faker).IPv4Address, also: []Kind{KindInet}},
+		"ipv6":          {gen: (*gofakeit.Faker).IPv6Address, also: []Kind{KindInet}},
+		"iban":          {gen: fakeIBAN},
+		"credit_card":   {gen: fakeCard},
+		"ssn":           {gen: (*gofakeit.Faker).SSN},
+		"url":           {gen: (*gofakeit.Faker).URL, uniqueOK: true},
+		"word":          {gen: (*gofakeit.Faker).Word},
+		"sentence":      {gen: func(f *gofakeit.Faker) string { return f.Sentence() }},
+		"paragraph":     {gen: func(f *gofakeit.Faker) string { return f.Paragraph() }},
+		"date_of_birth": {gen: fakeBirthDate, also: []Kind{KindDate, KindTimestamp, KindTimestampTZ}},
+	}
+}
+
+func fakeKindNames() []string {
+	var names []string
+	for n := range fakeKinds() {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// uniqueTagLen is the length of the tag that keeps unique fakes unique:
+// 13 base32 characters, 64 bits of the keyed hash.
+const uniqueTagLen = 13
+
+func fakeSpec() *Spec {
+	return &Spec{
+		Name: "fake",
+		Doc:  "Realistic fake data of a kind ({fake: email}), the same for the same input in every table. keep_domain keeps an email's domain; unique adds a tag that keeps values unique on unique columns.",
+		Params: []Param{
+			{Name: "kind", Kind: ParamString, Doc: "What to generate.", Enum: fakeKindNames()},
+			{Name: "keep_domain", Kind: ParamBool, Doc: "email: keep the part after @ (for example to keep counts by email provider)."},
+			{Name: "unique", Kind: ParamBool, Doc: "email, username, url: add a " + fmt.Sprint(uniqueTagLen) + "-character keyed tag so that distinct inputs stay distinct."},
+		},
+		Shorthand: func(v any) string {
+			if _, ok := v.(string); ok {
+				return "kind"
+			}
+			return ""
+		},
+		Check: func(a Args) error {
+			kind := a.String("kind", "")
+			switch {
+			case kind == "":
+				return errors.New("kind is required, for example {fake: email}")
+			case a.Bool("keep_domain", false) && kind != "email":
+				return errors.New("keep_domain applies to kind email only")
+			case a.Bool("unique", false) && !fakeKinds()[kind].uniqueOK:
+				return fmt.Errorf("unique is supported for kinds email, username and url, not %s; for unique values use hash", kind)
+			}
+			return nil
+		},
+		New: newFake,
+	}
+}
+
+func newFake(c Column, a Args, k *Keys, _ *Registry) (Transformer, error) {
+	name := a.String("kind", "")
+	kind := fakeKinds()[name]
+	t := c.Type
+	if t.Kind != KindText && !slices.Contains(kind.also, t.Kind) {
+		return nil, fmt.Errorf("fake %s does not fit a %s column", name, t)
+	}
+	f := &fake{
+		keys: k, gen: kind, kind: name, typ: t,
+		keepDomain: a.Bool("keep_domain", false),
+		unique:     a.Bool("unique", false),
+		length:     t.Length,
+		fakers: &sync.Pool{New: func() any {
+			return gofakeit.NewFaker(rand.NewPCG(0, 0), false)
+		}},
+	}
+	if f.unique && f.length > 0 && f.length < 40 {
+		return nil, fmt.Errorf("%s is too short for unique fake %s values: they need up to 40 characters", t, name)
+	}
+	return f, nil
+}
+
+func (f *fake) Transform(v Value) (Value, error) {
+	if len(v.Text) == 0 {
+		return v, nil // an empty value says nothing; keep it empty
+	}
+	sum := f.keys.fake.sum(v.Text)
+	fk := f.fakers.Get().(*gofakeit.Faker)
+	fk.Rand.(*rand.PCG).Seed(binary.LittleEndian.Uint64(sum[:8]), binary.LittleEndian.Uint64(sum[8:16]))
+	s := f.gen.gen(fk)
+	f.fakers.Put(fk)
+
+	if f.kind == "date_of_birth" {
+		s = formatBirthDate(s, f.typ.Kind)
+	}
+	var out []byte
+	if f.kind == "email" && (f.keepDomain || f.unique) {
+		out = f.email(s, v.Text, sum)
+	} else {
+		out = []byte(s)
+		if f.unique {
+			out = append(append(out, '-'), uniqueTag(sum)...)
+		}
+	}
+	if f.length > 0 && utf8.RuneCount(out) > f.length {
+		out = truncateRunes(out, f.length)
+	}
+	return Value{Text: out}, nil
+}
+
+// email applies keep_domain and unique to a fake address.
+func (f *fake) email(s string, in []byte, sum [32]byte) []byte {
+	local, domain, _ := strings.Cut(s, "@")
+	out := make([]byte, 0, len(s)+uniqueTagLen+len(in))
+	out = append(out, local...)
+	if f.unique {
+		out = append(append(out, '.'), uniqueTag(sum)...)
+	}
+	out = append(out, '@')
+	if i := bytes.LastIndexByte(in, '@'); f.keepDomain && i >= 0 && i < len(in)-1 {
+		return append(out, bytes.ToLower(in[i+1:])...)
+	}
+	return append(out, domain...)
+}
+
+// uniqueTag is 64 bits of the keyed hash in lower-case base32.
+func uniqueTag(sum [32]byte) []byte {
+	out := make([]byte, tagEncoding.EncodedLen(8))
+	tagEncoding.Encode(out, sum[16:24])
+	return out
+}
+
+var tagEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+func truncateRunes(b []byte, n int) []byte {
+	i := 0
+	for k := 0; k < n && i < len(b); k++ {
+		_, size := utf8.DecodeRune(b[i:])
+		i += size
+	}
+	return b[:i]
+}
+
+func fakeAddress(f *gofakeit.Faker) string {
+	return f.Street() + ", " + f.City() + ", " + f.State() + " " + f.Zip()
+}
+
+// fakeBirthDate draws a date from 1940-01-01 to 2007-12-31; the range is
+// fixed so that outputs do not change with the current date.
+func fakeBirthDate(f *gofakeit.Faker) string {
+	first := time.Date(1940, 1, 1, 0, 0, 0, 0, time.UTC)
+	span := int(time.Date(2008, 1, 1, 0, 0, 0, 0, time.UTC).Sub(first).Hours() / 24)
+	return first.AddDate(0, 0, f.IntN(span)).Format(time.DateOnly)
+}
+
+func formatBirthDate(s string, k Kind) string {
+	switch k {
+	case KindTimestamp:
+		return s + " 00:00:00"
+	case KindTimestampTZ:
+		return s + " 00:00:00+00"
+	}
+	return s
+}
+
+// ibanFormats: country, BBAN pattern (# digit, @ upper-case letter).
+var ibanFormats = [...]struct{ country, bban string }{
+	{"DE", "##################"},
+	{"FR", "#######################"},
+	{"ES", "####################"},
+	{"NL", "@@@@##########"},
+	{"GB", "@@@@##############"},
+	{"IT", "@######################"},
+}
+
+// fakeIBAN draws an IBAN with valid check digits (ISO 13616, mod 97).
+func fakeIBAN(f *gofakeit.Faker) string {
+	format := ibanFormats[f.IntN(len(ibanFormats))]
+	bban := make([]byte, len(format.bban))
+	for i, c := range []byte(format.bban) {
+		if c == '#' {
+			bban[i] = byte('0' + f.IntN(10))
+		} else {
+			bban[i] = byte('A' + f.IntN(26))
+		}
+	}
+	check := 98 - ibanMod97(string(bban)+format.country+"00")
+	return fmt.Sprintf("%s%02d%s", format.country, check, bban)
+}
+
+// ibanMod97 computes the IBAN remainder, letters counting as 10..35.
+func ibanMod97(s string) int {
+	r := 0
+	for _, c := range []byte(s) {
+		if c >= 'A' && c <= 'Z' {
+			r = (r*100 + int(c-'A'+10)) % 97
+		} else {
+			r = (r*10 + int(c-'0')) % 97
+		}
+	}
+	return r
+}
+
+// fakeCard draws a 16-digit card number with a valid Luhn check digit.
+func fakeCard(f *gofakeit.Faker) string {
+	var d [16]byte
+	d[0] = byte('4' + f.IntN(2)) // 4 (Visa-like) or 5 (Mastercard-like)
+	for i := 1; i < 15; i++ {
+		d[i] = byte('0' + f.IntN(10))
+	}
+	sum := 0
+	for i := 0; i < 15; i++ {
+		x := int(d[14-i] - '0')
+		if i%2 == 0 {
+			x *= 2
+			if x > 9 {
+				x -= 9
+			}
+		}
+		sum += x
+	}
+	d[15] = byte('0' + (10-sum%10)%10)
+	return string(d[:])
+}

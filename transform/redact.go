@@ -1,0 +1,56 @@
+package transform
+
+import "fmt"
+
+// redactedText is what a bare `redact` writes into a text column.
+const redactedText = "REDACTED"
+
+// redact replaces every non-NULL value with one constant, checked against
+// the column's type when the plan is built.
+type redact struct{ value []byte }
+
+func (r redact) Transform(Value) (Value, error) { return Value{Text: r.value}, nil }
+
+func redactSpec() *Spec {
+	return &Spec{
+		Name: "redact",
+		Doc:  `Replaces every non-NULL value with a constant of the column's type ({redact: "n/a"}, {redact: 0}); bare redact writes REDACTED into text columns.`,
+		Params: []Param{
+			{Name: "value", Kind: ParamString, Doc: "The constant, in PostgreSQL text form."},
+		},
+		Shorthand: func(any) string { return "value" },
+		New: func(c Column, a Args, _ *Keys, _ *Registry) (Transformer, error) {
+			if !a.Has("value") {
+				if c.Type.Kind != KindText {
+					return nil, fmt.Errorf("redact on %s needs a value of that type, for example {redact: %s}", c.Type, exampleLiteral(c.Type))
+				}
+				a = Args{"value": redactedText}
+			}
+			s, err := checkLiteral(c.Type, a.String("value", ""))
+			if err != nil {
+				return nil, err
+			}
+			return redact{value: []byte(s)}, nil
+		},
+	}
+}
+
+func exampleLiteral(t Type) string {
+	switch t.Kind {
+	case KindInt, KindNumeric, KindFloat:
+		return "0"
+	case KindBool:
+		return "false"
+	case KindDate:
+		return "1970-01-01"
+	case KindTimestamp, KindTimestampTZ:
+		return `"1970-01-01 00:00:00"`
+	case KindUUID:
+		return "00000000-0000-0000-0000-000000000000"
+	case KindJSON, KindJSONB:
+		return `"{}"`
+	case KindInet:
+		return "0.0.0.0"
+	}
+	return `"..."`
+}

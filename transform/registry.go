@@ -1,0 +1,364 @@
+package transform
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ParamKind is the type of a transformer parameter.
+type ParamKind uint8
+
+// Parameter kinds.
+const (
+	ParamInt      ParamKind = iota + 1 // int64
+	ParamNumber                        // float64 (an integer is accepted)
+	ParamString                        // string
+	ParamBool                          // bool
+	ParamDuration                      // time.Duration; "90s", "36h", "30d", "2w"
+	ParamChar                          // string of exactly one character
+	ParamRules                         // []PathRule: a map from JSON path to rule
+)
+
+func (k ParamKind) String() string {
+	switch k {
+	case ParamInt:
+		return "integer"
+	case ParamNumber:
+		return "number"
+	case ParamString:
+		return "string"
+	case ParamBool:
+		return "boolean"
+	case ParamDuration:
+		return "duration"
+	case ParamChar:
+		return "single character"
+	case ParamRules:
+		return "map of JSON paths to rules"
+	}
+	return "unknown"
+}
+
+// Param defines one parameter of a transformer.
+type Param struct {
+	Name    string
+	Kind    ParamKind
+	Doc     string
+	Default any      // used when the parameter is absent; nil means none
+	Enum    []string // for strings: the accepted values
+	// Check validates a decoded value (already of the right Go type) and
+	// says what is wrong, without repeating the value if it may be secret.
+	Check func(v any) error
+}
+
+// Spec describes one transformer: its YAML name, parameters and constructor.
+type Spec struct {
+	Name string
+	Doc  string
+	// Params in the order the reference documents them.
+	Params []Param
+	// Shorthand names the parameter that a scalar argument sets
+	// ({truncate: 3}), given the argument's decoded Go type; "" when the
+	// transformer takes no scalar argument of that type.
+	Shorthand func(v any) string
+	// Inline: the argument map is the value of the one ParamRules
+	// parameter, not a map of parameters ({json: {"$.a": drop}}).
+	Inline bool
+	// Check validates the combination of parameters, without a catalog.
+	Check func(a Args) error
+	// New builds the transformer for one column. For array columns it is
+	// called with the element type unless WholeValue is set.
+	New func(c Column, a Args, k *Keys, r *Registry) (Transformer, error)
+	// WholeValue: the transformer handles array columns itself (keep,
+	// drop, null) instead of being applied to each element.
+	WholeValue bool
+	// KeySafe: the output is a deterministic bijection of the input (keep,
+	// hash), so the transformer may be used on primary key columns.
+	KeySafe bool
+}
+
+// Param returns the named parameter definition, or nil.
+func (s *Spec) Param(name string) *Param {
+	for i := range s.Params {
+		if s.Params[i].Name == name {
+			return &s.Params[i]
+		}
+	}
+	return nil
+}
+
+// Args are decoded parameter values: int64, float64, string, bool,
+// time.Duration or []PathRule, by ParamKind.
+type Args map[string]any
+
+// Has reports whether the parameter was given.
+func (a Args) Has(name string) bool { _, ok := a[name]; return ok }
+
+// Int returns an integer parameter, or def.
+func (a Args) Int(name string, def int64) int64 {
+	if v, ok := a[name].(int64); ok {
+		return v
+	}
+	return def
+}
+
+// Number returns a number parameter, or def.
+func (a Args) Number(name string, def float64) float64 {
+	switch v := a[name].(type) {
+	case float64:
+		return v
+	case int64:
+		return float64(v)
+	}
+	return def
+}
+
+// String returns a string parameter, or def.
+func (a Args) String(name, def string) string {
+	if v, ok := a[name].(string); ok {
+		return v
+	}
+	return def
+}
+
+// Bool returns a boolean parameter, or def.
+func (a Args) Bool(name string, def bool) bool {
+	if v, ok := a[name].(bool); ok {
+		return v
+	}
+	return def
+}
+
+// Duration returns a duration parameter, or def.
+func (a Args) Duration(name string, def time.Duration) time.Duration {
+	if v, ok := a[name].(time.Duration); ok {
+		return v
+	}
+	return def
+}
+
+// Rule is a transformer name with its arguments, as written in YAML.
+// Line and Col locate it in the file (0 when unknown).
+type Rule struct {
+	Name      string
+	Args      Args
+	Line, Col int
+}
+
+// PathRule is one entry of a json transformer: a path and its rule.
+type PathRule struct {
+	Path      string
+	Rule      Rule
+	Line, Col int // of the path key
+}
+
+// PosError is an error located at a position in the rules file, for
+// problems found in nested rules (a json path's rule).
+type PosError struct {
+	Line, Col int
+	Err       error
+}
+
+func (e *PosError) Error() string { return e.Err.Error() }
+func (e *PosError) Unwrap() error { return e.Err }
+
+// Registry maps transformer names to their specs.
+type Registry struct {
+	specs map[string]*Spec
+}
+
+// NewRegistry returns a registry holding the given specs.
+func NewRegistry(specs ...*Spec) *Registry {
+	r := &Registry{specs: make(map[string]*Spec, len(specs))}
+	for _, s := range specs {
+		if _, dup := r.specs[s.Name]; dup {
+			panic("transform: duplicate transformer " + s.Name)
+		}
+		r.specs[s.Name] = s
+	}
+	return r
+}
+
+// Builtin returns a registry of every transformer pgveil ships.
+func Builtin() *Registry {
+	return NewRegistry(keepSpec(), dropSpec(), nullSpec(), hashSpec(), fakeSpec(),
+		truncateSpec(), redactSpec(), partialSpec(), noiseSpec(), jsonSpec())
+}
+
+// Spec returns the named spec, or nil.
+func (r *Registry) Spec(name string) *Spec { return r.specs[name] }
+
+// Names returns the transformer names in alphabetical order.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.specs))
+	for n := range r.specs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Build makes the transformer of rule for column c. Arguments must have
+// been decoded against the spec (see CheckArgs). For an array column a
+// per-element spec is wrapped so that it applies to each element.
+func (r *Registry) Build(rule Rule, c Column, k *Keys) (Transformer, error) {
+	s := r.specs[rule.Name]
+	if s == nil {
+		return nil, fmt.Errorf("unknown transformer %q (known: %s)", rule.Name, strings.Join(r.Names(), ", "))
+	}
+	if c.PrimaryKey && !s.KeySafe {
+		if s.Name == "drop" {
+			return nil, errors.New("a primary key column is always published (production UPDATE and DELETE need it); mask it with hash")
+		}
+		return nil, fmt.Errorf("%s on a primary key column would not keep keys unique and stable; use hash (or keep)", s.Name)
+	}
+	args := withDefaults(s, rule.Args)
+	if err := r.CheckArgs(rule.Name, args); err != nil {
+		return nil, err
+	}
+	if !c.Type.IsArray() || s.WholeValue {
+		return s.New(c, args, k, r)
+	}
+	elem := c
+	elem.Type = c.Type.Elem()
+	t, err := s.New(elem, args, k, r)
+	if err != nil {
+		return nil, err
+	}
+	if IsDrop(t) {
+		return t, nil
+	}
+	return arrayTransformer{elem: t}, nil
+}
+
+// CheckArgs runs the parameter and combination checks that need no
+// catalog. Values must already be of their ParamKind's Go type.
+func (r *Registry) CheckArgs(name string, a Args) error {
+	s := r.specs[name]
+	if s == nil {
+		return fmt.Errorf("unknown transformer %q (known: %s)", name, strings.Join(r.Names(), ", "))
+	}
+	for pname, v := range a {
+		p := s.Param(pname)
+		if p == nil {
+			return fmt.Errorf("%s has no parameter %q", name, pname)
+		}
+		if err := p.check(v); err != nil {
+			return fmt.Errorf("%s: %s: %w", name, pname, err)
+		}
+	}
+	if s.Check != nil {
+		if err := s.Check(a); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (p *Param) check(v any) error {
+	ok := false
+	switch p.Kind {
+	case ParamInt:
+		_, ok = v.(int64)
+	case ParamNumber:
+		switch v.(type) {
+		case float64, int64:
+			ok = true
+		}
+	case ParamString:
+		_, ok = v.(string)
+	case ParamChar:
+		var s string
+		s, ok = v.(string)
+		if ok && len([]rune(s)) != 1 {
+			return fmt.Errorf("must be a single character")
+		}
+	case ParamBool:
+		_, ok = v.(bool)
+	case ParamDuration:
+		_, ok = v.(time.Duration)
+	case ParamRules:
+		_, ok = v.([]PathRule)
+	}
+	if !ok {
+		return fmt.Errorf("must be a %s", p.Kind)
+	}
+	if len(p.Enum) > 0 {
+		s := v.(string)
+		found := false
+		for _, e := range p.Enum {
+			found = found || e == s
+		}
+		if !found {
+			return fmt.Errorf("must be one of %s", strings.Join(p.Enum, ", "))
+		}
+	}
+	if p.Check != nil {
+		return p.Check(v)
+	}
+	return nil
+}
+
+func withDefaults(s *Spec, a Args) Args {
+	out := make(Args, len(a)+len(s.Params))
+	for _, p := range s.Params {
+		if p.Default != nil {
+			out[p.Name] = p.Default
+		}
+	}
+	for k, v := range a {
+		out[k] = v
+	}
+	return out
+}
+
+// ParseDuration parses Go durations ("90s", "36h") and whole days or weeks
+// ("30d", "2w"), which is how dates are usually shifted.
+func ParseDuration(s string) (time.Duration, error) {
+	if n := len(s); n > 1 && (s[n-1] == 'd' || s[n-1] == 'w') {
+		var days int64
+		for _, c := range s[:n-1] {
+			if c < '0' || c > '9' || days > 1e6 {
+				return 0, fmt.Errorf("bad duration: use forms like 90s, 36h, 30d or 2w")
+			}
+			days = days*10 + int64(c-'0')
+		}
+		if s[n-1] == 'w' {
+			days *= 7
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad duration: use forms like 90s, 36h, 30d or 2w")
+	}
+	return d, nil
+}
+
+func positive(v any) error {
+	switch x := v.(type) {
+	case int64:
+		if x < 1 {
+			return fmt.Errorf("must be at least 1")
+		}
+	case float64:
+		if !(x > 0) {
+			return fmt.Errorf("must be greater than 0")
+		}
+	case time.Duration:
+		if x <= 0 {
+			return fmt.Errorf("must be greater than 0")
+		}
+	}
+	return nil
+}
+
+func nonNegative(v any) error {
+	if x, ok := v.(int64); ok && x < 0 {
+		return fmt.Errorf("must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+package transform
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"unicode/utf8"
+)
+
+// truncate lowers the precision of a value: text to its first N characters,
+// dates and timestamps down to the start of their year, month, day, hour or
+// minute, numbers down to a multiple of a step.
+func truncateSpec() *Spec {
+	return &Spec{
+		Name: "truncate",
+		Doc:  "Lowers precision: text to its first N characters ({truncate: 3}), dates and timestamps to a unit ({truncate: year}), numbers down to a multiple of a step ({truncate: {step: 1000}}).",
+		Params: []Param{
+			{Name: "length", Kind: ParamInt, Doc: "Text: characters to keep (not bytes). On a number, the same as step.", Check: positive},
+			{Name: "unit", Kind: ParamString, Doc: "Dates and timestamps: the unit to truncate to.", Enum: []string{"year", "month", "day", "hour", "minute"}},
+			{Name: "step", Kind: ParamNumber, Doc: "Numbers: round down to a multiple of this.", Check: positive},
+		},
+		Shorthand: func(v any) string {
+			switch v.(type) {
+			case int64:
+				return "length"
+			case float64:
+				return "step"
+			case string:
+				return "unit"
+			}
+			return ""
+		},
+		Check: func(a Args) error {
+			n := 0
+			for _, p := range []string{"length", "unit", "step"} {
+				if a.Has(p) {
+					n++
+				}
+			}
+			if n != 1 {
+				return errors.New("give exactly one of length, unit or step")
+			}
+			return nil
+		},
+		New: newTruncate,
+	}
+}
+
+func newTruncate(c Column, a Args, _ *Keys, _ *Registry) (Transformer, error) {
+	t := c.Type
+	unit := a.String("unit", "")
+	switch {
+	case t.Kind == KindText:
+		if !a.Has("length") {
+			return nil, fmt.Errorf("on %s give a length in characters ({truncate: 3})", t)
+		}
+		return truncateText{n: int(a.Int("length", 0))}, nil
+	case isDateKind(t.Kind):
+		if unit == "" {
+			return nil, fmt.Errorf("on %s give a unit: year, month, day, hour or minute", t)
+		}
+		if t.Kind == KindDate && (unit == "hour" || unit == "minute") {
+			return nil, fmt.Errorf("a date has no %s; use year, month or day", unit)
+		}
+		return truncateTime{unit: unit}, nil
+	case unit != "":
+		return nil, fmt.Errorf("unit %s applies to dates and timestamps, not to %s", unit, t)
+	case t.Kind == KindInt:
+		step := a.Number("step", float64(a.Int("length", 0)))
+		if step != math.Trunc(step) || step >= 1<<62 {
+			return nil, fmt.Errorf("the step on %s must be a whole number", t)
+		}
+		return truncateInt{step: int64(step), bits: t.Bits}, nil
+	case t.Kind == KindNumeric:
+		step := a.Number("step", float64(a.Int("length", 0)))
+		d, err := parseDecimal([]byte(strconv.FormatFloat(step, 'f', -1, 64)))
+		if err != nil {
+			return nil, err
+		}
+		if t.Precision > 0 && d.scale > t.Scale {
+			return nil, fmt.Errorf("step has more decimals than %s keeps", t)
+		}
+		return truncateNumeric{step: d.normalize(), typ: t}, nil
+	case t.Kind == KindFloat:
+		return truncateFloat{step: a.Number("step", float64(a.Int("length", 0))), bits: t.Bits}, nil
+	}
+	return nil, fmt.Errorf("truncate does not apply to %s columns; use %s", t, suggestFor(t))
+}
+
+type truncateText struct{ n int }
+
+func (t truncateText) Transform(v Value) (Value, error) {
+	s := v.Text
+	if len(s) <= t.n {
+		return v, nil
+	}
+	i := 0
+	for k := 0; k < t.n && i < len(s); k++ {
+		if s[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		_, size := utf8.DecodeRune(s[i:])
+		i += size
+	}
+	return Value{Text: s[:i]}, nil
+}
+
+type truncateTime struct{ unit string }
+
+func (t truncateTime) Transform(v Value) (Value, error) {
+	p, err := parsePGTime(v.Text)
+	if err != nil {
+		return Value{}, err
+	}
+	if p.inf != 0 {
+		return v, nil
+	}
+	switch t.unit {
+	case "year":
+		p.month = 1
+		fallthrough
+	case "month":
+		p.day = 1
+		fallthrough
+	case "day":
+		p.hour = 0
+		fallthrough
+	case "hour":
+		p.min = 0
+		fallthrough
+	case "minute":
+		p.sec, p.usec = 0, 0
+	}
+	return Value{Text: appendPGTime(make([]byte, 0, len(v.Text)), p)}, nil
+}
+
+type truncateInt struct {
+	step int64
+	bits int
+}
+
+func (t truncateInt) Transform(v Value) (Value, error) {
+	x, err := parseInt(v.Text, t.bits)
+	if err != nil {
+		return Value{}, err
+	}
+	r := x % t.step
+	if r < 0 {
+		r += t.step
+	}
+	return Value{Text: strconv.AppendInt(make([]byte, 0, 20), x-r, 10)}, nil
+}
+
+type truncateNumeric struct {
+	step decimal
+	typ  Type
+}
+
+func (t truncateNumeric) Transform(v Value) (Value, error) {
+	d, err := parseDecimal(v.Text)
+	if err != nil {
+		return Value{}, err
+	}
+	if d.nan || d.inf {
+		return v, nil
+	}
+	scale := max(d.scale, t.step.scale)
+	if t.typ.Precision > 0 {
+		scale = t.typ.Scale
+	}
+	x := d.bigUnscaled()
+	x.Mul(x, pow10Big(scale-d.scale))
+	st := t.step.bigUnscaled()
+	st.Mul(st, pow10Big(scale-t.step.scale))
+	var q, m big.Int
+	q.DivMod(x, st, &m) // Euclidean: m >= 0, so q is the floor for st > 0
+	q.Mul(&q, st)
+	return Value{Text: appendBigScaled(nil, &q, scale)}, nil
+}
+
+func pow10Big(n int) *big.Int {
+	if n <= 0 {
+		return big.NewInt(1)
+	}
+	return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)
+}
+
+type truncateFloat struct {
+	step float64
+	bits int
+}
+
+func (t truncateFloat) Transform(v Value) (Value, error) {
+	x, err := parseFloat(v.Text, t.bits)
+	if err != nil {
+		return Value{}, err
+	}
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return v, nil
+	}
+	return Value{Text: appendFloat(nil, math.Floor(x/t.step)*t.step, t.bits)}, nil
+}
+
+// parseFloat parses real and double precision text ("1.5", "1e+300",
+// "NaN", "Infinity", "-Infinity").
+func parseFloat(b []byte, bits int) (float64, error) {
+	x, err := strconv.ParseFloat(string(b), bits)
+	if err != nil {
+		return 0, invalid("not a valid floating-point number")
+	}
+	return x, nil
+}
+
+// appendFloat formats like PostgreSQL with extra_float_digits >= 1: the
+// shortest text that reads back as the same value.
+func appendFloat(dst []byte, x float64, bits int) []byte {
+	switch {
+	case math.IsNaN(x):
+		return append(dst, "NaN"...)
+	case math.IsInf(x, 1):
+		return append(dst, "Infinity"...)
+	case math.IsInf(x, -1):
+		return append(dst, "-Infinity"...)
+	}
+	if x == 0 {
+		x = 0 // no "-0"
+	}
+	return strconv.AppendFloat(dst, x, 'g', -1, bits)
+}
