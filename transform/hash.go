@@ -147,14 +147,24 @@ func (h hashNumeric) constrained(d decimal) (Value, error) {
 	if d.scale > h.scale {
 		d.digits = d.digits[:len(d.digits)-(d.scale-h.scale)]
 		d.scale = h.scale
+		if d.isZero() {
+			d.neg = false
+		}
 	}
 	if h.precision > 18 {
 		return Value{Text: h.wide(d, h.precision, h.scale)}, nil
 	}
+	// Non-negative values permute [0, 10^p); negative ones permute
+	// [1, 10^p) among themselves, so a value keeps its sign and never
+	// meets the image of its opposite.
 	u, _ := d.unscaled()
 	tw := tweakDecimal | uint64(h.precision)<<8 | uint64(h.scale)<<16 | 1<<24
+	if d.neg {
+		y := 1 + permuteRange(h.keys.perm, tw|1<<25, pow10[h.precision]-1, u-1)
+		return Value{Text: appendScaled(nil, true, y, h.scale)}, nil
+	}
 	y := permuteRange(h.keys.perm, tw, pow10[h.precision], u)
-	return Value{Text: appendScaled(nil, d.neg, y, h.scale)}, nil
+	return Value{Text: appendScaled(nil, false, y, h.scale)}, nil
 }
 
 // wide hashes numbers of more than 18 digits into n digits with the given

@@ -19,7 +19,12 @@ const feistelRounds = 10
 // function, and cycle walking to stay below n (at most two steps on average).
 func permuteRange(key [2]uint64, tweak uint64, n, x uint64) uint64 {
 	if n <= 1 {
-		return x
+		return 0
+	}
+	if x >= n {
+		// Callers never do this; cycle walking from outside the domain
+		// might never come back into it, so fold the input in.
+		x %= n
 	}
 	width := bits.Len64(n - 1)
 	for {

@@ -1,0 +1,123 @@
+package transform
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func testPlan(t testing.TB, k *Keys) *TablePlan {
+	t.Helper()
+	cat := Catalog{}
+	tbl := &Table{Schema: "public", Name: "customers", Columns: []Column{
+		{Name: "id", Type: MustType("bigint"), PrimaryKey: true, NotNull: true},
+		{Name: "email", Type: MustType("text")},
+		{Name: "age", Type: MustType("integer")},
+		{Name: "notes", Type: MustType("text")},
+	}}
+	cat.Add(tbl)
+	r := Builtin()
+	tp := &TablePlan{Table: tbl}
+	for _, c := range tbl.Columns {
+		rule := map[string]Rule{"id": {Name: "hash"}, "email": {Name: "fake", Args: Args{"kind": "email"}}, "age": {Name: "truncate", Args: Args{"length": int64(10)}}, "notes": {Name: "drop"}}[c.Name]
+		tr, err := r.Build(rule, c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if IsDrop(tr) {
+			tp.Dropped = append(tp.Dropped, c.Name)
+			continue
+		}
+		tp.Columns = append(tp.Columns, ColumnPlan{Column: c, Rule: rule, Transformer: tr})
+	}
+	return tp
+}
+
+func TestPlanMask(t *testing.T) {
+	k := testKeys(t, testSecret)
+	tp := testPlan(t, k)
+	if got := strings.Join(tp.ColumnNames(), ","); got != "id,email,age" {
+		t.Fatalf("columns %s", got)
+	}
+	out, err := tp.Mask(nil, []Value{Text("1"), SQLNull(), {State: Unchanged}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].String() == "1" || out[1].State != Null || out[2].State != Unchanged {
+		t.Errorf("got %v", out)
+	}
+	out2, _ := tp.Mask(nil, []Value{Text("1"), Text("a@b.c"), Text("37")})
+	if out2[0].String() != out[0].String() || out2[2].String() != "30" || !strings.Contains(out2[1].String(), "@") {
+		t.Errorf("got %v", out2)
+	}
+
+	// Errors name the column, never the value, and leave dst as it was.
+	dst := []Value{Text("kept")}
+	dst, err = tp.Mask(dst, []Value{Text("1"), Text("x"), Text("CANARY-77")})
+	var me *MaskError
+	if !errors.As(err, &me) || me.Column != "public.customers.age" || len(dst) != 1 {
+		t.Fatalf("err %v, dst %v", err, dst)
+	}
+	if strings.Contains(err.Error(), "CANARY") {
+		t.Errorf("error leaks the value: %v", err)
+	}
+	if _, err := tp.Mask(nil, []Value{Text("1")}); err == nil {
+		t.Error("short row accepted")
+	}
+}
+
+func TestPlanLookupAndSummary(t *testing.T) {
+	tp := testPlan(t, testKeys(t, testSecret))
+	p := NewPlan([]*TablePlan{tp})
+	if p.Table("public", "customers") != tp || p.Table("public", "orders") != nil {
+		t.Error("lookup")
+	}
+	if got := strings.Join(p.SortedSummary(), ", "); got != "drop: 1, fake: 1, hash: 1, truncate: 1" {
+		t.Errorf("summary %s", got)
+	}
+}
+
+// BenchmarkMaskRow masks a typical 10-column row.
+func BenchmarkMaskRow(b *testing.B) {
+	k := testKeys(b, testSecret)
+	r := Builtin()
+	cols := []struct {
+		name, typ string
+		rule      Rule
+		val       string
+	}{
+		{"id", "bigint", Rule{Name: "hash"}, "1234567"},
+		{"account_id", "bigint", Rule{Name: "hash"}, "42"},
+		{"email", "text", Rule{Name: "fake", Args: Args{"kind": "email"}}, "alice.smith@mail.com"},
+		{"full_name", "text", Rule{Name: "fake", Args: Args{"kind": "name"}}, "Alice Smith"},
+		{"phone", "text", Rule{Name: "partial", Args: Args{"keep_last": int64(2)}}, "+33612345678"},
+		{"birth_date", "date", Rule{Name: "truncate", Args: Args{"unit": "year"}}, "1984-07-12"},
+		{"zip", "text", Rule{Name: "truncate", Args: Args{"length": int64(3)}}, "75011"},
+		{"plan", "text", Rule{Name: "keep"}, "enterprise"},
+		{"created_at", "timestamp with time zone", Rule{Name: "keep"}, "2024-03-15 13:45:12.123456+00"},
+		{"balance", "numeric(12,2)", Rule{Name: "noise", Args: Args{"ratio": 0.05}}, "1520.75"},
+	}
+	tbl := &Table{Schema: "public", Name: "customers"}
+	var row []Value
+	for _, c := range cols {
+		tbl.Columns = append(tbl.Columns, Column{Name: c.name, Type: MustType(c.typ)})
+		row = append(row, Text(c.val))
+	}
+	Catalog{}.Add(tbl)
+	tp := &TablePlan{Table: tbl}
+	for i, c := range cols {
+		tr, err := r.Build(c.rule, tbl.Columns[i], k)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tp.Columns = append(tp.Columns, ColumnPlan{Column: tbl.Columns[i], Rule: c.rule, Transformer: tr})
+	}
+	dst := make([]Value, 0, len(cols))
+	b.ReportAllocs()
+	for range b.N {
+		var err error
+		if dst, err = tp.Mask(dst[:0], row); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

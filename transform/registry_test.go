@@ -1,0 +1,64 @@
+package transform
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBuiltinNames(t *testing.T) {
+	got := strings.Join(Builtin().Names(), ",")
+	if want := "drop,fake,hash,json,keep,noise,null,partial,redact,truncate"; got != want {
+		t.Errorf("names %s, want %s", got, want)
+	}
+}
+
+func TestBuildChecks(t *testing.T) {
+	k := testKeys(t, testSecret)
+	r := Builtin()
+	pk := Column{Table: "public.t", Name: "id", Type: MustType("bigint"), PrimaryKey: true}
+	for _, tc := range []struct {
+		rule Rule
+		col  Column
+		want string
+	}{
+		{Rule{Name: "nope"}, pk, `unknown transformer "nope" (known: drop, fake`},
+		{Rule{Name: "drop"}, pk, "primary key column is always published"},
+		{Rule{Name: "null"}, pk, "null on a primary key column would not keep keys unique"},
+		{Rule{Name: "fake", Args: Args{"kind": "name"}}, pk, "use hash"},
+		{Rule{Name: "noise", Args: Args{"ratio": 0.1}}, pk, "use hash"},
+		{Rule{Name: "hash", Args: Args{"salt": "x"}}, pk, `hash has no parameter "salt"`},
+		{Rule{Name: "truncate", Args: Args{"length": "three"}}, Column{Name: "c", Type: MustType("text")}, "truncate: length: must be a integer"},
+		{Rule{Name: "truncate", Args: Args{"length": int64(0)}}, Column{Name: "c", Type: MustType("text")}, "must be at least 1"},
+		{Rule{Name: "truncate", Args: Args{"unit": "decade"}}, Column{Name: "c", Type: MustType("date")}, "must be one of year, month, day, hour, minute"},
+		{Rule{Name: "partial", Args: Args{"keep_last": int64(2), "mask": "ab"}}, Column{Name: "c", Type: MustType("text")}, "must be a single character"},
+	} {
+		_, err := r.Build(tc.rule, tc.col, k)
+		mustContain(t, err, tc.want)
+	}
+	for _, ok := range []Rule{{Name: "keep"}, {Name: "hash"}} {
+		if _, err := r.Build(ok, pk, k); err != nil {
+			t.Errorf("%s on a key: %v", ok.Name, err)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90s": 90 * time.Second, "36h": 36 * time.Hour, "30d": 30 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "1h30m": 90 * time.Minute} {
+		got, err := ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("%s: %v %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "d", "3x", "-1d", "1.5d", "99999999d"} {
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestNewKeysRejectsShortSecret(t *testing.T) {
+	if _, err := NewKeys([]byte("too short")); err != ErrShortSecret {
+		t.Errorf("got %v", err)
+	}
+}
