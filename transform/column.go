@@ -40,18 +40,21 @@ func (t *Table) Column(name string) *Column {
 	return nil
 }
 
-// Catalog maps "schema.table" (unquoted parts joined by a dot) to tables.
-type Catalog map[string]*Table
+// TableName is a schema and a table name, both unquoted.
+type TableName struct{ Schema, Name string }
+
+// Catalog maps table names to tables.
+type Catalog map[TableName]*Table
 
 // Lookup returns the table, or nil.
-func (c Catalog) Lookup(schema, name string) *Table { return c[schema+"."+name] }
+func (c Catalog) Lookup(schema, name string) *Table { return c[TableName{schema, name}] }
 
 // Add puts t in the catalog, filling in each column's Table field.
 func (c Catalog) Add(t *Table) {
 	for i := range t.Columns {
 		t.Columns[i].Table = t.QualifiedName()
 	}
-	c[t.Schema+"."+t.Name] = t
+	c[TableName{t.Schema, t.Name}] = t
 }
 
 // QuoteIdent quotes a SQL identifier when it is not a plain lower-case name.

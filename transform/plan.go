@@ -10,7 +10,7 @@ import (
 // safe for concurrent use once built.
 type Plan struct {
 	tables []*TablePlan
-	byName map[string]*TablePlan
+	byName map[TableName]*TablePlan
 }
 
 // TablePlan masks the rows of one table.
@@ -34,9 +34,9 @@ type ColumnPlan struct {
 
 // NewPlan returns a plan of the given tables.
 func NewPlan(tables []*TablePlan) *Plan {
-	p := &Plan{tables: tables, byName: make(map[string]*TablePlan, len(tables))}
+	p := &Plan{tables: tables, byName: make(map[TableName]*TablePlan, len(tables))}
 	for _, t := range tables {
-		p.byName[t.Table.Schema+"."+t.Table.Name] = t
+		p.byName[TableName{t.Table.Schema, t.Table.Name}] = t
 	}
 	return p
 }
@@ -46,7 +46,7 @@ func (p *Plan) Tables() []*TablePlan { return p.tables }
 
 // Table returns the plan of schema.name, or nil when the table is not
 // replicated.
-func (p *Plan) Table(schema, name string) *TablePlan { return p.byName[schema+"."+name] }
+func (p *Plan) Table(schema, name string) *TablePlan { return p.byName[TableName{schema, name}] }
 
 // Summary counts the columns using each transformer, dropped ones included.
 func (p *Plan) Summary() map[string]int {

@@ -78,6 +78,9 @@ type Spec struct {
 	// KeySafe: the output is a deterministic bijection of the input (keep,
 	// hash), so the transformer may be used on primary key columns.
 	KeySafe bool
+	// Warn returns a warning about using the rule on a column (it works,
+	// but probably not as meant), or "".
+	Warn func(c Column, a Args) string
 }
 
 // Param returns the named parameter definition, or nil.
@@ -170,10 +173,17 @@ type Registry struct {
 	specs map[string]*Spec
 }
 
-// NewRegistry returns a registry holding the given specs.
+// NewRegistry returns a registry holding the given specs. It panics on a
+// malformed spec (a programming error, like regexp.MustCompile): a
+// duplicate name, a missing constructor, a default of the wrong Go type, a
+// shorthand naming no parameter, or an Inline spec without exactly one
+// ParamRules parameter.
 func NewRegistry(specs ...*Spec) *Registry {
 	r := &Registry{specs: make(map[string]*Spec, len(specs))}
 	for _, s := range specs {
+		if err := s.validate(); err != nil {
+			panic("transform: spec " + s.Name + ": " + err.Error())
+		}
 		if _, dup := r.specs[s.Name]; dup {
 			panic("transform: duplicate transformer " + s.Name)
 		}
@@ -182,10 +192,44 @@ func NewRegistry(specs ...*Spec) *Registry {
 	return r
 }
 
+func (s *Spec) validate() error {
+	if s.Name == "" || s.New == nil {
+		return errors.New("needs a name and a constructor")
+	}
+	for i := range s.Params {
+		p := &s.Params[i]
+		if p.Default != nil {
+			if err := p.Validate(p.Default); err != nil {
+				return fmt.Errorf("default of %s: %w", p.Name, err)
+			}
+		}
+	}
+	if s.Shorthand != nil {
+		for _, v := range []any{int64(0), 0.5, "x", true} {
+			if n := s.Shorthand(v); n != "" && s.Param(n) == nil {
+				return fmt.Errorf("shorthand names unknown parameter %q", n)
+			}
+		}
+	}
+	if s.Inline && (len(s.Params) != 1 || s.Params[0].Kind != ParamRules) {
+		return errors.New("an Inline spec has exactly one ParamRules parameter")
+	}
+	return nil
+}
+
 // Builtin returns a registry of every transformer pgveil ships.
 func Builtin() *Registry {
 	return NewRegistry(keepSpec(), dropSpec(), nullSpec(), hashSpec(), fakeSpec(),
 		truncateSpec(), redactSpec(), partialSpec(), noiseSpec(), jsonSpec())
+}
+
+// Warning returns the spec's warning about rule on column c, or "".
+func (r *Registry) Warning(rule Rule, c Column) string {
+	s := r.specs[rule.Name]
+	if s == nil || s.Warn == nil {
+		return ""
+	}
+	return s.Warn(c, withDefaults(s, rule.Args))
 }
 
 // Spec returns the named spec, or nil.
@@ -215,10 +259,10 @@ func (r *Registry) Build(rule Rule, c Column, k *Keys) (Transformer, error) {
 		}
 		return nil, fmt.Errorf("%s on a primary key column would not keep keys unique and stable; use hash (or keep)", s.Name)
 	}
-	args := withDefaults(s, rule.Args)
-	if err := r.CheckArgs(rule.Name, args); err != nil {
+	if err := r.CheckArgs(rule.Name, rule.Args); err != nil {
 		return nil, err
 	}
+	args := withDefaults(s, rule.Args)
 	if !c.Type.IsArray() || s.WholeValue {
 		return s.New(c, args, k, r)
 	}
@@ -235,18 +279,20 @@ func (r *Registry) Build(rule Rule, c Column, k *Keys) (Transformer, error) {
 }
 
 // CheckArgs runs the parameter and combination checks that need no
-// catalog. Values must already be of their ParamKind's Go type.
+// catalog, with defaults filled in as Build does. Values must already be
+// of their ParamKind's Go type.
 func (r *Registry) CheckArgs(name string, a Args) error {
 	s := r.specs[name]
 	if s == nil {
 		return fmt.Errorf("unknown transformer %q (known: %s)", name, strings.Join(r.Names(), ", "))
 	}
+	a = withDefaults(s, a)
 	for pname, v := range a {
 		p := s.Param(pname)
 		if p == nil {
 			return fmt.Errorf("%s has no parameter %q", name, pname)
 		}
-		if err := p.check(v); err != nil {
+		if err := p.Validate(v); err != nil {
 			return fmt.Errorf("%s: %s: %w", name, pname, err)
 		}
 	}
@@ -258,7 +304,8 @@ func (r *Registry) CheckArgs(name string, a Args) error {
 	return nil
 }
 
-func (p *Param) check(v any) error {
+// Validate checks one decoded value: its Go type, Enum and Check.
+func (p *Param) Validate(v any) error {
 	ok := false
 	switch p.Kind {
 	case ParamInt:

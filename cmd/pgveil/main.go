@@ -1,0 +1,187 @@
+// Command pgveil keeps an anonymised copy of a production PostgreSQL
+// database up to date, for analytics tools that must never see raw
+// personal data.
+//
+// This file holds the command table, flag parsing and exit codes; the work
+// itself lives in the rules, transform and replicate packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitProblems = 1 // the command ran and found problems (or failed)
+	exitUsage    = 2 // bad command line
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3";
+// otherwise it comes from the module and VCS information in the binary.
+var version = ""
+
+// env is what a command may read from the outside world; tests fake it.
+type env struct {
+	stdout, stderr io.Writer
+	lookupEnv      func(string) (string, bool)
+}
+
+type command struct {
+	name    string
+	summary string
+	usage   string // the arguments after the command name
+	run     func(ctx context.Context, e *env, args []string) int
+}
+
+func commands() []command {
+	return []command{
+		{name: "validate", summary: "check a rules file and print every problem", usage: "-c FILE --offline", run: runValidate},
+		{name: "try", summary: "mask sample values with one rule", usage: "--secret-env VAR [--type TYPE] RULE VALUE...", run: runTry},
+		{name: "version", summary: "print the version", usage: "", run: runVersion},
+		{name: "help", summary: "list the commands, or explain one", usage: "[COMMAND]", run: nil},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, &env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches to a command and returns the process exit code.
+func run(ctx context.Context, e *env, args []string) int {
+	if len(args) == 0 {
+		usage(e.stderr)
+		return exitUsage
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(rest) == 0 {
+			usage(e.stdout)
+			return exitOK
+		}
+		c := find(rest[0])
+		if c == nil || c.run == nil {
+			fmt.Fprintf(e.stderr, "pgveil: unknown command %q\n\n", rest[0])
+			usage(e.stderr)
+			return exitUsage
+		}
+		return c.run(ctx, e, []string{"-h"})
+	case "-version", "--version":
+		name = "version"
+	}
+	c := find(name)
+	if c == nil || c.run == nil {
+		fmt.Fprintf(e.stderr, "pgveil: unknown command %q\n\n", name)
+		usage(e.stderr)
+		return exitUsage
+	}
+	return c.run(ctx, e, rest)
+}
+
+func find(name string) *command {
+	for _, c := range commands() {
+		if c.name == name {
+			return &c
+		}
+	}
+	return nil
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "pgveil keeps an anonymised copy of a PostgreSQL database for analytics.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: pgveil COMMAND [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, c := range commands() {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, `Run "pgveil help COMMAND" for a command's flags.`)
+}
+
+// newFlags returns a flag set that reports errors on e.stderr with the
+// command's usage line.
+func newFlags(e *env, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("pgveil "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	c := find(name)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: pgveil %s %s\n\n%s.\n\nFlags:\n", name, c.usage, upperFirst(c.summary))
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args; it returns an exit code when the command must
+// stop (help asked: 0, bad flags: 2) and -1 to go on.
+func parseFlags(fs *flag.FlagSet, args []string) int {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	return -1
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func runVersion(_ context.Context, e *env, args []string) int {
+	fs := newFlags(e, "version")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	fmt.Fprintln(e.stdout, "pgveil", buildVersion())
+	return exitOK
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := info.Main.Version
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev != "" && (v == "" || v == "(devel)") {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		return "devel-" + rev + dirty + " " + info.GoVersion
+	}
+	return v + " " + info.GoVersion
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"pgveil/rules"
+	"pgveil/transform"
+)
+
+func runValidate(_ context.Context, e *env, args []string) int {
+	fs := newFlags(e, "validate")
+	var file string
+	fs.StringVar(&file, "c", "pgveil.yaml", "the rules `file`")
+	fs.StringVar(&file, "config", "pgveil.yaml", "the rules `file` (same as -c)")
+	offline := fs.Bool("offline", false, "check the file alone, without connecting to the source database")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "pgveil validate: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+	if !*offline {
+		fmt.Fprintln(e.stderr, "pgveil validate: checking against the source catalog needs the replication pipeline, which is not built yet; run with --offline")
+		return exitUsage
+	}
+	reg := transform.Builtin()
+	cfg, err := rules.Load(file, e.lookupEnv, reg)
+	if err != nil {
+		return reportProblems(e, err)
+	}
+	fmt.Fprintf(e.stdout, "%s: OK (offline): %s\n", file, summarize(cfg))
+	return exitOK
+}
+
+// reportProblems prints every problem of a rules file, or the error.
+func reportProblems(e *env, err error) int {
+	var ps rules.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			fmt.Fprintln(e.stderr, p.String())
+		}
+		n := len(ps.Errors())
+		fmt.Fprintf(e.stderr, "%d problem%s\n", n, plural(n))
+		if n == 0 {
+			return exitOK
+		}
+		return exitProblems
+	}
+	fmt.Fprintf(e.stderr, "pgveil: %v\n", err)
+	return exitProblems
+}
+
+// summarize counts tables and the columns using each transformer.
+func summarize(cfg *rules.Config) string {
+	counts := map[string]int{}
+	cols := 0
+	for _, t := range cfg.Tables {
+		for _, c := range t.Columns {
+			counts[c.Rule.Name]++
+			cols++
+		}
+	}
+	names := make([]string, 0, len(counts))
+	for n := range counts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %d", n, counts[n])
+	}
+	return fmt.Sprintf("%d table%s, %d column%s (%s)", len(cfg.Tables), plural(len(cfg.Tables)), cols, plural(cols), strings.Join(parts, ", "))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -1,0 +1,179 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"pgveil/transform"
+)
+
+// Compile checks the rules against the source catalog and builds the
+// masking plan: every table must exist, every ruled column must exist,
+// every column of a ruled table must have a rule (deny by default), and
+// every rule must build for its column's type. keys nil derives them from
+// the secret; reg nil is transform.Builtin(). It returns the plan and the
+// warnings; when there are errors, the plan is nil and the error is
+// Problems holding every error and warning, sorted by position.
+func (c *Config) Compile(cat transform.Catalog, keys *transform.Keys, reg *transform.Registry) (*transform.Plan, Problems, error) {
+	if reg == nil {
+		reg = transform.Builtin()
+	}
+	if keys == nil {
+		k, err := c.Keys()
+		if err != nil {
+			return nil, nil, fmt.Errorf("compiling %s: %w", c.File, err)
+		}
+		keys = k
+	}
+	var probs Problems
+	add := func(line, col int, table, column, msg string, warning bool) {
+		probs = append(probs, Problem{File: c.File, Line: line, Col: col, Table: table, Column: column, Msg: msg, Warning: warning})
+	}
+	tables := make([]*transform.TablePlan, 0, len(c.Tables))
+	for _, tr := range c.Tables {
+		if tr == nil {
+			continue
+		}
+		tname := qualified(tr.Schema, tr.Name)
+		t := cat.Lookup(tr.Schema, tr.Name)
+		if t == nil {
+			msg := "table not found in the source database"
+			if near := closestTable(cat, tr.Schema, tr.Name); near != "" {
+				msg += "; did you mean " + near + "?"
+			}
+			add(tr.Line, tr.Col, tname, "", msg, false)
+			continue
+		}
+		ruled := make(map[string]*ColumnRule, len(tr.Columns))
+		for _, cr := range tr.Columns {
+			if cr != nil && t.Column(cr.Name) != nil {
+				ruled[cr.Name] = cr
+			}
+		}
+		for _, cr := range tr.Columns {
+			if cr == nil || ruled[cr.Name] != nil {
+				continue
+			}
+			msg := "column not found"
+			if near := closestColumn(t, cr.Name, ruled); near != "" {
+				msg += "; did you mean " + near + "?"
+			}
+			add(cr.Line, cr.Col, tname, transform.QuoteIdent(cr.Name), msg, false)
+		}
+		tp := &transform.TablePlan{Table: t, Where: tr.Where}
+		for _, col := range t.Columns {
+			cname := transform.QuoteIdent(col.Name)
+			cr := ruled[col.Name]
+			if cr == nil {
+				add(tr.Line, tr.Col, tname, cname, "column has no rule; deny by default: add a rule (for example drop)", false)
+				continue
+			}
+			if w := reg.Warning(cr.Rule, col); w != "" {
+				add(cr.Rule.Line, cr.Rule.Col, tname, cname, w, true)
+			}
+			tf, err := reg.Build(cr.Rule, col, keys)
+			if err != nil {
+				line, col := cr.Rule.Line, cr.Rule.Col
+				if pe := (*transform.PosError)(nil); errors.As(err, &pe) && pe.Line > 0 {
+					line, col = pe.Line, pe.Col
+				}
+				add(line, col, tname, cname, err.Error(), false)
+				continue
+			}
+			if transform.IsDrop(tf) {
+				tp.Dropped = append(tp.Dropped, col.Name)
+			} else {
+				tp.Columns = append(tp.Columns, transform.ColumnPlan{Column: col, Rule: cr.Rule, Transformer: tf})
+			}
+		}
+		tables = append(tables, tp)
+	}
+	probs = probs.sorted()
+	if len(probs.Errors()) > 0 {
+		return nil, probs.warnings(), probs
+	}
+	return transform.NewPlan(tables), probs.warnings(), nil
+}
+
+// closestColumn suggests a column of t, not already ruled, whose name is
+// within edit distance 2 of name, ignoring case.
+func closestColumn(t *transform.Table, name string, ruled map[string]*ColumnRule) string {
+	names := make([]string, 0, len(t.Columns))
+	for _, c := range t.Columns {
+		if ruled[c.Name] == nil {
+			names = append(names, c.Name)
+		}
+	}
+	if near := closest(name, names); near != "" {
+		return transform.QuoteIdent(near)
+	}
+	return ""
+}
+
+// closestTable suggests a catalog table with the same name in another
+// schema, or one within edit distance 2 of schema.name, ignoring case.
+func closestTable(cat transform.Catalog, schema, name string) string {
+	keys := make([]string, 0, len(cat))
+	byKey := make(map[string]*transform.Table, len(cat))
+	for k, t := range cat {
+		key := k.Schema + "." + k.Name
+		keys = append(keys, key)
+		byKey[key] = t
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if t := byKey[k]; strings.EqualFold(t.Name, name) {
+			return qualified(t.Schema, t.Name)
+		}
+	}
+	if near := closest(schema+"."+name, keys); near != "" {
+		t := byKey[near]
+		return qualified(t.Schema, t.Name)
+	}
+	return ""
+}
+
+// closest returns the candidate nearest to s by edit distance, ignoring
+// case, when it is at most 2 away; the first one wins a tie.
+func closest(s string, candidates []string) string {
+	best, bestDist := "", 3
+	ls := []rune(strings.ToLower(s))
+	for _, c := range candidates {
+		if d := editDistance(ls, []rune(strings.ToLower(c)), bestDist); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, or limit when it
+// is at least limit.
+func editDistance(a, b []rune, limit int) int {
+	if d := len(a) - len(b); d >= limit || -d >= limit {
+		return limit
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin >= limit {
+			return limit
+		}
+		prev, cur = cur, prev
+	}
+	return min(prev[len(b)], limit)
+}
