@@ -115,14 +115,38 @@ func parsePGTime(b []byte) (pgTime, error) {
 	if i != len(b) {
 		return t, errDate
 	}
-	if t.year == 0 || t.month < 1 || t.month > 12 || t.day < 1 || t.day > 31 ||
-		t.hour > 24 || t.min > 59 || t.sec > 60 {
+	if t.year == 0 || t.month < 1 || t.month > 12 || t.day < 1 ||
+		t.hour > 24 || t.min > 59 || t.sec > 60 ||
+		t.hour == 24 && (t.min != 0 || t.sec != 0 || t.usec != 0) {
 		return t, errDate
 	}
 	if bc {
 		t.year = 1 - t.year
 	}
+	if t.day > daysIn(t.year, t.month) {
+		return t, errDate
+	}
+	if t.hour == 24 {
+		// "24:00:00" is the midnight that ends the day (PostgreSQL accepts
+		// it on input and prints the next day's 00:00:00).
+		t = t.fromTime(t.toTime())
+	}
 	return t, nil
+}
+
+// daysIn is the number of days in a month of the proleptic Gregorian
+// calendar, year astronomical.
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // appendPGTime formats t as PostgreSQL does. Fractional seconds lose their
@@ -194,27 +218,52 @@ func (t pgTime) fromTime(tt time.Time) pgTime {
 	return t
 }
 
-// The range of PostgreSQL's date and timestamp types (4713 BC to 5874897
-// AD for dates, 294276 AD for timestamps), as wall-clock times.
+// The range of PostgreSQL's date and timestamp types: from 4714-11-24 BC
+// (Julian day 0; astronomical year -4713) to 5874897-12-31 AD for dates and
+// 294276-12-31 23:59:59.999999 AD for timestamps. For timestamptz the range
+// applies to the UTC instant.
 var (
-	pgMinTime     = time.Date(-4712, time.November, 24, 0, 0, 0, 0, time.UTC)
+	pgMinTime     = time.Date(-4713, time.November, 24, 0, 0, 0, 0, time.UTC)
 	pgMaxDate     = time.Date(5874897, time.December, 31, 0, 0, 0, 0, time.UTC)
 	pgMaxTimestmp = time.Date(294276, time.December, 31, 23, 59, 59, 999999000, time.UTC)
 )
 
-// clampPGTime keeps tt within the range of t's type.
-func clampPGTime(tt time.Time, kind Kind) time.Time {
-	max := pgMaxTimestmp
+// clampPGTime keeps the wall-clock time tt within the range of its type;
+// offset is the timestamptz offset it is written with ("+05:30", "Z", or
+// empty), which moves the range of wall-clock times by as much.
+func clampPGTime(tt time.Time, kind Kind, offset []byte) time.Time {
+	lo, hi := pgMinTime, pgMaxTimestmp
 	if kind == KindDate {
-		max = pgMaxDate
+		hi = pgMaxDate
 	}
-	if tt.Before(pgMinTime) {
-		return pgMinTime
+	if off := offsetSeconds(offset); off != 0 {
+		d := time.Duration(off) * time.Second
+		lo, hi = lo.Add(d), hi.Add(d)
 	}
-	if tt.After(max) {
-		return max
+	if tt.Before(lo) {
+		return lo
+	}
+	if tt.After(hi) {
+		return hi
 	}
 	return tt
+}
+
+// offsetSeconds converts an offset as parsePGTime keeps it ("+05:30",
+// "-03", "+05:53:28", "Z") to seconds east of UTC.
+func offsetSeconds(off []byte) int {
+	if len(off) < 3 || off[0] != '+' && off[0] != '-' {
+		return 0
+	}
+	secs, unit := 0, 3600
+	for i := 1; i+1 < len(off) && unit >= 1; i += 3 {
+		secs += (int(off[i]-'0')*10 + int(off[i+1]-'0')) * unit
+		unit /= 60
+	}
+	if off[0] == '-' {
+		return -secs
+	}
+	return secs
 }
 
 func isDateKind(k Kind) bool { return k == KindDate || k == KindTimestamp || k == KindTimestampTZ }

@@ -22,15 +22,22 @@ import (
 //
 // Outputs depend on gofakeit's word lists: upgrading gofakeit may change
 // them, so pgveil pins its version.
+//
+// char(n) values are seeded without their trailing blanks, which PostgreSQL
+// ignores, so they get the same fake as the same text in other columns. In
+// varchar(n) and char(n), values are cut to n characters; a unique tag and a
+// kept email domain are never cut while the generated part can be shortened
+// instead, so unique values stay unique.
 type fake struct {
-	keys       *Keys
-	gen        fakeKind
-	kind       string
-	keepDomain bool
-	unique     bool
-	length     int // varchar(n): cut to n characters; 0 unlimited
-	typ        Type
-	fakers     *sync.Pool
+	keys        *Keys
+	gen         fakeKind
+	kind        string
+	keepDomain  bool
+	unique      bool
+	length      int // varchar(n): cut to n characters; 0 unlimited
+	blankPadded bool
+	typ         Type
+	fakers      *sync.Pool
 }
 
 // fakeKind generates one value with a seeded faker.
@@ -113,6 +120,12 @@ func fakeSpec() *Spec {
 			return nil
 		},
 		New: newFake,
+		Warn: func(c Column, a Args) string {
+			if c.Unique && !c.PrimaryKey && !a.Bool("unique", false) {
+				return "values may collide on a unique column; set unique: true (email, username, url) or use hash"
+			}
+			return ""
+		},
 	}
 }
 
@@ -125,9 +138,10 @@ func newFake(c Column, a Args, k *Keys, _ *Registry) (Transformer, error) {
 	}
 	f := &fake{
 		keys: k, gen: kind, kind: name, typ: t,
-		keepDomain: a.Bool("keep_domain", false),
-		unique:     a.Bool("unique", false),
-		length:     t.Length,
+		keepDomain:  a.Bool("keep_domain", false),
+		unique:      a.Bool("unique", false),
+		length:      t.Length,
+		blankPadded: t.Name == "character",
 		fakers: &sync.Pool{New: func() any {
 			return gofakeit.NewFaker(rand.NewPCG(0, 0), false)
 		}},
@@ -139,46 +153,77 @@ func newFake(c Column, a Args, k *Keys, _ *Registry) (Transformer, error) {
 }
 
 func (f *fake) Transform(v Value) (Value, error) {
-	if len(v.Text) == 0 {
+	in := v.Text
+	if f.blankPadded {
+		in = bytes.TrimRight(in, " ")
+	}
+	if len(in) == 0 {
 		return v, nil // an empty value says nothing; keep it empty
 	}
-	sum := f.keys.fake.sum(v.Text)
+	sum := f.keys.fake.sum(in)
 	fk := f.fakers.Get().(*gofakeit.Faker)
 	fk.Rand.(*rand.PCG).Seed(binary.LittleEndian.Uint64(sum[:8]), binary.LittleEndian.Uint64(sum[8:16]))
-	s := f.gen.gen(fk)
-	f.fakers.Put(fk)
-
-	if f.kind == "date_of_birth" {
-		s = formatBirthDate(s, f.typ.Kind)
-	}
+	// A fake value never equals its input: draw again (deterministically,
+	// the generator goes on) in the rare case it does.
 	var out []byte
-	if f.kind == "email" && (f.keepDomain || f.unique) {
-		out = f.email(s, v.Text, sum)
-	} else {
-		out = []byte(s)
-		if f.unique {
-			out = append(append(out, '-'), uniqueTag(sum)...)
+	for range maxFakeDraws {
+		out = f.render(f.gen.gen(fk), in, sum)
+		if !bytes.Equal(out, in) {
+			break
 		}
 	}
-	if f.length > 0 && utf8.RuneCount(out) > f.length {
-		out = truncateRunes(out, f.length)
-	}
+	f.fakers.Put(fk)
 	return Value{Text: out}, nil
 }
 
-// email applies keep_domain and unique to a fake address.
-func (f *fake) email(s string, in []byte, sum [32]byte) []byte {
-	local, domain, _ := strings.Cut(s, "@")
-	out := make([]byte, 0, len(s)+uniqueTagLen+len(in))
-	out = append(out, local...)
+// maxFakeDraws bounds the draws for a value that its fake keeps equalling.
+const maxFakeDraws = 16
+
+// render turns a generated value into the output: date formats, the
+// unique tag, a kept email domain and the column's length.
+func (f *fake) render(s string, in []byte, sum [32]byte) []byte {
+	if f.kind == "date_of_birth" {
+		s = formatBirthDate(s, f.typ.Kind)
+	}
+	if !f.unique && !(f.kind == "email" && f.keepDomain) {
+		out := []byte(s)
+		if f.length > 0 && utf8.RuneCount(out) > f.length {
+			out = truncateRunes(out, f.length)
+		}
+		return out
+	}
+	// head + tag + tail, where tag keeps values unique and tail is an
+	// email's @domain.
+	head, tail := s, ""
+	if f.kind == "email" {
+		local, domain, _ := strings.Cut(s, "@")
+		head, tail = local, "@"+domain
+		if i := bytes.LastIndexByte(in, '@'); f.keepDomain && i >= 0 && i < len(in)-1 {
+			tail = "@" + string(bytes.ToLower(in[i+1:]))
+		}
+	}
+	var tag []byte
 	if f.unique {
-		out = append(append(out, '.'), uniqueTag(sum)...)
+		sep := byte('-')
+		if f.kind == "email" {
+			sep = '.'
+		}
+		tag = append([]byte{sep}, uniqueTag(sum)...)
 	}
-	out = append(out, '@')
-	if i := bytes.LastIndexByte(in, '@'); f.keepDomain && i >= 0 && i < len(in)-1 {
-		return append(out, bytes.ToLower(in[i+1:])...)
+	if f.length > 0 {
+		nh, nt := utf8.RuneCountInString(head), utf8.RuneCountInString(tail)
+		if over := nh + len(tag) + nt - f.length; over > 0 {
+			// Shorten the generated part (keeping a character of it),
+			// then the tail; the tag fits since unique needs n >= 40.
+			cut := min(over, max(nh-1, 0))
+			head = string(truncateRunes([]byte(head), nh-cut))
+			if over -= cut; over > 0 {
+				tail = string(truncateRunes([]byte(tail), max(nt-over, 0)))
+			}
+		}
 	}
-	return append(out, domain...)
+	out := make([]byte, 0, len(head)+len(tag)+len(tail))
+	return append(append(append(out, head...), tag...), tail...)
 }
 
 // uniqueTag is 64 bits of the keyed hash in lower-case base32.

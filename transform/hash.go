@@ -136,7 +136,7 @@ func (h hashNumeric) Transform(v Value) (Value, error) {
 
 // constrained permutes the unscaled values of numeric(p,s), keeping the sign.
 func (h hashNumeric) constrained(d decimal) (Value, error) {
-	if d.intDigits() > h.precision-h.scale && !d.isZero() {
+	if d.intDigits() > h.precision-h.scale {
 		return Value{}, invalid("numeric value does not fit the column's precision")
 	}
 	// Bring the value to the column's scale (PostgreSQL sends exactly s).

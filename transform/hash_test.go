@@ -27,6 +27,8 @@ func TestHashKeepsType(t *testing.T) {
 		{"numeric(5,2)", "-0.05", decimalShape(3, 2)},
 		{"numeric(30,4)", "12345678901234567890.1234", decimalShape(26, 4)},
 		{"numeric", "12.5", decimalShape(2, 1)},
+		{"numeric(3,3)", "0.123", decimalShape(1, 3)},
+		{"numeric(3,3)", "-0.500", decimalShape(1, 3)},
 		{"numeric", "99999999999999999999999", decimalShape(23, 0)},
 		{"uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", isUUID},
 		{"text", "alice@example.com", hexOf(32)},

@@ -15,12 +15,15 @@ import (
 // for those: {truncate: year} on "2024-03-15"), numbers through the rule
 // as built for numeric when it fits (hash keeps integers as integers),
 // else as text. A path that selects an object or array masks every string
-// and number inside it. Paths are applied in the order written.
+// and number inside it. Paths are applied in the order written; a value
+// that one path selects more than once (through $..key on nested keys, or
+// inside a selected object) is masked once by that path.
 type jsonT struct {
 	paths []jsonRule
 }
 
 type jsonRule struct {
+	id   int // 1 + the rule's index, to mark the values it masked
 	path jsonPath
 	drop bool
 	// str masks strings; num masks numbers (nil: numbers go through str
@@ -69,7 +72,7 @@ func newJSON(c Column, a Args, k *Keys, r *Registry) (Transformer, error) {
 		if err != nil {
 			return nil, &PosError{Line: pr.Line, Col: pr.Col, Err: err}
 		}
-		jr := jsonRule{path: p}
+		jr := jsonRule{id: len(out.paths) + 1, path: p}
 		at := func(t Type) Column {
 			return Column{Table: c.Table, Name: c.Name + pr.Path, Type: t}
 		}
@@ -198,8 +201,20 @@ func (n *jnode) removeAt(i int) {
 	n.vals = append(n.vals[:i], n.vals[i+1:]...)
 }
 
-// mask applies the rule to a selected value, in place.
+// mask applies the rule to a selected value, in place, unless it did
+// already.
 func (r *jsonRule) mask(n *jnode) error {
+	if n.masked == r.id {
+		return nil
+	}
+	if err := r.maskOnce(n); err != nil {
+		return err
+	}
+	n.masked = r.id
+	return nil
+}
+
+func (r *jsonRule) maskOnce(n *jnode) error {
 	switch n.kind {
 	case '{', '[':
 		for _, v := range n.vals {

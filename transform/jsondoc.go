@@ -14,6 +14,9 @@ type jnode struct {
 	keys  []string // objects
 	vals  []*jnode // object member values, array elements
 	dirty bool     // a string whose str changed: re-encode it
+	// masked is the id of the last json rule that masked this value, so
+	// that a rule masks each value once.
+	masked int
 }
 
 // maxJSONDepth bounds nesting so a hostile document cannot exhaust the stack.

@@ -10,7 +10,8 @@ import (
 // syntax is the common subset of JSONPath:
 //
 //	$              the whole document
-//	.key  ["key"]  a member of an object ('key' works too)
+//	.key  ["key"]  a member of an object (['key'] works too; in either
+//	               quotes, a backslash escapes the quote or a backslash)
 //	[N]            the N-th element of an array (from 0)
 //	[*]  .*        every element of an array or member of an object
 //	..key          the member key at any depth
@@ -75,12 +76,12 @@ func parseJSONPath(s string) (jsonPath, error) {
 					return nil, fmt.Errorf("JSON path %s: unterminated quoted name at offset %d", s, i)
 				}
 				key := s[i+2 : end]
-				if q == '"' {
-					k, err := strconv.Unquote(`"` + key + `"`)
-					if err != nil {
-						return nil, fmt.Errorf("JSON path %s: bad quoted name at offset %d", s, i)
-					}
-					key = k
+				if q == '\'' {
+					key = singleToDoubleQuoted(key)
+				}
+				key, err := strconv.Unquote(`"` + key + `"`)
+				if err != nil {
+					return nil, fmt.Errorf("JSON path %s: bad quoted name at offset %d", s, i)
 				}
 				p = append(p, pathSeg{kind: segKey, key: key})
 				i = end + 2
@@ -121,4 +122,25 @@ func scanPathName(s string) (string, int) {
 		n++
 	}
 	return s[:n], n
+}
+
+// singleToDoubleQuoted rewrites the inside of a single-quoted name as the
+// inside of a double-quoted one: \' becomes ' and " becomes \".
+func singleToDoubleQuoted(s string) string {
+	out := make([]byte, 0, len(s)+2)
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s) && s[i+1] == '\'':
+			out = append(out, '\'')
+			i++
+		case s[i] == '\\' && i+1 < len(s):
+			out = append(out, s[i], s[i+1])
+			i++
+		case s[i] == '"':
+			out = append(out, '\\', '"')
+		default:
+			out = append(out, s[i])
+		}
+	}
+	return string(out)
 }

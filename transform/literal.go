@@ -25,7 +25,10 @@ func checkLiteral(t Type, s string) (string, error) {
 		if err != nil || strings.ContainsAny(s, "eE") && !d.inf {
 			return "", bad("")
 		}
-		if t.Precision > 0 && !d.nan && !d.inf && (d.intDigits() > t.Precision-t.Scale && !d.isZero() || d.normalize().scale > t.Scale) {
+		if t.Precision > 0 && d.inf {
+			return "", bad(" (numeric with a precision cannot hold infinity)")
+		}
+		if t.Precision > 0 && !d.nan && (d.intDigits() > t.Precision-t.Scale || d.normalize().scale > t.Scale) {
 			return "", bad(" (too many digits)")
 		}
 	case KindFloat:
@@ -64,10 +67,14 @@ func checkLiteral(t Type, s string) (string, error) {
 			return "", bad(" (not valid JSON)")
 		}
 	case KindInet:
-		if _, err := netip.ParsePrefix(s); err != nil {
-			if _, err := netip.ParseAddr(s); err != nil {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, err := netip.ParseAddr(s)
+			if err != nil || a.Zone() != "" {
 				return "", bad("")
 			}
+		} else if t.Name == "cidr" && p.Masked() != p {
+			return "", bad(" (a cidr value has no bits set to the right of its mask)")
 		}
 	case KindText:
 		if t.Length > 0 && utf8.RuneCountInString(s) > t.Length {

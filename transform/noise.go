@@ -131,6 +131,9 @@ func (n noiseNumber) Transform(v Value) (Value, error) {
 	if n.typ.Precision > 0 {
 		scale = n.typ.Scale
 	}
+	if y, ok := n.smallNumeric(d, f, scale); ok {
+		return Value{Text: appendScaled(make([]byte, 0, 24), y < 0, uint64(max(y, -y)), scale)}, nil
+	}
 	x := new(big.Float).SetPrec(256).SetInt(d.bigUnscaled())
 	x.Mul(x, big.NewFloat(f))
 	// x is the unscaled value at d.scale; bring it to scale and round.
@@ -192,6 +195,35 @@ func (n noiseTime) Transform(v Value) (Value, error) {
 	} else {
 		tt = tt.Add(time.Duration(u * float64(n.d)).Truncate(time.Microsecond))
 	}
-	p = p.fromTime(clampPGTime(tt, n.kind))
+	p = p.fromTime(clampPGTime(tt, n.kind, p.offset))
 	return Value{Text: appendPGTime(make([]byte, 0, len(v.Text)), p)}, nil
+}
+
+// smallNumeric computes the noisy unscaled value in float64 when input and
+// output are small enough for that to be exact to the last digit.
+func (n noiseNumber) smallNumeric(d decimal, f float64, scale int) (int64, bool) {
+	u, ok := d.unscaled()
+	shift := scale - d.scale
+	if !ok || u >= 1<<50 || shift > 6 || shift < -6 {
+		return 0, false
+	}
+	x := float64(u) * f
+	if shift > 0 {
+		x *= float64(pow10[shift])
+	} else if shift < 0 {
+		x /= float64(pow10[-shift])
+	}
+	// With a ratio above 1, f and so x may be negative: clamp the
+	// magnitude, then give the sign back.
+	y := math.Round(math.Abs(x))
+	if y >= 1<<52 {
+		return 0, false
+	}
+	if n.typ.Precision > 0 && n.typ.Precision <= 18 && uint64(y) >= pow10[n.typ.Precision] {
+		y = float64(pow10[n.typ.Precision] - 1)
+	}
+	if d.neg != (x < 0) {
+		y = -y
+	}
+	return int64(y), true
 }

@@ -97,13 +97,16 @@ func (d decimal) isZero() bool {
 	return true
 }
 
-// intDigits is the number of digits before the decimal point.
+// intDigits counts the digits before the decimal point, leading zeros
+// left out, as numeric(p,s) limits them: 0.5 has none, so it fits
+// numeric(3,3).
 func (d decimal) intDigits() int {
 	n := len(d.digits) - d.scale
-	if n < 1 {
-		return 1
+	i := 0
+	for i < n && d.digits[i] == '0' {
+		i++
 	}
-	return n
+	return max(n-i, 0)
 }
 
 // normalize strips trailing fractional zeros and leading zeros.

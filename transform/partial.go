@@ -54,7 +54,7 @@ func (p partial) Transform(v Value) (Value, error) {
 	}
 	n := utf8.RuneCount(s)
 	out := make([]byte, 0, len(s)+n*(len(p.mask)-1))
-	if n <= p.first+p.last {
+	if n-p.last <= p.first { // n <= first+last, without overflow on huge keeps
 		for range n {
 			out = append(out, p.mask...)
 		}

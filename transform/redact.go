@@ -1,6 +1,9 @@
 package transform
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // redactedText is what a bare `redact` writes into a text column.
 const redactedText = "REDACTED"
@@ -30,7 +33,9 @@ func redactSpec() *Spec {
 			if err != nil {
 				return nil, err
 			}
-			return redact{value: []byte(s)}, nil
+			// Clipped: every output shares this array, so a caller that
+			// appends to one must get a copy, not write past its end.
+			return redact{value: slices.Clip([]byte(s))}, nil
 		},
 	}
 }

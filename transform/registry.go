@@ -3,6 +3,7 @@ package transform
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -366,15 +367,20 @@ func withDefaults(s *Spec, a Args) Args {
 // ("30d", "2w"), which is how dates are usually shifted.
 func ParseDuration(s string) (time.Duration, error) {
 	if n := len(s); n > 1 && (s[n-1] == 'd' || s[n-1] == 'w') {
+		// time.Duration holds about 106,751 days; refuse more.
+		const maxDays = int64(math.MaxInt64 / int64(24*time.Hour))
 		var days int64
 		for _, c := range s[:n-1] {
-			if c < '0' || c > '9' || days > 1e6 {
+			if c < '0' || c > '9' || days > maxDays {
 				return 0, fmt.Errorf("bad duration: use forms like 90s, 36h, 30d or 2w")
 			}
 			days = days*10 + int64(c-'0')
 		}
 		if s[n-1] == 'w' {
 			days *= 7
+		}
+		if days > maxDays {
+			return 0, fmt.Errorf("duration too long: at most %d days", maxDays)
 		}
 		return time.Duration(days) * 24 * time.Hour, nil
 	}

@@ -50,7 +50,7 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("%s: %v %v", in, got, err)
 		}
 	}
-	for _, bad := range []string{"", "d", "3x", "-1d", "1.5d", "99999999d"} {
+	for _, bad := range []string{"", "d", "3x", "-1d", "1.5d", "99999999d", "106752d", "213504d", "15251w"} {
 		if _, err := ParseDuration(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}

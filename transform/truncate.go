@@ -11,7 +11,11 @@ import (
 
 // truncate lowers the precision of a value: text to its first N characters,
 // dates and timestamps down to the start of their year, month, day, hour or
-// minute, numbers down to a multiple of a step.
+// minute, numbers down to a multiple of a step. When the multiple below a
+// negative number is out of the column type's range (-32768 with step 1000
+// on a smallint), the value goes to the lowest multiple in range (-32000).
+// Floating-point values are rounded down in decimal, as they are written:
+// 0.3 with step 0.1 stays 0.3.
 func truncateSpec() *Spec {
 	return &Spec{
 		Name: "truncate",
@@ -84,7 +88,12 @@ func newTruncate(c Column, a Args, _ *Keys, _ *Registry) (Transformer, error) {
 		}
 		return truncateNumeric{step: d.normalize(), typ: t}, nil
 	case t.Kind == KindFloat:
-		return truncateFloat{step: a.Number("step", float64(a.Int("length", 0))), bits: t.Bits}, nil
+		step := a.Number("step", float64(a.Int("length", 0)))
+		d, err := parseDecimal(strconv.AppendFloat(nil, step, 'e', -1, 64))
+		if err != nil {
+			return nil, err
+		}
+		return truncateFloat{step: d.normalize(), bits: t.Bits}, nil
 	}
 	return nil, fmt.Errorf("truncate does not apply to %s columns; use %s", t, suggestFor(t))
 }
@@ -151,7 +160,11 @@ func (t truncateInt) Transform(v Value) (Value, error) {
 	if r < 0 {
 		r += t.step
 	}
-	return Value{Text: strconv.AppendInt(make([]byte, 0, 20), x-r, 10)}, nil
+	y := x - r
+	if lo := int64(-1) << (t.bits - 1); x < lo+r { // x-r would leave the type's range
+		y = x + (t.step - r)
+	}
+	return Value{Text: strconv.AppendInt(make([]byte, 0, 20), y, 10)}, nil
 }
 
 type truncateNumeric struct {
@@ -169,16 +182,38 @@ func (t truncateNumeric) Transform(v Value) (Value, error) {
 	}
 	scale := max(d.scale, t.step.scale)
 	if t.typ.Precision > 0 {
-		scale = t.typ.Scale
+		scale = t.typ.Scale // PostgreSQL sends exactly s decimals
 	}
+	work := max(scale, d.scale)
+	q, st := floorDecimal(d, t.step, work)
+	if t.typ.Precision > 0 {
+		// The floor of a negative value may need one digit more than p
+		// allows: take the next multiple up, which fits.
+		limit := pow10Big(t.typ.Precision)
+		limit.Mul(limit, pow10Big(work-scale))
+		if q.Sign() < 0 && q.CmpAbs(limit) >= 0 {
+			q.Add(q, st)
+		}
+	}
+	// q is a multiple of the step, which has at most scale decimals, so
+	// dropping the extra working digits is exact.
+	q.Quo(q, pow10Big(work-scale))
+	return Value{Text: appendBigScaled(nil, q, scale)}, nil
+}
+
+// floorDecimal returns the largest multiple of step not above d, and the
+// step, both as unscaled integers at scale, which must be at least the
+// scale of d and of step.
+func floorDecimal(d, step decimal, scale int) (q, st *big.Int) {
 	x := d.bigUnscaled()
 	x.Mul(x, pow10Big(scale-d.scale))
-	st := t.step.bigUnscaled()
-	st.Mul(st, pow10Big(scale-t.step.scale))
-	var q, m big.Int
+	st = step.bigUnscaled()
+	st.Mul(st, pow10Big(scale-step.scale))
+	q = new(big.Int)
+	var m big.Int
 	q.DivMod(x, st, &m) // Euclidean: m >= 0, so q is the floor for st > 0
-	q.Mul(&q, st)
-	return Value{Text: appendBigScaled(nil, &q, scale)}, nil
+	q.Mul(q, st)
+	return q, st
 }
 
 func pow10Big(n int) *big.Int {
@@ -189,10 +224,14 @@ func pow10Big(n int) *big.Int {
 }
 
 type truncateFloat struct {
-	step float64
+	step decimal
 	bits int
 }
 
+// Transform rounds down the shortest decimal form of the value (what
+// PostgreSQL prints with extra_float_digits >= 1), not its binary value,
+// whose x/step would give 0.2 for 0.3 with step 0.1, and overflow near the
+// type's largest values.
 func (t truncateFloat) Transform(v Value) (Value, error) {
 	x, err := parseFloat(v.Text, t.bits)
 	if err != nil {
@@ -201,7 +240,18 @@ func (t truncateFloat) Transform(v Value) (Value, error) {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return v, nil
 	}
-	return Value{Text: appendFloat(nil, math.Floor(x/t.step)*t.step, t.bits)}, nil
+	d, err := parseDecimal(strconv.AppendFloat(make([]byte, 0, 32), x, 'e', -1, t.bits))
+	if err != nil {
+		return Value{}, err
+	}
+	scale := max(d.scale, t.step.scale)
+	q, st := floorDecimal(d, t.step, scale)
+	y, err := strconv.ParseFloat(string(appendBigScaled(nil, q, scale)), t.bits)
+	if err != nil { // below the type's range: the next multiple up fits
+		q.Add(q, st)
+		y, _ = strconv.ParseFloat(string(appendBigScaled(nil, q, scale)), t.bits)
+	}
+	return Value{Text: appendFloat(nil, y, t.bits)}, nil
 }
 
 // parseFloat parses real and double precision text ("1.5", "1e+300",

@@ -1,0 +1,206 @@
+package transform
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestJSONDocRoundTrip(t *testing.T) {
+	// Unmodified documents come back with jsonb's separators and every
+	// scalar's original text.
+	tests := []struct{ in, want string }{
+		{`{}`, `{}`},
+		{`[]`, `[]`},
+		{` { } `, `{}`},
+		{`null`, `null`},
+		{`true`, `true`},
+		{`-0`, `-0`},
+		{`"x"`, `"x"`},
+		{`{"a":1,"b":[1,2,{"c":null}],"d":"e"}`, `{"a": 1, "b": [1, 2, {"c": null}], "d": "e"}`},
+		{"{\n\t\"a\" :\r\n 1.50 }", `{"a": 1.50}`},
+		{`[1e3, 1E-7, -0.0, 12345678901234567890123]`, `[1e3, 1E-7, -0.0, 12345678901234567890123]`},
+		// Values keep their text; keys are written from their decoded value.
+		{`{"a": "\u00e9\n\"", "\u0041": "\/"}`, `{"a": "\u00e9\n\"", "A": "\/"}`},
+		{`{"a": 1, "a": 2, "b": 3, "a": 4}`, `{"a": 1, "a": 2, "b": 3, "a": 4}`},
+		{`["😀", "日本語", "e\u0301"]`, `["😀", "日本語", "e\u0301"]`},
+		{`[[[[[]]]]]`, `[[[[[]]]]]`},
+		{`{"": ""}`, `{"": ""}`},
+	}
+	for _, tt := range tests {
+		n, err := parseJSON([]byte(tt.in))
+		if err != nil {
+			t.Errorf("parseJSON(%q): %v", tt.in, err)
+			continue
+		}
+		if got := string(appendJSON(nil, n)); got != tt.want {
+			t.Errorf("appendJSON(parseJSON(%q)) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestJSONDocStrings(t *testing.T) {
+	// Decoding: the value as encoding/json decodes it.
+	for _, in := range []string{
+		`""`, `"plain"`, `"a\"b\\c\/d"`, `"\b\f\n\r\t"`, `"\u0000\u001f"`, `"\u00e9\u65e5"`,
+		`"\ud83d\ude00"`, `"\uD83D\uDE00 mixed case"`, `"é直接 😀"`, `"tab\tend"`,
+	} {
+		n, err := parseJSON([]byte(in))
+		if err != nil {
+			t.Errorf("parseJSON(%s): %v", in, err)
+			continue
+		}
+		var want string
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatal(err)
+		}
+		if n.kind != '"' || n.str != want {
+			t.Errorf("parseJSON(%s) = %q, want %q", in, n.str, want)
+		}
+		// Re-encoding a decoded string gives the same value back.
+		var back string
+		enc := appendJSONString(nil, n.str)
+		if err := json.Unmarshal(enc, &back); err != nil || back != want {
+			t.Errorf("appendJSONString(%q) = %s, decodes to %q (%v)", n.str, enc, back, err)
+		}
+	}
+	// Lone surrogates become U+FFFD, as encoding/json decodes them.
+	for _, in := range []string{`"\ud800"`, `"\udc00"`, `"\ud800x"`, `"\ud800\u0041"`, `"\udc00\ud800"`} {
+		n, err := parseJSON([]byte(in))
+		if err != nil {
+			t.Errorf("parseJSON(%s): %v", in, err)
+			continue
+		}
+		var want string
+		_ = json.Unmarshal([]byte(in), &want)
+		if n.str != want || !utf8.ValidString(n.str) {
+			t.Errorf("parseJSON(%s) = %q, want %q", in, n.str, want)
+		}
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", `""`},
+		{"abc", `"abc"`},
+		{`a"b\c`, `"a\"b\\c"`},
+		{"\n\r\t", `"\n\r\t"`},
+		{"\x00\x01\x1f", `"\u0000\u0001\u001f"`},
+		{"\x7f", "\"\x7f\""},
+		{"é日😀", `"é日😀"`},
+		{"/", `"/"`},
+		{"<&>", `"<&>"`},
+		{"bad\xffutf8", "\"bad\uFFFDutf8\""},
+	}
+	for _, tt := range tests {
+		if got := string(appendJSONString(nil, tt.in)); got != tt.want {
+			t.Errorf("appendJSONString(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+		if !json.Valid(appendJSONString(nil, tt.in)) {
+			t.Errorf("appendJSONString(%q) is not valid JSON", tt.in)
+		}
+	}
+}
+
+func TestIsJSONNumber(t *testing.T) {
+	for _, s := range []string{"0", "-0", "1", "-12", "1.5", "0.001", "1e5", "1E+5", "-1.5e-7", "12345678901234567890"} {
+		if !isJSONNumber([]byte(s)) {
+			t.Errorf("isJSONNumber(%q) = false", s)
+		}
+	}
+	for _, s := range []string{"", "-", "+1", "01", "-01", "1.", ".5", "1e", "1e+", "NaN", "Infinity", "-Infinity", "0x10", "1 ", " 1", "1.5.5", "1,5", "--1"} {
+		if isJSONNumber([]byte(s)) {
+			t.Errorf("isJSONNumber(%q) = true", s)
+		}
+	}
+}
+
+func TestParseJSONRejects(t *testing.T) {
+	for _, in := range []string{
+		``, ` `, `{`, `}`, `[`, `]`, `{"a":}`, `{"a" 1}`, `{"a":1,}`, `{,}`, `[1,]`, `[,1]`, `[1 2]`,
+		`{1:2}`, `{a:1}`, `{'a':1}`, `nul`, `tru`, `falsey`, `nullx`, `"abc`, `"\x"`, `"\u12"`, `"\u12G4"`,
+		"\"a\x01b\"", "\"a\nb\"", `{"a":1}x`, `{"a":1}}`, `01`, `1.`, `-`, `.5`, `+1`, `NaN`, `Infinity`,
+		`[1e]`, `"\`, `"\"`, `{"a":1 "b":2}`, `[{]`, `[}`, `{"a":[}`, "\ufeff{}",
+		`{"` + veilCanary + `": }`, `["` + veilCanary + `"`, veilCanary,
+	} {
+		n, err := parseJSON([]byte(in))
+		if err == nil {
+			t.Errorf("parseJSON(%q) = %s, want an error", in, appendJSON(nil, n))
+			continue
+		}
+		veilValueError(t, err, in)
+		if json.Valid([]byte(in)) {
+			t.Errorf("encoding/json accepts %q: the test is wrong", in)
+		}
+	}
+}
+
+func TestParseJSONDepth(t *testing.T) {
+	// Unclosed, deep: an error, not a crash.
+	for _, in := range []string{strings.Repeat("[", 5000), strings.Repeat(`{"a":`, 5000), strings.Repeat("[", maxJSONDepth+10)} {
+		if _, err := parseJSON([]byte(in)); err == nil {
+			t.Errorf("%d unclosed levels: no error", len(in))
+		}
+	}
+	// Deep and valid, up to the limit.
+	for _, depth := range []int{5000, maxJSONDepth} {
+		in := strings.Repeat("[", depth) + strings.Repeat("]", depth)
+		n, err := parseJSON([]byte(in))
+		if err != nil {
+			t.Fatalf("%d levels: %v", depth, err)
+		}
+		if got := string(appendJSON(nil, n)); got != in {
+			t.Errorf("%d levels do not round trip", depth)
+		}
+	}
+	// One more is refused.
+	in := strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1)
+	_, err := parseJSON([]byte(in))
+	veilWantErr(t, err, "JSON nested too deeply")
+	in = strings.Repeat(`{"a":`, maxJSONDepth+1) + "1" + strings.Repeat("}", maxJSONDepth+1)
+	_, err = parseJSON([]byte(in))
+	veilWantErr(t, err, "nested too deeply")
+	// The depth counts nesting, not the number of containers.
+	in = "[" + strings.Repeat("[],", 3*maxJSONDepth) + "[]]"
+	if _, err := parseJSON([]byte(in)); err != nil {
+		t.Errorf("many shallow arrays: %v", err)
+	}
+}
+
+func TestJNodeStructure(t *testing.T) {
+	n, err := parseJSON([]byte(`{"a": [1, "x", true, null], "b": {"c": false}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.kind != '{' || !reflect.DeepEqual(n.keys, []string{"a", "b"}) || len(n.vals) != 2 {
+		t.Fatalf("root: %+v", n)
+	}
+	arr := n.vals[0]
+	kinds := ""
+	for _, v := range arr.vals {
+		kinds += string(v.kind)
+	}
+	if arr.kind != '[' || kinds != `n"bz` || string(arr.vals[0].raw) != "1" || arr.vals[1].str != "x" || string(arr.vals[1].raw) != `"x"` {
+		t.Errorf("array: %q %+v", kinds, arr.vals)
+	}
+	arr.removeAt(1)
+	n.removeAt(1)
+	if got := string(appendJSON(nil, n)); got != `{"a": [1, true, null]}` {
+		t.Errorf("after removeAt: %s", got)
+	}
+	// set: numbers stay numbers only when asked and valid.
+	x := &jnode{kind: 'n', raw: []byte("1")}
+	x.set(Text("42"), true)
+	y := &jnode{kind: 'n', raw: []byte("1")}
+	y.set(Text("4x2"), true)
+	z := &jnode{kind: 'n', raw: []byte("1")}
+	z.set(Text("42"), false)
+	w := &jnode{kind: '"', raw: []byte(`"a"`), str: "a"}
+	w.set(SQLNull(), false)
+	got := string(appendJSON(nil, &jnode{kind: '[', vals: []*jnode{x, y, z, w}}))
+	if got != `[42, "4x2", "42", null]` {
+		t.Errorf("set: %s", got)
+	}
+}
