@@ -40,79 +40,64 @@ func parsePGTime(b []byte) (pgTime, error) {
 		bc = true
 		b = b[:n-3]
 	}
-	i := 0
-	num := func(min, max int) (int, bool) {
-		start, v := i, 0
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' && i-start < max {
-			v = v*10 + int(b[i]-'0')
-			i++
-		}
-		return v, i-start >= min
-	}
-	sep := func(c byte) bool {
-		if i < len(b) && b[i] == c {
-			i++
-			return true
-		}
-		return false
-	}
+	sc := timeScanner{b: b}
 	var ok bool
-	if t.year, ok = num(4, 7); !ok || !sep('-') {
+	if t.year, ok = sc.num(4, 7); !ok || !sc.sep('-') {
 		return t, errDate
 	}
-	if t.month, ok = num(2, 2); !ok || !sep('-') {
+	if t.month, ok = sc.num(2, 2); !ok || !sc.sep('-') {
 		return t, errDate
 	}
-	if t.day, ok = num(2, 2); !ok {
+	if t.day, ok = sc.num(2, 2); !ok {
 		return t, errDate
 	}
-	if i < len(b) {
-		t.sepT = i < len(b) && b[i] == 'T'
-		if !sep(' ') && !sep('T') {
+	if sc.i < len(b) {
+		t.sepT = sc.i < len(b) && b[sc.i] == 'T'
+		if !sc.sep(' ') && !sc.sep('T') {
 			return t, errDate
 		}
 		t.clock = true
-		if t.hour, ok = num(2, 2); !ok || !sep(':') {
+		if t.hour, ok = sc.num(2, 2); !ok || !sc.sep(':') {
 			return t, errDate
 		}
-		if t.min, ok = num(2, 2); !ok || !sep(':') {
+		if t.min, ok = sc.num(2, 2); !ok || !sc.sep(':') {
 			return t, errDate
 		}
-		if t.sec, ok = num(2, 2); !ok {
+		if t.sec, ok = sc.num(2, 2); !ok {
 			return t, errDate
 		}
-		if sep('.') {
-			start := i
-			frac, ok := num(1, 6)
+		if sc.sep('.') {
+			start := sc.i
+			frac, ok := sc.num(1, 6)
 			if !ok {
 				return t, errDate
 			}
-			for d := i - start; d < 6; d++ {
+			for d := sc.i - start; d < 6; d++ {
 				frac *= 10
 			}
 			t.usec = frac
 		}
-		if i < len(b) && b[i] == 'Z' {
-			t.offset = b[i : i+1]
-			i++
-		} else if i < len(b) {
-			if b[i] != '+' && b[i] != '-' {
+		if sc.i < len(b) && b[sc.i] == 'Z' {
+			t.offset = b[sc.i : sc.i+1]
+			sc.i++
+		} else if sc.i < len(b) {
+			if b[sc.i] != '+' && b[sc.i] != '-' {
 				return t, errDate
 			}
-			start := i
-			i++
-			if _, ok := num(2, 2); !ok {
+			start := sc.i
+			sc.i++
+			if _, ok := sc.num(2, 2); !ok {
 				return t, errDate
 			}
-			for k := 0; k < 2 && sep(':'); k++ {
-				if _, ok := num(2, 2); !ok {
+			for k := 0; k < 2 && sc.sep(':'); k++ {
+				if _, ok := sc.num(2, 2); !ok {
 					return t, errDate
 				}
 			}
-			t.offset = b[start:i]
+			t.offset = b[start:sc.i]
 		}
 	}
-	if i != len(b) {
+	if sc.i != len(b) {
 		return t, errDate
 	}
 	if t.year == 0 || t.month < 1 || t.month > 12 || t.day < 1 ||
@@ -132,6 +117,35 @@ func parsePGTime(b []byte) (pgTime, error) {
 		t = t.fromTime(t.toTime())
 	}
 	return t, nil
+}
+
+// timeScanner reads the fields of a date or timestamp.
+type timeScanner struct {
+	b []byte
+	i int
+}
+
+// num reads between min and max digits.
+func (sc *timeScanner) num(min, max int) (int, bool) {
+	start, v := sc.i, 0
+	for sc.i < len(sc.b) && sc.i-start < max {
+		c := sc.b[sc.i]
+		if c < '0' || c > '9' {
+			break
+		}
+		v = v*10 + int(c-'0')
+		sc.i++
+	}
+	return v, sc.i-start >= min
+}
+
+// sep skips c when it comes next.
+func (sc *timeScanner) sep(c byte) bool {
+	if sc.i < len(sc.b) && sc.b[sc.i] == c {
+		sc.i++
+		return true
+	}
+	return false
 }
 
 // daysIn is the number of days in a month of the proleptic Gregorian
@@ -196,6 +210,12 @@ func appendPGTime(dst []byte, t pgTime) []byte {
 }
 
 func appendPadded(dst []byte, v, width int) []byte {
+	switch {
+	case width == 2 && v >= 0 && v < 100:
+		return append(dst, byte('0'+v/10), byte('0'+v%10))
+	case width == 4 && v >= 0 && v < 10000:
+		return append(dst, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
+	}
 	var buf [12]byte
 	s := strconv.AppendInt(buf[:0], int64(v), 10)
 	for n := len(s); n < width; n++ {

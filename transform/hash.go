@@ -12,7 +12,7 @@ import (
 // type. The same input gives the same output in every table, so a hashed
 // primary key still joins with its hashed foreign keys.
 //
-//   - integers: a keyed permutation (see permuteInt64) that keeps the sign
+//   - integers: a keyed permutation (see intBands) that keeps the sign
 //     and the smallint/integer/bigint range, so it is unique and in range;
 //   - numeric(p,s): a keyed permutation of the values that fit p and s; an
 //     unconstrained numeric keeps its digit count and scale, and integers
@@ -41,7 +41,13 @@ func newHash(c Column, _ Args, k *Keys, _ *Registry) (Transformer, error) {
 	case KindInt:
 		return hashInt{keys: k, bits: t.Bits}, nil
 	case KindNumeric:
-		return hashNumeric{keys: k, precision: t.Precision, scale: t.Scale}, nil
+		h := hashNumeric{keys: k, precision: t.Precision, scale: t.Scale}
+		if p := t.Precision; p > 0 && p <= 18 {
+			tw := tweakDecimal | uint64(p)<<8 | uint64(t.Scale)<<16 | 1<<24
+			h.pos = newPRP(k.perm, tw, pow10[p])
+			h.neg = newPRP(k.perm, tw|1<<25, pow10[p]-1)
+		}
+		return h, nil
 	case KindUUID:
 		return hashUUID{keys: k}, nil
 	case KindText:
@@ -82,13 +88,16 @@ func (h hashInt) Transform(v Value) (Value, error) {
 	if err != nil {
 		return Value{}, err
 	}
-	y := permuteInt64(h.keys.perm, x)
+	y := h.keys.ints.permuteInt64(x)
 	return Value{Text: strconv.AppendInt(make([]byte, 0, 20), y, 10)}, nil
 }
 
 type hashNumeric struct {
 	keys             *Keys
 	precision, scale int
+	// numeric(p,s) with p <= 18: the permutations of the non-negative
+	// and of the negative unscaled values.
+	pos, neg prp
 }
 
 func (h hashNumeric) Transform(v Value) (Value, error) {
@@ -111,7 +120,7 @@ func (h hashNumeric) Transform(v Value) (Value, error) {
 		if d.neg {
 			x = -x
 		}
-		return Value{Text: strconv.AppendInt(nil, permuteInt64(h.keys.perm, x), 10)}, nil
+		return Value{Text: strconv.AppendInt(nil, h.keys.ints.permuteInt64(x), 10)}, nil
 	}
 	n := len(d.digits)
 	if small {
@@ -121,10 +130,10 @@ func (h hashNumeric) Transform(v Value) (Value, error) {
 		if n > 1 {
 			lo = pow10[n-1]
 		}
-		tw := tweakDecimal | uint64(n)<<8 | uint64(d.scale)<<16
+		p := newPRP(h.keys.perm, tweakDecimal|uint64(n)<<8|uint64(d.scale)<<16, pow10[n]-lo)
 		y := u - lo
 		for {
-			y = permuteRange(h.keys.perm, tw, pow10[n]-lo, y)
+			y = p.permute(y)
 			if d.scale == 0 || (y+lo)%10 != 0 {
 				break
 			}
@@ -158,12 +167,11 @@ func (h hashNumeric) constrained(d decimal) (Value, error) {
 	// [1, 10^p) among themselves, so a value keeps its sign and never
 	// meets the image of its opposite.
 	u, _ := d.unscaled()
-	tw := tweakDecimal | uint64(h.precision)<<8 | uint64(h.scale)<<16 | 1<<24
 	if d.neg {
-		y := 1 + permuteRange(h.keys.perm, tw|1<<25, pow10[h.precision]-1, u-1)
+		y := 1 + h.neg.permute(u-1)
 		return Value{Text: appendScaled(nil, true, y, h.scale)}, nil
 	}
-	y := permuteRange(h.keys.perm, tw, pow10[h.precision], u)
+	y := h.pos.permute(u)
 	return Value{Text: appendScaled(nil, false, y, h.scale)}, nil
 }
 
@@ -193,22 +201,10 @@ func (h hashUUID) Transform(v Value) (Value, error) {
 	if !parseUUID(v.Text, &u) {
 		return Value{}, invalid("not a valid uuid")
 	}
-	hi, lo := permute128(h.keys.perm, binary.BigEndian.Uint64(u[:8]), binary.BigEndian.Uint64(u[8:]))
+	hi, lo := h.keys.uuids.permute(binary.BigEndian.Uint64(u[:8]), binary.BigEndian.Uint64(u[8:]))
 	binary.BigEndian.PutUint64(u[:8], hi)
 	binary.BigEndian.PutUint64(u[8:], lo)
 	return Value{Text: appendUUID(make([]byte, 0, 36), u)}, nil
-}
-
-// permute128 is a balanced Feistel permutation of 128-bit values.
-func permute128(key [2]uint64, hi, lo uint64) (uint64, uint64) {
-	var buf [17]byte
-	binary.LittleEndian.PutUint64(buf[1:], tweakUUID)
-	for i := range feistelRounds {
-		buf[0] = byte(i)
-		binary.LittleEndian.PutUint64(buf[9:], lo)
-		hi, lo = lo, hi^siphash24(key[0], key[1], buf[:])
-	}
-	return hi, lo
 }
 
 // parseUUID accepts the forms PostgreSQL's uuid input accepts most often:

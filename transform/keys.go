@@ -23,7 +23,9 @@ type Keys struct {
 	hash  keyedHash // text, bytea and large-numeric hashes
 	fake  keyedHash // seeds of fake values
 	noise keyedHash // noise offsets
-	perm  [2]uint64 // SipHash key of the integer and uuid permutations
+	perm  [2]uint64 // SipHash key of the permutations
+	ints  *intPRPs  // the integer bands' permutations, built once
+	uuids *uuidPRP
 }
 
 // NewKeys derives the keys from the secret. The secret is not kept.
@@ -42,6 +44,8 @@ func NewKeys(secret []byte) (*Keys, error) {
 	k.noise.init(derive("noise"))
 	p := derive("permutation")
 	k.perm = [2]uint64{binary.LittleEndian.Uint64(p[:8]), binary.LittleEndian.Uint64(p[8:16])}
+	k.ints = newIntPRPs(k.perm)
+	k.uuids = newUUIDPRP(k.perm)
 	return k, nil
 }
 

@@ -49,7 +49,7 @@ func TestPermuteInt64KeepsSignAndBand(t *testing.T) {
 	for _, x := range []int64{0, 1, -1, 2, 100, -100, math.MaxInt16, math.MinInt16,
 		math.MaxInt16 + 1, math.MinInt16 - 1, math.MaxInt32, math.MinInt32,
 		math.MaxInt32 + 1, math.MinInt32 - 1, math.MaxInt64, math.MinInt64, 1 << 40, -(1 << 50)} {
-		y := permuteInt64(key, x)
+		y := newIntPRPs(key).permuteInt64(x)
 		if (x < 0) != (y < 0) {
 			t.Errorf("%d -> %d changes sign", x, y)
 		}
@@ -71,7 +71,7 @@ func TestPermuteInt64SmallintIsBijection(t *testing.T) {
 	key := [2]uint64{3, 4}
 	seen := make(map[int64]bool, 1<<16)
 	for x := int64(math.MinInt16); x <= math.MaxInt16; x++ {
-		y := permuteInt64(key, x)
+		y := newIntPRPs(key).permuteInt64(x)
 		if y < math.MinInt16 || y > math.MaxInt16 || seen[y] {
 			t.Fatalf("%d -> %d: out of range or collision", x, y)
 		}
@@ -80,10 +80,10 @@ func TestPermuteInt64SmallintIsBijection(t *testing.T) {
 }
 
 func TestPermute128IsInjectiveOnSample(t *testing.T) {
-	key := [2]uint64{5, 6}
+	p := newUUIDPRP([2]uint64{5, 6})
 	seen := map[[2]uint64]bool{}
 	for i := uint64(0); i < 10000; i++ {
-		hi, lo := permute128(key, 0, i)
+		hi, lo := p.permute(0, i)
 		if seen[[2]uint64{hi, lo}] {
 			t.Fatalf("collision at %d", i)
 		}
@@ -92,9 +92,9 @@ func TestPermute128IsInjectiveOnSample(t *testing.T) {
 }
 
 func BenchmarkPermuteInt64(b *testing.B) {
-	key := [2]uint64{1, 2}
+	p := newIntPRPs([2]uint64{1, 2})
 	b.ReportAllocs()
 	for i := range b.N {
-		permuteInt64(key, int64(i)<<33)
+		p.permuteInt64(int64(i) << 33)
 	}
 }

@@ -121,3 +121,14 @@ func BenchmarkMaskRow(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkKeep(b *testing.B) {
+	tr := build(b, testKeys(b, testSecret), "text", Rule{Name: "keep"})
+	v := Text("alice.smith@mail.com")
+	b.ReportAllocs()
+	for range b.N {
+		if _, err := tr.Transform(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -119,7 +119,94 @@ func (t truncateText) Transform(v Value) (Value, error) {
 
 type truncateTime struct{ unit string }
 
+// fast truncates the form PostgreSQL prints most often, "YYYY-MM-DD" or
+// "YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM[:SS]]]" with a four-digit AD year,
+// checking it field by field and rewriting the fields in a copy; anything
+// else (BC, long years, "T", infinity, malformed) goes the general way.
+func (t truncateTime) fast(s []byte) ([]byte, bool) {
+	n := len(s)
+	if n < 10 || s[4] != '-' || s[7] != '-' || !digits(s[0:4]) || !digits(s[5:7]) || !digits(s[8:10]) {
+		return nil, false
+	}
+	year := int(s[0]-'0')*1000 + int(s[1]-'0')*100 + int(s[2]-'0')*10 + int(s[3]-'0')
+	month, day := two(s[5:]), two(s[8:])
+	if year == 0 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month) {
+		return nil, false
+	}
+	rest := 10
+	if n > 10 {
+		if n < 19 || s[10] != ' ' || s[13] != ':' || s[16] != ':' || !digits(s[11:13]) || !digits(s[14:16]) || !digits(s[17:19]) ||
+			two(s[11:]) > 23 || two(s[14:]) > 59 || two(s[17:]) > 60 {
+			return nil, false
+		}
+		rest = 19
+		if rest < n && s[rest] == '.' {
+			f := rest + 1
+			for rest = f; rest < n && rest-f < 6 && s[rest] >= '0' && s[rest] <= '9'; rest++ {
+			}
+			if rest == f {
+				return nil, false
+			}
+		}
+		if !validOffset(s[rest:]) {
+			return nil, false
+		}
+	}
+	out := make([]byte, 0, n)
+	switch t.unit {
+	case "year":
+		out = append(append(out, s[:5]...), "01-01"...)
+	case "month":
+		out = append(append(out, s[:8]...), "01"...)
+	default:
+		out = append(out, s[:10]...)
+	}
+	if n == 10 {
+		return out, true
+	}
+	switch t.unit {
+	case "hour":
+		out = append(append(out, s[10:13]...), ":00:00"...)
+	case "minute":
+		out = append(append(out, s[10:16]...), ":00"...)
+	default:
+		out = append(out, " 00:00:00"...)
+	}
+	return append(out, s[rest:]...), true
+}
+
+func digits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func two(b []byte) int { return int(b[0]-'0')*10 + int(b[1]-'0') }
+
+// validOffset accepts "", or an offset as PostgreSQL prints it: +HH,
+// +HH:MM or +HH:MM:SS (or with -).
+func validOffset(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	if (b[0] != '+' && b[0] != '-') || (len(b) != 3 && len(b) != 6 && len(b) != 9) || !digits(b[1:3]) {
+		return false
+	}
+	for i := 3; i < len(b); i += 3 {
+		if b[i] != ':' || !digits(b[i+1:i+3]) {
+			return false
+		}
+	}
+	return true
+}
+
 func (t truncateTime) Transform(v Value) (Value, error) {
+	if out, ok := t.fast(v.Text); ok {
+		return Value{Text: out}, nil
+	}
 	p, err := parsePGTime(v.Text)
 	if err != nil {
 		return Value{}, err

@@ -470,3 +470,54 @@ func BenchmarkTruncateDate(b *testing.B) {
 		}
 	}
 }
+
+// The fast path and the general one agree on every input either accepts.
+func TestTruncateTimeFastPathAgrees(t *testing.T) {
+	var inputs []string
+	for _, d := range []string{"2024-02-29", "2023-02-28", "0001-01-01", "9999-12-31", "2024-13-01", "2024-00-10", "2023-02-29", "2024-04-31", "0000-01-01", "2024-1-01"} {
+		inputs = append(inputs, d, d+" BC")
+		for _, tm := range []string{" 00:00:00", " 23:59:59", " 13:45:12.5", " 13:45:12.123456", " 13:45:12.1234567", " 24:00:00", " 23:60:00", " 12:00:60", "T12:00:00", " 12:00", " 12:00:00."} {
+			for _, off := range []string{"", "+00", "-05", "+05:30", "+05:53:28", "Z", "+5", "+05:3", "+05:30:1", "x"} {
+				inputs = append(inputs, d+tm+off, d+tm+off+" BC")
+			}
+		}
+	}
+	fastCount := 0
+	for _, unit := range []string{"year", "month", "day", "hour", "minute"} {
+		tr := truncateTime{unit: unit}
+		for _, in := range inputs {
+			fast, ok := tr.fast([]byte(in))
+			if !ok {
+				continue
+			}
+			p, err := parsePGTime([]byte(in))
+			if err != nil {
+				t.Errorf("%s: fast path accepts what the parser rejects", in)
+				continue
+			}
+			fastCount++
+			switch unit {
+			case "year":
+				p.month = 1
+				fallthrough
+			case "month":
+				p.day = 1
+				fallthrough
+			case "day":
+				p.hour = 0
+				fallthrough
+			case "hour":
+				p.min = 0
+				fallthrough
+			case "minute":
+				p.sec, p.usec = 0, 0
+			}
+			if want := string(appendPGTime(nil, p)); string(fast) != want {
+				t.Errorf("%s to %s: fast %q, general %q", in, unit, fast, want)
+			}
+		}
+	}
+	if fastCount < 500 {
+		t.Errorf("only %d inputs took the fast path", fastCount)
+	}
+}
