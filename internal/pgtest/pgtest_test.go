@@ -1,0 +1,80 @@
+package pgtest
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var shared Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	shared.Stop()
+	os.Exit(code)
+}
+
+func TestClusterLogicalAndRestart(t *testing.T) {
+	c := New(t, Options{Settings: map[string]string{"work_mem": "8MB"}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walLevel, workMem string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('wal_level'), current_setting('work_mem')").Scan(&walLevel, &workMem); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	if walLevel != "logical" || workMem != "8MB" {
+		t.Errorf("wal_level %s, work_mem %s", walLevel, workMem)
+	}
+	if err := c.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Running() {
+		t.Fatal("still running after Kill")
+	}
+	if err := c.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err = pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+	conn.Close(ctx)
+}
+
+func TestSharedNewDB(t *testing.T) {
+	a, b := shared.NewDB(t), shared.NewDB(t)
+	if a == b {
+		t.Fatal("same database twice")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE x (id int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStopRemovesDir(t *testing.T) {
+	c, err := Start(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := c.Dir
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s still exists", dir)
+	}
+}
