@@ -1,0 +1,525 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/transform"
+)
+
+// UnsafeError is EnsurePublication's refusal: the publication asked for
+// would make production writes fail (guarantee 5). Nothing was changed.
+type UnsafeError struct {
+	Publication string
+	Problems    []Problem
+}
+
+// Error lists the problems, one per line.
+func (e *UnsafeError) Error() string {
+	return fmt.Sprintf("refusing to change publication %s: it would make production UPDATE or DELETE fail:\n%s",
+		transform.QuoteIdent(e.Publication), Problems(e.Problems).Error())
+}
+
+// EnsurePublication makes the publication hold exactly spec: it creates it
+// (publish = 'insert, update, delete, truncate', publish_via_partition_root
+// = true so that partitions are published under their partitioned table's
+// column list and row filter) or, when it exists and differs, alters it
+// (options, then ALTER PUBLICATION ... SET TABLE with column lists and row
+// filters), in one transaction with SET LOCAL lock_timeout and
+// statement_timeout. It returns whether anything changed.
+//
+// Before changing anything it re-reads the live catalog in that
+// transaction and checks guarantee 5 for every table and every leaf
+// partition: the table has a replica identity, its identity columns are in
+// the column list (every column for REPLICA IDENTITY FULL), and the row
+// filter references identity columns only; otherwise it returns an
+// *UnsafeError. After the change, still in the transaction, it reads the
+// publication back (it must match spec exactly) and asks PostgreSQL to plan
+// an UPDATE and a DELETE of every table, which fails exactly when
+// production's writes would; any failure rolls everything back.
+//
+// cat is the catalog the spec was planned from: a table whose OID changed
+// since (dropped and re-created) is an error.
+func EnsurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpec, cat *Catalog) (changed bool, err error) {
+	if spec == nil || spec.Name == "" {
+		return false, errors.New("ensuring the publication: no publication name")
+	}
+	pubName := transform.QuoteIdent(spec.Name)
+	fail := func(err error) (bool, error) {
+		return false, fmt.Errorf("ensuring publication %s: %w", pubName, err)
+	}
+	tx, err := beginLimited(ctx, conn)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	version, err := serverVersion(ctx, tx)
+	if err != nil {
+		return fail(err)
+	}
+
+	// The live state of every table, and the guarantee-5 check.
+	live := make([]*liveTable, len(spec.Tables))
+	var problems []Problem
+	for i := range spec.Tables {
+		pt := &spec.Tables[i]
+		q := qualified(pt.Name)
+		lt, err := readLiveTable(ctx, tx, version, pt.Name)
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", q, err))
+		}
+		if lt == nil {
+			return fail(fmt.Errorf("%s: table not found in the source database", q))
+		}
+		if cat != nil {
+			if info := cat.Info[pt.Name]; info != nil && info.OID != lt.oid {
+				return fail(fmt.Errorf("%s: the table was re-created since the catalog was read: read the catalog and plan again", q))
+			}
+		}
+		live[i] = lt
+		var refs []string
+		if pt.RowFilter != "" {
+			if version < 150000 {
+				problems = append(problems, Problem{Table: q, Msg: "row filters need PostgreSQL 15"})
+				continue
+			}
+			if refs, err = referencedColumns(ctx, tx, lt.oid, q, pt.RowFilter); err != nil {
+				return fail(fmt.Errorf("%s: row filter: %w", q, err))
+			}
+		}
+		if pt.Columns != nil && version < 150000 {
+			problems = append(problems, Problem{Table: q, Msg: "column lists need PostgreSQL 15"})
+			continue
+		}
+		for _, msg := range checkIdentity(lt, pt.Columns, refs) {
+			problems = append(problems, Problem{Table: q, Msg: msg})
+		}
+	}
+	if len(problems) > 0 {
+		return false, &UnsafeError{Publication: spec.Name, Problems: problems}
+	}
+
+	want, err := desiredState(ctx, tx, version, spec, live)
+	if err != nil {
+		return fail(err)
+	}
+	cur, err := readPublication(ctx, tx, version, spec.Name)
+	if err != nil {
+		return fail(err)
+	}
+	if cur != nil && cur.allTables {
+		return fail(errors.New("it is defined FOR ALL TABLES, which would publish every column of every table: drop it (DROP PUBLICATION " + pubName + ") and pgveil will create it"))
+	}
+	if cur != nil && cur.equal(want) {
+		return false, nil
+	}
+
+	items := make([]string, len(spec.Tables))
+	for i, pt := range spec.Tables {
+		items[i] = publicationItem(qualified(pt.Name), pt.Columns, pt.RowFilter)
+	}
+	var stmts []string
+	switch {
+	case cur == nil:
+		s := "CREATE PUBLICATION " + pubName
+		if len(items) > 0 {
+			s += " FOR TABLE " + strings.Join(items, ", ")
+		}
+		stmts = append(stmts, s+" WITH ("+publishOptions(version)+")")
+	default:
+		if !cur.sameOptions(want) {
+			stmts = append(stmts, "ALTER PUBLICATION "+pubName+" SET ("+publishOptions(version)+")")
+		}
+		if !cur.sameTables(want) {
+			if len(items) > 0 {
+				stmts = append(stmts, "ALTER PUBLICATION "+pubName+" SET TABLE "+strings.Join(items, ", "))
+			} else {
+				if len(cur.rels) > 0 {
+					names := make([]string, 0, len(cur.rels))
+					for _, r := range cur.rels {
+						names = append(names, "ONLY "+r.name)
+					}
+					slices.Sort(names)
+					stmts = append(stmts, "ALTER PUBLICATION "+pubName+" DROP TABLE "+strings.Join(names, ", "))
+				}
+				if len(cur.schemas) > 0 {
+					stmts = append(stmts, "ALTER PUBLICATION "+pubName+" DROP TABLES IN SCHEMA "+strings.Join(cur.schemas, ", "))
+				}
+			}
+		}
+	}
+	for _, s := range stmts {
+		if err := execOne(ctx, conn, s); err != nil {
+			return fail(wrapSQL(err, "changing the publication"))
+		}
+	}
+
+	// Read it back: it must hold exactly the spec.
+	after, err := readPublication(ctx, tx, version, spec.Name)
+	if err != nil {
+		return fail(err)
+	}
+	if after == nil || !after.equal(want) {
+		return fail(errors.New("after the change the publication does not hold exactly the spec (is a row filter more than one expression?); nothing was changed"))
+	}
+	// Ask PostgreSQL whether production's writes still plan.
+	for i, pt := range spec.Tables {
+		if err := explainWrites(ctx, conn, qualified(pt.Name), firstOf(live[i].columns), live[i].partitioned); err != nil {
+			if transient(err) {
+				return fail(fmt.Errorf("%s: %w", qualified(pt.Name), err))
+			}
+			return false, &UnsafeError{Publication: spec.Name, Problems: []Problem{{Table: qualified(pt.Name), Msg: "PostgreSQL: " + sqlText(err)}}}
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fail(err)
+	}
+	return true, nil
+}
+
+func firstOf(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// liveTable is a table as the catalog stands inside EnsurePublication's
+// transaction.
+type liveTable struct {
+	oid         uint32
+	partitioned bool
+	relIdentity
+	leaves []leafTable
+}
+
+// relIdentity is what guarantee 5 needs of one relation.
+type relIdentity struct {
+	replident byte
+	columns   []string // not generated, attribute order
+	attnums   map[string]int16
+	identity  []string // the replica identity's columns; every column for FULL
+}
+
+type leafTable struct {
+	name string // qualified
+	relIdentity
+}
+
+// readLiveTable reads a table, and its leaf partitions when partitioned;
+// nil when it does not exist.
+func readLiveTable(ctx context.Context, tx pgx.Tx, version int, name transform.TableName) (*liveTable, error) {
+	var (
+		lt      liveTable
+		relkind string
+	)
+	err := tx.QueryRow(ctx, `
+SELECT c.oid, c.relkind::text FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, name.Schema, name.Name).Scan(&lt.oid, &relkind)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrapSQL(err, "reading the table")
+	}
+	lt.partitioned = relkind == "p"
+	if lt.relIdentity, err = readIdentity(ctx, tx, version, lt.oid); err != nil {
+		return nil, err
+	}
+	if !lt.partitioned {
+		return &lt, nil
+	}
+	rows, err := tx.Query(ctx, `
+SELECT p.relid::oid, format('%I.%I', n.nspname, c.relname)
+FROM pg_catalog.pg_partition_tree($1::oid::regclass) p
+JOIN pg_catalog.pg_class c ON c.oid = p.relid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE p.isleaf AND p.relid <> $1::oid::regclass
+ORDER BY 2`, lt.oid)
+	if err != nil {
+		return nil, wrapSQL(err, "reading the partitions")
+	}
+	type leaf struct {
+		oid  uint32
+		name string
+	}
+	leaves, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (leaf, error) {
+		var l leaf
+		err := r.Scan(&l.oid, &l.name)
+		return l, err
+	})
+	if err != nil {
+		return nil, wrapSQL(err, "reading the partitions")
+	}
+	for _, l := range leaves {
+		id, err := readIdentity(ctx, tx, version, l.oid)
+		if err != nil {
+			return nil, fmt.Errorf("partition %s: %w", l.name, err)
+		}
+		lt.leaves = append(lt.leaves, leafTable{name: l.name, relIdentity: id})
+	}
+	return &lt, nil
+}
+
+// readIdentity reads a relation's replica identity and columns.
+func readIdentity(ctx context.Context, tx pgx.Tx, version int, oid uint32) (relIdentity, error) {
+	notGenerated, nkey := "true", "i.indnatts"
+	if version >= 120000 {
+		notGenerated = "a.attgenerated = ''"
+	}
+	if version >= 110000 {
+		nkey = "i.indnkeyatts"
+	}
+	var (
+		id        relIdentity
+		replident string
+		attnums   []int16
+	)
+	err := tx.QueryRow(ctx, `
+SELECT c.relreplident::text,
+  ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND `+notGenerated+`
+        ORDER BY a.attnum),
+  ARRAY(SELECT a.attnum FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND `+notGenerated+`
+        ORDER BY a.attnum),
+  ARRAY(SELECT a.attname::text
+        FROM pg_catalog.pg_index i
+        CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+        WHERE i.indrelid = c.oid AND k.ord <= `+nkey+`
+          AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))
+        ORDER BY k.ord)
+FROM pg_catalog.pg_class c WHERE c.oid = $1`, oid).Scan(&replident, &id.columns, &attnums, &id.identity)
+	if err != nil {
+		return relIdentity{}, wrapSQL(err, "reading the replica identity")
+	}
+	id.replident = replident[0]
+	id.attnums = make(map[string]int16, len(id.columns))
+	for i, c := range id.columns {
+		id.attnums[c] = attnums[i]
+	}
+	if id.replident == 'f' {
+		id.identity = id.columns
+	}
+	return id, nil
+}
+
+// checkIdentity returns what is wrong (guarantee 5) with publishing a
+// table with column list cols (nil: none) and a row filter referencing
+// refs: each message names the column and says how to fix it.
+func checkIdentity(lt *liveTable, cols, refs []string) []string {
+	var msgs []string
+	msgs = append(msgs, checkRel("", lt.relIdentity, cols, refs)...)
+	for _, l := range lt.leaves {
+		msgs = append(msgs, checkRel(l.name, l.relIdentity, cols, refs)...)
+	}
+	return msgs
+}
+
+func checkRel(partition string, id relIdentity, cols, refs []string) []string {
+	var msgs []string
+	add := func(format string, args ...any) {
+		m := fmt.Sprintf(format, args...)
+		if partition != "" {
+			m = "partition " + partition + ": " + m
+		}
+		msgs = append(msgs, m)
+	}
+	if id.replident == 'n' || id.replident != 'f' && len(id.identity) == 0 {
+		add("no replica identity (no primary key, or REPLICA IDENTITY NOTHING): once published, every UPDATE and DELETE would fail; add a primary key or set REPLICA IDENTITY FULL")
+		return msgs
+	}
+	for _, c := range cols {
+		if _, ok := id.attnums[c]; !ok {
+			add("column list names %s, which is not a published column of the table (dropped, renamed or generated?)", transform.QuoteIdent(c))
+		}
+	}
+	if cols != nil {
+		for _, c := range id.identity {
+			if !slices.Contains(cols, c) {
+				if id.replident == 'f' {
+					add("REPLICA IDENTITY FULL and the column list leaves out %s: a column list must cover every column", transform.QuoteIdent(c))
+				} else {
+					add("the column list leaves out replica identity column %s", transform.QuoteIdent(c))
+				}
+			}
+		}
+	}
+	if id.replident != 'f' {
+		for _, c := range refs {
+			if !slices.Contains(id.identity, c) {
+				add("the row filter uses %s, which is not a replica identity column", transform.QuoteIdent(c))
+			}
+		}
+	}
+	return msgs
+}
+
+// pubState is a publication's content, comparable with another.
+type pubState struct {
+	allTables                                 bool
+	insert, update, delete, truncate, viaRoot bool
+	schemas                                   []string // quoted
+	rels                                      map[uint32]relState
+}
+
+type relState struct {
+	name   string  // qualified, quoted
+	cols   []int16 // sorted attnums; nil: no column list
+	filter string  // deparsed row filter, "" when none
+}
+
+func (s *pubState) sameOptions(o *pubState) bool {
+	return s.insert == o.insert && s.update == o.update && s.delete == o.delete &&
+		s.truncate == o.truncate && s.viaRoot == o.viaRoot
+}
+
+func (s *pubState) sameTables(o *pubState) bool {
+	if len(s.schemas) != len(o.schemas) || len(s.rels) != len(o.rels) {
+		return false
+	}
+	for oid, r := range s.rels {
+		w, ok := o.rels[oid]
+		if !ok || !slices.Equal(r.cols, w.cols) || (r.cols == nil) != (w.cols == nil) || r.filter != w.filter {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *pubState) equal(o *pubState) bool {
+	return s.allTables == o.allTables && s.sameOptions(o) && s.sameTables(o)
+}
+
+// desiredState is the pubState spec asks for. Row filters are compared
+// as PostgreSQL deparses them: each is stored in a throwaway publication
+// under a savepoint that is rolled back, and read back with pg_get_expr.
+func desiredState(ctx context.Context, tx pgx.Tx, version int, spec *PublicationSpec, live []*liveTable) (*pubState, error) {
+	want := &pubState{insert: true, update: true, delete: true, truncate: version >= 110000,
+		viaRoot: version >= 130000, rels: map[uint32]relState{}}
+	for i, pt := range spec.Tables {
+		lt := live[i]
+		r := relState{name: qualified(pt.Name)}
+		if pt.Columns != nil {
+			r.cols = make([]int16, 0, len(pt.Columns))
+			for _, c := range pt.Columns {
+				r.cols = append(r.cols, lt.attnums[c])
+			}
+			slices.Sort(r.cols)
+			r.cols = slices.Compact(r.cols)
+		}
+		if pt.RowFilter != "" {
+			f, err := deparseFilter(ctx, tx, lt.oid, r.name, pt.RowFilter)
+			if err != nil {
+				return nil, fmt.Errorf("%s: row filter: %w", r.name, err)
+			}
+			r.filter = f
+		}
+		if _, dup := want.rels[lt.oid]; dup {
+			return nil, fmt.Errorf("%s: listed twice", r.name)
+		}
+		want.rels[lt.oid] = r
+	}
+	return want, nil
+}
+
+func deparseFilter(ctx context.Context, tx pgx.Tx, oid uint32, q, filter string) (s string, err error) {
+	if _, err := tx.Exec(ctx, "SAVEPOINT pgveil_deparse"); err != nil {
+		return "", err
+	}
+	defer func() {
+		if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgveil_deparse"); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	pub := scratchName("pgveil_deparse_")
+	if err := execOne(ctx, tx.Conn(), "CREATE PUBLICATION "+pub+" FOR TABLE "+publicationItem(q, nil, filter)+" WITH ("+publishOptions(150000)+")"); err != nil {
+		return "", wrapSQL(err, "PostgreSQL does not accept it")
+	}
+	err = tx.QueryRow(ctx, `
+SELECT pg_catalog.pg_get_expr(pr.prqual, pr.prrelid)
+FROM pg_catalog.pg_publication_rel pr JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid
+WHERE p.pubname = $1 AND pr.prrelid = $2`, pub, oid).Scan(&s)
+	if err != nil {
+		return "", wrapSQL(err, "reading it back")
+	}
+	return s, nil
+}
+
+// readPublication reads a publication's content; nil when it does not
+// exist.
+func readPublication(ctx context.Context, tx pgx.Tx, version int, name string) (*pubState, error) {
+	truncate, viaRoot := "true", "false"
+	if version >= 110000 {
+		truncate = "p.pubtruncate"
+	}
+	if version >= 130000 {
+		viaRoot = "p.pubviaroot"
+	}
+	var (
+		st  pubState
+		oid uint32
+	)
+	err := tx.QueryRow(ctx, `
+SELECT p.oid, p.puballtables, p.pubinsert, p.pubupdate, p.pubdelete, `+truncate+`, `+viaRoot+`
+FROM pg_catalog.pg_publication p WHERE p.pubname = $1`, name).Scan(&oid, &st.allTables, &st.insert, &st.update, &st.delete, &st.truncate, &st.viaRoot)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrapSQL(err, "reading the publication")
+	}
+	attrs, qual := "NULL::int2[]", "NULL::text"
+	if version >= 150000 {
+		attrs = "(SELECT array_agg(x ORDER BY x) FROM unnest(pr.prattrs::int2[]) AS x)"
+		qual = "pg_catalog.pg_get_expr(pr.prqual, pr.prrelid)"
+	}
+	rows, err := tx.Query(ctx, `
+SELECT pr.prrelid, format('%I.%I', n.nspname, c.relname), `+attrs+`, `+qual+`
+FROM pg_catalog.pg_publication_rel pr
+JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE pr.prpubid = $1`, oid)
+	if err != nil {
+		return nil, wrapSQL(err, "reading the publication's tables")
+	}
+	defer rows.Close()
+	st.rels = map[uint32]relState{}
+	for rows.Next() {
+		var (
+			relid  uint32
+			r      relState
+			filter *string
+		)
+		if err := rows.Scan(&relid, &r.name, &r.cols, &filter); err != nil {
+			return nil, wrapSQL(err, "reading the publication's tables")
+		}
+		if filter != nil {
+			r.filter = *filter
+		}
+		st.rels[relid] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrapSQL(err, "reading the publication's tables")
+	}
+	if version >= 150000 {
+		rows, err := tx.Query(ctx, `
+SELECT format('%I', n.nspname) FROM pg_catalog.pg_publication_namespace pn
+JOIN pg_catalog.pg_namespace n ON n.oid = pn.pnnspid
+WHERE pn.pnpubid = $1 ORDER BY 1`, oid)
+		if err != nil {
+			return nil, wrapSQL(err, "reading the publication's schemas")
+		}
+		if st.schemas, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return nil, wrapSQL(err, "reading the publication's schemas")
+		}
+	}
+	return &st, nil
+}

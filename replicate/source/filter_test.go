@@ -1,0 +1,244 @@
+package source
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/transform"
+)
+
+const filterSchema = `
+CREATE TYPE public.mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN public.label AS varchar(30);
+CREATE TABLE public.people (
+	id int PRIMARY KEY,
+	name text,
+	deleted_at timestamptz,
+	score numeric(6,2),
+	tags text[],
+	m public.mood,
+	lbl public.label,
+	flags bit(4)
+);
+CREATE SCHEMA "Sales";
+CREATE TABLE "Sales"."Orders" ("OrderID" int PRIMARY KEY, "Customer Name" text, "select" int);
+`
+
+// planFilter plans one table's rules and returns its Filter.
+func planFilter(t *testing.T, conn *pgx.Conn, cat *Catalog, rules string) (*Filter, *PublishedTable) {
+	t.Helper()
+	ctx := testContext(t)
+	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, compile(t, cat, rules), "pgveil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := &spec.Tables[0]
+	if pt.InProcessFilter == "" {
+		t.Fatalf("%v: not filtered in process: %+v", pt.Name, pt)
+	}
+	f, err := NewFilter(cat.Tables[pt.Name], *pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, pt
+}
+
+func TestFilterMatch(t *testing.T) {
+	t.Parallel()
+	conn, _ := newDB(t, filterSchema)
+	ctx := testContext(t)
+	cat := readAll(t, conn)
+
+	// deleted_at is dropped by the rules but the filter needs it.
+	f, pt := planFilter(t, conn, cat, `
+  people:
+    where: "deleted_at IS NULL AND name <> 'O''Brien ☃' AND (score IS NULL OR score > 1.5) AND coalesce(m, 'ok') <> 'sad' AND coalesce(lbl, '') NOT LIKE 'x%' AND NOT (coalesce(tags, '{}') @> '{vip}')"
+    columns: {id: keep, name: {fake: name}, deleted_at: drop, score: keep, tags: keep, m: keep, lbl: keep, flags: keep}
+`)
+	if want := []string{"name", "deleted_at", "score", "tags", "m", "lbl"}; !slices.Equal(f.Columns(), want) || !slices.Equal(pt.FilterColumns, want) {
+		t.Fatalf("Columns = %q, want %q", f.Columns(), want)
+	}
+	if !slices.Contains(pt.Columns, "deleted_at") || !slices.Equal(pt.Extra, []string{"deleted_at"}) {
+		t.Errorf("deleted_at must be published (for the filter) and dropped by pgveil: %+v", pt)
+	}
+	txt := transform.Text
+	null := transform.SQLNull()
+	type row struct {
+		vals []transform.Value
+		want bool
+	}
+	cases := []row{
+		{[]transform.Value{txt("Ann"), null, txt("2.00"), txt("{a,b}"), txt("ok"), txt("l")}, true},
+		{[]transform.Value{txt("Ann"), txt("2024-01-02 03:04:05+00"), txt("2.00"), null, null, null}, false}, // deleted
+		{[]transform.Value{txt("O'Brien ☃"), null, null, null, null, null}, false},                           // quoted, unicode
+		{[]transform.Value{txt("O'Brien"), null, null, null, null, null}, true},
+		{[]transform.Value{null, null, null, null, null, null}, false}, // NULL <> '...' is NULL: false
+		{[]transform.Value{txt(""), null, txt("1.00"), null, null, null}, false},
+		{[]transform.Value{txt("\"quoted\" \\ back$lash"), null, txt("1.51"), null, null, null}, true},
+		{[]transform.Value{txt("Zoë 😀"), null, null, txt(`{"a b","c,d",vip}`), null, null}, false},
+		{[]transform.Value{txt("Zoë 😀"), null, null, txt(`{"a b","c,d",NULL}`), null, null}, true},
+		{[]transform.Value{txt("x"), null, null, null, txt("sad"), null}, false},
+		{[]transform.Value{txt("x"), null, null, null, txt("happy"), txt("xylophone")}, false},
+		{[]transform.Value{txt("x"), null, null, null, txt("happy"), txt("ylophone")}, true},
+	}
+	rows := make([][]transform.Value, len(cases))
+	for i, c := range cases {
+		rows[i] = c.vals
+	}
+	got, err := f.Match(ctx, conn, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		if got[i] != c.want {
+			t.Errorf("row %d %v: %v, want %v", i, c.vals, got[i], c.want)
+		}
+	}
+
+	// Many rows: several statements, results in order.
+	many := make([][]transform.Value, 2503)
+	for i := range many {
+		deleted := null
+		if i%3 == 0 {
+			deleted = txt("2024-01-01")
+		}
+		many[i] = []transform.Value{txt(fmt.Sprintf("n%d", i)), deleted, txt(fmt.Sprintf("%d.25", i%4)), null, null, null}
+	}
+	got, err = f.Match(ctx, conn, many)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range got {
+		if want := i%3 != 0 && i%4 >= 2; g != want {
+			t.Fatalf("row %d: %v, want %v", i, g, want)
+		}
+	}
+	if got, err := f.Match(ctx, conn, nil); err != nil || len(got) != 0 {
+		t.Errorf("no rows: %v, %v", got, err)
+	}
+
+	// Rows of the wrong width, unchanged TOAST values.
+	if _, err := f.Match(ctx, conn, [][]transform.Value{{txt("a")}}); err == nil {
+		t.Error("short row: no error")
+	}
+	unchanged := []transform.Value{txt("a"), null, null, {State: transform.Unchanged}, null, null}
+	if _, err := f.Match(ctx, conn, [][]transform.Value{unchanged}); !errors.Is(err, ErrUnchangedValue) || !strings.Contains(err.Error(), "tags") {
+		t.Errorf("unchanged value: %v", err)
+	}
+}
+
+// Filter casts to each column's exact type (bit(4), a domain), quotes
+// mixed-case names, and handles a filter with no columns.
+func TestFilterTypesAndNames(t *testing.T) {
+	t.Parallel()
+	conn, _ := newDB(t, filterSchema)
+	ctx := testContext(t)
+	cat := readAll(t, conn)
+
+	f, _ := planFilter(t, conn, cat, `
+  people:
+    where: "flags = B'1010' OR lbl = 'exact'"
+    columns: {id: keep, name: keep, deleted_at: keep, score: keep, tags: keep, m: keep, lbl: keep, flags: keep}
+`)
+	got, err := f.Match(ctx, conn, [][]transform.Value{
+		{transform.Text("exact"), transform.Text("1010")},
+		{transform.Text("other"), transform.Text("1011")},
+		{transform.Text("exact"), transform.SQLNull()},
+	})
+	if err != nil || !slices.Equal(got, []bool{true, false, true}) {
+		t.Errorf("typed filter: %v, %v", got, err)
+	}
+
+	f, pt := planFilter(t, conn, cat, `
+  '"Sales"."Orders"':
+    where: "\"Customer Name\" ILIKE '%acme%' AND \"select\" > 0"
+    columns: {'"OrderID"': keep, '"Customer Name"': drop, select: keep}
+`)
+	if !slices.Equal(pt.FilterColumns, []string{"Customer Name", "select"}) || !slices.Equal(pt.Columns, []string{"OrderID", "Customer Name", "select"}) {
+		t.Errorf("Orders: %+v", pt)
+	}
+	got, err = f.Match(ctx, conn, [][]transform.Value{
+		{transform.Text("ACME Corp"), transform.Text("1")},
+		{transform.Text("Initech"), transform.Text("1")},
+	})
+	if err != nil || !slices.Equal(got, []bool{true, false}) {
+		t.Errorf("mixed-case names: %v, %v", got, err)
+	}
+
+	// No columns at all (a volatile function cannot be a row filter).
+	f, pt = planFilter(t, conn, cat, `
+  people:
+    where: "random() < 2"
+    columns: {id: keep, name: keep, deleted_at: keep, score: keep, tags: keep, m: keep, lbl: keep, flags: keep}
+`)
+	if len(pt.FilterColumns) != 0 {
+		t.Errorf("FilterColumns = %q", pt.FilterColumns)
+	}
+	got, err = f.Match(ctx, conn, make([][]transform.Value, 1500))
+	if err != nil || len(got) != 1500 || slices.Contains(got, false) {
+		t.Errorf("no-column filter: %d results, %v", len(got), err)
+	}
+}
+
+// A failed evaluation reports the SQLSTATE and never the value.
+func TestFilterErrorHoldsNoValue(t *testing.T) {
+	t.Parallel()
+	conn, _ := newDB(t, filterSchema)
+	ctx := testContext(t)
+	cat := readAll(t, conn)
+	f, _ := planFilter(t, conn, cat, `
+  people:
+    where: "name::int > 0"
+    columns: {id: keep, name: keep, deleted_at: keep, score: keep, tags: keep, m: keep, lbl: keep, flags: keep}
+`)
+	const secret = "Jane-Doe-SSN-078-05-1120"
+	_, err := f.Match(ctx, conn, [][]transform.Value{{transform.Text("12")}, {transform.Text(secret)}})
+	var fe *FilterError
+	if !errors.As(err, &fe) || fe.Code != "22P02" || fe.Table != "public.people" {
+		t.Fatalf("Match = %v, want a FilterError with SQLSTATE 22P02", err)
+	}
+	if strings.Contains(err.Error(), secret) || strings.Contains(fmt.Sprintf("%+v", err), secret) {
+		t.Errorf("the error leaks the value: %v", err)
+	}
+	// The connection is still usable.
+	got, err := f.Match(ctx, conn, [][]transform.Value{{transform.Text("12")}, {transform.Text("-1")}})
+	if err != nil || !slices.Equal(got, []bool{true, false}) {
+		t.Errorf("after an error: %v, %v", got, err)
+	}
+	// Invalid input for the column's own type is reported the same way.
+	f2, _ := planFilter(t, conn, cat, `
+  people:
+    where: "score > 1"
+    columns: {id: keep, name: keep, deleted_at: keep, score: keep, tags: keep, m: keep, lbl: keep, flags: keep}
+`)
+	_, err = f2.Match(ctx, conn, [][]transform.Value{{transform.Text(secret)}})
+	if !errors.As(err, &fe) || strings.Contains(err.Error(), secret) {
+		t.Errorf("bad input: %v", err)
+	}
+}
+
+func TestNewFilterErrors(t *testing.T) {
+	tbl := &transform.Table{Schema: "public", Name: "t", Columns: []transform.Column{{Name: "id", Type: transform.MustType("int")}}}
+	for _, pt := range []PublishedTable{
+		{},
+		{InProcessFilter: "x > 1", FilterColumns: []string{"x"}},
+		{InProcessFilter: "id > 1", FilterColumns: []string{"id"}, FilterTypes: []string{"integer", "text"}},
+	} {
+		if _, err := NewFilter(tbl, pt); err == nil || !strings.Contains(err.Error(), "public.t") {
+			t.Errorf("NewFilter(%+v) = %v", pt, err)
+		}
+	}
+	f, err := NewFilter(tbl, PublishedTable{InProcessFilter: "id > 1", FilterColumns: []string{"id"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "SELECT __pgveil_ord, (\nid > 1\n) FROM (VALUES (1, CAST($1 AS integer)), (2, CAST($2 AS integer))) AS \"t\"(__pgveil_ord, \"id\") ORDER BY __pgveil_ord"
+	if q := f.query(2); q != want {
+		t.Errorf("query:\n%s\nwant\n%s", q, want)
+	}
+}

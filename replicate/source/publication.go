@@ -1,0 +1,404 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/transform"
+)
+
+// PublicationSpec is what the publication must hold.
+type PublicationSpec struct {
+	Name   string
+	Tables []PublishedTable // in plan order
+}
+
+// Table returns the spec of the named table, or nil.
+func (s *PublicationSpec) Table(n transform.TableName) *PublishedTable {
+	for i := range s.Tables {
+		if s.Tables[i].Name == n {
+			return &s.Tables[i]
+		}
+	}
+	return nil
+}
+
+// PublishedTable is one table of the publication.
+type PublishedTable struct {
+	Name transform.TableName
+	// Columns is the publication's column list, in attribute order; nil
+	// means no column list (every column is published).
+	Columns []string
+	// RowFilter is the `where` pushed down as the publication's row
+	// filter, "" when none.
+	RowFilter string
+	// InProcessFilter is the table's `where` when it cannot be pushed
+	// down: the pipeline must evaluate it (see Filter). FilterColumns are
+	// the columns it references, in attribute order; they are published
+	// (added to Columns) even when the rules drop them, and the pipeline
+	// drops them after filtering. FilterTypes are their exact SQL types
+	// (from TableInfo.ColumnTypes), which Filter casts to.
+	InProcessFilter string
+	FilterColumns   []string
+	FilterTypes     []string
+	// Extra are the columns that reach pgveil but that the plan does not
+	// replicate (filter columns the rules drop, and every dropped column of
+	// a table published without a column list): the pipeline drops them.
+	Extra []string
+	// Notes are human-readable decisions, for logs and `validate`.
+	Notes []string
+}
+
+// PlanPublication decides, from the plan and catalog, the publication's
+// content (see PublishedTable):
+//
+//   - the column list is the plan's published columns plus the replica
+//     identity columns (always) plus the in-process filter's columns, in
+//     attribute order. A REPLICA IDENTITY FULL table gets no column list
+//     (a list would have to cover every column), nor does any table before
+//     PostgreSQL 15 (no column lists): then the dropped columns travel to
+//     pgveil, which drops them, and a note says so;
+//   - the table's `where` is pushed down as the row filter only on
+//     PostgreSQL 15 or later, when it references replica identity columns
+//     alone (otherwise every production UPDATE and DELETE of the table
+//     would fail), and when PostgreSQL accepts it as a row filter and then
+//     still plans an UPDATE and a DELETE of the table (checked with a
+//     throwaway publication in a transaction that is rolled back);
+//     otherwise it becomes the InProcessFilter.
+//
+// The columns a `where` references are found by asking PostgreSQL (a
+// temporary view's dependencies, rolled back). A `where` that is not valid
+// SQL for the table, references the whole row or a generated column, or
+// cannot be evaluated by Filter, is an error naming the table.
+func PlanPublication(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, plan *transform.Plan, name string) (*PublicationSpec, error) {
+	if srv == nil || cat == nil || plan == nil {
+		return nil, errors.New("planning the publication: server, catalog and plan are required")
+	}
+	if name == "" {
+		return nil, errors.New("planning the publication: no publication name")
+	}
+	spec := &PublicationSpec{Name: name}
+	for _, tp := range plan.Tables() {
+		pt, err := planTable(ctx, conn, srv, cat, tp)
+		if err != nil {
+			return nil, err
+		}
+		spec.Tables = append(spec.Tables, pt)
+	}
+	return spec, nil
+}
+
+// hasIdentity reports whether UPDATE and DELETE of the table can be
+// published at all.
+func hasIdentity(info *TableInfo) bool {
+	switch info.ReplicaIdentity {
+	case 'f':
+		return true
+	case 'd', 'i':
+		return len(info.IdentityColumns) > 0
+	}
+	return false
+}
+
+// inOrder returns the columns of t that are in set, in attribute order.
+func inOrder(t *transform.Table, set ...[]string) []string {
+	var out []string
+	for _, c := range t.Columns {
+		for _, s := range set {
+			if slices.Contains(s, c.Name) {
+				out = append(out, c.Name)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func quotedList(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = transform.QuoteIdent(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+func planTable(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, tp *transform.TablePlan) (PublishedTable, error) {
+	name := transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
+	q := qualified(name)
+	t, info := cat.Table(name)
+	if t == nil || info == nil {
+		return PublishedTable{}, fmt.Errorf("planning the publication: %s: table not in the source catalog", q)
+	}
+	pt := PublishedTable{Name: name}
+	planned := tp.ColumnNames()
+	columnList := srv.Version >= 150000 && info.ReplicaIdentity != 'f'
+	base := inOrder(t, planned, info.IdentityColumns)
+	if tp.Where != "" {
+		if err := planWhere(ctx, conn, srv, t, info, tp.Where, base, columnList, &pt); err != nil {
+			return PublishedTable{}, err
+		}
+	}
+	if columnList {
+		pt.Columns = inOrder(t, base, pt.FilterColumns)
+	}
+	published := pt.Columns
+	if published == nil {
+		published = columnNames(t)
+	}
+	for _, c := range published {
+		if !slices.Contains(planned, c) {
+			pt.Extra = append(pt.Extra, c)
+		}
+	}
+	if pt.Columns == nil && len(tp.Dropped) > 0 {
+		why := "REPLICA IDENTITY FULL: no column list (it would have to cover every column)"
+		if srv.Version < 150000 {
+			why = fmt.Sprintf("PostgreSQL %s has no publication column lists (15 has)", srv.VersionString())
+		}
+		pt.Notes = append(pt.Notes, fmt.Sprintf("%s: dropped columns %s travel to pgveil and are dropped there", why, quotedList(tp.Dropped)))
+	}
+	for _, c := range pt.Columns {
+		if slices.Contains(tp.Dropped, c) && slices.Contains(info.IdentityColumns, c) && !slices.Contains(pt.FilterColumns, c) {
+			pt.Notes = append(pt.Notes, fmt.Sprintf("replica identity column %s is published though the rules drop it (production UPDATE and DELETE need it); pgveil drops it", transform.QuoteIdent(c)))
+		}
+	}
+	return pt, nil
+}
+
+// planWhere decides where a table's `where` is evaluated, filling in
+// RowFilter or InProcessFilter, FilterColumns, FilterTypes and notes.
+func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Table, info *TableInfo,
+	where string, base []string, columnList bool, pt *PublishedTable) error {
+	q := t.QualifiedName()
+	tx, err := beginLimited(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("planning the publication: %s: %w", q, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	refs, err := referencedColumns(ctx, tx, info.OID, q, where)
+	if err != nil {
+		return fmt.Errorf("planning the publication: %s: where: %w", q, err)
+	}
+	for _, c := range refs {
+		if slices.Contains(info.Generated, c) {
+			return fmt.Errorf("planning the publication: %s: where references generated column %s, which PostgreSQL does not publish and pgveil therefore cannot filter on; use the columns it is computed from", q, transform.QuoteIdent(c))
+		}
+	}
+	var nonIdentity []string
+	if info.ReplicaIdentity != 'f' {
+		for _, c := range refs {
+			if !slices.Contains(info.IdentityColumns, c) {
+				nonIdentity = append(nonIdentity, c)
+			}
+		}
+	}
+	var why string
+	switch {
+	case srv.Version < 150000:
+		why = fmt.Sprintf("PostgreSQL %s has no publication row filters (15 has)", srv.VersionString())
+	case !hasIdentity(info):
+		why = "the table has no replica identity"
+	case len(nonIdentity) > 0:
+		why = fmt.Sprintf("where uses non-identity column(s) %s (as a row filter it would make production UPDATE and DELETE fail)", quotedList(nonIdentity))
+	default:
+		var cols []string
+		if columnList {
+			cols = base
+		}
+		ok, reason, err := tryRowFilter(ctx, tx, t, info, cols, where)
+		if err != nil {
+			return fmt.Errorf("planning the publication: %s: testing the where as a row filter: %w", q, err)
+		}
+		if ok {
+			pt.RowFilter = where
+			pt.Notes = append(pt.Notes, "where pushed down as the publication's row filter: filtered rows never leave production")
+			return nil
+		}
+		why = reason
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		return fmt.Errorf("planning the publication: %s: %w", q, err)
+	}
+	pt.InProcessFilter = where
+	pt.FilterColumns = inOrder(t, refs)
+	pt.FilterTypes = make([]string, len(pt.FilterColumns))
+	for i, c := range pt.FilterColumns {
+		pt.FilterTypes[i] = info.ColumnTypes[c]
+	}
+	var unpublished []string
+	for _, c := range pt.FilterColumns {
+		if !slices.Contains(base, c) {
+			unpublished = append(unpublished, c)
+		}
+	}
+	note := why + ": filtered in pgveil"
+	if len(unpublished) > 0 {
+		note += fmt.Sprintf("; column(s) %s published but not replicated", quotedList(unpublished))
+	}
+	pt.Notes = append(pt.Notes, note)
+	f, err := NewFilter(t, *pt)
+	if err != nil {
+		return fmt.Errorf("planning the publication: %w", err)
+	}
+	if err := f.validate(ctx, conn); err != nil {
+		return fmt.Errorf("planning the publication: %w", err)
+	}
+	return nil
+}
+
+// referencedColumns returns the columns of table oid (named q) that expr
+// references, in attribute order, by asking PostgreSQL: a temporary view
+// selecting from the table WHERE (expr) depends on exactly those columns.
+// It runs inside tx under a savepoint that is rolled back, so nothing
+// stays behind and tx stays usable. An expression that is not valid for
+// the table, or references the whole row, is an error.
+func referencedColumns(ctx context.Context, tx pgx.Tx, oid uint32, q, expr string) (refs []string, err error) {
+	if _, err := tx.Exec(ctx, "SAVEPOINT pgveil_refs"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgveil_refs"); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	view := scratchName("pgveil_where_")
+	if err := execOne(ctx, tx.Conn(), "CREATE TEMPORARY VIEW "+view+" AS SELECT 1 FROM ONLY "+q+" WHERE (\n"+expr+"\n)"); err != nil {
+		if transient(err) {
+			return nil, err
+		}
+		return nil, wrapSQL(err, "not a valid condition on the table")
+	}
+	rows, err := tx.Query(ctx, `
+SELECT a.attname::text
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
+  AND d.refclassid = 'pg_catalog.pg_class'::regclass
+  AND r.ev_class = $1::text::regclass
+  AND d.refobjid = $2
+  AND d.refobjsubid > 0
+GROUP BY a.attnum, a.attname
+ORDER BY a.attnum`, "pg_temp."+view, oid)
+	if err != nil {
+		return nil, wrapSQL(err, "reading the columns it references")
+	}
+	refs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, wrapSQL(err, "reading the columns it references")
+	}
+	// A whole-row reference ("t IS NOT NULL") records no column dependency.
+	var wholeRow bool
+	if err := tx.QueryRow(ctx, `SELECT ev_action::text ~ ':varattno 0 ' FROM pg_catalog.pg_rewrite WHERE ev_class = $1::text::regclass`,
+		"pg_temp."+view).Scan(&wholeRow); err != nil {
+		return nil, wrapSQL(err, "reading the columns it references")
+	}
+	if wholeRow {
+		return nil, errors.New("references a whole row; name the columns instead")
+	}
+	return refs, nil
+}
+
+// publishOptions is the WITH clause of pgveil's publications.
+func publishOptions(version int) string {
+	publish := "insert, update, delete, truncate"
+	if version < 110000 {
+		publish = "insert, update, delete"
+	}
+	s := "publish = '" + publish + "'"
+	if version >= 130000 {
+		// Changes of partitions are published as changes of the
+		// partitioned table, under its column list and row filter; else
+		// each partition would be published with all of its columns.
+		s += ", publish_via_partition_root = true"
+	}
+	return s
+}
+
+// publicationItem is one table of a FOR TABLE or SET TABLE list.
+func publicationItem(q string, cols []string, filter string) string {
+	s := "ONLY " + q
+	if cols != nil {
+		s += " (" + sqlIdents(cols) + ")"
+	}
+	if filter != "" {
+		s += " WHERE (\n" + filter + "\n)"
+	}
+	return s
+}
+
+// tryRowFilter tests, inside tx under a savepoint that is rolled back,
+// whether PostgreSQL accepts where as the table's row filter with the
+// given column list, and still plans an UPDATE and a DELETE of the table.
+// It returns false and the reason when it does not; an error only for
+// what is worth retrying (timeouts) or unexpected.
+func tryRowFilter(ctx context.Context, tx pgx.Tx, t *transform.Table, info *TableInfo, cols []string, where string) (ok bool, reason string, err error) {
+	if _, err := tx.Exec(ctx, "SAVEPOINT pgveil_rowfilter"); err != nil {
+		return false, "", err
+	}
+	defer func() {
+		if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgveil_rowfilter"); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	q := t.QualifiedName()
+	pub := scratchName("pgveil_check_")
+	err = execOne(ctx, tx.Conn(), "CREATE PUBLICATION "+pub+" FOR TABLE "+publicationItem(q, cols, where)+" WITH ("+publishOptions(150000)+")")
+	if err != nil {
+		if transient(err) {
+			return false, "", err
+		}
+		if pgCode(err) == codeInsufficientPrivilege {
+			return false, "could not test it as a row filter (" + sqlText(err) + ")", nil
+		}
+		return false, "PostgreSQL does not accept it as a row filter (" + sqlText(err) + ")", nil
+	}
+	if err := explainWrites(ctx, tx.Conn(), q, firstColumn(t), info.Partitioned); err != nil {
+		if transient(err) {
+			return false, "", err
+		}
+		return false, "as a row filter it would make production writes fail (" + sqlText(err) + ")", nil
+	}
+	return true, "", nil
+}
+
+// firstColumn is a column an UPDATE can SET, or "".
+func firstColumn(t *transform.Table) string {
+	if len(t.Columns) == 0 {
+		return ""
+	}
+	return t.Columns[0].Name
+}
+
+// explainWrites asks PostgreSQL to plan (EXPLAIN, without running) an
+// UPDATE and a DELETE of every row of table q. Planning checks the
+// publications' replica identity requirements for the table and, for a
+// partitioned table, for every partition, and fails with the very error
+// production's writes would get; no trigger fires and no row is touched.
+func explainWrites(ctx context.Context, conn *pgx.Conn, q, setColumn string, partitioned bool) error {
+	only := "ONLY "
+	if partitioned {
+		only = "" // ONLY would leave the partitions out of the plan
+	}
+	if setColumn != "" {
+		c := pgx.Identifier{setColumn}.Sanitize()
+		if err := execOne(ctx, conn, "EXPLAIN UPDATE "+only+q+" SET "+c+" = "+c); err != nil {
+			return err
+		}
+	}
+	return execOne(ctx, conn, "EXPLAIN DELETE FROM "+only+q)
+}
+
+// columnNames returns the names of t's columns, in attribute order.
+func columnNames(t *transform.Table) []string {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = c.Name
+	}
+	return names
+}

@@ -1,0 +1,503 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Every rule shape guarantee 5 is about, one table each.
+const shapesSchema = `
+CREATE TABLE public.dropped_col (id int PRIMARY KEY, email text, secret text);
+CREATE TABLE public.where_ident (id int PRIMARY KEY, tenant int, name text);
+CREATE TABLE public.where_nonident (id int PRIMARY KEY, name text, deleted_at timestamptz);
+CREATE TABLE public.full_ident (a int, b text, note text);
+ALTER TABLE public.full_ident REPLICA IDENTITY FULL;
+CREATE TABLE public.composite (order_id int, line int, qty int, memo text, PRIMARY KEY (order_id, line));
+CREATE TABLE public.by_index (id int NOT NULL, code text NOT NULL, name text, secret text);
+CREATE UNIQUE INDEX by_index_code ON public.by_index (code);
+ALTER TABLE public.by_index REPLICA IDENTITY USING INDEX by_index_code;
+CREATE TABLE public.parted (id int, k int, v text, secret text, PRIMARY KEY (id, k)) PARTITION BY RANGE (k);
+CREATE TABLE public.parted_low PARTITION OF public.parted FOR VALUES FROM (0) TO (100);
+CREATE TABLE public.parted_high PARTITION OF public.parted FOR VALUES FROM (100) TO (1000);
+CREATE TABLE public.no_identity (at timestamptz, payload text);
+`
+
+const shapesRules = `
+  dropped_col: {columns: {id: hash, email: {fake: email}, secret: drop}}
+  where_ident: {where: "id > 100 OR id = 1", columns: {id: keep, tenant: keep, name: keep}}
+  where_nonident: {where: "deleted_at IS NULL", columns: {id: keep, name: {fake: name}, deleted_at: drop}}
+  full_ident: {columns: {a: keep, b: keep, note: drop}}
+  composite: {where: "line < 1000", columns: {order_id: keep, line: keep, qty: keep, memo: drop}}
+  by_index: {where: "code <> 'internal'", columns: {id: keep, code: keep, name: keep, secret: drop}}
+  parted: {where: "k >= 0", columns: {id: keep, k: keep, v: keep, secret: drop}}
+`
+
+// productionWrites are the statements production runs on every table:
+// INSERT, UPDATE of a key column, UPDATE of a non-key column, DELETE.
+var productionWrites = map[string][]string{
+	"dropped_col": {
+		"INSERT INTO public.dropped_col VALUES (1, 'a@x', 's'), (2, 'b@x', 's')",
+		"UPDATE public.dropped_col SET id = 10 WHERE id = 1",
+		"UPDATE public.dropped_col SET email = 'c@x', secret = 't'",
+		"DELETE FROM public.dropped_col WHERE id = 10",
+	},
+	"where_ident": {
+		"INSERT INTO public.where_ident VALUES (1, 1, 'a'), (200, 2, 'b')",
+		"UPDATE public.where_ident SET id = 300 WHERE id = 200",
+		"UPDATE public.where_ident SET name = 'c', tenant = NULL",
+		"DELETE FROM public.where_ident WHERE id = 1",
+	},
+	"where_nonident": {
+		"INSERT INTO public.where_nonident VALUES (1, 'a', NULL), (2, 'b', now())",
+		"UPDATE public.where_nonident SET id = 3 WHERE id = 2",
+		"UPDATE public.where_nonident SET deleted_at = now() WHERE id = 1",
+		"DELETE FROM public.where_nonident WHERE id = 3",
+	},
+	"full_ident": {
+		"INSERT INTO public.full_ident VALUES (1, 'a', 'n'), (2, 'b', 'n')",
+		"UPDATE public.full_ident SET a = 3 WHERE a = 2",
+		"UPDATE public.full_ident SET note = 'm'",
+		"DELETE FROM public.full_ident WHERE a = 1",
+	},
+	"composite": {
+		"INSERT INTO public.composite VALUES (1, 1, 5, 'm'), (1, 2, 6, 'm')",
+		"UPDATE public.composite SET line = 3 WHERE line = 2",
+		"UPDATE public.composite SET qty = 7, memo = 'n'",
+		"DELETE FROM public.composite WHERE line = 1",
+	},
+	"by_index": {
+		"INSERT INTO public.by_index VALUES (1, 'a', 'n', 's'), (2, 'b', 'n', 's')",
+		"UPDATE public.by_index SET code = 'c' WHERE code = 'b'",
+		"UPDATE public.by_index SET name = 'm', id = 5, secret = 't'",
+		"DELETE FROM public.by_index WHERE code = 'a'",
+	},
+	"parted": {
+		"INSERT INTO public.parted VALUES (1, 5, 'v', 's'), (2, 150, 'v', 's')",
+		"UPDATE public.parted SET k = 6 WHERE id = 1",
+		"UPDATE public.parted SET k = 160 WHERE id = 1", // moves to the other partition
+		"UPDATE public.parted SET v = 'w', secret = 't'",
+		"DELETE FROM public.parted WHERE id = 2",
+	},
+}
+
+// runWrites runs production's writes and returns the first failure.
+func runWrites(ctx context.Context, conn *pgx.Conn, table string) error {
+	for _, s := range productionWrites[table] {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return errors.New(s + ": " + err.Error())
+		}
+	}
+	_, err := conn.Exec(ctx, "DELETE FROM public."+table)
+	return err
+}
+
+// publishedTables is pg_publication_tables: table -> columns and filter.
+func publishedTables(t *testing.T, conn *pgx.Conn, pub string) map[string]string {
+	t.Helper()
+	rows, err := conn.Query(testContext(t), `
+SELECT tablename::text, array_to_string(attnames, ','), coalesce(rowfilter, '')
+FROM pg_publication_tables WHERE pubname = $1`, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for rows.Next() {
+		var name, cols, filter string
+		if err := rows.Scan(&name, &cols, &filter); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = cols + " | " + filter
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func noteWith(pt *PublishedTable, part string) bool {
+	for _, n := range pt.Notes {
+		if strings.Contains(n, part) {
+			return true
+		}
+	}
+	return false
+}
+
+// THE key test: whatever the rules, the publication pgveil makes keeps
+// every production write working.
+func TestPublicationKeepsProductionWritable(t *testing.T) {
+	t.Parallel()
+	conn, _ := newDB(t, shapesSchema)
+	ctx := testContext(t)
+	cat := readAll(t, conn)
+	srv := readServer(t, conn)
+	plan := compile(t, cat, shapesRules)
+
+	spec, err := PlanPublication(ctx, conn, srv, cat, plan, "pgveil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(spec.Tables) != 7 || spec.Name != "pgveil" {
+		t.Fatalf("spec = %+v", spec)
+	}
+	type want struct {
+		cols, filterCols, extra []string
+		rowFilter, inProcess    string
+		note                    string
+	}
+	wants := map[string]want{
+		"dropped_col":    {cols: []string{"id", "email"}},
+		"where_ident":    {cols: []string{"id", "tenant", "name"}, rowFilter: "id > 100 OR id = 1", note: "pushed down"},
+		"where_nonident": {cols: []string{"id", "name", "deleted_at"}, filterCols: []string{"deleted_at"}, extra: []string{"deleted_at"}, inProcess: "deleted_at IS NULL", note: "where uses non-identity column(s) deleted_at"},
+		"full_ident":     {extra: []string{"note"}, note: "REPLICA IDENTITY FULL: no column list"},
+		"composite":      {cols: []string{"order_id", "line", "qty"}, rowFilter: "line < 1000"},
+		"by_index":       {cols: []string{"id", "code", "name"}, rowFilter: "code <> 'internal'"},
+		"parted":         {cols: []string{"id", "k", "v"}, rowFilter: "k >= 0"},
+	}
+	for _, pt := range spec.Tables {
+		w, ok := wants[pt.Name.Name]
+		if !ok {
+			t.Errorf("unexpected table %v", pt.Name)
+			continue
+		}
+		if !slices.Equal(pt.Columns, w.cols) || (pt.Columns == nil) != (w.cols == nil) ||
+			!slices.Equal(pt.FilterColumns, w.filterCols) || !slices.Equal(pt.Extra, w.extra) ||
+			pt.RowFilter != w.rowFilter || pt.InProcessFilter != w.inProcess {
+			t.Errorf("%s:\n got %+v\nwant %+v", pt.Name.Name, pt, w)
+		}
+		if w.note != "" && !noteWith(&pt, w.note) {
+			t.Errorf("%s: notes %q lack %q", pt.Name.Name, pt.Notes, w.note)
+		}
+	}
+	if pt := spec.Table(tn("public.where_nonident")); !slices.Equal(pt.FilterTypes, []string{"timestamp with time zone"}) {
+		t.Errorf("where_nonident FilterTypes = %q", pt.FilterTypes)
+	}
+
+	changed, err := EnsurePublication(ctx, conn, spec, cat)
+	if err != nil || !changed {
+		t.Fatalf("EnsurePublication = %v, %v", changed, err)
+	}
+	got := publishedTables(t, conn, "pgveil")
+	wantPub := map[string]string{
+		"dropped_col":    "id,email | ",
+		"where_ident":    "id,tenant,name | ((id > 100) OR (id = 1))",
+		"where_nonident": "id,name,deleted_at | ",
+		"full_ident":     "a,b,note | ",
+		"composite":      "order_id,line,qty | (line < 1000)",
+		"by_index":       "id,code,name | (code <> 'internal'::text)",
+		"parted":         "id,k,v | (k >= 0)",
+	}
+	if !reflect.DeepEqual(got, wantPub) {
+		t.Errorf("pg_publication_tables:\n got %v\nwant %v", got, wantPub)
+	}
+	var viaRoot, ins, upd, del, trunc bool
+	if err := conn.QueryRow(ctx, "SELECT pubviaroot, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = 'pgveil'").Scan(&viaRoot, &ins, &upd, &del, &trunc); err != nil {
+		t.Fatal(err)
+	}
+	if !viaRoot || !ins || !upd || !del || !trunc {
+		t.Errorf("publication options: via root %v, insert %v, update %v, delete %v, truncate %v", viaRoot, ins, upd, del, trunc)
+	}
+
+	for table := range productionWrites {
+		if err := runWrites(ctx, conn, table); err != nil {
+			t.Errorf("production write failed with pgveil's publication: %v", err)
+		}
+	}
+
+	// Nothing to do the second time.
+	changed, err = EnsurePublication(ctx, conn, spec, cat)
+	if err != nil || changed {
+		t.Errorf("EnsurePublication again = %v, %v; want false, nil", changed, err)
+	}
+}
+
+// The test can detect the failure mode: a naive publication (column list
+// without the key, row filter on a non-identity column, a table without
+// replica identity) makes production's UPDATE fail, and EnsurePublication
+// refuses each of them, changing nothing.
+func TestNaivePublicationsBreakProduction(t *testing.T) {
+	t.Parallel()
+	conn, _ := newDB(t, shapesSchema)
+	ctx := testContext(t)
+	cat := readAll(t, conn)
+
+	naive := []struct {
+		table, ddl string
+		spec       PublishedTable
+		problem    string
+	}{
+		{"dropped_col", "CREATE PUBLICATION naive FOR TABLE public.dropped_col (email)",
+			PublishedTable{Name: tn("public.dropped_col"), Columns: []string{"email"}},
+			"the column list leaves out replica identity column id"},
+		{"where_nonident", "CREATE PUBLICATION naive FOR TABLE public.where_nonident WHERE (deleted_at IS NULL)",
+			PublishedTable{Name: tn("public.where_nonident"), RowFilter: "deleted_at IS NULL"},
+			"the row filter uses deleted_at, which is not a replica identity column"},
+		{"by_index", "CREATE PUBLICATION naive FOR TABLE public.by_index (id, name)",
+			PublishedTable{Name: tn("public.by_index"), Columns: []string{"id", "name"}},
+			"leaves out replica identity column code"},
+		{"full_ident", "CREATE PUBLICATION naive FOR TABLE public.full_ident (a, b)",
+			PublishedTable{Name: tn("public.full_ident"), Columns: []string{"a", "b"}},
+			"REPLICA IDENTITY FULL and the column list leaves out note"},
+		{"parted", "CREATE PUBLICATION naive FOR TABLE public.parted WHERE (v <> 'x') WITH (publish_via_partition_root = true)",
+			PublishedTable{Name: tn("public.parted"), RowFilter: "v <> 'x'"},
+			"row filter uses v"},
+		{"no_identity", "CREATE PUBLICATION naive FOR TABLE public.no_identity",
+			PublishedTable{Name: tn("public.no_identity")},
+			"no replica identity"},
+	}
+	updates := map[string]string{
+		"dropped_col":    "UPDATE public.dropped_col SET email = 'x'",
+		"where_nonident": "UPDATE public.where_nonident SET name = 'x'",
+		"by_index":       "UPDATE public.by_index SET name = 'x'",
+		"full_ident":     "UPDATE public.full_ident SET b = 'x'",
+		"parted":         "UPDATE public.parted SET v = 'x'",
+		"no_identity":    "UPDATE public.no_identity SET payload = 'x'",
+	}
+	mustExec(t, conn, `
+INSERT INTO public.dropped_col VALUES (1, 'a', 's');
+INSERT INTO public.where_nonident VALUES (1, 'a', NULL);
+INSERT INTO public.by_index VALUES (1, 'a', 'n', 's');
+INSERT INTO public.full_ident VALUES (1, 'a', 'n');
+INSERT INTO public.parted VALUES (1, 5, 'v', 's'), (2, 500, 'v', 's');
+INSERT INTO public.no_identity VALUES (now(), 'p');
+`)
+	for _, n := range naive {
+		update := updates[n.table]
+		if _, err := conn.Exec(ctx, update); err != nil {
+			t.Fatalf("%s before any publication: %v", update, err)
+		}
+		mustExec(t, conn, n.ddl)
+		_, err := conn.Exec(ctx, update)
+		if err == nil || !strings.Contains(err.Error(), "cannot update table") {
+			t.Errorf("%s: with a naive publication (%s), UPDATE gave %v; want it to fail", n.table, n.ddl, err)
+		}
+		mustExec(t, conn, "DROP PUBLICATION naive")
+
+		spec := &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{n.spec}}
+		changed, err := EnsurePublication(ctx, conn, spec, cat)
+		var unsafe *UnsafeError
+		if changed || !errors.As(err, &unsafe) || !strings.Contains(err.Error(), n.problem) {
+			t.Errorf("%s: EnsurePublication(naive) = %v, %v; want an UnsafeError holding %q", n.table, changed, err, n.problem)
+		}
+		var pubs int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_publication").Scan(&pubs); err != nil || pubs != 0 {
+			t.Errorf("%s: %d publications after a refusal (%v)", n.table, pubs, err)
+		}
+		if _, err := conn.Exec(ctx, update); err != nil {
+			t.Errorf("%s after the refusal: %v", update, err)
+		}
+	}
+
+	// A partition without replica identity is caught through its root.
+	mustExec(t, conn, "ALTER TABLE public.parted_high REPLICA IDENTITY NOTHING")
+	spec := &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: tn("public.parted"), Columns: []string{"id", "k", "v"}}}}
+	_, err := EnsurePublication(ctx, conn, spec, cat)
+	if err == nil || !strings.Contains(err.Error(), "partition public.parted_high: no replica identity") {
+		t.Errorf("EnsurePublication with an identity-less partition: %v", err)
+	}
+}
+
+func TestEnsurePublicationAlters(t *testing.T) {
+	t.Parallel()
+	conn, _ := newDB(t, shapesSchema+`
+CREATE TABLE public.stray (id int PRIMARY KEY);
+CREATE PUBLICATION pgveil FOR TABLE public.dropped_col, public.stray WITH (publish = 'insert');
+`)
+	ctx := testContext(t)
+	cat := readAll(t, conn)
+	srv := readServer(t, conn)
+
+	ensure := func(rules string) (bool, *PublicationSpec) {
+		t.Helper()
+		spec, err := PlanPublication(ctx, conn, srv, cat, compile(t, cat, rules), "pgveil")
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed, err := EnsurePublication(ctx, conn, spec, cat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return changed, spec
+	}
+	v1 := `
+  dropped_col: {columns: {id: hash, email: keep, secret: drop}}
+  composite: {columns: {order_id: keep, line: keep, qty: keep, memo: drop}}
+`
+	if changed, _ := ensure(v1); !changed {
+		t.Error("existing publication with other tables and options: changed = false")
+	}
+	want := map[string]string{"dropped_col": "id,email | ", "composite": "order_id,line,qty | "}
+	if got := publishedTables(t, conn, "pgveil"); !reflect.DeepEqual(got, want) {
+		t.Errorf("v1: %v, want %v", got, want)
+	}
+	var upd bool
+	if err := conn.QueryRow(ctx, "SELECT pubupdate AND pubdelete AND pubtruncate AND pubviaroot FROM pg_publication WHERE pubname = 'pgveil'").Scan(&upd); err != nil || !upd {
+		t.Errorf("options not set: %v %v", upd, err)
+	}
+	if changed, _ := ensure(v1); changed {
+		t.Error("same rules: changed = true")
+	}
+
+	// Rules change: a column dropped, a where added, a table added.
+	v2 := `
+  dropped_col: {columns: {id: hash, email: drop, secret: drop}}
+  composite: {where: "order_id > 5", columns: {order_id: keep, line: keep, qty: keep, memo: drop}}
+  parted: {columns: {id: keep, k: keep, v: keep, secret: drop}}
+`
+	if changed, _ := ensure(v2); !changed {
+		t.Error("v2: changed = false")
+	}
+	want = map[string]string{"dropped_col": "id | ", "composite": "order_id,line,qty | (order_id > 5)", "parted": "id,k,v | "}
+	if got := publishedTables(t, conn, "pgveil"); !reflect.DeepEqual(got, want) {
+		t.Errorf("v2: %v, want %v", got, want)
+	}
+	if changed, _ := ensure(v2); changed {
+		t.Error("v2 again: changed = true (the row filter must compare as PostgreSQL deparses it)")
+	}
+	// Only the filter changes.
+	v3 := strings.Replace(v2, "order_id > 5", "order_id > 6", 1)
+	if changed, _ := ensure(v3); !changed {
+		t.Error("v3: changed = false")
+	}
+	if got := publishedTables(t, conn, "pgveil")["composite"]; got != "order_id,line,qty | (order_id > 6)" {
+		t.Errorf("v3 composite: %s", got)
+	}
+	for _, table := range []string{"dropped_col", "composite", "parted"} {
+		if err := runWrites(ctx, conn, table); err != nil {
+			t.Errorf("production write failed: %v", err)
+		}
+	}
+
+	// An empty spec empties the publication.
+	changed, err := EnsurePublication(ctx, conn, &PublicationSpec{Name: "pgveil"}, cat)
+	if err != nil || !changed {
+		t.Errorf("empty spec: %v, %v", changed, err)
+	}
+	if got := publishedTables(t, conn, "pgveil"); len(got) != 0 {
+		t.Errorf("empty spec: %v", got)
+	}
+
+	// FOR ALL TABLES is refused.
+	mustExec(t, conn, "CREATE PUBLICATION everything FOR ALL TABLES")
+	_, err = EnsurePublication(ctx, conn, &PublicationSpec{Name: "everything", Tables: []PublishedTable{{Name: tn("public.stray")}}}, cat)
+	if err == nil || !strings.Contains(err.Error(), "FOR ALL TABLES") {
+		t.Errorf("FOR ALL TABLES: %v", err)
+	}
+
+	// A table re-created since the catalog was read.
+	mustExec(t, conn, "DROP TABLE public.stray; CREATE TABLE public.stray (id int PRIMARY KEY)")
+	_, err = EnsurePublication(ctx, conn, &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: tn("public.stray")}}}, cat)
+	if err == nil || !strings.Contains(err.Error(), "public.stray: the table was re-created") {
+		t.Errorf("stale catalog: %v", err)
+	}
+}
+
+// EnsurePublication gives up quickly, changing nothing, when a lock it
+// needs is held: production's lock queue is never blocked for long.
+func TestEnsurePublicationLockTimeout(t *testing.T) {
+	t.Parallel()
+	conn, dsn := newDB(t, shapesSchema)
+	ctx := testContext(t)
+	cat := readAll(t, conn)
+	other := connect(t, dsn)
+	mustExec(t, other, "BEGIN; LOCK TABLE public.dropped_col IN ACCESS EXCLUSIVE MODE")
+	spec := &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: tn("public.dropped_col"), Columns: []string{"id", "email"}}}}
+	_, err := EnsurePublication(ctx, conn, spec, cat)
+	if pgCode(err) != codeLockNotAvailable {
+		t.Errorf("EnsurePublication with the table locked: %v, want a lock timeout", err)
+	}
+	mustExec(t, other, "ROLLBACK")
+	if changed, err := EnsurePublication(ctx, conn, spec, cat); err != nil || !changed {
+		t.Errorf("after the lock is released: %v, %v", changed, err)
+	}
+}
+
+func TestPlanPublicationWhere(t *testing.T) {
+	t.Parallel()
+	conn, _ := newDB(t, `
+CREATE TABLE public.t1 (id int PRIMARY KEY, name text, n int);
+CREATE FUNCTION public.is_positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 0';
+`)
+	ctx := testContext(t)
+	cat := readAll(t, conn)
+	srv := readServer(t, conn)
+	plan := func(where string) (*PublishedTable, error) {
+		t.Helper()
+		p := compile(t, cat, `
+  t1: {where: "`+where+`", columns: {id: keep, name: drop, n: keep}}
+`)
+		spec, err := PlanPublication(ctx, conn, srv, cat, p, "pgveil")
+		if err != nil {
+			return nil, err
+		}
+		return &spec.Tables[0], nil
+	}
+
+	// Not valid SQL for the table: an error naming the table and holding
+	// PostgreSQL's message.
+	for where, msg := range map[string]string{
+		"nope > 1":      `column \"nope\" does not exist`,
+		"id >":          "syntax error",
+		"n + 1":         "argument of WHERE must be type boolean",
+		"t1 IS NULL":    "references a whole row",
+		"id > 0) OR (1": "", // not valid either way
+	} {
+		_, err := plan(where)
+		if err == nil || !strings.Contains(err.Error(), "public.t1") || !strings.Contains(err.Error(), strings.ReplaceAll(msg, `\"`, `"`)) {
+			t.Errorf("where %q: %v; want an error naming public.t1 and holding %q", where, err, msg)
+		}
+	}
+
+	// On identity columns and allowed in a row filter: pushed down.
+	pt, err := plan("id > 5")
+	if err != nil || pt.RowFilter != "id > 5" || pt.InProcessFilter != "" || !slices.Equal(pt.Columns, []string{"id", "n"}) {
+		t.Errorf("id > 5: %+v, %v", pt, err)
+	}
+	// A user-defined function, a mutable function, a subquery: in process,
+	// although only identity columns are used.
+	for where, why := range map[string]string{
+		"public.is_positive(id)":         "User-defined or built-in mutable functions are not allowed",
+		"id < extract(epoch from now())": "User-defined or built-in mutable functions are not allowed",
+		"id IN (SELECT 1)":               "Only columns, constants",
+	} {
+		pt, err := plan(where)
+		if err != nil || pt.RowFilter != "" || pt.InProcessFilter != where || !slices.Equal(pt.FilterColumns, []string{"id"}) ||
+			!slices.Equal(pt.Columns, []string{"id", "n"}) || !noteWith(pt, why) || !noteWith(pt, "filtered in pgveil") {
+			t.Errorf("%s: %+v, %v; want in process because %q", where, pt, err, why)
+		}
+	}
+	// A dropped column: published for the filter, then dropped by pgveil.
+	pt, err = plan("name IS NOT NULL AND n > 0")
+	if err != nil || pt.InProcessFilter == "" || !slices.Equal(pt.FilterColumns, []string{"name", "n"}) ||
+		!slices.Equal(pt.Columns, []string{"id", "name", "n"}) || !slices.Equal(pt.Extra, []string{"name"}) ||
+		!noteWith(pt, "column(s) name published but not replicated") {
+		t.Errorf("dropped column: %+v, %v", pt, err)
+	}
+
+	// Before PostgreSQL 15: no column lists, no row filters.
+	old := *srv
+	old.Version = 140010
+	spec, err := PlanPublication(ctx, conn, &old, cat, compile(t, cat, `
+  t1: {where: "id > 5", columns: {id: keep, name: drop, n: keep}}
+`), "pgveil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt = &spec.Tables[0]
+	if pt.Columns != nil || pt.RowFilter != "" || pt.InProcessFilter != "id > 5" || !slices.Equal(pt.Extra, []string{"name"}) ||
+		!noteWith(pt, "PostgreSQL 14.10 has no publication column lists") || !noteWith(pt, "no publication row filters") {
+		t.Errorf("PostgreSQL 14: %+v", pt)
+	}
+
+	// Nothing of the planning stayed behind.
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_class WHERE relname LIKE 'pgveil%')").Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d objects left behind (%v)", n, err)
+	}
+}
