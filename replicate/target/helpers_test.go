@@ -1,0 +1,164 @@
+package target
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
+	"pgveil/transform"
+)
+
+var shared pgtest.Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	shared.Stop()
+	os.Exit(code)
+}
+
+// testCtx is a context that ends with the test.
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// connect opens a connection closed at the end of the test.
+func connect(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// connectAs opens a connection as another role.
+func connectAs(t testing.TB, dsn, user string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User = user
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// dbName returns the database of a DSN.
+func dbName(t testing.TB, dsn string) string {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Database
+}
+
+// col is a column of a test table.
+type col struct {
+	name, typ string
+	pk        bool
+}
+
+func c(name, typ string) col  { return col{name: name, typ: typ} }
+func pk(name, typ string) col { return col{name: name, typ: typ, pk: true} }
+
+// table builds a table plan the way the rules package would.
+func table(schema, name string, cols ...col) *transform.TablePlan {
+	tbl := &transform.Table{Schema: schema, Name: name}
+	for _, c := range cols {
+		tbl.Columns = append(tbl.Columns, transform.Column{Name: c.name, Type: transform.MustType(c.typ), PrimaryKey: c.pk, NotNull: c.pk})
+	}
+	cat := transform.Catalog{}
+	cat.Add(tbl)
+	tp := &transform.TablePlan{Table: tbl}
+	for _, col := range tbl.Columns {
+		tp.Columns = append(tp.Columns, transform.ColumnPlan{Column: col, Rule: transform.Rule{Name: "keep"}})
+	}
+	return tp
+}
+
+func plan(tables ...*transform.TablePlan) *transform.Plan { return transform.NewPlan(tables) }
+
+// Markers for vals.
+const (
+	null = "\x00null"
+	unch = "\x00unchanged"
+)
+
+// vals builds a row: null and unch stand for NULL and Unchanged.
+func vals(ss ...string) []transform.Value {
+	out := make([]transform.Value, len(ss))
+	for i, s := range ss {
+		switch s {
+		case null:
+			out[i] = transform.SQLNull()
+		case unch:
+			out[i] = transform.Value{State: transform.Unchanged}
+		default:
+			out[i] = transform.Text(s)
+		}
+	}
+	return out
+}
+
+// query returns the rows of sql in PostgreSQL's text format, one string
+// per row with the fields separated by "|" and NULL for NULL.
+func query(t testing.TB, conn *pgx.Conn, sql string) []string {
+	t.Helper()
+	res := conn.PgConn().ExecParams(context.Background(), sql, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		t.Fatalf("%s: %v", sql, res.Err)
+	}
+	out := []string{}
+	for _, row := range res.Rows {
+		fields := make([]string, len(row))
+		for i, f := range row {
+			if f == nil {
+				fields[i] = "NULL"
+			} else {
+				fields[i] = string(f)
+			}
+		}
+		out = append(out, strings.Join(fields, "|"))
+	}
+	return out
+}
+
+func exec(t testing.TB, conn *pgx.Conn, sql string) {
+	t.Helper()
+	if _, err := conn.Exec(context.Background(), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func equal(t testing.TB, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("%s:\n got %q\nwant %q", what, got, want)
+	}
+}
+
+// setupDB creates a fresh database, runs Setup with p, and returns a
+// connection to it.
+func setupDB(t testing.TB, p *transform.Plan, enums map[string][]string) (context.Context, string, *pgx.Conn) {
+	t.Helper()
+	ctx := testCtx(t)
+	dsn := shared.NewDB(t)
+	conn := connect(t, dsn)
+	if err := Setup(ctx, conn, p, enums, nil); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, dsn, conn
+}
