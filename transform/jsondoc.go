@@ -276,8 +276,8 @@ func (p *jsonParser) number() bool {
 	return true
 }
 
-// appendJSON encodes n the way jsonb prints: ", " between items and ": "
-// after keys.
+// appendJSON encodes n the way jsonb prints: ", " between items, ": "
+// after keys, and string escapes as PostgreSQL's escape_json writes them.
 func appendJSON(dst []byte, n *jnode) []byte {
 	switch n.kind {
 	case '{':
@@ -332,6 +332,10 @@ func appendJSONString(dst []byte, s string) []byte {
 			dst = append(dst, '\\', 'r')
 		case '\t':
 			dst = append(dst, '\\', 't')
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
 		default:
 			dst = append(dst, `\u00`...)
 			dst = append(dst, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])

@@ -45,10 +45,10 @@ func TestPartial(t *testing.T) {
 		{"varchar(12)", 0, 2, "", "+33612345678", "**********78"},
 		{"citext", 1, 0, "", "Alice", "A****"},
 		// char(n): trailing blanks are padding, not characters.
-		{"char(10)", 0, 1, "", "abc       ", "**c"},
-		{"char(10)", 2, 0, "", "abcd      ", "ab**"},
+		{"char(10)", 0, 1, "", "abc       ", "**c       "},
+		{"char(10)", 2, 0, "", "abcd      ", "ab**      "},
 		{"char(3)", 0, 1, "", "abc", "**c"},
-		{"char(5)", 0, 1, "", "     ", ""},
+		{"char(5)", 0, 1, "", "     ", "     "},
 		// In text, blanks are characters.
 		{"text", 0, 1, "", "abc  ", "**** "},
 	}

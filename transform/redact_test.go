@@ -14,7 +14,7 @@ func TestRedact(t *testing.T) {
 	}{
 		{"text", nil, "REDACTED"},
 		{"varchar(8)", nil, "REDACTED"},
-		{"char(10)", nil, "REDACTED"},
+		{"char(10)", nil, "REDACTED  "},
 		{"citext", nil, "REDACTED"},
 		{"text", "n/a", "n/a"},
 		{"text", "", ""},

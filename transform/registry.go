@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ParamKind is the type of a transformer parameter.
@@ -264,19 +265,46 @@ func (r *Registry) Build(rule Rule, c Column, k *Keys) (Transformer, error) {
 		return nil, err
 	}
 	args := withDefaults(s, rule.Args)
-	if !c.Type.IsArray() || s.WholeValue {
+	if s.WholeValue {
 		return s.New(c, args, k, r)
 	}
 	elem := c
 	elem.Type = c.Type.Elem()
 	t, err := s.New(elem, args, k, r)
-	if err != nil {
-		return nil, err
+	if err != nil || IsDrop(t) {
+		return t, err
 	}
-	if IsDrop(t) {
-		return t, nil
+	if elem.Type.Name == "character" && elem.Type.Length > 0 {
+		t = blankPad{t: t, n: elem.Type.Length}
 	}
-	return arrayTransformer{elem: t}, nil
+	if c.Type.IsArray() {
+		return arrayTransformer{elem: t}, nil
+	}
+	return t, nil
+}
+
+// blankPad pads the output of a transformer on a char(n) column with
+// blanks to n characters, as PostgreSQL stores and prints it, so that the
+// replica's values read back exactly as they were masked.
+type blankPad struct {
+	t Transformer
+	n int
+}
+
+func (b blankPad) Transform(v Value) (Value, error) {
+	out, err := b.t.Transform(v)
+	if err != nil || out.State != Present {
+		return out, err
+	}
+	if k := utf8.RuneCount(out.Text); k < b.n {
+		padded := make([]byte, len(out.Text), len(out.Text)+b.n-k)
+		copy(padded, out.Text)
+		for ; k < b.n; k++ {
+			padded = append(padded, ' ')
+		}
+		out.Text = padded
+	}
+	return out, nil
 }
 
 // CheckArgs runs the parameter and combination checks that need no

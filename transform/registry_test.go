@@ -62,3 +62,25 @@ func TestNewKeysRejectsShortSecret(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestCharColumnsArePadded(t *testing.T) {
+	k := testKeys(t, testSecret)
+	for _, tc := range []struct {
+		typ  string
+		rule Rule
+		in   string
+		want string
+	}{
+		{"char(5)", Rule{Name: "truncate", Args: Args{"length": int64(2)}}, "75011", "75   "},
+		{"char(3)", Rule{Name: "partial", Args: Args{"keep_last": int64(1)}}, "ab ", "*b "},
+		{"char(4)[]", Rule{Name: "truncate", Args: Args{"length": int64(1)}}, "{abcd,NULL}", `{"a   ",NULL}`},
+		{"char(2)", Rule{Name: "keep"}, "x ", "x "},
+	} {
+		if got := apply(t, build(t, k, tc.typ, tc.rule), tc.in); got != tc.want {
+			t.Errorf("%s %s(%q) = %q, want %q", tc.typ, tc.rule.Name, tc.in, got, tc.want)
+		}
+	}
+	if got := apply(t, build(t, k, "char(40)", Rule{Name: "hash"}), "abc"); len(got) != 40 {
+		t.Errorf("hash on char(40): %q", got)
+	}
+}

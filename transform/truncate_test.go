@@ -114,8 +114,8 @@ func TestTruncateText(t *testing.T) {
 		{"text", 3, "abcdefghijklmnopqrst", "abc"},
 		{"character varying(20)", 3, "Paris 75011", "Par"},
 		{"varchar(10)", 10, "0123456789", "0123456789"},
-		{"char(8)", 2, "ab      ", "ab"},
-		{"char(8)", 4, "ab      ", "ab  "},
+		{"char(8)", 2, "ab      ", "ab      "},
+		{"char(8)", 4, "ab      ", "ab      "},
 		{"citext", 2, "ABC", "AB"},
 		// Characters, not bytes.
 		{"text", 2, "😀😃😄😁", "😀😃"},
