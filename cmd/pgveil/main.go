@@ -46,6 +46,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{name: "run", summary: "replicate production into the analytics database, masked, until stopped", usage: "-c FILE [flags]", run: runRun},
 		{name: "validate", summary: "check a rules file and print every problem", usage: "-c FILE --offline", run: runValidate},
 		{name: "try", summary: "mask sample values with one rule", usage: "--secret-env VAR [--type TYPE] RULE VALUE...", run: runTry},
 		{name: "version", summary: "print the version", usage: "", run: runVersion},

@@ -1,0 +1,81 @@
+package replicate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// sourceParams make the source send values in the text forms the
+// transformers read (see package transform), whatever the server's or
+// role's defaults, and name pgveil in pg_stat_activity.
+func sourceParams() map[string]string {
+	return map[string]string{
+		"DateStyle":          "ISO, MDY",
+		"IntervalStyle":      "postgres",
+		"bytea_output":       "hex",
+		"extra_float_digits": "3",
+		"TimeZone":           "UTC",
+		"application_name":   "pgveil",
+	}
+}
+
+// connectSource opens a normal connection to the source.
+func connectSource(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("source DSN: %w", errDSN())
+	}
+	for k, v := range sourceParams() {
+		cfg.RuntimeParams[k] = v
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the source: %w", err)
+	}
+	return conn, nil
+}
+
+// connectReplication opens a logical replication connection to the source.
+func connectReplication(ctx context.Context, dsn string) (*pgconn.PgConn, error) {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("source DSN: %w", errDSN())
+	}
+	for k, v := range sourceParams() {
+		cfg.RuntimeParams[k] = v
+	}
+	cfg.RuntimeParams["application_name"] = "pgveil-stream"
+	cfg.RuntimeParams["replication"] = "database"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening a replication connection to the source: %w", err)
+	}
+	return conn, nil
+}
+
+// connectTarget opens a connection to the analytics database.
+func connectTarget(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("target DSN: %w", errDSN())
+	}
+	// The same text forms as the source: values written are read back
+	// identically (verify compares them byte for byte).
+	for k, v := range sourceParams() {
+		cfg.RuntimeParams[k] = v
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the target: %w", err)
+	}
+	return conn, nil
+}
+
+// errDSN replaces a DSN parse error, which can quote the DSN and its
+// password, by a message that says only that parsing failed.
+func errDSN() error {
+	return fmt.Errorf("cannot parse the connection string (check its syntax; it is not shown because it may hold a password)")
+}

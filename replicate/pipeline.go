@@ -1,0 +1,386 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/replicate/source"
+	"pgveil/replicate/target"
+	"pgveil/rules"
+	"pgveil/transform"
+)
+
+// Options configure a pipeline.
+type Options struct {
+	Config   *rules.Config
+	Registry *transform.Registry // transform.Builtin() when nil
+	Logger   *slog.Logger        // slog.Default() when nil
+	Snapshot SnapshotOptions
+	Stream   StreamOptions
+	// Stats, when set, is updated as the stream runs.
+	Stats *Stats
+	// RetryMax bounds the wait between attempts after a transient
+	// failure (default 30s).
+	RetryMax time.Duration
+}
+
+// Prepared is everything checked before replication starts.
+type Prepared struct {
+	Server      *source.Server
+	Catalog     *source.Catalog
+	Plan        *transform.Plan
+	Warnings    rules.Problems
+	Publication *source.PublicationSpec
+}
+
+// FatalError is a failure that retrying cannot fix: the rules, the
+// prerequisites, a lost slot, a value no rule can mask. Run stops on it.
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+func fatal(err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *FatalError
+	if errors.As(err, &fe) {
+		return err
+	}
+	return &FatalError{Err: err}
+}
+
+// ProblemsError lists every prerequisite problem found.
+type ProblemsError struct{ Problems []source.Problem }
+
+func (e *ProblemsError) Error() string {
+	var b strings.Builder
+	b.WriteString("the source is not ready for pgveil:")
+	for _, p := range e.Problems {
+		b.WriteString("\n  - ")
+		if p.Table != "" {
+			b.WriteString(p.Table + ": ")
+		}
+		b.WriteString(p.Msg)
+	}
+	return b.String()
+}
+
+// Prepare reads the source catalog, compiles the rules against it, checks
+// the prerequisites and decides the publication's content. It changes
+// nothing anywhere.
+func Prepare(ctx context.Context, src *pgx.Conn, cfg *rules.Config, reg *transform.Registry) (*Prepared, error) {
+	if reg == nil {
+		reg = transform.Builtin()
+	}
+	srv, err := source.ReadServer(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]transform.TableName, len(cfg.Tables))
+	for i, t := range cfg.Tables {
+		names[i] = transform.TableName{Schema: t.Schema, Name: t.Name}
+	}
+	cat, err := source.ReadCatalog(ctx, src, names)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := cfg.Keys()
+	if err != nil {
+		return nil, fatal(err)
+	}
+	plan, warnings, err := cfg.Compile(cat.Tables, keys, reg)
+	if err != nil {
+		return nil, fatal(err)
+	}
+	slotExists, err := slotExists(ctx, src, cfg.Source.Slot)
+	if err != nil {
+		return nil, err
+	}
+	if probs := source.Check(srv, cat, plan, slotExists); len(probs) > 0 {
+		return nil, fatal(&ProblemsError{Problems: probs})
+	}
+	pub, err := source.PlanPublication(ctx, src, srv, cat, plan, cfg.Source.Publication)
+	if err != nil {
+		return nil, fatal(err)
+	}
+	return &Prepared{Server: srv, Catalog: cat, Plan: plan, Warnings: warnings, Publication: pub}, nil
+}
+
+// slotInfo is a row of pg_replication_slots.
+type slotInfo struct {
+	exists    bool
+	active    bool
+	activePID int32
+	plugin    string
+	walStatus string
+	database  string
+}
+
+func slotExists(ctx context.Context, conn *pgx.Conn, name string) (bool, error) {
+	s, err := readSlot(ctx, conn, name)
+	return s.exists, err
+}
+
+func readSlot(ctx context.Context, conn *pgx.Conn, name string) (slotInfo, error) {
+	var s slotInfo
+	var pid *int32
+	var plugin, walStatus, db *string
+	err := conn.QueryRow(ctx, `SELECT active, active_pid, plugin, wal_status, database FROM pg_replication_slots WHERE slot_name = $1`, name).
+		Scan(&s.active, &pid, &plugin, &walStatus, &db)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("reading replication slot %s: %w", name, err)
+	}
+	s.exists = true
+	if pid != nil {
+		s.activePID = *pid
+	}
+	if plugin != nil {
+		s.plugin = *plugin
+	}
+	if walStatus != nil {
+		s.walStatus = *walStatus
+	}
+	if db != nil {
+		s.database = *db
+	}
+	return s, nil
+}
+
+// Run replicates until ctx ends, then returns nil. Transient failures
+// (connections lost, servers restarting) are retried with exponential
+// backoff; a FatalError is returned at once.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = transform.Builtin()
+	}
+	if opts.Stats == nil {
+		opts.Stats = &Stats{}
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 30 * time.Second
+	}
+	wait := time.Second
+	for {
+		started := time.Now()
+		err := runOnce(ctx, opts)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fe *FatalError
+		if errors.As(err, &fe) || !transient(err) {
+			return err
+		}
+		if time.Since(started) > time.Minute {
+			wait = time.Second // it ran for a while: start the backoff again
+		}
+		opts.Logger.Warn("replication interrupted; retrying", "error", err.Error(), "in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, opts.RetryMax)
+	}
+}
+
+// transient tells whether an error may go away by itself: network
+// failures and the server errors of a restart, shutdown or overload.
+func transient(err error) bool {
+	if err == nil {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin shutdown, crash shutdown, cannot connect now
+			pe.Code == "53300",                     // too many connections
+			pe.Code == "55006",                     // object in use: the slot is still held by our previous walsender
+			pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock
+			pe.Code == "25006": // read-only transaction: the target refuses writes for a while
+			return true
+		}
+		return false
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || pgconn.SafeToRetry(err) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "unexpected EOF") ||
+		strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe") ||
+		strings.Contains(msg, "connection refused")
+}
+
+func runOnce(ctx context.Context, opts Options) error {
+	cfg, log := opts.Config, opts.Logger
+	src, err := connectSource(ctx, cfg.Source.DSN.Reveal())
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	prep, err := Prepare(ctx, src, cfg, opts.Registry)
+	if err != nil {
+		return err
+	}
+	for _, w := range prep.Warnings {
+		log.Warn("rules", "warning", w.String())
+	}
+	for _, pt := range prep.Publication.Tables {
+		for _, n := range pt.Notes {
+			log.Info("publication", "table", pt.Name.Schema+"."+pt.Name.Name, "note", n)
+		}
+	}
+	changed, err := source.EnsurePublication(ctx, src, prep.Publication, prep.Catalog)
+	if err != nil {
+		return fatalUnlessTransient(err)
+	}
+	if changed {
+		log.Info("publication updated", "publication", cfg.Source.Publication)
+	}
+	tgt, err := connectTarget(ctx, cfg.Target.DSN.Reveal())
+	if err != nil {
+		return err
+	}
+	defer tgt.Close(context.Background())
+	if err := target.Setup(ctx, tgt, prep.Plan, prep.Catalog.Enums, cfg.Target.Readers); err != nil {
+		return fatalUnlessTransient(err)
+	}
+	pos, found, err := target.ReadCheckpoint(ctx, tgt, cfg.Source.Slot)
+	if err != nil {
+		return err
+	}
+	slot, err := readSlot(ctx, src, cfg.Source.Slot)
+	if err != nil {
+		return err
+	}
+	if slot.active {
+		return fmt.Errorf("replication slot %s is in use by process %d: is another pgveil running with this slot?", cfg.Source.Slot, slot.activePID)
+	}
+	repl, err := connectReplication(ctx, cfg.Source.DSN.Reveal())
+	if err != nil {
+		return err
+	}
+	defer repl.Close(context.Background())
+
+	start := pos.LSN
+	if !found {
+		lsn, err := initialCopy(ctx, opts, prep, src, repl, tgt, slot)
+		if err != nil {
+			return err
+		}
+		start = lsn
+	} else {
+		switch {
+		case !slot.exists:
+			return fatal(fmt.Errorf("replication slot %s does not exist, but the target holds a checkpoint: changes made since then are lost to pgveil; re-copy with pgveil resync (or delete the row of pgveil.checkpoint to start over)", cfg.Source.Slot))
+		case slot.walStatus == "lost":
+			return fatal(fmt.Errorf("replication slot %s is invalidated (wal_status = lost: production removed WAL pgveil had not read, see max_slot_wal_keep_size); re-copy with pgveil resync", cfg.Source.Slot))
+		case slot.plugin != "pgoutput":
+			return fatal(fmt.Errorf("replication slot %s uses plugin %s, not pgoutput: is it pgveil's? choose another slot name", cfg.Source.Slot, slot.plugin))
+		}
+		log.Info("resuming", "slot", cfg.Source.Slot, "checkpoint", pos.LSN.String())
+	}
+
+	filters := map[transform.TableName]*source.Filter{}
+	var filterConn *pgx.Conn
+	for _, pt := range prep.Publication.Tables {
+		if pt.InProcessFilter == "" {
+			continue
+		}
+		f, err := source.NewFilter(prep.Catalog.Tables.Lookup(pt.Name.Schema, pt.Name.Name), pt)
+		if err != nil {
+			return fatal(err)
+		}
+		filters[pt.Name] = f
+	}
+	if len(filters) > 0 {
+		if filterConn, err = connectSource(ctx, cfg.Source.DSN.Reveal()); err != nil {
+			return err
+		}
+		defer filterConn.Close(context.Background())
+	}
+	st := &streamer{
+		opts: opts.Stream, log: log, repl: repl, slot: cfg.Source.Slot, publication: cfg.Source.Publication,
+		plan: prep.Plan, filters: filters, filterConn: filterConn,
+		applier: target.NewApplier(tgt, cfg.Source.Slot), stats: opts.Stats, start: start,
+	}
+	err = st.run(ctx, prep.Server.Version)
+	var ve *ValueError
+	if errors.As(err, &ve) {
+		return fatal(err)
+	}
+	return err
+}
+
+func fatalUnlessTransient(err error) error {
+	if transient(err) {
+		return err
+	}
+	return fatal(err)
+}
+
+// initialCopy creates the slot with an exported snapshot, copies every
+// table as of that snapshot and writes the checkpoint; it returns the
+// position the stream starts from.
+func initialCopy(ctx context.Context, opts Options, prep *Prepared, src *pgx.Conn, repl *pgconn.PgConn, tgt *pgx.Conn, slot slotInfo) (pglogrepl.LSN, error) {
+	cfg, log := opts.Config, opts.Logger
+	if slot.exists {
+		// A slot without a checkpoint: a copy that did not finish. Its
+		// snapshot is gone, so start again from a new slot.
+		log.Info("dropping the slot of an unfinished initial copy", "slot", cfg.Source.Slot)
+		if err := pglogrepl.DropReplicationSlot(ctx, repl, cfg.Source.Slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
+			return 0, fmt.Errorf("dropping slot %s: %w", cfg.Source.Slot, err)
+		}
+	}
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, cfg.Source.Slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	if err != nil {
+		return 0, fmt.Errorf("creating replication slot %s: %w", cfg.Source.Slot, err)
+	}
+	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return 0, fmt.Errorf("slot %s: consistent point: %w", cfg.Source.Slot, err)
+	}
+	log.Info("initial copy", "slot", cfg.Source.Slot, "consistent_point", lsn.String(), "tables", len(prep.Plan.Tables()))
+	started := time.Now()
+	sn := &snapshotter{
+		opts: opts.Snapshot, log: log, snapshot: res.SnapshotName,
+		sourceDSN: cfg.Source.DSN.Reveal(), targetDSN: cfg.Target.DSN.Reveal(),
+		plan: prep.Plan, pub: prep.Publication, cat: prep.Catalog,
+	}
+	if err := sn.run(ctx); err != nil {
+		var ve *ValueError
+		if errors.As(err, &ve) {
+			return 0, fatal(err)
+		}
+		return 0, err
+	}
+	if err := target.WriteCheckpoint(ctx, tgt, cfg.Source.Slot, target.Position{LSN: lsn}); err != nil {
+		return 0, err
+	}
+	log.Info("initial copy done", "seconds", time.Since(started).Round(time.Millisecond).Seconds())
+	return lsn, nil
+}

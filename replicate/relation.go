@@ -1,0 +1,150 @@
+package replicate
+
+import (
+	"fmt"
+	"log/slog"
+
+	"pgveil/replicate/pgoutput"
+	"pgveil/replicate/source"
+	"pgveil/replicate/target"
+	"pgveil/transform"
+)
+
+// relation maps a source relation, as the last Relation message described
+// it, to the plan of its table.
+type relation struct {
+	oid   uint32
+	name  transform.TableName
+	table *transform.TablePlan // nil: not replicated
+	// planIdx[i] is the index in table.Columns of the relation's column
+	// i, or -1 when the column is not replicated.
+	planIdx []int
+	// filter is the table's in-process row filter, with the relation
+	// column index of each of its columns.
+	filter    *source.Filter
+	filterIdx []int
+	keyIdx    []int // target.KeyColumns(table)
+	// missing are plan columns the relation does not send (dropped in
+	// production since the plan was built): NULL on insert, unchanged on
+	// update.
+	missing []bool
+}
+
+// newRelation builds the mapping and reports, once, what does not match
+// the plan. It never fails: a schema change must not stop replication of
+// the other columns, but it is logged (without values).
+func newRelation(m *pgoutput.Relation, plan *transform.Plan, filters map[transform.TableName]*source.Filter, log *slog.Logger) *relation {
+	r := &relation{oid: m.OID, name: transform.TableName{Schema: m.Namespace, Name: m.Name}}
+	r.table = plan.Table(m.Namespace, m.Name)
+	if r.table == nil {
+		return r
+	}
+	byName := make(map[string]int, len(r.table.Columns))
+	for i, c := range r.table.Columns {
+		byName[c.Column.Name] = i
+	}
+	dropped := make(map[string]bool, len(r.table.Dropped))
+	for _, d := range r.table.Dropped {
+		dropped[d] = true
+	}
+	r.planIdx = make([]int, len(m.Columns))
+	seen := make([]bool, len(r.table.Columns))
+	for i, c := range m.Columns {
+		j, ok := byName[c.Name]
+		if !ok {
+			r.planIdx[i] = -1
+			if !dropped[c.Name] {
+				log.Warn("column not in the rules: not replicated until a rule names it",
+					"table", r.table.Table.QualifiedName(), "column", c.Name)
+			}
+			continue
+		}
+		r.planIdx[i] = j
+		seen[j] = true
+	}
+	r.missing = make([]bool, len(r.table.Columns))
+	for j, ok := range seen {
+		if !ok {
+			r.missing[j] = true
+			log.Warn("column of the rules no longer sent by the source (dropped in production?): new rows get NULL",
+				"table", r.table.Table.QualifiedName(), "column", r.table.Columns[j].Column.Name)
+		}
+	}
+	if f := filters[r.name]; f != nil {
+		r.filter = f
+		for _, name := range f.Columns() {
+			idx := -1
+			for i, c := range m.Columns {
+				if c.Name == name {
+					idx = i
+				}
+			}
+			r.filterIdx = append(r.filterIdx, idx)
+		}
+	}
+	r.keyIdx = target.KeyColumns(r.table)
+	return r
+}
+
+// planRow returns the tuple's values in plan column order. Unchanged
+// TOAST values and columns the relation lacks come back as Unchanged when
+// update is set; on inserts a missing column is NULL.
+func (r *relation) planRow(t pgoutput.Tuple, update bool) ([]transform.Value, error) {
+	if len(t) != len(r.planIdx) {
+		return nil, fmt.Errorf("%s: tuple has %d columns, the relation %d", r.table.Table.QualifiedName(), len(t), len(r.planIdx))
+	}
+	row := make([]transform.Value, len(r.table.Columns))
+	for j, miss := range r.missing {
+		if miss {
+			if update {
+				row[j] = transform.Value{State: transform.Unchanged}
+			} else {
+				row[j] = transform.SQLNull()
+			}
+		}
+	}
+	for i, c := range t {
+		j := r.planIdx[i]
+		if j < 0 {
+			continue
+		}
+		switch c.Kind {
+		case pgoutput.KindText:
+			row[j] = transform.Value{Text: c.Data}
+		case pgoutput.KindNull:
+			row[j] = transform.SQLNull()
+		case pgoutput.KindUnchanged:
+			row[j] = transform.Value{State: transform.Unchanged}
+		default:
+			return nil, fmt.Errorf("%s.%s: binary tuple data was not asked for", r.table.Table.QualifiedName(), r.table.Columns[j].Column.Name)
+		}
+	}
+	return row, nil
+}
+
+// filterRow returns the values the in-process filter needs.
+func (r *relation) filterRow(t pgoutput.Tuple) []transform.Value {
+	out := make([]transform.Value, len(r.filterIdx))
+	for k, i := range r.filterIdx {
+		switch {
+		case i < 0 || i >= len(t) || t[i].Kind == pgoutput.KindNull:
+			out[k] = transform.SQLNull()
+		case t[i].Kind == pgoutput.KindUnchanged:
+			// An unchanged TOAST value cannot be filtered on; filters on
+			// such large columns are unusual. Treat it as NULL.
+			out[k] = transform.SQLNull()
+		default:
+			out[k] = transform.Value{Text: t[i].Data}
+		}
+	}
+	return out
+}
+
+// key extracts the identity values from a masked row.
+func (r *relation) key(masked []transform.Value) []transform.Value {
+	k := make([]transform.Value, len(r.keyIdx))
+	for i, j := range r.keyIdx {
+		k[i] = masked[j]
+	}
+	return k
+}

@@ -1,0 +1,382 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"pgveil/replicate/pgcopy"
+	"pgveil/replicate/source"
+	"pgveil/replicate/target"
+	"pgveil/transform"
+)
+
+// SnapshotOptions tune the initial copy.
+type SnapshotOptions struct {
+	// Workers is the number of source connections copying in parallel
+	// (and the most tables loaded at once).
+	Workers int
+	// ChunkPages: tables larger than this many pages (8 KiB each) are
+	// split into ranges of ctid that workers copy in parallel.
+	ChunkPages int64
+	// ProgressEvery is how often progress is logged.
+	ProgressEvery time.Duration
+}
+
+func (o *SnapshotOptions) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.ChunkPages <= 0 {
+		o.ChunkPages = 8192
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 5 * time.Second
+	}
+}
+
+// chunkBytes is the size of the encoded blocks workers hand to a table's
+// loader; with the channel's capacity it bounds the memory in flight.
+const chunkBytes = 256 << 10
+
+// tableCopy is one table being copied.
+type tableCopy struct {
+	plan    *transform.TablePlan
+	pub     source.PublishedTable
+	info    *source.TableInfo
+	chunks  chan []byte
+	left    atomic.Int32 // tasks not finished
+	rows    atomic.Int64
+	bytes   atomic.Int64
+	started atomic.Int64 // unix nanoseconds; 0 until its loader starts
+	done    atomic.Bool
+}
+
+func (t *tableCopy) startTime() time.Time { return time.Unix(0, t.started.Load()) }
+
+type copyTask struct {
+	t        *tableCopy
+	from, to int64 // page range; to < 0: to the end; from < 0: the whole table
+}
+
+// snapshotter copies every table of the plan as of an exported snapshot.
+type snapshotter struct {
+	opts      SnapshotOptions
+	log       *slog.Logger
+	sourceDSN string
+	targetDSN string
+	snapshot  string
+	plan      *transform.Plan
+	pub       *source.PublicationSpec
+	cat       *source.Catalog
+}
+
+func (s *snapshotter) run(ctx context.Context) error {
+	s.opts.defaults()
+	g, ctx := errgroup.WithContext(ctx)
+	// Join the exported snapshot on every worker connection first: it
+	// lives only while the exporting connection stays idle.
+	srcs := make([]*pgx.Conn, s.opts.Workers)
+	defer func() {
+		for _, c := range srcs {
+			if c != nil {
+				c.Close(context.Background())
+			}
+		}
+	}()
+	for i := range srcs {
+		c, err := connectSource(ctx, s.sourceDSN)
+		if err != nil {
+			return err
+		}
+		srcs[i] = c
+		for _, q := range []string{
+			"SET idle_in_transaction_session_timeout = 0",
+			"SET statement_timeout = 0",
+			"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+			"SET TRANSACTION SNAPSHOT '" + s.snapshot + "'",
+		} {
+			if _, err := c.Exec(ctx, q); err != nil {
+				return fmt.Errorf("joining the snapshot: %w", err)
+			}
+		}
+	}
+	tables, tasks, err := s.tasks(ctx, srcs[0])
+	if err != nil {
+		return err
+	}
+	// Target connections: at most one per table being loaded.
+	pool := make(chan *pgx.Conn, s.opts.Workers)
+	var tgts []*pgx.Conn
+	defer func() {
+		for _, c := range tgts {
+			c.Close(context.Background())
+		}
+	}()
+	for range s.opts.Workers {
+		c, err := connectTarget(ctx, s.targetDSN)
+		if err != nil {
+			return err
+		}
+		tgts = append(tgts, c)
+		pool <- c
+	}
+
+	queue := make(chan copyTask)
+	// The dispatcher starts each table's loader (taking a target
+	// connection, which may wait for another table to finish) before
+	// handing out the table's tasks.
+	g.Go(func() error {
+		defer close(queue)
+		for _, t := range tasks {
+			if t.t.started.Load() == 0 {
+				var conn *pgx.Conn
+				select {
+				case conn = <-pool:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				t.t.started.Store(time.Now().UnixNano())
+				tc := t.t
+				g.Go(func() error {
+					defer func() { pool <- conn }()
+					return s.load(ctx, conn, tc)
+				})
+			}
+			select {
+			case queue <- t:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	for i := range srcs {
+		conn := srcs[i]
+		g.Go(func() error {
+			for t := range queue {
+				if err := s.copy(ctx, conn, t); err != nil {
+					return err
+				}
+				if t.t.left.Add(-1) == 0 {
+					close(t.t.chunks)
+				}
+			}
+			return nil
+		})
+	}
+	stop := s.progress(tables)
+	err = g.Wait()
+	stop()
+	if err != nil {
+		return err
+	}
+	var rows, bytes int64
+	for _, t := range tables {
+		rows += t.rows.Load()
+		bytes += t.bytes.Load()
+	}
+	s.log.Info("snapshot copied", "tables", len(tables), "rows", rows, "MB", bytes>>20)
+	return nil
+}
+
+// tasks lists the copy tasks, splitting large tables into page ranges
+// (their size read inside the snapshot).
+func (s *snapshotter) tasks(ctx context.Context, conn *pgx.Conn) ([]*tableCopy, []copyTask, error) {
+	pubs := map[transform.TableName]source.PublishedTable{}
+	for _, pt := range s.pub.Tables {
+		pubs[pt.Name] = pt
+	}
+	var tables []*tableCopy
+	var tasks []copyTask
+	for _, tp := range s.plan.Tables() {
+		name := transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
+		tc := &tableCopy{plan: tp, pub: pubs[name], info: s.cat.Info[name], chunks: make(chan []byte, 8)}
+		tables = append(tables, tc)
+		var pages int64
+		if tc.info != nil && !tc.info.Partitioned {
+			err := conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint",
+				tp.Table.QualifiedName()).Scan(&pages)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: reading its size: %w", tp.Table.QualifiedName(), err)
+			}
+		}
+		if pages <= s.opts.ChunkPages {
+			tc.left.Store(1)
+			tasks = append(tasks, copyTask{t: tc, from: -1})
+			continue
+		}
+		n := int32(0)
+		for from := int64(0); from < pages; from += s.opts.ChunkPages {
+			to := from + s.opts.ChunkPages
+			if to >= pages {
+				to = -1 // the last range is open: the table cannot grow inside the snapshot, but stay safe
+			}
+			tasks = append(tasks, copyTask{t: tc, from: from, to: to})
+			n++
+		}
+		tc.left.Store(n)
+	}
+	return tables, tasks, nil
+}
+
+// copy reads one task's rows from the source, masks them and hands
+// encoded blocks to the table's loader.
+func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, t copyTask) error {
+	tp := t.t.plan
+	cols := make([]string, len(tp.Columns))
+	for i, c := range tp.Columns {
+		cols[i] = transform.QuoteIdent(c.Column.Name)
+	}
+	var conds []string
+	if t.from >= 0 {
+		conds = append(conds, fmt.Sprintf("ctid >= '(%d,0)'::tid", t.from))
+		if t.to >= 0 {
+			conds = append(conds, fmt.Sprintf("ctid < '(%d,0)'::tid", t.to))
+		}
+	}
+	if w := tp.Where; w != "" {
+		conds = append(conds, "("+w+")")
+	}
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + tp.Table.QualifiedName()
+	if len(cols) == 0 {
+		q = "SELECT FROM " + tp.Table.QualifiedName()
+	}
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	pr, pw := io.Pipe()
+	copyErr := make(chan error, 1)
+	go func() {
+		_, err := conn.PgConn().CopyTo(ctx, pw, "COPY ("+q+") TO STDOUT")
+		pw.CloseWithError(err)
+		copyErr <- err
+	}()
+	err := s.maskStream(ctx, t.t, pgcopy.NewReader(pr))
+	pr.CloseWithError(errStopped)
+	if cerr := <-copyErr; err == nil && cerr != nil {
+		err = fmt.Errorf("%s: reading from the source: %w", tp.Table.QualifiedName(), cerr)
+	}
+	return err
+}
+
+var errStopped = errors.New("copy stopped")
+
+func (s *snapshotter) maskStream(ctx context.Context, t *tableCopy, rd *pgcopy.Reader) error {
+	var row, masked []transform.Value
+	buf := make([]byte, 0, chunkBytes+chunkBytes/4)
+	send := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		select {
+		case t.chunks <- buf:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		t.bytes.Add(int64(len(buf)))
+		buf = make([]byte, 0, chunkBytes+chunkBytes/4)
+		return nil
+	}
+	var n int64
+	for {
+		var err error
+		row, err = rd.Next(row)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.plan.Table.QualifiedName(), err)
+		}
+		masked, err = t.plan.Mask(masked[:0], row)
+		if err != nil {
+			return &ValueError{Err: err}
+		}
+		if buf, err = pgcopy.AppendRow(buf, masked); err != nil {
+			return fmt.Errorf("%s: %w", t.plan.Table.QualifiedName(), err)
+		}
+		n++
+		if len(buf) >= chunkBytes {
+			t.rows.Add(n)
+			n = 0
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+	t.rows.Add(n)
+	return send()
+}
+
+// load feeds a table's blocks into one COPY on the target: one
+// transaction per table, so a table is either entirely loaded or not.
+func (s *snapshotter) load(ctx context.Context, conn *pgx.Conn, t *tableCopy) error {
+	pr, pw := io.Pipe()
+	go func() {
+		for {
+			select {
+			case chunk, ok := <-t.chunks:
+				if !ok {
+					pw.Close()
+					return
+				}
+				if _, err := pw.Write(chunk); err != nil {
+					return // the load failed; workers see ctx end
+				}
+			case <-ctx.Done():
+				pw.CloseWithError(ctx.Err())
+				return
+			}
+		}
+	}()
+	rows, err := target.CopyIn(ctx, conn, t.plan, pr)
+	pr.CloseWithError(errStopped)
+	if err != nil {
+		return fmt.Errorf("%s: loading into the target: %w", t.plan.Table.QualifiedName(), err)
+	}
+	t.done.Store(true)
+	s.log.Info("table copied", "table", t.plan.Table.QualifiedName(), "rows", rows,
+		"MB", t.bytes.Load()>>20, "seconds", time.Since(t.startTime()).Round(time.Millisecond).Seconds())
+	return nil
+}
+
+// progress logs the tables being copied every ProgressEvery.
+func (s *snapshotter) progress(tables []*tableCopy) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(s.opts.ProgressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			for _, t := range tables {
+				if t.started.Load() == 0 || t.done.Load() {
+					continue
+				}
+				rows, secs := t.rows.Load(), time.Since(t.startTime()).Seconds()
+				attrs := []any{"table", t.plan.Table.QualifiedName(), "rows", rows, "MB", t.bytes.Load() >> 20}
+				if t.info != nil && t.info.EstimatedRows > rows && rows > 0 && secs > 0 {
+					eta := time.Duration(float64(t.info.EstimatedRows-rows) / (float64(rows) / secs) * float64(time.Second))
+					attrs = append(attrs, "estimated_rows", t.info.EstimatedRows, "eta", eta.Round(time.Second).String())
+				}
+				s.log.Info("copying", attrs...)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}

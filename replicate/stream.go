@@ -1,0 +1,558 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"pgveil/replicate/pgoutput"
+	"pgveil/replicate/source"
+	"pgveil/replicate/target"
+	"pgveil/transform"
+)
+
+// StreamOptions tune the stream.
+type StreamOptions struct {
+	// StatusInterval is how often the slot is told how far the target
+	// has committed (and that pgveil is alive).
+	StatusInterval time.Duration
+	// BatchChanges and BatchDelay group source transactions into one
+	// target transaction: it commits when it holds BatchChanges changes,
+	// or BatchDelay after its first source transaction, whichever comes
+	// first, and only between source transactions.
+	BatchChanges int
+	BatchDelay   time.Duration
+	// SpillDir holds streamed in-progress transactions until they commit.
+	SpillDir string
+}
+
+func (o *StreamOptions) defaults() {
+	if o.StatusInterval <= 0 {
+		o.StatusInterval = 10 * time.Second
+	}
+	if o.BatchChanges <= 0 {
+		o.BatchChanges = 5000
+	}
+	if o.BatchDelay <= 0 {
+		o.BatchDelay = 50 * time.Millisecond
+	}
+	if o.SpillDir == "" {
+		o.SpillDir = os.TempDir()
+	}
+}
+
+// Stats are counters of the stream, safe to read while it runs.
+type Stats struct {
+	Transactions  atomic.Int64 // source transactions applied
+	Inserts       atomic.Int64
+	Updates       atomic.Int64
+	Deletes       atomic.Int64
+	Truncates     atomic.Int64
+	Filtered      atomic.Int64 // changes the in-process row filter turned away or into deletes
+	Streamed      atomic.Int64 // large transactions received in pieces (spilled to disk), then applied
+	TargetCommits atomic.Int64
+	Committed     atomic.Uint64 // LSN durable in the target
+	Received      atomic.Uint64 // highest LSN received
+	LastCommit    atomic.Int64  // source commit time (unix µs) of the last applied transaction
+}
+
+// streamer applies the pgoutput stream to the target.
+type streamer struct {
+	opts        StreamOptions
+	log         *slog.Logger
+	repl        *pgconn.PgConn
+	slot        string
+	publication string
+	plan        *transform.Plan
+	filters     map[transform.TableName]*source.Filter
+	filterConn  *pgx.Conn // a source connection for in-process filters
+	applier     *target.Applier
+	stats       *Stats
+	protoV2     bool
+
+	dec  pgoutput.Decoder
+	rels map[uint32]*relation
+
+	start     pglogrepl.LSN   // the checkpoint at start: transactions committed before it are applied
+	committed pglogrepl.LSN   // durable in the target
+	applied   target.Position // last source commit inside the open target transaction
+	received  pglogrepl.LSN
+	idleEnd   pglogrepl.LSN // server WAL end from a keepalive received while idle
+
+	txOpen     bool // a target transaction is open
+	groupSince time.Time
+	inTx       bool // inside a (non-streamed) source transaction
+	skip       bool // ... that was applied before the restart
+
+	inStream  bool
+	streamXid uint32
+	streams   map[uint32]*spill
+}
+
+// pluginArgs asks pgoutput for text values and, on PostgreSQL 14 and
+// later, protocol 2 with streaming of large in-progress transactions.
+func pluginArgs(publication string, serverVersion int) []string {
+	args := []string{"publication_names '" + publication + "'"}
+	if serverVersion >= 140000 {
+		return append([]string{"proto_version '2'", "streaming 'on'"}, args...)
+	}
+	return append([]string{"proto_version '1'"}, args...)
+}
+
+func (s *streamer) run(ctx context.Context, serverVersion int) error {
+	s.opts.defaults()
+	s.rels = map[uint32]*relation{}
+	s.streams = map[uint32]*spill{}
+	defer func() {
+		for _, sp := range s.streams {
+			sp.close()
+		}
+	}()
+	s.committed = s.start
+	s.stats.Committed.Store(uint64(s.committed))
+	s.protoV2 = serverVersion >= 140000
+	err := pglogrepl.StartReplication(ctx, s.repl, s.slot, s.start, pglogrepl.StartReplicationOptions{
+		Mode: pglogrepl.LogicalReplication, PluginArgs: pluginArgs(s.publication, serverVersion),
+	})
+	if err != nil {
+		return fmt.Errorf("starting replication from slot %s at %s: %w", s.slot, s.start, err)
+	}
+	s.log.Info("streaming", "slot", s.slot, "from", s.start.String())
+	nextStatus := time.Now().Add(s.opts.StatusInterval)
+	for {
+		deadline := nextStatus
+		if s.groupOpen() {
+			deadline = minTime(deadline, s.groupSince.Add(s.opts.BatchDelay))
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		raw, err := s.repl.ReceiveMessage(rctx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return s.stop()
+		case err != nil && pgconn.Timeout(err):
+			if s.groupOpen() && time.Since(s.groupSince) >= s.opts.BatchDelay {
+				if err := s.flush(ctx); err != nil {
+					return err
+				}
+			}
+		case err != nil:
+			return fmt.Errorf("replication stream: %w", err)
+		default:
+			if err := s.receive(ctx, raw); err != nil {
+				s.rollback()
+				return err
+			}
+		}
+		if !time.Now().Before(nextStatus) {
+			if err := s.sendStatus(false); err != nil {
+				return err
+			}
+			nextStatus = time.Now().Add(s.opts.StatusInterval)
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// groupOpen: a target transaction holds whole source transactions and
+// may be committed now.
+func (s *streamer) groupOpen() bool { return s.txOpen && !s.inTx }
+
+func (s *streamer) receive(ctx context.Context, raw pgproto3.BackendMessage) error {
+	switch msg := raw.(type) {
+	case *pgproto3.CopyData:
+		if len(msg.Data) == 0 {
+			return nil
+		}
+		switch msg.Data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			k, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+			if err != nil {
+				return fmt.Errorf("replication stream: %w", err)
+			}
+			if !s.inTx && !s.inStream && k.ServerWALEnd > s.idleEnd {
+				s.idleEnd = k.ServerWALEnd
+			}
+			if k.ReplyRequested {
+				return s.sendStatus(false)
+			}
+		case pglogrepl.XLogDataByteID:
+			x, err := pglogrepl.ParseXLogData(msg.Data[1:])
+			if err != nil {
+				return fmt.Errorf("replication stream: %w", err)
+			}
+			if end := x.WALStart + pglogrepl.LSN(len(x.WALData)); end > s.received {
+				s.received = end
+				s.stats.Received.Store(uint64(end))
+			}
+			// The connection reuses its buffer: keep our own copy, since
+			// masked values may point into it until the target has them.
+			data := append([]byte(nil), x.WALData...)
+			return s.handle(ctx, data)
+		}
+	case *pgproto3.ErrorResponse:
+		return fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(msg))
+	}
+	return nil
+}
+
+// handle processes one pgoutput message.
+func (s *streamer) handle(ctx context.Context, data []byte) error {
+	m, err := s.dec.Decode(data, s.inStream)
+	if err != nil {
+		if errors.Is(err, pgoutput.ErrUnknownType) {
+			return fmt.Errorf("replication stream: %w (is the source a newer PostgreSQL with a protocol pgveil does not know?)", err)
+		}
+		return fmt.Errorf("replication stream: %w", err)
+	}
+	if s.inStream {
+		return s.spool(m, data)
+	}
+	switch m := m.(type) {
+	case *pgoutput.Begin:
+		s.inTx = true
+		s.skip = m.FinalLSN < s.start
+		if !s.skip {
+			return s.beginTarget(ctx)
+		}
+	case *pgoutput.Commit:
+		s.inTx = false
+		if s.skip {
+			s.skip = false
+			return nil
+		}
+		return s.committedSource(ctx, target.Position{LSN: m.EndLSN, CommitTime: m.CommitTime})
+	case *pgoutput.StreamStart:
+		s.inStream, s.streamXid = true, m.Xid
+		if s.streams[m.Xid] == nil {
+			sp, err := newSpill(s.opts.SpillDir, m.Xid)
+			if err != nil {
+				return err
+			}
+			s.streams[m.Xid] = sp
+		}
+	case *pgoutput.StreamCommit:
+		return s.streamCommit(ctx, m)
+	case *pgoutput.StreamAbort:
+		sp := s.streams[m.Xid]
+		if sp == nil {
+			return nil
+		}
+		if m.SubXid == m.Xid {
+			sp.close()
+			delete(s.streams, m.Xid)
+			return nil
+		}
+		return sp.abortSub(m.SubXid)
+	default:
+		if s.skip {
+			if r, ok := m.(*pgoutput.Relation); ok {
+				s.relation(r)
+			}
+			return nil
+		}
+		return s.apply(ctx, m)
+	}
+	return nil
+}
+
+// spool keeps a message of a streamed transaction chunk for later.
+func (s *streamer) spool(m pgoutput.Message, data []byte) error {
+	if _, ok := m.(*pgoutput.StreamStop); ok {
+		s.inStream = false
+		return nil
+	}
+	sp := s.streams[s.streamXid]
+	if sp == nil {
+		return fmt.Errorf("replication stream: change of streamed transaction %d outside a stream", s.streamXid)
+	}
+	var xid uint32
+	switch m := m.(type) {
+	case *pgoutput.Relation:
+		xid = m.Xid
+	case *pgoutput.TypeInfo:
+		xid = m.Xid
+	case *pgoutput.Insert:
+		xid = m.Xid
+	case *pgoutput.Update:
+		xid = m.Xid
+	case *pgoutput.Delete:
+		xid = m.Xid
+	case *pgoutput.Truncate:
+		xid = m.Xid
+	case *pgoutput.LogicalMessage:
+		return nil
+	default:
+		return fmt.Errorf("replication stream: unexpected %q message inside a stream", m.Type())
+	}
+	return sp.add(xid, data)
+}
+
+// streamCommit applies a streamed transaction from its spill file.
+func (s *streamer) streamCommit(ctx context.Context, m *pgoutput.StreamCommit) error {
+	sp := s.streams[m.Xid]
+	delete(s.streams, m.Xid)
+	if sp != nil {
+		defer sp.close()
+	}
+	if m.CommitLSN < s.start {
+		return nil // applied before the restart
+	}
+	if err := s.beginTarget(ctx); err != nil {
+		return err
+	}
+	if sp != nil {
+		s.stats.Streamed.Add(1)
+		var dec pgoutput.Decoder
+		err := sp.replay(func(buf []byte) error {
+			// replay reuses buf; masked values may point into it until the
+			// target has them.
+			data := append([]byte(nil), buf...)
+			msg, err := dec.Decode(data, true)
+			if err != nil {
+				return fmt.Errorf("replaying streamed transaction %d: %w", m.Xid, err)
+			}
+			return s.apply(ctx, msg)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return s.committedSource(ctx, target.Position{LSN: m.EndLSN, CommitTime: m.CommitTime})
+}
+
+func (s *streamer) beginTarget(ctx context.Context) error {
+	if s.txOpen {
+		return nil
+	}
+	if err := s.applier.Begin(ctx); err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	s.txOpen = true
+	s.groupSince = time.Now()
+	return nil
+}
+
+// committedSource records a source commit inside the open target
+// transaction, and commits the target when the group is full or old.
+func (s *streamer) committedSource(ctx context.Context, pos target.Position) error {
+	s.applied = pos
+	s.stats.Transactions.Add(1)
+	s.stats.LastCommit.Store(pos.CommitTime.UnixMicro())
+	if s.applier.Pending() >= s.opts.BatchChanges || time.Since(s.groupSince) >= s.opts.BatchDelay {
+		return s.flush(ctx)
+	}
+	return nil
+}
+
+// flush commits the open target transaction with the checkpoint.
+func (s *streamer) flush(ctx context.Context) error {
+	if !s.txOpen {
+		return nil
+	}
+	if err := s.applier.Commit(ctx, s.applied); err != nil {
+		s.txOpen = false
+		return fmt.Errorf("target: %w", err)
+	}
+	s.txOpen = false
+	s.committed = s.applied.LSN
+	s.stats.Committed.Store(uint64(s.committed))
+	s.stats.TargetCommits.Add(1)
+	return nil
+}
+
+func (s *streamer) rollback() {
+	if s.txOpen {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.applier.Rollback(ctx)
+		s.txOpen = false
+	}
+}
+
+// stop ends the stream on shutdown: whole source transactions already in
+// the target transaction are committed, a partial one is rolled back.
+func (s *streamer) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if s.groupOpen() && s.applied.LSN > s.committed {
+		if err := s.applier.Commit(ctx, s.applied); err == nil {
+			s.txOpen = false
+			s.committed = s.applied.LSN
+			s.stats.Committed.Store(uint64(s.committed))
+		}
+	}
+	s.rollback()
+	_ = s.sendStatus(false)
+	return nil
+}
+
+// sendStatus tells the server how far the target has durably committed.
+// When nothing is in flight, it confirms the server's WAL end from the last
+// keepalive, so that an idle slot does not hold WAL.
+func (s *streamer) sendStatus(reply bool) error {
+	flush := s.committed
+	if !s.txOpen && !s.inTx && s.idleEnd > flush {
+		flush = s.idleEnd
+	}
+	write := max(s.received, flush)
+	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), s.repl, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: write, WALFlushPosition: flush, WALApplyPosition: flush, ReplyRequested: reply,
+	})
+	if err != nil {
+		return fmt.Errorf("sending status to the source: %w", err)
+	}
+	return nil
+}
+
+func (s *streamer) relation(m *pgoutput.Relation) *relation {
+	r := newRelation(m, s.plan, s.filters, s.log)
+	s.rels[m.OID] = r
+	return r
+}
+
+func (s *streamer) rel(oid uint32) (*relation, error) {
+	r := s.rels[oid]
+	if r == nil {
+		return nil, fmt.Errorf("replication stream: change for relation %d before its Relation message", oid)
+	}
+	return r, nil
+}
+
+// apply turns a change message into a target change.
+func (s *streamer) apply(ctx context.Context, m pgoutput.Message) error {
+	switch m := m.(type) {
+	case *pgoutput.Relation:
+		s.relation(m)
+	case *pgoutput.Insert:
+		r, err := s.rel(m.RelationID)
+		if err != nil || r.table == nil {
+			return err
+		}
+		if r.filter != nil {
+			ok, err := s.match(ctx, r, m.New)
+			if err != nil || !ok {
+				return err
+			}
+		}
+		row, err := s.mask(r, m.New, false)
+		if err != nil {
+			return err
+		}
+		s.stats.Inserts.Add(1)
+		return s.applyChange(ctx, &target.Change{Op: target.OpInsert, Table: r.table, Row: row})
+	case *pgoutput.Update:
+		r, err := s.rel(m.RelationID)
+		if err != nil || r.table == nil {
+			return err
+		}
+		var oldKey []transform.Value
+		if m.Old != nil {
+			old, err := s.mask(r, m.Old, false)
+			if err != nil {
+				return err
+			}
+			oldKey = r.key(old)
+		}
+		row, err := s.mask(r, m.New, true)
+		if err != nil {
+			return err
+		}
+		if r.filter != nil {
+			ok, err := s.match(ctx, r, m.New)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				// The row no longer passes the filter: it leaves the replica.
+				key := oldKey
+				if key == nil {
+					key = r.key(row)
+				}
+				s.stats.Deletes.Add(1)
+				return s.applyChange(ctx, &target.Change{Op: target.OpDelete, Table: r.table, Key: key})
+			}
+		}
+		s.stats.Updates.Add(1)
+		return s.applyChange(ctx, &target.Change{Op: target.OpUpdate, Table: r.table, Row: row, Key: oldKey})
+	case *pgoutput.Delete:
+		r, err := s.rel(m.RelationID)
+		if err != nil || r.table == nil {
+			return err
+		}
+		old, err := s.mask(r, m.Old, false)
+		if err != nil {
+			return err
+		}
+		s.stats.Deletes.Add(1)
+		return s.applyChange(ctx, &target.Change{Op: target.OpDelete, Table: r.table, Key: r.key(old)})
+	case *pgoutput.Truncate:
+		var tables []*transform.TablePlan
+		for _, oid := range m.RelationIDs {
+			if r := s.rels[oid]; r != nil && r.table != nil {
+				tables = append(tables, r.table)
+			}
+		}
+		if len(tables) == 0 {
+			return nil
+		}
+		s.stats.Truncates.Add(1)
+		return s.applyChange(ctx, &target.Change{Op: target.OpTruncate, Tables: tables,
+			Cascade: m.Options&pgoutput.TruncateCascade != 0, RestartIdentity: m.Options&pgoutput.TruncateRestartIdentity != 0})
+	}
+	return nil
+}
+
+func (s *streamer) applyChange(ctx context.Context, c *target.Change) error {
+	if err := s.applier.Apply(ctx, c); err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	return nil
+}
+
+// mask masks a tuple into plan column order.
+func (s *streamer) mask(r *relation, t pgoutput.Tuple, update bool) ([]transform.Value, error) {
+	raw, err := r.planRow(t, update)
+	if err != nil {
+		return nil, err
+	}
+	out, err := r.table.Mask(make([]transform.Value, 0, len(raw)), raw)
+	if err != nil {
+		return nil, &ValueError{Err: err}
+	}
+	return out, nil
+}
+
+// match runs the table's in-process filter on the new row.
+func (s *streamer) match(ctx context.Context, r *relation, t pgoutput.Tuple) (bool, error) {
+	res, err := r.filter.Match(ctx, s.filterConn, [][]transform.Value{r.filterRow(t)})
+	if err != nil {
+		return false, fmt.Errorf("%s: row filter: %w", r.table.Table.QualifiedName(), err)
+	}
+	if !res[0] {
+		s.stats.Filtered.Add(1)
+	}
+	return res[0], nil
+}
+
+// ValueError is a value that its rule could not mask. The pipeline stops
+// on it rather than skip the row: skipping would lose data silently.
+type ValueError struct{ Err error }
+
+func (e *ValueError) Error() string { return "masking: " + e.Err.Error() }
+func (e *ValueError) Unwrap() error { return e.Err }

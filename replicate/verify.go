@@ -1,0 +1,170 @@
+package replicate
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/replicate/pgcopy"
+	"pgveil/replicate/target"
+	"pgveil/transform"
+)
+
+// TableDiff compares one table of the replica with mask(source).
+type TableDiff struct {
+	Table     string
+	Source    int64 // rows in the source (after the table's row filter)
+	Target    int64 // rows in the replica
+	Missing   int64 // in mask(source), not in the replica
+	Extra     int64 // in the replica, not in mask(source)
+	Different int64 // same key, other values
+}
+
+// OK reports whether the table matches.
+func (d TableDiff) OK() bool { return d.Missing == 0 && d.Extra == 0 && d.Different == 0 }
+
+// Compare re-masks every row of the source and compares it, by key, with
+// the replica. It never returns or logs a value: only counts. src should
+// be in a REPEATABLE READ transaction and the replica quiet (or caught up
+// to the same point) for the counts to mean anything; the source
+// connection must use the session settings of the pipeline (see
+// ConnectSource).
+func Compare(ctx context.Context, src, tgt *pgx.Conn, plan *transform.Plan) ([]TableDiff, error) {
+	var out []TableDiff
+	for _, tp := range plan.Tables() {
+		d := TableDiff{Table: tp.Table.QualifiedName()}
+		keyIdx := target.KeyColumns(tp)
+		want := map[string][32]byte{}
+		srcSeen := map[string]int{}
+		err := readCopy(ctx, src, selectQuery(tp, tp.Where), func(row []transform.Value) error {
+			masked, err := tp.Mask(nil, row)
+			if err != nil {
+				return &ValueError{Err: err}
+			}
+			d.Source++
+			k := dupKey(srcSeen, rowKey(masked, keyIdx))
+			want[k] = rowSum(masked)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading the source: %w", d.Table, err)
+		}
+		tgtSeen := map[string]int{}
+		err = readCopy(ctx, tgt, selectQuery(tp, ""), func(row []transform.Value) error {
+			d.Target++
+			k, sum := dupKey(tgtSeen, rowKey(row, keyIdx)), rowSum(row)
+			w, ok := want[k]
+			switch {
+			case !ok:
+				d.Extra++
+			case w != sum:
+				d.Different++
+				delete(want, k)
+			default:
+				delete(want, k)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading the replica: %w", d.Table, err)
+		}
+		d.Missing = int64(len(want))
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// dupKey numbers the repeats of a key: only tables without a primary key
+// (identified by all their columns) hold them, and such repeats are equal
+// rows, so matching the n-th copy on each side is exact.
+func dupKey(seen map[string]int, k string) string {
+	n := seen[k]
+	seen[k] = n + 1
+	if n == 0 {
+		return k
+	}
+	return fmt.Sprintf("%s\x00dup%d", k, n)
+}
+
+func selectQuery(tp *transform.TablePlan, where string) string {
+	cols := make([]string, len(tp.Columns))
+	for i, c := range tp.Columns {
+		cols[i] = transform.QuoteIdent(c.Column.Name)
+	}
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + tp.Table.QualifiedName()
+	if where != "" {
+		q += " WHERE (" + where + ")"
+	}
+	return q
+}
+
+func readCopy(ctx context.Context, conn *pgx.Conn, query string, fn func([]transform.Value) error) error {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.PgConn().CopyTo(ctx, pw, "COPY ("+query+") TO STDOUT")
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	rd := pgcopy.NewReader(pr)
+	var row []transform.Value
+	var ferr error
+	for ferr == nil {
+		var err error
+		row, err = rd.Next(row)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			ferr = err
+			break
+		}
+		ferr = fn(row)
+	}
+	pr.CloseWithError(errStopped)
+	if err := <-done; ferr == nil && err != nil {
+		return err
+	}
+	return ferr
+}
+
+func rowKey(row []transform.Value, idx []int) string {
+	var b strings.Builder
+	for _, i := range idx {
+		if row[i].State == transform.Null {
+			b.WriteString("\x01")
+		} else {
+			b.WriteString("\x02")
+			b.Write(row[i].Text)
+		}
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+func rowSum(row []transform.Value) [32]byte {
+	h := sha256.New()
+	for _, v := range row {
+		if v.State == transform.Null {
+			h.Write([]byte{1})
+		} else {
+			h.Write([]byte{2})
+			h.Write(v.Text)
+		}
+		h.Write([]byte{0})
+	}
+	var s [32]byte
+	h.Sum(s[:0])
+	return s
+}
+
+// ConnectSource opens a source connection with the session settings the
+// masking rules expect (ISO dates, hex bytea, UTC, ...).
+func ConnectSource(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	return connectSource(ctx, dsn)
+}
