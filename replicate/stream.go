@@ -25,11 +25,13 @@ type StreamOptions struct {
 	// StatusInterval is how often the slot is told how far the target
 	// has committed (and that pgveil is alive).
 	StatusInterval time.Duration
-	// BatchChanges and BatchDelay group source transactions into one
-	// target transaction: it commits when it holds BatchChanges changes,
-	// or BatchDelay after its first source transaction, whichever comes
-	// first, and only between source transactions.
+	// BatchChanges, BatchBytes and BatchDelay group source transactions
+	// into one target transaction: it commits when it holds BatchChanges
+	// changes or BatchBytes bytes of values, or BatchDelay after its first
+	// source transaction, whichever comes first, and only between source
+	// transactions.
 	BatchChanges int
+	BatchBytes   int64
 	BatchDelay   time.Duration
 	// SpillDir holds streamed in-progress transactions until they commit.
 	SpillDir string
@@ -41,6 +43,9 @@ func (o *StreamOptions) defaults() {
 	}
 	if o.BatchChanges <= 0 {
 		o.BatchChanges = 5000
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 64 << 20
 	}
 	if o.BatchDelay <= 0 {
 		o.BatchDelay = 50 * time.Millisecond
@@ -90,6 +95,8 @@ type streamer struct {
 
 	txOpen     bool // a target transaction is open
 	groupSince time.Time
+	groupBytes int64
+	curLSN     pglogrepl.LSN // commit LSN of the source transaction being applied
 	inTx       bool // inside a (non-streamed) source transaction
 	skip       bool // ... that was applied before the restart
 
@@ -226,6 +233,7 @@ func (s *streamer) handle(ctx context.Context, data []byte) error {
 	switch m := m.(type) {
 	case *pgoutput.Begin:
 		s.inTx = true
+		s.curLSN = m.FinalLSN
 		s.skip = m.FinalLSN < s.start
 		if !s.skip {
 			return s.beginTarget(ctx)
@@ -316,6 +324,7 @@ func (s *streamer) streamCommit(ctx context.Context, m *pgoutput.StreamCommit) e
 	if err := s.beginTarget(ctx); err != nil {
 		return err
 	}
+	s.curLSN = m.CommitLSN
 	if sp != nil {
 		s.stats.Streamed.Add(1)
 		var dec pgoutput.Decoder
@@ -345,6 +354,7 @@ func (s *streamer) beginTarget(ctx context.Context) error {
 	}
 	s.txOpen = true
 	s.groupSince = time.Now()
+	s.groupBytes = 0
 	return nil
 }
 
@@ -354,7 +364,7 @@ func (s *streamer) committedSource(ctx context.Context, pos target.Position) err
 	s.applied = pos
 	s.stats.Transactions.Add(1)
 	s.stats.LastCommit.Store(pos.CommitTime.UnixMicro())
-	if s.applier.Pending() >= s.opts.BatchChanges || time.Since(s.groupSince) >= s.opts.BatchDelay {
+	if s.applier.Pending() >= s.opts.BatchChanges || s.groupBytes >= s.opts.BatchBytes || time.Since(s.groupSince) >= s.opts.BatchDelay {
 		return s.flush(ctx)
 	}
 	return nil
@@ -519,6 +529,9 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message) error {
 }
 
 func (s *streamer) applyChange(ctx context.Context, c *target.Change) error {
+	for _, v := range c.Row {
+		s.groupBytes += int64(len(v.Text))
+	}
 	if err := s.applier.Apply(ctx, c); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
@@ -533,7 +546,7 @@ func (s *streamer) mask(r *relation, t pgoutput.Tuple, update bool) ([]transform
 	}
 	out, err := r.table.Mask(make([]transform.Value, 0, len(raw)), raw)
 	if err != nil {
-		return nil, &ValueError{Err: err}
+		return nil, &ValueError{Err: err, LSN: s.curLSN}
 	}
 	return out, nil
 }
@@ -551,8 +564,20 @@ func (s *streamer) match(ctx context.Context, r *relation, t pgoutput.Tuple) (bo
 }
 
 // ValueError is a value that its rule could not mask. The pipeline stops
-// on it rather than skip the row: skipping would lose data silently.
-type ValueError struct{ Err error }
+// on it rather than skip the row, which would lose data silently; the
+// message names the table, column and the source transaction's commit
+// LSN, never the value. A column can opt into NULL instead with
+// on_error: null.
+type ValueError struct {
+	Err error
+	LSN pglogrepl.LSN // commit LSN of the source transaction; 0 in the initial copy
+}
 
-func (e *ValueError) Error() string { return "masking: " + e.Err.Error() }
+func (e *ValueError) Error() string {
+	where := "in the initial copy"
+	if e.LSN != 0 {
+		where = "in the transaction committed at LSN " + e.LSN.String()
+	}
+	return "cannot mask a value " + where + ": " + e.Err.Error() + " (fix the rule, or add on_error: null to the column)"
+}
 func (e *ValueError) Unwrap() error { return e.Err }

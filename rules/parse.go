@@ -617,7 +617,10 @@ func (p *parser) columns(f entry, at loc) []*ColumnRule {
 		} else {
 			cat.column = transform.QuoteIdent(name)
 		}
-		rule, ok := p.rule(ce.value, ce.key, cat)
+		value, onError, eok := p.onError(ce.value, cat)
+		rule, ok := p.rule(value, ce.key, cat)
+		ok = ok && eok
+		rule.OnError = onError
 		if err != nil || ce.dup {
 			continue
 		}
@@ -631,4 +634,39 @@ func (p *parser) columns(f entry, at loc) []*ColumnRule {
 		}
 	}
 	return out
+}
+
+// onErrorValues are the accepted values of a column's on_error.
+const onErrorValues = "stop, null"
+
+// onError takes the optional on_error key out of a column's rule map
+// ({noise: 0.05, on_error: null}) and returns the rest of the map, the
+// policy ("" for the default, stop) and whether it was valid.
+func (p *parser) onError(raw *yaml.Node, at loc) (*yaml.Node, string, bool) {
+	n := p.resolve(raw)
+	if n == nil || n.Kind != yaml.MappingNode || len(n.Content) < 4 {
+		return raw, "", true
+	}
+	rest := *n
+	rest.Content = nil
+	policy, ok := "", true
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := p.resolve(n.Content[i])
+		if k == nil || k.Kind != yaml.ScalarNode || k.Value != "on_error" {
+			rest.Content = append(rest.Content, n.Content[i], n.Content[i+1])
+			continue
+		}
+		v := p.resolve(n.Content[i+1])
+		switch {
+		case v != nil && v.Kind == yaml.ScalarNode && (v.Value == "stop" || v.Value == "null" || v.Value == "~" && v.Tag == "!!null" || v.Tag == "!!null"):
+			policy = "null"
+			if v.Value == "stop" {
+				policy = ""
+			}
+		default:
+			p.addf(n.Content[i+1], at, "on_error must be one of %s", onErrorValues)
+			ok = false
+		}
+	}
+	return &rest, policy, ok
 }

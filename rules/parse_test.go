@@ -501,3 +501,19 @@ func TestParseRule(t *testing.T) {
 		}
 	}
 }
+
+func TestOnError(t *testing.T) {
+	head := "source: {dsn: x}\ntarget: {dsn: y}\nsecret: 0123456789abcdef0123456789abcdef\ntables:\n  t:\n    columns:\n"
+	cfg, err := Parse("f.yaml", []byte(head+"      a: {noise: 0.05, on_error: null}\n      b: {hash: , on_error: stop}\n      c: hash\n"), nil, transform.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols := cfg.Tables[0].Columns
+	if cols[0].Rule.Name != "noise" || cols[0].Rule.OnError != "null" || cols[1].Rule.OnError != "" || cols[2].Rule.OnError != "" {
+		t.Errorf("got %+v %+v %+v", cols[0].Rule, cols[1].Rule, cols[2].Rule)
+	}
+	_, err = Parse("f.yaml", []byte(head+"      a: {noise: 0.05, on_error: skip}\n"), nil, transform.Builtin())
+	if err == nil || !strings.Contains(err.Error(), "f.yaml:7:34: public.t.a: on_error must be one of stop, null") {
+		t.Errorf("got %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package transform
 import (
 	"fmt"
 	"sort"
+	"sync/atomic"
 )
 
 // Plan masks the rows of every replicated table. It is built by the rules
@@ -23,6 +24,9 @@ type TablePlan struct {
 	Columns []ColumnPlan
 	// Dropped are the columns left out of the publication and the replica.
 	Dropped []string
+	// NulledErrors counts values written as NULL because their rule could
+	// not mask them and the column has on_error: null.
+	NulledErrors atomic.Int64
 }
 
 // ColumnPlan is one published column and its transformer.
@@ -114,6 +118,11 @@ func (t *TablePlan) Mask(dst, row []Value) ([]Value, error) {
 		c := &t.Columns[i]
 		out, err := c.Transformer.Transform(v)
 		if err != nil {
+			if c.Rule.OnError == "null" {
+				t.NulledErrors.Add(1)
+				dst = append(dst, Value{State: Null})
+				continue
+			}
 			return dst[:n], &MaskError{Column: c.Column.QualifiedName(), Rule: c.Rule.Name, Err: err}
 		}
 		dst = append(dst, out)

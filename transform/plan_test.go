@@ -132,3 +132,16 @@ func BenchmarkKeep(b *testing.B) {
 		}
 	}
 }
+
+func TestPlanOnErrorNull(t *testing.T) {
+	k := testKeys(t, testSecret)
+	tp := testPlan(t, k)
+	tp.Columns[0].Rule.OnError = "null" // id: hash on bigint, fed a value that is not an integer
+	out, err := tp.Mask(nil, []Value{Text("not-a-number"), Text("a@b.c"), Text("33")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].State != Null || tp.NulledErrors.Load() != 1 {
+		t.Errorf("got %v, nulled %d", out, tp.NulledErrors.Load())
+	}
+}

@@ -151,6 +151,10 @@ type Rule struct {
 	Name      string
 	Args      Args
 	Line, Col int
+	// OnError is what the Plan does with a value the transformer cannot
+	// mask: "" stops with an error (the default); "null" writes NULL and
+	// counts it (a column opts in with on_error: null).
+	OnError string
 }
 
 // PathRule is one entry of a json transformer: a path and its rule.

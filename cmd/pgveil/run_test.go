@@ -1,0 +1,362 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
+	"pgveil/replicate"
+	"pgveil/rules"
+)
+
+// Integration tests of the pgveil binary against real clusters: signals,
+// kill -9 at random moments, and the memory of a large transaction.
+
+var (
+	prod      = pgtest.Shared{Options: pgtest.Options{Settings: map[string]string{"logical_decoding_work_mem": "1MB"}}}
+	analytics pgtest.Shared
+	binOnce   sync.Once
+	binPath   string
+	binErr    error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	prod.Stop()
+	analytics.Stop()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// binary builds pgveil once for the package's tests.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pgveil-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "pgveil")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// canary is personal data that must never leave production unmasked.
+const canary = "CANARY-Zoë-Müller"
+
+type site struct {
+	t        *testing.T
+	dir      string
+	srcDSN   string
+	dstDSN   string
+	src, dst *pgx.Conn
+	config   string
+	marker   int64
+}
+
+func newSite(t *testing.T) *site {
+	t.Helper()
+	s := &site{t: t, dir: t.TempDir(), srcDSN: prod.NewDB(t), dstDSN: analytics.NewDB(t)}
+	ctx := context.Background()
+	var err error
+	if s.src, err = pgx.Connect(ctx, s.srcDSN); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.src.Close(context.Background()) })
+	if s.dst, err = replicate.ConnectSource(ctx, s.dstDSN); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.dst.Close(context.Background()) })
+	s.exec(`CREATE TABLE people (id bigserial PRIMARY KEY, email text NOT NULL, name text, city text, born date, note text);
+CREATE TABLE visits (id bigserial PRIMARY KEY, person_id bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), ip inet);
+CREATE TABLE marker (id int PRIMARY KEY, n bigint);`)
+	s.exec(`INSERT INTO people (email, name, city, born, note)
+SELECT 'p' || g || '@mail.example', $1 || ' ' || g, 'City ' || (g % 20), date '1960-01-01' + g, $1 FROM generate_series(1, 2000) g`, canary)
+	s.exec(`INSERT INTO visits (person_id, ip) SELECT 1 + g % 2000, ('192.168.' || (g % 200) || '.' || (g % 250))::inet FROM generate_series(1, 4000) g`)
+	s.config = filepath.Join(s.dir, "pgveil.yaml")
+	yml := `source: {dsn: "${SRC}", slot: chaos, publication: chaos}
+target: {dsn: "${DST}"}
+secret: ${SECRET}
+tables:
+  people:
+    columns: {id: hash, email: {fake: {kind: email, unique: true}}, name: {fake: name}, city: keep, born: {truncate: year}, note: drop}
+  visits:
+    columns: {id: keep, person_id: hash, at: keep, ip: {fake: ipv4}}
+  marker:
+    columns: {id: keep, n: keep}
+`
+	if err := os.WriteFile(s.config, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s *site) exec(sql string, args ...any) {
+	s.t.Helper()
+	if _, err := s.src.Exec(context.Background(), sql, args...); err != nil {
+		s.t.Fatalf("source: %v", err)
+	}
+}
+
+// proc is a running pgveil.
+type proc struct {
+	cmd  *exec.Cmd
+	out  *logBuf
+	done chan struct{} // closed when it has exited
+	err  error         // its exit status, once done is closed
+}
+
+type logBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (s *site) start(extra ...string) *proc {
+	s.t.Helper()
+	cmd := exec.Command(binary(s.t), append([]string{"run", "-c", s.config, "--log-format", "json", "--log-level", "debug", "--spill-dir", s.dir}, extra...)...)
+	cmd.Env = append(os.Environ(), "SRC="+s.srcDSN, "DST="+s.dstDSN, "SECRET=0123456789abcdef0123456789abcdef")
+	p := &proc{cmd: cmd, out: &logBuf{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	s.t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// sync waits until a marker written now has reached the replica.
+func (s *site) sync(p *proc) {
+	s.t.Helper()
+	s.marker++
+	s.exec(`INSERT INTO marker VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n`, s.marker)
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		var n int64
+		if err := s.dst.QueryRow(context.Background(), `SELECT n FROM public.marker WHERE id = 1`).Scan(&n); err == nil && n >= s.marker {
+			return
+		}
+		select {
+		case <-p.done:
+			s.t.Fatalf("pgveil exited: %v\n%s", p.err, p.out.String())
+		default:
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("replica did not catch up\n%s", p.out.String())
+}
+
+// verify: the replica equals mask(production).
+func (s *site) verify() {
+	s.t.Helper()
+	ctx := context.Background()
+	env := map[string]string{"SRC": s.srcDSN, "DST": s.dstDSN, "SECRET": "0123456789abcdef0123456789abcdef"}
+	cfg, err := rules.Load(s.config, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	src, err := replicate.ConnectSource(ctx, s.srcDSN)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer src.Close(ctx)
+	prep, err := replicate.Prepare(ctx, src, cfg, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	diffs, err := replicate.Compare(ctx, src, s.dst, prep.Plan)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, d := range diffs {
+		if !d.OK() {
+			s.t.Errorf("%s: source %d, replica %d, missing %d, extra %d, different %d", d.Table, d.Source, d.Target, d.Missing, d.Extra, d.Different)
+		}
+	}
+}
+
+func (s *site) noCanary(where string, text string) {
+	s.t.Helper()
+	for _, c := range []string{canary, "@mail.example", "0123456789abcdef0123456789abcdef"} {
+		if strings.Contains(text, c) {
+			s.t.Errorf("%s contains %q", where, c)
+		}
+	}
+}
+
+func TestRunStopsCleanlyOnSignal(t *testing.T) {
+	s := newSite(t)
+	p := s.start()
+	s.sync(p)
+	s.exec(`UPDATE people SET city = 'Elsewhere' WHERE id % 5 = 0`)
+	s.sync(p)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		began := time.Now()
+		if err := p.cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-p.done:
+			if p.err != nil {
+				t.Errorf("%v: exit %v\n%s", sig, p.err, p.out.String())
+			}
+			if d := time.Since(began); d > 10*time.Second {
+				t.Errorf("%v: stopped after %v", sig, d)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%v: still running after 15s", sig)
+		}
+		s.noCanary("the log", p.out.String())
+		if sig == syscall.SIGTERM {
+			s.exec(`DELETE FROM visits WHERE id % 7 = 0`)
+			p = s.start()
+			s.sync(p)
+		}
+	}
+	s.verify()
+	// No raw personal data anywhere in the replica.
+	var dump string
+	if err := s.dst.QueryRow(context.Background(), `SELECT string_agg(t::text, E'\n') FROM (SELECT p::text AS t FROM public.people p UNION ALL SELECT v::text FROM public.visits v) x`).Scan(&dump); err != nil {
+		t.Fatal(err)
+	}
+	s.noCanary("the replica", dump)
+}
+
+// TestRunSurvivesKill9 kills pgveil at random moments while production
+// changes, restarts it, and checks nothing was lost or duplicated.
+func TestRunSurvivesKill9(t *testing.T) {
+	iterations := 6
+	if v := os.Getenv("PGVEIL_CHAOS_ITERATIONS"); v != "" {
+		iterations, _ = strconv.Atoi(v)
+	}
+	s := newSite(t)
+	ctx, stopTraffic := context.WithCancel(context.Background())
+	traffic := make(chan error, 1)
+	go func() { traffic <- s.traffic(ctx) }()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for i := range iterations {
+		p := s.start()
+		time.Sleep(time.Duration(300+rng.IntN(1700)) * time.Millisecond)
+		if err := p.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+		t.Logf("iteration %d: killed", i)
+	}
+	stopTraffic()
+	if err := <-traffic; err != nil {
+		t.Fatal(err)
+	}
+	p := s.start()
+	s.sync(p)
+	s.verify()
+	s.noCanary("the log", p.out.String())
+}
+
+// traffic inserts, updates and deletes in production until ctx ends.
+func (s *site) traffic(ctx context.Context) error {
+	conn, err := pgx.Connect(context.Background(), s.srcDSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	rng := rand.New(rand.NewPCG(1, 2))
+	for ctx.Err() == nil {
+		var q string
+		switch rng.IntN(5) {
+		case 0, 1:
+			q = fmt.Sprintf(`INSERT INTO people (email, name, city) VALUES ('n%d@mail.example', '%s', 'C')`, rng.Int64(), canary)
+		case 2:
+			q = fmt.Sprintf(`UPDATE people SET city = 'U%d' WHERE id %% 97 = %d`, rng.IntN(1000), rng.IntN(97))
+		case 3:
+			q = fmt.Sprintf(`DELETE FROM visits WHERE id = %d`, 1+rng.IntN(4000))
+		case 4:
+			q = fmt.Sprintf(`BEGIN; INSERT INTO visits (person_id) SELECT %d FROM generate_series(1, 50); UPDATE people SET id = id + 1000000 WHERE id = %d; COMMIT`, rng.IntN(2000), 1+rng.IntN(2000))
+		}
+		if _, err := conn.Exec(context.Background(), q); err != nil {
+			return fmt.Errorf("traffic: %w", err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
+
+// TestRunLargeTransactionMemory applies one transaction of a million rows
+// and checks pgveil's peak memory.
+func TestRunLargeTransactionMemory(t *testing.T) {
+	s := newSite(t)
+	p := s.start()
+	s.sync(p)
+	s.exec(`INSERT INTO visits (person_id, ip) SELECT g % 2000, '10.1.2.3' FROM generate_series(1, 1000000) g`)
+	s.sync(p)
+	peak := peakRSS(t, p.cmd.Process.Pid)
+	t.Logf("peak RSS %d MB", peak>>20)
+	if peak > 200<<20 {
+		t.Errorf("peak RSS %d MB, want under 200 MB", peak>>20)
+	}
+	if !strings.Contains(p.out.String(), "snapshot copied") {
+		t.Errorf("no initial copy in the log")
+	}
+	var n int64
+	s.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.visits`).Scan(&n)
+	if n != 1004000 {
+		t.Errorf("replica has %d visits", n)
+	}
+}
+
+// peakRSS reads VmHWM of a process.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
