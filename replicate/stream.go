@@ -97,8 +97,8 @@ type streamer struct {
 	groupSince time.Time
 	groupBytes int64
 	curLSN     pglogrepl.LSN // commit LSN of the source transaction being applied
-	inTx       bool // inside a (non-streamed) source transaction
-	skip       bool // ... that was applied before the restart
+	inTx       bool          // inside a (non-streamed) source transaction
+	skip       bool          // ... that was applied before the restart
 
 	inStream  bool
 	streamXid uint32
