@@ -161,7 +161,9 @@ func (s *streamer) run(ctx context.Context, serverVersion int) error {
 			}
 		}
 		if !time.Now().Before(nextStatus) {
-			if err := s.sendStatus(false); err != nil {
+			// When idle, ask for a keepalive: its WAL end is what the
+			// next status confirms, so an idle slot does not hold WAL.
+			if err := s.sendStatus(!s.txOpen && !s.inTx); err != nil {
 				return err
 			}
 			nextStatus = time.Now().Add(s.opts.StatusInterval)

@@ -48,6 +48,9 @@ type Type struct {
 	Precision int // numeric(p,s): p, 0 when unconstrained
 	Scale     int // numeric(p,s): s
 	ArrayDims int // 0 for scalars; 1 or more for arrays (PostgreSQL does not enforce the number)
+	// Mod is a modifier String prints but transformers do not need, as
+	// written: "(3)" in "timestamp(3) with time zone".
+	Mod string
 }
 
 // Elem returns the element type of an array type, or t itself.
@@ -69,13 +72,15 @@ func (t Type) String() string {
 		mod = fmt.Sprintf("(%d)", t.Length)
 	case t.Kind == KindNumeric && t.Precision > 0:
 		mod = fmt.Sprintf("(%d,%d)", t.Precision, t.Scale)
+	default:
+		mod = t.Mod
 	}
 	// format_type puts the modifier before "with/without time zone".
-	if mod != "" {
-		b.WriteString(name)
-		b.WriteString(mod)
+	if base, zone, ok := strings.Cut(name, " with"); ok && mod != "" {
+		b.WriteString(base + mod + " with" + zone)
 	} else {
 		b.WriteString(name)
+		b.WriteString(mod)
 	}
 	for range t.ArrayDims {
 		b.WriteString("[]")
@@ -121,7 +126,7 @@ var typeAliases = map[string]typeInfo{
 // ("varchar(20)", "int8", "timestamptz"). Unknown names (enums, domains,
 // composites) parse as KindOther.
 func ParseType(s string) (Type, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
 	if s == "" {
 		return Type{}, fmt.Errorf("empty type name")
 	}
@@ -130,17 +135,25 @@ func ParseType(s string) (Type, error) {
 		t.ArrayDims++
 		s = strings.TrimSpace(strings.TrimSuffix(s, "[]"))
 	}
+	// Enums, domains, composites and types pgveil does not model keep
+	// their name as written (case and quotes included) and modifiers.
+	declared := s
+	s = strings.ToLower(s)
+	var modText string
 	// Pull out a "(...)" modifier wherever it is ("timestamp(3) with time zone").
 	var mods []int
+	var modErr error // only an error for the types pgveil models
 	if i := strings.IndexByte(s, '('); i >= 0 {
 		j := strings.IndexByte(s[i:], ')')
 		if j < 0 {
-			return Type{}, fmt.Errorf("type %q: unbalanced parenthesis", s)
+			modErr = fmt.Errorf("type %q: unbalanced parenthesis", s)
+			j = len(s) - i - 1
 		}
+		modText = s[i : i+j+1]
 		for _, part := range strings.Split(s[i+1:i+j], ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(part))
-			if err != nil || n < 0 {
-				return Type{}, fmt.Errorf("type %q: bad modifier", s)
+			if (err != nil || n < 0) && modErr == nil {
+				modErr = fmt.Errorf("type %q: bad modifier", s)
 			}
 			mods = append(mods, n)
 		}
@@ -148,10 +161,16 @@ func ParseType(s string) (Type, error) {
 	}
 	info, ok := typeAliases[s]
 	if !ok {
-		t.Name, t.Kind = s, KindOther
+		t.Name, t.Kind = declared, KindOther
 		return t, nil
 	}
+	if modErr != nil {
+		return Type{}, modErr
+	}
 	t.Name, t.Kind, t.Bits = info.name, info.kind, info.bits
+	if t.Kind == KindTimestamp || t.Kind == KindTimestampTZ || t.Kind == KindTime || t.Kind == KindInterval {
+		t.Mod = modText
+	}
 	switch t.Kind {
 	case KindText:
 		if len(mods) > 1 {

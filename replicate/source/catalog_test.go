@@ -122,7 +122,7 @@ func TestReadCatalog(t *testing.T) {
 		{"ch", transform.Type{Name: "character", Kind: transform.KindText, Length: 5}},
 		{"bo", transform.Type{Name: "boolean", Kind: transform.KindBool}},
 		{"dt", transform.Type{Name: "date", Kind: transform.KindDate}},
-		{"ts", transform.Type{Name: "timestamp without time zone", Kind: transform.KindTimestamp}},
+		{"ts", transform.Type{Name: "timestamp without time zone", Kind: transform.KindTimestamp, Mod: "(3)"}},
 		{"tstz", transform.Type{Name: "timestamp with time zone", Kind: transform.KindTimestampTZ}},
 		{"tm", transform.Type{Name: "time without time zone", Kind: transform.KindTime}},
 		{"iv", transform.Type{Name: "interval", Kind: transform.KindInterval}},

@@ -1,0 +1,149 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+)
+
+// An idle pipeline confirms the server's WAL end, so production does not
+// keep WAL for nothing.
+func TestReplicateIdleConfirmsWALEnd(t *testing.T) {
+	e := newE2E(t, `CREATE TABLE t (id int PRIMARY KEY);`, "  t:\n    columns: {id: keep}\n")
+	e.start()
+	e.sync()
+	var now pglogrepl.LSN
+	if err := e.src.QueryRow(context.Background(), `SELECT pg_current_wal_lsn()`).Scan(&now); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var confirmed pglogrepl.LSN
+		if err := e.src.QueryRow(context.Background(), `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 's1' AND database = current_database()`).Scan(&confirmed); err != nil {
+			t.Fatal(err)
+		}
+		if confirmed >= now {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot confirmed %s, WAL is at %s", confirmed, now)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A copy interrupted half-way starts again from scratch: no half table, no
+// duplicate.
+func TestReplicateInterruptedSnapshot(t *testing.T) {
+	e := newE2E(t, `CREATE TABLE big (id int PRIMARY KEY, v text);`, "  big:\n    columns: {id: hash, v: {fake: sentence}}\n")
+	e.exec(`INSERT INTO big SELECT g, 'value ' || g FROM generate_series(1, 150000) g`)
+	e.start()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(e.logs.String(), "initial copy") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(150 * time.Millisecond)
+	e.stop()
+	var copied int64
+	if err := e.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.big`).Scan(&copied); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rows in the replica after the interruption: %d", copied)
+	if copied != 0 && copied != 150000 {
+		t.Errorf("after the interruption the replica holds %d rows: a half table", copied)
+	}
+	e.exec(`UPDATE big SET v = v || '!' WHERE id % 10 = 0`)
+	e.start()
+	e.sync()
+	e.verify()
+	if copied == 0 && !strings.Contains(e.logs.String(), "dropping the slot of an unfinished initial copy") {
+		t.Error("the restart did not start the copy again")
+	}
+}
+
+// The analytics server goes away and comes back; the production server
+// restarts: the pipeline retries, loses nothing and duplicates nothing.
+func TestReplicateServerRestarts(t *testing.T) {
+	e := newE2E(t, `CREATE TABLE t (id int PRIMARY KEY, v int);`, "  t:\n    columns: {id: keep, v: keep}\n")
+	e.exec(`INSERT INTO t SELECT g, 0 FROM generate_series(1, 1000) g`)
+	e.start()
+	e.sync()
+	ctx := context.Background()
+
+	an := anCluster.Get(t)
+	if err := an.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	e.exec(`UPDATE t SET v = v + 1 WHERE id % 2 = 0`)
+	e.exec(`INSERT INTO t SELECT g, 1 FROM generate_series(1001, 1500) g`)
+	time.Sleep(1500 * time.Millisecond) // the pipeline fails and retries meanwhile
+	if err := an.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.dst.Close(ctx)
+	var err error
+	if e.dst, err = ConnectSource(ctx, e.dstDSN); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+
+	pc := prodCluster.Get(t)
+	e.src.Close(ctx)
+	if err := pc.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e.src, err = ConnectSource(ctx, e.srcDSN); err != nil {
+		t.Fatal(err)
+	}
+	e.exec(`DELETE FROM t WHERE id % 3 = 0`)
+	e.sync()
+	e.verify()
+	if !strings.Contains(e.logs.String(), "retrying") {
+		t.Error("no retry in the log")
+	}
+}
+
+// A value a rule cannot mask stops the pipeline with the table, column and
+// LSN, never the value; on_error: null writes NULL instead.
+func TestReplicateUnmaskableValue(t *testing.T) {
+	e := newE2E(t, `CREATE TABLE payments (id int PRIMARY KEY, details jsonb);`,
+		`  payments:
+    columns: {id: keep, details: {json: {"$.amount": {noise: 0.1}}}}
+`)
+	e.exec(`INSERT INTO payments VALUES (1, '{"amount": 10}')`)
+	e.start()
+	e.sync()
+	e.exec(`INSERT INTO payments VALUES (2, '{"amount": "SECRET-NOT-A-NUMBER"}')`)
+	select {
+	case err := <-e.done:
+		e.cancel = nil
+		var fe *FatalError
+		if !errors.As(err, &fe) {
+			t.Fatalf("got %v, want a FatalError", err)
+		}
+		msg := err.Error()
+		for _, want := range []string{"public.payments.details", "LSN", "on_error: null"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("error %q lacks %q", msg, want)
+			}
+		}
+		if strings.Contains(msg, "SECRET") || strings.Contains(e.logs.String(), "SECRET") {
+			t.Errorf("the value leaked: %s", msg)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the pipeline did not stop")
+	}
+	// The column opts into NULL: the stream goes on.
+	e.rulesYML = strings.Replace(e.rulesYML, `{json: {"$.amount": {noise: 0.1}}}`, `{json: {"$.amount": {noise: 0.1}}, on_error: null}`, 1)
+	e.start()
+	e.sync()
+	var isNull bool
+	if err := e.dst.QueryRow(context.Background(), `SELECT details IS NULL FROM public.payments WHERE id = 2`).Scan(&isNull); err != nil || !isNull {
+		t.Errorf("row 2: null=%v, err=%v", isNull, err)
+	}
+}
