@@ -147,3 +147,28 @@ func TestReplicateUnmaskableValue(t *testing.T) {
 		t.Errorf("row 2: null=%v, err=%v", isNull, err)
 	}
 }
+
+// A slot dropped behind pgveil's back stops it with a message that says
+// how to re-copy; it never silently copies over the replica.
+func TestReplicateSlotGone(t *testing.T) {
+	e := newE2E(t, `CREATE TABLE t (id int PRIMARY KEY);`, "  t:\n    columns: {id: keep}\n")
+	e.exec(`INSERT INTO t VALUES (1)`)
+	e.start()
+	e.sync()
+	e.stop()
+	e.exec(`SELECT pg_drop_replication_slot('s1')`)
+	e.start()
+	select {
+	case err := <-e.done:
+		e.cancel = nil
+		var fe *FatalError
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "resync") {
+			t.Fatalf("got %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("pgveil did not stop")
+	}
+	if n := e.count("public.t"); n != 1 {
+		t.Errorf("the replica changed: %d rows", n)
+	}
+}

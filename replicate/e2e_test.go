@@ -329,12 +329,30 @@ COMMIT;`)
 		t.Errorf("%d rows of a rolled-back subtransaction in the replica", rolledBack)
 	}
 
-	// TRUNCATE of several tables.
+	// A column added in production (no rule names it) changes nothing.
+	e.exec(`ALTER TABLE customers ADD COLUMN loyalty_code text DEFAULT 'SECRET-LOYALTY'`)
+	e.exec(`UPDATE customers SET loyalty_code = 'SECRET-' || id, full_name = full_name || '.' WHERE id % 5 = 0`)
+	e.sync()
+	var leaked bool
+	e.dst.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'customers' AND column_name = 'loyalty_code')`).Scan(&leaked)
+	if leaked {
+		t.Error("an unruled column reached the replica")
+	}
+	e.exec(`ALTER TABLE customers DROP COLUMN loyalty_code`)
+
+	// TRUNCATE of several tables, and with CASCADE and RESTART IDENTITY.
 	e.exec(`TRUNCATE orders, events`)
 	e.sync()
 	e.verify()
 	if n := e.count("public.orders") + e.count("public.events"); n != 0 {
 		t.Errorf("%d rows after TRUNCATE", n)
+	}
+	e.exec(`INSERT INTO orders (id, customer_id, total) SELECT g, id, 1 FROM customers, generate_series(1, 1) g WHERE id = 1`)
+	e.exec(`TRUNCATE customers RESTART IDENTITY CASCADE`)
+	e.sync()
+	e.verify()
+	if n := e.count("public.orders") + e.count("public.customers"); n != 0 {
+		t.Errorf("%d rows after TRUNCATE CASCADE", n)
 	}
 }
 
