@@ -155,6 +155,7 @@ func TestReplicateSlotGone(t *testing.T) {
 	e.exec(`INSERT INTO t VALUES (1)`)
 	e.start()
 	e.sync()
+	e.sync() // through the stream: the initial copy's checkpoint is written
 	e.stop()
 	e.exec(`SELECT pg_drop_replication_slot('s1')`)
 	e.start()
@@ -166,7 +167,7 @@ func TestReplicateSlotGone(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatal("pgveil did not stop")
+		t.Fatalf("pgveil did not stop\n%s", e.logs.String())
 	}
 	if n := e.count("public.t"); n != 1 {
 		t.Errorf("the replica changed: %d rows", n)

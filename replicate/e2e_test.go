@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
+	"pgveil/internal/syncbuf"
 	"pgveil/rules"
 )
 
@@ -44,12 +44,12 @@ type e2e struct {
 	cancel   context.CancelFunc
 	done     chan error
 	marker   atomic.Int64
-	logs     *logBuffer
+	logs     *syncbuf.Buffer
 }
 
 func newE2E(t *testing.T, schema, rulesYAML string) *e2e {
 	t.Helper()
-	e := &e2e{t: t, srcDSN: prodCluster.NewDB(t), dstDSN: anCluster.NewDB(t), logs: &logBuffer{}}
+	e := &e2e{t: t, srcDSN: prodCluster.NewDB(t), dstDSN: anCluster.NewDB(t), logs: &syncbuf.Buffer{}}
 	ctx := context.Background()
 	var err error
 	if e.src, err = pgx.Connect(ctx, e.srcDSN); err != nil {
@@ -169,24 +169,6 @@ func (e *e2e) count(table string) int64 {
 		e.t.Fatal(err)
 	}
 	return n
-}
-
-// logBuffer collects the pipeline's log for failure messages.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *logBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *logBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 const shopSchema = `

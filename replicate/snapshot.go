@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -231,50 +230,22 @@ func (s *snapshotter) tasks(ctx context.Context, conn *pgx.Conn) ([]*tableCopy, 
 
 // copy reads one task's rows from the source, masks them and hands
 // encoded blocks to the table's loader.
-func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, t copyTask) error {
-	tp := t.t.plan
-	cols := make([]string, len(tp.Columns))
-	for i, c := range tp.Columns {
-		cols[i] = transform.QuoteIdent(c.Column.Name)
-	}
-	var conds []string
-	if t.from >= 0 {
-		conds = append(conds, fmt.Sprintf("ctid >= '(%d,0)'::tid", t.from))
-		if t.to >= 0 {
-			conds = append(conds, fmt.Sprintf("ctid < '(%d,0)'::tid", t.to))
+func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) error {
+	t := task.t
+	var ctid []string
+	if task.from >= 0 {
+		ctid = append(ctid, fmt.Sprintf("ctid >= '(%d,0)'::tid", task.from))
+		if task.to >= 0 {
+			ctid = append(ctid, fmt.Sprintf("ctid < '(%d,0)'::tid", task.to))
 		}
 	}
-	if w := tp.Where; w != "" {
-		conds = append(conds, "("+w+")")
-	}
-	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + tp.Table.QualifiedName()
-	if len(cols) == 0 {
-		q = "SELECT FROM " + tp.Table.QualifiedName()
-	}
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
-	}
-	pr, pw := io.Pipe()
-	copyErr := make(chan error, 1)
-	go func() {
-		_, err := conn.PgConn().CopyTo(ctx, pw, "COPY ("+q+") TO STDOUT")
-		pw.CloseWithError(err)
-		copyErr <- err
-	}()
-	err := s.maskStream(ctx, t.t, pgcopy.NewReader(pr))
-	pr.CloseWithError(errStopped)
-	if cerr := <-copyErr; err == nil && cerr != nil {
-		err = fmt.Errorf("%s: reading from the source: %w", tp.Table.QualifiedName(), cerr)
-	}
-	return err
-}
-
-var errStopped = errors.New("copy stopped")
-
-func (s *snapshotter) maskStream(ctx context.Context, t *tableCopy, rd *pgcopy.Reader) error {
-	var row, masked []transform.Value
+	q := selectQuery(t.plan, append(ctid, t.plan.Where)...)
+	var masked []transform.Value
 	buf := make([]byte, 0, chunkBytes+chunkBytes/4)
+	var n int64
 	send := func() error {
+		t.rows.Add(n)
+		n = 0
 		if len(buf) == 0 {
 			return nil
 		}
@@ -287,33 +258,26 @@ func (s *snapshotter) maskStream(ctx context.Context, t *tableCopy, rd *pgcopy.R
 		buf = make([]byte, 0, chunkBytes+chunkBytes/4)
 		return nil
 	}
-	var n int64
-	for {
+	err := readCopy(ctx, conn, q, func(row []transform.Value) error {
 		var err error
-		row, err = rd.Next(row)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.plan.Table.QualifiedName(), err)
-		}
-		masked, err = t.plan.Mask(masked[:0], row)
-		if err != nil {
+		if masked, err = t.plan.Mask(masked[:0], row); err != nil {
 			return &ValueError{Err: err}
 		}
 		if buf, err = pgcopy.AppendRow(buf, masked); err != nil {
-			return fmt.Errorf("%s: %w", t.plan.Table.QualifiedName(), err)
+			return err
 		}
-		n++
-		if len(buf) >= chunkBytes {
-			t.rows.Add(n)
-			n = 0
-			if err := send(); err != nil {
-				return err
-			}
+		if n++; len(buf) >= chunkBytes {
+			return send()
 		}
+		return nil
+	})
+	var ve *ValueError
+	switch {
+	case errors.As(err, &ve):
+		return err
+	case err != nil:
+		return fmt.Errorf("%s: copying from the source: %w", t.plan.Table.QualifiedName(), err)
 	}
-	t.rows.Add(n)
 	return send()
 }
 

@@ -91,18 +91,31 @@ func dupKey(seen map[string]int, k string) string {
 	return fmt.Sprintf("%s\x00dup%d", k, n)
 }
 
-func selectQuery(tp *transform.TablePlan, where string) string {
+// selectQuery selects the plan's columns of a table, with the non-empty
+// conditions ANDed together.
+func selectQuery(tp *transform.TablePlan, conds ...string) string {
 	cols := make([]string, len(tp.Columns))
 	for i, c := range tp.Columns {
 		cols[i] = transform.QuoteIdent(c.Column.Name)
 	}
 	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + tp.Table.QualifiedName()
-	if where != "" {
-		q += " WHERE (" + where + ")"
+	var where []string
+	for _, c := range conds {
+		if c != "" {
+			where = append(where, "("+c+")")
+		}
+	}
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	return q
 }
 
+// errStopped ends a COPY pipe whose reader stopped early.
+var errStopped = errors.New("copy stopped")
+
+// readCopy runs COPY (query) TO STDOUT and calls fn with each row; the
+// row's values are valid only during the call.
 func readCopy(ctx context.Context, conn *pgx.Conn, query string, fn func([]transform.Value) error) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)

@@ -287,3 +287,25 @@ func offsetSeconds(off []byte) int {
 }
 
 func isDateKind(k Kind) bool { return k == KindDate || k == KindTimestamp || k == KindTimestampTZ }
+
+// truncated returns t cut down to the start of its year, month, day, hour
+// or minute.
+func (t pgTime) truncated(unit string) pgTime {
+	switch unit {
+	case "year":
+		t.month = 1
+		fallthrough
+	case "month":
+		t.day = 1
+		fallthrough
+	case "day":
+		t.hour = 0
+		fallthrough
+	case "hour":
+		t.min = 0
+		fallthrough
+	case "minute":
+		t.sec, t.usec = 0, 0
+	}
+	return t
+}

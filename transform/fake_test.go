@@ -14,11 +14,11 @@ import (
 
 func fakeOf(t testing.TB, k *Keys, typ string, args Args) Transformer {
 	t.Helper()
-	return veilBuild(t, k, typ, Rule{Name: "fake", Args: args})
+	return build(t, k, typ, Rule{Name: "fake", Args: args})
 }
 
 func TestFakeEveryKind(t *testing.T) {
-	ka, ka2, kb := veilKeys(t, veilSecretA), veilKeys(t, veilSecretA), veilKeys(t, veilSecretB)
+	ka, ka2, kb := testKeys(t, testSecret), testKeys(t, testSecret), testKeys(t, veilSecretB)
 	kinds := fakeKindNames()
 	if len(kinds) != len(fakeKinds()) || len(kinds) < 20 {
 		t.Fatalf("fakeKindNames() = %v", kinds)
@@ -31,7 +31,7 @@ func TestFakeEveryKind(t *testing.T) {
 		outs := map[string]bool{}
 		for i := range 20 {
 			in := fmt.Sprintf("input %d", i)
-			x, x2, y := veilApply(t, a, in), veilApply(t, a2, in), veilApply(t, b, in)
+			x, x2, y := apply(t, a, in), apply(t, a2, in), apply(t, b, in)
 			if x == "" || !utf8.ValidString(x) {
 				t.Errorf("fake %s of %q = %q", kind, in, x)
 			}
@@ -56,18 +56,18 @@ func TestFakeEveryKind(t *testing.T) {
 }
 
 func TestFakeSameAcrossColumns(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	// The same input gets the same fake in every table and column type.
-	text := veilApply(t, fakeOf(t, k, "text", Args{"kind": "name"}), "Alice Martin")
+	text := apply(t, fakeOf(t, k, "text", Args{"kind": "name"}), "Alice Martin")
 	for _, typ := range []string{"varchar(200)", "citext", "char(100)"} {
-		got := strings.TrimRight(veilApply(t, fakeOf(t, k, typ, Args{"kind": "name"}), "Alice Martin"), " ")
+		got := strings.TrimRight(apply(t, fakeOf(t, k, typ, Args{"kind": "name"}), "Alice Martin"), " ")
 		if got != text {
 			t.Errorf("fake name on %s = %q, on text %q", typ, got, text)
 		}
 	}
 	// char(n) pads with blanks that are not part of the value: the input's
 	// do not change the fake, and the output is padded as PostgreSQL would.
-	padded := veilApply(t, fakeOf(t, k, "char(20)", Args{"kind": "name"}), "Alice Martin        ")
+	padded := apply(t, fakeOf(t, k, "char(20)", Args{"kind": "name"}), "Alice Martin        ")
 	if strings.TrimRight(padded, " ") != text || len([]rune(padded)) != 20 {
 		t.Errorf("fake name on char(20) of a padded value = %q, want %q", padded, text)
 	}
@@ -76,18 +76,18 @@ func TestFakeSameAcrossColumns(t *testing.T) {
 var emailRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]*[a-z0-9])?@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$`)
 
 func TestFakeEmail(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	plain := fakeOf(t, k, "text", Args{"kind": "email"})
 	keep := fakeOf(t, k, "text", Args{"kind": "email", "keep_domain": true})
 	seen := map[string]bool{}
 	for i := range 300 {
 		in := fmt.Sprintf("user%d@corp-%d.example.com", i, i%7)
-		got := veilApply(t, plain, in)
+		got := apply(t, plain, in)
 		if !emailRE.MatchString(got) {
 			t.Errorf("fake email of %q = %q, not an email", in, got)
 		}
 		seen[got] = true
-		kept := veilApply(t, keep, in)
+		kept := apply(t, keep, in)
 		if want := fmt.Sprintf("@corp-%d.example.com", i%7); !strings.HasSuffix(kept, want) || strings.Count(kept, "@") != 1 {
 			t.Errorf("keep_domain of %q = %q, want the domain %s", in, kept, want)
 		}
@@ -111,13 +111,13 @@ func TestFakeEmail(t *testing.T) {
 		{"ünïcode@bücher.de", "@bücher.de"},
 	}
 	for _, tt := range tests {
-		if got := veilApply(t, keep, tt.in); !strings.HasSuffix(got, tt.wantSuffix) {
+		if got := apply(t, keep, tt.in); !strings.HasSuffix(got, tt.wantSuffix) {
 			t.Errorf("keep_domain of %q = %q, want suffix %q", tt.in, got, tt.wantSuffix)
 		}
 	}
 	// No domain to keep: a fake one.
 	for _, in := range []string{"not an email", "trailing@", "@"} {
-		got := veilApply(t, keep, in)
+		got := apply(t, keep, in)
 		if !emailRE.MatchString(got) {
 			t.Errorf("keep_domain of %q = %q, not an email", in, got)
 		}
@@ -125,7 +125,7 @@ func TestFakeEmail(t *testing.T) {
 }
 
 func TestFakeUnique(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	for _, tt := range []struct {
 		typ  string
 		args Args
@@ -151,7 +151,7 @@ func TestFakeUnique(t *testing.T) {
 			if i%2 == 0 {
 				in = fmt.Sprintf("u%d@x.io", i)
 			}
-			got := veilApply(t, tr, in)
+			got := apply(t, tr, in)
 			if prev, dup := seen[got]; dup {
 				t.Fatalf("%s %v: %q and %q both give %q", tt.typ, tt.args, prev, in, got)
 			}
@@ -178,23 +178,23 @@ func TestFakeUnique(t *testing.T) {
 	// The tag: 13 base32 characters of the keyed hash, after the generated part.
 	tr := fakeOf(t, k, "text", Args{"kind": "username", "unique": true})
 	plain := fakeOf(t, k, "text", Args{"kind": "username"})
-	got, base := veilApply(t, tr, "bob"), veilApply(t, plain, "bob")
+	got, base := apply(t, tr, "bob"), apply(t, plain, "bob")
 	if !regexp.MustCompile(`^` + regexp.QuoteMeta(base) + `-[a-z2-7]{13}$`).MatchString(got) {
 		t.Errorf("unique username of bob = %q, want %q plus -tag", got, base)
 	}
-	em := veilApply(t, fakeOf(t, k, "text", Args{"kind": "email", "unique": true, "keep_domain": true}), "bob@x.org")
+	em := apply(t, fakeOf(t, k, "text", Args{"kind": "email", "unique": true, "keep_domain": true}), "bob@x.org")
 	if !regexp.MustCompile(`^[^@]+\.[a-z2-7]{13}@x\.org$`).MatchString(em) {
 		t.Errorf("unique email of bob@x.org = %q, want local.tag@x.org", em)
 	}
 	// Another secret, another tag.
-	other := veilApply(t, fakeOf(t, veilKeys(t, veilSecretB), "text", Args{"kind": "username", "unique": true}), "bob")
+	other := apply(t, fakeOf(t, testKeys(t, veilSecretB), "text", Args{"kind": "username", "unique": true}), "bob")
 	if other[len(other)-13:] == got[len(got)-13:] {
 		t.Errorf("the unique tag does not depend on the secret")
 	}
 }
 
 func TestFakeVarcharLength(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	for _, n := range []int{1, 5, 12, 40} {
 		for _, kind := range fakeKindNames() {
 			if kind == "date_of_birth" && n < 10 {
@@ -203,7 +203,7 @@ func TestFakeVarcharLength(t *testing.T) {
 			for _, typ := range []string{fmt.Sprintf("varchar(%d)", n), fmt.Sprintf("char(%d)", n)} {
 				tr := fakeOf(t, k, typ, Args{"kind": kind})
 				for i := range 10 {
-					got := veilApply(t, tr, fmt.Sprint("value ", i))
+					got := apply(t, tr, fmt.Sprint("value ", i))
 					if c := utf8.RuneCountInString(got); c > n || c == 0 || !utf8.ValidString(got) {
 						t.Errorf("fake %s on %s = %q (%d characters)", kind, typ, got, c)
 					}
@@ -216,14 +216,14 @@ func TestFakeVarcharLength(t *testing.T) {
 		t.Errorf("truncateRunes = %q", got)
 	}
 	// keep_domain on a short column shortens the local part first.
-	got := veilApply(t, fakeOf(t, k, "varchar(16)", Args{"kind": "email", "keep_domain": true}), "someone@mail.example")
+	got := apply(t, fakeOf(t, k, "varchar(16)", Args{"kind": "email", "keep_domain": true}), "someone@mail.example")
 	if utf8.RuneCountInString(got) > 16 || !strings.HasSuffix(got, "@mail.example") {
 		t.Errorf("keep_domain on varchar(16) = %q, want the domain kept within 16 characters", got)
 	}
 }
 
 func TestFakeDateOfBirth(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	first := time.Date(1940, 1, 1, 0, 0, 0, 0, time.UTC)
 	last := time.Date(2007, 12, 31, 0, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {
@@ -238,7 +238,7 @@ func TestFakeDateOfBirth(t *testing.T) {
 	} {
 		tr := fakeOf(t, k, tt.typ, Args{"kind": "date_of_birth"})
 		if tt.layout == "" {
-			got := veilApply(t, tr, "{1990-05-17,NULL}")
+			got := apply(t, tr, "{1990-05-17,NULL}")
 			if !regexp.MustCompile(`^\{\d{4}-\d\d-\d\d,NULL\}$`).MatchString(got) {
 				t.Errorf("date_of_birth on date[] = %q", got)
 			}
@@ -250,7 +250,7 @@ func TestFakeDateOfBirth(t *testing.T) {
 			if tt.typ != "text" && tt.typ != "varchar(10)" {
 				in = time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, i*17).Format(tt.layout)
 			}
-			got := veilApply(t, tr, in)
+			got := apply(t, tr, in)
 			d, err := time.Parse(tt.layout, got)
 			if err != nil {
 				t.Fatalf("date_of_birth on %s = %q: %v", tt.typ, got, err)
@@ -274,12 +274,12 @@ func TestFakeDateOfBirth(t *testing.T) {
 }
 
 func TestFakeIBAN(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tr := fakeOf(t, k, "text", Args{"kind": "iban"})
 	lengths := map[string]int{"DE": 22, "FR": 27, "ES": 24, "NL": 18, "GB": 22, "IT": 27}
 	countries := map[string]int{}
 	for i := range 600 {
-		got := veilApply(t, tr, fmt.Sprint("DE89370400440532013", i))
+		got := apply(t, tr, fmt.Sprint("DE89370400440532013", i))
 		cc := got[:2]
 		want, ok := lengths[cc]
 		if !ok || len(got) != want {
@@ -328,14 +328,14 @@ func luhnValid(s string) bool {
 }
 
 func TestFakeCreditCard(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tr := fakeOf(t, k, "text", Args{"kind": "credit_card"})
 	if !luhnValid("4111111111111111") || luhnValid("4111111111111112") {
 		t.Fatal("luhnValid is wrong")
 	}
 	firsts := map[byte]int{}
 	for i := range 1000 {
-		got := veilApply(t, tr, fmt.Sprint("4556 7375 8689 ", i))
+		got := apply(t, tr, fmt.Sprint("4556 7375 8689 ", i))
 		if !regexp.MustCompile(`^[45]\d{15}$`).MatchString(got) || !luhnValid(got) {
 			t.Fatalf("credit_card %q: not a valid card number", got)
 		}
@@ -347,7 +347,7 @@ func TestFakeCreditCard(t *testing.T) {
 }
 
 func TestFakeInet(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	for _, tt := range []struct {
 		typ, kind string
 		is4       bool
@@ -356,7 +356,7 @@ func TestFakeInet(t *testing.T) {
 	} {
 		tr := fakeOf(t, k, tt.typ, Args{"kind": tt.kind})
 		for i := range 50 {
-			got := veilApply(t, tr, fmt.Sprint("10.0.0.", i))
+			got := apply(t, tr, fmt.Sprint("10.0.0.", i))
 			a, err := netip.ParseAddr(got)
 			if err != nil || a.Is4() != tt.is4 {
 				t.Fatalf("fake %s on %s = %q", tt.kind, tt.typ, got)
@@ -366,36 +366,36 @@ func TestFakeInet(t *testing.T) {
 }
 
 func TestFakeKeepsEmptyAndArrays(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tr := fakeOf(t, k, "text", Args{"kind": "email"})
-	if got := veilApply(t, tr, ""); got != "" {
+	if got := apply(t, tr, ""); got != "" {
 		t.Errorf("fake email of empty = %q", got)
 	}
-	if got := veilApply(t, fakeOf(t, k, "char(5)", Args{"kind": "email"}), "     "); got != "     " {
+	if got := apply(t, fakeOf(t, k, "char(5)", Args{"kind": "email"}), "     "); got != "     " {
 		t.Errorf("fake email of blank char(5) = %q", got)
 	}
-	a, b, c := veilApply(t, tr, "a@x.com"), veilApply(t, tr, "b@y.com"), veilApply(t, tr, "c@z.com")
+	a, b, c := apply(t, tr, "a@x.com"), apply(t, tr, "b@y.com"), apply(t, tr, "c@z.com")
 	arr := fakeOf(t, k, "text[]", Args{"kind": "email"})
-	if got, want := veilApply(t, arr, `{a@x.com,NULL,"b@y.com"}`), "{"+a+",NULL,"+b+"}"; got != want {
+	if got, want := apply(t, arr, `{a@x.com,NULL,"b@y.com"}`), "{"+a+",NULL,"+b+"}"; got != want {
 		t.Errorf("fake email on text[] = %s, want %s", got, want)
 	}
-	if got, want := veilApply(t, arr, `{{a@x.com,b@y.com},{NULL,c@z.com}}`), "{{"+a+","+b+"},{NULL,"+c+"}}"; got != want {
+	if got, want := apply(t, arr, `{{a@x.com,b@y.com},{NULL,c@z.com}}`), "{{"+a+","+b+"},{NULL,"+c+"}}"; got != want {
 		t.Errorf("fake email on 2-D text[] = %s, want %s", got, want)
 	}
 	// Names have blanks: the array quotes them.
 	names := fakeOf(t, k, "varchar(50)[]", Args{"kind": "name"})
-	n := veilApply(t, fakeOf(t, k, "varchar(50)", Args{"kind": "name"}), "x")
-	if got, want := veilApply(t, names, "{x,NULL}"), `{"`+n+`",NULL}`; got != want {
+	n := apply(t, fakeOf(t, k, "varchar(50)", Args{"kind": "name"}), "x")
+	if got, want := apply(t, names, "{x,NULL}"), `{"`+n+`",NULL}`; got != want {
 		t.Errorf("fake name on varchar(50)[] = %s, want %s", got, want)
 	}
 }
 
 func TestFakeConcurrent(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tr := fakeOf(t, k, "text", Args{"kind": "address"})
 	want := make([]string, 50)
 	for i := range want {
-		want[i] = veilApply(t, tr, fmt.Sprint(i))
+		want[i] = apply(t, tr, fmt.Sprint(i))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan string, 8)
@@ -421,7 +421,7 @@ func TestFakeConcurrent(t *testing.T) {
 }
 
 func TestFakeBuildErrors(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ  string
 		args Args
@@ -463,7 +463,7 @@ func TestFakeBuildErrors(t *testing.T) {
 }
 
 func TestFakeNeverLeaks(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	for _, kind := range fakeKindNames() {
 		tr := fakeOf(t, k, "text", Args{"kind": kind})
 		for _, in := range []string{veilCanary, "\x00\xff", strings.Repeat("é", 1000)} {
@@ -480,7 +480,7 @@ func TestFakeNeverLeaks(t *testing.T) {
 }
 
 func BenchmarkFakeEmail(b *testing.B) {
-	k := veilKeys(b, veilSecretA)
+	k := testKeys(b, testSecret)
 	tr := fakeOf(b, k, "text", Args{"kind": "email"})
 	in := Text("alice.martin@example.com")
 	b.ReportAllocs()
@@ -492,7 +492,7 @@ func BenchmarkFakeEmail(b *testing.B) {
 }
 
 func BenchmarkFakeName(b *testing.B) {
-	k := veilKeys(b, veilSecretA)
+	k := testKeys(b, testSecret)
 	tr := fakeOf(b, k, "text", Args{"kind": "name"})
 	in := Text("Alice Martin")
 	b.ReportAllocs()

@@ -17,13 +17,13 @@ func at(path, name string, args Args) PathRule {
 
 func jsonOf(t testing.TB, k *Keys, typ string, paths ...PathRule) Transformer {
 	t.Helper()
-	return veilBuild(t, k, typ, Rule{Name: "json", Args: Args{"paths": paths}})
+	return build(t, k, typ, Rule{Name: "json", Args: Args{"paths": paths}})
 }
 
 var redactX = Args{"value": "x"}
 
 func TestJSONPaths(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		name  string
 		paths []PathRule
@@ -129,7 +129,7 @@ func TestJSONPaths(t *testing.T) {
 	for _, tt := range tests {
 		for _, typ := range []string{"jsonb", "json"} {
 			tr := jsonOf(t, k, typ, tt.paths...)
-			got := veilApply(t, tr, tt.in)
+			got := apply(t, tr, tt.in)
 			if got != tt.want {
 				t.Errorf("%s (%s): %s -> %s, want %s", tt.name, typ, tt.in, got, tt.want)
 			}
@@ -141,19 +141,19 @@ func TestJSONPaths(t *testing.T) {
 }
 
 func TestJSONHash(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
-	hashText := veilBuild(t, k, "text", Rule{Name: "hash"})
-	hashNum := veilBuild(t, k, "numeric", Rule{Name: "hash"})
-	hashInt := veilBuild(t, k, "bigint", Rule{Name: "hash"})
+	k := testKeys(t, testSecret)
+	hashText := build(t, k, "text", Rule{Name: "hash"})
+	hashNum := build(t, k, "numeric", Rule{Name: "hash"})
+	hashInt := build(t, k, "bigint", Rule{Name: "hash"})
 	tr := jsonOf(t, k, "jsonb", at("$.id", "hash", nil), at("$.email", "hash", nil), at("$.items[*].sku", "hash", nil))
-	got := veilApply(t, tr, `{"id": 42, "email": "a@b.com", "items": [{"sku": 7, "q": 1}, {"sku": "X-1"}, {"sku": 1.5}], "n": 9}`)
-	id := veilApply(t, hashNum, "42")
-	if id != veilApply(t, hashInt, "42") {
+	got := apply(t, tr, `{"id": 42, "email": "a@b.com", "items": [{"sku": 7, "q": 1}, {"sku": "X-1"}, {"sku": 1.5}], "n": 9}`)
+	id := apply(t, hashNum, "42")
+	if id != apply(t, hashInt, "42") {
 		t.Fatalf("hash of 42 differs between numeric and bigint")
 	}
-	want := `{"id": ` + id + `, "email": "` + veilApply(t, hashText, "a@b.com") + `", "items": [{"sku": ` +
-		veilApply(t, hashNum, "7") + `, "q": 1}, {"sku": "` + veilApply(t, hashText, "X-1") + `"}, {"sku": ` +
-		veilApply(t, hashNum, "1.5") + `}], "n": 9}`
+	want := `{"id": ` + id + `, "email": "` + apply(t, hashText, "a@b.com") + `", "items": [{"sku": ` +
+		apply(t, hashNum, "7") + `, "q": 1}, {"sku": "` + apply(t, hashText, "X-1") + `"}, {"sku": ` +
+		apply(t, hashNum, "1.5") + `}], "n": 9}`
 	if got != want {
 		t.Errorf("json hash:\n got %s\nwant %s", got, want)
 	}
@@ -171,9 +171,9 @@ func TestJSONHash(t *testing.T) {
 	}
 	// Every string and number inside a selected object is masked; null stays.
 	tr = jsonOf(t, k, "jsonb", at("$.profile", "hash", nil))
-	got = veilApply(t, tr, `{"profile": {"name": "n", "age": 30, "tags": ["a", 1], "nil": null}, "keep": "k"}`)
-	want = `{"profile": {"name": "` + veilApply(t, hashText, "n") + `", "age": ` + veilApply(t, hashNum, "30") +
-		`, "tags": ["` + veilApply(t, hashText, "a") + `", ` + veilApply(t, hashNum, "1") + `], "nil": null}, "keep": "k"}`
+	got = apply(t, tr, `{"profile": {"name": "n", "age": 30, "tags": ["a", 1], "nil": null}, "keep": "k"}`)
+	want = `{"profile": {"name": "` + apply(t, hashText, "n") + `", "age": ` + apply(t, hashNum, "30") +
+		`, "tags": ["` + apply(t, hashText, "a") + `", ` + apply(t, hashNum, "1") + `], "nil": null}, "keep": "k"}`
 	if got != want {
 		t.Errorf("json hash of an object:\n got %s\nwant %s", got, want)
 	}
@@ -182,8 +182,8 @@ func TestJSONHash(t *testing.T) {
 // TestJSONMasksOnce checks that a value selected more than once by one
 // path ($..a inside another a) is masked once.
 func TestJSONMasksOnce(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
-	h := veilApply(t, veilBuild(t, k, "text", Rule{Name: "hash"}), "x")
+	k := testKeys(t, testSecret)
+	h := apply(t, build(t, k, "text", Rule{Name: "hash"}), "x")
 	tests := []struct {
 		path, in, want string
 	}{
@@ -194,7 +194,7 @@ func TestJSONMasksOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		tr := jsonOf(t, k, "jsonb", at(tt.path, "hash", nil))
-		if got := veilApply(t, tr, tt.in); got != tt.want {
+		if got := apply(t, tr, tt.in); got != tt.want {
 			t.Errorf("%s on %s = %s, want %s", tt.path, tt.in, got, tt.want)
 		}
 	}
@@ -202,7 +202,7 @@ func TestJSONMasksOnce(t *testing.T) {
 	tr := jsonOf(t, k, "jsonb", at("$..p", "noise", Args{"ratio": 0.1}))
 	in := `{"p": {"p": {"p": 1000}}}`
 	for range 3 {
-		got := veilApply(t, tr, in)
+		got := apply(t, tr, in)
 		v := strings.Trim(got, `{}"p: `)
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 900 || n > 1100 {
@@ -212,33 +212,33 @@ func TestJSONMasksOnce(t *testing.T) {
 	}
 	// Two paths on the same value each apply once, in order.
 	tr = jsonOf(t, k, "jsonb", at("$..a", "hash", nil), at("$.a", "truncate", Args{"length": int64(4)}))
-	if got, want := veilApply(t, tr, `{"a": "x"}`), `{"a": "`+h[:4]+`"}`; got != want {
+	if got, want := apply(t, tr, `{"a": "x"}`), `{"a": "`+h[:4]+`"}`; got != want {
 		t.Errorf("hash then truncate = %s, want %s", got, want)
 	}
 }
 
 func TestJSONRulesOfOtherTypes(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	// fake on nested strings: the same fake as in a text column.
-	fake := veilBuild(t, k, "text", Rule{Name: "fake", Args: Args{"kind": "email"}})
+	fake := build(t, k, "text", Rule{Name: "fake", Args: Args{"kind": "email"}})
 	tr := jsonOf(t, k, "jsonb", at("$.user.contact.email", "fake", Args{"kind": "email"}))
-	want := `{"user": {"contact": {"email": "` + veilApply(t, fake, "a@b.com") + `"}}}`
-	if got := veilApply(t, tr, `{"user": {"contact": {"email": "a@b.com"}}}`); got != want {
+	want := `{"user": {"contact": {"email": "` + apply(t, fake, "a@b.com") + `"}}}`
+	if got := apply(t, tr, `{"user": {"contact": {"email": "a@b.com"}}}`); got != want {
 		t.Errorf("fake email at a path = %s, want %s", got, want)
 	}
 	// fake on a number: a string.
 	tr = jsonOf(t, k, "jsonb", at("$.n", "fake", Args{"kind": "name"}))
-	if got := veilApply(t, tr, `{"n": 12}`); !strings.HasPrefix(got, `{"n": "`) {
+	if got := apply(t, tr, `{"n": 12}`); !strings.HasPrefix(got, `{"n": "`) {
 		t.Errorf("fake name on a number = %s", got)
 	}
 	// {noise: 0.1} on numbers keeps numbers within 10%.
 	tr = jsonOf(t, k, "jsonb", at("$.price", "noise", Args{"ratio": 0.1}))
-	num := veilBuild(t, k, "numeric", Rule{Name: "noise", Args: Args{"ratio": 0.1}})
+	num := build(t, k, "numeric", Rule{Name: "noise", Args: Args{"ratio": 0.1}})
 	moved := 0
 	for i := 100; i < 200; i++ {
 		in := strconv.Itoa(i)
-		got := veilApply(t, tr, `{"price": `+in+`}`)
-		want := `{"price": ` + veilApply(t, num, in) + `}`
+		got := apply(t, tr, `{"price": `+in+`}`)
+		want := `{"price": ` + apply(t, num, in) + `}`
 		if got != want {
 			t.Fatalf("noise on price %s = %s, want %s", in, got, want)
 		}
@@ -254,12 +254,12 @@ func TestJSONRulesOfOtherTypes(t *testing.T) {
 		t.Errorf("noise moved %d of 100 prices", moved)
 	}
 	// {noise: 0.1} on a string that holds a number: a string.
-	if got := veilApply(t, tr, `{"price": "100"}`); !strings.HasPrefix(got, `{"price": "`) {
+	if got := apply(t, tr, `{"price": "100"}`); !strings.HasPrefix(got, `{"price": "`) {
 		t.Errorf("noise on a numeric string = %s", got)
 	}
 	// {noise: 30d} on a date string stays a date within 30 days.
 	tr = jsonOf(t, k, "jsonb", at("$.d", "noise", Args{"duration": 30 * 24 * time.Hour}))
-	got := veilApply(t, tr, `{"d": "2024-03-15"}`)
+	got := apply(t, tr, `{"d": "2024-03-15"}`)
 	var doc struct{ D string }
 	if err := json.Unmarshal([]byte(got), &doc); err != nil {
 		t.Fatal(err)
@@ -282,7 +282,7 @@ func TestJSONRulesOfOtherTypes(t *testing.T) {
 }
 
 func TestJSONStringsRoundTrip(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	// keep at a path decodes and re-encodes the string: same value.
 	tr := jsonOf(t, k, "jsonb", at("$..s", "keep", nil))
 	for _, s := range []string{
@@ -290,7 +290,7 @@ func TestJSONStringsRoundTrip(t *testing.T) {
 		`"é日😀"`, `"e\u0301"`, `"<script>&amp;"`, `"\u2028\u2029"`, `""`,
 	} {
 		in := `{"s": ` + s + `, "o": [{"s": ` + s + `}]}`
-		got := veilApply(t, tr, in)
+		got := apply(t, tr, in)
 		var a, b any
 		if err := json.Unmarshal([]byte(in), &a); err != nil {
 			t.Fatal(err)
@@ -304,13 +304,13 @@ func TestJSONStringsRoundTrip(t *testing.T) {
 	}
 	// A masked value with control characters and quotes is escaped.
 	tr = jsonOf(t, k, "jsonb", at("$.s", "redact", Args{"value": "a\"\\\x01\té"}))
-	if got, want := veilApply(t, tr, `{"s": "x"}`), `{"s": "a\"\\\u0001\té"}`; got != want {
+	if got, want := apply(t, tr, `{"s": "x"}`), `{"s": "a\"\\\u0001\té"}`; got != want {
 		t.Errorf("escaped output = %s, want %s", got, want)
 	}
 }
 
 func TestJSONDeepDocuments(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tr := jsonOf(t, k, "jsonb", at("$..a", "hash", nil), at("$[0][0]", "redact", redactX))
 	for _, tt := range []struct {
 		in      string
@@ -336,7 +336,7 @@ func TestJSONDeepDocuments(t *testing.T) {
 }
 
 func TestJSONInvalidInput(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tr := jsonOf(t, k, "jsonb", at("$.a", "hash", nil))
 	for _, in := range []string{
 		"", "{", `{"a": }`, `{"a": "` + veilCanary + `"`, `{"a": "` + veilCanary + `"}}`, `[1,]`, `{'a': 1}`,
@@ -347,25 +347,25 @@ func TestJSONInvalidInput(t *testing.T) {
 	}
 	// Errors from the rule at a path say nothing of the value either.
 	tr = jsonOf(t, k, "jsonb", at("$.id", "hash", nil))
-	_, err := veilRun(veilBuild(t, k, "jsonb", Rule{Name: "json", Args: Args{"paths": []PathRule{at("$.d", "truncate", Args{"unit": "month"})}}}), `{"d": "2024-02-30 `+veilCanary+`"}`)
+	_, err := veilRun(build(t, k, "jsonb", Rule{Name: "json", Args: Args{"paths": []PathRule{at("$.d", "truncate", Args{"unit": "month"})}}}), `{"d": "2024-02-30 `+veilCanary+`"}`)
 	veilValueError(t, err, veilCanary)
-	if out := veilApply(t, tr, `{"id": "`+veilCanary+`"}`); strings.Contains(out, veilCanary) {
+	if out := apply(t, tr, `{"id": "`+veilCanary+`"}`); strings.Contains(out, veilCanary) {
 		t.Errorf("hash left the value: %s", out)
 	}
 }
 
 func TestJSONArrayColumn(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tr := jsonOf(t, k, "jsonb[]", at("$.a", "redact", redactX))
 	in := `{"{\"a\": \"s\", \"b\": 1}",NULL,"{\"a\": [\"t\"]}"}`
 	want := `{"{\"a\": \"x\", \"b\": 1}",NULL,"{\"a\": [\"x\"]}"}`
-	if got := veilApply(t, tr, in); got != want {
+	if got := apply(t, tr, in); got != want {
 		t.Errorf("json on jsonb[] = %s, want %s", got, want)
 	}
 }
 
 func TestJSONBuildErrors(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ       string
 		paths     []PathRule
@@ -416,7 +416,7 @@ func TestJSONBuildErrors(t *testing.T) {
 }
 
 func BenchmarkJSON(b *testing.B) {
-	k := veilKeys(b, veilSecretA)
+	k := testKeys(b, testSecret)
 	tr := jsonOf(b, k, "jsonb",
 		at("$.email", "fake", Args{"kind": "email"}),
 		at("$.address.street", "redact", Args{"value": "street"}),

@@ -16,18 +16,18 @@ func noiseOf(t testing.TB, k *Keys, typ string, arg any) Transformer {
 	if _, ok := arg.(time.Duration); ok {
 		name = "duration"
 	}
-	return veilBuild(t, k, typ, Rule{Name: "noise", Args: Args{name: arg}})
+	return build(t, k, typ, Rule{Name: "noise", Args: Args{name: arg}})
 }
 
 func TestNoiseIntegerBounds(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	for _, typ := range []string{"smallint", "integer", "bigint"} {
 		tr := noiseOf(t, k, typ, 0.1)
 		moved, up, down := 0, 0.0, 0.0
 		for i := 1000; i < 3000; i++ {
 			for _, x := range []int64{int64(i), -int64(i)} {
 				in := strconv.FormatInt(x, 10)
-				got := veilApply(t, tr, in)
+				got := apply(t, tr, in)
 				y, err := strconv.ParseInt(got, 10, 64)
 				if err != nil {
 					t.Fatalf("%s: noise of %s = %q, not an integer", typ, in, got)
@@ -50,7 +50,7 @@ func TestNoiseIntegerBounds(t *testing.T) {
 }
 
 func TestNoiseIsDeterministicAndKeyed(t *testing.T) {
-	ka, ka2, kb := veilKeys(t, veilSecretA), veilKeys(t, veilSecretA), veilKeys(t, veilSecretB)
+	ka, ka2, kb := testKeys(t, testSecret), testKeys(t, testSecret), testKeys(t, veilSecretB)
 	for _, tt := range []struct {
 		typ string
 		arg any
@@ -62,9 +62,9 @@ func TestNoiseIsDeterministicAndKeyed(t *testing.T) {
 		{"timestamp", 30 * 24 * time.Hour, "2024-03-15 13:45:12"},
 		{"date", 30 * 24 * time.Hour, "2024-03-15"},
 	} {
-		a := veilApply(t, noiseOf(t, ka, tt.typ, tt.arg), tt.in)
-		a2 := veilApply(t, noiseOf(t, ka2, tt.typ, tt.arg), tt.in)
-		b := veilApply(t, noiseOf(t, kb, tt.typ, tt.arg), tt.in)
+		a := apply(t, noiseOf(t, ka, tt.typ, tt.arg), tt.in)
+		a2 := apply(t, noiseOf(t, ka2, tt.typ, tt.arg), tt.in)
+		b := apply(t, noiseOf(t, kb, tt.typ, tt.arg), tt.in)
 		if a != a2 {
 			t.Errorf("%s: same secret, different noise: %s and %s", tt.typ, a, a2)
 		}
@@ -78,7 +78,7 @@ func TestNoiseIsDeterministicAndKeyed(t *testing.T) {
 }
 
 func TestNoiseIntegerLimits(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ    string
 		lo, hi int64
@@ -93,7 +93,7 @@ func TestNoiseIntegerLimits(t *testing.T) {
 			for i := int64(0); i < 200; i++ {
 				for _, x := range []int64{tt.hi - i, tt.lo + i, i, -i} {
 					in := strconv.FormatInt(x, 10)
-					got := veilApply(t, tr, in)
+					got := apply(t, tr, in)
 					y, err := strconv.ParseInt(got, 10, 64)
 					if err != nil || y < tt.lo || y > tt.hi {
 						t.Fatalf("%s ratio %v: noise of %s = %q, out of range", tt.typ, ratio, in, got)
@@ -103,13 +103,13 @@ func TestNoiseIntegerLimits(t *testing.T) {
 		}
 	}
 	// Zero has no magnitude to move by.
-	if got := veilApply(t, noiseOf(t, k, "integer", 0.5), "0"); got != "0" {
+	if got := apply(t, noiseOf(t, k, "integer", 0.5), "0"); got != "0" {
 		t.Errorf("noise of 0 = %s", got)
 	}
 }
 
 func TestNoiseNumeric(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	// numeric(p,s): scale kept, value within the ratio and the precision.
 	tr := noiseOf(t, k, "numeric(5,2)", 0.5)
 	limit := big.NewRat(99999, 100)
@@ -119,7 +119,7 @@ func TestNoiseNumeric(t *testing.T) {
 			strconv.FormatFloat(-999.99+float64(i)/100, 'f', 2, 64),
 			strconv.FormatFloat(float64(i)*1.37, 'f', 2, 64),
 		} {
-			got := veilApply(t, tr, in)
+			got := apply(t, tr, in)
 			if dot := strings.IndexByte(got, '.'); dot < 0 || len(got)-dot-1 != 2 {
 				t.Fatalf("numeric(5,2): noise of %s = %s, not 2 decimals", in, got)
 			}
@@ -146,7 +146,7 @@ func TestNoiseNumeric(t *testing.T) {
 			if i%2 == 0 {
 				in = "-" + in
 			}
-			got := veilApply(t, tr, in)
+			got := apply(t, tr, in)
 			y, _ := new(big.Rat).SetString(got)
 			x, _ := new(big.Rat).SetString(in)
 			if y == nil {
@@ -185,7 +185,7 @@ func TestNoiseNumeric(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		got := veilApply(t, noiseOf(t, k, tt.typ, 0.1), tt.in)
+		got := apply(t, noiseOf(t, k, tt.typ, 0.1), tt.in)
 		if !tt.check(got) {
 			t.Errorf("noise 0.1 on %s of %s = %s", tt.typ, tt.in, got)
 		}
@@ -193,7 +193,7 @@ func TestNoiseNumeric(t *testing.T) {
 }
 
 func TestNoiseFloat(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	for _, tt := range []struct {
 		typ  string
 		bits int
@@ -204,7 +204,7 @@ func TestNoiseFloat(t *testing.T) {
 	} {
 		tr := noiseOf(t, k, tt.typ, 0.5)
 		for _, in := range tt.ins {
-			got := veilApply(t, tr, in)
+			got := apply(t, tr, in)
 			x, _ := strconv.ParseFloat(in, tt.bits)
 			y, err := strconv.ParseFloat(got, tt.bits)
 			if err != nil || math.IsInf(y, 0) || math.IsNaN(y) {
@@ -216,7 +216,7 @@ func TestNoiseFloat(t *testing.T) {
 			}
 		}
 		for _, in := range []string{"NaN", "Infinity", "-Infinity", "0"} {
-			if got := veilApply(t, tr, in); got != in {
+			if got := apply(t, tr, in); got != in {
 				t.Errorf("%s: noise of %s = %s, want it unchanged", tt.typ, in, got)
 			}
 		}
@@ -234,7 +234,7 @@ func pgInstant(t testing.TB, s string) time.Time {
 }
 
 func TestNoiseTime(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	day := 24 * time.Hour
 	for _, tt := range []struct {
 		typ string
@@ -252,7 +252,7 @@ func TestNoiseTime(t *testing.T) {
 			limit = tt.d.Truncate(day)
 		}
 		for _, in := range tt.ins {
-			got := veilApply(t, tr, in)
+			got := apply(t, tr, in)
 			x, y := pgInstant(t, in), pgInstant(t, got)
 			if diff := y.Sub(x); diff > limit || diff < -limit {
 				t.Errorf("%s: noise %v of %s = %s, moved by %v", tt.typ, tt.d, in, got, diff)
@@ -267,7 +267,7 @@ func TestNoiseTime(t *testing.T) {
 			}
 		}
 		for _, in := range []string{"infinity", "-infinity"} {
-			if got := veilApply(t, tr, in); got != in {
+			if got := apply(t, tr, in); got != in {
 				t.Errorf("%s: noise of %s = %s", tt.typ, in, got)
 			}
 		}
@@ -278,7 +278,7 @@ func TestNoiseTime(t *testing.T) {
 	base := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < 500; i++ {
 		in := base.AddDate(0, 0, i).Format(time.DateOnly)
-		d := pgInstant(t, veilApply(t, tr, in)).Sub(pgInstant(t, in))
+		d := pgInstant(t, apply(t, tr, in)).Sub(pgInstant(t, in))
 		lo, hi = min(lo, d), max(hi, d)
 	}
 	if lo > -25*day || hi < 25*day {
@@ -287,7 +287,7 @@ func TestNoiseTime(t *testing.T) {
 }
 
 func TestNoiseTimeLimits(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	minT := time.Date(-4713, time.November, 24, 0, 0, 0, 0, time.UTC)
 	maxTS := time.Date(294276, time.December, 31, 23, 59, 59, 999999000, time.UTC)
 	maxD := time.Date(5874897, time.December, 31, 0, 0, 0, 0, time.UTC)
@@ -321,7 +321,7 @@ func TestNoiseTimeLimits(t *testing.T) {
 				}
 				for i := range 40 {
 					in := string(appendPGTime(nil, p.fromTime(p.toTime().Add(sign*time.Duration(i)*tt.step))))
-					got := veilApply(t, tr, in)
+					got := apply(t, tr, in)
 					if y := pgInstant(t, got); y.Before(minT) || y.After(tt.hi) {
 						t.Errorf("%s noise %v: %s -> %s, out of range", tt.typ, d, in, got)
 					}
@@ -332,22 +332,22 @@ func TestNoiseTimeLimits(t *testing.T) {
 }
 
 func TestNoiseArrays(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	one := noiseOf(t, k, "integer", 0.1)
 	arr := noiseOf(t, k, "integer[]", 0.1)
-	a, b, c := veilApply(t, one, "1000"), veilApply(t, one, "2000"), veilApply(t, one, "-3000")
-	if got, want := veilApply(t, arr, "{{1000,NULL},{2000,-3000}}"), "{{"+a+",NULL},{"+b+","+c+"}}"; got != want {
+	a, b, c := apply(t, one, "1000"), apply(t, one, "2000"), apply(t, one, "-3000")
+	if got, want := apply(t, arr, "{{1000,NULL},{2000,-3000}}"), "{{"+a+",NULL},{"+b+","+c+"}}"; got != want {
 		t.Errorf("integer[] noise = %s, want %s", got, want)
 	}
 	dOne := noiseOf(t, k, "date", 10*24*time.Hour)
 	dArr := noiseOf(t, k, "date[]", 10*24*time.Hour)
-	if got, want := veilApply(t, dArr, "{2024-03-15,NULL,infinity}"), "{"+veilApply(t, dOne, "2024-03-15")+",NULL,infinity}"; got != want {
+	if got, want := apply(t, dArr, "{2024-03-15,NULL,infinity}"), "{"+apply(t, dOne, "2024-03-15")+",NULL,infinity}"; got != want {
 		t.Errorf("date[] noise = %s, want %s", got, want)
 	}
 }
 
 func TestNoiseBuildErrors(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	day := 24 * time.Hour
 	tests := []struct {
 		typ  string
@@ -388,7 +388,7 @@ func TestNoiseBuildErrors(t *testing.T) {
 }
 
 func TestNoiseRejectsBadInput(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	for _, tt := range []struct {
 		typ string
 		arg any
@@ -413,7 +413,7 @@ func TestNoiseRejectsBadInput(t *testing.T) {
 }
 
 func BenchmarkNoiseInt(b *testing.B) {
-	k := veilKeys(b, veilSecretA)
+	k := testKeys(b, testSecret)
 	tr := noiseOf(b, k, "integer", 0.05)
 	in := Text("1234567")
 	b.ReportAllocs()

@@ -8,7 +8,7 @@ import (
 )
 
 func TestPartial(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ         string
 		first, last int64
@@ -63,8 +63,8 @@ func TestPartial(t *testing.T) {
 		if tt.mask != "" {
 			args["mask"] = tt.mask
 		}
-		tr := veilBuild(t, k, tt.typ, Rule{Name: "partial", Args: args})
-		got := veilApply(t, tr, tt.in)
+		tr := build(t, k, tt.typ, Rule{Name: "partial", Args: args})
+		got := apply(t, tr, tt.in)
 		if got != tt.want {
 			t.Errorf("partial %v on %s of %q = %q, want %q", args, tt.typ, tt.in, got, tt.want)
 		}
@@ -74,13 +74,13 @@ func TestPartial(t *testing.T) {
 // TestPartialKeepsLength checks on many values that the output has as many
 // characters as the input and shows only the kept ones.
 func TestPartialKeepsLength(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
-	tr := veilBuild(t, k, "text", Rule{Name: "partial", Args: Args{"keep_first": int64(1), "keep_last": int64(2), "mask": "é"}})
+	k := testKeys(t, testSecret)
+	tr := build(t, k, "text", Rule{Name: "partial", Args: Args{"keep_first": int64(1), "keep_last": int64(2), "mask": "é"}})
 	var b strings.Builder
 	for i := 0; i < 60; i++ {
 		b.WriteRune([]rune("aé日😀")[i%4])
 		in := b.String()
-		got := veilApply(t, tr, in)
+		got := apply(t, tr, in)
 		n := utf8.RuneCountInString(in)
 		if utf8.RuneCountInString(got) != n {
 			t.Fatalf("partial of %q = %q: length changed", in, got)
@@ -96,7 +96,7 @@ func TestPartialKeepsLength(t *testing.T) {
 }
 
 func TestPartialArrays(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ, in, want string
 	}{
@@ -105,15 +105,15 @@ func TestPartialArrays(t *testing.T) {
 		{"text[]", `{"NULL",null}`, `{**LL,NULL}`},
 	}
 	for _, tt := range tests {
-		tr := veilBuild(t, k, tt.typ, Rule{Name: "partial", Args: Args{"keep_last": int64(2)}})
-		if got := veilApply(t, tr, tt.in); got != tt.want {
+		tr := build(t, k, tt.typ, Rule{Name: "partial", Args: Args{"keep_last": int64(2)}})
+		if got := apply(t, tr, tt.in); got != tt.want {
 			t.Errorf("partial on %s of %s = %s, want %s", tt.typ, tt.in, got, tt.want)
 		}
 	}
 }
 
 func TestPartialBuildErrors(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ  string
 		args Args
@@ -146,10 +146,10 @@ func TestPartialBuildErrors(t *testing.T) {
 }
 
 func TestPartialNeverFails(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
-	tr := veilBuild(t, k, "text", Rule{Name: "partial", Args: Args{"keep_last": int64(2)}})
+	k := testKeys(t, testSecret)
+	tr := build(t, k, "text", Rule{Name: "partial", Args: Args{"keep_last": int64(2)}})
 	for _, in := range []string{veilCanary, "", "\x00", "\xff", strings.Repeat("x", 10000)} {
-		got := veilApply(t, tr, in)
+		got := apply(t, tr, in)
 		if len(in) > 2 && strings.Contains(got, in) {
 			t.Errorf("partial left %q as it was", in)
 		}
@@ -157,8 +157,8 @@ func TestPartialNeverFails(t *testing.T) {
 }
 
 func BenchmarkPartial(b *testing.B) {
-	k := veilKeys(b, veilSecretA)
-	tr := veilBuild(b, k, "text", Rule{Name: "partial", Args: Args{"keep_last": int64(2)}})
+	k := testKeys(b, testSecret)
+	tr := build(b, k, "text", Rule{Name: "partial", Args: Args{"keep_last": int64(2)}})
 	in := Text("+33612345678")
 	b.ReportAllocs()
 	for b.Loop() {

@@ -6,7 +6,7 @@ import (
 )
 
 func TestRedact(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ   string
 		value any // nil: bare redact
@@ -53,9 +53,9 @@ func TestRedact(t *testing.T) {
 		if tt.value != nil {
 			args["value"] = tt.value
 		}
-		tr := veilBuild(t, k, tt.typ, Rule{Name: "redact", Args: args})
+		tr := build(t, k, tt.typ, Rule{Name: "redact", Args: args})
 		for _, in := range []string{"some value", "", veilCanary, "42"} {
-			if got := veilApply(t, tr, in); got != tt.want {
+			if got := apply(t, tr, in); got != tt.want {
 				t.Errorf("redact %v on %s of %q = %q, want %q", tt.value, tt.typ, in, got, tt.want)
 			}
 		}
@@ -63,7 +63,7 @@ func TestRedact(t *testing.T) {
 }
 
 func TestRedactArrays(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ   string
 		value any
@@ -83,15 +83,15 @@ func TestRedactArrays(t *testing.T) {
 		if tt.value != nil {
 			args["value"] = tt.value
 		}
-		tr := veilBuild(t, k, tt.typ, Rule{Name: "redact", Args: args})
-		if got := veilApply(t, tr, tt.in); got != tt.want {
+		tr := build(t, k, tt.typ, Rule{Name: "redact", Args: args})
+		if got := apply(t, tr, tt.in); got != tt.want {
 			t.Errorf("redact %v on %s of %s = %s, want %s", tt.value, tt.typ, tt.in, got, tt.want)
 		}
 	}
 }
 
 func TestRedactBuildErrors(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ   string
 		value any
@@ -153,8 +153,8 @@ func TestRedactBuildErrors(t *testing.T) {
 
 // TestRedactOutputIsFresh checks that the output does not alias the input.
 func TestRedactOutputIsFresh(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
-	tr := veilBuild(t, k, "text", Rule{Name: "redact"})
+	k := testKeys(t, testSecret)
+	tr := build(t, k, "text", Rule{Name: "redact"})
 	in := []byte("secret")
 	out, err := tr.Transform(Bytes(in))
 	if err != nil {
@@ -165,12 +165,12 @@ func TestRedactOutputIsFresh(t *testing.T) {
 		t.Errorf("redact = %v (%v)", out, out.State)
 	}
 	// Outputs share one constant: appending to one must not change another.
-	tr = veilBuild(t, k, "text", Rule{Name: "redact", Args: Args{"value": "n/a"}})
+	tr = build(t, k, "text", Rule{Name: "redact", Args: Args{"value": "n/a"}})
 	a, _ := tr.Transform(Text("x"))
 	b, _ := tr.Transform(Text("y"))
 	_ = append(a.Text, "-a"...)
 	c := append(b.Text, "-b"...)
-	if a.String() != "n/a" || string(c) != "n/a-b" || veilApply(t, tr, "z") != "n/a" {
+	if a.String() != "n/a" || string(c) != "n/a-b" || apply(t, tr, "z") != "n/a" {
 		t.Errorf("appending to outputs changed them: %q %q", a, c)
 	}
 	if cap(a.Text) != len(a.Text) {

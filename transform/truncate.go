@@ -214,22 +214,7 @@ func (t truncateTime) Transform(v Value) (Value, error) {
 	if p.inf != 0 {
 		return v, nil
 	}
-	switch t.unit {
-	case "year":
-		p.month = 1
-		fallthrough
-	case "month":
-		p.day = 1
-		fallthrough
-	case "day":
-		p.hour = 0
-		fallthrough
-	case "hour":
-		p.min = 0
-		fallthrough
-	case "minute":
-		p.sec, p.usec = 0, 0
-	}
+	p = p.truncated(t.unit)
 	return Value{Text: appendPGTime(make([]byte, 0, len(v.Text)), p)}, nil
 }
 

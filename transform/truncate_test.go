@@ -1,106 +1,12 @@
 package transform
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"testing"
 )
 
-// Helpers shared by the tests of fake, truncate, redact, partial, noise,
-// literal, datetime and json. Named with a "veil" prefix to keep clear of
-// the other test files' helpers.
-
-const (
-	veilSecretA = "0123456789abcdef0123456789abcdef"
-	veilSecretB = "fedcba9876543210fedcba9876543210-other"
-	// veilCanary is a value that must never appear in an error message.
-	veilCanary = "SECRET-CANARY-42"
-)
-
-func veilKeys(t testing.TB, secret string) *Keys {
-	t.Helper()
-	k, err := NewKeys([]byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// veilBuildErr builds rule for a column of type typ, as production does.
-func veilBuildErr(k *Keys, typ string, rule Rule) (Transformer, error) {
-	return Builtin().Build(rule, Column{Table: "public.t", Name: "c", Type: MustType(typ)}, k)
-}
-
-func veilBuild(t testing.TB, k *Keys, typ string, rule Rule) Transformer {
-	t.Helper()
-	tr, err := veilBuildErr(k, typ, rule)
-	if err != nil {
-		t.Fatalf("build %s %v on %s: %v", rule.Name, rule.Args, typ, err)
-	}
-	return tr
-}
-
-// veilRun transforms in, turning a panic into an error.
-func veilRun(tr Transformer, in string) (out Value, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
-		}
-	}()
-	return tr.Transform(Text(in))
-}
-
-func veilApply(t testing.TB, tr Transformer, in string) string {
-	t.Helper()
-	out, err := veilRun(tr, in)
-	if err != nil {
-		t.Fatalf("transform %q: %v", in, err)
-	}
-	return out.String()
-}
-
-// veilWantErr checks that err is set, contains want, and does not contain
-// any of leak.
-func veilWantErr(t testing.TB, err error, want string, leak ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("got no error, want one containing %q", want)
-	}
-	if strings.HasPrefix(err.Error(), "panic:") {
-		t.Fatalf("panicked: %v", err)
-	}
-	if !strings.Contains(err.Error(), want) {
-		t.Fatalf("error %q does not contain %q", err, want)
-	}
-	for _, l := range leak {
-		if l != "" && strings.Contains(err.Error(), l) {
-			t.Fatalf("error %q leaks %q", err, l)
-		}
-	}
-}
-
-// veilValueError checks that a transform error is a ValueError that does
-// not contain the input.
-func veilValueError(t testing.TB, err error, in string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("input %q: no error", in)
-	}
-	if strings.HasPrefix(err.Error(), "panic:") {
-		t.Fatalf("input %q: %v", in, err)
-	}
-	var ve *ValueError
-	if !errors.As(err, &ve) {
-		t.Errorf("input %q: error %q (%T) is not a *ValueError", in, err, err)
-	}
-	if strings.Contains(err.Error(), veilCanary) || (len(in) > 3 && strings.Contains(err.Error(), in)) {
-		t.Errorf("error %q leaks the input %q", err, in)
-	}
-}
-
 func TestTruncateText(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ  string
 		n    int64
@@ -130,15 +36,15 @@ func TestTruncateText(t *testing.T) {
 		{"text", 2, "a\xe6\x97", "a\xe6"},
 	}
 	for _, tt := range tests {
-		tr := veilBuild(t, k, tt.typ, Rule{Name: "truncate", Args: Args{"length": tt.n}})
-		if got := veilApply(t, tr, tt.in); got != tt.want {
+		tr := build(t, k, tt.typ, Rule{Name: "truncate", Args: Args{"length": tt.n}})
+		if got := apply(t, tr, tt.in); got != tt.want {
 			t.Errorf("truncate %d on %s of %q = %q, want %q", tt.n, tt.typ, tt.in, got, tt.want)
 		}
 	}
 }
 
 func TestTruncateTime(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ, unit, in, want string
 	}{
@@ -178,15 +84,15 @@ func TestTruncateTime(t *testing.T) {
 		{"timestamp", "month", "2024-03-15", "2024-03-01"},
 	}
 	for _, tt := range tests {
-		tr := veilBuild(t, k, tt.typ, Rule{Name: "truncate", Args: Args{"unit": tt.unit}})
-		if got := veilApply(t, tr, tt.in); got != tt.want {
+		tr := build(t, k, tt.typ, Rule{Name: "truncate", Args: Args{"unit": tt.unit}})
+		if got := apply(t, tr, tt.in); got != tt.want {
 			t.Errorf("truncate %s on %s of %q = %q, want %q", tt.unit, tt.typ, tt.in, got, tt.want)
 		}
 	}
 }
 
 func TestTruncateInteger(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ  string
 		args Args
@@ -222,15 +128,15 @@ func TestTruncateInteger(t *testing.T) {
 		{"int8", Args{"step": 16.0}, "-9223372036854775808", "-9223372036854775808"},
 	}
 	for _, tt := range tests {
-		tr := veilBuild(t, k, tt.typ, Rule{Name: "truncate", Args: tt.args})
-		if got := veilApply(t, tr, tt.in); got != tt.want {
+		tr := build(t, k, tt.typ, Rule{Name: "truncate", Args: tt.args})
+		if got := apply(t, tr, tt.in); got != tt.want {
 			t.Errorf("truncate %v on %s of %s = %s, want %s", tt.args, tt.typ, tt.in, got, tt.want)
 		}
 	}
 }
 
 func TestTruncateNumeric(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ  string
 		step any
@@ -268,15 +174,15 @@ func TestTruncateNumeric(t *testing.T) {
 		if _, ok := tt.step.(int64); ok {
 			args = Args{"length": tt.step}
 		}
-		tr := veilBuild(t, k, tt.typ, Rule{Name: "truncate", Args: args})
-		if got := veilApply(t, tr, tt.in); got != tt.want {
+		tr := build(t, k, tt.typ, Rule{Name: "truncate", Args: args})
+		if got := apply(t, tr, tt.in); got != tt.want {
 			t.Errorf("truncate step %v on %s of %s = %s, want %s", tt.step, tt.typ, tt.in, got, tt.want)
 		}
 	}
 }
 
 func TestTruncateFloat(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ  string
 		step float64
@@ -309,14 +215,14 @@ func TestTruncateFloat(t *testing.T) {
 		{"float8", 1, "-Infinity", "-Infinity"},
 	}
 	for _, tt := range tests {
-		tr := veilBuild(t, k, tt.typ, Rule{Name: "truncate", Args: Args{"step": tt.step}})
-		if got := veilApply(t, tr, tt.in); got != tt.want {
+		tr := build(t, k, tt.typ, Rule{Name: "truncate", Args: Args{"step": tt.step}})
+		if got := apply(t, tr, tt.in); got != tt.want {
 			t.Errorf("truncate step %v on %s of %s = %s, want %s", tt.step, tt.typ, tt.in, got, tt.want)
 		}
 	}
 	// length on a float is the step too.
-	tr := veilBuild(t, k, "real", Rule{Name: "truncate", Args: Args{"length": int64(10)}})
-	if got := veilApply(t, tr, "1234.5"); got != "1230" {
+	tr := build(t, k, "real", Rule{Name: "truncate", Args: Args{"length": int64(10)}})
+	if got := apply(t, tr, "1234.5"); got != "1230" {
 		t.Errorf("truncate length 10 on real 1234.5 = %s, want 1230", got)
 	}
 }
@@ -324,13 +230,13 @@ func TestTruncateFloat(t *testing.T) {
 // TestTruncateFloatNeverRises checks over many values that the output is a
 // value of the type, not above the input and not a step or more below it.
 func TestTruncateFloatNeverRises(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	for _, step := range []float64{0.1, 0.01, 3, 1e-5} {
-		tr := veilBuild(t, k, "double precision", Rule{Name: "truncate", Args: Args{"step": step}})
+		tr := build(t, k, "double precision", Rule{Name: "truncate", Args: Args{"step": step}})
 		for i := -500; i < 500; i++ {
 			x := float64(i) * 0.0137
 			in := string(appendFloat(nil, x, 64))
-			got := veilApply(t, tr, in)
+			got := apply(t, tr, in)
 			y, err := parseFloat([]byte(got), 64)
 			if err != nil || y > x || x-y >= step*(1+1e-9) {
 				t.Fatalf("step %v: %s -> %s", step, in, got)
@@ -340,7 +246,7 @@ func TestTruncateFloatNeverRises(t *testing.T) {
 }
 
 func TestTruncateArrays(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ  string
 		args Args
@@ -357,15 +263,15 @@ func TestTruncateArrays(t *testing.T) {
 		{"numeric(6,2)[]", Args{"step": 0.5}, `{1.26,-1.26}`, `{1.00,-1.50}`},
 	}
 	for _, tt := range tests {
-		tr := veilBuild(t, k, tt.typ, Rule{Name: "truncate", Args: tt.args})
-		if got := veilApply(t, tr, tt.in); got != tt.want {
+		tr := build(t, k, tt.typ, Rule{Name: "truncate", Args: tt.args})
+		if got := apply(t, tr, tt.in); got != tt.want {
 			t.Errorf("truncate %v on %s of %s = %s, want %s", tt.args, tt.typ, tt.in, got, tt.want)
 		}
 	}
 }
 
 func TestTruncateBuildErrors(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ  string
 		args Args
@@ -420,7 +326,7 @@ func TestTruncateBuildErrors(t *testing.T) {
 }
 
 func TestTruncateRejectsBadInput(t *testing.T) {
-	k := veilKeys(t, veilSecretA)
+	k := testKeys(t, testSecret)
 	tests := []struct {
 		typ  string
 		args Args
@@ -439,7 +345,7 @@ func TestTruncateRejectsBadInput(t *testing.T) {
 		{"integer[]", Args{"step": 10.0}, []string{"{1," + veilCanary + "}", "{1,2", veilCanary}},
 	}
 	for _, tt := range tests {
-		tr := veilBuild(t, k, tt.typ, Rule{Name: "truncate", Args: tt.args})
+		tr := build(t, k, tt.typ, Rule{Name: "truncate", Args: tt.args})
 		for _, in := range tt.ins {
 			_, err := veilRun(tr, in)
 			veilValueError(t, err, in)
@@ -448,8 +354,8 @@ func TestTruncateRejectsBadInput(t *testing.T) {
 }
 
 func BenchmarkTruncateText(b *testing.B) {
-	k := veilKeys(b, veilSecretA)
-	tr := veilBuild(b, k, "text", Rule{Name: "truncate", Args: Args{"length": int64(5)}})
+	k := testKeys(b, testSecret)
+	tr := build(b, k, "text", Rule{Name: "truncate", Args: Args{"length": int64(5)}})
 	in := Text("abcdefghijklmnopqrst") // 20 bytes
 	b.ReportAllocs()
 	for b.Loop() {
@@ -460,8 +366,8 @@ func BenchmarkTruncateText(b *testing.B) {
 }
 
 func BenchmarkTruncateDate(b *testing.B) {
-	k := veilKeys(b, veilSecretA)
-	tr := veilBuild(b, k, "timestamp", Rule{Name: "truncate", Args: Args{"unit": "month"}})
+	k := testKeys(b, testSecret)
+	tr := build(b, k, "timestamp", Rule{Name: "truncate", Args: Args{"unit": "month"}})
 	in := Text("2024-03-15 13:45:12.123456")
 	b.ReportAllocs()
 	for b.Loop() {
@@ -496,22 +402,7 @@ func TestTruncateTimeFastPathAgrees(t *testing.T) {
 				continue
 			}
 			fastCount++
-			switch unit {
-			case "year":
-				p.month = 1
-				fallthrough
-			case "month":
-				p.day = 1
-				fallthrough
-			case "day":
-				p.hour = 0
-				fallthrough
-			case "hour":
-				p.min = 0
-				fallthrough
-			case "minute":
-				p.sec, p.usec = 0, 0
-			}
+			p = p.truncated(unit)
 			if want := string(appendPGTime(nil, p)); string(fast) != want {
 				t.Errorf("%s to %s: fast %q, general %q", in, unit, fast, want)
 			}

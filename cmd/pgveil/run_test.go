@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
+	"pgveil/internal/syncbuf"
 	"pgveil/replicate"
 	"pgveil/rules"
 )
@@ -124,33 +125,16 @@ func (s *site) exec(sql string, args ...any) {
 // proc is a running pgveil.
 type proc struct {
 	cmd  *exec.Cmd
-	out  *logBuf
+	out  *syncbuf.Buffer
 	done chan struct{} // closed when it has exited
 	err  error         // its exit status, once done is closed
-}
-
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func (s *site) start(extra ...string) *proc {
 	s.t.Helper()
 	cmd := exec.Command(binary(s.t), append([]string{"run", "-c", s.config, "--log-format", "json", "--log-level", "debug", "--spill-dir", s.dir}, extra...)...)
 	cmd.Env = append(os.Environ(), "SRC="+s.srcDSN, "DST="+s.dstDSN, "SECRET=0123456789abcdef0123456789abcdef")
-	p := &proc{cmd: cmd, out: &logBuf{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
