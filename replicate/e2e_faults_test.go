@@ -157,6 +157,7 @@ func TestReplicateSlotGone(t *testing.T) {
 	e.sync()
 	e.sync() // through the stream: the initial copy's checkpoint is written
 	e.stop()
+	e.waitSlotInactive()
 	e.exec(`SELECT pg_drop_replication_slot('s1')`)
 	e.start()
 	select {

@@ -162,6 +162,18 @@ func (e *e2e) verify() {
 	}
 }
 
+// waitSlotInactive waits until the server has let go of the slot.
+func (e *e2e) waitSlotInactive() {
+	e.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var active bool
+		if err := e.src.QueryRow(context.Background(), `SELECT active FROM pg_replication_slots WHERE slot_name = 's1'`).Scan(&active); err != nil || !active {
+			return
+		}
+	}
+	e.t.Fatal("the slot is still active 30s after pgveil stopped")
+}
+
 func (e *e2e) count(table string) int64 {
 	e.t.Helper()
 	var n int64

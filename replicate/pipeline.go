@@ -61,6 +61,18 @@ func fatal(err error) error {
 	return &FatalError{Err: err}
 }
 
+// SlotBusyError: another connection holds the slot (another pgveil, or
+// this one's previous connection that the server has not yet noticed is
+// gone). Run retries it.
+type SlotBusyError struct {
+	Slot string
+	PID  int32
+}
+
+func (e *SlotBusyError) Error() string {
+	return fmt.Sprintf("replication slot %s is in use by process %d (a previous connection the server has not yet dropped, or another pgveil running with this slot)", e.Slot, e.PID)
+}
+
 // ProblemsError lists every prerequisite problem found.
 type ProblemsError struct{ Problems []source.Problem }
 
@@ -208,7 +220,8 @@ func transient(err error) bool {
 		return true
 	}
 	var ne net.Error
-	if errors.As(err, &ne) {
+	var busy *SlotBusyError
+	if errors.As(err, &ne) || errors.As(err, &busy) {
 		return true
 	}
 	var pe *pgconn.PgError
@@ -277,7 +290,9 @@ func runOnce(ctx context.Context, opts Options) error {
 		return err
 	}
 	if slot.active {
-		return fmt.Errorf("replication slot %s is in use by process %d: is another pgveil running with this slot?", cfg.Source.Slot, slot.activePID)
+		// Retried: after a crash or a network cut the server may hold the
+		// old connection until wal_sender_timeout.
+		return &SlotBusyError{Slot: cfg.Source.Slot, PID: slot.activePID}
 	}
 	repl, err := connectReplication(ctx, cfg.Source.DSN.Reveal())
 	if err != nil {
