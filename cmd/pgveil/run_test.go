@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,9 @@ type site struct {
 	marker   int64
 }
 
+// newSite loads the example SaaS schema (examples/saas) into a fresh
+// production database, seeds it with personal data, and runs pgveil with
+// the example's own rules file.
 func newSite(t *testing.T) *site {
 	t.Helper()
 	s := &site{t: t, dir: t.TempDir(), srcDSN: prod.NewDB(t), dstDSN: analytics.NewDB(t)}
@@ -91,27 +95,32 @@ func newSite(t *testing.T) *site {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.dst.Close(context.Background()) })
-	s.exec(`CREATE TABLE people (id bigserial PRIMARY KEY, email text NOT NULL, name text, city text, born date, note text);
-CREATE TABLE visits (id bigserial PRIMARY KEY, person_id bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), ip inet);
-CREATE TABLE marker (id int PRIMARY KEY, n bigint);`)
-	s.exec(`INSERT INTO people (email, name, city, born, note)
-SELECT 'p' || g || '@mail.example', $1 || ' ' || g, 'City ' || (g % 20), date '1960-01-01' + g, $1 FROM generate_series(1, 2000) g`, canary)
-	s.exec(`INSERT INTO visits (person_id, ip) SELECT 1 + g % 2000, ('192.168.' || (g % 200) || '.' || (g % 250))::inet FROM generate_series(1, 4000) g`)
-	s.config = filepath.Join(s.dir, "pgveil.yaml")
-	yml := `source: {dsn: "${SRC}", slot: chaos, publication: chaos}
-target: {dsn: "${DST}"}
-secret: ${SECRET}
-tables:
-  people:
-    columns: {id: hash, email: {fake: {kind: email, unique: true}}, name: {fake: name}, city: keep, born: {truncate: year}, note: drop}
-  visits:
-    columns: {id: keep, person_id: hash, at: keep, ip: {fake: ipv4}}
-  marker:
-    columns: {id: keep, n: keep}
-`
-	if err := os.WriteFile(s.config, []byte(yml), 0o600); err != nil {
+	// The example grants the replica to metabase_ro.
+	if _, err := s.dst.Exec(ctx, `DO $$ BEGIN CREATE ROLE metabase_ro; EXCEPTION WHEN duplicate_object THEN NULL; END $$`); err != nil {
 		t.Fatal(err)
 	}
+	schema, err := os.ReadFile("../../examples/saas/schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.exec(string(schema))
+	s.exec(strings.ReplaceAll(`
+INSERT INTO accounts (name, plan, country) SELECT 'Tenant ' || g, (ARRAY['free','team','business','enterprise'])[1 + g % 4], 'DE' FROM generate_series(1, 20) g;
+INSERT INTO users (account_id, email, full_name, password_hash)
+  SELECT 1 + g % 20, 'staff' || g || '@mail.example', $1 || ' staff ' || g, md5(g::text) FROM generate_series(1, 200) g;
+INSERT INTO customers (account_id, email, full_name, phone, street, city, zip, country, birth_date, notes, profile)
+  SELECT 1 + g % 20, 'c' || g || '@mail.example', $1 || ' ' || g, '+49 30 1234 ' || g, g || ' Hauptstrasse', 'Berlin', '10115', 'DE',
+         date '1960-01-01' + g, $1, jsonb_build_object('ssn', $1, 'address', jsonb_build_object('street', $1))
+  FROM generate_series(1, 2000) g;
+INSERT INTO orders (account_id, customer_id, total, shipping_address) SELECT 1 + g % 20, 1 + g % 2000, g, $1 FROM generate_series(1, 3000) g;
+INSERT INTO events (account_id, user_id, kind, ip, properties)
+  SELECT 1 + g % 20, 1 + g % 200, 'view', ('192.168.' || (g % 200) || '.' || (g % 250))::inet, jsonb_build_object('email', 'e' || g || '@mail.example')
+  FROM generate_series(1, 4000) g;`, "$1", "'"+canary+"'"))
+	abs, err := filepath.Abs("../../examples/saas/pgveil.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.config = abs
 	return s
 }
 
@@ -133,7 +142,7 @@ type proc struct {
 func (s *site) start(extra ...string) *proc {
 	s.t.Helper()
 	cmd := exec.Command(binary(s.t), append([]string{"run", "-c", s.config, "--log-format", "json", "--log-level", "debug", "--spill-dir", s.dir}, extra...)...)
-	cmd.Env = append(os.Environ(), "SRC="+s.srcDSN, "DST="+s.dstDSN, "SECRET=0123456789abcdef0123456789abcdef")
+	cmd.Env = append(os.Environ(), "SOURCE_DSN="+s.srcDSN, "TARGET_DSN="+s.dstDSN, "PGVEIL_SECRET=0123456789abcdef0123456789abcdef")
 	p := &proc{cmd: cmd, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
@@ -147,15 +156,18 @@ func (s *site) start(extra ...string) *proc {
 	return p
 }
 
-// sync waits until a marker written now has reached the replica.
+// sync writes a marker in production (an account with a new id: ids are
+// kept) and waits until the replica has it: then every earlier source
+// commit is applied.
 func (s *site) sync(p *proc) {
 	s.t.Helper()
 	s.marker++
-	s.exec(`INSERT INTO marker VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n`, s.marker)
+	id := 1000000 + s.marker
+	s.exec(`INSERT INTO accounts (id, name, plan, country) VALUES ($1, 'marker', 'free', 'DE')`, id)
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
-		var n int64
-		if err := s.dst.QueryRow(context.Background(), `SELECT n FROM public.marker WHERE id = 1`).Scan(&n); err == nil && n >= s.marker {
+		var n int
+		if err := s.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.accounts WHERE id = $1`, id).Scan(&n); err == nil && n == 1 {
 			return
 		}
 		select {
@@ -172,7 +184,7 @@ func (s *site) sync(p *proc) {
 func (s *site) verify() {
 	s.t.Helper()
 	ctx := context.Background()
-	env := map[string]string{"SRC": s.srcDSN, "DST": s.dstDSN, "SECRET": "0123456789abcdef0123456789abcdef"}
+	env := map[string]string{"SOURCE_DSN": s.srcDSN, "TARGET_DSN": s.dstDSN, "PGVEIL_SECRET": "0123456789abcdef0123456789abcdef"}
 	cfg, err := rules.Load(s.config, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
 		s.t.Fatal(err)
@@ -197,12 +209,19 @@ func (s *site) verify() {
 	}
 }
 
+// rawEmail matches the seeded emails' local parts: the example rules keep
+// customers' email domains, never the part before the @.
+var rawEmail = regexp.MustCompile(`(^|[^a-z0-9.])(c|staff|e|n|b)[0-9]*@mail\.example`)
+
 func (s *site) noCanary(where string, text string) {
 	s.t.Helper()
-	for _, c := range []string{canary, "@mail.example", "0123456789abcdef0123456789abcdef"} {
+	for _, c := range []string{canary, "0123456789abcdef0123456789abcdef"} {
 		if strings.Contains(text, c) {
 			s.t.Errorf("%s contains %q", where, c)
 		}
+	}
+	if m := rawEmail.FindString(text); m != "" {
+		s.t.Errorf("%s contains a raw email: %q", where, m)
 	}
 }
 
@@ -210,7 +229,7 @@ func TestRunStopsCleanlyOnSignal(t *testing.T) {
 	s := newSite(t)
 	p := s.start()
 	s.sync(p)
-	s.exec(`UPDATE people SET city = 'Elsewhere' WHERE id % 5 = 0`)
+	s.exec(`UPDATE customers SET city = 'Elsewhere' WHERE id % 5 = 0`)
 	s.sync(p)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		began := time.Now()
@@ -230,7 +249,7 @@ func TestRunStopsCleanlyOnSignal(t *testing.T) {
 		}
 		s.noCanary("the log", p.out.String())
 		if sig == syscall.SIGTERM {
-			s.exec(`DELETE FROM visits WHERE id % 7 = 0`)
+			s.exec(`DELETE FROM events WHERE id % 7 = 0`)
 			p = s.start()
 			s.sync(p)
 		}
@@ -245,8 +264,8 @@ func TestRunStopsCleanlyOnSignal(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pg_dump: %v", err)
 	}
-	if !strings.Contains(string(dump), "COPY public.people") {
-		t.Fatalf("the dump holds no people table")
+	if !strings.Contains(string(dump), "COPY public.customers") {
+		t.Fatalf("the dump holds no customers table")
 	}
 	s.noCanary("a dump of the replica", string(dump))
 }
@@ -292,15 +311,17 @@ func (s *site) traffic(ctx context.Context) error {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for ctx.Err() == nil {
 		var q string
-		switch rng.IntN(5) {
+		switch rng.IntN(6) {
 		case 0, 1:
-			q = fmt.Sprintf(`INSERT INTO people (email, name, city) VALUES ('n%d@mail.example', '%s', 'C')`, rng.Int64(), canary)
+			q = fmt.Sprintf(`INSERT INTO customers (account_id, email, full_name, notes) VALUES (%d, 'n%d@mail.example', '%s', '%s')`, 1+rng.IntN(19), rng.Int64(), canary, canary)
 		case 2:
-			q = fmt.Sprintf(`UPDATE people SET city = 'U%d' WHERE id %% 97 = %d`, rng.IntN(1000), rng.IntN(97))
+			q = fmt.Sprintf(`UPDATE customers SET city = 'U%d', deleted_at = CASE WHEN id %% 2 = 0 THEN now() END WHERE id %% 97 = %d`, rng.IntN(1000), rng.IntN(97))
 		case 3:
-			q = fmt.Sprintf(`DELETE FROM visits WHERE id = %d`, 1+rng.IntN(4000))
+			q = fmt.Sprintf(`DELETE FROM events WHERE id = %d`, 1+rng.IntN(4000))
 		case 4:
-			q = fmt.Sprintf(`BEGIN; INSERT INTO visits (person_id) SELECT %d FROM generate_series(1, 50); UPDATE people SET id = id + 1000000 WHERE id = %d; COMMIT`, rng.IntN(2000), 1+rng.IntN(2000))
+			q = fmt.Sprintf(`BEGIN; INSERT INTO events (account_id, kind, properties) SELECT %d, 'batch', '{"email": "b@mail.example"}' FROM generate_series(1, 50); UPDATE orders SET status = 'shipped', total = total + 1 WHERE id %% 50 = %d; COMMIT`, 1+rng.IntN(19), rng.IntN(50))
+		case 5:
+			q = fmt.Sprintf(`UPDATE events SET id = id + 10000000 WHERE id = %d`, 1+rng.IntN(4000))
 		}
 		if _, err := conn.Exec(context.Background(), q); err != nil {
 			return fmt.Errorf("traffic: %w", err)
@@ -316,7 +337,7 @@ func TestRunLargeTransactionMemory(t *testing.T) {
 	s := newSite(t)
 	p := s.start()
 	s.sync(p)
-	s.exec(`INSERT INTO visits (person_id, ip) SELECT g % 2000, '10.1.2.3' FROM generate_series(1, 1000000) g`)
+	s.exec(`INSERT INTO events (account_id, kind, ip) SELECT 1 + g % 20, 'bulk', '10.1.2.3' FROM generate_series(1, 1000000) g`)
 	s.sync(p)
 	peak := peakRSS(t, p.cmd.Process.Pid)
 	t.Logf("peak RSS %d MB", peak>>20)
@@ -327,9 +348,9 @@ func TestRunLargeTransactionMemory(t *testing.T) {
 		t.Errorf("no initial copy in the log")
 	}
 	var n int64
-	s.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.visits`).Scan(&n)
+	s.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.events`).Scan(&n)
 	if n != 1004000 {
-		t.Errorf("replica has %d visits", n)
+		t.Errorf("replica has %d events", n)
 	}
 }
 
