@@ -32,6 +32,11 @@ type Options struct {
 	// RetryMax bounds the wait between attempts after a transient
 	// failure (default 30s).
 	RetryMax time.Duration
+	// Observer is told what happens (metrics, health); nil ignores it.
+	Observer Observer
+	// MonitorInterval is how often the slot and the source schema are
+	// checked while streaming (default 30s).
+	MonitorInterval time.Duration
 }
 
 // Prepared is everything checked before replication starts.
@@ -130,34 +135,36 @@ func Prepare(ctx context.Context, src *pgx.Conn, cfg *rules.Config, reg *transfo
 	return &Prepared{Server: srv, Catalog: cat, Plan: plan, Warnings: warnings, Publication: pub}, nil
 }
 
-// slotInfo is a row of pg_replication_slots.
-type slotInfo struct {
-	exists    bool
-	active    bool
-	activePID int32
-	plugin    string
-	walStatus string
-	database  string
+func slotExists(ctx context.Context, conn *pgx.Conn, name string) (bool, error) {
+	s, err := ReadSlot(ctx, conn, name)
+	return s.Exists, err
 }
 
-func slotExists(ctx context.Context, conn *pgx.Conn, name string) (bool, error) {
-	s, err := readSlot(ctx, conn, name)
-	return s.exists, err
+// slotInfo is a row of pg_replication_slots, as runOnce needs it.
+type slotInfo struct {
+	SlotStatus
+	activePID int32
+	plugin    string
 }
 
 func readSlot(ctx context.Context, conn *pgx.Conn, name string) (slotInfo, error) {
 	var s slotInfo
+	s.Name = name
 	var pid *int32
-	var plugin, walStatus, db *string
-	err := conn.QueryRow(ctx, `SELECT active, active_pid, plugin, wal_status, database FROM pg_replication_slots WHERE slot_name = $1`, name).
-		Scan(&s.active, &pid, &plugin, &walStatus, &db)
+	var plugin, walStatus *string
+	var confirmed *pglogrepl.LSN
+	var retained *int64
+	err := conn.QueryRow(ctx, `SELECT active, active_pid, plugin, wal_status, confirmed_flush_lsn, pg_current_wal_lsn(),
+	       pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint
+	  FROM pg_replication_slots WHERE slot_name = $1`, name).
+		Scan(&s.Active, &pid, &plugin, &walStatus, &confirmed, &s.CurrentLSN, &retained)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, nil
 	}
 	if err != nil {
 		return s, fmt.Errorf("reading replication slot %s: %w", name, err)
 	}
-	s.exists = true
+	s.Exists = true
 	if pid != nil {
 		s.activePID = *pid
 	}
@@ -165,12 +172,22 @@ func readSlot(ctx context.Context, conn *pgx.Conn, name string) (slotInfo, error
 		s.plugin = *plugin
 	}
 	if walStatus != nil {
-		s.walStatus = *walStatus
+		s.WALStatus = *walStatus
 	}
-	if db != nil {
-		s.database = *db
+	if confirmed != nil {
+		s.ConfirmedFlushLSN = *confirmed
+	}
+	if retained != nil {
+		s.RetainedBytes = *retained
 	}
 	return s, nil
+}
+
+// ReadSlot reads the replication slot's state from pg_replication_slots
+// (Exists is false when there is no such slot).
+func ReadSlot(ctx context.Context, conn *pgx.Conn, name string) (SlotStatus, error) {
+	s, err := readSlot(ctx, conn, name)
+	return s.SlotStatus, err
 }
 
 // Run replicates until ctx ends, then returns nil. Transient failures
@@ -189,17 +206,33 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 30 * time.Second
 	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	if opts.MonitorInterval <= 0 {
+		opts.MonitorInterval = 30 * time.Second
+	}
 	wait := time.Second
 	for {
 		started := time.Now()
+		opts.Observer.Phase(PhaseStarting, nil)
 		err := runOnce(ctx, opts)
 		if ctx.Err() != nil {
+			opts.Observer.Phase(PhaseStopped, nil)
 			return nil
 		}
 		var fe *FatalError
 		if errors.As(err, &fe) || !transient(err) {
+			var ve *ValueError
+			if errors.As(err, &ve) {
+				opts.Observer.Error("masking")
+			}
+			opts.Observer.Error("fatal")
+			opts.Observer.Phase(PhaseStopped, err)
 			return err
 		}
+		opts.Observer.Error("transient")
+		opts.Observer.Phase(PhaseRetrying, err)
 		if time.Since(started) > time.Minute {
 			wait = time.Second // it ran for a while: start the backoff again
 		}
@@ -289,7 +322,7 @@ func runOnce(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if slot.active {
+	if slot.Active {
 		// Retried: after a crash or a network cut the server may hold the
 		// old connection until wal_sender_timeout.
 		return &SlotBusyError{Slot: cfg.Source.Slot, PID: slot.activePID}
@@ -302,16 +335,17 @@ func runOnce(ctx context.Context, opts Options) error {
 
 	start := pos.LSN
 	if !found {
-		lsn, err := initialCopy(ctx, opts, prep, src, repl, tgt, slot)
+		opts.Observer.Phase(PhaseSnapshot, nil)
+		lsn, err := initialCopy(ctx, opts, prep, repl, tgt, slot)
 		if err != nil {
 			return err
 		}
 		start = lsn
 	} else {
 		switch {
-		case !slot.exists:
+		case !slot.Exists:
 			return fatal(fmt.Errorf("replication slot %s does not exist, but the target holds a checkpoint: changes made since then are lost to pgveil; re-copy with pgveil resync (or delete the row of pgveil.checkpoint to start over)", cfg.Source.Slot))
-		case slot.walStatus == "lost":
+		case slot.WALStatus == "lost":
 			return fatal(fmt.Errorf("replication slot %s is invalidated (wal_status = lost: production removed WAL pgveil had not read, see max_slot_wal_keep_size); re-copy with pgveil resync", cfg.Source.Slot))
 		case slot.plugin != "pgoutput":
 			return fatal(fmt.Errorf("replication slot %s uses plugin %s, not pgoutput: is it pgveil's? choose another slot name", cfg.Source.Slot, slot.plugin))
@@ -339,10 +373,19 @@ func runOnce(ctx context.Context, opts Options) error {
 	}
 	st := &streamer{
 		opts: opts.Stream, log: log, repl: repl, slot: cfg.Source.Slot, publication: cfg.Source.Publication,
-		plan: prep.Plan, filters: filters, filterConn: filterConn,
+		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: opts.Observer,
 		applier: target.NewApplier(tgt, cfg.Source.Slot), stats: opts.Stats, start: start,
 	}
+	opts.Observer.Phase(PhaseStreaming, nil)
+	mctx, stopMonitor := context.WithCancel(ctx)
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		monitor(mctx, opts, src, prep.Plan)
+	}()
 	err = st.run(ctx, prep.Server.Version)
+	stopMonitor()
+	<-monitorDone
 	var ve *ValueError
 	if errors.As(err, &ve) {
 		return fatal(err)
@@ -360,9 +403,9 @@ func fatalUnlessTransient(err error) error {
 // initialCopy creates the slot with an exported snapshot, copies every
 // table as of that snapshot and writes the checkpoint; it returns the
 // position the stream starts from.
-func initialCopy(ctx context.Context, opts Options, prep *Prepared, src *pgx.Conn, repl *pgconn.PgConn, tgt *pgx.Conn, slot slotInfo) (pglogrepl.LSN, error) {
+func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn.PgConn, tgt *pgx.Conn, slot slotInfo) (pglogrepl.LSN, error) {
 	cfg, log := opts.Config, opts.Logger
-	if slot.exists {
+	if slot.Exists {
 		// A slot without a checkpoint: a copy that did not finish. Its
 		// snapshot is gone, so start again from a new slot.
 		log.Info("dropping the slot of an unfinished initial copy", "slot", cfg.Source.Slot)
@@ -382,7 +425,7 @@ func initialCopy(ctx context.Context, opts Options, prep *Prepared, src *pgx.Con
 	log.Info("initial copy", "slot", cfg.Source.Slot, "consistent_point", lsn.String(), "tables", len(prep.Plan.Tables()))
 	started := time.Now()
 	sn := &snapshotter{
-		opts: opts.Snapshot, log: log, snapshot: res.SnapshotName,
+		opts: opts.Snapshot, log: log, snapshot: res.SnapshotName, obs: opts.Observer,
 		sourceDSN: cfg.Source.DSN.Reveal(), targetDSN: cfg.Target.DSN.Reveal(),
 		plan: prep.Plan, pub: prep.Publication, cat: prep.Catalog,
 	}
@@ -398,4 +441,37 @@ func initialCopy(ctx context.Context, opts Options, prep *Prepared, src *pgx.Con
 	}
 	log.Info("initial copy done", "seconds", time.Since(started).Round(time.Millisecond).Seconds())
 	return lsn, nil
+}
+
+// monitor reads the slot's state and looks for schema drift every
+// MonitorInterval while the stream runs, reporting both to the observer
+// and new drift to the log. It owns src while it runs.
+func monitor(ctx context.Context, opts Options, src *pgx.Conn, plan *transform.Plan) {
+	var last string
+	tick := time.NewTicker(opts.MonitorInterval)
+	defer tick.Stop()
+	for {
+		if s, err := ReadSlot(ctx, src, opts.Config.Source.Slot); err == nil {
+			opts.Observer.Slot(s)
+		} else if ctx.Err() == nil {
+			opts.Logger.Warn("reading the slot's state", "error", err.Error())
+		}
+		if d, err := DetectDrift(ctx, src, opts.Config, plan); err == nil {
+			opts.Observer.Drift(d)
+			if now := d.String(); now != last {
+				if now != "" {
+					opts.Logger.Warn("the source schema has changed: what no rule names is not replicated; write rules for it (then reload)",
+						"drift", strings.TrimSpace(now))
+				}
+				last = now
+			}
+		} else if ctx.Err() == nil {
+			opts.Logger.Warn("checking the source schema", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -62,6 +62,14 @@ type tableCopy struct {
 
 func (t *tableCopy) startTime() time.Time { return time.Unix(0, t.started.Load()) }
 
+// estimated is the catalog's estimate of the table's rows, -1 if unknown.
+func (t *tableCopy) estimated() int64 {
+	if t.info == nil {
+		return -1
+	}
+	return t.info.EstimatedRows
+}
+
 type copyTask struct {
 	t        *tableCopy
 	from, to int64 // page range; to < 0: to the end; from < 0: the whole table
@@ -77,6 +85,7 @@ type snapshotter struct {
 	plan      *transform.Plan
 	pub       *source.PublicationSpec
 	cat       *source.Catalog
+	obs       Observer
 }
 
 func (s *snapshotter) run(ctx context.Context) error {
@@ -308,6 +317,7 @@ func (s *snapshotter) load(ctx context.Context, conn *pgx.Conn, t *tableCopy) er
 		return fmt.Errorf("%s: loading into the target: %w", t.plan.Table.QualifiedName(), err)
 	}
 	t.done.Store(true)
+	s.obs.SnapshotProgress(t.plan.Table.QualifiedName(), rows, t.bytes.Load(), t.estimated(), true)
 	s.log.Info("table copied", "table", t.plan.Table.QualifiedName(), "rows", rows,
 		"MB", t.bytes.Load()>>20, "seconds", time.Since(t.startTime()).Round(time.Millisecond).Seconds())
 	return nil
@@ -333,6 +343,7 @@ func (s *snapshotter) progress(tables []*tableCopy) (stop func()) {
 					continue
 				}
 				rows, secs := t.rows.Load(), time.Since(t.startTime()).Seconds()
+				s.obs.SnapshotProgress(t.plan.Table.QualifiedName(), rows, t.bytes.Load(), t.estimated(), false)
 				attrs := []any{"table", t.plan.Table.QualifiedName(), "rows", rows, "MB", t.bytes.Load() >> 20}
 				if t.info != nil && t.info.EstimatedRows > rows && rows > 0 && secs > 0 {
 					eta := time.Duration(float64(t.info.EstimatedRows-rows) / (float64(rows) / secs) * float64(time.Second))

@@ -82,6 +82,7 @@ type streamer struct {
 	filterConn  *pgx.Conn // a source connection for in-process filters
 	applier     *target.Applier
 	stats       *Stats
+	obs         Observer
 	protoV2     bool
 
 	dec  pgoutput.Decoder
@@ -197,6 +198,7 @@ func (s *streamer) receive(ctx context.Context, raw pgproto3.BackendMessage) err
 			if !s.inTx && !s.inStream && k.ServerWALEnd > s.idleEnd {
 				s.idleEnd = k.ServerWALEnd
 			}
+			s.obs.SourceAlive(k.ServerWALEnd, true)
 			if k.ReplyRequested {
 				return s.sendStatus(false)
 			}
@@ -209,6 +211,7 @@ func (s *streamer) receive(ctx context.Context, raw pgproto3.BackendMessage) err
 				s.received = end
 				s.stats.Received.Store(uint64(end))
 			}
+			s.obs.SourceAlive(x.ServerWALEnd, false)
 			// The connection reuses its buffer: keep our own copy, since
 			// masked values may point into it until the target has them.
 			data := append([]byte(nil), x.WALData...)
@@ -377,6 +380,7 @@ func (s *streamer) flush(ctx context.Context) error {
 	if !s.txOpen {
 		return nil
 	}
+	changes, began := s.applier.Pending(), time.Now()
 	if err := s.applier.Commit(ctx, s.applied); err != nil {
 		s.txOpen = false
 		return fmt.Errorf("target: %w", err)
@@ -385,6 +389,7 @@ func (s *streamer) flush(ctx context.Context) error {
 	s.committed = s.applied.LSN
 	s.stats.Committed.Store(uint64(s.committed))
 	s.stats.TargetCommits.Add(1)
+	s.obs.TargetCommit(changes, s.groupBytes, time.Since(began), s.applied.LSN, s.applied.CommitTime)
 	return nil
 }
 
@@ -467,6 +472,7 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message) error {
 			return err
 		}
 		s.stats.Inserts.Add(1)
+		s.obs.Change(r.table.Table.QualifiedName(), "insert")
 		return s.applyChange(ctx, &target.Change{Op: target.OpInsert, Table: r.table, Row: row})
 	case *pgoutput.Update:
 		r, err := s.rel(m.RelationID)
@@ -497,10 +503,12 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message) error {
 					key = r.key(row)
 				}
 				s.stats.Deletes.Add(1)
+				s.obs.Change(r.table.Table.QualifiedName(), "delete")
 				return s.applyChange(ctx, &target.Change{Op: target.OpDelete, Table: r.table, Key: key})
 			}
 		}
 		s.stats.Updates.Add(1)
+		s.obs.Change(r.table.Table.QualifiedName(), "update")
 		return s.applyChange(ctx, &target.Change{Op: target.OpUpdate, Table: r.table, Row: row, Key: oldKey})
 	case *pgoutput.Delete:
 		r, err := s.rel(m.RelationID)
@@ -512,6 +520,7 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message) error {
 			return err
 		}
 		s.stats.Deletes.Add(1)
+		s.obs.Change(r.table.Table.QualifiedName(), "delete")
 		return s.applyChange(ctx, &target.Change{Op: target.OpDelete, Table: r.table, Key: r.key(old)})
 	case *pgoutput.Truncate:
 		var tables []*transform.TablePlan
@@ -524,6 +533,9 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message) error {
 			return nil
 		}
 		s.stats.Truncates.Add(1)
+		for _, t := range tables {
+			s.obs.Change(t.Table.QualifiedName(), "truncate")
+		}
 		return s.applyChange(ctx, &target.Change{Op: target.OpTruncate, Tables: tables,
 			Cascade: m.Options&pgoutput.TruncateCascade != 0, RestartIdentity: m.Options&pgoutput.TruncateRestartIdentity != 0})
 	}
@@ -561,6 +573,7 @@ func (s *streamer) match(ctx context.Context, r *relation, t pgoutput.Tuple) (bo
 	}
 	if !res[0] {
 		s.stats.Filtered.Add(1)
+		s.obs.Change(r.table.Table.QualifiedName(), "filtered")
 	}
 	return res[0], nil
 }

@@ -1,0 +1,70 @@
+package replicate
+
+import (
+	"time"
+
+	"github.com/jackc/pglogrepl"
+)
+
+// Observer is told what the pipeline does, for metrics, health and the
+// demo's display. It never receives a value: only names, counts, positions
+// and durations. Implementations must be safe for concurrent use and fast
+// (they are called on the apply path).
+type Observer interface {
+	// Phase reports the pipeline's state: PhaseStarting, PhaseSnapshot,
+	// PhaseStreaming, PhaseRetrying (err is the failure), PhaseStopped.
+	Phase(phase string, err error)
+	// SnapshotProgress reports a table of an initial copy or re-copy.
+	SnapshotProgress(table string, rows, bytes, estimatedRows int64, done bool)
+	// Change reports one change applied to table: op is "insert",
+	// "update", "delete", "truncate", or "filtered" (turned away by the
+	// table's row filter).
+	Change(table, op string)
+	// TargetCommit reports a committed target transaction: the changes
+	// and bytes of values it held, how long the commit took, and the
+	// source position now durable in the target.
+	TargetCommit(changes int, bytes int64, took time.Duration, lsn pglogrepl.LSN, commitTime time.Time)
+	// SourceAlive reports a message from the source: the server's WAL end
+	// and whether it was a keepalive.
+	SourceAlive(walEnd pglogrepl.LSN, keepalive bool)
+	// Slot reports the replication slot as last read from the source.
+	Slot(s SlotStatus)
+	// Drift reports what the source has that the rules do not name.
+	Drift(d *Drift)
+	// Error counts a failure: kind is "transient", "fatal" or "masking".
+	Error(kind string)
+}
+
+// Phases of the pipeline.
+const (
+	PhaseStarting  = "starting"
+	PhaseSnapshot  = "snapshot"
+	PhaseStreaming = "streaming"
+	PhaseRetrying  = "retrying"
+	PhaseStopped   = "stopped"
+)
+
+// SlotStatus is the replication slot as pg_replication_slots shows it.
+type SlotStatus struct {
+	Name              string
+	Exists            bool
+	Active            bool
+	WALStatus         string // reserved, extended, unreserved, lost
+	RetainedBytes     int64  // WAL kept for the slot: current LSN - restart_lsn
+	ConfirmedFlushLSN pglogrepl.LSN
+	CurrentLSN        pglogrepl.LSN
+}
+
+// nopObserver ignores everything.
+type nopObserver struct{}
+
+func (nopObserver) Phase(string, error)                                              {}
+func (nopObserver) SnapshotProgress(string, int64, int64, int64, bool)               {}
+func (nopObserver) Change(string, string)                                            {}
+func (nopObserver) TargetCommit(int, int64, time.Duration, pglogrepl.LSN, time.Time) {}
+func (nopObserver) SourceAlive(pglogrepl.LSN, bool)                                  {}
+func (nopObserver) Slot(SlotStatus)                                                  {}
+func (nopObserver) Drift(*Drift)                                                     {}
+func (nopObserver) Error(string)                                                     {}
+
+var _ Observer = nopObserver{}
