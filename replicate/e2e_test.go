@@ -43,6 +43,7 @@ type e2e struct {
 	stats    *Stats
 	cancel   context.CancelFunc
 	done     chan error
+	p        *Pipeline
 	marker   atomic.Int64
 	logs     *syncbuf.Buffer
 }
@@ -94,8 +95,9 @@ func (e *e2e) start() {
 	opts := Options{Config: e.config(), Logger: log, Stats: e.stats,
 		Snapshot: SnapshotOptions{Workers: 3, ChunkPages: 16},
 		Stream:   StreamOptions{StatusInterval: 200 * time.Millisecond, BatchDelay: 20 * time.Millisecond, SpillDir: e.t.TempDir()},
-		RetryMax: time.Second}
-	go func() { e.done <- Run(ctx, opts) }()
+		RetryMax: time.Second, MonitorInterval: time.Second}
+	e.p = New(opts)
+	go func() { e.done <- e.p.Run(ctx) }()
 	e.t.Cleanup(e.stop)
 }
 
@@ -130,7 +132,7 @@ func (e *e2e) sync() {
 		}
 		var got int64
 		err := e.dst.QueryRow(context.Background(), "SELECT n FROM public.pgveil_marker WHERE id = 1").Scan(&got)
-		if err == nil && got >= n {
+		if err == nil && got >= n && !e.stats.Resyncing.Load() {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

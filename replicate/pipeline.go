@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -190,10 +191,18 @@ func ReadSlot(ctx context.Context, conn *pgx.Conn, name string) (SlotStatus, err
 	return s.SlotStatus, err
 }
 
-// Run replicates until ctx ends, then returns nil. Transient failures
-// (connections lost, servers restarting) are retried with exponential
-// backoff; a FatalError is returned at once.
-func Run(ctx context.Context, opts Options) error {
+// Pipeline replicates with rules that may change while it runs.
+type Pipeline struct {
+	opts Options
+
+	mu       sync.Mutex
+	cfg      *rules.Config
+	restart  context.CancelFunc // ends the current attempt
+	reloaded bool
+}
+
+// New returns a pipeline; Run starts it.
+func New(opts Options) *Pipeline {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -212,14 +221,79 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.MonitorInterval <= 0 {
 		opts.MonitorInterval = 30 * time.Second
 	}
+	return &Pipeline{opts: opts, cfg: opts.Config}
+}
+
+// Run replicates until ctx ends, then returns nil. Transient failures
+// (connections lost, servers restarting) are retried with exponential
+// backoff; a FatalError is returned at once.
+func Run(ctx context.Context, opts Options) error { return New(opts).Run(ctx) }
+
+// Config returns the rules in force.
+func (p *Pipeline) Config() *rules.Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
+// Reload checks new rules against the source and, when they hold, puts
+// them in force: the pipeline restarts at its checkpoint at once, tables
+// whose rules changed are copied again (the others keep streaming) and
+// switched in atomically, tables no rule names any more leave the replica.
+// Invalid rules are rejected with their problems and the old ones stay.
+// The connections, the slot and the publication cannot change this way.
+func (p *Pipeline) Reload(ctx context.Context, cfg *rules.Config) error {
+	old := p.Config()
+	switch {
+	case cfg.Source.DSN.Reveal() != old.Source.DSN.Reveal(), cfg.Target.DSN.Reveal() != old.Target.DSN.Reveal():
+		return errors.New("the source or target DSN changed: restart pgveil to use new connections")
+	case cfg.Source.Slot != old.Source.Slot, cfg.Source.Publication != old.Source.Publication:
+		return errors.New("the slot or publication name changed: restart pgveil (the old slot keeps WAL until dropped)")
+	}
+	src, err := connectSource(ctx, cfg.Source.DSN.Reveal())
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	if _, err := Prepare(ctx, src, cfg, p.opts.Registry); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.cfg, p.reloaded = cfg, true
+	restart := p.restart
+	p.mu.Unlock()
+	if restart != nil {
+		restart()
+	}
+	return nil
+}
+
+// Run replicates until ctx ends; see the package Run.
+func (p *Pipeline) Run(ctx context.Context) error {
+	opts := p.opts
 	wait := time.Second
 	for {
 		started := time.Now()
+		attempt, cancel := context.WithCancel(ctx)
+		p.mu.Lock()
+		p.restart = cancel
+		opts.Config = p.cfg
+		p.mu.Unlock()
 		opts.Observer.Phase(PhaseStarting, nil)
-		err := runOnce(ctx, opts)
+		err := runOnce(attempt, opts)
+		cancel()
 		if ctx.Err() != nil {
 			opts.Observer.Phase(PhaseStopped, nil)
 			return nil
+		}
+		p.mu.Lock()
+		reloaded := p.reloaded
+		p.reloaded = false
+		p.mu.Unlock()
+		if reloaded {
+			opts.Logger.Info("rules reloaded: restarting at the checkpoint")
+			wait = time.Second
+			continue
 		}
 		var fe *FatalError
 		if errors.As(err, &fe) || !transient(err) {
@@ -311,11 +385,31 @@ func runOnce(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer tgt.Close(context.Background())
-	if err := target.Setup(ctx, tgt, prep.Plan, prep.Catalog.Enums, cfg.Target.Readers); err != nil {
-		return fatalUnlessTransient(err)
-	}
 	pos, found, err := target.ReadCheckpoint(ctx, tgt, cfg.Source.Slot)
 	if err != nil {
+		return err
+	}
+	// Which tables must be copied again: those copied under other rules
+	// (or never finished). They stay as they are until their new copy is
+	// switched in; the others are brought in line by Setup now.
+	keys, err := cfg.Keys()
+	if err != nil {
+		return fatal(err)
+	}
+	hashes, resync, removed, err := compareRules(ctx, tgt, prep.Plan, keys.Fingerprint(), found)
+	if err != nil {
+		return err
+	}
+	var setupTables []*transform.TablePlan
+	for _, tp := range prep.Plan.Tables() {
+		if !resync[tableName(tp)] {
+			setupTables = append(setupTables, tp)
+		}
+	}
+	if err := target.Setup(ctx, tgt, transform.NewPlan(setupTables), prep.Catalog.Enums, cfg.Target.Readers); err != nil {
+		return fatalUnlessTransient(err)
+	}
+	if err := dropRemoved(ctx, tgt, removed, log); err != nil {
 		return err
 	}
 	slot, err := readSlot(ctx, src, cfg.Source.Slot)
@@ -334,10 +428,14 @@ func runOnce(ctx context.Context, opts Options) error {
 	defer repl.Close(context.Background())
 
 	start := pos.LSN
+	var rs *liveResync
 	if !found {
 		opts.Observer.Phase(PhaseSnapshot, nil)
 		lsn, err := initialCopy(ctx, opts, prep, repl, tgt, slot)
 		if err != nil {
+			return err
+		}
+		if err := target.RecordRules(ctx, tgt, hashes); err != nil {
 			return err
 		}
 		start = lsn
@@ -351,6 +449,11 @@ func runOnce(ctx context.Context, opts Options) error {
 			return fatal(fmt.Errorf("replication slot %s uses plugin %s, not pgoutput: is it pgveil's? choose another slot name", cfg.Source.Slot, slot.plugin))
 		}
 		log.Info("resuming", "slot", cfg.Source.Slot, "checkpoint", pos.LSN.String())
+		if len(resync) > 0 {
+			if rs, err = startResync(ctx, opts, prep, resync, hashes); err != nil {
+				return err
+			}
+		}
 	}
 
 	filters := map[transform.TableName]*source.Filter{}
@@ -374,7 +477,7 @@ func runOnce(ctx context.Context, opts Options) error {
 	st := &streamer{
 		opts: opts.Stream, log: log, repl: repl, slot: cfg.Source.Slot, publication: cfg.Source.Publication,
 		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: opts.Observer,
-		applier: target.NewApplier(tgt, cfg.Source.Slot), stats: opts.Stats, start: start,
+		applier: target.NewApplier(tgt, cfg.Source.Slot), stats: opts.Stats, start: start, rs: rs,
 	}
 	opts.Observer.Phase(PhaseStreaming, nil)
 	mctx, stopMonitor := context.WithCancel(ctx)
@@ -474,4 +577,58 @@ func monitor(ctx context.Context, opts Options, src *pgx.Conn, plan *transform.P
 		case <-tick.C:
 		}
 	}
+}
+
+// compareRules fingerprints the plan's tables and compares them with what
+// pgveil.tables says each replica table was copied under. It returns the
+// fingerprints, the tables to copy again (none before the initial copy,
+// which copies everything), and the replica tables no rule names any more.
+func compareRules(ctx context.Context, tgt *pgx.Conn, plan *transform.Plan, keys string, copied bool) (hashes map[transform.TableName]string, resync map[transform.TableName]bool, removed []target.TableState, err error) {
+	hashes = map[transform.TableName]string{}
+	resync = map[transform.TableName]bool{}
+	states, err := target.ReadTables(ctx, tgt)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	byName := map[transform.TableName]target.TableState{}
+	for _, st := range states {
+		byName[transform.TableName{Schema: st.Schema, Name: st.Name}] = st
+	}
+	for _, tp := range plan.Tables() {
+		n := tableName(tp)
+		hashes[n] = tp.Fingerprint(keys)
+		st, ok := byName[n]
+		// A table copied before fingerprints were recorded keeps its copy.
+		if copied && (!ok || st.State != target.StateCopied || st.RulesHash != "" && st.RulesHash != hashes[n]) {
+			resync[n] = true
+		}
+	}
+	for _, st := range states {
+		n := transform.TableName{Schema: st.Schema, Name: st.Name}
+		if plan.Table(n.Schema, n.Name) == nil && st.Schema != target.StagingSchema {
+			removed = append(removed, st)
+		}
+	}
+	return hashes, resync, removed, nil
+}
+
+// dropRemoved removes from the replica the tables no rule names any more:
+// what the rules no longer allow must not stay readable.
+func dropRemoved(ctx context.Context, tgt *pgx.Conn, removed []target.TableState, log *slog.Logger) error {
+	for _, st := range removed {
+		tp := &transform.TablePlan{Table: &transform.Table{Schema: st.Schema, Name: st.Name}}
+		err := pgx.BeginFunc(ctx, tgt, func(tx pgx.Tx) error {
+			for _, q := range target.DropSQL(tp) {
+				if _, err := tx.Exec(ctx, q); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("dropping %s, which no rule names any more: %w", tp.Table.QualifiedName(), err)
+		}
+		log.Info("table dropped from the replica: no rule names it any more", "table", tp.Table.QualifiedName())
+	}
+	return nil
 }

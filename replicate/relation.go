@@ -33,9 +33,9 @@ type relation struct {
 // newRelation builds the mapping and reports, once, what does not match
 // the plan. It never fails: a schema change must not stop replication of
 // the other columns, but it is logged (without values).
-func newRelation(m *pgoutput.Relation, plan *transform.Plan, filters map[transform.TableName]*source.Filter, log *slog.Logger) *relation {
+func newRelation(m *pgoutput.Relation, lookup func(schema, name string) *transform.TablePlan, filters map[transform.TableName]*source.Filter, log *slog.Logger) *relation {
 	r := &relation{oid: m.OID, name: transform.TableName{Schema: m.Namespace, Name: m.Name}}
-	r.table = plan.Table(m.Namespace, m.Name)
+	r.table = lookup(m.Namespace, m.Name)
 	if r.table == nil {
 		return r
 	}

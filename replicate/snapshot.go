@@ -49,7 +49,8 @@ const chunkBytes = 256 << 10
 
 // tableCopy is one table being copied.
 type tableCopy struct {
-	plan    *transform.TablePlan
+	plan    *transform.TablePlan // the source table and its rules
+	dest    *transform.TablePlan // where it loads
 	pub     source.PublishedTable
 	info    *source.TableInfo
 	chunks  chan []byte
@@ -86,6 +87,9 @@ type snapshotter struct {
 	pub       *source.PublicationSpec
 	cat       *source.Catalog
 	obs       Observer
+	// dest, when set, names where each table loads (staging tables of a
+	// re-copy); otherwise tables load into their own names.
+	dest map[transform.TableName]*transform.TablePlan
 }
 
 func (s *snapshotter) run(ctx context.Context) error {
@@ -208,7 +212,10 @@ func (s *snapshotter) tasks(ctx context.Context, conn *pgx.Conn) ([]*tableCopy, 
 	var tasks []copyTask
 	for _, tp := range s.plan.Tables() {
 		name := transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
-		tc := &tableCopy{plan: tp, pub: pubs[name], info: s.cat.Info[name], chunks: make(chan []byte, 8)}
+		tc := &tableCopy{plan: tp, dest: tp, pub: pubs[name], info: s.cat.Info[name], chunks: make(chan []byte, 8)}
+		if d := s.dest[name]; d != nil {
+			tc.dest = d
+		}
 		tables = append(tables, tc)
 		var pages int64
 		if tc.info != nil && !tc.info.Partitioned {
@@ -311,7 +318,7 @@ func (s *snapshotter) load(ctx context.Context, conn *pgx.Conn, t *tableCopy) er
 			}
 		}
 	}()
-	rows, err := target.CopyIn(ctx, conn, t.plan, pr)
+	rows, err := target.CopyIn(ctx, conn, t.dest, pr)
 	pr.CloseWithError(errStopped)
 	if err != nil {
 		return fmt.Errorf("%s: loading into the target: %w", t.plan.Table.QualifiedName(), err)

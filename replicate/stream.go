@@ -64,6 +64,8 @@ type Stats struct {
 	Truncates     atomic.Int64
 	Filtered      atomic.Int64 // changes the in-process row filter turned away or into deletes
 	Streamed      atomic.Int64 // large transactions received in pieces (spilled to disk), then applied
+	Resyncing     atomic.Bool  // tables are being re-copied
+	Resyncs       atomic.Int64 // re-copies switched in
 	TargetCommits atomic.Int64
 	Committed     atomic.Uint64 // LSN durable in the target
 	Received      atomic.Uint64 // highest LSN received
@@ -87,6 +89,14 @@ type streamer struct {
 
 	dec  pgoutput.Decoder
 	rels map[uint32]*relation
+	// lookup finds the plan of a source table (the plan's own, or a
+	// staging table's while a re-copy is replayed).
+	lookup func(schema, name string) *transform.TablePlan
+	// relMsgs are the last Relation message of each relation, to rebuild
+	// the mapping when the plan changes and to seed a capture.
+	relMsgs map[uint32][]byte
+	// rs is the re-copy of some tables under way, or nil.
+	rs *liveResync
 
 	start     pglogrepl.LSN   // the checkpoint at start: transactions committed before it are applied
 	committed pglogrepl.LSN   // durable in the target
@@ -119,14 +129,22 @@ func pluginArgs(publication string, serverVersion int) []string {
 func (s *streamer) run(ctx context.Context, serverVersion int) error {
 	s.opts.defaults()
 	s.rels = map[uint32]*relation{}
+	s.relMsgs = map[uint32][]byte{}
 	s.streams = map[uint32]*spill{}
+	if s.lookup == nil {
+		s.lookup = s.plan.Table
+	}
 	defer func() {
 		for _, sp := range s.streams {
 			sp.close()
 		}
+		if s.rs != nil {
+			s.rs.spill.close()
+		}
 	}()
 	s.committed = s.start
 	s.stats.Committed.Store(uint64(s.committed))
+	s.stats.Resyncing.Store(s.rs != nil)
 	s.protoV2 = serverVersion >= 140000
 	err := pglogrepl.StartReplication(ctx, s.repl, s.slot, s.start, pglogrepl.StartReplicationOptions{
 		Mode: pglogrepl.LogicalReplication, PluginArgs: pluginArgs(s.publication, serverVersion),
@@ -140,6 +158,9 @@ func (s *streamer) run(ctx context.Context, serverVersion int) error {
 		deadline := nextStatus
 		if s.groupOpen() {
 			deadline = minTime(deadline, s.groupSince.Add(s.opts.BatchDelay))
+		}
+		if s.rs != nil {
+			deadline = minTime(deadline, time.Now().Add(250*time.Millisecond))
 		}
 		rctx, cancel := context.WithDeadline(ctx, deadline)
 		raw, err := s.repl.ReceiveMessage(rctx)
@@ -160,6 +181,10 @@ func (s *streamer) run(ctx context.Context, serverVersion int) error {
 				s.rollback()
 				return err
 			}
+		}
+		if err := s.resyncStep(ctx); err != nil {
+			s.rollback()
+			return err
 		}
 		if !time.Now().Before(nextStatus) {
 			// When idle, ask for a keepalive: its WAL end is what the
@@ -275,11 +300,12 @@ func (s *streamer) handle(ctx context.Context, data []byte) error {
 	default:
 		if s.skip {
 			if r, ok := m.(*pgoutput.Relation); ok {
+				s.relMsgs[r.OID] = relationRecord(data, false)
 				s.relation(r)
 			}
 			return nil
 		}
-		return s.apply(ctx, m)
+		return s.apply(ctx, m, data, false)
 	}
 	return nil
 }
@@ -341,7 +367,7 @@ func (s *streamer) streamCommit(ctx context.Context, m *pgoutput.StreamCommit) e
 			if err != nil {
 				return fmt.Errorf("replaying streamed transaction %d: %w", m.Xid, err)
 			}
-			return s.apply(ctx, msg)
+			return s.apply(ctx, msg, data, true)
 		})
 		if err != nil {
 			return err
@@ -438,7 +464,7 @@ func (s *streamer) sendStatus(reply bool) error {
 }
 
 func (s *streamer) relation(m *pgoutput.Relation) *relation {
-	r := newRelation(m, s.plan, s.filters, s.log)
+	r := newRelation(m, s.lookup, s.filters, s.log)
 	s.rels[m.OID] = r
 	return r
 }
@@ -451,15 +477,23 @@ func (s *streamer) rel(oid uint32) (*relation, error) {
 	return r, nil
 }
 
-// apply turns a change message into a target change.
-func (s *streamer) apply(ctx context.Context, m pgoutput.Message) error {
+// apply turns a change message into a target change. data is the
+// message as received (inStream: with its transaction id), for a capture.
+func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, inStream bool) error {
 	switch m := m.(type) {
 	case *pgoutput.Relation:
-		s.relation(m)
+		s.relMsgs[m.OID] = relationRecord(data, inStream)
+		r := s.relation(m)
+		if s.rs.covers(r.name) {
+			return s.rs.capture(0, data, inStream)
+		}
 	case *pgoutput.Insert:
 		r, err := s.rel(m.RelationID)
 		if err != nil || r.table == nil {
 			return err
+		}
+		if s.rs.covers(r.name) {
+			return s.rs.capture(s.curLSN, data, inStream)
 		}
 		if r.filter != nil {
 			ok, err := s.match(ctx, r, m.New)
@@ -478,6 +512,9 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message) error {
 		r, err := s.rel(m.RelationID)
 		if err != nil || r.table == nil {
 			return err
+		}
+		if s.rs.covers(r.name) {
+			return s.rs.capture(s.curLSN, data, inStream)
 		}
 		var oldKey []transform.Value
 		if m.Old != nil {
@@ -515,6 +552,9 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message) error {
 		if err != nil || r.table == nil {
 			return err
 		}
+		if s.rs.covers(r.name) {
+			return s.rs.capture(s.curLSN, data, inStream)
+		}
 		old, err := s.mask(r, m.Old, false)
 		if err != nil {
 			return err
@@ -524,9 +564,19 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message) error {
 		return s.applyChange(ctx, &target.Change{Op: target.OpDelete, Table: r.table, Key: r.key(old)})
 	case *pgoutput.Truncate:
 		var tables []*transform.TablePlan
+		captured := false
 		for _, oid := range m.RelationIDs {
 			if r := s.rels[oid]; r != nil && r.table != nil {
+				if s.rs.covers(r.name) {
+					captured = true
+					continue
+				}
 				tables = append(tables, r.table)
+			}
+		}
+		if captured {
+			if err := s.rs.capture(s.curLSN, data, inStream); err != nil {
+				return err
 			}
 		}
 		if len(tables) == 0 {

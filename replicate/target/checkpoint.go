@@ -104,6 +104,9 @@ type TableState struct {
 	State        string // StateCreated, StateAltered or StateCopied
 	Rows         int64  // rows loaded by the last copy; -1 when unknown
 	UpdatedAt    time.Time
+	// RulesHash is the fingerprint of the rules the table was copied
+	// under (transform.TablePlan.Fingerprint); "" when unknown.
+	RulesHash string
 }
 
 // ReadTables returns the rows of pgveil.tables, ordered by schema and
@@ -116,7 +119,15 @@ func ReadTables(ctx context.Context, conn *pgx.Conn) ([]TableState, error) {
 	if !exists {
 		return nil, nil
 	}
-	rows, err := conn.Query(ctx, `SELECT schema_name, table_name, coalesce(state, ''), coalesce(rows, -1), coalesce(updated_at, '-infinity')
+	var hasHash bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'pgveil.tables'::regclass AND attname = 'rules_hash' AND NOT attisdropped)`).Scan(&hasHash); err != nil {
+		return nil, fmt.Errorf("reading pgveil.tables: %w", sanitize(err))
+	}
+	hash := "''"
+	if hasHash {
+		hash = "coalesce(rules_hash, '')"
+	}
+	rows, err := conn.Query(ctx, `SELECT schema_name, table_name, coalesce(state, ''), coalesce(rows, -1), coalesce(updated_at, '-infinity'), `+hash+`
 FROM pgveil.tables ORDER BY schema_name, table_name`)
 	if err != nil {
 		return nil, fmt.Errorf("reading pgveil.tables: %w", sanitize(err))
@@ -125,7 +136,7 @@ FROM pgveil.tables ORDER BY schema_name, table_name`)
 	for rows.Next() {
 		var s TableState
 		var at pgtype.Timestamptz
-		if err := rows.Scan(&s.Schema, &s.Name, &s.State, &s.Rows, &at); err != nil {
+		if err := rows.Scan(&s.Schema, &s.Name, &s.State, &s.Rows, &at, &s.RulesHash); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading pgveil.tables: %w", sanitize(err))
 		}
@@ -176,3 +187,15 @@ func tableIdent(t *transform.TablePlan) string {
 
 // tableLabel is t's name for messages.
 func tableLabel(t *transform.TablePlan) string { return t.Table.QualifiedName() }
+
+// RecordRules stores, for each table, the fingerprint of the rules its
+// replica was copied under (see TableState.RulesHash).
+func RecordRules(ctx context.Context, conn *pgx.Conn, hashes map[transform.TableName]string) error {
+	for n, h := range hashes {
+		_, err := conn.Exec(ctx, `UPDATE pgveil.tables SET rules_hash = $3 WHERE schema_name = $1 AND table_name = $2`, n.Schema, n.Name, h)
+		if err != nil {
+			return fmt.Errorf("recording the rules of %s.%s: %w", n.Schema, n.Name, sanitize(err))
+		}
+	}
+	return nil
+}

@@ -442,8 +442,18 @@ WHERE n.nspname = $1 AND c.relname IN ('checkpoint', 'tables')`, InternalSchema)
 		}
 	}
 	if !slices.Contains(tables, "tables") {
-		if err := s.exec(`CREATE TABLE pgveil.tables (schema_name text, table_name text, state text, rows bigint, updated_at timestamptz, PRIMARY KEY (schema_name, table_name))`); err != nil {
+		if err := s.exec(`CREATE TABLE pgveil.tables (schema_name text, table_name text, state text, rows bigint, updated_at timestamptz, rules_hash text, PRIMARY KEY (schema_name, table_name))`); err != nil {
 			return err
+		}
+	} else {
+		cols, err := s.strings(`SELECT attname::text FROM pg_attribute WHERE attrelid = 'pgveil.tables'::regclass AND attname = 'rules_hash' AND NOT attisdropped`)
+		if err != nil {
+			return err
+		}
+		if len(cols) == 0 {
+			if err := s.exec(`ALTER TABLE pgveil.tables ADD COLUMN rules_hash text`); err != nil {
+				return err
+			}
 		}
 	}
 	// Everyone but the owner loses every privilege on the schema.

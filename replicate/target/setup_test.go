@@ -86,7 +86,7 @@ func TestSetupCreatesEveryType(t *testing.T) {
 	equal(t, "internal tables", columnsOf(t, conn, "pgveil.checkpoint"), []string{
 		"slot text not null", "lsn pg_lsn not null", "commit_time timestamp with time zone", "updated_at timestamp with time zone not null default"})
 	equal(t, "internal tables", columnsOf(t, conn, "pgveil.tables"), []string{
-		"schema_name text not null", "table_name text not null", "state text", "rows bigint", "updated_at timestamp with time zone"})
+		"schema_name text not null", "table_name text not null", "state text", "rows bigint", "updated_at timestamp with time zone", "rules_hash text"})
 	equal(t, "table states", query(t, conn, `SELECT schema_name || '.' || table_name || ' ' || state || ' ' || rows FROM pgveil.tables ORDER BY 1`),
 		[]string{"app.all_types created 0", "app.events created 0", "app.memberships created 0"})
 	equal(t, "pgveil ACL", query(t, conn, `SELECT nspacl::text FROM pg_namespace WHERE nspname = 'pgveil'`), []string{"{postgres=UC/postgres}"})

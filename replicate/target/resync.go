@@ -1,0 +1,106 @@
+package target
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/transform"
+)
+
+// StagingSchema holds tables being re-copied, out of readers' sight, until
+// they are switched in.
+const StagingSchema = "pgveil_staging"
+
+// StagingPlan returns a plan of t that writes to t's staging table: the
+// same columns and rules under another name.
+func StagingPlan(t *transform.TablePlan) *transform.TablePlan {
+	sum := sha256.Sum256([]byte(t.Table.Schema + "\x00" + t.Table.Name))
+	name := t.Table.Name
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	tbl := &transform.Table{Schema: StagingSchema, Name: "s" + hex.EncodeToString(sum[:6]) + "_" + name, Columns: t.Table.Columns}
+	return &transform.TablePlan{Table: tbl, Where: t.Where, Columns: append([]transform.ColumnPlan(nil), t.Columns...), Dropped: t.Dropped}
+}
+
+// PrepareStaging drops what an earlier attempt left in the staging schema
+// and creates empty staging tables (see StagingPlan) for tables, with the
+// enum types they need. Readers get nothing there.
+func PrepareStaging(ctx context.Context, conn *pgx.Conn, staging []*transform.TablePlan, enums map[string][]string) error {
+	if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{StagingSchema}.Sanitize()+` CASCADE`); err != nil {
+		return fmt.Errorf("staging: %w", sanitize(err))
+	}
+	if _, err := conn.Exec(ctx, `DELETE FROM pgveil.tables WHERE schema_name = $1`, StagingSchema); err != nil {
+		return fmt.Errorf("staging: %w", sanitize(err))
+	}
+	if err := Setup(ctx, conn, transform.NewPlan(staging), enums, nil); err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `REVOKE ALL ON SCHEMA `+pgx.Identifier{StagingSchema}.Sanitize()+` FROM PUBLIC`); err != nil {
+		return fmt.Errorf("staging: %w", sanitize(err))
+	}
+	return nil
+}
+
+// SwitchSQL returns the statements that replace live by its staging table
+// in one transaction: readers see the old table until the transaction
+// commits, then the new one, never an empty or half table. Readers get
+// SELECT on it, and pgveil.tables records the copy.
+// rulesHash is recorded as the fingerprint the new table was copied under.
+func SwitchSQL(live, staging *transform.TablePlan, readers []string, rulesHash string) []string {
+	schema := pgx.Identifier{live.Table.Schema}.Sanitize()
+	stmts := []string{
+		`SET LOCAL lock_timeout = '` + lockTimeout + `'`,
+		`CREATE SCHEMA IF NOT EXISTS ` + schema,
+		`DROP TABLE IF EXISTS ` + tableIdent(live),
+		`ALTER TABLE ` + tableIdent(staging) + ` SET SCHEMA ` + pgx.Identifier{live.Table.Schema}.Sanitize(),
+		`ALTER TABLE ` + pgx.Identifier{live.Table.Schema, staging.Table.Name}.Sanitize() + ` RENAME TO ` + pgx.Identifier{live.Table.Name}.Sanitize(),
+		`DELETE FROM pgveil.tables WHERE schema_name = ` + quoteLiteral(StagingSchema) + ` AND table_name = ` + quoteLiteral(staging.Table.Name),
+		`INSERT INTO pgveil.tables (schema_name, table_name, state, rows, updated_at, rules_hash) VALUES (` + quoteLiteral(live.Table.Schema) + `, ` +
+			quoteLiteral(live.Table.Name) + `, '` + StateCopied + `', NULL, now(), ` + quoteLiteral(rulesHash) + `) ON CONFLICT (schema_name, table_name) DO UPDATE SET state = EXCLUDED.state, rows = NULL, updated_at = now(), rules_hash = EXCLUDED.rules_hash`,
+	}
+	if len(readers) > 0 {
+		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+schema+` TO `+identList(readers),
+			`GRANT SELECT ON `+tableIdent(live)+` TO `+identList(readers))
+	}
+	return stmts
+}
+
+// DropSQL returns the statements that remove a table no rule names any
+// more from the replica: what the rules no longer allow must go.
+func DropSQL(live *transform.TablePlan) []string {
+	return []string{
+		`SET LOCAL lock_timeout = '` + lockTimeout + `'`,
+		`DROP TABLE IF EXISTS ` + tableIdent(live),
+		`DELETE FROM pgveil.tables WHERE schema_name = ` + quoteLiteral(live.Table.Schema) + ` AND table_name = ` + quoteLiteral(live.Table.Name),
+	}
+}
+
+// Exec runs sql (no parameters) in the open transaction, after the
+// changes queued before it.
+func (a *Applier) Exec(ctx context.Context, sql string) error {
+	if !a.inTx {
+		return errNoTx
+	}
+	a.batch.ExecParams(sql, nil, nil, nil, nil)
+	a.queued = append(a.queued, queued{what: "statement: " + firstWords(sql)})
+	if _, err := a.flush(ctx); err != nil {
+		a.abort(ctx)
+		return err
+	}
+	return nil
+}
+
+// firstWords names a statement in messages without its identifiers' full list.
+func firstWords(sql string) string {
+	f := strings.Fields(sql)
+	if len(f) > 3 {
+		f = f[:3]
+	}
+	return strings.Join(f, " ")
+}
