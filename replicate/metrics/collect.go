@@ -1,0 +1,190 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"pgveil/replicate"
+)
+
+// Descriptions of the gauges worked out at scrape time.
+var (
+	descPhase = prometheus.NewDesc("pgveil_phase",
+		"1 for the pipeline's current phase (starting, snapshot, streaming, retrying, stopped), 0 for the others.",
+		[]string{"phase"}, nil)
+	descLagBytes = prometheus.NewDesc("pgveil_lag_bytes",
+		"The source server's WAL end minus the position known to be applied to the target.",
+		nil, nil)
+	descLagSeconds = prometheus.NewDesc("pgveil_lag_seconds",
+		"0 when caught up, else the time since the later of the last applied source commit and the moment the copy was last caught up.",
+		nil, nil)
+	descCheckpoint = prometheus.NewDesc("pgveil_checkpoint_lsn",
+		"The source position durable in the target (the checkpoint), as a number.",
+		nil, nil)
+	descLastCommit = prometheus.NewDesc("pgveil_last_commit_timestamp_seconds",
+		"Source commit time of the last transaction committed to the target, in Unix seconds.",
+		nil, nil)
+	descSnapshotRows = prometheus.NewDesc("pgveil_snapshot_rows",
+		"Rows copied of a table in the initial copy.",
+		[]string{"table"}, nil)
+	descSnapshotBytes = prometheus.NewDesc("pgveil_snapshot_bytes",
+		"Bytes of values copied of a table in the initial copy.",
+		[]string{"table"}, nil)
+	descSnapshotEstimated = prometheus.NewDesc("pgveil_snapshot_estimated_rows",
+		"The source's estimate of a table's rows, for the initial copy.",
+		[]string{"table"}, nil)
+	descSnapshotDone = prometheus.NewDesc("pgveil_snapshot_tables_done",
+		"Tables the initial copy has finished.",
+		nil, nil)
+	descSlotExists = prometheus.NewDesc("pgveil_slot_exists",
+		"1 if the replication slot exists.",
+		nil, nil)
+	descSlotActive = prometheus.NewDesc("pgveil_slot_active",
+		"1 if the replication slot is in use.",
+		nil, nil)
+	descSlotRetained = prometheus.NewDesc("pgveil_slot_retained_bytes",
+		"WAL the source keeps for the replication slot.",
+		nil, nil)
+	descSlotWALStatus = prometheus.NewDesc("pgveil_slot_wal_status",
+		"1 for the replication slot's WAL status (reserved, extended, unreserved, lost), 0 for the others.",
+		[]string{"wal_status"}, nil)
+	descSlotConfirmed = prometheus.NewDesc("pgveil_slot_confirmed_flush_lsn",
+		"The position the replication slot has been told is applied, as a number.",
+		nil, nil)
+	descUnruledColumns = prometheus.NewDesc("pgveil_unruled_columns",
+		"Columns of a replicated table that no rule names (not replicated).",
+		[]string{"table"}, nil)
+	descUnruledTables = prometheus.NewDesc("pgveil_unruled_tables",
+		"Source tables no rule names (not replicated).",
+		nil, nil)
+	descMissingColumns = prometheus.NewDesc("pgveil_missing_columns",
+		"Columns the rules name that the source table no longer has.",
+		[]string{"table"}, nil)
+	descTypeChanged = prometheus.NewDesc("pgveil_type_changed_columns",
+		"Columns whose type differs from the running plan's.",
+		[]string{"table"}, nil)
+	descMissingTables = prometheus.NewDesc("pgveil_missing_tables",
+		"Tables the rules name that the source lacks.",
+		nil, nil)
+	descDrift = prometheus.NewDesc("pgveil_schema_drift",
+		"1 if the source schema differs from what the rules and the plan say.",
+		nil, nil)
+)
+
+// collector exposes the gauges of Metrics that are worked out from its
+// state at scrape time, all from one consistent look at it.
+type collector Metrics
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		descPhase, descLagBytes, descLagSeconds, descCheckpoint, descLastCommit,
+		descSnapshotRows, descSnapshotBytes, descSnapshotEstimated, descSnapshotDone,
+		descSlotExists, descSlotActive, descSlotRetained, descSlotWALStatus, descSlotConfirmed,
+		descUnruledColumns, descUnruledTables, descMissingColumns, descTypeChanged, descMissingTables, descDrift,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	m := (*Metrics)(c)
+	var out []prometheus.Metric
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		out = append(out, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...))
+	}
+
+	now := m.now()
+	m.mu.Lock()
+	s := &m.st
+	for _, p := range phases {
+		gauge(descPhase, flag(s.phase == p), p)
+	}
+	lagBytes, lagSeconds := m.lag(now)
+	gauge(descLagBytes, lagBytes)
+	gauge(descLagSeconds, lagSeconds)
+	gauge(descCheckpoint, float64(s.durable))
+	if !s.commitTime.IsZero() {
+		gauge(descLastCommit, float64(s.commitTime.UnixNano())/1e9)
+	}
+
+	done := 0
+	for t, p := range s.snapshot {
+		gauge(descSnapshotRows, float64(p.rows), t)
+		gauge(descSnapshotBytes, float64(p.bytes), t)
+		gauge(descSnapshotEstimated, float64(p.estimated), t)
+		if p.done {
+			done++
+		}
+	}
+	gauge(descSnapshotDone, float64(done))
+
+	if sl := s.slot; sl != nil {
+		gauge(descSlotExists, flag(sl.Exists))
+		gauge(descSlotActive, flag(sl.Active))
+		gauge(descSlotRetained, float64(max(sl.RetainedBytes, 0)))
+		gauge(descSlotConfirmed, float64(sl.ConfirmedFlushLSN))
+		status := ""
+		if sl.Exists {
+			status = oneOf(sl.WALStatus, walStatuses, unknownLabel)
+		}
+		for _, w := range walStatuses {
+			gauge(descSlotWALStatus, flag(status == w), w)
+		}
+		if status == unknownLabel {
+			gauge(descSlotWALStatus, 1, unknownLabel)
+		}
+	}
+
+	if d := s.drift; d != nil {
+		for t, n := range d.unruled {
+			gauge(descUnruledColumns, float64(n), t)
+		}
+		for t, n := range d.missing {
+			gauge(descMissingColumns, float64(n), t)
+		}
+		for t, n := range d.typeChanged {
+			gauge(descTypeChanged, float64(n), t)
+		}
+		gauge(descUnruledTables, float64(d.newTables))
+		gauge(descMissingTables, float64(d.missingTables))
+		gauge(descDrift, flag(d.any))
+	}
+	m.mu.Unlock()
+
+	for _, x := range out {
+		ch <- x
+	}
+}
+
+// lag works out pgveil_lag_bytes and pgveil_lag_seconds at now. m.mu is
+// held.
+func (m *Metrics) lag(now time.Time) (bytes, seconds float64) {
+	s := &m.st
+	if applied := max(s.durable, s.confirmed); s.walEnd > applied {
+		bytes = float64(s.walEnd - applied)
+	}
+	if m.caughtUp() {
+		return bytes, 0
+	}
+	if ref := later(s.commitTime, s.caughtUpAt); !ref.IsZero() && now.After(ref) {
+		seconds = now.Sub(ref).Seconds()
+	}
+	return bytes, seconds
+}
+
+// caughtUp reports whether the target holds everything the source has
+// sent: streaming, nothing applied since the last target commit, and the
+// source's last message a keepalive. m.mu is held.
+func (m *Metrics) caughtUp() bool {
+	return m.st.phase == replicate.PhaseStreaming && m.st.lastKeepalive && m.pending.Load() == 0
+}
+
+func flag(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

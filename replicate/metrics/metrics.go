@@ -1,0 +1,366 @@
+// Package metrics implements replicate.Observer with Prometheus metrics and
+// a health check, served by `pgveil run --listen ADDR` as /metrics and
+// /healthz.
+//
+// Like the Observer it implements, it never holds a value from the source:
+// its labels are table names, operations, phases, error kinds and slot WAL
+// statuses, each from a fixed set except table names; the errors it is given
+// are reduced to "there was one".
+//
+// Lag is worked out at scrape time from what the pipeline reported:
+//
+//   - The copy is caught up when the pipeline is streaming, no change has
+//     been applied since the last target commit, and the last message from
+//     the source was a keepalive. The server sends one when it
+//     has sent everything, and the streamer asks for one each status interval
+//     while idle, so an idle copy reads as caught up even though unrelated
+//     WAL moves the server's end past the last commit.
+//   - pgveil_lag_bytes is the server's WAL end minus what is known to be
+//     applied: the durable LSN, or the WAL end of the last keepalive that
+//     found nothing pending, whichever is higher.
+//   - pgveil_lag_seconds is 0 when caught up, else the time since the later
+//     of the last committed source transaction's commit time and the moment
+//     the copy was last known caught up. That is an upper bound on the age of
+//     the oldest change not yet in the target: it does not jump to the length
+//     of an idle spell when a transaction arrives after one, and it grows
+//     while pgveil is not streaming.
+package metrics
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"pgveil/replicate"
+)
+
+// Defaults of the health check's limits.
+const (
+	// DefaultSourceTimeout is twice the streamer's default status
+	// interval: the streamer asks the idle server for a keepalive each
+	// interval, so a healthy stream hears from it at least that often.
+	DefaultSourceTimeout = 60 * time.Second
+	// DefaultSnapshotTimeout is how long the initial copy may go without
+	// progress; the snapshot reports progress every few seconds.
+	DefaultSnapshotTimeout = 60 * time.Second
+	// DefaultStartTimeout is how long starting (connecting, checking,
+	// preparing) may take.
+	DefaultStartTimeout = 2 * time.Minute
+)
+
+// Label values of the fixed sets. A value outside its set is counted under
+// "other" (op, kind) or "unknown" (wal_status), so that nothing but these
+// names and table names can become a label value.
+var (
+	phases      = []string{replicate.PhaseStarting, replicate.PhaseSnapshot, replicate.PhaseStreaming, replicate.PhaseRetrying, replicate.PhaseStopped}
+	ops         = []string{"insert", "update", "delete", "truncate", "filtered"}
+	errorKinds  = []string{"transient", "fatal", "masking"}
+	walStatuses = []string{"reserved", "extended", "unreserved", "lost"}
+)
+
+const (
+	otherLabel   = "other"
+	unknownLabel = "unknown"
+)
+
+// Metrics implements replicate.Observer and serves /metrics and /healthz.
+// Its methods are safe for concurrent use.
+type Metrics struct {
+	// SourceTimeout is how long the stream may go without a message from
+	// the source and without a target commit before it is unhealthy
+	// (twice the streamer's status interval). Zero means
+	// DefaultSourceTimeout. Set it before the Metrics is used.
+	SourceTimeout time.Duration
+	// SnapshotTimeout is how long the initial copy may go without progress
+	// before it is unhealthy. Zero means DefaultSnapshotTimeout. Set it
+	// before the Metrics is used.
+	SnapshotTimeout time.Duration
+	// StartTimeout is how long starting may take before it is unhealthy.
+	// Zero means DefaultStartTimeout. Set it before the Metrics is used.
+	StartTimeout time.Duration
+
+	now func() time.Time
+	reg *prometheus.Registry
+
+	changes      *prometheus.CounterVec
+	transactions prometheus.Counter
+	batchChanges prometheus.Histogram
+	batchBytes   prometheus.Histogram
+	applySeconds prometheus.Histogram
+	errors       *prometheus.CounterVec
+	buildInfo    *prometheus.GaugeVec
+
+	// pending counts changes applied since the last target commit. It is
+	// kept outside mu: Change is on the apply path.
+	pending atomic.Int64
+
+	mu sync.Mutex
+	st state
+}
+
+// state is what the gauges and the health check are worked out from.
+type state struct {
+	phase      string
+	phaseSince time.Time
+	failed     bool // the phase was reported with an error
+
+	heardAt       time.Time     // last message from the source
+	walEnd        pglogrepl.LSN // server WAL end in that message
+	lastKeepalive bool          // ... which was a keepalive
+	durable       pglogrepl.LSN // position of the last target commit
+	committedAt   time.Time     // when the last target commit was reported
+	commitTime    time.Time     // source commit time of the last target commit
+	confirmed     pglogrepl.LSN // WAL end of the last keepalive that found nothing pending
+	caughtUpAt    time.Time     // when the copy was last known caught up
+
+	snapshot        map[string]*tableProgress
+	snapshotMovedAt time.Time
+
+	slot      *replicate.SlotStatus
+	slotFresh bool // slot was reported since the pipeline last started
+
+	drift *driftCounts
+}
+
+type tableProgress struct {
+	rows, bytes, estimated int64
+	done                   bool
+}
+
+// driftCounts is what the metrics keep of a Drift: counts by table.
+type driftCounts struct {
+	unruled, missing, typeChanged map[string]int
+	newTables, missingTables      int
+	any                           bool
+}
+
+// New creates the metrics on their own prometheus.Registry. now is the
+// clock: time.Now in production, a fake in tests.
+func New(now func() time.Time) *Metrics {
+	m := &Metrics{now: now, reg: prometheus.NewRegistry()}
+	m.st.phase = replicate.PhaseStarting
+	m.st.phaseSince = now()
+	m.st.snapshot = map[string]*tableProgress{}
+
+	m.changes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pgveil_changes_total",
+		Help: "Changes applied to the target by table and op (insert, update, delete, truncate; filtered: turned away by the table's row filter).",
+	}, []string{"table", "op"})
+	m.transactions = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pgveil_transactions_total",
+		Help: "Target transactions committed.",
+	})
+	m.batchChanges = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "pgveil_batch_changes",
+		Help:    "Changes per committed target transaction.",
+		Buckets: prometheus.ExponentialBucketsRange(1, 100000, 11),
+	})
+	m.batchBytes = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "pgveil_batch_bytes",
+		Help:    "Bytes of values per committed target transaction.",
+		Buckets: prometheus.ExponentialBuckets(1024, 4, 10),
+	})
+	m.applySeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "pgveil_apply_seconds",
+		Help:    "Time a target transaction's commit took.",
+		Buckets: prometheus.ExponentialBucketsRange(0.001, 30, 16),
+	})
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pgveil_errors_total",
+		Help: "Failures by kind: transient (retried), fatal (stopped), masking (a value the rules could not mask).",
+	}, []string{"kind"})
+	for _, k := range errorKinds {
+		m.errors.WithLabelValues(k)
+	}
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pgveil_build_info",
+		Help: "Always 1, labelled with the version of pgveil.",
+	}, []string{"version"})
+	up := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "pgveil_up",
+		Help: "Always 1 while pgveil serves metrics.",
+	})
+	up.Set(1)
+
+	m.reg.MustRegister(m.changes, m.transactions, m.batchChanges, m.batchBytes, m.applySeconds,
+		m.errors, m.buildInfo, up, (*collector)(m))
+	return m
+}
+
+var _ replicate.Observer = (*Metrics)(nil)
+
+// Registry returns the registry the metrics are on, for adding collectors
+// of the process or the Go runtime.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// SetBuildInfo sets pgveil_build_info{version} to 1 for version.
+func (m *Metrics) SetBuildInfo(version string) {
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(label(version)).Set(1)
+}
+
+// Phase records the pipeline's phase. Of err it keeps only whether there
+// was one: its text could hold anything.
+func (m *Metrics) Phase(phase string, err error) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := &m.st
+	if phase != s.phase {
+		s.phaseSince = now
+		switch phase {
+		case replicate.PhaseStarting:
+			// A new attempt, perhaps after a re-sync: the slot's state is
+			// the last one's until the stream reads it again.
+			s.slotFresh = false
+		case replicate.PhaseSnapshot:
+			// A new copy: the last one's progress no longer says anything.
+			s.snapshot = map[string]*tableProgress{}
+			s.snapshotMovedAt = now
+		case replicate.PhaseStreaming:
+			// A new stream: what a failed attempt applied was rolled back,
+			// and being caught up takes a keepalive on this stream.
+			m.pending.Store(0)
+			s.lastKeepalive = false
+		}
+	}
+	s.phase = phase
+	s.failed = err != nil
+}
+
+// SnapshotProgress records the progress of a table being copied.
+func (m *Metrics) SnapshotProgress(table string, rows, bytes, estimatedRows int64, done bool) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := &m.st
+	table = label(table)
+	p := s.snapshot[table]
+	moved := p == nil
+	if p == nil {
+		p = &tableProgress{}
+		s.snapshot[table] = p
+	}
+	if rows > p.rows || bytes > p.bytes || (done && !p.done) {
+		moved = true
+	}
+	p.rows, p.bytes, p.estimated, p.done = rows, bytes, estimatedRows, p.done || done
+	if moved {
+		s.snapshotMovedAt = now
+	}
+}
+
+// Change counts a change applied to table.
+func (m *Metrics) Change(table, op string) {
+	m.changes.WithLabelValues(label(table), oneOf(op, ops, otherLabel)).Inc()
+	m.pending.Add(1)
+}
+
+// TargetCommit records a committed target transaction.
+func (m *Metrics) TargetCommit(changes int, bytes int64, took time.Duration, lsn pglogrepl.LSN, commitTime time.Time) {
+	m.transactions.Inc()
+	m.batchChanges.Observe(float64(changes))
+	m.batchBytes.Observe(float64(bytes))
+	m.applySeconds.Observe(took.Seconds())
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pending.Store(0)
+	s := &m.st
+	s.durable, s.commitTime, s.committedAt = lsn, commitTime, now
+	if s.lastKeepalive {
+		// The keepalive came after the last source commit: everything up
+		// to its WAL end is now in the target.
+		s.confirmed, s.caughtUpAt = s.walEnd, now
+	}
+}
+
+// SourceAlive records a message from the source.
+func (m *Metrics) SourceAlive(walEnd pglogrepl.LSN, keepalive bool) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := &m.st
+	s.heardAt, s.walEnd, s.lastKeepalive = now, walEnd, keepalive
+	if keepalive && m.pending.Load() == 0 {
+		s.confirmed, s.caughtUpAt = walEnd, now
+	}
+}
+
+// Slot records the replication slot's state.
+func (m *Metrics) Slot(st replicate.SlotStatus) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.slot, m.st.slotFresh = &st, true
+}
+
+// Drift records what the source holds that the rules do not name. A nil
+// Drift says nothing and is ignored.
+func (m *Metrics) Drift(d *replicate.Drift) {
+	if d == nil {
+		return
+	}
+	c := &driftCounts{
+		unruled:       counts(d.Unruled),
+		missing:       counts(d.Missing),
+		typeChanged:   counts(d.TypeChanged),
+		newTables:     len(d.NewTables),
+		missingTables: len(d.MissingTables),
+		any:           !d.Empty(),
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.drift = c
+}
+
+// Error counts a failure of kind transient, fatal or masking.
+func (m *Metrics) Error(kind string) {
+	m.errors.WithLabelValues(oneOf(kind, errorKinds, otherLabel)).Inc()
+}
+
+// counts keeps the number of columns by table, for tables with any.
+func counts(m map[string][]string) map[string]int {
+	c := make(map[string]int, len(m))
+	for t, cols := range m {
+		if len(cols) > 0 {
+			c[label(t)] += len(cols)
+		}
+	}
+	return c
+}
+
+// oneOf returns s when set holds it, else other.
+func oneOf(s string, set []string, other string) string {
+	for _, v := range set {
+		if s == v {
+			return s
+		}
+	}
+	return other
+}
+
+// label makes s a valid label value: Prometheus refuses (panics on) label
+// values that are not UTF-8, and a table's name in a SQL_ASCII database
+// need not be.
+func label(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// later returns the latest of ts.
+func later(ts ...time.Time) time.Time {
+	var l time.Time
+	for _, t := range ts {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
+}
