@@ -79,3 +79,9 @@ func connectTarget(ctx context.Context, dsn string) (*pgx.Conn, error) {
 func errDSN() error {
 	return fmt.Errorf("cannot parse the connection string (check its syntax; it is not shown because it may hold a password)")
 }
+
+// ConnectTarget opens a connection to the analytics database with the
+// same session settings as the pipeline's.
+func ConnectTarget(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	return connectTarget(ctx, dsn)
+}

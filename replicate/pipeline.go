@@ -99,6 +99,18 @@ func (e *ProblemsError) Error() string {
 // the prerequisites and decides the publication's content. It changes
 // nothing anywhere.
 func Prepare(ctx context.Context, src *pgx.Conn, cfg *rules.Config, reg *transform.Registry) (*Prepared, error) {
+	return prepare(ctx, src, cfg, reg, false)
+}
+
+// PrepareRunning is Prepare for a pipeline that runs (or is compared with
+// the source while it runs): columns added in production that no rule
+// names are warnings, left out of the plan and the publication, not
+// errors. Deny by default still holds: they are not replicated.
+func PrepareRunning(ctx context.Context, src *pgx.Conn, cfg *rules.Config, reg *transform.Registry) (*Prepared, error) {
+	return prepare(ctx, src, cfg, reg, true)
+}
+
+func prepare(ctx context.Context, src *pgx.Conn, cfg *rules.Config, reg *transform.Registry, running bool) (*Prepared, error) {
 	if reg == nil {
 		reg = transform.Builtin()
 	}
@@ -118,7 +130,11 @@ func Prepare(ctx context.Context, src *pgx.Conn, cfg *rules.Config, reg *transfo
 	if err != nil {
 		return nil, fatal(err)
 	}
-	plan, warnings, err := cfg.Compile(cat.Tables, keys, reg)
+	compile := cfg.Compile
+	if running {
+		compile = cfg.CompileAllowingUnruled
+	}
+	plan, warnings, err := compile(cat.Tables, keys, reg)
 	if err != nil {
 		return nil, fatal(err)
 	}
@@ -255,7 +271,7 @@ func (p *Pipeline) Reload(ctx context.Context, cfg *rules.Config) error {
 		return err
 	}
 	defer src.Close(context.Background())
-	if _, err := Prepare(ctx, src, cfg, p.opts.Registry); err != nil {
+	if _, err := PrepareRunning(ctx, src, cfg, p.opts.Registry); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -361,7 +377,7 @@ func runOnce(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer src.Close(context.Background())
-	prep, err := Prepare(ctx, src, cfg, opts.Registry)
+	prep, err := PrepareRunning(ctx, src, cfg, opts.Registry)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,18 @@ import (
 // warnings; when there are errors, the plan is nil and the error is
 // Problems holding every error and warning, sorted by position.
 func (c *Config) Compile(cat transform.Catalog, keys *transform.Keys, reg *transform.Registry) (*transform.Plan, Problems, error) {
+	return c.compile(cat, keys, reg, false)
+}
+
+// CompileAllowingUnruled is Compile for a running pipeline: a column no
+// rule names (one added in production since the rules were written) is a
+// warning, not an error, and the plan leaves it out, so it is neither
+// published nor replicated until a rule names it.
+func (c *Config) CompileAllowingUnruled(cat transform.Catalog, keys *transform.Keys, reg *transform.Registry) (*transform.Plan, Problems, error) {
+	return c.compile(cat, keys, reg, true)
+}
+
+func (c *Config) compile(cat transform.Catalog, keys *transform.Keys, reg *transform.Registry, allowUnruled bool) (*transform.Plan, Problems, error) {
 	if reg == nil {
 		reg = transform.Builtin()
 	}
@@ -67,7 +79,12 @@ func (c *Config) Compile(cat transform.Catalog, keys *transform.Keys, reg *trans
 			cname := transform.QuoteIdent(col.Name)
 			cr := ruled[col.Name]
 			if cr == nil {
-				add(tr.Line, tr.Col, tname, cname, "column has no rule; deny by default: add a rule (for example drop)", false)
+				msg := "column has no rule; deny by default: add a rule (for example drop)"
+				if allowUnruled {
+					msg = "column has no rule: not replicated until a rule names it"
+				}
+				add(tr.Line, tr.Col, tname, cname, msg, allowUnruled)
+				probs[len(probs)-1].Kind = KindUnruled
 				continue
 			}
 			if w := reg.Warning(cr.Rule, col); w != "" {

@@ -15,7 +15,12 @@ type Problem struct {
 	Column    string // "email" or ""
 	Msg       string
 	Warning   bool // warnings are printed but do not fail validation
+	// Kind classifies problems callers act on: KindUnruled, or "".
+	Kind string
 }
+
+// KindUnruled marks a column of a listed table that no rule names.
+const KindUnruled = "unruled"
 
 // String formats the problem as "FILE:LINE:COL: table.column: message",
 // leaving out the parts that are empty or zero.

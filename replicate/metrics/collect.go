@@ -188,3 +188,18 @@ func flag(b bool) float64 {
 	}
 	return 0
 }
+
+// CurrentPhase returns the phase last reported.
+func (m *Metrics) CurrentPhase() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st.phase
+}
+
+// Lag returns pgveil_lag_bytes and pgveil_lag_seconds as of now.
+func (m *Metrics) Lag() (bytes int64, seconds float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, s := m.lag(m.now())
+	return int64(b), s
+}

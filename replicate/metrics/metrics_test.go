@@ -714,3 +714,18 @@ func BenchmarkSourceAlive(b *testing.B) {
 		m.SourceAlive(pglogrepl.LSN(i), false)
 	}
 }
+
+func TestAccessors(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	m := New(func() time.Time { return now })
+	m.Phase(replicate.PhaseStreaming, nil)
+	if p := m.CurrentPhase(); p != replicate.PhaseStreaming {
+		t.Errorf("phase %s", p)
+	}
+	m.SourceAlive(2000, false)
+	m.TargetCommit(1, 10, time.Millisecond, 500, now.Add(-3*time.Second))
+	b, s := m.Lag()
+	if b != 1500 || s < 2.9 || s > 3.1 {
+		t.Errorf("lag %d bytes, %.1fs", b, s)
+	}
+}
