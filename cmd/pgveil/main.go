@@ -46,8 +46,12 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{name: "demo", summary: "see pgveil work: two throwaway clusters, a seeded SaaS schema, live traffic, masked replica", usage: "[--scale 100000] [--duration 60s] [--dir DIR] [--keep]", run: runDemo},
 		{name: "run", summary: "replicate production into the analytics database, masked, until stopped", usage: "-c FILE [flags]", run: runRun},
-		{name: "validate", summary: "check a rules file and print every problem", usage: "-c FILE --offline", run: runValidate},
+		{name: "validate", summary: "check a rules file (and, unless --offline, against the source) and print every problem", usage: "-c FILE [--offline]", run: runValidate},
+		{name: "preview", summary: "show masked sample rows of one table; writes nothing", usage: "-c FILE TABLE [-n 5]", run: runPreview},
+		{name: "status", summary: "show the slot, the lag, the replicated tables and schema drift", usage: "-c FILE [--fast] [--json]", run: runStatus},
+		{name: "verify", summary: "compare the replica with the re-masked source; prints counts, never values", usage: "-c FILE [--table TABLE] [--sample N] [--wait 60s]", run: runVerify},
 		{name: "try", summary: "mask sample values with one rule", usage: "--secret-env VAR [--type TYPE] RULE VALUE...", run: runTry},
 		{name: "version", summary: "print the version", usage: "", run: runVersion},
 		{name: "help", summary: "list the commands, or explain one", usage: "[COMMAND]", run: nil},

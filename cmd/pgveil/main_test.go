@@ -104,8 +104,9 @@ func TestValidateShortSecretAndMissingEnv(t *testing.T) {
 	if code != exitProblems || !strings.Contains(errOut, "no/such/file.yaml") {
 		t.Errorf("missing file: exit %d, %s", code, errOut)
 	}
+	// Online, the rules are checked before connecting.
 	code, _, errOut = pgveil(t, env, "validate", "-c", "../../examples/saas/pgveil.yaml")
-	if code != exitUsage || !strings.Contains(errOut, "--offline") {
+	if code != exitProblems || !strings.Contains(errOut, "TARGET_DSN is not set") || strings.Contains(errOut, "short-secret-value") {
 		t.Errorf("online: exit %d, %s", code, errOut)
 	}
 }

@@ -1,15 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 
 	"pgveil/replicate"
+	"pgveil/replicate/metrics"
 	"pgveil/rules"
 	"pgveil/transform"
 )
@@ -23,6 +30,9 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	logLevel := fs.String("log-level", "info", "`level`: debug, info, warn or error")
 	workers := fs.Int("snapshot-workers", 4, "source connections copying the initial snapshot in parallel")
 	spillDir := fs.String("spill-dir", os.TempDir(), "`directory` for large in-progress transactions until they commit")
+	listen := fs.String("listen", "", "serve /metrics (Prometheus) and /healthz on this `address`, e.g. :9187")
+	watch := fs.Bool("watch", false, "reload the rules when the file changes (SIGHUP always does)")
+	statusInterval := fs.Duration("status-interval", 10*time.Second, "how often production is told how far the replica has committed")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -41,11 +51,29 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return reportProblems(e, err)
 	}
-	err = replicate.Run(ctx, replicate.Options{
-		Config: cfg, Registry: reg, Logger: log,
+	m := metrics.New(time.Now)
+	m.SetBuildInfo(buildVersion())
+	if *listen != "" {
+		ln, err := net.Listen("tcp", *listen)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "pgveil run: --listen: %v\n", err)
+			return exitUsage
+		}
+		srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("serving /metrics and /healthz", "address", ln.Addr().String())
+	}
+	p := replicate.New(replicate.Options{
+		Config: cfg, Registry: reg, Logger: log, Observer: m,
 		Snapshot: replicate.SnapshotOptions{Workers: *workers},
-		Stream:   replicate.StreamOptions{SpillDir: *spillDir},
+		Stream:   replicate.StreamOptions{SpillDir: *spillDir, StatusInterval: *statusInterval},
 	})
+	rl := &reloader{file: file, env: e, reg: reg, log: log, p: p}
+	rl.last, _ = os.ReadFile(file)
+	stopReload := rl.start(ctx, *watch)
+	defer stopReload()
+	err = p.Run(ctx)
 	if err != nil {
 		var rp rules.Problems
 		if errors.As(err, &rp) {
@@ -56,6 +84,69 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	}
 	log.Info("pgveil stopped")
 	return exitOK
+}
+
+// reloader puts changed rules in force on SIGHUP and, with --watch, when
+// the file changes. Invalid rules are logged (positions and messages, no
+// values) and the rules in force stay.
+type reloader struct {
+	file string
+	env  *env
+	reg  *transform.Registry
+	log  *slog.Logger
+	p    *replicate.Pipeline
+	last []byte
+}
+
+func (r *reloader) start(ctx context.Context, watch bool) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var tick <-chan time.Time
+		if watch {
+			t := time.NewTicker(2 * time.Second)
+			defer t.Stop()
+			tick = t.C
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				r.reload(ctx, "SIGHUP")
+			case <-tick:
+				if data, err := os.ReadFile(r.file); err == nil && !bytes.Equal(data, r.last) {
+					r.reload(ctx, "the file changed")
+				}
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		<-done
+	}
+}
+
+func (r *reloader) reload(ctx context.Context, why string) {
+	data, err := os.ReadFile(r.file)
+	if err != nil {
+		r.log.Error("reloading the rules", "why", why, "error", err.Error())
+		return
+	}
+	r.last = data
+	cfg, err := rules.Parse(r.file, data, r.env.lookupEnv, r.reg)
+	if err == nil {
+		err = r.p.Reload(ctx, cfg)
+	}
+	if err != nil {
+		r.log.Error("the new rules are refused; the rules in force stay", "why", why, "problems", strings.TrimSpace(err.Error()))
+		return
+	}
+	r.log.Info("new rules accepted", "why", why, "file", r.file)
 }
 
 // newLogger builds the slog logger of the run command.

@@ -11,7 +11,7 @@ import (
 	"pgveil/transform"
 )
 
-func runValidate(_ context.Context, e *env, args []string) int {
+func runValidate(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "validate")
 	var file string
 	fs.StringVar(&file, "c", "pgveil.yaml", "the rules `file`")
@@ -25,14 +25,13 @@ func runValidate(_ context.Context, e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	if !*offline {
-		fmt.Fprintln(e.stderr, "pgveil validate: checking against the source catalog needs the replication pipeline, which is not built yet; run with --offline")
-		return exitUsage
-	}
 	reg := transform.Builtin()
 	cfg, err := rules.Load(file, e.lookupEnv, reg)
 	if err != nil {
 		return reportProblems(e, err)
+	}
+	if !*offline {
+		return validateOnline(ctx, e, cfg, reg)
 	}
 	fmt.Fprintf(e.stdout, "%s: OK (offline): %s\n", file, summarize(cfg))
 	return exitOK

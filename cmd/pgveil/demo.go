@@ -1,0 +1,478 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/examples"
+	"pgveil/internal/demo"
+	"pgveil/internal/pgtest"
+	"pgveil/replicate"
+	"pgveil/replicate/metrics"
+	"pgveil/rules"
+	"pgveil/transform"
+)
+
+// runDemo is `pgveil demo`: two throwaway clusters, the example SaaS
+// schema seeded with personal data, pgveil replicating it masked under
+// live traffic, and a look at both sides every few seconds.
+func runDemo(ctx context.Context, e *env, args []string) int {
+	fs := newFlags(e, "demo")
+	dir := fs.String("dir", "", "`directory` for the two clusters (default: a new temporary one)")
+	scale := fs.Int("scale", 100000, "about how many `rows` to seed")
+	duration := fs.Duration("duration", 0, "stop after this long (default: at Ctrl-C)")
+	keep := fs.Bool("keep", false, "keep the clusters' data directory when the demo ends")
+	rate := fs.Int("rate", 20, "live traffic, in `transactions` per second")
+	every := fs.Duration("every", 3*time.Second, "how often to show progress")
+	listen := fs.String("listen", "", "serve /metrics and /healthz on this `address` (e.g. :9187)")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "pgveil demo: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	d := &demoRun{e: e, scale: *scale, rate: *rate, every: *every, keep: *keep, listen: *listen}
+	code, err := d.run(ctx, *dir)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pgveil demo: %v\n", err)
+		if code == exitOK {
+			code = exitProblems
+		}
+	}
+	return code
+}
+
+type demoRun struct {
+	e      *env
+	scale  int
+	rate   int
+	every  time.Duration
+	keep   bool
+	listen string
+
+	prod, an       *pgtest.Cluster
+	prodDSN, anDSN string
+	readerDSN      string
+	log            *slog.Logger
+	metrics        *metrics.Metrics
+	traffic        demo.TrafficStats
+	started        time.Time
+	out            io.Writer
+}
+
+func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
+	d.out, d.started = d.e.stdout, time.Now()
+	if _, err := pgtest.BinDir(); err != nil {
+		return exitProblems, fmt.Errorf("%w\n(the demo runs PostgreSQL itself; only the server package is needed)", err)
+	}
+	base := dir
+	if base == "" {
+		var err error
+		if base, err = os.MkdirTemp("", "pgveil-demo-"); err != nil {
+			return exitProblems, err
+		}
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return exitProblems, err
+	}
+	os.Chmod(base, 0o755)
+	defer func() {
+		if d.keep {
+			fmt.Fprintf(d.out, "\nThe clusters' data is kept in %s (start them again with pg_ctl -D %s/{production,analytics}/data start).\n", base, base)
+			return
+		}
+		if dir == "" {
+			os.RemoveAll(base)
+		}
+	}()
+
+	// Two clusters, each in its own folder; they stop when the demo ends.
+	setup, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fmt.Fprintf(d.out, "pgveil demo: starting two PostgreSQL clusters (production and analytics) in %s\n", base)
+	for _, c := range []struct {
+		name string
+		to   **pgtest.Cluster
+	}{{"production", &d.prod}, {"analytics", &d.an}} {
+		sub := filepath.Join(base, c.name)
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			return exitProblems, err
+		}
+		cl, err := pgtest.Start(setup, pgtest.Options{Dir: sub})
+		if err != nil {
+			return exitProblems, fmt.Errorf("starting the %s cluster: %w", c.name, err)
+		}
+		*c.to = cl
+		defer func() {
+			if d.keep {
+				cl.Shutdown()
+			} else {
+				cl.Stop()
+			}
+		}()
+	}
+	var err error
+	if d.prodDSN, err = d.prod.CreateDB(setup, "app"); err != nil {
+		return exitProblems, err
+	}
+	if d.anDSN, err = d.an.CreateDB(setup, "analytics"); err != nil {
+		return exitProblems, err
+	}
+	password := randomHex(12)
+	if err := execSQL(setup, d.anDSN, "CREATE ROLE metabase_ro LOGIN PASSWORD '"+password+"'"); err != nil {
+		return exitProblems, err
+	}
+	d.readerDSN = fmt.Sprintf("postgres://metabase_ro:%s@127.0.0.1:%d/analytics?sslmode=disable", password, d.an.Port)
+
+	// The example schema, seeded with realistic personal data.
+	if err := execSQL(setup, d.prodDSN, examples.SaaSSchema()); err != nil {
+		return exitProblems, fmt.Errorf("loading the example schema: %w", err)
+	}
+	fmt.Fprintf(d.out, "Seeding production with about %d rows of realistic personal data...", d.scale)
+	src, err := pgx.Connect(setup, d.prodDSN)
+	if err != nil {
+		return exitProblems, err
+	}
+	defer src.Close(context.Background())
+	began := time.Now()
+	rows, err := demo.Seed(setup, src, demo.Options{Scale: d.scale, Seed: 1})
+	if err != nil {
+		return exitProblems, fmt.Errorf("seeding: %w", err)
+	}
+	fmt.Fprintf(d.out, " %d rows in %.1fs\n", rows, time.Since(began).Seconds())
+
+	// pgveil itself, with the example rules.
+	secret := randomHex(32)
+	env := map[string]string{"SOURCE_DSN": d.prodDSN, "TARGET_DSN": d.anDSN, "PGVEIL_SECRET": secret}
+	cfg, err := rules.Parse("examples/saas/pgveil.yaml", []byte(examples.SaaSRules()), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
+	if err != nil {
+		return exitProblems, err
+	}
+	logFile, err := os.Create(filepath.Join(base, "pgveil.log"))
+	if err != nil {
+		return exitProblems, err
+	}
+	defer logFile.Close()
+	d.log = slog.New(slog.NewTextHandler(logFile, nil))
+	d.metrics = metrics.New(time.Now)
+	d.metrics.SetBuildInfo(buildVersion())
+	if d.listen != "" {
+		ln, err := net.Listen("tcp", d.listen)
+		if err != nil {
+			return exitProblems, fmt.Errorf("--listen: %w", err)
+		}
+		srv := &http.Server{Handler: d.metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		fmt.Fprintf(d.out, "Metrics on http://%s/metrics, health on /healthz\n", ln.Addr())
+	}
+	stats := &replicate.Stats{}
+	pipeCtx, stopPipe := context.WithCancel(context.Background())
+	defer stopPipe()
+	pipeDone := make(chan error, 1)
+	go func() {
+		pipeDone <- replicate.Run(pipeCtx, replicate.Options{
+			Config: cfg, Logger: d.log, Stats: stats, Observer: d.metrics,
+			Snapshot: replicate.SnapshotOptions{Workers: 2},
+			Stream:   replicate.StreamOptions{SpillDir: base, StatusInterval: 2 * time.Second},
+		})
+	}()
+	fmt.Fprintf(d.out, "pgveil is replicating with examples/saas/pgveil.yaml (log: %s)\n\n", filepath.Join(base, "pgveil.log"))
+	fmt.Fprintf(d.out, "Metabase (or psql) reads the masked copy, read-only, at:\n  %s\n\n", d.readerDSN)
+
+	// Live traffic once the initial copy is in.
+	plan, err := d.plan(setup, cfg)
+	if err != nil {
+		return exitProblems, err
+	}
+	if err := d.waitStreaming(ctx, pipeDone); err != nil {
+		return exitProblems, err
+	}
+	trafficCtx, stopTraffic := context.WithCancel(ctx)
+	defer stopTraffic()
+	trafficConn, err := pgx.Connect(setup, d.prodDSN)
+	if err != nil {
+		return exitProblems, err
+	}
+	defer trafficConn.Close(context.Background())
+	trafficDone := make(chan error, 1)
+	go func() { trafficDone <- demo.Traffic(trafficCtx, trafficConn, d.rate, &d.traffic) }()
+	fmt.Fprintf(d.out, "Live traffic: about %d transactions/s (inserts, updates, deletes). Ctrl-C stops.\n", d.rate)
+
+	tick := time.NewTicker(d.every)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case err := <-pipeDone:
+			return exitProblems, fmt.Errorf("pgveil stopped: %v", err)
+		case err := <-trafficDone:
+			if err != nil {
+				return exitProblems, fmt.Errorf("traffic: %w", err)
+			}
+			done = true
+		case <-tick.C:
+			d.show(src, plan, stats)
+		}
+	}
+	stopTraffic()
+	<-trafficDone
+
+	// Let the replica catch up, then check it against the masked source.
+	fmt.Fprintln(d.out, "\nStopping the traffic; waiting for the replica to catch up, then verifying it...")
+	end, cancelEnd := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancelEnd()
+	if err := d.catchUp(end, src, cfg, pipeDone); err != nil {
+		return exitProblems, err
+	}
+	ok, err := d.verify(end, cfg)
+	stopPipe()
+	if perr := <-pipeDone; perr != nil {
+		return exitProblems, perr
+	}
+	if err != nil {
+		return exitProblems, err
+	}
+	if !ok {
+		return exitProblems, errors.New("the replica differs from the masked source")
+	}
+	return exitOK, nil
+}
+
+// plan compiles the rules the way the pipeline does, to show a customer.
+func (d *demoRun) plan(ctx context.Context, cfg *rules.Config) (*transform.Plan, error) {
+	src, err := replicate.ConnectSource(ctx, d.prodDSN)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close(context.Background())
+	prep, err := replicate.PrepareRunning(ctx, src, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	return prep.Plan, nil
+}
+
+// waitStreaming waits for the initial copy, showing its progress.
+func (d *demoRun) waitStreaming(ctx context.Context, pipeDone <-chan error) error {
+	fmt.Fprint(d.out, "Initial copy (snapshot, masked on the way)...")
+	began := time.Now()
+	for {
+		if ok, _ := d.metrics.Health(); ok && d.phase() == replicate.PhaseStreaming {
+			fmt.Fprintf(d.out, " done in %.1fs\n", time.Since(began).Seconds())
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-pipeDone:
+			return fmt.Errorf("pgveil stopped: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (d *demoRun) phase() string { return d.metrics.CurrentPhase() }
+
+// show prints progress and one customer, raw beside masked.
+func (d *demoRun) show(src *pgx.Conn, plan *transform.Plan, stats *replicate.Stats) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lagBytes, lagSeconds := d.metrics.Lag()
+	fmt.Fprintf(d.out, "\n[%s] traffic: %d transactions | replicated: %d inserts, %d updates, %d deletes in %d transactions | lag: %s, %.1fs\n",
+		time.Since(d.started).Round(time.Second), d.traffic.Transactions.Load(),
+		stats.Inserts.Load(), stats.Updates.Load(), stats.Deletes.Load(), stats.Transactions.Load(),
+		humanBytes(lagBytes), lagSeconds)
+	if err := d.showCustomer(ctx, src, plan); err != nil {
+		fmt.Fprintf(d.out, "  (could not show a customer: %v)\n", err)
+	}
+}
+
+// showCustomer prints one customer as production holds it and as the
+// replica does.
+func (d *demoRun) showCustomer(ctx context.Context, src *pgx.Conn, plan *transform.Plan) error {
+	tp := plan.Table("public", "customers")
+	if tp == nil {
+		return errors.New("no customers table in the rules")
+	}
+	id, err := demo.SampleCustomerID(ctx, src)
+	if err != nil {
+		return err
+	}
+	cols := tp.ColumnNames()
+	raw, err := textRow(ctx, d.prodDSN, tp, "id = "+fmt.Sprint(id))
+	if err != nil {
+		return err
+	}
+	masked, err := tp.Mask(nil, raw)
+	if err != nil {
+		return err
+	}
+	replica, err := textRow(ctx, d.anDSN, tp, "id = "+string(masked[0].Text))
+	if err != nil {
+		return fmt.Errorf("not in the replica yet")
+	}
+	tw := tabwriter.NewWriter(d.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  customer\tproduction (raw)\treplica (masked)\n")
+	for i, c := range cols {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", c, cell(raw[i]), cell(replica[i]))
+	}
+	for _, c := range tp.Dropped {
+		fmt.Fprintf(tw, "  %s\t(not replicated)\t-\n", c)
+	}
+	return tw.Flush()
+}
+
+// textRow reads one row of tp's columns in text form.
+func textRow(ctx context.Context, dsn string, tp *transform.TablePlan, where string) ([]transform.Value, error) {
+	conn, err := replicate.ConnectSource(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	cols := make([]string, len(tp.Columns))
+	for i, c := range tp.Columns {
+		cols[i] = transform.QuoteIdent(c.Column.Name) + "::text"
+	}
+	row := make([]*string, len(cols))
+	dst := make([]any, len(cols))
+	for i := range row {
+		dst[i] = &row[i]
+	}
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + tp.Table.QualifiedName() + " WHERE " + where
+	if err := conn.QueryRow(ctx, q).Scan(dst...); err != nil {
+		return nil, err
+	}
+	out := make([]transform.Value, len(row))
+	for i, v := range row {
+		if v == nil {
+			out[i] = transform.SQLNull()
+		} else {
+			out[i] = transform.Text(*v)
+		}
+	}
+	return out, nil
+}
+
+func cell(v transform.Value) string {
+	s := v.String()
+	if r := []rune(s); len(r) > 38 {
+		s = string(r[:37]) + "…"
+	}
+	return strings.NewReplacer("\t", " ", "\n", " ").Replace(s)
+}
+
+// catchUp waits until the slot has confirmed everything production wrote.
+func (d *demoRun) catchUp(ctx context.Context, src *pgx.Conn, cfg *rules.Config, pipeDone <-chan error) error {
+	var target string
+	if err := src.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&target); err != nil {
+		return err
+	}
+	for {
+		var caught bool
+		err := src.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", target, cfg.Source.Slot).Scan(&caught)
+		if err == nil && caught {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("the replica did not catch up within 2 minutes")
+		case err := <-pipeDone:
+			return fmt.Errorf("pgveil stopped: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// verify compares the replica with the masked source and prints counts.
+func (d *demoRun) verify(ctx context.Context, cfg *rules.Config) (bool, error) {
+	src, err := replicate.ConnectSource(ctx, d.prodDSN)
+	if err != nil {
+		return false, err
+	}
+	defer src.Close(context.Background())
+	dst, err := replicate.ConnectSource(ctx, d.anDSN)
+	if err != nil {
+		return false, err
+	}
+	defer dst.Close(context.Background())
+	prep, err := replicate.PrepareRunning(ctx, src, cfg, nil)
+	if err != nil {
+		return false, err
+	}
+	diffs, err := replicate.Compare(ctx, src, dst, prep.Plan)
+	if err != nil {
+		return false, err
+	}
+	ok := true
+	tw := tabwriter.NewWriter(d.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "TABLE\tSOURCE\tREPLICA\tMISSING\tEXTRA\tDIFFERENT\tRESULT\n")
+	for _, df := range diffs {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", df.Table, df.Source, df.Target, df.Missing, df.Extra, df.Different, okWord(df.OK()))
+		ok = ok && df.OK()
+	}
+	tw.Flush()
+	if ok {
+		fmt.Fprintln(d.out, "verify: the replica equals the masked source, table by table. No raw personal data left production.")
+	}
+	return ok, nil
+}
+
+func okWord(ok bool) string {
+	if ok {
+		return "OK"
+	}
+	return "DIFF"
+}
+
+func execSQL(ctx context.Context, dsn, sql string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// humanBytes prints a byte count with a binary unit.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pgveil run reloads its rules on SIGHUP and, with --watch, when the file
+// changes: invalid rules are refused and the old ones stay; a changed
+// table is re-copied and switched in. It serves /metrics and /healthz.
+func TestRunReloadsRulesAndServesMetrics(t *testing.T) {
+	s := newSite(t)
+	data, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.config = filepath.Join(s.dir, "rules.yaml")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(s.config, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(string(data))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	p := s.start("--listen", addr, "--watch", "--status-interval", "1s")
+	s.streaming(p)
+
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get("/healthz"); code != 200 {
+		t.Errorf("/healthz: %d %s", code, body)
+	}
+	_, body := get("/metrics")
+	for _, want := range []string{`pgveil_phase{phase="streaming"} 1`, `pgveil_changes_total{op="insert",table="public.accounts"}`, "pgveil_lag_bytes", "pgveil_slot_retained_bytes"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	s.noCanary("/metrics", body)
+
+	// Invalid rules: refused, logged, the old ones stay.
+	write(strings.Replace(string(data), "city: keep", "city: {fake: citty}", 1))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, p, "the new rules are refused")
+	s.exec(`UPDATE customers SET city = 'Cityville' WHERE id = 1`)
+	s.sync(p)
+
+	// A valid change by SIGHUP: customers are re-copied under it.
+	write(strings.Replace(string(data), "city: keep", `city: {redact: "somewhere"}`, 1))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, p, func() bool {
+		var n int64
+		err := s.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.customers WHERE city <> 'somewhere'`).Scan(&n)
+		return err == nil && n == 0
+	})
+	s.sync(p)
+	s.verify()
+
+	// A change of the file, noticed by --watch.
+	changed := strings.Replace(string(data), "city: keep", `city: {redact: "somewhere"}`, 1)
+	changed = strings.Replace(changed, "zip: {truncate: 3}", "zip: {truncate: 2}", 1)
+	write(changed)
+	waitFor(t, p, func() bool {
+		var n int64
+		err := s.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.customers WHERE length(zip) > 2`).Scan(&n)
+		return err == nil && n == 0
+	})
+	s.sync(p)
+	s.verify()
+	waitLog(t, p, "re-copied tables switched in")
+	s.noCanary("the log", p.out.String())
+}
+
+func waitLog(t *testing.T, p *proc, text string) {
+	t.Helper()
+	waitFor(t, p, func() bool { return strings.Contains(p.out.String(), text) })
+}
+
+func waitFor(t *testing.T, p *proc, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out\n%s", p.out.String())
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("pgveil exited: %v\n%s", p.err, p.out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

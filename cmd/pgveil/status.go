@@ -1,0 +1,374 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/replicate"
+	"pgveil/replicate/source"
+	"pgveil/replicate/target"
+	"pgveil/rules"
+	"pgveil/transform"
+)
+
+// statusReport is what status prints, as text or as one JSON object. It
+// holds names, positions, counts and times: never a value.
+type statusReport struct {
+	Config     string           `json:"config"`
+	Source     *sourceState     `json:"source,omitempty"`
+	Slot       *slotState       `json:"slot,omitempty"`
+	Checkpoint *checkpointState `json:"checkpoint,omitempty"`
+	Tables     []tableState     `json:"tables,omitempty"`
+	Drift      *driftState      `json:"drift,omitempty"`
+	// Problems are why status exits 1: what it could not read, a missing
+	// or lost slot, no checkpoint.
+	Problems []string `json:"problems"`
+	OK       bool     `json:"ok"`
+}
+
+type sourceState struct {
+	Version    string `json:"version"`
+	CurrentLSN string `json:"current_lsn"`
+}
+
+type slotState struct {
+	Name              string `json:"name"`
+	Exists            bool   `json:"exists"`
+	Active            bool   `json:"active"`
+	WALStatus         string `json:"wal_status,omitempty"`
+	RetainedBytes     int64  `json:"retained_bytes"`
+	ConfirmedFlushLSN string `json:"confirmed_flush_lsn,omitempty"`
+	// BehindBytes is the current WAL position minus the confirmed one.
+	BehindBytes int64 `json:"behind_bytes"`
+}
+
+type checkpointState struct {
+	Found      bool       `json:"found"`
+	LSN        string     `json:"lsn,omitempty"`
+	CommitTime *time.Time `json:"commit_time,omitempty"` // of the last source commit applied
+	AgeSeconds *float64   `json:"age_seconds,omitempty"` // since that commit
+	LagBytes   *int64     `json:"lag_bytes,omitempty"`   // current WAL position minus the checkpoint
+}
+
+type tableState struct {
+	Table     string `json:"table"`
+	State     string `json:"state"` // created, altered, copied; "" before pgveil set it up
+	Exists    bool   `json:"exists"`
+	Rows      *int64 `json:"rows"` // nil when unknown
+	Estimated bool   `json:"estimated,omitempty"`
+}
+
+type driftState struct {
+	UnruledColumns map[string][]string `json:"unruled_columns,omitempty"`
+	MissingColumns map[string][]string `json:"missing_columns,omitempty"`
+	ChangedTypes   map[string][]string `json:"changed_types,omitempty"`
+	UnruledTables  []string            `json:"unruled_tables,omitempty"`
+	MissingTables  []string            `json:"missing_tables,omitempty"`
+	text           string
+}
+
+func runStatus(ctx context.Context, e *env, args []string) int {
+	fs := newFlags(e, "status")
+	file := configFlag(fs)
+	fast := fs.Bool("fast", false, "estimate the replica's row counts from the planner's statistics (pg_class.reltuples; unknown until a table is analyzed) instead of counting")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "pgveil status: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, _, code := loadRules(e, *file)
+	if code >= 0 {
+		return code
+	}
+	r := readStatus(ctx, cfg, *fast, time.Now())
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			fmt.Fprintf(e.stderr, "pgveil status: %v\n", err)
+			return exitProblems
+		}
+	} else {
+		printStatus(e.stdout, r)
+		for _, p := range r.Problems {
+			fmt.Fprintf(e.stderr, "pgveil status: %s\n", p)
+		}
+	}
+	if !r.OK {
+		return exitProblems
+	}
+	return exitOK
+}
+
+// readStatus reads everything status shows; what it cannot read, or what
+// needs a person, goes to Problems.
+func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time) *statusReport {
+	r := &statusReport{Config: cfg.File, Problems: []string{}}
+	problem := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
+
+	var current pglogrepl.LSN
+	src, err := openSource(ctx, cfg)
+	if err != nil {
+		problem("%v", err)
+	} else {
+		defer src.Close(context.Background())
+		if current, err = readSource(ctx, src, cfg.Source.Slot, r); err != nil {
+			problem("%v", err)
+			src = nil
+		}
+	}
+
+	var targetPlan *transform.Plan
+	tgt, err := openTarget(ctx, cfg)
+	if err != nil {
+		problem("%v", err)
+	} else {
+		defer tgt.Close(context.Background())
+		pos, found, err := target.ReadCheckpoint(ctx, tgt, cfg.Source.Slot)
+		switch {
+		case err != nil:
+			problem("%v", err)
+		case !found:
+			r.Checkpoint = &checkpointState{}
+			problem("the target holds no checkpoint of slot %s: pgveil has not finished its initial copy (or never ran with this target)", cfg.Source.Slot)
+		default:
+			cp := &checkpointState{Found: true, LSN: pos.LSN.String()}
+			if !pos.CommitTime.IsZero() {
+				t := pos.CommitTime.UTC()
+				age := max(0, now.Sub(t).Seconds())
+				cp.CommitTime, cp.AgeSeconds = &t, &age
+			}
+			if current != 0 {
+				lag := lsnDiff(current, pos.LSN)
+				cp.LagBytes = &lag
+			}
+			r.Checkpoint = cp
+		}
+		if err := readTables(ctx, tgt, cfg, fast, r); err != nil {
+			problem("%v", err)
+		}
+		// The replica's columns are what the running pipeline's plan
+		// created: compare the source's types with them.
+		if cat, err := source.ReadCatalog(ctx, tgt, ruleTableNames(cfg)); err == nil {
+			var tps []*transform.TablePlan
+			for _, n := range ruleTableNames(cfg) {
+				if t := cat.Tables[n]; t != nil {
+					tp := &transform.TablePlan{Table: t}
+					for _, c := range t.Columns {
+						tp.Columns = append(tp.Columns, transform.ColumnPlan{Column: c})
+					}
+					tps = append(tps, tp)
+				}
+			}
+			targetPlan = transform.NewPlan(tps)
+		}
+	}
+
+	if src != nil {
+		d, err := replicate.DetectDrift(ctx, src, cfg, targetPlan)
+		if err != nil {
+			problem("checking the source schema: %v", err)
+		} else {
+			r.Drift = &driftState{UnruledColumns: d.Unruled, MissingColumns: d.Missing, ChangedTypes: d.TypeChanged,
+				UnruledTables: d.NewTables, MissingTables: d.MissingTables, text: d.String()}
+			for _, m := range []*map[string][]string{&r.Drift.UnruledColumns, &r.Drift.MissingColumns, &r.Drift.ChangedTypes} {
+				if len(*m) == 0 {
+					*m = nil
+				}
+			}
+		}
+	}
+	if s := r.Slot; s != nil {
+		switch {
+		case !s.Exists && r.Checkpoint != nil && r.Checkpoint.Found:
+			problem("replication slot %s does not exist, but the target holds a checkpoint: changes made since are lost to pgveil; the replica must be copied again", s.Name)
+		case !s.Exists:
+			problem("replication slot %s does not exist: pgveil has not started (or the slot was dropped)", s.Name)
+		case s.WALStatus == "lost":
+			problem("replication slot %s is invalidated (wal_status = lost): production removed WAL pgveil had not read; the replica must be copied again", s.Name)
+		}
+	}
+	r.OK = len(r.Problems) == 0
+	return r
+}
+
+// readSource fills in the source's version and the slot name's state, and
+// returns the current WAL position.
+func readSource(ctx context.Context, src *pgx.Conn, name string, r *statusReport) (pglogrepl.LSN, error) {
+	srv, err := source.ReadServer(ctx, src)
+	if err != nil {
+		return 0, err
+	}
+	var text string
+	if err := src.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&text); err != nil {
+		return 0, fmt.Errorf("reading the source's WAL position: %w", err)
+	}
+	current, err := pglogrepl.ParseLSN(text)
+	if err != nil {
+		return 0, fmt.Errorf("reading the source's WAL position: %w", err)
+	}
+	r.Source = &sourceState{Version: srv.VersionString(), CurrentLSN: current.String()}
+	slot, err := replicate.ReadSlot(ctx, src, name)
+	if err != nil {
+		return current, err
+	}
+	s := &slotState{Name: name, Exists: slot.Exists, Active: slot.Active, WALStatus: slot.WALStatus, RetainedBytes: slot.RetainedBytes}
+	if slot.Exists && slot.ConfirmedFlushLSN != 0 {
+		s.ConfirmedFlushLSN = slot.ConfirmedFlushLSN.String()
+		s.BehindBytes = lsnDiff(current, slot.ConfirmedFlushLSN)
+	}
+	r.Slot = s
+	return current, nil
+}
+
+// readTables reads pgveil.tables and the replica's row counts of every
+// table the rules name.
+func readTables(ctx context.Context, tgt *pgx.Conn, cfg *rules.Config, fast bool, r *statusReport) error {
+	states, err := target.ReadTables(ctx, tgt)
+	if err != nil {
+		return err
+	}
+	byName := map[transform.TableName]string{}
+	for _, s := range states {
+		byName[transform.TableName{Schema: s.Schema, Name: s.Name}] = s.State
+	}
+	for _, n := range ruleTableNames(cfg) {
+		ts := tableState{Table: transform.QuoteIdent(n.Schema) + "." + transform.QuoteIdent(n.Name), State: byName[n]}
+		ident := pgx.Identifier{n.Schema, n.Name}.Sanitize()
+		var est *float64
+		if err := tgt.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, (SELECT reltuples::float8 FROM pg_class WHERE oid = to_regclass($1))`, ident).Scan(&ts.Exists, &est); err != nil {
+			return fmt.Errorf("target: %s: %w", ts.Table, err)
+		}
+		if ts.Exists {
+			if fast {
+				ts.Estimated = true
+				if est != nil && *est >= 0 {
+					rows := int64(*est)
+					ts.Rows = &rows
+				}
+			} else {
+				var rows int64
+				if err := tgt.QueryRow(ctx, `SELECT count(*) FROM `+ident).Scan(&rows); err != nil {
+					return fmt.Errorf("target: counting the rows of %s: %w", ts.Table, err)
+				}
+				ts.Rows = &rows
+			}
+		}
+		r.Tables = append(r.Tables, ts)
+	}
+	return nil
+}
+
+// printStatus prints the report as aligned text.
+func printStatus(w io.Writer, r *statusReport) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if s := r.Source; s != nil {
+		fmt.Fprintf(tw, "source\tPostgreSQL %s, current WAL position %s\n", s.Version, s.CurrentLSN)
+	}
+	if s := r.Slot; s != nil {
+		if !s.Exists {
+			fmt.Fprintf(tw, "slot\t%s: does not exist\n", s.Name)
+		} else {
+			active := "inactive (pgveil is not connected)"
+			if s.Active {
+				active = "active"
+			}
+			fmt.Fprintf(tw, "slot\t%s: %s, wal_status %s, retains %s of WAL\n", s.Name, active, statusDash(s.WALStatus), statusBytes(s.RetainedBytes))
+			if s.ConfirmedFlushLSN != "" {
+				fmt.Fprintf(tw, "\tconfirmed flush %s, %s behind the current position\n", s.ConfirmedFlushLSN, statusBytes(s.BehindBytes))
+			}
+		}
+	}
+	if c := r.Checkpoint; c != nil {
+		if !c.Found {
+			fmt.Fprintf(tw, "checkpoint\tnone\n")
+		} else {
+			line := c.LSN
+			if c.CommitTime != nil {
+				line += fmt.Sprintf(", source commit %s (%s ago)", c.CommitTime.Format("2006-01-02 15:04:05 MST"),
+					(time.Duration(*c.AgeSeconds * float64(time.Second))).Round(time.Second))
+			}
+			if c.LagBytes != nil {
+				line += fmt.Sprintf(", lag %s", statusBytes(*c.LagBytes))
+			}
+			fmt.Fprintf(tw, "checkpoint\t%s\n", line)
+		}
+	}
+	tw.Flush()
+	if len(r.Tables) > 0 {
+		fmt.Fprintln(w, "tables:")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		rowsTitle := "ROWS"
+		for _, t := range r.Tables {
+			if t.Estimated {
+				rowsTitle = "ROWS (estimated)"
+			}
+		}
+		fmt.Fprintf(tw, "  TABLE\tSTATE\t%s\n", rowsTitle)
+		for _, t := range r.Tables {
+			state, rows := statusDash(t.State), "-"
+			switch {
+			case !t.Exists:
+				state = "absent"
+			case t.Rows != nil:
+				rows = fmt.Sprint(*t.Rows)
+			default:
+				rows = "unknown"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Table, state, rows)
+		}
+		tw.Flush()
+	}
+	if d := r.Drift; d != nil {
+		if d.text == "" {
+			fmt.Fprintln(w, "drift: none (the source matches the rules)")
+		} else {
+			fmt.Fprintln(w, "drift: the source has changed; what no rule names is not replicated:")
+			for _, l := range strings.Split(strings.TrimRight(d.text, "\n"), "\n") {
+				fmt.Fprintf(w, "  %s\n", l)
+			}
+		}
+	}
+}
+
+func statusDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// lsnDiff is a - b in bytes, 0 when b is ahead.
+func lsnDiff(a, b pglogrepl.LSN) int64 {
+	if b >= a {
+		return 0
+	}
+	return int64(a - b)
+}
+
+// statusBytes formats a byte count: "512 B", "1.5 KiB", "12.0 MiB".
+func statusBytes(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	f := float64(n)
+	for _, u := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		f /= 1024
+		if f < 1024 || u == "TiB" {
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStatus(t *testing.T) {
+	s := newSite(t)
+
+	// Before pgveil ever ran: no slot, no checkpoint: exit 1.
+	code, out, errOut := s.cli("status", "-c", s.config)
+	if code != exitProblems || !strings.Contains(errOut, "holds no checkpoint of slot pgveil") || !strings.Contains(errOut, "replication slot pgveil does not exist") {
+		t.Errorf("before the first run: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	t.Logf("before the first run:\n%s%s", out, errOut)
+
+	p := s.start()
+	s.streaming(p)
+	code, out, errOut = s.cli("status", "-c", s.config)
+	if code != exitOK {
+		t.Fatalf("running: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	t.Logf("running:\n%s%s", out, errOut)
+	for _, re := range []string{
+		`(?m)^source +PostgreSQL \d+\.\d+, current WAL position [0-9A-F]+/[0-9A-F]+$`,
+		`(?m)^slot +pgveil: active, wal_status (reserved|extended), retains [0-9.]+ [KMG]?i?B of WAL$`,
+		`(?m)^ +confirmed flush [0-9A-F]+/[0-9A-F]+, [0-9.]+ [KMG]?i?B behind the current position$`,
+		`(?m)^checkpoint +[0-9A-F]+/[0-9A-F]+, source commit \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(\d+s ago\), lag [0-9.]+ [KMG]?i?B$`,
+		`(?m)^  TABLE +STATE +ROWS$`,
+		`(?m)^  public\.accounts +copied +22$`,
+		`(?m)^  public\.customers +copied +2000$`,
+		`(?m)^  public\.events +copied +4000$`,
+		`(?m)^drift: none`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("stdout does not match %s", re)
+		}
+	}
+
+	code, out, _ = s.cli("status", "-c", s.config, "--json", "--fast")
+	t.Logf("--json --fast:\n%s", out)
+	var r statusReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+	if code != exitOK || !r.OK || r.Slot == nil || !r.Slot.Active || r.Checkpoint == nil || !r.Checkpoint.Found ||
+		r.Checkpoint.CommitTime == nil || time.Since(*r.Checkpoint.CommitTime) > time.Minute || len(r.Tables) != 7 || !r.Tables[0].Estimated || len(r.Problems) != 0 {
+		t.Errorf("--json: exit %d\n%s", code, out)
+	}
+
+	// A column added in production: pgveil goes on without it, and status
+	// names it (a drift is not a failure).
+	s.exec(`ALTER TABLE customers ADD COLUMN nickname text`)
+	code, out, errOut = s.cli("status", "-c", s.config)
+	if code != exitOK || !strings.Contains(out, "drift: the source has changed; what no rule names is not replicated:\n  unruled columns in public.customers: nickname\n") {
+		t.Errorf("drift: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	t.Logf("drift:\n%s", out)
+	_, out, _ = s.cli("status", "-c", s.config, "--json")
+	if !strings.Contains(out, `"unruled_columns": {`) || !strings.Contains(out, `"public.customers": [`) {
+		t.Errorf("drift in JSON:\n%s", out)
+	}
+
+	// The slot is gone: exit 1, whatever the rest.
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	dropSlot(t, s)
+	code, _, errOut = s.cli("status", "-c", s.config)
+	if code != exitProblems || !strings.Contains(errOut, "replication slot pgveil does not exist, but the target holds a checkpoint") {
+		t.Errorf("slot dropped: exit %d, %s", code, errOut)
+	}
+}
+
+// dropSlot drops the site's slot once the server has let go of it.
+func dropSlot(t *testing.T, s *site) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := s.src.Exec(t.Context(), `SELECT pg_drop_replication_slot('pgveil')`)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dropping the slot: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestStatusBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 5 << 20: "5.0 MiB", 3 << 40: "3.0 TiB"} {
+		if got := statusBytes(n); got != want {
+			t.Errorf("statusBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/replicate"
+	"pgveil/replicate/source"
+	"pgveil/rules"
+	"pgveil/transform"
+)
+
+// This file holds validate's online mode and what the commands that
+// connect to the databases share: the -c flag, loading the rules,
+// connecting without ever showing a password, and printing what Prepare
+// found wrong.
+
+// configFlag registers -c and --config.
+func configFlag(fs *flag.FlagSet) *string {
+	file := new(string)
+	fs.StringVar(file, "c", "pgveil.yaml", "the rules `file`")
+	fs.StringVar(file, "config", "pgveil.yaml", "the rules `file` (same as -c)")
+	return file
+}
+
+// loadRules loads the rules file; on failure it prints the problems and
+// returns the exit code (-1 on success).
+func loadRules(e *env, file string) (*rules.Config, *transform.Registry, int) {
+	reg := transform.Builtin()
+	cfg, err := rules.Load(file, e.lookupEnv, reg)
+	if err != nil {
+		return nil, nil, reportProblems(e, err)
+	}
+	return cfg, reg, -1
+}
+
+// openSource connects to the source with the pipeline's session settings.
+// The error never holds the DSN's password.
+func openSource(ctx context.Context, cfg *rules.Config) (*pgx.Conn, error) {
+	dsn := cfg.Source.DSN.Reveal()
+	conn, err := replicate.ConnectSource(ctx, dsn)
+	if err != nil {
+		return nil, scrubPassword(err, dsn)
+	}
+	return conn, nil
+}
+
+// openTarget connects to the analytics database with the same session
+// settings as the source, so that values read back compare byte for byte
+// with values masked from the source.
+func openTarget(ctx context.Context, cfg *rules.Config) (*pgx.Conn, error) {
+	dsn := cfg.Target.DSN.Reveal()
+	conn, err := replicate.ConnectTarget(ctx, dsn)
+	if err != nil {
+		return nil, scrubPassword(err, dsn)
+	}
+	return conn, nil
+}
+
+// scrubPassword replaces the DSN's passwords in err's message: drivers
+// and servers may quote connection parameters.
+func scrubPassword(err error, dsn string) error {
+	cc, perr := pgconn.ParseConfig(dsn)
+	if perr != nil {
+		return err
+	}
+	msg := err.Error()
+	changed := false
+	if pw := cc.Password; len(pw) >= 3 && strings.Contains(msg, pw) {
+		msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		changed = true
+	}
+	if !changed {
+		return err
+	}
+	return &scrubbedError{msg: msg, err: err}
+}
+
+// scrubbedError is an error whose message had a password taken out.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// printPrepareError prints what Prepare found wrong: rules problems as
+// FILE:LINE:COL: table.column: message, prerequisite problems as
+// FILE: table: message, anything else as it is. It returns the number of
+// errors printed (at least 1).
+func printPrepareError(e *env, cmd string, cfg *rules.Config, err error, hints map[string]string) int {
+	var rp rules.Problems
+	var pe *replicate.ProblemsError
+	switch {
+	case errors.As(err, &rp):
+		for _, p := range rp {
+			line := p.String()
+			if h, ok := hints[p.Table+"."+p.Column]; ok && isUnruled(p) {
+				line += "; suggested: " + h
+			}
+			fmt.Fprintln(e.stderr, line)
+		}
+		return max(1, len(rp.Errors()))
+	case errors.As(err, &pe):
+		for _, p := range pe.Problems {
+			fmt.Fprintf(e.stderr, "%s: %s\n", cfg.File, p.String())
+		}
+		return max(1, len(pe.Problems))
+	}
+	fmt.Fprintf(e.stderr, "pgveil %s: %v\n", cmd, err)
+	return 1
+}
+
+// isUnruled reports whether p is Compile's "column has no rule" problem.
+func isUnruled(p rules.Problem) bool {
+	return !p.Warning && p.Kind == rules.KindUnruled
+}
+
+// validateOnline checks the rules against the source: Prepare compiles
+// them against the catalog and checks the prerequisites.
+func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transform.Registry) int {
+	src, err := openSource(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pgveil validate: %v\n", err)
+		return exitProblems
+	}
+	defer src.Close(context.Background())
+	prep, err := replicate.Prepare(ctx, src, cfg, reg)
+	if err == nil {
+		for _, w := range prep.Warnings {
+			fmt.Fprintln(e.stderr, w.String())
+		}
+		n := len(prep.Plan.Tables())
+		fmt.Fprintf(e.stdout, "%s: OK: %s (online: %d table%s checked against the source)\n", cfg.File, summarize(cfg), n, plural(n))
+		return exitOK
+	}
+	var rp rules.Problems
+	if !errors.As(err, &rp) {
+		n := printPrepareError(e, "validate", cfg, err, nil)
+		fmt.Fprintf(e.stderr, "%d problem%s\n", n, plural(n))
+		return exitProblems
+	}
+	// The rules do not compile: Prepare stopped before the prerequisites.
+	// Suggest rules for the unruled columns, and check the prerequisites
+	// of the tables that exist, so that every problem shows at once.
+	cat, cerr := source.ReadCatalog(ctx, src, ruleTableNames(cfg))
+	var hints map[string]string
+	if cerr == nil {
+		hints = suggestions(cfg, reg, cat, rp)
+	}
+	n := printPrepareError(e, "validate", cfg, err, hints)
+	if cerr != nil {
+		fmt.Fprintf(e.stderr, "pgveil validate: %v\n", cerr)
+		n++
+	} else if probs, perr := prerequisites(ctx, src, cfg, cat); perr != nil {
+		fmt.Fprintf(e.stderr, "pgveil validate: %v\n", perr)
+		n++
+	} else {
+		for _, p := range probs {
+			fmt.Fprintf(e.stderr, "%s: %s\n", cfg.File, p.String())
+		}
+		n += len(probs)
+	}
+	fmt.Fprintf(e.stderr, "%d problem%s\n", n, plural(n))
+	return exitProblems
+}
+
+// ruleTableNames lists the tables the rules name.
+func ruleTableNames(cfg *rules.Config) []transform.TableName {
+	names := make([]transform.TableName, 0, len(cfg.Tables))
+	for _, t := range cfg.Tables {
+		if t != nil {
+			names = append(names, transform.TableName{Schema: t.Schema, Name: t.Name})
+		}
+	}
+	return names
+}
+
+// prerequisites runs the source's checks on the tables of cat (without a
+// compiled plan: only their names matter to the checks).
+func prerequisites(ctx context.Context, src *pgx.Conn, cfg *rules.Config, cat *source.Catalog) ([]source.Problem, error) {
+	srv, err := source.ReadServer(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("checking the prerequisites: %w", err)
+	}
+	slot, err := replicate.ReadSlot(ctx, src, cfg.Source.Slot)
+	if err != nil {
+		return nil, fmt.Errorf("checking the prerequisites: %w", err)
+	}
+	var tps []*transform.TablePlan
+	for _, n := range ruleTableNames(cfg) {
+		if t := cat.Tables[n]; t != nil {
+			tps = append(tps, &transform.TablePlan{Table: t})
+		}
+	}
+	return source.Check(srv, cat, transform.NewPlan(tps), slot.Exists), nil
+}
+
+// suggestions maps "table.column" (as problems name them) of every
+// unruled column to a suggested rule that builds for its type.
+func suggestions(cfg *rules.Config, reg *transform.Registry, cat *source.Catalog, rp rules.Problems) map[string]string {
+	keys, err := cfg.Keys()
+	if err != nil {
+		return nil
+	}
+	byName := map[string]*transform.Table{}
+	for _, t := range cat.Tables {
+		byName[t.QualifiedName()] = t
+	}
+	out := map[string]string{}
+	for _, p := range rp {
+		if !isUnruled(p) {
+			continue
+		}
+		t := byName[p.Table]
+		if t == nil {
+			continue
+		}
+		for _, c := range t.Columns {
+			if transform.QuoteIdent(c.Name) == p.Column {
+				out[p.Table+"."+p.Column] = suggestRule(c, reg, keys)
+			}
+		}
+	}
+	return out
+}
+
+// suggestRule guesses a rule from a column's name and type, and keeps the
+// guess only if it builds for the column; the fallback is drop (hash, or
+// keep, for key columns, which may only be keep or hash).
+func suggestRule(col transform.Column, reg *transform.Registry, keys *transform.Keys) string {
+	rule, note := guessRule(col)
+	builds := func(text string) bool {
+		r, err := rules.ParseRule(text, reg)
+		if err != nil {
+			return false
+		}
+		_, err = reg.Build(r, col, keys)
+		return err == nil
+	}
+	if builds(rule) {
+		return rule + note
+	}
+	if col.PrimaryKey {
+		if builds("hash") {
+			return "hash"
+		}
+		return "keep"
+	}
+	return "drop"
+}
+
+// guessRule is the name and type heuristic behind suggestRule.
+func guessRule(col transform.Column) (rule, note string) {
+	name := strings.ToLower(col.Name)
+	words := strings.FieldsFunc(name, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') })
+	has := func(ws ...string) bool {
+		for _, w := range words {
+			for _, x := range ws {
+				if w == x {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	contains := func(subs ...string) bool {
+		for _, s := range subs {
+			if strings.Contains(name, s) {
+				return true
+			}
+		}
+		return false
+	}
+	kind := col.Type.Kind
+	isTime := kind == transform.KindDate || kind == transform.KindTimestamp || kind == transform.KindTimestampTZ || kind == transform.KindTime
+	switch {
+	case col.PrimaryKey:
+		return "hash", ""
+	case contains("password", "passwd", "secret", "token", "iban", "ssn", "card", "cvv") || has("pin", "salt"):
+		return "drop", ""
+	case contains("email") || has("mail"):
+		return "{fake: email}", ""
+	case contains("phone") || has("mobile", "tel", "cell", "fax"):
+		return "{partial: {keep_last: 2}}", ""
+	case contains("birth") || has("dob", "birthday"):
+		return "{truncate: year}", ""
+	case name == "username" || name == "user_name" || name == "login":
+		return "{fake: username}", ""
+	case (has("first") || has("given")) && contains("name") || name == "firstname":
+		return "{fake: first_name}", ""
+	case (has("last") || has("family")) && contains("name") || contains("surname") || name == "lastname":
+		return "{fake: last_name}", ""
+	case has("name", "fullname", "nickname") || contains("full_name", "display_name"):
+		return "{fake: name}", ""
+	case contains("street") || has("address1", "address2", "line1", "line2"):
+		return "{fake: street}", ""
+	case contains("address") && kind == transform.KindText:
+		return "{fake: address}", ""
+	case has("city", "town"):
+		return "{fake: city}", ""
+	case has("zip", "zipcode", "postcode", "postal", "plz"):
+		return "{truncate: 3}", ""
+	case has("ip") || contains("ip_addr", "ipaddr") || kind == transform.KindInet:
+		return "{fake: ipv4}", ""
+	case name == "id" || strings.HasSuffix(name, "_id") || has("uuid"):
+		return "hash", ""
+	case isTime: // created_at, updated_at and other timestamps
+		return "keep", ""
+	case kind == transform.KindJSON || kind == transform.KindJSONB:
+		return `{json: {"$..email": {fake: email}}}`, " (name the personal paths inside; or drop)"
+	}
+	return "drop", ""
+}

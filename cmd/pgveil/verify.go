@@ -1,0 +1,386 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/replicate"
+	"pgveil/replicate/source"
+	"pgveil/replicate/target"
+	"pgveil/transform"
+)
+
+func runVerify(ctx context.Context, e *env, args []string) int {
+	fs := newFlags(e, "verify")
+	file := configFlag(fs)
+	table := fs.String("table", "", "compare only this `table` (name or schema.name)")
+	sample := fs.Int("sample", 0, "compare a random sample of `N` source rows per table, looked up by key in the replica (0: compare every row)")
+	wait := fs.Duration("wait", 60*time.Second, "how long to wait for the replica to reach the source's position")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "pgveil verify: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+	if *sample < 0 || *wait < 0 {
+		fmt.Fprintln(e.stderr, "pgveil verify: --sample and --wait cannot be negative")
+		return exitUsage
+	}
+	cfg, reg, code := loadRules(e, *file)
+	if code >= 0 {
+		return code
+	}
+	var only []string
+	if *table != "" {
+		tr, err := findTableRule(cfg, *table)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "pgveil verify: %v\n", err)
+			return exitProblems
+		}
+		only = []string{tr.Schema, tr.Name}
+	}
+	src, err := openSource(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pgveil verify: %v\n", err)
+		return exitProblems
+	}
+	defer src.Close(context.Background())
+	prep, err := replicate.PrepareRunning(ctx, src, cfg, reg)
+	if err != nil {
+		n := printPrepareError(e, "verify", cfg, err, nil)
+		fmt.Fprintf(e.stderr, "%d problem%s\n", n, plural(n))
+		return exitProblems
+	}
+	tables := prep.Plan.Tables()
+	if only != nil {
+		tp := prep.Plan.Table(only[0], only[1])
+		if tp == nil {
+			fmt.Fprintf(e.stderr, "pgveil verify: table %s is not in the source\n", *table)
+			return exitProblems
+		}
+		tables = []*transform.TablePlan{tp}
+	}
+	tgt, err := openTarget(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pgveil verify: %v\n", err)
+		return exitProblems
+	}
+	defer tgt.Close(context.Background())
+
+	v := &verifier{src: src, tgt: tgt, slot: cfg.Source.Slot, wait: *wait, sample: *sample, cat: prep.Catalog}
+	checks := make([]*tableCheck, len(tables))
+	for i, tp := range tables {
+		checks[i] = &tableCheck{tp: tp}
+	}
+	lsn, err := v.round(ctx, checks, false)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pgveil verify: %v\n", err)
+		return exitProblems
+	}
+	// The replica moves on while the tables are compared: a difference
+	// may be a change applied after the source's snapshot. Look again at
+	// the tables that differ, at a newer position; their second result
+	// is the one reported.
+	var again []*tableCheck
+	for _, c := range checks {
+		if !c.diff.OK() {
+			again = append(again, c)
+		}
+	}
+	if len(again) > 0 {
+		verb := "s differ"
+		if len(again) == 1 {
+			verb = " differs"
+		}
+		fmt.Fprintf(e.stderr, "%d table%s at source position %s; checking again at a newer position\n", len(again), verb, lsn)
+		if lsn, err = v.round(ctx, again, true); err != nil {
+			fmt.Fprintf(e.stderr, "pgveil verify: %v\n", err)
+			return exitProblems
+		}
+	}
+	bad := printVerify(e, checks, v.sample > 0)
+	if bad > 0 {
+		verb := "differ"
+		if bad == 1 {
+			verb = "differs"
+		}
+		fmt.Fprintf(e.stdout, "verify: %d of %d table%s %s (source position %s)\n", bad, len(checks), plural(len(checks)), verb, lsn)
+		return exitProblems
+	}
+	fmt.Fprintf(e.stdout, "verify: %d table%s OK (source position %s)\n", len(checks), plural(len(checks)), lsn)
+	return exitOK
+}
+
+// verifier compares tables of the replica with the re-masked source.
+type verifier struct {
+	src, tgt *pgx.Conn
+	slot     string
+	wait     time.Duration
+	sample   int
+	cat      *source.Catalog
+}
+
+// tableCheck is one table's comparison. In sample mode diff.Source counts
+// the rows sampled, and Target and Extra are not computed.
+type tableCheck struct {
+	tp   *transform.TablePlan
+	diff replicate.TableDiff
+	// keys are the key values of the sampled source rows, kept in memory
+	// for the second look (never printed).
+	keys [][]transform.Value
+}
+
+// round opens a REPEATABLE READ snapshot of the source, waits until the
+// replica has applied every source commit the snapshot sees, and compares
+// the tables. again, in sample mode, looks at the rows sampled before
+// rather than at a new sample. It returns the source position compared.
+func (v *verifier) round(ctx context.Context, checks []*tableCheck, again bool) (pglogrepl.LSN, error) {
+	tx, err := v.src.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, fmt.Errorf("opening a source snapshot: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	// The snapshot is taken as this statement starts: every commit it sees
+	// ends before the insert position read after. (The insert position,
+	// not the write position: with synchronous_commit off a commit is
+	// visible before its WAL is written.)
+	var text string
+	if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&text); err != nil {
+		return 0, fmt.Errorf("reading the source's WAL position: %w", err)
+	}
+	lsn, err := pglogrepl.ParseLSN(text)
+	if err != nil {
+		return 0, fmt.Errorf("reading the source's WAL position: %w", err)
+	}
+	if err := v.waitFor(ctx, lsn); err != nil {
+		return lsn, err
+	}
+	if v.sample == 0 {
+		tps := make([]*transform.TablePlan, len(checks))
+		for i, c := range checks {
+			tps[i] = c.tp
+		}
+		diffs, err := replicate.Compare(ctx, v.src, v.tgt, transform.NewPlan(tps))
+		if err != nil {
+			return lsn, fmt.Errorf("comparing: %w", err)
+		}
+		if len(diffs) != len(checks) {
+			return lsn, fmt.Errorf("comparing: %d results for %d tables", len(diffs), len(checks))
+		}
+		for i := range checks {
+			checks[i].diff = diffs[i]
+		}
+		return lsn, nil
+	}
+	for _, c := range checks {
+		if err := v.sampleTable(ctx, c, again); err != nil {
+			return lsn, fmt.Errorf("%s: %w", c.tp.Table.QualifiedName(), err)
+		}
+	}
+	return lsn, nil
+}
+
+// waitFor waits until the replica holds every source commit before lsn:
+// its checkpoint has reached lsn, or, when pgveil is idle (its checkpoint
+// moves only with commits of replicated tables), the slot's confirmed
+// position has (pgveil confirms only what the target has committed).
+func (v *verifier) waitFor(ctx context.Context, lsn pglogrepl.LSN) error {
+	deadline := time.Now().Add(v.wait)
+	for {
+		pos, found, err := target.ReadCheckpoint(ctx, v.tgt, v.slot)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("the target holds no checkpoint of slot %s: pgveil has not finished its initial copy", v.slot)
+		}
+		if pos.LSN >= lsn {
+			return nil
+		}
+		slot, err := replicate.ReadSlot(ctx, v.src, v.slot)
+		if err != nil {
+			return err
+		}
+		if !slot.Exists {
+			return fmt.Errorf("replication slot %s does not exist: the replica cannot catch up", v.slot)
+		}
+		if slot.ConfirmedFlushLSN >= lsn {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			state := "not connected"
+			if slot.Active {
+				state = "connected"
+			}
+			return fmt.Errorf("the replica did not reach source position %s within %s (checkpoint %s, slot %s confirmed %s, pgveil %s): is pgveil running? (--wait sets the wait)",
+				lsn, v.wait, pos.LSN, v.slot, slot.ConfirmedFlushLSN, state)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// sampleTable compares a random sample of a table's source rows (in the
+// open snapshot) with the replica, looking each masked row up by its key.
+// again looks at the rows sampled before, as they are now.
+func (v *verifier) sampleTable(ctx context.Context, c *tableCheck, again bool) error {
+	tp := c.tp
+	keyIdx := target.KeyColumns(tp)
+	srcConn, tgtConn := v.src.PgConn(), v.tgt.PgConn()
+	var rows [][]transform.Value
+	if !again {
+		var err error
+		if rows, err = queryText(ctx, srcConn, v.sampleSQL(tp), nil); err != nil {
+			return fmt.Errorf("sampling the source: %w", err)
+		}
+		c.keys = c.keys[:0]
+		for _, row := range rows {
+			c.keys = append(c.keys, verifyPick(row, keyIdx))
+		}
+	} else {
+		q := lookupSQL(tp, keyIdx, tp.Where)
+		for _, k := range c.keys {
+			r, err := queryText(ctx, srcConn, q, k)
+			if err != nil {
+				return fmt.Errorf("reading the source: %w", err)
+			}
+			if len(r) > 0 { // gone (or filtered out) since: no longer sampled
+				rows = append(rows, r[0])
+			}
+		}
+	}
+	d := replicate.TableDiff{Table: tp.Table.QualifiedName()}
+	q := lookupSQL(tp, keyIdx, "")
+	for _, row := range rows {
+		masked, err := tp.Mask(nil, row)
+		if err != nil {
+			return err // a MaskError names the column, never the value
+		}
+		d.Source++
+		got, err := queryText(ctx, tgtConn, q, verifyPick(masked, keyIdx))
+		if err != nil {
+			return fmt.Errorf("reading the replica: %w", err)
+		}
+		switch {
+		case len(got) == 0:
+			d.Missing++
+		case !verifySameRow(got[0], masked):
+			d.Different++
+		}
+	}
+	c.diff = d
+	return nil
+}
+
+// sampleSQL selects about v.sample random rows of a table that pass its
+// row filter. A large table is first cut down with TABLESAMPLE SYSTEM
+// (whole pages, about ten times the rows needed), so that ORDER BY
+// random() sorts a few pages rather than the table.
+func (v *verifier) sampleSQL(tp *transform.TablePlan) string {
+	from := ""
+	if _, info := v.cat.Table(transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}); info != nil && info.EstimatedRows > 0 {
+		if pct := 100 * 10 * float64(v.sample) / float64(info.EstimatedRows); pct < 50 {
+			from = " TABLESAMPLE SYSTEM (" + strconv.FormatFloat(pct, 'f', -1, 64) + ")"
+		}
+	}
+	return selectSQL(tp, from, tp.Where) + " ORDER BY random() LIMIT " + strconv.Itoa(v.sample)
+}
+
+// lookupSQL selects the row of a table whose key columns (keyIdx) equal
+// the parameters $1...: by equality for a primary key, else the first row
+// equal in every key column, NULLs included (as the replica applies
+// changes).
+func lookupSQL(tp *transform.TablePlan, keyIdx []int, where string) string {
+	hasPK := false
+	for _, c := range tp.Columns {
+		hasPK = hasPK || c.Column.PrimaryKey
+	}
+	conds := make([]string, len(keyIdx))
+	for j, k := range keyIdx {
+		col := tp.Columns[k].Column
+		name, p := transform.QuoteIdent(col.Name), "$"+strconv.Itoa(j+1)
+		switch {
+		case hasPK:
+			conds[j] = name + " = " + p
+		case verifyNoEquality(col.Type):
+			conds[j] = name + "::text IS NOT DISTINCT FROM " + p + "::text"
+		default:
+			conds[j] = name + " IS NOT DISTINCT FROM " + p
+		}
+	}
+	return selectSQL(tp, "", strings.Join(conds, " AND "), where) + " LIMIT 1"
+}
+
+// verifyNoEquality reports whether a type has no equality operator, so that
+// rows are matched on its text form (as the replica's applier does).
+func verifyNoEquality(typ transform.Type) bool {
+	if typ.Kind == transform.KindJSON {
+		return true
+	}
+	switch typ.Name {
+	case "json", "xml", "point", "pg_catalog.json", "pg_catalog.xml", "pg_catalog.point":
+		return true
+	}
+	return false
+}
+
+// verifyPick copies the values at idx.
+func verifyPick(row []transform.Value, idx []int) []transform.Value {
+	out := make([]transform.Value, len(idx))
+	for j, i := range idx {
+		out[j] = row[i]
+		out[j].Text = append([]byte(nil), row[i].Text...)
+	}
+	return out
+}
+
+func verifySameRow(a, b []transform.Value) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].State != b[i].State || string(a[i].Text) != string(b[i].Text) {
+			return false
+		}
+	}
+	return true
+}
+
+// printVerify prints one line of counts per table and returns how many
+// tables differ.
+func printVerify(e *env, checks []*tableCheck, sample bool) int {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	if sample {
+		fmt.Fprintln(tw, "TABLE\tSAMPLED\tMISSING\tDIFFERENT\tRESULT")
+	} else {
+		fmt.Fprintln(tw, "TABLE\tSOURCE\tREPLICA\tMISSING\tEXTRA\tDIFFERENT\tRESULT")
+	}
+	bad := 0
+	for _, c := range checks {
+		d := c.diff
+		verdict := "OK"
+		if !d.OK() {
+			verdict = "DIFF"
+			bad++
+		}
+		if sample {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", d.Table, d.Source, d.Missing, d.Different, verdict)
+		} else {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", d.Table, d.Source, d.Target, d.Missing, d.Extra, d.Different, verdict)
+		}
+	}
+	tw.Flush()
+	return bad
+}
