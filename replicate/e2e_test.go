@@ -149,7 +149,7 @@ func (e *e2e) verify() {
 		e.t.Fatal(err)
 	}
 	defer src.Close(ctx)
-	prep, err := Prepare(ctx, src, e.config(), nil)
+	prep, err := PrepareRunning(ctx, src, e.config(), nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -35,6 +35,9 @@ type Options struct {
 	RetryMax time.Duration
 	// Observer is told what happens (metrics, health); nil ignores it.
 	Observer Observer
+	// forceResync are tables the next attempt copies again whatever
+	// their fingerprint (they missed changes).
+	forceResync map[transform.TableName]bool
 	// MonitorInterval is how often the slot and the source schema are
 	// checked while streaming (default 30s).
 	MonitorInterval time.Duration
@@ -217,6 +220,16 @@ type Pipeline struct {
 	reloaded bool
 }
 
+// schemaChange ends an attempt whose plan no longer fits the source (a
+// column's type changed) or whose tables left the publication behind
+// pgveil's back; the next attempt starts at once and copies the tables
+// listed again.
+type schemaChange struct {
+	tables []transform.TableName
+}
+
+func (e *schemaChange) Error() string { return "the source schema changed" }
+
 // New returns a pipeline; Run starts it.
 func New(opts Options) *Pipeline {
 	if opts.Logger == nil {
@@ -271,8 +284,21 @@ func (p *Pipeline) Reload(ctx context.Context, cfg *rules.Config) error {
 		return err
 	}
 	defer src.Close(context.Background())
-	if _, err := PrepareRunning(ctx, src, cfg, p.opts.Registry); err != nil {
+	prep, err := PrepareRunning(ctx, src, cfg, p.opts.Registry)
+	if err != nil {
 		return err
+	}
+	// A name that went missing in production is tolerated while the old
+	// rules still name it; a new rule must name something that exists.
+	var typos rules.Problems
+	for _, w := range prep.Warnings {
+		if w.Kind == rules.KindMissing && !old.Names(w) {
+			w.Warning = false
+			typos = append(typos, w)
+		}
+	}
+	if len(typos) > 0 {
+		return typos
 	}
 	p.mu.Lock()
 	p.cfg, p.reloaded = cfg, true
@@ -297,6 +323,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.mu.Unlock()
 		opts.Observer.Phase(PhaseStarting, nil)
 		err := runOnce(attempt, opts)
+		// Tables that missed changes are marked in the target by the next
+		// attempt, so that the mark survives its failure.
+		opts.forceResync = nil
+		var sc *schemaChange
+		if errors.As(err, &sc) && len(sc.tables) > 0 {
+			opts.forceResync = map[transform.TableName]bool{}
+			for _, n := range sc.tables {
+				opts.forceResync[n] = true
+			}
+		}
 		cancel()
 		if ctx.Err() != nil {
 			opts.Observer.Phase(PhaseStopped, nil)
@@ -306,8 +342,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		reloaded := p.reloaded
 		p.reloaded = false
 		p.mu.Unlock()
-		if reloaded {
-			opts.Logger.Info("rules reloaded: restarting at the checkpoint")
+		if reloaded || sc != nil {
+			opts.Logger.Info("restarting at the checkpoint with the rules and schema as they are now")
 			wait = time.Second
 			continue
 		}
@@ -412,6 +448,15 @@ func runOnce(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fatal(err)
 	}
+	if len(opts.forceResync) > 0 {
+		marks := map[transform.TableName]string{}
+		for n := range opts.forceResync {
+			marks[n] = resyncRequired
+		}
+		if err := target.RecordRules(ctx, tgt, marks); err != nil {
+			return err
+		}
+	}
 	hashes, resync, removed, err := compareRules(ctx, tgt, prep.Plan, keys.Fingerprint(), found)
 	if err != nil {
 		return err
@@ -495,16 +540,30 @@ func runOnce(ctx context.Context, opts Options) error {
 		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: opts.Observer,
 		applier: target.NewApplier(tgt, cfg.Source.Slot), stats: opts.Stats, start: start, rs: rs,
 	}
+	if st.colTypes, err = readColumnTypes(ctx, src, prep.Plan); err != nil {
+		return err
+	}
 	opts.Observer.Phase(PhaseStreaming, nil)
+	// The monitor ends the stream (cleanly) when a column's type changes
+	// in production: the restart re-copies that table with the new type.
+	sctx, stopStream := context.WithCancelCause(ctx)
+	defer stopStream(nil)
 	mctx, stopMonitor := context.WithCancel(ctx)
 	monitorDone := make(chan struct{})
 	go func() {
 		defer close(monitorDone)
-		monitor(mctx, opts, src, prep.Plan)
+		monitor(mctx, opts, src, prep.Plan, stopStream)
 	}()
-	err = st.run(ctx, prep.Server.Version)
+	err = st.run(sctx, prep.Server.Version)
 	stopMonitor()
 	<-monitorDone
+	var sc *schemaChange
+	if cause := context.Cause(sctx); errors.As(cause, &sc) && ctx.Err() == nil {
+		return cause
+	}
+	if errors.As(err, &sc) {
+		return err
+	}
 	var ve *ValueError
 	if errors.As(err, &ve) {
 		return fatal(err)
@@ -565,7 +624,7 @@ func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn
 // monitor reads the slot's state and looks for schema drift every
 // MonitorInterval while the stream runs, reporting both to the observer
 // and new drift to the log. It owns src while it runs.
-func monitor(ctx context.Context, opts Options, src *pgx.Conn, plan *transform.Plan) {
+func monitor(ctx context.Context, opts Options, src *pgx.Conn, plan *transform.Plan, restart context.CancelCauseFunc) {
 	var last string
 	tick := time.NewTicker(opts.MonitorInterval)
 	defer tick.Stop()
@@ -577,6 +636,12 @@ func monitor(ctx context.Context, opts Options, src *pgx.Conn, plan *transform.P
 		}
 		if d, err := DetectDrift(ctx, src, opts.Config, plan); err == nil {
 			opts.Observer.Drift(d)
+			if len(d.TypeChanged) > 0 {
+				opts.Logger.Warn("a column's type changed in production: restarting to copy the table again with the new type",
+					"changed", strings.TrimSpace(d.String()))
+				restart(&schemaChange{})
+				return
+			}
 			if now := d.String(); now != last {
 				if now != "" {
 					opts.Logger.Warn("the source schema has changed: what no rule names is not replicated; write rules for it (then reload)",
@@ -587,6 +652,16 @@ func monitor(ctx context.Context, opts Options, src *pgx.Conn, plan *transform.P
 		} else if ctx.Err() == nil {
 			opts.Logger.Warn("checking the source schema", "error", err.Error())
 		}
+		if gone, err := unpublished(ctx, src, opts.Config.Source.Publication, plan); err == nil && len(gone) > 0 {
+			var names []string
+			for _, n := range gone {
+				names = append(names, qualified(n))
+			}
+			opts.Logger.Error("tables left the publication behind pgveil's back (DROP COLUMN ... CASCADE, or a manual ALTER PUBLICATION): their changes since then were not sent; restarting to publish and copy them again",
+				"tables", strings.Join(names, ", "))
+			restart(&schemaChange{tables: gone})
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -594,6 +669,10 @@ func monitor(ctx context.Context, opts Options, src *pgx.Conn, plan *transform.P
 		}
 	}
 }
+
+// resyncRequired marks, in pgveil.tables, a table that missed changes and
+// must be copied again whatever its rules.
+const resyncRequired = "resync-required"
 
 // compareRules fingerprints the plan's tables and compares them with what
 // pgveil.tables says each replica table was copied under. It returns the
@@ -647,4 +726,58 @@ func dropRemoved(ctx context.Context, tgt *pgx.Conn, removed []target.TableState
 		log.Info("table dropped from the replica: no rule names it any more", "table", tp.Table.QualifiedName())
 	}
 	return nil
+}
+
+// unpublished returns the plan's tables the publication no longer holds.
+func unpublished(ctx context.Context, src *pgx.Conn, publication string, plan *transform.Plan) ([]transform.TableName, error) {
+	rows, err := src.Query(ctx, `SELECT n.nspname::text, c.relname::text FROM pg_publication p
+JOIN pg_publication_rel pr ON pr.prpubid = p.oid JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE p.pubname = $1`, publication)
+	if err != nil {
+		return nil, err
+	}
+	in := map[transform.TableName]bool{}
+	var n transform.TableName
+	if _, err := pgx.ForEachRow(rows, []any{&n.Schema, &n.Name}, func() error { in[n] = true; return nil }); err != nil {
+		return nil, err
+	}
+	var gone []transform.TableName
+	for _, tp := range plan.Tables() {
+		if !in[tableName(tp)] {
+			gone = append(gone, tableName(tp))
+		}
+	}
+	return gone, nil
+}
+
+// readColumnTypes reads the type and modifier of every column of the
+// plan's tables, to notice type changes in the stream.
+func readColumnTypes(ctx context.Context, src *pgx.Conn, plan *transform.Plan) (columnTypes, error) {
+	var schemas, names []string
+	for _, tp := range plan.Tables() {
+		schemas = append(schemas, tp.Table.Schema)
+		names = append(names, tp.Table.Name)
+	}
+	rows, err := src.Query(ctx, `SELECT n.nspname::text, c.relname::text, a.attname::text, a.atttypid::bigint, a.atttypmod::bigint
+FROM unnest($1::text[], $2::text[]) AS t(s, r)
+JOIN pg_namespace n ON n.nspname = t.s JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.r
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped`, schemas, names)
+	if err != nil {
+		return nil, fmt.Errorf("reading column types: %w", err)
+	}
+	out := columnTypes{}
+	var n transform.TableName
+	var col string
+	var oid, mod int64
+	_, err = pgx.ForEachRow(rows, []any{&n.Schema, &n.Name, &col, &oid, &mod}, func() error {
+		if out[n] == nil {
+			out[n] = map[string][2]int64{}
+		}
+		out[n][col] = [2]int64{oid, mod}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading column types: %w", err)
+	}
+	return out, nil
 }

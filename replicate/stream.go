@@ -97,6 +97,8 @@ type streamer struct {
 	relMsgs map[uint32][]byte
 	// rs is the re-copy of some tables under way, or nil.
 	rs *liveResync
+	// colTypes are the column types the plan was built for.
+	colTypes columnTypes
 
 	start     pglogrepl.LSN   // the checkpoint at start: transactions committed before it are applied
 	committed pglogrepl.LSN   // durable in the target
@@ -482,6 +484,14 @@ func (s *streamer) rel(oid uint32) (*relation, error) {
 func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, inStream bool) error {
 	switch m := m.(type) {
 	case *pgoutput.Relation:
+		name := transform.TableName{Schema: m.Namespace, Name: m.Name}
+		if !s.rs.covers(name) && s.colTypes.changed(name, m) {
+			// The values that follow no longer fit the plan: restart,
+			// which copies the table again under the new types.
+			s.log.Warn("a column's type changed in production: restarting to copy the table again with the new type",
+				"table", transform.QuoteIdent(m.Namespace)+"."+transform.QuoteIdent(m.Name))
+			return &schemaChange{}
+		}
 		s.relMsgs[m.OID] = relationRecord(data, inStream)
 		r := s.relation(m)
 		if s.rs.covers(r.name) {
@@ -646,3 +656,19 @@ func (e *ValueError) Error() string {
 	return "cannot mask a value " + where + ": " + e.Err.Error() + " (fix the rule, or add on_error: null to the column)"
 }
 func (e *ValueError) Unwrap() error { return e.Err }
+
+// columnTypes are the source columns' types (atttypid, atttypmod) as the
+// plan was built for them, by table and column.
+type columnTypes map[transform.TableName]map[string][2]int64
+
+// changed reports whether a Relation message shows a column of a table
+// with another type than the plan was built for.
+func (ct columnTypes) changed(t transform.TableName, m *pgoutput.Relation) bool {
+	cols := ct[t]
+	for _, c := range m.Columns {
+		if want, ok := cols[c.Name]; ok && (want[0] != int64(c.TypeOID) || want[1] != int64(c.TypeMod)) {
+			return true
+		}
+	}
+	return false
+}

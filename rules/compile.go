@@ -20,10 +20,12 @@ func (c *Config) Compile(cat transform.Catalog, keys *transform.Keys, reg *trans
 	return c.compile(cat, keys, reg, false)
 }
 
-// CompileAllowingUnruled is Compile for a running pipeline: a column no
-// rule names (one added in production since the rules were written) is a
-// warning, not an error, and the plan leaves it out, so it is neither
-// published nor replicated until a rule names it.
+// CompileAllowingUnruled is Compile for a running pipeline, which must
+// survive schema changes in production: a column no rule names (added
+// since the rules were written) is a warning, and the plan leaves it out,
+// so it is neither published nor replicated until a rule names it; a
+// column or table the rules name that the source no longer has (dropped
+// or renamed) is a warning too, and the plan goes on without it.
 func (c *Config) CompileAllowingUnruled(cat transform.Catalog, keys *transform.Keys, reg *transform.Registry) (*transform.Plan, Problems, error) {
 	return c.compile(cat, keys, reg, true)
 }
@@ -55,7 +57,11 @@ func (c *Config) compile(cat transform.Catalog, keys *transform.Keys, reg *trans
 			if near := closestTable(cat, tr.Schema, tr.Name); near != "" {
 				msg += "; did you mean " + near + "?"
 			}
-			add(tr.Line, tr.Col, tname, "", msg, false)
+			if allowUnruled {
+				msg += " (dropped or renamed in production?): not replicated; remove or rename its rules"
+			}
+			add(tr.Line, tr.Col, tname, "", msg, allowUnruled)
+			probs[len(probs)-1].Kind = KindMissing
 			continue
 		}
 		ruled := make(map[string]*ColumnRule, len(tr.Columns))
@@ -72,7 +78,11 @@ func (c *Config) compile(cat transform.Catalog, keys *transform.Keys, reg *trans
 			if near := closestColumn(t, cr.Name, ruled); near != "" {
 				msg += "; did you mean " + near + "?"
 			}
-			add(cr.Line, cr.Col, tname, transform.QuoteIdent(cr.Name), msg, false)
+			if allowUnruled {
+				msg += " (dropped or renamed in production?): the replica goes on without it; remove or rename its rule"
+			}
+			add(cr.Line, cr.Col, tname, transform.QuoteIdent(cr.Name), msg, allowUnruled)
+			probs[len(probs)-1].Kind = KindMissing
 		}
 		tp := &transform.TablePlan{Table: t, Where: tr.Where}
 		for _, col := range t.Columns {
@@ -193,4 +203,25 @@ func editDistance(a, b []rune, limit int) int {
 		prev, cur = cur, prev
 	}
 	return min(prev[len(b)], limit)
+}
+
+// Names reports whether c has rules for the table (and, when p names one,
+// the column) a problem is about. A running pipeline uses it to tell a
+// name that went missing in production, which the old rules named too,
+// from a new rule that names something that is not there (a typo).
+func (c *Config) Names(p Problem) bool {
+	for _, tr := range c.Tables {
+		if tr == nil || qualified(tr.Schema, tr.Name) != p.Table {
+			continue
+		}
+		if p.Column == "" {
+			return true
+		}
+		for _, cr := range tr.Columns {
+			if cr != nil && transform.QuoteIdent(cr.Name) == p.Column {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -246,3 +246,37 @@ func TestCompileKeysFromSecret(t *testing.T) {
 		t.Errorf("Compile with a short secret and no keys: %v", err)
 	}
 }
+
+func TestCompileAllowingUnruledSurvivesDrops(t *testing.T) {
+	src := "source: {dsn: x}\ntarget: {dsn: y}\nsecret: 0123456789abcdef0123456789abcdef\ntables:\n  gone:\n    columns: {id: keep}\n  t:\n    columns: {id: keep, old: keep}\n"
+	cfg, err := Parse("f.yaml", []byte(src), nil, transform.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := transform.Catalog{}
+	cat.Add(&transform.Table{Schema: "public", Name: "t", Columns: []transform.Column{
+		{Name: "id", Type: transform.MustType("int"), PrimaryKey: true}, {Name: "added", Type: transform.MustType("text")}}})
+	if _, _, err := cfg.Compile(cat, nil, transform.Builtin()); err == nil {
+		t.Fatal("strict compile accepted a missing table and column")
+	}
+	plan, warnings, err := cfg.CompileAllowingUnruled(cat, nil, transform.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 3 || plan.Table("public", "gone") != nil || len(plan.Table("public", "t").Columns) != 1 {
+		t.Errorf("warnings %v, plan %v", warnings, plan.Table("public", "t").ColumnNames())
+	}
+	kinds := map[string]int{}
+	for _, w := range warnings {
+		kinds[w.Kind]++
+		if w.Kind == KindMissing && !cfg.Names(w) {
+			t.Errorf("Names(%v) = false for a name the rules hold", w)
+		}
+	}
+	if kinds[KindMissing] != 2 || kinds[KindUnruled] != 1 {
+		t.Errorf("warning kinds %v, want 2 missing and 1 unruled", kinds)
+	}
+	if cfg.Names(Problem{Table: "public.t", Column: "added"}) || cfg.Names(Problem{Table: "public.other"}) {
+		t.Error("Names is true for names the rules do not hold")
+	}
+}

@@ -15,12 +15,18 @@ type Problem struct {
 	Column    string // "email" or ""
 	Msg       string
 	Warning   bool // warnings are printed but do not fail validation
-	// Kind classifies problems callers act on: KindUnruled, or "".
+	// Kind classifies problems callers act on: KindUnruled, KindMissing,
+	// or "".
 	Kind string
 }
 
-// KindUnruled marks a column of a listed table that no rule names.
-const KindUnruled = "unruled"
+const (
+	// KindUnruled marks a column of a listed table that no rule names.
+	KindUnruled = "unruled"
+	// KindMissing marks a table or column the rules name that the source
+	// does not have.
+	KindMissing = "missing"
+)
 
 // String formats the problem as "FILE:LINE:COL: table.column: message",
 // leaving out the parts that are empty or zero.
