@@ -15,7 +15,7 @@ func TestDemo(t *testing.T) {
 	}
 	for _, want := range []string{
 		"starting two PostgreSQL clusters", "Seeding production", "postgres://metabase_ro:",
-		"Initial copy", "Live traffic", "replicated:", "production (raw)", "replica (masked)",
+		"Initial copy", "Live traffic", "replicated:", "production (raw)", "replica (masked)", "newest customer",
 		"public.customers", "verify: the replica equals the masked source",
 	} {
 		if !strings.Contains(out, want) {

@@ -88,6 +88,21 @@ func Seed(ctx context.Context, conn *pgx.Conn, o Options) (rows int64, err error
 	return rows, nil
 }
 
+// NewestCustomerIDs returns the ids of the n newest customers that are
+// not soft-deleted (the live traffic keeps adding them), newest first, for
+// the demo to show rows arriving.
+func NewestCustomerIDs(ctx context.Context, conn *pgx.Conn, n int) ([]int64, error) {
+	rows, err := conn.Query(ctx, `SELECT id FROM customers WHERE deleted_at IS NULL ORDER BY id DESC LIMIT $1`, n)
+	if err != nil {
+		return nil, fmt.Errorf("demo: finding the newest customers: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("demo: finding the newest customers: %w", err)
+	}
+	return ids, nil
+}
+
 // SampleCustomerID returns the id of a customer that is not soft-deleted,
 // preferring one with a full profile (address, national id and contacts in
 // the JSON, a phone, a birth date, notes) and at least one order, for the

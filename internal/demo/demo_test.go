@@ -335,6 +335,16 @@ func TestSampleCustomerID(t *testing.T) {
 	if count(t, conn, `SELECT count(*) FROM customers WHERE id = $1 AND deleted_at IS NULL`, id) != 1 {
 		t.Errorf("customer %d is soft-deleted", id)
 	}
+	if _, err := conn.Exec(ctx, `UPDATE customers SET deleted_at = now() WHERE id = (SELECT max(id) FROM customers)`); err != nil {
+		t.Fatal(err)
+	}
+	newest, err := NewestCustomerIDs(ctx, conn, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := count(t, conn, `SELECT max(id) FROM customers WHERE deleted_at IS NULL`); len(newest) != 3 || newest[0] != want || newest[1] >= newest[0] {
+		t.Errorf("newest customers %v, want 3 from %d down", newest, want)
+	}
 }
 
 // TestSeedSpeed seeds the default scale and logs the rate.
