@@ -23,10 +23,57 @@ type TableDiff struct {
 	Missing   int64 // in mask(source), not in the replica
 	Extra     int64 // in the replica, not in mask(source)
 	Different int64 // same key, other values
+	// Keys holds the (masked) keys of the rows that differ, as opaque
+	// strings, with how they differ; nil when more than MaxDiffKeys
+	// differ. It lets a caller keep only the differences that persist
+	// from one comparison to the next (see Within). Never print it.
+	Keys map[string]DiffKind
 }
+
+// DiffKind is how a row differs.
+type DiffKind byte
+
+// The kinds of difference.
+const (
+	DiffMissing DiffKind = iota + 1
+	DiffExtra
+	DiffDifferent
+)
+
+// MaxDiffKeys bounds TableDiff.Keys.
+const MaxDiffKeys = 1 << 20
 
 // OK reports whether the table matches.
 func (d TableDiff) OK() bool { return d.Missing == 0 && d.Extra == 0 && d.Different == 0 }
+
+// Within keeps the differences of d whose rows also differed in an
+// earlier comparison, prev, of the same table. Against a replica that
+// moves on while it is read, a row changed after the source snapshot
+// differs once; a row the replica got wrong differs every time. When
+// either side lost track of its keys, d is returned as it is.
+func (d TableDiff) Within(prev TableDiff) TableDiff {
+	if d.Keys == nil || prev.Keys == nil {
+		return d
+	}
+	out := d
+	out.Missing, out.Extra, out.Different = 0, 0, 0
+	out.Keys = make(map[string]DiffKind)
+	for k, kind := range d.Keys {
+		if _, ok := prev.Keys[k]; !ok {
+			continue
+		}
+		out.Keys[k] = kind
+		switch kind {
+		case DiffMissing:
+			out.Missing++
+		case DiffExtra:
+			out.Extra++
+		default:
+			out.Different++
+		}
+	}
+	return out
+}
 
 // Compare re-masks every row of the source and compares it, by key, with
 // the replica. It never returns or logs a value: only counts. src should
@@ -37,7 +84,15 @@ func (d TableDiff) OK() bool { return d.Missing == 0 && d.Extra == 0 && d.Differ
 func Compare(ctx context.Context, src, tgt *pgx.Conn, plan *transform.Plan) ([]TableDiff, error) {
 	var out []TableDiff
 	for _, tp := range plan.Tables() {
-		d := TableDiff{Table: tp.Table.QualifiedName()}
+		d := TableDiff{Table: tp.Table.QualifiedName(), Keys: map[string]DiffKind{}}
+		note := func(k string, kind DiffKind) {
+			if d.Keys != nil && len(d.Keys) >= MaxDiffKeys {
+				d.Keys = nil
+			}
+			if d.Keys != nil {
+				d.Keys[k] = kind
+			}
+		}
 		keyIdx := target.KeyColumns(tp)
 		want := map[string][32]byte{}
 		srcSeen := map[string]int{}
@@ -62,8 +117,10 @@ func Compare(ctx context.Context, src, tgt *pgx.Conn, plan *transform.Plan) ([]T
 			switch {
 			case !ok:
 				d.Extra++
+				note(k, DiffExtra)
 			case w != sum:
 				d.Different++
+				note(k, DiffDifferent)
 				delete(want, k)
 			default:
 				delete(want, k)
@@ -74,6 +131,9 @@ func Compare(ctx context.Context, src, tgt *pgx.Conn, plan *transform.Plan) ([]T
 			return nil, fmt.Errorf("%s: reading the replica: %w", d.Table, err)
 		}
 		d.Missing = int64(len(want))
+		for k := range want {
+			note(k, DiffMissing)
+		}
 		out = append(out, d)
 	}
 	return out, nil

@@ -201,6 +201,11 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	}()
 	fmt.Fprintf(d.out, "pgveil is replicating with examples/saas/pgveil.yaml (log: %s)\n\n", filepath.Join(base, "pgveil.log"))
 	fmt.Fprintf(d.out, "Metabase (or psql) reads the masked copy, read-only, at:\n  %s\n\n", d.readerDSN)
+	if err := writeExplore(base, env); err != nil {
+		return exitProblems, err
+	}
+	fmt.Fprintf(d.out, "Explore it from another terminal while it runs:\n  . %s\n  pgveil status -c %s\n  pgveil preview -c %[2]s customers\n  pgveil verify -c %[2]s\n\n",
+		filepath.Join(base, "demo.env"), filepath.Join(base, "pgveil.yaml"))
 
 	// Live traffic once the initial copy is in.
 	plan, err := d.plan(setup, cfg)
@@ -467,6 +472,21 @@ func execSQL(ctx context.Context, dsn, sql string) error {
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(ctx, sql)
 	return err
+}
+
+// writeExplore writes the demo's rules and the environment they read
+// (DSNs and the throwaway secret, owner-only) into dir, for the other
+// commands to be tried against the running demo.
+func writeExplore(dir string, env map[string]string) error {
+	if err := os.WriteFile(filepath.Join(dir, "pgveil.yaml"), []byte(examples.SaaSRules()), 0o644); err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("# The demo's connections and its throwaway secret: . this file, then run pgveil status, preview or verify.\n")
+	for _, k := range []string{"SOURCE_DSN", "TARGET_DSN", "PGVEIL_SECRET"} {
+		fmt.Fprintf(&b, "export %s='%s'\n", k, env[k])
+	}
+	return os.WriteFile(filepath.Join(dir, "demo.env"), []byte(b.String()), 0o600)
 }
 
 func randomHex(n int) string {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -9,7 +11,12 @@ import (
 // pgveil demo, as a newcomer runs it, ends with verify reporting no
 // difference.
 func TestDemo(t *testing.T) {
-	code, out, errOut := pgveil(t, nil, "demo", "--duration", "15s", "--scale", "5000", "--every", "5s", "--rate", "30")
+	dir, err := os.MkdirTemp("", "pgveil-demo-test-") // searchable by the postgres user, unlike t.TempDir
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	code, out, errOut := pgveil(t, nil, "demo", "--dir", dir, "--duration", "15s", "--scale", "5000", "--every", "5s", "--rate", "30")
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -24,5 +31,26 @@ func TestDemo(t *testing.T) {
 	}
 	if regexp.MustCompile(`(?m) DIFF$`).MatchString(out) {
 		t.Errorf("differences:\n%s", out)
+	}
+
+	// The files it names let the other commands run against it.
+	var b []byte
+	envFile := filepath.Join(dir, "demo.env")
+	if fi, err := os.Stat(envFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("demo.env: %v (it holds the secret: owner-only)", err)
+	}
+	b, err = os.ReadFile(envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^export (\w+)='([^']*)'$`).FindAllStringSubmatch(string(b), -1) {
+		vars[m[1]] = m[2]
+	}
+	if len(vars) != 3 || !strings.Contains(out, envFile) {
+		t.Fatalf("demo.env holds %d variables (want 3), named in the output: %v", len(vars), strings.Contains(out, envFile))
+	}
+	if code, vout, verr := pgveil(t, vars, "validate", "--offline", "-c", filepath.Join(dir, "pgveil.yaml")); code != exitOK {
+		t.Errorf("validate the demo's files: exit %d\n%s%s", code, vout, verr)
 	}
 }

@@ -46,6 +46,16 @@ func TestVerify(t *testing.T) {
 		t.Errorf("--sample 50: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 
+	// While production inserts and prunes events as fast as it can: the
+	// replica moves on while verify reads it, which must not count.
+	stopBusy := s.busyWrites()
+	code, out, errOut = s.cli("verify", "-c", s.config)
+	stopBusy()
+	t.Logf("busy production:\n%s%s", out, errOut)
+	if code != exitOK || !strings.Contains(out, "verify: 7 tables OK") {
+		t.Errorf("busy production: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+
 	// Production idle: the checkpoint does not move, the slot's confirmed
 	// position does (within pgveil's status interval, 10 seconds).
 	stopWrites()
@@ -106,6 +116,37 @@ func TestVerify(t *testing.T) {
 	code, _, errOut = s.cli("verify", "-c", s.config, "--table", "invoices")
 	if code != exitProblems || !strings.Contains(errOut, "table invoices is not in the rules") {
 		t.Errorf("--table invoices: exit %d, %s", code, errOut)
+	}
+}
+
+// busyWrites keeps production inserting bursts of events and deleting the
+// oldest, until stopped.
+func (s *site) busyWrites() (stop func()) {
+	s.t.Helper()
+	conn, err := pgx.Connect(s.t.Context(), s.srcDSN)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for err == nil && ctx.Err() == nil {
+			_, err = conn.Exec(ctx, `INSERT INTO events (account_id, user_id, kind, properties)
+SELECT 1 + g % 20, 1 + g % 200, 'busy', jsonb_build_object('email', 'b' || g || '@mail.example') FROM generate_series(1, 50) g;
+DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT 25)`)
+			if ctx.Err() != nil {
+				err = nil
+			}
+		}
+		conn.Close(context.Background())
+		done <- err
+	}()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			s.t.Errorf("production writes: %v", err)
+		}
 	}
 }
 
