@@ -164,7 +164,7 @@ func TestReplicateSlotGone(t *testing.T) {
 	case err := <-e.done:
 		e.cancel = nil
 		var fe *FatalError
-		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "resync") {
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "row of pgveil.checkpoint") {
 			t.Fatalf("got %v", err)
 		}
 	case <-time.After(60 * time.Second):
@@ -172,5 +172,42 @@ func TestReplicateSlotGone(t *testing.T) {
 	}
 	if n := e.count("public.t"); n != 1 {
 		t.Errorf("the replica changed: %d rows", n)
+	}
+
+	// The way back the message gives (docs/operations.md): delete the
+	// checkpoint row and start; every table is copied again.
+	e.exec(`INSERT INTO t SELECT g FROM generate_series(2, 30) g`)
+	if _, err := e.dst.Exec(context.Background(), `DELETE FROM pgveil.checkpoint WHERE slot = 's1'`); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	e.sync()
+	e.verify()
+	if n := e.count("public.t"); n != 30 {
+		t.Errorf("after starting over: %d rows, want 30", n)
+	}
+}
+
+// The first start holds the rules to what validate does: a column no rule
+// names stops it (nothing is published or copied); once replicating, a
+// new column is only reported (TestReplicate).
+func TestReplicateFirstStartNeedsEveryColumn(t *testing.T) {
+	e := newE2E(t, `CREATE TABLE t (id int PRIMARY KEY, secret text);`, "  t:\n    columns: {id: keep}\n")
+	e.exec(`INSERT INTO t VALUES (1, 'x')`)
+	e.start()
+	select {
+	case err := <-e.done:
+		e.cancel = nil
+		var fe *FatalError
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "no rule") {
+			t.Fatalf("got %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("pgveil did not stop\n%s", e.logs.String())
+	}
+	var exists bool
+	e.dst.QueryRow(context.Background(), `SELECT to_regclass('public.t') IS NOT NULL`).Scan(&exists)
+	if exists {
+		t.Error("the table was set up in the replica")
 	}
 }

@@ -413,7 +413,19 @@ func runOnce(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer src.Close(context.Background())
-	prep, err := PrepareRunning(ctx, src, cfg, opts.Registry)
+	tgt, err := connectTarget(ctx, cfg.Target.DSN.Reveal())
+	if err != nil {
+		return err
+	}
+	defer tgt.Close(context.Background())
+	pos, found, err := target.ReadCheckpoint(ctx, tgt, cfg.Source.Slot)
+	if err != nil {
+		return err
+	}
+	// The first start holds the rules to what validate does: every column
+	// of a listed table has a rule, every name exists. Once replicating,
+	// production's schema changes are reported, not fatal.
+	prep, err := prepare(ctx, src, cfg, opts.Registry, found)
 	if err != nil {
 		return err
 	}
@@ -431,15 +443,6 @@ func runOnce(ctx context.Context, opts Options) error {
 	}
 	if changed {
 		log.Info("publication updated", "publication", cfg.Source.Publication)
-	}
-	tgt, err := connectTarget(ctx, cfg.Target.DSN.Reveal())
-	if err != nil {
-		return err
-	}
-	defer tgt.Close(context.Background())
-	pos, found, err := target.ReadCheckpoint(ctx, tgt, cfg.Source.Slot)
-	if err != nil {
-		return err
 	}
 	// Which tables must be copied again: those copied under other rules
 	// (or never finished). They stay as they are until their new copy is
@@ -503,9 +506,9 @@ func runOnce(ctx context.Context, opts Options) error {
 	} else {
 		switch {
 		case !slot.Exists:
-			return fatal(fmt.Errorf("replication slot %s does not exist, but the target holds a checkpoint: changes made since then are lost to pgveil; re-copy with pgveil resync (or delete the row of pgveil.checkpoint to start over)", cfg.Source.Slot))
+			return fatal(fmt.Errorf("replication slot %s does not exist, but the target holds a checkpoint: changes made since then are lost to pgveil; to copy everything again, delete slot %[1]s's row of pgveil.checkpoint in the target and start pgveil (docs/operations.md)", cfg.Source.Slot))
 		case slot.WALStatus == "lost":
-			return fatal(fmt.Errorf("replication slot %s is invalidated (wal_status = lost: production removed WAL pgveil had not read, see max_slot_wal_keep_size); re-copy with pgveil resync", cfg.Source.Slot))
+			return fatal(fmt.Errorf("replication slot %s is invalidated (wal_status = lost: production removed WAL pgveil had not read, see max_slot_wal_keep_size); to copy everything again, drop the slot (SELECT pg_drop_replication_slot('%[1]s')), delete its row of pgveil.checkpoint in the target and start pgveil (docs/operations.md)", cfg.Source.Slot))
 		case slot.plugin != "pgoutput":
 			return fatal(fmt.Errorf("replication slot %s uses plugin %s, not pgoutput: is it pgveil's? choose another slot name", cfg.Source.Slot, slot.plugin))
 		}
