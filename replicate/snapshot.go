@@ -255,7 +255,7 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 			ctid = append(ctid, fmt.Sprintf("ctid < '(%d,0)'::tid", task.to))
 		}
 	}
-	q := selectQuery(t.plan, append(ctid, t.plan.Where)...)
+	q := SelectSQL(t.plan, "", append(ctid, t.plan.Where)...)
 	var masked []transform.Value
 	buf := make([]byte, 0, chunkBytes+chunkBytes/4)
 	var n int64

@@ -96,7 +96,7 @@ func Compare(ctx context.Context, src, tgt *pgx.Conn, plan *transform.Plan) ([]T
 		keyIdx := target.KeyColumns(tp)
 		want := map[string][32]byte{}
 		srcSeen := map[string]int{}
-		err := readCopy(ctx, src, selectQuery(tp, tp.Where), func(row []transform.Value) error {
+		err := readCopy(ctx, src, SelectSQL(tp, "", tp.Where), func(row []transform.Value) error {
 			masked, err := tp.Mask(nil, row)
 			if err != nil {
 				return &ValueError{Err: err}
@@ -110,7 +110,7 @@ func Compare(ctx context.Context, src, tgt *pgx.Conn, plan *transform.Plan) ([]T
 			return nil, fmt.Errorf("%s: reading the source: %w", d.Table, err)
 		}
 		tgtSeen := map[string]int{}
-		err = readCopy(ctx, tgt, selectQuery(tp, ""), func(row []transform.Value) error {
+		err = readCopy(ctx, tgt, SelectSQL(tp, ""), func(row []transform.Value) error {
 			d.Target++
 			k, sum := dupKey(tgtSeen, rowKey(row, keyIdx)), rowSum(row)
 			w, ok := want[k]
@@ -151,14 +151,15 @@ func dupKey(seen map[string]int, k string) string {
 	return fmt.Sprintf("%s\x00dup%d", k, n)
 }
 
-// selectQuery selects the plan's columns of a table, with the non-empty
-// conditions ANDed together.
-func selectQuery(tp *transform.TablePlan, conds ...string) string {
+// SelectSQL selects the plan's columns of a table, in plan order, with
+// from after the table's name (a TABLESAMPLE clause, or "") and the
+// non-empty conditions ANDed together.
+func SelectSQL(tp *transform.TablePlan, from string, conds ...string) string {
 	cols := make([]string, len(tp.Columns))
 	for i, c := range tp.Columns {
 		cols[i] = transform.QuoteIdent(c.Column.Name)
 	}
-	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + tp.Table.QualifiedName()
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + tp.Table.QualifiedName() + from
 	var where []string
 	for _, c := range conds {
 		if c != "" {

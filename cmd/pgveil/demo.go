@@ -39,13 +39,8 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 	rate := fs.Int("rate", 20, "live traffic, in `transactions` per second")
 	every := fs.Duration("every", 3*time.Second, "how often to show progress")
 	listen := fs.String("listen", "", "serve /metrics and /healthz on this `address` (e.g. :9187)")
-	if code := parseFlags(fs, args); code >= 0 {
+	if code := parseNoArgs(e, fs, args); code >= 0 {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "pgveil demo: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return exitUsage
 	}
 	if *duration > 0 {
 		var cancel context.CancelFunc

@@ -146,6 +146,27 @@ func parseFlags(fs *flag.FlagSet, args []string) int {
 	return -1
 }
 
+// parseNoArgs is parseFlags for a command that takes no arguments.
+func parseNoArgs(e *env, fs *flag.FlagSet, args []string) int {
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+	return -1
+}
+
+// configFlag defines -c and --config, the rules file.
+func configFlag(fs *flag.FlagSet) *string {
+	file := new(string)
+	fs.StringVar(file, "c", "pgveil.yaml", "the rules `file`")
+	fs.StringVar(file, "config", "pgveil.yaml", "the rules `file` (same as -c)")
+	return file
+}
+
 func upperFirst(s string) string {
 	if s == "" {
 		return s

@@ -81,7 +81,7 @@ func runPreview(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "pgveil preview: table %s is not in the source\n", label)
 		return exitProblems
 	}
-	query := selectSQL(tp, "", tp.Where) + fmt.Sprintf(" LIMIT %d", *n)
+	query := replicate.SelectSQL(tp, "", tp.Where) + fmt.Sprintf(" LIMIT %d", *n)
 	rows, err := queryText(ctx, src.PgConn(), query, nil)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pgveil preview: reading %s: %v\n", label, err)
@@ -231,27 +231,6 @@ func splitName(s string) ([]string, error) {
 		}
 		s = s[1:]
 	}
-}
-
-// selectSQL selects the published columns of a table, in the plan's
-// order, with from after the table's name (a TABLESAMPLE clause, or "")
-// and the non-empty conditions ANDed.
-func selectSQL(tp *transform.TablePlan, from string, conds ...string) string {
-	cols := make([]string, len(tp.Columns))
-	for i, c := range tp.Columns {
-		cols[i] = transform.QuoteIdent(c.Column.Name)
-	}
-	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + tp.Table.QualifiedName() + from
-	var where []string
-	for _, c := range conds {
-		if c != "" {
-			where = append(where, "("+c+")")
-		}
-	}
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	return q
 }
 
 // queryText runs a query with text parameters (nil is NULL; their types

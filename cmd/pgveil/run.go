@@ -23,9 +23,7 @@ import (
 
 func runRun(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "run")
-	var file string
-	fs.StringVar(&file, "c", "pgveil.yaml", "the rules `file`")
-	fs.StringVar(&file, "config", "pgveil.yaml", "the rules `file` (same as -c)")
+	fileFlag := configFlag(fs)
 	logFormat := fs.String("log-format", "auto", "`format` of the log: text, json, or auto (text on a terminal, json otherwise)")
 	logLevel := fs.String("log-level", "info", "`level`: debug, info, warn or error")
 	workers := fs.Int("snapshot-workers", 4, "source connections copying the initial snapshot in parallel")
@@ -33,14 +31,10 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	listen := fs.String("listen", "", "serve /metrics (Prometheus) and /healthz on this `address`, e.g. :9187")
 	watch := fs.Bool("watch", false, "reload the rules when the file changes (SIGHUP always does)")
 	statusInterval := fs.Duration("status-interval", 10*time.Second, "how often production is told how far the replica has committed")
-	if code := parseFlags(fs, args); code >= 0 {
+	if code := parseNoArgs(e, fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "pgveil run: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return exitUsage
-	}
+	file := *fileFlag
 	log, err := newLogger(e.stderr, *logFormat, *logLevel)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pgveil run: %v\n", err)

@@ -80,13 +80,8 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 	file := configFlag(fs)
 	fast := fs.Bool("fast", false, "estimate the replica's row counts from the planner's statistics (pg_class.reltuples; unknown until a table is analyzed) instead of counting")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if code := parseFlags(fs, args); code >= 0 {
+	if code := parseNoArgs(e, fs, args); code >= 0 {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "pgveil status: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return exitUsage
 	}
 	cfg, _, code := loadRules(e, *file)
 	if code >= 0 {

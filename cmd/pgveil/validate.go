@@ -13,18 +13,12 @@ import (
 
 func runValidate(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "validate")
-	var file string
-	fs.StringVar(&file, "c", "pgveil.yaml", "the rules `file`")
-	fs.StringVar(&file, "config", "pgveil.yaml", "the rules `file` (same as -c)")
+	fileFlag := configFlag(fs)
 	offline := fs.Bool("offline", false, "check the file alone, without connecting to the source database")
-	if code := parseFlags(fs, args); code >= 0 {
+	if code := parseNoArgs(e, fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "pgveil validate: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return exitUsage
-	}
+	file := *fileFlag
 	reg := transform.Builtin()
 	cfg, err := rules.Load(file, e.lookupEnv, reg)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 
@@ -20,14 +19,6 @@ import (
 // connect to the databases share: the -c flag, loading the rules,
 // connecting without ever showing a password, and printing what Prepare
 // found wrong.
-
-// configFlag registers -c and --config.
-func configFlag(fs *flag.FlagSet) *string {
-	file := new(string)
-	fs.StringVar(file, "c", "pgveil.yaml", "the rules `file`")
-	fs.StringVar(file, "config", "pgveil.yaml", "the rules `file` (same as -c)")
-	return file
-}
 
 // loadRules loads the rules file; on failure it prints the problems and
 // returns the exit code (-1 on success).

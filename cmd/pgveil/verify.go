@@ -23,13 +23,8 @@ func runVerify(ctx context.Context, e *env, args []string) int {
 	table := fs.String("table", "", "compare only this `table` (name or schema.name)")
 	sample := fs.Int("sample", 0, "compare a random sample of `N` source rows per table, looked up by key in the replica (0: compare every row)")
 	wait := fs.Duration("wait", 60*time.Second, "how long to wait for the replica to reach the source's position")
-	if code := parseFlags(fs, args); code >= 0 {
+	if code := parseNoArgs(e, fs, args); code >= 0 {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "pgveil verify: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return exitUsage
 	}
 	if *sample < 0 || *wait < 0 {
 		fmt.Fprintln(e.stderr, "pgveil verify: --sample and --wait cannot be negative")
@@ -315,7 +310,7 @@ func (v *verifier) sampleSQL(tp *transform.TablePlan) string {
 			from = " TABLESAMPLE SYSTEM (" + strconv.FormatFloat(pct, 'f', -1, 64) + ")"
 		}
 	}
-	return selectSQL(tp, from, tp.Where) + " ORDER BY random() LIMIT " + strconv.Itoa(v.sample)
+	return replicate.SelectSQL(tp, from, tp.Where) + " ORDER BY random() LIMIT " + strconv.Itoa(v.sample)
 }
 
 // lookupSQL selects the row of a table whose key columns (keyIdx) equal
@@ -334,26 +329,13 @@ func lookupSQL(tp *transform.TablePlan, keyIdx []int, where string) string {
 		switch {
 		case hasPK:
 			conds[j] = name + " = " + p
-		case verifyNoEquality(col.Type):
+		case target.NoEquality(col.Type):
 			conds[j] = name + "::text IS NOT DISTINCT FROM " + p + "::text"
 		default:
 			conds[j] = name + " IS NOT DISTINCT FROM " + p
 		}
 	}
-	return selectSQL(tp, "", strings.Join(conds, " AND "), where) + " LIMIT 1"
-}
-
-// verifyNoEquality reports whether a type has no equality operator, so that
-// rows are matched on its text form (as the replica's applier does).
-func verifyNoEquality(typ transform.Type) bool {
-	if typ.Kind == transform.KindJSON {
-		return true
-	}
-	switch typ.Name {
-	case "json", "xml", "point", "pg_catalog.json", "pg_catalog.xml", "pg_catalog.point":
-		return true
-	}
-	return false
+	return replicate.SelectSQL(tp, "", strings.Join(conds, " AND "), where) + " LIMIT 1"
 }
 
 // verifyPick copies the values at idx.

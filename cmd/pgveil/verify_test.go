@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -120,40 +121,23 @@ func TestVerify(t *testing.T) {
 }
 
 // busyWrites keeps production inserting bursts of events and deleting the
-// oldest, until stopped.
+// oldest, as fast as it can, until stopped.
 func (s *site) busyWrites() (stop func()) {
-	s.t.Helper()
-	conn, err := pgx.Connect(s.t.Context(), s.srcDSN)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		for err == nil && ctx.Err() == nil {
-			_, err = conn.Exec(ctx, `INSERT INTO events (account_id, user_id, kind, properties)
+	return s.keepWriting(`INSERT INTO events (account_id, user_id, kind, properties)
 SELECT 1 + g % 20, 1 + g % 200, 'busy', jsonb_build_object('email', 'b' || g || '@mail.example') FROM generate_series(1, 50) g;
-DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT 25)`)
-			if ctx.Err() != nil {
-				err = nil
-			}
-		}
-		conn.Close(context.Background())
-		done <- err
-	}()
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			s.t.Errorf("production writes: %v", err)
-		}
-	}
+DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT 25)`, 0)
 }
 
 // noOpWrites keeps production writing, until stopped, updates that change
 // no value: the replica applies them, so its checkpoint soon passes any
 // position verify waits for, and what verify compares stays the same.
 func (s *site) noOpWrites() (stop func()) {
+	return s.keepWriting(`UPDATE accounts SET plan = plan WHERE id = 1`, 100*time.Millisecond)
+}
+
+// keepWriting runs sql on production every pause until stopped (stop
+// may be called more than once; the test's end calls it too).
+func (s *site) keepWriting(sql string, pause time.Duration) (stop func()) {
 	s.t.Helper()
 	conn, err := pgx.Connect(s.t.Context(), s.srcDSN)
 	if err != nil {
@@ -164,24 +148,22 @@ func (s *site) noOpWrites() (stop func()) {
 	go func() {
 		var err error
 		for err == nil && ctx.Err() == nil {
-			if _, err = conn.Exec(ctx, `UPDATE accounts SET plan = plan WHERE id = 1`); ctx.Err() != nil {
+			if _, err = conn.Exec(ctx, sql); ctx.Err() != nil {
 				err = nil
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(pause)
 		}
 		conn.Close(context.Background())
 		done <- err
 	}()
-	stopped := false
+	var once sync.Once
 	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			s.t.Errorf("production writes: %v", err)
-		}
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				s.t.Errorf("production writes: %v", err)
+			}
+		})
 	}
 	s.t.Cleanup(stop)
 	return stop

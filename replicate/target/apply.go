@@ -388,7 +388,7 @@ func (a *Applier) info(t *transform.TablePlan) (*tableInfo, error) {
 	}
 	for i, c := range t.Columns {
 		ti.cols[i] = pgx.Identifier{c.Column.Name}.Sanitize()
-		ti.textCmp[i] = noEquality(c.Column.Type)
+		ti.textCmp[i] = NoEquality(c.Column.Type)
 	}
 	for _, k := range ti.key {
 		ti.isKey[k] = true
@@ -397,10 +397,10 @@ func (a *Applier) info(t *transform.TablePlan) (*tableInfo, error) {
 	return ti, nil
 }
 
-// noEquality reports whether typ has no equality operator, so that rows
+// NoEquality reports whether typ has no equality operator, so that rows
 // are matched on its text form (only tables without a key match on every
 // column).
-func noEquality(typ transform.Type) bool {
+func NoEquality(typ transform.Type) bool {
 	if typ.Kind == transform.KindJSON {
 		return true
 	}
