@@ -28,6 +28,10 @@ type relation struct {
 	// production since the plan was built): NULL on insert, unchanged on
 	// update.
 	missing []bool
+	// deferFilter: the applier evaluates filter, through rowFilter, on
+	// a batch of rows at once (tables with a key).
+	deferFilter bool
+	rowFilter   target.RowFilter
 }
 
 // newRelation builds the mapping and reports, once, what does not match

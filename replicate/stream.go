@@ -70,6 +70,11 @@ type Stats struct {
 	Committed     atomic.Uint64 // LSN durable in the target
 	Received      atomic.Uint64 // highest LSN received
 	LastCommit    atomic.Int64  // source commit time (unix µs) of the last applied transaction
+	// Where the stream's time goes, in nanoseconds: waiting for the
+	// source's next message, and waiting for the target (sending batches
+	// and commits); the rest is decoding and masking.
+	SourceWait atomic.Int64
+	TargetWait atomic.Int64
 }
 
 // streamer applies the pgoutput stream to the target.
@@ -165,7 +170,9 @@ func (s *streamer) run(ctx context.Context, serverVersion int) error {
 			deadline = minTime(deadline, time.Now().Add(250*time.Millisecond))
 		}
 		rctx, cancel := context.WithDeadline(ctx, deadline)
+		waited := time.Now()
 		raw, err := s.repl.ReceiveMessage(rctx)
+		s.stats.SourceWait.Add(int64(time.Since(waited)))
 		cancel()
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -409,7 +416,9 @@ func (s *streamer) flush(ctx context.Context) error {
 		return nil
 	}
 	changes, began := s.applier.Pending(), time.Now()
-	if err := s.applier.Commit(ctx, s.applied); err != nil {
+	err := s.applier.Commit(ctx, s.applied)
+	s.stats.TargetWait.Add(int64(time.Since(began)))
+	if err != nil {
 		s.txOpen = false
 		return fmt.Errorf("target: %w", err)
 	}
@@ -444,6 +453,8 @@ func (s *streamer) stop() error {
 	}
 	s.rollback()
 	_ = s.sendStatus(false)
+	s.log.Debug("stream time", "waiting_for_source_s", time.Duration(s.stats.SourceWait.Load()).Seconds(),
+		"waiting_for_target_s", time.Duration(s.stats.TargetWait.Load()).Seconds(), "transactions", s.stats.Transactions.Load())
 	return nil
 }
 
@@ -467,6 +478,10 @@ func (s *streamer) sendStatus(reply bool) error {
 
 func (s *streamer) relation(m *pgoutput.Relation) *relation {
 	r := newRelation(m, s.lookup, s.filters, s.log)
+	if r.filter != nil && target.HasPrimaryKey(r.table) {
+		// The applier evaluates a batch's filters at once.
+		r.deferFilter, r.rowFilter = true, &deferredFilter{s: s, r: r}
+	}
 	s.rels[m.OID] = r
 	return r
 }
@@ -505,9 +520,11 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, i
 		if s.rs.covers(r.name) {
 			return s.rs.capture(s.curLSN, data, inStream)
 		}
+		c := &target.Change{Op: target.OpInsert, Table: r.table}
 		if r.filter != nil {
-			ok, err := s.match(ctx, r, m.New)
-			if err != nil || !ok {
+			if r.deferFilter {
+				c.Filter, c.FilterRow = r.rowFilter, r.filterRow(m.New)
+			} else if ok, err := s.match(ctx, r, m.New); err != nil || !ok {
 				return err
 			}
 		}
@@ -515,9 +532,10 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, i
 		if err != nil {
 			return err
 		}
+		c.Row = row
 		s.stats.Inserts.Add(1)
 		s.obs.Change(r.table.Table.QualifiedName(), "insert")
-		return s.applyChange(ctx, &target.Change{Op: target.OpInsert, Table: r.table, Row: row})
+		return s.applyChange(ctx, c)
 	case *pgoutput.Update:
 		r, err := s.rel(m.RelationID)
 		if err != nil || r.table == nil {
@@ -537,6 +555,12 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, i
 		row, err := s.mask(r, m.New, true)
 		if err != nil {
 			return err
+		}
+		if r.filter != nil && r.deferFilter {
+			s.stats.Updates.Add(1)
+			s.obs.Change(r.table.Table.QualifiedName(), "update")
+			return s.applyChange(ctx, &target.Change{Op: target.OpUpdate, Table: r.table, Row: row, Key: oldKey,
+				Filter: r.rowFilter, FilterRow: r.filterRow(m.New)})
 		}
 		if r.filter != nil {
 			ok, err := s.match(ctx, r, m.New)
@@ -606,7 +630,10 @@ func (s *streamer) applyChange(ctx context.Context, c *target.Change) error {
 	for _, v := range c.Row {
 		s.groupBytes += int64(len(v.Text))
 	}
-	if err := s.applier.Apply(ctx, c); err != nil {
+	began := time.Now()
+	err := s.applier.Apply(ctx, c)
+	s.stats.TargetWait.Add(int64(time.Since(began)))
+	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
 	return nil
@@ -623,6 +650,27 @@ func (s *streamer) mask(r *relation, t pgoutput.Tuple, update bool) ([]transform
 		return nil, &ValueError{Err: err, LSN: s.curLSN}
 	}
 	return out, nil
+}
+
+// deferredFilter evaluates a table's in-process filter for the applier,
+// many rows at a time, and counts the rows it turns away.
+type deferredFilter struct {
+	s *streamer
+	r *relation
+}
+
+func (f *deferredFilter) Match(ctx context.Context, rows [][]transform.Value) ([]bool, error) {
+	res, err := f.r.filter.Match(ctx, f.s.filterConn, rows)
+	if err != nil {
+		return nil, fmt.Errorf("%s: row filter: %w", f.r.table.Table.QualifiedName(), err)
+	}
+	for _, ok := range res {
+		if !ok {
+			f.s.stats.Filtered.Add(1)
+			f.s.obs.Change(f.r.table.Table.QualifiedName(), "filtered")
+		}
+	}
+	return res, nil
 }
 
 // match runs the table's in-process filter on the new row.

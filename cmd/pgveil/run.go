@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -31,10 +32,24 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	listen := fs.String("listen", "", "serve /metrics (Prometheus) and /healthz on this `address`, e.g. :9187")
 	watch := fs.Bool("watch", false, "reload the rules when the file changes (SIGHUP always does)")
 	statusInterval := fs.Duration("status-interval", 10*time.Second, "how often production is told how far the replica has committed")
+	cpuProfile := fs.String("cpu-profile", "", "diagnostics: write a CPU profile (go tool pprof) to this `file` until pgveil stops")
 	if code := parseNoArgs(e, fs, args); code >= 0 {
 		return code
 	}
 	file := *fileFlag
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "pgveil run: --cpu-profile: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(e.stderr, "pgveil run: --cpu-profile: %v\n", err)
+			return exitUsage
+		}
+		defer pprof.StopCPUProfile()
+	}
 	log, err := newLogger(e.stderr, *logFormat, *logLevel)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pgveil run: %v\n", err)

@@ -63,6 +63,20 @@ type Change struct {
 	// ignores them: it has no foreign keys and no sequences, and the source
 	// lists every table a cascade empties.
 	Cascade, RestartIdentity bool
+	// Filter, when not nil on an OpInsert or OpUpdate, is the table's
+	// in-process row filter, and FilterRow the raw source values it reads.
+	// The row is written only if it passes; one that fails becomes a
+	// delete by key (it may have passed before). On a table with a key the
+	// Applier evaluates the filters of a whole batch at once, when it
+	// writes it: one round trip to the source instead of one per change.
+	Filter    RowFilter
+	FilterRow []transform.Value
+}
+
+// RowFilter decides which rows pass a table's in-process row filter, given
+// each row's raw filter values (Change.FilterRow).
+type RowFilter interface {
+	Match(ctx context.Context, rows [][]transform.Value) ([]bool, error)
 }
 
 // Flush thresholds: a batch is sent when it holds this many statements or
@@ -83,6 +97,9 @@ const (
 	stmtDelete                         // DELETE one row by key
 	stmtUpdate                         // UPDATE the columns of a set, by key
 	stmtCheckpoint                     // the checkpoint upsert
+	stmtNetUpsert                      // net changes: upsert of rows from a JSON array
+	stmtNetDelete                      // net changes: delete of keys from a JSON array
+	stmtNetUpdate                      // net changes: update of a set of columns from a JSON array
 )
 
 // stmtKey identifies a prepared statement.
@@ -94,24 +111,36 @@ type stmtKey struct {
 
 // tableInfo is what the Applier derives once from a TablePlan.
 type tableInfo struct {
-	name    string   // quoted, qualified
-	label   string   // for messages
-	cols    []string // quoted column names
-	key     []int    // KeyColumns
-	isKey   []bool
-	hasPK   bool
-	textCmp []bool // match as text: the type has no equality operator
+	name  string   // quoted, qualified
+	label string   // for messages
+	cols  []string // quoted column names
+	names []string // column names as they are
+	// jsonKind is KindJSON or KindJSONB for a json or jsonb column (not an
+	// array of them), else 0.
+	jsonKind []transform.Kind
+	key      []int // KeyColumns
+	isKey    []bool
+	hasPK    bool
+	textCmp  []bool // match as text: the type has no equality operator
 }
 
 // queued describes a statement of the current batch, for error messages.
 type queued struct {
-	what  string // "begin", "checkpoint", "commit"; "" for a change
-	op    Op
-	table string
+	what   string // "begin", "checkpoint", "commit"; "" for a change
+	op     Op
+	table  string
+	rows   int  // net changes: rows the statement writes
+	upsert bool // net changes: rows inserted or updated
 }
 
 func (q queued) String() string {
 	switch {
+	case q.rows > 0 && q.upsert:
+		return fmt.Sprintf("insert or update of %s (%s)", q.table, rowsWord(q.rows))
+	case q.rows > 0 && q.op == OpDelete:
+		return fmt.Sprintf("delete from %s (%s)", q.table, rowsWord(q.rows))
+	case q.rows > 0:
+		return fmt.Sprintf("update of %s (%s)", q.table, rowsWord(q.rows))
 	case q.what != "":
 		return q.what
 	case q.op == OpInsert:
@@ -122,6 +151,13 @@ func (q queued) String() string {
 		return "delete from " + q.table
 	}
 	return q.op.String() + " of " + q.table
+}
+
+func rowsWord(n int) string {
+	if n == 1 {
+		return "1 row"
+	}
+	return strconv.Itoa(n) + " rows"
 }
 
 // Applier applies changes to the target in transactions that also record
@@ -155,6 +191,14 @@ type Applier struct {
 	setMask []byte
 	keyBuf  []transform.Value
 
+	// Net changes (net.go): per table with a key, each key's last state.
+	net      map[*transform.TablePlan]*netTable
+	netOrder []*netTable
+	netRows  int
+	arena    []byte // copies of the states' values
+	keyText  []byte
+	json     []byte
+
 	settings string // the statement that sets the transaction's parameters; "" until the first Begin
 }
 
@@ -167,6 +211,7 @@ func NewApplier(conn *pgx.Conn, slot string) *Applier {
 		prefix:  "pgveil_apply_" + strings.ToLower(rand.Text()[:10]) + "_",
 		stmts:   map[stmtKey]string{},
 		tables:  map[*transform.TablePlan]*tableInfo{},
+		net:     map[*transform.TablePlan]*netTable{},
 		flushAt: flushStatements,
 	}
 }
@@ -249,14 +294,16 @@ func (a *Applier) Apply(ctx context.Context, c *Change) error {
 	case c.Op == OpDelete:
 		err = a.delete(ctx, c)
 	case c.Op == OpTruncate:
-		err = a.truncate(c)
+		err = a.truncate(ctx, c)
 	default:
 		err = fmt.Errorf("apply: unknown operation %d", c.Op)
 	}
 	if err == nil {
 		a.pending++
-		if len(a.queued) >= a.flushAt || a.bytes >= flushBytes {
-			_, err = a.flush(ctx)
+		if len(a.queued)+a.netRows >= a.flushAt || a.bytes >= flushBytes {
+			if err = a.writeNet(ctx); err == nil {
+				_, err = a.flush(ctx)
+			}
 		}
 	}
 	if err != nil {
@@ -274,6 +321,10 @@ func (a *Applier) Apply(ctx context.Context, c *Change) error {
 func (a *Applier) Commit(ctx context.Context, pos Position) error {
 	if !a.inTx {
 		return fmt.Errorf("commit: %w", errNoTx)
+	}
+	if err := a.writeNet(ctx); err != nil {
+		a.abort(ctx)
+		return err
 	}
 	name, err := a.stmt(ctx, stmtKey{kind: stmtCheckpoint}, func() string { return checkpointSQL })
 	if err != nil {
@@ -317,6 +368,12 @@ func (a *Applier) Rollback(ctx context.Context) error {
 
 // reset forgets the transaction.
 func (a *Applier) reset() {
+	for _, nt := range a.netOrder {
+		clear(nt.rows)
+		nt.order = nt.order[:0]
+	}
+	a.netRows = 0
+	a.arena = a.arena[:0]
 	a.inTx = false
 	a.batch = nil
 	a.queued = a.queued[:0]
@@ -363,6 +420,7 @@ func (a *Applier) flush(ctx context.Context) ([]*pgconn.Result, error) {
 	}
 	a.queued = a.queued[:0]
 	a.bytes = 0
+	a.arena = a.arena[:0] // the states it held were written (writeNet) before
 	return results, nil
 }
 
@@ -380,15 +438,21 @@ func (a *Applier) info(t *transform.TablePlan) (*tableInfo, error) {
 		cols:    make([]string, len(t.Columns)),
 		key:     KeyColumns(t),
 		isKey:   make([]bool, len(t.Columns)),
-		hasPK:   hasPrimaryKey(t),
+		hasPK:   HasPrimaryKey(t),
 		textCmp: make([]bool, len(t.Columns)),
 	}
 	if len(t.Columns) == 0 {
 		return nil, fmt.Errorf("%s has no columns", ti.label)
 	}
+	ti.names = make([]string, len(t.Columns))
+	ti.jsonKind = make([]transform.Kind, len(t.Columns))
 	for i, c := range t.Columns {
 		ti.cols[i] = pgx.Identifier{c.Column.Name}.Sanitize()
+		ti.names[i] = c.Column.Name
 		ti.textCmp[i] = NoEquality(c.Column.Type)
+		if k := c.Column.Type.Kind; (k == transform.KindJSON || k == transform.KindJSONB) && !c.Column.Type.IsArray() {
+			ti.jsonKind[i] = k
+		}
 	}
 	for _, k := range ti.key {
 		ti.isKey[k] = true
@@ -486,6 +550,13 @@ func (a *Applier) insert(ctx context.Context, c *Change) error {
 	if _, err := checkRow(ti, OpInsert, c.Row); err != nil {
 		return err
 	}
+	if ti.hasPK {
+		a.netFullRow(a.netOf(c.Table, ti), a.rowKey(ti, c.Row), c.Row, c)
+		return nil
+	}
+	if ok, err := a.passes(ctx, c); err != nil || !ok {
+		return err
+	}
 	return a.upsert(ctx, c.Table, ti, OpInsert, c.Row)
 }
 
@@ -574,6 +645,9 @@ func (a *Applier) update(ctx context.Context, c *Change) error {
 		}
 	}
 	if !ti.hasPK {
+		if c.Filter != nil {
+			return fmt.Errorf("update of %s: an in-process row filter needs a table with a key", ti.label)
+		}
 		// The old row identifies the row; without it (the row did not
 		// change), the new one does.
 		old := c.Key
@@ -603,23 +677,62 @@ func (a *Applier) update(ctx context.Context, c *Change) error {
 	}
 	a.keyBuf = newKey
 	moved := c.Key != nil && !sameValues(c.Key, newKey)
+	nt := a.netOf(c.Table, ti)
 	switch {
 	case moved && !unchanged:
-		if err := a.deleteKey(ctx, c.Table, ti, OpUpdate, c.Key); err != nil {
+		a.netDeleteKey(nt, c.Key)
+		a.netFullRow(nt, newKey, c.Row, c)
+	case !unchanged:
+		a.netFullRow(nt, newKey, c.Row, c)
+	case moved:
+		if a.netMove(nt, c.Key, newKey, c.Row, c) {
+			return nil
+		}
+		if c.Filter != nil {
+			ok, err := a.passes(ctx, c)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				a.netDeleteKey(nt, c.Key)
+				return nil
+			}
+		}
+		// The moved row's other values are only in the target: write
+		// the table's states, then move it there.
+		if err := a.writeNetTable(ctx, nt); err != nil {
 			return err
 		}
-		return a.upsert(ctx, c.Table, ti, OpUpdate, c.Row)
-	case !unchanged:
-		return a.upsert(ctx, c.Table, ti, OpUpdate, c.Row)
-	case moved:
 		a.markPresent(ti, c.Row, true)
 		return a.updateSet(ctx, c.Table, ti, c.Row, c.Key)
 	default:
-		if a.markPresent(ti, c.Row, false) == 0 {
+		if a.markPresent(ti, c.Row, false) == 0 && c.Filter == nil {
 			return nil // only the key, unchanged, is present: nothing to write
 		}
-		return a.updateSet(ctx, c.Table, ti, c.Row, newKey)
+		a.netPartialUpdate(nt, newKey, c.Row, c)
 	}
+	return nil
+}
+
+// passes evaluates c's row filter, if any, on its own.
+func (a *Applier) passes(ctx context.Context, c *Change) (bool, error) {
+	if c.Filter == nil {
+		return true, nil
+	}
+	ok, err := c.Filter.Match(ctx, [][]transform.Value{c.FilterRow})
+	if err != nil {
+		return false, err
+	}
+	return ok[0], nil
+}
+
+// rowKey returns the key values of row (in a.keyBuf).
+func (a *Applier) rowKey(ti *tableInfo, row []transform.Value) []transform.Value {
+	a.keyBuf = a.keyBuf[:0]
+	for _, k := range ti.key {
+		a.keyBuf = append(a.keyBuf, row[k])
+	}
+	return a.keyBuf
 }
 
 func sameValues(a, b []transform.Value) bool {
@@ -642,10 +755,18 @@ func (a *Applier) delete(ctx context.Context, c *Change) error {
 	if err := checkKey(ti, OpDelete, c.Key); err != nil {
 		return err
 	}
+	if ti.hasPK {
+		a.netDeleteKey(a.netOf(c.Table, ti), c.Key)
+		return nil
+	}
 	return a.deleteKey(ctx, c.Table, ti, OpDelete, c.Key)
 }
 
-func (a *Applier) truncate(c *Change) error {
+func (a *Applier) truncate(ctx context.Context, c *Change) error {
+	// What came before the TRUNCATE is written before it.
+	if err := a.writeNet(ctx); err != nil {
+		return err
+	}
 	var names, labels []string
 	for _, t := range c.Tables {
 		if t == nil || t.Table == nil {

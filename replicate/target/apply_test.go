@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -261,8 +262,8 @@ func TestApplyFailureRollsBack(t *testing.T) {
 		bad     *Change
 		op      string
 	}{
-		{"bad integer at commit", flushStatements, ins(tb, "3", "SECRET-42", "a"), "insert into app.nums"},
-		{"too long in a mid-transaction flush", 5, upd(tb, nil, "1", "2", "SECRET"), "update of app.nums"},
+		{"bad integer at commit", flushStatements, ins(tb, "3", "SECRET-42", "a"), "insert or update of app.nums"},
+		{"too long in a mid-transaction flush", 5, upd(tb, nil, "1", "2", "SECRET"), "insert or update of app.nums"},
 		{"bad key in a delete", flushStatements, del(tb, "SECRET"), "delete from app.nums"},
 	} {
 		a.flushAt = tc.flushAt
@@ -444,4 +445,78 @@ func TestApplyOrder(t *testing.T) {
 		}
 	}
 	equal(t, "rows", query(t, conn, `SELECT * FROM app.t ORDER BY id`), want)
+}
+
+// Net changes carry values through JSON: JSON null must stay apart from
+// SQL NULL, json text must keep its spelling, and text with quotes,
+// backslashes and control characters must arrive intact.
+func TestApplyNetValuesThroughJSON(t *testing.T) {
+	t.Parallel()
+	tb := table("app", "j", pk("id", "integer"), c("jb", "jsonb"), c("js", "json"), c("s", "text"), c("arr", "text[]"))
+	ctx, _, conn := setupDB(t, plan(tb), nil)
+	a := NewApplier(conn, "slot")
+	odd := "quote \" backslash \\ newline \n tab \t bell \x07 unicode é 日本"
+	applyTx(t, ctx, a, Position{LSN: 1},
+		ins(tb, "1", "null", `{"b": 2,  "a": [1, "x"], "a": 3}`, odd, `{"a \"q\"",NULL,"\\\\"}`),
+		ins(tb, "2", null, null, null, null),
+		ins(tb, "3", `"a string"`, `"s"`, "", "{}"),
+		upd(tb, nil, "3", `{"k": "v"}`, unch, unch, unch), // a partial update
+	)
+	equal(t, "rows", query(t, conn, `SELECT id, jb::text, jb IS NULL, js::text, s = `+quoteLiteral(odd)+`, arr::text FROM app.j ORDER BY id`), []string{
+		`1|null|f|{"b": 2,  "a": [1, "x"], "a": 3}|t|{"a \"q\"",NULL,"\\\\"}`,
+		"2|NULL|t|NULL|NULL|NULL",
+		`3|{"k": "v"}|f|"s"|f|{}`,
+	})
+}
+
+// evenFilter passes rows whose one filter value is even, counting calls.
+type evenFilter struct{ calls, rows int }
+
+func (f *evenFilter) Match(_ context.Context, rows [][]transform.Value) ([]bool, error) {
+	f.calls++
+	f.rows += len(rows)
+	out := make([]bool, len(rows))
+	for i, r := range rows {
+		n, err := strconv.Atoi(string(r[0].Text))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n%2 == 0
+	}
+	return out, nil
+}
+
+// Row filters on a table with a key are evaluated once per batch, and the
+// last change of a key decides: a row that fails leaves the replica.
+func TestApplyDeferredRowFilter(t *testing.T) {
+	t.Parallel()
+	tb := table("app", "f", pk("id", "integer"), c("v", "text"), c("big", "text"))
+	ctx, _, conn := setupDB(t, plan(tb), nil)
+	a := NewApplier(conn, "slot")
+	f := &evenFilter{}
+	with := func(ch *Change, n int) *Change {
+		ch.Filter, ch.FilterRow = f, vals(strconv.Itoa(n))
+		return ch
+	}
+	applyTx(t, ctx, a, Position{LSN: 1},
+		with(ins(tb, "1", "a", "A"), 2), // passes
+		with(ins(tb, "2", "b", "B"), 3), // fails: not written
+		with(ins(tb, "3", "c", "C"), 4),
+		with(ins(tb, "4", "d", "D"), 6),
+	)
+	equal(t, "after inserts", query(t, conn, `SELECT * FROM app.f ORDER BY id`), []string{"1|a|A", "3|c|C", "4|d|D"})
+	if f.calls != 1 || f.rows != 4 {
+		t.Errorf("filter called %d times for %d rows, want once for 4", f.calls, f.rows)
+	}
+	applyTx(t, ctx, a, Position{LSN: 2},
+		with(upd(tb, nil, "1", "a2", unch), 5),  // a partial update that now fails: the row goes
+		with(upd(tb, nil, "2", "b2", "B2"), 8),  // now passes: the row comes
+		with(upd(tb, nil, "3", "c2", unch), 10), // partial, passes: updated
+		with(upd(tb, nil, "4", "d2", "D2"), 1),  // fails...
+		with(upd(tb, nil, "4", "d3", unch), 12), // ...then passes: the last change decides
+	)
+	equal(t, "after updates", query(t, conn, `SELECT * FROM app.f ORDER BY id`), []string{"2|b2|B2", "3|c2|C", "4|d3|D2"})
+	if f.calls != 2 {
+		t.Errorf("filter called %d times, want 2 (once per batch)", f.calls)
+	}
 }

@@ -170,8 +170,8 @@ func KeyColumns(t *transform.TablePlan) []int {
 	return key
 }
 
-// hasPrimaryKey reports whether some column of t is a key column.
-func hasPrimaryKey(t *transform.TablePlan) bool {
+// HasPrimaryKey reports whether some column of t is a key column.
+func HasPrimaryKey(t *transform.TablePlan) bool {
 	for i := range t.Columns {
 		if t.Columns[i].Column.PrimaryKey {
 			return true

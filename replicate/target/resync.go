@@ -87,6 +87,11 @@ func (a *Applier) Exec(ctx context.Context, sql string) error {
 	if !a.inTx {
 		return errNoTx
 	}
+	// The changes applied before it are written before it.
+	if err := a.writeNet(ctx); err != nil {
+		a.abort(ctx)
+		return err
+	}
 	a.batch.ExecParams(sql, nil, nil, nil, nil)
 	a.queued = append(a.queued, queued{what: "statement: " + firstWords(sql)})
 	if _, err := a.flush(ctx); err != nil {

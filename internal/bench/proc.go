@@ -1,0 +1,170 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// BuildPgveil builds cmd/pgveil into dir with the go tool, from the module
+// the benchmark runs in, and returns the binary's path.
+func BuildPgveil(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "pgveil")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "pgveil/cmd/pgveil")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building pgveil (or pass --pgveil PATH): %w\n%s", err, b)
+	}
+	return out, nil
+}
+
+// Proc is a running pgveil process.
+type Proc struct {
+	cmd     *exec.Cmd
+	done    chan error
+	log     *bytes.Buffer
+	started time.Time
+}
+
+// StartPgveil runs `pgveil run` with the rules file and environment of
+// Site.Config.
+func (s *Site) StartPgveil(config string, env []string, extra ...string) (*Proc, error) {
+	args := append([]string{"run", "-c", config, "--log-format", "json", "--log-level", logLevel(),
+		"--spill-dir", s.Dir, "--status-interval", "1s"}, extra...)
+	if s.ProfileDir != "" {
+		s.profiles++
+		args = append(args, "--cpu-profile", filepath.Join(s.ProfileDir, fmt.Sprintf("pgveil-%02d.pprof", s.profiles)))
+	}
+	cmd := exec.Command(s.Pgveil, args...)
+	cmd.Env = append(os.Environ(), env...)
+	logBuf := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = logBuf, logBuf
+	p := &Proc{cmd: cmd, done: make(chan error, 1), log: logBuf, started: time.Now()}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting pgveil: %w", err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	return p, nil
+}
+
+// Stop ends pgveil with SIGTERM (a clean stop) and waits for it.
+func (p *Proc) Stop() error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if dir := os.Getenv("PGVEIL_BENCH_KEEP_LOGS"); dir != "" {
+			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("pgveil-%d.log", p.cmd.Process.Pid)), p.log.Bytes(), 0o644)
+		}
+		return err
+	case <-time.After(60 * time.Second):
+		_ = p.cmd.Process.Kill()
+		return errors.New("pgveil did not stop within 60s")
+	}
+}
+
+// Exited reports pgveil's end, if it has ended, with its log.
+func (p *Proc) Exited() error {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return fmt.Errorf("pgveil exited (%v):\n%s", err, p.log.String())
+	default:
+		return nil
+	}
+}
+
+// PeakRSS is the process's peak resident memory (VmHWM), in bytes.
+func (p *Proc) PeakRSS() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/PID/status")
+}
+
+// waitUntil polls cond every interval until it is true, the process (if
+// any) exits, or the timeout passes.
+func waitUntil(ctx context.Context, p *Proc, timeout, interval time.Duration, what string, cond func(ctx context.Context) (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond(ctx)
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		if ok {
+			return nil
+		}
+		if p != nil {
+			if err := p.Exited(); err != nil {
+				return err
+			}
+		}
+		if time.Now().After(deadline) {
+			msg := fmt.Sprintf("%s did not happen within %s", what, timeout)
+			if p != nil {
+				msg += "\npgveil's log:\n" + p.log.String()
+			}
+			return errors.New(msg)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// rowVisible returns a condition: a row with this id is in table on dsn.
+func rowVisible(conn *pgx.Conn, table string, id int64) func(ctx context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		var ok bool
+		err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM "+table+" WHERE id = $1)", id).Scan(&ok)
+		if err != nil && strings.Contains(err.Error(), "does not exist") {
+			return false, nil // not created yet
+		}
+		return ok, err
+	}
+}
+
+// checkpointWritten returns a condition: pgveil has finished its initial
+// copy (the checkpoint of slot exists in the target).
+func checkpointWritten(conn *pgx.Conn, slot string) func(ctx context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		var ok bool
+		err := conn.QueryRow(ctx, `SELECT to_regclass('pgveil.checkpoint') IS NOT NULL`).Scan(&ok)
+		if err != nil || !ok {
+			return false, err
+		}
+		err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pgveil.checkpoint WHERE slot = $1)`, slot).Scan(&ok)
+		return ok, err
+	}
+}
+
+// logLevel is pgveil's log level in the benchmark: warn, or
+// $PGVEIL_BENCH_LOG_LEVEL (its logs are printed when it fails, and kept in
+// the run's directory).
+func logLevel() string {
+	if l := os.Getenv("PGVEIL_BENCH_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "warn"
+}

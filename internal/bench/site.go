@@ -1,0 +1,262 @@
+// Package bench measures pgveil against the baselines users already have,
+// in one run on the same data: a raw COPY pipe, a native logical
+// replication subscription, and pg_dump | psql. cmd/pgveil-bench drives it;
+// BENCHMARKS.md holds its figures.
+//
+// pgveil runs as its own process (the binary built from cmd/pgveil), so its
+// peak memory is its own, and it is measured from the outside as a user
+// would see it: by when rows become visible in the analytics database.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/examples"
+	"pgveil/internal/demo"
+	"pgveil/internal/pgtest"
+)
+
+// Tables are the examples/saas tables, parents first.
+var Tables = []string{"accounts", "users", "customers", "orders", "payments", "support_tickets", "events"}
+
+// Site is the two clusters a run uses: production, seeded with the
+// examples/saas schema, and analytics, which holds one database per
+// subject (pgveil, native replication, the raw pipe, pg_dump).
+type Site struct {
+	Prod, Analytics *pgtest.Cluster
+	ProdDSN         string
+	Dir             string
+	Pgveil          string // the pgveil binary
+	Log             *slog.Logger
+	// Rows are the rows seeded, by table.
+	Rows map[string]int64
+	// ProfileDir, when set, receives a CPU profile of each pgveil process
+	// (pgveil-NN.pprof, in start order).
+	ProfileDir string
+	profiles   int
+}
+
+// Settings for both clusters: the pgtest defaults (no fsync: the
+// benchmark measures CPU and protocol work, not the disk) with buffers
+// large enough for the data.
+var clusterSettings = map[string]string{
+	// Production commits as a real one does: the walsender sends only WAL
+	// that is flushed, so asynchronous commit would add up to
+	// wal_writer_delay to every subject's lag.
+	"synchronous_commit":                "on",
+	"shared_buffers":                    "512MB",
+	"max_wal_size":                      "4GB",
+	"checkpoint_timeout":                "30min",
+	"maintenance_work_mem":              "256MB",
+	"max_worker_processes":              "16",
+	"max_logical_replication_workers":   "8",
+	"max_sync_workers_per_subscription": "2",
+}
+
+// NewSite starts the clusters under dir and seeds production with about
+// scale rows.
+func NewSite(ctx context.Context, dir, pgveilBin string, scale int, log *slog.Logger) (*Site, error) {
+	s := &Site{Dir: dir, Pgveil: pgveilBin, Log: log}
+	for _, c := range []struct {
+		name string
+		to   **pgtest.Cluster
+	}{{"production", &s.Prod}, {"analytics", &s.Analytics}} {
+		sub := filepath.Join(dir, c.name)
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			return nil, err
+		}
+		cl, err := pgtest.Start(ctx, pgtest.Options{Dir: sub, Settings: clusterSettings})
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("starting the %s cluster: %w", c.name, err)
+		}
+		*c.to = cl
+	}
+	var err error
+	if s.ProdDSN, err = s.Prod.CreateDB(ctx, "app"); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.execProd(ctx, examples.SaaSSchema()); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("loading the schema: %w", err)
+	}
+	conn, err := pgx.Connect(ctx, s.ProdDSN)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	began := time.Now()
+	n, err := demo.Seed(ctx, conn, demo.Options{Scale: scale, Seed: 1})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("seeding: %w", err)
+	}
+	s.Rows = map[string]int64{}
+	for _, t := range Tables {
+		var c int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+t).Scan(&c); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.Rows[t] = c
+	}
+	// Bench tables: a heartbeat for lag, a marker for catch-up, a wide
+	// table for the big transaction.
+	if err := s.execProd(ctx, benchSchema); err != nil {
+		s.Close()
+		return nil, err
+	}
+	log.Info("production seeded", "rows", n, "seconds", time.Since(began).Seconds())
+	return s, nil
+}
+
+// benchSchema holds the tables the scenarios add to the example.
+const benchSchema = `
+CREATE TABLE bench_heartbeat (id bigint PRIMARY KEY, sent_at timestamptz NOT NULL);
+CREATE TABLE bench_marker (id bigint PRIMARY KEY, label text NOT NULL);
+CREATE TABLE bench_big (id bigint PRIMARY KEY, account_id bigint NOT NULL, email text NOT NULL, amount numeric(12,2) NOT NULL, note text, created_at timestamptz NOT NULL);
+`
+
+// benchRules are the rules for the bench tables, appended to the
+// example's.
+const benchRules = `
+  bench_heartbeat:
+    columns: {id: keep, sent_at: keep}
+  bench_marker:
+    columns: {id: keep, label: keep}
+  bench_big:
+    columns:
+      id: keep
+      account_id: keep
+      email: {fake: email}
+      amount: {noise: 0.05}
+      note: {redact: "x"}
+      created_at: {truncate: day}
+`
+
+// Close stops the clusters and removes their data.
+func (s *Site) Close() {
+	for _, c := range []*pgtest.Cluster{s.Prod, s.Analytics} {
+		if c != nil {
+			c.Stop()
+		}
+	}
+}
+
+// TotalRows is the number of seeded rows in the example's tables.
+func (s *Site) TotalRows() int64 {
+	var n int64
+	for _, t := range Tables {
+		n += s.Rows[t]
+	}
+	return n
+}
+
+func (s *Site) execProd(ctx context.Context, sql string) error {
+	return execDSN(ctx, s.ProdDSN, sql)
+}
+
+func execDSN(ctx context.Context, dsn, sql string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+// NewTargetDB creates an empty analytics database; withSchema loads the
+// example's schema and the bench tables into it (as native replication
+// and the raw pipe need).
+func (s *Site) NewTargetDB(ctx context.Context, name string, withSchema bool) (string, error) {
+	_ = s.Analytics.DropDB(ctx, name)
+	dsn, err := s.Analytics.CreateDB(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if withSchema {
+		if err := execDSN(ctx, dsn, examples.SaaSSchema()+benchSchema); err != nil {
+			return "", fmt.Errorf("loading the schema into %s: %w", name, err)
+		}
+	}
+	return dsn, nil
+}
+
+// Config writes a pgveil rules file for the example plus the bench tables,
+// with its own slot and publication, and returns its path and the
+// environment it reads.
+func (s *Site) Config(name, targetDSN string) (path string, env []string, err error) {
+	yml := examples.SaaSRules()
+	yml = strings.Replace(yml, "slot: pgveil", "slot: "+name, 1)
+	yml = strings.Replace(yml, "publication: pgveil", "publication: "+name, 1)
+	yml = strings.Replace(yml, "readers: [metabase_ro]", "readers: []", 1)
+	yml = strings.TrimRight(yml, "\n") + "\n" + benchRules
+	if os.Getenv("PGVEIL_BENCH_NO_WHERE") != "" {
+		yml = strings.Replace(yml, `where: "deleted_at IS NULL"`, "", 1)
+	}
+	path = filepath.Join(s.Dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		return "", nil, err
+	}
+	env = []string{"SOURCE_DSN=" + s.ProdDSN, "TARGET_DSN=" + targetDSN,
+		"PGVEIL_SECRET=bench-secret-0123456789abcdef0123456789abcdef"}
+	return path, env, nil
+}
+
+// DropSlot removes a slot and publication of production, once their
+// consumer has stopped, so that they keep no WAL.
+func (s *Site) DropSlot(ctx context.Context, name string) error {
+	conn, err := pgx.Connect(ctx, s.ProdDSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, name)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // still active: its walsender is ending
+	}
+	if err != nil {
+		return fmt.Errorf("dropping slot %s: %w", name, err)
+	}
+	_, err = conn.Exec(ctx, `DROP PUBLICATION IF EXISTS `+pgx.Identifier{name}.Sanitize())
+	return err
+}
+
+// currentLSN is production's current WAL insert position.
+func (s *Site) currentLSN(ctx context.Context) (string, error) {
+	conn, err := pgx.Connect(ctx, s.ProdDSN)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.Background())
+	var lsn string
+	err = conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn)
+	return lsn, err
+}
+
+// ServerVersion is production's server_version, or "" if unreadable.
+func (s *Site) ServerVersion(ctx context.Context) string {
+	conn, err := pgx.Connect(ctx, s.ProdDSN)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close(context.Background())
+	var v string
+	_ = conn.QueryRow(ctx, `SHOW server_version`).Scan(&v)
+	return v
+}

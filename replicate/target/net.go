@@ -1,0 +1,470 @@
+package target
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"pgveil/transform"
+)
+
+// Net changes. Within one target transaction, the changes to a table with
+// a primary key need not be applied one by one: the target has no foreign
+// keys, triggers or unique constraints besides the key, and a reader sees
+// only the committed end state, so what matters is each key's last state.
+// The Applier keeps, per table and key, that state (deleted, a full row,
+// or some columns updated) and writes each table's states as at most three
+// statements (DELETE, INSERT ... ON CONFLICT, UPDATE per set of columns)
+// whose rows travel as one JSON array: a batch of thousands of changes
+// costs a handful of statements instead of thousands.
+
+// netKind is the state of a key.
+type netKind uint8
+
+const (
+	netDelete  netKind = iota + 1 // the row is gone
+	netFull                       // the row is this, whatever it was
+	netPartial                    // the columns not Unchanged take these values, if the row exists
+)
+
+type netRow struct {
+	kind netKind
+	row  []transform.Value // netFull, netPartial: the table's columns; netPartial has Unchanged ones
+	key  []transform.Value // the key
+	// filter and frow: the row filter the last change must pass, and the
+	// raw values it reads (netFull, netPartial).
+	filter RowFilter
+	frow   []transform.Value
+}
+
+// netTable is the pending states of one table's keys.
+type netTable struct {
+	t     *transform.TablePlan
+	ti    *tableInfo
+	rows  map[string]*netRow
+	order []string // keys in first-seen order, so that statements are stable
+}
+
+// netKey encodes key values as a map key: distinct for distinct texts,
+// with NULL apart from every text.
+func netKey(buf []byte, key []transform.Value) []byte {
+	buf = buf[:0]
+	for _, v := range key {
+		if v.State == transform.Null {
+			buf = append(buf, 'n')
+			continue
+		}
+		buf = append(buf, 'v')
+		buf = strconv.AppendInt(buf, int64(len(v.Text)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, v.Text...)
+	}
+	return buf
+}
+
+// hold copies v's bytes into the applier's arena, so that the state
+// outlives the decoder's buffers.
+func (a *Applier) hold(v transform.Value) transform.Value {
+	if v.Text == nil {
+		return v
+	}
+	if cap(a.arena)-len(a.arena) < len(v.Text) {
+		a.arena = make([]byte, 0, max(64<<10, len(v.Text)))
+	}
+	start := len(a.arena)
+	a.arena = append(a.arena, v.Text...)
+	v.Text = a.arena[start:len(a.arena):len(a.arena)]
+	return v
+}
+
+func (a *Applier) holdRow(row []transform.Value) []transform.Value {
+	out := make([]transform.Value, len(row))
+	for i, v := range row {
+		out[i] = a.hold(v)
+		a.bytes += len(v.Text)
+	}
+	return out
+}
+
+// netOf returns the pending states of t.
+func (a *Applier) netOf(t *transform.TablePlan, ti *tableInfo) *netTable {
+	nt := a.net[t]
+	if nt == nil {
+		nt = &netTable{t: t, ti: ti, rows: map[string]*netRow{}}
+		a.net[t] = nt
+		a.netOrder = append(a.netOrder, nt)
+	}
+	return nt
+}
+
+func (nt *netTable) get(a *Applier, key []transform.Value) (string, *netRow) {
+	a.keyText = netKey(a.keyText, key)
+	k := string(a.keyText)
+	return k, nt.rows[k]
+}
+
+func (nt *netTable) set(a *Applier, k string, r *netRow) {
+	if _, ok := nt.rows[k]; !ok {
+		nt.order = append(nt.order, k)
+		a.netRows++
+	}
+	nt.rows[k] = r
+}
+
+// netFullRow records that the row with row's key is now row (if it
+// passes c's filter).
+func (a *Applier) netFullRow(nt *netTable, key, row []transform.Value, c *Change) {
+	k, _ := nt.get(a, key)
+	r := &netRow{kind: netFull, row: a.holdRow(row), key: a.holdRow(key)}
+	a.setFilter(r, c)
+	nt.set(a, k, r)
+}
+
+// setFilter makes c's row filter the one r must pass.
+func (a *Applier) setFilter(r *netRow, c *Change) {
+	r.filter, r.frow = nil, nil
+	if c != nil && c.Filter != nil {
+		r.filter, r.frow = c.Filter, a.holdRow(c.FilterRow)
+	}
+}
+
+// netDeleteKey records that the row with key is gone.
+func (a *Applier) netDeleteKey(nt *netTable, key []transform.Value) {
+	k, _ := nt.get(a, key)
+	nt.set(a, k, &netRow{kind: netDelete, key: a.holdRow(key)})
+}
+
+// netPartialUpdate records an update of the present columns of row on the
+// row with key (unmoved). It merges with the key's earlier state.
+func (a *Applier) netPartialUpdate(nt *netTable, key, row []transform.Value, c *Change) {
+	k, prev := nt.get(a, key)
+	switch {
+	case prev == nil:
+		r := &netRow{kind: netPartial, row: a.holdRow(row), key: a.holdRow(key)}
+		a.setFilter(r, c)
+		nt.set(a, k, r)
+	case prev.kind == netDelete:
+		// Updating a deleted row changes nothing.
+	default: // full or partial: the present columns win
+		for i, v := range row {
+			if v.State != transform.Unchanged {
+				prev.row[i] = a.hold(v)
+				a.bytes += len(v.Text)
+			}
+		}
+		a.setFilter(prev, c)
+	}
+}
+
+// netMove records an update that moves a row with Unchanged columns from
+// oldKey to newKey. It can only be done in memory when the old row's full
+// state is known here; otherwise it reports false and the caller writes
+// the table's states and sends the move as a statement.
+func (a *Applier) netMove(nt *netTable, oldKey, newKey, row []transform.Value, c *Change) bool {
+	k, prev := nt.get(a, oldKey)
+	switch {
+	case prev != nil && prev.kind == netDelete:
+		return true // moving a row that is not there changes nothing
+	case prev == nil || prev.kind != netFull:
+		return false
+	}
+	merged := prev.row
+	for i, v := range row {
+		if v.State != transform.Unchanged {
+			merged[i] = a.hold(v)
+			a.bytes += len(v.Text)
+		}
+	}
+	nt.set(a, k, &netRow{kind: netDelete, key: a.holdRow(oldKey)})
+	k2, _ := nt.get(a, newKey)
+	r := &netRow{kind: netFull, row: merged, key: a.holdRow(newKey)}
+	a.setFilter(r, c)
+	nt.set(a, k2, r)
+	return true
+}
+
+// writeNet queues the statements writing every table's pending states.
+func (a *Applier) writeNet(ctx context.Context) error {
+	for _, nt := range a.netOrder {
+		if err := a.writeNetTable(ctx, nt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeNetTable queues the statements writing one table's pending states
+// and forgets them.
+func (a *Applier) writeNetTable(ctx context.Context, nt *netTable) error {
+	if len(nt.order) == 0 {
+		return nil
+	}
+	ti := nt.ti
+	if err := a.netFilter(ctx, nt); err != nil {
+		return err
+	}
+	var dels, fulls []*netRow
+	partials := map[string][]*netRow{}
+	var masks []string
+	for _, k := range nt.order {
+		r := nt.rows[k]
+		switch r.kind {
+		case netDelete:
+			dels = append(dels, r)
+		case netFull:
+			fulls = append(fulls, r)
+		case netPartial:
+			a.markPresent(ti, r.row, false)
+			m := string(a.setMask)
+			if !strings.Contains(m, "\x01") {
+				continue // only the key is present: nothing to write
+			}
+			if partials[m] == nil {
+				masks = append(masks, m)
+			}
+			partials[m] = append(partials[m], r)
+		}
+	}
+	a.netRows -= len(nt.order)
+	clear(nt.rows)
+	nt.order = nt.order[:0]
+
+	if len(dels) > 0 {
+		name, err := a.stmt(ctx, stmtKey{table: nt.t, kind: stmtNetDelete}, ti.netDeleteSQL)
+		if err != nil {
+			return fmt.Errorf("delete from %s: %w", ti.label, err)
+		}
+		a.json = append(a.json[:0], '[')
+		for i, r := range dels {
+			if i > 0 {
+				a.json = append(a.json, ',')
+			}
+			a.json = ti.appendObject(a.json, ti.key, r.key)
+		}
+		a.json = append(a.json, ']')
+		a.execJSON(name, queued{op: OpDelete, table: ti.label, rows: len(dels)})
+	}
+	if len(fulls) > 0 {
+		name, err := a.stmt(ctx, stmtKey{table: nt.t, kind: stmtNetUpsert}, ti.netUpsertSQL)
+		if err != nil {
+			return fmt.Errorf("insert into %s: %w", ti.label, err)
+		}
+		a.json = append(a.json[:0], '[')
+		for i, r := range fulls {
+			if i > 0 {
+				a.json = append(a.json, ',')
+			}
+			a.json = ti.appendObject(a.json, nil, r.row)
+		}
+		a.json = append(a.json, ']')
+		a.execJSON(name, queued{op: OpInsert, table: ti.label, rows: len(fulls), upsert: true})
+	}
+	for _, m := range masks {
+		rows := partials[m]
+		name, err := a.stmt(ctx, stmtKey{table: nt.t, kind: stmtNetUpdate, cols: m}, func() string { return ti.netUpdateSQL(m) })
+		if err != nil {
+			return fmt.Errorf("update of %s: %w", ti.label, err)
+		}
+		a.json = append(a.json[:0], '[')
+		for i, r := range rows {
+			if i > 0 {
+				a.json = append(a.json, ',')
+			}
+			a.json = ti.appendObject(a.json, nil, r.row)
+		}
+		a.json = append(a.json, ']')
+		a.execJSON(name, queued{op: OpUpdate, table: ti.label, rows: len(rows)})
+	}
+	return nil
+}
+
+// netFilter evaluates the row filters of the table's pending rows, in one
+// call per filter, and turns the rows that fail into deletes by key.
+func (a *Applier) netFilter(ctx context.Context, nt *netTable) error {
+	var filter RowFilter
+	var rows []*netRow
+	var frows [][]transform.Value
+	for _, k := range nt.order {
+		r := nt.rows[k]
+		if r.filter == nil || r.kind == netDelete {
+			continue
+		}
+		if filter != nil && r.filter != filter {
+			return fmt.Errorf("%s: rows under two different row filters in one batch", nt.ti.label)
+		}
+		filter = r.filter
+		rows, frows = append(rows, r), append(frows, r.frow)
+	}
+	if filter == nil {
+		return nil
+	}
+	pass, err := filter.Match(ctx, frows)
+	if err != nil {
+		return err
+	}
+	for i, r := range rows {
+		if !pass[i] {
+			r.kind, r.row = netDelete, nil
+		}
+		r.filter, r.frow = nil, nil
+	}
+	return nil
+}
+
+// execJSON queues a prepared statement whose one parameter is a.json.
+func (a *Applier) execJSON(name string, q queued) {
+	a.params = append(a.params[:0], a.json)
+	a.batch.ExecPrepared(name, a.params, nil, nil)
+	a.queued = append(a.queued, q)
+}
+
+// appendObject appends a JSON object holding the values of row: the
+// columns listed in idx, with row holding their values in that order, or,
+// when idx is nil, every column of the table whose value is present (not
+// Unchanged).
+func (ti *tableInfo) appendObject(b []byte, idx []int, row []transform.Value) []byte {
+	b = append(b, '{')
+	first := true
+	field := func(col int, v transform.Value) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendJSONString(b, ti.names[col])
+		b = append(b, ':')
+		if v.State == transform.Null {
+			b = append(b, "null"...)
+		} else {
+			b = appendJSONString(b, string(v.Text))
+		}
+	}
+	if idx != nil {
+		for j, col := range idx {
+			field(col, row[j])
+		}
+	} else {
+		for col, v := range row {
+			if v.State != transform.Unchanged {
+				field(col, v)
+			}
+		}
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\r':
+			b = append(b, '\\', 'r')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// The net statements read their rows from one JSON array parameter:
+// json_populate_record turns each object into a row of the table's own
+// type, so every value goes through its column type's input function as a
+// text parameter would. json and jsonb columns are the exception (a JSON
+// string would stay a JSON string): their text is read with ->> and cast.
+const (
+	netElem = "pgveil_e"
+	netRec  = "pgveil_v"
+	netDst  = "pgveil_dst"
+)
+
+// netValue is the expression reading column i from the JSON element.
+func (ti *tableInfo) netValue(i int) string {
+	switch {
+	case ti.jsonKind[i] == transform.KindJSON:
+		return "(" + netElem + "->>" + quoteLiteral(ti.names[i]) + ")::json"
+	case ti.jsonKind[i] == transform.KindJSONB:
+		return "(" + netElem + "->>" + quoteLiteral(ti.names[i]) + ")::jsonb"
+	}
+	return netRec + "." + ti.cols[i]
+}
+
+func (ti *tableInfo) netFrom() string {
+	if !slices.ContainsFunc(ti.jsonKind, func(k transform.Kind) bool { return k != 0 }) {
+		return "json_populate_recordset(NULL::" + ti.name + ", $1::json) AS " + netRec
+	}
+	return "json_array_elements($1::json) AS " + netElem + ", json_populate_record(NULL::" + ti.name + ", " + netElem + ") AS " + netRec
+}
+
+func (ti *tableInfo) netKeyMatch() string {
+	var b strings.Builder
+	for j, k := range ti.key {
+		if j > 0 {
+			b.WriteString(" AND ")
+		}
+		b.WriteString(netDst + "." + ti.cols[k] + " = " + netRec + "." + ti.cols[k])
+	}
+	return b.String()
+}
+
+// netUpsertSQL inserts the rows, updating those whose key exists.
+func (ti *tableInfo) netUpsertSQL() string {
+	vals := make([]string, len(ti.cols))
+	for i := range ti.cols {
+		vals[i] = ti.netValue(i)
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + ti.name + " (" + strings.Join(ti.cols, ", ") + ") SELECT " + strings.Join(vals, ", ") + " FROM " + ti.netFrom())
+	b.WriteString(" ON CONFLICT (")
+	for j, k := range ti.key {
+		if j > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(ti.cols[k])
+	}
+	b.WriteString(") DO ")
+	var set []string
+	for i, c := range ti.cols {
+		if !ti.isKey[i] {
+			set = append(set, c+" = EXCLUDED."+c)
+		}
+	}
+	if len(set) == 0 {
+		b.WriteString("NOTHING")
+	} else {
+		b.WriteString("UPDATE SET " + strings.Join(set, ", "))
+	}
+	return b.String()
+}
+
+// netDeleteSQL deletes the rows whose keys the array lists.
+func (ti *tableInfo) netDeleteSQL() string {
+	return "DELETE FROM " + ti.name + " AS " + netDst + " USING json_populate_recordset(NULL::" + ti.name + ", $1::json) AS " + netRec + " WHERE " + ti.netKeyMatch()
+}
+
+// netUpdateSQL updates the columns mask marks, by key.
+func (ti *tableInfo) netUpdateSQL(mask string) string {
+	var set []string
+	for i := 0; i < len(mask); i++ {
+		if mask[i] == 1 {
+			set = append(set, ti.cols[i]+" = "+ti.netValue(i))
+		}
+	}
+	return "UPDATE " + ti.name + " AS " + netDst + " SET " + strings.Join(set, ", ") + " FROM " + ti.netFrom() + " WHERE " + ti.netKeyMatch()
+}
