@@ -33,6 +33,11 @@ type StreamOptions struct {
 	BatchChanges int
 	BatchBytes   int64
 	BatchDelay   time.Duration
+	// IdleFlush commits the group as soon as the source has sent nothing
+	// for this long: while catching up, source transactions group into
+	// large target transactions; once caught up, each is committed at
+	// once instead of waiting for BatchDelay (default 2ms).
+	IdleFlush time.Duration
 	// SpillDir holds streamed in-progress transactions until they commit.
 	SpillDir string
 }
@@ -49,6 +54,9 @@ func (o *StreamOptions) defaults() {
 	}
 	if o.BatchDelay <= 0 {
 		o.BatchDelay = 50 * time.Millisecond
+	}
+	if o.IdleFlush <= 0 {
+		o.IdleFlush = 2 * time.Millisecond
 	}
 	if o.SpillDir == "" {
 		o.SpillDir = os.TempDir()
@@ -161,10 +169,11 @@ func (s *streamer) run(ctx context.Context, serverVersion int) error {
 	}
 	s.log.Info("streaming", "slot", s.slot, "from", s.start.String())
 	nextStatus := time.Now().Add(s.opts.StatusInterval)
+	lastMsg := time.Now()
 	for {
 		deadline := nextStatus
 		if s.groupOpen() {
-			deadline = minTime(deadline, s.groupSince.Add(s.opts.BatchDelay))
+			deadline = minTime(deadline, minTime(s.groupSince.Add(s.opts.BatchDelay), lastMsg.Add(s.opts.IdleFlush)))
 		}
 		if s.rs != nil {
 			deadline = minTime(deadline, time.Now().Add(250*time.Millisecond))
@@ -174,11 +183,14 @@ func (s *streamer) run(ctx context.Context, serverVersion int) error {
 		raw, err := s.repl.ReceiveMessage(rctx)
 		s.stats.SourceWait.Add(int64(time.Since(waited)))
 		cancel()
+		if err == nil {
+			lastMsg = time.Now()
+		}
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return s.stop()
 		case err != nil && pgconn.Timeout(err):
-			if s.groupOpen() && time.Since(s.groupSince) >= s.opts.BatchDelay {
+			if s.groupOpen() && (time.Since(s.groupSince) >= s.opts.BatchDelay || time.Since(lastMsg) >= s.opts.IdleFlush) {
 				if err := s.flush(ctx); err != nil {
 					return err
 				}

@@ -83,6 +83,15 @@ func (n *Native) Enable(ctx context.Context) error {
 	return err
 }
 
+// waitWorker waits until the subscription's apply worker runs.
+func (n *Native) waitWorker(ctx context.Context) error {
+	return waitUntil(ctx, nil, 60*time.Second, 2*time.Millisecond, "the native apply worker to start", func(ctx context.Context) (bool, error) {
+		var active bool
+		err := n.conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL AND relid IS NULL)`, n.Name).Scan(&active)
+		return active, err
+	})
+}
+
 // Conn is a connection to the subscriber database.
 func (n *Native) Conn() *pgx.Conn { return n.conn }
 

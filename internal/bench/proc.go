@@ -2,8 +2,8 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/syncbuf"
 )
 
 // BuildPgveil builds cmd/pgveil into dir with the go tool, from the module
@@ -32,14 +34,14 @@ func BuildPgveil(ctx context.Context, dir string) (string, error) {
 type Proc struct {
 	cmd     *exec.Cmd
 	done    chan error
-	log     *bytes.Buffer
+	log     *syncbuf.Buffer
 	started time.Time
 }
 
 // StartPgveil runs `pgveil run` with the rules file and environment of
 // Site.Config.
 func (s *Site) StartPgveil(config string, env []string, extra ...string) (*Proc, error) {
-	args := append([]string{"run", "-c", config, "--log-format", "json", "--log-level", logLevel(),
+	args := append([]string{"run", "-c", config, "--log-format", "json", "--log-level", logLevel(), // info or more: StreamingSince reads it
 		"--spill-dir", s.Dir, "--status-interval", "1s"}, extra...)
 	if s.ProfileDir != "" {
 		s.profiles++
@@ -47,7 +49,7 @@ func (s *Site) StartPgveil(config string, env []string, extra ...string) (*Proc,
 	}
 	cmd := exec.Command(s.Pgveil, args...)
 	cmd.Env = append(os.Environ(), env...)
-	logBuf := &bytes.Buffer{}
+	logBuf := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logBuf, logBuf
 	p := &Proc{cmd: cmd, done: make(chan error, 1), log: logBuf, started: time.Now()}
 	if err := cmd.Start(); err != nil {
@@ -64,7 +66,7 @@ func (p *Proc) Stop() error {
 	case err := <-p.done:
 		p.done <- err
 		if dir := os.Getenv("PGVEIL_BENCH_KEEP_LOGS"); dir != "" {
-			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("pgveil-%d.log", p.cmd.Process.Pid)), p.log.Bytes(), 0o644)
+			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("pgveil-%d.log", p.cmd.Process.Pid)), []byte(p.log.String()), 0o644)
 		}
 		return err
 	case <-time.After(60 * time.Second):
@@ -95,7 +97,10 @@ func (p *Proc) PeakRSS() (int64, error) {
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb * 1024, err
+			if err != nil {
+				return 0, fmt.Errorf("reading VmHWM: %w", err)
+			}
+			return kb * 1024, nil
 		}
 	}
 	return 0, errors.New("no VmHWM in /proc/PID/status")
@@ -159,12 +164,28 @@ func checkpointWritten(conn *pgx.Conn, slot string) func(ctx context.Context) (b
 	}
 }
 
-// logLevel is pgveil's log level in the benchmark: warn, or
+// StreamingSince is when pgveil logged that it started streaming (after
+// connecting, checking the rules and the target), or its start when it has
+// not.
+func (p *Proc) StreamingSince() time.Time {
+	for _, line := range strings.Split(p.log.String(), "\n") {
+		var rec struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "streaming" {
+			return rec.Time
+		}
+	}
+	return p.started
+}
+
+// logLevel is pgveil's log level in the benchmark: info, or
 // $PGVEIL_BENCH_LOG_LEVEL (its logs are printed when it fails, and kept in
 // the run's directory).
 func logLevel() string {
 	if l := os.Getenv("PGVEIL_BENCH_LOG_LEVEL"); l != "" {
 		return l
 	}
-	return "warn"
+	return "info"
 }

@@ -11,7 +11,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +61,8 @@ var clusterSettings = map[string]string{
 	"max_worker_processes":              "16",
 	"max_logical_replication_workers":   "8",
 	"max_sync_workers_per_subscription": "2",
+	// The launcher starts a subscription's worker sooner after ENABLE.
+	"wal_retrieve_retry_interval": "200ms",
 }
 
 // NewSite starts the clusters under dir and seeds production with about
@@ -73,7 +77,13 @@ func NewSite(ctx context.Context, dir, pgveilBin string, scale int, log *slog.Lo
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			return nil, err
 		}
-		cl, err := pgtest.Start(ctx, pgtest.Options{Dir: sub, Settings: clusterSettings})
+		settings := clusterSettings
+		if os.Getenv("PGVEIL_BENCH_STATEMENTS") != "" {
+			settings = maps.Clone(clusterSettings)
+			settings["shared_preload_libraries"] = "pg_stat_statements"
+			settings["pg_stat_statements.track"] = "all"
+		}
+		cl, err := pgtest.Start(ctx, pgtest.Options{Dir: sub, Settings: settings})
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("starting the %s cluster: %w", c.name, err)
@@ -259,4 +269,35 @@ func (s *Site) ServerVersion(ctx context.Context) string {
 	var v string
 	_ = conn.QueryRow(ctx, `SHOW server_version`).Scan(&v)
 	return v
+}
+
+// PrintStatements prints, when PGVEIL_BENCH_STATEMENTS is set, the
+// statements that took the most time in an analytics database (from
+// pg_stat_statements), then resets the statistics: where the target's
+// time goes.
+func (s *Site) PrintStatements(ctx context.Context, db string, w io.Writer) {
+	if os.Getenv("PGVEIL_BENCH_STATEMENTS") == "" {
+		return
+	}
+	conn, err := pgx.Connect(ctx, s.Analytics.DSN(db))
+	if err != nil {
+		return
+	}
+	defer conn.Close(context.Background())
+	_, _ = conn.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`)
+	rows, err := conn.Query(ctx, `SELECT round(total_exec_time)::bigint, calls, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 140)
+  FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) ORDER BY total_exec_time DESC LIMIT 12`, db)
+	if err != nil {
+		fmt.Fprintln(w, "pg_stat_statements:", err)
+		return
+	}
+	fmt.Fprintf(w, "top statements in %s (ms, calls, rows, query):\n", db)
+	for rows.Next() {
+		var ms, calls, n int64
+		var q string
+		if rows.Scan(&ms, &calls, &n, &q) == nil {
+			fmt.Fprintf(w, "  %6d %6d %8d  %s\n", ms, calls, n, q)
+		}
+	}
+	_, _ = conn.Exec(ctx, `SELECT pg_stat_statements_reset()`)
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -147,10 +148,16 @@ func rawPipe(ctx context.Context, srcDSN, dstDSN string, tables []string) (int64
 	var total int64
 	for _, t := range tables {
 		pr, pw := io.Pipe()
-		cw := &countingWriter{w: pw}
+		// Rows arrive one CopyData message each: buffer them, or every row
+		// costs a hand-over between the two goroutines.
+		bw := bufio.NewWriterSize(pw, 256<<10)
+		cw := &countingWriter{w: bw}
 		errc := make(chan error, 1)
 		go func() {
 			_, err := src.PgConn().CopyTo(ctx, cw, "COPY "+t+" TO STDOUT")
+			if err == nil {
+				err = bw.Flush()
+			}
 			pw.CloseWithError(err)
 			errc <- err
 		}()

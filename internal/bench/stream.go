@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -133,14 +134,15 @@ func (rp *replicas) mark(ctx context.Context, label string) (int64, error) {
 }
 
 // drainPgveil starts pgveil and waits until the marker is visible; it
-// returns the running process and the time from its start.
+// returns the running process and the time from when it started streaming
+// (as native's clock starts when its apply worker runs).
 func (rp *replicas) drainPgveil(ctx context.Context, marker int64) (*Proc, time.Duration, error) {
 	p, err := rp.s.StartPgveil(rp.pgCfg, rp.pgEnv)
 	if err != nil {
 		return nil, 0, err
 	}
 	err = waitUntil(ctx, p, 30*time.Minute, 5*time.Millisecond, "pgveil to apply the marker", rowVisible(rp.pgConn, "bench_marker", marker))
-	elapsed := time.Since(p.started)
+	elapsed := time.Since(p.StreamingSince())
 	if err != nil {
 		_ = p.Stop()
 		return nil, 0, err
@@ -150,11 +152,18 @@ func (rp *replicas) drainPgveil(ctx context.Context, marker int64) (*Proc, time.
 
 // drainNative enables the subscription and waits until the marker is
 // visible.
+//
+// The clock starts when the subscription's apply worker has started: the
+// launcher takes a moment (up to wal_retrieve_retry_interval) to start it
+// after ENABLE, a delay that says nothing about applying.
 func (rp *replicas) drainNative(ctx context.Context, marker int64) (time.Duration, error) {
-	began := time.Now()
 	if err := rp.native.Enable(ctx); err != nil {
 		return 0, err
 	}
+	if err := rp.native.waitWorker(ctx); err != nil {
+		return 0, err
+	}
+	began := time.Now()
 	err := waitUntil(ctx, nil, 30*time.Minute, 5*time.Millisecond, "native replication to apply the marker", rowVisible(rp.native.Conn(), "bench_marker", marker))
 	return time.Since(began), err
 }
@@ -178,8 +187,9 @@ func (rp *replicas) catchUp(ctx context.Context, n int, r *Report) error {
 	if err := p.Stop(); err != nil {
 		return err
 	}
+	rp.s.PrintStatements(ctx, pgveilName, os.Stderr)
 	r.Add(Result{Scenario: "catch-up", Subject: "pgveil", Rows: changes, Seconds: took.Seconds(),
-		Note: "process start to the backlog applied, masked"})
+		Note: "streaming started (after connecting and checking the rules) to the backlog applied, masked"})
 	took, err = rp.drainNative(ctx, marker)
 	if err != nil {
 		return err
@@ -187,8 +197,9 @@ func (rp *replicas) catchUp(ctx context.Context, n int, r *Report) error {
 	if err := rp.native.Disable(ctx); err != nil {
 		return err
 	}
+	rp.s.PrintStatements(ctx, rp.native.Name, os.Stderr)
 	r.Add(Result{Scenario: "catch-up", Subject: "native", Rows: changes, Seconds: took.Seconds(),
-		Note: "ALTER SUBSCRIPTION ENABLE to the backlog applied"})
+		Note: "apply worker started (after ALTER SUBSCRIPTION ENABLE) to the backlog applied"})
 	return nil
 }
 
@@ -461,7 +472,11 @@ func (rp *replicas) bigTransaction(ctx context.Context, n int, r *Report) error 
 	if err != nil {
 		return err
 	}
-	base, _ := p.PeakRSS()
+	base, err := p.PeakRSS()
+	if err != nil {
+		_ = p.Stop()
+		return err
+	}
 	var first int64
 	if err := rp.src.QueryRow(ctx, `SELECT COALESCE(max(id), 0) + 1 FROM bench_big`).Scan(&first); err != nil {
 		return err

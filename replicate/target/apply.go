@@ -200,6 +200,11 @@ type Applier struct {
 	json     []byte
 
 	settings string // the statement that sets the transaction's parameters; "" until the first Begin
+
+	// inflight, when not nil, delivers the outcome of a batch sent in the
+	// background (a mid-transaction flush) while the caller prepares the
+	// next one. Nothing else may use the connection until it is read.
+	inflight chan error
 }
 
 // NewApplier returns an Applier that writes through conn and records its
@@ -302,7 +307,7 @@ func (a *Applier) Apply(ctx context.Context, c *Change) error {
 		a.pending++
 		if len(a.queued)+a.netRows >= a.flushAt || a.bytes >= flushBytes {
 			if err = a.writeNet(ctx); err == nil {
-				_, err = a.flush(ctx)
+				err = a.flushBackground(ctx)
 			}
 		}
 	}
@@ -355,6 +360,7 @@ func (a *Applier) Commit(ctx context.Context, pos Position) error {
 
 // Rollback abandons the open transaction, if any.
 func (a *Applier) Rollback(ctx context.Context) error {
+	_ = a.wait()
 	a.reset()
 	pg := a.conn.PgConn()
 	if pg.IsClosed() || pg.TxStatus() == 'I' {
@@ -383,6 +389,7 @@ func (a *Applier) reset() {
 
 // abort rolls the transaction back after an error, even when ctx is done.
 func (a *Applier) abort(ctx context.Context) {
+	_ = a.wait()
 	a.reset()
 	pg := a.conn.PgConn()
 	if pg.IsClosed() || pg.TxStatus() == 'I' {
@@ -393,13 +400,65 @@ func (a *Applier) abort(ctx context.Context) {
 	_, _ = pg.Exec(rctx, "ROLLBACK").ReadAll()
 }
 
-// flush sends the queued statements and reads their results.
+// flush sends the queued statements and reads their results, after the
+// batch in flight, if any.
 func (a *Applier) flush(ctx context.Context) ([]*pgconn.Result, error) {
+	if err := a.wait(); err != nil {
+		return nil, err
+	}
 	if len(a.queued) == 0 {
 		return nil, nil
 	}
-	batch := a.batch
+	batch, queued := a.take()
+	return a.send(ctx, batch, queued)
+}
+
+// flushBackground sends the queued statements without waiting for their
+// results: the caller goes on (masking, queuing) while the target works.
+// Their outcome is read by the next flush, wait, Commit or Rollback; a
+// failure then rolls the transaction back as if it had happened there.
+func (a *Applier) flushBackground(ctx context.Context) error {
+	if err := a.wait(); err != nil {
+		return err
+	}
+	if len(a.queued) == 0 {
+		return nil
+	}
+	batch, queued := a.take()
+	done := make(chan error, 1)
+	a.inflight = done
+	go func() {
+		_, err := a.send(ctx, batch, queued)
+		done <- err
+	}()
+	return nil
+}
+
+// wait reads the outcome of the batch in flight, if any.
+func (a *Applier) wait() error {
+	if a.inflight == nil {
+		return nil
+	}
+	err := <-a.inflight
+	a.inflight = nil
+	return err
+}
+
+// take hands the queued statements over for sending and starts a new
+// batch. The values were encoded into the batch when queued, so the
+// arena holding the net states may be reused.
+func (a *Applier) take() (*pgconn.Batch, []queued) {
+	batch, queued := a.batch, slices.Clone(a.queued)
 	a.batch = &pgconn.Batch{}
+	a.queued = a.queued[:0]
+	a.bytes = 0
+	a.arena = a.arena[:0] // the states it held were written (writeNet) before
+	return batch, queued
+}
+
+// send sends a batch and reads its results. It uses nothing of the
+// Applier's but the connection.
+func (a *Applier) send(ctx context.Context, batch *pgconn.Batch, queued []queued) ([]*pgconn.Result, error) {
 	results, err := a.conn.PgConn().ExecBatch(ctx, batch).ReadAll()
 	if err == nil {
 		for i, r := range results {
@@ -413,14 +472,11 @@ func (a *Applier) flush(ctx context.Context) ([]*pgconn.Result, error) {
 		// The statements before the failing one completed; the server
 		// skipped the ones after it.
 		what := "batch"
-		if i := len(results); i < len(a.queued) {
-			what = a.queued[i].String()
+		if i := len(results); i < len(queued) {
+			what = queued[i].String()
 		}
 		return nil, fmt.Errorf("%s: %w", what, sanitize(err))
 	}
-	a.queued = a.queued[:0]
-	a.bytes = 0
-	a.arena = a.arena[:0] // the states it held were written (writeNet) before
 	return results, nil
 }
 
@@ -481,6 +537,10 @@ func NoEquality(typ transform.Type) bool {
 func (a *Applier) stmt(ctx context.Context, key stmtKey, sql func() string) (string, error) {
 	if name, ok := a.stmts[key]; ok {
 		return name, nil
+	}
+	// Preparing uses the connection: the batch in flight must be done.
+	if err := a.wait(); err != nil {
+		return "", err
 	}
 	a.nstmt++
 	name := a.prefix + strconv.Itoa(a.nstmt)
