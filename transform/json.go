@@ -136,7 +136,7 @@ func (r *jsonRule) apply(n *jnode, path jsonPath) (bool, error) {
 			return false, nil
 		}
 		for i := 0; i < len(n.keys); i++ {
-			if n.keys[i] != seg.key {
+			if string(n.keys[i]) != seg.key {
 				continue
 			}
 			rm, err := r.apply(n.vals[i], rest)
@@ -175,7 +175,7 @@ func (r *jsonRule) apply(n *jnode, path jsonPath) (bool, error) {
 		}
 	case segDeep:
 		for i := 0; i < len(n.vals); i++ {
-			if n.kind == '{' && n.keys[i] == seg.key {
+			if n.kind == '{' && string(n.keys[i]) == seg.key {
 				rm, err := r.apply(n.vals[i], rest)
 				if err != nil {
 					return false, err
@@ -197,6 +197,7 @@ func (r *jsonRule) apply(n *jnode, path jsonPath) (bool, error) {
 func (n *jnode) removeAt(i int) {
 	if n.kind == '{' {
 		n.keys = append(n.keys[:i], n.keys[i+1:]...)
+		n.keyRaw = append(n.keyRaw[:i], n.keyRaw[i+1:]...)
 	}
 	n.vals = append(n.vals[:i], n.vals[i+1:]...)
 }
@@ -248,7 +249,7 @@ func (r *jsonRule) maskOnce(n *jnode) error {
 		n.set(out, false)
 		return nil
 	}
-	out, err := r.str.Transform(Value{Text: []byte(n.str)})
+	out, err := r.str.Transform(Value{Text: n.text()})
 	if err != nil {
 		return err
 	}
@@ -265,6 +266,6 @@ func (n *jnode) set(v Value, asNumber bool) {
 	case asNumber && isJSONNumber(v.Text):
 		*n = jnode{kind: 'n', raw: v.Text}
 	default:
-		*n = jnode{kind: '"', str: string(v.Text), dirty: true}
+		*n = jnode{kind: '"', str: v.Text, dirty: true}
 	}
 }

@@ -1,22 +1,45 @@
 package transform
 
 import (
+	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
 // jnode is a parsed JSON value. Objects keep their member order (and, for
 // json, duplicate keys); unmodified scalars keep their original text.
+//
+// The parser allocates little: nodes come from a slab, and strings and
+// keys point into the input (which outlives the tree: a Transform call);
+// only strings with escapes are decoded, and only when they are read.
 type jnode struct {
-	kind  byte     // '{', '[', '"', 'n' number, 'b' boolean, 'z' null
-	raw   []byte   // scalars: the text as written
-	str   string   // strings: the decoded value
-	keys  []string // objects
-	vals  []*jnode // object member values, array elements
-	dirty bool     // a string whose str changed: re-encode it
+	kind byte   // '{', '[', '"', 'n' number, 'b' boolean, 'z' null
+	raw  []byte // scalars: the text as written (strings with their quotes)
+	esc  bool   // a string or key with escapes: decode it to read it
+	// keys are the object's keys, decoded; keyRaw their text as written
+	// (with quotes), or nil where it must be encoded again (escapes).
+	keys   [][]byte
+	keyRaw [][]byte
+	vals   []*jnode // object member values, array elements
+	str    []byte   // a masked string's new value (dirty)
+	dirty  bool     // a string whose value changed: encode str
 	// masked is the id of the last json rule that masked this value, so
 	// that a rule masks each value once.
 	masked int
+}
+
+// text is a string node's value.
+func (n *jnode) text() []byte {
+	if n.dirty {
+		return n.str
+	}
+	inner := n.raw[1 : len(n.raw)-1]
+	if !n.esc {
+		return inner
+	}
+	p := jsonParser{s: n.raw}
+	b, _ := p.strBytes()
+	return b
 }
 
 // maxJSONDepth bounds nesting so a hostile document cannot exhaust the stack.
@@ -28,6 +51,22 @@ type jsonParser struct {
 	s     []byte
 	i     int
 	depth int
+	slab  []jnode
+	// keys, keyRaw and vals are stacks of the members of the containers
+	// being parsed.
+	keys, keyRaw [][]byte
+	vals         []*jnode
+}
+
+// node returns a zeroed node from the parser's slab.
+func (p *jsonParser) node(kind byte) *jnode {
+	if len(p.slab) == cap(p.slab) {
+		p.slab = make([]jnode, 0, min(64, max(8, 2*cap(p.slab))))
+	}
+	p.slab = p.slab[:len(p.slab)+1]
+	n := &p.slab[len(p.slab)-1]
+	n.kind = kind
+	return n
 }
 
 func parseJSON(s []byte) (*jnode, error) {
@@ -64,24 +103,30 @@ func (p *jsonParser) value() (*jnode, error) {
 		return p.container(c)
 	case c == '"':
 		start := p.i
-		str, err := p.str()
+		esc, err := p.skipStr()
 		if err != nil {
 			return nil, err
 		}
-		return &jnode{kind: '"', raw: p.s[start:p.i], str: str}, nil
+		n := p.node('"')
+		n.raw, n.esc = p.s[start:p.i], esc
+		return n, nil
 	case c == '-' || c >= '0' && c <= '9':
 		start := p.i
 		if !p.number() {
 			return nil, errJSON
 		}
-		return &jnode{kind: 'n', raw: p.s[start:p.i]}, nil
+		n := p.node('n')
+		n.raw = p.s[start:p.i]
+		return n, nil
 	}
 	for _, lit := range [...]string{"true", "false", "null"} {
 		if len(p.s)-p.i >= len(lit) && string(p.s[p.i:p.i+len(lit)]) == lit {
-			n := &jnode{kind: 'b', raw: p.s[p.i : p.i+len(lit)]}
+			kind := byte('b')
 			if lit == "null" {
-				n.kind = 'z'
+				kind = 'z'
 			}
+			n := p.node(kind)
+			n.raw = p.s[p.i : p.i+len(lit)]
 			p.i += len(lit)
 			return n, nil
 		}
@@ -99,35 +144,48 @@ func (p *jsonParser) container(open byte) (*jnode, error) {
 	if open == '{' {
 		closer = '}'
 	}
-	n := &jnode{kind: open}
+	n := p.node(open)
 	p.i++
 	p.space()
 	if p.i < len(p.s) && p.s[p.i] == closer {
 		p.i++
 		return n, nil
 	}
+	// Members gather on the parser's stacks, then move into slices of
+	// their exact size: one allocation each instead of one per doubling.
+	kh, vh := len(p.keys), len(p.vals)
+	defer func() { p.keys, p.keyRaw, p.vals = p.keys[:kh], p.keyRaw[:kh], p.vals[:vh] }()
 	for {
 		if open == '{' {
 			p.space()
 			if p.i >= len(p.s) || p.s[p.i] != '"' {
 				return nil, errJSON
 			}
-			key, err := p.str()
+			start := p.i
+			esc, err := p.skipStr()
 			if err != nil {
 				return nil, err
+			}
+			raw := p.s[start:p.i]
+			key, keyRaw := raw[1:len(raw)-1], raw
+			if esc {
+				sub := jsonParser{s: raw}
+				key, _ = sub.strBytes()
+				keyRaw = nil
 			}
 			p.space()
 			if p.i >= len(p.s) || p.s[p.i] != ':' {
 				return nil, errJSON
 			}
 			p.i++
-			n.keys = append(n.keys, key)
+			p.keys = append(p.keys, key)
+			p.keyRaw = append(p.keyRaw, keyRaw)
 		}
 		v, err := p.value()
 		if err != nil {
 			return nil, err
 		}
-		n.vals = append(n.vals, v)
+		p.vals = append(p.vals, v)
 		p.space()
 		if p.i >= len(p.s) {
 			return nil, errJSON
@@ -137,6 +195,10 @@ func (p *jsonParser) container(open byte) (*jnode, error) {
 			p.i++
 		case closer:
 			p.i++
+			n.vals = slices.Clone(p.vals[vh:])
+			if open == '{' {
+				n.keys, n.keyRaw = slices.Clone(p.keys[kh:]), slices.Clone(p.keyRaw[kh:])
+			}
 			return n, nil
 		default:
 			return nil, errJSON
@@ -144,17 +206,42 @@ func (p *jsonParser) container(open byte) (*jnode, error) {
 	}
 }
 
-// str reads a string literal at p.i and decodes it.
-func (p *jsonParser) str() (string, error) {
+// skipStr checks the string literal at p.i and moves past it, reporting
+// whether it holds escapes.
+func (p *jsonParser) skipStr() (esc bool, err error) {
+	start := p.i
+	p.i++ // opening quote
+	for p.i < len(p.s) {
+		switch c := p.s[p.i]; {
+		case c == '"':
+			p.i++
+			return false, nil
+		case c < 0x20:
+			return false, errJSON
+		case c == '\\':
+			// Decode it to check its escapes (and move past it).
+			p.i = start
+			if _, err := p.strBytes(); err != nil {
+				return false, err
+			}
+			return true, nil
+		}
+		p.i++
+	}
+	return false, errJSON
+}
+
+// strBytes reads the string literal at p.i and decodes it.
+func (p *jsonParser) strBytes() ([]byte, error) {
 	p.i++ // opening quote
 	start := p.i
 	// Fast path: no escapes.
 	for p.i < len(p.s) {
 		c := p.s[p.i]
 		if c == '"' {
-			s := string(p.s[start:p.i])
+			b := p.s[start:p.i]
 			p.i++
-			return s, nil
+			return b, nil
 		}
 		if c == '\\' || c < 0x20 {
 			break
@@ -167,16 +254,16 @@ func (p *jsonParser) str() (string, error) {
 		switch {
 		case c == '"':
 			p.i++
-			return string(buf), nil
+			return buf, nil
 		case c < 0x20:
-			return "", errJSON
+			return nil, errJSON
 		case c != '\\':
 			buf = append(buf, c)
 			p.i++
 			continue
 		}
 		if p.i+1 >= len(p.s) {
-			return "", errJSON
+			return nil, errJSON
 		}
 		e := p.s[p.i+1]
 		p.i += 2
@@ -196,7 +283,7 @@ func (p *jsonParser) str() (string, error) {
 		case 'u':
 			r, ok := p.hex4()
 			if !ok {
-				return "", errJSON
+				return nil, errJSON
 			}
 			if utf16.IsSurrogate(r) {
 				if p.i+1 < len(p.s) && p.s[p.i] == '\\' && p.s[p.i+1] == 'u' {
@@ -215,10 +302,10 @@ func (p *jsonParser) str() (string, error) {
 			}
 			buf = utf8.AppendRune(buf, r)
 		default:
-			return "", errJSON
+			return nil, errJSON
 		}
 	}
-	return "", errJSON
+	return nil, errJSON
 }
 
 func (p *jsonParser) hex4() (rune, bool) {
@@ -286,7 +373,11 @@ func appendJSON(dst []byte, n *jnode) []byte {
 			if i > 0 {
 				dst = append(dst, ", "...)
 			}
-			dst = appendJSONString(dst, k)
+			if raw := n.keyRaw[i]; raw != nil {
+				dst = append(dst, raw...)
+			} else {
+				dst = appendJSONString(dst, k)
+			}
 			dst = append(dst, ": "...)
 			dst = appendJSON(dst, n.vals[i])
 		}
@@ -308,7 +399,9 @@ func appendJSON(dst []byte, n *jnode) []byte {
 	return append(dst, n.raw...)
 }
 
-func appendJSONString(dst []byte, s string) []byte {
+// appendJSONString appends s as a JSON string, escaped as PostgreSQL
+// does.
+func appendJSONString[T string | []byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -318,7 +411,7 @@ func appendJSONString(dst []byte, s string) []byte {
 			continue
 		}
 		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
+			r, size := decodeRune(s[i:])
 			dst = utf8.AppendRune(dst, r) // invalid bytes become U+FFFD
 			i += size
 			continue
@@ -349,4 +442,14 @@ func appendJSONString(dst []byte, s string) []byte {
 func isJSONNumber(s []byte) bool {
 	p := jsonParser{s: s}
 	return p.number() && p.i == len(s)
+}
+
+func decodeRune[T string | []byte](s T) (rune, int) {
+	switch v := any(s).(type) {
+	case string:
+		return utf8.DecodeRuneInString(v)
+	case []byte:
+		return utf8.DecodeRune(v)
+	}
+	return utf8.RuneError, 1
 }

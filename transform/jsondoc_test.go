@@ -56,14 +56,14 @@ func TestJSONDocStrings(t *testing.T) {
 		if err := json.Unmarshal([]byte(in), &want); err != nil {
 			t.Fatal(err)
 		}
-		if n.kind != '"' || n.str != want {
-			t.Errorf("parseJSON(%s) = %q, want %q", in, n.str, want)
+		if n.kind != '"' || string(n.text()) != want {
+			t.Errorf("parseJSON(%s) = %q, want %q", in, n.text(), want)
 		}
 		// Re-encoding a decoded string gives the same value back.
 		var back string
-		enc := appendJSONString(nil, n.str)
+		enc := appendJSONString(nil, n.text())
 		if err := json.Unmarshal(enc, &back); err != nil || back != want {
-			t.Errorf("appendJSONString(%q) = %s, decodes to %q (%v)", n.str, enc, back, err)
+			t.Errorf("appendJSONString(%q) = %s, decodes to %q (%v)", n.text(), enc, back, err)
 		}
 	}
 	// Lone surrogates become U+FFFD, as encoding/json decodes them.
@@ -75,8 +75,8 @@ func TestJSONDocStrings(t *testing.T) {
 		}
 		var want string
 		_ = json.Unmarshal([]byte(in), &want)
-		if n.str != want || !utf8.ValidString(n.str) {
-			t.Errorf("parseJSON(%s) = %q, want %q", in, n.str, want)
+		if string(n.text()) != want || !utf8.Valid(n.text()) {
+			t.Errorf("parseJSON(%s) = %q, want %q", in, n.text(), want)
 		}
 	}
 }
@@ -174,7 +174,7 @@ func TestJNodeStructure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.kind != '{' || !reflect.DeepEqual(n.keys, []string{"a", "b"}) || len(n.vals) != 2 {
+	if n.kind != '{' || !reflect.DeepEqual(n.keys, [][]byte{[]byte("a"), []byte("b")}) || len(n.vals) != 2 {
 		t.Fatalf("root: %+v", n)
 	}
 	arr := n.vals[0]
@@ -182,7 +182,7 @@ func TestJNodeStructure(t *testing.T) {
 	for _, v := range arr.vals {
 		kinds += string(v.kind)
 	}
-	if arr.kind != '[' || kinds != `n"bz` || string(arr.vals[0].raw) != "1" || arr.vals[1].str != "x" || string(arr.vals[1].raw) != `"x"` {
+	if arr.kind != '[' || kinds != `n"bz` || string(arr.vals[0].raw) != "1" || string(arr.vals[1].text()) != "x" || string(arr.vals[1].raw) != `"x"` {
 		t.Errorf("array: %q %+v", kinds, arr.vals)
 	}
 	arr.removeAt(1)
@@ -197,7 +197,7 @@ func TestJNodeStructure(t *testing.T) {
 	y.set(Text("4x2"), true)
 	z := &jnode{kind: 'n', raw: []byte("1")}
 	z.set(Text("42"), false)
-	w := &jnode{kind: '"', raw: []byte(`"a"`), str: "a"}
+	w := &jnode{kind: '"', raw: []byte(`"a"`)}
 	w.set(SQLNull(), false)
 	got := string(appendJSON(nil, &jnode{kind: '[', vals: []*jnode{x, y, z, w}}))
 	if got != `[42, "4x2", "42", null]` {

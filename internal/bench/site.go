@@ -196,12 +196,28 @@ func (s *Site) NewTargetDB(ctx context.Context, name string, withSchema bool) (s
 		return "", err
 	}
 	if withSchema {
-		if err := execDSN(ctx, dsn, examples.SaaSSchema()+benchSchema); err != nil {
+		if err := execDSN(ctx, dsn, examples.SaaSSchema()+benchSchema+bareSchema); err != nil {
 			return "", fmt.Errorf("loading the schema into %s: %w", name, err)
 		}
 	}
 	return dsn, nil
 }
+
+// bareSchema leaves the tables as pgveil's replica has them: primary keys
+// and nothing else (no foreign keys, no other indexes), so that the
+// baselines load into the same shape of table.
+const bareSchema = `
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT conrelid::regclass AS t, conname FROM pg_constraint WHERE contype IN ('f', 'u', 'c') AND connamespace = 'public'::regnamespace LOOP
+    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.t, r.conname);
+  END LOOP;
+  FOR r IN SELECT i.indexrelid::regclass AS idx FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+           WHERE c.relnamespace = 'public'::regnamespace AND NOT i.indisprimary LOOP
+    EXECUTE format('DROP INDEX %s', r.idx);
+  END LOOP;
+END $$;`
 
 // Config writes a pgveil rules file for the example plus the bench tables,
 // with its own slot and publication, and returns its path and the
@@ -222,6 +238,35 @@ func (s *Site) Config(name, targetDSN string) (path string, env []string, err er
 	env = []string{"SOURCE_DSN=" + s.ProdDSN, "TARGET_DSN=" + targetDSN,
 		"PGVEIL_SECRET=bench-secret-0123456789abcdef0123456789abcdef"}
 	return path, env, nil
+}
+
+// KeepConfig is Config with every column kept as it is (and no row
+// filter): pgveil's pipeline without the cost of masking.
+func (s *Site) KeepConfig(ctx context.Context, name, targetDSN string) (path string, env []string, err error) {
+	conn, err := pgx.Connect(ctx, s.ProdDSN)
+	if err != nil {
+		return "", nil, err
+	}
+	defer conn.Close(context.Background())
+	var b strings.Builder
+	fmt.Fprintf(&b, "source: {dsn: \"${SOURCE_DSN}\", slot: %s, publication: %s}\ntarget: {dsn: \"${TARGET_DSN}\"}\nsecret: ${PGVEIL_SECRET}\ntables:\n", name, name)
+	for _, t := range allTables() {
+		rows, err := conn.Query(ctx, `SELECT attname::text FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, t)
+		if err != nil {
+			return "", nil, err
+		}
+		cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return "", nil, err
+		}
+		fmt.Fprintf(&b, "  %s:\n    columns: {%s: keep}\n", t, strings.Join(cols, ": keep, "))
+	}
+	path = filepath.Join(s.Dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return "", nil, err
+	}
+	_, env, err = s.Config(name+"-unused", targetDSN)
+	return path, env, err
 }
 
 // DropSlot removes a slot and publication of production, once their
