@@ -519,4 +519,11 @@ func TestApplyDeferredRowFilter(t *testing.T) {
 	if f.calls != 2 {
 		t.Errorf("filter called %d times, want 2 (once per batch)", f.calls)
 	}
+	// A second instance of the filter (a new Relation message) in the same
+	// batch: each evaluates its own rows.
+	g := &evenFilter{}
+	second := upd(tb, nil, "3", "c3", "C3")
+	second.Filter, second.FilterRow = g, vals("7")
+	applyTx(t, ctx, a, Position{LSN: 3}, with(upd(tb, nil, "2", "b3", "B3"), 2), second)
+	equal(t, "two filter instances", query(t, conn, `SELECT * FROM app.f ORDER BY id`), []string{"2|b3|B3", "4|d3|D2"})
 }

@@ -281,34 +281,38 @@ func (a *Applier) writeNetTable(ctx context.Context, nt *netTable) error {
 }
 
 // netFilter evaluates the row filters of the table's pending rows, in one
-// call per filter, and turns the rows that fail into deletes by key.
+// call per filter (a table's filter is the same, but a new Relation
+// message gives it a new instance), and turns the rows that fail into
+// deletes by key.
 func (a *Applier) netFilter(ctx context.Context, nt *netTable) error {
-	var filter RowFilter
-	var rows []*netRow
-	var frows [][]transform.Value
+	var order []RowFilter
+	rows := map[RowFilter][]*netRow{}
 	for _, k := range nt.order {
 		r := nt.rows[k]
 		if r.filter == nil || r.kind == netDelete {
 			continue
 		}
-		if filter != nil && r.filter != filter {
-			return fmt.Errorf("%s: rows under two different row filters in one batch", nt.ti.label)
+		if rows[r.filter] == nil {
+			order = append(order, r.filter)
 		}
-		filter = r.filter
-		rows, frows = append(rows, r), append(frows, r.frow)
+		rows[r.filter] = append(rows[r.filter], r)
 	}
-	if filter == nil {
-		return nil
-	}
-	pass, err := filter.Match(ctx, frows)
-	if err != nil {
-		return err
-	}
-	for i, r := range rows {
-		if !pass[i] {
-			r.kind, r.row = netDelete, nil
+	for _, f := range order {
+		group := rows[f]
+		frows := make([][]transform.Value, len(group))
+		for i, r := range group {
+			frows[i] = r.frow
 		}
-		r.filter, r.frow = nil, nil
+		pass, err := f.Match(ctx, frows)
+		if err != nil {
+			return err
+		}
+		for i, r := range group {
+			if !pass[i] {
+				r.kind, r.row = netDelete, nil
+			}
+			r.filter, r.frow = nil, nil
+		}
 	}
 	return nil
 }
