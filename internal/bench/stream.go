@@ -417,8 +417,8 @@ func (rp *replicas) load(ctx context.Context, rate int, d time.Duration, replica
 		}
 	}()
 	<-lctx.Done()
-	// Let the last heartbeats arrive (at most 30 s), then stop watching.
-	deadline := time.Now().Add(30 * time.Second)
+	// Let the last heartbeats arrive (at most 2 minutes), then stop watching.
+	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		mu.Lock()
 		left := len(sent)
