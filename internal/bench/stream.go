@@ -371,14 +371,25 @@ func (rp *replicas) load(ctx context.Context, rate int, d time.Duration, replica
 		defer tick.Stop()
 		for lctx.Err() == nil {
 			id := rp.heartbeatSeq.Add(1)
+			// Noted before the insert: a fast replica can show the row
+			// before Exec returns here. The time is then corrected to the
+			// commit's, unless the watcher saw it first.
+			mu.Lock()
+			sent[id] = time.Now()
+			mu.Unlock()
 			if _, err := hb.Exec(lctx, `INSERT INTO bench_heartbeat VALUES ($1, now())`, id); err != nil {
+				mu.Lock()
+				delete(sent, id)
+				mu.Unlock()
 				if lctx.Err() == nil {
 					errc <- err
 				}
 				return
 			}
 			mu.Lock()
-			sent[id] = time.Now()
+			if _, waiting := sent[id]; waiting {
+				sent[id] = time.Now()
+			}
 			mu.Unlock()
 			select {
 			case <-lctx.Done():
