@@ -376,7 +376,7 @@ func appendJSON(dst []byte, n *jnode) []byte {
 			if raw := n.keyRaw[i]; raw != nil {
 				dst = append(dst, raw...)
 			} else {
-				dst = appendJSONString(dst, k)
+				dst = AppendJSONString(dst, k)
 			}
 			dst = append(dst, ": "...)
 			dst = appendJSON(dst, n.vals[i])
@@ -393,15 +393,15 @@ func appendJSON(dst []byte, n *jnode) []byte {
 		return append(dst, ']')
 	case '"':
 		if n.dirty {
-			return appendJSONString(dst, n.str)
+			return AppendJSONString(dst, n.str)
 		}
 	}
 	return append(dst, n.raw...)
 }
 
-// appendJSONString appends s as a JSON string, escaped as PostgreSQL
-// does.
-func appendJSONString[T string | []byte](dst []byte, s T) []byte {
+// AppendJSONString appends s as a JSON string, escaped as PostgreSQL
+// does (invalid UTF-8 becomes U+FFFD).
+func AppendJSONString[T string | []byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
 		c := s[i]

@@ -61,9 +61,9 @@ func TestJSONDocStrings(t *testing.T) {
 		}
 		// Re-encoding a decoded string gives the same value back.
 		var back string
-		enc := appendJSONString(nil, n.text())
+		enc := AppendJSONString(nil, n.text())
 		if err := json.Unmarshal(enc, &back); err != nil || back != want {
-			t.Errorf("appendJSONString(%q) = %s, decodes to %q (%v)", n.text(), enc, back, err)
+			t.Errorf("AppendJSONString(%q) = %s, decodes to %q (%v)", n.text(), enc, back, err)
 		}
 	}
 	// Lone surrogates become U+FFFD, as encoding/json decodes them.
@@ -95,11 +95,11 @@ func TestAppendJSONString(t *testing.T) {
 		{"bad\xffutf8", "\"bad\uFFFDutf8\""},
 	}
 	for _, tt := range tests {
-		if got := string(appendJSONString(nil, tt.in)); got != tt.want {
-			t.Errorf("appendJSONString(%q) = %s, want %s", tt.in, got, tt.want)
+		if got := string(AppendJSONString(nil, tt.in)); got != tt.want {
+			t.Errorf("AppendJSONString(%q) = %s, want %s", tt.in, got, tt.want)
 		}
-		if !json.Valid(appendJSONString(nil, tt.in)) {
-			t.Errorf("appendJSONString(%q) is not valid JSON", tt.in)
+		if !json.Valid(AppendJSONString(nil, tt.in)) {
+			t.Errorf("AppendJSONString(%q) is not valid JSON", tt.in)
 		}
 	}
 }

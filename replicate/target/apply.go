@@ -866,6 +866,14 @@ func (ti *tableInfo) upsertSQL() string {
 	if !ti.hasPK {
 		return b.String()
 	}
+	return b.String() + ti.onConflictSQL()
+}
+
+// onConflictSQL is the ON CONFLICT clause of an upsert: on the key,
+// updating the other columns (or doing nothing when every column is in
+// the key).
+func (ti *tableInfo) onConflictSQL() string {
+	var b strings.Builder
 	b.WriteString(" ON CONFLICT (")
 	for j, k := range ti.key {
 		if j > 0 {
@@ -883,8 +891,7 @@ func (ti *tableInfo) upsertSQL() string {
 	if len(set) == 0 {
 		b.WriteString("NOTHING")
 	} else {
-		b.WriteString("UPDATE SET ")
-		b.WriteString(strings.Join(set, ", "))
+		b.WriteString("UPDATE SET " + strings.Join(set, ", "))
 	}
 	return b.String()
 }

@@ -232,51 +232,50 @@ func (a *Applier) writeNetTable(ctx context.Context, nt *netTable) error {
 	nt.order = nt.order[:0]
 
 	if len(dels) > 0 {
-		name, err := a.stmt(ctx, stmtKey{table: nt.t, kind: stmtNetDelete}, ti.netDeleteSQL)
+		err := a.writeJSON(ctx, stmtKey{table: nt.t, kind: stmtNetDelete}, ti.netDeleteSQL, dels,
+			func(b []byte, r *netRow) []byte { return ti.appendObject(b, ti.key, r.key) },
+			queued{op: OpDelete, table: ti.label, rows: len(dels)})
 		if err != nil {
 			return fmt.Errorf("delete from %s: %w", ti.label, err)
 		}
-		a.json = append(a.json[:0], '[')
-		for i, r := range dels {
-			if i > 0 {
-				a.json = append(a.json, ',')
-			}
-			a.json = ti.appendObject(a.json, ti.key, r.key)
-		}
-		a.json = append(a.json, ']')
-		a.execJSON(name, queued{op: OpDelete, table: ti.label, rows: len(dels)})
 	}
+	fullRow := func(b []byte, r *netRow) []byte { return ti.appendObject(b, nil, r.row) }
 	if len(fulls) > 0 {
-		name, err := a.stmt(ctx, stmtKey{table: nt.t, kind: stmtNetUpsert}, ti.netUpsertSQL)
+		err := a.writeJSON(ctx, stmtKey{table: nt.t, kind: stmtNetUpsert}, ti.netUpsertSQL, fulls, fullRow,
+			queued{op: OpInsert, table: ti.label, rows: len(fulls), upsert: true})
 		if err != nil {
 			return fmt.Errorf("insert into %s: %w", ti.label, err)
 		}
-		a.json = append(a.json[:0], '[')
-		for i, r := range fulls {
-			if i > 0 {
-				a.json = append(a.json, ',')
-			}
-			a.json = ti.appendObject(a.json, nil, r.row)
-		}
-		a.json = append(a.json, ']')
-		a.execJSON(name, queued{op: OpInsert, table: ti.label, rows: len(fulls), upsert: true})
 	}
 	for _, m := range masks {
 		rows := partials[m]
-		name, err := a.stmt(ctx, stmtKey{table: nt.t, kind: stmtNetUpdate, cols: m}, func() string { return ti.netUpdateSQL(m) })
+		err := a.writeJSON(ctx, stmtKey{table: nt.t, kind: stmtNetUpdate, cols: m}, func() string { return ti.netUpdateSQL(m) }, rows, fullRow,
+			queued{op: OpUpdate, table: ti.label, rows: len(rows)})
 		if err != nil {
 			return fmt.Errorf("update of %s: %w", ti.label, err)
 		}
-		a.json = append(a.json[:0], '[')
-		for i, r := range rows {
-			if i > 0 {
-				a.json = append(a.json, ',')
-			}
-			a.json = ti.appendObject(a.json, nil, r.row)
-		}
-		a.json = append(a.json, ']')
-		a.execJSON(name, queued{op: OpUpdate, table: ti.label, rows: len(rows)})
 	}
+	return nil
+}
+
+// writeJSON queues the statement key (prepared from sql on first use) with
+// rows as its one JSON array parameter, each row encoded by object.
+func (a *Applier) writeJSON(ctx context.Context, key stmtKey, sql func() string, rows []*netRow, object func([]byte, *netRow) []byte, q queued) error {
+	name, err := a.stmt(ctx, key, sql)
+	if err != nil {
+		return err
+	}
+	a.json = append(a.json[:0], '[')
+	for i, r := range rows {
+		if i > 0 {
+			a.json = append(a.json, ',')
+		}
+		a.json = object(a.json, r)
+	}
+	a.json = append(a.json, ']')
+	a.params = append(a.params[:0], a.json)
+	a.batch.ExecPrepared(name, a.params, nil, nil)
+	a.queued = append(a.queued, q)
 	return nil
 }
 
@@ -317,13 +316,6 @@ func (a *Applier) netFilter(ctx context.Context, nt *netTable) error {
 	return nil
 }
 
-// execJSON queues a prepared statement whose one parameter is a.json.
-func (a *Applier) execJSON(name string, q queued) {
-	a.params = append(a.params[:0], a.json)
-	a.batch.ExecPrepared(name, a.params, nil, nil)
-	a.queued = append(a.queued, q)
-}
-
 // appendObject appends a JSON object holding the values of row: the
 // columns listed in idx, with row holding their values in that order, or,
 // when idx is nil, every column of the table whose value is present (not
@@ -336,12 +328,12 @@ func (ti *tableInfo) appendObject(b []byte, idx []int, row []transform.Value) []
 			b = append(b, ',')
 		}
 		first = false
-		b = appendJSONString(b, ti.names[col])
+		b = transform.AppendJSONString(b, ti.names[col])
 		b = append(b, ':')
 		if v.State == transform.Null {
 			b = append(b, "null"...)
 		} else {
-			b = appendJSONString(b, string(v.Text))
+			b = transform.AppendJSONString(b, v.Text)
 		}
 	}
 	if idx != nil {
@@ -356,35 +348,6 @@ func (ti *tableInfo) appendObject(b []byte, idx []int, row []transform.Value) []
 		}
 	}
 	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\r':
-			b = append(b, '\\', 'r')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // The net statements read their rows from one JSON array parameter:
@@ -433,28 +396,7 @@ func (ti *tableInfo) netUpsertSQL() string {
 	for i := range ti.cols {
 		vals[i] = ti.netValue(i)
 	}
-	var b strings.Builder
-	b.WriteString("INSERT INTO " + ti.name + " (" + strings.Join(ti.cols, ", ") + ") SELECT " + strings.Join(vals, ", ") + " FROM " + ti.netFrom())
-	b.WriteString(" ON CONFLICT (")
-	for j, k := range ti.key {
-		if j > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(ti.cols[k])
-	}
-	b.WriteString(") DO ")
-	var set []string
-	for i, c := range ti.cols {
-		if !ti.isKey[i] {
-			set = append(set, c+" = EXCLUDED."+c)
-		}
-	}
-	if len(set) == 0 {
-		b.WriteString("NOTHING")
-	} else {
-		b.WriteString("UPDATE SET " + strings.Join(set, ", "))
-	}
-	return b.String()
+	return "INSERT INTO " + ti.name + " (" + strings.Join(ti.cols, ", ") + ") SELECT " + strings.Join(vals, ", ") + " FROM " + ti.netFrom() + ti.onConflictSQL()
 }
 
 // netDeleteSQL deletes the rows whose keys the array lists.
