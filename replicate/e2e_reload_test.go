@@ -169,18 +169,7 @@ ALTER TABLE m ALTER COLUMN v TYPE bigint, ALTER COLUMN label TYPE varchar(40);
 ALTER PUBLICATION p1 ADD TABLE m (id, v, label);
 COMMIT;`)
 	e.exec(`UPDATE m SET v = v * 10000000, label = label || ' a much longer label' WHERE id % 2 = 0`)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var typ string
-		e.dst.QueryRow(context.Background(), `SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'public.m'::regclass AND attname = 'v'`).Scan(&typ)
-		if typ == "bigint" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replica's column is still %q\n%s", typ, e.logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	e.waitReplica("the replica's column type", `SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'public.m'::regclass AND attname = 'v'`, "bigint")
 	e.sync()
 	e.verify()
 }
@@ -198,18 +187,7 @@ func TestReplicateTableDroppedFromPublication(t *testing.T) {
 	e.exec(`UPDATE w SET v = -v WHERE id <= 10`)      // not published: missed
 	// No reload: pgveil notices by itself, goes on without the dropped
 	// column (its rule now names nothing) and copies the table again.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var n int64
-		e.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.w WHERE v < 0`).Scan(&n)
-		if n == 10 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the missed changes never arrived\n%s", e.logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	e.waitReplica("the missed changes", `SELECT count(*) FROM public.w WHERE v < 0`, "10")
 	e.sync()
 	e.verify()
 }
@@ -242,23 +220,34 @@ func TestReplicateColumnRenamed(t *testing.T) {
 	if err := e.p.Reload(context.Background(), mustConfig(t, e)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var n int64
-		e.dst.QueryRow(context.Background(), `SELECT count(*) FROM information_schema.columns WHERE table_name = 'r' AND column_name = 'title'`).Scan(&n)
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replica never got the renamed column\n%s", e.logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	e.waitReplica("the renamed column", `SELECT count(*) FROM information_schema.columns WHERE table_name = 'r' AND column_name = 'title'`, "1")
 	e.sync()
 	e.verify()
 	var masked int64
 	e.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.r WHERE title = 'REN'`).Scan(&masked)
 	if masked != 5 {
 		t.Errorf("%d renamed rows masked under the new rule, want 5", masked)
+	}
+}
+
+// waitReplica waits (at most 60 s) until query, on the replica, returns
+// want (as text), and fails the test with what it returns otherwise.
+func (e *e2e) waitReplica(what, query, want string) {
+	e.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var got *string
+		_ = e.dst.QueryRow(context.Background(), "SELECT ("+query+")::text").Scan(&got)
+		if got != nil && *got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			shown := "NULL"
+			if got != nil {
+				shown = *got
+			}
+			e.t.Fatalf("%s: the replica gives %q, want %q\n%s", what, shown, want, e.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

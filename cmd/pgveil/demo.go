@@ -136,13 +136,13 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 		return exitProblems, err
 	}
 	password := randomHex(12)
-	if err := execSQL(setup, d.anDSN, "CREATE ROLE metabase_ro LOGIN PASSWORD '"+password+"'"); err != nil {
+	if err := pgtest.Exec(setup, d.anDSN, "CREATE ROLE metabase_ro LOGIN PASSWORD '"+password+"'"); err != nil {
 		return exitProblems, err
 	}
 	d.readerDSN = fmt.Sprintf("postgres://metabase_ro:%s@127.0.0.1:%d/analytics?sslmode=disable", password, d.an.Port)
 
 	// The example schema, seeded with realistic personal data.
-	if err := execSQL(setup, d.prodDSN, examples.SaaSSchema()); err != nil {
+	if err := pgtest.Exec(setup, d.prodDSN, examples.SaaSSchema()); err != nil {
 		return exitProblems, fmt.Errorf("loading the example schema: %w", err)
 	}
 	fmt.Fprintf(d.out, "Seeding production with about %d rows of realistic personal data...", d.scale)
@@ -457,16 +457,6 @@ func okWord(ok bool) string {
 		return "OK"
 	}
 	return "DIFF"
-}
-
-func execSQL(ctx context.Context, dsn, sql string) error {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, sql)
-	return err
 }
 
 // writeExplore writes the demo's rules and the environment they read

@@ -33,7 +33,7 @@ var microCases = []struct {
 
 // Microbenchmarks runs the transformer micro-benchmarks in process.
 func Microbenchmarks() ([]Micro, error) {
-	keys, err := transform.NewKeys([]byte("bench-secret-0123456789abcdef0123456789abcdef"))
+	keys, err := transform.NewKeys([]byte(benchSecret))
 	if err != nil {
 		return nil, err
 	}

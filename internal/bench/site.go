@@ -173,17 +173,7 @@ func (s *Site) TotalRows() int64 {
 }
 
 func (s *Site) execProd(ctx context.Context, sql string) error {
-	return execDSN(ctx, s.ProdDSN, sql)
-}
-
-func execDSN(ctx context.Context, dsn, sql string) error {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, sql)
-	return err
+	return pgtest.Exec(ctx, s.ProdDSN, sql)
 }
 
 // NewTargetDB creates an empty analytics database; withSchema loads the
@@ -196,7 +186,7 @@ func (s *Site) NewTargetDB(ctx context.Context, name string, withSchema bool) (s
 		return "", err
 	}
 	if withSchema {
-		if err := execDSN(ctx, dsn, examples.SaaSSchema()+benchSchema+bareSchema); err != nil {
+		if err := pgtest.Exec(ctx, dsn, examples.SaaSSchema()+benchSchema+bareSchema); err != nil {
 			return "", fmt.Errorf("loading the schema into %s: %w", name, err)
 		}
 	}
@@ -228,17 +218,22 @@ func (s *Site) Config(name, targetDSN string) (path string, env []string, err er
 	yml = strings.Replace(yml, "publication: pgveil", "publication: "+name, 1)
 	yml = strings.Replace(yml, "readers: [metabase_ro]", "readers: []", 1)
 	yml = strings.TrimRight(yml, "\n") + "\n" + benchRules
-	if os.Getenv("PGVEIL_BENCH_NO_WHERE") != "" {
-		yml = strings.Replace(yml, `where: "deleted_at IS NULL"`, "", 1)
-	}
+	return s.writeConfig(name, yml, targetDSN)
+}
+
+// writeConfig writes a rules file and returns its path and the
+// environment its ${VAR}s read.
+func (s *Site) writeConfig(name, yml, targetDSN string) (path string, env []string, err error) {
 	path = filepath.Join(s.Dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
 		return "", nil, err
 	}
-	env = []string{"SOURCE_DSN=" + s.ProdDSN, "TARGET_DSN=" + targetDSN,
-		"PGVEIL_SECRET=bench-secret-0123456789abcdef0123456789abcdef"}
+	env = []string{"SOURCE_DSN=" + s.ProdDSN, "TARGET_DSN=" + targetDSN, "PGVEIL_SECRET=" + benchSecret}
 	return path, env, nil
 }
+
+// benchSecret keys the bench's masking (and the micro-benchmarks').
+const benchSecret = "bench-secret-0123456789abcdef0123456789abcdef"
 
 // KeepConfig is Config with every column kept as it is (and no row
 // filter): pgveil's pipeline without the cost of masking.
@@ -261,12 +256,7 @@ func (s *Site) KeepConfig(ctx context.Context, name, targetDSN string) (path str
 		}
 		fmt.Fprintf(&b, "  %s:\n    columns: {%s: keep}\n", t, strings.Join(cols, ": keep, "))
 	}
-	path = filepath.Join(s.Dir, name+".yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		return "", nil, err
-	}
-	_, env, err = s.Config(name+"-unused", targetDSN)
-	return path, env, err
+	return s.writeConfig(name, b.String(), targetDSN)
 }
 
 // DropSlot removes a slot and publication of production, once their

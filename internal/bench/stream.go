@@ -462,6 +462,12 @@ func (rp *replicas) load(ctx context.Context, rate int, d time.Duration, replica
 	return lags, float64(done.Load()) / d.Seconds(), nil
 }
 
+// insertBig inserts the rows with ids $1 to $2 into bench_big, in one
+// statement (one transaction).
+const insertBig = `INSERT INTO bench_big SELECT g, 1 + g % 50, 'user' || g || '@big.example', (g % 100000) / 100.0,
+  'a note that holds personal data about someone ' || g, timestamptz '2026-01-01' + g * interval '1 second'
+  FROM generate_series($1::bigint, $2::bigint) g`
+
 // bigTransaction commits one transaction of n rows and times until its last
 // row is visible; for pgveil it also reads the process's peak memory.
 func (rp *replicas) bigTransaction(ctx context.Context, n int, r *Report) error {
@@ -494,9 +500,7 @@ func (rp *replicas) bigTransaction(ctx context.Context, n int, r *Report) error 
 	}
 	last := first + int64(n) - 1
 	rp.s.Log.Info("big transaction: inserting", "rows", n)
-	_, err = rp.src.Exec(ctx, `INSERT INTO bench_big SELECT g, 1 + g % 50, 'user' || g || '@big.example', (g % 100000) / 100.0,
-  'a note that holds personal data about someone ' || g, timestamptz '2026-01-01' + g * interval '1 second'
-  FROM generate_series($1::bigint, $2::bigint) g`, first, last)
+	_, err = rp.src.Exec(ctx, insertBig, first, last)
 	if err != nil {
 		_ = p.Stop()
 		return err
@@ -522,9 +526,7 @@ func (rp *replicas) bigTransaction(ctx context.Context, n int, r *Report) error 
 		return err
 	}
 	first, last = last+1, last+int64(n)
-	if _, err := rp.src.Exec(ctx, `INSERT INTO bench_big SELECT g, 1 + g % 50, 'user' || g || '@big.example', (g % 100000) / 100.0,
-  'a note that holds personal data about someone ' || g, timestamptz '2026-01-01' + g * interval '1 second'
-  FROM generate_series($1::bigint, $2::bigint) g`, first, last); err != nil {
+	if _, err := rp.src.Exec(ctx, insertBig, first, last); err != nil {
 		return err
 	}
 	committed = time.Now()

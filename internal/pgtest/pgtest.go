@@ -378,6 +378,18 @@ func (c *Cluster) CreateDB(ctx context.Context, name string) (string, error) {
 	return c.DSN(name), nil
 }
 
+// Exec runs sql (one or more statements, no parameters) on a new
+// connection to dsn.
+func Exec(ctx context.Context, dsn, sql string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
 // DropDB drops a database, first dropping its replication slots and
 // ending its sessions.
 func (c *Cluster) DropDB(ctx context.Context, name string) error {
