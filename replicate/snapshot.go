@@ -1,11 +1,13 @@
 package replicate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,14 +204,20 @@ func (s *snapshotter) run(ctx context.Context) error {
 }
 
 // tasks lists the copy tasks, splitting large tables into page ranges
-// (their size read inside the snapshot).
+// (their size read inside the snapshot). The largest tables come first:
+// each table loads through one target connection, so a big table started
+// last would leave the other connections idle while it alone finishes.
 func (s *snapshotter) tasks(ctx context.Context, conn *pgx.Conn) ([]*tableCopy, []copyTask, error) {
 	pubs := map[transform.TableName]source.PublishedTable{}
 	for _, pt := range s.pub.Tables {
 		pubs[pt.Name] = pt
 	}
+	type sized struct {
+		tc    *tableCopy
+		pages int64
+	}
 	var tables []*tableCopy
-	var tasks []copyTask
+	var bySize []sized
 	for _, tp := range s.plan.Tables() {
 		name := transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
 		tc := &tableCopy{plan: tp, dest: tp, pub: pubs[name], info: s.cat.Info[name], chunks: make(chan []byte, 8)}
@@ -225,6 +233,13 @@ func (s *snapshotter) tasks(ctx context.Context, conn *pgx.Conn) ([]*tableCopy, 
 				return nil, nil, fmt.Errorf("%s: reading its size: %w", tp.Table.QualifiedName(), err)
 			}
 		}
+		bySize = append(bySize, sized{tc, pages})
+	}
+	// Stable: tables of equal size (the empty ones) keep the plan's order.
+	slices.SortStableFunc(bySize, func(a, b sized) int { return cmp.Compare(b.pages, a.pages) })
+	var tasks []copyTask
+	for _, t := range bySize {
+		tc, pages := t.tc, t.pages
 		if pages <= s.opts.ChunkPages {
 			tc.left.Store(1)
 			tasks = append(tasks, copyTask{t: tc, from: -1})

@@ -75,6 +75,14 @@ func (p *Proc) Stop() error {
 	}
 }
 
+// CPU is the CPU time (user and system) pgveil used, once it has ended.
+func (p *Proc) CPU() time.Duration {
+	if st := p.cmd.ProcessState; st != nil {
+		return st.UserTime() + st.SystemTime()
+	}
+	return 0
+}
+
 // Exited reports pgveil's end, if it has ended, with its log.
 func (p *Proc) Exited() error {
 	select {

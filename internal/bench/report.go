@@ -26,7 +26,12 @@ type Result struct {
 	LagMaxms float64 `json:"lag_max_ms,omitempty"`
 	Rate     float64 `json:"rate,omitempty"`           // achieved transactions/s
 	PeakRSS  int64   `json:"peak_rss_bytes,omitempty"` // of the pgveil process
-	Note     string  `json:"note,omitempty"`
+	// CPU seconds (user and system) used by production's server
+	// processes, the analytics server's, and pgveil's process.
+	ProdCPU   float64 `json:"prod_cpu_seconds,omitempty"`
+	TargetCPU float64 `json:"target_cpu_seconds,omitempty"`
+	PgveilCPU float64 `json:"pgveil_cpu_seconds,omitempty"`
+	Note      string  `json:"note,omitempty"`
 }
 
 // PerSecond is Rows per second.
@@ -128,11 +133,12 @@ func (r *Report) EvaluateGoals() {
 // Print writes the results and goals as tables.
 func (r *Report) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tsubject\trows\tseconds\trows/s\tMiB/s\tp50 ms\tp99 ms\tmax ms\ttx/s\tpeak RSS\t")
+	fmt.Fprintln(tw, "scenario\tsubject\trows\tseconds\trows/s\tMiB/s\tp50 ms\tp99 ms\tmax ms\ttx/s\tpeak RSS\tCPU s: prod\ttarget\tpgveil\t")
 	for _, x := range r.Results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.Scenario, x.Subject,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.Scenario, x.Subject,
 			num(float64(x.Rows), 0), num(x.Seconds, 2), num(x.PerSecond(), 0), num(x.MBPerSecond(), 1),
-			num(x.LagP50ms, 1), num(x.LagP99ms, 1), num(x.LagMaxms, 1), num(x.Rate, 0), mib(x.PeakRSS))
+			num(x.LagP50ms, 1), num(x.LagP99ms, 1), num(x.LagMaxms, 1), num(x.Rate, 0), mib(x.PeakRSS),
+			num(x.ProdCPU, 2), num(x.TargetCPU, 2), num(x.PgveilCPU, 2))
 	}
 	tw.Flush()
 	for _, x := range r.Results {

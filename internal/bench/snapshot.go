@@ -30,13 +30,16 @@ func Snapshot(ctx context.Context, s *Site, r *Report) error {
 	if err != nil {
 		return err
 	}
+	mark := s.cpuNow()
 	began := time.Now()
 	bytes, err := rawPipe(ctx, s.ProdDSN, rawDSN, Tables)
 	if err != nil {
 		return fmt.Errorf("raw pipe: %w", err)
 	}
-	r.Add(Result{Scenario: "snapshot", Subject: "raw COPY pipe", Rows: rows, Bytes: bytes, Seconds: time.Since(began).Seconds(),
-		Note: "COPY TO STDOUT | COPY FROM STDIN, one table after the other, no masking"})
+	raw := Result{Scenario: "snapshot", Subject: "raw COPY pipe", Rows: rows, Bytes: bytes, Seconds: time.Since(began).Seconds(),
+		Note: "COPY TO STDOUT | COPY FROM STDIN, one table after the other, no masking"}
+	s.cpuSince(mark, &raw)
+	r.Add(raw)
 	s.Log.Info("snapshot: raw pipe done")
 	_ = s.Analytics.DropDB(ctx, "snap_raw")
 
@@ -60,6 +63,7 @@ func Snapshot(ctx context.Context, s *Site, r *Report) error {
 	if err != nil {
 		return err
 	}
+	mark = s.cpuNow()
 	began = time.Now()
 	if err := n.Subscribe(ctx, true); err != nil {
 		return err
@@ -67,11 +71,13 @@ func Snapshot(ctx context.Context, s *Site, r *Report) error {
 	if err := n.WaitSynced(ctx, 30*time.Minute); err != nil {
 		return err
 	}
-	r.Add(Result{Scenario: "snapshot", Subject: "native initial sync", Rows: rows, Bytes: bytes, Seconds: time.Since(began).Seconds(),
-		Note: "CREATE SUBSCRIPTION ... WITH (copy_data = true), max_sync_workers_per_subscription = 2, no masking"})
+	native := Result{Scenario: "snapshot", Subject: "native initial sync", Rows: rows, Bytes: bytes, Seconds: time.Since(began).Seconds(),
+		Note: "CREATE SUBSCRIPTION ... WITH (copy_data = true), max_sync_workers_per_subscription = 2, no masking"}
 	if err := n.Drop(ctx, s); err != nil {
 		return err
 	}
+	s.cpuSince(mark, &native) // its apply worker's and walsender's CPU too, but they are idle
+	r.Add(native)
 	_ = s.Analytics.DropDB(ctx, "snap_native")
 	s.Log.Info("snapshot: native done")
 
@@ -80,12 +86,15 @@ func Snapshot(ctx context.Context, s *Site, r *Report) error {
 	if err != nil {
 		return err
 	}
+	mark = s.cpuNow()
 	began = time.Now()
 	if err := dumpRestore(ctx, s.ProdDSN, dumpDSN, Tables); err != nil {
 		return err
 	}
-	r.Add(Result{Scenario: "snapshot", Subject: "pg_dump | psql", Rows: rows, Bytes: bytes, Seconds: time.Since(began).Seconds(),
-		Note: "schema, data and indexes, no masking"})
+	dump := Result{Scenario: "snapshot", Subject: "pg_dump | psql", Rows: rows, Bytes: bytes, Seconds: time.Since(began).Seconds(),
+		Note: "schema, data and indexes, no masking"}
+	s.cpuSince(mark, &dump)
+	r.Add(dump)
 	_ = s.Analytics.DropDB(ctx, "snap_dump")
 	s.Log.Info("snapshot: pg_dump done")
 	return nil
@@ -111,6 +120,7 @@ func snapshotPgveil(ctx context.Context, s *Site, name string, keepAll bool) (Re
 		return Result{}, err
 	}
 	defer tgt.Close(context.Background())
+	mark := s.cpuNow()
 	p, err := s.StartPgveil(cfg, env)
 	if err != nil {
 		return Result{}, err
@@ -136,7 +146,9 @@ func snapshotPgveil(ctx context.Context, s *Site, name string, keepAll bool) (Re
 		rows += n
 	}
 	res := Result{Scenario: "snapshot", Subject: "pgveil", Rows: rows, Seconds: elapsed.Seconds(), PeakRSS: rss,
-		Note: "process start to initial copy committed, masked with examples/saas rules (soft-deleted customers filtered out)"}
+		PgveilCPU: p.CPU().Seconds(),
+		Note:      "process start to initial copy committed, masked with examples/saas rules (soft-deleted customers filtered out)"}
+	s.cpuSince(mark, &res)
 	if keepAll {
 		res.Subject, res.Note = "pgveil, every column keep", "the same pipeline with no masking and no row filter: the difference with pgveil is what masking costs"
 	}

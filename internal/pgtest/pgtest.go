@@ -337,6 +337,18 @@ func (c *Cluster) Restart(ctx context.Context) error {
 	return c.launch(ctx)
 }
 
+// PID is the postmaster's process id, 0 when the server is not running.
+// The CPU time of its ended children (backends, walsenders, workers)
+// is added to its own in /proc/PID/stat once they have exited.
+func (c *Cluster) PID() int {
+	if !c.Running() {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cmd.Process.Pid
+}
+
 // Running reports whether the server process is up.
 func (c *Cluster) Running() bool {
 	c.mu.Lock()
