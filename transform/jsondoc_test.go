@@ -30,15 +30,27 @@ func TestJSONDocRoundTrip(t *testing.T) {
 		{`{"": ""}`, `{"": ""}`},
 	}
 	for _, tt := range tests {
-		n, err := parseJSON([]byte(tt.in))
+		got, err := copyJSON(t, tt.in)
 		if err != nil {
-			t.Errorf("parseJSON(%q): %v", tt.in, err)
+			t.Errorf("copyJSON(%q): %v", tt.in, err)
 			continue
 		}
-		if got := string(appendJSON(nil, n)); got != tt.want {
-			t.Errorf("appendJSON(parseJSON(%q)) = %q, want %q", tt.in, got, tt.want)
+		if got != tt.want {
+			t.Errorf("copyJSON(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// copyJSON runs a document through the json transformer with no path, and
+// checks that the reference gives the same.
+func copyJSON(t *testing.T, in string) (string, error) {
+	t.Helper()
+	out, err := jsonT{}.Transform(Text(in))
+	ref, refErr := refJSON(nil, []byte(in))
+	if (err == nil) != (refErr == nil) || string(out.Text) != string(ref) {
+		t.Errorf("%.40q: transformer %q (%v), reference %q (%v)", in, out.Text, err, ref, refErr)
+	}
+	return string(out.Text), err
 }
 
 func TestJSONDocStrings(t *testing.T) {
@@ -125,9 +137,9 @@ func TestParseJSONRejects(t *testing.T) {
 		`[1e]`, `"\`, `"\"`, `{"a":1 "b":2}`, `[{]`, `[}`, `{"a":[}`, "\ufeff{}",
 		`{"` + veilCanary + `": }`, `["` + veilCanary + `"`, veilCanary,
 	} {
-		n, err := parseJSON([]byte(in))
+		out, err := copyJSON(t, in)
 		if err == nil {
-			t.Errorf("parseJSON(%q) = %s, want an error", in, appendJSON(nil, n))
+			t.Errorf("copyJSON(%q) = %s, want an error", in, out)
 			continue
 		}
 		veilValueError(t, err, in)
@@ -140,31 +152,31 @@ func TestParseJSONRejects(t *testing.T) {
 func TestParseJSONDepth(t *testing.T) {
 	// Unclosed, deep: an error, not a crash.
 	for _, in := range []string{strings.Repeat("[", 5000), strings.Repeat(`{"a":`, 5000), strings.Repeat("[", maxJSONDepth+10)} {
-		if _, err := parseJSON([]byte(in)); err == nil {
+		if _, err := copyJSON(t, in); err == nil {
 			t.Errorf("%d unclosed levels: no error", len(in))
 		}
 	}
 	// Deep and valid, up to the limit.
 	for _, depth := range []int{5000, maxJSONDepth} {
 		in := strings.Repeat("[", depth) + strings.Repeat("]", depth)
-		n, err := parseJSON([]byte(in))
+		got, err := copyJSON(t, in)
 		if err != nil {
 			t.Fatalf("%d levels: %v", depth, err)
 		}
-		if got := string(appendJSON(nil, n)); got != in {
+		if got != in {
 			t.Errorf("%d levels do not round trip", depth)
 		}
 	}
 	// One more is refused.
 	in := strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1)
-	_, err := parseJSON([]byte(in))
+	_, err := copyJSON(t, in)
 	veilWantErr(t, err, "JSON nested too deeply")
 	in = strings.Repeat(`{"a":`, maxJSONDepth+1) + "1" + strings.Repeat("}", maxJSONDepth+1)
-	_, err = parseJSON([]byte(in))
+	_, err = copyJSON(t, in)
 	veilWantErr(t, err, "nested too deeply")
 	// The depth counts nesting, not the number of containers.
 	in = "[" + strings.Repeat("[],", 3*maxJSONDepth) + "[]]"
-	if _, err := parseJSON([]byte(in)); err != nil {
+	if _, err := copyJSON(t, in); err != nil {
 		t.Errorf("many shallow arrays: %v", err)
 	}
 }
@@ -185,22 +197,44 @@ func TestJNodeStructure(t *testing.T) {
 	if arr.kind != '[' || kinds != `n"bz` || string(arr.vals[0].raw) != "1" || string(arr.vals[1].text()) != "x" || string(arr.vals[1].raw) != `"x"` {
 		t.Errorf("array: %q %+v", kinds, arr.vals)
 	}
-	arr.removeAt(1)
-	n.removeAt(1)
+	arr.vals[1].dropped = true
+	n.vals[1].dropped = true
 	if got := string(appendJSON(nil, n)); got != `{"a": [1, true, null]}` {
-		t.Errorf("after removeAt: %s", got)
+		t.Errorf("after dropping: %s", got)
 	}
-	// set: numbers stay numbers only when asked and valid.
-	x := &jnode{kind: 'n', raw: []byte("1")}
-	x.set(Text("42"), true)
-	y := &jnode{kind: 'n', raw: []byte("1")}
-	y.set(Text("4x2"), true)
-	z := &jnode{kind: 'n', raw: []byte("1")}
-	z.set(Text("42"), false)
-	w := &jnode{kind: '"', raw: []byte(`"a"`)}
-	w.set(SQLNull(), false)
-	got := string(appendJSON(nil, &jnode{kind: '[', vals: []*jnode{x, y, z, w}}))
-	if got != `[42, "4x2", "42", null]` {
-		t.Errorf("set: %s", got)
+}
+
+// TestJSONMaskScalar checks what a masked scalar becomes: numbers stay
+// numbers only when their rule gives a JSON number, SQL NULL becomes null.
+func TestJSONMaskScalar(t *testing.T) {
+	to := func(s string) Transformer {
+		return Func(func(Value) (Value, error) { return Text(s), nil })
+	}
+	null := Func(func(Value) (Value, error) { return SQLNull(), nil })
+	tests := []struct {
+		rule jsonRule
+		in   jscalar
+		want string
+	}{
+		{jsonRule{str: to("s"), num: to("42")}, jscalar{kind: 'n', raw: []byte("1")}, `42`},
+		{jsonRule{str: to("s"), num: to("4x2")}, jscalar{kind: 'n', raw: []byte("1")}, `"4x2"`},
+		{jsonRule{str: to("42")}, jscalar{kind: 'n', raw: []byte("1")}, `"42"`},
+		{jsonRule{str: null}, jscalar{kind: '"', raw: []byte(`"a"`)}, `null`},
+		{jsonRule{str: to("x")}, jscalar{kind: 'b', raw: []byte("true")}, `"x"`},
+		{jsonRule{str: to("x")}, jscalar{kind: 'z', raw: []byte("null")}, `null`},
+		{jsonRule{str: to(`q"`)}, jscalar{kind: '"', raw: []byte(`"\u0041"`), esc: true}, `"q\""`},
+	}
+	for _, tt := range tests {
+		v := tt.in
+		if err := tt.rule.maskScalar(&v); err != nil {
+			t.Fatal(err)
+		}
+		got := string(v.raw)
+		if v.dirty {
+			got = string(AppendJSONString(nil, v.str))
+		}
+		if got != tt.want {
+			t.Errorf("%s masked = %s, want %s", tt.in.raw, got, tt.want)
+		}
 	}
 }

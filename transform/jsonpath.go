@@ -108,6 +108,9 @@ func parseJSONPath(s string) (jsonPath, error) {
 			return nil, fmt.Errorf("JSON path %s: unexpected %q at offset %d", s, s[i], i)
 		}
 	}
+	if len(p) > maxPathSteps {
+		return nil, fmt.Errorf("JSON path %s: more than %d steps", s, maxPathSteps)
+	}
 	return p, nil
 }
 
