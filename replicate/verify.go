@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -175,13 +176,23 @@ func SelectSQL(tp *transform.TablePlan, from string, conds ...string) string {
 // errStopped ends a COPY pipe whose reader stopped early.
 var errStopped = errors.New("copy stopped")
 
+// copyBufferBytes is how much of a COPY stream readCopy gathers before
+// handing it to the parser.
+const copyBufferBytes = 128 << 10
+
 // readCopy runs COPY (query) TO STDOUT and calls fn with each row; the
 // row's values are valid only during the call.
 func readCopy(ctx context.Context, conn *pgx.Conn, query string, fn func([]transform.Value) error) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		_, err := conn.PgConn().CopyTo(ctx, pw, "COPY ("+query+") TO STDOUT")
+		// The server sends a message per row: buffer them, or every row
+		// costs a hand-over between two goroutines.
+		bw := bufio.NewWriterSize(pw, copyBufferBytes)
+		_, err := conn.PgConn().CopyTo(ctx, bw, "COPY ("+query+") TO STDOUT")
+		if err == nil {
+			err = bw.Flush()
+		}
 		pw.CloseWithError(err)
 		done <- err
 	}()
