@@ -63,6 +63,9 @@ var clusterSettings = map[string]string{
 	"max_sync_workers_per_subscription": "2",
 	// The launcher starts a subscription's worker sooner after ENABLE.
 	"wal_retrieve_retry_interval": "200ms",
+	// No autovacuum: it would analyze freshly loaded tables at moments of
+	// its own choosing, adding its CPU to whichever subject runs then.
+	"autovacuum": "off",
 }
 
 // NewSite starts the clusters under dir and seeds production with about
