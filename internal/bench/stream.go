@@ -180,6 +180,8 @@ func (rp *replicas) catchUp(ctx context.Context, n int, r *Report) error {
 		return err
 	}
 	rp.s.Log.Info("catch-up: backlog built", "changes", changes)
+	// CPU is counted from start to stop, connecting and checking included.
+	mark := rp.s.cpuNow()
 	p, took, err := rp.drainPgveil(ctx, marker)
 	if err != nil {
 		return err
@@ -187,9 +189,12 @@ func (rp *replicas) catchUp(ctx context.Context, n int, r *Report) error {
 	if err := p.Stop(); err != nil {
 		return err
 	}
+	res := Result{Scenario: "catch-up", Subject: "pgveil", Rows: changes, Seconds: took.Seconds(), PgveilCPU: p.CPU().Seconds(),
+		Note: "streaming started (after connecting and checking the rules) to the backlog applied, masked"}
+	rp.s.cpuSince(mark, &res)
+	r.Add(res)
 	rp.s.PrintStatements(ctx, pgveilName, os.Stderr)
-	r.Add(Result{Scenario: "catch-up", Subject: "pgveil", Rows: changes, Seconds: took.Seconds(),
-		Note: "streaming started (after connecting and checking the rules) to the backlog applied, masked"})
+	mark = rp.s.cpuNow()
 	took, err = rp.drainNative(ctx, marker)
 	if err != nil {
 		return err
@@ -197,9 +202,11 @@ func (rp *replicas) catchUp(ctx context.Context, n int, r *Report) error {
 	if err := rp.native.Disable(ctx); err != nil {
 		return err
 	}
+	res = Result{Scenario: "catch-up", Subject: "native", Rows: changes, Seconds: took.Seconds(),
+		Note: "apply worker started (after ALTER SUBSCRIPTION ENABLE) to the backlog applied"}
+	rp.s.cpuSince(mark, &res)
+	r.Add(res)
 	rp.s.PrintStatements(ctx, rp.native.Name, os.Stderr)
-	r.Add(Result{Scenario: "catch-up", Subject: "native", Rows: changes, Seconds: took.Seconds(),
-		Note: "apply worker started (after ALTER SUBSCRIPTION ENABLE) to the backlog applied"})
 	return nil
 }
 
