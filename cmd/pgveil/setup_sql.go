@@ -1,0 +1,490 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"pgveil/rules"
+	"pgveil/transform"
+)
+
+// This file holds setup-sql: the psql scripts an administrator runs once,
+// as a superuser, to create the least-privilege roles pgveil and the
+// readers log in as. It never connects: everything comes from the rules
+// file and the flags, and each script reads the name of the database it
+// runs in itself (psql's \gset).
+
+func runSetupSQL(_ context.Context, e *env, args []string) int {
+	fs := newFlags(e, "setup-sql")
+	file := configFlag(fs)
+	part := fs.String("part", "all", "which `part` to print: source (production), target (analytics) or all (both, one after the other)")
+	sourceRole := fs.String("source-role", "pgveil", "the `role` pgveil logs in as on production (the rules' tables go to the NOLOGIN role ROLE_owner)")
+	targetRole := fs.String("target-role", "pgveil", "the `role` pgveil logs in as on the analytics database")
+	timeout := fs.String("reader-timeout", "5min", "statement_timeout of the reader roles (a PostgreSQL `duration` such as 30s, 5min, 1h; 0 for none)")
+	if code := parseNoArgs(e, fs, args); code >= 0 {
+		return code
+	}
+	var bad []error
+	if *part != "source" && *part != "target" && *part != "all" {
+		bad = append(bad, fmt.Errorf("--part %q: want source, target or all", *part))
+	}
+	if err := checkRoleName(*sourceRole); err != nil {
+		bad = append(bad, fmt.Errorf("--source-role: %w", err))
+	} else if err := checkRoleName(*sourceRole + "_owner"); err != nil {
+		bad = append(bad, fmt.Errorf("--source-role: its tables' owner role: %w", err))
+	}
+	if err := checkRoleName(*targetRole); err != nil {
+		bad = append(bad, fmt.Errorf("--target-role: %w", err))
+	}
+	if !durationRE.MatchString(*timeout) {
+		bad = append(bad, fmt.Errorf("--reader-timeout %q: want a PostgreSQL duration such as 30s, 5min or 1h (0 for none)", *timeout))
+	}
+	if len(bad) > 0 {
+		for _, err := range bad {
+			fmt.Fprintf(e.stderr, "pgveil setup-sql: %v\n", err)
+		}
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, code := loadRulesOffline(e, *file)
+	if code >= 0 {
+		return code
+	}
+	r, err := newSetupRoles(cfg, *sourceRole, *targetRole, *timeout)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pgveil setup-sql: %s: %v\n", cfg.File, err)
+		return exitProblems
+	}
+	switch *part {
+	case "source":
+		fmt.Fprint(e.stdout, r.sourceScript())
+	case "target":
+		fmt.Fprint(e.stdout, r.targetScript())
+	default:
+		fmt.Fprint(e.stdout, r.sourceScript())
+		fmt.Fprintln(e.stdout)
+		fmt.Fprintln(e.stdout, "-- ==========================================================================")
+		fmt.Fprintln(e.stdout, "-- A second script, for the other server: save it to its own file.")
+		fmt.Fprintln(e.stdout, "-- ==========================================================================")
+		fmt.Fprintln(e.stdout)
+		fmt.Fprint(e.stdout, r.targetScript())
+	}
+	return exitOK
+}
+
+// durationRE matches the statement_timeout values --reader-timeout takes.
+var durationRE = regexp.MustCompile(`^[0-9]+ ?(us|ms|s|min|h|d)?$`)
+
+// unsetMarker starts the value that stands for an unset ${VAR} when
+// setup-sql loads the rules.
+const unsetMarker = "pgveil_setup_sql_unset_"
+
+// loadRulesOffline loads the rules file for a command that never
+// connects: an unset ${VAR} stands for a placeholder (long enough for the
+// secret, a valid slot or publication name), since DSNs and the secret
+// are not used; one the file only uses as ${VAR:-default} gives the
+// default. A reader or publication name made of a placeholder is an
+// error. On failure it prints the problems and returns the exit code (-1
+// on success).
+func loadRulesOffline(e *env, file string) (*rules.Config, int) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, reportProblems(e, fmt.Errorf("reading rules: %w", err))
+	}
+	defaulted := onlyDefaulted(data)
+	lookup := func(name string) (string, bool) {
+		if v, ok := e.lookupEnv(name); ok {
+			return v, true
+		}
+		if defaulted[name] {
+			return "", true // expanded to the default
+		}
+		return unsetMarker + strings.ToLower(name) + "_placeholder", true
+	}
+	cfg, err := rules.Parse(file, data, lookup, transform.Builtin())
+	if err != nil {
+		return nil, reportProblems(e, err)
+	}
+	for _, n := range append([]string{cfg.Source.Publication}, cfg.Target.Readers...) {
+		if strings.Contains(n, unsetMarker) {
+			fmt.Fprintf(e.stderr, "pgveil setup-sql: %s: source.publication or a target.readers role comes from an environment variable that is not set: set it\n", file)
+			return nil, exitProblems
+		}
+	}
+	return cfg, -1
+}
+
+// varRefRE matches the start of a ${VAR} or ${VAR:-default}.
+var varRefRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-)?`)
+
+// onlyDefaulted is the set of variables data uses with a default only.
+func onlyDefaulted(data []byte) map[string]bool {
+	with, without := map[string]bool{}, map[string]bool{}
+	for _, m := range varRefRE.FindAllSubmatch(data, -1) {
+		if len(m[2]) > 0 {
+			with[string(m[1])] = true
+		} else {
+			without[string(m[1])] = true
+		}
+	}
+	for v := range without {
+		delete(with, v)
+	}
+	return with
+}
+
+// checkRoleName rejects names CREATE ROLE refuses or would change.
+func checkRoleName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty role name")
+	case len(name) > 63:
+		return fmt.Errorf("role name %s is longer than 63 bytes: PostgreSQL would cut it", transform.QuoteIdent(name))
+	case strings.HasPrefix(name, "pg_"):
+		return fmt.Errorf("role name %s: names starting with pg_ are reserved", transform.QuoteIdent(name))
+	case slices.Contains([]string{"public", "none", "current_role", "current_user", "session_user"}, strings.ToLower(name)):
+		return fmt.Errorf("role name %s is reserved", transform.QuoteIdent(name))
+	}
+	return nil
+}
+
+// setupRoles is what the setup-sql scripts are made from.
+type setupRoles struct {
+	file          string // the rules file, as given
+	publication   string
+	source        string // pgveil's login role on production
+	owner         string // the NOLOGIN role owning the rules' tables on production
+	target        string // pgveil's login role on the analytics database
+	readers       []string
+	readerTimeout string
+	tables        []transform.TableName // in file order
+	schemas       []string              // of tables, sorted
+	rowFilters    bool                  // a table has a where
+}
+
+// newSetupRoles checks the roles and collects the rules' tables.
+func newSetupRoles(cfg *rules.Config, source, target, timeout string) (*setupRoles, error) {
+	r := &setupRoles{file: cfg.File, publication: cfg.Source.Publication, source: source, owner: source + "_owner",
+		target: target, readers: cfg.Target.Readers, readerTimeout: timeout}
+	var errs []error
+	for _, name := range r.readers {
+		if err := checkRoleName(name); err != nil {
+			errs = append(errs, fmt.Errorf("target.readers: %w", err))
+		}
+		if name == target {
+			errs = append(errs, fmt.Errorf("target.readers: %s is also the writer role (--target-role): a reader must not be able to read schema pgveil", transform.QuoteIdent(name)))
+		}
+	}
+	for _, t := range cfg.Tables {
+		if t == nil {
+			continue
+		}
+		r.tables = append(r.tables, transform.TableName{Schema: t.Schema, Name: t.Name})
+		if !slices.Contains(r.schemas, t.Schema) {
+			r.schemas = append(r.schemas, t.Schema)
+		}
+		r.rowFilters = r.rowFilters || t.Where != ""
+	}
+	slices.Sort(r.schemas)
+	if len(r.tables) == 0 {
+		errs = append(errs, errors.New("the rules name no table"))
+	}
+	return r, errors.Join(errs...)
+}
+
+// sourceScript is the production part.
+func (r *setupRoles) sourceScript() string {
+	var b strings.Builder
+	src, owner, pub := sqlIdent(r.source), sqlIdent(r.owner), sqlIdent(r.publication)
+	pw := passwordVars([]string{r.source})
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+
+	p("-- pgveil setup-sql --part source: production, the database pgveil replicates from.")
+	p("-- Rules: %s (%d table%s in schema%s %s).", r.file, len(r.tables), plural(len(r.tables)), plural(len(r.schemas)), sqlIdentList(r.schemas))
+	p("--")
+	p("-- Run it as a superuser, connected to the production database, with psql:")
+	p("--   psql -X -v %s='...' -d DATABASE -f pgveil-source.sql", pw[0])
+	p("-- It runs in one transaction and may be run again (after the rules change, say).")
+	p("--")
+	p("-- What role %s gets, and why:", src)
+	p("--   LOGIN REPLICATION   the replication slot, the change stream and the exported snapshot;")
+	p("--                       no SUPERUSER, CREATEDB, CREATEROLE or BYPASSRLS.")
+	p("--   CONNECT, USAGE      this database and the schemas of the rules' tables.")
+	p("--   SELECT              the rules' tables, and no other: the initial copy.")
+	p("--   the publication     %s: created here, empty, and owned by %s, which fills it from", pub, src)
+	p("--                       the rules (column lists, row filters). So %s needs no CREATE on", src)
+	p("--                       the database (which would also let it create schemas).")
+	p("--   owner rights on the rules' tables (through role %s): PostgreSQL 15 lets only a", owner)
+	p("--                       table's owner add it to a publication (ALTER PUBLICATION ... SET TABLE")
+	p("--                       checks every table it lists; owning the publication is not enough),")
+	p("--                       pgveil refuses to start without them, and before changing the")
+	p("--                       publication it EXPLAINs an UPDATE and a DELETE of each table (which")
+	p("--                       need those privileges) to prove production's writes still work.")
+	p("--                       So the rules' tables, and no other, are handed to the NOLOGIN role")
+	p("--                       %s; their previous owners become its members and keep every right", owner)
+	p("--                       they had (the application's migrations work as before when its role")
+	p("--                       has INHERIT, the default), and %s becomes a member too. This takes", src)
+	p("--                       a short ACCESS EXCLUSIVE lock on each table (lock_timeout 5s).")
+	p("")
+	p(`\set ON_ERROR_STOP on`)
+	p(`SELECT current_database() AS pgveil_database \gset`)
+	p("BEGIN;")
+	p("SET LOCAL lock_timeout = '5s';")
+	p("")
+	p("-- 1. The role pgveil logs in as. INHERIT: it uses %s's rights without SET ROLE.", owner)
+	ensureRole(&b, r.source, "LOGIN REPLICATION INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS", pw[0])
+	p("")
+	p("-- 2. This database and the schemas of the rules' tables.")
+	p(`GRANT CONNECT ON DATABASE :"pgveil_database" TO %s;`, src)
+	for _, s := range r.schemas {
+		p("GRANT USAGE ON SCHEMA %s TO %s;", sqlIdent(s), src)
+	}
+	p("")
+	p("-- 3. SELECT on exactly the rules' tables (the initial copy reads them).")
+	p("GRANT SELECT ON TABLE")
+	for i, t := range r.tables {
+		sep := ","
+		if i == len(r.tables)-1 {
+			sep = ""
+		}
+		p("  %s%s", sqlTable(t), sep)
+	}
+	p("TO %s;", src)
+	p("")
+	p("-- 4. Owner rights on the rules' tables: they go to %s, whose members their previous", owner)
+	p("--    owners (unless superusers) and %s become.", src)
+	ensureRole(&b, r.owner, "NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", "")
+	p("%s", r.ownerBlock())
+	p("GRANT %s TO %s;", owner, src)
+	p("")
+	p("-- 5. The publication: empty here, owned by %s, which fills it from the rules.", src)
+	p("SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_publication WHERE pubname = %s) AS pgveil_missing \\gset", sqlLiteral(r.publication))
+	p(`\if :pgveil_missing`)
+	p("CREATE PUBLICATION %s WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true);", pub)
+	p(`\endif`)
+	p("ALTER PUBLICATION %s OWNER TO %s;", pub, src)
+	if r.rowFilters {
+		p("")
+		p("-- 6. Row filters (the rules have a where). pgveil reads the columns a where uses through a")
+		p("--    temporary view, which needs TEMPORARY on the database (PUBLIC has it by default).")
+		p("--    A where on key columns only is pushed down as the publication's row filter after a")
+		p("--    test with a throwaway publication, which needs CREATE on the database. Without it")
+		p("--    pgveil filters in its own process instead: the filtered rows leave production (and")
+		p("--    are dropped by pgveil before masking). To push such filters down, also run:")
+		p(`--      GRANT CREATE ON DATABASE :"pgveil_database" TO %s;`, src)
+		p(`GRANT TEMPORARY ON DATABASE :"pgveil_database" TO %s;`, src)
+	}
+	p("")
+	p("COMMIT;")
+	return b.String()
+}
+
+// ownerBlock is the DO block that hands the rules' tables to the owner
+// role, making their previous owners members of it.
+func (r *setupRoles) ownerBlock() string {
+	names := make([]string, len(r.tables))
+	for i, t := range r.tables {
+		names[i] = sqlLiteral(sqlTable(t))
+	}
+	owner := sqlLiteral(r.owner)
+	body := `
+DECLARE
+  t regclass;
+  old_owner name;
+  old_super boolean;
+BEGIN
+  FOREACH t IN ARRAY ARRAY[` + strings.Join(names, ", ") + `]::regclass[] LOOP
+    SELECT o.rolname, o.rolsuper INTO old_owner, old_super
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles o ON o.oid = c.relowner WHERE c.oid = t;
+    CONTINUE WHEN old_owner = ` + owner + `;
+    IF NOT old_super AND NOT pg_catalog.pg_has_role(old_owner, ` + owner + `, 'MEMBER') THEN
+      EXECUTE format('GRANT %I TO %I', ` + owner + `, old_owner);
+    END IF;
+    EXECUTE format('ALTER TABLE %s OWNER TO %I', t, ` + owner + `);
+    RAISE NOTICE 'table % now belongs to %; its previous owner % keeps its rights', t, ` + owner + `, old_owner;
+  END LOOP;
+END
+`
+	tag := dollarTag(body)
+	return "DO " + tag + body + tag + ";"
+}
+
+// targetScript is the analytics part.
+func (r *setupRoles) targetScript() string {
+	var b strings.Builder
+	w := sqlIdent(r.target)
+	pw := passwordVars(append([]string{r.target}, r.readers...))
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	internal := sqlIdent("pgveil")
+
+	p("-- pgveil setup-sql --part target: the analytics database pgveil writes the masked copy to.")
+	p("-- Rules: %s (%d table%s in schema%s %s).", r.file, len(r.tables), plural(len(r.tables)), plural(len(r.schemas)), sqlIdentList(r.schemas))
+	p("--")
+	p("-- Run it as a superuser, connected to the analytics database, with psql:")
+	vars := make([]string, len(pw))
+	for i, v := range pw {
+		vars[i] = "-v " + v + "='...'"
+	}
+	p("--   psql -X %s -d DATABASE -f pgveil-target.sql", strings.Join(vars, " "))
+	p("-- It runs in one transaction and may be run again. Use it on a database that holds")
+	p("-- the replica only: it takes CREATE and TEMPORARY on the database away from PUBLIC.")
+	p("--")
+	p("-- Role %s (the writer) owns the replicated schemas and schema pgveil (the checkpoint, which", w)
+	p("-- no reader may see), and may create schemas here: a rules change copies tables again in")
+	p("-- schema pgveil_staging, and enum types may live in schemas of their own. Each reader logs in,")
+	p("-- reads the replicated tables, and can do nothing else: NOINHERIT, read-only transactions by")
+	p("-- default, a statement_timeout, no CREATE anywhere and no access to schema pgveil. The read-only")
+	p("-- default is a guard for tools, not a privilege: the grants are what stop a reader writing.")
+	p("")
+	p(`\set ON_ERROR_STOP on`)
+	p(`SELECT current_database() AS pgveil_database \gset`)
+	p("BEGIN;")
+	p("SET LOCAL lock_timeout = '5s';")
+	p("")
+	p("-- 1. The writer.")
+	ensureRole(&b, r.target, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", pw[0])
+	p(`GRANT CONNECT, CREATE ON DATABASE :"pgveil_database" TO %s;`, w)
+	for _, s := range append(slices.Clone(r.schemas), "pgveil") {
+		p("CREATE SCHEMA IF NOT EXISTS %s AUTHORIZATION %s;", sqlIdent(s), w)
+		p("ALTER SCHEMA %s OWNER TO %s;", sqlIdent(s), w)
+	}
+	p("REVOKE ALL ON SCHEMA %s FROM PUBLIC;", internal)
+	p("")
+	p("-- 2. Nobody else creates anything here.")
+	p(`REVOKE CREATE, TEMPORARY ON DATABASE :"pgveil_database" FROM PUBLIC;`)
+	for _, s := range r.schemas {
+		p("REVOKE CREATE ON SCHEMA %s FROM PUBLIC;", sqlIdent(s))
+	}
+	if len(r.readers) == 0 {
+		p("")
+		p("-- No reader: the rules' target.readers is empty.")
+	}
+	for i, name := range r.readers {
+		rd := sqlIdent(name)
+		p("")
+		p("-- %d. Reader %s: SELECT on the replicated tables, now and later, and nothing else.", i+3, rd)
+		ensureRole(&b, name, "LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", pw[i+1])
+		p("ALTER ROLE %s SET statement_timeout = %s;", rd, sqlLiteral(r.readerTimeout))
+		p("ALTER ROLE %s SET default_transaction_read_only = on;", rd)
+		p(`GRANT CONNECT ON DATABASE :"pgveil_database" TO %s;`, rd)
+		p(`REVOKE CREATE, TEMPORARY ON DATABASE :"pgveil_database" FROM %s;`, rd)
+		for _, s := range r.schemas {
+			p("GRANT USAGE ON SCHEMA %s TO %s;", sqlIdent(s), rd)
+			p("REVOKE CREATE ON SCHEMA %s FROM %s;", sqlIdent(s), rd)
+			p("GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s;", sqlIdent(s), rd)
+			p("ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT SELECT ON TABLES TO %s;", w, sqlIdent(s), rd)
+		}
+		p("REVOKE ALL ON SCHEMA %s FROM %s;", internal, rd)
+		p("REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s;", internal, rd)
+	}
+	if len(r.readers) > 0 {
+		p("")
+		p("-- %d. Check: no reader can reach schema pgveil (a superuser or a member of %s could).", len(r.readers)+3, w)
+		p("%s", r.readerCheckBlock())
+	}
+	p("")
+	p("COMMIT;")
+	return b.String()
+}
+
+// readerCheckBlock is the DO block that fails when a reader can use
+// schema pgveil or become the writer.
+func (r *setupRoles) readerCheckBlock() string {
+	names := make([]string, len(r.readers))
+	for i, n := range r.readers {
+		names[i] = sqlLiteral(n)
+	}
+	body := `
+DECLARE
+  reader name;
+BEGIN
+  FOREACH reader IN ARRAY ARRAY[` + strings.Join(names, ", ") + `]::name[] LOOP
+    IF pg_catalog.has_schema_privilege(reader, 'pgveil', 'USAGE')
+       OR pg_catalog.pg_has_role(reader, ` + sqlLiteral(r.target) + `, 'MEMBER') THEN
+      RAISE EXCEPTION 'reader role % can reach schema pgveil: it must not be a superuser or a member of %', reader, ` + sqlLiteral(r.target) + `;
+    END IF;
+  END LOOP;
+END
+`
+	tag := dollarTag(body)
+	return "DO " + tag + body + tag + ";"
+}
+
+// ensureRole writes the psql lines that create role name when it is
+// missing, give it exactly attrs and, when passwordVar is set, the
+// password held in that psql variable, if given (never a literal).
+func ensureRole(b *strings.Builder, name, attrs, passwordVar string) {
+	id := sqlIdent(name)
+	fmt.Fprintf(b, "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %s) AS pgveil_missing \\gset\n", sqlLiteral(name))
+	fmt.Fprintf(b, "\\if :pgveil_missing\nCREATE ROLE %s;\n\\endif\n", id)
+	fmt.Fprintf(b, "ALTER ROLE %s WITH %s;\n", id, attrs)
+	if passwordVar == "" {
+		return
+	}
+	fmt.Fprintf(b, "\\if :{?%s}\nALTER ROLE %s PASSWORD :'%s';\n\\else\n", passwordVar, id, passwordVar)
+	fmt.Fprintf(b, "\\echo %s\n\\endif\n", psqlQuote("role "+id+" has no password yet: set one with \\password "+id+" in psql, or run this again with -v "+passwordVar+"=..."))
+}
+
+// passwordVars names the psql variable holding each role's password:
+// the name in lower case, characters other than letters, digits and _ as
+// _, then _password; a number tells apart names that come out the same.
+func passwordVars(roles []string) []string {
+	out := make([]string, len(roles))
+	for i, role := range roles {
+		var v strings.Builder
+		for _, c := range strings.ToLower(role) {
+			if c == '_' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+				v.WriteRune(c)
+			} else {
+				v.WriteByte('_')
+			}
+		}
+		base := v.String()
+		if base == "" || base[0] >= '0' && base[0] <= '9' {
+			base = "role_" + base
+		}
+		name := base + "_password"
+		for n := 2; slices.Contains(out[:i], name); n++ {
+			name = fmt.Sprintf("%s_%d_password", base, n)
+		}
+		out[i] = name
+	}
+	return out
+}
+
+// sqlIdent quotes an SQL identifier as quote_ident does.
+func sqlIdent(s string) string { return transform.QuoteIdent(s) }
+
+// sqlTable is schema.name, each part quoted as needed.
+func sqlTable(t transform.TableName) string { return sqlIdent(t.Schema) + "." + sqlIdent(t.Name) }
+
+// sqlIdentList quotes names and joins them with commas.
+func sqlIdentList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = sqlIdent(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// sqlLiteral quotes s as an SQL string literal (standard_conforming_strings).
+func sqlLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// psqlQuote quotes s as one argument of a psql meta-command.
+func psqlQuote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// dollarTag is a dollar-quote tag that body does not contain.
+func dollarTag(body string) string {
+	tag := "$setup$"
+	for n := 1; strings.Contains(body, tag); n++ {
+		tag = fmt.Sprintf("$setup%d$", n)
+	}
+	return tag
+}

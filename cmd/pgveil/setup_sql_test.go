@@ -1,0 +1,402 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/internal/pgtest"
+	"pgveil/replicate"
+)
+
+// writeRules writes a rules file into a temporary directory.
+func writeRules(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pgveil.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestSetupSQLScripts(t *testing.T) {
+	const file = "../../examples/saas/pgveil.yaml"
+	// No environment: setup-sql never connects, so unset DSNs and secret are fine.
+	code, all, errOut := pgveil(t, nil, "setup-sql", "-c", file)
+	if code != exitOK || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	_, again, _ := pgveil(t, nil, "setup-sql", "-c", file)
+	if again != all {
+		t.Error("two runs print different SQL")
+	}
+	_, source, _ := pgveil(t, nil, "setup-sql", "-c", file, "--part", "source")
+	_, target, _ := pgveil(t, nil, "setup-sql", "-c", file, "--part", "target")
+	if !strings.HasPrefix(all, source) || !strings.HasSuffix(all, target) {
+		t.Error("--part all is not the source script followed by the target script")
+	}
+	for _, tc := range []struct {
+		part    string
+		script  string
+		want    []string
+		notWant []string
+	}{
+		{"source", source, []string{
+			`\set ON_ERROR_STOP on`,
+			`SELECT current_database() AS pgveil_database \gset`,
+			"BEGIN;\nSET LOCAL lock_timeout = '5s';\n",
+			"\\if :pgveil_missing\nCREATE ROLE pgveil;\n\\endif\n",
+			"ALTER ROLE pgveil WITH LOGIN REPLICATION INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;\n",
+			"\\if :{?pgveil_password}\nALTER ROLE pgveil PASSWORD :'pgveil_password';\n\\else\n",
+			`GRANT CONNECT ON DATABASE :"pgveil_database" TO pgveil;`,
+			"GRANT USAGE ON SCHEMA public TO pgveil;\n",
+			"GRANT SELECT ON TABLE\n  public.accounts,\n  public.users,\n  public.customers,\n  public.orders,\n  public.payments,\n  public.support_tickets,\n  public.events\nTO pgveil;\n",
+			"ALTER ROLE pgveil_owner WITH NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;\n",
+			"FOREACH t IN ARRAY ARRAY['public.accounts', 'public.users', 'public.customers', 'public.orders', 'public.payments', 'public.support_tickets', 'public.events']::regclass[] LOOP",
+			"EXECUTE format('ALTER TABLE %s OWNER TO %I', t, 'pgveil_owner');",
+			"GRANT pgveil_owner TO pgveil;\n",
+			"CREATE PUBLICATION pgveil WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true);\n",
+			"ALTER PUBLICATION pgveil OWNER TO pgveil;\n",
+			// customers has a where.
+			`GRANT TEMPORARY ON DATABASE :"pgveil_database" TO pgveil;`,
+			"\nCOMMIT;\n",
+		}, []string{"GRANT ALL", "ON ALL TABLES", "\nGRANT CREATE", "metabase_ro", " SUPERUSER", " CREATEDB", " CREATEROLE", " BYPASSRLS"}},
+		{"target", target, []string{
+			"ALTER ROLE pgveil WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;\n",
+			"ALTER ROLE pgveil PASSWORD :'pgveil_password';",
+			`GRANT CONNECT, CREATE ON DATABASE :"pgveil_database" TO pgveil;`,
+			"CREATE SCHEMA IF NOT EXISTS public AUTHORIZATION pgveil;\nALTER SCHEMA public OWNER TO pgveil;\n",
+			"CREATE SCHEMA IF NOT EXISTS pgveil AUTHORIZATION pgveil;\nALTER SCHEMA pgveil OWNER TO pgveil;\n",
+			"REVOKE ALL ON SCHEMA pgveil FROM PUBLIC;\n",
+			`REVOKE CREATE, TEMPORARY ON DATABASE :"pgveil_database" FROM PUBLIC;`,
+			"REVOKE CREATE ON SCHEMA public FROM PUBLIC;\n",
+			"ALTER ROLE metabase_ro WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;\n",
+			"ALTER ROLE metabase_ro PASSWORD :'metabase_ro_password';",
+			"ALTER ROLE metabase_ro SET statement_timeout = '5min';\n",
+			"ALTER ROLE metabase_ro SET default_transaction_read_only = on;\n",
+			`GRANT CONNECT ON DATABASE :"pgveil_database" TO metabase_ro;`,
+			`REVOKE CREATE, TEMPORARY ON DATABASE :"pgveil_database" FROM metabase_ro;`,
+			"GRANT USAGE ON SCHEMA public TO metabase_ro;\n",
+			"REVOKE CREATE ON SCHEMA public FROM metabase_ro;\n",
+			"GRANT SELECT ON ALL TABLES IN SCHEMA public TO metabase_ro;\n",
+			"ALTER DEFAULT PRIVILEGES FOR ROLE pgveil IN SCHEMA public GRANT SELECT ON TABLES TO metabase_ro;\n",
+			"REVOKE ALL ON SCHEMA pgveil FROM metabase_ro;\n",
+			"has_schema_privilege(reader, 'pgveil', 'USAGE')",
+			"\nCOMMIT;\n",
+		}, []string{"REPLICATION INHERIT", "GRANT USAGE ON SCHEMA pgveil", "pgveil_owner", "PUBLICATION"}},
+	} {
+		for _, w := range tc.want {
+			if !strings.Contains(tc.script, w) {
+				t.Errorf("%s script lacks %q", tc.part, w)
+			}
+		}
+		statements := regexp.MustCompile(`(?m)^--.*\n`).ReplaceAllString(tc.script, "")
+		for _, w := range tc.notWant {
+			if strings.Contains(statements, w) {
+				t.Errorf("%s script holds %q", tc.part, w)
+			}
+		}
+		// Passwords come from psql variables, never from the script.
+		if m := regexp.MustCompile(`(?i)PASSWORD\s+'`).FindString(tc.script); m != "" {
+			t.Errorf("%s script holds a literal password: %q", tc.part, m)
+		}
+	}
+}
+
+func TestSetupSQLQuotesIdentifiers(t *testing.T) {
+	file := writeRules(t, `source:
+  dsn: ${SOURCE_DSN}
+  publication: ${PUBLICATION:-veil_pub}
+target:
+  dsn: ${TARGET_DSN}
+  readers: ["Metabase RO", "o'brien", "metabase.ro"]
+secret: ${PGVEIL_SECRET}
+tables:
+  '"Sales"."Order Items"':
+    columns:
+      id: keep
+  crm.contacts:
+    columns:
+      id: hash
+      email: {fake: email}
+`)
+	code, out, errOut := pgveil(t, nil, "setup-sql", "-c", file, "--source-role", "Veil-Src", "--target-role", "Veil Writer", "--reader-timeout", "30s")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	for _, w := range []string{
+		"rolname = 'Veil-Src') AS pgveil_missing",
+		"CREATE ROLE \"Veil-Src\";\n",
+		`ALTER ROLE "Veil-Src" PASSWORD :'veil_src_password';`,
+		`\echo 'role "Veil-Src" has no password yet: set one with \\password "Veil-Src" in psql, or run this again with -v veil_src_password=...'`,
+		"GRANT USAGE ON SCHEMA \"Sales\" TO \"Veil-Src\";\nGRANT USAGE ON SCHEMA crm TO \"Veil-Src\";\n",
+		"GRANT SELECT ON TABLE\n  \"Sales\".\"Order Items\",\n  crm.contacts\nTO \"Veil-Src\";\n",
+		`ARRAY['"Sales"."Order Items"', 'crm.contacts']::regclass[]`,
+		"EXECUTE format('GRANT %I TO %I', 'Veil-Src_owner', old_owner);",
+		"GRANT \"Veil-Src_owner\" TO \"Veil-Src\";\n",
+		"pubname = 'veil_pub'",
+		"ALTER PUBLICATION veil_pub OWNER TO \"Veil-Src\";\n",
+		// target
+		"-v veil_writer_password='...' -v metabase_ro_password='...' -v o_brien_password='...' -v metabase_ro_2_password='...'",
+		"CREATE SCHEMA IF NOT EXISTS \"Sales\" AUTHORIZATION \"Veil Writer\";\n",
+		"rolname = 'o''brien') AS pgveil_missing",
+		"CREATE ROLE \"o'brien\";\n",
+		`\echo 'role "o\'brien" has no password yet`,
+		"ALTER ROLE \"Metabase RO\" SET statement_timeout = '30s';\n",
+		"ALTER DEFAULT PRIVILEGES FOR ROLE \"Veil Writer\" IN SCHEMA \"Sales\" GRANT SELECT ON TABLES TO \"Metabase RO\";\n",
+		"GRANT SELECT ON ALL TABLES IN SCHEMA crm TO \"metabase.ro\";\n",
+		"ALTER ROLE \"metabase.ro\" PASSWORD :'metabase_ro_2_password';",
+		"ARRAY['Metabase RO', 'o''brien', 'metabase.ro']::name[]",
+		"pg_has_role(reader, 'Veil Writer', 'MEMBER')",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q", w)
+		}
+	}
+	// No where: no TEMPORARY grant on production.
+	if strings.Contains(out, "GRANT TEMPORARY") {
+		t.Error("TEMPORARY granted although no table has a where")
+	}
+}
+
+func TestSetupSQLRejects(t *testing.T) {
+	const saas = "../../examples/saas/pgveil.yaml"
+	readerIsWriter := writeRules(t, "source: {dsn: x}\ntarget: {dsn: y, readers: [pgveil]}\nsecret: ${PGVEIL_SECRET}\ntables:\n  t:\n    columns: {id: keep}\n")
+	readerFromEnv := writeRules(t, "source: {dsn: x}\ntarget: {dsn: y, readers: ['${READER}']}\nsecret: ${PGVEIL_SECRET}\ntables:\n  t:\n    columns: {id: keep}\n")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--part", "both", "-c", saas}, exitUsage, `--part "both": want source, target or all`},
+		{[]string{"--source-role", "pg_veil", "-c", saas}, exitUsage, "names starting with pg_ are reserved"},
+		{[]string{"--target-role", "public", "-c", saas}, exitUsage, "role name public is reserved"},
+		{[]string{"--source-role", strings.Repeat("v", 60), "-c", saas}, exitUsage, "longer than 63 bytes"},
+		{[]string{"--reader-timeout", "5 minutes", "-c", saas}, exitUsage, "--reader-timeout"},
+		{[]string{"-c", saas, "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"-c", readerIsWriter}, exitProblems, "pgveil is also the writer role"},
+		{[]string{"-c", readerFromEnv}, exitProblems, "environment variable that is not set"},
+		{[]string{"-c", "no-such-file.yaml"}, exitProblems, "no-such-file.yaml"},
+	} {
+		code, out, errOut := pgveil(t, nil, append([]string{"setup-sql"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
+		}
+	}
+}
+
+func TestPasswordVars(t *testing.T) {
+	for _, tc := range []struct {
+		roles []string
+		want  []string
+	}{
+		{[]string{"pgveil"}, []string{"pgveil_password"}},
+		{[]string{"Veil Writer", "veil-writer", "veil_writer"}, []string{"veil_writer_password", "veil_writer_2_password", "veil_writer_3_password"}},
+		{[]string{"1st", "Zoë"}, []string{"role_1st_password", "zo__password"}},
+	} {
+		got := passwordVars(tc.roles)
+		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("passwordVars(%q) = %q, want %q", tc.roles, got, tc.want)
+		}
+	}
+}
+
+// asRole is dsn (a pgtest key=value DSN) connecting as role instead of
+// the superuser.
+func asRole(dsn, role string) string {
+	quoted := "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(role) + "'"
+	return strings.Replace(dsn, "user=postgres", "user="+quoted, 1)
+}
+
+// psqlFile runs a script with psql as the superuser of dsn, with psql
+// variables vars ("name=value").
+func psqlFile(t *testing.T, dsn, script string, vars ...string) string {
+	t.Helper()
+	bin, err := pgtest.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "setup.sql")
+	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-X", "-q", "-d", dsn, "-f", path}
+	for _, v := range vars {
+		args = append(args, "-v", v)
+	}
+	out, err := exec.Command(filepath.Join(bin, "psql"), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// sqlState is the SQLSTATE of err, or "" when it is not a server error.
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// TestSetupSQLLeastPrivilege applies setup-sql's scripts to production
+// (the example schema, owned by an application role) and to analytics,
+// runs pgveil as the roles they create, and checks what the reader can
+// and cannot do.
+func TestSetupSQLLeastPrivilege(t *testing.T) {
+	const (
+		app        = "setup_sql_app"
+		sourceRole = "pgveil-Src"
+		writer     = "Veil Writer"
+		reader     = `Metabase "RO"`
+	)
+	ctx := context.Background()
+	srcSuper, dstSuper := prod.NewDB(t), analytics.NewDB(t)
+	s := &site{t: t, dir: t.TempDir(), srcDSN: asRole(srcSuper, sourceRole), dstDSN: asRole(dstSuper, writer)}
+	var err error
+	if s.src, err = pgx.Connect(ctx, srcSuper); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.src.Close(context.Background()) })
+	if s.dst, err = replicate.ConnectSource(ctx, dstSuper); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.dst.Close(context.Background()) })
+
+	// Production: the application's role owns the schema's tables, and a
+	// table the rules do not name.
+	s.exec(`DO $$ BEGIN CREATE ROLE ` + app + `; EXCEPTION WHEN duplicate_object THEN NULL; END $$`)
+	s.exec(`GRANT CREATE ON SCHEMA public TO ` + app)
+	schema, err := os.ReadFile("../../examples/saas/schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.exec("SET ROLE " + app + ";\n" + string(schema) + strings.ReplaceAll(`
+CREATE TABLE app_secrets (id int PRIMARY KEY, api_key text);
+INSERT INTO app_secrets VALUES (1, $1);
+INSERT INTO accounts (name, plan, country) SELECT 'Tenant ' || g, 'team', 'DE' FROM generate_series(1, 5) g;
+INSERT INTO customers (account_id, email, full_name, country, notes, profile)
+  SELECT 1 + g % 5, 'c' || g || '@mail.example', $1 || ' ' || g, 'DE', $1, jsonb_build_object('ssn', $1)
+  FROM generate_series(1, 50) g;
+RESET ROLE;`, "$1", "'"+canary+"'"))
+
+	rulesText, err := os.ReadFile("../../examples/saas/pgveil.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.config = writeRules(t, strings.Replace(string(rulesText), "readers: [metabase_ro]", `readers: ['Metabase "RO"']`, 1))
+	script := func(part string) string {
+		code, out, errOut := pgveil(t, nil, "setup-sql", "-c", s.config, "--part", part, "--source-role", sourceRole, "--target-role", writer)
+		if code != exitOK {
+			t.Fatalf("setup-sql --part %s: exit %d, stderr %q", part, code, errOut)
+		}
+		return out
+	}
+	source, target := script("source"), script("target")
+	psqlFile(t, srcSuper, source, "pgveil_src_password=src-pw")
+	psqlFile(t, srcSuper, source, "pgveil_src_password=src-pw") // again: it puts things in line, changes nothing
+	psqlFile(t, dstSuper, target, "veil_writer_password=w-pw", "metabase__ro__password=r-pw")
+
+	var super, createDB, createRole, repl, bypass bool
+	var pubOwner string
+	if err := s.src.QueryRow(ctx, `SELECT r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls, pg_get_userbyid(p.pubowner)
+FROM pg_roles r, pg_publication p WHERE r.rolname = $1 AND p.pubname = 'pgveil'`, sourceRole).Scan(&super, &createDB, &createRole, &repl, &bypass, &pubOwner); err != nil {
+		t.Fatal(err)
+	}
+	if super || createDB || createRole || !repl || bypass || pubOwner != sourceRole {
+		t.Errorf("source role: super %v createdb %v createrole %v replication %v bypassrls %v; publication owner %q", super, createDB, createRole, repl, bypass, pubOwner)
+	}
+
+	// pgveil replicates with those roles only.
+	p := s.start()
+	s.sync(p)
+	s.verify()
+	s.exec(`UPDATE customers SET city = 'Elsewhere' WHERE id % 3 = 0`)
+	s.exec(`DELETE FROM customers WHERE id % 7 = 0`)
+	s.sync(p)
+	s.verify()
+	s.noCanary("pgveil's log", p.out.String())
+
+	// The source role reads no table the rules do not name.
+	srcConn, err := pgx.Connect(ctx, s.srcDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srcConn.Close(ctx)
+	if _, err := srcConn.Exec(ctx, `SELECT * FROM app_secrets`); sqlState(err) != "42501" {
+		t.Errorf("source role reading a table outside the rules: %v", err)
+	}
+
+	// The reader reads the masked tables...
+	if _, err := s.dst.Exec(ctx, `CREATE SCHEMA scratch`); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := pgx.Connect(ctx, asRole(dstSuper, reader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close(ctx)
+	var n int
+	var names, timeout, readOnly string
+	if err := rd.QueryRow(ctx, `SELECT count(*), string_agg(full_name || email, ','), current_setting('statement_timeout'), current_setting('default_transaction_read_only') FROM public.customers`).
+		Scan(&n, &names, &timeout, &readOnly); err != nil {
+		t.Fatalf("reader: %v", err)
+	}
+	if n != 50-7 || timeout != "5min" || readOnly != "on" {
+		t.Errorf("reader: %d customers, statement_timeout %s, default_transaction_read_only %s", n, timeout, readOnly)
+	}
+	s.noCanary("the reader's customers", names)
+	// ... and nothing else: refused by the read-only default or a missing
+	// privilege, and by a missing privilege once read-only is off.
+	denied := []struct{ what, sql string }{
+		{"INSERT", `INSERT INTO public.accounts (id, name) VALUES (-1, 'x')`},
+		{"UPDATE", `UPDATE public.customers SET city = 'x'`},
+		{"DELETE", `DELETE FROM public.orders`},
+		{"TRUNCATE", `TRUNCATE public.events`},
+		{"CREATE TABLE in public", `CREATE TABLE public.mine (x int)`},
+		{"CREATE TABLE in another schema", `CREATE TABLE scratch.mine (x int)`},
+		{"CREATE SCHEMA", `CREATE SCHEMA mine`},
+		{"CREATE TEMP TABLE", `CREATE TEMP TABLE mine (x int)`},
+		{"reading pgveil.checkpoint", `SELECT * FROM pgveil.checkpoint`},
+		{"reading pgveil.tables", `SELECT * FROM pgveil.tables`},
+	}
+	for _, mode := range []struct {
+		name  string
+		set   string
+		codes []string
+	}{
+		{"read-only default", "", []string{"42501", "25006"}},
+		{"read-only off", `SET default_transaction_read_only = off`, []string{"42501"}},
+	} {
+		if mode.set != "" {
+			if _, err := rd.Exec(ctx, mode.set); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, d := range denied {
+			_, err := rd.Exec(ctx, d.sql)
+			t.Logf("%s: %s: %v", mode.name, d.what, err)
+			if code := sqlState(err); !slices.Contains(mode.codes, code) {
+				t.Errorf("reader, %s: %s: got %v, want SQLSTATE %s", mode.name, d.what, err, strings.Join(mode.codes, " or "))
+			}
+		}
+	}
+
+	// Without the owner rights, pgveil refuses: PostgreSQL 15 lets only a
+	// table's owner add it to a publication.
+	s.exec(`REVOKE "pgveil-Src_owner" FROM "pgveil-Src"`)
+	code, _, errOut := s.cli("validate", "-c", s.config)
+	if code != exitProblems || !strings.Contains(errOut, `role "pgveil-Src" does not own the table`) {
+		t.Errorf("validate without the owner rights: exit %d, stderr:\n%s", code, errOut)
+	}
+}
