@@ -51,7 +51,7 @@ type fakeKind struct {
 
 // fakeKinds lists the kinds, by YAML name.
 func fakeKinds() map[string]fakeKind {
-	return map[string]fakeKind{
+	kinds := map[string]fakeKind{
 		"name":          {gen: (*gofakeit.Faker).Name},
 		"first_name":    {gen: (*gofakeit.Faker).FirstName},
 		"last_name":     {gen: (*gofakeit.Faker).LastName},
@@ -77,6 +77,19 @@ func fakeKinds() map[string]fakeKind {
 		"paragraph":     {gen: func(f *gofakeit.Faker) string { return f.Paragraph() }},
 		"date_of_birth": {gen: fakeBirthDate, also: []Kind{KindDate, KindTimestamp, KindTimestampTZ}},
 	}
+	// The most used kinds draw from word lists looked up once: the same
+	// outputs, faster.
+	if w := newFakeWords(); w != nil {
+		for name, gen := range map[string]func(*gofakeit.Faker) string{
+			"name": w.name, "first_name": w.firstName, "last_name": w.lastName, "street": w.street,
+			"city": w.city, "state": w.state, "zip": w.zip, "country": w.country, "address": w.address,
+		} {
+			k := kinds[name]
+			k.gen = gen
+			kinds[name] = k
+		}
+	}
+	return kinds
 }
 
 func fakeKindNames() []string {
