@@ -5,7 +5,7 @@ import "math/bits"
 // The json transformer works in one pass over the document: it reads the
 // input, writes the output as it goes, and masks values as it meets them.
 // No tree is built: a value no path can reach is copied (with jsonb's
-// separators), a dropped member is checked and skipped, and a selected
+// separators), a dropped member is checked and left out, and a selected
 // scalar is masked by every rule that selects it, in the order written.
 //
 // Which rules select a value is tracked per rule as the set of positions
@@ -86,7 +86,7 @@ func (w *jsonWalk) run() error {
 		if w.states[i] == selected && w.rules[i].drop {
 			// Check refuses drop at $; should one get here, nothing is
 			// left of the document.
-			if err := w.p.skipValue(); err != nil {
+			if err := w.skip(); err != nil {
 				return err
 			}
 			w.out = append(w.out[:0], "null"...)
@@ -231,7 +231,7 @@ func (w *jsonWalk) container(base int, live bool, open byte) error {
 			}
 		}
 		if drop {
-			if err := p.skipValue(); err != nil {
+			if err := w.skip(); err != nil {
 				return err
 			}
 		} else {
@@ -329,79 +329,11 @@ func (r *jsonRule) maskScalar(v *jscalar) error {
 	return nil
 }
 
-// skipValue checks the value at p.i and moves past it, writing nothing.
-func (p *jsonParser) skipValue() error {
-	p.space()
-	if p.i >= len(p.s) {
-		return errJSON
-	}
-	switch c := p.s[p.i]; {
-	case c == '{' || c == '[':
-		return p.skipContainer(c)
-	case c == '"':
-		_, err := p.skipStr()
-		return err
-	case c == '-' || c >= '0' && c <= '9':
-		if !p.number() {
-			return errJSON
-		}
-		return nil
-	}
-	for _, lit := range [...]string{"true", "false", "null"} {
-		if len(p.s)-p.i >= len(lit) && string(p.s[p.i:p.i+len(lit)]) == lit {
-			p.i += len(lit)
-			return nil
-		}
-	}
-	return errJSON
-}
-
-func (p *jsonParser) skipContainer(open byte) error {
-	p.depth++
-	if p.depth > maxJSONDepth {
-		return invalid("JSON nested too deeply")
-	}
-	defer func() { p.depth-- }()
-	closer := byte(']')
-	if open == '{' {
-		closer = '}'
-	}
-	p.i++
-	p.space()
-	if p.i < len(p.s) && p.s[p.i] == closer {
-		p.i++
-		return nil
-	}
-	for {
-		if open == '{' {
-			p.space()
-			if p.i >= len(p.s) || p.s[p.i] != '"' {
-				return errJSON
-			}
-			if _, err := p.skipStr(); err != nil {
-				return err
-			}
-			p.space()
-			if p.i >= len(p.s) || p.s[p.i] != ':' {
-				return errJSON
-			}
-			p.i++
-		}
-		if err := p.skipValue(); err != nil {
-			return err
-		}
-		p.space()
-		if p.i >= len(p.s) {
-			return errJSON
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-		case closer:
-			p.i++
-			return nil
-		default:
-			return errJSON
-		}
-	}
+// skip checks the value at the parser's position and moves past it,
+// leaving nothing in the output.
+func (w *jsonWalk) skip() error {
+	mark := len(w.out)
+	err := w.value(0, false)
+	w.out = w.out[:mark]
+	return err
 }

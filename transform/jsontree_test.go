@@ -101,12 +101,7 @@ func refMask(r *jsonRule, id int, n *jnode) error {
 		}
 		return nil
 	}
-	v := jscalar{kind: n.kind, raw: n.raw, esc: n.esc, str: n.str, dirty: n.dirty}
-	if err := r.maskScalar(&v); err != nil {
-		return err
-	}
-	n.kind, n.raw, n.esc, n.str, n.dirty = v.kind, v.raw, v.esc, v.str, v.dirty
-	return nil
+	return r.maskScalar(&n.jscalar)
 }
 
 // treeParser parses a document into jnodes.
@@ -139,34 +134,16 @@ func parseJSON(s []byte) (*jnode, error) {
 // keys point into the input (which outlives the tree: a Transform call);
 // only strings with escapes are decoded, and only when they are read.
 type jnode struct {
-	kind byte   // '{', '[', '"', 'n' number, 'b' boolean, 'z' null
-	raw  []byte // scalars: the text as written (strings with their quotes)
-	esc  bool   // a string or key with escapes: decode it to read it
+	jscalar // scalars: kind, text as written, and masked value
 	// keys are the object's keys, decoded; keyRaw their text as written
 	// (with quotes), or nil where it must be encoded again (escapes).
 	keys   [][]byte
 	keyRaw [][]byte
 	vals   []*jnode // object member values, array elements
-	str    []byte   // a masked string's new value (dirty)
-	dirty  bool     // a string whose value changed: encode str
 	// masked is the id of the last json rule that masked this value, so
 	// that a rule masks each value once.
 	masked  int
 	dropped bool
-}
-
-// text is a string node's value.
-func (n *jnode) text() []byte {
-	if n.dirty {
-		return n.str
-	}
-	inner := n.raw[1 : len(n.raw)-1]
-	if !n.esc {
-		return inner
-	}
-	p := jsonParser{s: n.raw}
-	b, _ := p.strBytes()
-	return b
 }
 
 // node returns a zeroed node from the parser's slab.
