@@ -386,8 +386,10 @@ func explainWrites(ctx context.Context, conn *pgx.Conn, q, setColumn string, par
 		only = "" // ONLY would leave the partitions out of the plan
 	}
 	if setColumn != "" {
+		// = DEFAULT, not = itself: an identity column GENERATED ALWAYS
+		// may only be set to DEFAULT, and the plan checks the same.
 		c := pgx.Identifier{setColumn}.Sanitize()
-		if err := execOne(ctx, conn, "EXPLAIN UPDATE "+only+q+" SET "+c+" = "+c); err != nil {
+		if err := execOne(ctx, conn, "EXPLAIN UPDATE "+only+q+" SET "+c+" = DEFAULT"); err != nil {
 			return err
 		}
 	}

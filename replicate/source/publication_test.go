@@ -501,3 +501,31 @@ CREATE FUNCTION public.is_positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE A
 		t.Errorf("%d objects left behind (%v)", n, err)
 	}
 }
+
+// A first column that is an identity GENERATED ALWAYS (the usual primary
+// key of a new schema) cannot be updated to itself: the check that
+// production's writes still plan must not trip on it.
+func TestEnsurePublicationIdentityAlways(t *testing.T) {
+	t.Parallel()
+	conn, _ := newDB(t, `
+CREATE TABLE ident_always (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text, secret text);
+INSERT INTO ident_always (name, secret) VALUES ('a', 'b');`)
+	ctx := testContext(t)
+	cat := readAll(t, conn)
+	srv := readServer(t, conn)
+	plan := compile(t, cat, `
+  ident_always: {columns: {id: keep, name: {fake: name}, secret: drop}}
+`)
+	spec, err := PlanPublication(ctx, conn, srv, cat, plan, "pgveil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := EnsurePublication(ctx, conn, spec, cat); err != nil || !changed {
+		t.Fatalf("EnsurePublication = %v, %v", changed, err)
+	}
+	for _, q := range []string{"UPDATE ident_always SET name = 'c'", "DELETE FROM ident_always"} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Errorf("%s after publishing: %v", q, err)
+		}
+	}
+}
