@@ -168,29 +168,31 @@ func (s *streamer) run(ctx context.Context, serverVersion int) error {
 		return fmt.Errorf("starting replication from slot %s at %s: %w", s.slot, s.start, err)
 	}
 	s.log.Info("streaming", "slot", s.slot, "from", s.start.String())
-	nextStatus := time.Now().Add(s.opts.StatusInterval)
-	lastMsg := time.Now()
+	now := time.Now()
+	nextStatus := now.Add(s.opts.StatusInterval)
+	lastMsg := now
+	var recv receiveContext
+	defer recv.release()
 	for {
 		deadline := nextStatus
 		if s.groupOpen() {
 			deadline = minTime(deadline, minTime(s.groupSince.Add(s.opts.BatchDelay), lastMsg.Add(s.opts.IdleFlush)))
 		}
 		if s.rs != nil {
-			deadline = minTime(deadline, time.Now().Add(250*time.Millisecond))
+			deadline = minTime(deadline, now.Add(250*time.Millisecond))
 		}
-		rctx, cancel := context.WithDeadline(ctx, deadline)
-		waited := time.Now()
-		raw, err := s.repl.ReceiveMessage(rctx)
-		s.stats.SourceWait.Add(int64(time.Since(waited)))
-		cancel()
+		waited := now
+		raw, err := s.repl.ReceiveMessage(recv.until(ctx, deadline))
+		now = time.Now()
+		s.stats.SourceWait.Add(int64(now.Sub(waited)))
 		if err == nil {
-			lastMsg = time.Now()
+			lastMsg = now
 		}
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return s.stop()
 		case err != nil && pgconn.Timeout(err):
-			if s.groupOpen() && (time.Since(s.groupSince) >= s.opts.BatchDelay || time.Since(lastMsg) >= s.opts.IdleFlush) {
+			if s.groupOpen() && (now.Sub(s.groupSince) >= s.opts.BatchDelay || now.Sub(lastMsg) >= s.opts.IdleFlush) {
 				if err := s.flush(ctx); err != nil {
 					return err
 				}
@@ -207,7 +209,7 @@ func (s *streamer) run(ctx context.Context, serverVersion int) error {
 			s.rollback()
 			return err
 		}
-		if !time.Now().Before(nextStatus) {
+		if now = time.Now(); !now.Before(nextStatus) {
 			// When idle, ask for a keepalive: its WAL end is what the
 			// next status confirms, so an idle slot does not hold WAL.
 			if err := s.sendStatus(!s.txOpen && !s.inTx); err != nil {
@@ -215,6 +217,33 @@ func (s *streamer) run(ctx context.Context, serverVersion int) error {
 			}
 			nextStatus = time.Now().Add(s.opts.StatusInterval)
 		}
+	}
+}
+
+// receiveContext is the context the stream receives with, reused while
+// its deadline is not later than the one wanted: the idle-flush deadline
+// moves with every message, and a context (and its timer) per message was
+// a tenth of the stream's CPU. Waking early costs a turn of the loop.
+type receiveContext struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+// until returns a context, derived from parent, that ends at deadline or
+// before.
+func (r *receiveContext) until(parent context.Context, deadline time.Time) context.Context {
+	if r.ctx == nil || r.deadline.After(deadline) || r.ctx.Err() != nil {
+		r.release()
+		r.ctx, r.cancel = context.WithDeadline(parent, deadline)
+		r.deadline = deadline
+	}
+	return r.ctx
+}
+
+func (r *receiveContext) release() {
+	if r.cancel != nil {
+		r.cancel()
 	}
 }
 
