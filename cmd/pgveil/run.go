@@ -18,6 +18,7 @@ import (
 
 	"pgveil/replicate"
 	"pgveil/replicate/metrics"
+	"pgveil/replicate/source"
 	"pgveil/rules"
 	"pgveil/transform"
 )
@@ -89,6 +90,12 @@ func runRun(ctx context.Context, e *env, args []string) int {
 			return reportProblems(e, rp)
 		}
 		log.Error("pgveil stopped", "error", err.Error())
+		// Statements for the tables' owner read better on lines of their
+		// own than inside a log record.
+		var oe *source.OwnerNeededError
+		if errors.As(err, &oe) {
+			fmt.Fprintf(e.stderr, "\npgveil run: %v\n", oe)
+		}
 		return exitProblems
 	}
 	log.Info("pgveil stopped")

@@ -23,7 +23,7 @@ func runSetupSQL(_ context.Context, e *env, args []string) int {
 	fs := newFlags(e, "setup-sql")
 	file := configFlag(fs)
 	part := fs.String("part", "all", "which `part` to print: source (production), target (analytics) or all (both, one after the other)")
-	sourceRole := fs.String("source-role", "pgveil", "the `role` pgveil logs in as on production (the rules' tables go to the NOLOGIN role ROLE_owner)")
+	sourceRole := fs.String("source-role", "pgveil", "the `role` pgveil logs in as on production")
 	targetRole := fs.String("target-role", "pgveil", "the `role` pgveil logs in as on the analytics database")
 	timeout := fs.String("reader-timeout", "5min", "statement_timeout of the reader roles (a PostgreSQL `duration` such as 30s, 5min, 1h; 0 for none)")
 	if code := parseNoArgs(e, fs, args); code >= 0 {
@@ -35,8 +35,6 @@ func runSetupSQL(_ context.Context, e *env, args []string) int {
 	}
 	if err := checkRoleName(*sourceRole); err != nil {
 		bad = append(bad, fmt.Errorf("--source-role: %w", err))
-	} else if err := checkRoleName(*sourceRole + "_owner"); err != nil {
-		bad = append(bad, fmt.Errorf("--source-role: its tables' owner role: %w", err))
 	}
 	if err := checkRoleName(*targetRole); err != nil {
 		bad = append(bad, fmt.Errorf("--target-role: %w", err))
@@ -158,7 +156,6 @@ type setupRoles struct {
 	file          string // the rules file, as given
 	publication   string
 	source        string // pgveil's login role on production
-	owner         string // the NOLOGIN role owning the rules' tables on production
 	target        string // pgveil's login role on the analytics database
 	readers       []string
 	readerTimeout string
@@ -169,7 +166,7 @@ type setupRoles struct {
 
 // newSetupRoles checks the roles and collects the rules' tables.
 func newSetupRoles(cfg *rules.Config, source, target, timeout string) (*setupRoles, error) {
-	r := &setupRoles{file: cfg.File, publication: cfg.Source.Publication, source: source, owner: source + "_owner",
+	r := &setupRoles{file: cfg.File, publication: cfg.Source.Publication, source: source,
 		target: target, readers: cfg.Target.Readers, readerTimeout: timeout}
 	var errs []error
 	for _, name := range r.readers {
@@ -200,7 +197,7 @@ func newSetupRoles(cfg *rules.Config, source, target, timeout string) (*setupRol
 // sourceScript is the production part.
 func (r *setupRoles) sourceScript() string {
 	var b strings.Builder
-	src, owner, pub := sqlIdent(r.source), sqlIdent(r.owner), sqlIdent(r.publication)
+	src, pub := sqlIdent(r.source), sqlIdent(r.publication)
 	pw := passwordVars([]string{r.source})
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 
@@ -216,28 +213,23 @@ func (r *setupRoles) sourceScript() string {
 	p("--                       no SUPERUSER, CREATEDB, CREATEROLE or BYPASSRLS.")
 	p("--   CONNECT, USAGE      this database and the schemas of the rules' tables.")
 	p("--   SELECT              the rules' tables, and no other: the initial copy.")
-	p("--   the publication     %s: created here, empty, and owned by %s, which fills it from", pub, src)
-	p("--                       the rules (column lists, row filters). So %s needs no CREATE on", src)
-	p("--                       the database (which would also let it create schemas).")
-	p("--   owner rights on the rules' tables (through role %s): PostgreSQL 15 lets only a", owner)
-	p("--                       table's owner add it to a publication (ALTER PUBLICATION ... SET TABLE")
-	p("--                       checks every table it lists; owning the publication is not enough),")
-	p("--                       pgveil refuses to start without them, and before changing the")
-	p("--                       publication it EXPLAINs an UPDATE and a DELETE of each table (which")
-	p("--                       need those privileges) to prove production's writes still work.")
-	p("--                       So the rules' tables, and no other, are handed to the NOLOGIN role")
-	p("--                       %s; their previous owners become its members and keep every right", owner)
-	p("--                       they had (the application's migrations work as before when its role")
-	p("--                       has INHERIT, the default), and %s becomes a member too. This takes", src)
-	p("--                       a short ACCESS EXCLUSIVE lock on each table (lock_timeout 5s).")
+	p("-- Nothing else: %s cannot write to production, and owns nothing there.", src)
+	p("--")
+	p("-- The publication %s is not created here. pgveil keeps it in line with the rules (column", pub)
+	p("-- lists, row filters), but PostgreSQL lets only a table's owner add it to a publication.")
+	p("-- So start pgveil once as %s: it stops, changing nothing, and prints the CREATE (or", src)
+	p("-- ALTER) PUBLICATION statements to run in this database as a superuser (or as the tables'")
+	p("-- owner, with CREATE on the database); run them and start pgveil again. When the rules")
+	p("-- change, it asks the same way.")
+	p("-- (To let pgveil change the publication itself, GRANT the tables' owner role to %s;", src)
+	p("-- that also lets it write to the tables.)")
 	p("")
 	p(`\set ON_ERROR_STOP on`)
 	p(`SELECT current_database() AS pgveil_database \gset`)
 	p("BEGIN;")
-	p("SET LOCAL lock_timeout = '5s';")
 	p("")
-	p("-- 1. The role pgveil logs in as. INHERIT: it uses %s's rights without SET ROLE.", owner)
-	ensureRole(&b, r.source, "LOGIN REPLICATION INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS", pw[0])
+	p("-- 1. The role pgveil logs in as.")
+	ensureRole(&b, r.source, "LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS", pw[0])
 	p("")
 	p("-- 2. This database and the schemas of the rules' tables.")
 	p(`GRANT CONNECT ON DATABASE :"pgveil_database" TO %s;`, src)
@@ -255,22 +247,9 @@ func (r *setupRoles) sourceScript() string {
 		p("  %s%s", sqlTable(t), sep)
 	}
 	p("TO %s;", src)
-	p("")
-	p("-- 4. Owner rights on the rules' tables: they go to %s, whose members their previous", owner)
-	p("--    owners (unless superusers) and %s become.", src)
-	ensureRole(&b, r.owner, "NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", "")
-	p("%s", r.ownerBlock())
-	p("GRANT %s TO %s;", owner, src)
-	p("")
-	p("-- 5. The publication: empty here, owned by %s, which fills it from the rules.", src)
-	p("SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_publication WHERE pubname = %s) AS pgveil_missing \\gset", sqlLiteral(r.publication))
-	p(`\if :pgveil_missing`)
-	p("CREATE PUBLICATION %s WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true);", pub)
-	p(`\endif`)
-	p("ALTER PUBLICATION %s OWNER TO %s;", pub, src)
 	if r.rowFilters {
 		p("")
-		p("-- 6. Row filters (the rules have a where). pgveil reads the columns a where uses through a")
+		p("-- 4. Row filters (the rules have a where). pgveil reads the columns a where uses through a")
 		p("--    temporary view, which needs TEMPORARY on the database (PUBLIC has it by default).")
 		p("--    A where on key columns only is pushed down as the publication's row filter after a")
 		p("--    test with a throwaway publication, which needs CREATE on the database. Without it")
@@ -282,36 +261,6 @@ func (r *setupRoles) sourceScript() string {
 	p("")
 	p("COMMIT;")
 	return b.String()
-}
-
-// ownerBlock is the DO block that hands the rules' tables to the owner
-// role, making their previous owners members of it.
-func (r *setupRoles) ownerBlock() string {
-	names := make([]string, len(r.tables))
-	for i, t := range r.tables {
-		names[i] = sqlLiteral(sqlTable(t))
-	}
-	owner := sqlLiteral(r.owner)
-	body := `
-DECLARE
-  t regclass;
-  old_owner name;
-  old_super boolean;
-BEGIN
-  FOREACH t IN ARRAY ARRAY[` + strings.Join(names, ", ") + `]::regclass[] LOOP
-    SELECT o.rolname, o.rolsuper INTO old_owner, old_super
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles o ON o.oid = c.relowner WHERE c.oid = t;
-    CONTINUE WHEN old_owner = ` + owner + `;
-    IF NOT old_super AND NOT pg_catalog.pg_has_role(old_owner, ` + owner + `, 'MEMBER') THEN
-      EXECUTE format('GRANT %I TO %I', ` + owner + `, old_owner);
-    END IF;
-    EXECUTE format('ALTER TABLE %s OWNER TO %I', t, ` + owner + `);
-    RAISE NOTICE 'table % now belongs to %; its previous owner % keeps its rights', t, ` + owner + `, old_owner;
-  END LOOP;
-END
-`
-	tag := dollarTag(body)
-	return "DO " + tag + body + tag + ";"
 }
 
 // targetScript is the analytics part.

@@ -25,6 +25,57 @@ func (e *UnsafeError) Error() string {
 		transform.QuoteIdent(e.Publication), Problems(e.Problems).Error())
 }
 
+// OwnerNeededError is returned by EnsurePublication when the publication
+// must change and pgveil's role does not own every table concerned, which
+// PostgreSQL requires. Statements are what the tables' owner (or a
+// superuser) must run; they hold names only, no values. Once they have
+// run, pgveil finds the publication in line and needs no ownership.
+type OwnerNeededError struct {
+	Publication string
+	Role        string
+	Tables      []string // qualified, quoted
+	Statements  []string
+}
+
+func (e *OwnerNeededError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "publication %s does not match the rules, and role %s cannot change it: PostgreSQL lets only a table's owner add it to a publication, and %s does not own %s.\n",
+		transform.QuoteIdent(e.Publication), transform.QuoteIdent(e.Role), transform.QuoteIdent(e.Role), strings.Join(e.Tables, ", "))
+	b.WriteString("Have a superuser (or the tables' owner, if it has CREATE on the database) run, in the production database:\n\n")
+	for _, s := range e.Statements {
+		b.WriteString("  " + s + ";\n")
+	}
+	b.WriteString("\nthen start pgveil again: it checks that the publication holds the rules and goes on (or give its role the tables' owner role, GRANT owner TO role, to let it change the publication itself).")
+	return b.String()
+}
+
+// tablesNotOwned returns, sorted, the tables among oids whose owner's
+// rights the current role does not have (a superuser has every role's).
+func tablesNotOwned(ctx context.Context, tx pgx.Tx, oids []uint32) ([]string, error) {
+	rows, err := tx.Query(ctx, `
+SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = ANY($1::oid[]) AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')
+ORDER BY 1`, oids)
+	if err != nil {
+		return nil, wrapSQL(err, "reading the tables' owners")
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, wrapSQL(err, "reading the tables' owners")
+	}
+	return names, nil
+}
+
+// currentRole is the role pgveil is connected as, for messages.
+func currentRole(ctx context.Context, tx pgx.Tx) string {
+	var r string
+	if err := tx.QueryRow(ctx, "SELECT current_user").Scan(&r); err != nil {
+		return "pgveil's role"
+	}
+	return r
+}
+
 // EnsurePublication makes the publication hold exactly spec: it creates it
 // (publish = 'insert, update, delete, truncate', publish_via_partition_root
 // = true so that partitions are published under their partitioned table's
@@ -152,6 +203,21 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 				}
 			}
 		}
+	}
+	// Only a table's owner may add it to (or drop it from) a publication.
+	// A role without that right does not need it once the publication
+	// holds the rules: hand the statements to someone who has it.
+	oids := make([]uint32, 0, len(live)+len(cur.relOIDs()))
+	for _, lt := range live {
+		oids = append(oids, lt.oid)
+	}
+	oids = append(oids, cur.relOIDs()...)
+	notOwned, err := tablesNotOwned(ctx, tx, oids)
+	if err != nil {
+		return fail(err)
+	}
+	if len(notOwned) > 0 {
+		return false, &OwnerNeededError{Publication: spec.Name, Role: currentRole(ctx, tx), Tables: notOwned, Statements: stmts}
 	}
 	for _, s := range stmts {
 		if err := execOne(ctx, conn, s); err != nil {
@@ -368,6 +434,18 @@ type pubState struct {
 	insert, update, delete, truncate, viaRoot bool
 	schemas                                   []string // quoted
 	rels                                      map[uint32]relState
+}
+
+// relOIDs are the relations the publication holds; none for a nil state.
+func (s *pubState) relOIDs() []uint32 {
+	if s == nil {
+		return nil
+	}
+	oids := make([]uint32, 0, len(s.rels))
+	for oid := range s.rels {
+		oids = append(oids, oid)
+	}
+	return oids
 }
 
 type relState struct {

@@ -529,3 +529,82 @@ INSERT INTO ident_always (name, secret) VALUES ('a', 'b');`)
 		}
 	}
 }
+
+// A role that may only read the tables cannot change the publication:
+// EnsurePublication changes nothing and hands back the statements for the
+// owner; once the owner has run them, the role finds the publication in
+// line and needs no more. When the rules change, it asks again.
+func TestPublicationByOwner(t *testing.T) {
+	t.Parallel()
+	const role = "pgveil_select_only"
+	admin, dsn := newDB(t, `
+CREATE TABLE public.people (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text, secret text);
+CREATE TABLE public.visits (id bigint PRIMARY KEY, person_id bigint, at timestamptz);
+DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '`+role+`') THEN CREATE ROLE `+role+` LOGIN; END IF; END $$;
+GRANT SELECT ON public.people, public.visits TO `+role+`;`)
+	ctx := testContext(t)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User = role
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+
+	ensure := func(rules string) (bool, error) {
+		t.Helper()
+		cat := readAll(t, conn)
+		plan := compile(t, cat, rules)
+		if ps := Check(readServer(t, conn), cat, plan, false); len(Problems(ps).Error()) > 0 && strings.Contains(Problems(ps).Error(), "own") {
+			t.Errorf("Check asks for ownership: %s", Problems(ps).Error())
+		}
+		spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, plan, "pgveil_owned")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return EnsurePublication(ctx, conn, spec, cat)
+	}
+	ownerRuns := func(err error, wantTables ...string) {
+		t.Helper()
+		var oe *OwnerNeededError
+		if !errors.As(err, &oe) {
+			t.Fatalf("err = %v, want an OwnerNeededError", err)
+		}
+		if !slices.Equal(oe.Tables, wantTables) || oe.Role != role || len(oe.Statements) == 0 {
+			t.Fatalf("OwnerNeededError = %+v", oe)
+		}
+		for _, part := range append([]string{"GRANT", "pgveil_owned"}, oe.Statements...) {
+			if !strings.Contains(err.Error(), part) {
+				t.Errorf("the message lacks %q:\n%s", part, err)
+			}
+		}
+		for _, s := range oe.Statements {
+			mustExec(t, admin, s)
+		}
+	}
+	rules := `
+  people: {columns: {id: hash, email: {fake: email}, secret: drop}}
+`
+	_, err = ensure(rules)
+	ownerRuns(err, "public.people")
+	if got := publishedTables(t, admin, "pgveil_owned"); got["people"] != "id,email | " || len(got) != 1 {
+		t.Errorf("after the owner's statements: %v", got)
+	}
+	if changed, err := ensure(rules); err != nil || changed {
+		t.Fatalf("in line: EnsurePublication = %v, %v; want false, nil", changed, err)
+	}
+	// New rules: a table more. The role asks again, naming both tables
+	// (SET TABLE lists every one).
+	rules += `  visits: {columns: {id: keep, person_id: hash, at: keep}}
+`
+	_, err = ensure(rules)
+	ownerRuns(err, "public.people", "public.visits")
+	if changed, err := ensure(rules); err != nil || changed {
+		t.Fatalf("in line again: EnsurePublication = %v, %v", changed, err)
+	}
+	// Production's writes still work with the owner's publication.
+	mustExec(t, admin, `INSERT INTO people (email, secret) VALUES ('a@b.c', 's'); UPDATE people SET email = 'd@e.f'; DELETE FROM people`)
+}

@@ -84,8 +84,9 @@ func (ps Problems) Error() string {
 // pgveil's own slot already exists), max_wal_senders, and for each table
 // of the plan: that it exists, that it has a replica identity (without one,
 // publishing it would make production's UPDATE and DELETE fail), that its
-// identity columns can be published, and that the role may add it to a
-// publication.
+// identity columns can be published. Owning the tables is not required:
+// when the publication must change and the role may not change it,
+// EnsurePublication says what the tables' owner must run.
 func Check(srv *Server, cat *Catalog, plan *transform.Plan, slotExists bool) []Problem {
 	var ps []Problem
 	global := func(format string, args ...any) {
@@ -145,14 +146,6 @@ func Check(srv *Server, cat *Catalog, plan *transform.Plan, slotExists bool) []P
 		}
 		if info.Partitioned && srv != nil && srv.Version > 0 && srv.Version < 130000 {
 			add("partitioned table: PostgreSQL %s cannot publish partitioned tables (13 or later can); publish its partitions or upgrade", srv.VersionString())
-		}
-		if !info.Owned && (srv == nil || !srv.IsSuperuser) {
-			user := "the role"
-			if srv != nil {
-				user = "role " + transform.QuoteIdent(srv.User)
-			}
-			add("%s does not own the table (owner %s), and adding a table to a publication requires ownership: ALTER TABLE %s OWNER TO the pgveil role, GRANT %s TO it, or create the publication as the owner",
-				user, transform.QuoteIdent(info.Owner), q, transform.QuoteIdent(info.Owner))
 		}
 	}
 	return ps
