@@ -313,6 +313,15 @@ func (p *Pipeline) Reload(ctx context.Context, cfg *rules.Config) error {
 // Run replicates until ctx ends; see the package Run.
 func (p *Pipeline) Run(ctx context.Context) error {
 	opts := p.opts
+	spill, err := openSpillDir(opts.Stream.SpillDir, p.cfg.Source.Slot)
+	if err != nil {
+		return &FatalError{Err: err}
+	}
+	defer spill.close()
+	if spill.removed > 0 {
+		opts.Logger.Warn("removed transactions an earlier run had spilled (it was stopped hard)", "dir", spill.path, "files", spill.removed)
+	}
+	opts.Stream.SpillDir = spill.path
 	wait := time.Second
 	for {
 		started := time.Now()
