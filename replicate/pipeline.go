@@ -392,15 +392,17 @@ func transient(err error) bool {
 	if errors.As(err, &ne) || errors.As(err, &busy) {
 		return true
 	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch {
-		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin shutdown, crash shutdown, cannot connect now
-			pe.Code == "53300",                     // too many connections
-			pe.Code == "55006",                     // object in use: the slot is still held by our previous walsender
-			pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock
-			pe.Code == "25006": // read-only transaction: the target refuses writes for a while
+	// A server's error, as pgconn reports it or as pgveil passes it on
+	// without its message (target.ServerError, source.FilterError).
+	var se interface{ SQLState() string }
+	if errors.As(err, &se) {
+		switch code := se.SQLState(); {
+		case strings.HasPrefix(code, "08"), // connection exception
+			code == "57P01", code == "57P02", code == "57P03", // admin shutdown, crash shutdown, cannot connect now
+			code == "53300",                  // too many connections
+			code == "55006",                  // object in use: the slot is still held by our previous walsender
+			code == "40001", code == "40P01", // serialization failure, deadlock
+			code == "25006": // read-only transaction: the target refuses writes for a while
 			return true
 		}
 		return false

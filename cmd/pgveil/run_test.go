@@ -270,37 +270,6 @@ func TestRunStopsCleanlyOnSignal(t *testing.T) {
 	s.noCanary("a dump of the replica", string(dump))
 }
 
-// TestRunSurvivesKill9 kills pgveil at random moments while production
-// changes, restarts it, and checks nothing was lost or duplicated.
-func TestRunSurvivesKill9(t *testing.T) {
-	iterations := 6
-	if v := os.Getenv("PGVEIL_CHAOS_ITERATIONS"); v != "" {
-		iterations, _ = strconv.Atoi(v)
-	}
-	s := newSite(t)
-	ctx, stopTraffic := context.WithCancel(context.Background())
-	traffic := make(chan error, 1)
-	go func() { traffic <- s.traffic(ctx) }()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	for i := range iterations {
-		p := s.start()
-		time.Sleep(time.Duration(300+rng.IntN(1700)) * time.Millisecond)
-		if err := p.cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		<-p.done
-		t.Logf("iteration %d: killed", i)
-	}
-	stopTraffic()
-	if err := <-traffic; err != nil {
-		t.Fatal(err)
-	}
-	p := s.start()
-	s.sync(p)
-	s.verify()
-	s.noCanary("the log", p.out.String())
-}
-
 // traffic inserts, updates and deletes in production until ctx ends.
 func (s *site) traffic(ctx context.Context) error {
 	conn, err := pgx.Connect(context.Background(), s.srcDSN)

@@ -47,6 +47,9 @@ type FilterError struct {
 	Code  string // SQLSTATE
 }
 
+// SQLState is the error's SQLSTATE, as pgconn.PgError has it.
+func (e *FilterError) SQLState() string { return e.Code }
+
 // Error names the table and the SQLSTATE.
 func (e *FilterError) Error() string {
 	return fmt.Sprintf("%s: evaluating the where filter failed in PostgreSQL (SQLSTATE %s; the server's message is not shown because it may hold a row value)", e.Table, e.Code)

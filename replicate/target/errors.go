@@ -30,6 +30,9 @@ type ServerError struct {
 	Line       int64 // COPY: the input line that failed (from 1), 0 when unknown
 }
 
+// SQLState is the error's SQLSTATE, as pgconn.PgError has it.
+func (e *ServerError) SQLState() string { return e.Code }
+
 // Error says what failed, with the names the server gave and the SQLSTATE.
 func (e *ServerError) Error() string {
 	var b strings.Builder
