@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"pgveil/internal/pgtest"
 )
 
@@ -42,7 +40,6 @@ func noProblemWith(t *testing.T, ps []Problem, part string) {
 func TestCheckTablesAndRole(t *testing.T) {
 	t.Parallel()
 	c := shared.Get(t)
-	ctx := testContext(t)
 	admin := connect(t, c.DSN("postgres"))
 	const role = "pgveil_check_app"
 	mustExec(t, admin, "CREATE ROLE "+role+" LOGIN NOSUPERUSER NOREPLICATION")
@@ -70,16 +67,7 @@ ALTER TABLE public.full_events OWNER TO `+role+`;
 `)
 	mustExec(t, conn, "DROP TABLE public.gone")
 
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.User = role
-	appConn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer appConn.Close(context.Background())
+	appConn := connectAs(t, dsn, role)
 	srv := readServer(t, appConn)
 	if srv.User != role || srv.IsSuperuser || srv.HasReplication || srv.WalLevel != "logical" || srv.Version < 150000 || srv.Database == "" {
 		t.Errorf("server = %+v", srv)

@@ -42,6 +42,23 @@ func connect(t *testing.T, dsn string) *pgx.Conn {
 	return conn
 }
 
+// connectAs connects to dsn as role (the tests' clusters trust local
+// connections), closing the connection when the test ends.
+func connectAs(t *testing.T, dsn, role string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User = role
+	conn, err := pgx.ConnectConfig(testContext(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // newDB returns a connection to a fresh database of the shared cluster,
 // with sql run in it.
 func newDB(t *testing.T, sql string) (*pgx.Conn, string) {

@@ -543,16 +543,7 @@ CREATE TABLE public.visits (id bigint PRIMARY KEY, person_id bigint, at timestam
 DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '`+role+`') THEN CREATE ROLE `+role+` LOGIN; END IF; END $$;
 GRANT SELECT ON public.people, public.visits TO `+role+`;`)
 	ctx := testContext(t)
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.User = role
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := connectAs(t, dsn, role)
 
 	ensure := func(rules string) (bool, error) {
 		t.Helper()
@@ -588,7 +579,7 @@ GRANT SELECT ON public.people, public.visits TO `+role+`;`)
 	rules := `
   people: {columns: {id: hash, email: {fake: email}, secret: drop}}
 `
-	_, err = ensure(rules)
+	_, err := ensure(rules)
 	ownerRuns(err, "public.people")
 	if got := publishedTables(t, admin, "pgveil_owned"); got["people"] != "id,email | " || len(got) != 1 {
 		t.Errorf("after the owner's statements: %v", got)
