@@ -38,8 +38,14 @@ func connectSource(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// connectReplication opens a logical replication connection to the source.
-func connectReplication(ctx context.Context, dsn string) (*pgconn.PgConn, error) {
+// streamAppName is the application_name of pgveil's replication
+// connection for slot: it lets StartOver see a pgveil that holds the
+// slot's exported snapshot (the slot itself is not active then).
+func streamAppName(slot string) string { return "pgveil-stream " + slot }
+
+// connectReplication opens a logical replication connection to the source
+// for slot.
+func connectReplication(ctx context.Context, dsn, slot string) (*pgconn.PgConn, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("source DSN: %w", errDSN())
@@ -47,7 +53,7 @@ func connectReplication(ctx context.Context, dsn string) (*pgconn.PgConn, error)
 	for k, v := range sourceParams() {
 		cfg.RuntimeParams[k] = v
 	}
-	cfg.RuntimeParams["application_name"] = "pgveil-stream"
+	cfg.RuntimeParams["application_name"] = streamAppName(slot)
 	cfg.RuntimeParams["replication"] = "database"
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {

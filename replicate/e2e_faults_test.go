@@ -164,7 +164,7 @@ func TestReplicateSlotGone(t *testing.T) {
 	case err := <-e.done:
 		e.cancel = nil
 		var fe *FatalError
-		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "row of pgveil.checkpoint") {
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "pgveil resync") {
 			t.Fatalf("got %v", err)
 		}
 	case <-time.After(60 * time.Second):

@@ -402,7 +402,8 @@ func transient(err error) bool {
 			code == "53300",                  // too many connections
 			code == "55006",                  // object in use: the slot is still held by our previous walsender
 			code == "40001", code == "40P01", // serialization failure, deadlock
-			code == "25006": // read-only transaction: the target refuses writes for a while
+			code == "25006", // read-only transaction: the target refuses writes for a while
+			code == "55P03": // lock not available: pgveil's short lock_timeout met a lock held in production
 			return true
 		}
 		return false
@@ -496,7 +497,7 @@ func runOnce(ctx context.Context, opts Options) error {
 		// old connection until wal_sender_timeout.
 		return &SlotBusyError{Slot: cfg.Source.Slot, PID: slot.activePID}
 	}
-	repl, err := connectReplication(ctx, cfg.Source.DSN.Reveal())
+	repl, err := connectReplication(ctx, cfg.Source.DSN.Reveal(), cfg.Source.Slot)
 	if err != nil {
 		return err
 	}
@@ -517,9 +518,9 @@ func runOnce(ctx context.Context, opts Options) error {
 	} else {
 		switch {
 		case !slot.Exists:
-			return fatal(fmt.Errorf("replication slot %s does not exist, but the target holds a checkpoint: changes made since then are lost to pgveil; to copy everything again, delete slot %[1]s's row of pgveil.checkpoint in the target and start pgveil (docs/operations.md)", cfg.Source.Slot))
+			return fatal(fmt.Errorf("replication slot %s does not exist, but the target holds a checkpoint: changes made since then are lost to pgveil; to copy everything again, run pgveil resync and start pgveil (docs/operations.md)", cfg.Source.Slot))
 		case slot.WALStatus == "lost":
-			return fatal(fmt.Errorf("replication slot %s is invalidated (wal_status = lost: production removed WAL pgveil had not read, see max_slot_wal_keep_size); to copy everything again, drop the slot (SELECT pg_drop_replication_slot('%[1]s')), delete its row of pgveil.checkpoint in the target and start pgveil (docs/operations.md)", cfg.Source.Slot))
+			return fatal(fmt.Errorf("replication slot %s is invalidated (wal_status = lost: production removed WAL pgveil had not read, see max_slot_wal_keep_size); to copy everything again, run pgveil resync (it drops the slot and the target's checkpoint) and start pgveil (docs/operations.md)", cfg.Source.Slot))
 		case slot.plugin != "pgoutput":
 			return fatal(fmt.Errorf("replication slot %s uses plugin %s, not pgoutput: is it pgveil's? choose another slot name", cfg.Source.Slot, slot.plugin))
 		}

@@ -116,7 +116,7 @@ func startResync(ctx context.Context, opts Options, prep *Prepared, tables map[t
 	// The snapshot comes from a temporary slot on its own connection; the
 	// stream captures from before it, so nothing committed after its
 	// consistent point escapes the capture.
-	repl, err := connectReplication(ctx, cfg.Source.DSN.Reveal())
+	repl, err := connectReplication(ctx, cfg.Source.DSN.Reveal(), cfg.Source.Slot)
 	if err != nil {
 		return fail(err)
 	}

@@ -28,6 +28,7 @@ func TestTransient(t *testing.T) {
 		{&source.FilterError{Code: "22P02"}, false},
 		{&target.ServerError{Code: "23505"}, false},
 		{&pgconn.PgError{Code: "42P01"}, false},
+		{fmt.Errorf("planning the publication: %w", &pgconn.PgError{Code: "55P03"}), true},
 		{errors.New("unexpected EOF"), true},
 		{&ValueError{Err: errors.New("not a date")}, false},
 	} {

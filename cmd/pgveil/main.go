@@ -52,6 +52,7 @@ func commands() []command {
 		{name: "preview", summary: "show masked sample rows of one table; writes nothing", usage: "-c FILE TABLE [-n 5]", run: runPreview},
 		{name: "status", summary: "show the slot, the lag, the replicated tables and schema drift", usage: "-c FILE [--fast] [--json]", run: runStatus},
 		{name: "verify", summary: "compare the replica with the re-masked source; prints counts, never values", usage: "-c FILE [--table TABLE] [--sample N] [--wait 60s]", run: runVerify},
+		{name: "resync", summary: "after the slot was lost: drop it and the checkpoint, so that the next start copies every table again", usage: "-c FILE [--force]", run: runResync},
 		{name: "setup-sql", summary: "print the SQL that creates least-privilege roles for pgveil and the readers; never connects", usage: "-c FILE [--part source|target|all] [--source-role pgveil] [--target-role pgveil] [--reader-timeout 5min]", run: runSetupSQL},
 		{name: "healthcheck", summary: "ask a running pgveil's /healthz whether it is healthy (exit 0) or not (exit 1); for container health checks", usage: "[--timeout 3s] [URL (default " + defaultHealthURL + ")]", run: runHealthcheck},
 		{name: "try", summary: "mask sample values with one rule", usage: "--secret-env VAR [--type TYPE] RULE VALUE...", run: runTry},
