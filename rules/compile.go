@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -77,6 +78,9 @@ func (c *Config) compile(cat transform.Catalog, keys *transform.Keys, reg *trans
 			msg := "column not found"
 			if near := closestColumn(t, cr.Name, ruled); near != "" {
 				msg += "; did you mean " + near + "?"
+			}
+			if slices.Contains(t.Generated, cr.Name) {
+				msg = "generated column: PostgreSQL does not publish generated columns, so the replica cannot have it; remove its rule (a view on the replica can compute it)"
 			}
 			if allowUnruled {
 				msg += " (dropped or renamed in production?): the replica goes on without it; remove or rename its rule"

@@ -26,7 +26,7 @@ func testCatalog() transform.Catalog {
 		{Name: "customer_id", Type: ty("bigint")},
 		{Name: "total", Type: ty("numeric(10,2)")},
 		{Name: "code", Type: ty("varchar(8)"), Unique: true},
-	}})
+	}, Generated: []string{"total_with_tax"}})
 	cat.Add(&transform.Table{Schema: "Sales", Name: "Order Items", Columns: []transform.Column{
 		{Name: "Line", Type: ty("integer"), PrimaryKey: true},
 		{Name: "SKU", Type: ty("text")},
@@ -166,6 +166,7 @@ func TestCompileProblems(t *testing.T) {
       total: keep
       CODE: hash
       total_: keep
+      total_with_tax: keep
 `
 	plan, warnings, errs := compileString(t, src)
 	if plan != nil {
@@ -186,6 +187,7 @@ func TestCompileProblems(t *testing.T) {
 		"16:3: sales.orders: table not found in the source database; did you mean public.orders?",
 		"23:13: public.orders.code: character varying(8) is too short for a unique hash",
 		"24:7: public.orders.total_: column not found",
+		"25:7: public.orders.total_with_tax: generated column: PostgreSQL does not publish generated columns, so the replica cannot have it; remove its rule (a view on the replica can compute it)",
 	})
 	for _, p := range errs {
 		if p.Column == "total_" && p.Msg != "column not found" {

@@ -25,6 +25,10 @@ type Table struct {
 	Schema  string
 	Name    string
 	Columns []Column // in attribute order
+	// Generated names the table's generated columns, which PostgreSQL
+	// computes and never publishes: they are not in Columns, and the
+	// replica does not have them.
+	Generated []string
 }
 
 // QualifiedName is "schema.table", quoted where SQL needs it.

@@ -350,8 +350,9 @@ WHERE t.oid = ANY($1::oid[])`, missing)
 }
 
 // resolve returns the transform.Type of a column of type oid with typmod
-// and attndims ndims: domains become their base type, enums and other
-// types defined outside pg_catalog keep their qualified name.
+// and attndims ndims: domains become their base type, composite types
+// text, enums and other types defined outside pg_catalog keep their
+// qualified name.
 func (r *catalogReader) resolve(oid uint32, typmod, ndims int32) (transform.Type, error) {
 	dims := 0
 	for range 100 { // domains over domains over arrays...: bounded
@@ -388,6 +389,11 @@ func (r *catalogReader) resolve(oid uint32, typmod, ndims int32) (transform.Type
 			}
 		case t.typtype == "b" && t.typname == "citext":
 			out = transform.MustType("citext")
+		case t.typtype == "c":
+			// A composite type would have to exist in the replica, with
+			// every type it is made of: its values are replicated as
+			// their text form, "(EUR,1999)", into text.
+			out = transform.MustType("text")
 		default:
 			out = transform.Type{Name: t.qualName, Kind: transform.KindOther}
 		}
@@ -484,6 +490,7 @@ func (r *catalogReader) build(rel *relation) error {
 	for _, a := range rel.attrs {
 		if a.generated {
 			info.Generated = append(info.Generated, a.name)
+			t.Generated = append(t.Generated, a.name)
 			continue
 		}
 		typ, err := r.resolve(a.typeOID, a.typmod, a.ndims)
