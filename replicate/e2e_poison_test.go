@@ -61,7 +61,7 @@ func deepJSON(depth int) string {
 }
 
 func TestReplicatePoisonValues(t *testing.T) {
-	const bigSize = 16 << 20 // toasted, and larger than every buffer on the way
+	const bigSize = 100 << 20 // toasted, and larger than every buffer on the way
 	e := newE2E(t, poisonSchema, poisonRules)
 	rows := func(first int) string {
 		return fmt.Sprintf(`
