@@ -50,6 +50,19 @@ func TestDemo(t *testing.T) {
 	if len(vars) != 3 || !strings.Contains(out, envFile) {
 		t.Fatalf("demo.env holds %d variables (want 3), named in the output: %v", len(vars), strings.Contains(out, envFile))
 	}
+	// The demo shows its own seeded rows raw beside the masked ones, and the
+	// read-only role's DSN (a throwaway password) so that Metabase or psql
+	// can connect; the secret is in demo.env only.
+	secret := vars["PGVEIL_SECRET"]
+	logText, err := os.ReadFile(filepath.Join(dir, "pgveil.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for where, text := range map[string]string{"stdout": out, "stderr": errOut, "pgveil.log": string(logText)} {
+		if len(secret) < 32 || strings.Contains(text, secret) {
+			t.Errorf("%s holds the secret (or demo.env has none)", where)
+		}
+	}
 	if code, vout, verr := pgveil(t, vars, "validate", "--offline", "-c", filepath.Join(dir, "pgveil.yaml")); code != exitOK {
 		t.Errorf("validate the demo's files: exit %d\n%s%s", code, vout, verr)
 	}
