@@ -3,11 +3,14 @@ package replicate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pglogrepl"
+
+	"pgveil/internal/pgtest"
 )
 
 // An idle pipeline confirms the server's WAL end, so production does not
@@ -209,5 +212,60 @@ func TestReplicateFirstStartNeedsEveryColumn(t *testing.T) {
 	e.dst.QueryRow(context.Background(), `SELECT to_regclass('public.t') IS NOT NULL`).Scan(&exists)
 	if exists {
 		t.Error("the table was set up in the replica")
+	}
+}
+
+// TestReplicateSlotInvalidated: while pgveil is stopped production writes
+// more WAL than max_slot_wal_keep_size lets the slot keep; the slot is
+// invalidated (wal_status = lost) and pgveil stops with a clear error,
+// changing nothing; StartOver (pgveil resync) and a start bring the
+// replica back.
+func TestReplicateSlotInvalidated(t *testing.T) {
+	t.Parallel()
+	prod := pgtest.New(t, pgtest.Options{Settings: map[string]string{"max_slot_wal_keep_size": "32MB", "max_wal_size": "64MB", "min_wal_size": "32MB"}})
+	dsn, err := prod.CreateDB(context.Background(), "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newE2EWith(t, dsn, `CREATE TABLE t (id int PRIMARY KEY, pad text);`, "  t:\n    columns: {id: keep, pad: {truncate: 3}}\n")
+	e.exec(`INSERT INTO t VALUES (1, 'one')`)
+	e.start()
+	e.sync()
+	e.sync()
+	e.stop()
+	e.waitSlotInactive()
+	// About 100 MB of WAL, then checkpoints: the slot falls behind.
+	for i := range 5 {
+		e.exec(fmt.Sprintf(`INSERT INTO t SELECT g, md5(g::text) || repeat('x', 2000) FROM generate_series(%d, %d) g`, 2+i*10000, 1+(i+1)*10000))
+		e.exec(`SELECT pg_switch_wal(); CHECKPOINT`)
+	}
+	var status string
+	if err := e.src.QueryRow(context.Background(), `SELECT wal_status FROM pg_replication_slots WHERE slot_name = 's1'`).Scan(&status); err != nil || status != "lost" {
+		t.Fatalf("wal_status = %q (%v), want lost", status, err)
+	}
+	e.start()
+	select {
+	case err := <-e.done:
+		e.cancel = nil
+		var fe *FatalError
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "wal_status = lost") || !strings.Contains(err.Error(), "pgveil resync") {
+			t.Fatalf("got %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("pgveil did not stop\n%s", e.logs.String())
+	}
+	if n := e.count("public.t"); n != 1 {
+		t.Errorf("the replica changed: %d rows", n)
+	}
+	r, err := StartOver(context.Background(), e.src, e.dst, "s1", false)
+	if err != nil || !r.SlotDropped || !r.CheckpointCleared || r.WALStatus != "lost" {
+		t.Fatalf("StartOver = %+v, %v", r, err)
+	}
+	e.start()
+	e.sync()
+	e.sync()
+	e.verify()
+	if n := e.count("public.t"); n != 50001 {
+		t.Errorf("after starting over: %d rows, want 50001", n)
 	}
 }

@@ -50,7 +50,13 @@ type e2e struct {
 
 func newE2E(t *testing.T, schema, rulesYAML string) *e2e {
 	t.Helper()
-	e := &e2e{t: t, srcDSN: prodCluster.NewDB(t), dstDSN: anCluster.NewDB(t), logs: &syncbuf.Buffer{}}
+	return newE2EWith(t, prodCluster.NewDB(t), schema, rulesYAML)
+}
+
+// newE2EWith is newE2E on a production database of the test's choosing.
+func newE2EWith(t *testing.T, srcDSN, schema, rulesYAML string) *e2e {
+	t.Helper()
+	e := &e2e{t: t, srcDSN: srcDSN, dstDSN: anCluster.NewDB(t), logs: &syncbuf.Buffer{}}
 	ctx := context.Background()
 	var err error
 	if e.src, err = pgx.Connect(ctx, e.srcDSN); err != nil {
