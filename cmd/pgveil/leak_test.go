@@ -5,14 +5,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"pgveil/internal/pgtest"
 )
 
 // TestNoLeaks runs the commands that read production (run at debug level
@@ -105,15 +101,7 @@ func TestNoLeaks(t *testing.T) {
 	<-p.done
 	outputs["run's log (debug)"] = p.out.String()
 
-	bin, err := pgtest.BinDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump, err := exec.Command(filepath.Join(bin, "pg_dump"), "--dbname", s.dstDSN).Output()
-	if err != nil {
-		t.Fatalf("pg_dump: %v", err)
-	}
-	outputs["a dump of the replica"] = string(dump)
+	outputs["a dump of the replica"] = s.dumpReplica()
 
 	for where, text := range outputs {
 		s.noCanary(where, text)

@@ -124,6 +124,20 @@ INSERT INTO events (account_id, user_id, kind, ip, properties)
 	return s
 }
 
+// dumpReplica is pg_dump of the analytics database.
+func (s *site) dumpReplica() string {
+	s.t.Helper()
+	bin, err := pgtest.BinDir()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	dump, err := exec.Command(filepath.Join(bin, "pg_dump"), "--dbname", s.dstDSN).Output()
+	if err != nil {
+		s.t.Fatalf("pg_dump: %v", err)
+	}
+	return string(dump)
+}
+
 func (s *site) exec(sql string, args ...any) {
 	s.t.Helper()
 	if _, err := s.src.Exec(context.Background(), sql, args...); err != nil {
@@ -256,18 +270,11 @@ func TestRunStopsCleanlyOnSignal(t *testing.T) {
 	}
 	s.verify()
 	// No raw personal data anywhere in a dump of the replica.
-	bin, err := pgtest.BinDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump, err := exec.Command(filepath.Join(bin, "pg_dump"), "--dbname", s.dstDSN).Output()
-	if err != nil {
-		t.Fatalf("pg_dump: %v", err)
-	}
-	if !strings.Contains(string(dump), "COPY public.customers") {
+	dump := s.dumpReplica()
+	if !strings.Contains(dump, "COPY public.customers") {
 		t.Fatalf("the dump holds no customers table")
 	}
-	s.noCanary("a dump of the replica", string(dump))
+	s.noCanary("a dump of the replica", dump)
 }
 
 // traffic inserts, updates and deletes in production until ctx ends.
