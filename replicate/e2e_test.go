@@ -136,9 +136,12 @@ func (e *e2e) sync() {
 			e.t.Fatalf("pipeline stopped: %v\nlog:\n%s", err, e.logs.String())
 		default:
 		}
+		// The marker may come with the initial copy, while larger tables
+		// are still loading: the checkpoint is written when all are in.
 		var got int64
-		err := e.dst.QueryRow(context.Background(), "SELECT n FROM public.pgveil_marker WHERE id = 1").Scan(&got)
-		if err == nil && got >= n && !e.stats.Resyncing.Load() {
+		var copied bool
+		err := e.dst.QueryRow(context.Background(), "SELECT n, EXISTS (SELECT FROM pgveil.checkpoint WHERE slot = 's1') FROM public.pgveil_marker WHERE id = 1").Scan(&got, &copied)
+		if err == nil && got >= n && copied && !e.stats.Resyncing.Load() {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -171,8 +171,8 @@ func (s *site) start(extra ...string) *proc {
 }
 
 // sync writes a marker in production (an account with a new id: ids are
-// kept) and waits until the replica has it: then every earlier source
-// commit is applied.
+// kept) and waits until the replica has it and the initial copy is
+// complete: then every earlier source commit is applied.
 func (s *site) sync(p *proc) {
 	s.t.Helper()
 	s.marker++
@@ -180,8 +180,12 @@ func (s *site) sync(p *proc) {
 	s.exec(`INSERT INTO accounts (id, name, plan, country) VALUES ($1, 'marker', 'free', 'DE')`, id)
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
+		// The marker may come with the initial copy, while larger tables
+		// are still loading: the checkpoint is written when all are in.
 		var n int
-		if err := s.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.accounts WHERE id = $1`, id).Scan(&n); err == nil && n == 1 {
+		var copied bool
+		err := s.dst.QueryRow(context.Background(), `SELECT count(*), EXISTS (SELECT FROM pgveil.checkpoint) FROM public.accounts WHERE id = $1`, id).Scan(&n, &copied)
+		if err == nil && n == 1 && copied {
 			return
 		}
 		select {
