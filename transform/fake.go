@@ -300,21 +300,8 @@ func fakeIBAN(f *gofakeit.Faker) string {
 			bban[i] = byte('A' + f.IntN(26))
 		}
 	}
-	check := 98 - ibanMod97(string(bban)+format.country+"00")
+	check := 98 - IBANMod97(string(bban)+format.country+"00")
 	return fmt.Sprintf("%s%02d%s", format.country, check, bban)
-}
-
-// ibanMod97 computes the IBAN remainder, letters counting as 10..35.
-func ibanMod97(s string) int {
-	r := 0
-	for _, c := range []byte(s) {
-		if c >= 'A' && c <= 'Z' {
-			r = (r*100 + int(c-'A'+10)) % 97
-		} else {
-			r = (r*10 + int(c-'0')) % 97
-		}
-	}
-	return r
 }
 
 // fakeCard draws a 16-digit card number with a valid Luhn check digit.

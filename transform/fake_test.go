@@ -307,36 +307,21 @@ func TestFakeIBAN(t *testing.T) {
 	if len(countries) != len(lengths) {
 		t.Errorf("iban countries drawn: %v", countries)
 	}
-	if ibanMod97("3214282912345698765432161182") != 1 { // GB82WEST12345698765432, rearranged
-		t.Errorf("ibanMod97 of a known IBAN is %d", ibanMod97("3214282912345698765432161182"))
+	if IBANMod97("3214282912345698765432161182") != 1 { // GB82WEST12345698765432, rearranged
+		t.Errorf("ibanMod97 of a known IBAN is %d", IBANMod97("3214282912345698765432161182"))
 	}
-}
-
-func luhnValid(s string) bool {
-	sum := 0
-	for i := range len(s) {
-		d := int(s[len(s)-1-i] - '0')
-		if i%2 == 1 {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-	}
-	return sum%10 == 0
 }
 
 func TestFakeCreditCard(t *testing.T) {
 	k := testKeys(t, testSecret)
 	tr := fakeOf(t, k, "text", Args{"kind": "credit_card"})
-	if !luhnValid("4111111111111111") || luhnValid("4111111111111112") {
-		t.Fatal("luhnValid is wrong")
+	if !LuhnValid("4111111111111111") || LuhnValid("4111111111111112") {
+		t.Fatal("LuhnValid is wrong")
 	}
 	firsts := map[byte]int{}
 	for i := range 1000 {
 		got := apply(t, tr, fmt.Sprint("4556 7375 8689 ", i))
-		if !regexp.MustCompile(`^[45]\d{15}$`).MatchString(got) || !luhnValid(got) {
+		if !regexp.MustCompile(`^[45]\d{15}$`).MatchString(got) || !LuhnValid(got) {
 			t.Fatalf("credit_card %q: not a valid card number", got)
 		}
 		firsts[got[0]]++

@@ -55,6 +55,7 @@ func commands() []command {
 		{name: "resync", summary: "after the slot was lost: drop it and the checkpoint, so that the next start copies every table again", usage: "-c FILE [--force]", run: runResync},
 		{name: "setup-sql", summary: "print the SQL that creates least-privilege roles for pgveil and the readers; never connects", usage: "-c FILE [--part source|target|all] [--source-role pgveil] [--target-role pgveil] [--reader-timeout 5min]", run: runSetupSQL},
 		{name: "healthcheck", summary: "ask a running pgveil's /healthz whether it is healthy (exit 0) or not (exit 1); for container health checks", usage: "[--timeout 3s] [URL (default " + defaultHealthURL + ")]", run: runHealthcheck},
+		{name: "scan", summary: "propose masking rules: read the source catalog, sample values, write a rules file with a reason for each rule; never prints values", usage: "--source DSN [--sample 200] [-o pgveil.yaml] [--schema public ...]", run: runScan},
 		{name: "try", summary: "mask sample values with one rule", usage: "--secret-env VAR [--type TYPE] RULE VALUE...", run: runTry},
 		{name: "version", summary: "print the version", usage: "", run: runVersion},
 		{name: "help", summary: "list the commands, or explain one", usage: "[COMMAND]", run: nil},
