@@ -37,20 +37,12 @@ type TableInfo struct {
 	// none for NOTHING or DEFAULT without a primary key.
 	IdentityColumns []string
 	HasPrimaryKey   bool
-	// Generated are the generated columns (attgenerated <> ''), which
-	// PostgreSQL 15 does not publish and Tables leaves out.
-	Generated []string
 	// Partitioned: a partitioned table (relkind 'p').
 	Partitioned bool
 	// EstimatedRows is pg_class.reltuples, -1 when unknown.
 	EstimatedRows int64
 	// Pages is pg_class.relpages.
 	Pages int64
-	// Owner is the table's owner role.
-	Owner string
-	// Owned reports whether the role that read the catalog has the owner's
-	// privileges, which adding the table to a publication requires.
-	Owned bool
 	// ColumnTypes holds each column's exact SQL type: format_type() with
 	// every type outside pg_catalog schema-qualified, domains kept (where
 	// the Type of Tables holds the domain's base type). Filter casts to it.
@@ -214,8 +206,7 @@ func (r *catalogReader) readRelations(tables []transform.TableName) error {
 	}
 	rows, err := r.tx.Query(r.ctx, `
 SELECT DISTINCT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relreplident::text,
-       c.reltuples::float8, c.relpages::int8, pg_get_userbyid(c.relowner)::text,
-       pg_has_role(c.relowner, 'USAGE')
+       c.reltuples::float8, c.relpages::int8
 FROM unnest($1::text[], $2::text[]) AS w(nsp, rel)
 JOIN pg_namespace n ON n.nspname = w.nsp
 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel
@@ -232,7 +223,7 @@ WHERE c.relkind IN ('r', 'p')`, schemas, names)
 			info            TableInfo
 			schema, relname string
 		)
-		if err := rows.Scan(&info.OID, &schema, &relname, &relkind, &ident, &tuples, &info.Pages, &info.Owner, &info.Owned); err != nil {
+		if err := rows.Scan(&info.OID, &schema, &relname, &relkind, &ident, &tuples, &info.Pages); err != nil {
 			return wrapSQL(err, "reading the source catalog: tables")
 		}
 		rel.name = transform.TableName{Schema: schema, Name: relname}
@@ -489,7 +480,6 @@ func (r *catalogReader) build(rel *relation) error {
 	}
 	for _, a := range rel.attrs {
 		if a.generated {
-			info.Generated = append(info.Generated, a.name)
 			t.Generated = append(t.Generated, a.name)
 			continue
 		}

@@ -185,7 +185,7 @@ func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Ta
 		return fmt.Errorf("planning the publication: %s: where: %w", q, err)
 	}
 	for _, c := range refs {
-		if slices.Contains(info.Generated, c) {
+		if slices.Contains(t.Generated, c) {
 			return fmt.Errorf("planning the publication: %s: where references generated column %s, which PostgreSQL does not publish and pgveil therefore cannot filter on; use the columns it is computed from", q, transform.QuoteIdent(c))
 		}
 	}

@@ -140,7 +140,7 @@ func Check(srv *Server, cat *Catalog, plan *transform.Plan, slotExists bool) []P
 			add("REPLICA IDENTITY USING INDEX names no usable index: UPDATE and DELETE cannot be replicated, and once the table is published they would fail in production; ALTER TABLE %s REPLICA IDENTITY USING INDEX with a valid unique index, or REPLICA IDENTITY DEFAULT", q)
 		}
 		for _, c := range info.IdentityColumns {
-			if slices.Contains(info.Generated, c) {
+			if slices.Contains(cat.Tables[name].Generated, c) {
 				add("replica identity column %s is a generated column, which PostgreSQL does not publish: UPDATE and DELETE cannot be replicated; use another replica identity (ALTER TABLE %s REPLICA IDENTITY ...)", transform.QuoteIdent(c), q)
 			}
 		}
