@@ -432,6 +432,13 @@ func strongName(c category) bool {
 	return c == catSecret || c == catGovID || c == catFreeText || c == catCardLast4 || c == catCoupon
 }
 
+// fakeOf is the fake kind of the categories that are faked as they are.
+var fakeOf = map[category]string{
+	catEmail: "email", catFirstName: "first_name", catLastName: "last_name", catFullName: "name",
+	catCompany: "company", catUsername: "username", catStreet: "street", catAddress: "address",
+	catIP: "ipv4", catIBAN: "iban", catCard: "credit_card",
+}
+
 // build turns a category into a rule that fits the column's type.
 func build(cat category, why string, c Column) Proposal {
 	reason := why + " look like " + what[cat]
@@ -460,28 +467,12 @@ func build(cat category, why string, c Column) Proposal {
 	switch cat {
 	case catSecret, catGovID, catFreeText, catDevice:
 		p.Rule = "drop"
-	case catEmail:
-		p.Rule = fake("email")
 	case catPhone:
 		if text && !c.Unique {
 			p.Rule = "{partial: {keep_last: 2}}"
 		} else if text {
 			p.Rule = fake("phone")
 		}
-	case catFirstName:
-		p.Rule = fake("first_name")
-	case catLastName:
-		p.Rule = fake("last_name")
-	case catFullName:
-		p.Rule = fake("name")
-	case catCompany:
-		p.Rule = fake("company")
-	case catUsername:
-		p.Rule = fake("username")
-	case catStreet:
-		p.Rule = fake("street")
-	case catAddress:
-		p.Rule = fake("address")
 	case catZip:
 		if text {
 			p.Rule = "{truncate: 3}"
@@ -494,12 +485,6 @@ func build(cat category, why string, c Column) Proposal {
 		if !c.Type.IsArray() && (c.Type.Kind == transform.KindFloat || c.Type.Kind == transform.KindNumeric) {
 			p.Rule = "{truncate: 0.1}"
 		}
-	case catIP:
-		p.Rule = fake("ipv4")
-	case catIBAN:
-		p.Rule = fake("iban")
-	case catCard:
-		p.Rule = fake("credit_card")
 	case catCardLast4:
 		if text && (c.Type.Length == 0 || c.Type.Length >= 4) {
 			p.Rule = `{redact: "0000"}`
@@ -540,6 +525,10 @@ func build(cat category, why string, c Column) Proposal {
 		p.Rule = "keep"
 		p.Reason = what[cat] + " (a special category): kept for analytics; review"
 		return p
+	default:
+		if kind, ok := fakeOf[cat]; ok {
+			p.Rule = fake(kind)
+		}
 	}
 	if p.Rule == "" {
 		switch c.Type.Kind {
