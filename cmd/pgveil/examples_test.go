@@ -33,6 +33,25 @@ INSERT INTO patients (mrn, national_id, first_name, last_name, sex, birth_date, 
   FROM generate_series(1, 3) g;`},
 }
 
+// loadExample loads an example's schema and then seed into a fresh
+// database of the production cluster; it returns the database's DSN and
+// the example's rules.
+func loadExample(t *testing.T, name, seed string) (dsn, rulesText string) {
+	t.Helper()
+	schema, err := examples.Schema(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rulesText, err = examples.Rules(name); err != nil {
+		t.Fatal(err)
+	}
+	dsn = prod.NewDB(t)
+	if err := pgtest.Exec(context.Background(), dsn, schema+seed); err != nil {
+		t.Fatalf("loading the schema: %v", err)
+	}
+	return dsn, rulesText
+}
+
 // TestExamplesValidateAndPreview loads each example's schema into a
 // fresh production database: its rules pass the online validation with
 // no problem and no warning, and preview masks a table's rows.
@@ -43,18 +62,7 @@ func TestExamplesValidateAndPreview(t *testing.T) {
 			if !ok {
 				t.Fatalf("example %s has no entry in exampleSeeds", name)
 			}
-			schema, err := examples.Schema(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			text, err := examples.Rules(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dsn := prod.NewDB(t)
-			if err := pgtest.Exec(context.Background(), dsn, schema+strings.ReplaceAll(seed.seed, "$1", "'"+canary+"'")); err != nil {
-				t.Fatalf("loading the schema: %v", err)
-			}
+			dsn, text := loadExample(t, name, strings.ReplaceAll(seed.seed, "$1", "'"+canary+"'"))
 			file := writeRules(t, text)
 			s := &site{t: t, srcDSN: dsn, dstDSN: "host=analytics.invalid"}
 

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"pgveil/examples"
-	"pgveil/internal/pgtest"
 	"pgveil/replicate"
 	"pgveil/replicate/source"
 	"pgveil/rules"
@@ -90,19 +89,8 @@ func TestScanExamples(t *testing.T) {
 			if !ok {
 				t.Fatalf("example %s has no entry in scanSeeds", name)
 			}
-			schema, err := examples.Schema(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			text, err := examples.Rules(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dsn := prod.NewDB(t)
+			dsn, text := loadExample(t, name, strings.ReplaceAll(seed, "$C", canary))
 			ctx := context.Background()
-			if err := pgtest.Exec(ctx, dsn, schema+strings.ReplaceAll(seed, "$C", canary)); err != nil {
-				t.Fatalf("loading the schema: %v", err)
-			}
 			file := filepath.Join(t.TempDir(), "scan.yaml")
 			code, out, errOut := pgveil(t, saasEnv, "scan", "--source", dsn, "--sample", "50", "-o", file, "--schema", "public")
 			if code != exitOK {
