@@ -162,20 +162,7 @@ func TestReplicateSlotGone(t *testing.T) {
 	e.stop()
 	e.waitSlotInactive()
 	e.exec(`SELECT pg_drop_replication_slot('s1')`)
-	e.start()
-	select {
-	case err := <-e.done:
-		e.cancel = nil
-		var fe *FatalError
-		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "pgveil resync") {
-			t.Fatalf("got %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("pgveil did not stop\n%s", e.logs.String())
-	}
-	if n := e.count("public.t"); n != 1 {
-		t.Errorf("the replica changed: %d rows", n)
-	}
+	e.startExpectingStop("does not exist", "pgveil resync")
 
 	// The way back the message gives (docs/operations.md): delete the
 	// checkpoint row and start; every table is copied again.
@@ -243,20 +230,7 @@ func TestReplicateSlotInvalidated(t *testing.T) {
 	if err := e.src.QueryRow(context.Background(), `SELECT wal_status FROM pg_replication_slots WHERE slot_name = 's1'`).Scan(&status); err != nil || status != "lost" {
 		t.Fatalf("wal_status = %q (%v), want lost", status, err)
 	}
-	e.start()
-	select {
-	case err := <-e.done:
-		e.cancel = nil
-		var fe *FatalError
-		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "wal_status = lost") || !strings.Contains(err.Error(), "pgveil resync") {
-			t.Fatalf("got %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("pgveil did not stop\n%s", e.logs.String())
-	}
-	if n := e.count("public.t"); n != 1 {
-		t.Errorf("the replica changed: %d rows", n)
-	}
+	e.startExpectingStop("wal_status = lost", "pgveil resync")
 	r, err := StartOver(context.Background(), e.src, e.dst, "s1", false)
 	if err != nil || !r.SlotDropped || !r.CheckpointCleared || r.WALStatus != "lost" {
 		t.Fatalf("StartOver = %+v, %v", r, err)
@@ -267,5 +241,31 @@ func TestReplicateSlotInvalidated(t *testing.T) {
 	e.verify()
 	if n := e.count("public.t"); n != 50001 {
 		t.Errorf("after starting over: %d rows, want 50001", n)
+	}
+}
+
+// startExpectingStop starts the pipeline and expects it to stop with a
+// FatalError saying each of parts, leaving the replica's one row of
+// public.t as it was.
+func (e *e2e) startExpectingStop(parts ...string) {
+	e.t.Helper()
+	e.start()
+	select {
+	case err := <-e.done:
+		e.cancel = nil
+		var fe *FatalError
+		if !errors.As(err, &fe) {
+			e.t.Fatalf("got %v, want a FatalError", err)
+		}
+		for _, part := range parts {
+			if !strings.Contains(err.Error(), part) {
+				e.t.Fatalf("got %v, want it to say %q", err, part)
+			}
+		}
+	case <-time.After(60 * time.Second):
+		e.t.Fatalf("pgveil did not stop\n%s", e.logs.String())
+	}
+	if n := e.count("public.t"); n != 1 {
+		e.t.Errorf("the replica changed: %d rows", n)
 	}
 }

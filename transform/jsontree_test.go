@@ -10,14 +10,9 @@ import "slices"
 
 // refJSON masks doc with rules the way jsonT must.
 func refJSON(rules []jsonRule, doc []byte) ([]byte, error) {
-	p := treeParser{jsonParser: jsonParser{s: doc}}
-	root, err := p.value()
+	root, err := parseJSON(doc)
 	if err != nil {
 		return nil, err
-	}
-	p.space()
-	if p.i != len(p.s) {
-		return nil, errJSON
 	}
 	// Drops first: a dropped value is never masked (so a rule that would
 	// fail on it does not), then the other paths in the order written.
