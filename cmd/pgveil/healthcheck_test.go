@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -25,10 +23,7 @@ func TestHealthcheck(t *testing.T) {
 	}))
 	defer srv.Close()
 	check := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := run(context.Background(), &env{stdout: &out, stderr: &errb, lookupEnv: func(string) (string, bool) { return "", false }},
-			append([]string{"healthcheck"}, args...))
-		return code, out.String(), errb.String()
+		return pgveil(t, nil, append([]string{"healthcheck"}, args...)...)
 	}
 	if code, out, _ := check(srv.URL + "/healthz"); code != exitOK || !strings.Contains(out, "ok") {
 		t.Errorf("healthy: exit %d, %q", code, out)

@@ -74,11 +74,9 @@ func TestNoLeaks(t *testing.T) {
 			limit = 5 * time.Second // it retries an unreachable server until stopped
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), limit)
-		var out, errOut strings.Builder
-		e := &env{stdout: &out, stderr: &errOut, lookupEnv: func(k string) (string, bool) { v, ok := c.env[k]; return v, ok }}
-		code := run(ctx, e, c.args)
+		code, out, errOut := pgveilContext(ctx, c.env, c.args...)
 		cancel()
-		outputs[c.name] = out.String() + errOut.String()
+		outputs[c.name] = out + errOut
 		t.Logf("%s: exit %d", c.name, code)
 		switch {
 		case c.args[0] == "run":

@@ -14,12 +14,18 @@ const testSecret = "0123456789abcdef0123456789abcdef"
 // pgveil runs the command line in-process and returns exit code, stdout and stderr.
 func pgveil(t *testing.T, envVars map[string]string, args ...string) (int, string, string) {
 	t.Helper()
+	return pgveilContext(context.Background(), envVars, args...)
+}
+
+// pgveilContext is pgveil until ctx ends (for run, which goes on until
+// stopped).
+func pgveilContext(ctx context.Context, envVars map[string]string, args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
 	e := &env{stdout: &out, stderr: &errOut, lookupEnv: func(k string) (string, bool) {
 		v, ok := envVars[k]
 		return v, ok
 	}}
-	code := run(context.Background(), e, args)
+	code := run(ctx, e, args)
 	return code, out.String(), errOut.String()
 }
 
