@@ -207,11 +207,10 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 	// Only a table's owner may add it to (or drop it from) a publication.
 	// A role without that right does not need it once the publication
 	// holds the rules: hand the statements to someone who has it.
-	oids := make([]uint32, 0, len(live)+len(cur.relOIDs()))
+	oids := cur.relOIDs()
 	for _, lt := range live {
 		oids = append(oids, lt.oid)
 	}
-	oids = append(oids, cur.relOIDs()...)
 	notOwned, err := tablesNotOwned(ctx, tx, oids)
 	if err != nil {
 		return fail(err)
