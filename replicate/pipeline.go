@@ -485,6 +485,14 @@ func runOnce(ctx context.Context, opts Options) error {
 	if err := target.Setup(ctx, tgt, transform.NewPlan(setupTables), prep.Catalog.Enums, cfg.Target.Readers); err != nil {
 		return fatalUnlessTransient(err)
 	}
+	tenancy := targetTenancy(cfg)
+	revoked, err := target.SetupTenancy(ctx, tgt, transform.NewPlan(setupTables), tenancy, cfg.Target.Readers)
+	if err != nil {
+		return fatalUnlessTransient(err)
+	}
+	for _, v := range revoked {
+		log.Warn("tenants lost SELECT on a view that would show them other tenants' rows (materialized, or without security_invoker)", "view", v)
+	}
 	if err := dropRemoved(ctx, tgt, removed, log); err != nil {
 		return err
 	}
@@ -555,6 +563,7 @@ func runOnce(ctx context.Context, opts Options) error {
 		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: opts.Observer,
 		applier: target.NewApplier(tgt, cfg.Source.Slot), stats: opts.Stats, start: start, rs: rs,
 	}
+	st.applier.SetTenancy(tenancy)
 	if st.colTypes, err = readColumnTypes(ctx, src, prep.Plan); err != nil {
 		return err
 	}
@@ -620,7 +629,7 @@ func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn
 	sn := &snapshotter{
 		opts: opts.Snapshot, log: log, snapshot: res.SnapshotName, obs: opts.Observer,
 		sourceDSN: cfg.Source.DSN.Reveal(), targetDSN: cfg.Target.DSN.Reveal(),
-		plan: prep.Plan, pub: prep.Publication, cat: prep.Catalog,
+		plan: prep.Plan, pub: prep.Publication, cat: prep.Catalog, tenancy: targetTenancy(cfg),
 	}
 	if err := sn.run(ctx); err != nil {
 		var ve *ValueError

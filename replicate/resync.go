@@ -37,6 +37,7 @@ type liveResync struct {
 	live    map[transform.TableName]*transform.TablePlan
 	hashes  map[transform.TableName]string
 	readers []string
+	tenancy *target.Tenancy
 	spill   *spill
 	lsn     pglogrepl.LSN // the snapshot's consistent point
 	done    chan error    // the copy's result
@@ -82,7 +83,7 @@ func startResync(ctx context.Context, opts Options, prep *Prepared, tables map[t
 	cfg, log := opts.Config, opts.Logger
 	rs := &liveResync{tables: tables, staging: map[transform.TableName]*transform.TablePlan{},
 		live: map[transform.TableName]*transform.TablePlan{}, hashes: hashes, readers: cfg.Target.Readers,
-		done: make(chan error, 1), started: time.Now()}
+		tenancy: targetTenancy(cfg), done: make(chan error, 1), started: time.Now()}
 	var plans, staging []*transform.TablePlan
 	var names []string
 	for _, tp := range prep.Plan.Tables() {
@@ -217,7 +218,16 @@ func (s *streamer) switchIn(ctx context.Context) error {
 	s.rels, s.lookup, s.curLSN, s.rs = rels, lookup, curLSN, rs
 	if err == nil {
 		for n, live := range rs.live {
-			for _, q := range target.SwitchSQL(live, rs.staging[n], rs.readers, rs.hashes[n]) {
+			stmts := target.SwitchSQL(live, rs.staging[n], rs.readers, rs.hashes[n])
+			more, terr := target.SwitchTenancySQL(live, rs.tenancy, rs.readers)
+			if terr != nil {
+				err = terr
+				break
+			}
+			if sync, terr := target.SyncTenantsSQL(live, rs.tenancy); terr == nil && sync != "" {
+				more = append(more, sync)
+			}
+			for _, q := range append(stmts, more...) {
 				if err = s.applier.Exec(ctx, q); err != nil {
 					break
 				}

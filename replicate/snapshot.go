@@ -92,6 +92,9 @@ type snapshotter struct {
 	// dest, when set, names where each table loads (staging tables of a
 	// re-copy); otherwise tables load into their own names.
 	dest map[transform.TableName]*transform.TablePlan
+	// tenancy, when set, gets the tenant roles of each copied table
+	// created after its copy.
+	tenancy *target.Tenancy
 }
 
 func (s *snapshotter) run(ctx context.Context) error {
@@ -337,6 +340,15 @@ func (s *snapshotter) load(ctx context.Context, conn *pgx.Conn, t *tableCopy) er
 	pr.CloseWithError(errStopped)
 	if err != nil {
 		return fmt.Errorf("%s: loading into the target: %w", t.plan.Table.QualifiedName(), err)
+	}
+	if s.tenancy != nil {
+		sql, err := target.SyncTenantsSQL(t.dest, s.tenancy)
+		if err == nil && sql != "" {
+			_, err = conn.Exec(ctx, sql)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: creating its tenant roles: %w", t.plan.Table.QualifiedName(), err)
+		}
 	}
 	t.done.Store(true)
 	s.obs.SnapshotProgress(t.plan.Table.QualifiedName(), rows, t.bytes.Load(), t.estimated(), true)

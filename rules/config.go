@@ -15,7 +15,10 @@ type Config struct {
 	Source Source
 	Target Target
 	Secret Secret
-	Tables []*TableRule // in file order
+	// Tenancy, when not nil, makes the replica isolate tenants with row
+	// level security (see Tenancy).
+	Tenancy *Tenancy
+	Tables  []*TableRule // in file order
 }
 
 // Source is the production database pgveil replicates from.
@@ -35,6 +38,7 @@ type Target struct {
 type TableRule struct {
 	Schema, Name string        // resolved: "customers" is public.customers
 	Where        string        // optional SQL row filter, kept verbatim
+	Tenant       TableTenant   // the table's tenant key; zero: tenancy's column
 	Columns      []*ColumnRule // in file order
 	Line, Col    int           // of the table key
 }

@@ -22,6 +22,7 @@ var (
 		"source":      sourceKeys,
 		"target":      targetKeys,
 		"tables.NAME": tableKeys,
+		"tenancy":     tenancyKeys,
 	}
 	// nameMaps maps the path of a map keyed by names to the path of its
 	// entries.

@@ -21,10 +21,12 @@ const maxAliases = 1000
 
 // The keys allowed in each map of the file, as messages list them.
 const (
-	topKeys    = "source, target, secret, tables"
-	sourceKeys = "dsn, slot, publication"
-	targetKeys = "dsn, readers"
-	tableKeys  = "where, columns"
+	topKeys     = "source, target, secret, tenancy, tables"
+	sourceKeys  = "dsn, slot, publication"
+	targetKeys  = "dsn, readers"
+	tableKeys   = "where, tenant, columns"
+	tenancyKeys = "column, role_prefix, group, impersonators"
+	tenantKeys  = "column"
 )
 
 // allowedKey reports whether name is one of the keys of list.
@@ -353,6 +355,10 @@ func (p *parser) config(cfg *Config, root *yaml.Node) {
 			if s := p.secret(e); !e.dup {
 				cfg.Secret = s
 			}
+		case "tenancy":
+			if t := p.tenancy(e); !e.dup {
+				cfg.Tenancy = t
+			}
 		case "tables":
 			if ts := p.tables(e); !e.dup {
 				cfg.Tables = ts
@@ -371,6 +377,7 @@ func (p *parser) config(cfg *Config, root *yaml.Node) {
 	if !seen["tables"] {
 		p.addf(root, loc{}, "tables is required: list at least one table")
 	}
+	p.checkTenancy(cfg)
 }
 
 // section checks that a section (source, target) is a map and returns
@@ -426,7 +433,7 @@ func (p *parser) target(e entry) Target {
 				t.DSN = d
 			}
 		case "readers":
-			if r := p.readers(f); !f.dup {
+			if r := p.roles(f, "reader"); !f.dup {
 				t.Readers = r
 			}
 		}
@@ -466,19 +473,21 @@ func (p *parser) pgName(f entry, what string) (string, bool) {
 	return s.value, true
 }
 
-func (p *parser) readers(f entry) []string {
+// roles reads a list of role names (readers, impersonators); one names
+// an item in messages ("reader").
+func (p *parser) roles(f entry, one string) []string {
 	n := p.deref(f.value, loc{})
 	if isNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		p.addf(n, loc{}, "readers must be a list of role names, not %s", kindName(n))
+		p.addf(n, loc{}, "%s must be a list of role names, not %s", f.name, kindName(n))
 		return nil
 	}
 	out := make([]string, 0, len(n.Content))
 	first := map[string]int{}
 	for _, item := range n.Content {
-		s, ok := p.str(item, "a reader", loc{})
+		s, ok := p.str(item, "a "+one, loc{})
 		if !ok {
 			continue
 		}
@@ -487,11 +496,11 @@ func (p *parser) readers(f entry) []string {
 			if at == nil {
 				at = p.resolve(item)
 			}
-			p.addf(at, loc{}, "a reader role name must not be empty")
+			p.addf(at, loc{}, "a %s role name must not be empty", one)
 			continue
 		}
 		if line, dup := first[s.value]; dup {
-			p.addf(s.n, loc{}, "duplicate reader %s (first at line %d)", show(s), line)
+			p.addf(s.n, loc{}, "duplicate %s %s (first at line %d)", one, show(s), line)
 			continue
 		}
 		first[s.value] = s.n.Line
@@ -578,6 +587,10 @@ func (p *parser) table(te entry, at loc) *TableRule {
 			}
 			if !f.dup {
 				tr.Where = s.value
+			}
+		case "tenant":
+			if tt, ok := p.tableTenant(f, at); ok && !f.dup {
+				tr.Tenant = tt
 			}
 		case "columns":
 			hasColumns = true

@@ -67,14 +67,14 @@ func TestParseProblems(t *testing.T) {
 
 		// Strict keys.
 		{"unknown top-level key", head + "  t: {columns: {id: keep}}\nsecrets: x\n", []want{
-			`8:1: unknown key "secrets"; allowed keys: source, target, secret, tables`}},
+			`8:1: unknown key "secrets"; allowed keys: source, target, secret, tenancy, tables`}},
 		{"unknown source key", "source:\n  dsn: x\n  slots: a\n" + head[len("source:\n  dsn: postgres://app:pw@db/prod\n"):] + "  t: {columns: {id: keep}}\n", []want{
 			`3:3: unknown key "slots"; allowed keys: dsn, slot, publication`}},
 		{"unknown target key", "target:\n  dsn: x\n  reader: [a]\n" + strings.Replace(head, "target:\n  dsn: postgres://w:pw@analytics/db\n", "", 1) + "  t: {columns: {id: keep}}\n", []want{
 			`3:3: unknown key "reader"; allowed keys: dsn, readers`}},
 		{"unknown table key", head + "  t:\n    colums: {id: keep}\n", []want{
 			`7:3: public.t: columns is required`,
-			`8:5: public.t: unknown key "colums"; allowed keys: where, columns`}},
+			`8:5: public.t: unknown key "colums"; allowed keys: where, tenant, columns`}},
 		{"merge key", head + "  t:\n    <<: {where: x}\n    columns: {id: keep}\n", []want{"8:5: merge keys (<<) are not supported"}},
 
 		// Duplicate keys.

@@ -201,6 +201,14 @@ type Applier struct {
 
 	settings string // the statement that sets the transaction's parameters; "" until the first Begin
 
+	// Tenancy (SetTenancy): the tenant column of each table (-1: none),
+	// the tenant values seen in this transaction that may lack a role, and
+	// those known to have one.
+	tenancy     *Tenancy
+	tenantCols  map[*transform.TablePlan]int
+	newTenants  map[string]struct{}
+	knownTenant map[string]struct{}
+
 	// inflight, when not nil, delivers the outcome of a batch sent in the
 	// background (a mid-transaction flush) while the caller prepares the
 	// next one. Nothing else may use the connection until it is read.
@@ -303,6 +311,9 @@ func (a *Applier) Apply(ctx context.Context, c *Change) error {
 	default:
 		err = fmt.Errorf("apply: unknown operation %d", c.Op)
 	}
+	if err == nil && a.tenancy != nil && (c.Op == OpInsert || c.Op == OpUpdate) {
+		err = a.noteTenant(c)
+	}
 	if err == nil {
 		a.pending++
 		if len(a.queued)+a.netRows >= a.flushAt || a.bytes >= flushBytes {
@@ -331,6 +342,7 @@ func (a *Applier) Commit(ctx context.Context, pos Position) error {
 		a.abort(ctx)
 		return err
 	}
+	a.queueTenants()
 	name, err := a.stmt(ctx, stmtKey{kind: stmtCheckpoint}, func() string { return checkpointSQL })
 	if err != nil {
 		a.abort(ctx)
@@ -355,6 +367,7 @@ func (a *Applier) Commit(ctx context.Context, pos Position) error {
 		a.abort(ctx)
 		return errors.New("commit: the server rolled the transaction back")
 	}
+	a.tenantsCommitted()
 	return nil
 }
 
@@ -380,6 +393,7 @@ func (a *Applier) reset() {
 	}
 	a.netRows = 0
 	a.arena = a.arena[:0]
+	clear(a.newTenants)
 	a.inTx = false
 	a.batch = nil
 	a.queued = a.queued[:0]

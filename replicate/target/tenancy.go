@@ -1,0 +1,648 @@
+package target
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/transform"
+)
+
+// Tenancy is how the replica keeps tenants apart (rules.Tenancy): each
+// value of a table's tenant column has a role, RolePrefix followed by the
+// value's text form ("tenant_42"), a member of Group, and row level
+// security lets a role see only the rows whose tenant column holds the
+// value of a tenant role it has the privileges of. Shared tables are read
+// whole by every tenant; tenants cannot read the other tables.
+//
+// Under tenancy every replicated table has row level security enabled and
+// pgveil's policies, all FOR SELECT and named pgveil_*:
+//
+//   - pgveil_readers: the reader roles see every row;
+//   - pgveil_tenant (tenant tables): Group sees the rows of its tenants;
+//   - pgveil_shared (shared tables): Group sees every row.
+//
+// The table's owner (pgveil's role) is not subject to them.
+type Tenancy struct {
+	RolePrefix    string
+	Group         string
+	Impersonators []string
+	// Tables maps a table to how tenants read it; a table that is not
+	// there is hidden from tenants.
+	Tables map[transform.TableName]TenantTable
+}
+
+// TenantTable is how tenants read one table: through Column, or all of
+// it when Shared.
+type TenantTable struct {
+	Column string
+	Shared bool
+}
+
+// MaxRoleName is the longest role name PostgreSQL keeps (NAMEDATALEN-1):
+// a tenant value longer than this minus the prefix gets no role, and its
+// rows are seen by no tenant.
+const MaxRoleName = 63
+
+// Policy names.
+const (
+	policyReaders = "pgveil_readers"
+	policyTenant  = "pgveil_tenant"
+	policyShared  = "pgveil_shared"
+)
+
+// ensureTenantsFunc creates the missing roles of a list of tenant values,
+// each a member of the group and granted to each impersonator, and
+// returns how many it created. Values with no room in a role name are
+// skipped; so are names taken by a role outside the group (the policies
+// ignore it). The name holds a version: a new body gets a new name.
+const ensureTenantsFunc = InternalSchema + ".ensure_tenants_v1"
+
+const ensureTenantsSQL = `CREATE FUNCTION ` + ensureTenantsFunc + `(prefix text, grp text, impersonators jsonb, vals jsonb) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$
+DECLARE
+	v text;
+	r text;
+	i text;
+	n integer := 0;
+BEGIN
+	FOR v IN SELECT DISTINCT x FROM jsonb_array_elements_text(vals) x LOOP
+		r := prefix || v;
+		CONTINUE WHEN v = '' OR octet_length(r) > 63;
+		CONTINUE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r);
+		EXECUTE format('CREATE ROLE %I NOLOGIN IN ROLE %I', r, grp);
+		FOR i IN SELECT jsonb_array_elements_text(impersonators) LOOP
+			EXECUTE format('GRANT %I TO %I', r, i);
+		END LOOP;
+		n := n + 1;
+	END LOOP;
+	RETURN n;
+END
+$f$`
+
+// tenantTypes are the kinds a tenant column may have: its text form must
+// read back as the same value, since the policies cast a role name's
+// suffix to the column's type.
+func tenantType(t transform.Type) bool {
+	if t.IsArray() {
+		return false
+	}
+	switch strings.ToLower(t.Name) {
+	case "smallint", "integer", "bigint", "int2", "int4", "int8", "uuid", "text", "character varying", "varchar", "numeric":
+		return true
+	}
+	return false
+}
+
+// tenantColumn returns the tenant column of t (nil when t has none).
+func (tn *Tenancy) tenantColumn(t *transform.TablePlan) (*transform.ColumnPlan, TenantTable, error) {
+	tt, ok := tn.Tables[transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name}]
+	if !ok || tt.Shared {
+		return nil, tt, nil
+	}
+	for i := range t.Columns {
+		if c := &t.Columns[i]; c.Column.Name == tt.Column {
+			if !tenantType(c.Column.Type) {
+				return nil, tt, fmt.Errorf("table %s: tenant column %s has type %s; a tenant column must be an integer, numeric, uuid or text column",
+					tableLabel(t), c.Column.Name, c.Column.Type.String())
+			}
+			return c, tt, nil
+		}
+	}
+	return nil, tt, fmt.Errorf("table %s: tenant column %s is not replicated", tableLabel(t), tt.Column)
+}
+
+// policies returns the CREATE POLICY statements t must have, by policy
+// name.
+func (tn *Tenancy) policies(t *transform.TablePlan, readers []string) (map[string]string, error) {
+	name := tableIdent(t)
+	out := map[string]string{}
+	if len(readers) > 0 {
+		out[policyReaders] = `CREATE POLICY ` + policyReaders + ` ON ` + name + ` FOR SELECT TO ` + identList(readers) + ` USING (true)`
+	}
+	col, tt, err := tn.tenantColumn(t)
+	switch {
+	case err != nil:
+		return nil, err
+	case col != nil:
+		grp := pgx.Identifier{tn.Group}.Sanitize()
+		out[policyTenant] = `CREATE POLICY ` + policyTenant + ` ON ` + name + ` FOR SELECT TO ` + grp + ` USING (` +
+			pgx.Identifier{col.Column.Name}.Sanitize() + ` = ANY (ARRAY(SELECT pg_catalog.substr(r.rolname, ` + fmt.Sprint(len(tn.RolePrefix)+1) + `)::` + col.Column.Type.String() +
+			` FROM pg_catalog.pg_roles r WHERE pg_catalog.starts_with(r.rolname, ` + quoteLiteral(tn.RolePrefix) + `)` +
+			` AND pg_catalog.pg_has_role(r.oid, ` + quoteLiteral(tn.Group) + `::name, 'MEMBER')` +
+			` AND pg_catalog.pg_has_role(current_user, r.oid, 'USAGE'))))`
+	case tt.Shared:
+		out[policyShared] = `CREATE POLICY ` + policyShared + ` ON ` + name + ` FOR SELECT TO ` + pgx.Identifier{tn.Group}.Sanitize() + ` USING (true)`
+	}
+	return out, nil
+}
+
+// readable reports whether tenants read t at all.
+func (tn *Tenancy) readable(t *transform.TablePlan) bool {
+	_, ok := tn.Tables[transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name}]
+	return ok
+}
+
+// policyMark is the comment pgveil puts on a policy: the digest of the
+// statement that created it, so that an unchanged policy is left alone
+// (re-creating one takes an ACCESS EXCLUSIVE lock on the table).
+func policyMark(create string) string {
+	sum := sha256.Sum256([]byte(create))
+	return "pgveil " + hex.EncodeToString(sum[:8])
+}
+
+// existingPolicy is a pgveil policy as the target has it.
+type existingPolicy struct{ name, mark string }
+
+// tableTenancySQL returns the statements that give t its row level
+// security, policies and tenant group privileges, given what it has
+// (rls: row level security is enabled; have: its pgveil policies;
+// granted: the group may SELECT it).
+func (tn *Tenancy) tableTenancySQL(t *transform.TablePlan, readers []string, rls bool, have []existingPolicy, granted bool) ([]string, error) {
+	want, err := tn.policies(t, readers)
+	if err != nil {
+		return nil, err
+	}
+	name := tableIdent(t)
+	var stmts []string
+	if !rls {
+		stmts = append(stmts, `ALTER TABLE `+name+` ENABLE ROW LEVEL SECURITY`)
+	}
+	for _, p := range have {
+		if create, ok := want[p.name]; !ok || policyMark(create) != p.mark {
+			stmts = append(stmts, `DROP POLICY `+pgx.Identifier{p.name}.Sanitize()+` ON `+name)
+		}
+	}
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		create := want[n]
+		i := slices.IndexFunc(have, func(p existingPolicy) bool { return p.name == n })
+		if i >= 0 && have[i].mark == policyMark(create) {
+			continue
+		}
+		stmts = append(stmts, create, `COMMENT ON POLICY `+n+` ON `+name+` IS `+quoteLiteral(policyMark(create)))
+	}
+	grp := pgx.Identifier{tn.Group}.Sanitize()
+	switch r := tn.readable(t); {
+	case r && !granted:
+		stmts = append(stmts, `GRANT SELECT ON TABLE `+name+` TO `+grp)
+	case !r && granted:
+		stmts = append(stmts, `REVOKE ALL ON TABLE `+name+` FROM `+grp)
+	}
+	return stmts, nil
+}
+
+// SwitchTenancySQL returns the statements that give a table just switched
+// in from staging (SwitchSQL: it has no policies yet) its row level
+// security, policies and tenant privileges. With tn nil it returns nil.
+func SwitchTenancySQL(live *transform.TablePlan, tn *Tenancy, readers []string) ([]string, error) {
+	if tn == nil {
+		return nil, nil
+	}
+	stmts, err := tn.tableTenancySQL(live, readers, false, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	if tn.readable(live) {
+		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+pgx.Identifier{live.Table.Schema}.Sanitize()+` TO `+pgx.Identifier{tn.Group}.Sanitize())
+	}
+	return stmts, nil
+}
+
+// SyncTenantsSQL returns the statement that creates the missing tenant
+// roles of the values t holds now (nil when t has no tenant column), to
+// run after its initial copy. It returns the number of roles created.
+func SyncTenantsSQL(t *transform.TablePlan, tn *Tenancy) (string, error) {
+	if tn == nil {
+		return "", nil
+	}
+	col, _, err := tn.tenantColumn(t)
+	if err != nil || col == nil {
+		return "", err
+	}
+	c := pgx.Identifier{col.Column.Name}.Sanitize()
+	return `SELECT ` + ensureTenantsFunc + `(` + quoteLiteral(tn.RolePrefix) + `, ` + quoteLiteral(tn.Group) + `, ` + quoteLiteral(jsonStrings(tn.Impersonators)) +
+		`::jsonb, coalesce((SELECT jsonb_agg(DISTINCT ` + c + `::text) FROM ` + tableIdent(t) + ` WHERE ` + c + ` IS NOT NULL), '[]'))`, nil
+}
+
+// jsonStrings is a JSON array of ss.
+func jsonStrings(ss []string) string {
+	b := []byte{'['}
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = transform.AppendJSONString(b, []byte(s))
+	}
+	return string(append(b, ']'))
+}
+
+// SetupTenancy brings the tenant isolation of the replica in line with tn,
+// in one transaction on conn, after Setup:
+//
+//   - it checks that the current role may create roles (CREATEROLE), that
+//     the group, if it exists, cannot log in and does not bypass row
+//     level security, and that each impersonator exists, is NOINHERIT (it
+//     must SET ROLE to a tenant to see its rows) and is no superuser;
+//   - it creates the group (NOLOGIN) and the function that creates tenant
+//     roles;
+//   - each plan table gets row level security and pgveil's policies (see
+//     Tenancy), and the group SELECT on the tables tenants read (and USAGE
+//     on their schemas), nothing on the others;
+//   - every tenant value the tenant tables hold gets its role, and every
+//     tenant role is granted to every impersonator;
+//   - the group loses SELECT on views that would show tenants other
+//     tenants' rows: materialized views (row level security does not
+//     apply to their content) and views without security_invoker (they
+//     read the tables as their owner). Their names are returned.
+//
+// With tn nil it removes what an earlier tenancy left on the plan's
+// tables: pgveil's tenant and shared policies, and row level security
+// when no other policy remains. Every statement waits at most 10 s for a
+// lock; unchanged policies are left alone. conn must not be in a
+// transaction.
+func SetupTenancy(ctx context.Context, conn *pgx.Conn, plan *transform.Plan, tn *Tenancy, readers []string) (revoked []string, err error) {
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		s := &tenancySetup{ctx: ctx, tx: tx, plan: plan, tn: tn, readers: readers}
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+lockTimeout+`'`); err != nil {
+			return sanitize(err)
+		}
+		if tn == nil {
+			return s.remove()
+		}
+		var err error
+		revoked, err = s.run()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenancy: %w", err)
+	}
+	return revoked, nil
+}
+
+// tenancySetup is the state of SetupTenancy's transaction.
+type tenancySetup struct {
+	ctx     context.Context
+	tx      pgx.Tx
+	plan    *transform.Plan
+	tn      *Tenancy
+	readers []string
+}
+
+func (s *tenancySetup) exec(sql string) error {
+	if _, err := s.tx.Exec(s.ctx, sql); err != nil {
+		return fmt.Errorf("%s: %w", firstWords(sql), sanitize(err))
+	}
+	return nil
+}
+
+func (s *tenancySetup) run() ([]string, error) {
+	if err := s.roles(); err != nil {
+		return nil, err
+	}
+	var exists bool
+	if err := s.tx.QueryRow(s.ctx, `SELECT to_regprocedure($1) IS NOT NULL`, ensureTenantsFunc+"(text, text, jsonb, jsonb)").Scan(&exists); err != nil {
+		return nil, fmt.Errorf("reading the catalog: %w", sanitize(err))
+	}
+	if !exists {
+		if err := s.exec(ensureTenantsSQL); err != nil {
+			return nil, err
+		}
+	}
+	var schemas []string
+	for _, t := range s.plan.Tables() {
+		if err := s.table(t); err != nil {
+			return nil, err
+		}
+		if s.tn.readable(t) && !slices.Contains(schemas, t.Table.Schema) {
+			schemas = append(schemas, t.Table.Schema)
+		}
+	}
+	grp := pgx.Identifier{s.tn.Group}.Sanitize()
+	for _, sch := range schemas {
+		var ok bool
+		if err := s.tx.QueryRow(s.ctx, `SELECT has_schema_privilege($1, $2, 'USAGE')`, s.tn.Group, sch).Scan(&ok); err != nil {
+			return nil, fmt.Errorf("reading schema privileges: %w", sanitize(err))
+		}
+		if !ok {
+			if err := s.exec(`GRANT USAGE ON SCHEMA ` + pgx.Identifier{sch}.Sanitize() + ` TO ` + grp); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, t := range s.plan.Tables() {
+		sql, err := SyncTenantsSQL(t, s.tn)
+		if err != nil {
+			return nil, err
+		}
+		if sql != "" {
+			if err := s.exec(sql); err != nil {
+				return nil, fmt.Errorf("creating the tenant roles of %s: %w", tableLabel(t), err)
+			}
+		}
+	}
+	if err := s.impersonators(); err != nil {
+		return nil, err
+	}
+	return s.leakyViews()
+}
+
+// roles checks the current role, the group and the impersonators, and
+// creates the group.
+func (s *tenancySetup) roles() error {
+	var super, createRole bool
+	var me string
+	if err := s.tx.QueryRow(s.ctx, `SELECT rolname::text, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user`).Scan(&me, &super, &createRole); err != nil {
+		return fmt.Errorf("reading the current role: %w", sanitize(err))
+	}
+	if !super && !createRole {
+		return fmt.Errorf("tenancy needs a target role that may create the tenant roles: ALTER ROLE %s CREATEROLE", pgx.Identifier{me}.Sanitize())
+	}
+	var login, bypass bool
+	err := s.tx.QueryRow(s.ctx, `SELECT rolcanlogin, rolbypassrls OR rolsuper FROM pg_roles WHERE rolname = $1`, s.tn.Group).Scan(&login, &bypass)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		if err := s.exec(`CREATE ROLE ` + pgx.Identifier{s.tn.Group}.Sanitize() + ` NOLOGIN`); err != nil {
+			return err
+		}
+	case err != nil:
+		return fmt.Errorf("reading role %s: %w", s.tn.Group, sanitize(err))
+	case login || bypass:
+		return fmt.Errorf("tenant group %s can log in or bypasses row level security: it must be a plain NOLOGIN role", s.tn.Group)
+	}
+	for _, r := range s.readers {
+		var member bool
+		if err := s.tx.QueryRow(s.ctx, `SELECT pg_has_role($1, $2, 'MEMBER')`, r, s.tn.Group).Scan(&member); err != nil {
+			return fmt.Errorf("reading role %s: %w", r, sanitize(err))
+		}
+		if member {
+			return fmt.Errorf("reader %s is a member of the tenant group %s", r, s.tn.Group)
+		}
+	}
+	for _, r := range s.tn.Impersonators {
+		var inherit, super, bypass bool
+		err := s.tx.QueryRow(s.ctx, `SELECT rolinherit, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1`, r).Scan(&inherit, &super, &bypass)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("impersonator %s does not exist: CREATE ROLE %s LOGIN NOINHERIT PASSWORD '...'", r, pgx.Identifier{r}.Sanitize())
+		case err != nil:
+			return fmt.Errorf("reading role %s: %w", r, sanitize(err))
+		case super || bypass:
+			return fmt.Errorf("impersonator %s is a superuser or bypasses row level security", r)
+		case inherit:
+			return fmt.Errorf("impersonator %s has INHERIT: it would see every tenant's rows without SET ROLE; ALTER ROLE %s NOINHERIT", r, pgx.Identifier{r}.Sanitize())
+		}
+	}
+	return nil
+}
+
+// table brings one table's row level security, policies and grants in line.
+func (s *tenancySetup) table(t *transform.TablePlan) error {
+	var relOID uint32
+	var rls, granted bool
+	err := s.tx.QueryRow(s.ctx, `SELECT c.oid, c.relrowsecurity, has_table_privilege($3, c.oid, 'SELECT') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2`, t.Table.Schema, t.Table.Name, s.tn.Group).Scan(&relOID, &rls, &granted)
+	if err != nil {
+		return fmt.Errorf("reading table %s: %w", tableLabel(t), sanitize(err))
+	}
+	have, err := s.policies(relOID)
+	if err != nil {
+		return fmt.Errorf("reading the policies of %s: %w", tableLabel(t), err)
+	}
+	stmts, err := s.tn.tableTenancySQL(t, s.readers, rls, have, granted)
+	if err != nil {
+		return err
+	}
+	for _, q := range stmts {
+		if err := s.exec(q); err != nil {
+			return fmt.Errorf("table %s: %w", tableLabel(t), err)
+		}
+	}
+	return nil
+}
+
+// policies returns the pgveil policies of a table with their marks.
+func (s *tenancySetup) policies(relOID uint32) ([]existingPolicy, error) {
+	rows, err := s.tx.Query(s.ctx, `SELECT polname::text, coalesce(obj_description(oid, 'pg_policy'), '') FROM pg_policy
+WHERE polrelid = $1 AND starts_with(polname::text, 'pgveil_') ORDER BY polname`, relOID)
+	if err != nil {
+		return nil, sanitize(err)
+	}
+	var out []existingPolicy
+	var p existingPolicy
+	_, err = pgx.ForEachRow(rows, []any{&p.name, &p.mark}, func() error { out = append(out, p); return nil })
+	if err != nil {
+		return nil, sanitize(err)
+	}
+	return out, nil
+}
+
+// impersonators grants every tenant role to every impersonator.
+func (s *tenancySetup) impersonators() error {
+	for _, imp := range s.tn.Impersonators {
+		missing, err := (&setup{ctx: s.ctx, tx: s.tx}).strings(`SELECT r.rolname::text FROM pg_roles r
+WHERE starts_with(r.rolname::text, $1) AND pg_has_role(r.oid, $2::name, 'MEMBER') AND NOT pg_has_role($3::name, r.oid, 'MEMBER') ORDER BY 1`,
+			s.tn.RolePrefix, s.tn.Group, imp)
+		if err != nil {
+			return err
+		}
+		for _, r := range missing {
+			if err := s.exec(`GRANT ` + pgx.Identifier{r}.Sanitize() + ` TO ` + pgx.Identifier{imp}.Sanitize()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// leakyViews revokes the group's access to views that would show tenants
+// rows row level security hides from them, and returns their names: the
+// views and materialized views built (directly or through other views) on
+// the plan's tables that are materialized (row level security does not
+// apply to their content) or lack security_invoker (they read the tables
+// as their owner). Such a view that the group can still read afterwards
+// (granted to PUBLIC) is an error.
+func (s *tenancySetup) leakyViews() ([]string, error) {
+	var oids []uint32
+	for _, t := range s.plan.Tables() {
+		var oid uint32
+		if err := s.tx.QueryRow(s.ctx, `SELECT to_regclass($1)::oid`, tableIdent(t)).Scan(&oid); err != nil {
+			return nil, fmt.Errorf("reading table %s: %w", tableLabel(t), sanitize(err))
+		}
+		oids = append(oids, oid)
+	}
+	q := `WITH RECURSIVE dep(oid) AS (
+	SELECT unnest($2::oid[])
+	UNION
+	SELECT w.ev_class FROM dep JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = dep.oid AND d.classid = 'pg_rewrite'::regclass
+	JOIN pg_rewrite w ON w.oid = d.objid
+)
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM dep JOIN pg_class c ON c.oid = dep.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('v', 'm') AND has_table_privilege($1, c.oid, 'SELECT')
+AND (c.relkind = 'm' OR NOT coalesce(c.reloptions @> ARRAY['security_invoker=true'] OR c.reloptions @> ARRAY['security_invoker=on'], false))
+ORDER BY 1`
+	st := &setup{ctx: s.ctx, tx: s.tx}
+	leaky, err := st.strings(q, s.tn.Group, oids)
+	if err != nil {
+		return nil, err
+	}
+	grp := pgx.Identifier{s.tn.Group}.Sanitize()
+	var revoked []string
+	for _, v := range leaky {
+		var mine bool
+		if err := s.tx.QueryRow(s.ctx, `SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = $1::regclass`, v).Scan(&mine); err != nil {
+			return nil, fmt.Errorf("reading view %s: %w", v, sanitize(err))
+		}
+		if !mine {
+			continue // reported below: only its owner can take it back
+		}
+		if err := s.exec(`REVOKE ALL ON TABLE ` + v + ` FROM ` + grp); err != nil {
+			return nil, err
+		}
+		revoked = append(revoked, v)
+	}
+	still, err := st.strings(q, s.tn.Group, oids)
+	if err != nil {
+		return nil, err
+	}
+	if len(still) > 0 {
+		return nil, fmt.Errorf("tenants can read %s, and would see other tenants' rows there (pgveil's role does not own it, or it is granted to PUBLIC): its owner must revoke it, or make views security_invoker (ALTER VIEW ... SET (security_invoker = true))",
+			strings.Join(still, ", "))
+	}
+	return revoked, nil
+}
+
+// remove takes pgveil's tenant policies off the plan's tables.
+func (s *tenancySetup) remove() error {
+	for _, t := range s.plan.Tables() {
+		var relOID uint32
+		var rls bool
+		err := s.tx.QueryRow(s.ctx, `SELECT c.oid, c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2`, t.Table.Schema, t.Table.Name).Scan(&relOID, &rls)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading table %s: %w", tableLabel(t), sanitize(err))
+		}
+		have, err := s.policies(relOID)
+		if err != nil {
+			return fmt.Errorf("reading the policies of %s: %w", tableLabel(t), err)
+		}
+		if !rls && len(have) == 0 {
+			continue
+		}
+		// The roles the tenant policies served lose the table first: without
+		// row level security they would read every row.
+		grantees, err := (&setup{ctx: s.ctx, tx: s.tx}).strings(`SELECT DISTINCT r.rolname::text FROM pg_policy p CROSS JOIN LATERAL unnest(p.polroles) u(oid)
+JOIN pg_roles r ON r.oid = u.oid WHERE p.polrelid = $1 AND p.polname IN ('`+policyTenant+`', '`+policyShared+`') ORDER BY 1`, relOID)
+		if err != nil {
+			return err
+		}
+		for _, g := range grantees {
+			if err := s.exec(`REVOKE ALL ON TABLE ` + tableIdent(t) + ` FROM ` + pgx.Identifier{g}.Sanitize()); err != nil {
+				return err
+			}
+		}
+		for _, p := range have {
+			if err := s.exec(`DROP POLICY ` + pgx.Identifier{p.name}.Sanitize() + ` ON ` + tableIdent(t)); err != nil {
+				return err
+			}
+		}
+		var others int
+		if err := s.tx.QueryRow(s.ctx, `SELECT count(*) FROM pg_policy WHERE polrelid = $1`, relOID).Scan(&others); err != nil {
+			return fmt.Errorf("reading the policies of %s: %w", tableLabel(t), sanitize(err))
+		}
+		if rls && others == 0 && len(have) > 0 {
+			if err := s.exec(`ALTER TABLE ` + tableIdent(t) + ` DISABLE ROW LEVEL SECURITY`); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// maxKnownTenants bounds the Applier's memory of tenant values known to
+// have a role; past it the memory starts again (the function checks the
+// catalog, so forgetting costs a lookup, never a role).
+const maxKnownTenants = 100_000
+
+// SetTenancy makes the Applier create the role of each tenant value it
+// writes that may lack one, in the transaction that writes it: a new
+// tenant's role and rows commit together. tn must have been set up with
+// SetupTenancy on the target; nil turns this off.
+func (a *Applier) SetTenancy(tn *Tenancy) {
+	a.tenancy = tn
+	a.tenantCols = map[*transform.TablePlan]int{}
+	a.newTenants = map[string]struct{}{}
+	a.knownTenant = map[string]struct{}{}
+}
+
+// noteTenant records the tenant value of an inserted or updated row.
+func (a *Applier) noteTenant(c *Change) error {
+	idx, ok := a.tenantCols[c.Table]
+	if !ok {
+		col, _, err := a.tenancy.tenantColumn(c.Table)
+		if err != nil {
+			return err
+		}
+		idx = -1
+		if col != nil {
+			idx = slices.IndexFunc(c.Table.Columns, func(p transform.ColumnPlan) bool { return p.Column.Name == col.Column.Name })
+		}
+		a.tenantCols[c.Table] = idx
+	}
+	if idx < 0 || idx >= len(c.Row) {
+		return nil
+	}
+	v := c.Row[idx]
+	if v.State != transform.Present || len(v.Text) == 0 || len(a.tenancy.RolePrefix)+len(v.Text) > MaxRoleName {
+		return nil
+	}
+	if _, ok := a.knownTenant[string(v.Text)]; ok {
+		return nil
+	}
+	a.newTenants[string(v.Text)] = struct{}{}
+	return nil
+}
+
+// queueTenants queues, before the checkpoint, the creation of the roles
+// of the transaction's new tenant values.
+func (a *Applier) queueTenants() {
+	if len(a.newTenants) == 0 {
+		return
+	}
+	vals := make([]string, 0, len(a.newTenants))
+	for v := range a.newTenants {
+		vals = append(vals, v)
+	}
+	slices.Sort(vals)
+	tn := a.tenancy
+	a.batch.ExecParams(`SELECT `+ensureTenantsFunc+`($1, $2, $3::jsonb, $4::jsonb)`,
+		[][]byte{[]byte(tn.RolePrefix), []byte(tn.Group), []byte(jsonStrings(tn.Impersonators)), []byte(jsonStrings(vals))}, nil, nil, nil)
+	a.queued = append(a.queued, queued{what: "tenant roles"})
+}
+
+// tenantsCommitted remembers the committed transaction's tenant values.
+func (a *Applier) tenantsCommitted() {
+	if len(a.newTenants) == 0 {
+		return
+	}
+	if len(a.knownTenant)+len(a.newTenants) > maxKnownTenants {
+		clear(a.knownTenant)
+	}
+	for v := range a.newTenants {
+		a.knownTenant[v] = struct{}{}
+	}
+	clear(a.newTenants)
+}
