@@ -23,6 +23,12 @@ func TestReplicateExampleSaaS(t *testing.T) {
 		t.Fatal("examples/saas/pgveil.yaml has no tables section")
 	}
 	e := newE2E(t, string(schema), tables)
+	// The example's tenancy section comes along: the copy creates the
+	// tenant roles.
+	if i := strings.Index(string(yml), "\ntenancy:\n"); i >= 0 {
+		head, _, _ := strings.Cut(string(yml)[i+1:], "\ntables:\n")
+		e.preamble = head + "\n"
+	}
 	e.exec(`
 INSERT INTO accounts (name, plan, country) SELECT 'Acme ' || g, (ARRAY['free','team','business','enterprise'])[1 + g % 4], 'FR' FROM generate_series(1, 20) g;
 INSERT INTO users (account_id, email, full_name, password_hash, last_login_at)

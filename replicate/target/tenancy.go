@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"pgveil/transform"
 )
@@ -76,7 +77,16 @@ BEGIN
 		r := prefix || v;
 		CONTINUE WHEN v = '' OR octet_length(r) > 63;
 		CONTINUE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r);
-		EXECUTE format('CREATE ROLE %I NOLOGIN IN ROLE %I', r, grp);
+		-- Copies and the stream may create the same role at once: one at a
+		-- time, each looking again once it holds the lock.
+		PERFORM pg_advisory_xact_lock(hashtext('pgveil tenant roles'));
+		CONTINUE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r);
+		BEGIN
+			EXECUTE format('CREATE ROLE %I NOLOGIN IN ROLE %I', r, grp);
+		EXCEPTION WHEN unique_violation OR duplicate_object THEN
+			-- Created meanwhile by pgveil in another database of the cluster.
+			CONTINUE;
+		END;
 		FOR i IN SELECT jsonb_array_elements_text(impersonators) LOOP
 			EXECUTE format('GRANT %I TO %I', r, i);
 		END LOOP;
@@ -372,8 +382,14 @@ func (s *tenancySetup) roles() error {
 	err := s.tx.QueryRow(s.ctx, `SELECT rolcanlogin, rolbypassrls OR rolsuper FROM pg_roles WHERE rolname = $1`, s.tn.Group).Scan(&login, &bypass)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		if err := s.exec(`CREATE ROLE ` + pgx.Identifier{s.tn.Group}.Sanitize() + ` NOLOGIN`); err != nil {
+		// Roles belong to the cluster: pgveil in another database may
+		// create the group at the same time.
+		err := pgx.BeginFunc(s.ctx, s.tx, func(sp pgx.Tx) error {
+			_, err := sp.Exec(s.ctx, `CREATE ROLE `+pgx.Identifier{s.tn.Group}.Sanitize()+` NOLOGIN`)
 			return err
+		})
+		if err != nil && !isSQLState(err, "23505", "42710") {
+			return fmt.Errorf("creating the tenant group %s: %w", s.tn.Group, sanitize(err))
 		}
 	case err != nil:
 		return fmt.Errorf("reading role %s: %w", s.tn.Group, sanitize(err))
@@ -645,4 +661,10 @@ func (a *Applier) tenantsCommitted() {
 		a.knownTenant[v] = struct{}{}
 	}
 	clear(a.newTenants)
+}
+
+// isSQLState reports whether err is a server error with one of codes.
+func isSQLState(err error, codes ...string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && slices.Contains(codes, pe.Code)
 }
