@@ -76,6 +76,10 @@ func TestValidateOfflineGood(t *testing.T) {
 	if !regexp.MustCompile(`OK \(offline\): 7 tables, \d+ columns \(drop 2, fake \d+, hash \d+, json 3, keep \d+`).MatchString(out) {
 		t.Errorf("summary: %s", out)
 	}
+	// The table tenants cannot read is named, so a mistake shows.
+	if !strings.Contains(out, "\ntenancy: 6 tenant tables, 0 shared, 1 hidden from tenants (public.payments)\n") {
+		t.Errorf("tenancy summary: %s", out)
+	}
 	checkNoSecrets(t, out+errOut)
 }
 

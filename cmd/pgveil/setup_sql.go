@@ -158,6 +158,7 @@ type setupRoles struct {
 	source        string // pgveil's login role on production
 	target        string // pgveil's login role on the analytics database
 	readers       []string
+	tenancy       *rules.Tenancy // nil without a tenancy section
 	readerTimeout string
 	tables        []transform.TableName // in file order
 	schemas       []string              // of tables, sorted
@@ -167,7 +168,7 @@ type setupRoles struct {
 // newSetupRoles checks the roles and collects the rules' tables.
 func newSetupRoles(cfg *rules.Config, source, target, timeout string) (*setupRoles, error) {
 	r := &setupRoles{file: cfg.File, publication: cfg.Source.Publication, source: source,
-		target: target, readers: cfg.Target.Readers, readerTimeout: timeout}
+		target: target, readers: cfg.Target.Readers, tenancy: cfg.Tenancy, readerTimeout: timeout}
 	var errs []error
 	for _, name := range r.readers {
 		if err := checkRoleName(name); err != nil {
@@ -175,6 +176,16 @@ func newSetupRoles(cfg *rules.Config, source, target, timeout string) (*setupRol
 		}
 		if name == target {
 			errs = append(errs, fmt.Errorf("target.readers: %s is also the writer role (--target-role): a reader must not be able to read schema pgveil", transform.QuoteIdent(name)))
+		}
+	}
+	if cfg.Tenancy != nil {
+		for _, name := range cfg.Tenancy.Impersonators {
+			if err := checkRoleName(name); err != nil {
+				errs = append(errs, fmt.Errorf("tenancy.impersonators: %w", err))
+			}
+			if name == target {
+				errs = append(errs, fmt.Errorf("tenancy.impersonators: %s is also the writer role (--target-role)", transform.QuoteIdent(name)))
+			}
 		}
 	}
 	for _, t := range cfg.Tables {
@@ -267,7 +278,11 @@ func (r *setupRoles) sourceScript() string {
 func (r *setupRoles) targetScript() string {
 	var b strings.Builder
 	w := sqlIdent(r.target)
-	pw := passwordVars(append([]string{r.target}, r.readers...))
+	var imps []string
+	if r.tenancy != nil {
+		imps = r.tenancy.Impersonators
+	}
+	pw := passwordVars(append(append([]string{r.target}, r.readers...), imps...))
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	internal := sqlIdent("pgveil")
 
@@ -289,6 +304,13 @@ func (r *setupRoles) targetScript() string {
 	p("-- reads the replicated tables, and can do nothing else: NOINHERIT, read-only transactions by")
 	p("-- default, a statement_timeout, no CREATE anywhere and no access to schema pgveil. The read-only")
 	p("-- default is a guard for tools, not a privilege: the grants are what stop a reader writing.")
+	if r.tenancy != nil {
+		p("--")
+		p("-- Tenancy: the writer also has CREATEROLE, to create tenant roles (%s...) as tenants appear,", r.tenancy.RolePrefix)
+		p("-- in group %s, which it creates itself. On PostgreSQL 15 and older CREATEROLE lets a role grant", sqlIdent(r.tenancy.Group))
+		p("-- itself most non-superuser roles: keep this database on a cluster of its own. Impersonators")
+		p("-- (Metabase connection impersonation) log in NOINHERIT and see rows only after SET ROLE to a tenant.")
+	}
 	p("")
 	p(`\set ON_ERROR_STOP on`)
 	p(`SELECT current_database() AS pgveil_database \gset`)
@@ -296,7 +318,11 @@ func (r *setupRoles) targetScript() string {
 	p("SET LOCAL lock_timeout = '5s';")
 	p("")
 	p("-- 1. The writer.")
-	ensureRole(&b, r.target, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", pw[0])
+	createRole := "NOCREATEROLE"
+	if r.tenancy != nil {
+		createRole = "CREATEROLE"
+	}
+	ensureRole(&b, r.target, "LOGIN NOSUPERUSER NOCREATEDB "+createRole+" NOREPLICATION NOBYPASSRLS", pw[0])
 	p(`GRANT CONNECT, CREATE ON DATABASE :"pgveil_database" TO %s;`, w)
 	for _, s := range append(slices.Clone(r.schemas), "pgveil") {
 		p("CREATE SCHEMA IF NOT EXISTS %s AUTHORIZATION %s;", sqlIdent(s), w)
@@ -331,9 +357,21 @@ func (r *setupRoles) targetScript() string {
 		p("REVOKE ALL ON SCHEMA %s FROM %s;", internal, rd)
 		p("REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s;", internal, rd)
 	}
+	for i, name := range imps {
+		im := sqlIdent(name)
+		p("")
+		p("-- %d. Impersonator %s: logs in, and reads a tenant's rows only after SET ROLE to it (pgveil grants", len(r.readers)+i+3, im)
+		p("--    it every tenant role); nothing without.")
+		ensureRole(&b, name, "LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", pw[len(r.readers)+i+1])
+		p("ALTER ROLE %s SET statement_timeout = %s;", im, sqlLiteral(r.readerTimeout))
+		p("ALTER ROLE %s SET default_transaction_read_only = on;", im)
+		p(`GRANT CONNECT ON DATABASE :"pgveil_database" TO %s;`, im)
+		p(`REVOKE CREATE, TEMPORARY ON DATABASE :"pgveil_database" FROM %s;`, im)
+		p("REVOKE ALL ON SCHEMA %s FROM %s;", internal, im)
+	}
 	if len(r.readers) > 0 {
 		p("")
-		p("-- %d. Check: no reader can reach schema pgveil (a superuser or a member of %s could).", len(r.readers)+3, w)
+		p("-- %d. Check: no reader can reach schema pgveil (a superuser or a member of %s could).", len(r.readers)+len(imps)+3, w)
 		p("%s", r.readerCheckBlock())
 	}
 	p("")

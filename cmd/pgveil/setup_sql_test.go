@@ -67,7 +67,8 @@ func TestSetupSQLScripts(t *testing.T) {
 		}, []string{"GRANT ALL", "ON ALL TABLES", "\nGRANT CREATE", "metabase_ro", " SUPERUSER", " CREATEDB", " CREATEROLE", " BYPASSRLS",
 			"OWNER", "PUBLICATION", "_owner", "INSERT", "UPDATE", "DELETE"}},
 		{"target", target, []string{
-			"ALTER ROLE pgveil WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;\n",
+			// The example has a tenancy section: pgveil creates tenant roles.
+			"ALTER ROLE pgveil WITH LOGIN NOSUPERUSER NOCREATEDB CREATEROLE NOREPLICATION NOBYPASSRLS;\n",
 			"ALTER ROLE pgveil PASSWORD :'pgveil_password';",
 			`GRANT CONNECT, CREATE ON DATABASE :"pgveil_database" TO pgveil;`,
 			"CREATE SCHEMA IF NOT EXISTS public AUTHORIZATION pgveil;\nALTER SCHEMA public OWNER TO pgveil;\n",
@@ -105,6 +106,27 @@ func TestSetupSQLScripts(t *testing.T) {
 		if m := regexp.MustCompile(`(?i)PASSWORD\s+'`).FindString(tc.script); m != "" {
 			t.Errorf("%s script holds a literal password: %q", tc.part, m)
 		}
+	}
+}
+
+// TestSetupSQLCreateRoleOnlyForTenancy: without a tenancy section the
+// writer creates no roles, so it gets no CREATEROLE.
+func TestSetupSQLCreateRoleOnlyForTenancy(t *testing.T) {
+	data, err := os.ReadFile("../../examples/saas/pgveil.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := regexp.MustCompile(`(?m)^tenancy:\n(  .*\n)+`).ReplaceAllString(string(data), "")
+	text = strings.Replace(text, "    tenant: {column: id}            # an account is its own tenant\n", "", 1)
+	if strings.Contains(text, "tenan") && strings.Contains(text, "tenant:") {
+		t.Fatal("could not take the tenancy out of the example")
+	}
+	code, out, errOut := pgveil(t, nil, "setup-sql", "-c", writeRules(t, text), "--part", "target")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "ALTER ROLE pgveil WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;\n") || strings.Contains(out, "Impersonator") {
+		t.Errorf("target script without tenancy:\n%s", out)
 	}
 }
 
@@ -247,10 +269,11 @@ func sqlState(err error) string {
 // and cannot do.
 func TestSetupSQLLeastPrivilege(t *testing.T) {
 	const (
-		app        = "setup_sql_app"
-		sourceRole = "pgveil-Src"
-		writer     = "Veil Writer"
-		reader     = `Metabase "RO"`
+		app          = "setup_sql_app"
+		sourceRole   = "pgveil-Src"
+		writer       = "Veil Writer"
+		reader       = `Metabase "RO"`
+		impersonator = "mb_tenants"
 	)
 	ctx := context.Background()
 	srcSuper, dstSuper := prod.NewDB(t), analytics.NewDB(t)
@@ -286,7 +309,12 @@ RESET ROLE;`, "$1", "'"+canary+"'"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.config = writeRules(t, strings.Replace(string(rulesText), "readers: [metabase_ro]", `readers: ['Metabase "RO"']`, 1))
+	withRoles := strings.Replace(string(rulesText), "readers: [metabase_ro]", `readers: ['Metabase "RO"']`, 1)
+	withRoles = strings.Replace(withRoles, "  column: account_id\n", "  column: account_id\n  impersonators: ["+impersonator+"]\n", 1)
+	if !strings.Contains(withRoles, impersonator) {
+		t.Fatal("the saas example has no tenancy section to add an impersonator to")
+	}
+	s.config = writeRules(t, withRoles)
 	script := func(part string) string {
 		code, out, errOut := pgveil(t, nil, "setup-sql", "-c", s.config, "--part", part, "--source-role", sourceRole, "--target-role", writer)
 		if code != exitOK {
@@ -297,7 +325,15 @@ RESET ROLE;`, "$1", "'"+canary+"'"))
 	source, target := script("source"), script("target")
 	psqlFile(t, srcSuper, source, "pgveil_src_password=src-pw")
 	psqlFile(t, srcSuper, source, "pgveil_src_password=src-pw") // again: it puts things in line, changes nothing
-	psqlFile(t, dstSuper, target, "veil_writer_password=w-pw", "metabase__ro__password=r-pw")
+	psqlFile(t, dstSuper, target, "veil_writer_password=w-pw", "metabase__ro__password=r-pw", "mb_tenants_password=m-pw")
+	var writerCreateRole, impInherit bool
+	if err := s.dst.QueryRow(ctx, `SELECT (SELECT rolcreaterole FROM pg_roles WHERE rolname = $1), (SELECT rolinherit FROM pg_roles WHERE rolname = $2)`, writer, impersonator).
+		Scan(&writerCreateRole, &impInherit); err != nil {
+		t.Fatal(err)
+	}
+	if !writerCreateRole || impInherit {
+		t.Errorf("tenancy: writer CREATEROLE %v (want true), impersonator INHERIT %v (want false)", writerCreateRole, impInherit)
+	}
 
 	var super, createDB, createRole, repl, bypass bool
 	var owns int
@@ -339,6 +375,33 @@ FROM pg_roles r WHERE r.rolname = $1`, sourceRole).Scan(&super, &createDB, &crea
 	defer srcConn.Close(ctx)
 	if _, err := srcConn.Exec(ctx, `SELECT * FROM app_secrets`); sqlState(err) != "42501" {
 		t.Errorf("source role reading a table outside the rules: %v", err)
+	}
+
+	// The impersonator sees nothing until it becomes a tenant, and then
+	// that tenant's rows only.
+	mb, err := pgx.Connect(ctx, asRole(dstSuper, impersonator))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close(ctx)
+	if _, err := mb.Exec(ctx, `SELECT count(*) FROM public.customers`); sqlState(err) != "42501" {
+		t.Errorf("impersonator without SET ROLE: %v, want permission denied", err)
+	}
+	var want, got, accounts int
+	if err := s.dst.QueryRow(ctx, `SELECT count(*) FROM public.customers WHERE account_id = 1`).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mb.Exec(ctx, `SET ROLE tenant_1`); err != nil {
+		t.Fatalf("impersonator: SET ROLE tenant_1: %v", err)
+	}
+	if err := mb.QueryRow(ctx, `SELECT (SELECT count(*) FROM public.customers), (SELECT count(DISTINCT id) FROM public.accounts)`).Scan(&got, &accounts); err != nil {
+		t.Fatalf("impersonating tenant_1: %v", err)
+	}
+	if want == 0 || got != want || accounts != 1 {
+		t.Errorf("impersonating tenant_1: %d customers (want %d), %d accounts (want 1)", got, want, accounts)
+	}
+	if _, err := mb.Exec(ctx, `SELECT count(*) FROM public.payments`); sqlState(err) != "42501" {
+		t.Errorf("tenant reading payments (no tenant column): %v, want permission denied", err)
 	}
 
 	// The reader reads the masked tables...

@@ -28,6 +28,7 @@ func runValidate(ctx context.Context, e *env, args []string) int {
 		return validateOnline(ctx, e, cfg, reg)
 	}
 	fmt.Fprintf(e.stdout, "%s: OK (offline): %s\n", file, summarize(cfg))
+	printTenancy(e, cfg)
 	return exitOK
 }
 
@@ -69,6 +70,31 @@ func summarize(cfg *rules.Config) string {
 		parts[i] = fmt.Sprintf("%s %d", n, counts[n])
 	}
 	return fmt.Sprintf("%d table%s, %d column%s (%s)", len(cfg.Tables), plural(len(cfg.Tables)), cols, plural(cols), strings.Join(parts, ", "))
+}
+
+// printTenancy says how the tenants read the tables, naming those they
+// cannot read: a table left out by mistake shows there.
+func printTenancy(e *env, cfg *rules.Config) {
+	if cfg.Tenancy == nil {
+		return
+	}
+	var tenant, shared int
+	var hidden []string
+	for _, t := range cfg.Tables {
+		switch col, sh := cfg.TenantOf(t); {
+		case col != "":
+			tenant++
+		case sh:
+			shared++
+		default:
+			hidden = append(hidden, transform.QuoteIdent(t.Schema)+"."+transform.QuoteIdent(t.Name))
+		}
+	}
+	line := fmt.Sprintf("tenancy: %d tenant table%s, %d shared, %d hidden from tenants", tenant, plural(tenant), shared, len(hidden))
+	if len(hidden) > 0 {
+		line += " (" + strings.Join(hidden, ", ") + ")"
+	}
+	fmt.Fprintln(e.stdout, line)
 }
 
 func plural(n int) string {

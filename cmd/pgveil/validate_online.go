@@ -130,6 +130,7 @@ func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transfo
 		}
 		n := len(prep.Plan.Tables())
 		fmt.Fprintf(e.stdout, "%s: OK: %s (online: %d table%s checked against the source)\n", cfg.File, summarize(cfg), n, plural(n))
+		printTenancy(e, cfg)
 		return exitOK
 	}
 	var rp rules.Problems
