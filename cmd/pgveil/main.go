@@ -56,6 +56,7 @@ func commands() []command {
 		{name: "setup-sql", summary: "print the SQL that creates least-privilege roles for pgveil and the readers; never connects", usage: "-c FILE [--part source|target|all] [--source-role pgveil] [--target-role pgveil] [--reader-timeout 5min]", run: runSetupSQL},
 		{name: "healthcheck", summary: "ask a running pgveil's /healthz whether it is healthy (exit 0) or not (exit 1); for container health checks", usage: "[--timeout 3s] [URL (default " + defaultHealthURL + ")]", run: runHealthcheck},
 		{name: "scan", summary: "propose masking rules: read the source catalog, sample values, write a rules file with a reason for each rule; never prints values", usage: "--source DSN [--sample 200] [-o pgveil.yaml] [--schema public ...]", run: runScan},
+		{name: "report", summary: "privacy report of the replica: columns kept raw, quasi-identifiers, and the k-anonymity of sets of them; prints names and counts, never values", usage: "-c FILE [--qi TABLE=col1,col2 ...] [--k 5] [--fail-under] [--json] [--timeout 5m]", run: runReport},
 		{name: "try", summary: "mask sample values with one rule", usage: "--secret-env VAR [--type TYPE] RULE VALUE...", run: runTry},
 		{name: "version", summary: "print the version", usage: "", run: runVersion},
 		{name: "help", summary: "list the commands, or explain one", usage: "[COMMAND]", run: nil},

@@ -1,0 +1,233 @@
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Options set how Measure runs.
+type Options struct {
+	// K is the threshold, at least 1: groups of fewer rows are counted,
+	// and a set whose k is below it is flagged.
+	K int
+	// StatementTimeout bounds each query (rounded up to a millisecond);
+	// 0 lets queries run as long as they take.
+	StatementTimeout time.Duration
+}
+
+// Measurement is the k-anonymity of one set in the replica. It holds
+// counts only.
+type Measurement struct {
+	Set    Set
+	Rows   int64 // rows of the table
+	Groups int64 // distinct combinations of the set's values, NULL being one value
+	// K is the size of the smallest group; 0 when the table is empty,
+	// which has no k.
+	K int64
+	// SmallGroups counts the groups of fewer than K rows of the
+	// threshold, RowsInSmallGroups the rows in them.
+	SmallGroups       int64
+	RowsInSmallGroups int64
+	// Err is why the set could not be measured (a *QueryError, or
+	// another error naming the table), nil when it was.
+	Err error
+}
+
+// Empty reports whether the set was measured on an empty table: there is
+// no k to report.
+func (m Measurement) Empty() bool { return m.Err == nil && m.Rows == 0 }
+
+// Below reports whether the set was measured and its k is below
+// threshold.
+func (m Measurement) Below(threshold int) bool {
+	return m.Err == nil && m.Rows > 0 && m.K < int64(threshold)
+}
+
+// TxStarter opens transactions: a *pgx.Conn or a pool.
+type TxStarter interface {
+	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
+}
+
+// Querier runs a query that returns one row: a pgx.Tx or a *pgx.Conn.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Measure measures every set, in order, in one read-only REPEATABLE READ
+// transaction (every set sees the same snapshot of the replica), each
+// query bounded by the statement timeout. A set the server cannot
+// measure (its table or a column is missing, the query timed out) gets
+// its Err and the others are still measured, each in a savepoint; the
+// returned error is for what stops the whole report (the connection, the
+// context), with the sets measured until then.
+func Measure(ctx context.Context, db TxStarter, sets []Set, opts Options) ([]Measurement, error) {
+	if opts.K < 1 {
+		return nil, fmt.Errorf("the threshold k must be at least 1, not %d", opts.K)
+	}
+	if opts.StatementTimeout < 0 {
+		return nil, fmt.Errorf("the statement timeout cannot be negative (%s)", opts.StatementTimeout)
+	}
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("opening a read-only transaction on the target: %w", sanitize(err, ""))
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, timeoutMillis(opts.StatementTimeout)); err != nil {
+		return nil, fmt.Errorf("setting the statement timeout: %w", sanitize(err, ""))
+	}
+	out := make([]Measurement, 0, len(sets))
+	for _, s := range sets {
+		m, err := measureInSavepoint(ctx, tx, s, opts.K)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// measureInSavepoint measures s in a savepoint of tx, so that a server
+// error on s leaves tx usable for the next set: the error goes to the
+// Measurement. It returns an error only for what ends the transaction.
+func measureInSavepoint(ctx context.Context, tx pgx.Tx, s Set, k int) (Measurement, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return Measurement{}, fmt.Errorf("%s: opening a savepoint: %w", s.QualifiedTable(), sanitize(err, ""))
+	}
+	m, err := MeasureSet(ctx, sp, s, k)
+	if err == nil {
+		if err := sp.Commit(ctx); err != nil {
+			return m, fmt.Errorf("%s: releasing the savepoint: %w", s.QualifiedTable(), sanitize(err, ""))
+		}
+		return m, nil
+	}
+	var qe *QueryError
+	if ctx.Err() != nil || !errors.As(err, &qe) {
+		return m, err
+	}
+	if rerr := sp.Rollback(ctx); rerr != nil {
+		return m, fmt.Errorf("%s: rolling back to the savepoint: %w", s.QualifiedTable(), sanitize(rerr, ""))
+	}
+	m.Err = err
+	return m, nil
+}
+
+// MeasureSet runs the GROUP BY query of s on q and returns its counts,
+// with the groups of fewer than k rows counted. A server error is a
+// *QueryError.
+func MeasureSet(ctx context.Context, q Querier, s Set, k int) (Measurement, error) {
+	m := Measurement{Set: s}
+	err := q.QueryRow(ctx, groupSQL(s), int64(k)).Scan(&m.Rows, &m.Groups, &m.K, &m.SmallGroups, &m.RowsInSmallGroups)
+	if err != nil {
+		return m, sanitize(err, s.QualifiedTable())
+	}
+	return m, nil
+}
+
+// groupSQL counts the rows of each combination of the set's values (with
+// the tenant's, for a set measured within tenants), then
+// sums up those counts: rows, groups, the smallest group, and the groups
+// (and their rows) under the threshold $1. Values are grouped by their
+// text form, so that columns of types without equality (json, point)
+// can be measured too; only the counts leave the server.
+func groupSQL(s Set) string {
+	var cols []string
+	if s.Within != "" {
+		cols = append(cols, pgx.Identifier{s.Within}.Sanitize()+"::text")
+	}
+	for _, c := range s.Columns {
+		cols = append(cols, pgx.Identifier{c}.Sanitize()+"::text")
+	}
+	return `SELECT coalesce(sum(n), 0)::bigint, count(*), coalesce(min(n), 0),` +
+		` count(*) FILTER (WHERE n < $1), coalesce(sum(n) FILTER (WHERE n < $1), 0)::bigint` +
+		` FROM (SELECT count(*) AS n FROM ` + pgx.Identifier{s.Schema, s.Table}.Sanitize() +
+		` GROUP BY ` + strings.Join(cols, ", ") + `) g`
+}
+
+// timeoutMillis is d as statement_timeout takes it: milliseconds, rounded
+// up so that a positive timeout does not become 0 (no timeout).
+func timeoutMillis(d time.Duration) string {
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	return strconv.FormatInt(int64(ms), 10)
+}
+
+// QueryError is a server error met while measuring a set. It holds the
+// table, the SQLSTATE and what the condition means for the report; the
+// server's own message only for errors about names and privileges
+// (SQLSTATE classes 42 and 3F), since others, data exceptions above all,
+// may quote a value.
+type QueryError struct {
+	Table   string // the set's table; "" for errors outside a set's query
+	Code    string // SQLSTATE
+	Message string // the server's message, when its class never quotes a value
+}
+
+// SQLState is the error's SQLSTATE, as pgconn.PgError has it.
+func (e *QueryError) SQLState() string { return e.Code }
+
+// Error says what failed, where, and the SQLSTATE.
+func (e *QueryError) Error() string {
+	var b strings.Builder
+	if e.Table != "" {
+		b.WriteString(e.Table + ": ")
+	}
+	b.WriteString(condition(e.Code))
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	b.WriteString(" (SQLSTATE " + e.Code + ")")
+	return b.String()
+}
+
+// sanitize replaces a server error by a *QueryError about table; other
+// errors (network, context) hold no value and are wrapped with the table.
+func sanitize(err error, table string) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		if table == "" {
+			return err
+		}
+		return fmt.Errorf("%s: %w", table, err)
+	}
+	qe := &QueryError{Table: table, Code: pgErr.Code}
+	if strings.HasPrefix(pgErr.Code, "42") || strings.HasPrefix(pgErr.Code, "3F") {
+		qe.Message = pgErr.Message
+	}
+	return qe
+}
+
+// condition says what an SQLSTATE means for the report.
+func condition(code string) string {
+	switch code {
+	case "42P01":
+		return "the table is not in the replica (has pgveil copied it?)"
+	case "3F000":
+		return "the schema is not in the replica (has pgveil copied it?)"
+	case "42703":
+		return "a column of the set is not in the replica"
+	case "42501":
+		return "permission denied to the role of target.dsn"
+	case "57014":
+		return "the query was canceled: it ran longer than the statement timeout (--timeout)"
+	case "25006":
+		return "the query tried to write in the report's read-only transaction"
+	case "40001":
+		return "serialization failure"
+	}
+	switch {
+	case strings.HasPrefix(code, "53"):
+		return "the server ran out of resources (memory or disk for grouping)"
+	case strings.HasPrefix(code, "42"):
+		return "the query was refused"
+	case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "57"):
+		return "the connection or the server failed"
+	}
+	return "server error"
+}
