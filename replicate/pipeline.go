@@ -485,7 +485,7 @@ func runOnce(ctx context.Context, opts Options) error {
 	if err := target.Setup(ctx, tgt, transform.NewPlan(setupTables), prep.Catalog.Enums, cfg.Target.Readers); err != nil {
 		return fatalUnlessTransient(err)
 	}
-	tenancy := targetTenancy(cfg)
+	tenancy := TargetTenancy(cfg)
 	revoked, err := target.SetupTenancy(ctx, tgt, transform.NewPlan(setupTables), tenancy, cfg.Target.Readers)
 	if err != nil {
 		return fatalUnlessTransient(err)
@@ -629,7 +629,7 @@ func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn
 	sn := &snapshotter{
 		opts: opts.Snapshot, log: log, snapshot: res.SnapshotName, obs: opts.Observer,
 		sourceDSN: cfg.Source.DSN.Reveal(), targetDSN: cfg.Target.DSN.Reveal(),
-		plan: prep.Plan, pub: prep.Publication, cat: prep.Catalog, tenancy: targetTenancy(cfg),
+		plan: prep.Plan, pub: prep.Publication, cat: prep.Catalog, tenancy: TargetTenancy(cfg),
 	}
 	if err := sn.run(ctx); err != nil {
 		var ve *ValueError

@@ -83,7 +83,7 @@ func startResync(ctx context.Context, opts Options, prep *Prepared, tables map[t
 	cfg, log := opts.Config, opts.Logger
 	rs := &liveResync{tables: tables, staging: map[transform.TableName]*transform.TablePlan{},
 		live: map[transform.TableName]*transform.TablePlan{}, hashes: hashes, readers: cfg.Target.Readers,
-		tenancy: targetTenancy(cfg), done: make(chan error, 1), started: time.Now()}
+		tenancy: TargetTenancy(cfg), done: make(chan error, 1), started: time.Now()}
 	var plans, staging []*transform.TablePlan
 	var names []string
 	for _, tp := range prep.Plan.Tables() {

@@ -6,9 +6,9 @@ import (
 	"pgveil/transform"
 )
 
-// targetTenancy is the tenancy section of cfg as the target applies it,
+// TargetTenancy is the tenancy section of cfg as the target applies it,
 // or nil when cfg has none.
-func targetTenancy(cfg *rules.Config) *target.Tenancy {
+func TargetTenancy(cfg *rules.Config) *target.Tenancy {
 	if cfg.Tenancy == nil {
 		return nil
 	}

@@ -28,6 +28,7 @@ type statusReport struct {
 	Checkpoint *checkpointState `json:"checkpoint,omitempty"`
 	Tables     []tableState     `json:"tables,omitempty"`
 	Drift      *driftState      `json:"drift,omitempty"`
+	Tenancy    *tenancyState    `json:"tenancy,omitempty"`
 	// Problems are why status exits 1: what it could not read, a missing
 	// or lost slot, no checkpoint.
 	Problems []string `json:"problems"`
@@ -64,6 +65,16 @@ type tableState struct {
 	Exists    bool   `json:"exists"`
 	Rows      *int64 `json:"rows"` // nil when unknown
 	Estimated bool   `json:"estimated,omitempty"`
+}
+
+type tenancyState struct {
+	Group        string `json:"group"`
+	Roles        int    `json:"roles"`         // tenant roles in the group
+	TenantTables int    `json:"tenant_tables"` // tables tenants read through a tenant column
+	SharedTables int    `json:"shared_tables"`
+	HiddenTables int    `json:"hidden_tables"` // tables tenants cannot read
+	// Unprotected are replicated tables without row level security.
+	Unprotected []string `json:"unprotected,omitempty"`
 }
 
 type driftState struct {
@@ -153,6 +164,27 @@ func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time
 		}
 		if err := readTables(ctx, tgt, cfg, fast, r); err != nil {
 			problem("%v", err)
+		}
+		if tn := replicate.TargetTenancy(cfg); tn != nil {
+			ts, err := target.ReadTenancy(ctx, tgt, tn, ruleTableNames(cfg))
+			if err != nil {
+				problem("%v", err)
+			} else {
+				r.Tenancy = &tenancyState{Group: tn.Group, Roles: ts.Roles, Unprotected: ts.Unprotected}
+				for _, t := range cfg.Tables {
+					switch col, shared := cfg.TenantOf(t); {
+					case col != "":
+						r.Tenancy.TenantTables++
+					case shared:
+						r.Tenancy.SharedTables++
+					default:
+						r.Tenancy.HiddenTables++
+					}
+				}
+				if len(ts.Unprotected) > 0 {
+					problem("tables without row level security although the rules have a tenancy section: %s (start pgveil to set it up)", strings.Join(ts.Unprotected, ", "))
+				}
+			}
 		}
 		// The replica's columns are what the running pipeline's plan
 		// created: compare the source's types with them.
@@ -325,6 +357,10 @@ func printStatus(w io.Writer, r *statusReport) {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Table, state, rows)
 		}
 		tw.Flush()
+	}
+	if tn := r.Tenancy; tn != nil {
+		fmt.Fprintf(w, "tenancy: %d tenant role%s in group %s; %d tenant table%s, %d shared, %d hidden from tenants\n",
+			tn.Roles, plural(tn.Roles), tn.Group, tn.TenantTables, plural(tn.TenantTables), tn.SharedTables, tn.HiddenTables)
 	}
 	if d := r.Drift; d != nil {
 		if d.text == "" {

@@ -35,6 +35,8 @@ func TestStatus(t *testing.T) {
 		`(?m)^  public\.customers +copied +2000$`,
 		`(?m)^  public\.events +copied +4000$`,
 		`(?m)^drift: none`,
+		// Roles belong to the cluster: other tests' replicas add theirs.
+		`(?m)^tenancy: \d\d+ tenant roles in group pgveil_tenants; 6 tenant tables, 0 shared, 1 hidden from tenants$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("stdout does not match %s", re)
@@ -50,6 +52,21 @@ func TestStatus(t *testing.T) {
 	if code != exitOK || !r.OK || r.Slot == nil || !r.Slot.Active || r.Checkpoint == nil || !r.Checkpoint.Found ||
 		r.Checkpoint.CommitTime == nil || time.Since(*r.Checkpoint.CommitTime) > time.Minute || len(r.Tables) != 7 || !r.Tables[0].Estimated || len(r.Problems) != 0 {
 		t.Errorf("--json: exit %d\n%s", code, out)
+	}
+
+	if r.Tenancy == nil || r.Tenancy.Roles < 22 || r.Tenancy.TenantTables != 6 || r.Tenancy.HiddenTables != 1 || len(r.Tenancy.Unprotected) != 0 {
+		t.Errorf("--json tenancy: %+v", r.Tenancy)
+	}
+	// Row level security taken off a table by hand is a problem.
+	if _, err := s.dst.Exec(t.Context(), `ALTER TABLE public.orders DISABLE ROW LEVEL SECURITY`); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = s.cli("status", "-c", s.config)
+	if code != exitProblems || !strings.Contains(errOut, "tables without row level security although the rules have a tenancy section: public.orders") {
+		t.Errorf("RLS disabled: exit %d, %s", code, errOut)
+	}
+	if _, err := s.dst.Exec(t.Context(), `ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY`); err != nil {
+		t.Fatal(err)
 	}
 
 	// A column added in production: pgveil goes on without it, and status

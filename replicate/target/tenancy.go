@@ -668,3 +668,38 @@ func isSQLState(err error, codes ...string) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && slices.Contains(codes, pe.Code)
 }
+
+// TenancyState is what status shows of the replica's tenant isolation.
+type TenancyState struct {
+	Roles int // tenant roles: PREFIX... members of the group
+	// Protected are the existing tables among those asked about that have
+	// row level security; Unprotected those that do not (pgveil has not
+	// started since the tenancy section was added, or someone disabled it).
+	Protected   int
+	Unprotected []string
+}
+
+// ReadTenancy reads the state of tn on the target for tables.
+func ReadTenancy(ctx context.Context, conn *pgx.Conn, tn *Tenancy, tables []transform.TableName) (TenancyState, error) {
+	var st TenancyState
+	err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_roles r WHERE starts_with(r.rolname::text, $1)
+AND EXISTS (SELECT FROM pg_roles g WHERE g.rolname = $2) AND pg_has_role(r.oid, $2::name, 'MEMBER')`, tn.RolePrefix, tn.Group).Scan(&st.Roles)
+	if err != nil {
+		return st, fmt.Errorf("target: counting the tenant roles: %w", sanitize(err))
+	}
+	for _, n := range tables {
+		var exists, rls bool
+		ident := pgx.Identifier{n.Schema, n.Name}.Sanitize()
+		if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, coalesce((SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass($1)), false)`, ident).Scan(&exists, &rls); err != nil {
+			return st, fmt.Errorf("target: reading %s: %w", n.Schema+"."+n.Name, sanitize(err))
+		}
+		switch {
+		case !exists:
+		case rls:
+			st.Protected++
+		default:
+			st.Unprotected = append(st.Unprotected, transform.QuoteIdent(n.Schema)+"."+transform.QuoteIdent(n.Name))
+		}
+	}
+	return st, nil
+}
