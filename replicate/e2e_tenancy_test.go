@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -103,6 +104,30 @@ FROM orders o JOIN accounts a ON a.id = o.account_id`).Scan(&got)
 	e.sync()
 	sees("2", "1,3,5,7,9,13 accounts=1 plans=2")
 	e.verify()
+	// Row level security turned off by hand: pgveil sees it and sets it
+	// up again.
+	if _, err := e.dst.Exec(context.Background(), `ALTER TABLE orders DISABLE ROW LEVEL SECURITY`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var rls bool
+		if err := e.dst.QueryRow(context.Background(), `SELECT relrowsecurity FROM pg_class WHERE oid = 'public.orders'::regclass`).Scan(&rls); err != nil {
+			t.Fatal(err)
+		}
+		if rls {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("row level security still off after 30s\n%s", e.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(e.logs.String(), "row level security is off on replicated tables") {
+		t.Error("no log line says why pgveil restarted")
+	}
+	e.sync()
+	sees("2", "1,3,5,7,9,13 accounts=1 plans=2")
 	var roles int
 	if err := e.dst.QueryRow(context.Background(), `SELECT count(*) FROM pg_roles WHERE starts_with(rolname, $1)`, prefix).Scan(&roles); err != nil || roles != 3 {
 		t.Errorf("tenant roles: %d (%v), want 3", roles, err)

@@ -652,7 +652,15 @@ func monitor(ctx context.Context, opts Options, src *pgx.Conn, plan *transform.P
 	var last string
 	tick := time.NewTicker(opts.MonitorInterval)
 	defer tick.Stop()
+	tw := &tenancyWatch{tn: TargetTenancy(opts.Config), dsn: opts.Config.Target.DSN.Reveal(), plan: plan}
+	defer tw.close()
 	for {
+		if unprotected := tw.check(ctx, opts.Logger); len(unprotected) > 0 {
+			opts.Logger.Error("row level security is off on replicated tables although the rules have a tenancy section: tenants could read every row; restarting to set it up again",
+				"tables", strings.Join(unprotected, ", "))
+			restart(&schemaChange{})
+			return
+		}
 		if s, err := ReadSlot(ctx, src, opts.Config.Source.Slot); err == nil {
 			opts.Observer.Slot(s)
 		} else if ctx.Err() == nil {

@@ -1,6 +1,11 @@
 package replicate
 
 import (
+	"context"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+
 	"pgveil/replicate/target"
 	"pgveil/rules"
 	"pgveil/transform"
@@ -24,4 +29,52 @@ func TargetTenancy(cfg *rules.Config) *target.Tenancy {
 		}
 	}
 	return tn
+}
+
+// tenancyWatch checks, for the monitor, that the replica's tables still
+// have row level security: with it turned off (by hand), a tenant table's
+// grant to the tenant group would show every tenant every row.
+type tenancyWatch struct {
+	tn   *target.Tenancy // nil: nothing to watch
+	dsn  string
+	plan *transform.Plan
+	conn *pgx.Conn
+}
+
+// check returns the replicated tables without row level security. It
+// logs (and retries at the next tick) what it cannot read.
+func (w *tenancyWatch) check(ctx context.Context, log *slog.Logger) []string {
+	if w.tn == nil {
+		return nil
+	}
+	if w.conn == nil || w.conn.IsClosed() {
+		c, err := connectTarget(ctx, w.dsn)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("checking the replica's row level security", "error", err.Error())
+			}
+			return nil
+		}
+		w.conn = c
+	}
+	var names []transform.TableName
+	for _, t := range w.plan.Tables() {
+		names = append(names, tableName(t))
+	}
+	st, err := target.ReadTenancy(ctx, w.conn, w.tn, names)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("checking the replica's row level security", "error", err.Error())
+		}
+		w.close()
+		return nil
+	}
+	return st.Unprotected
+}
+
+func (w *tenancyWatch) close() {
+	if w.conn != nil {
+		w.conn.Close(context.Background())
+		w.conn = nil
+	}
 }

@@ -73,7 +73,8 @@ type tenancyState struct {
 	TenantTables int    `json:"tenant_tables"` // tables tenants read through a tenant column
 	SharedTables int    `json:"shared_tables"`
 	HiddenTables int    `json:"hidden_tables"` // tables tenants cannot read
-	// Unprotected are replicated tables without row level security.
+	// Unprotected are replicated tables tenants can read without row
+	// level security.
 	Unprotected []string `json:"unprotected,omitempty"`
 }
 
@@ -182,7 +183,7 @@ func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time
 					}
 				}
 				if len(ts.Unprotected) > 0 {
-					problem("tables without row level security although the rules have a tenancy section: %s (start pgveil to set it up)", strings.Join(ts.Unprotected, ", "))
+					problem("tenants can read %s without row level security, so every tenant's rows: start pgveil to set it up again, and find who turned it off", strings.Join(ts.Unprotected, ", "))
 				}
 			}
 		}

@@ -62,7 +62,7 @@ func TestStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errOut = s.cli("status", "-c", s.config)
-	if code != exitProblems || !strings.Contains(errOut, "tables without row level security although the rules have a tenancy section: public.orders") {
+	if code != exitProblems || !strings.Contains(errOut, "tenants can read public.orders without row level security") {
 		t.Errorf("RLS disabled: exit %d, %s", code, errOut)
 	}
 	if _, err := s.dst.Exec(t.Context(), `ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY`); err != nil {

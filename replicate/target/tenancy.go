@@ -673,8 +673,9 @@ func isSQLState(err error, codes ...string) bool {
 type TenancyState struct {
 	Roles int // tenant roles: PREFIX... members of the group
 	// Protected are the existing tables among those asked about that have
-	// row level security; Unprotected those that do not (pgveil has not
-	// started since the tenancy section was added, or someone disabled it).
+	// row level security; Unprotected those that do not and that the group
+	// can read all the same (someone turned it off, or granted the table):
+	// there every tenant reads every row.
 	Protected   int
 	Unprotected []string
 }
@@ -688,16 +689,19 @@ AND EXISTS (SELECT FROM pg_roles g WHERE g.rolname = $2) AND pg_has_role(r.oid, 
 		return st, fmt.Errorf("target: counting the tenant roles: %w", sanitize(err))
 	}
 	for _, n := range tables {
-		var exists, rls bool
+		var exists, rls, readable bool
 		ident := pgx.Identifier{n.Schema, n.Name}.Sanitize()
-		if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, coalesce((SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass($1)), false)`, ident).Scan(&exists, &rls); err != nil {
+		err := conn.QueryRow(ctx, `SELECT c.oid IS NOT NULL, coalesce(c.relrowsecurity, false),
+  c.oid IS NOT NULL AND EXISTS (SELECT FROM pg_roles WHERE rolname = $2) AND has_table_privilege($2, c.oid, 'SELECT')
+FROM (SELECT to_regclass($1)::oid AS oid) r LEFT JOIN pg_class c ON c.oid = r.oid`, ident, tn.Group).Scan(&exists, &rls, &readable)
+		if err != nil {
 			return st, fmt.Errorf("target: reading %s: %w", n.Schema+"."+n.Name, sanitize(err))
 		}
 		switch {
 		case !exists:
 		case rls:
 			st.Protected++
-		default:
+		case readable:
 			st.Unprotected = append(st.Unprotected, transform.QuoteIdent(n.Schema)+"."+transform.QuoteIdent(n.Name))
 		}
 	}
