@@ -88,6 +88,9 @@ func runScan(ctx context.Context, e *env, args []string) int {
 		"Review every rule: the scan guesses from names, types and values, and misses what it cannot see.",
 		"Every column of every table has a rule; tables you do not want replicated can be removed.",
 	}}
+	if hint, ok := scan.ProposeTenancy(tables); ok {
+		h.Tenancy = &hint
+	}
 	if err := scan.Write(&buf, h, ruled); err != nil {
 		fmt.Fprintf(e.stderr, "pgveil scan: %v\n", err)
 		return exitProblems

@@ -105,6 +105,10 @@ func TestScanExamples(t *testing.T) {
 					t.Errorf("the scan's output holds the seeded value %q", leak)
 				}
 			}
+			// The multi-tenant SaaS schema gets a tenancy proposal, the others none.
+			if proposed := strings.Contains(string(data), "# tenancy:\n#   column: account_id\n"); proposed != (name == "saas") {
+				t.Errorf("tenancy proposed: %v, want %v", proposed, name == "saas")
+			}
 			// The output loads and compiles against the catalog.
 			cfg, err := rules.Parse(file, data, func(k string) (string, bool) { v, ok := saasEnv[k]; return v, ok }, nil)
 			if err != nil {

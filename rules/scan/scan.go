@@ -127,6 +127,9 @@ func Propose(tables []*Table) []Ruled {
 type Header struct {
 	// Comment lines (without "# ") at the top of the file.
 	Comment []string
+	// Tenancy, when set, is written as a commented tenancy section, and
+	// the table its column references gets a commented tenant key.
+	Tenancy *TenantHint
 }
 
 // Write writes a pgveil rules file: source, target and secret from the
@@ -137,7 +140,11 @@ func Write(w io.Writer, h Header, ruled []Ruled) error {
 	for _, l := range h.Comment {
 		b.WriteString("# " + oneLine(l) + "\n")
 	}
-	b.WriteString("source:\n  dsn: ${SOURCE_DSN}\ntarget:\n  dsn: ${TARGET_DSN}\nsecret: ${PGVEIL_SECRET}\n\ntables:\n")
+	b.WriteString("source:\n  dsn: ${SOURCE_DSN}\ntarget:\n  dsn: ${TARGET_DSN}\nsecret: ${PGVEIL_SECRET}\n")
+	if h.Tenancy != nil {
+		b.WriteString(tenancyComment(*h.Tenancy))
+	}
+	b.WriteString("\ntables:\n")
 	if len(ruled) == 0 {
 		b.WriteString("  {}\n")
 	}
@@ -149,7 +156,11 @@ func Write(w io.Writer, h Header, ruled []Ruled) error {
 		if r.Table.Schema != "public" {
 			name = sqlName(r.Table.Schema, r.Table.Name)
 		}
-		b.WriteString("  " + yamlKey(name) + ":\n    columns:\n")
+		b.WriteString("  " + yamlKey(name) + ":\n")
+		if t := h.Tenancy; t != nil && t.Ref != nil && t.Ref.Schema == r.Table.Schema && t.Ref.Table == r.Table.Name {
+			b.WriteString("    # tenant: {column: " + yamlKey(transform.QuoteIdent(t.Ref.Column)) + "}   # with the tenancy section: this table's own tenant key\n")
+		}
+		b.WriteString("    columns:\n")
 		width := 0
 		keys := make([]string, len(r.Table.Columns))
 		for j, c := range r.Table.Columns {
