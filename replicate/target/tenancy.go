@@ -143,14 +143,29 @@ func (tn *Tenancy) policies(t *transform.TablePlan, readers []string) (map[strin
 	case col != nil:
 		grp := pgx.Identifier{tn.Group}.Sanitize()
 		out[policyTenant] = `CREATE POLICY ` + policyTenant + ` ON ` + name + ` FOR SELECT TO ` + grp + ` USING (` +
-			pgx.Identifier{col.Column.Name}.Sanitize() + ` = ANY (ARRAY(SELECT pg_catalog.substr(r.rolname, ` + fmt.Sprint(len(tn.RolePrefix)+1) + `)::` + col.Column.Type.String() +
-			` FROM pg_catalog.pg_roles r WHERE pg_catalog.starts_with(r.rolname, ` + quoteLiteral(tn.RolePrefix) + `)` +
-			` AND pg_catalog.pg_has_role(r.oid, ` + quoteLiteral(tn.Group) + `::name, 'MEMBER')` +
-			` AND pg_catalog.pg_has_role(current_user, r.oid, 'USAGE'))))`
+			pgx.Identifier{col.Column.Name}.Sanitize() + ` = ANY (ARRAY(` + tenantValuesSQL(tn, col.Column.Type.String()) + `)))`
 	case tt.Shared:
 		out[policyShared] = `CREATE POLICY ` + policyShared + ` ON ` + name + ` FOR SELECT TO ` + pgx.Identifier{tn.Group}.Sanitize() + ` USING (true)`
 	}
 	return out, nil
+}
+
+// tenantValuesSQL is the query of the tenant policies: the tenant values
+// (as typ) of the tenant roles whose privileges the current role has. It
+// walks up from the current role through pg_auth_members (a few rows for
+// a tenant's login) rather than testing every tenant role, so its cost
+// does not grow with the number of tenants; pg_has_role then decides,
+// with PostgreSQL's own inheritance rules (an impersonator, NOINHERIT,
+// has no tenant's privileges until it SETs ROLE). A tenant role is a
+// direct member of the group whose name starts with the prefix.
+func tenantValuesSQL(tn *Tenancy, typ string) string {
+	return `WITH RECURSIVE up(oid) AS (SELECT u.oid FROM pg_catalog.pg_roles u WHERE u.rolname = current_user` +
+		` UNION SELECT m.roleid FROM pg_catalog.pg_auth_members m JOIN up ON m.member = up.oid)` +
+		` SELECT pg_catalog.substr(r.rolname, ` + fmt.Sprint(len(tn.RolePrefix)+1) + `)::` + typ +
+		` FROM up JOIN pg_catalog.pg_roles r ON r.oid = up.oid` +
+		` WHERE pg_catalog.starts_with(r.rolname, ` + quoteLiteral(tn.RolePrefix) + `) AND pg_catalog.pg_has_role(current_user, r.oid, 'USAGE')` +
+		` AND EXISTS (SELECT FROM pg_catalog.pg_auth_members gm JOIN pg_catalog.pg_roles g ON g.oid = gm.roleid` +
+		` WHERE gm.member = r.oid AND g.rolname = ` + quoteLiteral(tn.Group) + `)`
 }
 
 // readable reports whether tenants read t at all.

@@ -32,7 +32,7 @@ func (d *tenancyDB) role(s string) string { return d.tag + s }
 // tenant is the role of tenant value v.
 func (d *tenancyDB) tenant(v string) string { return d.tn.RolePrefix + v }
 
-func newTenancyDB(t *testing.T) *tenancyDB {
+func newTenancyDB(t testing.TB) *tenancyDB {
 	t.Helper()
 	ctx := testCtx(t)
 	dsn := shared.NewDB(t)
@@ -69,7 +69,7 @@ func newTenancyDB(t *testing.T) *tenancyDB {
 	return d
 }
 
-func (d *tenancyDB) setup(t *testing.T) []string {
+func (d *tenancyDB) setup(t testing.TB) []string {
 	t.Helper()
 	revoked, err := SetupTenancy(d.ctx, d.owner, d.plan, d.tn, []string{d.reader})
 	if err != nil {
@@ -80,7 +80,7 @@ func (d *tenancyDB) setup(t *testing.T) []string {
 
 // login creates a login role that is a member of the tenant roles of
 // values, as an administrator gives one customer its own connection.
-func (d *tenancyDB) login(t *testing.T, name string, values ...string) *pgx.Conn {
+func (d *tenancyDB) login(t testing.TB, name string, values ...string) *pgx.Conn {
 	t.Helper()
 	exec(t, d.admin, `CREATE ROLE `+name+` LOGIN`)
 	for _, v := range values {
