@@ -259,7 +259,50 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	if !ok {
 		return exitProblems, errors.New("the replica differs from the masked source")
 	}
+	if err := d.tenantView(end, cfg); err != nil {
+		return exitProblems, err
+	}
 	return exitOK, nil
+}
+
+// tenantView shows what one customer's role sees of the replica, when the
+// rules have a tenancy section.
+func (d *demoRun) tenantView(ctx context.Context, cfg *rules.Config) error {
+	if cfg.Tenancy == nil {
+		return nil
+	}
+	dst, err := replicate.ConnectSource(ctx, d.anDSN)
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.Background())
+	var roles, all, mine int64
+	var first string
+	if err := dst.QueryRow(ctx, `SELECT count(*) FROM pg_roles WHERE starts_with(rolname::text, $1)`, cfg.Tenancy.RolePrefix).Scan(&roles); err != nil {
+		return fmt.Errorf("reading the tenant roles: %w", err)
+	}
+	if roles == 0 {
+		return errors.New("the rules have a tenancy section, but the replica has no tenant role")
+	}
+	if err := dst.QueryRow(ctx, `SELECT (SELECT min(id) FROM public.accounts)::text`).Scan(&first); err != nil {
+		return fmt.Errorf("reading the replica: %w", err)
+	}
+	role := cfg.Tenancy.RolePrefix + first
+	err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM public.customers`).Scan(&all); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+pgx.Identifier{role}.Sanitize()); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT count(*) FROM public.customers`).Scan(&mine)
+	})
+	if err != nil {
+		return fmt.Errorf("reading the replica as %s: %w", role, err)
+	}
+	fmt.Fprintf(d.out, "per-customer dashboards: %d tenant roles; as %s, SELECT count(*) FROM customers gives %d of %d rows (row level security).\n",
+		roles, role, mine, all)
+	return nil
 }
 
 // plan compiles the rules the way the pipeline does, to show a customer.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,12 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the output lacks %q:\n%s", want, out)
 		}
+	}
+	// One customer's role sees its own customers only.
+	if m := regexp.MustCompile(`per-customer dashboards: \d+ tenant roles; as tenant_\d+, SELECT count\(\*\) FROM customers gives (\d+) of (\d+) rows`).FindStringSubmatch(out); m == nil {
+		t.Errorf("the output lacks the per-customer view:\n%s", out)
+	} else if mine, all := atoi(t, m[1]), atoi(t, m[2]); mine == 0 || mine >= all {
+		t.Errorf("a tenant sees %d of %d customers", mine, all)
 	}
 	if regexp.MustCompile(`(?m) DIFF$`).MatchString(out) {
 		t.Errorf("differences:\n%s", out)
@@ -66,4 +73,13 @@ func TestDemo(t *testing.T) {
 	if code, vout, verr := pgveil(t, vars, "validate", "--offline", "-c", filepath.Join(dir, "pgveil.yaml")); code != exitOK {
 		t.Errorf("validate the demo's files: exit %d\n%s%s", code, vout, verr)
 	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
