@@ -121,6 +121,7 @@ func (c *Config) compile(cat transform.Catalog, keys *transform.Keys, reg *trans
 		}
 		tables = append(tables, tp)
 	}
+	probs = append(probs, c.tenantTypeProblems(cat)...)
 	probs = probs.sorted()
 	if len(probs.Errors()) > 0 {
 		return nil, probs.warnings(), probs

@@ -88,6 +88,21 @@ func (t *TableRule) column(name string) *ColumnRule {
 // enough to leave room for the tenant value in 63 bytes.
 var rolePrefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,31}$`)
 
+// reservedRoleNames are role names PostgreSQL refuses or treats
+// specially; "pg_" starts every reserved one.
+var reservedRoleNames = []string{"pg_", "public", "none", "current_user", "current_role", "session_user"}
+
+// reservedPrefix returns the reserved name a tenant role with prefix could
+// be, or "" when it cannot be one: a tenant value completes the prefix.
+func reservedPrefix(prefix string) string {
+	for _, r := range reservedRoleNames {
+		if strings.HasPrefix(r, prefix) || strings.HasPrefix(prefix, r) && r == "pg_" {
+			return r
+		}
+	}
+	return ""
+}
+
 // tenancy reads the tenancy section.
 func (p *parser) tenancy(e entry) *Tenancy {
 	t := &Tenancy{RolePrefix: DefaultRolePrefix, Group: DefaultTenantGroup, Line: e.key.Line, Col: e.key.Column}
@@ -108,6 +123,8 @@ func (p *parser) tenancy(e entry) *Tenancy {
 			case !ok:
 			case !rolePrefixRE.MatchString(s.value):
 				p.addf(f.key, loc{}, "tenancy.role_prefix %s is not valid: use lower-case letters, digits and _, not starting with a digit, at most 32 characters", show(s))
+			case reservedPrefix(s.value) != "":
+				p.addf(f.key, loc{}, "tenancy.role_prefix %s could make a tenant role named %s, which PostgreSQL reserves or treats specially: choose another, such as tenant_", show(s), reservedPrefix(s.value))
 			case !f.dup:
 				t.RolePrefix = s.value
 			}
@@ -243,4 +260,38 @@ func (p *parser) checkTenancy(cfg *Config) {
 			p.addAt(cr.Rule.Line, cr.Rule.Col, at, "the tenant column must be kept or hashed (it is "+cr.Rule.Name+"): each tenant needs one value of its own in the replica; or mark the table tenant: none")
 		}
 	}
+}
+
+// tenantTypeProblems checks the tenant columns' types against the
+// catalog: each must have a canonical text form (roles are named after
+// it), and all one type, since one set of roles serves every tenant
+// table (a text "01" must not name a role that reads the bigint 1).
+func (c *Config) tenantTypeProblems(cat transform.Catalog) Problems {
+	if c.Tenancy == nil {
+		return nil
+	}
+	var probs Problems
+	var first, firstAt string
+	for _, tr := range c.Tables {
+		col, _ := c.TenantOf(tr)
+		t := cat.Lookup(tr.Schema, tr.Name)
+		cr := tr.column(col)
+		if col == "" || t == nil || cr == nil || t.Column(col) == nil {
+			continue
+		}
+		typ := t.Column(col).Type
+		at := qualified(tr.Schema, tr.Name) + "." + transform.QuoteIdent(col)
+		add := func(msg string) {
+			probs = append(probs, Problem{File: c.File, Line: cr.Line, Col: cr.Col, Table: qualified(tr.Schema, tr.Name), Column: transform.QuoteIdent(col), Msg: msg})
+		}
+		switch {
+		case !typ.CanonicalText():
+			add("the tenant column has type " + typ.String() + ": it must be an integer, uuid or text column (tenant roles are named after its text, one per value)")
+		case first == "":
+			first, firstAt = typ.Name, at
+		case typ.Name != first:
+			add("the tenant column has type " + typ.Name + ", but " + firstAt + " has " + first + ": tenant columns must all have one type (the tenant key they hold)")
+		}
+	}
+	return probs
 }

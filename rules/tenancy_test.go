@@ -85,6 +85,9 @@ func TestTenancyProblems(t *testing.T) {
 			[]want{"6:10: tenancy must be a map"}},
 		{"unknown key", withTenancy("  column: a\n  colum: b\n") + "  t: {columns: {id: keep}}\n", []want{`8:3: unknown key "colum"; allowed keys: column, role_prefix, group, impersonators`}},
 		{"bad prefix", withTenancy("  role_prefix: Tenant-\n") + "  t: {columns: {id: keep}}\n", []want{`7:3: tenancy.role_prefix "Tenant-" is not valid`}},
+		{"reserved prefix pu", withTenancy("  role_prefix: pu\n") + "  t: {columns: {id: keep}}\n", []want{`7:3: tenancy.role_prefix "pu" could make a tenant role named public`}},
+		{"reserved prefix pg_x", withTenancy("  role_prefix: pg_x\n") + "  t: {columns: {id: keep}}\n", []want{`7:3: tenancy.role_prefix "pg_x" could make a tenant role named pg_`}},
+		{"reserved prefix current_", withTenancy("  role_prefix: current_\n") + "  t: {columns: {id: keep}}\n", []want{`7:3: tenancy.role_prefix "current_" could make a tenant role named current_user`}},
 		{"bad group", withTenancy("  group: 9x\n") + "  t: {columns: {id: keep}}\n", []want{`7:10: tenancy.group "9x" is not a valid name`}},
 		{"group with prefix", withTenancy("  group: tenant_all\n") + "  t: {columns: {id: keep}}\n", []want{"6:1: tenancy.group tenant_all starts with the tenant role prefix tenant_"}},
 		{"reader with prefix", strings.Replace(withTenancy("  column: a\n"), "  dsn: postgres://w:pw@analytics/db\n", "  dsn: x\n  readers: [tenant_ro, pgveil_tenants]\n", 1) + "  t: {columns: {id: keep}}\n", []want{
@@ -102,6 +105,28 @@ func TestTenancyProblems(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, ps := parseString(t, tt.src)
 			checkProblems(t, ps, tt.want)
+		})
+	}
+}
+
+func TestTenancyCompileTypes(t *testing.T) {
+	cols := "customers: {tenant: {column: id}, columns: {id: keep, email: keep, full_name: keep, birth_date: keep, notes: keep, profile: keep, created_at: keep}}\n"
+	orders := func(tenant string) string {
+		return "  orders: {tenant: {column: " + tenant + "}, columns: {id: keep, customer_id: keep, total: keep, code: keep}}\n"
+	}
+	for _, c := range []struct {
+		name, src string
+		want      []want
+	}{
+		{"one type", tenancyHead + "  " + cols + orders("customer_id"), nil},
+		{"numeric", tenancyHead + "  " + cols + orders("total"),
+			[]want{"10:76: public.orders.total: the tenant column has type numeric(10,2): it must be an integer, uuid or text column"}},
+		{"two types", tenancyHead + "  " + cols + orders("code"),
+			[]want{"10:88: public.orders.code: the tenant column has type character varying, but public.customers.id has bigint: tenant columns must all have one type"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, errs := compileString(t, c.src)
+			checkProblems(t, errs, c.want)
 		})
 	}
 }

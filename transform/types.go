@@ -209,3 +209,18 @@ func MustType(s string) Type {
 	}
 	return t
 }
+
+// CanonicalText reports whether t's values and their text forms match one
+// to one: integers, uuids, text and varchar (not numeric, where 1.0 and
+// 1.00 are one number; not char(n), which pads). Tenant roles are named
+// after a tenant column's text, so it must have such a type.
+func (t Type) CanonicalText() bool {
+	if t.IsArray() {
+		return false
+	}
+	switch t.Name {
+	case "smallint", "integer", "bigint", "uuid", "text", "character varying":
+		return true
+	}
+	return false
+}

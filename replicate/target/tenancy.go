@@ -63,28 +63,30 @@ const (
 // returns how many it created. Values with no room in a role name are
 // skipped; so are names taken by a role outside the group (the policies
 // ignore it). The name holds a version: a new body gets a new name.
-const ensureTenantsFunc = InternalSchema + ".ensure_tenants_v1"
+const ensureTenantsFunc = InternalSchema + ".ensure_tenants_v2"
 
 const ensureTenantsSQL = `CREATE FUNCTION ` + ensureTenantsFunc + `(prefix text, grp text, impersonators jsonb, vals jsonb) RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET lock_timeout = '10s' AS $f$
 DECLARE
 	v text;
 	r text;
 	i text;
 	n integer := 0;
 BEGIN
-	FOR v IN SELECT DISTINCT x FROM jsonb_array_elements_text(vals) x LOOP
+	-- In one order everywhere: two of pgveil's transactions creating the
+	-- same roles wait for each other instead of deadlocking.
+	FOR v IN SELECT d.x FROM (SELECT DISTINCT x FROM jsonb_array_elements_text(vals) x) d ORDER BY d.x COLLATE "C" LOOP
 		r := prefix || v;
 		CONTINUE WHEN v = '' OR octet_length(r) > 63;
-		CONTINUE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r);
-		-- Copies and the stream may create the same role at once: one at a
-		-- time, each looking again once it holds the lock.
-		PERFORM pg_advisory_xact_lock(hashtext('pgveil tenant roles'));
 		CONTINUE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r);
 		BEGIN
 			EXECUTE format('CREATE ROLE %I NOLOGIN IN ROLE %I', r, grp);
 		EXCEPTION WHEN unique_violation OR duplicate_object THEN
-			-- Created meanwhile by pgveil in another database of the cluster.
+			-- Created meanwhile by another of pgveil's transactions (another
+			-- copy, or pgveil in another database of the cluster).
+			CONTINUE;
+		WHEN reserved_name THEN
+			-- "public", "none", pg_...: no tenant can have that role.
 			CONTINUE;
 		END;
 		FOR i IN SELECT jsonb_array_elements_text(impersonators) LOOP
@@ -96,18 +98,31 @@ BEGIN
 END
 $f$`
 
-// tenantTypes are the kinds a tenant column may have: its text form must
-// read back as the same value, since the policies cast a role name's
-// suffix to the column's type.
-func tenantType(t transform.Type) bool {
-	if t.IsArray() {
-		return false
+// sameTenantTypes checks that every tenant column of the plan has one base
+// type. Tenant roles are shared by every tenant table: with a text tenant
+// column beside a bigint one, the text "01" would get a role whose suffix
+// casts to the bigint 1, another tenant's.
+func (tn *Tenancy) sameTenantTypes(plan *transform.Plan) error {
+	for _, t := range plan.Tables() {
+		if _, _, err := tn.tenantColumn(t); err != nil {
+			return err
+		}
 	}
-	switch strings.ToLower(t.Name) {
-	case "smallint", "integer", "bigint", "int2", "int4", "int8", "uuid", "text", "character varying", "varchar", "numeric":
-		return true
+	var first, firstCol string
+	for _, t := range plan.Tables() {
+		col, _, _ := tn.tenantColumn(t)
+		if col == nil {
+			continue
+		}
+		at := tableLabel(t) + "." + transform.QuoteIdent(col.Column.Name)
+		switch {
+		case first == "":
+			first, firstCol = col.Column.Type.Name, at
+		case col.Column.Type.Name != first:
+			return fmt.Errorf("tenant columns must all have one type, as the tenant key they hold: %s is %s, %s is %s", firstCol, first, at, col.Column.Type.Name)
+		}
 	}
-	return false
+	return nil
 }
 
 // tenantColumn returns the tenant column of t (nil when t has none).
@@ -118,8 +133,8 @@ func (tn *Tenancy) tenantColumn(t *transform.TablePlan) (*transform.ColumnPlan, 
 	}
 	for i := range t.Columns {
 		if c := &t.Columns[i]; c.Column.Name == tt.Column {
-			if !tenantType(c.Column.Type) {
-				return nil, tt, fmt.Errorf("table %s: tenant column %s has type %s; a tenant column must be an integer, numeric, uuid or text column",
+			if !c.Column.Type.CanonicalText() {
+				return nil, tt, fmt.Errorf("table %s: tenant column %s has type %s; a tenant column must be an integer, uuid or text column",
 					tableLabel(t), c.Column.Name, c.Column.Type.String())
 			}
 			return c, tt, nil
@@ -143,7 +158,7 @@ func (tn *Tenancy) policies(t *transform.TablePlan, readers []string) (map[strin
 	case col != nil:
 		grp := pgx.Identifier{tn.Group}.Sanitize()
 		out[policyTenant] = `CREATE POLICY ` + policyTenant + ` ON ` + name + ` FOR SELECT TO ` + grp + ` USING (` +
-			pgx.Identifier{col.Column.Name}.Sanitize() + ` = ANY (ARRAY(` + tenantValuesSQL(tn, col.Column.Type.String()) + `)))`
+			pgx.Identifier{col.Column.Name}.Sanitize() + ` = ANY (ARRAY(` + tenantValuesSQL(tn, col.Column.Type.Name) + `)))`
 	case tt.Shared:
 		out[policyShared] = `CREATE POLICY ` + policyShared + ` ON ` + name + ` FOR SELECT TO ` + pgx.Identifier{tn.Group}.Sanitize() + ` USING (true)`
 	}
@@ -157,13 +172,15 @@ func (tn *Tenancy) policies(t *transform.TablePlan, readers []string) (map[strin
 // does not grow with the number of tenants; pg_has_role then decides,
 // with PostgreSQL's own inheritance rules (an impersonator, NOINHERIT,
 // has no tenant's privileges until it SETs ROLE). A tenant role is a
-// direct member of the group whose name starts with the prefix.
+// direct member of the group whose name starts with the prefix, and a
+// plain role (no login, no superuser, no BYPASSRLS), as pgveil creates it.
 func tenantValuesSQL(tn *Tenancy, typ string) string {
 	return `WITH RECURSIVE up(oid) AS (SELECT u.oid FROM pg_catalog.pg_roles u WHERE u.rolname = current_user` +
 		` UNION SELECT m.roleid FROM pg_catalog.pg_auth_members m JOIN up ON m.member = up.oid)` +
 		` SELECT pg_catalog.substr(r.rolname, ` + fmt.Sprint(len(tn.RolePrefix)+1) + `)::` + typ +
 		` FROM up JOIN pg_catalog.pg_roles r ON r.oid = up.oid` +
-		` WHERE pg_catalog.starts_with(r.rolname, ` + quoteLiteral(tn.RolePrefix) + `) AND pg_catalog.pg_has_role(current_user, r.oid, 'USAGE')` +
+		` WHERE pg_catalog.starts_with(r.rolname, ` + quoteLiteral(tn.RolePrefix) + `) AND NOT r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls` +
+		` AND pg_catalog.pg_has_role(current_user, r.oid, 'USAGE')` +
 		` AND EXISTS (SELECT FROM pg_catalog.pg_auth_members gm JOIN pg_catalog.pg_roles g ON g.oid = gm.roleid` +
 		` WHERE gm.member = r.oid AND g.rolname = ` + quoteLiteral(tn.Group) + `)`
 }
@@ -332,6 +349,9 @@ func (s *tenancySetup) exec(sql string) error {
 }
 
 func (s *tenancySetup) run() ([]string, error) {
+	if err := s.tn.sameTenantTypes(s.plan); err != nil {
+		return nil, err
+	}
 	if err := s.roles(); err != nil {
 		return nil, err
 	}
@@ -478,12 +498,18 @@ WHERE polrelid = $1 AND starts_with(polname::text, 'pgveil_') ORDER BY polname`,
 	return out, nil
 }
 
+// tenantRolesFrom selects the tenant roles r (prefix $1, group $2) as the
+// policies take them: direct members of the group, named with the prefix,
+// plain roles. Superusers are members of every role in PostgreSQL's sense,
+// and a login may be a member through a tenant role: neither is a tenant.
+const tenantRolesFrom = `pg_roles r JOIN pg_auth_members m ON m.member = r.oid JOIN pg_roles g ON g.oid = m.roleid
+WHERE g.rolname = $2 AND starts_with(r.rolname::text, $1) AND NOT r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls`
+
 // impersonators grants every tenant role to every impersonator.
 func (s *tenancySetup) impersonators() error {
 	for _, imp := range s.tn.Impersonators {
-		missing, err := (&setup{ctx: s.ctx, tx: s.tx}).strings(`SELECT r.rolname::text FROM pg_roles r
-WHERE starts_with(r.rolname::text, $1) AND pg_has_role(r.oid, $2::name, 'MEMBER') AND NOT pg_has_role($3::name, r.oid, 'MEMBER') ORDER BY 1`,
-			s.tn.RolePrefix, s.tn.Group, imp)
+		missing, err := (&setup{ctx: s.ctx, tx: s.tx}).strings(`SELECT r.rolname::text FROM `+tenantRolesFrom+`
+AND NOT pg_has_role($3::name, r.oid, 'MEMBER') ORDER BY 1`, s.tn.RolePrefix, s.tn.Group, imp)
 		if err != nil {
 			return err
 		}
@@ -698,8 +724,7 @@ type TenancyState struct {
 // ReadTenancy reads the state of tn on the target for tables.
 func ReadTenancy(ctx context.Context, conn *pgx.Conn, tn *Tenancy, tables []transform.TableName) (TenancyState, error) {
 	var st TenancyState
-	err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_roles r WHERE starts_with(r.rolname::text, $1)
-AND EXISTS (SELECT FROM pg_roles g WHERE g.rolname = $2) AND pg_has_role(r.oid, $2::name, 'MEMBER')`, tn.RolePrefix, tn.Group).Scan(&st.Roles)
+	err := conn.QueryRow(ctx, `SELECT count(*) FROM `+tenantRolesFrom, tn.RolePrefix, tn.Group).Scan(&st.Roles)
 	if err != nil {
 		return st, fmt.Errorf("target: counting the tenant roles: %w", sanitize(err))
 	}
