@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -223,12 +224,7 @@ func (tn *Tenancy) tableTenancySQL(t *transform.TablePlan, readers []string, rls
 			stmts = append(stmts, `DROP POLICY `+pgx.Identifier{p.name}.Sanitize()+` ON `+name)
 		}
 	}
-	names := make([]string, 0, len(want))
-	for n := range want {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(want)) {
 		create := want[n]
 		i := slices.IndexFunc(have, func(p existingPolicy) bool { return p.name == n })
 		if i >= 0 && have[i].mark == policyMark(create) {
