@@ -128,6 +128,25 @@ FROM orders o JOIN accounts a ON a.id = o.account_id`).Scan(&got)
 	}
 	e.sync()
 	sees("2", "1,3,5,7,9,13 accounts=1 plans=2")
+
+	// A view that reads as its owner, granted to the tenants after the
+	// start: pgveil takes it away from them.
+	if _, err := e.dst.Exec(context.Background(), `CREATE VIEW all_orders AS SELECT * FROM orders; GRANT SELECT ON all_orders TO `+group); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var readable bool
+		if err := e.dst.QueryRow(context.Background(), `SELECT has_table_privilege($1, 'public.all_orders', 'SELECT')`, group).Scan(&readable); err != nil {
+			t.Fatal(err)
+		}
+		if !readable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tenants can still read the view after 30s\n%s", e.logs.String())
+		}
+	}
+	e.sync()
 	var roles int
 	if err := e.dst.QueryRow(context.Background(), `SELECT count(*) FROM pg_roles WHERE starts_with(rolname, $1)`, prefix).Scan(&roles); err != nil || roles != 3 {
 		t.Errorf("tenant roles: %d (%v), want 3", roles, err)

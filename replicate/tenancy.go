@@ -41,11 +41,12 @@ type tenancyWatch struct {
 	conn *pgx.Conn
 }
 
-// check returns the replicated tables without row level security. It
+// check returns the replicated tables tenants can read without row level
+// security, and the views that would show tenants other tenants' rows. It
 // logs (and retries at the next tick) what it cannot read.
-func (w *tenancyWatch) check(ctx context.Context, log *slog.Logger) []string {
+func (w *tenancyWatch) check(ctx context.Context, log *slog.Logger) (unprotected, leaky []string) {
 	if w.tn == nil {
-		return nil
+		return nil, nil
 	}
 	if w.conn == nil || w.conn.IsClosed() {
 		c, err := connectTarget(ctx, w.dsn)
@@ -53,7 +54,7 @@ func (w *tenancyWatch) check(ctx context.Context, log *slog.Logger) []string {
 			if ctx.Err() == nil {
 				log.Warn("checking the replica's row level security", "error", err.Error())
 			}
-			return nil
+			return nil, nil
 		}
 		w.conn = c
 	}
@@ -67,9 +68,9 @@ func (w *tenancyWatch) check(ctx context.Context, log *slog.Logger) []string {
 			log.Warn("checking the replica's row level security", "error", err.Error())
 		}
 		w.close()
-		return nil
+		return nil, nil
 	}
-	return st.Unprotected
+	return st.Unprotected, st.Leaky
 }
 
 func (w *tenancyWatch) close() {

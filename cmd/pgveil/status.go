@@ -76,6 +76,9 @@ type tenancyState struct {
 	// Unprotected are replicated tables tenants can read without row
 	// level security.
 	Unprotected []string `json:"unprotected,omitempty"`
+	// LeakyViews are views tenants can read that would show them other
+	// tenants' rows.
+	LeakyViews []string `json:"leaky_views,omitempty"`
 }
 
 type driftState struct {
@@ -181,6 +184,10 @@ func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time
 					default:
 						r.Tenancy.HiddenTables++
 					}
+				}
+				r.Tenancy.LeakyViews = ts.Leaky
+				if len(ts.Leaky) > 0 {
+					problem("tenants can read %s, and would see other tenants' rows there (materialized, or without security_invoker): a running pgveil takes them away from the tenant group, or stops when it cannot", strings.Join(ts.Leaky, ", "))
 				}
 				if len(ts.Unprotected) > 0 {
 					problem("tenants can read %s without row level security, so every tenant's rows: start pgveil to set it up again, and find who turned it off", strings.Join(ts.Unprotected, ", "))

@@ -528,26 +528,11 @@ AND NOT pg_has_role($3::name, r.oid, 'MEMBER') ORDER BY 1`, s.tn.RolePrefix, s.t
 // as their owner). Such a view that the group can still read afterwards
 // (granted to PUBLIC) is an error.
 func (s *tenancySetup) leakyViews() ([]string, error) {
-	var oids []uint32
+	tables := make([]transform.TableName, 0, len(s.plan.Tables()))
 	for _, t := range s.plan.Tables() {
-		var oid uint32
-		if err := s.tx.QueryRow(s.ctx, `SELECT to_regclass($1)::oid`, tableIdent(t)).Scan(&oid); err != nil {
-			return nil, fmt.Errorf("reading table %s: %w", tableLabel(t), sanitize(err))
-		}
-		oids = append(oids, oid)
+		tables = append(tables, transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
 	}
-	q := `WITH RECURSIVE dep(oid) AS (
-	SELECT unnest($2::oid[])
-	UNION
-	SELECT w.ev_class FROM dep JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = dep.oid AND d.classid = 'pg_rewrite'::regclass
-	JOIN pg_rewrite w ON w.oid = d.objid
-)
-SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM dep JOIN pg_class c ON c.oid = dep.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('v', 'm') AND has_table_privilege($1, c.oid, 'SELECT')
-AND (c.relkind = 'm' OR NOT coalesce(c.reloptions @> ARRAY['security_invoker=true'] OR c.reloptions @> ARRAY['security_invoker=on'], false))
-ORDER BY 1`
-	st := &setup{ctx: s.ctx, tx: s.tx}
-	leaky, err := st.strings(q, s.tn.Group, oids)
+	leaky, err := readLeakyViews(s.ctx, s.tx, s.tn.Group, tables)
 	if err != nil {
 		return nil, err
 	}
@@ -566,7 +551,7 @@ ORDER BY 1`
 		}
 		revoked = append(revoked, v)
 	}
-	still, err := st.strings(q, s.tn.Group, oids)
+	still, err := readLeakyViews(s.ctx, s.tx, s.tn.Group, tables)
 	if err != nil {
 		return nil, err
 	}
@@ -575,6 +560,38 @@ ORDER BY 1`
 			strings.Join(still, ", "))
 	}
 	return revoked, nil
+}
+
+// readLeakyViews lists, quoted, the views and materialized views built
+// (directly or through other views) on tables that group can read and
+// that would show it rows row level security hides: materialized views
+// (row level security does not apply to their content) and views without
+// security_invoker (they read the tables as their owner).
+func readLeakyViews(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, group string, tables []transform.TableName) ([]string, error) {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = pgx.Identifier{t.Schema, t.Name}.Sanitize()
+	}
+	rows, err := q.Query(ctx, `WITH RECURSIVE dep(oid) AS (
+	SELECT to_regclass(x)::oid FROM unnest($2::text[]) x WHERE to_regclass(x) IS NOT NULL
+	UNION
+	SELECT w.ev_class FROM dep JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = dep.oid AND d.classid = 'pg_rewrite'::regclass
+	JOIN pg_rewrite w ON w.oid = d.objid
+)
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM dep JOIN pg_class c ON c.oid = dep.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('v', 'm') AND EXISTS (SELECT FROM pg_roles WHERE rolname = $1) AND has_table_privilege($1, c.oid, 'SELECT')
+AND (c.relkind = 'm' OR NOT coalesce(c.reloptions @> ARRAY['security_invoker=true'] OR c.reloptions @> ARRAY['security_invoker=on'], false))
+ORDER BY 1`, group, names)
+	if err != nil {
+		return nil, fmt.Errorf("reading the views on the replicated tables: %w", sanitize(err))
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("reading the views on the replicated tables: %w", sanitize(err))
+	}
+	return out, nil
 }
 
 // remove takes pgveil's tenant policies off the plan's tables.
@@ -717,6 +734,9 @@ type TenancyState struct {
 	// there every tenant reads every row.
 	Protected   int
 	Unprotected []string
+	// Leaky are views tenants can read that would show them other
+	// tenants' rows (see SetupTenancy), created since pgveil started.
+	Leaky []string
 }
 
 // ReadTenancy reads the state of tn on the target for tables.
@@ -742,6 +762,9 @@ FROM (SELECT to_regclass($1)::oid AS oid) r LEFT JOIN pg_class c ON c.oid = r.oi
 		case readable:
 			st.Unprotected = append(st.Unprotected, transform.QuoteIdent(n.Schema)+"."+transform.QuoteIdent(n.Name))
 		}
+	}
+	if st.Leaky, err = readLeakyViews(ctx, conn, tn.Group, tables); err != nil {
+		return st, fmt.Errorf("target: %w", err)
 	}
 	return st, nil
 }
