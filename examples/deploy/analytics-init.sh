@@ -9,7 +9,10 @@
 #   - pgveil (the writer) owns the analytics database: it creates the
 #     replicated schemas and tables, its own schema pgveil (checkpoint, table
 #     states), and grants read access on the replicated tables to the roles
-#     in target.readers. It is not a superuser.
+#     in target.readers. It is not a superuser. It has CREATEROLE because
+#     examples/saas/pgveil.yaml has a tenancy section: it creates a role per
+#     tenant (tenant_<account id>) as accounts appear, each seeing only its
+#     rows (README, "Per-customer dashboards"). Without tenancy, leave it out.
 #   - metabase_ro (the reader, target.readers in examples/saas/pgveil.yaml)
 #     may connect and read what pgveil grants it, nothing else: no rights on
 #     the schema pgveil, and its sessions are read-only by default.
@@ -21,7 +24,7 @@ set -eo pipefail
 
 psql -v ON_ERROR_STOP=1 --no-psqlrc --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-postgres}" \
   -v pgveil_password="$PGVEIL_TARGET_PASSWORD" -v reader_password="$METABASE_RO_PASSWORD" <<'SQL'
-CREATE ROLE pgveil LOGIN PASSWORD :'pgveil_password';
+CREATE ROLE pgveil LOGIN CREATEROLE PASSWORD :'pgveil_password';
 ALTER DATABASE :"DBNAME" OWNER TO pgveil;
 
 CREATE ROLE metabase_ro LOGIN PASSWORD :'reader_password';

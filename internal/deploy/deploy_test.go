@@ -182,6 +182,8 @@ func TestChecksFail(t *testing.T) {
 			" support_tickets ", " "},
 		"reader role not created": {"init-scripts", func(r *repo) *string { return &r.analyticInit },
 			"CREATE ROLE metabase_ro", "CREATE ROLE metabase_reader"},
+		"writer cannot create tenant roles": {"init-scripts", func(r *repo) *string { return &r.analyticInit },
+			"CREATE ROLE pgveil LOGIN CREATEROLE", "CREATE ROLE pgveil LOGIN"},
 		"image runs as root": {"dockerfile", func(r *repo) *string { return &r.dockerfile },
 			"USER 65532:65532", "USER root"},
 		"image without a user": {"dockerfile", func(r *repo) *string { return &r.dockerfile },
@@ -823,7 +825,8 @@ type rulesFile struct {
 	Target struct {
 		Readers []string `yaml:"readers"`
 	} `yaml:"target"`
-	Tables map[string]any `yaml:"tables"`
+	Tenancy map[string]any `yaml:"tenancy"`
+	Tables  map[string]any `yaml:"tables"`
 }
 
 func parseRules(text string) (*rulesFile, error) {
@@ -927,6 +930,11 @@ func checkInitScripts(r *repo) []string {
 		}
 		if !strings.Contains(r.analyticInit, "OWNER TO pgveil") {
 			ps = append(ps, "examples/deploy/analytics-init.sh: pgveil must own the analytics database")
+		}
+		// With a tenancy section pgveil creates tenant roles, and only then
+		// needs to.
+		if createRole := regexp.MustCompile(`CREATE ROLE pgveil [^;]*\bCREATEROLE\b`).MatchString(r.analyticInit); createRole != (rf.Tenancy != nil) {
+			ps = append(ps, fmt.Sprintf("examples/deploy/analytics-init.sh: pgveil has CREATEROLE: %v, but examples/saas/pgveil.yaml has a tenancy section: %v", createRole, rf.Tenancy != nil))
 		}
 		return ps
 	})
