@@ -311,8 +311,11 @@ func (a *Applier) Apply(ctx context.Context, c *Change) error {
 	default:
 		err = fmt.Errorf("apply: unknown operation %d", c.Op)
 	}
-	if err == nil && a.tenancy != nil && (c.Op == OpInsert || c.Op == OpUpdate) {
-		err = a.noteTenant(c)
+	if err == nil && a.tenancy != nil && (c.Op == OpInsert || c.Op == OpUpdate) && c.Filter == nil {
+		// A row with an in-process filter is noted once it passes it
+		// (passes, netFilter): a row that never reaches the replica must
+		// not name a role.
+		err = a.noteTenant(c.Table, c.Row)
 	}
 	if err == nil {
 		a.pending++
@@ -796,6 +799,11 @@ func (a *Applier) passes(ctx context.Context, c *Change) (bool, error) {
 	ok, err := c.Filter.Match(ctx, [][]transform.Value{c.FilterRow})
 	if err != nil {
 		return false, err
+	}
+	if ok[0] && a.tenancy != nil {
+		if err := a.noteTenant(c.Table, c.Row); err != nil {
+			return false, err
+		}
 	}
 	return ok[0], nil
 }

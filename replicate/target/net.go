@@ -309,6 +309,10 @@ func (a *Applier) netFilter(ctx context.Context, nt *netTable) error {
 		for i, r := range group {
 			if !pass[i] {
 				r.kind, r.row = netDelete, nil
+			} else if a.tenancy != nil {
+				if err := a.noteTenant(nt.t, r.row); err != nil {
+					return err
+				}
 			}
 			r.filter, r.frow = nil, nil
 		}

@@ -660,24 +660,25 @@ func (a *Applier) SetTenancy(tn *Tenancy) {
 	a.knownTenant = map[string]struct{}{}
 }
 
-// noteTenant records the tenant value of an inserted or updated row.
-func (a *Applier) noteTenant(c *Change) error {
-	idx, ok := a.tenantCols[c.Table]
+// noteTenant records the tenant value of a row of t written to the
+// replica.
+func (a *Applier) noteTenant(t *transform.TablePlan, row []transform.Value) error {
+	idx, ok := a.tenantCols[t]
 	if !ok {
-		col, _, err := a.tenancy.tenantColumn(c.Table)
+		col, _, err := a.tenancy.tenantColumn(t)
 		if err != nil {
 			return err
 		}
 		idx = -1
 		if col != nil {
-			idx = slices.IndexFunc(c.Table.Columns, func(p transform.ColumnPlan) bool { return p.Column.Name == col.Column.Name })
+			idx = slices.IndexFunc(t.Columns, func(p transform.ColumnPlan) bool { return p.Column.Name == col.Column.Name })
 		}
-		a.tenantCols[c.Table] = idx
+		a.tenantCols[t] = idx
 	}
-	if idx < 0 || idx >= len(c.Row) {
+	if idx < 0 || idx >= len(row) {
 		return nil
 	}
-	v := c.Row[idx]
+	v := row[idx]
 	if v.State != transform.Present || len(v.Text) == 0 || len(a.tenancy.RolePrefix)+len(v.Text) > MaxRoleName {
 		return nil
 	}

@@ -329,3 +329,42 @@ func TestTenancyRefuses(t *testing.T) {
 	}
 	d.setup(t)
 }
+
+// TestTenancyFilteredRowsNameNoRole: a row that an in-process row filter
+// keeps out of the replica must not name a tenant role (pg_roles is
+// readable by every tenant); one that passes does, on tables with a key
+// (filters evaluated per batch) and without.
+func TestTenancyFilteredRowsNameNoRole(t *testing.T) {
+	t.Parallel()
+	d := newTenancyDB(t)
+	keyless := table("app", "visits", c("account_id", "bigint"), c("n", "integer"))
+	d.plan = plan(append(d.plan.Tables(), keyless)...)
+	if err := Setup(d.ctx, d.owner, d.plan, nil, []string{d.reader}); err != nil {
+		t.Fatal(err)
+	}
+	d.tn.Tables[transform.TableName{Schema: "app", Name: "visits"}] = TenantTable{Column: "account_id"}
+	d.setup(t)
+	a := NewApplier(d.owner, "s")
+	a.SetTenancy(d.tn)
+	if err := a.Begin(d.ctx); err != nil {
+		t.Fatal(err)
+	}
+	orders := d.plan.Table("app", "orders")
+	f := &evenFilter{}
+	for _, c := range []*Change{
+		// The filter reads the second value: odd fails, even passes.
+		{Op: OpInsert, Table: orders, Row: vals("50", "51", "1"), Filter: f, FilterRow: vals("1")},
+		{Op: OpInsert, Table: orders, Row: vals("52", "52", "1"), Filter: f, FilterRow: vals("2")},
+		{Op: OpInsert, Table: keyless, Row: vals("53", "1"), Filter: f, FilterRow: vals("3")},
+		{Op: OpInsert, Table: keyless, Row: vals("54", "1"), Filter: f, FilterRow: vals("4")},
+	} {
+		if err := a.Apply(d.ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Commit(d.ctx, Position{LSN: 7}); err != nil {
+		t.Fatal(err)
+	}
+	got := query(t, d.admin, `SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname IN ('`+d.tenant("51")+`', '`+d.tenant("52")+`', '`+d.tenant("53")+`', '`+d.tenant("54")+`')`)
+	equal(t, "roles of filtered and passing rows", got, []string{d.tenant("52") + "," + d.tenant("54")})
+}
