@@ -31,6 +31,10 @@ type Observer interface {
 	Slot(s SlotStatus)
 	// Drift reports what the source has that the rules do not name.
 	Drift(d *Drift)
+	// Tenancy reports, under a tenancy section, the replica's tenant
+	// roles, the tables tenants can read without row level security and
+	// the views that would show them other tenants' rows.
+	Tenancy(roles, unprotectedTables, leakyViews int)
 	// Error counts a failure: kind is "transient", "fatal" or "masking".
 	Error(kind string)
 }
@@ -65,6 +69,7 @@ func (nopObserver) TargetCommit(int, int64, time.Duration, pglogrepl.LSN, time.T
 func (nopObserver) SourceAlive(pglogrepl.LSN, bool)                                  {}
 func (nopObserver) Slot(SlotStatus)                                                  {}
 func (nopObserver) Drift(*Drift)                                                     {}
+func (nopObserver) Tenancy(int, int, int)                                            {}
 func (nopObserver) Error(string)                                                     {}
 
 var _ Observer = nopObserver{}

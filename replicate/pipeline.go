@@ -655,7 +655,7 @@ func monitor(ctx context.Context, opts Options, src *pgx.Conn, plan *transform.P
 	tw := &tenancyWatch{tn: TargetTenancy(opts.Config), dsn: opts.Config.Target.DSN.Reveal(), plan: plan}
 	defer tw.close()
 	for {
-		unprotected, leaky := tw.check(ctx, opts.Logger)
+		unprotected, leaky := tw.check(ctx, opts.Logger, opts.Observer)
 		if len(unprotected) > 0 {
 			opts.Logger.Error("row level security is off on replicated tables although the rules have a tenancy section: tenants could read every row; restarting to set it up again",
 				"tables", strings.Join(unprotected, ", "))

@@ -42,9 +42,10 @@ type tenancyWatch struct {
 }
 
 // check returns the replicated tables tenants can read without row level
-// security, and the views that would show tenants other tenants' rows. It
-// logs (and retries at the next tick) what it cannot read.
-func (w *tenancyWatch) check(ctx context.Context, log *slog.Logger) (unprotected, leaky []string) {
+// security, and the views that would show tenants other tenants' rows,
+// and reports the counts to obs. It logs (and retries at the next tick)
+// what it cannot read.
+func (w *tenancyWatch) check(ctx context.Context, log *slog.Logger, obs Observer) (unprotected, leaky []string) {
 	if w.tn == nil {
 		return nil, nil
 	}
@@ -70,6 +71,7 @@ func (w *tenancyWatch) check(ctx context.Context, log *slog.Logger) (unprotected
 		w.close()
 		return nil, nil
 	}
+	obs.Tenancy(st.Roles, len(st.Unprotected), len(st.Leaky))
 	return st.Unprotected, st.Leaky
 }
 

@@ -1231,6 +1231,9 @@ var alertsMustWatch = map[string]string{
 	"pgveil_slot_retained_bytes": "WAL retained by the slot",
 	"pgveil_unruled_columns":     "unruled columns (schema drift)",
 	"pgveil_errors_total":        "apply and masking errors",
+	// Tenants reading every tenant's rows.
+	"pgveil_tenancy_unprotected_tables": "tenant tables without row level security",
+	"pgveil_tenancy_leaky_views":        "views that would show tenants other tenants' rows",
 }
 
 func checkAlerts(r *repo) []string {
@@ -1311,6 +1314,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 		NewTables:     []string{"public.u"},
 		MissingTables: []string{"public.v"},
 	})
+	m.Tenancy(1, 0, 0)
 	m.Error("masking")
 	fams, err := m.Registry().Gather()
 	if err != nil {

@@ -70,6 +70,15 @@ var (
 	descDrift = prometheus.NewDesc("pgveil_schema_drift",
 		"1 if the source schema differs from what the rules and the plan say.",
 		nil, nil)
+	descTenantRoles = prometheus.NewDesc("pgveil_tenant_roles",
+		"Tenant roles in the replica (tenancy section).",
+		nil, nil)
+	descTenancyUnprotected = prometheus.NewDesc("pgveil_tenancy_unprotected_tables",
+		"Replicated tables tenants can read without row level security (every tenant's rows).",
+		nil, nil)
+	descTenancyLeakyViews = prometheus.NewDesc("pgveil_tenancy_leaky_views",
+		"Views tenants can read that would show them other tenants' rows.",
+		nil, nil)
 )
 
 // collector exposes the gauges of Metrics that are worked out from its
@@ -83,6 +92,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descSnapshotRows, descSnapshotBytes, descSnapshotEstimated, descSnapshotDone,
 		descSlotExists, descSlotActive, descSlotRetained, descSlotWALStatus, descSlotConfirmed,
 		descUnruledColumns, descUnruledTables, descMissingColumns, descTypeChanged, descMissingTables, descDrift,
+		descTenantRoles, descTenancyUnprotected, descTenancyLeakyViews,
 	} {
 		ch <- d
 	}
@@ -151,6 +161,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descUnruledTables, float64(d.newTables))
 		gauge(descMissingTables, float64(d.missingTables))
 		gauge(descDrift, flag(d.any))
+	}
+	if tn := s.tenancy; tn != nil {
+		gauge(descTenantRoles, float64(tn[0]))
+		gauge(descTenancyUnprotected, float64(tn[1]))
+		gauge(descTenancyLeakyViews, float64(tn[2]))
 	}
 	m.mu.Unlock()
 

@@ -125,6 +125,10 @@ type state struct {
 	slotFresh bool // slot was reported since the pipeline last started
 
 	drift *driftCounts
+
+	// tenancy holds the last Tenancy report: roles, unprotected tables,
+	// leaky views; nil without a tenancy section.
+	tenancy *[3]int
 }
 
 type tableProgress struct {
@@ -316,6 +320,13 @@ func (m *Metrics) Drift(d *replicate.Drift) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.st.drift = c
+}
+
+// Tenancy records the replica's tenant isolation as the monitor last read it.
+func (m *Metrics) Tenancy(roles, unprotectedTables, leakyViews int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.tenancy = &[3]int{roles, unprotectedTables, leakyViews}
 }
 
 // Error counts a failure of kind transient, fatal or masking.

@@ -393,6 +393,16 @@ func TestDrift(t *testing.T) {
 	f.expect(t, 0, "pgveil_missing_tables")
 	f.expect(t, 1, "pgveil_schema_drift")
 
+	// Tenancy: absent until reported.
+	if n := f.series("pgveil_tenant_roles"); n != 0 {
+		t.Errorf("%d pgveil_tenant_roles series before any report, want 0", n)
+	}
+	m.Tenancy(42, 1, 2)
+	f = scrape(t, srv)
+	f.expect(t, 42, "pgveil_tenant_roles")
+	f.expect(t, 1, "pgveil_tenancy_unprotected_tables")
+	f.expect(t, 2, "pgveil_tenancy_leaky_views")
+
 	m.Drift(&replicate.Drift{Unruled: map[string][]string{}, Missing: map[string][]string{}, TypeChanged: map[string][]string{}})
 	f = scrape(t, srv)
 	f.expect(t, 0, "pgveil_schema_drift")
