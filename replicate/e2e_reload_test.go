@@ -85,7 +85,7 @@ INSERT INTO extra SELECT g, 'x' FROM generate_series(1, 5) g;`)
 	// column the source lacks only shows against the live catalog.
 	good := e.rulesYML
 	e.rulesYML = strings.Replace(good, "note: keep", "note: keep, nosuch: keep", 1)
-	err = e.p.Reload(context.Background(), mustConfig(t, e))
+	err = e.p.Reload(context.Background(), e.config())
 	e.rulesYML = good
 	var rp rules.Problems
 	if err == nil || !errors.As(err, &rp) || !strings.Contains(err.Error(), "nosuch") {
@@ -96,7 +96,7 @@ INSERT INTO extra SELECT g, 'x' FROM generate_series(1, 5) g;`)
 	e.rulesYML = strings.Replace(e.rulesYML, "email: keep, note: keep", "email: {fake: {kind: email, unique: true}}, note: drop", 1) +
 		"  extra:\n    columns: {id: keep, label: {redact: hidden}}\n"
 	before := ticks.Load()
-	if err := e.p.Reload(context.Background(), mustConfig(t, e)); err != nil {
+	if err := e.p.Reload(context.Background(), e.config()); err != nil {
 		t.Fatal(err)
 	}
 	e.sync()
@@ -129,7 +129,7 @@ INSERT INTO extra SELECT g, 'x' FROM generate_series(1, 5) g;`)
 
 	// A table removed from the rules leaves the replica.
 	e.rulesYML = e.rulesYML[:strings.Index(e.rulesYML, "  extra:")]
-	if err := e.p.Reload(context.Background(), mustConfig(t, e)); err != nil {
+	if err := e.p.Reload(context.Background(), e.config()); err != nil {
 		t.Fatal(err)
 	}
 	e.sync()
@@ -139,17 +139,6 @@ INSERT INTO extra SELECT g, 'x' FROM generate_series(1, 5) g;`)
 		t.Error("a table no rule names is still in the replica")
 	}
 	e.verify()
-}
-
-func mustConfig(t *testing.T, e *e2e) *rules.Config {
-	t.Helper()
-	env := map[string]string{"SRC": e.srcDSN, "DST": e.dstDSN, "SECRET": e2eSecret}
-	yml := "source: {dsn: \"${SRC}\", slot: s1, publication: p1}\ntarget: {dsn: \"${DST}\"}\nsecret: ${SECRET}\ntables:\n" + e.rulesYML
-	cfg, err := rules.Parse("test.yaml", []byte(yml), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
-	if err != nil {
-		t.Fatalf("rules: %v", err)
-	}
-	return cfg
 }
 
 // A column's type changes in production: pgveil copies the table again
@@ -217,7 +206,7 @@ func TestReplicateColumnRenamed(t *testing.T) {
 
 	// The rule follows the rename; the table is copied again.
 	e.rulesYML = strings.Replace(e.rulesYML, "label:", "title:", 1)
-	if err := e.p.Reload(context.Background(), mustConfig(t, e)); err != nil {
+	if err := e.p.Reload(context.Background(), e.config()); err != nil {
 		t.Fatal(err)
 	}
 	e.waitReplica("the renamed column", `SELECT count(*) FROM information_schema.columns WHERE table_name = 'r' AND column_name = 'title'`, "1")

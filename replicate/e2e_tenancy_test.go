@@ -53,23 +53,8 @@ INSERT INTO audit VALUES (1, 1);`)
 		if c := logins[tenant]; c != nil {
 			return c
 		}
-		name := tag + "_login" + tenant
-		role := pgx.Identifier{prefix + tenant}.Sanitize()
-		if _, err := e.dst.Exec(context.Background(), `CREATE ROLE `+name+` LOGIN; GRANT `+role+` TO `+name); err != nil {
-			t.Fatalf("login for tenant %s: %v", tenant, err)
-		}
-		cfg, err := pgx.ParseConfig(e.dstDSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.User = name
-		c, err := pgx.ConnectConfig(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(context.Background()) })
-		logins[tenant] = c
-		return c
+		logins[tenant] = tenantLogin(t, e, tag+"_login"+tenant, prefix+tenant)
+		return logins[tenant]
 	}
 	sees := func(tenant, want string) {
 		t.Helper()
@@ -109,20 +94,7 @@ FROM orders o JOIN accounts a ON a.id = o.account_id`).Scan(&got)
 	if _, err := e.dst.Exec(context.Background(), `ALTER TABLE orders DISABLE ROW LEVEL SECURITY`); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var rls bool
-		if err := e.dst.QueryRow(context.Background(), `SELECT relrowsecurity FROM pg_class WHERE oid = 'public.orders'::regclass`).Scan(&rls); err != nil {
-			t.Fatal(err)
-		}
-		if rls {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("row level security still off after 30s\n%s", e.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFor(t, e, "row level security set up again", `relrowsecurity FROM pg_class WHERE oid = 'public.orders'::regclass`)
 	if !strings.Contains(e.logs.String(), "row level security is off on replicated tables") {
 		t.Error("no log line says why pgveil restarted")
 	}
@@ -134,21 +106,96 @@ FROM orders o JOIN accounts a ON a.id = o.account_id`).Scan(&got)
 	if _, err := e.dst.Exec(context.Background(), `CREATE VIEW all_orders AS SELECT * FROM orders; GRANT SELECT ON all_orders TO `+group); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var readable bool
-		if err := e.dst.QueryRow(context.Background(), `SELECT has_table_privilege($1, 'public.all_orders', 'SELECT')`, group).Scan(&readable); err != nil {
-			t.Fatal(err)
-		}
-		if !readable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tenants can still read the view after 30s\n%s", e.logs.String())
-		}
-	}
+	waitFor(t, e, "the view taken from the tenants", `NOT has_table_privilege($1, 'public.all_orders', 'SELECT')`, group)
 	e.sync()
 	var roles int
 	if err := e.dst.QueryRow(context.Background(), `SELECT count(*) FROM pg_roles WHERE starts_with(rolname, $1)`, prefix).Scan(&roles); err != nil || roles != 3 {
 		t.Errorf("tenant roles: %d (%v), want 3", roles, err)
 	}
+}
+
+// tenantLogin creates a login that is a member of a tenant role on the
+// replica, and connects as it.
+func tenantLogin(t *testing.T, e *e2e, name, role string) *pgx.Conn {
+	t.Helper()
+	if _, err := e.dst.Exec(context.Background(), `CREATE ROLE `+name+` LOGIN; GRANT `+pgx.Identifier{role}.Sanitize()+` TO `+name); err != nil {
+		t.Fatalf("login for %s: %v", role, err)
+	}
+	cfg, err := pgx.ParseConfig(e.dstDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User = name
+	c, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// waitFor polls cond on the replica until it holds, for 30 seconds.
+func waitFor(t *testing.T, e *e2e, what, cond string, args ...any) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var ok bool
+		if err := e.dst.QueryRow(context.Background(), `SELECT `+cond, args...).Scan(&ok); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after 30s\n%s", what, e.logs.String())
+		}
+	}
+}
+
+// TestReplicateTenancyReload adds a tenancy section to running rules and
+// takes it away again: the tenants get their roles from the data already
+// there, then lose the tables before row level security goes.
+func TestReplicateTenancyReload(t *testing.T) {
+	plain := `  accounts:
+    columns: {id: keep, name: keep}
+  orders:
+    columns: {id: keep, account_id: keep, total: keep}
+`
+	e := newE2E(t, `
+CREATE TABLE accounts (id bigint PRIMARY KEY, name text);
+CREATE TABLE orders (id int PRIMARY KEY, account_id bigint, total int);`, plain)
+	var db string
+	if err := e.dst.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	tag := strings.SplitN(db, "_", 2)[0]
+	prefix, group := tag+"_r_", tag+"_rgroup"
+	e.exec(`INSERT INTO accounts VALUES (1, 'a'), (2, 'b'); INSERT INTO orders SELECT g, 1 + g % 2, g FROM generate_series(1, 6) g`)
+	e.start()
+	e.sync()
+
+	reload := func(preamble, rulesYML string) {
+		t.Helper()
+		e.preamble, e.rulesYML = preamble, rulesYML+"\n  pgveil_marker:\n    columns: {id: keep, n: keep}\n"
+		if err := e.p.Reload(context.Background(), e.config()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload(fmt.Sprintf("tenancy: {column: account_id, role_prefix: %s, group: %s}\n", prefix, group),
+		strings.Replace(plain, "  accounts:\n", "  accounts:\n    tenant: {column: id}\n", 1))
+	waitFor(t, e, "tenant roles from the rows already replicated", `count(*) = 2 FROM pg_roles WHERE starts_with(rolname, $1)`, prefix)
+	e.sync()
+	one := tenantLogin(t, e, tag+"_rl1", prefix+"1")
+	var got string
+	if err := one.QueryRow(context.Background(), `SELECT string_agg(id::text, ',' ORDER BY id) FROM orders`).Scan(&got); err != nil || got != "2,4,6" {
+		t.Errorf("tenant 1 after the reload: %q (%v), want 2,4,6", got, err)
+	}
+
+	// Tenancy taken away: the tenants lose the tables.
+	reload("", plain)
+	waitFor(t, e, "row level security gone", `NOT relrowsecurity FROM pg_class WHERE oid = 'public.orders'::regclass`)
+	e.sync()
+	if _, err := one.Exec(context.Background(), `SELECT * FROM orders`); err == nil || !strings.Contains(err.Error(), "42501") {
+		t.Errorf("former tenant reading orders: %v, want permission denied", err)
+	}
+	e.verify()
 }
