@@ -373,7 +373,17 @@ func (s *setup) exec(sql string, args ...any) error {
 
 // strings returns the first column of a query's rows.
 func (s *setup) strings(sql string, args ...any) ([]string, error) {
-	rows, err := s.tx.Query(s.ctx, sql, args...)
+	return queryStrings(s.ctx, s.tx, sql, args...)
+}
+
+// querier runs queries: a pgx.Tx or a *pgx.Conn.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// queryStrings returns the first column of a catalog query's rows.
+func queryStrings(ctx context.Context, q querier, sql string, args ...any) ([]string, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("querying the catalog: %w", sanitize(err))
 	}

@@ -506,7 +506,7 @@ WHERE g.rolname = $2 AND starts_with(r.rolname::text, $1) AND NOT r.rolcanlogin 
 // impersonators grants every tenant role to every impersonator.
 func (s *tenancySetup) impersonators() error {
 	for _, imp := range s.tn.Impersonators {
-		missing, err := (&setup{ctx: s.ctx, tx: s.tx}).strings(`SELECT r.rolname::text FROM `+tenantRolesFrom+`
+		missing, err := queryStrings(s.ctx, s.tx, `SELECT r.rolname::text FROM `+tenantRolesFrom+`
 AND NOT pg_has_role($3::name, r.oid, 'MEMBER') ORDER BY 1`, s.tn.RolePrefix, s.tn.Group, imp)
 		if err != nil {
 			return err
@@ -567,14 +567,12 @@ func (s *tenancySetup) leakyViews() ([]string, error) {
 // that would show it rows row level security hides: materialized views
 // (row level security does not apply to their content) and views without
 // security_invoker (they read the tables as their owner).
-func readLeakyViews(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, group string, tables []transform.TableName) ([]string, error) {
+func readLeakyViews(ctx context.Context, q querier, group string, tables []transform.TableName) ([]string, error) {
 	names := make([]string, len(tables))
 	for i, t := range tables {
 		names[i] = pgx.Identifier{t.Schema, t.Name}.Sanitize()
 	}
-	rows, err := q.Query(ctx, `WITH RECURSIVE dep(oid) AS (
+	out, err := queryStrings(ctx, q, `WITH RECURSIVE dep(oid) AS (
 	SELECT to_regclass(x)::oid FROM unnest($2::text[]) x WHERE to_regclass(x) IS NOT NULL
 	UNION
 	SELECT w.ev_class FROM dep JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = dep.oid AND d.classid = 'pg_rewrite'::regclass
@@ -585,11 +583,7 @@ WHERE c.relkind IN ('v', 'm') AND EXISTS (SELECT FROM pg_roles WHERE rolname = $
 AND (c.relkind = 'm' OR NOT coalesce(c.reloptions @> ARRAY['security_invoker=true'] OR c.reloptions @> ARRAY['security_invoker=on'], false))
 ORDER BY 1`, group, names)
 	if err != nil {
-		return nil, fmt.Errorf("reading the views on the replicated tables: %w", sanitize(err))
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("reading the views on the replicated tables: %w", sanitize(err))
+		return nil, fmt.Errorf("reading the views on the replicated tables: %w", err)
 	}
 	return out, nil
 }
@@ -616,7 +610,7 @@ WHERE n.nspname = $1 AND c.relname = $2`, t.Table.Schema, t.Table.Name).Scan(&re
 		}
 		// The roles the tenant policies served lose the table first: without
 		// row level security they would read every row.
-		grantees, err := (&setup{ctx: s.ctx, tx: s.tx}).strings(`SELECT DISTINCT r.rolname::text FROM pg_policy p CROSS JOIN LATERAL unnest(p.polroles) u(oid)
+		grantees, err := queryStrings(s.ctx, s.tx, `SELECT DISTINCT r.rolname::text FROM pg_policy p CROSS JOIN LATERAL unnest(p.polroles) u(oid)
 JOIN pg_roles r ON r.oid = u.oid WHERE p.polrelid = $1 AND p.polname IN ('`+policyTenant+`', '`+policyShared+`') ORDER BY 1`, relOID)
 		if err != nil {
 			return err
