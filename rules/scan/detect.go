@@ -310,6 +310,34 @@ func isIBAN(s string) bool {
 }
 
 // isCard checks 13 to 19 digits (spaces and dashes allowed) with a valid
+// reICD10 is an ICD-10 code: a letter, two digits or a digit and a
+// letter, and optionally a dot and up to four more (E11.9, I10, S72.001A).
+var reICD10 = regexp.MustCompile(`^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$`)
+
+func isICD10(s string) bool { return reICD10.MatchString(s) }
+
+// allElements reports whether every element of every sample (a value, or
+// an array's text form such as {E11.9,I10}) satisfies f, and there is one.
+func allElements(samples []string, f func(string) bool) bool {
+	n := 0
+	for _, s := range samples {
+		s = strings.TrimSpace(s)
+		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
+			s = s[1 : len(s)-1]
+		}
+		if s == "" {
+			continue
+		}
+		for _, e := range strings.Split(s, ",") {
+			if !f(strings.Trim(strings.TrimSpace(e), `"`)) {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
+}
+
 // Luhn check digit.
 func isCard(s string) bool {
 	if !reCardChars.MatchString(s) {
@@ -522,6 +550,11 @@ func build(cat category, why string, c Column) Proposal {
 			p.Rule = "{noise: 0.05}"
 		}
 	case catHealth:
+		if isText(c.Type) && len(c.Samples) > 0 && allElements(c.Samples, isICD10) {
+			p.Rule = "{truncate: 3}"
+			p.Reason = what[cat] + " (a special category): ICD-10 codes, each cut to its category (E11.9 -> E11)"
+			return p
+		}
 		p.Rule = "keep"
 		p.Reason = what[cat] + " (a special category): kept for analytics; review"
 		return p

@@ -172,3 +172,25 @@ func TestClassifySurrogateKeys(t *testing.T) {
 		}
 	}
 }
+
+// Health data is kept for analytics, except ICD-10 codes, which are cut to
+// their category: the full code (E11.9, type 2 diabetes without
+// complications) says more than analytics needs and narrows people down.
+func TestClassifyHealthCodes(t *testing.T) {
+	for _, c := range []struct {
+		col     Column
+		rule    string
+		because string
+	}{
+		{Column{Name: "chronic_conditions", Type: transform.MustType("text[]"), Samples: []string{"{E11.9,I10}", "{}", `{"S72.001A"}`}}, "{truncate: 3}", "ICD-10"},
+		{Column{Name: "diagnosis", Type: transform.MustType("varchar(10)"), Samples: []string{"E11.9", "J45"}}, "{truncate: 3}", "ICD-10"},
+		{Column{Name: "diagnosis", Type: transform.MustType("text"), Samples: []string{"E11.9", "asthma"}}, "keep", "review"},
+		{Column{Name: "allergies", Type: transform.MustType("text[]"), Samples: []string{"{penicillin}"}}, "keep", "review"},
+		{Column{Name: "conditions", Type: transform.MustType("text[]")}, "keep", "review"},
+	} {
+		p := Classify("patients", c.col)
+		if p.Rule != c.rule || !strings.Contains(p.Reason, c.because) {
+			t.Errorf("%s %v: %s (%s), want %s because %s", c.col.Name, c.col.Samples, p.Rule, p.Reason, c.rule, c.because)
+		}
+	}
+}
