@@ -71,7 +71,7 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "report")
 	file := configFlag(fs)
 	var qis qiFlag
-	fs.Var(&qis, "qi", "measure the k-anonymity of this set of columns, `TABLE=COLUMNS` (comma-separated; repeatable; a table without one: all its quasi-identifiers together)")
+	fs.Var(&qis, "qi", "measure the k-anonymity of this set of columns, `TABLE=COLUMNS` (comma-separated; repeatable; a table without one: all its quasi-identifiers together; TABLE= alone: nothing on that table)")
 	k := fs.Int("k", 5, "the threshold: groups of fewer rows are counted, and a set whose smallest group is smaller is flagged")
 	failUnder := fs.Bool("fail-under", false, "exit 1 when a set's k is below --k (for CI)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
@@ -149,6 +149,9 @@ func parseQI(cfg *rules.Config, arg string) (report.Set, error) {
 	tr, err := findTableRule(cfg, strings.TrimSpace(table))
 	if err != nil {
 		return report.Set{}, err
+	}
+	if strings.TrimSpace(list) == "" {
+		return report.Skip(tr), nil // TABLE=: measure nothing there
 	}
 	var cols []string
 	for _, c := range strings.Split(list, ",") {

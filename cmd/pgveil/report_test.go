@@ -154,6 +154,11 @@ func TestReport(t *testing.T) {
 		!strings.Contains(out, "sex, birth_date, zip, city *") {
 		t.Errorf("--qi clinic.visits: exit %d\n%s", code, out)
 	}
+	// TABLE= measures nothing there: patients' k of 1 no longer fails.
+	code, out, _ = s.run("--qi", "patients=", "--fail-under")
+	if code != exitOK || strings.Contains(out, "sex, birth_date") || !strings.Contains(out, "report: 1 set measured, 1 on an empty table (no k)") {
+		t.Errorf("--qi patients=: exit %d\n%s", code, out)
+	}
 }
 
 func TestReportThresholdAndJSON(t *testing.T) {
@@ -313,7 +318,6 @@ func TestReportUsage(t *testing.T) {
 		{[]string{"--qi", "patients=bogus,city"}, "public.patients has no column bogus in the rules (columns: id, full_name, email, sex, birth_date, zip, city, country, created_at)"},
 		{[]string{"--qi", "patients=notes"}, "column notes is dropped by the rules: not in the replica"},
 		{[]string{"--qi", "patients"}, "--qi patients: write TABLE=column,column"},
-		{[]string{"--qi", "patients="}, "public.patients: no column given"},
 		{[]string{"--qi", "patients=a.b"}, `column "a.b": write a column name`},
 		{[]string{"--k", "0"}, "--k must be at least 1"},
 		{[]string{"--timeout", "-1s"}, "--timeout cannot be negative"},

@@ -155,16 +155,26 @@ func NewSet(tr *rules.TableRule, columns []string) (Set, error) {
 	return Set{Schema: tr.Schema, Table: tr.Name, Columns: slices.Clone(columns)}, nil
 }
 
+// Skip is the set asked for to measure nothing on table tr: its default
+// set is then left out too.
+func Skip(tr *rules.TableRule) Set { return Set{Schema: tr.Schema, Table: tr.Name} }
+
 // Sets is what to measure: for each table in order, the sets asked for
 // on it (once each, in the order given; the same columns in another order
-// are the same set), or, when none was, its default set if it has one.
+// are the same set), or, when none was, its default set if it has one. A
+// Skip asked for a table stands for "nothing": it is not measured.
 func Sets(tables []Table, asked []Set) []Set {
 	var out []Set
 	for _, t := range tables {
 		var mine []Set
 		seen := map[string]bool{}
+		skipped := false
 		for _, s := range asked {
 			if s.Schema != t.Schema || s.Table != t.Name {
+				continue
+			}
+			if len(s.Columns) == 0 {
+				skipped = true
 				continue
 			}
 			key := slices.Sorted(slices.Values(s.Columns))
@@ -173,7 +183,7 @@ func Sets(tables []Table, asked []Set) []Set {
 				mine = append(mine, s)
 			}
 		}
-		if len(mine) == 0 {
+		if len(mine) == 0 && !skipped {
 			if s, ok := DefaultSet(t); ok {
 				mine = append(mine, s)
 			}

@@ -177,6 +177,9 @@ func TestSets(t *testing.T) {
 			"patients=city,sex patients=age Names=city_id"},
 		// A table without quasi-identifiers is measured when asked.
 		{[]Set{set(visits, "id")}, "patients=sex,birth_date,postal_code,city,age,phone_zip* visits=id Names=Zip*"},
+		// Skip leaves a table's default out; another set asked wins.
+		{[]Set{Skip(patients)}, "Names=Zip*"},
+		{[]Set{Skip(patients), set(patients, "age")}, "patients=age Names=Zip*"},
 	}
 	for _, tc := range tests {
 		if got := names(Sets(tables, tc.asked)); got != tc.want {
