@@ -83,7 +83,7 @@ func DetectDrift(ctx context.Context, src *pgx.Conn, cfg *rules.Config, plan *tr
 	}
 	for _, n := range all {
 		if ruled[n] == nil {
-			d.NewTables = append(d.NewTables, qualified(n))
+			d.NewTables = append(d.NewTables, n.QualifiedName())
 		}
 	}
 	cat, err := source.ReadCatalog(ctx, src, names)
@@ -91,7 +91,7 @@ func DetectDrift(ctx context.Context, src *pgx.Conn, cfg *rules.Config, plan *tr
 		return nil, err
 	}
 	for _, n := range names {
-		name := qualified(n)
+		name := n.QualifiedName()
 		t := cat.Tables[n]
 		if t == nil {
 			d.MissingTables = append(d.MissingTables, name)
@@ -126,8 +126,4 @@ func DetectDrift(ctx context.Context, src *pgx.Conn, cfg *rules.Config, plan *tr
 		}
 	}
 	return d, nil
-}
-
-func qualified(n transform.TableName) string {
-	return transform.QuoteIdent(n.Schema) + "." + transform.QuoteIdent(n.Name)
 }

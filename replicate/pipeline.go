@@ -696,7 +696,7 @@ func monitor(ctx context.Context, opts Options, src *pgx.Conn, plan *transform.P
 		if gone, err := unpublished(ctx, src, opts.Config.Source.Publication, plan); err == nil && len(gone) > 0 {
 			var names []string
 			for _, n := range gone {
-				names = append(names, qualified(n))
+				names = append(names, n.QualifiedName())
 			}
 			opts.Logger.Error("tables left the publication behind pgveil's back (DROP COLUMN ... CASCADE, or a manual ALTER PUBLICATION): their changes since then were not sent; restarting to publish and copy them again",
 				"tables", strings.Join(names, ", "))

@@ -136,5 +136,5 @@ func parseColumnName(s string) (string, error) {
 
 // qualified is schema.name as messages show it, quoted where SQL needs it.
 func qualified(schema, name string) string {
-	return transform.QuoteIdent(schema) + "." + transform.QuoteIdent(name)
+	return transform.TableName{Schema: schema, Name: name}.QualifiedName()
 }

@@ -32,7 +32,7 @@ type Table struct {
 }
 
 // QualifiedName is "schema.table", quoted where SQL needs it.
-func (t *Table) QualifiedName() string { return QuoteIdent(t.Schema) + "." + QuoteIdent(t.Name) }
+func (t *Table) QualifiedName() string { return TableName{t.Schema, t.Name}.QualifiedName() }
 
 // Column returns the named column, or nil.
 func (t *Table) Column(name string) *Column {
@@ -46,6 +46,10 @@ func (t *Table) Column(name string) *Column {
 
 // TableName is a schema and a table name, both unquoted.
 type TableName struct{ Schema, Name string }
+
+// QualifiedName is schema.name, each part quoted where SQL needs it
+// (QuoteIdent): how messages and generated SQL name a table.
+func (n TableName) QualifiedName() string { return QuoteIdent(n.Schema) + "." + QuoteIdent(n.Name) }
 
 // Catalog maps table names to tables.
 type Catalog map[TableName]*Table
@@ -74,6 +78,15 @@ func QuoteIdent(s string) string {
 		return s
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// QuoteIdents quotes each name with QuoteIdent and joins them with ", ".
+func QuoteIdents(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = QuoteIdent(n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // reservedWords are the keywords PostgreSQL does not accept as bare

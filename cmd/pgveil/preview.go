@@ -57,7 +57,7 @@ func runPreview(ctx context.Context, e *env, args []string) int {
 	}
 	defer src.Close(context.Background())
 	name := transform.TableName{Schema: tr.Schema, Name: tr.Name}
-	label := transform.QuoteIdent(tr.Schema) + "." + transform.QuoteIdent(tr.Name)
+	label := transform.TableName{Schema: tr.Schema, Name: tr.Name}.QualifiedName()
 	cat, err := source.ReadCatalog(ctx, src, []transform.TableName{name})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pgveil preview: %v\n", err)

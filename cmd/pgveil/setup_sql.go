@@ -213,7 +213,7 @@ func (r *setupRoles) sourceScript() string {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 
 	p("-- pgveil setup-sql --part source: production, the database pgveil replicates from.")
-	p("-- Rules: %s (%d table%s in schema%s %s).", r.file, len(r.tables), plural(len(r.tables)), plural(len(r.schemas)), sqlIdentList(r.schemas))
+	p("-- Rules: %s (%d table%s in schema%s %s).", r.file, len(r.tables), plural(len(r.tables)), plural(len(r.schemas)), transform.QuoteIdents(r.schemas))
 	p("--")
 	p("-- Run it as a superuser, connected to the production database, with psql:")
 	p("--   psql -X -v %s='...' -d DATABASE -f pgveil-source.sql", pw[0])
@@ -255,7 +255,7 @@ func (r *setupRoles) sourceScript() string {
 		if i == len(r.tables)-1 {
 			sep = ""
 		}
-		p("  %s%s", sqlTable(t), sep)
+		p("  %s%s", t.QualifiedName(), sep)
 	}
 	p("TO %s;", src)
 	if r.rowFilters {
@@ -287,7 +287,7 @@ func (r *setupRoles) targetScript() string {
 	internal := sqlIdent("pgveil")
 
 	p("-- pgveil setup-sql --part target: the analytics database pgveil writes the masked copy to.")
-	p("-- Rules: %s (%d table%s in schema%s %s).", r.file, len(r.tables), plural(len(r.tables)), plural(len(r.schemas)), sqlIdentList(r.schemas))
+	p("-- Rules: %s (%d table%s in schema%s %s).", r.file, len(r.tables), plural(len(r.tables)), plural(len(r.schemas)), transform.QuoteIdents(r.schemas))
 	p("--")
 	p("-- Run it as a superuser, connected to the analytics database, with psql:")
 	vars := make([]string, len(pw))
@@ -446,18 +446,6 @@ func passwordVars(roles []string) []string {
 
 // sqlIdent quotes an SQL identifier as quote_ident does.
 func sqlIdent(s string) string { return transform.QuoteIdent(s) }
-
-// sqlTable is schema.name, each part quoted as needed.
-func sqlTable(t transform.TableName) string { return sqlIdent(t.Schema) + "." + sqlIdent(t.Name) }
-
-// sqlIdentList quotes names and joins them with commas.
-func sqlIdentList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = sqlIdent(n)
-	}
-	return strings.Join(q, ", ")
-}
 
 // sqlLiteral quotes s as an SQL string literal (standard_conforming_strings).
 func sqlLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -280,7 +280,7 @@ func readTables(ctx context.Context, tgt *pgx.Conn, cfg *rules.Config, fast bool
 		byName[transform.TableName{Schema: s.Schema, Name: s.Name}] = s.State
 	}
 	for _, n := range ruleTableNames(cfg) {
-		ts := tableState{Table: transform.QuoteIdent(n.Schema) + "." + transform.QuoteIdent(n.Name), State: byName[n]}
+		ts := tableState{Table: n.QualifiedName(), State: byName[n]}
 		ident := pgx.Identifier{n.Schema, n.Name}.Sanitize()
 		var est *float64
 		if err := tgt.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, (SELECT reltuples::float8 FROM pg_class WHERE oid = to_regclass($1))`, ident).Scan(&ts.Exists, &est); err != nil {

@@ -87,7 +87,7 @@ func printTenancy(e *env, cfg *rules.Config) {
 		case sh:
 			shared++
 		default:
-			hidden = append(hidden, transform.QuoteIdent(t.Schema)+"."+transform.QuoteIdent(t.Name))
+			hidden = append(hidden, transform.TableName{Schema: t.Schema, Name: t.Name}.QualifiedName())
 		}
 	}
 	line := fmt.Sprintf("tenancy: %d tenant table%s, %d shared, %d hidden from tenants", tenant, plural(tenant), shared, len(hidden))

@@ -432,7 +432,7 @@ WHERE i.indrelid = ANY($1::oid[])`, r.oids())
 			}
 			n, err := strconv.ParseInt(f, 10, 16)
 			if err != nil {
-				return fmt.Errorf("reading the source catalog: %s: index key %q", qualified(rel.name), indkey)
+				return fmt.Errorf("reading the source catalog: %s: index key %q", rel.name.QualifiedName(), indkey)
 			}
 			keys = append(keys, int16(n))
 		}
@@ -485,7 +485,7 @@ func (r *catalogReader) build(rel *relation) error {
 		}
 		typ, err := r.resolve(a.typeOID, a.typmod, a.ndims)
 		if err != nil {
-			return fmt.Errorf("reading the source catalog: %s.%s: %w", qualified(rel.name), transform.QuoteIdent(a.name), err)
+			return fmt.Errorf("reading the source catalog: %s.%s: %w", rel.name.QualifiedName(), transform.QuoteIdent(a.name), err)
 		}
 		t.Columns = append(t.Columns, transform.Column{
 			Name:       a.name,

@@ -119,7 +119,7 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 	var problems []Problem
 	for i := range spec.Tables {
 		pt := &spec.Tables[i]
-		q := qualified(pt.Name)
+		q := pt.Name.QualifiedName()
 		lt, err := readLiveTable(ctx, tx, version, pt.Name)
 		if err != nil {
 			return fail(fmt.Errorf("%s: %w", q, err))
@@ -172,7 +172,7 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 
 	items := make([]string, len(spec.Tables))
 	for i, pt := range spec.Tables {
-		items[i] = publicationItem(qualified(pt.Name), pt.Columns, pt.RowFilter)
+		items[i] = publicationItem(pt.Name.QualifiedName(), pt.Columns, pt.RowFilter)
 	}
 	var stmts []string
 	switch {
@@ -234,11 +234,11 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 	}
 	// Ask PostgreSQL whether production's writes still plan.
 	for i, pt := range spec.Tables {
-		if err := explainWrites(ctx, conn, qualified(pt.Name), firstOf(live[i].columns), live[i].partitioned); err != nil {
+		if err := explainWrites(ctx, conn, pt.Name.QualifiedName(), firstOf(live[i].columns), live[i].partitioned); err != nil {
 			if transient(err) {
-				return fail(fmt.Errorf("%s: %w", qualified(pt.Name), err))
+				return fail(fmt.Errorf("%s: %w", pt.Name.QualifiedName(), err))
 			}
-			return false, &UnsafeError{Publication: spec.Name, Problems: []Problem{{Table: qualified(pt.Name), Msg: "PostgreSQL: " + sqlText(err)}}}
+			return false, &UnsafeError{Publication: spec.Name, Problems: []Problem{{Table: pt.Name.QualifiedName(), Msg: "PostgreSQL: " + sqlText(err)}}}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -483,7 +483,7 @@ func desiredState(ctx context.Context, tx pgx.Tx, version int, spec *Publication
 		viaRoot: version >= 130000, rels: map[uint32]relState{}}
 	for i, pt := range spec.Tables {
 		lt := live[i]
-		r := relState{name: qualified(pt.Name)}
+		r := relState{name: pt.Name.QualifiedName()}
 		if pt.Columns != nil {
 			r.cols = make([]int16, 0, len(pt.Columns))
 			for _, c := range pt.Columns {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -119,17 +118,9 @@ func inOrder(t *transform.Table, set ...[]string) []string {
 	return out
 }
 
-func quotedList(cols []string) string {
-	q := make([]string, len(cols))
-	for i, c := range cols {
-		q[i] = transform.QuoteIdent(c)
-	}
-	return strings.Join(q, ", ")
-}
-
 func planTable(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, tp *transform.TablePlan) (PublishedTable, error) {
 	name := transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
-	q := qualified(name)
+	q := name.QualifiedName()
 	t, info := cat.Table(name)
 	if t == nil || info == nil {
 		return PublishedTable{}, fmt.Errorf("planning the publication: %s: table not in the source catalog", q)
@@ -160,7 +151,7 @@ func planTable(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, t
 		if srv.Version < 150000 {
 			why = fmt.Sprintf("PostgreSQL %s has no publication column lists (15 has)", srv.VersionString())
 		}
-		pt.Notes = append(pt.Notes, fmt.Sprintf("%s: dropped columns %s travel to pgveil and are dropped there", why, quotedList(tp.Dropped)))
+		pt.Notes = append(pt.Notes, fmt.Sprintf("%s: dropped columns %s travel to pgveil and are dropped there", why, transform.QuoteIdents(tp.Dropped)))
 	}
 	for _, c := range pt.Columns {
 		if slices.Contains(tp.Dropped, c) && slices.Contains(info.IdentityColumns, c) && !slices.Contains(pt.FilterColumns, c) {
@@ -204,7 +195,7 @@ func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Ta
 	case !hasIdentity(info):
 		why = "the table has no replica identity"
 	case len(nonIdentity) > 0:
-		why = fmt.Sprintf("where uses non-identity column(s) %s (as a row filter it would make production UPDATE and DELETE fail)", quotedList(nonIdentity))
+		why = fmt.Sprintf("where uses non-identity column(s) %s (as a row filter it would make production UPDATE and DELETE fail)", transform.QuoteIdents(nonIdentity))
 	default:
 		var cols []string
 		if columnList {
@@ -238,7 +229,7 @@ func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Ta
 	}
 	note := why + ": filtered in pgveil"
 	if len(unpublished) > 0 {
-		note += fmt.Sprintf("; column(s) %s published but not replicated", quotedList(unpublished))
+		note += fmt.Sprintf("; column(s) %s published but not replicated", transform.QuoteIdents(unpublished))
 	}
 	pt.Notes = append(pt.Notes, note)
 	f, err := NewFilter(t, *pt)

@@ -119,7 +119,7 @@ func Check(srv *Server, cat *Catalog, plan *transform.Plan, slotExists bool) []P
 	}
 	for _, tp := range plan.Tables() {
 		name := transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
-		q := qualified(name)
+		q := name.QualifiedName()
 		add := func(format string, args ...any) {
 			ps = append(ps, Problem{Table: q, Msg: fmt.Sprintf(format, args...)})
 		}

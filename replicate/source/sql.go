@@ -10,8 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"pgveil/transform"
 )
 
 // Time limits for anything that takes locks on the source. A lock that is
@@ -117,11 +115,6 @@ func transient(err error) bool {
 		return true
 	}
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}
-
-// qualified is schema.name, quoted where SQL needs it.
-func qualified(n transform.TableName) string {
-	return transform.QuoteIdent(n.Schema) + "." + transform.QuoteIdent(n.Name)
 }
 
 // sqlIdents quotes (always) and joins column names, for DDL.

@@ -755,7 +755,7 @@ FROM (SELECT to_regclass($1)::oid AS oid) r LEFT JOIN pg_class c ON c.oid = r.oi
 		case rls:
 			st.Protected++
 		case readable:
-			st.Unprotected = append(st.Unprotected, transform.QuoteIdent(n.Schema)+"."+transform.QuoteIdent(n.Name))
+			st.Unprotected = append(st.Unprotected, n.QualifiedName())
 		}
 	}
 	if st.Leaky, err = readLeakyViews(ctx, conn, tn.Group, tables); err != nil {

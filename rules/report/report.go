@@ -141,13 +141,13 @@ func NewSet(tr *rules.TableRule, columns []string) (Set, error) {
 	}
 	var probs []string
 	if len(unknown) > 0 {
-		probs = append(probs, fmt.Sprintf("%s has no column %s in the rules (columns: %s)", name, quoteList(unknown), strings.Join(replicated(tr), ", ")))
+		probs = append(probs, fmt.Sprintf("%s has no column %s in the rules (columns: %s)", name, transform.QuoteIdents(unknown), strings.Join(replicated(tr), ", ")))
 	}
 	if len(dropped) > 0 {
-		probs = append(probs, fmt.Sprintf("%s: column %s is dropped by the rules: not in the replica", name, quoteList(dropped)))
+		probs = append(probs, fmt.Sprintf("%s: column %s is dropped by the rules: not in the replica", name, transform.QuoteIdents(dropped)))
 	}
 	if len(twice) > 0 {
-		probs = append(probs, fmt.Sprintf("%s: column %s given twice", name, quoteList(twice)))
+		probs = append(probs, fmt.Sprintf("%s: column %s given twice", name, transform.QuoteIdents(twice)))
 	}
 	if len(probs) > 0 {
 		return Set{}, errors.New(strings.Join(probs, "; "))
@@ -240,15 +240,6 @@ func replicated(tr *rules.TableRule) []string {
 	return out
 }
 
-// quoteList writes names quoted where SQL needs it, comma-separated.
-func quoteList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = transform.QuoteIdent(n)
-	}
-	return strings.Join(q, ", ")
-}
-
 func qualified(schema, name string) string {
-	return transform.QuoteIdent(schema) + "." + transform.QuoteIdent(name)
+	return transform.TableName{Schema: schema, Name: name}.QualifiedName()
 }
