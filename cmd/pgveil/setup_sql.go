@@ -343,11 +343,7 @@ func (r *setupRoles) targetScript() string {
 		rd := sqlIdent(name)
 		p("")
 		p("-- %d. Reader %s: SELECT on the replicated tables, now and later, and nothing else.", i+3, rd)
-		ensureRole(&b, name, "LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", pw[i+1])
-		p("ALTER ROLE %s SET statement_timeout = %s;", rd, sqlLiteral(r.readerTimeout))
-		p("ALTER ROLE %s SET default_transaction_read_only = on;", rd)
-		p(`GRANT CONNECT ON DATABASE :"pgveil_database" TO %s;`, rd)
-		p(`REVOKE CREATE, TEMPORARY ON DATABASE :"pgveil_database" FROM %s;`, rd)
+		r.readOnlyLogin(&b, name, pw[i+1])
 		for _, s := range r.schemas {
 			p("GRANT USAGE ON SCHEMA %s TO %s;", sqlIdent(s), rd)
 			p("REVOKE CREATE ON SCHEMA %s FROM %s;", sqlIdent(s), rd)
@@ -362,11 +358,7 @@ func (r *setupRoles) targetScript() string {
 		p("")
 		p("-- %d. Impersonator %s: logs in, and reads a tenant's rows only after SET ROLE to it (pgveil grants", len(r.readers)+i+3, im)
 		p("--    it every tenant role); nothing without.")
-		ensureRole(&b, name, "LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", pw[len(r.readers)+i+1])
-		p("ALTER ROLE %s SET statement_timeout = %s;", im, sqlLiteral(r.readerTimeout))
-		p("ALTER ROLE %s SET default_transaction_read_only = on;", im)
-		p(`GRANT CONNECT ON DATABASE :"pgveil_database" TO %s;`, im)
-		p(`REVOKE CREATE, TEMPORARY ON DATABASE :"pgveil_database" FROM %s;`, im)
+		r.readOnlyLogin(&b, name, pw[len(r.readers)+i+1])
 		p("REVOKE ALL ON SCHEMA %s FROM %s;", internal, im)
 	}
 	if len(r.readers) > 0 {
@@ -377,6 +369,18 @@ func (r *setupRoles) targetScript() string {
 	p("")
 	p("COMMIT;")
 	return b.String()
+}
+
+// readOnlyLogin writes what a reader and an impersonator share: a
+// NOINHERIT login with no other attribute, the reader timeout, read-only
+// transactions by default, CONNECT here and no CREATE or TEMPORARY.
+func (r *setupRoles) readOnlyLogin(b *strings.Builder, name, passwordVar string) {
+	id := sqlIdent(name)
+	ensureRole(b, name, "LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", passwordVar)
+	fmt.Fprintf(b, "ALTER ROLE %s SET statement_timeout = %s;\n", id, sqlLiteral(r.readerTimeout))
+	fmt.Fprintf(b, "ALTER ROLE %s SET default_transaction_read_only = on;\n", id)
+	fmt.Fprintf(b, "GRANT CONNECT ON DATABASE :\"pgveil_database\" TO %s;\n", id)
+	fmt.Fprintf(b, "REVOKE CREATE, TEMPORARY ON DATABASE :\"pgveil_database\" FROM %s;\n", id)
 }
 
 // readerCheckBlock is the DO block that fails when a reader can use
