@@ -224,9 +224,6 @@ func (s *streamer) switchIn(ctx context.Context) error {
 				err = terr
 				break
 			}
-			if sync, terr := target.SyncTenantsSQL(live, rs.tenancy); terr == nil && sync != "" {
-				more = append(more, sync)
-			}
 			for _, q := range append(stmts, more...) {
 				if err = s.applier.Exec(ctx, q); err != nil {
 					break

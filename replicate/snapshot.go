@@ -342,9 +342,16 @@ func (s *snapshotter) load(ctx context.Context, conn *pgx.Conn, t *tableCopy) er
 		return fmt.Errorf("%s: loading into the target: %w", t.plan.Table.QualifiedName(), err)
 	}
 	if s.tenancy != nil {
-		sql, err := target.SyncTenantsSQL(t.dest, s.tenancy)
-		if err == nil && sql != "" {
-			_, err = conn.Exec(ctx, sql)
+		stmts, err := target.SyncTenantsSQL(t.dest, s.tenancy)
+		if err == nil && len(stmts) > 0 {
+			err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				for _, q := range stmts {
+					if _, err := tx.Exec(ctx, q); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
 		}
 		if err != nil {
 			return fmt.Errorf("%s: creating its tenant roles: %w", t.plan.Table.QualifiedName(), err)

@@ -82,7 +82,7 @@ func CopyIn(ctx context.Context, conn *pgx.Conn, t *transform.TablePlan, r io.Re
 	}
 	rows = tag.RowsAffected()
 	_, err = tx.Exec(ctx, `INSERT INTO pgveil.tables (schema_name, table_name, state, rows, updated_at) VALUES ($1, $2, $3, $4, now())
-ON CONFLICT (schema_name, table_name) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, updated_at = EXCLUDED.updated_at`,
+ON CONFLICT (schema_name, table_name) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, updated_at = EXCLUDED.updated_at, tenant_roles = NULL`,
 		t.Table.Schema, t.Table.Name, StateCopied, rows)
 	if err != nil {
 		return 0, fmt.Errorf("copy into %s: recording the copy: %w", label, sanitize(err))

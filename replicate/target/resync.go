@@ -62,7 +62,7 @@ func SwitchSQL(live, staging *transform.TablePlan, readers []string, rulesHash s
 		`ALTER TABLE ` + pgx.Identifier{live.Table.Schema, staging.Table.Name}.Sanitize() + ` RENAME TO ` + pgx.Identifier{live.Table.Name}.Sanitize(),
 		`DELETE FROM pgveil.tables WHERE schema_name = ` + quoteLiteral(StagingSchema) + ` AND table_name = ` + quoteLiteral(staging.Table.Name),
 		`INSERT INTO pgveil.tables (schema_name, table_name, state, rows, updated_at, rules_hash) VALUES (` + quoteLiteral(live.Table.Schema) + `, ` +
-			quoteLiteral(live.Table.Name) + `, '` + StateCopied + `', NULL, now(), ` + quoteLiteral(rulesHash) + `) ON CONFLICT (schema_name, table_name) DO UPDATE SET state = EXCLUDED.state, rows = NULL, updated_at = now(), rules_hash = EXCLUDED.rules_hash`,
+			quoteLiteral(live.Table.Name) + `, '` + StateCopied + `', NULL, now(), ` + quoteLiteral(rulesHash) + `) ON CONFLICT (schema_name, table_name) DO UPDATE SET state = EXCLUDED.state, rows = NULL, updated_at = now(), rules_hash = EXCLUDED.rules_hash, tenant_roles = NULL`,
 	}
 	if len(readers) > 0 {
 		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+schema+` TO `+identList(readers),

@@ -452,17 +452,20 @@ WHERE n.nspname = $1 AND c.relname IN ('checkpoint', 'tables')`, InternalSchema)
 		}
 	}
 	if !slices.Contains(tables, "tables") {
-		if err := s.exec(`CREATE TABLE pgveil.tables (schema_name text, table_name text, state text, rows bigint, updated_at timestamptz, rules_hash text, PRIMARY KEY (schema_name, table_name))`); err != nil {
+		if err := s.exec(`CREATE TABLE pgveil.tables (schema_name text, table_name text, state text, rows bigint, updated_at timestamptz, rules_hash text, tenant_roles text, PRIMARY KEY (schema_name, table_name))`); err != nil {
 			return err
 		}
 	} else {
-		cols, err := s.strings(`SELECT attname::text FROM pg_attribute WHERE attrelid = 'pgveil.tables'::regclass AND attname = 'rules_hash' AND NOT attisdropped`)
+		// Columns later versions added.
+		have, err := s.strings(`SELECT attname::text FROM pg_attribute WHERE attrelid = 'pgveil.tables'::regclass AND attnum > 0 AND NOT attisdropped`)
 		if err != nil {
 			return err
 		}
-		if len(cols) == 0 {
-			if err := s.exec(`ALTER TABLE pgveil.tables ADD COLUMN rules_hash text`); err != nil {
-				return err
+		for _, c := range []string{"rules_hash", "tenant_roles"} {
+			if !slices.Contains(have, c) {
+				if err := s.exec(`ALTER TABLE pgveil.tables ADD COLUMN ` + c + ` text`); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -669,7 +672,7 @@ func (s *setup) markTable(t *transform.TablePlan, state string) error {
 		rows = "0"
 	}
 	return s.exec(`INSERT INTO pgveil.tables (schema_name, table_name, state, rows, updated_at) VALUES ($1, $2, $3, `+rows+`, now())
-ON CONFLICT (schema_name, table_name) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, updated_at = EXCLUDED.updated_at`,
+ON CONFLICT (schema_name, table_name) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, updated_at = EXCLUDED.updated_at, tenant_roles = NULL`,
 		t.Table.Schema, t.Table.Name, state)
 }
 

@@ -85,8 +85,15 @@ func TestSetupCreatesEveryType(t *testing.T) {
 	equal(t, "enum", query(t, conn, `SELECT enum_range(NULL::public.mood)::text`), []string{"{sad,ok,happy}"})
 	equal(t, "internal tables", columnsOf(t, conn, "pgveil.checkpoint"), []string{
 		"slot text not null", "lsn pg_lsn not null", "commit_time timestamp with time zone", "updated_at timestamp with time zone not null default"})
-	equal(t, "internal tables", columnsOf(t, conn, "pgveil.tables"), []string{
-		"schema_name text not null", "table_name text not null", "state text", "rows bigint", "updated_at timestamp with time zone", "rules_hash text"})
+	tablesCols := []string{
+		"schema_name text not null", "table_name text not null", "state text", "rows bigint", "updated_at timestamp with time zone", "rules_hash text", "tenant_roles text"}
+	equal(t, "internal tables", columnsOf(t, conn, "pgveil.tables"), tablesCols)
+	// A pgveil.tables of an older version gets the columns added since.
+	exec(t, conn, `ALTER TABLE pgveil.tables DROP COLUMN rules_hash, DROP COLUMN tenant_roles`)
+	if err := Setup(ctx, conn, plan(all, composite, nokey), moodEnum, nil); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "internal tables after an upgrade", columnsOf(t, conn, "pgveil.tables"), tablesCols)
 	equal(t, "table states", query(t, conn, `SELECT schema_name || '.' || table_name || ' ' || state || ' ' || rows FROM pgveil.tables ORDER BY 1`),
 		[]string{"app.all_types created 0", "app.events created 0", "app.memberships created 0"})
 	equal(t, "pgveil ACL", query(t, conn, `SELECT nspacl::text FROM pg_namespace WHERE nspname = 'pgveil'`), []string{"{postgres=UC/postgres}"})

@@ -244,7 +244,8 @@ func (tn *Tenancy) tableTenancySQL(t *transform.TablePlan, readers []string, rls
 
 // SwitchTenancySQL returns the statements that give a table just switched
 // in from staging (SwitchSQL: it has no policies yet) its row level
-// security, policies and tenant privileges. With tn nil it returns nil.
+// security, policies and tenant privileges, and its values their roles.
+// With tn nil it returns nil.
 func SwitchTenancySQL(live *transform.TablePlan, tn *Tenancy, readers []string) ([]string, error) {
 	if tn == nil {
 		return nil, nil
@@ -256,23 +257,46 @@ func SwitchTenancySQL(live *transform.TablePlan, tn *Tenancy, readers []string) 
 	if tn.readable(live) {
 		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+pgx.Identifier{live.Table.Schema}.Sanitize()+` TO `+pgx.Identifier{tn.Group}.Sanitize())
 	}
-	return stmts, nil
+	sync, err := SyncTenantsSQL(live, tn)
+	if err != nil {
+		return nil, err
+	}
+	return append(stmts, sync...), nil
 }
 
-// SyncTenantsSQL returns the statement that creates the missing tenant
-// roles of the values t holds now (nil when t has no tenant column), to
-// run after its initial copy. It returns the number of roles created.
-func SyncTenantsSQL(t *transform.TablePlan, tn *Tenancy) (string, error) {
+// ensureCall is the statement that calls ensureTenantsFunc for tn's
+// roles, vals being an SQL expression of type jsonb: the values.
+func (tn *Tenancy) ensureCall(vals string) string {
+	return `SELECT ` + ensureTenantsFunc + `(` + quoteLiteral(tn.RolePrefix) + `, ` + quoteLiteral(tn.Group) + `, ` +
+		quoteLiteral(jsonStrings(tn.Impersonators)) + `::jsonb, ` + vals + `)`
+}
+
+// rolesMark is what pgveil.tables.tenant_roles records once every value
+// of a table's tenant column col has its role under tn: the prefix, the
+// group and the column, which decide the roles.
+func (tn *Tenancy) rolesMark(col string) string {
+	return jsonStrings([]string{tn.RolePrefix, tn.Group, col})
+}
+
+// SyncTenantsSQL returns the statements that create the missing tenant
+// roles of the values t holds now, then record in pgveil.tables that it
+// has them (nil when t has no tenant column), to run after a copy. A
+// copy clears the record; a start syncs only tables without it, so that
+// a restart does not scan every tenant table again.
+func SyncTenantsSQL(t *transform.TablePlan, tn *Tenancy) ([]string, error) {
 	if tn == nil {
-		return "", nil
+		return nil, nil
 	}
 	col, _, err := tn.tenantColumn(t)
 	if err != nil || col == nil {
-		return "", err
+		return nil, err
 	}
 	c := pgx.Identifier{col.Column.Name}.Sanitize()
-	return `SELECT ` + ensureTenantsFunc + `(` + quoteLiteral(tn.RolePrefix) + `, ` + quoteLiteral(tn.Group) + `, ` + quoteLiteral(jsonStrings(tn.Impersonators)) +
-		`::jsonb, coalesce((SELECT jsonb_agg(DISTINCT ` + c + `::text) FROM ` + tableIdent(t) + ` WHERE ` + c + ` IS NOT NULL), '[]'))`, nil
+	return []string{
+		tn.ensureCall(`coalesce((SELECT jsonb_agg(DISTINCT ` + c + `::text) FROM ` + tableIdent(t) + ` WHERE ` + c + ` IS NOT NULL), '[]')`),
+		`UPDATE pgveil.tables SET tenant_roles = ` + quoteLiteral(tn.rolesMark(col.Column.Name)) +
+			` WHERE schema_name = ` + quoteLiteral(t.Table.Schema) + ` AND table_name = ` + quoteLiteral(t.Table.Name),
+	}, nil
 }
 
 // jsonStrings is a JSON array of ss.
@@ -383,13 +407,29 @@ func (s *tenancySetup) run() ([]string, error) {
 			}
 		}
 	}
+	// Tables whose every value has its role under these settings are not
+	// scanned again.
+	synced := map[transform.TableName]string{}
+	rows, err := s.tx.Query(s.ctx, `SELECT schema_name, table_name, coalesce(tenant_roles, '') FROM pgveil.tables`)
+	if err != nil {
+		return nil, fmt.Errorf("reading pgveil.tables: %w", sanitize(err))
+	}
+	var n transform.TableName
+	var mark string
+	if _, err := pgx.ForEachRow(rows, []any{&n.Schema, &n.Name, &mark}, func() error { synced[n] = mark; return nil }); err != nil {
+		return nil, fmt.Errorf("reading pgveil.tables: %w", sanitize(err))
+	}
 	for _, t := range s.plan.Tables() {
-		sql, err := SyncTenantsSQL(t, s.tn)
+		col, _, _ := s.tn.tenantColumn(t) // checked by sameTenantTypes
+		if col == nil || synced[transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name}] == s.tn.rolesMark(col.Column.Name) {
+			continue
+		}
+		stmts, err := SyncTenantsSQL(t, s.tn)
 		if err != nil {
 			return nil, err
 		}
-		if sql != "" {
-			if err := s.exec(sql); err != nil {
+		for _, q := range stmts {
+			if err := s.exec(q); err != nil {
 				return nil, fmt.Errorf("creating the tenant roles of %s: %w", tableLabel(t), err)
 			}
 		}
@@ -694,9 +734,7 @@ func (a *Applier) queueTenants() {
 		vals = append(vals, v)
 	}
 	slices.Sort(vals)
-	tn := a.tenancy
-	a.batch.ExecParams(`SELECT `+ensureTenantsFunc+`($1, $2, $3::jsonb, $4::jsonb)`,
-		[][]byte{[]byte(tn.RolePrefix), []byte(tn.Group), []byte(jsonStrings(tn.Impersonators)), []byte(jsonStrings(vals))}, nil, nil, nil)
+	a.batch.ExecParams(a.tenancy.ensureCall(`$1::jsonb`), [][]byte{[]byte(jsonStrings(vals))}, nil, nil, nil)
 	a.queued = append(a.queued, queued{what: "tenant roles"})
 }
 

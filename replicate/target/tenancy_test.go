@@ -259,8 +259,29 @@ func TestTenancyIdempotentAndRemoved(t *testing.T) {
 	if !strings.Contains(before[0], "orders.pgveil_tenant#") || !strings.Contains(before[0], "plans.pgveil_shared#") || !strings.Contains(before[0], "notes.pgveil_readers#") {
 		t.Fatalf("policies: %v", before)
 	}
+	// The tenant tables' values have their roles: a second setup neither
+	// re-creates the policies nor scans the tables again.
+	marks := `SELECT string_agg(table_name || '=' || coalesce(tenant_roles, '-'), ',' ORDER BY table_name) FROM pgveil.tables WHERE schema_name = 'app'`
+	mark := jsonStrings([]string{d.tn.RolePrefix, d.group, "account_id"})
+	equal(t, "tenant_roles marks", query(t, d.admin, marks), []string{
+		"accounts=" + jsonStrings([]string{d.tn.RolePrefix, d.group, "id"}) + ",audit=-,notes=-,orders=" + mark + ",plans=-"})
+	scans := func() []string {
+		exec(t, d.owner, `SELECT pg_stat_force_next_flush()`)
+		exec(t, d.admin, `SELECT pg_stat_clear_snapshot()`)
+		return query(t, d.admin, `SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'app.orders'::regclass`)
+	}
+	scansBefore := scans()
 	d.setup(t)
 	equal(t, "policies after a second setup (unchanged: not re-created)", query(t, d.admin, policies), before)
+	equal(t, "sequential scans of app.orders by a second setup", scans(), scansBefore)
+	// Settings that name other roles sync again: a new prefix.
+	tn := *d.tn
+	tn.RolePrefix = d.role("other_")
+	if _, err := SetupTenancy(d.ctx, d.owner, d.plan, &tn, []string{d.reader}); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "roles under a new prefix", query(t, d.admin, `SELECT count(*) FROM pg_roles WHERE starts_with(rolname, '`+tn.RolePrefix+`')`), []string{"2"})
+	d.setup(t)
 
 	// A reader added later gets a new readers policy.
 	r2 := d.role("ro2")
