@@ -761,11 +761,10 @@ func isSQLState(err error, codes ...string) bool {
 // TenancyState is what status shows of the replica's tenant isolation.
 type TenancyState struct {
 	Roles int // tenant roles: PREFIX... members of the group
-	// Protected are the existing tables among those asked about that have
-	// row level security; Unprotected those that do not and that the group
-	// can read all the same (someone turned it off, or granted the table):
-	// there every tenant reads every row.
-	Protected   int
+	// Unprotected are the existing tables among those asked about that
+	// have no row level security and that the group can read all the same
+	// (someone turned it off, or granted the table): there every tenant
+	// reads every row.
 	Unprotected []string
 	// Leaky are views tenants can read that would show them other
 	// tenants' rows (see SetupTenancy), created since pgveil started.
@@ -779,22 +778,21 @@ func ReadTenancy(ctx context.Context, conn *pgx.Conn, tn *Tenancy, tables []tran
 	if err != nil {
 		return st, fmt.Errorf("target: counting the tenant roles: %w", sanitize(err))
 	}
-	for _, n := range tables {
-		var exists, rls, readable bool
-		ident := pgx.Identifier{n.Schema, n.Name}.Sanitize()
-		err := conn.QueryRow(ctx, `SELECT c.oid IS NOT NULL, coalesce(c.relrowsecurity, false),
-  c.oid IS NOT NULL AND EXISTS (SELECT FROM pg_roles WHERE rolname = $2) AND has_table_privilege($2, c.oid, 'SELECT')
-FROM (SELECT to_regclass($1)::oid AS oid) r LEFT JOIN pg_class c ON c.oid = r.oid`, ident, tn.Group).Scan(&exists, &rls, &readable)
-		if err != nil {
-			return st, fmt.Errorf("target: reading %s: %w", n.Schema+"."+n.Name, sanitize(err))
-		}
-		switch {
-		case !exists:
-		case rls:
-			st.Protected++
-		case readable:
-			st.Unprotected = append(st.Unprotected, n.QualifiedName())
-		}
+	names := make([]string, len(tables))
+	for i, n := range tables {
+		names[i] = pgx.Identifier{n.Schema, n.Name}.Sanitize()
+	}
+	rows, err := conn.Query(ctx, `SELECT u.i FROM unnest($1::text[]) WITH ORDINALITY u(x, i) JOIN pg_class c ON c.oid = to_regclass(u.x)
+WHERE NOT c.relrowsecurity AND EXISTS (SELECT FROM pg_roles WHERE rolname = $2) AND has_table_privilege($2, c.oid, 'SELECT') ORDER BY u.i`, names, tn.Group)
+	if err != nil {
+		return st, fmt.Errorf("target: reading the replicated tables' row level security: %w", sanitize(err))
+	}
+	unprotected, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return st, fmt.Errorf("target: reading the replicated tables' row level security: %w", sanitize(err))
+	}
+	for _, i := range unprotected {
+		st.Unprotected = append(st.Unprotected, tables[i-1].QualifiedName())
 	}
 	if st.Leaky, err = readLeakyViews(ctx, conn, tn.Group, tables); err != nil {
 		return st, fmt.Errorf("target: %w", err)
