@@ -74,6 +74,29 @@ func (c *Config) TenantOf(t *TableRule) (column string, shared bool) {
 	return "", false
 }
 
+// TenancySplit is how the tables of a rules file divide between tenants.
+type TenancySplit struct {
+	Tenant int      // tables tenants read through a tenant column
+	Shared int      // tables every tenant reads whole
+	Hidden []string // tables tenants cannot read, schema.name quoted as SQL needs
+}
+
+// Split divides the tables by how tenants read them (TenantOf).
+func (c *Config) Split() TenancySplit {
+	var s TenancySplit
+	for _, t := range c.Tables {
+		switch col, shared := c.TenantOf(t); {
+		case col != "":
+			s.Tenant++
+		case shared:
+			s.Shared++
+		default:
+			s.Hidden = append(s.Hidden, qualified(t.Schema, t.Name))
+		}
+	}
+	return s
+}
+
 // column returns the rule of the column named name, or nil.
 func (t *TableRule) column(name string) *ColumnRule {
 	for _, c := range t.Columns {

@@ -51,6 +51,9 @@ func TestTenancyParse(t *testing.T) {
 			t.Errorf("TenantOf(%s) = %q, %v; want %q, %v", tr.Name, col, shared, w.col, w.shared)
 		}
 	}
+	if s := cfg.Split(); s.Tenant != 2 || s.Shared != 1 || !slices.Equal(s.Hidden, []string{"public.audit", "public.events"}) {
+		t.Errorf("Split = %+v", s)
+	}
 }
 
 func TestTenancyDefaults(t *testing.T) {

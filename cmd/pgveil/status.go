@@ -174,18 +174,9 @@ func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time
 			if err != nil {
 				problem("%v", err)
 			} else {
-				r.Tenancy = &tenancyState{Group: tn.Group, Roles: ts.Roles, Unprotected: ts.Unprotected}
-				for _, t := range cfg.Tables {
-					switch col, shared := cfg.TenantOf(t); {
-					case col != "":
-						r.Tenancy.TenantTables++
-					case shared:
-						r.Tenancy.SharedTables++
-					default:
-						r.Tenancy.HiddenTables++
-					}
-				}
-				r.Tenancy.LeakyViews = ts.Leaky
+				split := cfg.Split()
+				r.Tenancy = &tenancyState{Group: tn.Group, Roles: ts.Roles, Unprotected: ts.Unprotected, LeakyViews: ts.Leaky,
+					TenantTables: split.Tenant, SharedTables: split.Shared, HiddenTables: len(split.Hidden)}
 				if len(ts.Leaky) > 0 {
 					problem("tenants can read %s, and would see other tenants' rows there (materialized, or without security_invoker): a running pgveil takes them away from the tenant group, or stops when it cannot", strings.Join(ts.Leaky, ", "))
 				}

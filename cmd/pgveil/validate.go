@@ -78,21 +78,10 @@ func printTenancy(e *env, cfg *rules.Config) {
 	if cfg.Tenancy == nil {
 		return
 	}
-	var tenant, shared int
-	var hidden []string
-	for _, t := range cfg.Tables {
-		switch col, sh := cfg.TenantOf(t); {
-		case col != "":
-			tenant++
-		case sh:
-			shared++
-		default:
-			hidden = append(hidden, transform.TableName{Schema: t.Schema, Name: t.Name}.QualifiedName())
-		}
-	}
-	line := fmt.Sprintf("tenancy: %d tenant table%s, %d shared, %d hidden from tenants", tenant, plural(tenant), shared, len(hidden))
-	if len(hidden) > 0 {
-		line += " (" + strings.Join(hidden, ", ") + ")"
+	s := cfg.Split()
+	line := fmt.Sprintf("tenancy: %d tenant table%s, %d shared, %d hidden from tenants", s.Tenant, plural(s.Tenant), s.Shared, len(s.Hidden))
+	if len(s.Hidden) > 0 {
+		line += " (" + strings.Join(s.Hidden, ", ") + ")"
 	}
 	fmt.Fprintln(e.stdout, line)
 }

@@ -573,7 +573,7 @@ func (s *tenancySetup) leakyViews() ([]string, error) {
 		tables = append(tables, transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
 	}
 	leaky, err := readLeakyViews(s.ctx, s.tx, s.tn.Group, tables)
-	if err != nil {
+	if err != nil || len(leaky) == 0 {
 		return nil, err
 	}
 	grp := pgx.Identifier{s.tn.Group}.Sanitize()
