@@ -246,7 +246,7 @@ func (c *Cluster) launch(ctx context.Context) error {
 	c.cmd, c.exited = cmd, exited
 	c.mu.Unlock()
 
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(startWait)
 	for {
 		select {
 		case <-exited:
@@ -263,11 +263,29 @@ func (c *Cluster) launch(ctx context.Context) error {
 		}
 		if time.Now().After(deadline) {
 			c.Kill()
-			return fmt.Errorf("pgtest: postgres did not accept connections within 60s: %w", err)
+			return fmt.Errorf("pgtest: postgres did not accept connections within %s: %w; log %s:\n%s", startWait, err, c.LogPath(), tail(c.LogPath(), 20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// How long the helpers wait for the server and for their own set-up
+// work. Generous: on a loaded machine running several clusters, initdb,
+// crash recovery or a shutdown checkpoint may take many times what they
+// take on an idle one, and a wait only ends early when something is
+// wrong anyway.
+const (
+	// startWait bounds a start (or restart, crash recovery included)
+	// until the server accepts connections.
+	startWait = 3 * time.Minute
+	// stopWait bounds a shutdown (fast or immediate) before the server's
+	// processes are killed.
+	stopWait = 3 * time.Minute
+	// setupWait bounds New and Shared.Get (initdb and the start).
+	setupWait = 5 * time.Minute
+	// dbWait bounds creating or dropping a test's database.
+	dbWait = 3 * time.Minute
+)
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -324,10 +342,10 @@ func (c *Cluster) signal(sig syscall.Signal, wait time.Duration) error {
 
 // Kill stops the server at once (immediate shutdown: no checkpoint, as in
 // a crash). Restart brings it back.
-func (c *Cluster) Kill() error { return c.signal(syscall.SIGQUIT, 30*time.Second) }
+func (c *Cluster) Kill() error { return c.signal(syscall.SIGQUIT, stopWait) }
 
 // Shutdown stops the server cleanly (fast shutdown).
-func (c *Cluster) Shutdown() error { return c.signal(syscall.SIGINT, 60*time.Second) }
+func (c *Cluster) Shutdown() error { return c.signal(syscall.SIGINT, stopWait) }
 
 // Restart starts a stopped server again on the same port and data.
 func (c *Cluster) Restart(ctx context.Context) error {
@@ -420,7 +438,7 @@ func (c *Cluster) DropDB(ctx context.Context, name string) error {
 // fails the test (never skips it) when PostgreSQL is not installed.
 func New(t testing.TB, opts Options) *Cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), setupWait)
 	defer cancel()
 	c, err := Start(ctx, opts)
 	if err != nil {
@@ -445,7 +463,7 @@ type Shared struct {
 func (s *Shared) Get(t testing.TB) *Cluster {
 	t.Helper()
 	s.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), setupWait)
 		defer cancel()
 		s.c, s.err = Start(ctx, s.Options)
 	})
@@ -464,14 +482,14 @@ func (s *Shared) NewDB(t testing.TB) string {
 	s.n++
 	name := fmt.Sprintf("t%d_%s", s.n, sanitize(t.Name()))
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), dbWait)
 	defer cancel()
 	dsn, err := c.CreateDB(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), dbWait)
 		defer cancel()
 		if err := c.DropDB(ctx, name); err != nil {
 			t.Logf("pgtest: dropping %s: %v", name, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -19,7 +18,7 @@ func TestMain(m *testing.M) {
 
 func TestClusterLogicalAndRestart(t *testing.T) {
 	c := New(t, Options{Settings: map[string]string{"work_mem": "8MB"}})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), setupWait)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
 	if err != nil {
