@@ -22,8 +22,11 @@ const (
 	defaultRate = 20
 	maxRate     = 10000
 	// txGrace is how long a transaction in flight may go on after ctx
-	// ends: cancelling a query would close the caller's connection.
-	txGrace = 5 * time.Second
+	// ends: cancelling a query would close the caller's connection. It
+	// only matters when the server is stuck: a transaction takes
+	// milliseconds, and many times that on a loaded machine, which must
+	// not cost the caller its connection.
+	txGrace = 30 * time.Second
 )
 
 // Traffic runs live application traffic until ctx ends: new customers
@@ -38,7 +41,7 @@ const (
 // It runs about rate transactions per second (default 20), one at a time
 // on conn, and needs a seeded database (accounts and users). It returns nil
 // when ctx ends, or the first database error. A transaction in flight when
-// ctx ends is finished (within a few seconds), so conn stays usable; conn
+// ctx ends is finished (given up after 30 seconds), so conn stays usable; conn
 // must not be used by anything else while Traffic runs. Counts go into st,
 // which may be nil.
 func Traffic(ctx context.Context, conn *pgx.Conn, rate int, st *TrafficStats) error {
