@@ -14,6 +14,14 @@ type Observer interface {
 	// Phase reports the pipeline's state: PhaseStarting, PhaseSnapshot,
 	// PhaseStreaming, PhaseRetrying (err is the failure), PhaseStopped.
 	Phase(phase string, err error)
+	// Tables reports the tables the rules replicate (schema.name), at the
+	// start of every attempt: the metrics keep a series for each from the
+	// first scrape, not from its first change.
+	Tables(tables []string)
+	// Checkpoint reports the position durable in the target that a
+	// stream starts from: read from the target at start, or written by
+	// the initial copy (commitTime is zero when unknown).
+	Checkpoint(lsn pglogrepl.LSN, commitTime time.Time)
 	// SnapshotProgress reports a table of an initial copy or re-copy.
 	SnapshotProgress(table string, rows, bytes, estimatedRows int64, done bool)
 	// Change reports one change applied to table: op is "insert",
@@ -27,13 +35,14 @@ type Observer interface {
 	// SourceAlive reports a message from the source: the server's WAL end
 	// and whether it was a keepalive.
 	SourceAlive(walEnd pglogrepl.LSN, keepalive bool)
-	// Slot reports the replication slot as last read from the source.
+	// Slot reports the replication slot as last read from the source: at
+	// start, during the initial copy and while streaming.
 	Slot(s SlotStatus)
 	// Drift reports what the source has that the rules do not name.
 	Drift(d *Drift)
-	// Tenancy reports, under a tenancy section, the replica's tenant
-	// roles, the tables tenants can read without row level security and
-	// the views that would show them other tenants' rows.
+	// Tenancy reports the replica's tenant roles, the tables tenants can
+	// read without row level security and the views that would show them
+	// other tenants' rows: all three 0 without a tenancy section.
 	Tenancy(roles, unprotectedTables, leakyViews int)
 	// Error counts a failure: kind is "transient", "fatal" or "masking".
 	Error(kind string)
@@ -63,6 +72,8 @@ type SlotStatus struct {
 type nopObserver struct{}
 
 func (nopObserver) Phase(string, error)                                              {}
+func (nopObserver) Tables([]string)                                                  {}
+func (nopObserver) Checkpoint(pglogrepl.LSN, time.Time)                              {}
 func (nopObserver) SnapshotProgress(string, int64, int64, int64, bool)               {}
 func (nopObserver) Change(string, string)                                            {}
 func (nopObserver) TargetCommit(int, int64, time.Duration, pglogrepl.LSN, time.Time) {}

@@ -331,6 +331,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		opts.Config = p.cfg
 		p.mu.Unlock()
 		opts.Observer.Phase(PhaseStarting, nil)
+		opts.Observer.Tables(TableLabels(opts.Config))
 		err := runOnce(attempt, opts)
 		// Tables that missed changes are marked in the target by the next
 		// attempt, so that the mark survives its failure.
@@ -434,6 +435,9 @@ func runOnce(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if found {
+		opts.Observer.Checkpoint(pos.LSN, pos.CommitTime)
+	}
 	// The first start holds the rules to what validate does: every column
 	// of a listed table has a rule, every name exists. Once replicating,
 	// production's schema changes are reported, not fatal.
@@ -500,6 +504,7 @@ func runOnce(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	opts.Observer.Slot(slot.SlotStatus)
 	if slot.Active {
 		// Retried: after a crash or a network cut the server may hold the
 		// old connection until wal_sender_timeout.
@@ -515,10 +520,15 @@ func runOnce(ctx context.Context, opts Options) error {
 	var rs *liveResync
 	if !found {
 		opts.Observer.Phase(PhaseSnapshot, nil)
+		// The slot holds WAL from its creation on: its retention is
+		// watched during the copy too, which may take hours.
+		stopWatch := watchSlot(ctx, opts, src)
 		lsn, err := initialCopy(ctx, opts, prep, repl, tgt, slot)
+		stopWatch()
 		if err != nil {
 			return err
 		}
+		opts.Observer.Checkpoint(lsn, time.Time{})
 		if err := target.RecordRules(ctx, tgt, hashes); err != nil {
 			return err
 		}
@@ -567,16 +577,24 @@ func runOnce(ctx context.Context, opts Options) error {
 	if st.colTypes, err = readColumnTypes(ctx, src, prep.Plan); err != nil {
 		return err
 	}
+	// The monitor's first round runs before the stream starts, so that
+	// the slot, drift and tenancy gauges are current from the first moment
+	// of streaming; then it runs every MonitorInterval beside the stream
+	// and ends it (cleanly) when a column's type changes in production:
+	// the restart re-copies that table with the new type.
+	mon := newMonitor(opts, src, prep.Plan)
+	defer mon.close()
+	if sc := mon.round(ctx); sc != nil {
+		return sc
+	}
 	opts.Observer.Phase(PhaseStreaming, nil)
-	// The monitor ends the stream (cleanly) when a column's type changes
-	// in production: the restart re-copies that table with the new type.
 	sctx, stopStream := context.WithCancelCause(ctx)
 	defer stopStream(nil)
 	mctx, stopMonitor := context.WithCancel(ctx)
 	monitorDone := make(chan struct{})
 	go func() {
 		defer close(monitorDone)
-		monitor(mctx, opts, src, prep.Plan, stopStream)
+		mon.run(mctx, stopStream)
 	}()
 	err = st.run(sctx, prep.Server.Version)
 	stopMonitor()
@@ -645,70 +663,130 @@ func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn
 	return lsn, nil
 }
 
-// monitor reads the slot's state and looks for schema drift every
-// MonitorInterval while the stream runs, reporting both to the observer
-// and new drift to the log. It owns src while it runs.
-func monitor(ctx context.Context, opts Options, src *pgx.Conn, plan *transform.Plan, restart context.CancelCauseFunc) {
-	var last string
-	tick := time.NewTicker(opts.MonitorInterval)
-	defer tick.Stop()
-	tw := &tenancyWatch{tn: TargetTenancy(opts.Config), dsn: opts.Config.Target.DSN.Reveal(), plan: plan}
-	defer tw.close()
-	for {
-		unprotected, leaky := tw.check(ctx, opts.Logger, opts.Observer)
-		if len(unprotected) > 0 {
-			opts.Logger.Error("row level security is off on replicated tables although the rules have a tenancy section: tenants could read every row; restarting to set it up again",
-				"tables", strings.Join(unprotected, ", "))
-			restart(&schemaChange{})
-			return
-		}
-		if len(leaky) > 0 {
-			// The restart takes the group's SELECT off views pgveil's role
-			// owns, and stops, naming them, at the others.
-			opts.Logger.Error("tenants can read views that would show them other tenants' rows (materialized, or without security_invoker); restarting to take them away",
-				"views", strings.Join(leaky, ", "))
-			restart(&schemaChange{})
-			return
-		}
-		if s, err := ReadSlot(ctx, src, opts.Config.Source.Slot); err == nil {
-			opts.Observer.Slot(s)
-		} else if ctx.Err() == nil {
-			opts.Logger.Warn("reading the slot's state", "error", err.Error())
-		}
-		if d, err := DetectDrift(ctx, src, opts.Config, plan); err == nil {
-			opts.Observer.Drift(d)
-			if len(d.TypeChanged) > 0 {
-				opts.Logger.Warn("a column's type changed in production: restarting to copy the table again with the new type",
-					"changed", strings.TrimSpace(d.String()))
-				restart(&schemaChange{})
+// TableLabels are the names of the tables cfg replicates, as the
+// observer is given them.
+func TableLabels(cfg *rules.Config) []string {
+	names := make([]string, len(cfg.Tables))
+	for i, t := range cfg.Tables {
+		names[i] = transform.TableName{Schema: t.Schema, Name: t.Name}.QualifiedName()
+	}
+	return names
+}
+
+// watchSlot reports the slot's state to the observer every
+// MonitorInterval until the returned stop is called. It owns src until
+// then.
+func watchSlot(ctx context.Context, opts Options, src *pgx.Conn) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(opts.MonitorInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
 				return
+			case <-tick.C:
 			}
-			if now := d.String(); now != last {
-				if now != "" {
-					opts.Logger.Warn("the source schema has changed: what no rule names is not replicated; write rules for it (then reload)",
-						"drift", strings.TrimSpace(now))
-				}
-				last = now
+			if s, err := ReadSlot(ctx, src, opts.Config.Source.Slot); err == nil {
+				opts.Observer.Slot(s)
+			} else if ctx.Err() == nil {
+				opts.Logger.Warn("reading the slot's state", "error", err.Error())
 			}
-		} else if ctx.Err() == nil {
-			opts.Logger.Warn("checking the source schema", "error", err.Error())
 		}
-		if gone, err := unpublished(ctx, src, opts.Config.Source.Publication, plan); err == nil && len(gone) > 0 {
-			var names []string
-			for _, n := range gone {
-				names = append(names, n.QualifiedName())
-			}
-			opts.Logger.Error("tables left the publication behind pgveil's back (DROP COLUMN ... CASCADE, or a manual ALTER PUBLICATION): their changes since then were not sent; restarting to publish and copy them again",
-				"tables", strings.Join(names, ", "))
-			restart(&schemaChange{tables: gone})
-			return
-		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// monitor reads the slot's state and looks for schema drift and for
+// tenant isolation broken behind pgveil's back, reporting to the observer
+// and new drift to the log. It owns src while it runs.
+type monitor struct {
+	opts Options
+	src  *pgx.Conn
+	plan *transform.Plan
+	tw   *tenancyWatch
+	last string // the drift last logged
+}
+
+func newMonitor(opts Options, src *pgx.Conn, plan *transform.Plan) *monitor {
+	return &monitor{opts: opts, src: src, plan: plan,
+		tw: &tenancyWatch{tn: TargetTenancy(opts.Config), dsn: opts.Config.Target.DSN.Reveal(), plan: plan}}
+}
+
+func (m *monitor) close() { m.tw.close() }
+
+// run does a round every MonitorInterval until ctx ends or a round finds
+// that the pipeline must restart, which it then asks of restart.
+func (m *monitor) run(ctx context.Context, restart context.CancelCauseFunc) {
+	tick := time.NewTicker(m.opts.MonitorInterval)
+	defer tick.Stop()
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
+		if sc := m.round(ctx); sc != nil {
+			restart(sc)
+			return
+		}
 	}
+}
+
+// round checks everything once. It returns a schemaChange when the
+// pipeline must restart to repair what it found.
+func (m *monitor) round(ctx context.Context) *schemaChange {
+	opts, src, plan := m.opts, m.src, m.plan
+	unprotected, leaky := m.tw.check(ctx, opts.Logger, opts.Observer)
+	if len(unprotected) > 0 {
+		opts.Logger.Error("row level security is off on replicated tables although the rules have a tenancy section: tenants could read every row; restarting to set it up again",
+			"tables", strings.Join(unprotected, ", "))
+		return &schemaChange{}
+	}
+	if len(leaky) > 0 {
+		// The restart takes the group's SELECT off views pgveil's role
+		// owns, and stops, naming them, at the others.
+		opts.Logger.Error("tenants can read views that would show them other tenants' rows (materialized, or without security_invoker); restarting to take them away",
+			"views", strings.Join(leaky, ", "))
+		return &schemaChange{}
+	}
+	if s, err := ReadSlot(ctx, src, opts.Config.Source.Slot); err == nil {
+		opts.Observer.Slot(s)
+	} else if ctx.Err() == nil {
+		opts.Logger.Warn("reading the slot's state", "error", err.Error())
+	}
+	if d, err := DetectDrift(ctx, src, opts.Config, plan); err == nil {
+		opts.Observer.Drift(d)
+		if len(d.TypeChanged) > 0 {
+			opts.Logger.Warn("a column's type changed in production: restarting to copy the table again with the new type",
+				"changed", strings.TrimSpace(d.String()))
+			return &schemaChange{}
+		}
+		if now := d.String(); now != m.last {
+			if now != "" {
+				opts.Logger.Warn("the source schema has changed: what no rule names is not replicated; write rules for it (then reload)",
+					"drift", strings.TrimSpace(now))
+			}
+			m.last = now
+		}
+	} else if ctx.Err() == nil {
+		opts.Logger.Warn("checking the source schema", "error", err.Error())
+	}
+	if gone, err := unpublished(ctx, src, opts.Config.Source.Publication, plan); err == nil && len(gone) > 0 {
+		var names []string
+		for _, n := range gone {
+			names = append(names, n.QualifiedName())
+		}
+		opts.Logger.Error("tables left the publication behind pgveil's back (DROP COLUMN ... CASCADE, or a manual ALTER PUBLICATION): their changes since then were not sent; restarting to publish and copy them again",
+			"tables", strings.Join(names, ", "))
+		return &schemaChange{tables: gone}
+	}
+	return nil
 }
 
 // resyncRequired marks, in pgveil.tables, a table that missed changes and

@@ -43,10 +43,11 @@ type tenancyWatch struct {
 
 // check returns the replicated tables tenants can read without row level
 // security, and the views that would show tenants other tenants' rows,
-// and reports the counts to obs. It logs (and retries at the next tick)
-// what it cannot read.
+// and reports the counts to obs (zeros without a tenancy section). It
+// logs (and retries at the next tick) what it cannot read.
 func (w *tenancyWatch) check(ctx context.Context, log *slog.Logger, obs Observer) (unprotected, leaky []string) {
 	if w.tn == nil {
+		obs.Tenancy(0, 0, 0)
 		return nil, nil
 	}
 	if w.conn == nil || w.conn.IsClosed() {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,7 +38,6 @@ func TestRunReloadsRulesAndServesMetrics(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	p := s.start("--listen", addr, "--watch", "--status-interval", "1s")
-	s.streaming(p)
 
 	get := func(path string) (int, string) {
 		t.Helper()
@@ -49,6 +49,25 @@ func TestRunReloadsRulesAndServesMetrics(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
+	// The first scrape, as soon as pgveil listens (before it has reached
+	// production): every metric is there already, the ones it cannot know
+	// yet as NaN, and each table's change counters.
+	var first string
+	waitFor(t, p, func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		first = string(b)
+		return resp.StatusCode == 200
+	})
+	if !strings.Contains(first, `pgveil_changes_total{op="insert",table="public.accounts"} `) {
+		t.Errorf("the first scrape lacks public.accounts' change counter:\n%s", first)
+	}
+	s.streaming(p)
+
 	if code, body := get("/healthz"); code != 200 {
 		t.Errorf("/healthz: %d %s", code, body)
 	}
@@ -57,6 +76,25 @@ func TestRunReloadsRulesAndServesMetrics(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	// No metric appears only later, but the initial copy's per-table
+	// progress, which exists for the tables of a copy.
+	firstFamilies := metricFamilies(first)
+	for name := range metricFamilies(body) {
+		if !firstFamilies[name] && !strings.HasPrefix(name, "pgveil_snapshot_") {
+			t.Errorf("%s is not in the first scrape:\n%s", name, first)
+		}
+	}
+	// Streaming starts after the slot and the schema were read: their
+	// gauges hold numbers, not "unknown".
+	for _, name := range []string{"pgveil_slot_exists", "pgveil_slot_retained_bytes", "pgveil_checkpoint_lsn", "pgveil_schema_drift", "pgveil_tenant_roles"} {
+		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(body)
+		if m == nil || m[1] == "NaN" {
+			t.Errorf("%s once streaming: %v\n%s", name, m, body)
+		}
+	}
+	if !strings.Contains(body, "\npgveil_slot_exists 1\n") {
+		t.Errorf("the slot does not exist while streaming:\n%s", body)
 	}
 	s.noCanary("/metrics", body)
 
@@ -91,6 +129,15 @@ func TestRunReloadsRulesAndServesMetrics(t *testing.T) {
 	s.verify()
 	waitLog(t, p, "re-copied tables switched in")
 	s.noCanary("the log", p.out.String())
+}
+
+// metricFamilies are the names of the metric families in an exposition.
+func metricFamilies(exposition string) map[string]bool {
+	names := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^# TYPE (\S+) `).FindAllStringSubmatch(exposition, -1) {
+		names[m[1]] = true
+	}
+	return names
 }
 
 func waitLog(t *testing.T, p *proc, text string) {

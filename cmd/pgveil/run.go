@@ -63,6 +63,8 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	}
 	m := metrics.New(time.Now)
 	m.SetBuildInfo(buildVersion())
+	// Every series exists from the first scrape, the per-table ones too.
+	m.Tables(replicate.TableLabels(cfg))
 	if *listen != "" {
 		ln, err := net.Listen("tcp", *listen)
 		if err != nil {

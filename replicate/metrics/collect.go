@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"math"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +107,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		out = append(out, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...))
 	}
+	unknown := math.NaN()
 
 	now := m.now()
 	m.mu.Lock()
@@ -115,10 +118,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	lagBytes, lagSeconds := m.lag(now)
 	gauge(descLagBytes, lagBytes)
 	gauge(descLagSeconds, lagSeconds)
-	gauge(descCheckpoint, float64(s.durable))
-	if !s.commitTime.IsZero() {
-		gauge(descLastCommit, float64(s.commitTime.UnixNano())/1e9)
-	}
+	gauge(descCheckpoint, known(s.durableKnown, float64(s.durable)))
+	gauge(descLastCommit, known(!s.commitTime.IsZero(), float64(s.commitTime.UnixNano())/1e9))
 
 	done := 0
 	for t, p := range s.snapshot {
@@ -146,27 +147,50 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if status == unknownLabel {
 			gauge(descSlotWALStatus, 1, unknownLabel)
 		}
+	} else {
+		for _, d := range []*prometheus.Desc{descSlotExists, descSlotActive, descSlotRetained, descSlotConfirmed} {
+			gauge(d, unknown)
+		}
+		for _, w := range walStatuses {
+			gauge(descSlotWALStatus, unknown, w)
+		}
 	}
 
 	if d := s.drift; d != nil {
-		for t, n := range d.unruled {
-			gauge(descUnruledColumns, float64(n), t)
-		}
-		for t, n := range d.missing {
-			gauge(descMissingColumns, float64(n), t)
-		}
-		for t, n := range d.typeChanged {
-			gauge(descTypeChanged, float64(n), t)
+		for desc, byTable := range map[*prometheus.Desc]map[string]int{
+			descUnruledColumns: d.unruled, descMissingColumns: d.missing, descTypeChanged: d.typeChanged,
+		} {
+			for _, t := range s.tables {
+				gauge(desc, float64(byTable[t]), t)
+			}
+			for t, n := range byTable {
+				if !slices.Contains(s.tables, t) {
+					gauge(desc, float64(n), t)
+				}
+			}
 		}
 		gauge(descUnruledTables, float64(d.newTables))
 		gauge(descMissingTables, float64(d.missingTables))
 		gauge(descDrift, flag(d.any))
+	} else {
+		for _, desc := range []*prometheus.Desc{descUnruledColumns, descMissingColumns, descTypeChanged} {
+			for _, t := range s.tables {
+				gauge(desc, unknown, t)
+			}
+		}
+		gauge(descUnruledTables, unknown)
+		gauge(descMissingTables, unknown)
+		gauge(descDrift, unknown)
 	}
-	if tn := s.tenancy; tn != nil {
-		gauge(descTenantRoles, float64(tn[0]))
-		gauge(descTenancyUnprotected, float64(tn[1]))
-		gauge(descTenancyLeakyViews, float64(tn[2]))
+	tn := [3]float64{unknown, unknown, unknown}
+	if s.tenancy != nil {
+		for i, n := range s.tenancy {
+			tn[i] = float64(n)
+		}
 	}
+	gauge(descTenantRoles, tn[0])
+	gauge(descTenancyUnprotected, tn[1])
+	gauge(descTenancyLeakyViews, tn[2])
 	m.mu.Unlock()
 
 	for _, x := range out {
@@ -174,17 +198,37 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// lag works out pgveil_lag_bytes and pgveil_lag_seconds at now. m.mu is
-// held.
+// lag works out pgveil_lag_bytes and pgveil_lag_seconds at now: NaN when
+// unknown. m.mu is held.
 func (m *Metrics) lag(now time.Time) (bytes, seconds float64) {
 	s := &m.st
-	if applied := max(s.durable, s.confirmed); s.walEnd > applied {
-		bytes = float64(s.walEnd - applied)
+	if !s.durableKnown {
+		// Nothing is durable in the target yet (the first initial copy),
+		// or pgveil has not read where it is: nothing to measure from.
+		return math.NaN(), math.NaN()
+	}
+	end := s.walEnd
+	if s.slot != nil && (s.phase != replicate.PhaseStreaming || end == 0) {
+		// Before the stream has spoken, the slot's reading of the
+		// server's WAL end gives the backlog. While streaming, the
+		// stream's own is newer and goes with its keepalives.
+		end = max(end, s.slot.CurrentLSN)
+	}
+	if end == 0 {
+		bytes = math.NaN()
+	} else if applied := max(s.durable, s.confirmed); end > applied {
+		bytes = float64(end - applied)
 	}
 	if m.caughtUp() {
 		return bytes, 0
 	}
-	if ref := later(s.commitTime, s.caughtUpAt); !ref.IsZero() && now.After(ref) {
+	ref := later(s.commitTime, s.caughtUpAt)
+	switch {
+	case ref.IsZero():
+		// Never caught up, and no commit time to measure from (the
+		// initial copy's checkpoint has none).
+		seconds = math.NaN()
+	case now.After(ref):
 		seconds = now.Sub(ref).Seconds()
 	}
 	return bytes, seconds
@@ -195,6 +239,14 @@ func (m *Metrics) lag(now time.Time) (bytes, seconds float64) {
 // source's last message a keepalive. m.mu is held.
 func (m *Metrics) caughtUp() bool {
 	return m.st.phase == replicate.PhaseStreaming && m.st.lastKeepalive && m.pending.Load() == 0
+}
+
+// known returns v, or NaN (unknown) when ok is false.
+func known(ok bool, v float64) float64 {
+	if ok {
+		return v
+	}
+	return math.NaN()
 }
 
 func flag(b bool) float64 {
@@ -211,10 +263,14 @@ func (m *Metrics) CurrentPhase() string {
 	return m.st.phase
 }
 
-// Lag returns pgveil_lag_bytes and pgveil_lag_seconds as of now.
-func (m *Metrics) Lag() (bytes int64, seconds float64) {
+// Lag returns pgveil_lag_bytes and pgveil_lag_seconds as of now; ok is
+// false while either is unknown.
+func (m *Metrics) Lag() (bytes int64, seconds float64, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, s := m.lag(m.now())
-	return int64(b), s
+	if math.IsNaN(b) || math.IsNaN(s) {
+		return 0, 0, false
+	}
+	return int64(b), s, true
 }

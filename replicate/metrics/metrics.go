@@ -7,6 +7,15 @@
 // statuses, each from a fixed set except table names; the errors it is given
 // are reduced to "there was one".
 //
+// Every metric is there from the first scrape, so that alerts and
+// dashboards never meet a series that appears only once something happens:
+// a gauge pgveil cannot know yet (the slot before it is first read, the lag
+// before a position is durable in the target, the schema drift before the
+// first check) is NaN, Prometheus's "unknown", which no comparison in an
+// alert matches; the per-table series exist for every table the rules
+// replicate from the start of the pipeline. Only the initial copy's
+// per-table progress exists just for the tables of a copy.
+//
 // Lag is worked out at scrape time from what the pipeline reported:
 //
 //   - The copy is caught up when the pipeline is streaming, no change has
@@ -17,16 +26,22 @@
 //     WAL moves the server's end past the last commit.
 //   - pgveil_lag_bytes is the server's WAL end minus what is known to be
 //     applied: the durable LSN, or the WAL end of the last keepalive that
-//     found nothing pending, whichever is higher.
+//     found nothing pending, whichever is higher. The WAL end is the
+//     stream's while streaming, else the later of the stream's last and the
+//     slot's last reading (before the stream starts, that is the backlog).
 //   - pgveil_lag_seconds is 0 when caught up, else the time since the later
 //     of the last committed source transaction's commit time and the moment
 //     the copy was last known caught up. That is an upper bound on the age of
 //     the oldest change not yet in the target: it does not jump to the length
 //     of an idle spell when a transaction arrives after one, and it grows
 //     while pgveil is not streaming.
+//   - Both are NaN until a position durable in the target is known (read
+//     at start, written by the initial copy, or committed): during the
+//     first initial copy nothing is applied yet to measure from.
 package metrics
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,22 +127,27 @@ type state struct {
 	heardAt       time.Time     // last message from the source
 	walEnd        pglogrepl.LSN // server WAL end in that message
 	lastKeepalive bool          // ... which was a keepalive
-	durable       pglogrepl.LSN // position of the last target commit
+	durable       pglogrepl.LSN // position durable in the target
+	durableKnown  bool          // durable was reported (checkpoint or commit)
 	committedAt   time.Time     // when the last target commit was reported
-	commitTime    time.Time     // source commit time of the last target commit
+	commitTime    time.Time     // source commit time of the last target commit; zero when unknown
 	confirmed     pglogrepl.LSN // WAL end of the last keepalive that found nothing pending
 	caughtUpAt    time.Time     // when the copy was last known caught up
 
 	snapshot        map[string]*tableProgress
 	snapshotMovedAt time.Time
 
-	slot      *replicate.SlotStatus
-	slotFresh bool // slot was reported since the pipeline last started
+	// tables are the replicated tables' label values, sorted: each has
+	// its per-table series from the start.
+	tables []string
 
-	drift *driftCounts
+	slot      *replicate.SlotStatus // nil until first read
+	slotFresh bool                  // slot was reported since the pipeline last started
+
+	drift *driftCounts // nil until first checked
 
 	// tenancy holds the last Tenancy report: roles, unprotected tables,
-	// leaky views; nil without a tenancy section.
+	// leaky views; nil until first checked.
 	tenancy *[3]int
 }
 
@@ -237,6 +257,35 @@ func (m *Metrics) Phase(phase string, err error) {
 	s.failed = err != nil
 }
 
+// Tables records the tables the rules replicate: each gets its
+// pgveil_changes_total series (at 0) and its per-table drift series now,
+// before its first change or check.
+func (m *Metrics) Tables(tables []string) {
+	labels := make([]string, len(tables))
+	for i, t := range tables {
+		labels[i] = label(t)
+	}
+	slices.Sort(labels)
+	labels = slices.Compact(labels)
+	for _, t := range labels {
+		for _, op := range ops {
+			m.changes.WithLabelValues(t, op)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.tables = labels
+}
+
+// Checkpoint records the position durable in the target that a stream
+// starts from.
+func (m *Metrics) Checkpoint(lsn pglogrepl.LSN, commitTime time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := &m.st
+	s.durable, s.durableKnown, s.commitTime = lsn, true, commitTime
+}
+
 // SnapshotProgress records the progress of a table being copied.
 func (m *Metrics) SnapshotProgress(table string, rows, bytes, estimatedRows int64, done bool) {
 	now := m.now()
@@ -276,7 +325,7 @@ func (m *Metrics) TargetCommit(changes int, bytes int64, took time.Duration, lsn
 	defer m.mu.Unlock()
 	m.pending.Store(0)
 	s := &m.st
-	s.durable, s.commitTime, s.committedAt = lsn, commitTime, now
+	s.durable, s.durableKnown, s.commitTime, s.committedAt = lsn, true, commitTime, now
 	if s.lastKeepalive {
 		// The keepalive came after the last source commit: everything up
 		// to its WAL end is now in the target.

@@ -7,7 +7,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -120,7 +122,9 @@ func (f families) value(t *testing.T, name string, labels ...string) float64 {
 
 func (f families) expect(t *testing.T, want float64, name string, labels ...string) {
 	t.Helper()
-	if got := f.value(t, name, labels...); math.Abs(got-want) > 1e-9 {
+	// NaN is "unknown": it equals only NaN (a bare comparison would let
+	// NaN pass for any value).
+	if got := f.value(t, name, labels...); math.IsNaN(got) != math.IsNaN(want) || math.Abs(got-want) > 1e-9 {
 		t.Errorf("%s%v = %v, want %v", name, labels, got, want)
 	}
 }
@@ -154,21 +158,99 @@ func TestInitial(t *testing.T) {
 	for _, k := range errorKinds {
 		f.expect(t, 0, "pgveil_errors_total", "kind", k)
 	}
-	f.expect(t, 0, "pgveil_lag_bytes")
-	f.expect(t, 0, "pgveil_lag_seconds")
-	f.expect(t, 0, "pgveil_checkpoint_lsn")
 	f.expect(t, 0, "pgveil_transactions_total")
 	f.expect(t, 0, "pgveil_snapshot_tables_done")
-	// Unknown until reported: absent rather than a misleading 0.
-	for _, name := range []string{"pgveil_last_commit_timestamp_seconds", "pgveil_slot_active", "pgveil_slot_retained_bytes",
-		"pgveil_schema_drift", "pgveil_unruled_tables", "pgveil_build_info"} {
-		f.absent(t, name)
+	// Unknown until reported: NaN, which no alert's comparison matches,
+	// rather than a misleading 0 or a series that is not there.
+	for _, name := range []string{"pgveil_lag_bytes", "pgveil_lag_seconds", "pgveil_checkpoint_lsn", "pgveil_last_commit_timestamp_seconds",
+		"pgveil_slot_exists", "pgveil_slot_active", "pgveil_slot_retained_bytes", "pgveil_slot_confirmed_flush_lsn",
+		"pgveil_schema_drift", "pgveil_unruled_tables", "pgveil_missing_tables",
+		"pgveil_tenant_roles", "pgveil_tenancy_unprotected_tables", "pgveil_tenancy_leaky_views"} {
+		f.expect(t, math.NaN(), name)
+	}
+	for _, w := range walStatuses {
+		f.expect(t, math.NaN(), "pgveil_slot_wal_status", "wal_status", w)
 	}
 	for name := range f {
 		if !strings.HasPrefix(name, "pgveil_") {
 			t.Errorf("metric %s lacks the pgveil_ prefix", name)
 		}
 	}
+}
+
+// Every metric docs/operations.md lists is there from the first scrape of
+// a pgveil that has just started (as `pgveil run` starts its metrics:
+// build info and the rules' tables, before anything is connected), with a
+// series for each table the rules name; and every metric there is
+// documented. Only the initial copy's per-table progress waits for a copy.
+func TestEveryMetricFromTheFirstScrape(t *testing.T) {
+	documented := documentedMetrics(t)
+	onlyDuringACopy := map[string]bool{"pgveil_snapshot_rows": true, "pgveil_snapshot_bytes": true, "pgveil_snapshot_estimated_rows": true}
+	tables := []string{"public.users", `public."Order Lines"`}
+	m, _, srv := newMetrics(t)
+	m.SetBuildInfo("dev")
+	m.Tables(tables)
+	f := scrape(t, srv)
+	for name := range documented {
+		if onlyDuringACopy[name] {
+			if f[name] != nil {
+				t.Errorf("%s is there before any copy", name)
+			}
+			continue
+		}
+		if f[name] == nil || len(f[name].Metric) == 0 {
+			t.Errorf("%s (docs/operations.md) is not in the first scrape", name)
+		}
+	}
+	for name := range f {
+		if !documented[name] {
+			t.Errorf("%s is not in docs/operations.md's list of metrics", name)
+		}
+	}
+	for _, table := range tables {
+		for _, op := range ops {
+			f.expect(t, 0, "pgveil_changes_total", "table", table, "op", op)
+		}
+		for _, name := range []string{"pgveil_unruled_columns", "pgveil_missing_columns", "pgveil_type_changed_columns"} {
+			f.expect(t, math.NaN(), name, "table", table) // not checked yet
+		}
+	}
+
+	// The first copy reports its tables' progress; they are the only
+	// per-table series that wait for it.
+	m.Phase(replicate.PhaseSnapshot, nil)
+	m.SnapshotProgress(tables[0], 1, 10, 100, false)
+	f = scrape(t, srv)
+	for name := range onlyDuringACopy {
+		if f.find(name, "table", tables[0]) == nil {
+			t.Errorf("%s{table=%q} is not there during its copy", name, tables[0])
+		}
+	}
+}
+
+// documentedMetrics reads the metric names in the first column of the
+// metrics table in docs/operations.md.
+func documentedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	name := regexp.MustCompile("`(pgveil_[a-z_]+)[{`]")
+	for _, line := range strings.Split(string(doc), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.Contains(cells[1], "`pgveil_") {
+			continue
+		}
+		for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
+			names[m[1]] = true
+		}
+	}
+	if len(names) < 20 {
+		t.Fatalf("docs/operations.md lists only %d metrics: %v", len(names), names)
+	}
+	return names
 }
 
 func TestPhase(t *testing.T) {
@@ -365,8 +447,9 @@ func TestSlot(t *testing.T) {
 
 func TestDrift(t *testing.T) {
 	m, _, srv := newMetrics(t)
+	m.Tables([]string{"public.users", "public.orders", "public.quiet"})
 	m.Drift(nil) // says nothing
-	scrape(t, srv).absent(t, "pgveil_schema_drift")
+	scrape(t, srv).expect(t, math.NaN(), "pgveil_schema_drift")
 
 	m.Drift(&replicate.Drift{
 		Unruled:       map[string][]string{"public.users": {"phone", "nickname"}, "public.orders": {"note"}},
@@ -383,20 +466,19 @@ func TestDrift(t *testing.T) {
 	f.expect(t, 1, "pgveil_type_changed_columns", "table", "public.orders")
 	f.expect(t, 1, "pgveil_missing_tables")
 	f.expect(t, 1, "pgveil_schema_drift")
+	f.expect(t, 0, "pgveil_unruled_columns", "table", "public.quiet") // replicated, nothing unruled
 
-	// Someone wrote rules for users: its series goes.
+	// Someone wrote rules for users: its series reads 0.
 	m.Drift(&replicate.Drift{Unruled: map[string][]string{"public.orders": {"note"}}})
 	f = scrape(t, srv)
-	f.absent(t, "pgveil_unruled_columns", "table", "public.users")
+	f.expect(t, 0, "pgveil_unruled_columns", "table", "public.users")
 	f.expect(t, 1, "pgveil_unruled_columns", "table", "public.orders")
 	f.expect(t, 0, "pgveil_unruled_tables")
 	f.expect(t, 0, "pgveil_missing_tables")
 	f.expect(t, 1, "pgveil_schema_drift")
 
-	// Tenancy: absent until reported.
-	if n := f.series("pgveil_tenant_roles"); n != 0 {
-		t.Errorf("%d pgveil_tenant_roles series before any report, want 0", n)
-	}
+	// Tenancy: unknown until reported.
+	f.expect(t, math.NaN(), "pgveil_tenant_roles")
 	m.Tenancy(42, 1, 2)
 	f = scrape(t, srv)
 	f.expect(t, 42, "pgveil_tenant_roles")
@@ -407,9 +489,18 @@ func TestDrift(t *testing.T) {
 	f = scrape(t, srv)
 	f.expect(t, 0, "pgveil_schema_drift")
 	f.expect(t, 0, "pgveil_unruled_tables")
-	if n := f.series("pgveil_unruled_columns"); n != 0 {
-		t.Errorf("%d pgveil_unruled_columns series, want 0", n)
+	if n := f.series("pgveil_unruled_columns"); n != 3 {
+		t.Errorf("%d pgveil_unruled_columns series, want one per replicated table", n)
 	}
+
+	// A table the rules no longer name loses its series; one that drifts
+	// without being replicated has one.
+	m.Tables([]string{"public.orders"})
+	m.Drift(&replicate.Drift{Unruled: map[string][]string{"public.stray": {"x"}}})
+	f = scrape(t, srv)
+	f.absent(t, "pgveil_unruled_columns", "table", "public.users")
+	f.expect(t, 0, "pgveil_unruled_columns", "table", "public.orders")
+	f.expect(t, 1, "pgveil_unruled_columns", "table", "public.stray")
 }
 
 func TestLag(t *testing.T) {
@@ -420,13 +511,17 @@ func TestLag(t *testing.T) {
 		f.expect(t, wantBytes, "pgveil_lag_bytes")
 		f.expect(t, wantSeconds, "pgveil_lag_seconds")
 	}
-	lag(0, 0)
+	nan := math.NaN()
+	lag(nan, nan) // nothing durable in the target yet to measure from
 
+	// The initial copy wrote its checkpoint (no commit time).
+	m.Checkpoint(800, time.Time{})
+	lag(nan, nan) // nor anything heard of the server's WAL end
 	m.Phase(replicate.PhaseStreaming, nil)
 	// A transaction arrives and is applied; the source committed it 2s ago.
 	m.SourceAlive(1000, false)
 	m.Change("public.t", "insert")
-	lag(1000, 0) // nothing committed yet, no time to measure from
+	lag(200, nan) // nothing committed yet, no time to measure from
 	m.TargetCommit(1, 10, time.Millisecond, 900, c.Now().Add(-2*time.Second))
 	lag(100, 2)
 	c.Advance(3 * time.Second)
@@ -481,6 +576,7 @@ func TestLag(t *testing.T) {
 // next keepalive still finds the copy caught up.
 func TestLagMessagesWithoutChanges(t *testing.T) {
 	m, c, srv := newMetrics(t)
+	m.Checkpoint(50, time.Time{})
 	m.Phase(replicate.PhaseStreaming, nil)
 	m.SourceAlive(100, true)
 	m.SourceAlive(200, false)
@@ -488,6 +584,32 @@ func TestLagMessagesWithoutChanges(t *testing.T) {
 	c.Advance(time.Minute)
 	m.SourceAlive(400, true)
 	f := scrape(t, srv)
+	f.expect(t, 0, "pgveil_lag_bytes")
+	f.expect(t, 0, "pgveil_lag_seconds")
+}
+
+// A restart reads its checkpoint and the slot before it streams: the lag
+// is the backlog the slot holds behind the checkpoint, and its age is the
+// checkpoint's commit time, from the first scrape of the new process on.
+func TestLagAtResume(t *testing.T) {
+	m, c, srv := newMetrics(t)
+	committed := c.Now().Add(-time.Hour) // pgveil was down for an hour
+	m.Checkpoint(0x5000, committed)
+	m.Slot(replicate.SlotStatus{Name: "pgveil", Exists: true, WALStatus: "reserved", RetainedBytes: 0x3000, ConfirmedFlushLSN: 0x5000, CurrentLSN: 0x8000})
+	f := scrape(t, srv)
+	f.expect(t, 0x5000, "pgveil_checkpoint_lsn")
+	f.expect(t, float64(committed.Unix()), "pgveil_last_commit_timestamp_seconds")
+	f.expect(t, 0x3000, "pgveil_lag_bytes")
+	f.expect(t, 3600, "pgveil_lag_seconds")
+
+	// Streaming: the stream's WAL end counts, not the slot's older reading.
+	m.Phase(replicate.PhaseStreaming, nil)
+	m.SourceAlive(0x9000, false)
+	m.Slot(replicate.SlotStatus{Name: "pgveil", Exists: true, Active: true, WALStatus: "reserved", CurrentLSN: 0xA000}) // read after the stream spoke
+	f = scrape(t, srv)
+	f.expect(t, 0x4000, "pgveil_lag_bytes")
+	m.SourceAlive(0x9100, true) // caught up
+	f = scrape(t, srv)
 	f.expect(t, 0, "pgveil_lag_bytes")
 	f.expect(t, 0, "pgveil_lag_seconds")
 }
@@ -733,9 +855,12 @@ func TestAccessors(t *testing.T) {
 		t.Errorf("phase %s", p)
 	}
 	m.SourceAlive(2000, false)
+	if _, _, ok := m.Lag(); ok {
+		t.Error("the lag is known before any position is durable in the target")
+	}
 	m.TargetCommit(1, 10, time.Millisecond, 500, now.Add(-3*time.Second))
-	b, s := m.Lag()
-	if b != 1500 || s < 2.9 || s > 3.1 {
-		t.Errorf("lag %d bytes, %.1fs", b, s)
+	b, s, ok := m.Lag()
+	if !ok || b != 1500 || s < 2.9 || s > 3.1 {
+		t.Errorf("lag %d bytes, %.1fs (known: %v)", b, s, ok)
 	}
 }
