@@ -25,11 +25,13 @@ func TestHealthcheck(t *testing.T) {
 	check := func(args ...string) (int, string, string) {
 		return pgveil(t, nil, append([]string{"healthcheck"}, args...)...)
 	}
-	if code, out, _ := check(srv.URL + "/healthz"); code != exitOK || !strings.Contains(out, "ok") {
+	// An answer is expected: a minute, not the default 3 seconds, for a
+	// loaded machine.
+	if code, out, _ := check("--timeout", "1m", srv.URL+"/healthz"); code != exitOK || !strings.Contains(out, "ok") {
 		t.Errorf("healthy: exit %d, %q", code, out)
 	}
 	healthy = false
-	if code, _, errs := check(srv.URL + "/healthz"); code != exitProblems || !strings.Contains(errs, "503") || !strings.Contains(errs, "not been heard") {
+	if code, _, errs := check("--timeout", "1m", srv.URL+"/healthz"); code != exitProblems || !strings.Contains(errs, "503") || !strings.Contains(errs, "not been heard") {
 		t.Errorf("unhealthy: exit %d, %q", code, errs)
 	}
 	srv.Close()
