@@ -6,9 +6,10 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"pgveil/internal/syncbuf"
 )
 
 // TestNoLeaks runs the commands that read production (run at debug level
@@ -63,20 +64,24 @@ func TestNoLeaks(t *testing.T) {
 		{"preview orders", siteEnv, []string{"preview", "-c", s.config, "orders", "-n", "50"}},
 		{"status", siteEnv, []string{"status", "-c", s.config}},
 		{"status --json", siteEnv, []string{"status", "-c", s.config, "--json"}},
-		{"verify", siteEnv, []string{"verify", "-c", s.config}},
+		{"verify", siteEnv, []string{"verify", "-c", s.config, "--wait", "3m"}},
 		{"validate, unreachable", unreachable, []string{"validate", "-c", s.config}},
 		{"status, unreachable", unreachable, []string{"status", "-c", s.config}},
 		{"verify, unreachable", unreachable, []string{"verify", "-c", s.config}},
 		{"run, unreachable", unreachable, []string{"run", "-c", s.config, "--log-level", "debug", "--spill-dir", t.TempDir()}},
 	} {
-		limit := time.Minute
+		var code int
 		if c.args[0] == "run" {
-			limit = 5 * time.Second // it retries an unreachable server until stopped
+			// It retries an unreachable server until stopped: it is
+			// stopped once it has reported the failure.
+			code, outputs[c.name] = pgveilUntil(c.env, "connection refused", 3*time.Minute, c.args...)
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			var out, errOut string
+			code, out, errOut = pgveilContext(ctx, c.env, c.args...)
+			cancel()
+			outputs[c.name] = out + errOut
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), limit)
-		code, out, errOut := pgveilContext(ctx, c.env, c.args...)
-		cancel()
-		outputs[c.name] = out + errOut
 		t.Logf("%s: exit %d", c.name, code)
 		switch {
 		case c.args[0] == "run":
@@ -93,10 +98,7 @@ func TestNoLeaks(t *testing.T) {
 	if !strings.Contains(outputs["preview customers"], "@") {
 		t.Errorf("preview printed no customers:\n%.500s", outputs["preview customers"])
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
+	s.terminate(p)
 	outputs["run's log (debug)"] = p.out.String()
 
 	outputs["a dump of the replica"] = s.dumpReplica()
@@ -105,6 +107,31 @@ func TestNoLeaks(t *testing.T) {
 		s.noCanary(where, text)
 		if strings.Contains(text, password) {
 			t.Errorf("%s contains the DSN password", where)
+		}
+	}
+}
+
+// pgveilUntil runs the command line in-process until its output (stdout
+// and stderr together) holds want, or limit has passed, then ends it; it
+// returns the exit code and the output.
+func pgveilUntil(envVars map[string]string, want string, limit time.Duration, args ...string) (int, string) {
+	var out syncbuf.Buffer
+	e := &env{stdout: &out, stderr: &out, lookupEnv: func(k string) (string, bool) {
+		v, ok := envVars[k]
+		return v, ok
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, e, args) }()
+	for {
+		select {
+		case code := <-done:
+			return code, out.String()
+		case <-time.After(20 * time.Millisecond):
+			if strings.Contains(out.String(), want) {
+				cancel()
+			}
 		}
 	}
 }

@@ -170,6 +170,20 @@ func (s *site) start(extra ...string) *proc {
 	return p
 }
 
+// terminate sends pgveil SIGTERM and waits for it to exit, failing the
+// test with its log if it is still running after signalStopWait.
+func (s *site) terminate(p *proc) {
+	s.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		s.t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(signalStopWait):
+		s.t.Fatalf("pgveil still running %s after SIGTERM; its log:\n%s", signalStopWait, p.out.String())
+	}
+}
+
 // sync writes a marker in production (an account with a new id: ids are
 // kept) and waits until the replica has it and the initial copy is
 // complete: then every earlier source commit is applied.
@@ -178,13 +192,14 @@ func (s *site) sync(p *proc) {
 	s.marker++
 	id := 1000000 + s.marker
 	s.exec(`INSERT INTO accounts (id, name, plan, country) VALUES ($1, 'marker', 'free', 'DE')`, id)
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(siteSyncWait)
+	var n int
+	var copied bool
+	var err error
 	for time.Now().Before(deadline) {
 		// The marker may come with the initial copy, while larger tables
 		// are still loading: the checkpoint is written when all are in.
-		var n int
-		var copied bool
-		err := s.dst.QueryRow(context.Background(), `SELECT count(*), EXISTS (SELECT FROM pgveil.checkpoint) FROM public.accounts WHERE id = $1`, id).Scan(&n, &copied)
+		err = s.dst.QueryRow(context.Background(), `SELECT count(*), EXISTS (SELECT FROM pgveil.checkpoint) FROM public.accounts WHERE id = $1`, id).Scan(&n, &copied)
 		if err == nil && n == 1 && copied {
 			return
 		}
@@ -195,8 +210,21 @@ func (s *site) sync(p *proc) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatalf("replica did not catch up\n%s", p.out.String())
+	s.t.Fatalf("the replica did not catch up within %s (marker %d: %d rows, checkpoint written %v, last error %v); pgveil's log:\n%s",
+		siteSyncWait, id, n, copied, err, p.out.String())
 }
+
+// Generous waits for what pgveil and the servers do: on a loaded machine
+// running several clusters it can take many times what it takes on an
+// idle one, and a wait only runs out when the test fails anyway.
+const (
+	// siteSyncWait bounds sync: pgveil applying every earlier source commit
+	// (a million-row transaction included).
+	siteSyncWait = 5 * time.Minute
+	// signalStopWait bounds a clean stop after SIGTERM or SIGINT: what matters
+	// is that pgveil stops, with status 0, rather than hanging.
+	signalStopWait = time.Minute
+)
 
 // verify: the replica equals mask(production).
 func (s *site) verify() {
@@ -259,11 +287,9 @@ func TestRunStopsCleanlyOnSignal(t *testing.T) {
 			if p.err != nil {
 				t.Errorf("%v: exit %v\n%s", sig, p.err, p.out.String())
 			}
-			if d := time.Since(began); d > 10*time.Second {
-				t.Errorf("%v: stopped after %v", sig, d)
-			}
-		case <-time.After(15 * time.Second):
-			t.Fatalf("%v: still running after 15s", sig)
+			t.Logf("%v: stopped after %v", sig, time.Since(began).Round(time.Millisecond))
+		case <-time.After(signalStopWait):
+			t.Fatalf("%v: still running after %s; its log:\n%s", sig, signalStopWait, p.out.String())
 		}
 		s.noCanary("the log", p.out.String())
 		if sig == syscall.SIGTERM {

@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +18,7 @@ func TestVerify(t *testing.T) {
 	stopWrites := s.noOpWrites()
 
 	began := time.Now()
-	code, out, errOut := s.cli("verify", "-c", s.config)
+	code, out, errOut := s.cli("verify", "-c", s.config, "--wait", verifyWait)
 	t.Logf("synced replica (%v):\n%s%s", time.Since(began).Round(time.Millisecond), out, errOut)
 	if code != exitOK {
 		t.Fatalf("synced: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
@@ -39,7 +38,7 @@ func TestVerify(t *testing.T) {
 	s.exec(`UPDATE customers SET city = 'Hamburg' WHERE id % 3 = 0`)
 	s.exec(`DELETE FROM events WHERE id % 10 = 0`)
 	began = time.Now()
-	code, out, errOut = s.cli("verify", "-c", s.config, "--sample", "50")
+	code, out, errOut = s.cli("verify", "-c", s.config, "--sample", "50", "--wait", verifyWait)
 	t.Logf("--sample 50 (%v):\n%s%s", time.Since(began).Round(time.Millisecond), out, errOut)
 	if code != exitOK || !regexp.MustCompile(`(?m)^TABLE +SAMPLED +MISSING +DIFFERENT +RESULT$`).MatchString(out) ||
 		!regexp.MustCompile(`(?m)^public\.customers +50 +0 +0 +OK$`).MatchString(out) ||
@@ -50,7 +49,7 @@ func TestVerify(t *testing.T) {
 	// While production inserts and prunes events as fast as it can: the
 	// replica moves on while verify reads it, which must not count.
 	stopBusy := s.busyWrites()
-	code, out, errOut = s.cli("verify", "-c", s.config)
+	code, out, errOut = s.cli("verify", "-c", s.config, "--wait", verifyWait)
 	stopBusy()
 	t.Logf("busy production:\n%s%s", out, errOut)
 	if code != exitOK || !strings.Contains(out, "verify: 7 tables OK") {
@@ -58,10 +57,11 @@ func TestVerify(t *testing.T) {
 	}
 
 	// Production idle: the checkpoint does not move, the slot's confirmed
-	// position does (within pgveil's status interval, 10 seconds).
+	// position does (within pgveil's status interval, 10 seconds, and
+	// what a loaded machine adds).
 	stopWrites()
 	began = time.Now()
-	code, out, _ = s.cli("verify", "-c", s.config, "--table", "public.customers")
+	code, out, _ = s.cli("verify", "-c", s.config, "--table", "public.customers", "--wait", verifyWait)
 	t.Logf("idle, --table public.customers (%v):\n%s", time.Since(began).Round(time.Millisecond), out)
 	if code != exitOK || !strings.Contains(out, "verify: 1 table OK") || strings.Count(out, "\n") != 3 {
 		t.Errorf("--table customers: exit %d\n%s", code, out)
@@ -69,10 +69,7 @@ func TestVerify(t *testing.T) {
 
 	// Corrupt the replica while pgveil is stopped: one row changed, one
 	// deleted, one that production never had.
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
+	s.terminate(p)
 	for _, q := range []string{
 		`UPDATE public.orders SET status = 'tampered' WHERE id = 10`,
 		`DELETE FROM public.orders WHERE id = 20`,
@@ -86,7 +83,7 @@ func TestVerify(t *testing.T) {
 	p = s.start()
 	s.sync(p)
 	stopWrites = s.noOpWrites()
-	code, out, errOut = s.cli("verify", "-c", s.config)
+	code, out, errOut = s.cli("verify", "-c", s.config, "--wait", verifyWait)
 	t.Logf("corrupted replica:\n%s%s", out, errOut)
 	if code != exitProblems ||
 		!regexp.MustCompile(`(?m)^public\.orders +3000 +3000 +1 +1 +1 +DIFF$`).MatchString(out) ||
@@ -97,18 +94,18 @@ func TestVerify(t *testing.T) {
 	}
 	// A sample as large as the table finds the changed and the missing
 	// row (not the extra one: a sample starts from the source).
-	code, out, errOut = s.cli("verify", "-c", s.config, "--table", "orders", "--sample", "5000")
+	code, out, errOut = s.cli("verify", "-c", s.config, "--table", "orders", "--sample", "5000", "--wait", verifyWait)
 	t.Logf("corrupted, --table orders --sample 5000:\n%s%s", out, errOut)
 	if code != exitProblems || !regexp.MustCompile(`(?m)^public\.orders +3000 +1 +1 +DIFF$`).MatchString(out) || strings.Count(out, "\n") != 3 {
 		t.Errorf("corrupted, sample: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 	stopWrites()
 
-	// pgveil stopped: the replica cannot reach the source's position.
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
+	// pgveil stopped: the replica cannot reach the source's position. Its
+	// walsender lets go of the slot after pgveil has gone: once it has,
+	// verify finds pgveil not connected.
+	s.terminate(p)
+	waitSlotIdle(t, s)
 	s.exec(`UPDATE customers SET city = 'Köln' WHERE id = 1`)
 	code, _, errOut = s.cli("verify", "-c", s.config, "--wait", "1s")
 	if code != exitProblems || !strings.Contains(errOut, "the replica did not reach source position") || !strings.Contains(errOut, "pgveil not connected") {
@@ -119,6 +116,12 @@ func TestVerify(t *testing.T) {
 		t.Errorf("--table invoices: exit %d, %s", code, errOut)
 	}
 }
+
+// verifyWait is how long verify may wait for the replica to reach the
+// source's position where the test expects it to: pgveil applies and
+// confirms within seconds, but a loaded machine may take much longer
+// than verify's default minute.
+const verifyWait = "3m"
 
 // busyWrites keeps production inserting bursts of events and deleting the
 // oldest, as fast as it can, until stopped.
