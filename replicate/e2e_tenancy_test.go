@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -134,21 +133,16 @@ func tenantLogin(t *testing.T, e *e2e, name, role string) *pgx.Conn {
 	return c
 }
 
-// waitFor polls cond on the replica until it holds, for 30 seconds.
+// waitFor polls cond on the replica until it holds.
 func waitFor(t *testing.T, e *e2e, what, cond string, args ...any) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	e.eventually(what, func() (bool, string) {
 		var ok bool
 		if err := e.dst.QueryRow(context.Background(), `SELECT `+cond, args...).Scan(&ok); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after 30s\n%s", what, e.logs.String())
-		}
-	}
+		return ok, "SELECT " + cond + " is false"
+	})
 }
 
 // TestReplicateTenancyReload adds a tenancy section to running rules and

@@ -118,10 +118,42 @@ func (e *e2e) stop() {
 		if err != nil {
 			e.t.Errorf("pipeline: %v", err)
 		}
-	case <-time.After(30 * time.Second):
-		e.t.Error("pipeline did not stop")
+	case <-time.After(patience):
+		e.t.Errorf("pipeline did not stop within %s\nlog:\n%s", patience, e.logs.String())
 	}
 	e.cancel = nil
+}
+
+// patience bounds every wait of these tests for something PostgreSQL or
+// the pipeline does. It is long on purpose: a busy machine running
+// several clusters is slow, and only a failing test waits it out.
+const patience = 3 * time.Minute
+
+// eventually polls cond until it holds; after patience it fails the test
+// with what cond last saw and the pipeline's log. A pipeline that stops
+// meanwhile fails the test at once.
+func (e *e2e) eventually(what string, cond func() (ok bool, saw string)) {
+	e.t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		if e.cancel != nil {
+			select {
+			case err := <-e.done:
+				e.cancel()
+				e.cancel = nil
+				e.t.Fatalf("%s: the pipeline stopped: %v\nlog:\n%s", what, err, e.logs.String())
+			default:
+			}
+		}
+		ok, saw := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: not within %s; last saw: %s\nlog:\n%s", what, patience, saw, e.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // sync writes a marker in production and waits until the replica has it:
@@ -130,24 +162,16 @@ func (e *e2e) sync() {
 	e.t.Helper()
 	n := e.marker.Add(1)
 	e.exec("INSERT INTO pgveil_marker VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n", n)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-e.done:
-			e.t.Fatalf("pipeline stopped: %v\nlog:\n%s", err, e.logs.String())
-		default:
-		}
+	e.eventually("the replica catching up", func() (bool, string) {
 		// The marker may come with the initial copy, while larger tables
 		// are still loading: the checkpoint is written when all are in.
 		var got int64
 		var copied bool
 		err := e.dst.QueryRow(context.Background(), "SELECT n, EXISTS (SELECT FROM pgveil.checkpoint WHERE slot = 's1') FROM public.pgveil_marker WHERE id = 1").Scan(&got, &copied)
-		if err == nil && got >= n && copied && !e.stats.Resyncing.Load() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	e.t.Fatalf("replica did not catch up within 60s\nlog:\n%s", e.logs.String())
+		resyncing := e.stats.Resyncing.Load()
+		return err == nil && got >= n && copied && !resyncing,
+			fmt.Sprintf("marker %d (want %d), checkpoint written %v, re-copying %v, error %v", got, n, copied, resyncing, err)
+	})
 }
 
 // verify compares the replica with mask(production), table by table.
@@ -174,16 +198,20 @@ func (e *e2e) verify() {
 	}
 }
 
-// waitSlotInactive waits until the server has let go of the slot.
+// waitSlotInactive waits until the server has let go of the slot and
+// pgveil's replication connection has left: a backend ends after its
+// client closed the connection, and until then StartOver takes it for a
+// running pgveil.
 func (e *e2e) waitSlotInactive() {
 	e.t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	e.eventually("the slot let go", func() (bool, string) {
 		var active bool
-		if err := e.src.QueryRow(context.Background(), `SELECT active FROM pg_replication_slots WHERE slot_name = 's1'`).Scan(&active); err != nil || !active {
-			return
-		}
-	}
-	e.t.Fatal("the slot is still active 30s after pgveil stopped")
+		var streams int
+		err := e.src.QueryRow(context.Background(), `SELECT
+  coalesce((SELECT active FROM pg_replication_slots WHERE slot_name = 's1'), false),
+  (SELECT count(*) FROM pg_stat_activity WHERE application_name = $1)`, streamAppName("s1")).Scan(&active, &streams)
+		return err == nil && !active && streams == 0, fmt.Sprintf("slot active %v, replication connections %d, error %v", active, streams, err)
+	})
 }
 
 func (e *e2e) count(table string) int64 {

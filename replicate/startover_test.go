@@ -27,6 +27,7 @@ func TestStartOverRefusesARunningPgveil(t *testing.T) {
 	}
 	defer other.Close(ctx)
 	repl.Close(ctx)
+	e.waitSlotInactive() // its backend ends after the close
 	// A slot that is not lost is left alone unless forced.
 	if _, err := StartOver(ctx, e.src, e.dst, "s1", false); !errors.Is(err, ErrSlotHealthy) {
 		t.Fatalf("healthy slot: %v, want ErrSlotHealthy", err)
