@@ -23,20 +23,11 @@ func TestReplicateIdleConfirmsWALEnd(t *testing.T) {
 	if err := e.src.QueryRow(context.Background(), `SELECT pg_current_wal_lsn()`).Scan(&now); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	e.eventually("the slot confirming the WAL end "+now.String(), func() (bool, string) {
 		var confirmed pglogrepl.LSN
-		if err := e.src.QueryRow(context.Background(), `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 's1' AND database = current_database()`).Scan(&confirmed); err != nil {
-			t.Fatal(err)
-		}
-		if confirmed >= now {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("slot confirmed %s, WAL is at %s", confirmed, now)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		err := e.src.QueryRow(context.Background(), `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 's1' AND database = current_database()`).Scan(&confirmed)
+		return err == nil && confirmed >= now, fmt.Sprintf("confirmed %s, error %v", confirmed, err)
+	})
 }
 
 // A copy interrupted half-way starts again from scratch: no half table, no
@@ -45,11 +36,18 @@ func TestReplicateInterruptedSnapshot(t *testing.T) {
 	e := newE2E(t, `CREATE TABLE big (id int PRIMARY KEY, v text);`, "  big:\n    columns: {id: hash, v: {fake: sentence}}\n")
 	e.exec(`INSERT INTO big SELECT g, 'value ' || g FROM generate_series(1, 150000) g`)
 	e.start()
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(e.logs.String(), "initial copy") && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(150 * time.Millisecond)
+	// Stop once the target's COPY of big has rows in: half-way, however
+	// fast the machine. (One fast enough to have copied the table by the
+	// time it is looked at gives a whole table, which is right too.)
+	e.eventually("the copy of big under way", func() (bool, string) {
+		if strings.Contains(e.logs.String(), `msg="table copied" table=public.big `) {
+			return true, "big copied"
+		}
+		var loading int64
+		err := e.dst.QueryRow(context.Background(), `SELECT coalesce(max(tuples_processed), 0) FROM pg_stat_progress_copy
+WHERE datname = current_database() AND relid = to_regclass('public.big')`).Scan(&loading)
+		return err == nil && loading > 0, fmt.Sprintf("%d rows loading, error %v", loading, err)
+	})
 	e.stop()
 	var copied int64
 	if err := e.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.big`).Scan(&copied); err != nil {
@@ -78,12 +76,17 @@ func TestReplicateServerRestarts(t *testing.T) {
 	ctx := context.Background()
 
 	an := anCluster.Get(t)
+	retries := strings.Count(e.logs.String(), "retrying")
 	if err := an.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	e.exec(`UPDATE t SET v = v + 1 WHERE id % 2 = 0`)
 	e.exec(`INSERT INTO t SELECT g, 1 FROM generate_series(1001, 1500) g`)
-	time.Sleep(1500 * time.Millisecond) // the pipeline fails and retries meanwhile
+	// The pipeline fails on the dead target and retries meanwhile.
+	e.eventually("a retry while the analytics server is down", func() (bool, string) {
+		n := strings.Count(e.logs.String(), "retrying")
+		return n > retries, fmt.Sprintf("%d retries logged, %d before the kill", n, retries)
+	})
 	if err := an.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +141,8 @@ func TestReplicateUnmaskableValue(t *testing.T) {
 		if strings.Contains(msg, "SECRET") || strings.Contains(e.logs.String(), "SECRET") {
 			t.Errorf("the value leaked: %s", msg)
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("the pipeline did not stop")
+	case <-time.After(patience):
+		t.Fatalf("the pipeline did not stop\n%s", e.logs.String())
 	}
 	// The column opts into NULL: the stream goes on.
 	e.rulesYML = strings.Replace(e.rulesYML, `{json: {"$.amount": {noise: 0.1}}}`, `{json: {"$.amount": {noise: 0.1}}, on_error: null}`, 1)
@@ -192,7 +195,7 @@ func TestReplicateFirstStartNeedsEveryColumn(t *testing.T) {
 		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "no rule") {
 			t.Fatalf("got %v", err)
 		}
-	case <-time.After(60 * time.Second):
+	case <-time.After(patience):
 		t.Fatalf("pgveil did not stop\n%s", e.logs.String())
 	}
 	var exists bool
@@ -231,6 +234,7 @@ func TestReplicateSlotInvalidated(t *testing.T) {
 		t.Fatalf("wal_status = %q (%v), want lost", status, err)
 	}
 	e.startExpectingStop("wal_status = lost", "pgveil resync")
+	e.waitSlotInactive() // StartOver refuses while that start's connection is there
 	r, err := StartOver(context.Background(), e.src, e.dst, "s1", false)
 	if err != nil || !r.SlotDropped || !r.CheckpointCleared || r.WALStatus != "lost" {
 		t.Fatalf("StartOver = %+v, %v", r, err)
@@ -262,7 +266,7 @@ func (e *e2e) startExpectingStop(parts ...string) {
 				e.t.Fatalf("got %v, want it to say %q", err, part)
 			}
 		}
-	case <-time.After(60 * time.Second):
+	case <-time.After(patience):
 		e.t.Fatalf("pgveil did not stop\n%s", e.logs.String())
 	}
 	if n := e.count("public.t"); n != 1 {
