@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -99,6 +100,17 @@ INSERT INTO extra SELECT g, 'x' FROM generate_series(1, 5) g;`)
 	if err := e.p.Reload(context.Background(), e.config()); err != nil {
 		t.Fatal(err)
 	}
+	// The re-copy runs under traffic: wait for traffic since the reload
+	// began, however slowly the traffic's connection is served.
+	e.eventually("traffic during the re-copy", func() (bool, string) {
+		select {
+		case err := <-trafficDone:
+			t.Fatalf("the traffic stopped: %v", err)
+		default:
+		}
+		n := ticks.Load()
+		return n > before, fmt.Sprintf("%d rounds of traffic since the reload", n-before)
+	})
 	e.sync()
 	stop()
 	<-readerDone
@@ -109,9 +121,6 @@ INSERT INTO extra SELECT g, 'x' FROM generate_series(1, 5) g;`)
 	case m := <-mixed:
 		t.Fatal(m)
 	default:
-	}
-	if ticks.Load() == before {
-		t.Error("no traffic ran during the re-copy")
 	}
 	e.sync()
 	e.verify()
@@ -219,24 +228,17 @@ func TestReplicateColumnRenamed(t *testing.T) {
 	}
 }
 
-// waitReplica waits (at most 60 s) until query, on the replica, returns
-// want (as text), and fails the test with what it returns otherwise.
+// waitReplica waits until query, on the replica, returns want (as text),
+// and fails the test with what it returns otherwise.
 func (e *e2e) waitReplica(what, query, want string) {
 	e.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	e.eventually(what, func() (bool, string) {
 		var got *string
-		_ = e.dst.QueryRow(context.Background(), "SELECT ("+query+")::text").Scan(&got)
-		if got != nil && *got == want {
-			return
+		err := e.dst.QueryRow(context.Background(), "SELECT ("+query+")::text").Scan(&got)
+		shown := "NULL"
+		if got != nil {
+			shown = *got
 		}
-		if time.Now().After(deadline) {
-			shown := "NULL"
-			if got != nil {
-				shown = *got
-			}
-			e.t.Fatalf("%s: the replica gives %q, want %q\n%s", what, shown, want, e.logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil && got != nil && *got == want, fmt.Sprintf("the replica gives %q, want %q (error %v)", shown, want, err)
+	})
 }
