@@ -559,10 +559,28 @@ func TestTenancyAttackAdvisoryLock(t *testing.T) {
 	}
 	one := d.login(t, d.role("acme"), "1")
 	exec(t, one, `SELECT pg_advisory_lock(hashtext('pgveil tenant roles'))`)
-	ctx, cancel := context.WithTimeout(d.ctx, 3*time.Second)
+	// The apply must never wait for tenant 1's session: it fails as soon
+	// as the server shows it waiting, not after some time.
+	ctx, cancel := context.WithCancel(d.ctx)
 	defer cancel()
-	err := applyRows(ctx, d, d.tn,
-		&Change{Op: OpInsert, Table: d.plan.Table("app", "accounts"), Row: vals("3", "three")})
+	applied := make(chan error, 1)
+	go func() {
+		applied <- applyRows(ctx, d, d.tn,
+			&Change{Op: OpInsert, Table: d.plan.Table("app", "accounts"), Row: vals("3", "three")})
+	}()
+	owner, tenant := d.owner.PgConn().PID(), one.PgConn().PID()
+	var err error
+	for done := false; !done; {
+		select {
+		case err = <-applied:
+			done = true
+		case <-time.After(20 * time.Millisecond):
+			if blockedBy(t, d, owner, tenant) {
+				cancel()
+				t.Fatalf("a new tenant waits for tenant 1's session (%v)", <-applied)
+			}
+		}
+	}
 	if err != nil {
 		t.Errorf("a new tenant while tenant 1 holds an advisory lock: %v", err)
 	}
@@ -586,17 +604,37 @@ func TestTenancyAttackAdvisoryLock(t *testing.T) {
 		r.err = pgx.BeginFunc(d.ctx, c2, func(tx pgx.Tx) error { return tx.QueryRow(d.ctx, ensure("41", "40", "42")).Scan(&r.created) })
 		second <- r
 	}()
-	time.Sleep(200 * time.Millisecond) // the second now waits for the first's roles
+	// The second now waits for the first's roles.
+	for !blockedBy(t, d, c2.PgConn().PID(), c1.PgConn().PID()) {
+		select {
+		case r := <-second:
+			t.Fatalf("the second transaction did not wait for the first: created %d, %v", r.created, r.err)
+		case <-d.ctx.Done():
+			t.Fatal("the second transaction never waited for the first")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	exec(t, c1, `COMMIT`)
 	select {
 	case r := <-second:
 		if r.err != nil || r.created != 1 {
 			t.Errorf("the second transaction: created %d, %v; want 1, nil", r.created, r.err)
 		}
-	case <-time.After(15 * time.Second):
+	case <-d.ctx.Done():
 		t.Fatal("the second transaction is still waiting")
 	}
 	equal(t, "tenant roles", roleNames(t, d, d.tenant("4")), []string{d.tenant("40"), d.tenant("41"), d.tenant("42")})
+}
+
+// blockedBy tells whether the server backend waiter waits for a lock that
+// the backend holder holds.
+func blockedBy(t *testing.T, d *tenancyDB, waiter, holder uint32) bool {
+	t.Helper()
+	var blocked bool
+	if err := d.admin.QueryRow(d.ctx, `SELECT $1::int = ANY (pg_blocking_pids($2::int))`, int64(holder), int64(waiter)).Scan(&blocked); err != nil {
+		t.Fatalf("pg_blocking_pids: %v", err)
+	}
+	return blocked
 }
 
 // TestTenancyAttackReservedRoleName: with a prefix that begins a
