@@ -34,7 +34,7 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "demo")
 	dir := fs.String("dir", "", "`directory` for the two clusters (default: a new temporary one)")
 	scale := fs.Int("scale", 100000, "about how many `rows` to seed")
-	duration := fs.Duration("duration", 0, "stop after this long (default: at Ctrl-C)")
+	duration := fs.Duration("duration", 0, "stop the live traffic after this long (default: at Ctrl-C); setting up and the initial copy come before it")
 	keep := fs.Bool("keep", false, "keep the clusters' data directory when the demo ends")
 	rate := fs.Int("rate", 20, "live traffic, in `transactions` per second")
 	every := fs.Duration("every", 3*time.Second, "how often to show progress")
@@ -42,12 +42,7 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 	if code := parseNoArgs(e, fs, args); code >= 0 {
 		return code
 	}
-	if *duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
-		defer cancel()
-	}
-	d := &demoRun{e: e, scale: *scale, rate: *rate, every: *every, keep: *keep, listen: *listen}
+	d := &demoRun{e: e, scale: *scale, rate: *rate, every: *every, keep: *keep, listen: *listen, duration: *duration}
 	code, err := d.run(ctx, *dir)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pgveil demo: %v\n", err)
@@ -65,6 +60,10 @@ type demoRun struct {
 	every  time.Duration
 	keep   bool
 	listen string
+	// duration is how long the live traffic runs; 0: until Ctrl-C. It
+	// starts with the traffic, so that a slow machine's set-up never
+	// cuts the demo short.
+	duration time.Duration
 
 	prod, an       *pgtest.Cluster
 	prodDSN, anDSN string
@@ -173,6 +172,7 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	d.log = slog.New(slog.NewTextHandler(logFile, nil))
 	d.metrics = metrics.New(time.Now)
 	d.metrics.SetBuildInfo(buildVersion())
+	d.metrics.Tables(replicate.TableLabels(cfg))
 	if d.listen != "" {
 		ln, err := net.Listen("tcp", d.listen)
 		if err != nil {
@@ -212,6 +212,10 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	}
 	trafficCtx, stopTraffic := context.WithCancel(ctx)
 	defer stopTraffic()
+	if d.duration > 0 {
+		trafficCtx, stopTraffic = context.WithTimeout(trafficCtx, d.duration)
+		defer stopTraffic()
+	}
 	trafficConn, err := pgx.Connect(setup, d.prodDSN)
 	if err != nil {
 		return exitProblems, err
@@ -223,29 +227,30 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 
 	tick := time.NewTicker(d.every)
 	defer tick.Stop()
-	for done := false; !done; {
+	// The traffic ends when trafficCtx does (Ctrl-C, --duration) or on
+	// an error; either way its result is read exactly once, here.
+	for trafficEnded := false; !trafficEnded; {
 		select {
-		case <-ctx.Done():
-			done = true
 		case err := <-pipeDone:
 			return exitProblems, fmt.Errorf("pgveil stopped: %v", err)
 		case err := <-trafficDone:
 			if err != nil {
 				return exitProblems, fmt.Errorf("traffic: %w", err)
 			}
-			done = true
+			trafficEnded = true
 		case <-tick.C:
 			d.show(src, plan, stats)
 		}
 	}
-	stopTraffic()
-	<-trafficDone
 
 	// Let the replica catch up, then check it against the masked source.
 	fmt.Fprintln(d.out, "\nStopping the traffic; waiting for the replica to catch up, then verifying it...")
 	end, cancelEnd := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancelEnd()
 	if err := d.catchUp(end, src, cfg, pipeDone); err != nil {
+		return exitProblems, err
+	}
+	if err := d.showNewest(end, src, plan); err != nil {
 		return exitProblems, err
 	}
 	ok, err := d.verify(end, cfg)
@@ -344,11 +349,13 @@ func (d *demoRun) phase() string { return d.metrics.CurrentPhase() }
 func (d *demoRun) show(src *pgx.Conn, plan *transform.Plan, stats *replicate.Stats) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	lagBytes, lagSeconds := d.metrics.Lag()
-	fmt.Fprintf(d.out, "\n[%s] traffic: %d transactions | replicated: %d inserts, %d updates, %d deletes in %d transactions | lag: %s, %.1fs\n",
+	lag := "unknown"
+	if lagBytes, lagSeconds, ok := d.metrics.Lag(); ok {
+		lag = fmt.Sprintf("%s, %.1fs", humanBytes(lagBytes), lagSeconds)
+	}
+	fmt.Fprintf(d.out, "\n[%s] traffic: %d transactions | replicated: %d inserts, %d updates, %d deletes in %d transactions | lag: %s\n",
 		time.Since(d.started).Round(time.Second), d.traffic.Transactions.Load(),
-		stats.Inserts.Load(), stats.Updates.Load(), stats.Deletes.Load(), stats.Transactions.Load(),
-		humanBytes(lagBytes), lagSeconds)
+		stats.Inserts.Load(), stats.Updates.Load(), stats.Deletes.Load(), stats.Transactions.Load(), lag)
 	d.shown++
 	if d.shown > 1 {
 		// Later ticks show the newest customer the replica has, to
@@ -367,6 +374,25 @@ func (d *demoRun) show(src *pgx.Conn, plan *transform.Plan, stats *replicate.Sta
 	if err != nil {
 		fmt.Fprintf(d.out, "  (could not show a customer: %v)\n", err)
 	}
+}
+
+// showNewest prints the newest customer the live traffic added, raw beside
+// masked, once the replica has caught up: the stream's own work, shown
+// whatever the progress reports managed to show while it ran.
+func (d *demoRun) showNewest(ctx context.Context, src *pgx.Conn, plan *transform.Plan) error {
+	ids, err := demo.NewestCustomerIDs(ctx, src, 1)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return errors.New("production has no customer to show")
+	}
+	fmt.Fprintln(d.out)
+	if err := d.showCustomer(ctx, plan, "newest customer", ids[0]); err != nil {
+		return fmt.Errorf("the newest customer, once caught up: %w", err)
+	}
+	fmt.Fprintln(d.out)
+	return nil
 }
 
 // showCustomer prints customer id as production holds it and as the
