@@ -103,7 +103,9 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	}()
 
 	// Two clusters, each in its own folder; they stop when the demo ends.
-	setup, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// Minutes to spare: two initdb runs, seeding and the first connections
+	// on a slow or busy machine.
+	setup, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	fmt.Fprintf(d.out, "pgveil demo: starting two PostgreSQL clusters (production and analytics) in %s\n", base)
 	for _, c := range []struct {
@@ -245,7 +247,7 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 
 	// Let the replica catch up, then check it against the masked source.
 	fmt.Fprintln(d.out, "\nStopping the traffic; waiting for the replica to catch up, then verifying it...")
-	end, cancelEnd := context.WithTimeout(context.Background(), 2*time.Minute)
+	end, cancelEnd := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancelEnd()
 	if err := d.catchUp(end, src, cfg, pipeDone); err != nil {
 		return exitProblems, err
@@ -479,7 +481,7 @@ func (d *demoRun) catchUp(ctx context.Context, src *pgx.Conn, cfg *rules.Config,
 		}
 		select {
 		case <-ctx.Done():
-			return errors.New("the replica did not catch up within 2 minutes")
+			return errors.New("the replica did not catch up within 5 minutes")
 		case err := <-pipeDone:
 			return fmt.Errorf("pgveil stopped: %v", err)
 		case <-time.After(200 * time.Millisecond):

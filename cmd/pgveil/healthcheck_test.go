@@ -4,17 +4,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
 func TestHealthcheck(t *testing.T) {
-	healthy := true
+	var healthy atomic.Bool // written here, read by the server's goroutines
+	healthy.Store(true)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			http.NotFound(w, r)
 			return
 		}
-		if !healthy {
+		if !healthy.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("the source has not been heard from for 2m0s\n"))
 			return
@@ -30,7 +32,7 @@ func TestHealthcheck(t *testing.T) {
 	if code, out, _ := check("--timeout", "1m", srv.URL+"/healthz"); code != exitOK || !strings.Contains(out, "ok") {
 		t.Errorf("healthy: exit %d, %q", code, out)
 	}
-	healthy = false
+	healthy.Store(false)
 	if code, _, errs := check("--timeout", "1m", srv.URL+"/healthz"); code != exitProblems || !strings.Contains(errs, "503") || !strings.Contains(errs, "not been heard") {
 		t.Errorf("unhealthy: exit %d, %q", code, errs)
 	}

@@ -70,7 +70,7 @@ func (n *Native) Disable(ctx context.Context) error {
 		return err
 	}
 	// Wait until the worker has gone, so that the backlog piles up.
-	return waitUntil(ctx, nil, 30*time.Second, 50*time.Millisecond, "the native apply worker to stop", func(ctx context.Context) (bool, error) {
+	return waitUntil(ctx, nil, 3*time.Minute, 50*time.Millisecond, "the native apply worker to stop", func(ctx context.Context) (bool, error) {
 		var active bool
 		err := n.conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL)`, n.Name).Scan(&active)
 		return !active, err
@@ -85,7 +85,7 @@ func (n *Native) Enable(ctx context.Context) error {
 
 // waitWorker waits until the subscription's apply worker runs.
 func (n *Native) waitWorker(ctx context.Context) error {
-	return waitUntil(ctx, nil, 60*time.Second, 2*time.Millisecond, "the native apply worker to start", func(ctx context.Context) (bool, error) {
+	return waitUntil(ctx, nil, 3*time.Minute, 2*time.Millisecond, "the native apply worker to start", func(ctx context.Context) (bool, error) {
 		var active bool
 		err := n.conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL AND relid IS NULL)`, n.Name).Scan(&active)
 		return active, err

@@ -69,9 +69,9 @@ func (p *Proc) Stop() error {
 			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("pgveil-%d.log", p.cmd.Process.Pid)), []byte(p.log.String()), 0o644)
 		}
 		return err
-	case <-time.After(60 * time.Second):
+	case <-time.After(3 * time.Minute):
 		_ = p.cmd.Process.Kill()
-		return errors.New("pgveil did not stop within 60s")
+		return errors.New("pgveil did not stop within 3 minutes")
 	}
 }
 

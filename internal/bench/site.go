@@ -270,7 +270,7 @@ func (s *Site) DropSlot(ctx context.Context, name string) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, name)
 		if err == nil || time.Now().After(deadline) {
