@@ -681,24 +681,41 @@ func watchSlot(ctx context.Context, opts Options, src *pgx.Conn) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(opts.MonitorInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			if s, err := ReadSlot(ctx, src, opts.Config.Source.Slot); err == nil {
-				opts.Observer.Slot(s)
-			} else if ctx.Err() == nil {
-				opts.Logger.Warn("reading the slot's state", "error", err.Error())
-			}
-		}
+		everyInterval(ctx, opts.MonitorInterval, func() bool {
+			reportSlot(ctx, opts, src)
+			return true
+		})
 	}()
 	return func() {
 		cancel()
 		<-done
+	}
+}
+
+// reportSlot reads the slot's state and reports it to the observer; a
+// failure is logged (the next round tries again).
+func reportSlot(ctx context.Context, opts Options, src *pgx.Conn) {
+	if s, err := ReadSlot(ctx, src, opts.Config.Source.Slot); err == nil {
+		opts.Observer.Slot(s)
+	} else if ctx.Err() == nil {
+		opts.Logger.Warn("reading the slot's state", "error", err.Error())
+	}
+}
+
+// everyInterval calls round every interval until ctx ends or round
+// returns false.
+func everyInterval(ctx context.Context, interval time.Duration, round func() bool) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !round() {
+			return
+		}
 	}
 }
 
@@ -723,19 +740,13 @@ func (m *monitor) close() { m.tw.close() }
 // run does a round every MonitorInterval until ctx ends or a round finds
 // that the pipeline must restart, which it then asks of restart.
 func (m *monitor) run(ctx context.Context, restart context.CancelCauseFunc) {
-	tick := time.NewTicker(m.opts.MonitorInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	everyInterval(ctx, m.opts.MonitorInterval, func() bool {
 		if sc := m.round(ctx); sc != nil {
 			restart(sc)
-			return
+			return false
 		}
-	}
+		return true
+	})
 }
 
 // round checks everything once. It returns a schemaChange when the
@@ -755,11 +766,7 @@ func (m *monitor) round(ctx context.Context) *schemaChange {
 			"views", strings.Join(leaky, ", "))
 		return &schemaChange{}
 	}
-	if s, err := ReadSlot(ctx, src, opts.Config.Source.Slot); err == nil {
-		opts.Observer.Slot(s)
-	} else if ctx.Err() == nil {
-		opts.Logger.Warn("reading the slot's state", "error", err.Error())
-	}
+	reportSlot(ctx, opts, src)
 	if d, err := DetectDrift(ctx, src, opts.Config, plan); err == nil {
 		opts.Observer.Drift(d)
 		if len(d.TypeChanged) > 0 {
