@@ -148,7 +148,7 @@ func prepare(ctx context.Context, src *pgx.Conn, cfg *rules.Config, reg *transfo
 	if probs := source.Check(srv, cat, plan, slotExists); len(probs) > 0 {
 		return nil, fatal(&ProblemsError{Problems: probs})
 	}
-	pub, err := source.PlanPublication(ctx, src, srv, cat, plan, cfg.Source.Publication)
+	pub, err := source.PlanPublication(ctx, src, srv, cat, plan, cfg.Source.Publication, cfg.Source.PublicationMode == rules.ColumnLists)
 	if err != nil {
 		return nil, fatal(err)
 	}
@@ -454,6 +454,11 @@ func runOnce(ctx context.Context, opts Options) error {
 		}
 	}
 	changed, err := source.EnsurePublication(ctx, src, prep.Publication, prep.Catalog)
+	if oe := (*source.OwnerNeededError)(nil); errors.As(err, &oe) && oe.Serves {
+		// Stricter than the rules ask, and enough to replicate: go on.
+		log.Warn(oe.Warning())
+		err = nil
+	}
 	if err != nil {
 		return fatalUnlessTransient(err)
 	}

@@ -26,7 +26,26 @@ type Source struct {
 	DSN         DSN
 	Slot        string // default "pgveil"
 	Publication string // default "pgveil"
+	// PublicationMode is how the publication holds the rules' tables:
+	// MigrationSafe (the default) or ColumnLists.
+	PublicationMode string
 }
+
+// Publication modes (source.publication_mode).
+const (
+	// MigrationSafe publishes whole tables, with neither column lists nor
+	// row filters: every migration production runs succeeds as it would
+	// without pgveil (PostgreSQL refuses DROP COLUMN and ALTER COLUMN ...
+	// TYPE on a column a publication's column list or row filter uses).
+	// Columns no rule publishes, and rows a `where` excludes, reach pgveil
+	// and are removed there before anything is written or logged.
+	MigrationSafe = "migration_safe"
+	// ColumnLists publishes each table with a column list (and a `where`
+	// on replica identity columns as its row filter): dropped and unruled
+	// columns never leave production, but production's DROP COLUMN and
+	// ALTER COLUMN ... TYPE on a listed column fail while it is listed.
+	ColumnLists = "column_lists"
+)
 
 // Target is the analytics database pgveil writes the masked copy to.
 type Target struct {

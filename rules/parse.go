@@ -22,7 +22,7 @@ const maxAliases = 1000
 // The keys allowed in each map of the file, as messages list them.
 const (
 	topKeys     = "source, target, secret, tenancy, tables"
-	sourceKeys  = "dsn, slot, publication"
+	sourceKeys  = "dsn, slot, publication, publication_mode"
 	targetKeys  = "dsn, readers"
 	tableKeys   = "where, tenant, columns"
 	tenancyKeys = "column, role_prefix, group, impersonators"
@@ -64,7 +64,7 @@ func (p *parser) addf(n *yaml.Node, at loc, format string, args ...any) {
 // parse decodes data and walks it. A YAML syntax error is the only
 // problem reported.
 func (p *parser) parse(data []byte) *Config {
-	cfg := &Config{File: p.file, Source: Source{Slot: defaultName, Publication: defaultName}}
+	cfg := &Config{File: p.file, Source: Source{Slot: defaultName, Publication: defaultName, PublicationMode: MigrationSafe}}
 	var doc yaml.Node
 	if err := unmarshal(data, &doc); err != nil {
 		p.syntaxError(err, data)
@@ -395,7 +395,7 @@ func (p *parser) section(e entry, allowed string) ([]entry, bool) {
 }
 
 func (p *parser) source(e entry) Source {
-	s := Source{Slot: defaultName, Publication: defaultName}
+	s := Source{Slot: defaultName, Publication: defaultName, PublicationMode: MigrationSafe}
 	fs, ok := p.section(e, sourceKeys)
 	hasDSN := false
 	for _, f := range fs {
@@ -412,6 +412,16 @@ func (p *parser) source(e entry) Source {
 		case "publication":
 			if v, ok := p.pgName(f, "publication"); ok && !f.dup {
 				s.Publication = v
+			}
+		case "publication_mode":
+			if v, ok := p.str(f.value, "publication_mode", loc{}); ok && !f.dup && !isNull(v.n) {
+				switch v.value {
+				case MigrationSafe, ColumnLists:
+					s.PublicationMode = v.value
+				default:
+					p.addf(v.n, loc{}, "publication_mode %s is not %s (the default: whole tables, every migration works) or %s (unpublished columns never leave production, but production cannot drop or retype a listed column)",
+						show(v), MigrationSafe, ColumnLists)
+				}
 			}
 		}
 	}

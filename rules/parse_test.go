@@ -95,7 +95,7 @@ func TestParseProblems(t *testing.T) {
 
 		// Wrong node kinds.
 		{"source list", "source: [a]\ntarget: {dsn: x}\nsecret: 0123456789abcdef0123456789abcdef\ntables: {t: {columns: {id: keep}}}\n", []want{
-			"1:9: source must be a map with dsn, slot, publication, not a list"}},
+			"1:9: source must be a map with dsn, slot, publication, publication_mode, not a list"}},
 		{"dsn map", "source: {dsn: {a: b}}\ntarget: {dsn: x}\nsecret: 0123456789abcdef0123456789abcdef\ntables: {t: {columns: {id: keep}}}\n", []want{
 			"1:15: source.dsn must be a single value, not a map"}},
 		{"tables list", head + "  - t\n", []want{"7:3: tables must be a map of table names to their rules, not a list"}},
@@ -391,12 +391,32 @@ func TestParseAliases(t *testing.T) {
 	}
 }
 
+func TestParsePublicationMode(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"", MigrationSafe},
+		{"  publication_mode: migration_safe\n", MigrationSafe},
+		{"  publication_mode: column_lists\n", ColumnLists},
+		{"  publication_mode:\n", MigrationSafe},
+		{"  publication_mode: ${MODE:-column_lists}\n", ColumnLists},
+	} {
+		src := "source:\n  dsn: x\n" + tc.yaml + "target: {dsn: y}\nsecret: ${PGVEIL_SECRET}\ntables:\n  t: {columns: {id: keep}}\n"
+		cfg, ps := parseString(t, src)
+		if len(ps) > 0 {
+			t.Errorf("%q: problems:\n%v", tc.yaml, ps)
+			continue
+		}
+		if cfg.Source.PublicationMode != tc.want {
+			t.Errorf("%q: mode %q, want %q", tc.yaml, cfg.Source.PublicationMode, tc.want)
+		}
+	}
+}
+
 func TestParseDefaults(t *testing.T) {
 	cfg, ps := parseString(t, head+"  t: {columns: {id: keep}}\n")
 	if len(ps) > 0 {
 		t.Fatalf("problems:\n%v", ps)
 	}
-	if cfg.Source.Slot != "pgveil" || cfg.Source.Publication != "pgveil" || cfg.File != "rules.yaml" {
+	if cfg.Source.Slot != "pgveil" || cfg.Source.Publication != "pgveil" || cfg.Source.PublicationMode != MigrationSafe || cfg.File != "rules.yaml" {
 		t.Errorf("defaults: %+v", cfg.Source)
 	}
 	if cfg.Tables[0].Where != "" || cfg.Target.Readers != nil {

@@ -35,6 +35,25 @@ type OwnerNeededError struct {
 	Role        string
 	Tables      []string // qualified, quoted
 	Statements  []string
+	// Serves: the publication as it is, though stricter than the rules
+	// ask (column lists where publication_mode migration_safe wants whole
+	// tables), sends every change pgveil needs, so pgveil can run with it
+	// meanwhile; only production's migrations stay limited by its column
+	// lists until the statements run (see Warning).
+	Serves bool
+}
+
+// Warning is what to log when Serves: pgveil runs, and what the
+// statements would change.
+func (e *OwnerNeededError) Warning() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "publication %s still has column lists, and role %s cannot change it (it does not own %s): pgveil replicates with it, but production cannot DROP or ALTER COLUMN ... TYPE a listed column until a superuser (or the tables' owner) runs, in the production database:\n\n",
+		transform.QuoteIdent(e.Publication), transform.QuoteIdent(e.Role), strings.Join(e.Tables, ", "))
+	for _, s := range e.Statements {
+		b.WriteString("  " + s + ";\n")
+	}
+	b.WriteString("\n(or set source.publication_mode: column_lists to keep the column lists on purpose)")
+	return b.String()
 }
 
 func (e *OwnerNeededError) Error() string {
@@ -216,7 +235,8 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 		return fail(err)
 	}
 	if len(notOwned) > 0 {
-		return false, &OwnerNeededError{Publication: spec.Name, Role: currentRole(ctx, tx), Tables: notOwned, Statements: stmts}
+		return false, &OwnerNeededError{Publication: spec.Name, Role: currentRole(ctx, tx), Tables: notOwned, Statements: stmts,
+			Serves: cur.serves(want, spec, live)}
 	}
 	for _, s := range stmts {
 		if err := execOne(ctx, conn, s); err != nil {
@@ -473,6 +493,37 @@ func (s *pubState) sameTables(o *pubState) bool {
 
 func (s *pubState) equal(o *pubState) bool {
 	return s.allTables == o.allTables && s.sameOptions(o) && s.sameTables(o)
+}
+
+// serves reports whether s, a live publication that differs from want,
+// still sends every change spec (publication mode migration_safe) needs,
+// and nothing more: the same tables and options, no row filter (whether
+// one keeps exactly the rules' rows cannot be told), and on each table
+// either no column list or one that holds every column pgveil reads (the
+// replicated ones, the in-process filter's and the replica identity's).
+// That is how a publication made under column_lists looks once the rules
+// switch to migration_safe: stricter than asked, and enough to replicate.
+func (s *pubState) serves(want *pubState, spec *PublicationSpec, live []*liveTable) bool {
+	if s == nil || spec.ColumnLists || s.allTables || len(s.schemas) > 0 || !s.sameOptions(want) || len(s.rels) != len(want.rels) {
+		return false
+	}
+	for i, pt := range spec.Tables {
+		lt := live[i]
+		r, ok := s.rels[lt.oid]
+		if !ok || r.filter != "" {
+			return false
+		}
+		if r.cols == nil {
+			continue
+		}
+		for _, c := range lt.columns {
+			needed := !slices.Contains(pt.Extra, c) || slices.Contains(pt.FilterColumns, c) || slices.Contains(lt.identity, c)
+			if needed && !slices.Contains(r.cols, lt.attnums[c]) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // desiredState is the pubState spec asks for. Row filters are compared

@@ -33,7 +33,7 @@ CREATE TABLE "Sales"."Orders" ("OrderID" int PRIMARY KEY, "Customer Name" text, 
 func planFilter(t *testing.T, conn *pgx.Conn, cat *Catalog, rules string) (*Filter, *PublishedTable) {
 	t.Helper()
 	ctx := testContext(t)
-	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, compile(t, cat, rules), "pgveil")
+	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, compile(t, cat, rules), "pgveil", true)
 	if err != nil {
 		t.Fatal(err)
 	}

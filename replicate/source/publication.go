@@ -13,8 +13,13 @@ import (
 
 // PublicationSpec is what the publication must hold.
 type PublicationSpec struct {
-	Name   string
-	Tables []PublishedTable // in plan order
+	Name string
+	// ColumnLists is the publication mode column_lists: tables are
+	// published with column lists and key-only row filters where the
+	// server allows. Without it (migration_safe, the default) tables are
+	// published whole, so that no migration fails because of pgveil.
+	ColumnLists bool
+	Tables      []PublishedTable // in plan order
 }
 
 // Table returns the spec of the named table, or nil.
@@ -34,8 +39,10 @@ type PublishedTable struct {
 	// means no column list (every column is published).
 	Columns []string
 	// RowFilter is the `where` pushed down as the publication's row
-	// filter, "" when none.
-	RowFilter string
+	// filter, "" when none; RowFilterColumns are the columns it uses, in
+	// attribute order.
+	RowFilter        string
+	RowFilterColumns []string
 	// InProcessFilter is the table's `where` when it cannot be pushed
 	// down: the pipeline must evaluate it (see Filter). FilterColumns are
 	// the columns it references, in attribute order; they are published
@@ -54,7 +61,17 @@ type PublishedTable struct {
 }
 
 // PlanPublication decides, from the plan and catalog, the publication's
-// content (see PublishedTable):
+// content (see PublishedTable).
+//
+// Without columnLists (publication mode migration_safe, the default) every
+// table is published whole, with neither a column list nor a row filter:
+// PostgreSQL refuses DROP COLUMN and ALTER COLUMN ... TYPE on a column a
+// publication's column list or row filter uses, and production's
+// migrations must not fail because of pgveil. The dropped and unruled
+// columns travel to pgveil, which removes them before anything is written
+// or logged (Extra), and every `where` is the InProcessFilter.
+//
+// With columnLists:
 //
 //   - the column list is the plan's published columns plus the replica
 //     identity columns (always) plus the in-process filter's columns, in
@@ -74,16 +91,16 @@ type PublishedTable struct {
 // temporary view's dependencies, rolled back). A `where` that is not valid
 // SQL for the table, references the whole row or a generated column, or
 // cannot be evaluated by Filter, is an error naming the table.
-func PlanPublication(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, plan *transform.Plan, name string) (*PublicationSpec, error) {
+func PlanPublication(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, plan *transform.Plan, name string, columnLists bool) (*PublicationSpec, error) {
 	if srv == nil || cat == nil || plan == nil {
 		return nil, errors.New("planning the publication: server, catalog and plan are required")
 	}
 	if name == "" {
 		return nil, errors.New("planning the publication: no publication name")
 	}
-	spec := &PublicationSpec{Name: name}
+	spec := &PublicationSpec{Name: name, ColumnLists: columnLists}
 	for _, tp := range plan.Tables() {
-		pt, err := planTable(ctx, conn, srv, cat, tp)
+		pt, err := planTable(ctx, conn, srv, cat, tp, columnLists)
 		if err != nil {
 			return nil, err
 		}
@@ -118,7 +135,7 @@ func inOrder(t *transform.Table, set ...[]string) []string {
 	return out
 }
 
-func planTable(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, tp *transform.TablePlan) (PublishedTable, error) {
+func planTable(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, tp *transform.TablePlan, columnLists bool) (PublishedTable, error) {
 	name := transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
 	q := name.QualifiedName()
 	t, info := cat.Table(name)
@@ -127,10 +144,10 @@ func planTable(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, t
 	}
 	pt := PublishedTable{Name: name}
 	planned := tp.ColumnNames()
-	columnList := srv.Version >= 150000 && info.ReplicaIdentity != 'f'
+	columnList := columnLists && srv.Version >= 150000 && info.ReplicaIdentity != 'f'
 	base := inOrder(t, planned, info.IdentityColumns)
 	if tp.Where != "" {
-		if err := planWhere(ctx, conn, srv, t, info, tp.Where, base, columnList, &pt); err != nil {
+		if err := planWhere(ctx, conn, srv, t, info, tp.Where, base, columnLists, columnList, &pt); err != nil {
 			return PublishedTable{}, err
 		}
 	}
@@ -148,7 +165,10 @@ func planTable(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, t
 	}
 	if pt.Columns == nil && len(tp.Dropped) > 0 {
 		why := "REPLICA IDENTITY FULL: no column list (it would have to cover every column)"
-		if srv.Version < 150000 {
+		switch {
+		case !columnLists:
+			why = "published whole (publication_mode migration_safe: production can drop and retype any column)"
+		case srv.Version < 150000:
 			why = fmt.Sprintf("PostgreSQL %s has no publication column lists (15 has)", srv.VersionString())
 		}
 		pt.Notes = append(pt.Notes, fmt.Sprintf("%s: dropped columns %s travel to pgveil and are dropped there", why, transform.QuoteIdents(tp.Dropped)))
@@ -164,7 +184,7 @@ func planTable(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, t
 // planWhere decides where a table's `where` is evaluated, filling in
 // RowFilter or InProcessFilter, FilterColumns, FilterTypes and notes.
 func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Table, info *TableInfo,
-	where string, base []string, columnList bool, pt *PublishedTable) error {
+	where string, base []string, columnLists, columnList bool, pt *PublishedTable) error {
 	q := t.QualifiedName()
 	tx, err := beginLimited(ctx, conn)
 	if err != nil {
@@ -190,6 +210,8 @@ func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Ta
 	}
 	var why string
 	switch {
+	case !columnLists:
+		why = "publication_mode migration_safe (as a row filter it would make production's ALTER COLUMN ... TYPE fail on the columns it uses)"
 	case srv.Version < 150000:
 		why = fmt.Sprintf("PostgreSQL %s has no publication row filters (15 has)", srv.VersionString())
 	case !hasIdentity(info):
@@ -206,7 +228,7 @@ func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Ta
 			return fmt.Errorf("planning the publication: %s: testing the where as a row filter: %w", q, err)
 		}
 		if ok {
-			pt.RowFilter = where
+			pt.RowFilter, pt.RowFilterColumns = where, inOrder(t, refs)
 			pt.Notes = append(pt.Notes, "where pushed down as the publication's row filter: filtered rows never leave production")
 			return nil
 		}

@@ -139,7 +139,7 @@ func TestPublicationKeepsProductionWritable(t *testing.T) {
 	srv := readServer(t, conn)
 	plan := compile(t, cat, shapesRules)
 
-	spec, err := PlanPublication(ctx, conn, srv, cat, plan, "pgveil")
+	spec, err := PlanPublication(ctx, conn, srv, cat, plan, "pgveil", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +215,131 @@ func TestPublicationKeepsProductionWritable(t *testing.T) {
 	if err != nil || changed {
 		t.Errorf("EnsurePublication again = %v, %v; want false, nil", changed, err)
 	}
+	checkLocks(t, conn, spec)
+}
+
+// checkLocks checks that the columns the spec says production cannot
+// drop or retype are the ones the live publication locks, and that they
+// are exactly those whose DROP COLUMN PostgreSQL refuses (each tried in a
+// savepoint that is rolled back); partition keys are left out (PostgreSQL
+// refuses to drop them anyway).
+func checkLocks(t *testing.T, conn *pgx.Conn, spec *PublicationSpec) {
+	t.Helper()
+	ctx := testContext(t)
+	locked, exists, err := PublicationLocks(ctx, conn, spec.Name)
+	if err != nil || !exists {
+		t.Fatalf("PublicationLocks = %v, %v, %v", locked, exists, err)
+	}
+	if want := spec.LockedColumns(); !reflect.DeepEqual(locked, want) {
+		t.Errorf("locked columns:\n got %v\nwant %v (the spec's)", locked, want)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	for _, pt := range spec.Tables {
+		q := pt.Name.QualifiedName()
+		var cols []string
+		if err := tx.QueryRow(ctx, `SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute
+WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+  AND attnum <> ALL (coalesce((SELECT partattrs::int2[] FROM pg_partitioned_table WHERE partrelid = $1::regclass), '{}'))`, q).Scan(&cols); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cols {
+			if _, err := tx.Exec(ctx, "SAVEPOINT drop_one"); err != nil {
+				t.Fatal(err)
+			}
+			_, dropErr := tx.Exec(ctx, "ALTER TABLE "+q+" DROP COLUMN "+pgx.Identifier{c}.Sanitize())
+			if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT drop_one"); err != nil {
+				t.Fatal(err)
+			}
+			if want := slices.Contains(locked[q], c); (dropErr != nil) != want {
+				t.Errorf("DROP COLUMN %s.%s: %v; locked: %v", q, c, dropErr, want)
+			}
+		}
+	}
+}
+
+// publication_mode migration_safe: every table is published whole, with
+// no row filter, every `where` is evaluated by pgveil, and what no rule
+// publishes is Extra (removed by pgveil). Production's writes work, and so
+// do the migrations PostgreSQL refuses on a column a column list or row
+// filter names: DROP COLUMN and ALTER COLUMN ... TYPE on a kept, a
+// dropped, a key and a filtered column.
+func TestPublicationMigrationSafe(t *testing.T) {
+	t.Parallel()
+	conn, _ := newDB(t, shapesSchema)
+	ctx := testContext(t)
+	cat := readAll(t, conn)
+	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, compile(t, cat, shapesRules), "pgveil", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.ColumnLists {
+		t.Error("the spec says column_lists")
+	}
+	wants := map[string]struct {
+		extra     []string
+		inProcess string
+	}{
+		"dropped_col":    {extra: []string{"secret"}},
+		"where_ident":    {inProcess: "id > 100 OR id = 1"},
+		"where_nonident": {extra: []string{"deleted_at"}, inProcess: "deleted_at IS NULL"},
+		"full_ident":     {extra: []string{"note"}},
+		"composite":      {extra: []string{"memo"}, inProcess: "line < 1000"},
+		"by_index":       {extra: []string{"secret"}, inProcess: "code <> 'internal'"},
+		"parted":         {extra: []string{"secret"}, inProcess: "k >= 0"},
+	}
+	for _, pt := range spec.Tables {
+		w := wants[pt.Name.Name]
+		if pt.Columns != nil || pt.RowFilter != "" || pt.InProcessFilter != w.inProcess || !slices.Equal(pt.Extra, w.extra) {
+			t.Errorf("%s: got %+v, want no column list, no row filter, extra %v, in-process filter %q", pt.Name.Name, pt, w.extra, w.inProcess)
+		}
+		if w.inProcess != "" && !noteWith(&pt, "publication_mode migration_safe") {
+			t.Errorf("%s: notes %q do not say why the where is not pushed down", pt.Name.Name, pt.Notes)
+		}
+		if len(w.extra) > 0 && !noteWith(&pt, "published whole") {
+			t.Errorf("%s: notes %q do not say the dropped columns travel", pt.Name.Name, pt.Notes)
+		}
+	}
+	if changed, err := EnsurePublication(ctx, conn, spec, cat); err != nil || !changed {
+		t.Fatalf("EnsurePublication = %v, %v", changed, err)
+	}
+	for name, pub := range publishedTables(t, conn, "pgveil") {
+		if _, filter, _ := strings.Cut(pub, " | "); filter != "" {
+			t.Errorf("%s has row filter %q", name, filter)
+		}
+	}
+	for table := range productionWrites {
+		if err := runWrites(ctx, conn, table); err != nil {
+			t.Errorf("production write failed with pgveil's publication: %v", err)
+		}
+	}
+	for _, migration := range []string{
+		"ALTER TABLE public.dropped_col DROP COLUMN email",           // kept (faked) column
+		"ALTER TABLE public.dropped_col DROP COLUMN secret",          // dropped column
+		"ALTER TABLE public.where_ident ALTER COLUMN id TYPE bigint", // key, used by the where
+		"ALTER TABLE public.where_nonident ALTER COLUMN deleted_at TYPE timestamp",
+		"ALTER TABLE public.composite ALTER COLUMN line TYPE bigint",
+		"ALTER TABLE public.by_index ALTER COLUMN name TYPE varchar(200)",
+		"ALTER TABLE public.by_index DROP COLUMN name",
+		"ALTER TABLE public.parted ALTER COLUMN v TYPE varchar(50)",
+		"ALTER TABLE public.full_ident DROP COLUMN b",
+	} {
+		if _, err := conn.Exec(ctx, migration); err != nil {
+			t.Errorf("migration failed with pgveil's publication: %s: %v", migration, err)
+		}
+	}
+	for _, table := range []string{"where_ident", "where_nonident", "composite", "parted"} {
+		if err := runWrites(ctx, conn, table); err != nil {
+			t.Errorf("production write failed after the migrations: %v", err)
+		}
+	}
+	if locked := spec.LockedColumns(); len(locked) > 0 {
+		t.Errorf("migration_safe locks %v", locked)
+	}
+	checkLocks(t, conn, spec)
 }
 
 // The test can detect the failure mode: a naive publication (column list
@@ -315,7 +440,7 @@ CREATE PUBLICATION pgveil FOR TABLE public.dropped_col, public.stray WITH (publi
 
 	ensure := func(rules string) (bool, *PublicationSpec) {
 		t.Helper()
-		spec, err := PlanPublication(ctx, conn, srv, cat, compile(t, cat, rules), "pgveil")
+		spec, err := PlanPublication(ctx, conn, srv, cat, compile(t, cat, rules), "pgveil", true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -432,7 +557,7 @@ CREATE FUNCTION public.is_positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE A
 		p := compile(t, cat, `
   t1: {where: "`+where+`", columns: {id: keep, name: drop, n: keep}}
 `)
-		spec, err := PlanPublication(ctx, conn, srv, cat, p, "pgveil")
+		spec, err := PlanPublication(ctx, conn, srv, cat, p, "pgveil", true)
 		if err != nil {
 			return nil, err
 		}
@@ -485,7 +610,7 @@ CREATE FUNCTION public.is_positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE A
 	old.Version = 140010
 	spec, err := PlanPublication(ctx, conn, &old, cat, compile(t, cat, `
   t1: {where: "id > 5", columns: {id: keep, name: drop, n: keep}}
-`), "pgveil")
+`), "pgveil", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +641,7 @@ INSERT INTO ident_always (name, secret) VALUES ('a', 'b');`)
 	plan := compile(t, cat, `
   ident_always: {columns: {id: keep, name: {fake: name}, secret: drop}}
 `)
-	spec, err := PlanPublication(ctx, conn, srv, cat, plan, "pgveil")
+	spec, err := PlanPublication(ctx, conn, srv, cat, plan, "pgveil", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,6 +670,7 @@ GRANT SELECT ON public.people, public.visits TO `+role+`;`)
 	ctx := testContext(t)
 	conn := connectAs(t, dsn, role)
 
+	columnLists := true
 	ensure := func(rules string) (bool, error) {
 		t.Helper()
 		cat := readAll(t, conn)
@@ -552,7 +678,7 @@ GRANT SELECT ON public.people, public.visits TO `+role+`;`)
 		if ps := Check(readServer(t, conn), cat, plan, false); len(Problems(ps).Error()) > 0 && strings.Contains(Problems(ps).Error(), "own") {
 			t.Errorf("Check asks for ownership: %s", Problems(ps).Error())
 		}
-		spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, plan, "pgveil_owned")
+		spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, plan, "pgveil_owned", columnLists)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -598,4 +724,32 @@ GRANT SELECT ON public.people, public.visits TO `+role+`;`)
 	}
 	// Production's writes still work with the owner's publication.
 	mustExec(t, admin, `INSERT INTO people (email, secret) VALUES ('a@b.c', 's'); UPDATE people SET email = 'd@e.f'; DELETE FROM people`)
+
+	// The rules switch to migration_safe (as an upgrade's new default
+	// does): the column lists are stricter than asked and send all pgveil
+	// reads, so it may run with them, and says what to run to lift them.
+	columnLists = false
+	_, err = ensure(rules)
+	var oe *OwnerNeededError
+	if !errors.As(err, &oe) || !oe.Serves || !strings.Contains(oe.Warning(), "still has column lists") || !strings.Contains(oe.Warning(), "public.people, public.visits") {
+		t.Fatalf("stricter publication: err = %v (%+v)", err, oe)
+	}
+	// A column list that lacks a column the rules replicate does not serve.
+	rulesMore := strings.Replace(rules, "secret: drop", "secret: {redact: x}", 1)
+	if _, err = ensure(rulesMore); !errors.As(err, &oe) || oe.Serves {
+		t.Errorf("a column list lacking a replicated column: err = %v (serves: %v)", err, oe != nil && oe.Serves)
+	}
+	// Nor does a row filter: it may keep out rows the rules replicate.
+	mustExec(t, admin, `ALTER PUBLICATION pgveil_owned SET TABLE ONLY public.people (id, email), ONLY public.visits WHERE (id > 5)`)
+	if _, err = ensure(rules); !errors.As(err, &oe) || oe.Serves {
+		t.Errorf("a row filter: err = %v (serves: %v)", err, oe != nil && oe.Serves)
+	}
+	// Once the owner runs the statements, the tables are published whole.
+	ownerRuns(err, "public.people", "public.visits")
+	if got := publishedTables(t, admin, "pgveil_owned"); got["people"] != "id,email,secret | " || got["visits"] != "id,person_id,at | " {
+		t.Errorf("migration_safe after the owner's statements: %v", got)
+	}
+	if changed, err := ensure(rules); err != nil || changed {
+		t.Fatalf("migration_safe in line: EnsurePublication = %v, %v", changed, err)
+	}
 }
