@@ -22,13 +22,15 @@ import (
 // statusReport is what status prints, as text or as one JSON object. It
 // holds names, positions, counts and times: never a value.
 type statusReport struct {
-	Config     string           `json:"config"`
-	Source     *sourceState     `json:"source,omitempty"`
-	Slot       *slotState       `json:"slot,omitempty"`
-	Checkpoint *checkpointState `json:"checkpoint,omitempty"`
-	Tables     []tableState     `json:"tables,omitempty"`
-	Drift      *driftState      `json:"drift,omitempty"`
-	Tenancy    *tenancyState    `json:"tenancy,omitempty"`
+	Config string       `json:"config"`
+	Source *sourceState `json:"source,omitempty"`
+	Slot   *slotState   `json:"slot,omitempty"`
+	// Publication is how the live publication holds the tables.
+	Publication *publicationState `json:"publication,omitempty"`
+	Checkpoint  *checkpointState  `json:"checkpoint,omitempty"`
+	Tables      []tableState      `json:"tables,omitempty"`
+	Drift       *driftState       `json:"drift,omitempty"`
+	Tenancy     *tenancyState     `json:"tenancy,omitempty"`
 	// Problems are why status exits 1: what it could not read, a missing
 	// or lost slot, no checkpoint.
 	Problems []string `json:"problems"`
@@ -49,6 +51,17 @@ type slotState struct {
 	ConfirmedFlushLSN string `json:"confirmed_flush_lsn,omitempty"`
 	// BehindBytes is the current WAL position minus the confirmed one.
 	BehindBytes int64 `json:"behind_bytes"`
+}
+
+type publicationState struct {
+	Name   string `json:"name"`
+	Exists bool   `json:"exists"`
+	// Mode is the rules' source.publication_mode.
+	Mode string `json:"mode"`
+	// Locked are, by table, the columns the live publication's column
+	// lists and row filters name: production's DROP COLUMN and ALTER
+	// COLUMN ... TYPE fail on them.
+	Locked map[string][]string `json:"locked_columns,omitempty"`
 }
 
 type checkpointState struct {
@@ -137,6 +150,8 @@ func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time
 		if current, err = readSource(ctx, src, cfg.Source.Slot, r); err != nil {
 			problem("%v", err)
 			src = nil
+		} else if err := readPublication(ctx, src, cfg, r); err != nil {
+			problem("%v", err)
 		}
 	}
 
@@ -259,6 +274,19 @@ func readSource(ctx context.Context, src *pgx.Conn, name string, r *statusReport
 	return current, nil
 }
 
+// readPublication fills in the live publication's state.
+func readPublication(ctx context.Context, src *pgx.Conn, cfg *rules.Config, r *statusReport) error {
+	locked, exists, err := source.PublicationLocks(ctx, src, cfg.Source.Publication)
+	if err != nil {
+		return err
+	}
+	if len(locked) == 0 {
+		locked = nil
+	}
+	r.Publication = &publicationState{Name: cfg.Source.Publication, Exists: exists, Mode: cfg.Source.PublicationMode, Locked: locked}
+	return nil
+}
+
 // readTables reads pgveil.tables and the replica's row counts of every
 // table the rules name.
 func readTables(ctx context.Context, tgt *pgx.Conn, cfg *rules.Config, fast bool, r *statusReport) error {
@@ -315,6 +343,22 @@ func printStatus(w io.Writer, r *statusReport) {
 			if s.ConfirmedFlushLSN != "" {
 				fmt.Fprintf(tw, "\tconfirmed flush %s, %s behind the current position\n", s.ConfirmedFlushLSN, statusBytes(s.BehindBytes))
 			}
+		}
+	}
+	if p := r.Publication; p != nil {
+		switch {
+		case !p.Exists:
+			fmt.Fprintf(tw, "publication\t%s: does not exist (publication_mode %s)\n", p.Name, p.Mode)
+		case len(p.Locked) == 0:
+			fmt.Fprintf(tw, "publication\t%s: tables published whole (publication_mode %s): production can drop and retype any column\n", p.Name, p.Mode)
+		default:
+			what := "as publication_mode column_lists asks"
+			if p.Mode != rules.ColumnLists {
+				what = "although publication_mode is " + p.Mode + ": pgveil lifts them when it starts, or logs the statements that do"
+			}
+			fmt.Fprintf(tw, "publication\t%s: column lists or row filters on %d table%s (%s); production cannot drop or retype:\n", p.Name, len(p.Locked), plural(len(p.Locked)), what)
+			tw.Flush()
+			printLocked(w, p.Locked)
 		}
 	}
 	if c := r.Checkpoint; c != nil {

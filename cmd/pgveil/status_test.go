@@ -38,6 +38,7 @@ func TestStatus(t *testing.T) {
 		`(?m)^  public\.customers +copied +2000$`,
 		`(?m)^  public\.events +copied +4000$`,
 		`(?m)^drift: none`,
+		`(?m)^publication +pgveil: tables published whole \(publication_mode migration_safe\): production can drop and retype any column$`,
 		// Roles belong to the cluster: other tests' replicas add theirs.
 		`(?m)^tenancy: \d\d+ tenant roles in group pgveil_tenants; 6 tenant tables, 0 shared, 1 hidden from tenants$`,
 	} {
@@ -58,6 +59,9 @@ func TestStatus(t *testing.T) {
 		t.Errorf("--json: exit %d\n%s", code, out)
 	}
 
+	if p := r.Publication; p == nil || !p.Exists || p.Mode != "migration_safe" || p.Locked != nil {
+		t.Errorf("--json publication: %+v", p)
+	}
 	if r.Tenancy == nil || r.Tenancy.Roles < 22 || r.Tenancy.TenantTables != 6 || r.Tenancy.HiddenTables != 1 || len(r.Tenancy.Unprotected) != 0 {
 		t.Errorf("--json tenancy: %+v", r.Tenancy)
 	}

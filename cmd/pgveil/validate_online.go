@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -131,6 +134,7 @@ func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transfo
 		n := len(prep.Plan.Tables())
 		fmt.Fprintf(e.stdout, "%s: OK: %s (online: %d table%s checked against the source)\n", cfg.File, summarize(cfg), n, plural(n))
 		printTenancy(e, cfg)
+		printPublicationMode(e.stdout, prep.Publication)
 		return exitOK
 	}
 	var rp rules.Problems
@@ -162,6 +166,32 @@ func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transfo
 	}
 	fmt.Fprintf(e.stderr, "%d problem%s\n", n, plural(n))
 	return exitProblems
+}
+
+// printPublicationMode says how the rules' publication holds the tables
+// and, for column_lists, which columns production could then not drop or
+// retype.
+func printPublicationMode(w io.Writer, spec *source.PublicationSpec) {
+	locked := spec.LockedColumns()
+	if !spec.ColumnLists {
+		fmt.Fprintf(w, "publication %s: migration_safe: tables are published whole, so production can drop and retype any column; pgveil removes the columns no rule publishes, and the rows a where excludes, before anything is written\n",
+			transform.QuoteIdent(spec.Name))
+		return
+	}
+	fmt.Fprintf(w, "publication %s: column_lists: dropped and unruled columns never leave production", transform.QuoteIdent(spec.Name))
+	if len(locked) == 0 {
+		fmt.Fprintln(w, " (no table needs a column list or row filter: production can drop and retype any column)")
+		return
+	}
+	fmt.Fprintln(w, "; production's DROP COLUMN and ALTER COLUMN ... TYPE will fail on these columns while they are published (docs/operations.md#publication-modes):")
+	printLocked(w, locked)
+}
+
+// printLocked prints locked columns by table, tables sorted.
+func printLocked(w io.Writer, locked map[string][]string) {
+	for _, t := range slices.Sorted(maps.Keys(locked)) {
+		fmt.Fprintf(w, "  %s: %s\n", t, transform.QuoteIdents(locked[t]))
+	}
 }
 
 // ruleTableNames lists the tables the rules name.

@@ -66,6 +66,25 @@ func TestValidateOnline(t *testing.T) {
 		t.Fatalf("clean: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 	t.Logf("clean:\n%s%s", out, errOut)
+	if !strings.Contains(out, "\npublication pgveil: migration_safe: tables are published whole, so production can drop and retype any column;") {
+		t.Errorf("the publication mode is not said:\n%s", out)
+	}
+	// The strict mode names the columns production could not drop or
+	// retype: every published column, not the dropped notes.
+	data, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict := filepath.Join(t.TempDir(), "strict.yaml")
+	if err := os.WriteFile(strict, []byte(strings.Replace(string(data), "  publication: pgveil\n", "  publication: pgveil\n  publication_mode: column_lists\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = s.cli("validate", "-c", strict)
+	t.Logf("column_lists:\n%s%s", out, errOut)
+	if code != exitOK || !strings.Contains(out, "publication pgveil: column_lists: dropped and unruled columns never leave production; production's DROP COLUMN and ALTER COLUMN ... TYPE will fail on these columns") ||
+		!regexp.MustCompile(`(?m)^  public\.customers: id, account_id, email, full_name, .*created_at, deleted_at$`).MatchString(out) || strings.Contains(out, "notes") {
+		t.Errorf("column_lists: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
 
 	// Production gains columns the rules do not name, and a table without
 	// a primary key that the rules do name.

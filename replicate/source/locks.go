@@ -1,0 +1,77 @@
+package source
+
+import (
+	"context"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/transform"
+)
+
+// A publication's column list and row filter are recorded as dependencies
+// on the columns they name, and PostgreSQL refuses ALTER TABLE ... DROP
+// COLUMN and ALTER COLUMN ... TYPE on such a column (checked on 15.18:
+// "cannot drop column ... because other objects depend on it", "cannot
+// alter type of a column used by a publication WHERE clause"). These are
+// the columns a publication locks against production's migrations.
+
+// LockedColumns are, by table (qualified, quoted), the columns production
+// cannot drop or retype while spec is the publication: its column lists'
+// and row filters' columns. Empty for publication mode migration_safe,
+// which publishes whole tables.
+func (s *PublicationSpec) LockedColumns() map[string][]string {
+	out := map[string][]string{}
+	for _, pt := range s.Tables {
+		cols := slices.Clone(pt.Columns)
+		for _, c := range pt.RowFilterColumns {
+			if !slices.Contains(cols, c) {
+				cols = append(cols, c)
+			}
+		}
+		if len(cols) > 0 {
+			out[pt.Name.QualifiedName()] = cols
+		}
+	}
+	return out
+}
+
+// PublicationLocks reads, from the catalog's dependencies, the columns the
+// live publication name locks against production's migrations, by table
+// (qualified, quoted; columns in attribute order). exists is false when
+// there is no such publication.
+func PublicationLocks(ctx context.Context, conn *pgx.Conn, name string) (locked map[string][]string, exists bool, err error) {
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_catalog.pg_publication WHERE pubname = $1)`, name).Scan(&exists); err != nil {
+		return nil, false, wrapSQL(err, "reading publication %s", transform.QuoteIdent(name))
+	}
+	if !exists {
+		return nil, false, nil
+	}
+	rows, err := conn.Query(ctx, `
+SELECT format('%I.%I', n.nspname, c.relname), array_agg(a.attname::text ORDER BY a.attnum)
+FROM pg_catalog.pg_publication p
+JOIN pg_catalog.pg_publication_rel pr ON pr.prpubid = p.oid
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_publication_rel'::regclass AND d.objid = pr.oid
+  AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0
+JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+JOIN pg_catalog.pg_class c ON c.oid = d.refobjid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE p.pubname = $1
+GROUP BY n.nspname, c.relname`, name)
+	if err != nil {
+		return nil, true, wrapSQL(err, "reading the columns publication %s names", transform.QuoteIdent(name))
+	}
+	locked = map[string][]string{}
+	for rows.Next() {
+		var table string
+		var cols []string
+		if err := rows.Scan(&table, &cols); err != nil {
+			return nil, true, wrapSQL(err, "reading the columns publication %s names", transform.QuoteIdent(name))
+		}
+		locked[table] = slices.Compact(cols)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, true, wrapSQL(err, "reading the columns publication %s names", transform.QuoteIdent(name))
+	}
+	return locked, true, nil
+}
