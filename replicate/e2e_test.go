@@ -41,6 +41,7 @@ type e2e struct {
 	src, dst *pgx.Conn
 	rulesYML string
 	preamble string // YAML put before tables: (a tenancy section)
+	mode     string // source.publication_mode; "" for the default
 	stats    *Stats
 	cancel   context.CancelFunc
 	done     chan error
@@ -83,7 +84,11 @@ func (e *e2e) exec(sql string, args ...any) {
 func (e *e2e) config() *rules.Config {
 	e.t.Helper()
 	env := map[string]string{"SRC": e.srcDSN, "DST": e.dstDSN, "SECRET": e2eSecret}
-	yml := "source: {dsn: \"${SRC}\", slot: s1, publication: p1}\ntarget: {dsn: \"${DST}\"}\nsecret: ${SECRET}\n" + e.preamble + "tables:\n" + e.rulesYML
+	mode := ""
+	if e.mode != "" {
+		mode = ", publication_mode: " + e.mode
+	}
+	yml := "source: {dsn: \"${SRC}\", slot: s1, publication: p1" + mode + "}\ntarget: {dsn: \"${DST}\"}\nsecret: ${SECRET}\n" + e.preamble + "tables:\n" + e.rulesYML
 	cfg, err := rules.Parse("test.yaml", []byte(yml), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
 		e.t.Fatalf("rules: %v\n%s", err, yml)
