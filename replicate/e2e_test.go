@@ -48,6 +48,27 @@ type e2e struct {
 	p        *Pipeline
 	marker   atomic.Int64
 	logs     *syncbuf.Buffer
+	obs      roundCounter
+}
+
+// roundCounter is the pipeline's observer in e2e tests: it counts the
+// monitor's rounds (each reports the drift it found).
+type roundCounter struct {
+	nopObserver
+	rounds atomic.Int64
+}
+
+func (c *roundCounter) Drift(*Drift) { c.rounds.Add(1) }
+
+// waitMonitorRounds waits until the monitor has finished n more rounds:
+// whatever a round looks at, it has looked at since the call.
+func (e *e2e) waitMonitorRounds(n int64) {
+	e.t.Helper()
+	want := e.obs.rounds.Load() + n + 1 // the round under way may have begun before the call
+	e.eventually(fmt.Sprintf("%d monitor rounds", n), func() (bool, string) {
+		got := e.obs.rounds.Load()
+		return got >= want, fmt.Sprintf("%d rounds, want %d", got, want)
+	})
 }
 
 func newE2E(t *testing.T, schema, rulesYAML string) *e2e {
@@ -104,7 +125,7 @@ func (e *e2e) start() {
 	e.done = make(chan error, 1)
 	e.stats = &Stats{}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts := Options{Config: e.config(), Logger: log, Stats: e.stats,
+	opts := Options{Config: e.config(), Logger: log, Stats: e.stats, Observer: &e.obs,
 		Snapshot: SnapshotOptions{Workers: 3, ChunkPages: 16},
 		Stream:   StreamOptions{StatusInterval: 200 * time.Millisecond, BatchDelay: 20 * time.Millisecond, SpillDir: e.t.TempDir()},
 		RetryMax: time.Second, MonitorInterval: time.Second}

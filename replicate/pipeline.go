@@ -505,6 +505,12 @@ func runOnce(ctx context.Context, opts Options) error {
 	if err := dropRemoved(ctx, tgt, removed, log); err != nil {
 		return err
 	}
+	// The partitioned tables' leaves, read before any snapshot of this
+	// attempt: a copy records them once done.
+	parts, copyLeaves, err := newPartitionWatch(ctx, src, tgt, prep, cfg.Target.DSN.Reveal(), !found, resync)
+	if err != nil {
+		return err
+	}
 	slot, err := readSlot(ctx, src, cfg.Source.Slot)
 	if err != nil {
 		return err
@@ -537,6 +543,9 @@ func runOnce(ctx context.Context, opts Options) error {
 		if err := target.RecordRules(ctx, tgt, hashes); err != nil {
 			return err
 		}
+		if err := target.RecordPartitions(ctx, tgt, copyLeaves); err != nil {
+			return err
+		}
 		start = lsn
 	} else {
 		switch {
@@ -549,7 +558,7 @@ func runOnce(ctx context.Context, opts Options) error {
 		}
 		log.Info("resuming", "slot", cfg.Source.Slot, "checkpoint", pos.LSN.String())
 		if len(resync) > 0 {
-			if rs, err = startResync(ctx, opts, prep, resync, hashes); err != nil {
+			if rs, err = startResync(ctx, opts, prep, resync, hashes, copyLeaves); err != nil {
 				return err
 			}
 		}
@@ -587,7 +596,7 @@ func runOnce(ctx context.Context, opts Options) error {
 	// of streaming; then it runs every MonitorInterval beside the stream
 	// and ends it (cleanly) when a column's type changes in production:
 	// the restart re-copies that table with the new type.
-	mon := newMonitor(opts, src, prep.Plan)
+	mon := newMonitor(opts, src, prep.Plan, parts)
 	defer mon.close()
 	if sc := mon.round(ctx); sc != nil {
 		return sc
@@ -728,25 +737,40 @@ func everyInterval(ctx context.Context, interval time.Duration, round func() boo
 // tenant isolation broken behind pgveil's back, reporting to the observer
 // and new drift to the log. It owns src while it runs.
 type monitor struct {
-	opts Options
-	src  *pgx.Conn
-	plan *transform.Plan
-	tw   *tenancyWatch
-	last string // the drift last logged
+	opts  Options
+	src   *pgx.Conn
+	plan  *transform.Plan
+	tw    *tenancyWatch
+	parts *partitionWatch
+	last  string // the drift last logged
 }
 
-func newMonitor(opts Options, src *pgx.Conn, plan *transform.Plan) *monitor {
-	return &monitor{opts: opts, src: src, plan: plan,
+func newMonitor(opts Options, src *pgx.Conn, plan *transform.Plan, parts *partitionWatch) *monitor {
+	return &monitor{opts: opts, src: src, plan: plan, parts: parts,
 		tw: &tenancyWatch{tn: TargetTenancy(opts.Config), dsn: opts.Config.Target.DSN.Reveal(), plan: plan}}
 }
 
 func (m *monitor) close() { m.tw.close() }
 
-// run does a round every MonitorInterval until ctx ends or a round finds
-// that the pipeline must restart, which it then asks of restart.
+// partitionInterval is how often, at most, the monitor looks at the
+// partitioned tables' leaves: partition maintenance diverges the replica
+// until the table is copied again, so it is looked for within seconds (a
+// cheap catalog query), not at the monitor's pace.
+const partitionInterval = 5 * time.Second
+
+// run does a round every MonitorInterval, and checks the partitions every
+// partitionInterval, until ctx ends or a check finds that the pipeline
+// must restart, which it then asks of restart.
 func (m *monitor) run(ctx context.Context, restart context.CancelCauseFunc) {
-	everyInterval(ctx, m.opts.MonitorInterval, func() bool {
-		if sc := m.round(ctx); sc != nil {
+	every := min(m.opts.MonitorInterval, partitionInterval)
+	next := time.Now().Add(m.opts.MonitorInterval)
+	everyInterval(ctx, every, func() bool {
+		sc := m.partitions(ctx)
+		if sc == nil && !time.Now().Before(next) {
+			next = time.Now().Add(m.opts.MonitorInterval)
+			sc = m.round(ctx)
+		}
+		if sc != nil {
 			restart(sc)
 			return false
 		}
@@ -754,9 +778,29 @@ func (m *monitor) run(ctx context.Context, restart context.CancelCauseFunc) {
 	})
 }
 
+// partitions checks the partitioned tables' leaves; it returns a
+// schemaChange naming the tables to copy again when partition maintenance
+// changed their rows unpublished.
+func (m *monitor) partitions(ctx context.Context) *schemaChange {
+	diverged, err := m.parts.check(ctx, m.src, m.opts.Logger)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.opts.Logger.Warn("checking the partitions", "error", err.Error())
+		}
+		return nil
+	}
+	if len(diverged) > 0 {
+		return &schemaChange{tables: diverged}
+	}
+	return nil
+}
+
 // round checks everything once. It returns a schemaChange when the
 // pipeline must restart to repair what it found.
 func (m *monitor) round(ctx context.Context) *schemaChange {
+	if sc := m.partitions(ctx); sc != nil {
+		return sc
+	}
 	opts, src, plan := m.opts, m.src, m.plan
 	unprotected, leaky := m.tw.check(ctx, opts.Logger, opts.Observer)
 	if len(unprotected) > 0 {

@@ -36,6 +36,9 @@ type liveResync struct {
 	staging map[transform.TableName]*transform.TablePlan
 	live    map[transform.TableName]*transform.TablePlan
 	hashes  map[transform.TableName]string
+	// leaves are the partitioned tables' leaves as the copy's snapshot
+	// found them (or before), recorded at the switch.
+	leaves  map[transform.TableName]string
 	readers []string
 	tenancy *target.Tenancy
 	spill   *spill
@@ -79,10 +82,10 @@ func tableName(tp *transform.TablePlan) transform.TableName {
 // startResync captures the tables' changes, exports a snapshot from a
 // temporary slot, prepares the staging tables and copies the tables into
 // them in the background. It returns before the copy ends.
-func startResync(ctx context.Context, opts Options, prep *Prepared, tables map[transform.TableName]bool, hashes map[transform.TableName]string) (*liveResync, error) {
+func startResync(ctx context.Context, opts Options, prep *Prepared, tables map[transform.TableName]bool, hashes, leaves map[transform.TableName]string) (*liveResync, error) {
 	cfg, log := opts.Config, opts.Logger
 	rs := &liveResync{tables: tables, staging: map[transform.TableName]*transform.TablePlan{},
-		live: map[transform.TableName]*transform.TablePlan{}, hashes: hashes, readers: cfg.Target.Readers,
+		live: map[transform.TableName]*transform.TablePlan{}, hashes: hashes, leaves: leaves, readers: cfg.Target.Readers,
 		tenancy: TargetTenancy(cfg), done: make(chan error, 1), started: time.Now()}
 	var plans, staging []*transform.TablePlan
 	var names []string
@@ -219,6 +222,9 @@ func (s *streamer) switchIn(ctx context.Context) error {
 	if err == nil {
 		for n, live := range rs.live {
 			stmts := target.SwitchSQL(live, rs.staging[n], rs.readers, rs.hashes[n])
+			if l, ok := rs.leaves[n]; ok {
+				stmts = append(stmts, target.PartitionsSQL(n, l))
+			}
 			more, terr := target.SwitchTenancySQL(live, rs.tenancy, rs.readers)
 			if terr != nil {
 				err = terr

@@ -188,6 +188,48 @@ func tableIdent(t *transform.TablePlan) string {
 // tableLabel is t's name for messages.
 func tableLabel(t *transform.TablePlan) string { return t.Table.QualifiedName() }
 
+// ReadPartitions returns, by table, the leaf partitions its replica is
+// consistent with, in the recorded form of source.Leaves ("" for none
+// recorded: a table that is not partitioned, or copied by a version that
+// did not record them).
+func ReadPartitions(ctx context.Context, conn *pgx.Conn) (map[transform.TableName]string, error) {
+	rows, err := conn.Query(ctx, `SELECT schema_name, table_name, partitions FROM pgveil.tables WHERE partitions IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("reading pgveil.tables.partitions: %w", sanitize(err))
+	}
+	out := map[transform.TableName]string{}
+	for rows.Next() {
+		var n transform.TableName
+		var leaves string
+		if err := rows.Scan(&n.Schema, &n.Name, &leaves); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading pgveil.tables.partitions: %w", sanitize(err))
+		}
+		out[n] = leaves
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading pgveil.tables.partitions: %w", sanitize(err))
+	}
+	return out, nil
+}
+
+// RecordPartitions stores, for each table, the leaf partitions its replica
+// is consistent with (see ReadPartitions).
+func RecordPartitions(ctx context.Context, conn *pgx.Conn, leaves map[transform.TableName]string) error {
+	for n, l := range leaves {
+		if _, err := conn.Exec(ctx, PartitionsSQL(n, l)); err != nil {
+			return fmt.Errorf("recording the partitions of %s: %w", n.QualifiedName(), sanitize(err))
+		}
+	}
+	return nil
+}
+
+// PartitionsSQL is the statement that records a table's leaf partitions.
+func PartitionsSQL(n transform.TableName, leaves string) string {
+	return `UPDATE pgveil.tables SET partitions = ` + quoteLiteral(leaves) +
+		` WHERE schema_name = ` + quoteLiteral(n.Schema) + ` AND table_name = ` + quoteLiteral(n.Name)
+}
+
 // RecordRules stores, for each table, the fingerprint of the rules its
 // replica was copied under (see TableState.RulesHash).
 func RecordRules(ctx context.Context, conn *pgx.Conn, hashes map[transform.TableName]string) error {

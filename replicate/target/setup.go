@@ -452,7 +452,7 @@ WHERE n.nspname = $1 AND c.relname IN ('checkpoint', 'tables')`, InternalSchema)
 		}
 	}
 	if !slices.Contains(tables, "tables") {
-		if err := s.exec(`CREATE TABLE pgveil.tables (schema_name text, table_name text, state text, rows bigint, updated_at timestamptz, rules_hash text, tenant_roles text, PRIMARY KEY (schema_name, table_name))`); err != nil {
+		if err := s.exec(`CREATE TABLE pgveil.tables (schema_name text, table_name text, state text, rows bigint, updated_at timestamptz, rules_hash text, tenant_roles text, partitions text, PRIMARY KEY (schema_name, table_name))`); err != nil {
 			return err
 		}
 	} else {
@@ -461,7 +461,7 @@ WHERE n.nspname = $1 AND c.relname IN ('checkpoint', 'tables')`, InternalSchema)
 		if err != nil {
 			return err
 		}
-		for _, c := range []string{"rules_hash", "tenant_roles"} {
+		for _, c := range []string{"rules_hash", "tenant_roles", "partitions"} {
 			if !slices.Contains(have, c) {
 				if err := s.exec(`ALTER TABLE pgveil.tables ADD COLUMN ` + c + ` text`); err != nil {
 					return err

@@ -86,10 +86,10 @@ func TestSetupCreatesEveryType(t *testing.T) {
 	equal(t, "internal tables", columnsOf(t, conn, "pgveil.checkpoint"), []string{
 		"slot text not null", "lsn pg_lsn not null", "commit_time timestamp with time zone", "updated_at timestamp with time zone not null default"})
 	tablesCols := []string{
-		"schema_name text not null", "table_name text not null", "state text", "rows bigint", "updated_at timestamp with time zone", "rules_hash text", "tenant_roles text"}
+		"schema_name text not null", "table_name text not null", "state text", "rows bigint", "updated_at timestamp with time zone", "rules_hash text", "tenant_roles text", "partitions text"}
 	equal(t, "internal tables", columnsOf(t, conn, "pgveil.tables"), tablesCols)
 	// A pgveil.tables of an older version gets the columns added since.
-	exec(t, conn, `ALTER TABLE pgveil.tables DROP COLUMN rules_hash, DROP COLUMN tenant_roles`)
+	exec(t, conn, `ALTER TABLE pgveil.tables DROP COLUMN rules_hash, DROP COLUMN tenant_roles, DROP COLUMN partitions`)
 	if err := Setup(ctx, conn, plan(all, composite, nokey), moodEnum, nil); err != nil {
 		t.Fatal(err)
 	}
