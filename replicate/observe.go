@@ -44,6 +44,10 @@ type Observer interface {
 	// read without row level security and the views that would show them
 	// other tenants' rows: all three 0 without a tenancy section.
 	Tenancy(roles, unprotectedTables, leakyViews int)
+	// SourceLockWait reports how long the longest of pgveil's statements
+	// on the source waiting for another session's lock has run: 0 when
+	// none waits (see LockWait).
+	SourceLockWait(longest time.Duration)
 	// Error counts a failure: kind is "transient", "fatal" or "masking".
 	Error(kind string)
 }
@@ -81,6 +85,7 @@ func (nopObserver) SourceAlive(pglogrepl.LSN, bool)                             
 func (nopObserver) Slot(SlotStatus)                                                  {}
 func (nopObserver) Drift(*Drift)                                                     {}
 func (nopObserver) Tenancy(int, int, int)                                            {}
+func (nopObserver) SourceLockWait(time.Duration)                                     {}
 func (nopObserver) Error(string)                                                     {}
 
 var _ Observer = nopObserver{}

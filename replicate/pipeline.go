@@ -322,6 +322,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		opts.Logger.Warn("removed transactions an earlier run had spilled (it was stopped hard)", "dir", spill.path, "files", spill.removed)
 	}
 	opts.Stream.SpillDir = spill.path
+	lockCtx, stopLockWatch := context.WithCancel(ctx)
+	lockWatchDone := make(chan struct{})
+	go func() {
+		defer close(lockWatchDone)
+		watchLockWaits(lockCtx, p.cfg.Source.DSN.Reveal(), p.cfg.Source.Slot, opts.Logger, opts.Observer)
+	}()
+	defer func() {
+		stopLockWatch()
+		<-lockWatchDone
+	}()
 	wait := time.Second
 	for {
 		started := time.Now()

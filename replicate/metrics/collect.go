@@ -81,6 +81,9 @@ var (
 	descTenancyLeakyViews = prometheus.NewDesc("pgveil_tenancy_leaky_views",
 		"Views tenants can read that would show them other tenants' rows.",
 		nil, nil)
+	descSourceLockWait = prometheus.NewDesc("pgveil_source_lock_wait_seconds",
+		"How long the longest of pgveil's statements waiting for a lock another session holds on production has run; 0 when none waits.",
+		nil, nil)
 )
 
 // collector exposes the gauges of Metrics that are worked out from its
@@ -94,7 +97,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descSnapshotRows, descSnapshotBytes, descSnapshotEstimated, descSnapshotDone,
 		descSlotExists, descSlotActive, descSlotRetained, descSlotWALStatus, descSlotConfirmed,
 		descUnruledColumns, descUnruledTables, descMissingColumns, descTypeChanged, descMissingTables, descDrift,
-		descTenantRoles, descTenancyUnprotected, descTenancyLeakyViews,
+		descTenantRoles, descTenancyUnprotected, descTenancyLeakyViews, descSourceLockWait,
 	} {
 		ch <- d
 	}
@@ -191,6 +194,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTenantRoles, tn[0])
 	gauge(descTenancyUnprotected, tn[1])
 	gauge(descTenancyLeakyViews, tn[2])
+	if w := s.lockWait; w != nil {
+		gauge(descSourceLockWait, w.Seconds())
+	} else {
+		gauge(descSourceLockWait, unknown)
+	}
 	m.mu.Unlock()
 
 	for _, x := range out {

@@ -149,6 +149,9 @@ type state struct {
 	// tenancy holds the last Tenancy report: roles, unprotected tables,
 	// leaky views; nil until first checked.
 	tenancy *[3]int
+
+	// lockWait is the last SourceLockWait report; nil until the first.
+	lockWait *time.Duration
 }
 
 type tableProgress struct {
@@ -376,6 +379,14 @@ func (m *Metrics) Tenancy(roles, unprotectedTables, leakyViews int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.st.tenancy = &[3]int{roles, unprotectedTables, leakyViews}
+}
+
+// SourceLockWait records how long the longest of pgveil's statements
+// waiting for a production lock has run (0: none waits).
+func (m *Metrics) SourceLockWait(longest time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.lockWait = &longest
 }
 
 // Error counts a failure of kind transient, fatal or masking.

@@ -165,7 +165,7 @@ func TestInitial(t *testing.T) {
 	for _, name := range []string{"pgveil_lag_bytes", "pgveil_lag_seconds", "pgveil_checkpoint_lsn", "pgveil_last_commit_timestamp_seconds",
 		"pgveil_slot_exists", "pgveil_slot_active", "pgveil_slot_retained_bytes", "pgveil_slot_confirmed_flush_lsn",
 		"pgveil_schema_drift", "pgveil_unruled_tables", "pgveil_missing_tables",
-		"pgveil_tenant_roles", "pgveil_tenancy_unprotected_tables", "pgveil_tenancy_leaky_views"} {
+		"pgveil_tenant_roles", "pgveil_tenancy_unprotected_tables", "pgveil_tenancy_leaky_views", "pgveil_source_lock_wait_seconds"} {
 		f.expect(t, math.NaN(), name)
 	}
 	for _, w := range walStatuses {
@@ -349,6 +349,14 @@ func TestChangesAndCommits(t *testing.T) {
 			t.Errorf("pgveil_apply_seconds bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
 		}
 	}
+}
+
+func TestSourceLockWait(t *testing.T) {
+	m, _, srv := newMetrics(t)
+	m.SourceLockWait(90 * time.Second)
+	scrape(t, srv).expect(t, 90, "pgveil_source_lock_wait_seconds")
+	m.SourceLockWait(0)
+	scrape(t, srv).expect(t, 0, "pgveil_source_lock_wait_seconds")
 }
 
 func TestErrors(t *testing.T) {
