@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -330,18 +329,6 @@ func testMigrations(t *testing.T, mode string) {
 		}
 	}
 
-	// bugStep is a step that fails today because of a product bug, found
-	// by this suite and reported in issue 16: it runs when
-	// PGVEIL_KNOWN_BUGS is set, so that main stays green meanwhile.
-	bugStep := func(name, bug string, f func(t *testing.T)) {
-		t.Helper()
-		if os.Getenv("PGVEIL_KNOWN_BUGS") == "" {
-			t.Logf("%s: not run (PGVEIL_KNOWN_BUGS=1 runs it): product bug, issue 16: %s", name, bug)
-			return
-		}
-		step(name, f)
-	}
-
 	// The traffic lives as long as the mode's test, not one step's.
 	startTraffic := func() {
 		m.tr = startMigTraffic(t, e.srcDSN, "acct", "cols", "ren_tbl", "drop_tbl", "pt")
@@ -424,19 +411,13 @@ func testMigrations(t *testing.T, mode string) {
 		m.noErrors(mark)
 	})
 
-	fullStep := step
-	if mode == rules.ColumnLists {
-		fullStep = func(name string, f func(t *testing.T)) {
-			bugStep(name, "under column_lists, REPLICA IDENTITY FULL on a table with unpublished columns makes production's UPDATE and DELETE fail (42P10) until pgveil restarts; pgveil neither notices nor logs it", f)
-		}
-	}
-	fullStep("replica_identity_full", func(t *testing.T) {
+	step("replica_identity_full", func(t *testing.T) {
 		mark := m.logMark()
 		if mode == rules.ColumnLists {
 			// A column list must cover every column of a REPLICA IDENTITY
 			// FULL table: until pgveil publishes acct whole (as it does
 			// when it starts), PostgreSQL refuses acct's UPDATE and
-			// DELETE. pgveil should notice, say so and repair it.
+			// DELETE. pgveil notices within seconds, says so and repairs it.
 			m.tr.pause()
 			e.exec(`ALTER TABLE acct REPLICA IDENTITY FULL`)
 			e.eventually("production's UPDATE and DELETE of acct working again", func() (bool, string) {
@@ -459,7 +440,9 @@ func testMigrations(t *testing.T, mode string) {
 		}
 	})
 
-	bugStep("replica_identity_using_index", "after REPLICA IDENTITY USING INDEX on a unique index other than the primary key, production's DELETEs are lost silently (the old key pgoutput sends has a NULL id) until a restart copies the table again", func(t *testing.T) {
+	// The old rows of UPDATE and DELETE then carry the index's columns
+	// only: pgveil copies the table again under that key.
+	step("replica_identity_using_index", func(t *testing.T) {
 		mark := m.logMark()
 		e.exec(`CREATE UNIQUE INDEX acct_code_key ON acct (code)`)
 		e.exec(`ALTER TABLE acct REPLICA IDENTITY USING INDEX acct_code_key`)
@@ -490,7 +473,9 @@ func testMigrations(t *testing.T, mode string) {
 		m.noErrors(mark)
 	})
 
-	bugStep("enum_add_value", "a row with an enum label added in production (ALTER TYPE ... ADD VALUE) stops the pipeline: the replica's enum lacks the label (22P02, invalid text representation); only a restart adds it", func(t *testing.T) {
+	// The replica's enum lacks the label until pgveil restarts at the
+	// checkpoint, which adds it.
+	step("enum_add_value", func(t *testing.T) {
 		mark := m.logMark()
 		e.exec(`ALTER TYPE mig_tier ADD VALUE 'vip'`)
 		e.exec(`UPDATE acct SET tier = 'vip' WHERE id % 3 = 0`)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -634,7 +635,59 @@ func runOnce(ctx context.Context, opts Options) error {
 	if errors.As(err, &ve) {
 		return fatal(err)
 	}
+	if sqlState(err) == "22P02" && ctx.Err() == nil {
+		// A value the replica's type refuses: an enum label added in
+		// production since the replica's type was made? Then restart at
+		// the checkpoint: Setup adds the label.
+		if behind, lerr := enumsBehind(ctx, src, cfg.Target.DSN.Reveal(), prep.Catalog.Enums); lerr == nil && len(behind) > 0 {
+			log.Warn("an enum type gained labels in production: restarting at the checkpoint to add them to the replica",
+				"types", strings.Join(behind, ", "))
+			return &schemaChange{}
+		}
+	}
 	return err
+}
+
+// sqlState is the SQLSTATE of a server error in err's chain, "" when none.
+func sqlState(err error) string {
+	var se interface{ SQLState() string }
+	if errors.As(err, &se) {
+		return se.SQLState()
+	}
+	return ""
+}
+
+// enumsBehind returns the enum types of enums (as the plan's catalog names
+// them) that have, in production, a label the replica's type lacks.
+func enumsBehind(ctx context.Context, src *pgx.Conn, targetDSN string, enums map[string][]string) ([]string, error) {
+	if len(enums) == 0 {
+		return nil, nil
+	}
+	// A connection of its own: the applier's may be in a failed state.
+	tgt, err := connectTarget(ctx, targetDSN)
+	if err != nil {
+		return nil, err
+	}
+	defer tgt.Close(context.Background())
+	const labels = `SELECT coalesce(array_agg(e.enumlabel::text), '{}') FROM pg_catalog.pg_enum e WHERE e.enumtypid = to_regtype($1)`
+	var behind []string
+	for name := range enums {
+		var have, want []string
+		if err := src.QueryRow(ctx, labels, name).Scan(&want); err != nil {
+			return nil, fmt.Errorf("reading enum %s in production: %w", name, err)
+		}
+		if err := tgt.QueryRow(ctx, labels, name).Scan(&have); err != nil {
+			return nil, fmt.Errorf("reading enum %s in the replica: %w", name, err)
+		}
+		for _, l := range want {
+			if !slices.Contains(have, l) {
+				behind = append(behind, name)
+				break
+			}
+		}
+	}
+	slices.Sort(behind)
+	return behind, nil
 }
 
 func fatalUnlessTransient(err error) error {
@@ -775,7 +828,7 @@ func (m *monitor) run(ctx context.Context, restart context.CancelCauseFunc) {
 	every := min(m.opts.MonitorInterval, partitionInterval)
 	next := time.Now().Add(m.opts.MonitorInterval)
 	everyInterval(ctx, every, func() bool {
-		sc := m.partitions(ctx)
+		sc := m.urgent(ctx)
 		if sc == nil && !time.Now().Before(next) {
 			next = time.Now().Add(m.opts.MonitorInterval)
 			sc = m.round(ctx)
@@ -788,10 +841,21 @@ func (m *monitor) run(ctx context.Context, restart context.CancelCauseFunc) {
 	})
 }
 
-// partitions checks the partitioned tables' leaves; it returns a
-// schemaChange naming the tables to copy again when partition maintenance
-// changed their rows unpublished.
-func (m *monitor) partitions(ctx context.Context) *schemaChange {
+// urgent runs the checks that cannot wait for a round: production's
+// writes broken by a REPLICA IDENTITY change under column lists, and the
+// partitioned tables' leaves. It returns a schemaChange when the pipeline
+// must restart: to bring the publication in line, or to copy again the
+// tables whose rows partition maintenance changed unpublished.
+func (m *monitor) urgent(ctx context.Context) *schemaChange {
+	if broken, err := source.BrokenWrites(ctx, m.src, m.opts.Config.Source.Publication); err != nil {
+		if ctx.Err() == nil {
+			m.opts.Logger.Warn("checking the publication against the tables' replica identity", "error", err.Error())
+		}
+	} else if len(broken) > 0 {
+		m.opts.Logger.Error("production's UPDATE and DELETE now fail on tables whose REPLICA IDENTITY changed while the publication lists their columns (publication_mode column_lists): restarting to bring the publication in line",
+			"tables", strings.Join(broken, ", "))
+		return &schemaChange{}
+	}
 	diverged, err := m.parts.check(ctx, m.src, m.opts.Logger)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -808,7 +872,7 @@ func (m *monitor) partitions(ctx context.Context) *schemaChange {
 // round checks everything once. It returns a schemaChange when the
 // pipeline must restart to repair what it found.
 func (m *monitor) round(ctx context.Context) *schemaChange {
-	if sc := m.partitions(ctx); sc != nil {
+	if sc := m.urgent(ctx); sc != nil {
 		return sc
 	}
 	opts, src, plan := m.opts, m.src, m.plan

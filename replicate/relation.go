@@ -34,10 +34,31 @@ type relation struct {
 	rowFilter   target.RowFilter
 }
 
-// newRelation builds the mapping and reports, once, what does not match
-// the plan. It never fails: a schema change must not stop replication of
-// the other columns, but it is logged (without values).
-func newRelation(m *pgoutput.Relation, lookup func(schema, name string) *transform.TablePlan, filters map[transform.TableName]*source.Filter, log *slog.Logger) *relation {
+// columnWarnings logs what a Relation message shows that does not match
+// the plan, once per table, column and kind for the life of a stream: a
+// Relation message comes again after every DDL, VACUUM FULL or CLUSTER of
+// the table, and would repeat it each time.
+type columnWarnings struct {
+	log  *slog.Logger
+	seen map[[3]string]bool
+}
+
+func (w *columnWarnings) warn(msg, table, column string) {
+	k := [3]string{msg, table, column}
+	if w.seen[k] {
+		return
+	}
+	if w.seen == nil {
+		w.seen = map[[3]string]bool{}
+	}
+	w.seen[k] = true
+	w.log.Warn(msg, "table", table, "column", column)
+}
+
+// newRelation builds the mapping and reports what does not match the
+// plan. It never fails: a schema change must not stop replication of the
+// other columns, but it is logged (without values).
+func newRelation(m *pgoutput.Relation, lookup func(schema, name string) *transform.TablePlan, filters map[transform.TableName]*source.Filter, warnings *columnWarnings) *relation {
 	r := &relation{oid: m.OID, name: transform.TableName{Schema: m.Namespace, Name: m.Name}}
 	r.table = lookup(m.Namespace, m.Name)
 	if r.table == nil {
@@ -58,8 +79,7 @@ func newRelation(m *pgoutput.Relation, lookup func(schema, name string) *transfo
 		if !ok {
 			r.planIdx[i] = -1
 			if !dropped[c.Name] {
-				log.Warn("column not in the rules: not replicated until a rule names it",
-					"table", r.table.Table.QualifiedName(), "column", c.Name)
+				warnings.warn("column not in the rules: not replicated until a rule names it", r.table.Table.QualifiedName(), c.Name)
 			}
 			continue
 		}
@@ -70,8 +90,8 @@ func newRelation(m *pgoutput.Relation, lookup func(schema, name string) *transfo
 	for j, ok := range seen {
 		if !ok {
 			r.missing[j] = true
-			log.Warn("column of the rules no longer sent by the source (dropped in production?): new rows get NULL",
-				"table", r.table.Table.QualifiedName(), "column", r.table.Columns[j].Column.Name)
+			warnings.warn("column of the rules no longer sent by the source (dropped in production?): new rows get NULL",
+				r.table.Table.QualifiedName(), r.table.Columns[j].Column.Name)
 		}
 	}
 	if f := filters[r.name]; f != nil {

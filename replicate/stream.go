@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -108,6 +109,8 @@ type streamer struct {
 	// relMsgs are the last Relation message of each relation, to rebuild
 	// the mapping when the plan changes and to seed a capture.
 	relMsgs map[uint32][]byte
+	// colWarnings says once what Relation messages show unlike the plan.
+	colWarnings *columnWarnings
 	// rs is the re-copy of some tables under way, or nil.
 	rs *liveResync
 	// colTypes are the column types the plan was built for.
@@ -518,13 +521,32 @@ func (s *streamer) sendStatus(reply bool) error {
 }
 
 func (s *streamer) relation(m *pgoutput.Relation) *relation {
-	r := newRelation(m, s.lookup, s.filters, s.log)
+	if s.colWarnings == nil {
+		s.colWarnings = &columnWarnings{log: s.log}
+	}
+	r := newRelation(m, s.lookup, s.filters, s.colWarnings)
 	if r.filter != nil && target.HasPrimaryKey(r.table) {
 		// The applier evaluates a batch's filters at once.
 		r.deferFilter, r.rowFilter = true, &deferredFilter{s: s, r: r}
 	}
 	s.rels[m.OID] = r
 	return r
+}
+
+// identityCoversKey reports whether the old rows of m's UPDATE and DELETE
+// messages carry every column of the replica's key: under REPLICA
+// IDENTITY FULL they carry every column; otherwise only m's key columns.
+func identityCoversKey(tp *transform.TablePlan, m *pgoutput.Relation) bool {
+	if m.ReplicaIdentity == 'f' {
+		return true
+	}
+	for _, i := range target.KeyColumns(tp) {
+		name := tp.Columns[i].Column.Name
+		if !slices.ContainsFunc(m.Columns, func(c pgoutput.Column) bool { return c.Key && c.Name == name }) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *streamer) rel(oid uint32) (*relation, error) {
@@ -547,6 +569,15 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, i
 			s.log.Warn("a column's type changed in production: restarting to copy the table again with the new type",
 				"table", transform.QuoteIdent(m.Namespace)+"."+transform.QuoteIdent(m.Name))
 			return &schemaChange{}
+		}
+		if tp := s.lookup(m.Namespace, m.Name); tp != nil && !s.rs.covers(name) && !identityCoversKey(tp, m) {
+			// UPDATE and DELETE would now name rows by columns the
+			// replica's key does not hold (REPLICA IDENTITY changed):
+			// restart, which plans the key anew and copies the table
+			// again under it.
+			s.log.Warn("the table's replica identity changed in production: restarting to copy the table again under its new key",
+				"table", tp.Table.QualifiedName())
+			return &schemaChange{tables: []transform.TableName{name}}
 		}
 		s.relMsgs[m.OID] = relationRecord(data, inStream)
 		r := s.relation(m)

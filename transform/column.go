@@ -8,7 +8,7 @@ type Column struct {
 	Name       string
 	Type       Type
 	NotNull    bool
-	PrimaryKey bool // part of the primary key (or of the replica identity)
+	PrimaryKey bool // part of the replica's key: the replica identity index's columns under REPLICA IDENTITY USING INDEX, else the primary key's
 	Unique     bool // has a single-column unique constraint or index
 }
 

@@ -478,6 +478,15 @@ func (r *catalogReader) build(rel *relation) error {
 	case 'i':
 		identity = rel.identIdx
 	}
+	// The replica's key is what identifies a row in the stream's UPDATE
+	// and DELETE messages: the identity index's columns under REPLICA
+	// IDENTITY USING INDEX (an old row carries those alone, not the
+	// primary key), else the primary key (under FULL an old row carries
+	// every column, the key's too).
+	key := rel.pk
+	if info.ReplicaIdentity == 'i' {
+		key = rel.identIdx
+	}
 	for _, a := range rel.attrs {
 		if a.generated {
 			t.Generated = append(t.Generated, a.name)
@@ -491,8 +500,10 @@ func (r *catalogReader) build(rel *relation) error {
 			Name:       a.name,
 			Type:       typ,
 			NotNull:    a.notNull,
-			PrimaryKey: slices.Contains(rel.pk, a.num) || slices.Contains(identity, a.num),
-			Unique:     rel.unique[a.num],
+			PrimaryKey: slices.Contains(key, a.num),
+			// A single-column primary key that is not the replica's key
+			// (USING INDEX on another index) is still unique.
+			Unique: rel.unique[a.num] || len(rel.pk) == 1 && rel.pk[0] == a.num && !slices.Contains(key, a.num),
 		})
 		if info.ReplicaIdentity == 'f' {
 			info.IdentityColumns = append(info.IdentityColumns, a.name)

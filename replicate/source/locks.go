@@ -75,3 +75,39 @@ GROUP BY n.nspname, c.relname`, name)
 	}
 	return locked, true, nil
 }
+
+// BrokenWrites returns the tables (qualified, quoted) of publication name
+// whose column list leaves out a column of their replica identity: once
+// that holds, PostgreSQL refuses every UPDATE and DELETE of the table in
+// production ("cannot update table ...: column list used by the
+// publication does not cover the replica identity"). pgveil never makes
+// such a list, but production can come to it by changing the table's
+// REPLICA IDENTITY (to FULL, or to another index) under column_lists.
+// It reads the catalog only and takes no lock.
+func BrokenWrites(ctx context.Context, conn *pgx.Conn, name string) ([]string, error) {
+	rows, err := conn.Query(ctx, `
+SELECT format('%I.%I', n.nspname, c.relname)
+FROM pg_catalog.pg_publication p
+JOIN pg_catalog.pg_publication_rel pr ON pr.prpubid = p.oid
+JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE p.pubname = $1 AND pr.prattrs IS NOT NULL AND (
+  (c.relreplident = 'f' AND EXISTS (
+     SELECT FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+       AND a.attnum <> ALL (pr.prattrs::int2[])))
+  OR (c.relreplident IN ('d', 'i') AND EXISTS (
+     SELECT FROM pg_catalog.pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) AS k(attnum)
+     WHERE i.indrelid = c.oid AND k.attnum > 0
+       AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))
+       AND k.attnum <> ALL (pr.prattrs::int2[]))))
+ORDER BY 1`, name)
+	if err != nil {
+		return nil, wrapSQL(err, "checking publication %s against the tables' replica identity", transform.QuoteIdent(name))
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, wrapSQL(err, "checking publication %s against the tables' replica identity", transform.QuoteIdent(name))
+	}
+	return tables, nil
+}
