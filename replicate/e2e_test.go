@@ -55,10 +55,21 @@ type e2e struct {
 // monitor's rounds (each reports the drift it found).
 type roundCounter struct {
 	nopObserver
-	rounds atomic.Int64
+	rounds  atomic.Int64
+	pending atomic.Pointer[[]string] // the last RulesPending report
 }
 
 func (c *roundCounter) Drift(*Drift) { c.rounds.Add(1) }
+
+func (c *roundCounter) RulesPending(statements []string) { c.pending.Store(&statements) }
+
+// rulesPending is the last RulesPending report, nil before any.
+func (c *roundCounter) rulesPending() []string {
+	if p := c.pending.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // waitMonitorRounds waits until the monitor has finished n more rounds:
 // whatever a round looks at, it has looked at since the call.

@@ -48,6 +48,10 @@ type Observer interface {
 	// on the source waiting for another session's lock has run: 0 when
 	// none waits (see LockWait).
 	SourceLockWait(longest time.Duration)
+	// RulesPending reports a rule change that waits for what pgveil's
+	// role lacks on production: the statements and grants to run, one per
+	// line (names only); empty when no change waits.
+	RulesPending(statements []string)
 	// Error counts a failure: kind is "transient", "fatal" or "masking".
 	Error(kind string)
 }
@@ -86,6 +90,7 @@ func (nopObserver) Slot(SlotStatus)                                             
 func (nopObserver) Drift(*Drift)                                                     {}
 func (nopObserver) Tenancy(int, int, int)                                            {}
 func (nopObserver) SourceLockWait(time.Duration)                                     {}
+func (nopObserver) RulesPending([]string)                                            {}
 func (nopObserver) Error(string)                                                     {}
 
 var _ Observer = nopObserver{}

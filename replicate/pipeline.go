@@ -39,6 +39,9 @@ type Options struct {
 	// forceResync are tables the next attempt copies again whatever
 	// their fingerprint (they missed changes).
 	forceResync map[transform.TableName]bool
+	// settled is called when the attempt streams with every table of
+	// its rules copied: the rules then need nothing more of production.
+	settled func()
 	// MonitorInterval is how often the slot and the source schema are
 	// checked while streaming (default 30s).
 	MonitorInterval time.Duration
@@ -219,6 +222,17 @@ type Pipeline struct {
 	cfg      *rules.Config
 	restart  context.CancelFunc // ends the current attempt
 	reloaded bool
+	// good is the last configuration that streamed with every table
+	// copied: the one to go back to when a rule change turns out to need
+	// a privilege pgveil lacks.
+	good *rules.Config
+	// pending is a rule change that waits for what pgveil's role lacks
+	// (statements for the tables' owner, grants), and waiting says what.
+	pending *rules.Config
+	waiting *Waiting
+	// reloadMu makes reloads (SIGHUP, the pending rules' retries) one at
+	// a time.
+	reloadMu sync.Mutex
 }
 
 // schemaChange ends an attempt whose plan no longer fits the source (a
@@ -273,6 +287,8 @@ func (p *Pipeline) Config() *rules.Config {
 // Invalid rules are rejected with their problems and the old ones stay.
 // The connections, the slot and the publication cannot change this way.
 func (p *Pipeline) Reload(ctx context.Context, cfg *rules.Config) error {
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
 	old := p.Config()
 	switch {
 	case cfg.Source.DSN.Reveal() != old.Source.DSN.Reveal(), cfg.Target.DSN.Reveal() != old.Target.DSN.Reveal():
@@ -301,6 +317,17 @@ func (p *Pipeline) Reload(ctx context.Context, cfg *rules.Config) error {
 	if len(typos) > 0 {
 		return typos
 	}
+	// What the new rules need that pgveil's role lacks: until it is there
+	// the rules in force keep streaming, and the change waits.
+	waiting, err := Prerequisites(ctx, src, prep)
+	if err != nil {
+		return err
+	}
+	if waiting != nil {
+		p.setPending(cfg, waiting)
+		return &RulesPendingError{Waiting: waiting}
+	}
+	p.setPending(nil, nil)
 	p.mu.Lock()
 	p.cfg, p.reloaded = cfg, true
 	restart := p.restart
@@ -324,13 +351,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	opts.Stream.SpillDir = spill.path
 	lockCtx, stopLockWatch := context.WithCancel(ctx)
-	lockWatchDone := make(chan struct{})
+	lockWatchDone := make(chan struct{}, 2)
 	go func() {
-		defer close(lockWatchDone)
+		defer func() { lockWatchDone <- struct{}{} }()
 		watchLockWaits(lockCtx, p.cfg.Source.DSN.Reveal(), p.cfg.Source.Slot, opts.Logger, opts.Observer)
+	}()
+	go func() {
+		defer func() { lockWatchDone <- struct{}{} }()
+		p.retryPending(lockCtx)
 	}()
 	defer func() {
 		stopLockWatch()
+		<-lockWatchDone
 		<-lockWatchDone
 	}()
 	wait := time.Second
@@ -343,6 +375,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.mu.Unlock()
 		opts.Observer.Phase(PhaseStarting, nil)
 		opts.Observer.Tables(TableLabels(opts.Config))
+		cfg := opts.Config
+		opts.settled = func() {
+			p.mu.Lock()
+			p.good = cfg
+			p.mu.Unlock()
+		}
 		err := runOnce(attempt, opts)
 		// Tables that missed changes are marked in the target by the next
 		// attempt, so that the mark survives its failure.
@@ -365,6 +403,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.mu.Unlock()
 		if reloaded || sc != nil {
 			opts.Logger.Info("restarting at the checkpoint with the rules and schema as they are now")
+			wait = time.Second
+			continue
+		}
+		if p.fallBack(err, cfg) {
 			wait = time.Second
 			continue
 		}
@@ -613,6 +655,10 @@ func runOnce(ctx context.Context, opts Options) error {
 		return sc
 	}
 	opts.Observer.Phase(PhaseStreaming, nil)
+	if rs == nil && opts.settled != nil {
+		opts.settled()
+	}
+	st.settled = opts.settled
 	sctx, stopStream := context.WithCancelCause(ctx)
 	defer stopStream(nil)
 	mctx, stopMonitor := context.WithCancel(ctx)

@@ -266,5 +266,8 @@ func (s *streamer) switchIn(ctx context.Context) error {
 	}
 	s.log.Info("re-copied tables switched in", "tables", len(rs.live), "changes_replayed", replayed,
 		"seconds", time.Since(rs.started).Round(time.Millisecond).Seconds())
+	if s.settled != nil {
+		s.settled()
+	}
 	return nil
 }

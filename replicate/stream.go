@@ -113,6 +113,8 @@ type streamer struct {
 	colWarnings *columnWarnings
 	// rs is the re-copy of some tables under way, or nil.
 	rs *liveResync
+	// settled, when set, is called once a re-copy is switched in.
+	settled func()
 	// colTypes are the column types the plan was built for.
 	colTypes columnTypes
 

@@ -160,6 +160,12 @@ func (r *reloader) reload(ctx context.Context, why string) {
 	if err == nil {
 		err = r.p.Reload(ctx, cfg)
 	}
+	var pending *replicate.RulesPendingError
+	if errors.As(err, &pending) {
+		// The pipeline has logged what they wait for.
+		r.log.Info("the new rules are valid and wait; the rules in force keep streaming", "why", why, "file", r.file)
+		return
+	}
 	if err != nil {
 		r.log.Error("the new rules are refused; the rules in force stay", "why", why, "problems", strings.TrimSpace(err.Error()))
 		return

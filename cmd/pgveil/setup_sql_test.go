@@ -346,15 +346,30 @@ FROM pg_roles r WHERE r.rolname = $1`, sourceRole).Scan(&super, &createDB, &crea
 		t.Errorf("source role: super %v createdb %v createrole %v replication %v bypassrls %v; owns %d relations", super, createDB, createRole, repl, bypass, owns)
 	}
 
+	// validate and status say, before the first start, what pgveil's
+	// role lacks: the publication, which only the tables' owner may make.
+	code, out, errOut := s.cli("validate", "-c", s.config)
+	if code != exitOK || !strings.Contains(out, "privileges: before pgveil can put these rules in force") ||
+		!regexp.MustCompile(`(?m)^    CREATE PUBLICATION pgveil FOR TABLE .*;$`).MatchString(out) || strings.Contains(out, "GRANT SELECT") {
+		t.Fatalf("validate before the publication exists: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	code, out, _ = s.cli("status", "-c", s.config)
+	if code != exitProblems || !strings.Contains(out, "waiting for") || !strings.Contains(out, "CREATE PUBLICATION pgveil FOR TABLE") {
+		t.Fatalf("status before the publication exists: exit %d, stdout:\n%s", code, out)
+	}
+
 	// The first start changes nothing and prints what a superuser (or
 	// the tables' owner, with CREATE on the database) must run.
-	code, _, errOut := s.cli("run", "-c", s.config, "--spill-dir", s.dir)
+	code, _, errOut = s.cli("run", "-c", s.config, "--spill-dir", s.dir)
 	stmts := regexp.MustCompile(`(?m)^  ((?:CREATE|ALTER) PUBLICATION .*);$`).FindAllStringSubmatch(errOut, -1)
 	if code != exitProblems || len(stmts) == 0 || !strings.Contains(errOut, `role "pgveil-Src" cannot change it`) {
 		t.Fatalf("first start without a publication: exit %d, %d statements, stderr:\n%s", code, len(stmts), errOut)
 	}
 	for _, m := range stmts {
 		s.exec(m[1])
+	}
+	if code, out, errOut := s.cli("validate", "-c", s.config); code != exitOK || !strings.Contains(out, "privileges: pgveil's role has what these rules need") {
+		t.Fatalf("validate once the publication exists: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
 	// pgveil replicates with those roles only.

@@ -30,7 +30,11 @@ type statusReport struct {
 	Checkpoint  *checkpointState  `json:"checkpoint,omitempty"`
 	Tables      []tableState      `json:"tables,omitempty"`
 	Drift       *driftState       `json:"drift,omitempty"`
-	Tenancy     *tenancyState     `json:"tenancy,omitempty"`
+	// WaitingFor are the statements and grants the rules file needs on
+	// production that pgveil's role lacks: a running pgveil keeps the
+	// rules it had in force until they have run.
+	WaitingFor []string      `json:"waiting_for,omitempty"`
+	Tenancy    *tenancyState `json:"tenancy,omitempty"`
 	// Problems are why status exits 1: what it could not read, a missing
 	// or lost slot, no checkpoint.
 	Problems []string `json:"problems"`
@@ -152,6 +156,10 @@ func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time
 			src = nil
 		} else if err := readPublication(ctx, src, cfg, r); err != nil {
 			problem("%v", err)
+		} else if err := readWaiting(ctx, src, cfg, r); err != nil {
+			problem("%v", err)
+		} else if len(r.WaitingFor) > 0 {
+			problem("the rules in %s need what pgveil's role lacks on production (see waiting for): a running pgveil keeps its earlier rules in force until it is done, a starting one cannot copy", cfg.File)
 		}
 	}
 
@@ -287,6 +295,22 @@ func readPublication(ctx context.Context, src *pgx.Conn, cfg *rules.Config, r *s
 	return nil
 }
 
+// readWaiting fills in what the rules need on production that pgveil's
+// role lacks. Rules that do not compile against the source are left to
+// the drift report.
+func readWaiting(ctx context.Context, src *pgx.Conn, cfg *rules.Config, r *statusReport) error {
+	prep, err := replicate.PrepareRunning(ctx, src, cfg, nil)
+	if err != nil {
+		return nil
+	}
+	w, err := replicate.Prerequisites(ctx, src, prep)
+	if err != nil {
+		return fmt.Errorf("checking pgveil's privileges: %w", err)
+	}
+	r.WaitingFor = w.Lines()
+	return nil
+}
+
 // readTables reads pgveil.tables and the replica's row counts of every
 // table the rules name.
 func readTables(ctx context.Context, tgt *pgx.Conn, cfg *rules.Config, fast bool, r *statusReport) error {
@@ -359,6 +383,12 @@ func printStatus(w io.Writer, r *statusReport) {
 			fmt.Fprintf(tw, "publication\t%s: column lists or row filters on %d table%s (%s); production cannot drop or retype:\n", p.Name, len(p.Locked), plural(len(p.Locked)), what)
 			tw.Flush()
 			printLocked(w, p.Locked)
+		}
+	}
+	if len(r.WaitingFor) > 0 {
+		fmt.Fprintf(tw, "waiting for\tthe rules need, in production, as a superuser (or the tables' owner):\n")
+		for _, l := range r.WaitingFor {
+			fmt.Fprintf(tw, "\t  %s\n", l)
 		}
 	}
 	if c := r.Checkpoint; c != nil {

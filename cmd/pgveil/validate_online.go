@@ -135,6 +135,15 @@ func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transfo
 		fmt.Fprintf(e.stdout, "%s: OK: %s (online: %d table%s checked against the source)\n", cfg.File, summarize(cfg), n, plural(n))
 		printTenancy(e, cfg)
 		printPublicationMode(e.stdout, prep.Publication)
+		// The rules are valid; what pgveil's role lacks to put them in
+		// force is for a superuser to run, not a problem of the file.
+		w, err := replicate.Prerequisites(ctx, src, prep)
+		if err != nil {
+			n := printPrepareError(e, "validate", cfg, err, nil)
+			fmt.Fprintf(e.stderr, "%d problem%s\n", n, plural(n))
+			return exitProblems
+		}
+		printWaiting(e.stdout, w)
 		return exitOK
 	}
 	var rp rules.Problems
@@ -185,6 +194,20 @@ func printPublicationMode(w io.Writer, spec *source.PublicationSpec) {
 	}
 	fmt.Fprintln(w, "; production's DROP COLUMN and ALTER COLUMN ... TYPE will fail on these columns while they are published (docs/operations.md#publication-modes):")
 	printLocked(w, locked)
+}
+
+// printWaiting says what pgveil's role lacks on production to put the
+// rules in force, as statements for a superuser.
+func printWaiting(w io.Writer, wait *replicate.Waiting) {
+	if wait == nil {
+		fmt.Fprintln(w, "privileges: pgveil's role has what these rules need on production (SELECT on every table; the publication holds them, or pgveil may change it)")
+		return
+	}
+	fmt.Fprintln(w, "privileges: before pgveil can put these rules in force (a running pgveil keeps its earlier rules streaming until then),")
+	for _, l := range strings.Split(wait.String(), "\n") {
+		fmt.Fprintln(w, "  "+l)
+	}
+	fmt.Fprintln(w, "  (pgveil setup-sql --part source prints the whole least-privilege script)")
 }
 
 // printLocked prints locked columns by table, tables sorted.

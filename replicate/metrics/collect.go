@@ -84,6 +84,9 @@ var (
 	descSourceLockWait = prometheus.NewDesc("pgveil_source_lock_wait_seconds",
 		"How long the longest of pgveil's statements waiting for a lock another session holds on production has run; 0 when none waits.",
 		nil, nil)
+	descRulesPending = prometheus.NewDesc("pgveil_rules_pending",
+		"Statements and grants a valid rule change waits for on production (the rules in force keep streaming meanwhile); 0 when no change waits.",
+		nil, nil)
 )
 
 // collector exposes the gauges of Metrics that are worked out from its
@@ -97,7 +100,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descSnapshotRows, descSnapshotBytes, descSnapshotEstimated, descSnapshotDone,
 		descSlotExists, descSlotActive, descSlotRetained, descSlotWALStatus, descSlotConfirmed,
 		descUnruledColumns, descUnruledTables, descMissingColumns, descTypeChanged, descMissingTables, descDrift,
-		descTenantRoles, descTenancyUnprotected, descTenancyLeakyViews, descSourceLockWait,
+		descTenantRoles, descTenancyUnprotected, descTenancyLeakyViews, descSourceLockWait, descRulesPending,
 	} {
 		ch <- d
 	}
@@ -199,6 +202,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		gauge(descSourceLockWait, unknown)
 	}
+	gauge(descRulesPending, float64(len(s.rulesPending)))
 	m.mu.Unlock()
 
 	for _, x := range out {

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,6 +21,7 @@ const (
 	reasonStoppedFailure = "stopped after a failure (see the log)"
 	reasonStopped        = "stopped"
 	reasonUnknownPhase   = "the pipeline is in an unknown phase"
+	reasonRulesPending   = "a rule change waits: run in production, as a superuser or the tables' owner:"
 )
 
 // Handler serves GET /metrics (Prometheus text format, from the Metrics'
@@ -41,6 +43,12 @@ func (m *Metrics) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	if ok {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("ok\n"))
+		// A rule change waiting for a privilege is not a failure (the
+		// rules in force stream, and restarting would not help), but it
+		// needs a person: say what to run, names only.
+		if pending := m.PendingRules(); len(pending) > 0 {
+			_, _ = w.Write([]byte(reasonRulesPending + "\n  " + strings.Join(pending, "\n  ") + "\n"))
+		}
 		return
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)

@@ -193,3 +193,24 @@ func TestIndependent(t *testing.T) {
 		t.Error("a is unhealthy for b's retry")
 	}
 }
+
+// A rule change that waits keeps /healthz at 200 (replication works, a
+// restart would not help) and says what to run after "ok"; the gauge
+// counts the statements.
+func TestHealthRulesPending(t *testing.T) {
+	m, _, srv := newMetrics(t)
+	m.Phase(replicate.PhaseStreaming, nil)
+	stmts := []string{"GRANT SELECT ON TABLE public.extra TO pgveil;", "ALTER PUBLICATION pgveil SET TABLE public.people, public.extra;"}
+	m.RulesPending(stmts)
+	code, body := healthz(t, srv.URL)
+	want := "ok\n" + reasonRulesPending + "\n  " + stmts[0] + "\n  " + stmts[1]
+	if code != http.StatusOK || body != want {
+		t.Errorf("pending: %d %q, want 200 %q", code, body, want)
+	}
+	scrape(t, srv).expect(t, 2, "pgveil_rules_pending")
+	m.RulesPending(nil)
+	if code, body := healthz(t, srv.URL); code != http.StatusOK || body != "ok" {
+		t.Errorf("after: %d %q, want 200 ok", code, body)
+	}
+	scrape(t, srv).expect(t, 0, "pgveil_rules_pending")
+}

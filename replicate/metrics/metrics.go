@@ -152,6 +152,9 @@ type state struct {
 
 	// lockWait is the last SourceLockWait report; nil until the first.
 	lockWait *time.Duration
+
+	// rulesPending are the statements a waiting rule change needs.
+	rulesPending []string
 }
 
 type tableProgress struct {
@@ -387,6 +390,21 @@ func (m *Metrics) SourceLockWait(longest time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.st.lockWait = &longest
+}
+
+// RulesPending records the statements a waiting rule change needs
+// (none: no change waits).
+func (m *Metrics) RulesPending(statements []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.rulesPending = slices.Clone(statements)
+}
+
+// PendingRules returns the statements a waiting rule change needs.
+func (m *Metrics) PendingRules() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.st.rulesPending)
 }
 
 // Error counts a failure of kind transient, fatal or masking.

@@ -116,6 +116,19 @@ func currentRole(ctx context.Context, tx pgx.Tx) string {
 // cat is the catalog the spec was planned from: a table whose OID changed
 // since (dropped and re-created) is an error.
 func EnsurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpec, cat *Catalog) (changed bool, err error) {
+	return ensurePublication(ctx, conn, spec, cat, true)
+}
+
+// CheckPublication is EnsurePublication without the change: it returns
+// whether the publication must change, an *OwnerNeededError when pgveil's
+// role could not change it, and an *UnsafeError when the change would
+// make production writes fail. A rule change waits on it before it is put
+// in force, so that the rules in force keep streaming meanwhile.
+func CheckPublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpec, cat *Catalog) (mustChange bool, err error) {
+	return ensurePublication(ctx, conn, spec, cat, false)
+}
+
+func ensurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpec, cat *Catalog, apply bool) (changed bool, err error) {
 	if spec == nil || spec.Name == "" {
 		return false, errors.New("ensuring the publication: no publication name")
 	}
@@ -237,6 +250,9 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 	if len(notOwned) > 0 {
 		return false, &OwnerNeededError{Publication: spec.Name, Role: currentRole(ctx, tx), Tables: notOwned, Statements: stmts,
 			Serves: cur.serves(want, spec, live)}
+	}
+	if !apply {
+		return len(stmts) > 0, nil
 	}
 	for _, s := range stmts {
 		if err := execOne(ctx, conn, s); err != nil {
