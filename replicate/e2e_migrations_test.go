@@ -734,15 +734,7 @@ func (m *migSuite) compare() []string {
 	e := m.e
 	e.t.Helper()
 	ctx := context.Background()
-	src, err := ConnectSource(ctx, e.srcDSN)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer src.Close(ctx)
-	prep, err := PrepareRunning(ctx, src, e.config(), nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	src, prep := e.prepare()
 	diffs, err := Compare(ctx, src, e.dst, prep.Plan)
 	if err != nil {
 		e.t.Fatal(err)

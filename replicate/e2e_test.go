@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,7 @@ type e2e struct {
 	rulesYML string
 	preamble string // YAML put before tables: (a tenancy section)
 	mode     string // source.publication_mode; "" for the default
+	workers  int    // the initial copy's workers; 0 for 3
 	stats    *Stats
 	cancel   context.CancelFunc
 	done     chan error
@@ -131,13 +133,19 @@ func (e *e2e) config() *rules.Config {
 // start runs the pipeline in the background.
 func (e *e2e) start() {
 	e.t.Helper()
+	e.startWith(&e.obs)
+}
+
+// startWith is start with an observer of the test's own.
+func (e *e2e) startWith(obs Observer) {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.done = make(chan error, 1)
 	e.stats = &Stats{}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts := Options{Config: e.config(), Logger: log, Stats: e.stats, Observer: &e.obs,
-		Snapshot: SnapshotOptions{Workers: 3, ChunkPages: 16},
+	opts := Options{Config: e.config(), Logger: log, Stats: e.stats, Observer: obs,
+		Snapshot: SnapshotOptions{Workers: cmp.Or(e.workers, 3), ChunkPages: 16},
 		Stream:   StreamOptions{StatusInterval: 200 * time.Millisecond, BatchDelay: 20 * time.Millisecond, SpillDir: e.t.TempDir()},
 		RetryMax: time.Second, MonitorInterval: time.Second}
 	e.p = New(opts)
@@ -211,19 +219,28 @@ func (e *e2e) sync() {
 	})
 }
 
-// verify compares the replica with mask(production), table by table.
-func (e *e2e) verify() {
+// prepare connects to production as pgveil does and prepares the test's
+// rules against it; the connection is closed when the test ends.
+func (e *e2e) prepare() (*pgx.Conn, *Prepared) {
 	e.t.Helper()
 	ctx := context.Background()
 	src, err := ConnectSource(ctx, e.srcDSN)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer src.Close(ctx)
+	e.t.Cleanup(func() { src.Close(context.Background()) })
 	prep, err := PrepareRunning(ctx, src, e.config(), nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return src, prep
+}
+
+// verify compares the replica with mask(production), table by table.
+func (e *e2e) verify() {
+	e.t.Helper()
+	ctx := context.Background()
+	src, prep := e.prepare()
 	diffs, err := Compare(ctx, src, e.dst, prep.Plan)
 	if err != nil {
 		e.t.Fatal(err)

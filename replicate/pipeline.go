@@ -587,7 +587,7 @@ func runOnce(ctx context.Context, opts Options) error {
 		// The slot holds WAL from its creation on: its retention is
 		// watched during the copy too, which may take hours.
 		stopWatch := watchSlot(ctx, opts, src)
-		lsn, err := initialCopy(ctx, opts, prep, repl, tgt, slot)
+		lsn, rewritten, err := initialCopy(ctx, opts, prep, repl, tgt, slot)
 		stopWatch()
 		if err != nil {
 			return err
@@ -598,6 +598,11 @@ func runOnce(ctx context.Context, opts Options) error {
 		}
 		if err := target.RecordPartitions(ctx, tgt, copyLeaves); err != nil {
 			return err
+		}
+		if len(rewritten) > 0 {
+			// The copy stands, checkpoint and all; the next attempt
+			// copies these tables again while the others stream.
+			return &schemaChange{tables: rewritten}
 		}
 		start = lsn
 	} else {
@@ -746,24 +751,24 @@ func fatalUnlessTransient(err error) error {
 // initialCopy creates the slot with an exported snapshot, copies every
 // table as of that snapshot and writes the checkpoint; it returns the
 // position the stream starts from.
-func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn.PgConn, tgt *pgx.Conn, slot slotInfo) (pglogrepl.LSN, error) {
+func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn.PgConn, tgt *pgx.Conn, slot slotInfo) (lsn pglogrepl.LSN, rewritten []transform.TableName, err error) {
 	cfg, log := opts.Config, opts.Logger
 	if slot.Exists {
 		// A slot without a checkpoint: a copy that did not finish. Its
 		// snapshot is gone, so start again from a new slot.
 		log.Info("dropping the slot of an unfinished initial copy", "slot", cfg.Source.Slot)
 		if err := pglogrepl.DropReplicationSlot(ctx, repl, cfg.Source.Slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
-			return 0, fmt.Errorf("dropping slot %s: %w", cfg.Source.Slot, err)
+			return 0, nil, fmt.Errorf("dropping slot %s: %w", cfg.Source.Slot, err)
 		}
 	}
 	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, cfg.Source.Slot, "pgoutput",
 		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
 	if err != nil {
-		return 0, fmt.Errorf("creating replication slot %s: %w", cfg.Source.Slot, err)
+		return 0, nil, fmt.Errorf("creating replication slot %s: %w", cfg.Source.Slot, err)
 	}
-	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	lsn, err = pglogrepl.ParseLSN(res.ConsistentPoint)
 	if err != nil {
-		return 0, fmt.Errorf("slot %s: consistent point: %w", cfg.Source.Slot, err)
+		return 0, nil, fmt.Errorf("slot %s: consistent point: %w", cfg.Source.Slot, err)
 	}
 	log.Info("initial copy", "slot", cfg.Source.Slot, "consistent_point", lsn.String(), "tables", len(prep.Plan.Tables()))
 	started := time.Now()
@@ -775,15 +780,15 @@ func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn
 	if err := sn.run(ctx); err != nil {
 		var ve *ValueError
 		if errors.As(err, &ve) {
-			return 0, fatal(err)
+			return 0, nil, fatal(err)
 		}
-		return 0, err
+		return 0, nil, err
 	}
 	if err := target.WriteCheckpoint(ctx, tgt, cfg.Source.Slot, target.Position{LSN: lsn}); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	log.Info("initial copy done", "seconds", time.Since(started).Round(time.Millisecond).Seconds())
-	return lsn, nil
+	return lsn, sn.Rewritten(), nil
 }
 
 // TableLabels are the names of the tables cfg replicates, as the

@@ -147,6 +147,9 @@ func startResync(ctx context.Context, opts Options, prep *Prepared, tables map[t
 	}
 	go func() {
 		err := sn.run(ctx)
+		if rw := sn.Rewritten(); err == nil && len(rw) > 0 {
+			err = &schemaChange{tables: rw}
+		}
 		repl.Close(context.Background()) // drops the temporary slot
 		rs.done <- err
 	}()

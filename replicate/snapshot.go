@@ -89,6 +89,10 @@ type snapshotter struct {
 	pub       *source.PublicationSpec
 	cat       *source.Catalog
 	obs       Observer
+	// mu guards rewritten: the tables production gave new storage to
+	// while they were copied.
+	mu        sync.Mutex
+	rewritten map[transform.TableName]bool
 	// dest, when set, names where each table loads (staging tables of a
 	// re-copy); otherwise tables load into their own names.
 	dest map[transform.TableName]*transform.TablePlan
@@ -100,8 +104,14 @@ type snapshotter struct {
 func (s *snapshotter) run(ctx context.Context) error {
 	s.opts.defaults()
 	g, ctx := errgroup.WithContext(ctx)
-	// Join the exported snapshot on every worker connection first: it
-	// lives only while the exporting connection stays idle.
+	// Each task runs in a transaction of its own that imports the
+	// exported snapshot (it lives while the exporting connection stays
+	// idle, which it does until the copy ends), so that pgveil holds a
+	// table's ACCESS SHARE lock only while it reads one chunk of it:
+	// production's ALTER TABLE, VACUUM FULL or TRUNCATE waits for that
+	// chunk, not for the whole copy, and every query queued behind the
+	// migration with it. A table rewritten between its chunks is noticed
+	// (see copy) and copied again.
 	srcs := make([]*pgx.Conn, s.opts.Workers)
 	defer func() {
 		for _, c := range srcs {
@@ -119,15 +129,20 @@ func (s *snapshotter) run(ctx context.Context) error {
 		for _, q := range []string{
 			"SET idle_in_transaction_session_timeout = 0",
 			"SET statement_timeout = 0",
-			"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-			"SET TRANSACTION SNAPSHOT '" + s.snapshot + "'",
 		} {
 			if _, err := c.Exec(ctx, q); err != nil {
-				return fmt.Errorf("joining the snapshot: %w", err)
+				return fmt.Errorf("setting up a copy connection: %w", err)
 			}
 		}
 	}
-	tables, tasks, err := s.tasks(ctx, srcs[0])
+	var (
+		tables []*tableCopy
+		tasks  []copyTask
+	)
+	err := s.inSnapshot(ctx, srcs[0], func() (err error) {
+		tables, tasks, err = s.tasks(ctx, srcs[0])
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -204,6 +219,71 @@ func (s *snapshotter) run(ctx context.Context) error {
 	}
 	s.log.Info("snapshot copied", "tables", len(tables), "rows", rows, "MB", bytes>>20)
 	return nil
+}
+
+// inSnapshot runs fn in a read-only transaction of conn that has imported
+// the exported snapshot, and ends the transaction (releasing its locks).
+func (s *snapshotter) inSnapshot(ctx context.Context, conn *pgx.Conn, fn func() error) error {
+	for _, q := range []string{
+		"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+		"SET TRANSACTION SNAPSHOT '" + s.snapshot + "'",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			_, _ = conn.Exec(ctx, "ROLLBACK")
+			return fmt.Errorf("joining the snapshot: %w", err)
+		}
+	}
+	if err := fn(); err != nil {
+		_, _ = conn.Exec(ctx, "ROLLBACK") // the connection may be gone: it is closed with the copy
+		return err
+	}
+	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("ending a copy transaction: %w", err)
+	}
+	return nil
+}
+
+// rewrittenSQL tells, inside a transaction that imported the snapshot,
+// whether a table (or one of its leaf partitions) still has the storage
+// it had when the snapshot was taken: a query on pg_class sees the row as
+// of the snapshot, pg_relation_filenode the catalog as it is now. TRUNCATE,
+// VACUUM FULL, CLUSTER and the rewriting forms of ALTER TABLE give the
+// table new storage, and none of them is MVCC-safe: rows read from it
+// under the old snapshot may be missing (ALTER ... TYPE, TRUNCATE) or, by
+// page range, read twice or not at all (VACUUM FULL, CLUSTER).
+// (pg_partition_tree lists a partitioned table's tree, and nothing for a
+// plain table.)
+const rewrittenSQL = `
+SELECT coalesce(bool_or(c.relfilenode IS DISTINCT FROM pg_catalog.pg_relation_filenode(c.oid)), false)
+FROM pg_catalog.pg_class c
+WHERE c.relkind = 'r' AND (c.oid = $1::oid
+   OR c.oid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree($1::oid::regclass) p WHERE p.isleaf))`
+
+// noteRewritten records that table must be copied again.
+func (s *snapshotter) noteRewritten(t transform.TableName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rewritten == nil {
+		s.rewritten = map[transform.TableName]bool{}
+	}
+	if !s.rewritten[t] {
+		s.rewritten[t] = true
+		s.log.Warn("production rewrote a table while it was being copied (TRUNCATE, ALTER TABLE ... TYPE, VACUUM FULL or CLUSTER): its copy may be incomplete, so it is copied again once streaming starts",
+			"table", t.QualifiedName())
+	}
+}
+
+// Rewritten lists the tables production rewrote during the copy: their
+// copies are not to be trusted and must be made again.
+func (s *snapshotter) Rewritten() []transform.TableName {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]transform.TableName, 0, len(s.rewritten))
+	for t := range s.rewritten {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b transform.TableName) int { return cmp.Compare(a.QualifiedName(), b.QualifiedName()) })
+	return out
 }
 
 // tasks lists the copy tasks, splitting large tables into page ranges
@@ -292,16 +372,32 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 		buf = make([]byte, 0, chunkBytes+chunkBytes/4)
 		return nil
 	}
-	err := readCopy(ctx, conn, q, func(row []transform.Value) error {
-		var err error
-		if masked, err = t.plan.Mask(masked[:0], row); err != nil {
-			return &ValueError{Err: err}
-		}
-		if buf, err = pgcopy.AppendRow(buf, masked); err != nil {
+	name := tableName(t.plan)
+	err := s.inSnapshot(ctx, conn, func() error {
+		err := readCopy(ctx, conn, q, func(row []transform.Value) error {
+			var err error
+			if masked, err = t.plan.Mask(masked[:0], row); err != nil {
+				return &ValueError{Err: err}
+			}
+			if buf, err = pgcopy.AppendRow(buf, masked); err != nil {
+				return err
+			}
+			if n++; len(buf) >= chunkBytes {
+				return send()
+			}
+			return nil
+		})
+		if err != nil || t.info == nil {
 			return err
 		}
-		if n++; len(buf) >= chunkBytes {
-			return send()
+		// Still holding the lock the read took: was the table rewritten
+		// since the snapshot?
+		var rewritten bool
+		if err := conn.QueryRow(ctx, rewrittenSQL, t.info.OID).Scan(&rewritten); err != nil {
+			return fmt.Errorf("checking whether production rewrote the table: %w", err)
+		}
+		if rewritten {
+			s.noteRewritten(name)
 		}
 		return nil
 	})
@@ -309,6 +405,12 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 	switch {
 	case errors.As(err, &ve):
 		return err
+	case sqlState(err) == "42703", sqlState(err) == "42P01":
+		// A column (or the table) was dropped in production between two
+		// chunks: the plan no longer fits. Start again with the catalog
+		// as it is now.
+		s.log.Warn("production dropped a column or the table while it was being copied: planning again", "table", t.plan.Table.QualifiedName())
+		return &schemaChange{tables: []transform.TableName{name}}
 	case err != nil:
 		return fmt.Errorf("%s: copying from the source: %w", t.plan.Table.QualifiedName(), err)
 	}
