@@ -46,16 +46,8 @@ DO $$ BEGIN CREATE ROLE %[2]s LOGIN REPLICATION; EXCEPTION WHEN duplicate_object
 func (e *e2e) ownerRuns() {
 	e.t.Helper()
 	ctx := context.Background()
-	src, err := ConnectSource(ctx, e.srcDSN)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer src.Close(ctx)
-	prep, err := PrepareRunning(ctx, src, e.config(), nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	_, err = source.CheckPublication(ctx, src, prep.Publication, prep.Catalog)
+	src, prep := e.prepare()
+	_, err := source.CheckPublication(ctx, src, prep.Publication, prep.Catalog)
 	var oe *source.OwnerNeededError
 	if !errors.As(err, &oe) {
 		e.t.Fatalf("CheckPublication as pgveil's role: %v, want the owner's statements", err)
@@ -63,6 +55,17 @@ func (e *e2e) ownerRuns() {
 	for _, s := range oe.Statements {
 		e.exec(s)
 	}
+}
+
+// waitInForce waits until no rule change waits and the rules in force
+// name table.
+func (e *e2e) waitInForce(table string) {
+	e.t.Helper()
+	e.eventually("the change in force", func() (bool, string) {
+		got := e.obs.rulesPending()
+		inForce := slices.Contains(TableLabels(e.p.Config()), table)
+		return len(got) == 0 && inForce, fmt.Sprintf("waiting for %q, %s in force %v", got, table, inForce)
+	})
 }
 
 // A rule change that pgveil's least-privilege role cannot carry out (a new
@@ -124,11 +127,7 @@ INSERT INTO extra SELECT g, 'x' || g FROM generate_series(1, 50) g;`,
 		return slices.Equal(got, []string{grant}), fmt.Sprintf("%q", got)
 	})
 	e.exec(strings.TrimSuffix(grant, ";"))
-	e.eventually("the change in force", func() (bool, string) {
-		got := e.obs.rulesPending()
-		inForce := slices.Contains(TableLabels(e.p.Config()), "public.extra")
-		return len(got) == 0 && inForce, fmt.Sprintf("waiting for %q, in force %v", got, inForce)
-	})
+	e.waitInForce("public.extra")
 	if cfg, w := e.p.Pending(); cfg != nil || w != nil {
 		t.Errorf("still pending after it was put in force: %v", w)
 	}

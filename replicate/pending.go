@@ -11,7 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/replicate/source"
+	"pgveil/replicate/target"
 	"pgveil/rules"
+	"pgveil/transform"
 )
 
 // This file holds what makes a rule change safe under least privilege: a
@@ -76,19 +78,113 @@ func (w *Waiting) String() string {
 // RulesPendingError is Reload's answer when the new rules are valid but
 // need something pgveil's role lacks: the rules in force stay and keep
 // streaming, and the new ones are put in force as soon as it is there.
-type RulesPendingError struct{ Waiting *Waiting }
+type RulesPendingError struct {
+	Waiting *Waiting
+	// Held are the tables whose change waits while the rest of the
+	// change was put in force (their grants are all that is missing);
+	// empty when the whole change waits.
+	Held []transform.TableName
+	// readyNow: the rest of the change was put in force by this call.
+	readyNow bool
+}
 
 func (e *RulesPendingError) Error() string {
+	if len(e.Held) > 0 {
+		return "the new rules are valid and in force, except for " + joinNames(e.Held) +
+			", which pgveil's role may not read yet: those keep their earlier rules (or stay out of the replica, when new), and pgveil applies theirs as soon as this is done (it checks every few seconds): " +
+			e.Waiting.String()
+	}
 	return "the new rules are valid, but pgveil's role cannot put them in force yet; the rules in force keep streaming, and pgveil applies the new ones as soon as this is done (it checks every few seconds): " +
 		e.Waiting.String()
+}
+
+func joinNames(ns []transform.TableName) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = n.QualifiedName()
+	}
+	return strings.Join(s, ", ")
+}
+
+// held returns the tables that cannot be copied for want of the waiting
+// grants, or nil when something else is missing too (the publication's
+// statements, a privilege on the database): then nothing of the change
+// can go ahead.
+func (w *Waiting) held() []transform.TableName {
+	if w == nil || w.Publication != nil || w.Failed != "" {
+		return nil
+	}
+	var out []transform.TableName
+	for _, g := range w.Grants {
+		if len(g.Tables) == 0 {
+			return nil
+		}
+		for _, t := range g.Tables {
+			if !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b transform.TableName) int { return strings.Compare(a.QualifiedName(), b.QualifiedName()) })
+	return out
+}
+
+// readyPart is the part of the rule change cfg that can go ahead while
+// the held tables wait: cfg, with the rules in force (old) for the held
+// tables that old names, and without the held tables that are new.
+func readyPart(old, cfg *rules.Config, held []transform.TableName) *rules.Config {
+	ready := *cfg
+	ready.Tables = nil
+	for _, t := range cfg.Tables {
+		n := transform.TableName{Schema: t.Schema, Name: t.Name}
+		if !slices.Contains(held, n) {
+			ready.Tables = append(ready.Tables, t)
+			continue
+		}
+		for _, o := range old.Tables {
+			if o.Schema == t.Schema && o.Name == t.Name {
+				ready.Tables = append(ready.Tables, o)
+			}
+		}
+	}
+	return &ready
+}
+
+// tablesToCopy returns the tables the prepared rules would copy (new, or
+// under changed rules, or marked for a re-copy), or nil when the target
+// holds no checkpoint yet (a first copy reads every table).
+func tablesToCopy(ctx context.Context, cfg *rules.Config, prep *Prepared) (map[transform.TableName]bool, error) {
+	tgt, err := connectTarget(ctx, cfg.Target.DSN.Reveal())
+	if err != nil {
+		return nil, err
+	}
+	defer tgt.Close(context.Background())
+	_, found, err := target.ReadCheckpoint(ctx, tgt, cfg.Source.Slot)
+	if err != nil || !found {
+		return nil, err
+	}
+	keys, err := cfg.Keys()
+	if err != nil {
+		return nil, err
+	}
+	_, resync, _, err := compareRules(ctx, tgt, prep.Plan, keys.Fingerprint(), true)
+	return resync, err
+}
+
+// TablesToCopy is tablesToCopy for status: what a running pgveil would
+// copy if it were given these rules.
+func TablesToCopy(ctx context.Context, cfg *rules.Config, prep *Prepared) (map[transform.TableName]bool, error) {
+	return tablesToCopy(ctx, cfg, prep)
 }
 
 // Prerequisites returns what the prepared rules need on production that
 // pgveil's role lacks, or nil when nothing is missing: the publication
 // change (when only the tables' owner can make it) and the grants the
-// copy of their tables needs. A change that would make production's
-// writes fail is an error (*source.UnsafeError), not something to wait for.
-func Prerequisites(ctx context.Context, src *pgx.Conn, prep *Prepared) (*Waiting, error) {
+// copy of their tables needs (of the tables in copyOnly, when not nil: a
+// table already replicated under the same rules needs no SELECT). A
+// change that would make production's writes fail is an error
+// (*source.UnsafeError), not something to wait for.
+func Prerequisites(ctx context.Context, src *pgx.Conn, prep *Prepared, copyOnly map[transform.TableName]bool) (*Waiting, error) {
 	var w Waiting
 	_, err := source.CheckPublication(ctx, src, prep.Publication, prep.Catalog)
 	var oe *source.OwnerNeededError
@@ -100,7 +196,7 @@ func Prerequisites(ctx context.Context, src *pgx.Conn, prep *Prepared) (*Waiting
 	case err != nil:
 		return nil, err
 	}
-	if w.Grants, err = source.MissingGrants(ctx, src, prep.Plan, prep.Publication); err != nil {
+	if w.Grants, err = source.MissingGrants(ctx, src, prep.Plan, prep.Publication, copyOnly); err != nil {
 		return nil, err
 	}
 	if w.Publication == nil && len(w.Grants) == 0 {
@@ -115,6 +211,9 @@ func (p *Pipeline) setPending(cfg *rules.Config, w *Waiting) {
 	p.mu.Lock()
 	was := p.waiting
 	p.pending, p.waiting = cfg, w
+	if cfg == nil {
+		p.readyKey = ""
+	}
 	p.mu.Unlock()
 	lines := w.Lines()
 	if slices.Equal(was.Lines(), lines) && (was == nil) == (w == nil) {
@@ -158,12 +257,12 @@ func (p *Pipeline) retryPending(ctx context.Context) {
 		if cfg == nil {
 			continue
 		}
-		err := p.Reload(ctx, cfg)
+		err := p.reload(ctx, cfg, cfg)
 		var pe *RulesPendingError
 		switch {
 		case err == nil:
 			p.opts.Logger.Info("the rule change that waited is in force now", "file", cfg.File)
-		case errors.As(err, &pe), ctx.Err() != nil:
+		case errors.As(err, &pe), errors.Is(err, errStale), ctx.Err() != nil:
 		default:
 			// Not a missing privilege any more (production's schema moved
 			// on, or the source is away): say so, and try again later.
@@ -178,7 +277,7 @@ func (p *Pipeline) retryPending(ctx context.Context) {
 // streamed before back in force and makes cfg wait, and reports whether
 // it did. On a first start there is nothing to go back to, and the
 // failure stops pgveil with its message.
-func (p *Pipeline) fallBack(err error, cfg *rules.Config) bool {
+func (p *Pipeline) fallBack(ctx context.Context, err error, cfg *rules.Config) bool {
 	var oe *source.OwnerNeededError
 	var w *Waiting
 	switch {
@@ -188,6 +287,21 @@ func (p *Pipeline) fallBack(err error, cfg *rules.Config) bool {
 		w = &Waiting{Failed: serverMessage(err)}
 	default:
 		return false
+	}
+	// The owner may have run the waiting change's statements, which the
+	// rules in force then no longer fit (a table taken out of the
+	// publication): go forward to the waiting rules, or to the part of
+	// them that can run, when they can.
+	if pending, _ := p.Pending(); pending != nil && pending != cfg {
+		rerr := p.reload(ctx, pending, pending)
+		var pe *RulesPendingError
+		if rerr == nil || errors.As(rerr, &pe) && pe.readyNow {
+			p.mu.Lock()
+			p.reloaded = false // this attempt's failure is answered: the next one runs the new rules
+			p.mu.Unlock()
+			p.opts.Logger.Info("the rules in force no longer fit production's publication; the rule change that waited is in force now", "file", pending.File)
+			return true
+		}
 	}
 	p.mu.Lock()
 	good := p.good
@@ -200,6 +314,20 @@ func (p *Pipeline) fallBack(err error, cfg *rules.Config) bool {
 	p.opts.Logger.Warn("the new rules need a privilege pgveil's role lacks: the rules that streamed before are back in force", "error", serverMessage(err))
 	p.setPending(cfg, w)
 	return true
+}
+
+// temporaryNeeded returns a wait for TEMPORARY on the database when a
+// table of cfg has a where (pgveil plans and evaluates it through a
+// temporary view) and pgveil's role lacks it; nil otherwise.
+func temporaryNeeded(ctx context.Context, src *pgx.Conn, cfg *rules.Config) (*Waiting, error) {
+	if !slices.ContainsFunc(cfg.Tables, func(t *rules.TableRule) bool { return t != nil && t.Where != "" }) {
+		return nil, nil
+	}
+	g, err := source.MissingTemporary(ctx, src)
+	if err != nil || g == nil {
+		return nil, err
+	}
+	return &Waiting{Grants: []source.Grant{*g}}, nil
 }
 
 // serverMessage is the server's own message in err's chain (it names

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -44,7 +45,7 @@ func TestFallBackToTheRulesThatStreamed(t *testing.T) {
 			if tc.good {
 				p.good = oldCfg
 			}
-			back := p.fallBack(tc.err, newCfg)
+			back := p.fallBack(context.Background(), tc.err, newCfg)
 			if back != tc.wantBack {
 				t.Fatalf("fallBack = %v, want %v", back, tc.wantBack)
 			}

@@ -230,6 +230,9 @@ type Pipeline struct {
 	// (statements for the tables' owner, grants), and waiting says what.
 	pending *rules.Config
 	waiting *Waiting
+	// readyKey names the part of the pending change put in force while
+	// the rest waits, so that a retry does not put it in force again.
+	readyKey string
 	// reloadMu makes reloads (SIGHUP, the pending rules' retries) one at
 	// a time.
 	reloadMu sync.Mutex
@@ -287,8 +290,22 @@ func (p *Pipeline) Config() *rules.Config {
 // Invalid rules are rejected with their problems and the old ones stay.
 // The connections, the slot and the publication cannot change this way.
 func (p *Pipeline) Reload(ctx context.Context, cfg *rules.Config) error {
+	return p.reload(ctx, cfg, nil)
+}
+
+// errStale: the waiting rule change a retry meant to apply was replaced.
+var errStale = errors.New("the waiting rule change was replaced by a newer one")
+
+// reload is Reload; with ifPending set, only while ifPending is still the
+// rule change that waits (a newer reload may have replaced it meanwhile).
+func (p *Pipeline) reload(ctx context.Context, cfg *rules.Config, ifPending *rules.Config) error {
 	p.reloadMu.Lock()
 	defer p.reloadMu.Unlock()
+	if ifPending != nil {
+		if pending, _ := p.Pending(); pending != ifPending {
+			return errStale
+		}
+	}
 	old := p.Config()
 	switch {
 	case cfg.Source.DSN.Reveal() != old.Source.DSN.Reveal(), cfg.Target.DSN.Reveal() != old.Target.DSN.Reveal():
@@ -301,6 +318,15 @@ func (p *Pipeline) Reload(ctx context.Context, cfg *rules.Config) error {
 		return err
 	}
 	defer src.Close(context.Background())
+	// Planning a where needs a temporary view: without TEMPORARY the
+	// rules cannot even be checked, and the change waits for it.
+	if w, err := temporaryNeeded(ctx, src, cfg); err != nil || w != nil {
+		if err != nil {
+			return err
+		}
+		p.setPending(cfg, w)
+		return &RulesPendingError{Waiting: w}
+	}
 	prep, err := PrepareRunning(ctx, src, cfg, p.opts.Registry)
 	if err != nil {
 		return err
@@ -319,15 +345,41 @@ func (p *Pipeline) Reload(ctx context.Context, cfg *rules.Config) error {
 	}
 	// What the new rules need that pgveil's role lacks: until it is there
 	// the rules in force keep streaming, and the change waits.
-	waiting, err := Prerequisites(ctx, src, prep)
+	toCopy, err := tablesToCopy(ctx, cfg, prep)
+	if err != nil {
+		return err
+	}
+	waiting, err := Prerequisites(ctx, src, prep, toCopy)
 	if err != nil {
 		return err
 	}
 	if waiting != nil {
 		p.setPending(cfg, waiting)
-		return &RulesPendingError{Waiting: waiting}
+		pe := &RulesPendingError{Waiting: waiting}
+		// When grants on some tables are all that is missing (and the
+		// tables are published whole), the rest of the change goes ahead.
+		if held := waiting.held(); len(held) > 0 && cfg.Source.PublicationMode != rules.ColumnLists {
+			pe.Held = held
+			key := fmt.Sprintf("%p %s", cfg, joinNames(held))
+			p.mu.Lock()
+			again := p.readyKey == key
+			p.readyKey = key
+			p.mu.Unlock()
+			if !again {
+				pe.readyNow = true
+				p.opts.Logger.Info("putting in force the part of the rule change that can run; the tables pgveil may not read yet wait", "tables", joinNames(held))
+				p.putInForce(readyPart(old, cfg, held))
+			}
+		}
+		return pe
 	}
 	p.setPending(nil, nil)
+	p.putInForce(cfg)
+	return nil
+}
+
+// putInForce makes cfg the rules in force and restarts the attempt.
+func (p *Pipeline) putInForce(cfg *rules.Config) {
 	p.mu.Lock()
 	p.cfg, p.reloaded = cfg, true
 	restart := p.restart
@@ -335,7 +387,6 @@ func (p *Pipeline) Reload(ctx context.Context, cfg *rules.Config) error {
 	if restart != nil {
 		restart()
 	}
-	return nil
 }
 
 // Run replicates until ctx ends; see the package Run.
@@ -350,11 +401,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		opts.Logger.Warn("removed transactions an earlier run had spilled (it was stopped hard)", "dir", spill.path, "files", spill.removed)
 	}
 	opts.Stream.SpillDir = spill.path
+	// The connections and the slot cannot change by a reload.
+	started := p.Config()
 	lockCtx, stopLockWatch := context.WithCancel(ctx)
 	lockWatchDone := make(chan struct{}, 2)
 	go func() {
 		defer func() { lockWatchDone <- struct{}{} }()
-		watchLockWaits(lockCtx, p.cfg.Source.DSN.Reveal(), p.cfg.Source.Slot, opts.Logger, opts.Observer)
+		watchLockWaits(lockCtx, started.Source.DSN.Reveal(), started.Source.Slot, opts.Logger, opts.Observer)
 	}()
 	go func() {
 		defer func() { lockWatchDone <- struct{}{} }()
@@ -406,7 +459,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			wait = time.Second
 			continue
 		}
-		if p.fallBack(err, cfg) {
+		if p.fallBack(ctx, err, cfg) {
 			wait = time.Second
 			continue
 		}

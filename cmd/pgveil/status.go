@@ -303,7 +303,13 @@ func readWaiting(ctx context.Context, src *pgx.Conn, cfg *rules.Config, r *statu
 	if err != nil {
 		return nil
 	}
-	w, err := replicate.Prerequisites(ctx, src, prep)
+	// A running pgveil copies only new tables and those whose rules
+	// changed (every table, before its first copy).
+	toCopy, err := replicate.TablesToCopy(ctx, cfg, prep)
+	if err != nil {
+		toCopy = nil
+	}
+	w, err := replicate.Prerequisites(ctx, src, prep, toCopy)
 	if err != nil {
 		return fmt.Errorf("checking pgveil's privileges: %w", err)
 	}

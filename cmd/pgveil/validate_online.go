@@ -137,7 +137,7 @@ func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transfo
 		printPublicationMode(e.stdout, prep.Publication)
 		// The rules are valid; what pgveil's role lacks to put them in
 		// force is for a superuser to run, not a problem of the file.
-		w, err := replicate.Prerequisites(ctx, src, prep)
+		w, err := replicate.Prerequisites(ctx, src, prep, nil)
 		if err != nil {
 			n := printPrepareError(e, "validate", cfg, err, nil)
 			fmt.Fprintf(e.stderr, "%d problem%s\n", n, plural(n))

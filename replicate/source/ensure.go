@@ -35,11 +35,10 @@ type OwnerNeededError struct {
 	Role        string
 	Tables      []string // qualified, quoted
 	Statements  []string
-	// Serves: the publication as it is, though stricter than the rules
-	// ask (column lists where publication_mode migration_safe wants whole
-	// tables), sends every change pgveil needs, so pgveil can run with it
-	// meanwhile; only production's migrations stay limited by its column
-	// lists until the statements run (see Warning).
+	// Serves: the publication as it is, though unlike what the rules ask
+	// (column lists where publication_mode migration_safe wants whole
+	// tables, or tables the rules do not name), sends every change pgveil
+	// needs, so pgveil can run with it meanwhile (see Warning).
 	Serves bool
 }
 
@@ -47,7 +46,7 @@ type OwnerNeededError struct {
 // statements would change.
 func (e *OwnerNeededError) Warning() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "publication %s still has column lists, and role %s cannot change it (it does not own %s): pgveil replicates with it, but production cannot DROP or ALTER COLUMN ... TYPE a listed column until a superuser (or the tables' owner) runs, in the production database:\n\n",
+	fmt.Fprintf(&b, "publication %s holds more than the rules ask (column lists, or tables the rules do not name, whose changes pgveil ignores), and role %s cannot change it (it does not own %s): pgveil replicates with it; to make it hold the rules alone (production cannot DROP or ALTER COLUMN ... TYPE a listed column meanwhile), a superuser (or the tables' owner) runs, in the production database:\n\n",
 		transform.QuoteIdent(e.Publication), transform.QuoteIdent(e.Role), strings.Join(e.Tables, ", "))
 	for _, s := range e.Statements {
 		b.WriteString("  " + s + ";\n")
@@ -512,15 +511,18 @@ func (s *pubState) equal(o *pubState) bool {
 }
 
 // serves reports whether s, a live publication that differs from want,
-// still sends every change spec (publication mode migration_safe) needs,
-// and nothing more: the same tables and options, no row filter (whether
-// one keeps exactly the rules' rows cannot be told), and on each table
-// either no column list or one that holds every column pgveil reads (the
-// replicated ones, the in-process filter's and the replica identity's).
-// That is how a publication made under column_lists looks once the rules
-// switch to migration_safe: stricter than asked, and enough to replicate.
+// still sends every change spec (publication mode migration_safe) needs:
+// every table of spec (and perhaps others, whose changes pgveil ignores
+// as it ignores unruled columns), the same options, no row filter
+// (whether one keeps exactly the rules' rows cannot be told), and on each
+// table either no column list or one that holds every column pgveil reads
+// (the replicated ones, the in-process filter's and the replica
+// identity's). That is how a publication made under column_lists looks
+// once the rules switch to migration_safe, or one the tables' owner has
+// already changed for a rule change that waits for a grant: enough to
+// replicate.
 func (s *pubState) serves(want *pubState, spec *PublicationSpec, live []*liveTable) bool {
-	if s == nil || spec.ColumnLists || s.allTables || len(s.schemas) > 0 || !s.sameOptions(want) || len(s.rels) != len(want.rels) {
+	if s == nil || spec.ColumnLists || s.allTables || len(s.schemas) > 0 || !s.sameOptions(want) || len(s.rels) < len(want.rels) {
 		return false
 	}
 	for i, pt := range spec.Tables {

@@ -22,19 +22,24 @@ type Grant struct {
 	// Statement is the GRANT a superuser (or the object's owner) runs in
 	// the production database.
 	Statement string
+	// Tables are the plan's tables that cannot be copied without it; none
+	// for a privilege on the database.
+	Tables []transform.TableName
 }
 
 func (g Grant) String() string { return g.Statement + "  -- " + g.Need }
 
 // MissingGrants returns the privileges pgveil's role lacks to copy the
-// plan's tables: USAGE on their schemas, SELECT on each table (or on
-// every column the copy reads, for column-level grants), and TEMPORARY
+// plan's tables: USAGE on their schemas, SELECT on each table, and TEMPORARY
 // on the database when a where is evaluated in pgveil's process (it reads
 // the columns a where uses through a temporary view). Tables that do not
 // exist are skipped: validation reports them. The streaming itself needs
 // no table privilege (the walsender reads the WAL), so a role that lacks
 // one of these keeps streaming the tables it has, and only a copy fails.
-func MissingGrants(ctx context.Context, conn *pgx.Conn, plan *transform.Plan, spec *PublicationSpec) ([]Grant, error) {
+//
+// copyOnly, when not nil, limits the check to the tables it holds: a table
+// already in the replica under the same rules is not copied again.
+func MissingGrants(ctx context.Context, conn *pgx.Conn, plan *transform.Plan, spec *PublicationSpec, copyOnly map[transform.TableName]bool) ([]Grant, error) {
 	var role string
 	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&role); err != nil {
 		return nil, wrapSQL(err, "reading pgveil's role")
@@ -42,10 +47,14 @@ func MissingGrants(ctx context.Context, conn *pgx.Conn, plan *transform.Plan, sp
 	to := " TO " + transform.QuoteIdent(role)
 	var (
 		out     []Grant
-		schemas = map[string]bool{}
+		schemas = map[string]int{} // index in out of the schema's USAGE
 	)
 	for _, tp := range plan.Tables() {
 		t := tp.Table
+		name := transform.TableName{Schema: t.Schema, Name: t.Name}
+		if copyOnly != nil && !copyOnly[name] {
+			continue
+		}
 		q := t.QualifiedName()
 		var exists, usage bool
 		err := conn.QueryRow(ctx, `
@@ -60,26 +69,26 @@ WHERE n.nspname = $1`, t.Schema, t.Name).Scan(&exists, &usage)
 			return nil, wrapSQL(err, "reading the privileges on %s", q)
 		}
 		if !usage {
-			if !schemas[t.Schema] {
-				schemas[t.Schema] = true
+			i, seen := schemas[t.Schema]
+			if !seen {
+				i = len(out)
+				schemas[t.Schema] = i
 				out = append(out, Grant{Object: transform.QuoteIdent(t.Schema), Need: "to read the tables of schema " + transform.QuoteIdent(t.Schema),
 					Statement: "GRANT USAGE ON SCHEMA " + transform.QuoteIdent(t.Schema) + to})
 			}
+			out[i].Tables = append(out[i].Tables, name)
 			// Without USAGE the table cannot even be named: SELECT is
 			// checked once USAGE is there.
 			continue
 		}
-		cols := make([]string, len(tp.Columns))
-		for i, c := range tp.Columns {
-			cols[i] = c.Column.Name
-		}
+		// Table-level SELECT: column grants are not enough, because the
+		// copy reads large tables by ctid range and its where may read
+		// columns no rule publishes.
 		var ok bool
 		err = conn.QueryRow(ctx, `
 SELECT pg_catalog.has_table_privilege(c.oid, 'SELECT')
-    OR (cardinality($3::text[]) > 0 AND
-        (SELECT bool_and(pg_catalog.has_column_privilege(c.oid, col, 'SELECT')) FROM unnest($3::text[]) col))
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, t.Schema, t.Name, cols).Scan(&ok)
+WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, t.Schema, t.Name).Scan(&ok)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}
@@ -88,7 +97,7 @@ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, t.Schema, 
 		}
 		if !ok {
 			out = append(out, Grant{Object: q, Need: "the copy of " + q + " reads it",
-				Statement: "GRANT SELECT ON TABLE " + q + to})
+				Statement: "GRANT SELECT ON TABLE " + q + to, Tables: []transform.TableName{name}})
 		}
 	}
 	inProcess := false
@@ -98,18 +107,31 @@ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, t.Schema, 
 		}
 	}
 	if inProcess {
-		var temp bool
-		if err := conn.QueryRow(ctx, "SELECT pg_catalog.has_database_privilege(current_database(), 'TEMPORARY')").Scan(&temp); err != nil {
-			return nil, wrapSQL(err, "reading the privileges on the database")
+		g, err := MissingTemporary(ctx, conn)
+		if err != nil {
+			return nil, err
 		}
-		if !temp {
-			var db string
-			if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
-				return nil, wrapSQL(err, "reading the database's name")
-			}
-			out = append(out, Grant{Object: transform.QuoteIdent(db), Need: "a where evaluated by pgveil reads its columns through a temporary view",
-				Statement: fmt.Sprintf("GRANT TEMPORARY ON DATABASE %s%s", transform.QuoteIdent(db), to)})
+		if g != nil {
+			out = append(out, *g)
 		}
 	}
 	return out, nil
+}
+
+// MissingTemporary returns the grant of TEMPORARY on the database when
+// pgveil's role lacks it (a where is planned and evaluated through a
+// temporary view), nil when it has it.
+func MissingTemporary(ctx context.Context, conn *pgx.Conn) (*Grant, error) {
+	var (
+		temp     bool
+		db, role string
+	)
+	if err := conn.QueryRow(ctx, "SELECT pg_catalog.has_database_privilege(current_database(), 'TEMPORARY'), current_database(), current_user").Scan(&temp, &db, &role); err != nil {
+		return nil, wrapSQL(err, "reading the privileges on the database")
+	}
+	if temp {
+		return nil, nil
+	}
+	return &Grant{Object: transform.QuoteIdent(db), Need: "a where is checked and evaluated by pgveil through a temporary view",
+		Statement: fmt.Sprintf("GRANT TEMPORARY ON DATABASE %s TO %s", transform.QuoteIdent(db), transform.QuoteIdent(role))}, nil
 }
