@@ -138,3 +138,41 @@ INSERT INTO extra SELECT g, 'x' || g FROM generate_series(1, 50) g;`,
 	}
 	e.verify()
 }
+
+// A restart of the process with an edited rules file that pgveil's role
+// cannot carry out (the first start of those rules, so no earlier rules to
+// go back to) does not stop pgveil once the replica exists: it says what
+// it waits for, retries, and replicates as soon as the statements ran.
+func TestReplicateRestartWithRulesItCannotCarryOut(t *testing.T) {
+	e := newE2E(t, `
+CREATE TABLE people (id int PRIMARY KEY, email text NOT NULL);
+CREATE TABLE extra (id int PRIMARY KEY, label text);
+INSERT INTO people SELECT g, 'p' || g || '@example.com' FROM generate_series(1, 100) g;
+INSERT INTO extra SELECT g, 'x' || g FROM generate_series(1, 20) g;`,
+		`  people:
+    columns: {id: keep, email: {hash: {}}}
+`)
+	dsn, role := leastPrivilege(e, "restart", "people", "pgveil_marker")
+	e.srcDSN = dsn
+	e.ownerRuns()
+	e.start()
+	e.sync()
+	e.stop()
+
+	e.rulesYML += "  extra:\n    columns: {id: keep, label: keep}\n"
+	e.start()
+	grant := "GRANT SELECT ON TABLE public.extra TO " + role + ";"
+	e.eventually("the statements to run reported", func() (bool, string) {
+		got := e.obs.rulesPending()
+		return len(got) == 2 && got[0] == grant && strings.HasPrefix(got[1], "ALTER PUBLICATION"), fmt.Sprintf("%q", got)
+	})
+	e.exec(`INSERT INTO people VALUES (101, 'late@example.com')`)
+	e.ownerRuns()
+	e.exec(strings.TrimSuffix(grant, ";"))
+	e.waitInForce("public.extra")
+	e.sync()
+	if n := e.count("extra"); n != 20 {
+		t.Errorf("extra: %d rows, want 20", n)
+	}
+	e.verify()
+}

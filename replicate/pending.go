@@ -278,14 +278,8 @@ func (p *Pipeline) retryPending(ctx context.Context) {
 // it did. On a first start there is nothing to go back to, and the
 // failure stops pgveil with its message.
 func (p *Pipeline) fallBack(ctx context.Context, err error, cfg *rules.Config) bool {
-	var oe *source.OwnerNeededError
-	var w *Waiting
-	switch {
-	case errors.As(err, &oe) && !oe.Serves:
-		w = &Waiting{Publication: oe}
-	case sqlState(err) == "42501":
-		w = &Waiting{Failed: serverMessage(err)}
-	default:
+	w := privilegeWait(err)
+	if w == nil {
 		return false
 	}
 	// The owner may have run the waiting change's statements, which the
@@ -328,6 +322,54 @@ func temporaryNeeded(ctx context.Context, src *pgx.Conn, cfg *rules.Config) (*Wa
 		return nil, err
 	}
 	return &Waiting{Grants: []source.Grant{*g}}, nil
+}
+
+// privilegeWait is what err, an attempt's failure, says pgveil's role
+// lacks: the publication's statements for the tables' owner, or a
+// privilege PostgreSQL refused (42501); nil for any other failure.
+func privilegeWait(err error) *Waiting {
+	var oe *source.OwnerNeededError
+	switch {
+	case errors.As(err, &oe) && !oe.Serves:
+		return &Waiting{Publication: oe}
+	case sqlState(err) == "42501":
+		return &Waiting{Failed: serverMessage(err)}
+	}
+	return nil
+}
+
+// blockedError is an attempt's failure for want of a privilege after the
+// replica's first copy: pgveil then waits for it, retrying, instead of
+// stopping (a restart with an edited rules file, a grant revoked). Before
+// the first copy the failure stops pgveil with the statements to run.
+type blockedError struct{ err error }
+
+func (e *blockedError) Error() string { return e.err.Error() }
+func (e *blockedError) Unwrap() error { return e.err }
+
+// blocked wraps err as a blockedError when the replica has been copied
+// (found) and err is for want of a privilege.
+func blocked(found bool, err error) error {
+	if found && privilegeWait(err) != nil {
+		return &blockedError{err: err}
+	}
+	return err
+}
+
+// waitBlocked reports that the rules in force cannot run for want of a
+// privilege, and waits before the next attempt; false when ctx ended.
+func (p *Pipeline) waitBlocked(ctx context.Context, err error, cfg *rules.Config) bool {
+	w := privilegeWait(err)
+	p.setPending(cfg, w)
+	p.opts.Observer.Phase(PhaseRetrying, err)
+	p.opts.Logger.Error("pgveil cannot replicate with the rules in force until pgveil's role gets what they need on production; it tries again every few seconds, and the slot keeps production's WAL meanwhile",
+		"waiting_for", w.String(), "in", p.pendingInterval().String())
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(p.pendingInterval()):
+		return true
+	}
 }
 
 // serverMessage is the server's own message in err's chain (it names

@@ -432,7 +432,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		opts.settled = func() {
 			p.mu.Lock()
 			p.good = cfg
+			waitedForThese := p.pending == cfg
 			p.mu.Unlock()
+			if waitedForThese {
+				p.setPending(nil, nil)
+				opts.Logger.Info("the rules in force run now: what they waited for is there")
+			}
 		}
 		err := runOnce(attempt, opts)
 		// Tables that missed changes are marked in the target by the next
@@ -461,6 +466,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		if p.fallBack(ctx, err, cfg) {
 			wait = time.Second
+			continue
+		}
+		if be := (*blockedError)(nil); errors.As(err, &be) {
+			if !p.waitBlocked(ctx, err, cfg) {
+				opts.Observer.Phase(PhaseStopped, nil)
+				return nil
+			}
 			continue
 		}
 		var fe *FatalError
@@ -566,7 +578,7 @@ func runOnce(ctx context.Context, opts Options) error {
 		err = nil
 	}
 	if err != nil {
-		return fatalUnlessTransient(err)
+		return blocked(found, fatalUnlessTransient(err))
 	}
 	if changed {
 		log.Info("publication updated", "publication", cfg.Source.Publication)
