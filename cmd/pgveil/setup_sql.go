@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"pgveil/replicate/source"
 	"pgveil/rules"
 	"pgveil/transform"
 )
@@ -163,11 +164,12 @@ type setupRoles struct {
 	tables        []transform.TableName // in file order
 	schemas       []string              // of tables, sorted
 	rowFilters    bool                  // a table has a where
+	columnLists   bool                  // source.publication_mode column_lists
 }
 
 // newSetupRoles checks the roles and collects the rules' tables.
 func newSetupRoles(cfg *rules.Config, source, target, timeout string) (*setupRoles, error) {
-	r := &setupRoles{file: cfg.File, publication: cfg.Source.Publication, source: source,
+	r := &setupRoles{file: cfg.File, publication: cfg.Source.Publication, source: source, columnLists: cfg.Source.PublicationMode == rules.ColumnLists,
 		target: target, readers: cfg.Target.Readers, tenancy: cfg.Tenancy, readerTimeout: timeout}
 	var errs []error
 	for _, name := range r.readers {
@@ -268,6 +270,16 @@ func (r *setupRoles) sourceScript() string {
 		p("--    production (and are dropped by pgveil before masking). To push such filters down, also run:")
 		p(`--      GRANT CREATE ON DATABASE :"pgveil_database" TO %s;`, src)
 		p(`GRANT TEMPORARY ON DATABASE :"pgveil_database" TO %s;`, src)
+	}
+	if r.columnLists {
+		p("")
+		p("-- 5. publication_mode column_lists: PostgreSQL refuses to drop or retype a column a")
+		p("--    publication's column list names. These event triggers take the tables an ALTER TABLE")
+		p("--    names out of publication %s for that statement and put them back after it, in the", pub)
+		p("--    migration's own transaction, with the same column lists less the dropped columns, so")
+		p("--    that migrations run unchanged (docs/operations.md#migrations-under-column_lists).")
+		p("--    They live in schema pgveil, owned by you (only a superuser may create event triggers).")
+		b.WriteString(source.MigrationTriggersSQL(r.publication))
 	}
 	p("")
 	p("COMMIT;")

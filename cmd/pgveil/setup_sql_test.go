@@ -475,3 +475,32 @@ FROM pg_roles r WHERE r.rolname = $1`, sourceRole).Scan(&super, &createDB, &crea
 	}
 
 }
+
+// Under publication_mode column_lists the production script installs the
+// migration triggers for the rules' publication; otherwise it does not.
+func TestSetupSQLMigrationTriggers(t *testing.T) {
+	file := writeRules(t, `source: {dsn: x, publication: veil_pub, publication_mode: column_lists}
+target: {dsn: y}
+secret: ${PGVEIL_SECRET}
+tables:
+  t:
+    columns: {id: keep}
+`)
+	code, out, errOut := pgveil(t, nil, "setup-sql", "-c", file, "--part", "source")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, w := range []string{"CREATE EVENT TRIGGER pgveil_publication_aside ON ddl_command_start", "CREATE EVENT TRIGGER pgveil_publication_back ON ddl_command_end",
+		"p.pubname = 'veil_pub'", "SECURITY DEFINER"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("column_lists source script lacks %q", w)
+		}
+	}
+	if i, j := strings.Index(out, "CREATE EVENT TRIGGER"), strings.LastIndex(out, "COMMIT;"); i < 0 || j < i {
+		t.Error("the triggers are not inside the script's transaction")
+	}
+	_, saas, _ := pgveil(t, nil, "setup-sql", "-c", "../../examples/saas/pgveil.yaml", "--part", "source")
+	if strings.Contains(saas, "EVENT TRIGGER") {
+		t.Error("migration_safe source script installs event triggers")
+	}
+}

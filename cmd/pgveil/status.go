@@ -66,6 +66,9 @@ type publicationState struct {
 	// lists and row filters name: production's DROP COLUMN and ALTER
 	// COLUMN ... TYPE fail on them.
 	Locked map[string][]string `json:"locked_columns,omitempty"`
+	// MigrationTriggers: the event triggers that let migrations drop and
+	// retype listed columns are installed (setup-sql, column_lists).
+	MigrationTriggers bool `json:"migration_triggers"`
 }
 
 type checkpointState struct {
@@ -291,7 +294,11 @@ func readPublication(ctx context.Context, src *pgx.Conn, cfg *rules.Config, r *s
 	if len(locked) == 0 {
 		locked = nil
 	}
-	r.Publication = &publicationState{Name: cfg.Source.Publication, Exists: exists, Mode: cfg.Source.PublicationMode, Locked: locked}
+	triggers, err := source.MigrationTriggersInstalled(ctx, src)
+	if err != nil {
+		return err
+	}
+	r.Publication = &publicationState{Name: cfg.Source.Publication, Exists: exists, Mode: cfg.Source.PublicationMode, Locked: locked, MigrationTriggers: triggers}
 	return nil
 }
 
@@ -386,7 +393,11 @@ func printStatus(w io.Writer, r *statusReport) {
 			if p.Mode != rules.ColumnLists {
 				what = "although publication_mode is " + p.Mode + ": pgveil lifts them when it starts, or logs the statements that do"
 			}
-			fmt.Fprintf(tw, "publication\t%s: column lists or row filters on %d table%s (%s); production cannot drop or retype:\n", p.Name, len(p.Locked), plural(len(p.Locked)), what)
+			cannot := "production cannot drop or retype (unless the migration triggers of pgveil setup-sql are installed)"
+			if p.MigrationTriggers {
+				cannot = "the migration triggers are installed: production drops and retypes these as without pgveil"
+			}
+			fmt.Fprintf(tw, "publication\t%s: column lists or row filters on %d table%s (%s); %s:\n", p.Name, len(p.Locked), plural(len(p.Locked)), what, cannot)
 			tw.Flush()
 			printLocked(w, p.Locked)
 		}

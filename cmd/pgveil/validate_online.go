@@ -134,7 +134,12 @@ func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transfo
 		n := len(prep.Plan.Tables())
 		fmt.Fprintf(e.stdout, "%s: OK: %s (online: %d table%s checked against the source)\n", cfg.File, summarize(cfg), n, plural(n))
 		printTenancy(e, cfg)
-		printPublicationMode(e.stdout, prep.Publication)
+		triggers, err := source.MigrationTriggersInstalled(ctx, src)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "pgveil validate: %v\n", err)
+			return exitProblems
+		}
+		printPublicationMode(e.stdout, prep.Publication, triggers)
 		// The rules are valid; what pgveil's role lacks to put them in
 		// force is for a superuser to run, not a problem of the file.
 		w, err := replicate.Prerequisites(ctx, src, prep, nil)
@@ -180,7 +185,7 @@ func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transfo
 // printPublicationMode says how the rules' publication holds the tables
 // and, for column_lists, which columns production could then not drop or
 // retype.
-func printPublicationMode(w io.Writer, spec *source.PublicationSpec) {
+func printPublicationMode(w io.Writer, spec *source.PublicationSpec, triggers bool) {
 	locked := spec.LockedColumns()
 	if !spec.ColumnLists {
 		fmt.Fprintf(w, "publication %s: migration_safe: tables are published whole, so production can drop and retype any column; pgveil removes the columns no rule publishes, and the rows a where excludes, before anything is written\n",
@@ -192,7 +197,11 @@ func printPublicationMode(w io.Writer, spec *source.PublicationSpec) {
 		fmt.Fprintln(w, " (no table needs a column list or row filter: production can drop and retype any column)")
 		return
 	}
-	fmt.Fprintln(w, "; production's DROP COLUMN and ALTER COLUMN ... TYPE will fail on these columns while they are published (docs/operations.md#publication-modes):")
+	if triggers {
+		fmt.Fprintln(w, "; the migration triggers are installed, so production's DROP COLUMN and ALTER COLUMN ... TYPE work on these published columns too (docs/operations.md#migrations-under-column_lists):")
+	} else {
+		fmt.Fprintln(w, "; production's DROP COLUMN and ALTER COLUMN ... TYPE will fail on these columns while they are published, unless the migration triggers of pgveil setup-sql are installed (docs/operations.md#migrations-under-column_lists):")
+	}
 	printLocked(w, locked)
 }
 
