@@ -259,6 +259,18 @@ FROM pg_catalog.pg_class c
 WHERE c.relkind = 'r' AND (c.oid = $1::oid
    OR c.oid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree($1::oid::regclass) p WHERE p.isleaf))`
 
+// Rewritten reports, inside a transaction that imported a snapshot,
+// whether production gave the table with OID oid (or one of its leaves)
+// new storage since the snapshot was taken: rows read from it under that
+// snapshot may be missing.
+func Rewritten(ctx context.Context, conn *pgx.Conn, oid uint32) (bool, error) {
+	var rewritten bool
+	if err := conn.QueryRow(ctx, rewrittenSQL, oid).Scan(&rewritten); err != nil {
+		return false, fmt.Errorf("checking whether production rewrote the table: %w", err)
+	}
+	return rewritten, nil
+}
+
 // noteRewritten records that table must be copied again.
 func (s *snapshotter) noteRewritten(t transform.TableName) {
 	s.mu.Lock()
@@ -392,9 +404,9 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 		}
 		// Still holding the lock the read took: was the table rewritten
 		// since the snapshot?
-		var rewritten bool
-		if err := conn.QueryRow(ctx, rewrittenSQL, t.info.OID).Scan(&rewritten); err != nil {
-			return fmt.Errorf("checking whether production rewrote the table: %w", err)
+		rewritten, err := Rewritten(ctx, conn, t.info.OID)
+		if err != nil {
+			return err
 		}
 		if rewritten {
 			s.noteRewritten(name)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -70,8 +71,16 @@ func runVerify(ctx context.Context, e *env, args []string) int {
 		return exitProblems
 	}
 	defer tgt.Close(context.Background())
+	// A second source connection holds the snapshot; src reads each table
+	// in a transaction of its own that imports it.
+	snap, err := openSource(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pgveil verify: %v\n", err)
+		return exitProblems
+	}
+	defer snap.Close(context.Background())
 
-	v := &verifier{src: src, tgt: tgt, slot: cfg.Source.Slot, wait: *wait, sample: *sample, cat: prep.Catalog}
+	v := &verifier{src: src, snap: snap, tgt: tgt, slot: cfg.Source.Slot, wait: *wait, sample: *sample, cat: prep.Catalog}
 	checks := make([]*tableCheck, len(tables))
 	for i, tp := range tables {
 		checks[i] = &tableCheck{tp: tp}
@@ -137,11 +146,13 @@ const verifyLooks = 3
 
 // verifier compares tables of the replica with the re-masked source.
 type verifier struct {
-	src, tgt *pgx.Conn
-	slot     string
-	wait     time.Duration
-	sample   int
-	cat      *source.Catalog
+	// src reads the tables; snap holds the snapshot they are read under
+	// (an idle transaction that holds no table's lock).
+	src, snap, tgt *pgx.Conn
+	slot           string
+	wait           time.Duration
+	sample         int
+	cat            *source.Catalog
 }
 
 // tableCheck is one table's comparison. In sample mode diff.Source counts
@@ -158,8 +169,13 @@ type tableCheck struct {
 // replica has applied every source commit the snapshot sees, and compares
 // the tables. again, in sample mode, looks at the rows sampled before
 // rather than at a new sample. It returns the source position compared.
+//
+// Each table is read in a transaction of its own that imports the
+// snapshot, so that verify holds a table's lock only while it reads that
+// table: a production migration waits for one table's read, never for the
+// whole verify (guarantee 5).
 func (v *verifier) round(ctx context.Context, checks []*tableCheck, again bool) (pglogrepl.LSN, error) {
-	tx, err := v.src.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := v.snap.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return 0, fmt.Errorf("opening a source snapshot: %w", err)
 	}
@@ -176,32 +192,61 @@ func (v *verifier) round(ctx context.Context, checks []*tableCheck, again bool) 
 	if err != nil {
 		return 0, fmt.Errorf("reading the source's WAL position: %w", err)
 	}
+	var snapshot string
+	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&snapshot); err != nil {
+		return 0, fmt.Errorf("exporting the source snapshot: %w", err)
+	}
 	if err := v.waitFor(ctx, lsn); err != nil {
 		return lsn, err
 	}
-	if v.sample == 0 {
-		tps := make([]*transform.TablePlan, len(checks))
-		for i, c := range checks {
-			tps[i] = c.tp
-		}
-		diffs, err := replicate.Compare(ctx, v.src, v.tgt, transform.NewPlan(tps))
-		if err != nil {
-			return lsn, fmt.Errorf("comparing: %w", err)
-		}
-		if len(diffs) != len(checks) {
-			return lsn, fmt.Errorf("comparing: %d results for %d tables", len(diffs), len(checks))
-		}
-		for i := range checks {
-			checks[i].diff = diffs[i]
-		}
-		return lsn, nil
-	}
 	for _, c := range checks {
-		if err := v.sampleTable(ctx, c, again); err != nil {
+		err := v.inSnapshot(ctx, snapshot, c.tp, func() error {
+			if v.sample > 0 {
+				return v.sampleTable(ctx, c, again)
+			}
+			diffs, err := replicate.Compare(ctx, v.src, v.tgt, transform.NewPlan([]*transform.TablePlan{c.tp}))
+			if err != nil {
+				return fmt.Errorf("comparing: %w", err)
+			}
+			if len(diffs) != 1 {
+				return fmt.Errorf("comparing: %d results for 1 table", len(diffs))
+			}
+			c.diff = diffs[0]
+			return nil
+		})
+		if err != nil {
 			return lsn, fmt.Errorf("%s: %w", c.tp.Table.QualifiedName(), err)
 		}
 	}
 	return lsn, nil
+}
+
+// inSnapshot runs fn in a transaction of v.src that imported snapshot,
+// and checks before it ends (the table's lock still held) that production
+// did not rewrite the table since the snapshot was taken, which would make
+// its rows look missing.
+func (v *verifier) inSnapshot(ctx context.Context, snapshot string, tp *transform.TablePlan, fn func() error) error {
+	tx, err := v.src.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("opening a source transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+snapshot+"'"); err != nil {
+		return fmt.Errorf("joining the source snapshot: %w", err)
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	if info := v.cat.Info[transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}]; info != nil {
+		rewritten, err := replicate.Rewritten(ctx, v.src, info.OID)
+		if err != nil {
+			return err
+		}
+		if rewritten {
+			return errors.New("production rewrote the table while verify read it (TRUNCATE, VACUUM FULL, CLUSTER or ALTER TABLE ... TYPE): its rows cannot be compared; run verify again")
+		}
+	}
+	return tx.Commit(ctx)
 }
 
 // waitFor waits until the replica holds every source commit before lsn:
