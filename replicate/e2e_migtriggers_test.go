@@ -65,3 +65,35 @@ INSERT INTO people SELECT g, 'p' || g || '@example.com', g, 'n' || g, 'CANARY-' 
 		t.Errorf("the dropped column is in the replica (err %v)", err)
 	}
 }
+
+// Under column_lists nothing the rules do not publish may leave
+// production: a publication widened behind pgveil's back (by hand, or by
+// anything else) is narrowed again within seconds.
+func TestColumnListsPublicationWidenedIsNarrowed(t *testing.T) {
+	e := newE2E(t, `
+CREATE TABLE people (id int PRIMARY KEY, email text NOT NULL, secret text);
+CREATE TABLE other (id int PRIMARY KEY, v text);
+INSERT INTO people SELECT g, 'p' || g || '@example.com', 'CANARY-' || g FROM generate_series(1, 100) g;`,
+		`  people:
+    columns: {id: keep, email: {hash: {}}, secret: drop}
+`)
+	e.mode = "column_lists"
+	e.start()
+	e.sync()
+	published := func() string {
+		var s string
+		if err := e.src.QueryRow(context.Background(), `SELECT string_agg(tablename || ':' || coalesce(array_to_string(attnames, ','), '*'), ' ' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'p1'`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	want := published()
+	e.exec(`ALTER PUBLICATION p1 SET TABLE people, pgveil_marker, other`)
+	e.eventually("the publication narrowed again", func() (bool, string) {
+		got := published()
+		return got == want, got
+	})
+	e.exec(`INSERT INTO people VALUES (101, 'x@example.com', 'CANARY-after')`)
+	e.sync()
+	e.verify()
+}

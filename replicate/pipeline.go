@@ -39,6 +39,9 @@ type Options struct {
 	// forceResync are tables the next attempt copies again whatever
 	// their fingerprint (they missed changes).
 	forceResync map[transform.TableName]bool
+	// replanned: the attempt follows a schema change production made
+	// under the previous one.
+	replanned bool
 	// settled is called when the attempt streams with every table of
 	// its rules copied: the rules then need nothing more of production.
 	settled func()
@@ -444,6 +447,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		// attempt, so that the mark survives its failure.
 		opts.forceResync = nil
 		var sc *schemaChange
+		opts.replanned = opts.replanned || errors.As(err, &sc)
 		if errors.As(err, &sc) && len(sc.tables) > 0 {
 			opts.forceResync = map[transform.TableName]bool{}
 			for _, n := range sc.tables {
@@ -559,7 +563,10 @@ func runOnce(ctx context.Context, opts Options) error {
 	// The first start holds the rules to what validate does: every column
 	// of a listed table has a rule, every name exists. Once replicating,
 	// production's schema changes are reported, not fatal.
-	prep, err := prepare(ctx, src, cfg, opts.Registry, found)
+	// After a schema change (a column or table gone while the first copy
+	// ran) production's schema is followed as when streaming: reported,
+	// not fatal.
+	prep, err := prepare(ctx, src, cfg, opts.Registry, found || opts.replanned)
 	if err != nil {
 		return err
 	}
@@ -719,7 +726,7 @@ func runOnce(ctx context.Context, opts Options) error {
 	// of streaming; then it runs every MonitorInterval beside the stream
 	// and ends it (cleanly) when a column's type changes in production:
 	// the restart re-copies that table with the new type.
-	mon := newMonitor(opts, src, prep.Plan, parts)
+	mon := newMonitor(opts, src, prep.Plan, prep.Publication, parts)
 	defer mon.close()
 	if sc := mon.round(ctx); sc != nil {
 		return sc
@@ -921,11 +928,12 @@ type monitor struct {
 	plan  *transform.Plan
 	tw    *tenancyWatch
 	parts *partitionWatch
+	spec  *source.PublicationSpec
 	last  string // the drift last logged
 }
 
-func newMonitor(opts Options, src *pgx.Conn, plan *transform.Plan, parts *partitionWatch) *monitor {
-	return &monitor{opts: opts, src: src, plan: plan, parts: parts,
+func newMonitor(opts Options, src *pgx.Conn, plan *transform.Plan, spec *source.PublicationSpec, parts *partitionWatch) *monitor {
+	return &monitor{opts: opts, src: src, plan: plan, spec: spec, parts: parts,
 		tw: &tenancyWatch{tn: TargetTenancy(opts.Config), dsn: opts.Config.Target.DSN.Reveal(), plan: plan}}
 }
 
@@ -971,6 +979,19 @@ func (m *monitor) urgent(ctx context.Context) *schemaChange {
 		m.opts.Logger.Error("production's UPDATE and DELETE now fail on tables whose REPLICA IDENTITY changed while the publication lists their columns (publication_mode column_lists): restarting to bring the publication in line",
 			"tables", strings.Join(broken, ", "))
 		return &schemaChange{}
+	}
+	if m.spec != nil && m.spec.ColumnLists {
+		// Under column_lists nothing unpublished may leave production:
+		// a publication widened behind pgveil's back is narrowed again.
+		if wider, err := source.Widened(ctx, m.src, m.spec); err != nil {
+			if ctx.Err() == nil {
+				m.opts.Logger.Warn("checking the publication's column lists", "error", err.Error())
+			}
+		} else if len(wider) > 0 {
+			m.opts.Logger.Error("the publication sends production's columns or tables that the rules do not publish (it was changed behind pgveil's back; publication_mode column_lists): restarting to narrow it",
+				"publication", m.spec.Name, "tables", strings.Join(wider, ", "))
+			return &schemaChange{}
+		}
 	}
 	diverged, err := m.parts.check(ctx, m.src, m.opts.Logger)
 	if err != nil {

@@ -111,3 +111,58 @@ ORDER BY 1`, name)
 	}
 	return tables, nil
 }
+
+// Widened returns the tables of publication spec.Name that send more than
+// spec asks: a table spec does not list, or, for a table spec gives a
+// column list, a column outside it (or no column list at all). Under
+// publication_mode column_lists that is production's data leaving it
+// against the rules (someone widened the publication by hand, or a
+// session forged what a migration trigger put back). Names only; it
+// reads the catalog and takes no lock.
+func Widened(ctx context.Context, conn *pgx.Conn, spec *PublicationSpec) ([]string, error) {
+	rows, err := conn.Query(ctx, `
+SELECT n.nspname, c.relname, pr.prattrs IS NULL,
+       coalesce((SELECT array_agg(a.attname::text) FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = c.oid AND a.attnum = ANY (pr.prattrs::int2[])), '{}')
+FROM pg_catalog.pg_publication p
+JOIN pg_catalog.pg_publication_rel pr ON pr.prpubid = p.oid
+JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE p.pubname = $1
+ORDER BY 1, 2`, spec.Name)
+	if err != nil {
+		return nil, wrapSQL(err, "reading publication %s", transform.QuoteIdent(spec.Name))
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var (
+			schema, name string
+			whole        bool
+			cols         []string
+		)
+		if err := rows.Scan(&schema, &name, &whole, &cols); err != nil {
+			return nil, wrapSQL(err, "reading publication %s", transform.QuoteIdent(spec.Name))
+		}
+		n := transform.TableName{Schema: schema, Name: name}
+		pt := spec.Table(n)
+		switch {
+		case pt == nil:
+			out = append(out, n.QualifiedName())
+		case pt.Columns == nil:
+		case whole:
+			out = append(out, n.QualifiedName())
+		default:
+			for _, c := range cols {
+				if !slices.Contains(pt.Columns, c) {
+					out = append(out, n.QualifiedName())
+					break
+				}
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrapSQL(err, "reading publication %s", transform.QuoteIdent(spec.Name))
+	}
+	return out, nil
+}

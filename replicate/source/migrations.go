@@ -34,80 +34,91 @@ import (
 //
 // The functions are SECURITY DEFINER: whoever installs them (a superuser:
 // only a superuser may create event triggers) owns them, so that a
-// migration running as the tables' owner may change the publication.
+// migration running as the tables' owner may change the publication. They
+// act only on tables the session may alter (it is their owner or a member
+// of it), and pass what they took out to each other through a table only
+// they can read and write (never through anything a session can set), with
+// the row filter as PostgreSQL's expression tree, not as text.
 func MigrationTriggersSQL(publication string) string {
 	pub := quoteLiteral(publication)
 	var b strings.Builder
 	fmt.Fprintf(&b, `CREATE SCHEMA IF NOT EXISTS pgveil;
 REVOKE ALL ON SCHEMA pgveil FROM PUBLIC;
+-- What the first trigger took out of the publication, for the second, in
+-- the same transaction. Only the triggers' functions (run as their owner)
+-- read and write it: nothing a session sets can reach the statements they
+-- run. The row filter is kept as PostgreSQL's expression tree, so that it
+-- comes back under the columns' names as they are after the statement.
+CREATE TABLE IF NOT EXISTS pgveil.publication_aside (
+  pid int NOT NULL, xid xid8 NOT NULL, relid oid NOT NULL, attrs int2[], qual pg_node_tree);
+REVOKE ALL ON pgveil.publication_aside FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION pgveil.publication_aside() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgveil$
 DECLARE
   q text := lower(current_query());
-  saved jsonb := '[]';
   r record;
+  rels text := '';
   timeout text := current_setting('lock_timeout');
 BEGIN
   -- Only statements that may drop or retype a column.
   IF q !~ '\mdrop\M|\mtype\M' THEN
     RETURN;
   END IF;
-  FOR r IN
-    SELECT pr.prrelid, pr.prattrs::int2[] AS attrs, pg_get_expr(pr.prqual, pr.prrelid) AS qual
-    FROM pg_publication_rel pr
-    JOIN pg_publication p ON p.oid = pr.prpubid
-    JOIN pg_class c ON c.oid = pr.prrelid
-    WHERE p.pubname = %[1]s
-      AND (pr.prattrs IS NOT NULL OR pr.prqual IS NOT NULL)
-      AND q ~ ('\m' || regexp_replace(lower(c.relname), '([^a-z0-9_])', '\\\1', 'g') || '\M')
-  LOOP
-    saved := saved || jsonb_build_object('oid', r.prrelid, 'attrs', to_jsonb(r.attrs), 'qual', r.qual);
-  END LOOP;
-  IF saved = '[]' THEN
-    RETURN;
-  END IF;
   PERFORM set_config('lock_timeout', '5s', true);
   BEGIN
-    EXECUTE format('ALTER PUBLICATION %%I DROP TABLE %%s', %[1]s,
-      (SELECT string_agg('ONLY ' || (e->>'oid')::oid::regclass::text, ', ') FROM jsonb_array_elements(saved) e));
+    -- Tables of the publication with a column list or a row filter that
+    -- the statement names and that the session may alter (as their owner,
+    -- or a member of it): no one else makes the triggers lock a table.
+    FOR r IN
+      SELECT pr.prrelid, pr.prattrs::int2[] AS attrs, pr.prqual
+      FROM pg_publication_rel pr
+      JOIN pg_publication p ON p.oid = pr.prpubid
+      JOIN pg_class c ON c.oid = pr.prrelid
+      WHERE p.pubname = %[1]s
+        AND (pr.prattrs IS NOT NULL OR pr.prqual IS NOT NULL)
+        AND pg_has_role(session_user, c.relowner, 'MEMBER')
+        AND q ~ ('\m' || regexp_replace(lower(c.relname), '([^a-z0-9_])', '\\\1', 'g') || '\M')
+    LOOP
+      INSERT INTO pgveil.publication_aside VALUES (pg_backend_pid(), pg_current_xact_id(), r.prrelid, r.attrs, r.prqual);
+      rels := rels || CASE WHEN rels = '' THEN '' ELSE ', ' END || 'ONLY ' || r.prrelid::regclass::text;
+    END LOOP;
+    IF rels <> '' THEN
+      EXECUTE format('ALTER PUBLICATION %%I DROP TABLE %%s', %[1]s, rels);
+    END IF;
   EXCEPTION WHEN lock_not_available THEN
-    PERFORM set_config('lock_timeout', timeout, true);
+    -- The block's inserts are undone with it.
     RAISE WARNING 'pgveil: publication %%s was not changed for this migration (its tables were locked for more than 5s)', %[1]s;
-    RETURN;
   END;
   PERFORM set_config('lock_timeout', timeout, true);
-  PERFORM set_config('pgveil.publication_aside', saved::text, true);
 END
 $pgveil$;
 
 CREATE OR REPLACE FUNCTION pgveil.publication_back() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgveil$
 DECLARE
-  saved text := current_setting('pgveil.publication_aside', true);
-  e jsonb;
+  r record;
   cols text;
   item text;
   items text[] := '{}';
 BEGIN
-  IF saved IS NULL OR saved = '' THEN
-    RETURN;
-  END IF;
-  PERFORM set_config('pgveil.publication_aside', '', true);
-  FOR e IN SELECT * FROM jsonb_array_elements(saved::jsonb) LOOP
-    CONTINUE WHEN NOT EXISTS (SELECT FROM pg_class WHERE oid = (e->>'oid')::oid);
-    item := 'ONLY ' || (e->>'oid')::oid::regclass::text;
-    IF jsonb_typeof(e->'attrs') = 'array' THEN
+  FOR r IN
+    DELETE FROM pgveil.publication_aside
+    WHERE pid = pg_backend_pid() AND xid = pg_current_xact_id()
+    RETURNING relid, attrs, qual
+  LOOP
+    CONTINUE WHEN NOT EXISTS (SELECT FROM pg_class WHERE oid = r.relid);
+    item := 'ONLY ' || r.relid::regclass::text;
+    IF r.attrs IS NOT NULL THEN
       SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
       FROM pg_attribute a
-      WHERE a.attrelid = (e->>'oid')::oid AND NOT a.attisdropped
-        AND a.attnum IN (SELECT x::int2 FROM jsonb_array_elements_text(e->'attrs') x);
+      WHERE a.attrelid = r.relid AND NOT a.attisdropped AND a.attnum = ANY (r.attrs);
       -- Every listed column dropped: leave the table out; pgveil reports it.
       CONTINUE WHEN cols IS NULL;
       item := item || ' (' || cols || ')';
     END IF;
-    IF e->>'qual' IS NOT NULL THEN
-      item := item || ' WHERE (' || (e->>'qual') || ')';
+    IF r.qual IS NOT NULL THEN
+      item := item || ' WHERE (' || pg_get_expr(r.qual, r.relid) || ')';
     END IF;
     items := items || item;
   END LOOP;
