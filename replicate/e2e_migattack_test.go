@@ -138,24 +138,7 @@ INSERT INTO people SELECT g, 'p' || g || '@example.com', g, 'n' || g, 'CANARY-' 
 	e.exec(source.MigrationTriggersSQL("p1"))
 	e.start()
 	e.sync()
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	traffic := make(chan error, 1)
-	go func() {
-		conn, err := ConnectSource(context.Background(), e.srcDSN)
-		if err != nil {
-			traffic <- err
-			return
-		}
-		defer conn.Close(context.Background())
-		for i := 0; ctx.Err() == nil; i++ {
-			if _, err := conn.Exec(context.Background(), `UPDATE people SET score = score + 1, note = 'u' || $1::int WHERE id = $2`, i, 1+i%2000); err != nil {
-				traffic <- fmt.Errorf("traffic: %w", err)
-				return
-			}
-		}
-		traffic <- nil
-	}()
+	stopTraffic := e.loop(`UPDATE people SET score = score + 1, note = 'u' || $1::int WHERE id = $2`, func(i int) []any { return []any{i, 1 + i%2000} })
 	conn, err := pgx.Connect(context.Background(), e.srcDSN)
 	if err != nil {
 		t.Fatal(err)
@@ -179,8 +162,7 @@ INSERT INTO people SELECT g, 'p' || g || '@example.com', g, 'n' || g, 'CANARY-' 
 	run(`ROLLBACK TO b`, false)
 	run(`UPDATE people SET score = score * 2 WHERE id <= 100`, false)
 	run(`COMMIT`, false)
-	stop()
-	if err := <-traffic; err != nil {
+	if err := stopTraffic(); err != nil {
 		t.Fatal(err)
 	}
 	e.sync()

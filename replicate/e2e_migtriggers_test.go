@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"pgveil/replicate/source"
@@ -25,32 +24,14 @@ INSERT INTO people SELECT g, 'p' || g || '@example.com', g, 'n' || g, 'CANARY-' 
 	e.sync()
 	e.verify()
 
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	traffic := make(chan error, 1)
-	go func() {
-		conn, err := ConnectSource(context.Background(), e.srcDSN)
-		if err != nil {
-			traffic <- err
-			return
-		}
-		defer conn.Close(context.Background())
-		for i := 0; ctx.Err() == nil; i++ {
-			if _, err := conn.Exec(context.Background(), `UPDATE people SET score = score + 1, email = 'u' || $1::int || '@example.com' WHERE id = $2`, i, 1+i%2000); err != nil {
-				traffic <- fmt.Errorf("traffic: %w", err)
-				return
-			}
-		}
-		traffic <- nil
-	}()
+	stopTraffic := e.loop(`UPDATE people SET score = score + 1, email = 'u' || $1::int || '@example.com' WHERE id = $2`, func(i int) []any { return []any{i, 1 + i%2000} })
 	// The migrations PostgreSQL 15 refuses on listed columns without the
 	// triggers: each succeeds at once.
 	e.exec(`ALTER TABLE people DROP COLUMN note`)
 	e.exec(`INSERT INTO people (id, email, score, secret) VALUES (5001, 'new@example.com', 1, 'CANARY-new')`)
 	e.exec(`ALTER TABLE people ALTER COLUMN score TYPE bigint`)
 	e.exec(`UPDATE people SET score = score * 10 WHERE id <= 100`)
-	stop()
-	if err := <-traffic; err != nil {
+	if err := stopTraffic(); err != nil {
 		t.Fatal(err)
 	}
 	// The rules follow production (as its team would after the migration).

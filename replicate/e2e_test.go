@@ -219,6 +219,33 @@ func (e *e2e) sync() {
 	})
 }
 
+// loop runs query, with the arguments args(i) gives its i-th run, over
+// and over on a connection of its own until the returned stop is called;
+// stop returns the first error a run met.
+func (e *e2e) loop(query string, args func(i int) []any) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		conn, err := ConnectSource(context.Background(), e.srcDSN)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer conn.Close(context.Background())
+		for i := 0; ctx.Err() == nil; i++ {
+			if _, err := conn.Exec(context.Background(), query, args(i)...); err != nil {
+				done <- fmt.Errorf("traffic: %w", err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
+
 // prepare connects to production as pgveil does and prepares the test's
 // rules against it; the connection is closed when the test ends.
 func (e *e2e) prepare() (*pgx.Conn, *Prepared) {
