@@ -112,9 +112,11 @@ ORDER BY 1`, name)
 	return tables, nil
 }
 
-// Widened returns the tables of publication spec.Name that send more than
-// spec asks: a table spec does not list, or, for a table spec gives a
-// column list, a column outside it (or no column list at all). Under
+// Widened returns the tables of publication spec.Name that send more
+// columns than spec asks: for a table spec gives a column list, a column
+// outside it (or no column list at all). Tables spec does not list are
+// left alone: the tables' owner adds them for a rule change that waits
+// (pgveil ignores their changes until it is in force). Under
 // publication_mode column_lists that is production's data leaving it
 // against the rules (someone widened the publication by hand, or a
 // session forged what a migration trigger put back). Names only; it
@@ -147,9 +149,7 @@ ORDER BY 1, 2`, spec.Name)
 		n := transform.TableName{Schema: schema, Name: name}
 		pt := spec.Table(n)
 		switch {
-		case pt == nil:
-			out = append(out, n.QualifiedName())
-		case pt.Columns == nil:
+		case pt == nil, pt.Columns == nil:
 		case whole:
 			out = append(out, n.QualifiedName())
 		default:
