@@ -154,13 +154,20 @@ func dupKey(seen map[string]int, k string) string {
 
 // SelectSQL selects the plan's columns of a table, in plan order, with
 // from after the table's name (a TABLESAMPLE clause, or "") and the
-// non-empty conditions ANDed together.
+// non-empty conditions ANDed together. A table other than a partitioned
+// one is read with ONLY: rows of inheritance children (tables no rule may
+// name) are never read through their parent, as the publication, which
+// lists tables with ONLY, never sends their changes.
 func SelectSQL(tp *transform.TablePlan, from string, conds ...string) string {
 	cols := make([]string, len(tp.Columns))
 	for i, c := range tp.Columns {
 		cols[i] = transform.QuoteIdent(c.Column.Name)
 	}
-	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + tp.Table.QualifiedName() + from
+	only := "ONLY "
+	if tp.Table.Partitioned {
+		only = ""
+	}
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + only + tp.Table.QualifiedName() + from
 	var where []string
 	for _, c := range conds {
 		if c != "" {

@@ -29,6 +29,10 @@ type Table struct {
 	// computes and never publishes: they are not in Columns, and the
 	// replica does not have them.
 	Generated []string
+	// Partitioned: a partitioned table, whose rows are its partitions'
+	// (read without ONLY); any other table is read with ONLY, so that no
+	// row of an inheritance child no rule names is ever read through it.
+	Partitioned bool
 }
 
 // QualifiedName is "schema.table", quoted where SQL needs it.

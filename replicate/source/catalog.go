@@ -455,7 +455,7 @@ WHERE i.indrelid = ANY($1::oid[])`, r.oids())
 // build fills in the table and its info from what was read.
 func (r *catalogReader) build(rel *relation) error {
 	info := rel.info
-	t := &transform.Table{Schema: rel.name.Schema, Name: rel.name.Name}
+	t := &transform.Table{Schema: rel.name.Schema, Name: rel.name.Name, Partitioned: rel.relkind == 'p'}
 	names := map[int16]string{}
 	for _, a := range rel.attrs {
 		names[a.num] = a.name
