@@ -40,6 +40,9 @@ func runScan(ctx context.Context, e *env, args []string) int {
 		if v, ok := e.lookupEnv("SOURCE_DSN"); ok {
 			*dsn = v
 		}
+	} else if dsnHasPassword(*dsn) {
+		// Arguments are public on most systems (ps, /proc/PID/cmdline).
+		fmt.Fprintln(e.stderr, "pgveil scan: warning: the DSN given with --source holds a password, which other users of this machine can read in the process list; set SOURCE_DSN instead (or leave the password out and use PGPASSWORD or ~/.pgpass)")
 	}
 	if *dsn == "" {
 		fmt.Fprintln(e.stderr, "pgveil scan: --source DSN is required (or set SOURCE_DSN)")

@@ -179,8 +179,35 @@ func TestScanUsage(t *testing.T) {
 	if code != exitProblems || strings.Contains(errOut, "s3cr3t-pass") {
 		t.Errorf("scan with an unreachable source: exit %d, %q", code, errOut)
 	}
+	// A password on the command line is public (ps): a warning says so;
+	// from the environment, nothing is said.
+	if !strings.Contains(errOut, "holds a password, which other users of this machine can read in the process list; set SOURCE_DSN instead") {
+		t.Errorf("no warning for a password in --source: %q", errOut)
+	}
+	_, _, errOut = pgveil(t, map[string]string{"SOURCE_DSN": "postgres://u:s3cr3t-pass@127.0.0.1:1/db?connect_timeout=2"}, "scan")
+	if strings.Contains(errOut, "process list") {
+		t.Errorf("a warning for a DSN from the environment: %q", errOut)
+	}
 	code, _, errOut = pgveil(t, nil, "scan", "--source", "postgres://u:s3cr3t-pass@[bad")
 	if code != exitProblems || strings.Contains(errOut, "s3cr3t-pass") {
 		t.Errorf("scan with a malformed DSN: exit %d, %q", code, errOut)
+	}
+}
+
+func TestDSNHasPassword(t *testing.T) {
+	for dsn, want := range map[string]bool{
+		"postgres://u:pw@host/db":                  true,
+		"postgresql://u@host/db?password=pw":       true,
+		"postgres://u@host/db":                     false,
+		"postgres://u:pw@[bad":                     true,
+		"host=h user=u password=pw dbname=d":       true,
+		"host=h user=u dbname=d":                   false,
+		"password = 'pw' host=h":                   true,
+		"host=h dbname=mypassword=x":               false,
+		"host=/tmp user=u application_name=pgveil": false,
+	} {
+		if got := dsnHasPassword(dsn); got != want {
+			t.Errorf("dsnHasPassword(%q) = %v, want %v", dsn, got, want)
+		}
 	}
 }

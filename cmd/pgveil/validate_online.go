@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -75,6 +77,30 @@ func scrubPassword(err error, dsn string) error {
 	}
 	return &scrubbedError{msg: msg, err: err}
 }
+
+// dsnHasPassword reports whether dsn, as written, holds a password: a
+// password in a URL's user information or a password= keyword. (One from
+// PGPASSWORD or a password file is not in it.)
+func dsnHasPassword(dsn string) bool {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if _, set := u.User.Password(); set {
+			return true
+		}
+		return u.Query().Has("password")
+	}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		// A URL Go cannot parse: look for user:password@.
+		rest := dsn[strings.Index(dsn, "://")+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			return strings.Contains(rest[:at], ":")
+		}
+		return strings.Contains(rest, "password=")
+	}
+	return keywordPassword.MatchString(dsn)
+}
+
+// keywordPassword finds password= in a keyword/value DSN.
+var keywordPassword = regexp.MustCompile(`(^|\s)password\s*=`)
 
 // scrubbedError is an error whose message had a password taken out.
 type scrubbedError struct {
