@@ -150,10 +150,11 @@ func readyPart(old, cfg *rules.Config, held []transform.TableName) *rules.Config
 	return &ready
 }
 
-// tablesToCopy returns the tables the prepared rules would copy (new, or
+// TablesToCopy returns the tables the prepared rules would copy (new, or
 // under changed rules, or marked for a re-copy), or nil when the target
-// holds no checkpoint yet (a first copy reads every table).
-func tablesToCopy(ctx context.Context, cfg *rules.Config, prep *Prepared) (map[transform.TableName]bool, error) {
+// holds no checkpoint yet (a first copy reads every table). Reload and
+// status ask it.
+func TablesToCopy(ctx context.Context, cfg *rules.Config, prep *Prepared) (map[transform.TableName]bool, error) {
 	tgt, err := connectTarget(ctx, cfg.Target.DSN.Reveal())
 	if err != nil {
 		return nil, err
@@ -169,12 +170,6 @@ func tablesToCopy(ctx context.Context, cfg *rules.Config, prep *Prepared) (map[t
 	}
 	_, resync, _, err := compareRules(ctx, tgt, prep.Plan, keys.Fingerprint(), true)
 	return resync, err
-}
-
-// TablesToCopy is tablesToCopy for status: what a running pgveil would
-// copy if it were given these rules.
-func TablesToCopy(ctx context.Context, cfg *rules.Config, prep *Prepared) (map[transform.TableName]bool, error) {
-	return tablesToCopy(ctx, cfg, prep)
 }
 
 // Prerequisites returns what the prepared rules need on production that
@@ -342,7 +337,10 @@ func privilegeWait(err error) *Waiting {
 // replica's first copy: pgveil then waits for it, retrying, instead of
 // stopping (a restart with an edited rules file, a grant revoked). Before
 // the first copy the failure stops pgveil with the statements to run.
-type blockedError struct{ err error }
+type blockedError struct {
+	err  error
+	wait *Waiting
+}
 
 func (e *blockedError) Error() string { return e.err.Error() }
 func (e *blockedError) Unwrap() error { return e.err }
@@ -350,18 +348,18 @@ func (e *blockedError) Unwrap() error { return e.err }
 // blocked wraps err as a blockedError when the replica has been copied
 // (found) and err is for want of a privilege.
 func blocked(found bool, err error) error {
-	if found && privilegeWait(err) != nil {
-		return &blockedError{err: err}
+	if w := privilegeWait(err); found && w != nil {
+		return &blockedError{err: err, wait: w}
 	}
 	return err
 }
 
 // waitBlocked reports that the rules in force cannot run for want of a
 // privilege, and waits before the next attempt; false when ctx ended.
-func (p *Pipeline) waitBlocked(ctx context.Context, err error, cfg *rules.Config) bool {
-	w := privilegeWait(err)
+func (p *Pipeline) waitBlocked(ctx context.Context, be *blockedError, cfg *rules.Config) bool {
+	w := be.wait
 	p.setPending(cfg, w)
-	p.opts.Observer.Phase(PhaseRetrying, err)
+	p.opts.Observer.Phase(PhaseRetrying, be)
 	p.opts.Logger.Error("pgveil cannot replicate with the rules in force until pgveil's role gets what they need on production; it tries again every few seconds, and the slot keeps production's WAL meanwhile",
 		"waiting_for", w.String(), "in", p.pendingInterval().String())
 	select {

@@ -348,7 +348,7 @@ func (p *Pipeline) reload(ctx context.Context, cfg *rules.Config, ifPending *rul
 	}
 	// What the new rules need that pgveil's role lacks: until it is there
 	// the rules in force keep streaming, and the change waits.
-	toCopy, err := tablesToCopy(ctx, cfg, prep)
+	toCopy, err := TablesToCopy(ctx, cfg, prep)
 	if err != nil {
 		return err
 	}
@@ -406,20 +406,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	opts.Stream.SpillDir = spill.path
 	// The connections and the slot cannot change by a reload.
 	started := p.Config()
-	lockCtx, stopLockWatch := context.WithCancel(ctx)
-	lockWatchDone := make(chan struct{}, 2)
-	go func() {
-		defer func() { lockWatchDone <- struct{}{} }()
-		watchLockWaits(lockCtx, started.Source.DSN.Reveal(), started.Source.Slot, opts.Logger, opts.Observer)
-	}()
-	go func() {
-		defer func() { lockWatchDone <- struct{}{} }()
-		p.retryPending(lockCtx)
-	}()
+	// Beside the attempts, for as long as Run runs: the lock watcher and
+	// the retries of a rule change that waits.
+	besideCtx, stopBeside := context.WithCancel(ctx)
+	var beside sync.WaitGroup
+	beside.Go(func() {
+		watchLockWaits(besideCtx, started.Source.DSN.Reveal(), started.Source.Slot, opts.Logger, opts.Observer)
+	})
+	beside.Go(func() { p.retryPending(besideCtx) })
 	defer func() {
-		stopLockWatch()
-		<-lockWatchDone
-		<-lockWatchDone
+		stopBeside()
+		beside.Wait()
 	}()
 	wait := time.Second
 	for {
@@ -473,7 +470,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			continue
 		}
 		if be := (*blockedError)(nil); errors.As(err, &be) {
-			if !p.waitBlocked(ctx, err, cfg) {
+			if !p.waitBlocked(ctx, be, cfg) {
 				opts.Observer.Phase(PhaseStopped, nil)
 				return nil
 			}

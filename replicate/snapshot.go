@@ -139,7 +139,7 @@ func (s *snapshotter) run(ctx context.Context) error {
 		tables []*tableCopy
 		tasks  []copyTask
 	)
-	err := s.inSnapshot(ctx, srcs[0], func() (err error) {
+	err := InSnapshot(ctx, srcs[0], s.snapshot, func() (err error) {
 		tables, tasks, err = s.tasks(ctx, srcs[0])
 		return err
 	})
@@ -221,12 +221,15 @@ func (s *snapshotter) run(ctx context.Context) error {
 	return nil
 }
 
-// inSnapshot runs fn in a read-only transaction of conn that has imported
-// the exported snapshot, and ends the transaction (releasing its locks).
-func (s *snapshotter) inSnapshot(ctx context.Context, conn *pgx.Conn, fn func() error) error {
+// InSnapshot runs fn in a read-only transaction of conn that has
+// imported the exported snapshot, and ends the transaction, releasing the
+// locks fn's reads took. Reading one table (or one chunk) per such
+// transaction is how pgveil reads production under one snapshot without
+// making a migration wait for more than that one read.
+func InSnapshot(ctx context.Context, conn *pgx.Conn, snapshot string, fn func() error) error {
 	for _, q := range []string{
 		"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-		"SET TRANSACTION SNAPSHOT '" + s.snapshot + "'",
+		"SET TRANSACTION SNAPSHOT '" + snapshot + "'",
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			_, _ = conn.Exec(ctx, "ROLLBACK")
@@ -234,11 +237,11 @@ func (s *snapshotter) inSnapshot(ctx context.Context, conn *pgx.Conn, fn func() 
 		}
 	}
 	if err := fn(); err != nil {
-		_, _ = conn.Exec(ctx, "ROLLBACK") // the connection may be gone: it is closed with the copy
+		_, _ = conn.Exec(ctx, "ROLLBACK") // the connection may be gone: its owner closes it
 		return err
 	}
 	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
-		return fmt.Errorf("ending a copy transaction: %w", err)
+		return fmt.Errorf("ending a transaction under the snapshot: %w", err)
 	}
 	return nil
 }
@@ -385,7 +388,7 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 		return nil
 	}
 	name := tableName(t.plan)
-	err := s.inSnapshot(ctx, conn, func() error {
+	err := InSnapshot(ctx, conn, s.snapshot, func() error {
 		err := readCopy(ctx, conn, q, func(row []transform.Value) error {
 			var err error
 			if masked, err = t.plan.Mask(masked[:0], row); err != nil {

@@ -200,19 +200,11 @@ func (v *verifier) round(ctx context.Context, checks []*tableCheck, again bool) 
 		return lsn, err
 	}
 	for _, c := range checks {
-		err := v.inSnapshot(ctx, snapshot, c.tp, func() error {
-			if v.sample > 0 {
-				return v.sampleTable(ctx, c, again)
+		err := replicate.InSnapshot(ctx, v.src, snapshot, func() error {
+			if err := v.compare(ctx, c, again); err != nil {
+				return err
 			}
-			diffs, err := replicate.Compare(ctx, v.src, v.tgt, transform.NewPlan([]*transform.TablePlan{c.tp}))
-			if err != nil {
-				return fmt.Errorf("comparing: %w", err)
-			}
-			if len(diffs) != 1 {
-				return fmt.Errorf("comparing: %d results for 1 table", len(diffs))
-			}
-			c.diff = diffs[0]
-			return nil
+			return v.notRewritten(ctx, c.tp)
 		})
 		if err != nil {
 			return lsn, fmt.Errorf("%s: %w", c.tp.Table.QualifiedName(), err)
@@ -221,32 +213,38 @@ func (v *verifier) round(ctx context.Context, checks []*tableCheck, again bool) 
 	return lsn, nil
 }
 
-// inSnapshot runs fn in a transaction of v.src that imported snapshot,
-// and checks before it ends (the table's lock still held) that production
-// did not rewrite the table since the snapshot was taken, which would make
-// its rows look missing.
-func (v *verifier) inSnapshot(ctx context.Context, snapshot string, tp *transform.TablePlan, fn func() error) error {
-	tx, err := v.src.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+// compare compares one table, in sample mode or whole.
+func (v *verifier) compare(ctx context.Context, c *tableCheck, again bool) error {
+	if v.sample > 0 {
+		return v.sampleTable(ctx, c, again)
+	}
+	diffs, err := replicate.Compare(ctx, v.src, v.tgt, transform.NewPlan([]*transform.TablePlan{c.tp}))
 	if err != nil {
-		return fmt.Errorf("opening a source transaction: %w", err)
+		return fmt.Errorf("comparing: %w", err)
 	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+snapshot+"'"); err != nil {
-		return fmt.Errorf("joining the source snapshot: %w", err)
+	if len(diffs) != 1 {
+		return fmt.Errorf("comparing: %d results for 1 table", len(diffs))
 	}
-	if err := fn(); err != nil {
+	c.diff = diffs[0]
+	return nil
+}
+
+// notRewritten checks, in the transaction that read tp (its lock still
+// held), that production did not rewrite the table since the snapshot
+// was taken, which would make its rows look missing.
+func (v *verifier) notRewritten(ctx context.Context, tp *transform.TablePlan) error {
+	info := v.cat.Info[transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}]
+	if info == nil {
+		return nil
+	}
+	rewritten, err := replicate.Rewritten(ctx, v.src, info.OID)
+	if err != nil {
 		return err
 	}
-	if info := v.cat.Info[transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}]; info != nil {
-		rewritten, err := replicate.Rewritten(ctx, v.src, info.OID)
-		if err != nil {
-			return err
-		}
-		if rewritten {
-			return errors.New("production rewrote the table while verify read it (TRUNCATE, VACUUM FULL, CLUSTER or ALTER TABLE ... TYPE): its rows cannot be compared; run verify again")
-		}
+	if rewritten {
+		return errors.New("production rewrote the table while verify read it (TRUNCATE, VACUUM FULL, CLUSTER or ALTER TABLE ... TYPE): its rows cannot be compared; run verify again")
 	}
-	return tx.Commit(ctx)
+	return nil
 }
 
 // waitFor waits until the replica holds every source commit before lsn:
