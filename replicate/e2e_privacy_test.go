@@ -48,3 +48,74 @@ INSERT INTO people_archive (id, email, archived_at) SELECT g, 'ARCHIVED-' || g |
 	}
 	e.verify()
 }
+
+// Issue 17, finding 1: a where evaluated by pgveil that reads a TOASTed
+// column an UPDATE did not change (pgoutput sends it as unchanged, with no
+// data) must not let the row in. The value is read back from the source,
+// or taken from the old row under REPLICA IDENTITY FULL; before, it was
+// taken as NULL, which passes NOT coalesce(..., false).
+func TestWhereOnUnchangedToastValue(t *testing.T) {
+	e := newE2E(t, `
+CREATE TABLE members (id int PRIMARY KEY, name text NOT NULL, consent jsonb NOT NULL);
+ALTER TABLE members ALTER COLUMN consent SET STORAGE EXTERNAL;
+CREATE TABLE guests (name text NOT NULL, consent jsonb NOT NULL);
+ALTER TABLE guests ALTER COLUMN consent SET STORAGE EXTERNAL;
+ALTER TABLE guests REPLICA IDENTITY FULL;
+INSERT INTO members SELECT g, 'm' || g, jsonb_build_object('opt_out', g % 2 = 0, 'pad', repeat('x', 5000)) FROM generate_series(1, 10) g;
+INSERT INTO guests SELECT 'g' || g, jsonb_build_object('opt_out', g % 2 = 0, 'pad', repeat('x', 5000)) FROM generate_series(1, 10) g;`,
+		`  members:
+    where: "NOT coalesce((consent->>'opt_out')::boolean, false)"
+    columns: {id: keep, name: keep, consent: drop}
+  guests:
+    where: "NOT coalesce((consent->>'opt_out')::boolean, false)"
+    columns: {name: keep, consent: drop}
+`)
+	e.start()
+	e.sync()
+	if n := e.count("public.members"); n != 5 {
+		t.Fatalf("members after the copy: %d rows, want the 5 that did not opt out", n)
+	}
+	// Unrelated updates, one row at a time and in one statement (a batch
+	// of the applier), on rows in and out of the replica.
+	e.exec(`UPDATE members SET name = name || '-x' WHERE id = 2`)
+	e.exec(`UPDATE members SET name = name || '-y' WHERE id BETWEEN 3 AND 10`)
+	e.exec(`UPDATE guests SET name = name || '-x'`)
+	e.sync()
+	var in []string
+	rows, err := e.dst.Query(context.Background(), `SELECT name FROM public.members UNION ALL SELECT name FROM public.guests ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		in = append(in, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"g1-x", "g3-x", "g5-x", "g7-x", "g9-x", "m1", "m3-y", "m5-y", "m7-y", "m9-y"}
+	if len(in) != len(want) {
+		t.Fatalf("replica holds %q, want %q (rows that opted out must stay out)", in, want)
+	}
+	for i := range want {
+		if in[i] != want[i] {
+			t.Fatalf("replica holds %q, want %q", in, want)
+		}
+	}
+	// The same holds when consent changes afterwards, both ways.
+	e.exec(`UPDATE members SET consent = consent || '{"opt_out": true}' WHERE id = 3;
+UPDATE members SET consent = consent || '{"opt_out": false}' WHERE id = 4;
+UPDATE members SET name = 'again' WHERE id IN (3, 4)`)
+	e.sync()
+	var has3, has4 bool
+	if err := e.dst.QueryRow(context.Background(), `SELECT EXISTS (SELECT FROM public.members WHERE id = 3), EXISTS (SELECT FROM public.members WHERE id = 4)`).Scan(&has3, &has4); err != nil {
+		t.Fatal(err)
+	}
+	if has3 || !has4 {
+		t.Errorf("after consent changes: row 3 (opted out) present %v, row 4 (opted in) present %v", has3, has4)
+	}
+	e.verify()
+}

@@ -3,6 +3,7 @@ package replicate
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"pgveil/replicate/pgoutput"
 	"pgveil/replicate/source"
@@ -96,7 +97,7 @@ func newRelation(m *pgoutput.Relation, lookup func(schema, name string) *transfo
 	}
 	if f := filters[r.name]; f != nil {
 		r.filter = f
-		for _, name := range f.Columns() {
+		for _, name := range slices.Concat(f.Columns(), f.Keys()) {
 			idx := -1
 			for i, c := range m.Columns {
 				if c.Name == name {
@@ -146,17 +147,25 @@ func (r *relation) planRow(t pgoutput.Tuple, update bool) ([]transform.Value, er
 	return row, nil
 }
 
-// filterRow returns the values the in-process filter needs.
-func (r *relation) filterRow(t pgoutput.Tuple) []transform.Value {
+// filterRow returns the values the in-process filter needs: its columns
+// then the table's key (source.Filter.Match). A TOAST value the change
+// left unchanged is taken from old, the change's old row, when that holds
+// it (REPLICA IDENTITY FULL sends whole old rows); otherwise it stays
+// Unchanged and Match reads it back from the source. It is never taken as
+// NULL: a where such as NOT coalesce(opt_out, false) would then let a row
+// it excludes into the replica.
+func (r *relation) filterRow(t, old pgoutput.Tuple) []transform.Value {
 	out := make([]transform.Value, len(r.filterIdx))
 	for k, i := range r.filterIdx {
 		switch {
 		case i < 0 || i >= len(t) || t[i].Kind == pgoutput.KindNull:
 			out[k] = transform.SQLNull()
 		case t[i].Kind == pgoutput.KindUnchanged:
-			// An unchanged TOAST value cannot be filtered on; filters on
-			// such large columns are unusual. Treat it as NULL.
-			out[k] = transform.SQLNull()
+			if i < len(old) && old[i].Kind == pgoutput.KindText {
+				out[k] = transform.Value{Text: old[i].Data}
+			} else {
+				out[k] = transform.Value{State: transform.Unchanged}
+			}
 		default:
 			out[k] = transform.Value{Text: t[i].Data}
 		}

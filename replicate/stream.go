@@ -597,8 +597,8 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, i
 		c := &target.Change{Op: target.OpInsert, Table: r.table}
 		if r.filter != nil {
 			if r.deferFilter {
-				c.Filter, c.FilterRow = r.rowFilter, r.filterRow(m.New)
-			} else if ok, err := s.match(ctx, r, m.New); err != nil || !ok {
+				c.Filter, c.FilterRow = r.rowFilter, r.filterRow(m.New, nil)
+			} else if ok, err := s.match(ctx, r, r.filterRow(m.New, nil)); err != nil || !ok {
 				return err
 			}
 		}
@@ -634,10 +634,10 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, i
 			s.stats.Updates.Add(1)
 			s.obs.Change(r.table.Table.QualifiedName(), "update")
 			return s.applyChange(ctx, &target.Change{Op: target.OpUpdate, Table: r.table, Row: row, Key: oldKey,
-				Filter: r.rowFilter, FilterRow: r.filterRow(m.New)})
+				Filter: r.rowFilter, FilterRow: r.filterRow(m.New, m.Old)})
 		}
 		if r.filter != nil {
-			ok, err := s.match(ctx, r, m.New)
+			ok, err := s.match(ctx, r, r.filterRow(m.New, m.Old))
 			if err != nil {
 				return err
 			}
@@ -747,9 +747,10 @@ func (f *deferredFilter) Match(ctx context.Context, rows [][]transform.Value) ([
 	return res, nil
 }
 
-// match runs the table's in-process filter on the new row.
-func (s *streamer) match(ctx context.Context, r *relation, t pgoutput.Tuple) (bool, error) {
-	res, err := r.filter.Match(ctx, s.filterConn, [][]transform.Value{r.filterRow(t)})
+// match runs the table's in-process filter on the new row's filter
+// values (relation.filterRow).
+func (s *streamer) match(ctx context.Context, r *relation, row []transform.Value) (bool, error) {
+	res, err := r.filter.Match(ctx, s.filterConn, [][]transform.Value{row})
 	if err != nil {
 		return false, fmt.Errorf("%s: row filter: %w", r.table.Table.QualifiedName(), err)
 	}

@@ -128,7 +128,52 @@ func TestFilterMatch(t *testing.T) {
 	}
 	unchanged := []transform.Value{txt("a"), null, null, {State: transform.Unchanged}, null, null}
 	if _, err := f.Match(ctx, conn, [][]transform.Value{unchanged}); !errors.Is(err, ErrUnchangedValue) || !strings.Contains(err.Error(), "tags") {
-		t.Errorf("unchanged value: %v", err)
+		t.Errorf("unchanged value without a key: %v", err)
+	}
+}
+
+// An unchanged TOAST value is read back from the source by the row's key,
+// never taken as NULL: NOT (coalesce(tags, '{}') @> '{vip}') is true for
+// NULL, and would let the excluded vip row in.
+func TestFilterReadsUnchangedValuesBack(t *testing.T) {
+	t.Parallel()
+	conn, _ := newDB(t, filterSchema)
+	ctx := testContext(t)
+	cat := readAll(t, conn)
+	mustExec(t, conn, `INSERT INTO public.people (id, name, tags) VALUES (1, 'vip', '{vip}'), (2, 'plain', '{a}')`)
+
+	f, _ := planFilter(t, conn, cat, `
+  people:
+    where: "NOT (coalesce(tags, '{}') @> '{vip}')"
+    columns: {id: keep, name: keep, deleted_at: keep, score: keep, tags: keep, m: keep, lbl: keep, flags: keep}
+`)
+	if !slices.Equal(f.Columns(), []string{"tags"}) || !slices.Equal(f.Keys(), []string{"id"}) {
+		t.Fatalf("Columns %q, Keys %q", f.Columns(), f.Keys())
+	}
+	u := transform.Value{State: transform.Unchanged}
+	txt := transform.Text
+	rows := [][]transform.Value{
+		{u, txt("1")},            // vip in the source: excluded
+		{u, txt("2")},            // passes
+		{u, txt("3")},            // gone from the source: fails closed
+		{u, u},                   // no key to read it by: fails closed
+		{txt("{vip}"), txt("2")}, // a sent value is used as sent
+		{txt("{b}"), txt("1")},
+		{transform.SQLNull(), txt("1")},
+	}
+	got, err := f.Match(ctx, conn, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{false, true, false, false, false, true, true}; !slices.Equal(got, want) {
+		t.Fatalf("Match = %v, want %v", got, want)
+	}
+	// Batches of one statement each still agree.
+	for i, row := range rows {
+		one, err := f.Match(ctx, conn, [][]transform.Value{row})
+		if err != nil || one[0] != got[i] {
+			t.Errorf("row %d alone: %v, %v; in a batch %v", i, one, err, got[i])
+		}
 	}
 }
 
