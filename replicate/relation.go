@@ -158,7 +158,12 @@ func (r *relation) filterRow(t, old pgoutput.Tuple) []transform.Value {
 	out := make([]transform.Value, len(r.filterIdx))
 	for k, i := range r.filterIdx {
 		switch {
-		case i < 0 || i >= len(t) || t[i].Kind == pgoutput.KindNull:
+		case i < 0 || i >= len(t):
+			// The source no longer sends the column (dropped in
+			// production): the where cannot be evaluated, and NULL could
+			// pass it. Reading it back fails, which stops the row.
+			out[k] = transform.Value{State: transform.Unchanged}
+		case t[i].Kind == pgoutput.KindNull:
 			out[k] = transform.SQLNull()
 		case t[i].Kind == pgoutput.KindUnchanged:
 			if i < len(old) && old[i].Kind == pgoutput.KindText {
