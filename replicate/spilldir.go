@@ -41,7 +41,8 @@ import (
 // component checked this way and used as an open directory, another user
 // who can write a parent can at most make pgveil refuse to start (by
 // putting their own directory or a link where pgveil's should be), not
-// read, redirect or delete anything.
+// read, redirect or delete anything. The default SpillDir avoids even that
+// by being private (defaultSpillBase).
 type spillDir struct {
 	path    string
 	lock    *os.File
@@ -49,12 +50,19 @@ type spillDir struct {
 }
 
 func openSpillDir(base, slot string) (*spillDir, error) {
+	var skipped string // why the default is not one of the earlier candidates
 	if base == "" {
-		base = os.TempDir()
+		base, skipped = defaultSpillBase()
+		if base == "" {
+			return nil, fmt.Errorf("spill directory: no --spill-dir given, and no private default: %s; pass --spill-dir a directory only pgveil's user can write", skipped)
+		}
 	}
 	// The base is the operator's to choose (see above), so it may be
 	// reached through links; only pgveil's own directory in it is checked.
 	if err := os.MkdirAll(base, 0o700); err != nil {
+		if skipped != "" {
+			err = fmt.Errorf("%w (%s)", err, skipped)
+		}
 		return nil, fmt.Errorf("spill directory: %w: pass --spill-dir a directory pgveil's user can write", err)
 	}
 	dir := filepath.Join(base, "pgveil-"+slot+".spill")
@@ -261,4 +269,57 @@ func isSpillName(name string) bool {
 	}
 	n, err := strconv.ParseUint(digits, 10, 32)
 	return err == nil && spillName(uint32(n)) == name
+}
+
+// defaultSpillBase is SpillDir when none is given: a place only pgveil's
+// user can write, never the shared /tmp that os.TempDir falls back to
+// (another user could pre-create pgveil's directory there and stop it from
+// starting). In order:
+//   - $STATE_DIRECTORY: systemd sets it from StateDirectory=
+//     (examples/deploy/pgveil.service: /var/lib/pgveil, mode 0700);
+//   - $TMPDIR, if pgveil's user owns it and no one else can write it: the
+//     Docker image sets it to /var/lib/pgveil, its volume; per-user
+//     TMPDIRs (pam_tmpdir, macOS) qualify too;
+//   - $XDG_STATE_HOME/pgveil, else ~/.local/state/pgveil (created 0700).
+//
+// It returns the directory and why earlier candidates were passed over
+// (for an error if it cannot be created), or "" and why there is none.
+func defaultSpillBase() (string, string) {
+	var skipped []string
+	state, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
+	for _, c := range []struct{ env, dir string }{{"STATE_DIRECTORY", state}, {"TMPDIR", os.Getenv("TMPDIR")}} {
+		if c.dir == "" {
+			continue
+		}
+		why := privateBase(c.dir)
+		if why == "" {
+			return c.dir, ""
+		}
+		skipped = append(skipped, fmt.Sprintf("$%s (%s) %s", c.env, c.dir, why))
+	}
+	if x := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "pgveil"), strings.Join(skipped, ", ")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "/" || !filepath.IsAbs(home) {
+		skipped = append(skipped, "there is no home directory for ~/.local/state/pgveil")
+		return "", strings.Join(skipped, ", ")
+	}
+	return filepath.Join(home, ".local", "state", "pgveil"), strings.Join(skipped, ", ")
+}
+
+// privateBase says why dir cannot be the default SpillDir, or "".
+func privateBase(dir string) string {
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return "cannot be used: " + err.Error()
+	case !fi.IsDir():
+		return "is not a directory"
+	case owner(fi) != os.Geteuid():
+		return fmt.Sprintf("is owned by uid %d, not pgveil's uid %d", owner(fi), os.Geteuid())
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Sprintf("can be written by others (mode %04o)", fi.Mode().Perm())
+	}
+	return ""
 }

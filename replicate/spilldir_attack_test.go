@@ -211,6 +211,47 @@ func TestSpillDirCleanupDoesNotFollow(t *testing.T) {
 	}
 }
 
+// TestSpillDirDefaultPrivate: without --spill-dir, spills do not go to a
+// shared temporary directory (where another user could pre-create
+// pgveil's directory) but to systemd's StateDirectory, a TMPDIR only
+// pgveil's user can write (the Docker image's), or the user's state
+// directory.
+func TestSpillDirDefaultPrivate(t *testing.T) {
+	shared := t.TempDir()
+	mustDo(t, os.Chmod(shared, 0o1777)) // like /tmp
+	home := t.TempDir()
+	private := privateDir(t)
+	for _, tc := range []struct {
+		name               string
+		state, tmpdir, xdg string
+		want               string
+	}{
+		{"shared TMPDIR", "", shared, "", filepath.Join(home, ".local/state/pgveil")},
+		{"shared TMPDIR, XDG_STATE_HOME", "", shared, filepath.Join(home, "xdg"), filepath.Join(home, "xdg/pgveil")},
+		{"systemd StateDirectory", private, shared, "", private},
+		{"private TMPDIR", "", private, "", private},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("STATE_DIRECTORY", tc.state)
+			t.Setenv("TMPDIR", tc.tmpdir)
+			t.Setenv("XDG_STATE_HOME", tc.xdg)
+			t.Setenv("HOME", home)
+			sd, err := openSpillDir("", "one")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sd.close()
+			defer os.RemoveAll(sd.path)
+			if want := filepath.Join(tc.want, "pgveil-one.spill"); sd.path != want {
+				t.Errorf("default spill directory %s, want %s", sd.path, want)
+			}
+			if st, err := os.Lstat(sd.path); err != nil || st.Mode().Perm() != 0o700 {
+				t.Errorf("%s: %v, %v", sd.path, st.Mode(), err)
+			}
+		})
+	}
+}
+
 func mustDo(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
