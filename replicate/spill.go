@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // spill holds the messages of one streamed (in-progress) transaction on
@@ -18,7 +20,9 @@ import (
 // (everything after it belongs to that subtransaction or its children, as
 // in PostgreSQL's own apply worker).
 type spill struct {
-	path    string
+	path    string   // for messages
+	root    *os.Root // the spill directory, held open to remove the file by name
+	name    string
 	f       *os.File
 	w       *bufio.Writer
 	size    int64
@@ -26,13 +30,56 @@ type spill struct {
 	n       int64            // messages written
 }
 
+// newSpill creates the spill file of transaction xid in dir, the private
+// directory openSpillDir checked at start. The directory is checked again
+// (cheap: once per streamed transaction), because it is known here only by
+// its path. The file is always a new one (O_EXCL: never a link or a file
+// someone else made under that name, written through), of mode 0600.
 func newSpill(dir string, xid uint32) (*spill, error) {
-	path := filepath.Join(dir, fmt.Sprintf("xact-%d.spill", xid))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
+	root, err := openPrivateDir(dir, false)
 	if err != nil {
 		return nil, fmt.Errorf("spilling streamed transaction %d: %w", xid, err)
 	}
-	return &spill{path: path, f: f, w: bufio.NewWriterSize(f, 256<<10), subxact: map[uint32]int64{}}, nil
+	name := spillName(xid)
+	path := filepath.Join(dir, name)
+	f, err := createSpillFile(root, name, path)
+	if err != nil {
+		root.Close()
+		return nil, fmt.Errorf("spilling streamed transaction %d: %w", xid, err)
+	}
+	return &spill{path: path, root: root, name: name, f: f, w: bufio.NewWriterSize(f, 256<<10), subxact: map[uint32]int64{}}, nil
+}
+
+// createSpillFile creates name exclusively. A file already there is
+// removed and the creation tried again only if pgveil could have made it
+// (a left-over of its own: a regular file of its uid with one link);
+// anything else is refused, never truncated or written through: a link
+// would send raw rows to wherever it points, a hard link would keep them
+// readable under its other name.
+func createSpillFile(root *os.Root, name, path string) (*os.File, error) {
+	for retried := false; ; retried = true {
+		f, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		if err == nil || !errors.Is(err, fs.ErrExist) || retried {
+			return f, err
+		}
+		fi, err := root.Lstat(name)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // gone meanwhile
+			}
+			return nil, err
+		}
+		if why := notOurs(fi); why != "" {
+			return nil, fmt.Errorf("%s already exists and %s, which pgveil never makes: it will not write a transaction through it; find out who put it there, remove it, and start pgveil again", path, why)
+		}
+		// Removing the name, not truncating the file: whoever still has the
+		// old file open keeps the old file, and sees none of the new rows.
+		// (Should resync's random number meet a live transaction's xid, each
+		// keeps its own file; only a name is lost.)
+		if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
 }
 
 // add appends one message of (sub)transaction xid.
@@ -114,5 +161,6 @@ func (s *spill) replay(fn func(msg []byte) error) error {
 // close removes the file.
 func (s *spill) close() {
 	s.f.Close()
-	os.Remove(s.path)
+	s.root.Remove(s.name)
+	s.root.Close()
 }

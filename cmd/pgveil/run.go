@@ -29,7 +29,9 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	logFormat := fs.String("log-format", "auto", "`format` of the log: text, json, or auto (text on a terminal, json otherwise)")
 	logLevel := fs.String("log-level", "info", "`level`: debug, info, warn or error")
 	workers := fs.Int("snapshot-workers", 4, "source connections copying the initial snapshot in parallel")
-	spillDir := fs.String("spill-dir", os.TempDir(), "`directory` for large in-progress transactions until they commit")
+	// No os.TempDir() here: a shared /tmp lets another user pre-create
+	// pgveil's directory. "" lets replicate pick a private one.
+	spillDir := fs.String("spill-dir", "", "`directory` for large in-progress transactions until they commit (default: $STATE_DIRECTORY, else $TMPDIR if only pgveil's user can write it, else $XDG_STATE_HOME/pgveil or ~/.local/state/pgveil)")
 	listen := fs.String("listen", "", "serve /metrics (Prometheus) and /healthz on this `address`, e.g. :9187")
 	watch := fs.Bool("watch", false, "reload the rules when the file changes (SIGHUP always does)")
 	statusInterval := fs.Duration("status-interval", 10*time.Second, "how often production is told how far the replica has committed")
