@@ -22,8 +22,8 @@ RUN CGO_ENABLED=0 go build -trimpath -buildvcs=true -o /out/pgveil ./cmd/pgveil 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/pgveil /pgveil
 # Where large transactions wait until they commit (run's --spill-dir defaults
-# to TMPDIR); docker-compose.yml mounts a volume here, and the root file
-# system can be read-only.
+# to TMPDIR when only pgveil's user can write it, as here); docker-compose.yml
+# mounts a volume here, and the root file system can be read-only.
 COPY --from=build --chown=65532:65532 /out/var/lib/pgveil /var/lib/pgveil
 ENV TMPDIR=/var/lib/pgveil
 USER 65532:65532
