@@ -624,7 +624,7 @@ func (s *tenancySetup) leakyViews() ([]string, error) {
 		for i, l := range still {
 			names[i] = l.name
 		}
-		return nil, fmt.Errorf("tenants can read or call %s, and would see other tenants' rows there (pgveil's role does not own it, a tenant's role owns it, or it is granted to PUBLIC): its owner must revoke it from PUBLIC and from tenants, "+
+		return nil, fmt.Errorf("tenants can read or call %s, and would see other tenants' rows there (pgveil's role does not own it, or it is granted to PUBLIC): its owner must revoke it from PUBLIC and from tenants, "+
 			"or make views security_invoker (ALTER VIEW ... SET (security_invoker = true)) and functions SECURITY INVOKER",
 			strings.Join(names, ", "))
 	}
@@ -696,7 +696,7 @@ WHERE a.privilege_type = '` + priv + `' AND a.grantee <> ` + owner + ` AND (a.gr
 )
 SELECT x.name, x.function, pg_catalog.pg_has_role(current_user, x.owner, 'USAGE'), x.grantees
 FROM (SELECT * FROM views UNION ALL SELECT * FROM functions) x
-WHERE EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1::text) AND (cardinality(x.grantees) > 0 OR x.owner IN (SELECT oid FROM side))
+WHERE EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1::text) AND cardinality(x.grantees) > 0
 ORDER BY x.function, x.name`, group, readers, names, InternalSchema, StagingSchema)
 	if err != nil {
 		return nil, fmt.Errorf("reading the views and functions tenants can use: %w", sanitize(err))
