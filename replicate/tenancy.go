@@ -21,6 +21,7 @@ func TargetTenancy(cfg *rules.Config) *target.Tenancy {
 		RolePrefix:    cfg.Tenancy.RolePrefix,
 		Group:         cfg.Tenancy.Group,
 		Impersonators: cfg.Tenancy.Impersonators,
+		Readers:       cfg.Target.Readers,
 		Tables:        map[transform.TableName]target.TenantTable{},
 	}
 	for _, t := range cfg.Tables {

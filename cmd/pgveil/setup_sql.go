@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"pgveil/replicate/source"
+	"pgveil/replicate/target"
 	"pgveil/rules"
 	"pgveil/transform"
 )
@@ -342,10 +343,17 @@ func (r *setupRoles) targetScript() string {
 	}
 	p("REVOKE ALL ON SCHEMA %s FROM PUBLIC;", internal)
 	p("")
-	p("-- 2. Nobody else creates anything here.")
+	p("-- 2. Nobody else creates anything here: no object, no temporary table, and no large object or")
+	p("--    WAL message either (PostgreSQL lets every role write those with these functions, even in a")
+	p("--    read-only transaction). The per-table counters (exact row counts, inserts, updates, scans:")
+	p("--    pg_stat_user_tables and the like) are kept for pg_read_all_stats (pg_monitor): a tenant would")
+	p("--    read there how many rows all tenants have. NOTIFY cannot be taken away (docs/operations.md).")
 	p(`REVOKE CREATE, TEMPORARY ON DATABASE :"pgveil_database" FROM PUBLIC;`)
 	for _, s := range r.schemas {
 		p("REVOKE CREATE ON SCHEMA %s FROM PUBLIC;", sqlIdent(s))
+	}
+	for _, q := range target.LockDownSQL() {
+		p("%s;", q)
 	}
 	if len(r.readers) == 0 {
 		p("")

@@ -76,6 +76,11 @@ func TestSetupSQLScripts(t *testing.T) {
 			"REVOKE ALL ON SCHEMA pgveil FROM PUBLIC;\n",
 			`REVOKE CREATE, TEMPORARY ON DATABASE :"pgveil_database" FROM PUBLIC;`,
 			"REVOKE CREATE ON SCHEMA public FROM PUBLIC;\n",
+			// Large objects and WAL messages are written without a privilege
+			// on a table; the per-table counters are for monitoring.
+			"REVOKE EXECUTE ON FUNCTION pg_catalog.lo_creat(integer), pg_catalog.lo_create(oid), pg_catalog.lo_from_bytea(oid, bytea),",
+			"pg_catalog.pg_logical_emit_message(boolean, text, bytea) FROM PUBLIC;\n",
+			"GRANT EXECUTE ON FUNCTION %s TO pg_read_all_stats",
 			"ALTER ROLE metabase_ro WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;\n",
 			"ALTER ROLE metabase_ro PASSWORD :'metabase_ro_password';",
 			"ALTER ROLE metabase_ro SET statement_timeout = '5min';\n",
@@ -449,6 +454,10 @@ FROM pg_roles r WHERE r.rolname = $1`, sourceRole).Scan(&super, &createDB, &crea
 		{"CREATE TABLE in another schema", `CREATE TABLE scratch.mine (x int)`},
 		{"CREATE SCHEMA", `CREATE SCHEMA mine`},
 		{"CREATE TEMP TABLE", `CREATE TEMP TABLE mine (x int)`},
+		{"a large object", `SELECT lo_from_bytea(0, '\x00')`},
+		{"a large object by lo_create", `SELECT lo_create(0)`},
+		{"a WAL message", `SELECT pg_logical_emit_message(false, 'x', 'y')`},
+		{"reading the per-table counters", `SELECT n_live_tup FROM pg_stat_user_tables`},
 		{"reading pgveil.checkpoint", `SELECT * FROM pgveil.checkpoint`},
 		{"reading pgveil.tables", `SELECT * FROM pgveil.tables`},
 	}

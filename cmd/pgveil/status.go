@@ -96,8 +96,8 @@ type tenancyState struct {
 	// Unprotected are replicated tables tenants can read without row
 	// level security.
 	Unprotected []string `json:"unprotected,omitempty"`
-	// LeakyViews are views tenants can read that would show them other
-	// tenants' rows.
+	// LeakyViews are views tenants can read, and SECURITY DEFINER
+	// functions they can call, that would show them other tenants' rows.
 	LeakyViews []string `json:"leaky_views,omitempty"`
 }
 
@@ -204,7 +204,7 @@ func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time
 				r.Tenancy = &tenancyState{Group: tn.Group, Roles: ts.Roles, Unprotected: ts.Unprotected, LeakyViews: ts.Leaky,
 					TenantTables: split.Tenant, SharedTables: split.Shared, HiddenTables: len(split.Hidden)}
 				if len(ts.Leaky) > 0 {
-					problem("tenants can read %s, and would see other tenants' rows there (materialized, or without security_invoker): a running pgveil takes them away from the tenant group, or stops when it cannot", strings.Join(ts.Leaky, ", "))
+					problem("tenants can read %s, and would see other tenants' rows there (materialized views, views without security_invoker, SECURITY DEFINER functions they can call; granted to PUBLIC, the group, a tenant role, a tenant's login or a role it holds): a running pgveil takes them away from tenants, or stops when it cannot", strings.Join(ts.Leaky, ", "))
 				}
 				if len(ts.Unprotected) > 0 {
 					problem("tenants can read %s without row level security, so every tenant's rows: start pgveil to set it up again, and find who turned it off", strings.Join(ts.Unprotected, ", "))

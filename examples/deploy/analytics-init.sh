@@ -33,4 +33,22 @@ ALTER ROLE metabase_ro SET default_transaction_read_only = on;
 REVOKE ALL ON DATABASE :"DBNAME" FROM PUBLIC;
 GRANT CONNECT ON DATABASE :"DBNAME" TO metabase_ro;
 REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;
+
+-- Readers and tenants create nothing: not even large objects or WAL
+-- messages, which these functions let every role write, in read-only
+-- transactions too; and the per-table counters (exact row counts) are for
+-- monitoring only. pgveil refuses to start otherwise. The same statements
+-- as pgveil setup-sql --part target prints.
+REVOKE EXECUTE ON FUNCTION pg_catalog.lo_creat(integer), pg_catalog.lo_create(oid), pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lo_import(text), pg_catalog.lo_import(text, oid), pg_catalog.lo_put(oid, bigint, bytea), pg_catalog.lowrite(integer, bytea), pg_catalog.lo_truncate(integer, integer), pg_catalog.lo_truncate64(integer, bigint), pg_catalog.lo_unlink(oid), pg_catalog.pg_logical_emit_message(boolean, text, text), pg_catalog.pg_logical_emit_message(boolean, text, bytea) FROM PUBLIC;
+DO $lockdown$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname LIKE 'pg\_stat\_get\_%' AND p.proargtypes = '26'::oidvector
+    AND p.proname NOT LIKE 'pg\_stat\_get\_db\_%' AND p.proname NOT LIKE '%function%' AND p.proname NOT LIKE '%subscription%' LOOP
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO pg_read_all_stats', f);
+  END LOOP;
+END
+$lockdown$;
 SQL

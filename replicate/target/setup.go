@@ -43,7 +43,15 @@ import (
 //     tables created later in those schemas by the current role (ALTER
 //     DEFAULT PRIVILEGES). A role that does not exist, or that can use
 //     schema pgveil anyway (a superuser, or a member of its owner), is an
-//     error.
+//     error;
+//   - with readers, what lets a role create something is taken from
+//     PUBLIC and from the readers, as far as the current role may:
+//     CREATE and TEMPORARY on the database (its owner), CREATE on the
+//     schemas it owns, and, as a superuser, EXECUTE on the functions that
+//     write large objects and WAL messages (WriteFunctions); as a
+//     superuser it also takes the per-table counters from PUBLIC
+//     (RelationStatsWhere). A reader that can still create something is
+//     an error naming what to revoke (readers.go).
 //
 // Every statement waits at most 10 s for a lock. Setup issues only the
 // statements that change something, so running it again with the same
@@ -874,5 +882,6 @@ AND n.nspname = ANY($1) AND a.grantee = ANY($2) AND a.privilege_type = 'SELECT'`
 		return fmt.Errorf("reader roles %s can use schema %s (as members of its owner, or through another role): use roles that are not",
 			strings.Join(leaky, ", "), InternalSchema)
 	}
-	return nil
+	// Nor can they create anything (readers.go).
+	return lockDown(s.ctx, s.tx, names, nil)
 }

@@ -35,6 +35,11 @@ type Tenancy struct {
 	RolePrefix    string
 	Group         string
 	Impersonators []string
+	// Readers are the reader roles (target.readers): they read every row,
+	// so ReadTenancy does not count what is granted to them, or to a
+	// login through them, as a leak to tenants. SetupTenancy takes them
+	// as an argument instead.
+	Readers []string
 	// Tables maps a table to how tenants read it; a table that is not
 	// there is hidden from tenants.
 	Tables map[transform.TableName]TenantTable
@@ -325,10 +330,18 @@ func jsonStrings(ss []string) string {
 //     on their schemas), nothing on the others;
 //   - every tenant value the tenant tables hold gets its role, and every
 //     tenant role is granted to every impersonator;
-//   - the group loses SELECT on views that would show tenants other
-//     tenants' rows: materialized views (row level security does not
-//     apply to their content) and views without security_invoker (they
-//     read the tables as their owner). Their names are returned.
+//   - what lets a role create something is taken from PUBLIC as far as
+//     the current role may, and no role a tenant login can use may create
+//     anything (see Setup and readers.go);
+//   - the roles a tenant login can use (the group, the tenant roles, the
+//     logins and what they are members of, not the readers) lose SELECT
+//     on views, and EXECUTE on SECURITY DEFINER functions, that would show
+//     tenants other tenants' rows, when pgveil's role owns them (see
+//     readLeaks): materialized views (row level security does not apply
+//     to their content), views without security_invoker (they read the
+//     tables as their owner), functions whose owner reads past row level
+//     security. Their names are returned. One still granted to PUBLIC or
+//     owned by another role is an error.
 //
 // With tn nil it removes what an earlier tenancy left on the plan's
 // tables: pgveil's tenant and shared policies, and row level security
@@ -435,6 +448,10 @@ func (s *tenancySetup) run() ([]string, error) {
 		}
 	}
 	if err := s.impersonators(); err != nil {
+		return nil, err
+	}
+	// Tenant logins create nothing, as readers (readers.go).
+	if err := lockDown(s.ctx, s.tx, s.readers, s.tn); err != nil {
 		return nil, err
 	}
 	return s.leakyViews()
@@ -560,70 +577,135 @@ AND NOT pg_has_role($3::name, r.oid, 'MEMBER') ORDER BY 1`, s.tn.RolePrefix, s.t
 	return nil
 }
 
-// leakyViews revokes the group's access to views that would show tenants
-// rows row level security hides from them, and returns their names: the
-// views and materialized views built (directly or through other views) on
-// the plan's tables that are materialized (row level security does not
-// apply to their content) or lack security_invoker (they read the tables
-// as their owner). Such a view that the group can still read afterwards
-// (granted to PUBLIC) is an error.
+// leakyViews takes away from tenants what would show them rows row level
+// security hides from them (see readLeaks), and returns the names of the
+// views and functions it took: the grants to the roles a tenant login can
+// use, on those pgveil's role owns. One that tenants can still read or
+// call afterwards (granted to PUBLIC, or owned by another role) is an
+// error.
 func (s *tenancySetup) leakyViews() ([]string, error) {
 	tables := make([]transform.TableName, 0, len(s.plan.Tables()))
 	for _, t := range s.plan.Tables() {
 		tables = append(tables, transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
 	}
-	leaky, err := readLeakyViews(s.ctx, s.tx, s.tn.Group, tables)
-	if err != nil || len(leaky) == 0 {
+	leaks, err := readLeaks(s.ctx, s.tx, s.tn.Group, s.readers, tables)
+	if err != nil || len(leaks) == 0 {
 		return nil, err
 	}
-	grp := pgx.Identifier{s.tn.Group}.Sanitize()
 	var revoked []string
-	for _, v := range leaky {
-		var mine bool
-		if err := s.tx.QueryRow(s.ctx, `SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = $1::regclass`, v).Scan(&mine); err != nil {
-			return nil, fmt.Errorf("reading view %s: %w", v, sanitize(err))
-		}
-		if !mine {
+	for _, l := range leaks {
+		if !l.mine {
 			continue // reported below: only its owner can take it back
 		}
-		if err := s.exec(`REVOKE ALL ON TABLE ` + v + ` FROM ` + grp); err != nil {
-			return nil, err
+		var did bool
+		for _, g := range l.grantees {
+			if g == "" {
+				continue // PUBLIC: reported below, pgveil does not take it from everyone
+			}
+			q := `REVOKE ALL ON TABLE ` + l.name + ` FROM ` + pgx.Identifier{g}.Sanitize()
+			if l.function {
+				q = `REVOKE EXECUTE ON FUNCTION ` + l.name + ` FROM ` + pgx.Identifier{g}.Sanitize()
+			}
+			if err := s.exec(q); err != nil {
+				return nil, err
+			}
+			did = true
 		}
-		revoked = append(revoked, v)
+		if did {
+			revoked = append(revoked, l.name)
+		}
 	}
-	still, err := readLeakyViews(s.ctx, s.tx, s.tn.Group, tables)
+	still, err := readLeaks(s.ctx, s.tx, s.tn.Group, s.readers, tables)
 	if err != nil {
 		return nil, err
 	}
 	if len(still) > 0 {
-		return nil, fmt.Errorf("tenants can read %s, and would see other tenants' rows there (pgveil's role does not own it, or it is granted to PUBLIC): its owner must revoke it, or make views security_invoker (ALTER VIEW ... SET (security_invoker = true))",
-			strings.Join(still, ", "))
+		names := make([]string, len(still))
+		for i, l := range still {
+			names[i] = l.name
+		}
+		return nil, fmt.Errorf("tenants can read or call %s, and would see other tenants' rows there (pgveil's role does not own it, or it is granted to PUBLIC): its owner must revoke it from PUBLIC and from tenants, "+
+			"or make views security_invoker (ALTER VIEW ... SET (security_invoker = true)) and functions SECURITY INVOKER",
+			strings.Join(names, ", "))
 	}
 	return revoked, nil
 }
 
-// readLeakyViews lists, quoted, the views and materialized views built
-// (directly or through other views) on tables that group can read and
-// that would show it rows row level security hides: materialized views
-// (row level security does not apply to their content) and views without
-// security_invoker (they read the tables as their owner).
-func readLeakyViews(ctx context.Context, q querier, group string, tables []transform.TableName) ([]string, error) {
+// leak is a view or function through which tenants would see rows row
+// level security hides from them.
+type leak struct {
+	name     string   // quoted: app.v, or app.f(integer) for a function
+	function bool     // a function, not a view
+	mine     bool     // owned by pgveil's role (or a role it is a member of)
+	grantees []string // the roles a tenant login can use that it is granted to; "" is PUBLIC
+}
+
+// readLeaks lists what tenant logins can read or call and would show
+// them rows row level security hides, whatever role it is granted to:
+// PUBLIC, the group, a tenant role, a tenant's login, or any role a
+// tenant login is a member of (tenantSideSQL; not the readers):
+//
+//   - views built (directly or through other views) on tables and that
+//     lack security_invoker: they read the tables as their owner, which
+//     row level security does not restrict (it owns them, or reads
+//     through a reader's policy);
+//   - materialized views built on tables: a copy of the rows, and row
+//     level security does not apply to it;
+//   - SECURITY DEFINER functions whose owner reads the tables past row
+//     level security (a superuser, BYPASSRLS, a member of a table's owner
+//     or of a reader): PostgreSQL cannot tell what a function reads, so
+//     every such function tenants can call counts, but those of
+//     extensions, of pg_catalog and of pgveil's schemas.
+//
+// A column privilege (GRANT SELECT (col) ON v) counts as much as a table
+// one.
+func readLeaks(ctx context.Context, q querier, group string, readers []string, tables []transform.TableName) ([]leak, error) {
 	names := make([]string, len(tables))
 	for i, t := range tables {
 		names[i] = pgx.Identifier{t.Schema, t.Name}.Sanitize()
 	}
-	out, err := queryStrings(ctx, q, `WITH RECURSIVE dep(oid) AS (
-	SELECT to_regclass(x)::oid FROM unnest($2::text[]) x WHERE to_regclass(x) IS NOT NULL
+	grantees := func(acl, kind, owner, priv string) string {
+		return `SELECT CASE WHEN a.grantee = 0 THEN '' ELSE (SELECT rolname::text FROM pg_catalog.pg_roles WHERE oid = a.grantee) END
+FROM pg_catalog.aclexplode(coalesce(` + acl + `, pg_catalog.acldefault('` + kind + `', ` + owner + `))) a
+WHERE a.privilege_type = '` + priv + `' AND a.grantee <> ` + owner + ` AND (a.grantee = 0 OR a.grantee IN (SELECT oid FROM side))`
+	}
+	rows, err := q.Query(ctx, tenantSideSQL+`, dep(oid) AS (
+	SELECT to_regclass(x)::oid FROM unnest($3::text[]) x WHERE to_regclass(x) IS NOT NULL
 	UNION
-	SELECT w.ev_class FROM dep JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = dep.oid AND d.classid = 'pg_rewrite'::regclass
-	JOIN pg_rewrite w ON w.oid = d.objid
+	SELECT w.ev_class FROM dep JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = dep.oid AND d.classid = 'pg_catalog.pg_rewrite'::regclass
+	JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
+), views AS (
+	SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS name, false AS function, c.relowner AS owner,
+		array(`+grantees("c.relacl", "r", "c.relowner", "SELECT")+`
+			UNION SELECT CASE WHEN a.grantee = 0 THEN '' ELSE (SELECT rolname::text FROM pg_catalog.pg_roles WHERE oid = a.grantee) END
+			FROM pg_catalog.pg_attribute t CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a
+			WHERE t.attrelid = c.oid AND t.attacl IS NOT NULL AND a.privilege_type = 'SELECT' AND (a.grantee = 0 OR a.grantee IN (SELECT oid FROM side))
+			ORDER BY 1) AS grantees
+	FROM dep JOIN pg_catalog.pg_class c ON c.oid = dep.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind IN ('v', 'm')
+	AND (c.relkind = 'm' OR NOT coalesce(c.reloptions @> ARRAY['security_invoker=true'] OR c.reloptions @> ARRAY['security_invoker=on'], false))
+), functions AS (
+	SELECT p.oid::pg_catalog.regprocedure::text AS name, true AS function, p.proowner AS owner,
+		array(`+grantees("p.proacl", "f", "p.proowner", "EXECUTE")+` ORDER BY 1) AS grantees
+	FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_roles o ON o.oid = p.proowner JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+	WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema', $4, $5)
+	AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e')
+	AND (o.rolsuper OR o.rolbypassrls
+		OR EXISTS (SELECT FROM dep JOIN pg_catalog.pg_class t ON t.oid = dep.oid WHERE t.relkind IN ('r', 'p') AND pg_catalog.pg_has_role(o.oid, t.relowner, 'USAGE'))
+		OR EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = ANY($2::text[]) AND pg_catalog.pg_has_role(o.oid, r.oid, 'USAGE')))
 )
-SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM dep JOIN pg_class c ON c.oid = dep.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('v', 'm') AND EXISTS (SELECT FROM pg_roles WHERE rolname = $1) AND has_table_privilege($1, c.oid, 'SELECT')
-AND (c.relkind = 'm' OR NOT coalesce(c.reloptions @> ARRAY['security_invoker=true'] OR c.reloptions @> ARRAY['security_invoker=on'], false))
-ORDER BY 1`, group, names)
+SELECT x.name, x.function, pg_catalog.pg_has_role(current_user, x.owner, 'USAGE'), x.grantees
+FROM (SELECT * FROM views UNION ALL SELECT * FROM functions) x
+WHERE EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1::text) AND cardinality(x.grantees) > 0
+ORDER BY x.function, x.name`, group, readers, names, InternalSchema, StagingSchema)
 	if err != nil {
-		return nil, fmt.Errorf("reading the views on the replicated tables: %w", err)
+		return nil, fmt.Errorf("reading the views and functions tenants can use: %w", sanitize(err))
+	}
+	var out []leak
+	var l leak
+	_, err = pgx.ForEachRow(rows, []any{&l.name, &l.function, &l.mine, &l.grantees}, func() error { out = append(out, l); return nil })
+	if err != nil {
+		return nil, fmt.Errorf("reading the views and functions tenants can use: %w", sanitize(err))
 	}
 	return out, nil
 }
@@ -762,12 +844,16 @@ func isSQLState(err error, codes ...string) bool {
 type TenancyState struct {
 	Roles int // tenant roles: PREFIX... members of the group
 	// Unprotected are the existing tables among those asked about that
-	// have no row level security and that the group can read all the same
-	// (someone turned it off, or granted the table): there every tenant
-	// reads every row.
+	// have no row level security and that tenants can read all the same
+	// (someone turned it off, or granted the table to PUBLIC, to the group
+	// or to a role a tenant login can use): there every tenant reads every
+	// row.
 	Unprotected []string
-	// Leaky are views tenants can read that would show them other
-	// tenants' rows (see SetupTenancy), created since pgveil started.
+	// Leaky are the views tenants can read, and the SECURITY DEFINER
+	// functions they can call, that would show them other tenants' rows
+	// (see readLeaks), created or granted since pgveil started: granted to
+	// the group, a tenant role, a tenant's login, a role a tenant login is
+	// a member of, or PUBLIC.
 	Leaky []string
 }
 
@@ -782,11 +868,14 @@ func ReadTenancy(ctx context.Context, conn *pgx.Conn, tn *Tenancy, tables []tran
 	for i, n := range tables {
 		names[i] = pgx.Identifier{n.Schema, n.Name}.Sanitize()
 	}
-	rows, err := conn.Query(ctx, `SELECT u.i FROM unnest($1::text[]) WITH ORDINALITY u(x, i) JOIN pg_class c ON c.oid = to_regclass(u.x)
-WHERE NOT c.relrowsecurity AND EXISTS (SELECT FROM pg_roles WHERE rolname = $2) AND has_table_privilege($2, c.oid, 'SELECT') ORDER BY u.i`, names, tn.Group)
-	if err != nil {
-		return st, fmt.Errorf("target: reading the replicated tables' row level security: %w", sanitize(err))
-	}
+	// Readable by a tenant: granted to PUBLIC or to a role a tenant login
+	// can use (tenantSideSQL), the whole table or one column.
+	rows, err := conn.Query(ctx, tenantSideSQL+`
+SELECT u.i FROM unnest($3::text[]) WITH ORDINALITY u(x, i) JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(u.x)
+WHERE NOT c.relrowsecurity AND EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1::text)
+AND (`+grantedSQL("c.relacl", "r", "c.relowner", "SELECT")+` OR EXISTS (SELECT FROM pg_catalog.pg_attribute t CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a
+	WHERE t.attrelid = c.oid AND t.attacl IS NOT NULL AND a.privilege_type = 'SELECT' AND (a.grantee = 0 OR a.grantee IN (SELECT oid FROM side))))
+ORDER BY u.i`, tn.Group, tn.Readers, names)
 	unprotected, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
 		return st, fmt.Errorf("target: reading the replicated tables' row level security: %w", sanitize(err))
@@ -794,8 +883,12 @@ WHERE NOT c.relrowsecurity AND EXISTS (SELECT FROM pg_roles WHERE rolname = $2) 
 	for _, i := range unprotected {
 		st.Unprotected = append(st.Unprotected, tables[i-1].QualifiedName())
 	}
-	if st.Leaky, err = readLeakyViews(ctx, conn, tn.Group, tables); err != nil {
+	leaks, err := readLeaks(ctx, conn, tn.Group, tn.Readers, tables)
+	if err != nil {
 		return st, fmt.Errorf("target: %w", err)
+	}
+	for _, l := range leaks {
+		st.Leaky = append(st.Leaky, l.name)
 	}
 	return st, nil
 }

@@ -143,7 +143,10 @@ func TestTenancyAttackQueryForms(t *testing.T) {
 	denied(t, one, "tenant 1", `SELECT * FROM pg_statistic_ext_data`)
 
 	// A leaky function, made as cheap as can be so that the planner would
-	// like to run it first, sees the tenant's rows only.
+	// like to run it first, sees the tenant's rows only. It needs
+	// TEMPORARY, which pgveil takes from PUBLIC: granted here by hand, as a
+	// careless administrator might; row level security holds all the same.
+	exec(t, d.admin, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` TO `+d.role("acme"))
 	exec(t, one, `CREATE TEMP TABLE seen (id int)`)
 	exec(t, one, `CREATE FUNCTION pg_temp.peek(o app.orders) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $$
 BEGIN
@@ -201,6 +204,9 @@ func TestTenancyAttackShadowing(t *testing.T) {
 	d := newTenancyDB(t)
 	d.setup(t)
 	one := d.login(t, d.role("acme"), "1")
+	// Shadows live in pg_temp, and need TEMPORARY, which pgveil takes from
+	// PUBLIC: granted here by hand, as a careless administrator might.
+	exec(t, d.admin, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` TO `+d.role("acme"))
 	for _, sql := range []string{
 		`CREATE FUNCTION pg_temp.substr(name, integer) RETURNS text LANGUAGE sql AS $$SELECT '2'$$`,
 		`CREATE FUNCTION pg_temp.substr(text, integer) RETURNS text LANGUAGE sql AS $$SELECT '2'$$`,

@@ -43,6 +43,10 @@ func newTenancyDB(t testing.TB) *tenancyDB {
 	exec(t, d.admin, `ALTER DATABASE `+pgx.Identifier{dbName(t, dsn)}.Sanitize()+` OWNER TO `+w)
 	exec(t, d.admin, `CREATE ROLE `+r+` LOGIN`)
 	exec(t, d.admin, `CREATE ROLE `+imp+` LOGIN NOINHERIT`)
+	// What pgveil setup-sql has a superuser run: pgveil's role is none.
+	for _, q := range LockDownSQL() {
+		exec(t, d.admin, q)
+	}
 	d.owner = connectAs(t, dsn, w)
 	d.reader, d.imp, d.group = r, imp, d.role("tenants")
 	d.plan = plan(

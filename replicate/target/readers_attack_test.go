@@ -1,0 +1,298 @@
+package target
+
+// Attacks by readers and tenant logins on what they should not be able to
+// do besides reading rows (issue 17, findings 7, 8 and 11): read other
+// tenants' rows through views and functions granted to any role a tenant
+// login can use, create things (large objects, WAL messages, temporary
+// and other objects, read-only transactions or not), and read the
+// per-table counters. Each attack asserts that it fails; what PostgreSQL
+// 15 cannot prevent is pinned by a TestReadersLimit test, as the README
+// and docs/operations.md state it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/transform"
+)
+
+// TestTenancyLeakyGrantsToTenantSide: a view over a tenant table that
+// reads as its owner, granted to one tenant role rather than the group
+// (GRANT SELECT ON v TO tenant_1), lets that tenant's login read every
+// tenant's rows. So does one granted to the login itself, to a role the
+// login is a member of, or a column of it; a materialized view; a
+// SECURITY DEFINER function every role may call. The check status and the
+// running watch use (ReadTenancy) names them all, and the next setup takes
+// them away (or refuses, when it cannot). Grants to a reader are not a
+// leak: readers read every row.
+func TestTenancyLeakyGrantsToTenantSide(t *testing.T) {
+	t.Parallel()
+	d := newTenancyDB(t)
+	d.setup(t)
+	d.tn.Readers = []string{d.reader}
+	one := d.login(t, d.role("acme"), "1")
+	dash := d.role("dash")
+	exec(t, d.admin, `CREATE ROLE `+dash+` NOLOGIN; GRANT `+dash+` TO `+d.role("acme"))
+	t1 := pgx.Identifier{d.tenant("1")}.Sanitize()
+	// The exact repro of the review, then its variants.
+	exec(t, d.owner, `CREATE VIEW app.v AS SELECT * FROM app.orders; GRANT SELECT ON app.v TO `+t1)
+	sees(t, one, "tenant 1 through app.v before the check", `SELECT count(*) FROM app.v`, "5")
+	exec(t, d.owner, `CREATE VIEW app.v_login AS SELECT * FROM app.orders; GRANT SELECT ON app.v_login TO `+d.role("acme"))
+	exec(t, d.owner, `CREATE VIEW app.v_dash AS SELECT * FROM app.accounts; GRANT SELECT ON app.v_dash TO `+dash)
+	exec(t, d.owner, `CREATE VIEW app.v_col AS SELECT * FROM app.orders; GRANT SELECT (id) ON app.v_col TO `+t1)
+	exec(t, d.owner, `CREATE MATERIALIZED VIEW app.m AS SELECT * FROM app.orders; GRANT SELECT ON app.m TO `+t1)
+	exec(t, d.owner, `CREATE VIEW app.v_imp AS SELECT * FROM app.orders; GRANT SELECT ON app.v_imp TO `+d.imp)
+	// Not leaks: a reader's view, a security_invoker view, a view on a
+	// table pgveil does not replicate.
+	exec(t, d.owner, `CREATE VIEW app.v_reader AS SELECT * FROM app.orders; GRANT SELECT ON app.v_reader TO `+d.reader)
+	exec(t, d.owner, `CREATE VIEW app.v_inv WITH (security_invoker = true) AS SELECT * FROM app.orders; GRANT SELECT ON app.v_inv TO `+t1)
+	// A staff login, tenant 1 and a reader: the reader's grants are its.
+	exec(t, d.admin, `CREATE ROLE `+d.role("staff")+` LOGIN IN ROLE `+t1+`, `+d.reader)
+	// A SECURITY DEFINER function of the tables' owner, callable by PUBLIC
+	// (the default), and one granted to tenant 1 only.
+	exec(t, d.owner, `CREATE FUNCTION app.all_orders() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM app.orders'`)
+	exec(t, d.owner, `CREATE FUNCTION app.t1_orders() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM app.orders';
+REVOKE EXECUTE ON FUNCTION app.t1_orders() FROM PUBLIC; GRANT EXECUTE ON FUNCTION app.t1_orders() TO `+t1)
+	sees(t, one, "tenant 1 through a SECURITY DEFINER function", `SELECT app.t1_orders()`, "5")
+	// A hidden table without row level security, granted to tenant 1.
+	exec(t, d.owner, `ALTER TABLE app.notes DISABLE ROW LEVEL SECURITY; GRANT SELECT ON app.notes TO `+t1)
+
+	st, err := ReadTenancy(d.ctx, d.owner, d.tn, tableNames(d.plan))
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "leaky views and functions", st.Leaky, []string{"app.m", "app.v", "app.v_col", "app.v_dash", "app.v_imp", "app.v_login", "app.all_orders()", "app.t1_orders()"})
+	equal(t, "unprotected tables", st.Unprotected, []string{"app.notes"})
+
+	// Setup takes from the tenants' side what pgveil's role owns, but a
+	// function PUBLIC may call: it refuses, naming it.
+	_, err = SetupTenancy(d.ctx, d.owner, d.plan, d.tn, []string{d.reader})
+	if err == nil || !strings.Contains(err.Error(), "app.all_orders()") || strings.Contains(err.Error(), "app.v") {
+		t.Fatalf("setup with a SECURITY DEFINER function PUBLIC may call: %v", err)
+	}
+	exec(t, d.owner, `REVOKE EXECUTE ON FUNCTION app.all_orders() FROM PUBLIC`)
+	revoked := d.setup(t)
+	equal(t, "revoked", revoked, []string{"app.m", "app.v", "app.v_col", "app.v_dash", "app.v_imp", "app.v_login", "app.t1_orders()"})
+	for _, v := range []string{"app.v", "app.v_login", "app.v_dash", "app.v_col", "app.m"} {
+		denied(t, one, "tenant 1", `SELECT count(*) FROM `+v)
+	}
+	denied(t, one, "tenant 1", `SELECT app.t1_orders()`)
+	// Row level security is on again: the grant to tenant 1 shows nothing.
+	sees(t, one, "tenant 1", `SELECT count(*) FROM app.notes`, "0")
+	sees(t, one, "tenant 1 through a security_invoker view", `SELECT count(*) FROM app.v_inv`, "3")
+	sees(t, connectAs(t, d.dsn, d.reader), "reader", `SELECT count(*) FROM app.v_reader`, "5")
+	st, err = ReadTenancy(d.ctx, d.owner, d.tn, tableNames(d.plan))
+	if err != nil || len(st.Leaky) > 0 || len(st.Unprotected) > 0 {
+		t.Errorf("after setup: leaky %v, unprotected %v (%v)", st.Leaky, st.Unprotected, err)
+	}
+}
+
+// tableNames are the names of a plan's tables.
+func tableNames(p *transform.Plan) []transform.TableName {
+	var out []transform.TableName
+	for _, t := range p.Tables() {
+		out = append(out, transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
+	}
+	return out
+}
+
+// sqlStateOf is the SQLSTATE of err, "" when it is not a server error.
+func sqlStateOf(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// createAttempts are statements with which a reader or a tenant would
+// create something; lo is the OID of a large object an administrator
+// made and let everyone update, so that only the function's privilege
+// stands in the way.
+func createAttempts(lo uint32, schema string) []string {
+	return []string{
+		`SELECT lo_create(0)`,
+		`SELECT lo_creat(-1)`,
+		`SELECT lo_from_bytea(0, '\x00')`,
+		fmt.Sprintf(`SELECT lo_put(%d, 0, 'x')`, lo),
+		fmt.Sprintf(`SELECT lowrite(lo_open(%d, 131072), 'x')`, lo),
+		fmt.Sprintf(`SELECT lo_truncate(lo_open(%d, 131072), 0)`, lo),
+		fmt.Sprintf(`SELECT lo_truncate64(lo_open(%d, 131072), 0)`, lo),
+		fmt.Sprintf(`SELECT lo_unlink(%d)`, lo),
+		`SELECT lo_import('/dev/null')`,
+		`SELECT pg_logical_emit_message(false, 'x', 'y')`,
+		`SELECT pg_logical_emit_message(true, 'x', '\x00'::bytea)`,
+		`CREATE TEMP TABLE mine (x int)`,
+		`CREATE FUNCTION pg_temp.mine() RETURNS int LANGUAGE sql AS 'SELECT 1'`,
+		`CREATE TABLE public.mine (x int)`,
+		`CREATE TABLE ` + schema + `.mine (x int)`,
+		`CREATE SCHEMA mine`,
+	}
+}
+
+// cannotCreate runs createAttempts on conn with read-only transactions by
+// default (the setup-sql readers' setting), in an explicit READ ONLY
+// transaction, and with read-write transactions: each fails for a missing
+// privilege (or, read-only, because the transaction is), and nothing was
+// written.
+func cannotCreate(t *testing.T, admin, conn *pgx.Conn, who, schema string) {
+	t.Helper()
+	ctx := context.Background()
+	var lo uint32
+	if err := admin.QueryRow(ctx, `SELECT lo_from_bytea(0, 'admin')`).Scan(&lo); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, admin, fmt.Sprintf(`GRANT SELECT, UPDATE ON LARGE OBJECT %d TO PUBLIC`, lo))
+	written := `SELECT (SELECT count(*) FROM pg_largeobject_metadata) || '/' || (SELECT string_agg(encode(data, 'escape'), '') FROM pg_largeobject WHERE loid = ` + fmt.Sprint(lo) + `)`
+	before := query(t, admin, written)
+	for _, mode := range []struct {
+		name, begin string
+		codes       []string
+	}{
+		{"default_transaction_read_only", `SET default_transaction_read_only = on`, []string{"42501", "25006"}},
+		{"READ ONLY transaction", `BEGIN READ ONLY`, []string{"42501", "25006"}},
+		{"read-write", `SET default_transaction_read_only = off`, []string{"42501"}},
+	} {
+		for _, sql := range createAttempts(lo, schema) {
+			exec(t, conn, mode.begin)
+			_, err := conn.Exec(ctx, sql)
+			if code := sqlStateOf(err); !slices.Contains(mode.codes, code) {
+				t.Errorf("%s, %s: %s: got %v, want SQLSTATE %s", who, mode.name, sql, err, strings.Join(mode.codes, " or "))
+			}
+			exec(t, conn, `ROLLBACK`)
+		}
+	}
+	exec(t, conn, `RESET default_transaction_read_only`)
+	equal(t, who+": large objects after the attempts", query(t, admin, written), before)
+}
+
+// TestReadersCreateNothing: a reader cannot write a large object, a WAL
+// message, a temporary table or function, a table or a schema, in a
+// read-only transaction or not; with pgveil's role a superuser, Setup
+// takes the privileges away itself; otherwise it refuses until a
+// superuser has run what setup-sql prints.
+func TestReadersCreateNothing(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	dsn := shared.NewDB(t)
+	admin := connect(t, dsn)
+	db := dbName(t, dsn)
+	reader, w := "r_"+db, "w_"+db
+	exec(t, admin, `CREATE ROLE `+reader+` LOGIN`)
+	p := plan(table("app", "t", pk("id", "integer")))
+
+	// pgveil's role without SUPERUSER, owning the database: it can take
+	// TEMPORARY and CREATE, not the functions.
+	exec(t, admin, `CREATE ROLE `+w+` LOGIN; ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` OWNER TO `+w)
+	wc := connectAs(t, dsn, w)
+	err := Setup(ctx, wc, p, nil, []string{reader})
+	if err == nil || !strings.Contains(err.Error(), "EXECUTE ON FUNCTION lo_create(oid): "+reader) || !strings.Contains(err.Error(), "setup-sql") {
+		t.Fatalf("Setup by a role that cannot take lo_create from PUBLIC: %v", err)
+	}
+	for _, q := range LockDownSQL() {
+		exec(t, admin, q)
+	}
+	if err := Setup(ctx, wc, p, nil, []string{reader}); err != nil {
+		t.Fatal(err)
+	}
+	cannotCreate(t, admin, connectAs(t, dsn, reader), "reader", "app")
+
+	// A superuser's Setup takes them itself, in a database where nobody
+	// did: and a second Setup has nothing left to do.
+	dsn2 := shared.NewDB(t)
+	admin2 := connect(t, dsn2)
+	if err := Setup(ctx, admin2, p, nil, []string{reader}); err != nil {
+		t.Fatal(err)
+	}
+	cannotCreate(t, admin2, connectAs(t, dsn2, reader), "reader (superuser's Setup)", "app")
+	acl := `SELECT string_agg(p.proname || '=' || coalesce(p.proacl::text, 'default'), ',' ORDER BY p.oid) FROM pg_proc p WHERE p.proname LIKE 'lo\_%' OR p.proname LIKE 'pg\_stat\_get\_%'`
+	before := query(t, admin2, acl)
+	if err := Setup(ctx, admin2, p, nil, []string{reader}); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "function privileges after a second Setup", query(t, admin2, acl), before)
+}
+
+// TestTenancyAttackCreateNothing: a tenant's login, and the impersonator,
+// can create nothing either; a privilege granted to a tenant login by hand
+// makes SetupTenancy refuse, naming the login.
+func TestTenancyAttackCreateNothing(t *testing.T) {
+	t.Parallel()
+	d := newTenancyDB(t)
+	d.setup(t)
+	one := d.login(t, d.role("acme"), "1")
+	cannotCreate(t, d.admin, one, "tenant 1", "app")
+	cannotCreate(t, d.admin, connectAs(t, d.dsn, d.imp), "impersonator", "app")
+	exec(t, d.admin, `GRANT EXECUTE ON FUNCTION lo_create(oid) TO `+d.tenant("2"))
+	exec(t, d.admin, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` TO `+d.role("acme"))
+	_, err := SetupTenancy(d.ctx, d.owner, d.plan, d.tn, []string{d.reader})
+	if err == nil || !strings.Contains(err.Error(), "EXECUTE ON FUNCTION lo_create(oid): 1 tenant role(s)") ||
+		!strings.Contains(err.Error(), "TEMPORARY ON DATABASE") || !strings.Contains(err.Error(), d.role("acme")) || strings.Contains(err.Error(), d.tenant("2")) {
+		t.Errorf("setup with a tenant that can create: %v", err)
+	}
+}
+
+// TestTenancyAttackTableCounters: the per-table counters (exact live row
+// counts, inserts, updates, scans) of every table, pgveil's own included,
+// are not readable by a tenant's login or a reader, through the views or
+// the functions beneath them; nor are pgveil's tables' contents. A member
+// of pg_read_all_stats (monitoring) keeps them.
+func TestTenancyAttackTableCounters(t *testing.T) {
+	t.Parallel()
+	d := newTenancyDB(t)
+	d.setup(t)
+	exec(t, d.owner, `SELECT pg_stat_force_next_flush()`)
+	one := d.login(t, d.role("acme"), "1")
+	rd := connectAs(t, d.dsn, d.reader)
+	for who, conn := range map[string]*pgx.Conn{"tenant 1": one, "reader": rd} {
+		for _, sql := range []string{
+			`SELECT n_live_tup, n_tup_ins FROM pg_stat_user_tables WHERE relname = 'orders'`,
+			`SELECT n_tup_upd FROM pg_stat_all_tables WHERE schemaname = 'pgveil'`,
+			`SELECT n_tup_ins FROM pg_stat_xact_user_tables`,
+			`SELECT heap_blks_read FROM pg_statio_user_tables`,
+			`SELECT idx_scan FROM pg_stat_user_indexes`,
+			`SELECT pg_stat_get_live_tuples(c.oid) FROM pg_class c WHERE relname = 'orders'`,
+			`SELECT pg_stat_get_tuples_updated(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pgveil' AND relname = 'checkpoint'`,
+			`SELECT * FROM pgveil.checkpoint`,
+			`SELECT * FROM pgveil.tables`,
+		} {
+			denied(t, conn, who, sql)
+		}
+	}
+	mon := d.role("mon")
+	exec(t, d.admin, `CREATE ROLE `+mon+` LOGIN IN ROLE pg_read_all_stats`)
+	if got := query(t, connectAs(t, d.dsn, mon), `SELECT n_tup_ins FROM pg_stat_user_tables WHERE schemaname = 'app' AND relname = 'orders'`); !slices.Equal(got, []string{"5"}) {
+		t.Errorf("monitoring role: orders inserted %v, want 5", got)
+	}
+}
+
+// TestReadersLimitNotify pins what PostgreSQL 15 has no privilege
+// against (docs/operations.md, "What readers and tenants can still do"):
+// NOTIFY, even in a READ ONLY transaction, reaches any session that
+// LISTENs, another tenant's too; the planner's estimate of a table's rows
+// (pg_class.reltuples) and the database-wide counters stay readable. If
+// this test fails, PostgreSQL changed: update the docs.
+func TestReadersLimitNotify(t *testing.T) {
+	t.Parallel()
+	d := newTenancyDB(t)
+	d.setup(t)
+	exec(t, d.owner, `ANALYZE app.orders`)
+	one, two := d.login(t, d.role("acme"), "1"), d.login(t, d.role("globex"), "2")
+	exec(t, one, `LISTEN ch`)
+	exec(t, two, `BEGIN READ ONLY; NOTIFY ch, 'from tenant 2'; COMMIT`)
+	ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+	defer cancel()
+	if n, err := one.WaitForNotification(ctx); err != nil || n.Payload != "from tenant 2" {
+		t.Errorf("tenant 2's NOTIFY no longer reaches tenant 1 (%v, %v): update docs/operations.md", n, err)
+	}
+	sees(t, one, "tenant 1", `SELECT reltuples FROM pg_class WHERE oid = 'app.orders'::regclass`, "5")
+	sees(t, one, "tenant 1", `SELECT xact_commit IS NOT NULL FROM pg_stat_database WHERE datname = current_database()`, "t")
+}
