@@ -193,3 +193,39 @@ CREATE TABLE orders (id int PRIMARY KEY, account_id bigint, total int);`, plain)
 	}
 	e.verify()
 }
+
+// A tenant login that can create something (here TEMPORARY, granted by
+// hand), which pgveil cannot take back since the login is not its role,
+// stops the first start; on an existing replica pgveil logs it at every
+// start and keeps streaming, since the login could do the same before.
+func TestReplicateTenantLoginThatCanCreate(t *testing.T) {
+	e := newE2E(t, `
+CREATE TABLE orders (id int PRIMARY KEY, account_id bigint NOT NULL);
+INSERT INTO orders SELECT g, 1 + g % 2 FROM generate_series(1, 10) g;`, `  orders:
+    columns: {id: keep, account_id: keep}
+`)
+	var db string
+	if err := e.dst.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	tag := strings.SplitN(db, "_", 2)[0]
+	prefix, group := tag+"_cc_", tag+"_cctenants"
+	e.preamble = fmt.Sprintf("tenancy: {column: account_id, role_prefix: %s, group: %s}\n", prefix, group)
+	e.start()
+	e.sync()
+	login := tag + "_cclogin"
+	tenantLogin(t, e, login, prefix+"1")
+	if _, err := e.dst.Exec(context.Background(), `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{db}.Sanitize()+` TO `+login); err != nil {
+		t.Fatal(err)
+	}
+	e.stop()
+	e.start()
+	e.exec(`INSERT INTO orders VALUES (11, 1)`)
+	e.sync()
+	if n := e.count("public.orders"); n != 11 {
+		t.Errorf("orders: %d rows, want 11", n)
+	}
+	if !strings.Contains(e.logs.String(), "can create objects in the analytics database") || !strings.Contains(e.logs.String(), "TEMPORARY ON DATABASE") {
+		t.Errorf("the log does not say the login can create:\n%s", e.logs.String())
+	}
+}

@@ -613,12 +613,24 @@ func runOnce(ctx context.Context, opts Options) error {
 			setupTables = append(setupTables, tp)
 		}
 	}
-	if err := target.Setup(ctx, tgt, transform.NewPlan(setupTables), prep.Catalog.Enums, cfg.Target.Readers); err != nil {
+	// Readers or tenant logins that can still create something (large
+	// objects, WAL messages) stop the first start, as setup-sql says; an
+	// existing replica keeps streaming and says so at every start, since
+	// they could do the same before this check existed.
+	createsOK := func(err error) error {
+		var ce *target.CreatesError
+		if found && errors.As(err, &ce) {
+			log.Error("readers or tenant logins can create objects in the analytics database; replication goes on", "problem", err.Error())
+			return nil
+		}
+		return err
+	}
+	if err := createsOK(target.Setup(ctx, tgt, transform.NewPlan(setupTables), prep.Catalog.Enums, cfg.Target.Readers)); err != nil {
 		return fatalUnlessTransient(err)
 	}
 	tenancy := TargetTenancy(cfg)
 	revoked, err := target.SetupTenancy(ctx, tgt, transform.NewPlan(setupTables), tenancy, cfg.Target.Readers)
-	if err != nil {
+	if err = createsOK(err); err != nil {
 		return fatalUnlessTransient(err)
 	}
 	for _, v := range revoked {

@@ -275,7 +275,18 @@ SELECT w.what, c.name, c.tenant FROM cand c CROSS JOIN LATERAL (
 		}
 		errs = append(errs, fmt.Errorf("%s: %s", w, strings.Join(who, ", ")))
 	}
-	return fmt.Errorf("readers and tenant logins must be able to create nothing (large objects and WAL messages are written even in read-only transactions), but these roles have privileges that let them; "+
+	return &CreatesError{Err: fmt.Errorf("readers and tenant logins must be able to create nothing (large objects and WAL messages are written even in read-only transactions), but these roles have privileges that let them; "+
 		"pgveil's role cannot take them back (functions need a superuser; the database, its owner): run pgveil setup-sql --part target as a superuser again, or REVOKE them from PUBLIC and from the roles named (or the roles they have them through):\n%w",
-		errors.Join(errs...))
+		errors.Join(errs...))}
 }
+
+// CreatesError says that readers or tenant logins can still create
+// something pgveil's role could not take from them. Setup and
+// SetupTenancy return it after committing everything else: the caller
+// decides whether it is fatal (on a first start, it is: setup-sql comes
+// first) or a condition to report while the replica keeps streaming
+// (an existing replica, whose readers could do the same before).
+type CreatesError struct{ Err error }
+
+func (e *CreatesError) Error() string { return e.Err.Error() }
+func (e *CreatesError) Unwrap() error { return e.Err }

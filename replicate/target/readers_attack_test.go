@@ -197,6 +197,14 @@ func TestReadersCreateNothing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "EXECUTE ON FUNCTION lo_create(oid): "+reader) || !strings.Contains(err.Error(), "setup-sql") {
 		t.Fatalf("Setup by a role that cannot take lo_create from PUBLIC: %v", err)
 	}
+	// A CreatesError, returned after the rest was committed: the pipeline
+	// stops a first start on it and lets an existing replica stream.
+	if ce := (*CreatesError)(nil); !errors.As(err, &ce) {
+		t.Errorf("Setup's error is not a CreatesError: %T", err)
+	}
+	if got := query(t, admin, `SELECT has_table_privilege('`+reader+`', 'app.t', 'SELECT')::text`); len(got) != 1 || got[0] != "true" {
+		t.Errorf("the rest of Setup was not committed: reader SELECT on app.t = %s", got)
+	}
 	for _, q := range LockDownSQL() {
 		exec(t, admin, q)
 	}

@@ -81,12 +81,20 @@ func Setup(ctx context.Context, conn *pgx.Conn, plan *transform.Plan, enums map[
 	if err := addEnumLabels(ctx, conn, types); err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
+	var creates *CreatesError
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		s := &setup{ctx: ctx, tx: tx, plan: plan, enums: types, roles: roles}
-		return s.run()
+		err := s.run()
+		if errors.As(err, &creates) {
+			return nil // commit the rest; reported below
+		}
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("setup: %w", err)
+	}
+	if creates != nil {
+		return fmt.Errorf("setup: %w", creates)
 	}
 	return nil
 }

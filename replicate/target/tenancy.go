@@ -349,6 +349,7 @@ func jsonStrings(ss []string) string {
 // lock; unchanged policies are left alone. conn must not be in a
 // transaction.
 func SetupTenancy(ctx context.Context, conn *pgx.Conn, plan *transform.Plan, tn *Tenancy, readers []string) (revoked []string, err error) {
+	var creates *CreatesError
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		s := &tenancySetup{ctx: ctx, tx: tx, plan: plan, tn: tn, readers: readers}
 		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+lockTimeout+`'`); err != nil {
@@ -359,10 +360,14 @@ func SetupTenancy(ctx context.Context, conn *pgx.Conn, plan *transform.Plan, tn 
 		}
 		var err error
 		revoked, err = s.run()
+		creates = s.creates
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tenancy: %w", err)
+	}
+	if creates != nil {
+		return revoked, fmt.Errorf("tenancy: %w", creates)
 	}
 	return revoked, nil
 }
@@ -374,6 +379,9 @@ type tenancySetup struct {
 	plan    *transform.Plan
 	tn      *Tenancy
 	readers []string
+	// creates is what tenant logins can still create and pgveil's role
+	// cannot take from them (readers.go): returned after the commit.
+	creates *CreatesError
 }
 
 func (s *tenancySetup) exec(sql string) error {
@@ -450,9 +458,12 @@ func (s *tenancySetup) run() ([]string, error) {
 	if err := s.impersonators(); err != nil {
 		return nil, err
 	}
-	// Tenant logins create nothing, as readers (readers.go).
+	// Tenant logins create nothing, as readers (readers.go). What pgveil
+	// cannot take from them is reported after the rest is committed.
 	if err := lockDown(s.ctx, s.tx, s.readers, s.tn); err != nil {
-		return nil, err
+		if !errors.As(err, &s.creates) {
+			return nil, err
+		}
 	}
 	return s.leakyViews()
 }
