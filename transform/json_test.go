@@ -313,29 +313,80 @@ func TestJSONStringsRoundTrip(t *testing.T) {
 	}
 }
 
+// TestJSONDeepDocuments: PostgreSQL accepts jsonb as deep as its stack
+// allows (12000 levels with the default max_stack_depth, more when raised),
+// and a value pgveil cannot mask stops replication for good (issue 17,
+// finding 6). Every way through the json transformer must take any depth:
+// parts no rule reaches (copied), rules that stay live at every level
+// ($..key), rules that select the deep part whole, drops inside and around
+// it, keep, and rules outside it.
 func TestJSONDeepDocuments(t *testing.T) {
 	k := testKeys(t, testSecret)
-	tr := jsonOf(t, k, "jsonb", at("$..a", "hash", nil), at("$[0][0]", "redact", redactX))
-	for _, tt := range []struct {
-		in      string
-		wantErr string
-	}{
-		{strings.Repeat("[", 5000), "not valid JSON"},
-		{strings.Repeat("[", 5000) + strings.Repeat("]", 5000), ""},
-		{strings.Repeat(`{"a":`, 5000) + `"x"` + strings.Repeat("}", 5000), ""},
-		{strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1), "JSON nested too deeply"},
-		{strings.Repeat("[", 1_000_000), "JSON nested too deeply"},
+	const depth = 200_000
+	hashText := build(t, k, "text", Rule{Name: "hash"})
+	hashNum := build(t, k, "numeric", Rule{Name: "hash"})
+	hs, h5 := `"`+apply(t, hashText, "s")+`"`, apply(t, hashNum, "5")
+	hTop := `"` + apply(t, hashText, "top") + `"`
+	for _, shape := range []struct{ name, open, close string }{
+		{"arrays", "[", "]"},
+		{"objects", `{"k": `, "}"},
 	} {
-		out, err := veilRun(tr, tt.in)
-		if tt.wantErr == "" {
-			if err != nil {
-				t.Errorf("%d bytes deep: %v", len(tt.in), err)
-			} else if !json.Valid(out.Text) {
-				t.Errorf("%d bytes deep: invalid output", len(tt.in))
-			}
-			continue
+		deep := func(inner string) string {
+			return strings.Repeat(shape.open, depth) + inner + strings.Repeat(shape.close, depth)
 		}
-		veilWantErr(t, err, tt.wantErr)
+		doc := func(x, inner string) string {
+			return `{"x": ` + x + `, "deep": ` + deep(inner) + `, "y": [1]}`
+		}
+		in := doc(`"top"`, `{"a": "s", "n": 5}`)
+		first := "[0]"
+		if shape.open != "[" {
+			first = ".k"
+		}
+		for _, tt := range []struct {
+			name  string
+			paths []PathRule
+			want  string
+		}{
+			{"no rule reaches it", []PathRule{at("$.zzz", "hash", nil)}, in},
+			{"a rule outside it", []PathRule{at("$.x", "hash", nil)}, doc(hTop, `{"a": "s", "n": 5}`)},
+			{"a rule live at every level", []PathRule{at("$..a", "redact", redactX)}, doc(`"top"`, `{"a": "x", "n": 5}`)},
+			{"a drop live at every level", []PathRule{at("$..n", "drop", nil)}, doc(`"top"`, `{"a": "s"}`)},
+			{"a rule on the whole deep part", []PathRule{at("$.deep", "hash", nil)}, doc(`"top"`, `{"a": `+hs+`, "n": `+h5+`}`)},
+			{"a rule two levels in", []PathRule{at("$.deep"+first+first, "hash", nil)}, doc(`"top"`, `{"a": `+hs+`, "n": `+h5+`}`)},
+			{"the whole document", []PathRule{at("$", "redact", redactX)}, `{"x": "x", "deep": ` + deep(`{"a": "x", "n": "x"}`) + `, "y": ["x"]}`},
+			{"keep", []PathRule{at("$.deep", "keep", nil)}, in},
+			{"drop", []PathRule{at("$.deep", "drop", nil), at("$..a", "hash", nil)}, `{"x": "top", "y": [1]}`},
+			{"several", []PathRule{at("$.y", "drop", nil), at("$..a", "hash", nil), at("$.x", "redact", redactX)},
+				`{"x": "x", "deep": ` + deep(`{"a": `+hs+`, "n": 5}`) + `}`},
+		} {
+			got, err := veilRun(jsonOf(t, k, "jsonb", tt.paths...), in)
+			if err != nil {
+				t.Errorf("%s, %s: %v", shape.name, tt.name, err)
+				continue
+			}
+			if string(got.Text) != tt.want {
+				t.Errorf("%s, %s: output differs (%d bytes, want %d)", shape.name, tt.name, len(got.Text), len(tt.want))
+			}
+		}
+		// Malformed deep documents fail cleanly, naming no value.
+		tr := jsonOf(t, k, "jsonb", at("$..a", "hash", nil), at("$.x", "drop", nil))
+		for _, bad := range []string{
+			deep(`{"a": "` + veilCanary + `"`)[:depth*len(shape.open)+20],
+			doc(`"top"`, `{"a": "`+veilCanary+`" "n": 5}`),
+			doc(`"top"`, `{"a": "s", "n": 5}`) + "]",
+			strings.Repeat(shape.open, 1_000_000),
+		} {
+			_, err := veilRun(tr, bad)
+			veilValueError(t, err, veilCanary)
+			veilWantErr(t, err, "not valid JSON")
+		}
+	}
+	// jsonb[]: each element through the same transformer.
+	arr := jsonOf(t, k, "jsonb[]", at("$..a", "redact", redactX))
+	el := strings.Repeat("[", depth) + `{\"a\": 1}` + strings.Repeat("]", depth)
+	want := strings.Repeat("[", depth) + `{\"a\": \"x\"}` + strings.Repeat("]", depth)
+	if got := apply(t, arr, `{"`+el+`",NULL}`); got != `{"`+want+`",NULL}` {
+		t.Errorf("jsonb[] of deep documents: output differs")
 	}
 }
 

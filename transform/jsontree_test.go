@@ -194,11 +194,6 @@ func (p *treeParser) value() (*jnode, error) {
 }
 
 func (p *treeParser) container(open byte) (*jnode, error) {
-	p.depth++
-	if p.depth > maxJSONDepth {
-		return nil, invalid("JSON nested too deeply")
-	}
-	defer func() { p.depth-- }()
 	closer := byte(']')
 	if open == '{' {
 		closer = '}'
