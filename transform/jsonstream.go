@@ -46,6 +46,11 @@ type jsonWalk struct {
 	// plain holds the closers of the containers open inside a value being
 	// copied or skipped (no rule can select in it).
 	plain []byte
+	// names maps the names written in open objects whose names rules may
+	// mask (frames with named set) to the input names they come from;
+	// nameStack lists them by frame, to forget them when the frame closes.
+	names     map[writtenName]string
+	nameStack []writtenName
 }
 
 // jframe is an open container whose members rules may select.
@@ -53,7 +58,25 @@ type jframe struct {
 	closer  byte // ']' or '}'
 	idx     int  // index of the member being read
 	written int  // members written so far
+	// named: a rule may mask names of this object's members, so the
+	// names written are recorded (from names[namesFrom:]) to refuse two
+	// equal names where the input had two different ones.
+	named     bool
+	namesFrom int
 }
+
+// writtenName is a member name written in an object whose names rules may
+// mask: at which frame depth, as written.
+type writtenName struct {
+	depth int
+	name  string
+}
+
+// errNameCollision fails a document in which masking made two member
+// names of one object equal: writing it would merge two members silently
+// (jsonb keeps the last), or write an object no jsonb reader can tell
+// apart.
+var errNameCollision = invalid("masked member names collide in an object (mask names with hash, or fake with unique: true)")
 
 // start is a rule's state at the root of the document.
 func (r *jsonRule) start() uint64 {
@@ -65,9 +88,17 @@ func (r *jsonRule) start() uint64 {
 
 // step is a rule's state at a member (obj, with its decoded key) or an
 // element (with its index) of a value whose state is s.
+//
+// A names rule's state is never selected (selecting a member's name
+// selects nothing inside it): when its whole path matches a member, the
+// state has bit len(path) set, which member reads and the next step
+// clears.
 func (r *jsonRule) step(s uint64, obj bool, key []byte, idx int) uint64 {
 	if s&selected != 0 {
 		return selected
+	}
+	if r.names {
+		s &^= 1 << len(r.path)
 	}
 	var next uint64
 	for s != 0 {
@@ -92,10 +123,37 @@ func (r *jsonRule) step(s uint64, obj bool, key []byte, idx int) uint64 {
 			}
 		}
 	}
-	if next&(1<<len(r.path)) != 0 {
+	if next&(1<<len(r.path)) != 0 && !r.names {
 		return selected
 	}
 	return next
+}
+
+// namesMember reports whether a names rule in state s (at a member)
+// selects that member's name.
+func (r *jsonRule) namesMember(s uint64) bool {
+	return r.names && s&(1<<len(r.path)) != 0
+}
+
+// namesArmed reports whether a names rule in state s (at an object) may
+// select names of its members: its path's last step is pending.
+func (r *jsonRule) namesArmed(s uint64) bool {
+	return r.names && s != selected && s&(1<<(len(r.path)-1)) != 0
+}
+
+// maskName masks a member's name with the rule, as a string.
+func (r *jsonRule) maskName(name []byte) ([]byte, error) {
+	v := jscalar{kind: '"', str: name, dirty: true}
+	if err := r.maskScalar(&v); err != nil {
+		return nil, err
+	}
+	switch {
+	case v.kind == 'z':
+		return nil, invalid("a rule gave a member name no value")
+	case v.dirty:
+		return v.str, nil
+	}
+	return v.text(), nil
 }
 
 // run masks the document in w.p.s.
@@ -160,7 +218,15 @@ func (w *jsonWalk) walk() error {
 				p.i++
 				w.out = append(w.out, closer)
 			} else {
-				w.frames = append(w.frames, jframe{closer: closer})
+				f := jframe{closer: closer}
+				if c == '{' {
+					base := len(w.frames) * n
+					for i := range w.rules {
+						f.named = f.named || w.rules[i].namesArmed(w.states[base+i])
+					}
+					f.namesFrom = len(w.nameStack)
+				}
+				w.frames = append(w.frames, f)
 				if need := (len(w.frames) + 1) * n; len(w.states) < need {
 					w.states = append(w.states, make([]uint64, need-len(w.states))...)
 				}
@@ -196,6 +262,12 @@ func (w *jsonWalk) walk() error {
 			case f.closer:
 				p.i++
 				w.out = append(w.out, f.closer)
+				if f.named {
+					for _, wn := range w.nameStack[f.namesFrom:] {
+						delete(w.names, wn)
+					}
+					w.nameStack = w.nameStack[:f.namesFrom]
+				}
 				w.frames = w.frames[:len(w.frames)-1]
 				continue
 			case ',':
@@ -256,12 +328,56 @@ func (w *jsonWalk) member() (bool, error) {
 	}
 	f.written++
 	if obj {
-		w.out = appendKey(w.out, key, keyRaw)
+		if f.named {
+			if err := w.writeName(child, key, keyRaw); err != nil {
+				return false, err
+			}
+		} else {
+			w.out = appendKey(w.out, key, keyRaw)
+		}
 	}
 	if !live {
 		return false, w.plainValue(true)
 	}
 	return true, nil
+}
+
+// writeName writes the name of a member of an object whose names rules
+// may mask (the member's states at child): masked by every rule that
+// selects it, in order, and checked against the names written before it
+// in the object. Two equal names from two different input names fail the
+// document; equal input names (json keeps duplicates) are left as they
+// are.
+func (w *jsonWalk) writeName(child int, key, keyRaw []byte) error {
+	name, masked := key, false
+	for i := range w.rules {
+		if w.rules[i].namesMember(w.states[child+i]) {
+			var err error
+			if name, err = w.rules[i].maskName(name); err != nil {
+				return err
+			}
+			masked = true
+		}
+	}
+	wn := writtenName{depth: len(w.frames), name: string(name)}
+	if from, ok := w.names[wn]; ok {
+		if from != string(key) {
+			return errNameCollision
+		}
+	} else {
+		if w.names == nil {
+			w.names = make(map[writtenName]string)
+		}
+		w.names[wn] = string(key)
+		w.nameStack = append(w.nameStack, wn)
+	}
+	if masked {
+		w.out = AppendJSONString(w.out, name)
+		w.out = append(w.out, ": "...)
+	} else {
+		w.out = appendKey(w.out, key, keyRaw)
+	}
+	return nil
 }
 
 // appendKey writes a member's key and ": ": as written, or encoded again
