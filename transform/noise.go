@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -145,6 +146,11 @@ type noiseNumber struct {
 // offset returns the draw for a nonzero number of the given sign whose
 // absolute value has log10 t10, and log10 of its bucket's lower edge: the
 // value moves by u * ratio * 10^edge, at most ratio * |x|.
+//
+// The bucket comes from a float64 logarithm. Go's math is deterministic on
+// one architecture; across architectures a last-bit difference in Log10
+// could put a value within ~1e-15 (relative) of an edge into the next
+// bucket. Times avoid floats for the bucket entirely.
 func (n noiseNumber) offset(neg bool, t10 float64) (u, edge float64) {
 	t := t10 / n.logStep
 	b := math.Floor(t)
@@ -186,7 +192,7 @@ func log10Digits(digits []byte, exp int) float64 {
 func log10Float(x float64, bits int) float64 {
 	var buf [32]byte
 	s := strconv.AppendFloat(buf[:0], math.Abs(x), 'e', -1, bits)
-	e := bytesIndex(s, 'e')
+	e := bytes.IndexByte(s, 'e')
 	exp, _ := strconv.Atoi(string(s[e+1:]))
 	digits := make([]byte, 0, 20)
 	for _, c := range s[:e] {
@@ -195,15 +201,6 @@ func log10Float(x float64, bits int) float64 {
 		}
 	}
 	return log10Digits(digits, exp-(len(digits)-1))
-}
-
-func bytesIndex(s []byte, c byte) int {
-	for i := range s {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func (n noiseNumber) Transform(v Value) (Value, error) {
