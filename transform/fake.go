@@ -29,7 +29,9 @@ import (
 // kept email domain are never cut while the generated part can be shortened
 // instead, so unique values stay unique.
 type fake struct {
-	keys        *Keys
+	// seed is the keyed hash that seeds the generator: its key depends on
+	// the options that change the output (see fakeSeedKey).
+	seed        *keyedHash
 	gen         fakeKind
 	kind        string
 	keepDomain  bool
@@ -149,10 +151,11 @@ func newFake(c Column, a Args, k *Keys, _ *Registry) (Transformer, error) {
 	if t.Kind != KindText && !slices.Contains(kind.also, t.Kind) {
 		return nil, fmt.Errorf("fake %s does not fit a %s column", name, t)
 	}
+	keepDomain, unique := a.Bool("keep_domain", false), a.Bool("unique", false)
 	f := &fake{
-		keys: k, gen: kind, kind: name, typ: t,
-		keepDomain:  a.Bool("keep_domain", false),
-		unique:      a.Bool("unique", false),
+		seed: k.fakeSeed(name, keepDomain, unique), gen: kind, kind: name, typ: t,
+		keepDomain:  keepDomain,
+		unique:      unique,
 		length:      t.Length,
 		blankPadded: t.Name == "character",
 		fakers: &sync.Pool{New: func() any {
@@ -173,7 +176,7 @@ func (f *fake) Transform(v Value) (Value, error) {
 	if len(in) == 0 {
 		return v, nil // an empty value says nothing; keep it empty
 	}
-	sum := f.keys.fake.sum(in)
+	sum := f.seed.sum(in)
 	fk := f.fakers.Get().(*gofakeit.Faker)
 	fk.Rand.(*rand.PCG).Seed(binary.LittleEndian.Uint64(sum[:8]), binary.LittleEndian.Uint64(sum[8:16]))
 	// A fake value never equals its input: draw again (deterministically,
@@ -187,6 +190,25 @@ func (f *fake) Transform(v Value) (Value, error) {
 	}
 	f.fakers.Put(fk)
 	return Value{Text: out}, nil
+}
+
+// fakeSeed returns the keyed hash that seeds fakes of one kind and set of
+// options. Each (kind, keep_domain, unique) has its own key, derived from
+// the fake key: were the seed shared, {fake: email} and {fake: {kind:
+// email, keep_domain: true}} would draw the same local part, and joining
+// the two columns on it would give the real domain the first one hides
+// (likewise a unique tag would link a username to an email of the same
+// input). With keyed seeds, outputs under different options are
+// unrelated, while the same options still give the same output in every
+// table and column (the column's type and length are left out on
+// purpose: a varchar(n) output is the text output cut to n, which tells
+// nothing the longer one does not, and joins across them keep working).
+func (k *Keys) fakeSeed(kind string, keepDomain, unique bool) *keyedHash {
+	label := fmt.Sprintf("pgveil/fake/v2\x00kind=%s\x00keep_domain=%t\x00unique=%t", kind, keepDomain, unique)
+	sub := k.fake.sum([]byte(label))
+	h := &keyedHash{}
+	h.init(sub[:])
+	return h
 }
 
 // maxFakeDraws bounds the draws for a value that its fake keeps equalling.

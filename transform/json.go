@@ -3,6 +3,7 @@ package transform
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // jsonT applies rules at JSON paths inside json and jsonb values:
@@ -20,6 +21,12 @@ import (
 // several paths select is masked by each, in the order written, and a
 // value that one path selects more than once (through $..key on nested
 // keys, or inside a selected object) is masked once by that path.
+//
+// Member names are structure, not content: a path never changes them,
+// even one that selects a whole object. A path ending in ~ selects the
+// names instead ({"$.contacts.*~": hash}: every name in contacts), masked
+// as strings; masked names must stay distinct within their object, or the
+// value fails (see jsonWalk.member).
 type jsonT struct {
 	paths []jsonRule
 }
@@ -27,6 +34,9 @@ type jsonT struct {
 type jsonRule struct {
 	path jsonPath
 	drop bool
+	// names: the path ended in ~ (path holds the steps before it): the
+	// rule masks the names of the members the path selects.
+	names bool
 	// str masks strings; num masks numbers (nil: numbers go through str
 	// and become strings).
 	str, num Transformer
@@ -38,7 +48,7 @@ func jsonSpec() *Spec {
 		Doc:    `Masks values at JSON paths in json and jsonb columns ({json: {"$.address.street": {fake: street}, "$.items[*].email": hash, "$.ssn": drop}}); the rest of the document is kept.`,
 		Inline: true,
 		Params: []Param{
-			{Name: "paths", Kind: ParamRules, Doc: "JSON path to rule: $.key, $[\"key\"], $[0], $[*], $.*, $..key."},
+			{Name: "paths", Kind: ParamRules, Doc: "JSON path to rule: $.key, $[\"key\"], $[0], $[*], $.*, $..key; a path ending in ~ masks the names of the members it selects."},
 		},
 		Check: func(a Args) error {
 			rules, _ := a["paths"].([]PathRule)
@@ -56,12 +66,32 @@ func jsonSpec() *Spec {
 				if len(p) == 0 && pr.Rule.Name == "drop" {
 					return &PosError{Line: pr.Rule.Line, Col: pr.Rule.Col, Err: errors.New("$ is the whole document: drop the column instead")}
 				}
+				if isNamePath(p) {
+					switch pr.Rule.Name {
+					case "drop":
+						return &PosError{Line: pr.Rule.Line, Col: pr.Rule.Col, Err: fmt.Errorf("%s selects names, which cannot be dropped alone; to remove the members, drop %s", pr.Path, strings.TrimSuffix(pr.Path, "~"))}
+					case "null":
+						return &PosError{Line: pr.Rule.Line, Col: pr.Rule.Col, Err: fmt.Errorf("%s selects names, which cannot be null; mask them with hash or {fake: {kind: ..., unique: true}}", pr.Path)}
+					}
+				}
 			}
 			return nil
 		},
 		New: newJSON,
+		Warn: func(_ Column, a Args) string {
+			rules, _ := a["paths"].([]PathRule)
+			for _, pr := range rules {
+				if p, err := parseJSONPath(pr.Path); err == nil && isNamePath(p) && pr.Rule.Name == "fake" && !pr.Rule.Args.Bool("unique", false) {
+					return fmt.Sprintf("%s: fake names may collide, and a document whose masked names collide fails; use hash or fake with unique: true", pr.Path)
+				}
+			}
+			return ""
+		},
 	}
 }
+
+// isNamePath reports whether p ends in ~ (selects member names).
+func isNamePath(p jsonPath) bool { return len(p) > 0 && p[len(p)-1].kind == segName }
 
 func newJSON(c Column, a Args, k *Keys, r *Registry) (Transformer, error) {
 	if c.Type.Kind != KindJSON && c.Type.Kind != KindJSONB {
@@ -74,6 +104,9 @@ func newJSON(c Column, a Args, k *Keys, r *Registry) (Transformer, error) {
 			return nil, &PosError{Line: pr.Line, Col: pr.Col, Err: err}
 		}
 		jr := jsonRule{path: p}
+		if isNamePath(p) {
+			jr.path, jr.names = p[:len(p)-1], true
+		}
 		at := func(t Type) Column {
 			return Column{Table: c.Table, Name: c.Name + pr.Path, Type: t}
 		}
@@ -82,6 +115,8 @@ func newJSON(c Column, a Args, k *Keys, r *Registry) (Transformer, error) {
 		switch {
 		case textErr == nil && IsDrop(text):
 			jr.drop = true
+		case jr.names && textErr == nil:
+			jr.str = text // names are strings
 		case textErr == nil:
 			jr.str = text
 			if numErr == nil {

@@ -3,6 +3,8 @@ package transform
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -235,7 +237,10 @@ func TestJSONRulesOfOtherTypes(t *testing.T) {
 	tr = jsonOf(t, k, "jsonb", at("$.price", "noise", Args{"ratio": 0.1}))
 	num := build(t, k, "numeric", Rule{Name: "noise", Args: Args{"ratio": 0.1}})
 	moved := 0
-	for i := 100; i < 200; i++ {
+	for j := range 100 {
+		// Spread over many of noise's buckets: within one bucket every
+		// value moves by the same offset, which may round to nothing.
+		i := int(1000 * math.Pow(1.05, float64(j)))
 		in := strconv.Itoa(i)
 		got := apply(t, tr, `{"price": `+in+`}`)
 		want := `{"price": ` + apply(t, num, in) + `}`
@@ -309,29 +314,82 @@ func TestJSONStringsRoundTrip(t *testing.T) {
 	}
 }
 
+// TestJSONDeepDocuments: PostgreSQL accepts jsonb as deep as its stack
+// allows (12000 levels with the default max_stack_depth, more when raised),
+// and a value pgveil cannot mask stops replication for good (issue 17,
+// finding 6). Every way through the json transformer must take any depth:
+// parts no rule reaches (copied), rules that stay live at every level
+// ($..key), rules that select the deep part whole, drops inside and around
+// it, keep, and rules outside it.
 func TestJSONDeepDocuments(t *testing.T) {
 	k := testKeys(t, testSecret)
-	tr := jsonOf(t, k, "jsonb", at("$..a", "hash", nil), at("$[0][0]", "redact", redactX))
-	for _, tt := range []struct {
-		in      string
-		wantErr string
-	}{
-		{strings.Repeat("[", 5000), "not valid JSON"},
-		{strings.Repeat("[", 5000) + strings.Repeat("]", 5000), ""},
-		{strings.Repeat(`{"a":`, 5000) + `"x"` + strings.Repeat("}", 5000), ""},
-		{strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1), "JSON nested too deeply"},
-		{strings.Repeat("[", 1_000_000), "JSON nested too deeply"},
+	const depth = 200_000
+	hashText := build(t, k, "text", Rule{Name: "hash"})
+	hashNum := build(t, k, "numeric", Rule{Name: "hash"})
+	hs, h5 := `"`+apply(t, hashText, "s")+`"`, apply(t, hashNum, "5")
+	hTop := `"` + apply(t, hashText, "top") + `"`
+	for _, shape := range []struct{ name, open, close string }{
+		{"arrays", "[", "]"},
+		{"objects", `{"k": `, "}"},
 	} {
-		out, err := veilRun(tr, tt.in)
-		if tt.wantErr == "" {
-			if err != nil {
-				t.Errorf("%d bytes deep: %v", len(tt.in), err)
-			} else if !json.Valid(out.Text) {
-				t.Errorf("%d bytes deep: invalid output", len(tt.in))
-			}
-			continue
+		deep := func(inner string) string {
+			return strings.Repeat(shape.open, depth) + inner + strings.Repeat(shape.close, depth)
 		}
-		veilWantErr(t, err, tt.wantErr)
+		doc := func(x, inner string) string {
+			return `{"x": ` + x + `, "deep": ` + deep(inner) + `, "y": [1]}`
+		}
+		in := doc(`"top"`, `{"a": "s", "n": 5}`)
+		first, renamed := "[0]", in
+		if shape.open != "[" {
+			first = ".k"
+			renamed = `{"x": "top", "deep": ` + strings.Repeat(`{"j": `, depth) + `{"a": "s", "n": 5}` + strings.Repeat("}", depth) + `, "y": [1]}`
+		}
+		for _, tt := range []struct {
+			name  string
+			paths []PathRule
+			want  string
+		}{
+			{"no rule reaches it", []PathRule{at("$.zzz", "hash", nil)}, in},
+			{"a rule outside it", []PathRule{at("$.x", "hash", nil)}, doc(hTop, `{"a": "s", "n": 5}`)},
+			{"a rule live at every level", []PathRule{at("$..a", "redact", redactX)}, doc(`"top"`, `{"a": "x", "n": 5}`)},
+			{"a drop live at every level", []PathRule{at("$..n", "drop", nil)}, doc(`"top"`, `{"a": "s"}`)},
+			{"a rule on the whole deep part", []PathRule{at("$.deep", "hash", nil)}, doc(`"top"`, `{"a": `+hs+`, "n": `+h5+`}`)},
+			{"a rule two levels in", []PathRule{at("$.deep"+first+first, "hash", nil)}, doc(`"top"`, `{"a": `+hs+`, "n": `+h5+`}`)},
+			{"the whole document", []PathRule{at("$", "redact", redactX)}, `{"x": "x", "deep": ` + deep(`{"a": "x", "n": "x"}`) + `, "y": ["x"]}`},
+			{"keep", []PathRule{at("$.deep", "keep", nil)}, in},
+			{"drop", []PathRule{at("$.deep", "drop", nil), at("$..a", "hash", nil)}, `{"x": "top", "y": [1]}`},
+			{"names at every level", []PathRule{at("$..k~", "redact", Args{"value": "j"})}, renamed},
+			{"several", []PathRule{at("$.y", "drop", nil), at("$..a", "hash", nil), at("$.x", "redact", redactX)},
+				`{"x": "x", "deep": ` + deep(`{"a": `+hs+`, "n": 5}`) + `}`},
+		} {
+			got, err := veilRun(jsonOf(t, k, "jsonb", tt.paths...), in)
+			if err != nil {
+				t.Errorf("%s, %s: %v", shape.name, tt.name, err)
+				continue
+			}
+			if string(got.Text) != tt.want {
+				t.Errorf("%s, %s: output differs (%d bytes, want %d)", shape.name, tt.name, len(got.Text), len(tt.want))
+			}
+		}
+		// Malformed deep documents fail cleanly, naming no value.
+		tr := jsonOf(t, k, "jsonb", at("$..a", "hash", nil), at("$.x", "drop", nil))
+		for _, bad := range []string{
+			deep(`{"a": "` + veilCanary + `"`)[:depth*len(shape.open)+20],
+			doc(`"top"`, `{"a": "`+veilCanary+`" "n": 5}`),
+			doc(`"top"`, `{"a": "s", "n": 5}`) + "]",
+			strings.Repeat(shape.open, 1_000_000),
+		} {
+			_, err := veilRun(tr, bad)
+			veilValueError(t, err, veilCanary)
+			veilWantErr(t, err, "not valid JSON")
+		}
+	}
+	// jsonb[]: each element through the same transformer.
+	arr := jsonOf(t, k, "jsonb[]", at("$..a", "redact", redactX))
+	el := strings.Repeat("[", depth) + `{\"a\": 1}` + strings.Repeat("]", depth)
+	want := strings.Repeat("[", depth) + `{\"a\": \"x\"}` + strings.Repeat("]", depth)
+	if got := apply(t, arr, `{"`+el+`",NULL}`); got != `{"`+want+`",NULL}` {
+		t.Errorf("jsonb[] of deep documents: output differs")
 	}
 }
 
@@ -430,6 +488,135 @@ func BenchmarkJSON(b *testing.B) {
 	for b.Loop() {
 		if _, err := tr.Transform(in); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestJSONNames covers member names (issue 17, finding 4): a path never
+// changes them, so {"$.contacts": {fake: email}} on {"contacts":
+// {"alice@corp.com": "friend"}} kept alice's address; a path ending in ~
+// masks the names of the members it selects.
+func TestJSONNames(t *testing.T) {
+	k := testKeys(t, testSecret)
+	hashText := build(t, k, "text", Rule{Name: "hash"})
+	h := func(s string) string { return apply(t, hashText, s) }
+	in := `{"contacts": {"alice@corp.com": "friend", "bob@corp.com": {"since": 2020}}, "n": 1}`
+	for _, tt := range []struct {
+		name  string
+		paths []PathRule
+		want  string
+	}{
+		// The default, documented: names are structure and stay.
+		{"a rule on an object keeps its names", []PathRule{at("$.contacts", "redact", redactX)},
+			`{"contacts": {"alice@corp.com": "x", "bob@corp.com": {"since": "x"}}, "n": 1}`},
+		{"names of every member", []PathRule{at("$.contacts.*~", "hash", nil)},
+			`{"contacts": {"` + h("alice@corp.com") + `": "friend", "` + h("bob@corp.com") + `": {"since": 2020}}, "n": 1}`},
+		{"names and values", []PathRule{at("$.contacts.*~", "hash", nil), at("$.contacts.*", "redact", redactX)},
+			`{"contacts": {"` + h("alice@corp.com") + `": "x", "` + h("bob@corp.com") + `": {"since": "x"}}, "n": 1}`},
+		{"one name", []PathRule{at(`$.contacts["bob@corp.com"]~`, "hash", nil)},
+			`{"contacts": {"alice@corp.com": "friend", "` + h("bob@corp.com") + `": {"since": 2020}}, "n": 1}`},
+		{"names at any depth", []PathRule{at("$..since~", "redact", Args{"value": "year"})},
+			`{"contacts": {"alice@corp.com": "friend", "bob@corp.com": {"year": 2020}}, "n": 1}`},
+		{"names, then the values by the names they arrived with", []PathRule{at("$.*~", "redact", Args{"value": "k"}), at("$.n", "redact", redactX)},
+			""}, // "contacts" and "n" both become "k": a collision
+		{"a dropped member is no collision", []PathRule{at("$.*~", "redact", Args{"value": "k"}), at("$.n", "drop", nil)},
+			`{"k": {"alice@corp.com": "friend", "bob@corp.com": {"since": 2020}}}`},
+		{"names do not reach inside", []PathRule{at("$.*~", "hash", nil)},
+			`{"` + h("contacts") + `": {"alice@corp.com": "friend", "bob@corp.com": {"since": 2020}}, "` + h("n") + `": 1}`},
+		{"two rules, in order", []PathRule{at("$.contacts.*~", "hash", nil), at("$.contacts.*~", "truncate", Args{"length": int64(6)})},
+			`{"contacts": {"` + h("alice@corp.com")[:6] + `": "friend", "` + h("bob@corp.com")[:6] + `": {"since": 2020}}, "n": 1}`},
+	} {
+		tr := jsonOf(t, k, "jsonb", tt.paths...)
+		got, err := veilRun(tr, in)
+		if tt.want == "" {
+			veilWantErr(t, err, "masked member names collide", "alice", "contacts")
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		} else if string(got.Text) != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, got.Text, tt.want)
+		}
+	}
+	// Deterministic, and the same as the text hash of the same value in
+	// a column, so names join with the columns they come from.
+	tr := jsonOf(t, k, "jsonb", at("$.*~", "hash", nil))
+	if got, want := apply(t, tr, `{"alice@corp.com": 1}`), `{"`+h("alice@corp.com")+`": 1}`; got != want {
+		t.Errorf("hashed name = %s, want %s", got, want)
+	}
+	// Unique fakes keep names apart; collisions fail, saying nothing of
+	// the names, whether both names were masked or one was kept.
+	uniq := jsonOf(t, k, "jsonb", at("$.*~", "fake", Args{"kind": "email", "unique": true}))
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range 500 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `"user%d@corp.com": %d`, i, i)
+	}
+	b.WriteString("}")
+	out, err := veilRun(uniq, b.String())
+	if err != nil || strings.Contains(string(out.Text), "@corp.com") {
+		t.Errorf("unique fake names: %v", err)
+	}
+	for _, tt := range []struct {
+		paths []PathRule
+		in    string
+	}{
+		{[]PathRule{at("$.*~", "truncate", Args{"length": int64(3)})}, `{"` + veilCanary + `a": 1, "` + veilCanary + `b": 2}`},
+		{[]PathRule{at(`$["`+veilCanary+`"]~`, "redact", Args{"value": "other"})}, `{"` + veilCanary + `": 1, "other": 2}`},
+		{[]PathRule{at("$.a.*~", "redact", Args{"value": veilCanary[:3]})}, `{"a": {"` + veilCanary + `": 1, "x": [{"` + veilCanary + `": 2}], "y": 3}}`},
+	} {
+		_, err := veilRun(jsonOf(t, k, "jsonb", tt.paths...), tt.in)
+		veilWantErr(t, err, "masked member names collide", veilCanary)
+	}
+	// Equal names in the input (json keeps duplicates) are not a collision.
+	dup := jsonOf(t, k, "json", at("$.*~", "hash", nil))
+	if got, want := apply(t, dup, `{"a": 1, "a": 2}`), `{"`+h("a")+`": 1, "`+h("a")+`": 2}`; got != want {
+		t.Errorf("duplicate names = %s, want %s", got, want)
+	}
+	// Array elements have no names.
+	if got := apply(t, jsonOf(t, k, "jsonb", at("$.l.*~", "hash", nil)), `{"l": ["a", {"b": 1}]}`); got != `{"l": ["a", {"b": 1}]}` {
+		t.Errorf("names of array elements = %s", got)
+	}
+	// Names in separate objects may be equal.
+	if got := apply(t, jsonOf(t, k, "jsonb", at("$.*.*~", "redact", Args{"value": "k"})), `{"a": {"x": 1}, "b": {"y": 2}}`); got != `{"a": {"k": 1}, "b": {"k": 2}}` {
+		t.Errorf("names in two objects = %s", got)
+	}
+}
+
+func TestJSONNameRulesChecked(t *testing.T) {
+	k := testKeys(t, testSecret)
+	for _, tt := range []struct {
+		path string
+		rule Rule
+		want string
+	}{
+		{"$.a~", Rule{Name: "drop"}, "$.a~ selects names, which cannot be dropped alone; to remove the members, drop $.a"},
+		{"$.a.*~", Rule{Name: "null"}, "selects names, which cannot be null"},
+		{"$~", Rule{Name: "hash"}, "the document has no name; $.*~ selects the names of its members"},
+		{"$.a[0]~", Rule{Name: "hash"}, "[N] selects an array element, which has no name"},
+		{"$.a~.b", Rule{Name: "hash"}, "~ ends a path"},
+		{"$.a~~", Rule{Name: "hash"}, "~ ends a path"},
+	} {
+		_, err := veilBuildErr(k, "jsonb", Rule{Name: "json", Args: Args{"paths": []PathRule{{Path: tt.path, Rule: tt.rule}}}})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v: error %v, want %q", tt.path, tt.rule.Name, err, tt.want)
+		}
+	}
+	// fake on names warns (names may collide); hash and unique fake do not.
+	r := Builtin()
+	col := Column{Table: "public.t", Name: "doc", Type: MustType("jsonb")}
+	warn := func(rule Rule) string {
+		return r.Warning(Rule{Name: "json", Args: Args{"paths": []PathRule{{Path: "$.c.*~", Rule: rule}}}}, col)
+	}
+	if w := warn(Rule{Name: "fake", Args: Args{"kind": "email"}}); !strings.Contains(w, "fake names may collide") {
+		t.Errorf("fake on names: warning %q", w)
+	}
+	for _, rule := range []Rule{{Name: "hash"}, {Name: "fake", Args: Args{"kind": "email", "unique": true}}} {
+		if w := warn(rule); w != "" {
+			t.Errorf("%s on names: warning %q", rule.Name, w)
 		}
 	}
 }

@@ -5,17 +5,13 @@ import (
 	"unicode/utf8"
 )
 
-// maxJSONDepth bounds nesting so a hostile document cannot exhaust the stack.
-const maxJSONDepth = 10000
-
 var errJSON = invalid("not valid JSON")
 
-// jsonParser reads a JSON document: s is the input, i the position in it,
-// depth the containers open around it.
+// jsonParser reads a JSON document: s is the input, i the position in it.
+// It reads tokens; nesting is its callers' (iterative) business.
 type jsonParser struct {
-	s     []byte
-	i     int
-	depth int
+	s []byte
+	i int
 }
 
 func (p *jsonParser) space() {

@@ -15,6 +15,8 @@ import (
 //	[N]            the N-th element of an array (from 0)
 //	[*]  .*        every element of an array or member of an object
 //	..key          the member key at any depth
+//	~              (last) the names of the members the path selects,
+//	               not their values: $.contacts.*~
 type jsonPath []pathSeg
 
 type segKind uint8
@@ -24,6 +26,7 @@ const (
 	segIndex
 	segAll
 	segDeep // ..key
+	segName // ~: the names of the members selected so far (last step only)
 )
 
 type pathSeg struct {
@@ -104,6 +107,17 @@ func parseJSONPath(s string) (jsonPath, error) {
 				p = append(p, pathSeg{kind: segIndex, index: n})
 			}
 			i = end + 1
+		case s[i] == '~':
+			switch {
+			case i != len(s)-1:
+				return nil, fmt.Errorf("JSON path %s: ~ ends a path (it selects the names of the members the path selects), at offset %d", s, i)
+			case len(p) == 0:
+				return nil, fmt.Errorf("JSON path %s: the document has no name; $.*~ selects the names of its members", s)
+			case p[len(p)-1].kind == segIndex:
+				return nil, fmt.Errorf("JSON path %s: [N] selects an array element, which has no name", s)
+			}
+			p = append(p, pathSeg{kind: segName})
+			i++
 		default:
 			return nil, fmt.Errorf("JSON path %s: unexpected %q at offset %d", s, s[i], i)
 		}
@@ -114,12 +128,13 @@ func parseJSONPath(s string) (jsonPath, error) {
 	return p, nil
 }
 
-// scanPathName reads a bare member name: letters, digits, _ and -.
+// scanPathName reads a bare member name: up to the next ., [, ], space,
+// *, ~ or quote (a name holding those is written ["..."]).
 func scanPathName(s string) (string, int) {
 	n := 0
 	for n < len(s) {
 		c := s[n]
-		if c == '.' || c == '[' || c == ']' || c == ' ' || c == '*' || c == '\'' || c == '"' {
+		if c == '.' || c == '[' || c == ']' || c == ' ' || c == '*' || c == '~' || c == '\'' || c == '"' {
 			break
 		}
 		n++

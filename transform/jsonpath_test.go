@@ -12,6 +12,7 @@ func TestParseJSONPath(t *testing.T) {
 	idx := func(i int) pathSeg { return pathSeg{kind: segIndex, index: i} }
 	all := pathSeg{kind: segAll}
 	deep := func(k string) pathSeg { return pathSeg{kind: segDeep, key: k} }
+	name := pathSeg{kind: segName}
 	tests := []struct {
 		in   string
 		want jsonPath
@@ -45,6 +46,11 @@ func TestParseJSONPath(t *testing.T) {
 		{"$.items[*].email", jsonPath{key("items"), all, key("email")}},
 		{`$.a[0]["b c"][*].*..d`, jsonPath{key("a"), idx(0), key("b c"), all, all, deep("d")}},
 		{"$[0][1]", jsonPath{idx(0), idx(1)}},
+		// ~ ends a path: the names of the members it selects.
+		{"$.contacts.*~", jsonPath{key("contacts"), all, name}},
+		{"$.a~", jsonPath{key("a"), name}},
+		{`$["a~"]~`, jsonPath{key("a~"), name}},
+		{"$..email~", jsonPath{deep("email"), name}},
 	}
 	for _, tt := range tests {
 		got, err := parseJSONPath(tt.in)
@@ -92,6 +98,10 @@ func TestParseJSONPathErrors(t *testing.T) {
 		{"$]", "unexpected ']'"},
 		{"$*", "unexpected '*'"},
 		{"$.a[0]b", "unexpected 'b'"},
+		{"$~", "the document has no name"},
+		{"$[3]~", "[N] selects an array element, which has no name"},
+		{"$.a~b", "~ ends a path"},
+		{"$.a~[0]", "~ ends a path"},
 	}
 	for _, tt := range tests {
 		p, err := parseJSONPath(tt.in)

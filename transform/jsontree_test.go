@@ -25,13 +25,97 @@ func refJSON(rules []jsonRule, doc []byte) ([]byte, error) {
 			if len(r.path) == 0 && r.drop {
 				return []byte("null"), nil
 			}
-			if err := refApply(r, i+1, root, r.path); err != nil {
+			var err error
+			if r.names {
+				err = refNames(r, i+1, root, r.path)
+			} else {
+				err = refApply(r, i+1, root, r.path)
+			}
+			if err != nil {
 				return nil, err
 			}
 		}
 	}
+	if refCollides(root) {
+		return nil, errNameCollision
+	}
 	return appendJSON(nil, root), nil
 }
+
+// refNames masks the names of the members that path selects, once per
+// rule.
+func refNames(r *jsonRule, id int, n *jnode, path jsonPath) error {
+	if n.dropped || len(path) == 0 {
+		return nil
+	}
+	seg, rest := path[0], path[1:]
+	for i, v := range n.vals {
+		if v.dropped {
+			continue
+		}
+		obj := n.kind == '{'
+		match := false
+		switch seg.kind {
+		case segKey:
+			match = obj && string(n.origKey(i)) == seg.key
+		case segIndex:
+			match = !obj && i == seg.index
+		case segAll:
+			match = true
+		case segDeep:
+			match = obj && string(n.origKey(i)) == seg.key
+			if err := refNames(r, id, v, path); err != nil {
+				return err
+			}
+		}
+		if !match {
+			continue
+		}
+		if len(rest) > 0 {
+			if err := refNames(r, id, v, rest); err != nil {
+				return err
+			}
+			continue
+		}
+		if !obj || n.nameMasked[i] == id {
+			continue
+		}
+		n.nameMasked[i] = id
+		name, err := r.maskName(n.keys[i])
+		if err != nil {
+			return err
+		}
+		n.keys[i], n.keyRaw[i] = name, nil
+	}
+	return nil
+}
+
+// refCollides reports whether an object holds two members, both kept,
+// with equal names that were different names in the input.
+func refCollides(n *jnode) bool {
+	if n.kind == '{' {
+		seen := map[string]string{}
+		for i, k := range n.keys {
+			if n.vals[i].dropped {
+				continue
+			}
+			if from, ok := seen[string(k)]; ok && from != string(n.origKey(i)) {
+				return true
+			} else if !ok {
+				seen[string(k)] = string(n.origKey(i))
+			}
+		}
+	}
+	for _, v := range n.vals {
+		if !v.dropped && refCollides(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// origKey is member i's name as it arrived.
+func (n *jnode) origKey(i int) []byte { return n.orig[i] }
 
 func refApply(r *jsonRule, id int, n *jnode, path jsonPath) error {
 	if n.dropped {
@@ -49,7 +133,7 @@ func refApply(r *jsonRule, id int, n *jnode, path jsonPath) error {
 	case segKey:
 		if n.kind == '{' {
 			for i := range n.vals {
-				if string(n.keys[i]) == seg.key {
+				if string(n.origKey(i)) == seg.key {
 					if err := refApply(r, id, n.vals[i], rest); err != nil {
 						return err
 					}
@@ -68,7 +152,7 @@ func refApply(r *jsonRule, id int, n *jnode, path jsonPath) error {
 		}
 	case segDeep:
 		for i, v := range n.vals {
-			if n.kind == '{' && string(n.keys[i]) == seg.key {
+			if n.kind == '{' && string(n.origKey(i)) == seg.key {
 				if err := refApply(r, id, v, rest); err != nil {
 					return err
 				}
@@ -134,7 +218,11 @@ type jnode struct {
 	// (with quotes), or nil where it must be encoded again (escapes).
 	keys   [][]byte
 	keyRaw [][]byte
-	vals   []*jnode // object member values, array elements
+	// orig are the keys as they arrived; nameMasked the id of the last
+	// json rule that masked each name.
+	orig       [][]byte
+	nameMasked []int
+	vals       []*jnode // object member values, array elements
 	// masked is the id of the last json rule that masked this value, so
 	// that a rule masks each value once.
 	masked  int
@@ -194,11 +282,6 @@ func (p *treeParser) value() (*jnode, error) {
 }
 
 func (p *treeParser) container(open byte) (*jnode, error) {
-	p.depth++
-	if p.depth > maxJSONDepth {
-		return nil, invalid("JSON nested too deeply")
-	}
-	defer func() { p.depth-- }()
 	closer := byte(']')
 	if open == '{' {
 		closer = '}'
@@ -255,8 +338,10 @@ func (p *treeParser) container(open byte) (*jnode, error) {
 		case closer:
 			p.i++
 			n.vals = slices.Clone(p.vals[vh:])
+			n.nameMasked = make([]int, len(n.vals))
 			if open == '{' {
 				n.keys, n.keyRaw = slices.Clone(p.keys[kh:]), slices.Clone(p.keyRaw[kh:])
+				n.orig = slices.Clone(n.keys)
 			}
 			return n, nil
 		default:

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,10 +13,41 @@ import (
 
 // noise moves a value by a keyed pseudo-random amount: numbers by up to a
 // ratio of themselves ({noise: 0.05} is +/-5%), dates and timestamps by up
-// to a duration ({noise: 30d}). The amount is derived from the value with a
-// keyed hash, so the same value always gets the same noise: averages stay
-// close and equal values stay equal, but the originals are not recoverable
-// without the secret.
+// to a duration ({noise: 30d}). The same value always gets the same noise:
+// averages stay close and equal values stay equal.
+//
+// How the amount is drawn is what keeps the originals hidden when outputs
+// are combined (issue 17, finding 3). An earlier version drew a unit u from
+// the value alone and moved x to x*(1+r*u): the same value under two ratios
+// gave y1 = x(1+r1 u) and y2 = x(1+r2 u), and x = (r1 y2 - r2 y1)/(r1 - r2)
+// exactly; and a counter updated by small steps got fresh noise at every
+// step, so averaging 200 updates cut the error by sqrt(200). Now:
+//
+//   - The draw is HMAC(noise key, the rule's parameters, a bucket of the
+//     value): two ratios, two durations, or a rule change give independent
+//     draws, so no combination of them cancels the noise; each is only one
+//     more observation, which narrows the range by intersection (documented).
+//   - The value's axis is cut into buckets about as wide as the noise: for a
+//     ratio r, logarithmic buckets of |x| with factor 1+r (1+min(r,1): wider
+//     buckets only help), per sign; for a duration d, buckets d wide. Within
+//     a bucket the offset is constant: y = x + delta, with delta = u*r*e for
+//     numbers (e the bucket's lower edge, so |delta| <= r|x|) and delta = u*d
+//     for times. A value moving by small steps keeps its offset, so averaging
+//     its updates gains nothing, and the steps it shows are the true steps,
+//     which say nothing of where the value is. (A multiplicative factor would
+//     leak instead: its steps would show the factor, and x = y/factor.)
+//   - Each bucket's lower edge is moved by a keyed fraction of a bucket, so
+//     that a value seen crossing an edge (its offset jumps) does not give
+//     itself away by a public grid.
+//
+// What stays visible (docs/rules.md says it too): values in one bucket keep
+// their order and their differences, and one known original in a bucket
+// gives its offset, hence every value of that bucket.
+//
+// Buckets follow the value, not its text: 1000, 1000.00 and 1e3 in integer,
+// numeric, double or JSON get the same draw (an integer and a numeric copy
+// of a column are not two observations), and dates and timestamps share one
+// time axis.
 func noiseSpec() *Spec {
 	return &Spec{
 		Name: "noise",
@@ -58,7 +90,12 @@ func newNoise(c Column, a Args, k *Keys, _ *Registry) (Transformer, error) {
 		if !a.Has("ratio") {
 			return nil, fmt.Errorf("noise on %s takes a ratio ({noise: 0.05}), not a duration", t)
 		}
-		return noiseNumber{keys: k, ratio: a.Number("ratio", 0), typ: t}, nil
+		r := a.Number("ratio", 0)
+		// Bucket factor 1+r, kept within [1+1e-6, 2]: a tiny ratio
+		// would give more buckets than an int64 counts, and above 1
+		// the bucket only needs to be as wide as the value.
+		step := math.Log10(1 + min(max(r, 1e-6), 1))
+		return noiseNumber{keys: k, ratio: r, logStep: step, typ: t}, nil
 	case KindDate, KindTimestamp, KindTimestampTZ:
 		d := a.Duration("duration", 0)
 		if d == 0 {
@@ -67,56 +104,160 @@ func newNoise(c Column, a Args, k *Keys, _ *Registry) (Transformer, error) {
 		if t.Kind == KindDate && d < 24*time.Hour {
 			return nil, errors.New("noise on a date moves it by whole days: give a duration of at least 1d")
 		}
-		return noiseTime{keys: k, d: d, kind: t.Kind}, nil
+		return noiseTime{keys: k, d: d, width: max(int64(d/time.Microsecond), 1), kind: t.Kind}, nil
 	}
 	return nil, fmt.Errorf("noise does not apply to %s columns; use %s", t, suggestFor(t))
 }
 
-// unit returns a keyed value in [-1, 1] derived from the input.
-func noiseUnit(k *Keys, in []byte) float64 {
-	sum := k.noise.sum(in)
-	return float64(binary.LittleEndian.Uint64(sum[:8])>>11)/(1<<52) - 1
+// noiseDraw is one bucket's keyed draw: u in [-1, 1) moves its values, j in
+// [0, 1/2) moves its lower edge by that fraction of a bucket.
+type noiseDraw struct{ u, j float64 }
+
+// Domains of noise draws, so that a number's draw never serves a time's.
+const (
+	noiseRatio byte = 'r'
+	noiseTimes byte = 't'
+)
+
+// draw returns the draw of a bucket: HMAC(noise key, domain, parameter,
+// sign, bucket).
+func (k *Keys) noiseDraw(domain byte, param uint64, neg bool, bucket int64) noiseDraw {
+	var msg [18]byte
+	msg[0] = domain
+	binary.LittleEndian.PutUint64(msg[1:], param)
+	if neg {
+		msg[9] = 1
+	}
+	binary.LittleEndian.PutUint64(msg[10:], uint64(bucket))
+	sum := k.noise.sum(msg[:])
+	return noiseDraw{
+		u: float64(binary.LittleEndian.Uint64(sum[:8])>>11)/(1<<52) - 1,
+		j: float64(binary.LittleEndian.Uint64(sum[8:16])>>11) / (1 << 54),
+	}
 }
 
 type noiseNumber struct {
-	keys  *Keys
-	ratio float64
-	typ   Type
+	keys    *Keys
+	ratio   float64
+	logStep float64 // log10 of the bucket factor
+	typ     Type
+}
+
+// offset returns the draw for a nonzero number of the given sign whose
+// absolute value has log10 t10, and log10 of its bucket's lower edge: the
+// value moves by u * ratio * 10^edge, at most ratio * |x|.
+//
+// The bucket comes from a float64 logarithm. Go's math is deterministic on
+// one architecture; across architectures a last-bit difference in Log10
+// could put a value within ~1e-15 (relative) of an edge into the next
+// bucket. Times avoid floats for the bucket entirely.
+func (n noiseNumber) offset(neg bool, t10 float64) (u, edge float64) {
+	t := t10 / n.logStep
+	b := math.Floor(t)
+	d := n.keys.noiseDraw(noiseRatio, math.Float64bits(n.ratio), neg, int64(b))
+	if t-b < d.j {
+		// Below this bucket's (moved) lower edge: the value is in the
+		// bucket under it, whose edge is lower still (j < 1).
+		b--
+		d = n.keys.noiseDraw(noiseRatio, math.Float64bits(n.ratio), neg, int64(b))
+	}
+	return d.u, (b + d.j) * n.logStep
+}
+
+// log10Digits returns log10 of digits * 10^exp (digits: ASCII decimal
+// digits, not all zero). Leading and trailing zeros are dropped and at
+// most 17 significant digits kept, so that a number gives the same result
+// whatever its type or text form (1000, 1000.00, 1e+03).
+func log10Digits(digits []byte, exp int) float64 {
+	for len(digits) > 0 && digits[0] == '0' {
+		digits = digits[1:]
+	}
+	for len(digits) > 0 && digits[len(digits)-1] == '0' {
+		digits = digits[:len(digits)-1]
+		exp++
+	}
+	if len(digits) > 17 {
+		exp += len(digits) - 17
+		digits = digits[:17]
+	}
+	var v uint64
+	for _, c := range digits {
+		v = v*10 + uint64(c-'0')
+	}
+	return math.Log10(float64(v)) + float64(exp)
+}
+
+// log10Float is log10Digits of the shortest decimal form of |x|, the form
+// PostgreSQL prints.
+func log10Float(x float64, bits int) float64 {
+	var buf [32]byte
+	s := strconv.AppendFloat(buf[:0], math.Abs(x), 'e', -1, bits)
+	e := bytes.IndexByte(s, 'e')
+	exp, _ := strconv.Atoi(string(s[e+1:]))
+	digits := make([]byte, 0, 20)
+	for _, c := range s[:e] {
+		if c != '.' {
+			digits = append(digits, c)
+		}
+	}
+	return log10Digits(digits, exp-(len(digits)-1))
 }
 
 func (n noiseNumber) Transform(v Value) (Value, error) {
-	f := 1 + n.ratio*noiseUnit(n.keys, v.Text)
 	switch n.typ.Kind {
 	case KindInt:
 		x, err := parseInt(v.Text, n.typ.Bits)
 		if err != nil {
 			return Value{}, err
 		}
-		y := math.Round(float64(x) * f)
-		hi := int64(1)<<(n.typ.Bits-1) - 1
-		switch {
-		case y >= float64(hi): // float64(hi) may round up past hi
-			x = hi
-		case y < float64(-hi-1):
-			x = -hi - 1
-		default:
-			x = int64(y)
+		if x == 0 {
+			return Value{Text: []byte("0")}, nil // no magnitude to move by
 		}
-		return Value{Text: strconv.AppendInt(make([]byte, 0, 20), x, 10)}, nil
+		var digits [20]byte
+		ax := strconv.AppendUint(digits[:0], absInt64(x), 10)
+		u, edge := n.offset(x < 0, log10Digits(ax, 0))
+		delta := math.Trunc(u * n.ratio * math.Pow(10, edge)) // toward zero: within ratio*|x|
+		hi := int64(1)<<(n.typ.Bits-1) - 1
+		lo := -hi - 1
+		var y int64
+		switch di := int64(delta); {
+		case math.Abs(delta) >= 1<<62:
+			// Only with ratios above 1 on huge values: float is
+			// precise enough, then clamp.
+			yf := float64(x) + delta
+			switch {
+			case yf >= float64(hi): // float64(hi) may round up past hi
+				y = hi
+			case yf <= float64(lo):
+				y = lo
+			default:
+				y = int64(yf)
+			}
+		case di > 0 && x > hi-di:
+			y = hi
+		case di < 0 && x < lo-di:
+			y = lo
+		default:
+			y = x + di
+		}
+		return Value{Text: strconv.AppendInt(make([]byte, 0, 20), y, 10)}, nil
 	case KindFloat:
 		x, err := parseFloat(v.Text, n.typ.Bits)
 		if err != nil {
 			return Value{}, err
 		}
-		if math.IsNaN(x) || math.IsInf(x, 0) {
+		if math.IsNaN(x) || math.IsInf(x, 0) || x == 0 {
 			return v, nil
 		}
-		y := x * f
+		u, edge := n.offset(x < 0, log10Float(x, n.typ.Bits))
+		y := x + u*n.ratio*math.Pow(10, edge)
 		if n.typ.Bits == 32 {
 			y = float64(float32(y))
 		}
-		if math.IsInf(y, 0) {
-			y = x // the noise overflowed the type: keep the magnitude
+		// The noise overflowed the type, or rounding (of subnormals)
+		// took it past the ratio: keep the value.
+		if math.IsInf(y, 0) || math.Abs(y-x) > n.ratio*math.Abs(x) {
+			y = x
 		}
 		return Value{Text: appendFloat(nil, y, n.typ.Bits)}, nil
 	}
@@ -131,52 +272,119 @@ func (n noiseNumber) Transform(v Value) (Value, error) {
 	if n.typ.Precision > 0 {
 		scale = n.typ.Scale
 	}
-	if y, ok := n.smallNumeric(d, f, scale); ok {
-		return Value{Text: appendScaled(make([]byte, 0, 24), y < 0, uint64(max(y, -y)), scale)}, nil
+	var u, edge float64
+	if !d.isZero() {
+		u, edge = n.offset(d.neg, log10Digits(d.digits, -d.scale))
 	}
-	x := new(big.Float).SetPrec(256).SetInt(d.bigUnscaled())
-	x.Mul(x, big.NewFloat(f))
-	// x is the unscaled value at d.scale; bring it to scale and round.
-	if shift := scale - d.scale; shift != 0 {
-		p := new(big.Float).SetPrec(256).SetInt(pow10Big(abs(shift)))
-		if shift > 0 {
-			x.Mul(x, p)
+	// delta, unscaled at the output's scale, toward zero: small in an
+	// int64, else in a big.Int.
+	var small int64
+	var delta *big.Int
+	if e := edge + float64(scale); !d.isZero() && e >= -1 {
+		if e < 17 {
+			small = int64(u * n.ratio * math.Pow(10, e))
 		} else {
-			x.Quo(x, p)
+			whole := math.Floor(e)
+			f := new(big.Float).SetPrec(256).SetFloat64(u * n.ratio * math.Pow(10, e-whole))
+			f.Mul(f, new(big.Float).SetPrec(256).SetInt(pow10Big(int(whole))))
+			delta, _ = f.Int(nil) // truncates toward zero
 		}
 	}
-	half := big.NewFloat(0.5)
-	if x.Sign() < 0 {
-		x.Sub(x, half)
-	} else {
-		x.Add(x, half)
+	if x, ok := d.unscaled(); ok && delta == nil && scale == d.scale && x < 1<<62 && n.typ.Precision <= 18 {
+		// The common case, in int64: |x| < 2^62 and |small| < 10^18.
+		y := int64(x)
+		if d.neg {
+			y = -y
+		}
+		y += small
+		if n.typ.Precision > 0 {
+			limit := int64(pow10[n.typ.Precision] - 1)
+			y = min(max(y, -limit), limit)
+		}
+		return Value{Text: appendScaled(make([]byte, 0, 24), y < 0, uint64(max(y, -y)), scale)}, nil
 	}
-	y, _ := x.Int(nil) // truncates toward zero: with the half added, rounds half away from zero
+	if delta == nil && small != 0 {
+		delta = big.NewInt(small)
+	}
+	// The general case: the value brought to the output scale (half away
+	// from zero), plus delta, within the precision.
+	x := d.bigUnscaled()
+	if shift := scale - d.scale; shift > 0 {
+		x.Mul(x, pow10Big(shift))
+	} else if shift < 0 {
+		p := pow10Big(-shift)
+		q, r := new(big.Int).QuoRem(x, p, new(big.Int))
+		r.Abs(r).Mul(r, big.NewInt(2))
+		if r.Cmp(p) >= 0 {
+			if x.Sign() < 0 {
+				q.Sub(q, big.NewInt(1))
+			} else {
+				q.Add(q, big.NewInt(1))
+			}
+		}
+		x = q
+	}
+	if delta != nil {
+		x.Add(x, delta)
+	}
 	if n.typ.Precision > 0 {
 		limit := pow10Big(n.typ.Precision) // unscaled values must stay below 10^p
 		limit.Sub(limit, big.NewInt(1))
-		if y.CmpAbs(limit) > 0 {
-			if y.Sign() < 0 {
-				y.Neg(limit)
+		if x.CmpAbs(limit) > 0 {
+			if x.Sign() < 0 {
+				x.Neg(limit)
 			} else {
-				y.Set(limit)
+				x.Set(limit)
 			}
 		}
 	}
-	return Value{Text: appendBigScaled(nil, y, scale)}, nil
+	return Value{Text: appendBigScaled(nil, x, scale)}, nil
 }
 
-func abs(x int) int {
+func absInt64(x int64) uint64 {
 	if x < 0 {
-		return -x
+		return uint64(-(x + 1)) + 1
 	}
-	return x
+	return uint64(x)
 }
 
 type noiseTime struct {
-	keys *Keys
-	d    time.Duration
-	kind Kind
+	keys  *Keys
+	d     time.Duration
+	width int64 // of a bucket, in microseconds
+	kind  Kind
+}
+
+// pgEpochUnix is 2000-01-01 00:00:00 UTC, PostgreSQL's epoch, in Unix
+// seconds: positions count microseconds from it, as PostgreSQL stores them.
+const pgEpochUnix = 946684800
+
+// offset returns the draw for the UTC instant at: the bucket is the
+// instant's microseconds from 2000-01-01 divided by the duration, so a
+// date and the same day's midnight timestamp share it.
+func (n noiseTime) offset(at time.Time) float64 {
+	sec := at.Unix() - pgEpochUnix
+	usec := int64(at.Nanosecond() / 1000)
+	var b, rem int64
+	if sec > -9e12 && sec < 9e12 { // sec*1e6 fits: every timestamp, dates to year 287000
+		pos := sec*1e6 + usec
+		b = pos / n.width
+		rem = pos - b*n.width
+		if rem < 0 {
+			b--
+			rem += n.width
+		}
+	} else {
+		pos := new(big.Int).Mul(big.NewInt(sec), big.NewInt(1e6))
+		pos.Add(pos, big.NewInt(usec))
+		q, m := new(big.Int).DivMod(pos, big.NewInt(n.width), new(big.Int)) // Euclidean: m >= 0
+		b, rem = q.Int64(), m.Int64()
+	}
+	d := n.keys.noiseDraw(noiseTimes, uint64(n.width), false, b)
+	if rem < int64(d.j*float64(n.width)) {
+		d = n.keys.noiseDraw(noiseTimes, uint64(n.width), false, b-1)
+	}
+	return d.u
 }
 
 func (n noiseTime) Transform(v Value) (Value, error) {
@@ -187,8 +395,8 @@ func (n noiseTime) Transform(v Value) (Value, error) {
 	if p.inf != 0 {
 		return v, nil
 	}
-	u := noiseUnit(n.keys, v.Text)
 	tt := p.toTime()
+	u := n.offset(tt.Add(-time.Duration(offsetSeconds(p.offset)) * time.Second))
 	if n.kind == KindDate {
 		days := math.Round(u * float64(n.d/(24*time.Hour)))
 		tt = tt.AddDate(0, 0, int(days))
@@ -197,33 +405,4 @@ func (n noiseTime) Transform(v Value) (Value, error) {
 	}
 	p = p.fromTime(clampPGTime(tt, n.kind, p.offset))
 	return Value{Text: appendPGTime(make([]byte, 0, len(v.Text)), p)}, nil
-}
-
-// smallNumeric computes the noisy unscaled value in float64 when input and
-// output are small enough for that to be exact to the last digit.
-func (n noiseNumber) smallNumeric(d decimal, f float64, scale int) (int64, bool) {
-	u, ok := d.unscaled()
-	shift := scale - d.scale
-	if !ok || u >= 1<<50 || shift > 6 || shift < -6 {
-		return 0, false
-	}
-	x := float64(u) * f
-	if shift > 0 {
-		x *= float64(pow10[shift])
-	} else if shift < 0 {
-		x /= float64(pow10[-shift])
-	}
-	// With a ratio above 1, f and so x may be negative: clamp the
-	// magnitude, then give the sign back.
-	y := math.Round(math.Abs(x))
-	if y >= 1<<52 {
-		return 0, false
-	}
-	if n.typ.Precision > 0 && n.typ.Precision <= 18 && uint64(y) >= pow10[n.typ.Precision] {
-		y = float64(pow10[n.typ.Precision] - 1)
-	}
-	if d.neg != (x < 0) {
-		y = -y
-	}
-	return int64(y), true
 }

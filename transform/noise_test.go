@@ -3,6 +3,8 @@ package transform
 import (
 	"math"
 	"math/big"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,8 +26,14 @@ func TestNoiseIntegerBounds(t *testing.T) {
 	for _, typ := range []string{"smallint", "integer", "bigint"} {
 		tr := noiseOf(t, k, typ, 0.1)
 		moved, up, down := 0, 0.0, 0.0
-		for i := 1000; i < 3000; i++ {
-			for _, x := range []int64{int64(i), -int64(i)} {
+		for i := range 2000 {
+			// Values over many of noise's buckets (each has one offset):
+			// from 1000 up by 0.25% steps, to about 150 million.
+			v := int64(1000 * math.Pow(1.0025, float64(i)))
+			if typ == "smallint" {
+				v = 1000 + int64(i)*15 // up to 31000
+			}
+			for _, x := range []int64{v, -v} {
 				in := strconv.FormatInt(x, 10)
 				got := apply(t, tr, in)
 				y, err := strconv.ParseInt(got, 10, 64)
@@ -277,7 +285,7 @@ func TestNoiseTime(t *testing.T) {
 	lo, hi := time.Duration(0), time.Duration(0)
 	base := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < 500; i++ {
-		in := base.AddDate(0, 0, i).Format(time.DateOnly)
+		in := base.AddDate(0, 0, 7*i).Format(time.DateOnly) // over many 30-day buckets
 		d := pgInstant(t, apply(t, tr, in)).Sub(pgInstant(t, in))
 		lo, hi = min(lo, d), max(hi, d)
 	}
@@ -421,5 +429,179 @@ func BenchmarkNoiseInt(b *testing.B) {
 		if _, err := tr.Transform(in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The tests below are the attacks of issue 17, finding 3: each combines
+// outputs of noise (two rules on the same value, many updates of one
+// value) to get the original back. Noise that depended on the value alone
+// let them recover it exactly, or narrow it by sqrt(updates).
+
+// TestNoiseTwoRatiosDoNotCancel: the same value under {noise: 0.05} and
+// {noise: 0.2}. With one draw u shared by both, y1 = x(1+0.05u) and
+// y2 = x(1+0.2u) give x = (r1 y2 - r2 y1)/(r1 - r2) exactly. With draws
+// keyed by the ratio, the estimate is off by as much as the noise.
+func TestNoiseTwoRatiosDoNotCancel(t *testing.T) {
+	k := testKeys(t, testSecret)
+	const r1, r2 = 0.05, 0.2
+	for _, typ := range []string{"numeric(12,2)", "double precision", "integer"} {
+		a, b := noiseOf(t, k, typ, r1), noiseOf(t, k, typ, r2)
+		var errs []float64
+		exact := 0
+		for i := range 1000 {
+			x := 1000 + float64(i)*137.31
+			in := strconv.FormatFloat(x, 'f', 2, 64)
+			if typ == "integer" {
+				x = math.Round(x)
+				in = strconv.FormatFloat(x, 'f', 0, 64)
+			}
+			y1, _ := strconv.ParseFloat(apply(t, a, in), 64)
+			y2, _ := strconv.ParseFloat(apply(t, b, in), 64)
+			est := (r1*y2 - r2*y1) / (r1 - r2)
+			e := math.Abs(est-x) / x
+			errs = append(errs, e)
+			if e < 1e-4 {
+				exact++
+			}
+		}
+		slices.Sort(errs)
+		// Independent uniform draws: the median error is about
+		// 0.067*0.59 = 4% of the value; shared draws give ~0.
+		if med := errs[len(errs)/2]; med < 0.01 {
+			t.Errorf("%s: two ratios recover the value to %.4f%% (median)", typ, 100*med)
+		}
+		if exact > 50 {
+			t.Errorf("%s: two ratios recover %d of 1000 values to 0.01%%", typ, exact)
+		}
+	}
+}
+
+// TestNoiseTwoDurationsDoNotCancel: a date under {noise: 30d} and
+// {noise: 90d}. With a shared draw the same formula gives the date back
+// within a day or two; keyed draws leave an error of weeks.
+func TestNoiseTwoDurationsDoNotCancel(t *testing.T) {
+	k := testKeys(t, testSecret)
+	day := 24 * time.Hour
+	for _, typ := range []string{"date", "timestamp"} {
+		a, b := noiseOf(t, k, typ, 30*day), noiseOf(t, k, typ, 90*day)
+		base := time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC)
+		total, close := 0.0, 0
+		const n = 1000
+		for i := range n {
+			x := base.AddDate(0, 0, 23*i)
+			in := x.Format(time.DateOnly)
+			if typ == "timestamp" {
+				in = x.Add(time.Duration(i) * 7919 * time.Second).Format(time.DateTime)
+				x = pgInstant(t, in)
+			}
+			y1 := pgInstant(t, apply(t, a, in)).Sub(x).Hours() / 24
+			y2 := pgInstant(t, apply(t, b, in)).Sub(x).Hours() / 24
+			// Days from x: x itself is 0, so the estimate's error is the estimate.
+			est := math.Abs((30*y2 - 90*y1) / (30 - 90))
+			total += est
+			if est <= 2 {
+				close++
+			}
+		}
+		// Independent draws: the error is 45|u1-u2| days, 15 days on average.
+		if mean := total / n; mean < 5 {
+			t.Errorf("%s: 30d and 90d recover the date within %.1f days on average", typ, mean)
+		}
+		if close > n/5 {
+			t.Errorf("%s: 30d and 90d recover %d of %d dates within 2 days", typ, close, n)
+		}
+	}
+}
+
+// TestNoiseAveragingUpdatesGainsNothing: a counter updated 200 times by
+// small known steps. With fresh noise at every value, the mean of
+// (y_i - step_i) narrows the error by sqrt(200) (±250 becomes ±18); with
+// noise constant over buckets as wide as the noise, it stays about the
+// error of one observation.
+func TestNoiseAveragingUpdatesGainsNothing(t *testing.T) {
+	k := testKeys(t, testSecret)
+	for _, typ := range []string{"integer", "numeric(12,2)", "double precision"} {
+		tr := noiseOf(t, k, typ, 0.05)
+		rng := rand.New(rand.NewPCG(1, 2))
+		var single, averaged float64
+		const counters, updates = 300, 200
+		for c := range counters {
+			x0 := int64(5000 + 997*c)
+			x, sum := x0, 0.0
+			for i := range updates {
+				y, err := strconv.ParseFloat(apply(t, tr, strconv.FormatInt(x, 10)), 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 {
+					e := (y - float64(x0)) / float64(x0)
+					single += e * e
+				}
+				sum += y - float64(x-x0) // the attacker knows the steps
+				x += 1 + rng.Int64N(3)
+			}
+			e := (sum/updates - float64(x0)) / float64(x0)
+			averaged += e * e
+		}
+		ratio := math.Sqrt(averaged / single)
+		// Fresh noise: ratio ~ 1/sqrt(200) = 0.07. Bucketed: ~1 (a
+		// counter crosses an edge now and then and mixes two draws).
+		if ratio < 0.6 {
+			t.Errorf("%s: averaging %d updates cuts the error to %.2f of one observation's", typ, updates, ratio)
+		}
+	}
+}
+
+// TestNoiseSameValueSameDraw: noise follows the value, not its type or
+// text form, so an integer and a numeric copy of a column, or a date and
+// a timestamp, are one observation, not two.
+func TestNoiseSameValueSameDraw(t *testing.T) {
+	k := testKeys(t, testSecret)
+	for _, x := range []int64{7, 1234, 98765, 123456789} {
+		in := strconv.FormatInt(x, 10)
+		yi, _ := strconv.ParseFloat(apply(t, noiseOf(t, k, "bigint", 0.1), in), 64)
+		for _, tt := range []struct{ typ, in string }{
+			{"numeric", in}, {"numeric(14,2)", in + ".00"}, {"double precision", in}, {"real", in},
+			{"numeric", in + ".000"},
+		} {
+			y, _ := strconv.ParseFloat(apply(t, noiseOf(t, k, tt.typ, 0.1), tt.in), 64)
+			// The integer's offset is the others' cut to a whole number
+			// (real: to float32's precision).
+			if math.Abs(y-yi) >= 1+1e-7*float64(x) {
+				t.Errorf("noise 0.1 of %d: %v as bigint, %v as %s %s", x, yi, y, tt.typ, tt.in)
+			}
+		}
+	}
+	day := 24 * time.Hour
+	for i := range 200 {
+		d := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 3*i)
+		yd := pgInstant(t, apply(t, noiseOf(t, k, "date", 30*day), d.Format(time.DateOnly)))
+		yt := pgInstant(t, apply(t, noiseOf(t, k, "timestamp", 30*day), d.Format(time.DateTime)))
+		if diff := yd.Sub(yt).Abs(); diff > 12*time.Hour {
+			t.Errorf("noise 30d of %s: %s as a date, %s as a timestamp", d.Format(time.DateOnly), yd, yt)
+		}
+	}
+}
+
+// TestNoiseConstantWithinBucket: a value moving by small steps keeps its
+// offset most of the time, within the documented bound everywhere.
+func TestNoiseConstantWithinBucket(t *testing.T) {
+	k := testKeys(t, testSecret)
+	tr := noiseOf(t, k, "integer", 0.05)
+	jumps := 0
+	prev := int64(0)
+	for x := int64(100000); x < 110000; x++ {
+		y, _ := strconv.ParseInt(apply(t, tr, strconv.FormatInt(x, 10)), 10, 64)
+		if math.Abs(float64(y-x)) > 0.05*float64(x) {
+			t.Fatalf("noise 0.05 of %d = %d", x, y)
+		}
+		if x > 100000 && y-x != prev {
+			jumps++
+		}
+		prev = y - x
+	}
+	// 10000 steps over buckets about 5000 wide: a few edges.
+	if jumps == 0 || jumps > 6 {
+		t.Errorf("the offset changed %d times over 10000 unit steps", jumps)
 	}
 }
