@@ -50,7 +50,7 @@ func writeRule(h interface{ Write([]byte) (int, error) }, r Rule) {
 		}
 		args[k] = v
 	}
-	b, _ := json.Marshal([]any{r.Name, args, r.OnError})
+	b, _ := json.Marshal(versioned([]any{r.Name, args, r.OnError}, r.Name))
 	h.Write(b)
 	h.Write([]byte{0})
 }
@@ -60,5 +60,32 @@ func ruleValue(r Rule) any {
 	for k, v := range r.Args {
 		args[k] = v
 	}
-	return []any{r.Name, args, r.OnError}
+	return versioned([]any{r.Name, args, r.OnError}, r.Name)
+}
+
+// outputVersion is the version of a transformer's outputs: it goes up
+// when the same input, secret and parameters give other outputs than an
+// earlier pgveil gave, so that the fingerprint of every table using it
+// changes and an upgraded pgveil copies those tables again, instead of
+// leaving old and new outputs side by side (joins across them would
+// break). Version 1 is left out of the fingerprint, which keeps the
+// fingerprints, and the replicas, of tables whose masking did not change.
+//
+//   - noise 2: keyed by its parameters and constant within a bucket of
+//     values (it was reversible: issue 17, finding 3);
+//   - fake 2: keyed by its kind and options (keep_domain gave the same
+//     local part as a plain fake email: finding 9).
+func outputVersion(name string) int {
+	switch name {
+	case "noise", "fake":
+		return 2
+	}
+	return 1
+}
+
+func versioned(rule []any, name string) []any {
+	if v := outputVersion(name); v > 1 {
+		return append(rule, v)
+	}
+	return rule
 }

@@ -39,3 +39,33 @@ func TestTableFingerprint(t *testing.T) {
 		t.Error("a rule's position changed the fingerprint")
 	}
 }
+
+// A transformer whose outputs changed changes the fingerprint of the
+// tables that use it, directly or in a json path, so that an upgrade
+// copies them again; the others keep theirs, so that it does not. The
+// values are the fingerprints pgveil gave before noise and fake changed
+// (commit 44c5d5d), under the tests' secret.
+func TestFingerprintFollowsOutputVersions(t *testing.T) {
+	k := testKeys(t, testSecret)
+	for _, c := range []struct {
+		name   string
+		rules  map[string]Rule
+		before string
+		same   bool
+	}{
+		{"hash, keep, truncate", map[string]Rule{"id": {Name: "hash"}, "email": {Name: "keep"}, "age": {Name: "truncate", Args: Args{"length": int64(10)}}}, "b2d23045f5563b545769c9af1511624e", true},
+		{"noise", map[string]Rule{"id": {Name: "hash"}, "email": {Name: "keep"}, "age": {Name: "noise", Args: Args{"ratio": 0.05}}}, "3486ae1ec9971c81ff7fd7b5a7a16771", false},
+		{"fake", map[string]Rule{"id": {Name: "hash"}, "email": {Name: "fake", Args: Args{"kind": "email"}}, "age": {Name: "keep"}}, "f64583a591048ff68fe69837ae3de3ad", false},
+		{"noise in a json path", map[string]Rule{"id": {Name: "hash"}, "email": {Name: "json", Args: Args{"paths": []PathRule{{Path: "$.a", Rule: Rule{Name: "noise", Args: Args{"ratio": 0.05}}}}}}, "age": {Name: "keep"}}, "51ea004893ed3cc1d0a5e6a83458e7b0", false},
+	} {
+		tp := testPlan(t, k)
+		for i := range tp.Columns {
+			if r, ok := c.rules[tp.Columns[i].Column.Name]; ok {
+				tp.Columns[i].Rule = r
+			}
+		}
+		if got := tp.Fingerprint(k.Fingerprint()); (got == c.before) != c.same {
+			t.Errorf("%s: fingerprint %s, before %s: want same=%v", c.name, got, c.before, c.same)
+		}
+	}
+}
