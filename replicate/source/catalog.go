@@ -47,6 +47,11 @@ type TableInfo struct {
 	// every type outside pg_catalog schema-qualified, domains kept (where
 	// the Type of Tables holds the domain's base type). Filter casts to it.
 	ColumnTypes map[string]string
+	// ColumnCollations holds, for each column declared with a collation
+	// other than its type's (status text COLLATE "ci"), that collation,
+	// qualified and quoted. Filter applies it: under the type's default
+	// a case-insensitive `status <> 'deleted'` would pass 'DELETED'.
+	ColumnCollations map[string]string
 }
 
 // Table returns the catalog's table and its info, or nils.
@@ -163,6 +168,7 @@ type attribute struct {
 	notNull   bool
 	generated bool
 	sqlType   string
+	collation string // qualified, when not the type's own (TableInfo.ColumnCollations)
 }
 
 // pgType is one pg_type row.
@@ -235,6 +241,7 @@ WHERE c.relkind IN ('r', 'p')`, schemas, names)
 			info.EstimatedRows = int64(tuples)
 		}
 		info.ColumnTypes = map[string]string{}
+		info.ColumnCollations = map[string]string{}
 		rel.info = &info
 		rel.unique = map[int16]bool{}
 		r.rels = append(r.rels, &rel)
@@ -269,7 +276,10 @@ func (r *catalogReader) readAttributes() error {
 	}
 	rows, err := r.tx.Query(r.ctx, `
 SELECT a.attrelid, a.attnum, a.attname::text, a.atttypid, a.atttypmod, a.attndims, a.attnotnull,
-       `+generated+` <> '', format_type(a.atttypid, a.atttypmod)
+       `+generated+` <> '', format_type(a.atttypid, a.atttypmod),
+       coalesce((SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
+                 FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace JOIN pg_type ty ON ty.oid = a.atttypid
+                 WHERE co.oid = a.attcollation AND a.attcollation <> ty.typcollation), '')
 FROM pg_attribute a
 WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum`, r.oids())
@@ -283,7 +293,7 @@ ORDER BY a.attrelid, a.attnum`, r.oids())
 			relid uint32
 			a     attribute
 		)
-		if err := rows.Scan(&relid, &a.num, &a.name, &a.typeOID, &a.typmod, &a.ndims, &a.notNull, &a.generated, &a.sqlType); err != nil {
+		if err := rows.Scan(&relid, &a.num, &a.name, &a.typeOID, &a.typmod, &a.ndims, &a.notNull, &a.generated, &a.sqlType, &a.collation); err != nil {
 			return wrapSQL(err, "reading the source catalog: columns")
 		}
 		if rel := r.byOID(relid); rel != nil {
@@ -460,6 +470,9 @@ func (r *catalogReader) build(rel *relation) error {
 	for _, a := range rel.attrs {
 		names[a.num] = a.name
 		info.ColumnTypes[a.name] = a.sqlType
+		if a.collation != "" {
+			info.ColumnCollations[a.name] = a.collation
+		}
 	}
 	keyNames := func(nums []int16) []string {
 		var out []string

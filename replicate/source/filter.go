@@ -37,10 +37,14 @@ const filterPrefix = "__pgveil_"
 // trust boundary. It is immutable and safe for concurrent use (each call
 // needs its own connection, as pgx connections are not).
 type Filter struct {
-	table     string // qualified, for messages
-	expr      string
-	columns   []string
-	types     []string
+	table   string // qualified, for messages
+	expr    string
+	columns []string
+	types   []string
+	// collates are " COLLATE x" for the columns declared with a
+	// collation other than their type's, else "": each value the
+	// statements bind or read back is compared as in the table.
+	collates  []string
 	alias     string // the VALUES list's alias: table(__pgveil_ord, columns...)
 	aliasName string // the table's name, which both statements' rows take
 	perStmt   int    // rows per statement
@@ -97,8 +101,13 @@ func NewFilter(t *transform.Table, pt PublishedTable) (*Filter, error) {
 		if pt.FilterTypes != nil && pt.FilterTypes[i] != "" {
 			typ = pt.FilterTypes[i]
 		}
+		coll := ""
+		if i < len(pt.FilterCollations) && pt.FilterCollations[i] != "" {
+			coll = " COLLATE " + pt.FilterCollations[i]
+		}
 		f.columns = append(f.columns, name)
 		f.types = append(f.types, typ)
+		f.collates = append(f.collates, coll)
 		cols = append(cols, pgx.Identifier{name}.Sanitize())
 	}
 	f.aliasName = t.Name
@@ -140,8 +149,8 @@ func (f *Filter) query(n int) string {
 			b.WriteString(", ")
 		}
 		b.WriteString("(" + strconv.Itoa(i+1))
-		for _, typ := range f.types {
-			b.WriteString(", CAST($" + strconv.Itoa(p) + " AS " + typ + ")")
+		for j, typ := range f.types {
+			b.WriteString(", CAST($" + strconv.Itoa(p) + " AS " + typ + ")" + f.collates[j])
 			p++
 		}
 		b.WriteString(")")
@@ -169,7 +178,7 @@ func (f *Filter) fetchQuery(n int) string {
 	b.WriteString("SELECT v." + filterOrdColumn + ", v." + filterPrefix + "fetch, " + src + ".ctid IS NOT NULL")
 	for i, typ := range f.types {
 		c := strconv.Itoa(i)
-		b.WriteString(", CASE WHEN v." + filterPrefix + "u" + c + " THEN CAST(" + src + "." + pgx.Identifier{f.columns[i]}.Sanitize() + " AS " + typ + ") ELSE v." + filterPrefix + "v" + c + " END")
+		b.WriteString(", CASE WHEN v." + filterPrefix + "u" + c + " THEN CAST(" + src + "." + pgx.Identifier{f.columns[i]}.Sanitize() + " AS " + typ + ")" + f.collates[i] + " ELSE v." + filterPrefix + "v" + c + " END")
 	}
 	b.WriteString(" FROM (VALUES ")
 	p := 1
@@ -183,8 +192,8 @@ func (f *Filter) fetchQuery(n int) string {
 			b.WriteString(", ")
 		}
 		b.WriteString("(" + strconv.Itoa(i+1) + ", " + arg("boolean"))
-		for _, typ := range f.types {
-			b.WriteString(", " + arg(typ) + ", " + arg("boolean"))
+		for j, typ := range f.types {
+			b.WriteString(", " + arg(typ) + f.collates[j] + ", " + arg("boolean"))
 		}
 		for _, typ := range f.keyTypes {
 			b.WriteString(", " + arg(typ))

@@ -52,6 +52,9 @@ type PublishedTable struct {
 	InProcessFilter string
 	FilterColumns   []string
 	FilterTypes     []string
+	// FilterCollations are the FilterColumns' collations where they are
+	// not their types' own (TableInfo.ColumnCollations), else "".
+	FilterCollations []string
 	// Extra are the columns that reach pgveil but that the plan does not
 	// replicate (filter columns the rules drop, and every dropped column of
 	// a table published without a column list): the pipeline drops them.
@@ -195,6 +198,9 @@ func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Ta
 	if err != nil {
 		return fmt.Errorf("planning the publication: %s: where: %w", q, err)
 	}
+	if err := checkDeterministic(ctx, tx, t, where); err != nil {
+		return fmt.Errorf("planning the publication: %s: where: %w", q, err)
+	}
 	for _, c := range refs {
 		if slices.Contains(t.Generated, c) {
 			return fmt.Errorf("planning the publication: %s: where references generated column %s, which PostgreSQL does not publish and pgveil therefore cannot filter on; use the columns it is computed from", q, transform.QuoteIdent(c))
@@ -240,8 +246,10 @@ func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Ta
 	pt.InProcessFilter = where
 	pt.FilterColumns = inOrder(t, refs)
 	pt.FilterTypes = make([]string, len(pt.FilterColumns))
+	pt.FilterCollations = make([]string, len(pt.FilterColumns))
 	for i, c := range pt.FilterColumns {
 		pt.FilterTypes[i] = info.ColumnTypes[c]
+		pt.FilterCollations[i] = info.ColumnCollations[c]
 	}
 	var unpublished []string
 	for _, c := range pt.FilterColumns {
@@ -315,6 +323,37 @@ ORDER BY a.attnum`, "pg_temp."+view, oid)
 		return nil, errors.New("references a whole row; name the columns instead")
 	}
 	return refs, nil
+}
+
+// checkDeterministic fails when expr's verdict on a row could change
+// without a change of the row: a subquery or a reference to another table
+// (a change there sends pgveil nothing, so a row that should leave the
+// replica stays), or a function that is not immutable (now(),
+// current_user: a row that ages out stays, and the copy and the stream
+// disagree). PostgreSQL applies exactly these rules to an index
+// predicate, so the expression is tried as one, on an empty temporary
+// table shaped like t (and named like it, so that qualified references
+// resolve), under a savepoint that is rolled back.
+func checkDeterministic(ctx context.Context, tx pgx.Tx, t *transform.Table, expr string) (err error) {
+	if _, err := tx.Exec(ctx, "SAVEPOINT pgveil_det"); err != nil {
+		return err
+	}
+	defer func() {
+		if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgveil_det"); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	name := "pg_temp." + pgx.Identifier{t.Name}.Sanitize()
+	if err := execOne(ctx, tx.Conn(), "CREATE TEMPORARY TABLE "+pgx.Identifier{t.Name}.Sanitize()+" (LIKE "+t.QualifiedName()+")"); err != nil {
+		return wrapSQL(err, "checking it")
+	}
+	if err := execOne(ctx, tx.Conn(), "CREATE INDEX ON "+name+" ((1)) WHERE (\n"+expr+"\n)"); err != nil {
+		if transient(err) {
+			return err
+		}
+		return wrapSQL(err, "must give the same answer for a row whenever it is evaluated: only the table's own columns, constants and immutable functions and operators (no subquery, no other table, no now() or current_user), as PostgreSQL requires of an index predicate")
+	}
+	return nil
 }
 
 // publishOptions is the WITH clause of pgveil's publications.
