@@ -11,19 +11,8 @@ import (
 // sourceParams make the source send values in the text forms the
 // transformers read (see package transform), whatever the server's or
 // role's defaults, and name pgveil in pg_stat_activity.
-//
-// search_path is pg_catalog alone (pg_temp last): a rule's where is SQL
-// that pgveil's sessions parse again and again, and with the default
-// "$user", public an application role that may create in public could
-// define an operator or function that wins over the built-in one in
-// those sessions only (public.<> (varchar, varchar), for which
-// pg_catalog has no exact match), letting rows the where excludes in and
-// running its code with pgveil's rights. Every name pgveil writes is
-// qualified; a where that calls a function of the application's must
-// qualify it too.
 func sourceParams() map[string]string {
 	return map[string]string{
-		"search_path":        "pg_catalog, pg_temp",
 		"DateStyle":          "ISO, MDY",
 		"IntervalStyle":      "postgres",
 		"bytea_output":       "hex",
@@ -33,13 +22,29 @@ func sourceParams() map[string]string {
 	}
 }
 
+// productionParams are sourceParams and, for production only,
+// search_path pg_catalog alone (pg_temp last): a rule's where is SQL
+// that pgveil's sessions parse again and again, and with the default
+// "$user", public an application role that may create in public could
+// define an operator or function that wins over the built-in one in
+// those sessions only (public.<> (varchar, varchar), for which
+// pg_catalog has no exact match), letting rows the where excludes in and
+// running its code with pgveil's rights. Every name pgveil writes is
+// qualified; a where that calls a function of the application's must
+// qualify it too.
+func productionParams() map[string]string {
+	p := sourceParams()
+	p["search_path"] = "pg_catalog, pg_temp"
+	return p
+}
+
 // connectSource opens a normal connection to the source.
 func connectSource(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("source DSN: %w", errDSN())
 	}
-	for k, v := range sourceParams() {
+	for k, v := range productionParams() {
 		cfg.RuntimeParams[k] = v
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -61,7 +66,7 @@ func connectReplication(ctx context.Context, dsn, slot string) (*pgconn.PgConn, 
 	if err != nil {
 		return nil, fmt.Errorf("source DSN: %w", errDSN())
 	}
-	for k, v := range sourceParams() {
+	for k, v := range productionParams() {
 		cfg.RuntimeParams[k] = v
 	}
 	cfg.RuntimeParams["application_name"] = streamAppName(slot)
