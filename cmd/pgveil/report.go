@@ -331,7 +331,7 @@ func printNoise(w io.Writer, ns []noiseResult) {
 	tw.Flush()
 	for _, n := range ns {
 		if n.Exposed {
-			fmt.Fprintf(w, "  %s (noise %s) is exposed by %s (%s) via %s: %d of %d joined rows within the noise (%d by chance) - noise hides nothing here; %s\n",
+			fmt.Fprintf(w, "  %s (noise %s) is exposed by %s (%s) via %s: %d of %d joined rows within the noise (%d by chance): the kept column gives away what the noise hides; %s\n",
 				n.Noised, n.Noise, n.Kept, n.KeptRule, n.Join, n.WithinNoise, n.Rows, n.WithinByChance, noiseAdvice(n))
 		}
 	}

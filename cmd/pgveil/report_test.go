@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
+	"pgveil/rules/report"
 )
 
 // reportRules replicate three tables; the replica's tables are created
@@ -447,8 +451,8 @@ func TestReportNoiseExposed(t *testing.T) {
 		`(?m)^  public\.orders\.total \(noise 0\.05\) +public\.payments\.fee \(keep\) +public\.payments\.order_id = public\.orders\.id +100 +0 +0 +OK$`,
 		`(?m)^  public\.orders\.total \(noise 0\.05\) +public\.events\.properties->'total' \(json\) +public\.events\.properties->'order_id' = public\.orders\.id +35 +35 +\d +EXPOSED$`,
 		`(?m)^  public\.payments\.paid_at \(noise 2h\) +public\.orders\.created_at \(keep\) +public\.payments\.order_id = public\.orders\.id +100 +100 +0 +EXPOSED$`,
-		`(?m)^  public\.orders\.total \(noise 0\.05\) is exposed by public\.payments\.amount \(keep\) via public\.payments\.order_id = public\.orders\.id: 85 of 100 joined rows within the noise \(\d by chance\) - noise hides nothing here; mask public\.payments\.amount with the same noise rule \(\{noise: 0\.05\}\) or drop it$`,
-		`(?m)^  public\.orders\.total \(noise 0\.05\) is exposed by public\.events\.properties->'total' \(json\) via .*: 35 of 35 joined rows within the noise \(\d by chance\) - noise hides nothing here; mask the key 'total' of public\.events\.properties in its json rule \(drop it, or \{noise: 0\.05\}\) or drop the column$`,
+		`(?m)^  public\.orders\.total \(noise 0\.05\) is exposed by public\.payments\.amount \(keep\) via public\.payments\.order_id = public\.orders\.id: 85 of 100 joined rows within the noise \(\d by chance\): the kept column gives away what the noise hides; mask public\.payments\.amount with the same noise rule \(\{noise: 0\.05\}\) or drop it$`,
+		`(?m)^  public\.orders\.total \(noise 0\.05\) is exposed by public\.events\.properties->'total' \(json\) via .*: 35 of 35 joined rows within the noise \(\d by chance\): the kept column gives away what the noise hides; mask the key 'total' of public\.events\.properties in its json rule \(drop it, or \{noise: 0\.05\}\) or drop the column$`,
 		`(?m)^  public\.payments\.paid_at \(noise 2h\) is exposed by public\.orders\.created_at \(keep\) via public\.payments\.order_id = public\.orders\.id: 100 of 100 joined rows`,
 		`(?m)^report: 0 sets measured, 4 noised/kept pairs checked, 3 exposed$`,
 	} {
@@ -528,5 +532,63 @@ func TestReportNoiseNotExposed(t *testing.T) {
 				t.Errorf("exit %d", code)
 			}
 		})
+	}
+}
+
+// The JSON fields, the verdicts and the thresholds of the report are the
+// ones docs/operations.md documents in its privacy report section.
+func TestReportDocsMatchCode(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := string(doc)
+	start := strings.Index(sec, "\n## Privacy report\n")
+	if start < 0 {
+		t.Fatal("docs/operations.md has no Privacy report section")
+	}
+	sec = sec[start+1:]
+	if end := strings.Index(sec, "\n## "); end >= 0 {
+		sec = sec[:end]
+	}
+	tags := func(v any) []string {
+		var out []string
+		ty := reflect.TypeOf(v)
+		for i := range ty.NumField() {
+			if tag, _, _ := strings.Cut(ty.Field(i).Tag.Get("json"), ","); tag != "" {
+				out = append(out, tag)
+			}
+		}
+		return out
+	}
+	// Top-level fields are documented as `name` or `name[]...`.
+	for _, tag := range tags(privacyReport{}) {
+		if !strings.Contains(sec, "`"+tag+"`") && !strings.Contains(sec, "`"+tag+"[]") {
+			t.Errorf("the report's field %s is not documented", tag)
+		}
+	}
+	for _, v := range []any{privacyTable{}, quasiColumn{}, setResult{}, noiseResult{}} {
+		for _, tag := range tags(v) {
+			if !strings.Contains(sec, "`"+tag+"`") && !strings.Contains(sec, "[]."+tag+"`") && !strings.Contains(sec, "[]."+tag+"[]`") {
+				t.Errorf("the field %s of %T is not documented", tag, v)
+			}
+		}
+	}
+	for _, v := range []report.Verdict{report.Exposed, report.NotShown, report.FewRows, report.Undecided, report.Failed} {
+		if !strings.Contains(sec, "`"+string(v)+"`") {
+			t.Errorf("the verdict %s is not documented", v)
+		}
+	}
+	if report.ChanceFactor != 2 {
+		t.Fatalf("ChanceFactor is %d: say how many times in the docs, then here", report.ChanceFactor)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("EXPOSED when at least %d rows are joined, at least %d%% of them are within the\n  noise, and at least twice as many as by chance", report.MinRows, report.ExposedPercent),
+		fmt.Sprintf("`FEW ROWS (< %d)`", report.MinRows),
+		"`CANNOT TELL (as often by chance)`",
+	} {
+		if !strings.Contains(sec, want) {
+			t.Errorf("the privacy report section lacks %q", want)
+		}
 	}
 }
