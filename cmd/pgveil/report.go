@@ -21,14 +21,41 @@ type privacyReport struct {
 	Config string         `json:"config"`
 	K      int            `json:"k"`
 	Tables []privacyTable `json:"tables"`
+	// Noise holds each noised column set against a kept column it meets
+	// (in its row or a joined one), in the order of the rules.
+	Noise []noiseResult `json:"noise_exposures"`
 	// Measured counts the sets measured, Empty those of them on an empty
-	// table (no k), BelowK those whose k is below K, Failed those that
-	// could not be measured.
+	// table (no k), BelowK those whose k is below K, Exposed the noised
+	// columns' pairs whose kept side holds what the noise hides, Failed
+	// the sets and pairs that could not be measured.
 	Measured int  `json:"measured"`
 	Empty    int  `json:"empty"`
 	BelowK   int  `json:"below_k"`
+	Exposed  int  `json:"exposed"`
 	Failed   int  `json:"failed"`
-	OK       bool `json:"ok"` // no set failed and, with --fail-under, none is below k
+	OK       bool `json:"ok"` // nothing failed and, with --fail-under, no k below the threshold and nothing exposed
+}
+
+// noiseResult is a noised column against a kept column: names and
+// counts, never a value.
+type noiseResult struct {
+	Noised   string `json:"noised"`    // schema.table.column
+	Noise    string `json:"noise"`     // the rule's ratio (0.05) or duration (2h)
+	Kept     string `json:"kept"`      // schema.table.column, with ->'key' for a json key
+	KeptRule string `json:"kept_rule"` // keep, or json (a key its paths leave as it is)
+	Join     string `json:"join"`      // "same row", or the join condition
+	// Rows counts the joined rows where both hold a value, WithinNoise
+	// those whose kept value lies within the noise of the noised one,
+	// WithinByChance the same against another joined row's noised value.
+	Rows           int64  `json:"rows"`
+	WithinNoise    int64  `json:"within_noise"`
+	WithinByChance int64  `json:"within_by_chance"`
+	Verdict        string `json:"verdict"` // exposed, ok, few_rows, undecided or error
+	Exposed        bool   `json:"exposed"`
+	Error          string `json:"error,omitempty"`
+	// keptColumn and keptKey are the kept column and json key (if any),
+	// for the advice.
+	keptColumn, keptKey string
 }
 
 type privacyTable struct {
@@ -73,7 +100,7 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	var qis qiFlag
 	fs.Var(&qis, "qi", "measure the k-anonymity of this set of columns, `TABLE=COLUMNS` (comma-separated; repeatable; a table without one: all its quasi-identifiers together; TABLE= alone: nothing on that table)")
 	k := fs.Int("k", 5, "the threshold: groups of fewer rows are counted, and a set whose smallest group is smaller is flagged")
-	failUnder := fs.Bool("fail-under", false, "exit 1 when a set's k is below --k (for CI)")
+	failUnder := fs.Bool("fail-under", false, "exit 1 when a set's k is below --k or a kept column exposes a noised one (for CI)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	timeout := fs.Duration("timeout", 5*time.Minute, "statement timeout of each set's query (0: none)")
 	if code := parseNoArgs(e, fs, args); code >= 0 {
@@ -103,20 +130,21 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	}
 	tables := report.Analyze(cfg)
 	sets := report.WithinTenants(cfg, report.Sets(tables, asked))
-	var ms []report.Measurement
-	if len(sets) > 0 {
+	pairs := report.Candidates(cfg)
+	var res report.Result
+	if len(sets) > 0 || len(pairs) > 0 {
 		tgt, err := openTarget(ctx, cfg)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "pgveil report: %v\n", err)
 			return exitProblems
 		}
 		defer tgt.Close(context.Background())
-		if ms, err = report.Measure(ctx, tgt, sets, report.Options{K: *k, StatementTimeout: *timeout}); err != nil {
+		if res, err = report.Measure(ctx, tgt, sets, pairs, report.Options{K: *k, StatementTimeout: *timeout}); err != nil {
 			fmt.Fprintf(e.stderr, "pgveil report: %v\n", err)
 			return exitProblems
 		}
 	}
-	r := buildReport(cfg, tables, ms, *k, *failUnder)
+	r := buildReport(cfg, tables, res, *k, *failUnder)
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -127,9 +155,14 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	} else {
 		printReport(e.stdout, r, *failUnder)
 	}
-	for _, m := range ms {
+	for _, m := range res.Sets {
 		if m.Err != nil {
 			fmt.Fprintf(e.stderr, "pgveil report: set (%s): %v\n", strings.Join(m.Set.Columns, ", "), m.Err)
+		}
+	}
+	for _, x := range res.Exposures {
+		if x.Err != nil {
+			fmt.Fprintf(e.stderr, "pgveil report: noise of %s against %s: %v\n", x.Pair.Noised, x.Pair.Kept, x.Err)
 		}
 	}
 	if !r.OK {
@@ -168,9 +201,10 @@ func parseQI(cfg *rules.Config, arg string) (report.Set, error) {
 }
 
 // buildReport puts the analysis of the rules and the measurements of the
-// replica together, table by table.
-func buildReport(cfg *rules.Config, tables []report.Table, ms []report.Measurement, k int, failUnder bool) *privacyReport {
-	r := &privacyReport{Config: cfg.File, K: k, Tables: make([]privacyTable, 0, len(tables))}
+// replica together, table by table, then the noised columns' pairs.
+func buildReport(cfg *rules.Config, tables []report.Table, res report.Result, k int, failUnder bool) *privacyReport {
+	ms := res.Sets
+	r := &privacyReport{Config: cfg.File, K: k, Tables: make([]privacyTable, 0, len(tables)), Noise: []noiseResult{}}
 	for _, t := range tables {
 		pt := privacyTable{Table: t.QualifiedName(), KeptRaw: append([]string{}, t.KeptRaw...), Quasi: []quasiColumn{}, Sets: []setResult{}}
 		for _, q := range t.Quasi {
@@ -183,8 +217,30 @@ func buildReport(cfg *rules.Config, tables []report.Table, ms []report.Measureme
 		}
 		r.Tables = append(r.Tables, pt)
 	}
-	r.OK = r.Failed == 0 && (!failUnder || r.BelowK == 0)
+	for _, x := range res.Exposures {
+		r.Noise = append(r.Noise, r.addExposure(x))
+	}
+	r.OK = r.Failed == 0 && (!failUnder || r.BelowK == 0 && r.Exposed == 0)
 	return r
+}
+
+// addExposure counts a pair in the totals and returns its result.
+func (r *privacyReport) addExposure(x report.Exposure) noiseResult {
+	p := x.Pair
+	col := p.Kept
+	col.Key = ""
+	n := noiseResult{Noised: p.Noised.String(), Noise: strings.TrimPrefix(p.NoiseLabel(), "noise "), Kept: p.Kept.String(),
+		KeptRule: p.KeptRule, Join: p.Join(), Rows: x.Rows, WithinNoise: x.Within, WithinByChance: x.Chance, Verdict: string(x.Verdict()),
+		keptColumn: col.String(), keptKey: p.Kept.Key}
+	switch x.Verdict() {
+	case report.Failed:
+		r.Failed++
+		n.Error = x.Err.Error()
+	case report.Exposed:
+		r.Exposed++
+		n.Exposed = true
+	}
+	return n
 }
 
 // add counts a measurement in the totals and returns its result.
@@ -249,7 +305,62 @@ func printReport(w io.Writer, r *privacyReport, failUnder bool) {
 		fmt.Fprintln(tw, "  (no set to measure: no quasi-identifier found and no --qi given)")
 	}
 	tw.Flush()
+	if len(r.Noise) > 0 {
+		printNoise(w, r.Noise)
+	}
 	fmt.Fprintln(w, reportSummary(r, failUnder))
+}
+
+// printNoise prints the noised columns' pairs, then a sentence for each
+// exposed one saying what to do.
+func printNoise(w io.Writer, ns []noiseResult) {
+	fmt.Fprintf(w, "\nnoise against kept columns it meets (ROWS: joined rows holding both; WITHIN NOISE: kept value within the noise of the noised one; BY CHANCE: the same against another row):\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NOISED\tKEPT\tJOIN\tROWS\tWITHIN NOISE\tBY CHANCE\tRESULT")
+	listed := 0
+	for _, n := range ns {
+		if n.Rows == 0 && n.Error == "" {
+			continue // the replica holds no such joined row: nothing to say
+		}
+		fmt.Fprintf(tw, "  %s (noise %s)\t%s (%s)\t%s\t%s\n", n.Noised, n.Noise, n.Kept, n.KeptRule, n.Join, noiseCounts(n))
+		listed++
+	}
+	if listed == 0 {
+		fmt.Fprintln(tw, "  (no pair has a joined row in the replica)")
+	}
+	tw.Flush()
+	for _, n := range ns {
+		if n.Exposed {
+			fmt.Fprintf(w, "  %s (noise %s) is exposed by %s (%s) via %s: %d of %d joined rows within the noise (%d by chance): the kept column gives away what the noise hides; %s\n",
+				n.Noised, n.Noise, n.Kept, n.KeptRule, n.Join, n.WithinNoise, n.Rows, n.WithinByChance, noiseAdvice(n))
+		}
+	}
+}
+
+// noiseCounts is the tab-separated counts and verdict of a pair.
+func noiseCounts(n noiseResult) string {
+	var verdict string
+	switch report.Verdict(n.Verdict) {
+	case report.Failed:
+		return "-\t-\t-\tERROR"
+	case report.Exposed:
+		verdict = "EXPOSED"
+	case report.FewRows:
+		verdict = fmt.Sprintf("FEW ROWS (< %d)", report.MinRows)
+	case report.Undecided:
+		verdict = "CANNOT TELL (as often by chance)"
+	default:
+		verdict = "OK"
+	}
+	return fmt.Sprintf("%d\t%d\t%d\t%s", n.Rows, n.WithinNoise, n.WithinByChance, verdict)
+}
+
+// noiseAdvice says how to stop a kept column exposing a noised one.
+func noiseAdvice(n noiseResult) string {
+	if n.keptKey != "" {
+		return fmt.Sprintf("mask the key '%s' of %s in its json rule (drop it, or {noise: %s}) or drop the column", n.keptKey, n.keptColumn, n.Noise)
+	}
+	return fmt.Sprintf("mask %s with the same noise rule ({noise: %s}) or drop it", n.Kept, n.Noise)
 }
 
 // setLabel is a set's columns, * marking a table's default set.
@@ -291,11 +402,24 @@ func reportSummary(r *privacyReport, failUnder bool) string {
 	} else if r.Measured > 0 {
 		parts = append(parts, fmt.Sprintf("none with k below %d", r.K))
 	}
+	if len(r.Noise) > 0 {
+		none := 0
+		for _, n := range r.Noise {
+			if n.Rows == 0 && n.Error == "" {
+				none++
+			}
+		}
+		p := fmt.Sprintf("%d noised/kept pair%s checked", len(r.Noise), plural(len(r.Noise)))
+		if none > 0 {
+			p += fmt.Sprintf(" (%d with no joined row, not listed)", none)
+		}
+		parts = append(parts, p+fmt.Sprintf(", %d exposed", r.Exposed))
+	}
 	if r.Failed > 0 {
 		parts = append(parts, fmt.Sprintf("%d could not be measured", r.Failed))
 	}
 	line := "report: " + strings.Join(parts, ", ")
-	if r.BelowK > 0 && failUnder {
+	if (r.BelowK > 0 || r.Exposed > 0) && failUnder {
 		line += " (--fail-under: exit 1)"
 	}
 	var star, per bool

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
+	"pgveil/rules/report"
 )
 
 // reportRules replicate three tables; the replica's tables are created
@@ -352,5 +356,239 @@ func TestReportUsage(t *testing.T) {
 	}
 	if code, _, errOut := pgveil(t, nil, "help", "report"); code != exitOK || !strings.Contains(errOut, "-fail-under") || !strings.Contains(errOut, "TABLE=col1,col2") {
 		t.Errorf("help report: exit %d, %q", code, errOut)
+	}
+}
+
+// noiseRules noise orders.total (5%) and payments.paid_at (2 hours);
+// payments.amount is the column under test (AMOUNT), and events keep
+// order ids and totals in a json document whose rule masks emails only.
+const noiseRules = `source:
+  dsn: host=prod.invalid
+target:
+  dsn: ${TARGET_DSN}
+secret: ${PGVEIL_SECRET}
+tables:
+  orders:
+    columns:
+      id: keep
+      total: {noise: 0.05}
+      created_at: keep
+  payments:
+    columns:
+      id: keep
+      order_id: keep
+      amount: AMOUNT
+      fee: keep
+      paid_at: {noise: 2h}
+  events:
+    columns:
+      id: keep
+      properties: {json: {"$..email": {fake: email}}}
+`
+
+// noiseReplica holds 100 orders whose raw totals, r(g) = 10 + 37g mod 500
+// + 0.37 (every one ending in .37, so that the output can be searched for
+// them), are noised by 5% at the edges and middle of the noise
+// (u = -1, -0.5, 0, 0.5, 1, rounded to cents as the noise rounds), and
+// created a day apart. Each has one payment: its amount is AMOUNT (SQL of
+// g and r), its fee 3% of r (unrelated: never within 5% of the total), and
+// it was paid a minute after the order, noised by up to 0.9 × 2 hours.
+// 35 events hold an order's id and raw total (30 as strings, 5 as numbers,
+// as applications write them), and 5 hold what a reader cannot take for
+// a number, with the canary.
+const noiseReplica = `
+CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12,2), created_at timestamptz);
+INSERT INTO orders SELECT g, round((10 + (g * 37) % 500 + 0.37) * (1 + 0.05 * ((g % 5) - 2) / 2.0), 2),
+  timestamptz '2026-01-01 00:00:00+00' + g * interval '1 day' FROM generate_series(1, 100) g;
+CREATE TABLE payments (id bigint PRIMARY KEY, order_id bigint, amount numeric(12,2), fee numeric(12,2), paid_at timestamptz);
+INSERT INTO payments SELECT g, g, AMOUNT, round(0.03 * r, 2),
+  timestamptz '2026-01-01 00:00:00+00' + g * interval '1 day' + interval '1 minute' + 0.9 * ((g % 5) - 2) / 2.0 * interval '2 hours'
+  FROM (SELECT g, 10 + (g * 37) % 500 + 0.37 AS r FROM generate_series(1, 100) g) s;
+CREATE TABLE events (id bigint PRIMARY KEY, properties jsonb);
+INSERT INTO events SELECT g, jsonb_build_object('order_id', g, 'total', (10 + (g * 37) % 500 + 0.37)::text, 'email', '$C@mail.example') FROM generate_series(1, 30) g;
+INSERT INTO events SELECT g, jsonb_build_object('order_id', g::text, 'total', 10 + (g * 37) % 500 + 0.37) FROM generate_series(31, 35) g;
+INSERT INTO events VALUES (36, '{"order_id": 36, "total": {"nested": 1}}'), (37, '{"order_id": 37, "total": "1e999999"}'),
+  (38, '{"order_id": 38, "total": null}'), (39, '{"order_id": "$C", "total": "$C"}'), (40, '{"total": 5}');`
+
+// newNoiseSite is a report site whose replica also holds noiseReplica,
+// payments.amount being amountSQL and its rule amountRule.
+func newNoiseSite(t *testing.T, amountRule, amountSQL string) *reportSite {
+	t.Helper()
+	s := newReportSite(t, strings.Replace(noiseRules, "AMOUNT", amountRule, 1))
+	sql := strings.ReplaceAll(strings.Replace(noiseReplica, "AMOUNT", amountSQL, 1), "$C", canary)
+	if err := pgtest.Exec(context.Background(), s.dsn, sql); err != nil {
+		t.Fatalf("creating the replica: %v", err)
+	}
+	return s
+}
+
+// runNoise runs the report and checks that no raw total shows (each ends
+// in .37).
+func (s *reportSite) runNoise(args ...string) (int, string, string) {
+	s.t.Helper()
+	code, out, errOut := s.run(args...)
+	if strings.Contains(out+errOut, ".37") {
+		s.t.Errorf("report %v prints a raw total:\n%s%s", args, out, errOut)
+	}
+	return code, out, errOut
+}
+
+// TestReportNoiseExposed: payments.amount keeps 85 of the 100 raw order
+// totals (and 15 unrelated amounts, three times the total): the report
+// flags orders.total's noise as exposed by it, by the events' json
+// totals, and payments.paid_at's by orders.created_at, in text and JSON;
+// the fee, unrelated, is not flagged. Only counts are printed.
+func TestReportNoiseExposed(t *testing.T) {
+	s := newNoiseSite(t, "keep", "CASE WHEN g <= 85 THEN r ELSE 3 * r END")
+	code, out, errOut := s.runNoise()
+	t.Logf("%s%s", out, errOut)
+	if code != exitOK || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	for _, re := range []string{
+		`(?m)^  NOISED +KEPT +JOIN +ROWS +WITHIN NOISE +BY CHANCE +RESULT$`,
+		`(?m)^  public\.orders\.total \(noise 0\.05\) +public\.payments\.amount \(keep\) +public\.payments\.order_id = public\.orders\.id +100 +85 +\d +EXPOSED$`,
+		`(?m)^  public\.orders\.total \(noise 0\.05\) +public\.payments\.fee \(keep\) +public\.payments\.order_id = public\.orders\.id +100 +0 +0 +OK$`,
+		`(?m)^  public\.orders\.total \(noise 0\.05\) +public\.events\.properties->'total' \(json\) +public\.events\.properties->'order_id' = public\.orders\.id +35 +35 +\d +EXPOSED$`,
+		`(?m)^  public\.payments\.paid_at \(noise 2h\) +public\.orders\.created_at \(keep\) +public\.payments\.order_id = public\.orders\.id +100 +100 +0 +EXPOSED$`,
+		`(?m)^  public\.orders\.total \(noise 0\.05\) is exposed by public\.payments\.amount \(keep\) via public\.payments\.order_id = public\.orders\.id: 85 of 100 joined rows within the noise \(\d by chance\): the kept column gives away what the noise hides; mask public\.payments\.amount with the same noise rule \(\{noise: 0\.05\}\) or drop it$`,
+		`(?m)^  public\.orders\.total \(noise 0\.05\) is exposed by public\.events\.properties->'total' \(json\) via .*: 35 of 35 joined rows within the noise \(\d by chance\): the kept column gives away what the noise hides; mask the key 'total' of public\.events\.properties in its json rule \(drop it, or \{noise: 0\.05\}\) or drop the column$`,
+		`(?m)^  public\.payments\.paid_at \(noise 2h\) is exposed by public\.orders\.created_at \(keep\) via public\.payments\.order_id = public\.orders\.id: 100 of 100 joined rows`,
+		`(?m)^report: 0 sets measured, 4 noised/kept pairs checked, 3 exposed$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("stdout does not match %s", re)
+		}
+	}
+	if n := strings.Count(out, " EXPOSED\n"); n != 3 {
+		t.Errorf("%d pairs EXPOSED, want 3", n)
+	}
+
+	// --fail-under: an exposed noise fails the report (there is no set
+	// to measure: only the noise can).
+	code, out, _ = s.runNoise("--fail-under")
+	if code != exitProblems || !strings.HasSuffix(out, "report: 0 sets measured, 4 noised/kept pairs checked, 3 exposed (--fail-under: exit 1)\n") {
+		t.Errorf("--fail-under: exit %d\n%s", code, out)
+	}
+
+	code, out, errOut = s.runNoise("--json")
+	var r privacyReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("--json does not parse: %v\n%s%s", err, out, errOut)
+	}
+	if code != exitOK || r.Exposed != 3 || r.Failed != 0 || !r.OK || len(r.Noise) != 4 {
+		t.Fatalf("--json: exit %d, exposed %d, failed %d, ok %v, %d pairs", code, r.Exposed, r.Failed, r.OK, len(r.Noise))
+	}
+	want := []noiseResult{
+		{Noised: "public.orders.total", Noise: "0.05", Kept: "public.payments.amount", KeptRule: "keep", Join: "public.payments.order_id = public.orders.id", Rows: 100, WithinNoise: 85, Verdict: "exposed", Exposed: true},
+		{Noised: "public.orders.total", Noise: "0.05", Kept: "public.payments.fee", KeptRule: "keep", Join: "public.payments.order_id = public.orders.id", Rows: 100, Verdict: "ok"},
+		{Noised: "public.orders.total", Noise: "0.05", Kept: "public.events.properties->'total'", KeptRule: "json", Join: "public.events.properties->'order_id' = public.orders.id", Rows: 35, WithinNoise: 35, Verdict: "exposed", Exposed: true},
+		{Noised: "public.payments.paid_at", Noise: "2h", Kept: "public.orders.created_at", KeptRule: "keep", Join: "public.payments.order_id = public.orders.id", Rows: 100, WithinNoise: 100, Verdict: "exposed", Exposed: true},
+	}
+	for i, w := range want {
+		got := r.Noise[i]
+		if got.WithinByChance*2 > got.WithinNoise && got.Exposed {
+			t.Errorf("pair %d: exposed with %d of %d by chance", i, got.WithinByChance, got.WithinNoise)
+		}
+		w.WithinByChance = got.WithinByChance // hash order: checked above
+		w.keptColumn, w.keptKey = got.keptColumn, got.keptKey
+		if got != w {
+			t.Errorf("pair %d:\n got %+v\nwant %+v", i, got, w)
+		}
+	}
+	if !strings.Contains(out, `"noise_exposures": [`) || !strings.Contains(out, `"within_by_chance": `) {
+		t.Errorf("--json lacks the documented names:\n%s", out)
+	}
+}
+
+// With payments.amount unrelated to the totals (three times them), or
+// noised as orders.total is, nothing flags payments.amount; the events'
+// json totals and orders.created_at still expose what they expose.
+func TestReportNoiseNotExposed(t *testing.T) {
+	for _, tc := range []struct{ name, rule, amount, line string }{
+		{"unrelated", "keep", "3 * r", `(?m)^  public\.orders\.total \(noise 0\.05\) +public\.payments\.amount \(keep\) +public\.payments\.order_id = public\.orders\.id +100 +0 +\d +OK$`},
+		{"noised too", "{noise: 0.05}", "round(r * (1 + 0.05 * ((g % 7) - 3) / 3.0), 2)", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newNoiseSite(t, tc.rule, tc.amount)
+			code, out, errOut := s.runNoise("--fail-under")
+			t.Logf("%s%s", out, errOut)
+			if tc.line != "" && !regexp.MustCompile(tc.line).MatchString(out) {
+				t.Errorf("stdout does not match %s", tc.line)
+			}
+			if tc.line == "" && strings.Contains(out, "payments.amount (keep)") {
+				t.Errorf("a noised payments.amount is still set against orders.total")
+			}
+			if strings.Contains(out, "exposed by public.payments.amount") || strings.Count(out, " EXPOSED\n") != 2 {
+				t.Errorf("want only the events' totals and created_at exposed")
+			}
+			// Noised, payments.amount is set against the events' json
+			// amounts, which no payment_id joins: not listed.
+			want := "report: 0 sets measured, 4 noised/kept pairs checked, 2 exposed (--fail-under: exit 1)\n"
+			if tc.line == "" {
+				want = "report: 0 sets measured, 5 noised/kept pairs checked (1 with no joined row, not listed), 2 exposed (--fail-under: exit 1)\n"
+			}
+			if code != exitProblems || !strings.HasSuffix(out, want) {
+				t.Errorf("exit %d", code)
+			}
+		})
+	}
+}
+
+// The JSON fields, the verdicts and the thresholds of the report are the
+// ones docs/operations.md documents in its privacy report section.
+func TestReportDocsMatchCode(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := string(doc)
+	start := strings.Index(sec, "\n## Privacy report\n")
+	if start < 0 {
+		t.Fatal("docs/operations.md has no Privacy report section")
+	}
+	sec = sec[start+1:]
+	if end := strings.Index(sec, "\n## "); end >= 0 {
+		sec = sec[:end]
+	}
+	tags := func(v any) []string {
+		var out []string
+		ty := reflect.TypeOf(v)
+		for i := range ty.NumField() {
+			if tag, _, _ := strings.Cut(ty.Field(i).Tag.Get("json"), ","); tag != "" {
+				out = append(out, tag)
+			}
+		}
+		return out
+	}
+	// Top-level fields are documented as `name` or `name[]...`.
+	for _, tag := range tags(privacyReport{}) {
+		if !strings.Contains(sec, "`"+tag+"`") && !strings.Contains(sec, "`"+tag+"[]") {
+			t.Errorf("the report's field %s is not documented", tag)
+		}
+	}
+	for _, v := range []any{privacyTable{}, quasiColumn{}, setResult{}, noiseResult{}} {
+		for _, tag := range tags(v) {
+			if !strings.Contains(sec, "`"+tag+"`") && !strings.Contains(sec, "[]."+tag+"`") && !strings.Contains(sec, "[]."+tag+"[]`") {
+				t.Errorf("the field %s of %T is not documented", tag, v)
+			}
+		}
+	}
+	for _, v := range []report.Verdict{report.Exposed, report.NotShown, report.FewRows, report.Undecided, report.Failed} {
+		if !strings.Contains(sec, "`"+string(v)+"`") {
+			t.Errorf("the verdict %s is not documented", v)
+		}
+	}
+	if report.ChanceFactor != 2 {
+		t.Fatalf("ChanceFactor is %d: say how many times in the docs, then here", report.ChanceFactor)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("EXPOSED when at least %d rows are joined, at least %d%% of them are within the\n  noise, and at least twice as many as by chance", report.MinRows, report.ExposedPercent),
+		fmt.Sprintf("`FEW ROWS (< %d)`", report.MinRows),
+		"`CANNOT TELL (as often by chance)`",
+	} {
+		if !strings.Contains(sec, want) {
+			t.Errorf("the privacy report section lacks %q", want)
+		}
 	}
 }

@@ -60,63 +60,102 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Measure measures every set, in order, in one read-only REPEATABLE READ
-// transaction (every set sees the same snapshot of the replica), each
-// query bounded by the statement timeout. A set the server cannot
-// measure (its table or a column is missing, the query timed out) gets
-// its Err and the others are still measured, each in a savepoint; the
-// returned error is for what stops the whole report (the connection, the
-// context), with the sets measured until then.
-func Measure(ctx context.Context, db TxStarter, sets []Set, opts Options) ([]Measurement, error) {
+// Result is what Measure found: a measurement per set, then an exposure
+// per pair that the replica's catalog lets compare.
+type Result struct {
+	Sets      []Measurement
+	Exposures []Exposure
+}
+
+// Measure measures every set, in order, then every pair whose columns the
+// replica holds with comparable types (see Comparable; the others are
+// left out), in one read-only REPEATABLE READ transaction (everything is
+// measured on the same snapshot of the replica), each query bounded by
+// the statement timeout. A set or pair the server cannot measure (its
+// table or a column is missing, the query timed out) gets its Err and the
+// others are still measured, each in a savepoint; the returned error is
+// for what stops the whole report (the connection, the context), with
+// what was measured until then.
+func Measure(ctx context.Context, db TxStarter, sets []Set, pairs []Pair, opts Options) (Result, error) {
+	var res Result
 	if opts.K < 1 {
-		return nil, fmt.Errorf("the threshold k must be at least 1, not %d", opts.K)
+		return res, fmt.Errorf("the threshold k must be at least 1, not %d", opts.K)
 	}
 	if opts.StatementTimeout < 0 {
-		return nil, fmt.Errorf("the statement timeout cannot be negative (%s)", opts.StatementTimeout)
+		return res, fmt.Errorf("the statement timeout cannot be negative (%s)", opts.StatementTimeout)
 	}
 	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, fmt.Errorf("opening a read-only transaction on the target: %w", sanitize(err, ""))
+		return res, fmt.Errorf("opening a read-only transaction on the target: %w", sanitize(err, ""))
 	}
 	defer func() { _ = tx.Rollback(context.Background()) }()
 	if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, timeoutMillis(opts.StatementTimeout)); err != nil {
-		return nil, fmt.Errorf("setting the statement timeout: %w", sanitize(err, ""))
+		return res, fmt.Errorf("setting the statement timeout: %w", sanitize(err, ""))
 	}
-	out := make([]Measurement, 0, len(sets))
+	res.Sets = make([]Measurement, 0, len(sets))
 	for _, s := range sets {
-		m, err := measureInSavepoint(ctx, tx, s, opts.K)
+		m := Measurement{Set: s}
+		qerr, err := inSavepoint(ctx, tx, s.QualifiedTable(), func(q pgx.Tx) error {
+			var err error
+			m, err = MeasureSet(ctx, q, s, opts.K)
+			return err
+		})
 		if err != nil {
-			return out, err
+			return res, err
 		}
-		out = append(out, m)
+		m.Err = qerr
+		res.Sets = append(res.Sets, m)
 	}
-	return out, nil
+	if len(pairs) == 0 {
+		return res, nil
+	}
+	cat, err := ReadCatalog(ctx, tx, pairs)
+	if err != nil {
+		return res, err
+	}
+	for _, p := range pairs {
+		if !Comparable(p, cat) {
+			continue
+		}
+		e := Exposure{Pair: p}
+		qerr, err := inSavepoint(ctx, tx, p.Noised.String(), func(q pgx.Tx) error {
+			var err error
+			e, err = MeasurePair(ctx, q, p, cat)
+			return err
+		})
+		if err != nil {
+			return res, err
+		}
+		e.Err = qerr
+		res.Exposures = append(res.Exposures, e)
+	}
+	return res, nil
 }
 
-// measureInSavepoint measures s in a savepoint of tx, so that a server
-// error on s leaves tx usable for the next set: the error goes to the
-// Measurement. It returns an error only for what ends the transaction.
-func measureInSavepoint(ctx context.Context, tx pgx.Tx, s Set, k int) (Measurement, error) {
+// inSavepoint runs f in a savepoint of tx, so that a server error in f
+// leaves tx usable for the next query: that error, a *QueryError, is
+// returned as qerr. err is for what ends the transaction; what is about
+// names the savepoint's errors.
+func inSavepoint(ctx context.Context, tx pgx.Tx, what string, f func(pgx.Tx) error) (qerr, err error) {
 	sp, err := tx.Begin(ctx)
 	if err != nil {
-		return Measurement{}, fmt.Errorf("%s: opening a savepoint: %w", s.QualifiedTable(), sanitize(err, ""))
+		return nil, fmt.Errorf("%s: opening a savepoint: %w", what, sanitize(err, ""))
 	}
-	m, err := MeasureSet(ctx, sp, s, k)
-	if err == nil {
+	ferr := f(sp)
+	if ferr == nil {
 		if err := sp.Commit(ctx); err != nil {
-			return m, fmt.Errorf("%s: releasing the savepoint: %w", s.QualifiedTable(), sanitize(err, ""))
+			return nil, fmt.Errorf("%s: releasing the savepoint: %w", what, sanitize(err, ""))
 		}
-		return m, nil
+		return nil, nil
 	}
 	var qe *QueryError
-	if ctx.Err() != nil || !errors.As(err, &qe) {
-		return m, err
+	if ctx.Err() != nil || !errors.As(ferr, &qe) {
+		return nil, ferr
 	}
 	if rerr := sp.Rollback(ctx); rerr != nil {
-		return m, fmt.Errorf("%s: rolling back to the savepoint: %w", s.QualifiedTable(), sanitize(rerr, ""))
+		return nil, fmt.Errorf("%s: rolling back to the savepoint: %w", what, sanitize(rerr, ""))
 	}
-	m.Err = err
-	return m, nil
+	return ferr, nil
 }
 
 // MeasureSet runs the GROUP BY query of s on q and returns its counts,
