@@ -5,6 +5,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"pgveil/rules/report"
 )
 
 // The example rules (examples/saas) replicate their schema: they compile
@@ -124,6 +127,17 @@ INSERT INTO events (account_id, kind, properties) SELECT 1, 'signup', '{"email":
 		}
 		if n < 900 {
 			t.Errorf("%s: only %d rows to check", what, n)
+		}
+	}
+	// And pgveil report, which looks for such kept columns in the replica,
+	// finds none.
+	res, err := report.Measure(context.Background(), e.dst, nil, report.Candidates(e.config()), report.Options{K: 5, StatementTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range res.Exposures {
+		if v := x.Verdict(); v == report.Exposed || v == report.Failed {
+			t.Errorf("report: %s against %s: %s (%d of %d within the noise) %v", x.Pair.Noised, x.Pair.Kept, v, x.Within, x.Rows, x.Err)
 		}
 	}
 	for what, n := range exposed {
