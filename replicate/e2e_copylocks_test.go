@@ -42,12 +42,13 @@ INSERT INTO big SELECT g, repeat('b', 40) || g FROM generate_series(1, 20000) g;
 DELETE FROM big WHERE id % 3 = 0; -- VACUUM FULL moves rows to other pages
 -- The copy of big waits at this gate for as long as the test holds the
 -- advisory lock, each chunk in its own transaction.
-CREATE FUNCTION gate() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+-- Marked IMMUTABLE (a lie, for the test): a where must be deterministic.
+CREATE FUNCTION gate(int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN true; END $$;`,
 		`  first:
     columns: {id: keep, v: keep}
   big:
-    where: "gate() AND id > 0"
+    where: "public.gate(id) AND id > 0"
     columns: {id: keep, v: keep}
 `)
 	ctx := context.Background()

@@ -92,7 +92,7 @@ func TestReplicateServerRestarts(t *testing.T) {
 	}
 	e.dst.Close(ctx)
 	var err error
-	if e.dst, err = ConnectSource(ctx, e.dstDSN); err != nil {
+	if e.dst, err = testConnect(ctx, e.dstDSN); err != nil {
 		t.Fatal(err)
 	}
 	e.sync()
@@ -103,7 +103,7 @@ func TestReplicateServerRestarts(t *testing.T) {
 	if err := pc.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if e.src, err = ConnectSource(ctx, e.srcDSN); err != nil {
+	if e.src, err = testConnect(ctx, e.srcDSN); err != nil {
 		t.Fatal(err)
 	}
 	e.exec(`DELETE FROM t WHERE id % 3 = 0`)

@@ -117,7 +117,7 @@ func TestReadLockWaitsNamesTheTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A session named as pgveil's are.
-	waiter, err := connectSource(ctx, dsn)
+	waiter, err := testConnect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

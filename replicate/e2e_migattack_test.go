@@ -22,10 +22,11 @@ func gatedCopy(t *testing.T, extraRules string) (e *e2e, open func()) {
 CREATE TABLE big (id int PRIMARY KEY, v text, n int);
 INSERT INTO big SELECT g, repeat('b', 40) || g, g FROM generate_series(1, 20000) g;
 DELETE FROM big WHERE id % 3 = 0;
-CREATE FUNCTION gate() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+-- Marked IMMUTABLE (a lie, for the test): a where must be deterministic.
+CREATE FUNCTION gate(int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN PERFORM pg_advisory_xact_lock_shared(4343); RETURN true; END $$;`,
 		`  big:
-    where: "gate() AND id > 0"
+    where: "public.gate(id) AND id > 0"
     columns: {id: keep, v: keep, n: keep}
 `+extraRules)
 	ctx := context.Background()
@@ -112,7 +113,7 @@ func TestAttackCopyDropColumnBetweenChunks(t *testing.T) {
 	if err := ddlBetweenChunks(t, e, open, `ALTER TABLE big DROP COLUMN v`); err != nil {
 		t.Fatal(err)
 	}
-	e.rulesYML = "  big:\n    where: \"gate() AND id > 0\"\n    columns: {id: keep, n: keep}\n  pgveil_marker:\n    columns: {id: keep, n: keep}\n"
+	e.rulesYML = "  big:\n    where: \"public.gate(id) AND id > 0\"\n    columns: {id: keep, n: keep}\n  pgveil_marker:\n    columns: {id: keep, n: keep}\n"
 	// The rules follow production, as its team would after the migration.
 	e.eventually("a reload with the new rules", func() (bool, string) {
 		err := e.p.Reload(context.Background(), e.config())
@@ -248,7 +249,7 @@ func TestAttackCopyRenameBetweenChunks(t *testing.T) {
 	if err := ddlBetweenChunks(t, e, open, `ALTER TABLE big RENAME TO big2`); err != nil {
 		t.Fatal(err)
 	}
-	e.rulesYML = "  big2:\n    where: \"gate() AND id > 0\"\n    columns: {id: keep, v: keep, n: keep}\n  pgveil_marker:\n    columns: {id: keep, n: keep}\n"
+	e.rulesYML = "  big2:\n    where: \"public.gate(id) AND id > 0\"\n    columns: {id: keep, v: keep, n: keep}\n  pgveil_marker:\n    columns: {id: keep, n: keep}\n"
 	e.eventually("a reload with the new rules", func() (bool, string) {
 		err := e.p.Reload(context.Background(), e.config())
 		return err == nil, fmt.Sprint(err)

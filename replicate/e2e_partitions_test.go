@@ -96,7 +96,7 @@ ALTER TABLE payments ATTACH PARTITION payments_2023_12 FOR VALUES FROM ('2023-12
 func (e *e2e) differences() string {
 	e.t.Helper()
 	ctx := context.Background()
-	src, err := ConnectSource(ctx, e.srcDSN)
+	src, err := testConnect(ctx, e.srcDSN)
 	if err != nil {
 		return err.Error()
 	}

@@ -39,7 +39,7 @@ INSERT INTO extra SELECT g, 'x' FROM generate_series(1, 5) g;`)
 	var ticks atomic.Int64
 	trafficDone := make(chan error, 1)
 	go func() {
-		conn, err := ConnectSource(context.Background(), e.srcDSN)
+		conn, err := testConnect(context.Background(), e.srcDSN)
 		if err != nil {
 			trafficDone <- err
 			return
@@ -62,7 +62,7 @@ INSERT INTO extra SELECT g, 'x' FROM generate_series(1, 5) g;`)
 	// A reader watches people: it must see all raw or all masked emails.
 	mixed := make(chan string, 1)
 	readerDone := make(chan struct{})
-	reader, err := ConnectSource(context.Background(), e.dstDSN)
+	reader, err := testConnect(context.Background(), e.dstDSN)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func newE2EWith(t *testing.T, srcDSN, schema, rulesYAML string) *e2e {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.src.Close(context.Background()) })
-	if e.dst, err = ConnectSource(ctx, e.dstDSN); err != nil {
+	if e.dst, err = testConnect(ctx, e.dstDSN); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.dst.Close(context.Background()) })
@@ -226,7 +226,7 @@ func (e *e2e) loop(query string, args func(i int) []any) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		conn, err := ConnectSource(context.Background(), e.srcDSN)
+		conn, err := testConnect(context.Background(), e.srcDSN)
 		if err != nil {
 			done <- err
 			return
@@ -251,7 +251,7 @@ func (e *e2e) loop(query string, args func(i int) []any) (stop func() error) {
 func (e *e2e) prepare() (*pgx.Conn, *Prepared) {
 	e.t.Helper()
 	ctx := context.Background()
-	src, err := ConnectSource(ctx, e.srcDSN)
+	src, err := testConnect(ctx, e.srcDSN)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -539,4 +539,19 @@ func TestReplicateInProcessRowFilter(t *testing.T) {
 	if got := e.count("public.accounts"); got != want() {
 		t.Errorf("stream: %d rows, want %d", got, want())
 	}
+}
+
+// testConnect opens the tests' own connection to either database, with
+// the value formats pgveil uses but the default search_path: the tests'
+// SQL names tables unqualified, which pgveil's production sessions
+// (search_path pg_catalog) would not find.
+func testConnect(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range sourceParams() {
+		cfg.RuntimeParams[k] = v
+	}
+	return pgx.ConnectConfig(ctx, cfg)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -198,7 +199,7 @@ func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Ta
 	if err != nil {
 		return fmt.Errorf("planning the publication: %s: where: %w", q, err)
 	}
-	if err := checkDeterministic(ctx, tx, t, where); err != nil {
+	if err := checkDeterministic(ctx, tx, t, info, where); err != nil {
 		return fmt.Errorf("planning the publication: %s: where: %w", q, err)
 	}
 	for _, c := range refs {
@@ -332,9 +333,11 @@ ORDER BY a.attnum`, "pg_temp."+view, oid)
 // current_user: a row that ages out stays, and the copy and the stream
 // disagree). PostgreSQL applies exactly these rules to an index
 // predicate, so the expression is tried as one, on an empty temporary
-// table shaped like t (and named like it, so that qualified references
-// resolve), under a savepoint that is rolled back.
-func checkDeterministic(ctx context.Context, tx pgx.Tx, t *transform.Table, expr string) (err error) {
+// table with t's columns, types and collations (named like it, so that
+// qualified references resolve; built from the catalog, as LIKE would
+// need SELECT on the whole table, which a role with column grants lacks),
+// under a savepoint that is rolled back.
+func checkDeterministic(ctx context.Context, tx pgx.Tx, t *transform.Table, info *TableInfo, expr string) (err error) {
 	if _, err := tx.Exec(ctx, "SAVEPOINT pgveil_det"); err != nil {
 		return err
 	}
@@ -344,7 +347,18 @@ func checkDeterministic(ctx context.Context, tx pgx.Tx, t *transform.Table, expr
 		}
 	}()
 	name := "pg_temp." + pgx.Identifier{t.Name}.Sanitize()
-	if err := execOne(ctx, tx.Conn(), "CREATE TEMPORARY TABLE "+pgx.Identifier{t.Name}.Sanitize()+" (LIKE "+t.QualifiedName()+")"); err != nil {
+	cols := make([]string, 0, len(t.Columns))
+	for _, c := range t.Columns {
+		typ := info.ColumnTypes[c.Name]
+		if typ == "" {
+			typ = c.Type.String()
+		}
+		if coll := info.ColumnCollations[c.Name]; coll != "" {
+			typ += " COLLATE " + coll
+		}
+		cols = append(cols, pgx.Identifier{c.Name}.Sanitize()+" "+typ)
+	}
+	if err := execOne(ctx, tx.Conn(), "CREATE TEMPORARY TABLE "+pgx.Identifier{t.Name}.Sanitize()+" ("+strings.Join(cols, ", ")+")"); err != nil {
 		return wrapSQL(err, "checking it")
 	}
 	if err := execOne(ctx, tx.Conn(), "CREATE INDEX ON "+name+" ((1)) WHERE (\n"+expr+"\n)"); err != nil {
