@@ -577,14 +577,11 @@ func desiredState(ctx context.Context, tx pgx.Tx, version int, spec *Publication
 }
 
 func deparseFilter(ctx context.Context, tx pgx.Tx, oid uint32, q, filter string) (s string, err error) {
-	if _, err := tx.Exec(ctx, "SAVEPOINT pgveil_deparse"); err != nil {
+	undo, err := savepoint(ctx, tx, "pgveil_deparse")
+	if err != nil {
 		return "", err
 	}
-	defer func() {
-		if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgveil_deparse"); rerr != nil && err == nil {
-			err = rerr
-		}
-	}()
+	defer undo(&err)
 	pub := scratchName("pgveil_deparse_")
 	if err := execOne(ctx, tx.Conn(), "CREATE PUBLICATION "+pub+" FOR TABLE "+publicationItem(q, nil, filter)+" WITH ("+publishOptions(150000)+")"); err != nil {
 		return "", wrapSQL(err, "PostgreSQL does not accept it")

@@ -280,14 +280,11 @@ func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Ta
 // stays behind and tx stays usable. An expression that is not valid for
 // the table, or references the whole row, is an error.
 func referencedColumns(ctx context.Context, tx pgx.Tx, oid uint32, q, expr string) (refs []string, err error) {
-	if _, err := tx.Exec(ctx, "SAVEPOINT pgveil_refs"); err != nil {
+	undo, err := savepoint(ctx, tx, "pgveil_refs")
+	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgveil_refs"); rerr != nil && err == nil {
-			err = rerr
-		}
-	}()
+	defer undo(&err)
 	view := scratchName("pgveil_where_")
 	if err := execOne(ctx, tx.Conn(), "CREATE TEMPORARY VIEW "+view+" AS SELECT 1 FROM ONLY "+q+" WHERE (\n"+expr+"\n)"); err != nil {
 		if transient(err) {
@@ -338,14 +335,11 @@ ORDER BY a.attnum`, "pg_temp."+view, oid)
 // need SELECT on the whole table, which a role with column grants lacks),
 // under a savepoint that is rolled back.
 func checkDeterministic(ctx context.Context, tx pgx.Tx, t *transform.Table, info *TableInfo, expr string) (err error) {
-	if _, err := tx.Exec(ctx, "SAVEPOINT pgveil_det"); err != nil {
+	undo, err := savepoint(ctx, tx, "pgveil_det")
+	if err != nil {
 		return err
 	}
-	defer func() {
-		if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgveil_det"); rerr != nil && err == nil {
-			err = rerr
-		}
-	}()
+	defer undo(&err)
 	name := "pg_temp." + pgx.Identifier{t.Name}.Sanitize()
 	cols := make([]string, 0, len(t.Columns))
 	for _, c := range t.Columns {
@@ -404,14 +398,11 @@ func publicationItem(q string, cols []string, filter string) string {
 // It returns false and the reason when it does not; an error only for
 // what is worth retrying (timeouts) or unexpected.
 func tryRowFilter(ctx context.Context, tx pgx.Tx, t *transform.Table, info *TableInfo, cols []string, where string) (ok bool, reason string, err error) {
-	if _, err := tx.Exec(ctx, "SAVEPOINT pgveil_rowfilter"); err != nil {
+	undo, err := savepoint(ctx, tx, "pgveil_rowfilter")
+	if err != nil {
 		return false, "", err
 	}
-	defer func() {
-		if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgveil_rowfilter"); rerr != nil && err == nil {
-			err = rerr
-		}
-	}()
+	defer undo(&err)
 	q := t.QualifiedName()
 	pub := scratchName("pgveil_check_")
 	err = execOne(ctx, tx.Conn(), "CREATE PUBLICATION "+pub+" FOR TABLE "+publicationItem(q, cols, where)+" WITH ("+publishOptions(150000)+")")

@@ -133,3 +133,19 @@ func scratchName(prefix string) string {
 	_, _ = rand.Read(b[:])
 	return prefix + hex.EncodeToString(b[:])
 }
+
+// savepoint opens savepoint name in tx, for a trial whose effects must not
+// stay (a scratch view, table or publication), and returns what undoes it:
+// deferred as undo(&err), it rolls back to the savepoint, so tx stays
+// usable, and reports a failure to do so in *err unless *err is already
+// set.
+func savepoint(ctx context.Context, tx pgx.Tx, name string) (undo func(*error), err error) {
+	if _, err := tx.Exec(ctx, "SAVEPOINT "+name); err != nil {
+		return nil, err
+	}
+	return func(err *error) {
+		if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil && *err == nil {
+			*err = rerr
+		}
+	}, nil
+}
