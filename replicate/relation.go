@@ -160,8 +160,9 @@ func (r *relation) filterRow(t, old pgoutput.Tuple) []transform.Value {
 		switch {
 		case i < 0 || i >= len(t):
 			// The source no longer sends the column (dropped in
-			// production): the where cannot be evaluated, and NULL could
-			// pass it. Reading it back fails, which stops the row.
+			// production): the stream restarts on such a Relation
+			// message before any change; should one get here, NULL could
+			// pass the where, and reading it back fails instead.
 			out[k] = transform.Value{State: transform.Unchanged}
 		case t[i].Kind == pgoutput.KindNull:
 			out[k] = transform.SQLNull()

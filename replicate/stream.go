@@ -581,21 +581,17 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, i
 				"table", tp.Table.QualifiedName())
 			return &schemaChange{tables: []transform.TableName{name}}
 		}
-		if f := s.filters[name]; f != nil && !s.rs.covers(name) {
-			for _, c := range slices.Concat(f.Columns(), f.Keys()) {
-				if !slices.ContainsFunc(m.Columns, func(mc pgoutput.Column) bool { return mc.Name == c }) {
-					// Without the column the where cannot be evaluated,
-					// and NULL in its place could let rows it excludes
-					// in: restart, which plans the where anew (and stops
-					// with the rules' error if it no longer fits).
-					s.log.Warn("a column the table's where reads is no longer sent by the source (dropped or renamed in production?): restarting to check the where",
-						"table", transform.QuoteIdent(m.Namespace)+"."+transform.QuoteIdent(m.Name), "column", c)
-					return &schemaChange{tables: []transform.TableName{name}}
-				}
-			}
-		}
 		s.relMsgs[m.OID] = relationRecord(data, inStream)
 		r := s.relation(m)
+		if i := slices.Index(r.filterIdx, -1); i >= 0 && !s.rs.covers(name) {
+			// Without the column the where cannot be evaluated, and NULL
+			// in its place could let rows it excludes in: restart, which
+			// plans the where anew (and stops with the rules' error if it
+			// no longer fits).
+			s.log.Warn("a column the table's where reads is no longer sent by the source (dropped or renamed in production?): restarting to check the where",
+				"table", r.table.Table.QualifiedName(), "column", slices.Concat(r.filter.Columns(), r.filter.Keys())[i])
+			return &schemaChange{tables: []transform.TableName{name}}
+		}
 		if s.rs.covers(r.name) {
 			return s.rs.capture(0, data, inStream)
 		}
