@@ -14,29 +14,6 @@ import (
 // attacks that succeed fail on the code they were written against, with
 // the root cause in their message; the others guard what held.
 
-// atk17Rows returns the replica's values of query (one text column),
-// in order.
-func atk17Rows(e *e2e, query string) []string {
-	e.t.Helper()
-	rows, err := e.dst.Query(context.Background(), query)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			e.t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		e.t.Fatal(err)
-	}
-	return out
-}
-
 // atk17SyncOrStop is sync that also accepts pgveil stopping: it returns
 // the error pgveil stopped with, or nil once the replica caught up.
 func atk17SyncOrStop(e *e2e) error {
@@ -55,10 +32,7 @@ func atk17SyncOrStop(e *e2e) error {
 			return err
 		default:
 		}
-		var got int64
-		var copied bool
-		err := e.dst.QueryRow(context.Background(), "SELECT n, EXISTS (SELECT FROM pgveil.checkpoint WHERE slot = 's1') FROM public.pgveil_marker WHERE id = 1").Scan(&got, &copied)
-		if err == nil && got >= n && copied && !e.stats.Resyncing.Load() {
+		if ok, _ := e.caughtUp(n); ok {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -108,14 +82,14 @@ INSERT INTO tickets VALUES (1, 'kept', 'open'), (2, 'SECRET-2', 'DELETED'), (3, 
 	e.mode = mode
 	e.start()
 	e.sync()
-	if got := atk17Rows(e, `SELECT subject FROM public.tickets ORDER BY id`); len(got) != 1 || got[0] != "kept" {
+	if got := e.replicaStrings(`SELECT subject FROM public.tickets ORDER BY id`); len(got) != 1 || got[0] != "kept" {
 		t.Fatalf("after the copy the replica holds %q, want only [kept] (the copy uses the column's collation)", got)
 	}
 	// The application touches an excluded row and adds one.
 	e.exec(`UPDATE tickets SET subject = 'SECRET-2b' WHERE id = 2`)
 	e.exec(`INSERT INTO tickets VALUES (4, 'SECRET-4', 'Deleted')`)
 	e.sync()
-	if got := atk17Rows(e, `SELECT subject FROM public.tickets WHERE subject LIKE 'SECRET-%' ORDER BY id`); len(got) != 0 {
+	if got := e.replicaStrings(`SELECT subject FROM public.tickets WHERE subject LIKE 'SECRET-%' ORDER BY id`); len(got) != 0 {
 		t.Errorf("LEAK: rows the where excludes (status equal to 'deleted' under the column's collation ci17) are in the replica: %q.\n"+
 			"Root cause: the in-process filter casts each value to the column's type without its collation "+
 			"(replicate/source/filter.go query/fetchQuery: CAST($n AS typ), typ from TableInfo.ColumnTypes = format_type), "+
@@ -141,7 +115,7 @@ INSERT INTO accounts VALUES (1, 'kept', 'active'), (2, 'SECRET-2', 'closed');`,
 	app := atk17AppRole(e, "op")
 	e.start()
 	e.sync()
-	if got := atk17Rows(e, `SELECT name FROM public.accounts ORDER BY id`); len(got) != 1 || got[0] != "kept" {
+	if got := e.replicaStrings(`SELECT name FROM public.accounts ORDER BY id`); len(got) != 1 || got[0] != "kept" {
 		t.Fatalf("after the copy the replica holds %q, want only [kept]", got)
 	}
 	e.exec(fmt.Sprintf(`SET ROLE %s;
@@ -157,7 +131,7 @@ RESET ROLE;`, app))
 	e.exec(`UPDATE accounts SET name = 'SECRET-2b' WHERE id = 2`)
 	e.exec(`INSERT INTO accounts VALUES (3, 'SECRET-3', 'closed')`)
 	e.sync()
-	if got := atk17Rows(e, `SELECT name FROM public.accounts WHERE name LIKE 'SECRET-%' ORDER BY id`); len(got) != 0 {
+	if got := e.replicaStrings(`SELECT name FROM public.accounts WHERE name LIKE 'SECRET-%' ORDER BY id`); len(got) != 0 {
 		// verify reads production in a pgveil session too: it takes the
 		// application's operator as well and sees no difference.
 		blind := "verify sees the difference"
@@ -193,13 +167,13 @@ INSERT INTO consents VALUES (1, false), (2, true), (3, false);`,
 		}
 		return // refused: held
 	}
-	if got := atk17Rows(e, `SELECT name FROM public.members ORDER BY id`); len(got) != 2 {
+	if got := e.replicaStrings(`SELECT name FROM public.members ORDER BY id`); len(got) != 2 {
 		t.Fatalf("after the copy: %q, want SECRET-1 and kept", got)
 	}
 	e.exec(`UPDATE consents SET opt_out = true WHERE member_id = 1`)
 	e.exec(`UPDATE members SET name = 'kept!' WHERE id = 3`)
 	e.sync()
-	if got := atk17Rows(e, `SELECT name FROM public.members WHERE name LIKE 'SECRET-%' ORDER BY id`); len(got) != 0 {
+	if got := e.replicaStrings(`SELECT name FROM public.members WHERE name LIKE 'SECRET-%' ORDER BY id`); len(got) != 0 {
 		t.Errorf("LEAK: member 1 opted out (the where now excludes it) and is still in the replica: %q.\n"+
 			"Root cause: a where that reads other tables is accepted (replicate/source/publication.go planWhere: "+
 			"referencedColumns keeps only the table's own columns, Filter.validate only prepares the statement); "+
@@ -234,7 +208,7 @@ INSERT INTO offers VALUES (1, 'kept', 'infinity'), (2, 'SECRET-2', now() + inter
 	})
 	e.exec(`UPDATE offers SET name = 'kept!' WHERE id = 1`)
 	e.sync()
-	if got := atk17Rows(e, `SELECT name FROM public.offers WHERE name LIKE 'SECRET-%'`); len(got) != 0 {
+	if got := e.replicaStrings(`SELECT name FROM public.offers WHERE name LIKE 'SECRET-%'`); len(got) != 0 {
 		t.Errorf("LEAK: offer 2, which the where now excludes, stays in the replica: %q.\n"+
 			"Root cause: a non-immutable where (now(), current_user, a function reading tables) is accepted "+
 			"(replicate/source/publication.go planWhere); its verdict is taken once per change and never revisited", got)
@@ -264,7 +238,7 @@ INSERT INTO scores VALUES (1, 'kept', 10, 2), (2, 'SECRET-2', 10, 0);`,
 			t.Fatal(err)
 		}
 		if exists {
-			if got := atk17Rows(e, `SELECT name FROM public.scores WHERE name LIKE 'SECRET-%'`); len(got) != 0 {
+			if got := e.replicaStrings(`SELECT name FROM public.scores WHERE name LIKE 'SECRET-%'`); len(got) != 0 {
 				t.Errorf("LEAK: a row whose where raised an error is in the replica: %q", got)
 			}
 		}
@@ -290,7 +264,7 @@ INSERT INTO scores VALUES (1, 'kept', 10, 2);`,
 	if strings.Contains(err.Error(), "SECRET") {
 		t.Errorf("the error holds a row value: %v", err)
 	}
-	if got := atk17Rows(e, `SELECT name FROM public.scores WHERE name LIKE 'SECRET-%'`); len(got) != 0 {
+	if got := e.replicaStrings(`SELECT name FROM public.scores WHERE name LIKE 'SECRET-%'`); len(got) != 0 {
 		t.Errorf("LEAK: a row whose where raised an error is in the replica: %q", got)
 	}
 }
@@ -419,7 +393,7 @@ INSERT INTO hybrid (id, email, hidden, phone, extra) SELECT g, 'SECRET-HYB-' || 
 	e.sync()
 	noSecret := func(what string) {
 		t.Helper()
-		got := atk17Rows(e, `SELECT email FROM public.people WHERE email LIKE 'SECRET%' OR id > 1000
+		got := e.replicaStrings(`SELECT email FROM public.people WHERE email LIKE 'SECRET%' OR id > 1000
 UNION ALL SELECT phone FROM public.contacts WHERE phone LIKE 'SECRET%' OR id > 100`)
 		if len(got) != 0 {
 			t.Fatalf("%s: rows of unlisted tables in the replica: %q", what, got)
@@ -434,7 +408,7 @@ UNION ALL SELECT phone FROM public.contacts WHERE phone LIKE 'SECRET%' OR id > 1
 	e.exec(`UPDATE contacts_base SET phone = phone || '#'`) // the listed child's rows, and the parent's own
 	e.sync()
 	noSecret("after changes through the parents")
-	if got := atk17Rows(e, `SELECT phone FROM public.contacts WHERE id = 1`); len(got) != 1 || got[0] != "+331#" {
+	if got := e.replicaStrings(`SELECT phone FROM public.contacts WHERE id = 1`); len(got) != 1 || got[0] != "+331#" {
 		t.Errorf("the listed child's row, updated through its unlisted parent: %q, want [+331#]", got)
 	}
 	e.verify()
@@ -450,7 +424,7 @@ UNION ALL SELECT phone FROM public.contacts WHERE phone LIKE 'SECRET%' OR id > 1
 	e.exec(`INSERT INTO people VALUES (30, 'p30@example.com', false), (31, 'SECRET-HIDDEN', true)`)
 	e.sync()
 	noSecret("after the TRUNCATEs")
-	if got := atk17Rows(e, `SELECT email FROM public.people`); len(got) != 1 || got[0] != "p30@example.com" {
+	if got := e.replicaStrings(`SELECT email FROM public.people`); len(got) != 1 || got[0] != "p30@example.com" {
 		t.Errorf("people after the TRUNCATEs: %q, want [p30@example.com]", got)
 	}
 	e.verify()
@@ -482,7 +456,7 @@ INSERT INTO stray VALUES (100, 'asia', 'ok-100', false), (101, 'asia', 'SECRET-1
 			got := atk17Ids(e, false, "SELECT id FROM public.orders")
 			return got == want, fmt.Sprintf("replica [%s], where passes [%s]", got, want)
 		})
-		if got := atk17Rows(e, `SELECT label FROM public.orders WHERE label LIKE 'SECRET-%'`); len(got) != 0 {
+		if got := e.replicaStrings(`SELECT label FROM public.orders WHERE label LIKE 'SECRET-%'`); len(got) != 0 {
 			t.Fatalf("%s: rows the where excludes in the replica: %q", what, got)
 		}
 	}
@@ -523,7 +497,7 @@ INSERT INTO members SELECT g, CASE WHEN g % 2 = 0 THEN 'SECRET-' ELSE 'ok-' END 
 	} else if !strings.Contains(err.Error(), "opt_out") {
 		t.Errorf("pgveil stopped with %v, want the where's error naming opt_out", err)
 	}
-	if got := atk17Rows(e, `SELECT name FROM public.members WHERE name LIKE 'SECRET-%'`); len(got) != 0 {
+	if got := e.replicaStrings(`SELECT name FROM public.members WHERE name LIKE 'SECRET-%'`); len(got) != 0 {
 		t.Errorf("LEAK: rows the where excluded are in the replica after the rename: %q", got)
 	}
 }
@@ -548,7 +522,7 @@ INSERT INTO members SELECT 'c' || g, CASE WHEN g % 2 = 0 THEN 'SECRET-' ELSE 'ok
 	if err := atk17SyncOrStop(e); err != nil {
 		t.Fatalf("pgveil stopped: %v", err)
 	}
-	got := strings.Join(atk17Rows(e, `SELECT name FROM public.members ORDER BY 1`), ",")
+	got := strings.Join(e.replicaStrings(`SELECT name FROM public.members ORDER BY 1`), ",")
 	if want := "ok-1!,ok-3!,ok-5!,ok-7!,ok-9!"; got != want {
 		t.Errorf("replica holds %s, want %s", got, want)
 	}

@@ -207,16 +207,34 @@ func (e *e2e) sync() {
 	e.t.Helper()
 	n := e.marker.Add(1)
 	e.exec("INSERT INTO pgveil_marker VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n", n)
-	e.eventually("the replica catching up", func() (bool, string) {
-		// The marker may come with the initial copy, while larger tables
-		// are still loading: the checkpoint is written when all are in.
-		var got int64
-		var copied bool
-		err := e.dst.QueryRow(context.Background(), "SELECT n, EXISTS (SELECT FROM pgveil.checkpoint WHERE slot = 's1') FROM public.pgveil_marker WHERE id = 1").Scan(&got, &copied)
-		resyncing := e.stats.Resyncing.Load()
-		return err == nil && got >= n && copied && !resyncing,
-			fmt.Sprintf("marker %d (want %d), checkpoint written %v, re-copying %v, error %v", got, n, copied, resyncing, err)
-	})
+	e.eventually("the replica catching up", func() (bool, string) { return e.caughtUp(n) })
+}
+
+// caughtUp reports whether the replica holds marker n, with what it saw.
+// The marker may come with the initial copy, while larger tables are
+// still loading: the checkpoint is written when all are in.
+func (e *e2e) caughtUp(n int64) (ok bool, saw string) {
+	var got int64
+	var copied bool
+	err := e.dst.QueryRow(context.Background(), "SELECT n, EXISTS (SELECT FROM pgveil.checkpoint WHERE slot = 's1') FROM public.pgveil_marker WHERE id = 1").Scan(&got, &copied)
+	resyncing := e.stats.Resyncing.Load()
+	return err == nil && got >= n && copied && !resyncing,
+		fmt.Sprintf("marker %d (want %d), checkpoint written %v, re-copying %v, error %v", got, n, copied, resyncing, err)
+}
+
+// replicaStrings returns the replica's values of query (one text
+// column), in order.
+func (e *e2e) replicaStrings(query string) []string {
+	e.t.Helper()
+	rows, err := e.dst.Query(context.Background(), query)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
 }
 
 // loop runs query, with the arguments args(i) gives its i-th run, over
