@@ -60,9 +60,8 @@ type Step struct {
 	From          []string
 	Schema, Table string
 	To            []string
-	// Label names the step's table in the report: its name, or, when
-	// two steps of the set reach the same table, its name and the
-	// columns that reach it ("address(store.address_id)").
+	// Label names the step's table in the report: its name, or
+	// schema.name when two steps' tables have the same name.
 	Label string
 }
 
@@ -277,17 +276,18 @@ func AnalyzeAcross(cfg *rules.Config, m *refs.Model, opt JoinOptions) []Table {
 	return tables
 }
 
-// joinedSet walks the joinable edges from t breadth first (a table is not
-// visited twice on one chain: references that loop back are not
-// followed) and collects the quasi-identifiers of the tables reached. It
+// joinedSet walks the joinable edges from t breadth first and collects the quasi-identifiers of the tables reached. It
 // returns nil when no column is added, and the tables whose columns were.
+// Each table is joined once, on the nearest path: a second path to the
+// same table (the customer's store's address beside the customer's own
+// address, references that loop back) is not followed, which keeps sets
+// small and readable; the nearest rows are the ones that describe the
+// row measured.
 func joinedSet(t *Table, tables []Table, byRule map[*rules.TableRule]int, es []edge, opt JoinOptions) (*Set, []*rules.TableRule) {
 	type node struct {
-		rule   *rules.TableRule
-		step   int // -1: t
-		depth  int
-		chain  []*rules.TableRule
-		parent int
+		rule  *rules.TableRule
+		step  int // -1: t
+		depth int
 	}
 	s := &Set{Schema: t.Schema, Table: t.Name, Default: true}
 	for _, q := range t.Quasi {
@@ -296,7 +296,8 @@ func joinedSet(t *Table, tables []Table, byRule map[*rules.TableRule]int, es []e
 	var steps []Step
 	var joined []JoinedColumn
 	var reached []*rules.TableRule
-	queue := []node{{rule: t.rule, step: -1, chain: []*rules.TableRule{t.rule}}}
+	queue := []node{{rule: t.rule, step: -1}}
+	visited := []*rules.TableRule{t.rule}
 	for len(queue) > 0 && len(joined) < opt.columns() {
 		n := queue[0]
 		queue = queue[1:]
@@ -304,9 +305,10 @@ func joinedSet(t *Table, tables []Table, byRule map[*rules.TableRule]int, es []e
 			continue
 		}
 		for _, e := range es {
-			if e.from != n.rule || !e.joins || slices.Contains(n.chain, e.to) {
+			if e.from != n.rule || !e.joins || slices.Contains(visited, e.to) {
 				continue
 			}
+			visited = append(visited, e.to)
 			i := len(steps)
 			steps = append(steps, Step{Parent: n.step, From: e.fromCols, Schema: e.to.Schema, Table: e.to.Name, To: e.toCols})
 			added := false
@@ -320,7 +322,7 @@ func joinedSet(t *Table, tables []Table, byRule map[*rules.TableRule]int, es []e
 			if added && !slices.Contains(reached, e.to) {
 				reached = append(reached, e.to)
 			}
-			queue = append(queue, node{rule: e.to, step: i, depth: n.depth + 1, chain: append(slices.Clone(n.chain), e.to)})
+			queue = append(queue, node{rule: e.to, step: i, depth: n.depth + 1})
 		}
 	}
 	if len(joined) == 0 {
@@ -358,8 +360,8 @@ func pruneSteps(steps []Step, joined []JoinedColumn) ([]Step, []JoinedColumn) {
 	return out, js
 }
 
-// labelSteps names each step by its table, qualified by the columns that
-// reach it when two steps reach the same table.
+// labelSteps names each step by its table, or schema.table when two
+// steps' tables have the same name.
 func labelSteps(s *Set) {
 	count := map[string]int{}
 	for _, st := range s.Steps {
@@ -369,11 +371,7 @@ func labelSteps(s *Set) {
 		st := &s.Steps[i]
 		st.Label = st.Table
 		if count[st.Table] > 1 {
-			from := s.Table
-			if st.Parent >= 0 {
-				from = s.Steps[st.Parent].Table
-			}
-			st.Label += "(" + from + "." + strings.Join(st.From, ",") + ")"
+			st.Label = qualified(st.Schema, st.Table)
 		}
 	}
 }

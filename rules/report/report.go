@@ -39,7 +39,8 @@ type Table struct {
 	// rules that holds no person (see AnalyzeAcross): its own
 	// quasi-identifiers are measured through the tables in Through, not
 	// on their own (one row per value: k = 1 by construction). A lookup
-	// table no set reaches (Through empty) is measured on its own.
+	// table no set reaches (Through empty: too many references away) is
+	// not measured; the report says so.
 	Lookup  bool
 	Through []string
 	// Joined is the table's quasi-identifiers with those of the rows it
@@ -178,7 +179,7 @@ func Skip(tr *rules.TableRule) Set { return Set{Schema: tr.Schema, Table: tr.Nam
 // Sets is what to measure: for each table in order, the sets asked for
 // on it (once each, in the order given; the same columns in another order
 // are the same set), or, when none was, its default set if it has one
-// (but for a lookup table measured through others) and then its set
+// (but for a lookup table, measured through others) and then its set
 // across references (Table.Joined). A Skip asked for a table stands for
 // "nothing": it is not measured.
 func Sets(tables []Table, asked []Set) []Set {
@@ -202,7 +203,7 @@ func Sets(tables []Table, asked []Set) []Set {
 			}
 		}
 		if len(mine) == 0 && !skipped {
-			if s, ok := DefaultSet(t); ok && !(t.Lookup && len(t.Through) > 0) {
+			if s, ok := DefaultSet(t); ok && !t.Lookup {
 				mine = append(mine, s)
 			}
 			if t.Joined != nil {
