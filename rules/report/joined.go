@@ -22,6 +22,12 @@ import (
 // and measures the table's quasi-identifiers together with those of the
 // rows it references, as one set joined in the replica.
 //
+// A table whose rows describe rows of other tables (visits, payments,
+// rentals) and that has no quasi-identifier of its own is not measured
+// across references: its groups would count events, not people (a
+// patient with ten visits is a group of ten), and the people it
+// references are measured in their own table.
+//
 // A table referenced by others that holds no person (country, city,
 // language, category) is a lookup table: its rows are values, one row
 // each, and its own k is 1 by construction. Its quasi-identifiers are
@@ -235,9 +241,12 @@ func HoldsPerson(tr *rules.TableRule) bool {
 	return false
 }
 
-// AnalyzeAcross is Analyze with the references of m: each table that is
-// not a lookup table gets, in Joined, its quasi-identifiers together with
-// those of the rows it references (through references whose keys the
+// AnalyzeAcross is Analyze with the references of m. A lookup table is
+// referenced by another table of the rules, holds no person (HoldsPerson)
+// and refers to no table that does (orders, which refer to customers,
+// describe people; cities do not). Each table that is not a lookup table
+// and holds a person or quasi-identifiers of its own gets, in Joined, its
+// quasi-identifiers together with those of the rows it references (through references whose keys the
 // rules mask alike, at most opt's depth away, at most opt's columns
 // added, nearest first); each lookup table is marked, with the tables
 // whose sets reach its quasi-identifiers. A nil m is NamingModel(cfg).
@@ -251,14 +260,26 @@ func AnalyzeAcross(cfg *rules.Config, m *refs.Model, opt JoinOptions) []Table {
 		byRule[tables[i].rule] = i
 	}
 	es := edges(cfg, m)
+	person := map[*rules.TableRule]bool{}
+	for _, tr := range cfg.Tables {
+		if tr != nil {
+			person[tr] = HoldsPerson(tr)
+		}
+	}
+	refersToPerson := map[*rules.TableRule]bool{}
 	for _, e := range es {
-		if e.from != e.to && !HoldsPerson(e.to) {
+		if e.from != e.to && person[e.to] {
+			refersToPerson[e.from] = true
+		}
+	}
+	for _, e := range es {
+		if e.from != e.to && !person[e.to] && !refersToPerson[e.to] {
 			tables[byRule[e.to]].Lookup = true
 		}
 	}
 	for i := range tables {
 		t := &tables[i]
-		if t.Lookup {
+		if t.Lookup || len(t.Quasi) == 0 && !person[t.rule] {
 			continue
 		}
 		s, reached := joinedSet(t, tables, byRule, es, opt)

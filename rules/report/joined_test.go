@@ -126,10 +126,9 @@ func TestAnalyzeAcross(t *testing.T) {
 		t.Errorf("set %+v", s)
 	}
 
-	// rental reaches the customer's and the addresses' columns; language
-	// is beyond its depth.
-	r := tableNamed(ts, "rental")
-	if r.Joined == nil || r.Joined.Path() != "rental → customer → address → city" {
+	// rental has no quasi-identifier and holds no person: its groups
+	// would count rentals, not people. It is not measured across.
+	if r := tableNamed(ts, "rental"); r.Joined != nil {
 		t.Errorf("rental: %+v", r.Joined)
 	}
 
@@ -137,8 +136,8 @@ func TestAnalyzeAcross(t *testing.T) {
 	// columns; language, too far, is reached by nobody but country,
 	// which is itself a lookup: not measured at all (not k = 1).
 	for name, want := range map[string][]string{
-		"city": {"public.customer", "public.rental"}, "country": {"public.customer"},
-		"address": {"public.customer", "public.rental"}, "language": nil, "region": nil,
+		"city": {"public.customer"}, "country": {"public.customer"},
+		"address": {"public.customer"}, "language": nil, "region": nil,
 	} {
 		if got := tableNamed(ts, name).Through; !slices.Equal(got, want) {
 			t.Errorf("%s measured through %v, want %v", name, got, want)
@@ -146,7 +145,7 @@ func TestAnalyzeAcross(t *testing.T) {
 	}
 
 	// What Sets measures: customer's own set and its set across
-	// references, rental's across, never a lookup table's own.
+	// references, never a lookup table's own.
 	var got []string
 	for _, s := range Sets(ts, nil) {
 		l := s.Table + ":" + strings.Join(s.Labels(), ",")
@@ -158,7 +157,6 @@ func TestAnalyzeAcross(t *testing.T) {
 	want := []string{
 		"customer:birth_date",
 		"customer:birth_date,address.postal_code,city.city,country.country across",
-		"rental:customer.birth_date,address.postal_code,city.city across",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Sets:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
@@ -283,5 +281,29 @@ tables:
 	}
 	if n := len(Candidates(cfg)); n != 1 {
 		t.Errorf("Candidates by names: %d pairs, want the same row's only", n)
+	}
+}
+
+// A table that refers to people is not a lookup table, even when others
+// refer to it: orders' ship_zip is measured with its customer's columns.
+func TestAnalyzeAcrossNotLookup(t *testing.T) {
+	cfg := parseRules(t, `source: {dsn: "postgres://u@prod/app"}
+target: {dsn: "postgres://u@analytics/copy"}
+secret: 0123456789abcdef0123456789abcdef
+tables:
+  customers: {columns: {id: hash, name: {fake: name}, gender: keep}}
+  orders: {columns: {id: keep, customer_id: hash, ship_zip: {truncate: 3}}}
+  payments: {columns: {id: keep, order_id: keep, amount: keep}}
+`)
+	ts := AnalyzeAcross(cfg, nil, JoinOptions{}) // nil: the names' model
+	o := tableNamed(ts, "orders")
+	if o.Lookup || o.Joined == nil || o.Joined.Path() != "orders → customers" || strings.Join(o.Joined.Labels(), ",") != "ship_zip,customers.gender" {
+		t.Errorf("orders: lookup %v, joined %+v", o.Lookup, o.Joined)
+	}
+	if c := tableNamed(ts, "customers"); c.Lookup || c.Joined != nil {
+		t.Errorf("customers: lookup %v, joined %+v", c.Lookup, c.Joined)
+	}
+	if p := tableNamed(ts, "payments"); p.Joined != nil {
+		t.Errorf("payments: %+v", p.Joined)
 	}
 }
