@@ -11,16 +11,20 @@ import (
 	"time"
 
 	"pgveil/rules"
+	"pgveil/rules/refs"
 	"pgveil/rules/report"
+	"pgveil/transform"
 )
 
 // privacyReport is what report prints, as text or as one JSON object (the
 // fields are documented in docs/operations.md). It holds names from the
 // rules and counts: never a value of the database.
 type privacyReport struct {
-	Config string         `json:"config"`
-	K      int            `json:"k"`
-	Tables []privacyTable `json:"tables"`
+	Config string `json:"config"`
+	K      int    `json:"k"`
+	// References says where the joins the report follows come from.
+	References referencesInfo `json:"references"`
+	Tables     []privacyTable `json:"tables"`
 	// Noise holds each noised column set against a kept column it meets
 	// (in its row or a joined one), in the order of the rules.
 	Noise []noiseResult `json:"noise_exposures"`
@@ -58,11 +62,26 @@ type noiseResult struct {
 	keptColumn, keptKey string
 }
 
+// referencesInfo is where the report's joins come from: "source" (the
+// source's catalog: foreign keys, on partitions too) or "names" (the
+// naming convention <table>_id → table.id), with the references of the
+// model between tables of the rules, and why names were used.
+type referencesInfo struct {
+	From  string `json:"from"`
+	Count int    `json:"count"`
+	Note  string `json:"note,omitempty"`
+}
+
 type privacyTable struct {
 	Table   string        `json:"table"`
 	KeptRaw []string      `json:"kept_raw"`
 	Quasi   []quasiColumn `json:"quasi_identifiers"`
-	Sets    []setResult   `json:"sets"`
+	// Lookup is true for a lookup table (referenced, no person): its
+	// quasi-identifiers are measured only through the tables listed in
+	// MeasuredThrough (empty: none reaches them within the depth).
+	Lookup          bool        `json:"lookup"`
+	MeasuredThrough []string    `json:"measured_through"`
+	Sets            []setResult `json:"sets"`
 }
 
 type quasiColumn struct {
@@ -72,8 +91,13 @@ type quasiColumn struct {
 }
 
 type setResult struct {
+	// Columns are the set's columns: the table's by name, a joined
+	// table's as table.column.
 	Columns []string `json:"columns"`
-	Default bool     `json:"default"` // every quasi-identifier of the table, no --qi for it
+	// Across, for a set measured across references, is how the table's
+	// rows reach the joined ones: "customer → address → city".
+	Across  string `json:"across,omitempty"`
+	Default bool   `json:"default"` // every quasi-identifier of the table, no --qi for it
 	// WithinTenant is the tenant column when the set was measured within
 	// each tenant (tenancy): what one tenant's role sees.
 	WithinTenant string `json:"within_tenant,omitempty"`
@@ -103,11 +127,16 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	failUnder := fs.Bool("fail-under", false, "exit 1 when a set's k is below --k or a kept column exposes a noised one (for CI)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	timeout := fs.Duration("timeout", 5*time.Minute, "statement timeout of each set's query (0: none)")
+	refsFrom := fs.String("references", "auto", "where joins come from: source (the source's foreign keys), names (<table>_id → table.id, no source connection), auto (source, or names when the source cannot be reached)")
 	if code := parseNoArgs(e, fs, args); code >= 0 {
 		return code
 	}
 	if *k < 1 || *timeout < 0 {
 		fmt.Fprintln(e.stderr, "pgveil report: --k must be at least 1 and --timeout cannot be negative")
+		return exitUsage
+	}
+	if *refsFrom != "auto" && *refsFrom != "source" && *refsFrom != "names" {
+		fmt.Fprintf(e.stderr, "pgveil report: --references %q: write source, names or auto\n", *refsFrom)
 		return exitUsage
 	}
 	cfg, _, code := loadRules(e, *file)
@@ -128,9 +157,14 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	if bad > 0 {
 		return exitUsage
 	}
-	tables := report.Analyze(cfg)
+	model, info, err := reportModel(ctx, cfg, *refsFrom)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pgveil report: %v\n", err)
+		return exitProblems
+	}
+	tables := report.AnalyzeAcross(cfg, model, report.JoinOptions{})
 	sets := report.WithinTenants(cfg, report.Sets(tables, asked))
-	pairs := report.Candidates(cfg)
+	pairs := report.CandidatesFrom(cfg, model)
 	var res report.Result
 	if len(sets) > 0 || len(pairs) > 0 {
 		tgt, err := openTarget(ctx, cfg)
@@ -145,6 +179,7 @@ func runReport(ctx context.Context, e *env, args []string) int {
 		}
 	}
 	r := buildReport(cfg, tables, res, *k, *failUnder)
+	r.References = info
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -157,7 +192,7 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	}
 	for _, m := range res.Sets {
 		if m.Err != nil {
-			fmt.Fprintf(e.stderr, "pgveil report: set (%s): %v\n", strings.Join(m.Set.Columns, ", "), m.Err)
+			fmt.Fprintf(e.stderr, "pgveil report: set (%s): %v\n", strings.Join(m.Set.Labels(), ", "), m.Err)
 		}
 	}
 	for _, x := range res.Exposures {
@@ -169,6 +204,48 @@ func runReport(ctx context.Context, e *env, args []string) int {
 		return exitProblems
 	}
 	return exitOK
+}
+
+// reportModel is the reference model the report follows: the source's
+// foreign keys (refs.Read: catalog only, no value), or the naming
+// convention with "names", or, with "auto", when the source cannot be
+// reached (the report may run where only the replica is), with a note
+// saying why. Only references between tables of the rules are counted.
+func reportModel(ctx context.Context, cfg *rules.Config, from string) (*refs.Model, referencesInfo, error) {
+	ruled := map[transform.TableName]bool{}
+	for _, t := range cfg.Tables {
+		if t != nil {
+			ruled[refs.Table(t.Schema, t.Name)] = true
+		}
+	}
+	count := func(m *refs.Model) int {
+		n := 0
+		for _, r := range m.Refs {
+			if ruled[r.From.Table] && ruled[r.To.Table] {
+				n++
+			}
+		}
+		return n
+	}
+	names := func(note string) (*refs.Model, referencesInfo, error) {
+		m := report.NamingModel(cfg)
+		return m, referencesInfo{From: "names", Count: count(m), Note: note}, nil
+	}
+	if from == "names" {
+		return names("")
+	}
+	src, err := openSource(ctx, cfg)
+	if err == nil {
+		defer src.Close(context.Background())
+		var m *refs.Model
+		if m, err = refs.Read(ctx, src, refs.Options{}); err == nil {
+			return m, referencesInfo{From: "source", Count: count(m)}, nil
+		}
+	}
+	if from == "source" || ctx.Err() != nil {
+		return nil, referencesInfo{}, fmt.Errorf("reading references from the source (source.dsn): %w; --references names follows column names instead", err)
+	}
+	return names("the source could not be reached: " + err.Error())
 }
 
 // parseQI reads one --qi, TABLE=col1,col2: the table as preview and
@@ -206,7 +283,8 @@ func buildReport(cfg *rules.Config, tables []report.Table, res report.Result, k 
 	ms := res.Sets
 	r := &privacyReport{Config: cfg.File, K: k, Tables: make([]privacyTable, 0, len(tables)), Noise: []noiseResult{}}
 	for _, t := range tables {
-		pt := privacyTable{Table: t.QualifiedName(), KeptRaw: append([]string{}, t.KeptRaw...), Quasi: []quasiColumn{}, Sets: []setResult{}}
+		pt := privacyTable{Table: t.QualifiedName(), KeptRaw: append([]string{}, t.KeptRaw...), Quasi: []quasiColumn{}, Sets: []setResult{},
+			Lookup: t.Lookup, MeasuredThrough: append([]string{}, t.Through...)}
 		for _, q := range t.Quasi {
 			pt.Quasi = append(pt.Quasi, quasiColumn{Column: q.Column, Kind: q.Kind, Rule: q.Rule})
 		}
@@ -245,7 +323,7 @@ func (r *privacyReport) addExposure(x report.Exposure) noiseResult {
 
 // add counts a measurement in the totals and returns its result.
 func (r *privacyReport) add(m report.Measurement) setResult {
-	s := setResult{Columns: m.Set.Columns, Default: m.Set.Default, WithinTenant: m.Set.Within}
+	s := setResult{Columns: m.Set.Labels(), Across: m.Set.Path(), Default: m.Set.Default, WithinTenant: m.Set.Within}
 	if m.Err != nil {
 		r.Failed++
 		s.Error = m.Err.Error()
@@ -294,21 +372,76 @@ func printReport(w io.Writer, r *privacyReport, failUnder bool) {
 	fmt.Fprintf(w, "\nk-anonymity in the replica (k: the rows of the smallest group sharing the set's values):\n")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  TABLE\tSET\tROWS\tGROUPS\tK\tGROUPS < %d\tROWS IN THEM\tRESULT\n", r.K)
-	sets := 0
+	sets, across := 0, 0
 	for _, t := range r.Tables {
 		for _, s := range t.Sets {
+			if s.Across != "" {
+				across++
+				continue
+			}
 			sets++
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Table, setLabel(s), setCounts(s, r.K))
 		}
 	}
-	if sets == 0 {
+	if sets == 0 && across == 0 {
 		fmt.Fprintln(tw, "  (no set to measure: no quasi-identifier found and no --qi given)")
 	}
 	tw.Flush()
+	printAcross(w, r, across)
 	if len(r.Noise) > 0 {
 		printNoise(w, r.Noise)
 	}
+	if r.References.Note != "" {
+		fmt.Fprintf(w, "\nreferences: joins found by column names only (<table>_id → table.id): %s\n", r.References.Note)
+	}
 	fmt.Fprintln(w, reportSummary(r, failUnder))
+}
+
+// printAcross prints the sets measured across references (each table's
+// quasi-identifiers with those of the rows it references, joined in the
+// replica), then the lookup tables and the tables they are measured
+// through.
+func printAcross(w io.Writer, r *privacyReport, across int) {
+	var lookups []privacyTable
+	for _, t := range r.Tables {
+		if t.Lookup {
+			lookups = append(lookups, t)
+		}
+	}
+	if across == 0 && len(lookups) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nk-anonymity across references (references from %s; a table's quasi-identifiers with those of the rows it references, joined in the replica):\n", r.References.From)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  JOIN\tSET\tROWS\tGROUPS\tK\tGROUPS < %d\tROWS IN THEM\tRESULT\n", r.K)
+	for _, t := range r.Tables {
+		for _, s := range t.Sets {
+			if s.Across != "" {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Across, setLabel(s), setCounts(s, r.K))
+			}
+		}
+	}
+	if across == 0 {
+		fmt.Fprintln(tw, "  (no table reaches quasi-identifiers through its references)")
+	}
+	tw.Flush()
+	if len(lookups) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nlookup tables (referenced by others, no person: one row per value, measured only through the tables that reference them):")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TABLE\tMEASURED THROUGH")
+	for _, t := range lookups {
+		through := strings.Join(t.MeasuredThrough, ", ")
+		switch {
+		case through == "" && len(t.Quasi) == 0:
+			through = "- (no quasi-identifier)"
+		case through == "":
+			through = "- (no table measured reaches it within 3 references: --qi TABLE=columns measures it alone)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", t.Table, through)
+	}
+	tw.Flush()
 }
 
 // printNoise prints the noised columns' pairs, then a sentence for each
@@ -432,6 +565,7 @@ func reportSummary(r *privacyReport, failUnder bool) string {
 	if star {
 		line += "; * marks a table's quasi-identifiers together (no --qi for it)"
 	}
+
 	if per {
 		line += "; (per COLUMN): within each tenant, as a tenant's role sees the table"
 	}

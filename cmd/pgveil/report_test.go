@@ -592,3 +592,147 @@ func TestReportDocsMatchCode(t *testing.T) {
 		}
 	}
 }
+
+// acrossRules replicate a customer → address → city → country schema
+// whose keys are named table_id (no naming convention finds them), and a
+// person whose income is noised while purchases keep the declared income,
+// joined by purchases.buyer → person.pid.
+const acrossRules = `source:
+  dsn: ${SOURCE_DSN}
+target:
+  dsn: ${TARGET_DSN}
+secret: ${PGVEIL_SECRET}
+tables:
+  customer:
+    columns: {customer_id: keep, first_name: {fake: first_name}, birth_date: {truncate: year}, address_id: keep}
+  address:
+    columns: {address_id: keep, postal_code: {truncate: 2}, city_id: keep}
+  city:
+    columns: {city_id: keep, city: keep, country_id: keep}
+  country:
+    columns: {country_id: keep, country: keep}
+  person:
+    columns: {pid: keep, full_name: {fake: name}, income: {noise: 0.1}}
+  purchase:
+    columns: {id: keep, buyer: keep, declared_income: keep}
+`
+
+// acrossReplica: 40 customers, 20 born (truncated) in 1980 and 20 in
+// 1990: alone, the customers' birth years make groups of 20. Every
+// address, city and country is one row (k = 1 on their own, by
+// construction). 39 customers live in Q-ZIP cities of one country; the
+// 40th, born in 1990, alone in city $C of the other country; postal
+// codes Q0 and Q1 are 20 addresses each. Joined,
+// birth year, postal code, city and country single it out. The replica
+// is written as pgveil would leave it (birth dates cut to the year,
+// postal codes to 2 characters, incomes noised), and holds the foreign
+// keys the report reads as the source's.
+const acrossReplica = `
+CREATE TABLE country (country_id int PRIMARY KEY, country text);
+INSERT INTO country VALUES (1, 'Q-Land'), (2, '$C');
+CREATE TABLE city (city_id int PRIMARY KEY, city text, country_id int REFERENCES country);
+INSERT INTO city VALUES (1, 'Q-ZIP-Town', 1), (2, 'Q-ZIP-Ville', 1), (3, '$C', 2);
+CREATE TABLE address (address_id int PRIMARY KEY, postal_code text, city_id int REFERENCES city);
+INSERT INTO address SELECT g, 'Q' || (g % 2), CASE WHEN g = 40 THEN 3 ELSE 1 + g % 2 END FROM generate_series(1, 40) g;
+CREATE TABLE customer (customer_id int PRIMARY KEY, first_name text, birth_date date, address_id int REFERENCES address);
+INSERT INTO customer SELECT g, '$C', CASE WHEN g <= 20 THEN date '1980-01-01' ELSE date '1990-01-01' END, g FROM generate_series(1, 40) g;
+CREATE TABLE person (pid bigint PRIMARY KEY, full_name text, income numeric(12,2));
+INSERT INTO person SELECT g, '$C', round((1000 + g * 37 + 0.37) * (1 + 0.1 * ((g % 5) - 2) / 2.0), 2) FROM generate_series(1, 30) g;
+CREATE TABLE purchase (id int PRIMARY KEY, buyer bigint REFERENCES person (pid), declared_income numeric(12,2));
+INSERT INTO purchase SELECT g, g, 1000 + g * 37 + 0.37 FROM generate_series(1, 30) g;`
+
+// TestReportAcrossReferences: with the source's foreign keys, the report
+// measures customer's birth year with its address's postal code, city
+// and country (k = 1: the customer alone in its city), lists address,
+// city and country as lookup tables measured through customer (never
+// k = 1 on their own), and flags person.income's noise as exposed by
+// purchase.declared_income through purchase.buyer → person.pid. With
+// column names only, none of that is found.
+func TestReportAcrossReferences(t *testing.T) {
+	s := newReportSite(t, acrossRules)
+	if err := pgtest.Exec(context.Background(), s.dsn, strings.ReplaceAll(acrossReplica, "$C", canary)); err != nil {
+		t.Fatalf("creating the replica: %v", err)
+	}
+	s.env["SOURCE_DSN"] = s.dsn // the replica holds the source's foreign keys
+
+	code, out, errOut := s.runNoise("--fail-under")
+	t.Logf("%s%s", out, errOut)
+	if code != exitProblems || errOut != "" {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+	for _, re := range []string{
+		`(?m)^  public\.customer +birth_date \* +40 +2 +20 +0 +0 +OK$`,
+		`(?m)^k-anonymity across references \(references from source;`,
+		`(?m)^  JOIN +SET +ROWS +GROUPS +K +GROUPS < 5 +ROWS IN THEM +RESULT$`,
+		`(?m)^  customer → address → city → country +birth_date, address\.postal_code, city\.city, country\.country \* +40 +\d +1 +1 +1 +K < 5$`,
+		`(?m)^  public\.address +public\.customer$`,
+		`(?m)^  public\.city +public\.customer$`,
+		`(?m)^  public\.country +public\.customer$`,
+		`(?m)^  public\.person\.income \(noise 0\.1\) +public\.purchase\.declared_income \(keep\) +public\.purchase\.buyer = public\.person\.pid +30 +30 +\d +EXPOSED$`,
+		`(?m)^report: 2 sets measured, 1 with k below 5, 1 noised/kept pair checked, 1 exposed \(--fail-under: exit 1\)`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("stdout does not match %s", re)
+		}
+	}
+	// No lookup table is measured on its own.
+	if regexp.MustCompile(`(?m)^  public\.(address|city|country) +\S.* (OK|K < 5)$`).MatchString(out) {
+		t.Errorf("a lookup table is measured on its own")
+	}
+
+	_, out, _ = s.runNoise("--json")
+	var r privacyReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("--json does not parse: %v\n%s", err, out)
+	}
+	if r.References.From != "source" || r.References.Count != 4 || r.Measured != 2 || r.BelowK != 1 || r.Exposed != 1 {
+		t.Errorf("--json: %+v", r)
+	}
+	for _, tb := range r.Tables {
+		switch tb.Table {
+		case "public.customer":
+			if tb.Lookup || len(tb.Sets) != 2 || tb.Sets[1].Across != "customer → address → city → country" ||
+				strings.Join(tb.Sets[1].Columns, ",") != "birth_date,address.postal_code,city.city,country.country" ||
+				tb.Sets[1].K == nil || *tb.Sets[1].K != 1 || !tb.Sets[1].BelowK {
+				t.Errorf("customer: %+v", tb)
+			}
+		case "public.address", "public.city", "public.country":
+			if !tb.Lookup || len(tb.Sets) != 0 || strings.Join(tb.MeasuredThrough, ",") != "public.customer" {
+				t.Errorf("%s: %+v", tb.Table, tb)
+			}
+		}
+	}
+
+	// Column names alone find no join here: each table is measured on
+	// its own (every city its own group), the noise is not paired, and
+	// the report says why.
+	_, out, _ = s.runNoise("--json", "--references", "names")
+	r = privacyReport{}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("--json does not parse: %v\n%s", err, out)
+	}
+	if r.References.From != "names" || r.References.Count != 0 || r.Exposed != 0 {
+		t.Errorf("--references names: %+v", r)
+	}
+	for _, n := range r.Noise {
+		if strings.Contains(n.Kept, "purchase") {
+			t.Errorf("--references names pairs %s with %s", n.Noised, n.Kept)
+		}
+	}
+	for _, tb := range r.Tables {
+		if tb.Lookup || tb.Table == "public.address" && (len(tb.Sets) != 1 || *tb.Sets[0].K != 20) {
+			t.Errorf("--references names: %+v", tb)
+		}
+	}
+	// The source unreachable: auto falls back on names, with a note;
+	// --references source fails.
+	s.env["SOURCE_DSN"] = "host=127.0.0.1 port=1 connect_timeout=2 password=other-pass"
+	code, out, _ = s.runNoise()
+	if code != exitOK || !strings.Contains(out, "\nreferences: joins found by column names only (<table>_id → table.id): the source could not be reached: ") {
+		t.Errorf("auto without a source: exit %d\n%s", code, out)
+	}
+	code, _, errOut = s.runNoise("--references", "source")
+	if code != exitProblems || !strings.Contains(errOut, "pgveil report: reading references from the source (source.dsn): ") {
+		t.Errorf("--references source without a source: exit %d, stderr %q", code, errOut)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"pgveil/rules"
+	"pgveil/rules/refs"
 	"pgveil/transform"
 )
 
@@ -56,6 +57,9 @@ type Pair struct {
 	// NoisedOn = KeptOn joins the noised row to the kept one; both are
 	// zero when the kept column is in the same row.
 	NoisedOn, KeptOn Ref
+	// KeptReferenced is true when NoisedOn refers to KeptOn (the kept
+	// row is the parent), false when KeptOn refers to NoisedOn.
+	KeptReferenced bool
 }
 
 // SameRow reports whether the kept column is in the noised column's row.
@@ -66,7 +70,7 @@ func (p Pair) Join() string {
 	if p.SameRow() {
 		return "same row"
 	}
-	if p.KeptOn.Column == "id" && p.KeptOn.Key == "" {
+	if p.KeptReferenced {
 		// The kept row is the parent: the child's key first.
 		return p.NoisedOn.String() + " = " + p.KeptOn.String()
 	}
@@ -103,26 +107,44 @@ func shortDuration(d time.Duration) string {
 }
 
 // Candidates lists, from the rules alone, every pair of a noised column
-// (rule noise) and a kept column its row meets, in file order of the
-// noised columns:
+// (rule noise) and a kept column its row meets, its joins found by the
+// naming convention (NamingModel): for when no catalog is at hand.
+func Candidates(cfg *rules.Config) []Pair { return CandidatesFrom(cfg, NamingModel(cfg)) }
+
+// CandidatesFrom lists every pair of a noised column (rule noise) and a
+// kept column its row meets, in file order of the noised columns, the
+// joins taken from the reference model m (declared, inferred or written
+// in the rules):
 //
 //   - in the same row: every other column of the table kept raw;
-//   - in a child table B, joined on B.<a>_id = A.id, where A is the noised
-//     column's table (<a> is A's name or its singular: order_id and
-//     orders_id for orders) and both key columns have the same keep or
-//     hash rule, so that the join works in the replica as in production:
+//   - in a child table B whose column refers to a key of A, the noised
+//     column's table, when both key columns have the same keep or hash
+//     rule, so that the join works in the replica as in production:
 //     every column of B kept raw;
-//   - in a parent table B, joined on A.<b>_id = B.id under the same
+//   - in a parent table B that a column of A refers to, under the same
 //     condition: every column of B kept raw.
 //
 // A numeric noise (ratio) also meets, in each of those rows, a top-level
 // json key named like the noised column (total) that the json column's
-// rule leaves as it is; and in the other tables, the same key of a json
-// document whose own key <a>_id joins it to A.id (A.id kept raw, since
-// the document holds the raw key). Keys (id, *_id) are never taken as the
-// kept side: they are references, not measures. Types are not known here:
-// Comparable checks them against the replica's catalog.
-func Candidates(cfg *rules.Config) []Pair {
+// rule leaves as it is; and in the tables with no reference to A, the
+// same key of a json document whose own key <a>_id joins it to A.id (A.id
+// kept raw, since the document holds the raw key). Keys (id, *_id, and
+// every column of a reference) are never taken as the kept side: they
+// are references, not measures. A reference of several columns (a
+// composite foreign key) is not followed: one column does not join it.
+// Types are not known here: Comparable checks them against the replica's
+// catalog.
+func CandidatesFrom(cfg *rules.Config, m *refs.Model) []Pair {
+	es := edges(cfg, m)
+	keys := map[Ref]bool{}
+	for _, e := range es {
+		for _, c := range e.fromCols {
+			keys[ref(e.from, c)] = true
+		}
+		for _, c := range e.toCols {
+			keys[ref(e.to, c)] = true
+		}
+	}
 	var out []Pair
 	for _, a := range cfg.Tables {
 		if a == nil {
@@ -139,7 +161,7 @@ func Candidates(cfg *rules.Config) []Pair {
 				out = append(out, p)
 			}
 			// The same row.
-			for _, k := range keptIn(a, n.Name, n.Name, ratio) {
+			for _, k := range keptIn(a, n.Name, n.Name, ratio, keys) {
 				add(Pair{Kept: k.ref, KeptRule: k.rule})
 			}
 			aID := columnRule(a, "id")
@@ -147,33 +169,38 @@ func Candidates(cfg *rules.Config) []Pair {
 				if b == nil || b == a {
 					continue
 				}
-				// B is a child of A: B.<a>_id = A.id.
-				if aID != nil {
-					if fk := joinColumn(b, a.Name, aID); fk != nil {
-						for _, k := range keptIn(b, "", n.Name, ratio) {
-							add(Pair{Kept: k.ref, KeptRule: k.rule, NoisedOn: ref(a, "id"), KeptOn: ref(b, fk.Name)})
-						}
-					} else if ratio && aID.Rule.Name == "keep" {
-						// No key column, but a json document may hold
-						// the key and the value.
-						for _, j := range b.Columns {
-							fkKey := singular(a.Name) + "_id"
-							if j.Rule.Name == "json" && keptKey(j.Rule, n.Name) && keptKey(j.Rule, fkKey) {
-								on := ref(b, j.Name)
-								on.Key = fkKey
-								kept := ref(b, j.Name)
-								kept.Key = n.Name
-								add(Pair{Kept: kept, KeptRule: j.Rule.Name, NoisedOn: ref(a, "id"), KeptOn: on})
-							}
+				// B is a child of A: B.from = A.to.
+				child := false
+				for _, e := range es {
+					if e.from != b || e.to != a || !e.joins || len(e.fromCols) != 1 {
+						continue
+					}
+					child = true
+					for _, k := range keptIn(b, "", n.Name, ratio, keys) {
+						add(Pair{Kept: k.ref, KeptRule: k.rule, NoisedOn: ref(a, e.toCols[0]), KeptOn: ref(b, e.fromCols[0])})
+					}
+				}
+				if !child && ratio && aID != nil && aID.Rule.Name == "keep" {
+					// No key column, but a json document may hold the
+					// key and the value.
+					for _, j := range b.Columns {
+						fkKey := singular(a.Name) + "_id"
+						if j.Rule.Name == "json" && keptKey(j.Rule, n.Name) && keptKey(j.Rule, fkKey) {
+							on := ref(b, j.Name)
+							on.Key = fkKey
+							kept := ref(b, j.Name)
+							kept.Key = n.Name
+							add(Pair{Kept: kept, KeptRule: j.Rule.Name, NoisedOn: ref(a, "id"), KeptOn: on})
 						}
 					}
 				}
-				// B is A's parent: A.<b>_id = B.id.
-				if bID := columnRule(b, "id"); bID != nil {
-					if fk := joinColumn(a, b.Name, bID); fk != nil {
-						for _, k := range keptIn(b, "", n.Name, ratio) {
-							add(Pair{Kept: k.ref, KeptRule: k.rule, NoisedOn: ref(a, fk.Name), KeptOn: ref(b, "id")})
-						}
+				// B is A's parent: A.from = B.to.
+				for _, e := range es {
+					if e.from != a || e.to != b || !e.joins || len(e.fromCols) != 1 {
+						continue
+					}
+					for _, k := range keptIn(b, "", n.Name, ratio, keys) {
+						add(Pair{Kept: k.ref, KeptRule: k.rule, NoisedOn: ref(a, e.fromCols[0]), KeptOn: ref(b, e.toCols[0]), KeptReferenced: true})
 					}
 				}
 			}
@@ -187,13 +214,13 @@ type keptRef struct {
 	rule string
 }
 
-// keptIn lists what table t keeps raw, but its keys and the column
-// skip: its columns with rule keep and, when withJSON, the top-level key
+// keptIn lists what table t keeps raw, but its keys (named like keys, or
+// in keys) and the column skip: its columns with rule keep and, when withJSON, the top-level key
 // named key of each json column whose paths leave that key as it is.
-func keptIn(t *rules.TableRule, skip, key string, withJSON bool) []keptRef {
+func keptIn(t *rules.TableRule, skip, key string, withJSON bool, keys map[Ref]bool) []keptRef {
 	var out []keptRef
 	for _, c := range t.Columns {
-		if c.Name == skip || isKey(c.Name) {
+		if c.Name == skip || isKey(c.Name) || keys[ref(t, c.Name)] {
 			continue
 		}
 		if c.Rule.Name == "keep" {
@@ -206,22 +233,6 @@ func keptIn(t *rules.TableRule, skip, key string, withJSON bool) []keptRef {
 		}
 	}
 	return out
-}
-
-// joinColumn is t's column <parent>_id or <singular of parent>_id whose
-// rule masks it exactly as parentID, the parent's id, is masked, with
-// keep or hash: then equal keys in production stay equal in the replica.
-// It is nil when t has none.
-func joinColumn(t *rules.TableRule, parent string, parentID *rules.ColumnRule) *rules.ColumnRule {
-	if parentID.Rule.Name != "keep" && parentID.Rule.Name != "hash" {
-		return nil
-	}
-	for _, name := range []string{singular(parent) + "_id", parent + "_id"} {
-		if c := columnRule(t, name); c != nil && sameMasking(c.Rule, parentID.Rule) {
-			return c
-		}
-	}
-	return nil
 }
 
 // sameMasking reports whether two rules mask a value alike: the same

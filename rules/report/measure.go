@@ -177,6 +177,9 @@ func MeasureSet(ctx context.Context, q Querier, s Set, k int) (Measurement, erro
 // text form, so that columns of types without equality (json, point)
 // can be measured too; only the counts leave the server.
 func groupSQL(s Set) string {
+	if s.Across() {
+		return joinedGroupSQL(s)
+	}
 	var cols []string
 	if s.Within != "" {
 		cols = append(cols, pgx.Identifier{s.Within}.Sanitize()+"::text")
@@ -184,9 +187,41 @@ func groupSQL(s Set) string {
 	for _, c := range s.Columns {
 		cols = append(cols, pgx.Identifier{c}.Sanitize()+"::text")
 	}
+	return countGroupsSQL(pgx.Identifier{s.Schema, s.Table}.Sanitize(), cols)
+}
+
+// joinedGroupSQL is groupSQL for a set across references: the table (t0)
+// LEFT JOINed to each step's table (t1, t2, ...) on its key, so that
+// every row of the table counts once (a key joins at most one row) and a
+// row that references nothing groups with NULL values.
+func joinedGroupSQL(s Set) string {
+	alias := func(step int) string { return "t" + strconv.Itoa(step+1) }
+	from := pgx.Identifier{s.Schema, s.Table}.Sanitize() + " AS t0"
+	for i, st := range s.Steps {
+		var on []string
+		for j := range st.To {
+			on = append(on, alias(i)+"."+ident(st.To[j])+" = "+alias(st.Parent)+"."+ident(st.From[j]))
+		}
+		from += " LEFT JOIN " + pgx.Identifier{st.Schema, st.Table}.Sanitize() + " AS " + alias(i) + " ON " + strings.Join(on, " AND ")
+	}
+	var cols []string
+	if s.Within != "" {
+		cols = append(cols, "t0."+ident(s.Within)+"::text")
+	}
+	for _, c := range s.Columns {
+		cols = append(cols, "t0."+ident(c)+"::text")
+	}
+	for _, j := range s.Joined {
+		cols = append(cols, alias(j.Step)+"."+ident(j.Column)+"::text")
+	}
+	return countGroupsSQL(from, cols)
+}
+
+// countGroupsSQL is the counting query over from grouped by cols.
+func countGroupsSQL(from string, cols []string) string {
 	return `SELECT coalesce(sum(n), 0)::bigint, count(*), coalesce(min(n), 0),` +
 		` count(*) FILTER (WHERE n < $1), coalesce(sum(n) FILTER (WHERE n < $1), 0)::bigint` +
-		` FROM (SELECT count(*) AS n FROM ` + pgx.Identifier{s.Schema, s.Table}.Sanitize() +
+		` FROM (SELECT count(*) AS n FROM ` + from +
 		` GROUP BY ` + strings.Join(cols, ", ") + `) g`
 }
 

@@ -35,6 +35,18 @@ type Table struct {
 	// Quasi are the quasi-identifiers whose rule leaves their meaning in
 	// the replica (see LeavesMeaning), in file order.
 	Quasi []Quasi
+	// Lookup is true for a table referenced by another table of the
+	// rules that holds no person (see AnalyzeAcross): its own
+	// quasi-identifiers are measured through the tables in Through, not
+	// on their own (one row per value: k = 1 by construction). A lookup
+	// table no set reaches (Through empty: too many references away) is
+	// not measured; the report says so.
+	Lookup  bool
+	Through []string
+	// Joined is the table's quasi-identifiers with those of the rows it
+	// references, measured together (AnalyzeAcross); nil when the
+	// references add none.
+	Joined *Set
 	// rule is the table's rules, for checking the columns of a set.
 	rule *rules.TableRule
 }
@@ -97,6 +109,11 @@ type Set struct {
 	// within each tenant, as a tenant's role sees the table (its own rows
 	// only), so k is the smallest group any tenant sees.
 	Within string
+	// Steps and Joined, for a set measured across references, are the
+	// joins from the table and the quasi-identifiers of the joined
+	// tables (see AnalyzeAcross); Columns are the table's own.
+	Steps  []Step
+	Joined []JoinedColumn
 }
 
 // QualifiedTable is the set's table as schema.name, quoted where SQL
@@ -161,8 +178,10 @@ func Skip(tr *rules.TableRule) Set { return Set{Schema: tr.Schema, Table: tr.Nam
 
 // Sets is what to measure: for each table in order, the sets asked for
 // on it (once each, in the order given; the same columns in another order
-// are the same set), or, when none was, its default set if it has one. A
-// Skip asked for a table stands for "nothing": it is not measured.
+// are the same set), or, when none was, its default set if it has one
+// (but for a lookup table, measured through others) and then its set
+// across references (Table.Joined). A Skip asked for a table stands for
+// "nothing": it is not measured.
 func Sets(tables []Table, asked []Set) []Set {
 	var out []Set
 	for _, t := range tables {
@@ -184,8 +203,11 @@ func Sets(tables []Table, asked []Set) []Set {
 			}
 		}
 		if len(mine) == 0 && !skipped {
-			if s, ok := DefaultSet(t); ok {
+			if s, ok := DefaultSet(t); ok && !t.Lookup {
 				mine = append(mine, s)
+			}
+			if t.Joined != nil {
+				mine = append(mine, *t.Joined)
 			}
 		}
 		out = append(out, mine...)
