@@ -84,7 +84,7 @@ func TestSpillDirOpenMode(t *testing.T) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(dir, 0o2777); err != nil {
+	if err := os.Chmod(dir, os.ModeSetgid|0o777); err != nil {
 		t.Fatal(err)
 	}
 	planted := filepath.Join(dir, "xact-5.spill")
@@ -218,7 +218,7 @@ func TestSpillDirCleanupDoesNotFollow(t *testing.T) {
 // directory.
 func TestSpillDirDefaultPrivate(t *testing.T) {
 	shared := t.TempDir()
-	mustDo(t, os.Chmod(shared, 0o1777)) // like /tmp
+	mustDo(t, os.Chmod(shared, os.ModeSticky|0o777)) // like /tmp
 	home := t.TempDir()
 	private := privateDir(t)
 	for _, tc := range []struct {

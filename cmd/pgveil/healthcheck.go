@@ -28,13 +28,13 @@ func runHealthcheck(ctx context.Context, e *env, args []string) int {
 	case 1:
 		target = fs.Arg(0)
 	default:
-		fmt.Fprintf(e.stderr, "pgveil healthcheck: unexpected argument %q\n", fs.Arg(1))
+		fmt.Fprintf(e.stderr, "pgveil healthcheck: unexpected argument %s\n", shownArg(fs.Arg(1)))
 		fs.Usage()
 		return exitUsage
 	}
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		fmt.Fprintf(e.stderr, "pgveil healthcheck: %q is not an http(s) URL\n", target)
+		fmt.Fprintf(e.stderr, "pgveil healthcheck: %s is not an http(s) URL\n", shownArg(target))
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)

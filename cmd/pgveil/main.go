@@ -85,7 +85,7 @@ func run(ctx context.Context, e *env, args []string) int {
 		}
 		c := find(rest[0])
 		if c == nil || c.run == nil {
-			fmt.Fprintf(e.stderr, "pgveil: unknown command %q\n\n", rest[0])
+			fmt.Fprintf(e.stderr, "pgveil: unknown command %s\n\n", shownArg(rest[0]))
 			usage(e.stderr)
 			return exitUsage
 		}
@@ -95,7 +95,7 @@ func run(ctx context.Context, e *env, args []string) int {
 	}
 	c := find(name)
 	if c == nil || c.run == nil {
-		fmt.Fprintf(e.stderr, "pgveil: unknown command %q\n\n", name)
+		fmt.Fprintf(e.stderr, "pgveil: unknown command %s\n\n", shownArg(name))
 		usage(e.stderr)
 		return exitUsage
 	}
@@ -157,11 +157,22 @@ func parseNoArgs(e *env, fs *flag.FlagSet, args []string) int {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fmt.Fprintf(e.stderr, "%s: unexpected argument %s\n", fs.Name(), shownArg(fs.Arg(0)))
 		fs.Usage()
 		return exitUsage
 	}
 	return -1
+}
+
+// shownArg is an argument pgveil did not expect, as its errors show it:
+// quoted, unless it may hold a password (a DSN given where none is
+// expected, or a word of a keyword DSN the shell split), which is never
+// shown: errors end up in logs.
+func shownArg(arg string) string {
+	if dsnHasPassword(arg) || strings.Contains(strings.ToLower(arg), "password") {
+		return "(not shown: it holds a password, which other users of this machine can read in the process list; quote a DSN, and pass it in the environment)"
+	}
+	return fmt.Sprintf("%q", arg)
 }
 
 // configFlag defines -c and --config, the rules file.

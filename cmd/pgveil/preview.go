@@ -32,7 +32,7 @@ func runPreview(ctx context.Context, e *env, args []string) int {
 		if len(pos) == 0 {
 			fmt.Fprintln(e.stderr, "pgveil preview: give the table to show, as name or schema.name")
 		} else {
-			fmt.Fprintf(e.stderr, "pgveil preview: unexpected argument %q\n", pos[1])
+			fmt.Fprintf(e.stderr, "pgveil preview: unexpected argument %s\n", shownArg(pos[1]))
 		}
 		fs.Usage()
 		return exitUsage
