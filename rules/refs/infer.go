@@ -245,7 +245,7 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
-  AND (cardinality($1::text[]) = 0 OR n.nspname = ANY ($1))
+  AND (coalesce(cardinality($1::text[]), 0) = 0 OR n.nspname = ANY ($1))
 ORDER BY 1, 2, a.attnum`, schemas)
 	if err != nil {
 		return nil, fmt.Errorf("reading columns for inferred references: %w", err)
