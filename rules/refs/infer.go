@@ -60,6 +60,9 @@ func infer(ctx context.Context, conn *pgx.Conn, opt Options, m *Model) error {
 	if err != nil {
 		return err
 	}
+	if len(opt.Tables) > 0 {
+		cols = slices.DeleteFunc(cols, func(c column) bool { return !slices.Contains(opt.Tables, c.Table) })
+	}
 	var keys []column
 	for _, c := range cols {
 		if c.key {

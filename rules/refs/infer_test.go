@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/transform"
 )
 
 // pagilaData fills pagila (read_test.go) and adds what inference must
@@ -106,6 +108,14 @@ func TestReadInfers(t *testing.T) {
 	}
 	if len(strict.From(col("book", "other_id"))) != 0 {
 		t.Errorf("other_id inferred at 95%%: %+v", strict.From(col("book", "other_id")))
+	}
+	// Limited to two tables, inference tries only their columns and keys.
+	two, err := Read(context.Background(), conn, Options{Infer: true, Tables: []transform.TableName{Table("public", "store"), Table("public", "staff")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(two.Refs) != 5 || len(two.From(col("store", "manager_staff_id"))) != 1 || len(two.Unconfirmed) != 0 {
+		t.Errorf("limited to store and staff: refs %+v, unconfirmed %+v", two.Refs, two.Unconfirmed)
 	}
 	off, err := Read(context.Background(), conn, Options{})
 	if err != nil {

@@ -16,6 +16,11 @@ type Options struct {
 	// Schemas limits the model to references between these schemas;
 	// empty: every schema.
 	Schemas []string
+	// Tables, when not empty, limits inference to the columns and keys
+	// of these tables (validate passes the rules' tables: a pair outside
+	// them is never checked, and pgveil's role may not read them).
+	// Foreign keys are read whatever it holds.
+	Tables []transform.TableName
 
 	// Infer adds references where no constraint exists: a column whose
 	// name and type point at a single-column primary or unique key
