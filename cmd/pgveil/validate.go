@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"pgveil/rules"
+	"pgveil/rules/refs"
 	"pgveil/transform"
 )
 
@@ -27,8 +28,15 @@ func runValidate(ctx context.Context, e *env, args []string) int {
 	if !*offline {
 		return validateOnline(ctx, e, cfg, reg)
 	}
+	// Offline there is no catalog: only the references the rules declare.
+	if ps := refs.Check(cfg, nil); len(ps) > 0 {
+		printReferenceProblems(e, ps)
+		fmt.Fprintf(e.stderr, "%d problem%s\n", len(ps), plural(len(ps)))
+		return exitProblems
+	}
 	fmt.Fprintf(e.stdout, "%s: OK (offline): %s\n", file, summarize(cfg))
 	printTenancy(e, cfg)
+	fmt.Fprintln(e.stdout, offlineReferenceSummary(cfg))
 	return exitOK
 }
 

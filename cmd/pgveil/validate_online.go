@@ -157,9 +157,21 @@ func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transfo
 		for _, w := range prep.Warnings {
 			fmt.Fprintln(e.stderr, w.String())
 		}
+		refProbs, model, rerr := checkReferencesOnline(ctx, src, cfg)
+		if rerr != nil || len(refProbs) > 0 {
+			printReferenceProblems(e, refProbs)
+			n := len(refProbs)
+			if rerr != nil {
+				fmt.Fprintf(e.stderr, "pgveil validate: %v\n", rerr)
+				n++
+			}
+			fmt.Fprintf(e.stderr, "%d problem%s\n", n, plural(n))
+			return exitProblems
+		}
 		n := len(prep.Plan.Tables())
 		fmt.Fprintf(e.stdout, "%s: OK: %s (online: %d table%s checked against the source)\n", cfg.File, summarize(cfg), n, plural(n))
 		printTenancy(e, cfg)
+		fmt.Fprintln(e.stdout, referenceSummary(cfg, model))
 		triggers, err := source.MigrationTriggersInstalled(ctx, src)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "pgveil validate: %v\n", err)
@@ -192,6 +204,14 @@ func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transfo
 		hints = suggestions(cfg, reg, cat, rp)
 	}
 	n := printPrepareError(e, "validate", cfg, err, hints)
+	// The references are checked too: they need no compiled plan.
+	if refProbs, _, rerr := checkReferencesOnline(ctx, src, cfg); rerr != nil {
+		fmt.Fprintf(e.stderr, "pgveil validate: %v\n", rerr)
+		n++
+	} else {
+		printReferenceProblems(e, refProbs)
+		n += len(refProbs)
+	}
 	if cerr != nil {
 		fmt.Fprintf(e.stderr, "pgveil validate: %v\n", cerr)
 		n++
