@@ -123,14 +123,14 @@ const (
 )
 
 // reLastTitleFirst is "Last, Title First ...": "Braund, Mr. Owen Harris".
-var reLastTitleFirst = regexp.MustCompile(`^([\p{L}'’ .-]+),\s+(?:the\s+)?(\p{L}+)\.?\s+(.+)$`)
+var reLastTitleFirst = regexp.MustCompile(`^([\p{L}'’ .-]+),\s+(?:the\s+)?(\p{L}+)\.?(?:\s+(.+))?$`)
 
 // personName classifies one value.
 func personName(s string) nameShape {
 	d := dictionaries()
 	s = strings.TrimSpace(s)
 	if m := reLastTitleFirst.FindStringSubmatch(s); m != nil {
-		if d.titles[word(m[2])] {
+		if d.titles[word(m[2])] && m[3] != "" {
 			return nameFull
 		}
 		// "Last, First": a last name, then a first name.
@@ -270,7 +270,7 @@ func cityRegionCountry(s string) bool {
 		}
 		parts := strings.Split(piece, ",")
 		if len(parts) < 2 || len(parts) > 4 {
-			if len(parts) == 1 && d.cities[word(piece)] {
+			if len(parts) == 1 && allWords(piece) {
 				continue // "London / Winnipeg, MB": a bare city beside a full one
 			}
 			return false
@@ -292,6 +292,17 @@ func cityRegionCountry(s string) bool {
 		found = true
 	}
 	return found
+}
+
+// allWords reports whether s is capitalised words only.
+func allWords(s string) bool {
+	ws := strings.Fields(s)
+	for _, w := range ws {
+		if !nameWord(w) {
+			return false
+		}
+	}
+	return len(ws) > 0
 }
 
 // knownCity reports whether a value is a city of the dictionary.
@@ -317,11 +328,11 @@ var (
 // with a prefix (a bare number is anything).
 func ticketNumber(s string) bool { return reTicket.MatchString(s) }
 
-// alnumCode reports whether a value is an opaque code: 5 to 40
+// alnumCode reports whether a value is an opaque code: 6 to 40
 // characters, letters and digits both (one group at least mixing them, or
 // several groups).
 func alnumCode(s string) bool {
-	if len(s) < 5 || len(s) > 40 || !reCode.MatchString(s) {
+	if len(s) < 6 || len(s) > 40 || !reCode.MatchString(s) {
 		return false
 	}
 	var letters, digits int
