@@ -222,7 +222,7 @@ func (p *proposer) eventChains() {
 			if u == "" || !isTime(c.Type) || isDate(&c) != date || pr.cat == catBirth || pr.cat == catDeath {
 				continue
 			}
-			if unit == "" || unitRank[u] < unitRank[unit] {
+			if unit == "" || unitRank[u] < unitRank[unit] || unitRank[u] == unitRank[unit] && housekeeping(from) && !housekeeping(c.Name) {
 				unit, from = u, c.Name
 			}
 		}
@@ -243,7 +243,17 @@ func (p *proposer) eventChains() {
 			for j := range p.tables[from].Columns {
 				c := &p.tables[from].Columns[j]
 				pr := &p.out[from].Proposals[j]
-				if c.PrimaryKey || !isTime(c.Type) || c.Type.IsArray() || pr.cat == catBirth || pr.cat == catDeath {
+				if !isTime(c.Type) || c.Type.IsArray() || pr.cat == catBirth || pr.cat == catDeath {
+					continue
+				}
+				if c.PrimaryKey {
+					// A key may only be kept or hashed, and hash does not fit
+					// times: say so where the chain would truncate it.
+					if unit, next := finest(to, isDate(c)); unit != "" && !housekeeping(next) && pr.Rule == "keep" && !strings.Contains(pr.Reason, "chain") {
+						pr.Reason = "part of the primary key (only keep or hash apply, and hash does not fit " + c.Type.String() +
+							"): kept raw, although it is in the same chain of events as " + r.To.Table.QualifiedName() + "." +
+							transform.QuoteIdent(next) + ", truncated to the " + unit + "; review"
+					}
 					continue
 				}
 				own := truncUnit(pr.Rule)
@@ -260,6 +270,13 @@ func (p *proposer) eventChains() {
 			}
 		}
 	}
+}
+
+// housekeeping reports whether a time column records the row's own
+// bookkeeping (last_update, created_at) rather than an event.
+func housekeeping(name string) bool {
+	w := newWords(name)
+	return w.has("update", "updated", "modified", "created", "inserted", "changed", "synced") || w.contains("lastupdate", "lastmodified")
 }
 
 // derived drops a derived column (a tsvector, a column a trigger computes
