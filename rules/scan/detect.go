@@ -494,14 +494,26 @@ func hashable(c Column) bool {
 // its name only; Propose also counts the columns and references that say
 // so.
 func Classify(table string, c Column) Proposal {
-	return classify(table, c, personTableName(table))
+	p := personTableName(table)
+	return classify(table, c, tableCtx{people: p, related: p})
+}
+
+// tableCtx is what Propose knows of a column's table.
+type tableCtx struct {
+	// people: the table is about people (by its name or its columns).
+	people bool
+	// related: it is, or it references a table that is (a booking of a
+	// passenger, a payment of a customer).
+	related bool
 }
 
 // classify is Classify knowing whether the table is about people: a
-// column called name holds people there and things in a catalogue; codes
-// shaped like tickets or bookings identify people there and products
-// elsewhere.
-func classify(table string, c Column, person bool) Proposal {
+// column called name holds people there and things in a catalogue (a
+// product table that references its author is still a catalogue); codes
+// shaped like tickets or bookings identify people in tables related to
+// people and products elsewhere.
+func classify(table string, c Column, ctx tableCtx) Proposal {
+	person := ctx.people
 	if c.Type.Kind == transform.KindJSON || c.Type.Kind == transform.KindJSONB {
 		if !c.Type.IsArray() {
 			return classifyJSON(table, c)
@@ -530,7 +542,7 @@ func classify(table string, c Column, person bool) Proposal {
 	case isText(c.Type):
 		byValue = valueCategory(c.Samples)
 		byShape = shapeCategory(c.Samples)
-		if byShape == catNone && person {
+		if byShape == catNone && ctx.related {
 			byShape = identifierShape(c.Samples)
 		}
 		if byShape == catNone && isIDName(c.Name) && share(nonEmpty(c.Samples), alnumCode) >= 0.8 {

@@ -36,23 +36,28 @@ import (
 func Propose(tables []*Table, m *refs.Model) []Ruled {
 	p := &proposer{tables: tables, m: completeModel(tables, m), at: map[refs.Column][2]int{}}
 	p.out = make([]Ruled, len(tables))
-	person := make([]bool, len(tables))
+	ctx := make([]tableCtx, len(tables))
 	for i, t := range tables {
 		p.out[i] = Ruled{Table: t, Proposals: make([]Proposal, len(t.Columns))}
 		for j, c := range t.Columns {
 			p.at[colOf(t, c.Name)] = [2]int{i, j}
 		}
-		person[i] = personTableName(t.Name)
-		p.classifyTable(i, person[i])
+		named := personTableName(t.Name)
+		ctx[i] = tableCtx{people: named, related: named}
+		p.classifyTable(i, ctx[i])
 	}
-	final := p.aboutPeople(person)
+	final := p.aboutPeople(ctx)
 	for i := range tables {
-		if final[i] != person[i] {
+		if final[i] != ctx[i] {
 			p.classifyTable(i, final[i])
 		}
 	}
+	related := make([]bool, len(tables))
+	for i := range final {
+		related[i] = final[i].related
+	}
 	p.secondLines()
-	p.personTimes(final)
+	p.personTimes(related)
 	p.eventChains()
 	p.derived()
 	p.references()
@@ -95,7 +100,7 @@ func (p *proposer) proposal(c refs.Column) (*Proposal, *Column, bool) {
 	return &p.out[ij[0]].Proposals[ij[1]], &p.tables[ij[0]].Columns[ij[1]], true
 }
 
-func (p *proposer) classifyTable(i int, person bool) {
+func (p *proposer) classifyTable(i int, ctx tableCtx) {
 	t := p.tables[i]
 	for j, c := range t.Columns {
 		pr := &p.out[i].Proposals[j]
@@ -105,7 +110,7 @@ func (p *proposer) classifyTable(i int, person bool) {
 		case c.PrimaryKey:
 			*pr = Proposal{Rule: "keep", Reason: "primary key of type " + c.Type.String() + ", which hash does not fit: check it is not personal"}
 		default:
-			*pr = classify(t.Name, c, person)
+			*pr = classify(t.Name, c, ctx)
 		}
 	}
 }
@@ -119,31 +124,33 @@ func personal(c category) bool {
 	return false
 }
 
-// aboutPeople extends the tables about people by name with those that
-// hold personal columns and those that reference a table about people.
-func (p *proposer) aboutPeople(byName []bool) []bool {
-	person := slices.Clone(byName)
+// aboutPeople completes what Propose knows of each table: about people
+// when its name says so or it holds personal columns; related to people
+// when it is, or references a table that is (chains followed).
+func (p *proposer) aboutPeople(byName []tableCtx) []tableCtx {
+	out := slices.Clone(byName)
 	index := map[transform.TableName]int{}
 	for i, t := range p.tables {
 		index[transform.TableName{Schema: t.Schema, Name: t.Name}] = i
 		for _, pr := range p.out[i].Proposals {
 			if personal(pr.cat) {
-				person[i] = true
+				out[i].people = true
 			}
 		}
+		out[i].related = out[i].related || out[i].people
 	}
 	for changed := true; changed; {
 		changed = false
 		for _, r := range p.m.Refs {
 			from, ok1 := index[r.From.Table]
 			to, ok2 := index[r.To.Table]
-			if ok1 && ok2 && person[to] && !person[from] {
-				person[from] = true
+			if ok1 && ok2 && out[to].related && !out[from].related {
+				out[from].related = true
 				changed = true
 			}
 		}
 	}
-	return person
+	return out
 }
 
 // secondLines masks a numbered address line (address2, address_line_2)

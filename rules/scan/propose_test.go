@@ -273,3 +273,45 @@ func writeAndParse(t *testing.T, ruled []Ruled) *rules.Config {
 	}
 	return cfg
 }
+
+// A catalogue that references its author stays a catalogue (its name and
+// description kept); a booking that references a passenger is related to
+// people (its ticket-shaped codes hashed, its times coarsened).
+func TestProposeRelatedTables(t *testing.T) {
+	ty := transform.MustType
+	codes := []string{"X7K2PQ", "A8B9C1", "Z2Y3X4", "Q5W6E7"}
+	tables := []*Table{
+		{Schema: "public", Name: "users", Columns: []Column{
+			{Name: "id", Type: ty("integer"), PrimaryKey: true},
+			{Name: "email", Type: ty("text"), Samples: []string{"a@b.example"}},
+		}},
+		{Schema: "public", Name: "products", Columns: []Column{
+			{Name: "id", Type: ty("integer"), PrimaryKey: true},
+			{Name: "created_by", Type: ty("integer")},
+			{Name: "name", Type: ty("text"), Samples: []string{"Red scarf", "Blue boots", "Hat"}},
+			{Name: "description", Type: ty("text"), Samples: []string{"Warm and soft"}},
+			{Name: "code", Type: ty("text"), Samples: codes},
+		}},
+		{Schema: "public", Name: "bookings", Columns: []Column{
+			{Name: "id", Type: ty("integer"), PrimaryKey: true},
+			{Name: "user_id", Type: ty("integer")},
+			{Name: "code", Type: ty("text"), Samples: codes},
+			{Name: "booked_at", Type: ty("timestamptz")},
+		}},
+	}
+	c := func(t, col string) refs.Column { return refs.Column{Table: refs.Table("public", t), Name: col} }
+	m := &refs.Model{}
+	m.Add(refs.Ref{From: c("products", "created_by"), To: c("users", "id")})
+	m.Add(refs.Ref{From: c("bookings", "user_id"), To: c("users", "id")})
+	ruled := Propose(tables, m)
+	assertConsistent(t, ruled, m)
+	got := rulesOf(ruled)
+	for col, want := range map[string]string{
+		"products.name": "keep", "products.description": "keep", "bookings.code": "hash",
+		"bookings.booked_at": "{truncate: day}", "products.created_by": "hash",
+	} {
+		if p := got[col]; p.Rule != want {
+			t.Errorf("%s: %s (%s), want %s", col, p.Rule, p.Reason, want)
+		}
+	}
+}

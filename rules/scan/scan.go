@@ -1,9 +1,13 @@
 // Package scan proposes masking rules for a database: it reads the
 // catalog, samples a few values of each column and recognises emails,
-// phone numbers, names, addresses, IBANs, card numbers, IP addresses,
-// birth dates, free text, secrets and personal keys inside JSON. The
-// result is a deny-by-default rules file that pgveil loads as it is, with
-// a comment on each masking rule saying why.
+// phone numbers, people's names (by dictionaries and by how names are
+// written), addresses and places, IBANs, card numbers, IP addresses,
+// identifiers by their shape, images and documents by their magic bytes,
+// birth dates, free text, secrets and personal keys inside JSON. It reads
+// which tables are about people, which columns are derived from others,
+// and the reference model (pgveil/rules/refs), so that every reference
+// gets its key's rule. The result is a deny-by-default rules file that
+// pgveil loads as it is, with a comment on each masking rule saying why.
 //
 // Sampled values are only looked at: they are never printed, stored, put
 // in a reason, an error or a log.

@@ -175,7 +175,7 @@ func TestClassifyByValues(t *testing.T) {
 		{"customer", Column{Name: "notes", Type: transform.MustType("text"), Samples: []string{"likes cats"}}, "drop"},
 		{"rating", Column{Name: "label", Type: transform.MustType("text"), Samples: []string{"PG-13", "G", "R"}}, "keep"},
 	} {
-		p := classify(tt.table, tt.c, personTableName(tt.table))
+		p := Classify(tt.table, tt.c)
 		if p.Rule != tt.rule {
 			t.Errorf("%s.%s: %s (%s), want %s", tt.table, tt.c.Name, p.Rule, p.Reason, tt.rule)
 		}
