@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"pgveil/replicate"
+	"pgveil/rules/refs"
 	"pgveil/rules/scan"
 )
 
@@ -59,9 +60,16 @@ func runScan(ctx context.Context, e *env, args []string) int {
 		return exitProblems
 	}
 	defer conn.Close(context.Background())
+	// The reference model: declared foreign keys, those on partitions
+	// lifted to their root (and inferred ones, as refs learns them).
+	model, err := refs.Read(ctx, conn, refs.Options{Schemas: schemas})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pgveil scan: %v\n", scrubPassword(err, *dsn))
+		return exitProblems
+	}
 	skipped := 0
 	tables, _, err := scan.Read(ctx, conn, scan.Options{
-		Schemas: schemas, Sample: *n, StatementTimeout: "30s",
+		Schemas: schemas, Sample: *n, StatementTimeout: "30s", Refs: model,
 		Skipped: func(table, state string) {
 			skipped++
 			fmt.Fprintf(e.stderr, "pgveil scan: could not sample %s (%s): its rules come from names and types only\n", table, state)
@@ -75,7 +83,7 @@ func runScan(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "pgveil scan: no table found")
 		return exitProblems
 	}
-	ruled := scan.Propose(tables)
+	ruled := scan.Propose(tables, model)
 	cols, masked := 0, 0
 	for _, r := range ruled {
 		for _, p := range r.Proposals {

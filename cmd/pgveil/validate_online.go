@@ -17,6 +17,7 @@ import (
 	"pgveil/replicate"
 	"pgveil/replicate/source"
 	"pgveil/rules"
+	"pgveil/rules/scan"
 	"pgveil/transform"
 )
 
@@ -178,6 +179,9 @@ func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transfo
 			return exitProblems
 		}
 		printPublicationMode(e.stdout, prep.Publication, triggers)
+		if code := warnDerived(ctx, e, src, cfg); code >= 0 {
+			return code
+		}
 		// The rules are valid; what pgveil's role lacks to put them in
 		// force is for a superuser to run, not a problem of the file.
 		w, err := replicate.Prerequisites(ctx, src, prep, nil)
@@ -418,4 +422,19 @@ func guessRule(col transform.Column) (rule, note string) {
 		return `{json: {"$..email": {fake: email}}}`, " (name the personal paths inside; or drop)"
 	}
 	return "drop", ""
+}
+
+// warnDerived warns of derived columns (a tsvector, a generated column, a
+// column a trigger computes) the rules keep while a column they are built
+// from is masked. It returns an exit code on failure, -1 otherwise.
+func warnDerived(ctx context.Context, e *env, src *pgx.Conn, cfg *rules.Config) int {
+	derived, err := scan.DerivedColumns(ctx, src)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pgveil validate: %v\n", err)
+		return exitProblems
+	}
+	for _, p := range scan.CheckDerived(cfg, derived) {
+		fmt.Fprintln(e.stderr, p.String())
+	}
+	return -1
 }

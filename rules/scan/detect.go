@@ -43,6 +43,10 @@ const (
 	catDevice
 	catBody // weight, height: quasi-identifying measurements
 	catHealth
+	catPlace    // "City, Region, Country", a hometown
+	catCabin    // cabins and seats
+	catBinary   // images and documents
+	catExternal // identifiers shared with other systems
 )
 
 // what describes a category in reasons.
@@ -74,6 +78,10 @@ var what = map[category]string{
 	catDevice:     "device fingerprints",
 	catBody:       "measurements (weight, height)",
 	catHealth:     "health data",
+	catPlace:      "places (city, region, country)",
+	catCabin:      "cabins or seats",
+	catBinary:     "images or documents",
+	catExternal:   "identifiers shared with other systems",
 }
 
 // Column is what the scan knows of one column. Samples are its sampled
@@ -84,9 +92,17 @@ type Column struct {
 	Type       transform.Type
 	PrimaryKey bool
 	Unique     bool
-	// Ref is the column a foreign key of this column references, or nil.
-	Ref     *Ref
+	// Ref is the column a reference of this column points to, or nil
+	// (the first of the reference model's, when Read is given one).
+	Ref *Ref
+	// Samples are the sampled values as text; for bytea, the first bytes
+	// of each value (string(bytes)), enough for magic numbers.
 	Samples []string
+	// DerivedFrom names the columns of the same table this column is
+	// computed from (a tsvector maintained by a trigger, a column a
+	// trigger function assigns from others); How says how it was seen.
+	DerivedFrom []string
+	DerivedHow  string
 }
 
 // Ref names a referenced column.
@@ -177,7 +193,54 @@ func (w words) contains(subs ...string) bool {
 
 var personTables = []string{"user", "users", "customer", "customers", "patient", "patients", "person", "persons", "people",
 	"employee", "employees", "contact", "contacts", "member", "members", "author", "authors", "student", "students",
-	"client", "clients", "practitioner", "practitioners", "staff", "account_holder", "profile", "profiles", "applicant", "applicants"}
+	"client", "clients", "practitioner", "practitioners", "staff", "account_holder", "profile", "profiles", "applicant", "applicants",
+	"passenger", "passengers", "guest", "guests", "traveler", "travelers", "traveller", "travellers", "actor", "actors",
+	"subscriber", "subscribers", "driver", "drivers", "rider", "riders", "donor", "donors", "volunteer", "volunteers",
+	"resident", "residents", "candidate", "candidates", "athlete", "athletes", "player", "players", "voter", "voters"}
+
+// personWords are words that, in a table's name, say its rows are about
+// people: "customer_address", "patient_visits", "staff".
+var personWords = map[string]bool{}
+
+func init() {
+	for _, t := range personTables {
+		personWords[t] = true
+	}
+}
+
+// personTableName reports whether a table's name says it is about people.
+func personTableName(table string) bool {
+	for _, t := range tokens(table) {
+		if personWords[t] {
+			return true
+		}
+	}
+	return false
+}
+
+// reSecondLine is a numbered address line: address2, addr_2,
+// address_line_2, street2, line2.
+var reSecondLine = regexp.MustCompile(`^(address|addr|street|streetaddress|addressline|streetline|line)([1-9])$`)
+
+// secondLine returns the number of a numbered address line (2 for
+// "address2"), 0 for none.
+func secondLine(name string) int {
+	if m := reSecondLine.FindStringSubmatch(newWords(name).joined); m != nil {
+		return int(m[2][0] - '0')
+	}
+	return 0
+}
+
+// externalWords, in an identifier column's name, say the identifier
+// leaves the system: a payment provider's customer id, an OAuth subject.
+var externalWords = []string{"external", "ext", "stripe", "paypal", "braintree", "adyen", "square", "provider", "gateway",
+	"auth0", "oauth", "oidc", "google", "facebook", "apple", "github", "firebase", "hubspot", "salesforce", "intercom",
+	"zendesk", "segment", "mixpanel", "amplitude", "sso", "saml", "crm", "erp", "partner", "vendor", "upstream", "remote", "legacy"}
+
+// catalogueWords name the text of catalogue rows (a product's name, a
+// film's title and description): kept in tables not about people.
+var catalogueWords = []string{"name", "title", "description", "summary", "synopsis", "caption", "tagline", "label",
+	"overview", "subtitle", "blurb", "desc"}
 
 var companyTables = []string{"account", "accounts", "company", "companies", "organization", "organizations", "organisation",
 	"organisations", "org", "orgs", "tenant", "tenants", "vendor", "vendors", "supplier", "suppliers", "merchant", "merchants", "business", "businesses"}
@@ -205,6 +268,8 @@ func nameCategory(name, table string) category {
 		return catCardLast4
 	case w.has("pan") || w.contains("cardnumber", "ccnumber", "creditcard", "cardno", "cardnum"):
 		return catCard
+	case w.has("hometown", "birthplace", "residence", "domicile") || w.contains("placeofbirth", "birthplace", "hometown", "homedest", "destination"):
+		return catPlace
 	case w.has("birth", "dob", "birthday", "birthdate", "born") || w.contains("dateofbirth", "birthdate", "birthday"):
 		return catBirth
 	case w.has("deceased", "death", "died"):
@@ -236,6 +301,14 @@ func nameCategory(name, table string) category {
 		return catNone
 	case w.is("name"):
 		return catFullName // a JSON key: emergency contacts, pharmacists, ...
+	case secondLine(name) > 0:
+		return catStreet
+	case w.has("uuid", "guid") || w.has(externalWords...) && w.has("id", "ref", "key", "uid", "sub", "subject", "token", "number", "code"):
+		return catExternal
+	case w.has("ticket", "booking", "reservation", "pnr", "confirmation", "locator", "boarding") && !w.has("type", "status", "kind", "class", "category", "count", "price", "fare"):
+		return catIdentifier
+	case w.has("cabin", "seat", "berth") && !w.has("type", "class", "count", "rate", "category", "kind"):
+		return catCabin
 	case w.has("zip", "zipcode", "postcode", "postal", "plz") || w.contains("postalcode", "zipcode", "postcode"):
 		return catZip
 	case w.has("street", "addr", "line1", "line2", "line3", "housenumber") || w.contains("addressline", "streetaddress", "street"):
@@ -416,21 +489,69 @@ func hashable(c Column) bool {
 }
 
 // Classify proposes a rule for a column that is neither part of a
-// primary key nor a foreign key to a hashed column, from its table's
-// name, its name, type and sampled values.
+// primary key nor a reference to a key, from its table's name, its name,
+// type and sampled values. Whether the table is about people is read from
+// its name only; Propose also counts the columns and references that say
+// so.
 func Classify(table string, c Column) Proposal {
+	p := personTableName(table)
+	return classify(table, c, tableCtx{people: p, related: p})
+}
+
+// tableCtx is what Propose knows of a column's table.
+type tableCtx struct {
+	// people: the table is about people (by its name or its columns).
+	people bool
+	// related: it is, or it references a table that is (a booking of a
+	// passenger, a payment of a customer).
+	related bool
+}
+
+// classify is Classify knowing whether the table is about people: a
+// column called name holds people there and things in a catalogue (a
+// product table that references its author is still a catalogue); codes
+// shaped like tickets or bookings identify people in tables related to
+// people and products elsewhere.
+func classify(table string, c Column, ctx tableCtx) Proposal {
+	person := ctx.people
 	if c.Type.Kind == transform.KindJSON || c.Type.Kind == transform.KindJSONB {
 		if !c.Type.IsArray() {
 			return classifyJSON(table, c)
 		}
 	}
+	if c.Type.Kind == transform.KindBytea {
+		if kind := binaryContent(c.Samples); kind != "" {
+			return Proposal{Rule: "drop", Reason: "sampled values are " + kind + "s: images and documents cannot be masked, only dropped", cat: catBinary}
+		}
+		if binaryName(c.Name) {
+			return Proposal{Rule: "drop", Reason: "name suggests images or documents: binary content cannot be masked, only dropped", cat: catBinary}
+		}
+	}
 	byName := nameCategory(c.Name, table)
-	if ts := tokens(c.Name); len(ts) > 1 && ts[len(ts)-1] == "id" && !isText(c.Type) && byName != catGovID && byName != catSecret {
+	if ts := tokens(c.Name); len(ts) > 1 && ts[len(ts)-1] == "id" && !isText(c.Type) && byName != catGovID && byName != catSecret && byName != catExternal {
 		byName = catNone // a surrogate key of another row ("shipping_address_id"), not the data its name mentions
 	}
-	var byValue category
-	if isText(c.Type) {
+	if byName == catNone && c.Type.Kind == transform.KindUUID && !c.Type.IsArray() {
+		byName = catExternal // a uuid that is not a key is an identifier other systems hold
+	}
+	// byValue: exact formats (emails, IBANs, Luhn-valid cards), which may
+	// overrule a name; byShape: shapes (names, places, codes), which
+	// decide only where the name says nothing, or says text or a city.
+	var byValue, byShape category
+	switch {
+	case isText(c.Type):
 		byValue = valueCategory(c.Samples)
+		byShape = shapeCategory(c.Samples)
+		if byShape == catNone && ctx.related {
+			byShape = identifierShape(c.Samples)
+		}
+		if byShape == catNone && isIDName(c.Name) && share(nonEmpty(c.Samples), alnumCode) >= 0.8 {
+			byShape = catExternal // a text id that is no reference: an id of another system
+		}
+	case (c.Type.Kind == transform.KindInt || c.Type.Kind == transform.KindNumeric) && !c.Type.IsArray():
+		if vals := nonEmpty(c.Samples); len(vals) >= 3 && share(vals, isCard) == 1 {
+			byValue = catCard
+		}
 	}
 	cat, why := byName, "name"
 	switch {
@@ -440,6 +561,18 @@ func Classify(table string, c Column) Proposal {
 		why = "name and sampled values"
 	case byName != catNone && byValue != catNone && strongValue(byValue) && !strongName(byName):
 		cat, why = byValue, "sampled values"
+	case byName != catNone && byValue == catNone && byShape == byName:
+		why = "name and sampled values"
+	case byName == catNone && byValue == catNone && byShape != catNone:
+		cat, why = byShape, "sampled values"
+	case (byName == catCity || byName == catFreeText && !person) && (byShape == catFullName || byShape == catPlace || byShape == catStreet || byShape == catAddress):
+		cat, why = byShape, "sampled values" // a "title" of people's names, a "city" of full addresses
+	}
+	if cat == catNone && person && isPersonNameColumn(c.Name) && isText(c.Type) {
+		return build(catFullName, "table about people; name", c)
+	}
+	if cat == catFreeText && !person && newWords(c.Name).has(catalogueWords...) && !newWords(c.Name).has("note", "notes", "comment", "comments", "message", "bio") {
+		return Proposal{Rule: "keep", Reason: "catalogue text (the table is not about people): kept; drop it if people write in it"}
 	}
 	if cat == catNone && c.Type.Kind == transform.KindInet {
 		cat, why = catIP, "type inet"
@@ -448,6 +581,27 @@ func Classify(table string, c Column) Proposal {
 		return Proposal{Rule: "keep"}
 	}
 	return build(cat, why, c)
+}
+
+// isPersonNameColumn reports whether a column's name is a bare "name"
+// (or "display", "label" of a row): in a table about people it holds the
+// person's name.
+func isPersonNameColumn(name string) bool {
+	return newWords(name).is("name", "names", "displayname", "label")
+}
+
+// isIDName reports whether a column's name ends in id (or uid, ref,
+// key): "session_id", "stripeCustomerId", "payment_ref".
+func isIDName(name string) bool {
+	ts := tokens(name)
+	if len(ts) == 0 {
+		return false
+	}
+	switch ts[len(ts)-1] {
+	case "id", "uid", "ref", "key":
+		return true
+	}
+	return false
 }
 
 // strongValue: value checks that rarely match by accident.
@@ -472,6 +626,8 @@ func build(cat category, why string, c Column) Proposal {
 	reason := why + " look like " + what[cat]
 	if why == "name" {
 		reason = "name suggests " + what[cat]
+	} else if strings.HasPrefix(why, "table about people") {
+		reason = why + ": " + what[cat]
 	} else if why == "type inet" {
 		reason = "type inet: " + what[cat]
 	}
@@ -493,8 +649,17 @@ func build(cat category, why string, c Column) Proposal {
 		return "{fake: " + kind + "}"
 	}
 	switch cat {
-	case catSecret, catGovID, catFreeText, catDevice:
+	case catSecret, catGovID, catFreeText, catDevice, catBinary:
 		p.Rule = "drop"
+	case catPlace:
+		if text && !c.Unique {
+			p.Rule = "{fake: city}"
+		}
+	case catCabin, catExternal:
+		if !hashable(c) {
+			return Proposal{Rule: "keep", Reason: reason + "; kept: hash does not fit type " + c.Type.String() + ", check it"}
+		}
+		p.Rule = "hash"
 	case catPhone:
 		if text && !c.Unique {
 			p.Rule = "{partial: {keep_last: 2}}"

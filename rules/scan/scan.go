@@ -1,9 +1,13 @@
 // Package scan proposes masking rules for a database: it reads the
 // catalog, samples a few values of each column and recognises emails,
-// phone numbers, names, addresses, IBANs, card numbers, IP addresses,
-// birth dates, free text, secrets and personal keys inside JSON. The
-// result is a deny-by-default rules file that pgveil loads as it is, with
-// a comment on each masking rule saying why.
+// phone numbers, people's names (by dictionaries and by how names are
+// written), addresses and places, IBANs, card numbers, IP addresses,
+// identifiers by their shape, images and documents by their magic bytes,
+// birth dates, free text, secrets and personal keys inside JSON. It reads
+// which tables are about people, which columns are derived from others,
+// and the reference model (pgveil/rules/refs), so that every reference
+// gets its key's rule. The result is a deny-by-default rules file that
+// pgveil loads as it is, with a comment on each masking rule saying why.
 //
 // Sampled values are only looked at: they are never printed, stored, put
 // in a reason, an error or a log.
@@ -23,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"pgveil/replicate/source"
+	"pgveil/rules/refs"
 	"pgveil/transform"
 )
 
@@ -36,91 +41,6 @@ type Table struct {
 type Ruled struct {
 	Table     *Table
 	Proposals []Proposal
-}
-
-// Propose proposes a rule for every column of every table. Primary keys
-// are hashed where hash fits their type; a foreign key to a hashed column
-// is hashed too, so that joins still work. Dates and timestamps in tables
-// that hold or reference people are coarsened: they are quasi-identifiers.
-func Propose(tables []*Table) []Ruled {
-	type colID struct{ schema, table, column string }
-	out := make([]Ruled, len(tables))
-	byID := map[colID]*Proposal{}
-	for i, t := range tables {
-		out[i] = Ruled{Table: t, Proposals: make([]Proposal, len(t.Columns))}
-		for j, c := range t.Columns {
-			p := &out[i].Proposals[j]
-			switch {
-			case c.PrimaryKey && hashable(c):
-				*p = Proposal{Rule: "hash", Reason: "primary key: a keyed pseudonym of the same type, still joins"}
-			case c.PrimaryKey:
-				*p = Proposal{Rule: "keep", Reason: "primary key of type " + c.Type.String() + ", which hash does not fit: check it is not personal"}
-			default:
-				*p = Classify(t.Name, c)
-			}
-			byID[colID{t.Schema, t.Name, c.Name}] = p
-		}
-	}
-	// Foreign keys follow the key they reference (chains of them too).
-	for changed := true; changed; {
-		changed = false
-		for i, t := range tables {
-			for j, c := range t.Columns {
-				p := &out[i].Proposals[j]
-				if c.Ref == nil || c.PrimaryKey && p.Rule == "hash" || strings.HasPrefix(p.Reason, "references ") || !hashable(c) {
-					continue
-				}
-				if ref := byID[colID{c.Ref.Schema, c.Ref.Table, c.Ref.Column}]; ref != nil && ref.Rule == "hash" {
-					*p = Proposal{Rule: "hash", Reason: "references " + sqlName(c.Ref.Schema, c.Ref.Table) + "." +
-						transform.QuoteIdent(c.Ref.Column) + ", which is hashed: same pseudonym, joins still work"}
-					changed = true
-				}
-			}
-		}
-	}
-	// Tables about people, and tables that reference them.
-	type tid struct{ schema, name string }
-	person := map[tid]bool{}
-	for i, t := range tables {
-		for _, p := range out[i].Proposals {
-			switch p.cat {
-			case catEmail, catPhone, catFirstName, catLastName, catFullName, catBirth, catGovID, catStreet, catAddress, catUsername:
-				person[tid{t.Schema, t.Name}] = true
-			}
-		}
-	}
-	for changed := true; changed; {
-		changed = false
-		for _, t := range tables {
-			if person[tid{t.Schema, t.Name}] {
-				continue
-			}
-			for _, c := range t.Columns {
-				if c.Ref != nil && person[tid{c.Ref.Schema, c.Ref.Table}] {
-					person[tid{t.Schema, t.Name}] = true
-					changed = true
-					break
-				}
-			}
-		}
-	}
-	for i, t := range tables {
-		if !person[tid{t.Schema, t.Name}] {
-			continue
-		}
-		for j, c := range t.Columns {
-			p := &out[i].Proposals[j]
-			if p.Rule != "keep" || c.PrimaryKey || !isTime(c.Type) {
-				continue
-			}
-			if c.Type.Kind == transform.KindDate {
-				*p = Proposal{Rule: "{truncate: month}", Reason: "date of a person's event: quasi-identifier, kept to the month"}
-			} else {
-				*p = Proposal{Rule: "{truncate: day}", Reason: "time of a person's event: quasi-identifier, kept to the day"}
-			}
-		}
-	}
-	return out
 }
 
 // Header holds what Write puts before the tables.
@@ -216,10 +136,15 @@ type Options struct {
 	// Skipped, when set, is told of each table that could not be sampled
 	// (without the error's text, which could quote data).
 	Skipped func(table string, sqlState string)
+	// Refs is the reference model (refs.Read, completed by inferred
+	// references); Read sets each Column.Ref from it. Nil: Read reads the
+	// declared foreign keys itself.
+	Refs *refs.Model
 }
 
-// Read reads the tables, their columns, keys and foreign keys from the
-// catalog, and samples opt.Sample rows of each in read-only transactions.
+// Read reads the tables, their columns and keys from the catalog, the
+// columns derived from others (DerivedColumns), and samples opt.Sample
+// rows of each in read-only transactions.
 func Read(ctx context.Context, conn *pgx.Conn, opt Options) ([]*Table, *source.Catalog, error) {
 	names, err := source.ListTables(ctx, conn)
 	if err != nil {
@@ -232,9 +157,19 @@ func Read(ctx context.Context, conn *pgx.Conn, opt Options) ([]*Table, *source.C
 	if err != nil {
 		return nil, nil, err
 	}
-	refs, err := foreignKeys(ctx, conn)
+	m := opt.Refs
+	if m == nil {
+		if m, err = refs.Read(ctx, conn, refs.Options{Schemas: opt.Schemas}); err != nil {
+			return nil, nil, err
+		}
+	}
+	derived, err := DerivedColumns(ctx, conn)
 	if err != nil {
 		return nil, nil, err
+	}
+	from := map[refs.Column]Derived{}
+	for _, d := range derived {
+		from[d.Column] = d
 	}
 	var tables []*Table
 	for _, n := range names {
@@ -245,8 +180,12 @@ func Read(ctx context.Context, conn *pgx.Conn, opt Options) ([]*Table, *source.C
 		t := &Table{Schema: n.Schema, Name: n.Name}
 		for _, c := range ct.Columns {
 			col := Column{Name: c.Name, Type: c.Type, PrimaryKey: c.PrimaryKey, Unique: c.Unique}
-			if r, ok := refs[[3]string{n.Schema, n.Name, c.Name}]; ok {
-				col.Ref = &r
+			id := refs.Column{Table: n, Name: c.Name}
+			if rs := m.From(id); len(rs) > 0 {
+				col.Ref = &Ref{Schema: rs[0].To.Table.Schema, Table: rs[0].To.Table.Name, Column: rs[0].To.Name}
+			}
+			if d, ok := from[id]; ok {
+				col.DerivedFrom, col.DerivedHow = d.Inputs, d.How
 			}
 			t.Columns = append(t.Columns, col)
 		}
@@ -265,25 +204,33 @@ func Read(ctx context.Context, conn *pgx.Conn, opt Options) ([]*Table, *source.C
 	return tables, cat, nil
 }
 
-// sampled reports whether a column's values are worth sampling.
-func sampled(t transform.Type) bool {
-	switch t.Kind {
-	case transform.KindText, transform.KindJSON, transform.KindJSONB, transform.KindInet:
-		return true
-	}
-	return false
-}
+// sampleBytes is how much of a bytea value is read: enough for the magic
+// bytes of images and documents, never the content.
+const sampleBytes = 16
 
-// sample reads up to opt.Sample rows of the text, JSON and inet columns.
-// On failure it returns the SQLSTATE only.
+// sampleChars is how much of a text value is read: enough to recognise
+// its shape (JSON documents are read whole, to be parsed).
+const sampleChars = 500
+
+// sample reads up to opt.Sample rows of the columns worth sampling: text,
+// JSON, inet, numbers (card numbers stored as numbers) and the first
+// bytes of bytea. On failure it returns the SQLSTATE only.
 func sample(ctx context.Context, conn *pgx.Conn, t *Table, opt Options) (string, error) {
 	var cols []int
 	var exprs []string
 	for i, c := range t.Columns {
-		if sampled(c.Type) {
-			cols = append(cols, i)
+		ok, binary := sampledType(c.Type)
+		switch {
+		case !ok:
+			continue
+		case binary:
+			exprs = append(exprs, fmt.Sprintf("substring(%s from 1 for %d)", transform.QuoteIdent(c.Name), sampleBytes))
+		case c.Type.Kind == transform.KindJSON || c.Type.Kind == transform.KindJSONB:
 			exprs = append(exprs, transform.QuoteIdent(c.Name)+"::text")
+		default:
+			exprs = append(exprs, fmt.Sprintf("left(%s::text, %d)", transform.QuoteIdent(c.Name), sampleChars))
 		}
+		cols = append(cols, i)
 	}
 	if len(cols) == 0 {
 		return "", nil
@@ -306,7 +253,7 @@ func sample(ctx context.Context, conn *pgx.Conn, t *Table, opt Options) (string,
 		return sqlState(err), fmt.Errorf("sampling: %s", sqlState(err))
 	}
 	defer rows.Close()
-	vals := make([]*string, len(cols))
+	vals := make([][]byte, len(cols))
 	dest := make([]any, len(cols))
 	for i := range vals {
 		dest[i] = &vals[i]
@@ -318,7 +265,7 @@ func sample(ctx context.Context, conn *pgx.Conn, t *Table, opt Options) (string,
 		for i, v := range vals {
 			if v != nil {
 				c := &t.Columns[cols[i]]
-				c.Samples = append(c.Samples, *v)
+				c.Samples = append(c.Samples, string(v))
 			}
 		}
 	}
@@ -334,40 +281,4 @@ func sqlState(err error) string {
 		return "SQLSTATE " + pe.Code
 	}
 	return "connection error"
-}
-
-// foreignKeys maps each column of a foreign key to the column it
-// references.
-func foreignKeys(ctx context.Context, conn *pgx.Conn) (map[[3]string]Ref, error) {
-	rows, err := conn.Query(ctx, `
-SELECT n.nspname::text, c.relname::text, a.attname::text, fn.nspname::text, fc.relname::text, fa.attname::text
-FROM pg_catalog.pg_constraint k
-JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_catalog.pg_class fc ON fc.oid = k.confrelid
-JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
-CROSS JOIN LATERAL unnest(k.conkey, k.confkey) AS u(col, fcol)
-JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.col
-JOIN pg_catalog.pg_attribute fa ON fa.attrelid = k.confrelid AND fa.attnum = u.fcol
-WHERE k.contype = 'f'
-ORDER BY k.oid`)
-	if err != nil {
-		return nil, fmt.Errorf("reading foreign keys: %w", err)
-	}
-	out := map[[3]string]Ref{}
-	for rows.Next() {
-		var s, t, c string
-		var r Ref
-		if err := rows.Scan(&s, &t, &c, &r.Schema, &r.Table, &r.Column); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("reading foreign keys: %w", err)
-		}
-		if _, ok := out[[3]string{s, t, c}]; !ok {
-			out[[3]string{s, t, c}] = r
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading foreign keys: %w", err)
-	}
-	return out, nil
 }

@@ -63,7 +63,7 @@ func lookup(k string) (string, bool) { v, ok := testEnv[k]; return v, ok }
 
 func TestProposeWriteLoadsAndCompiles(t *testing.T) {
 	tables := fixture()
-	ruled := Propose(tables)
+	ruled := Propose(tables, nil)
 	var buf bytes.Buffer
 	if err := Write(&buf, Header{Comment: []string{"proposed by pgveil scan"}}, ruled); err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestProposeWriteLoadsAndCompiles(t *testing.T) {
 // output (rules, comments, reasons) holds it.
 func TestNoSampledValueInOutput(t *testing.T) {
 	tables := fixture()
-	ruled := Propose(tables)
+	ruled := Propose(tables, nil)
 	var buf bytes.Buffer
 	if err := Write(&buf, Header{}, ruled); err != nil {
 		t.Fatal(err)

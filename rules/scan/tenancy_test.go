@@ -70,7 +70,7 @@ func TestTenancyCommentUncommented(t *testing.T) {
 	tables := tenantFixture()
 	h, _ := ProposeTenancy(tables)
 	var buf bytes.Buffer
-	if err := Write(&buf, Header{Tenancy: &h}, Propose(tables)); err != nil {
+	if err := Write(&buf, Header{Tenancy: &h}, Propose(tables, nil)); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
