@@ -61,8 +61,9 @@ func runScan(ctx context.Context, e *env, args []string) int {
 	}
 	defer conn.Close(context.Background())
 	// The reference model: declared foreign keys, those on partitions
-	// lifted to their root (and inferred ones, as refs learns them).
-	model, err := refs.Read(ctx, conn, refs.Options{Schemas: schemas})
+	// lifted to their root, and references inferred where no constraint
+	// exists (confirmed by sampled overlap), so that every join keeps.
+	model, err := refs.Read(ctx, conn, refs.Options{Schemas: schemas, Infer: true})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pgveil scan: %v\n", scrubPassword(err, *dsn))
 		return exitProblems

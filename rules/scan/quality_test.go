@@ -774,12 +774,16 @@ func measureSchema(t *testing.T, ctx context.Context, cluster *pgtest.Cluster, n
 	}
 
 	// The scan, as runScan (cmd/pgveil/scan.go) does it.
-	tables, cat, err := Read(ctx, conn, Options{Sample: qualitySample, StatementTimeout: "30s",
+	model, err := refs.Read(ctx, conn, refs.Options{Infer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, cat, err := Read(ctx, conn, Options{Sample: qualitySample, StatementTimeout: "30s", Refs: model,
 		Skipped: func(table, state string) { t.Errorf("%s: could not sample %s (%s)", name, table, state) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ruled := Propose(tables)
+	ruled := Propose(tables, model)
 	h := Header{Comment: []string{"proposed by the scan quality suite"}}
 	if hint, ok := ProposeTenancy(tables); ok {
 		h.Tenancy = &hint
@@ -856,10 +860,6 @@ func measureSchema(t *testing.T, ctx context.Context, cluster *pgtest.Cluster, n
 	// sides: the references refs.Read finds, and those the truth file
 	// declares (the ref generator), which include references no
 	// constraint declares (Pagila's store.manager_staff_id).
-	model, err := refs.Read(ctx, conn, refs.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	type pair struct{ from, to colKey }
 	origin := map[pair]string{}
 	var pairs []pair
