@@ -85,3 +85,56 @@ func TestDecideViews(t *testing.T) {
 		t.Error("a changed definition keeps its hash")
 	}
 }
+
+// ReadViews on PostgreSQL itself: the columns a view reads, a whole-table
+// read, a view over a view, a user function, and the definition's names
+// schema-qualified whatever the search_path.
+func TestReadViews(t *testing.T) {
+	conn, _ := newDB(t, `
+CREATE TABLE customer (id int PRIMARY KEY, name text, email text);
+CREATE FUNCTION shout(text) RETURNS text LANGUAGE sql AS 'SELECT upper($1)';
+CREATE VIEW list AS SELECT id, name FROM customer;
+CREATE VIEW counts AS SELECT count(*) AS n FROM customer;
+CREATE VIEW over AS SELECT name FROM list;
+CREATE VIEW loud AS SELECT shout(email) FROM customer;
+CREATE MATERIALIZED VIEW m AS SELECT id FROM customer;
+CREATE SCHEMA other; CREATE VIEW other.v AS SELECT 1 AS one;`)
+	vs, err := ReadViews(testContext(t), conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, v := range vs {
+		var reads []string
+		for _, r := range v.Reads {
+			switch {
+			case r.Object != "":
+				reads = append(reads, r.Object)
+			default:
+				reads = append(reads, r.Relation.Name+"."+r.Column+"("+r.RelKind+")")
+			}
+		}
+		got[v.Name.Name] = strings.Join(reads, " ")
+		if v.Name.Name == "list" && (!strings.Contains(v.Definition, "FROM public.customer") || strings.HasSuffix(v.Definition, ";")) {
+			t.Errorf("list's definition is not schema-qualified, or ends with ;: %q", v.Definition)
+		}
+		if v.Name.Name == "m" && !v.Materialized {
+			t.Error("m is not materialized")
+		}
+	}
+	want := map[string]string{
+		"list":   "customer.id(r) customer.name(r)",
+		"counts": "customer.(r)",
+		"over":   "list.name(v)",
+		"loud":   "function public.shout(text) customer.email(r)",
+		"m":      "customer.id(r)",
+	}
+	if len(got) != len(want) {
+		t.Errorf("views read: %v, want %v (not other.v)", got, want)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s reads %q, want %q", k, got[k], w)
+		}
+	}
+}
