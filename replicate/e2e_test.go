@@ -36,21 +36,22 @@ const e2eSecret = "0123456789abcdef0123456789abcdef"
 
 // e2e is one test's production and analytics databases and pipeline.
 type e2e struct {
-	t        *testing.T
-	srcDSN   string
-	dstDSN   string
-	src, dst *pgx.Conn
-	rulesYML string
-	preamble string // YAML put before tables: (a tenancy section)
-	mode     string // source.publication_mode; "" for the default
-	workers  int    // the initial copy's workers; 0 for 3
-	stats    *Stats
-	cancel   context.CancelFunc
-	done     chan error
-	p        *Pipeline
-	marker   atomic.Int64
-	logs     *syncbuf.Buffer
-	obs      roundCounter
+	t           *testing.T
+	srcDSN      string
+	dstDSN      string
+	src, dst    *pgx.Conn
+	rulesYML    string
+	preamble    string // YAML put before tables: (a tenancy section)
+	targetExtra string // more keys of the target section: ", readers: [r]"
+	mode        string // source.publication_mode; "" for the default
+	workers     int    // the initial copy's workers; 0 for 3
+	stats       *Stats
+	cancel      context.CancelFunc
+	done        chan error
+	p           *Pipeline
+	marker      atomic.Int64
+	logs        *syncbuf.Buffer
+	obs         roundCounter
 }
 
 // roundCounter is the pipeline's observer in e2e tests: it counts the
@@ -122,7 +123,7 @@ func (e *e2e) config() *rules.Config {
 	if e.mode != "" {
 		mode = ", publication_mode: " + e.mode
 	}
-	yml := "source: {dsn: \"${SRC}\", slot: s1, publication: p1" + mode + "}\ntarget: {dsn: \"${DST}\"}\nsecret: ${SECRET}\n" + e.preamble + "tables:\n" + e.rulesYML
+	yml := "source: {dsn: \"${SRC}\", slot: s1, publication: p1" + mode + "}\ntarget: {dsn: \"${DST}\"" + e.targetExtra + "}\nsecret: ${SECRET}\n" + e.preamble + "tables:\n" + e.rulesYML
 	cfg, err := rules.Parse("test.yaml", []byte(yml), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
 		e.t.Fatalf("rules: %v\n%s", err, yml)

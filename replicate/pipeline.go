@@ -625,6 +625,11 @@ func runOnce(ctx context.Context, opts Options) error {
 		}
 		return err
 	}
+	// Views the rules no longer allow go before Setup drops their columns.
+	views := newViewWatch(opts, prep.Plan)
+	if err := views.dropStale(ctx, src, tgt); err != nil {
+		return err
+	}
 	if err := createsOK(target.Setup(ctx, tgt, transform.NewPlan(setupTables), prep.Catalog.Enums, cfg.Target.Readers)); err != nil {
 		return fatalUnlessTransient(err)
 	}
@@ -638,6 +643,9 @@ func runOnce(ctx context.Context, opts Options) error {
 	}
 	if err := dropRemoved(ctx, tgt, removed, log); err != nil {
 		return err
+	}
+	if err := views.sync(ctx, src, tgt); err != nil {
+		log.Warn("views: creating production's views on the replica", "error", err.Error())
 	}
 	// The partitioned tables' leaves, read before any snapshot of this
 	// attempt: a copy records them once done.
@@ -753,9 +761,15 @@ func runOnce(ctx context.Context, opts Options) error {
 		defer close(monitorDone)
 		mon.run(mctx, stopStream)
 	}()
+	viewsDone := make(chan struct{})
+	go func() {
+		defer close(viewsDone)
+		views.run(mctx)
+	}()
 	err = st.run(sctx, prep.Server.Version)
 	stopMonitor()
 	<-monitorDone
+	<-viewsDone
 	var sc *schemaChange
 	if cause := context.Cause(sctx); errors.As(cause, &sc) && ctx.Err() == nil {
 		return cause

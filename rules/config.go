@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -51,7 +52,16 @@ const (
 type Target struct {
 	DSN     DSN
 	Readers []string // roles granted read-only access
+	// RefreshMaterializedViews is how often the materialized views pgveil
+	// recreates on the replica (production's, see docs/operations.md,
+	// "Views") are refreshed; DefaultRefreshMaterializedViews when unset.
+	RefreshMaterializedViews time.Duration
 }
+
+// DefaultRefreshMaterializedViews is target.refresh_materialized_views'
+// default: a dashboard built on a materialized view in production expects
+// it to lag; an hour is the usual cron of such refreshes.
+const DefaultRefreshMaterializedViews = time.Hour
 
 // TableRule is the rules of one table.
 type TableRule struct {

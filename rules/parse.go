@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -23,7 +24,7 @@ const maxAliases = 1000
 const (
 	topKeys     = "source, target, secret, tenancy, tables"
 	sourceKeys  = "dsn, slot, publication, publication_mode"
-	targetKeys  = "dsn, readers"
+	targetKeys  = "dsn, readers, refresh_materialized_views"
 	tableKeys   = "where, tenant, references, columns"
 	tenancyKeys = "column, role_prefix, group, impersonators"
 	tenantKeys  = "column"
@@ -437,7 +438,7 @@ func (p *parser) source(e entry) Source {
 }
 
 func (p *parser) target(e entry) Target {
-	var t Target
+	t := Target{RefreshMaterializedViews: DefaultRefreshMaterializedViews}
 	fs, ok := p.section(e, targetKeys)
 	hasDSN := false
 	for _, f := range fs {
@@ -450,6 +451,15 @@ func (p *parser) target(e entry) Target {
 		case "readers":
 			if r := p.roles(f, "reader"); !f.dup {
 				t.Readers = r
+			}
+		case "refresh_materialized_views":
+			if v, ok := p.str(f.value, "refresh_materialized_views", loc{}); ok && !f.dup && !isNull(v.n) {
+				d, err := time.ParseDuration(v.value)
+				if err != nil || d < time.Second {
+					p.addf(v.n, loc{}, "refresh_materialized_views %s is not a duration of at least 1s: write it as 30m, 1h or 24h", show(v))
+				} else {
+					t.RefreshMaterializedViews = d
+				}
 			}
 		}
 	}

@@ -72,6 +72,8 @@ func TestParseProblems(t *testing.T) {
 			`3:3: unknown key "slots"; allowed keys: dsn, slot, publication`}},
 		{"unknown target key", "target:\n  dsn: x\n  reader: [a]\n" + strings.Replace(head, "target:\n  dsn: postgres://w:pw@analytics/db\n", "", 1) + "  t: {columns: {id: keep}}\n", []want{
 			`3:3: unknown key "reader"; allowed keys: dsn, readers`}},
+		{"bad refresh interval", "target:\n  dsn: x\n  refresh_materialized_views: hourly\n" + strings.Replace(head, "target:\n  dsn: postgres://w:pw@analytics/db\n", "", 1) + "  t: {columns: {id: keep}}\n", []want{
+			`3:31: refresh_materialized_views "hourly" is not a duration of at least 1s`}},
 		{"unknown table key", head + "  t:\n    colums: {id: keep}\n", []want{
 			`7:3: public.t: columns is required`,
 			`8:5: public.t: unknown key "colums"; allowed keys: where, tenant, references, columns`}},

@@ -35,6 +35,9 @@ type statusReport struct {
 	// rules it had in force until they have run.
 	WaitingFor []string      `json:"waiting_for,omitempty"`
 	Tenancy    *tenancyState `json:"tenancy,omitempty"`
+	// Views are production's views as pgveil.views records them: created
+	// on the replica, or kept out with why.
+	Views []viewState `json:"views,omitempty"`
 	// Problems are why status exits 1: what it could not read, a missing
 	// or lost slot, no checkpoint.
 	Problems []string `json:"problems"`
@@ -99,6 +102,14 @@ type tenancyState struct {
 	// LeakyViews are views tenants can read, and SECURITY DEFINER
 	// functions they can call, that would show them other tenants' rows.
 	LeakyViews []string `json:"leaky_views,omitempty"`
+}
+
+type viewState struct {
+	View         string     `json:"view"`
+	Materialized bool       `json:"materialized,omitempty"`
+	State        string     `json:"state"`            // created, kept_out
+	Reason       string     `json:"reason,omitempty"` // why it is kept out (names only)
+	RefreshedAt  *time.Time `json:"refreshed_at,omitempty"`
 }
 
 type driftState struct {
@@ -209,6 +220,13 @@ func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time
 				if len(ts.Unprotected) > 0 {
 					problem("tenants can read %s without row level security, so every tenant's rows: start pgveil to set it up again, and find who turned it off", strings.Join(ts.Unprotected, ", "))
 				}
+			}
+		}
+		if vs, err := target.ReadViews(ctx, tgt); err != nil {
+			problem("%v", err)
+		} else {
+			for _, v := range vs {
+				r.Views = append(r.Views, viewState{View: v.Schema + "." + v.Name, Materialized: v.Materialized, State: v.State, Reason: v.Reason, RefreshedAt: v.RefreshedAt})
 			}
 		}
 		// The replica's columns are what the running pipeline's plan
@@ -452,6 +470,7 @@ func printStatus(w io.Writer, r *statusReport) {
 		fmt.Fprintf(w, "tenancy: %d tenant role%s in group %s; %d tenant table%s, %d shared, %d hidden from tenants\n",
 			tn.Roles, plural(tn.Roles), tn.Group, tn.TenantTables, plural(tn.TenantTables), tn.SharedTables, tn.HiddenTables)
 	}
+	printViews(w, r.Views)
 	if d := r.Drift; d != nil {
 		if d.text == "" {
 			fmt.Fprintln(w, "drift: none (the source matches the rules)")
@@ -492,4 +511,36 @@ func statusBytes(n int64) string {
 		}
 	}
 	return ""
+}
+
+// printViews lists production's views: those on the replica, then those
+// kept out with why.
+func printViews(w io.Writer, views []viewState) {
+	if len(views) == 0 {
+		return
+	}
+	var created, kept []viewState
+	for _, v := range views {
+		if v.State == target.ViewCreated {
+			created = append(created, v)
+		} else {
+			kept = append(kept, v)
+		}
+	}
+	fmt.Fprintf(w, "views: %d of production's view%s on the replica, %d kept out\n", len(created), plural(len(views)), len(kept))
+	for _, v := range created {
+		line := v.View
+		if v.Materialized {
+			line += " (materialized, "
+			if v.RefreshedAt == nil {
+				line += "not refreshed yet)"
+			} else {
+				line += "refreshed " + v.RefreshedAt.UTC().Format("2006-01-02 15:04:05 MST") + ")"
+			}
+		}
+		fmt.Fprintf(w, "  %s\n", line)
+	}
+	for _, v := range kept {
+		fmt.Fprintf(w, "  %s: kept out: %s\n", v.View, v.Reason)
+	}
 }

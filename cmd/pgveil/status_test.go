@@ -132,3 +132,21 @@ func TestStatusBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintViews(t *testing.T) {
+	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	printViews(&b, []viewState{
+		{View: "public.customer_list", State: "created"},
+		{View: "public.per_store", Materialized: true, State: "created", RefreshedAt: &at},
+		{View: "public.emails", State: "kept_out", Reason: "reads public.customer.email, which its rule drops"},
+	})
+	want := `views: 2 of production's views on the replica, 1 kept out
+  public.customer_list
+  public.per_store (materialized, refreshed 2024-05-01 12:00:00 UTC)
+  public.emails: kept out: reads public.customer.email, which its rule drops
+`
+	if b.String() != want {
+		t.Errorf("printViews:\n%s\nwant:\n%s", b.String(), want)
+	}
+}

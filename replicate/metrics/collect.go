@@ -84,6 +84,9 @@ var (
 	descSourceLockWait = prometheus.NewDesc("pgveil_source_lock_wait_seconds",
 		"How long the longest of pgveil's statements waiting for a lock another session holds on production has run; 0 when none waits.",
 		nil, nil)
+	descViews = prometheus.NewDesc("pgveil_views",
+		"Production's views (and materialized views) in the replicated schemas, by state: created on the replica, or kept_out (it reads something the replica does not have: pgveil status says what).",
+		[]string{"state"}, nil)
 	descRulesPending = prometheus.NewDesc("pgveil_rules_pending",
 		"Statements and grants a valid rule change waits for on production (the rules in force keep streaming meanwhile); 0 when no change waits.",
 		nil, nil)
@@ -100,7 +103,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descSnapshotRows, descSnapshotBytes, descSnapshotEstimated, descSnapshotDone,
 		descSlotExists, descSlotActive, descSlotRetained, descSlotWALStatus, descSlotConfirmed,
 		descUnruledColumns, descUnruledTables, descMissingColumns, descTypeChanged, descMissingTables, descDrift,
-		descTenantRoles, descTenancyUnprotected, descTenancyLeakyViews, descSourceLockWait, descRulesPending,
+		descTenantRoles, descTenancyUnprotected, descTenancyLeakyViews, descSourceLockWait, descRulesPending, descViews,
 	} {
 		ch <- d
 	}
@@ -197,6 +200,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTenantRoles, tn[0])
 	gauge(descTenancyUnprotected, tn[1])
 	gauge(descTenancyLeakyViews, tn[2])
+	vw := [2]float64{unknown, unknown}
+	if s.views != nil {
+		vw = [2]float64{float64(s.views[0]), float64(s.views[1])}
+	}
+	gauge(descViews, vw[0], "created")
+	gauge(descViews, vw[1], "kept_out")
 	if w := s.lockWait; w != nil {
 		gauge(descSourceLockWait, w.Seconds())
 	} else {

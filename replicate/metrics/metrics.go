@@ -150,6 +150,10 @@ type state struct {
 	// leaky views; nil until first checked.
 	tenancy *[3]int
 
+	// views holds the last Views report: created, kept out; nil until
+	// the first.
+	views *[2]int
+
 	// lockWait is the last SourceLockWait report; nil until the first.
 	lockWait *time.Duration
 
@@ -383,6 +387,16 @@ func (m *Metrics) Tenancy(roles, unprotectedTables, leakyViews int) {
 	defer m.mu.Unlock()
 	m.st.tenancy = &[3]int{roles, unprotectedTables, leakyViews}
 }
+
+// Views records how many of production's views the replica has and how
+// many it is kept from (replicate.ViewsObserver).
+func (m *Metrics) Views(created, keptOut int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.views = &[2]int{created, keptOut}
+}
+
+var _ replicate.ViewsObserver = (*Metrics)(nil)
 
 // SourceLockWait records how long the longest of pgveil's statements
 // waiting for a production lock has run (0: none waits).

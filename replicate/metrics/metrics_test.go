@@ -489,6 +489,11 @@ func TestDrift(t *testing.T) {
 	f.expect(t, math.NaN(), "pgveil_tenant_roles")
 	m.Tenancy(42, 1, 2)
 	f = scrape(t, srv)
+	f.expect(t, math.NaN(), "pgveil_views", "state", "created")
+	m.Views(5, 2)
+	f = scrape(t, srv)
+	f.expect(t, 5, "pgveil_views", "state", "created")
+	f.expect(t, 2, "pgveil_views", "state", "kept_out")
 	f.expect(t, 42, "pgveil_tenant_roles")
 	f.expect(t, 1, "pgveil_tenancy_unprotected_tables")
 	f.expect(t, 2, "pgveil_tenancy_leaky_views")
@@ -776,6 +781,7 @@ func TestNoValues(t *testing.T) {
 		"wal_status": append(append([]string{}, walStatuses...), unknownLabel),
 		"table":      nil, // table names
 		"version":    nil, // pgveil's version
+		"state":      {"created", "kept_out"},
 	}
 	var names []string
 	for name, fam := range fams {

@@ -57,9 +57,13 @@ func SwitchSQL(live, staging *transform.TablePlan, readers []string, rulesHash s
 	stmts := []string{
 		`SET LOCAL lock_timeout = '` + lockTimeout + `'`,
 		`CREATE SCHEMA IF NOT EXISTS ` + schema,
+		// pgveil's views over the table go with it and come back over the
+		// new one (views.go).
+		viewsBeforeSwitch(live),
 		`DROP TABLE IF EXISTS ` + tableIdent(live),
 		`ALTER TABLE ` + tableIdent(staging) + ` SET SCHEMA ` + pgx.Identifier{live.Table.Schema}.Sanitize(),
 		`ALTER TABLE ` + pgx.Identifier{live.Table.Schema, staging.Table.Name}.Sanitize() + ` RENAME TO ` + pgx.Identifier{live.Table.Name}.Sanitize(),
+		viewsAfterSwitch(),
 		`DELETE FROM pgveil.tables WHERE schema_name = ` + quoteLiteral(StagingSchema) + ` AND table_name = ` + quoteLiteral(staging.Table.Name),
 		`INSERT INTO pgveil.tables (schema_name, table_name, state, rows, updated_at, rules_hash) VALUES (` + quoteLiteral(live.Table.Schema) + `, ` +
 			quoteLiteral(live.Table.Name) + `, '` + StateCopied + `', NULL, now(), ` + quoteLiteral(rulesHash) + `) ON CONFLICT (schema_name, table_name) DO UPDATE SET state = EXCLUDED.state, rows = NULL, updated_at = now(), rules_hash = EXCLUDED.rules_hash, tenant_roles = NULL`,

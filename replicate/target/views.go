@@ -1,0 +1,472 @@
+package target
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/transform"
+)
+
+// View is one of production's views (or materialized views) as the
+// replica gets it, or is kept from it.
+//
+// Views are created over the masked tables, so they show masked values,
+// and owned by pgveil's role. A plain view is created WITH
+// (security_invoker = true): it reads the tables as the role that reads
+// it, so row level security (tenancy) applies to the reader and no view
+// reads past it. A materialized view is computed by its owner, whom row
+// level security does not restrict: it is granted to the readers (who
+// read every row anyway), never to tenants; and it is kept out when
+// pgveil's role on the replica may read more than the replica's tables
+// (a superuser, or a member of a pg_read_* or pg_monitor role), since its
+// query would run with those privileges at every refresh.
+type View struct {
+	Name            transform.TableName
+	Materialized    bool
+	Definition      string // the SELECT, schema-qualified (source.View)
+	SecurityBarrier bool
+	// Hash identifies the definition (source.View.Hash).
+	Hash string
+	// Reads are the views of the same list it reads.
+	Reads []transform.TableName
+	// Tenants: the tenant group gets SELECT on it (a plain view whose
+	// every table is one tenants read).
+	Tenants bool
+	// KeptOut says why the replica does not get it; "" when it does.
+	KeptOut string
+}
+
+// ViewsRegistry is the internal table that records the views pgveil
+// created on the replica and the ones it kept out, with why.
+const ViewsRegistry = InternalSchema + ".views"
+
+const viewsRegistrySQL = `CREATE TABLE IF NOT EXISTS ` + ViewsRegistry + ` (
+	schema_name text, view_name text, materialized boolean NOT NULL, state text NOT NULL, reason text,
+	hash text, reads text[], create_sql text[], ord integer NOT NULL, refreshed_at timestamptz, updated_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (schema_name, view_name))`
+
+// View states in the registry.
+const (
+	ViewCreated = "created"
+	ViewKeptOut = "kept_out"
+)
+
+// ViewsResult is what SyncViews did.
+type ViewsResult struct {
+	Created []string          // created now (or again, after a change)
+	Dropped []string          // dropped: gone from production, changed, or now kept out
+	Present []string          // on the replica after the sync
+	KeptOut map[string]string // view -> why the replica does not have it
+}
+
+// privilegedRoles: pgveil's role being a member of one of them, a
+// materialized view's query (run as its owner) could read what no reader
+// may.
+var privilegedRoles = []string{"pg_read_all_data", "pg_read_all_stats", "pg_read_all_settings", "pg_read_server_files", "pg_execute_server_program", "pg_monitor"}
+
+// matviewsRefused says why pgveil's role may not own materialized views
+// readers read, or "".
+func matviewsRefused(ctx context.Context, q pgx.Tx) (string, error) {
+	var super bool
+	var member []string
+	err := q.QueryRow(ctx, `SELECT r.rolsuper, array(SELECT x FROM unnest($1::text[]) x WHERE to_regrole(x) IS NOT NULL AND pg_has_role(current_user, x::regrole, 'USAGE') ORDER BY 1)
+FROM pg_roles r WHERE r.rolname = current_user`, privilegedRoles).Scan(&super, &member)
+	if err != nil {
+		return "", fmt.Errorf("reading the current role: %w", sanitize(err))
+	}
+	switch {
+	case super:
+		return "pgveil's role on the replica is a superuser, and a materialized view's query runs as its owner at every refresh: give pgveil the role pgveil setup-sql creates", nil
+	case len(member) > 0:
+		return "pgveil's role on the replica is a member of " + strings.Join(member, ", ") + ", and a materialized view's query runs as its owner at every refresh: revoke it", nil
+	}
+	return "", nil
+}
+
+// createSQL is the statements that create v and grant it.
+func (v *View) createSQL(readers []string, group string) []string {
+	name := pgx.Identifier{v.Name.Schema, v.Name.Name}.Sanitize()
+	var out []string
+	if v.Materialized {
+		out = append(out, `CREATE MATERIALIZED VIEW `+name+` AS `+v.Definition+` WITH NO DATA`)
+	} else {
+		opts := "security_invoker = true"
+		if v.SecurityBarrier {
+			opts += ", security_barrier = true"
+		}
+		out = append(out, `CREATE VIEW `+name+` WITH (`+opts+`) AS `+v.Definition)
+	}
+	if len(readers) > 0 {
+		out = append(out, `GRANT SELECT ON `+name+` TO `+identList(readers))
+	}
+	if v.Tenants && group != "" && !v.Materialized {
+		out = append(out, `GRANT SELECT ON `+name+` TO `+pgx.Identifier{group}.Sanitize())
+	}
+	return out
+}
+
+// recorded is one row of the registry.
+type recorded struct {
+	materialized bool
+	state        string
+	hash         string
+	reads        []string
+	ord          int
+	exists       bool // on the replica now, as a view of its kind
+}
+
+func viewKey(n transform.TableName) string { return n.Schema + "." + n.Name }
+
+// SyncViews brings the replica's views in line with views (in an order
+// where each follows the views it reads), in one transaction on conn:
+// pgveil's views that production no longer has, whose definition or
+// grants changed, or that are now kept out, are dropped (with pgveil's
+// views that read them); then, unless dropOnly, the missing ones are
+// created (materialized ones WITH NO DATA: RefreshViews fills them) and
+// granted SELECT to readers and, for Tenants views, to group. A view
+// whose CREATE fails is kept out with the failure's SQLSTATE (never its
+// message, which may quote the definition's constants). Everything is
+// recorded in pgveil.views. Views pgveil did not create are never
+// touched.
+//
+// dropOnly is for before Setup: a view that reads a column the new rules
+// no longer publish must go before Setup drops the column. It does
+// nothing on a replica that has no pgveil.views yet.
+func SyncViews(ctx context.Context, conn *pgx.Conn, views []View, readers []string, group string, dropOnly bool) (*ViewsResult, error) {
+	res := &ViewsResult{KeptOut: map[string]string{}}
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		res.Created, res.Dropped, res.Present = nil, nil, nil
+		clear(res.KeptOut)
+		return syncViews(ctx, tx, views, readers, group, dropOnly, res)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("views: %w", err)
+	}
+	return res, nil
+}
+
+func syncViews(ctx context.Context, tx pgx.Tx, views []View, readers []string, group string, dropOnly bool, res *ViewsResult) error {
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+lockTimeout+`'`); err != nil {
+		return sanitize(err)
+	}
+	var have bool
+	if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, ViewsRegistry).Scan(&have); err != nil {
+		return fmt.Errorf("reading the catalog: %w", sanitize(err))
+	}
+	if !have {
+		if dropOnly {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, viewsRegistrySQL); err != nil {
+			return fmt.Errorf("creating %s: %w", ViewsRegistry, sanitize(err))
+		}
+	}
+	reg := map[string]*recorded{}
+	rows, err := tx.Query(ctx, `SELECT v.schema_name, v.view_name, v.materialized, v.state, coalesce(v.hash, ''), coalesce(v.reads, '{}'), v.ord,
+	coalesce((SELECT c.relkind = CASE WHEN v.materialized THEN 'm' ELSE 'v' END FROM pg_class c WHERE c.oid = to_regclass(quote_ident(v.schema_name) || '.' || quote_ident(v.view_name))), false)
+FROM `+ViewsRegistry+` v`)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", ViewsRegistry, sanitize(err))
+	}
+	var n transform.TableName
+	var r recorded
+	_, err = pgx.ForEachRow(rows, []any{&n.Schema, &n.Name, &r.materialized, &r.state, &r.hash, &r.reads, &r.ord, &r.exists}, func() error {
+		rr := r
+		reg[viewKey(n)] = &rr
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", ViewsRegistry, sanitize(err))
+	}
+
+	refused := ""
+	for _, v := range views {
+		if v.Materialized && v.KeptOut == "" {
+			if refused, err = matviewsRefused(ctx, tx); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	want := map[string]*View{}
+	stamp := map[string]string{} // the hash recorded: definition and grants
+	for i := range views {
+		v := &views[i]
+		k := viewKey(v.Name)
+		if v.KeptOut == "" && v.Materialized && refused != "" {
+			v.KeptOut = refused
+		}
+		if v.KeptOut == "" {
+			want[k] = v
+			sum := sha256.Sum256([]byte(strings.Join(append([]string{v.Hash}, v.createSQL(readers, group)...), "\x00")))
+			stamp[k] = hex.EncodeToString(sum[:12])
+		}
+	}
+
+	// What goes: pgveil's views no longer wanted as they are, and those of
+	// pgveil's views that read them.
+	dirty := map[string]bool{}
+	for k, r := range reg {
+		if r.state == ViewCreated && (want[k] == nil || stamp[k] != r.hash || want[k].Materialized != r.materialized) {
+			dirty[k] = true
+		}
+	}
+	for grew := true; grew; {
+		grew = false
+		for k, r := range reg {
+			if r.state != ViewCreated || dirty[k] {
+				continue
+			}
+			for _, d := range r.reads {
+				if dirty[d] {
+					dirty[k], grew = true, true
+					break
+				}
+			}
+		}
+	}
+	var drop []string
+	for k := range dirty {
+		drop = append(drop, k)
+	}
+	slices.SortFunc(drop, func(a, b string) int { return reg[b].ord - reg[a].ord }) // readers of a view first
+	for _, k := range drop {
+		r := reg[k]
+		schema, name, _ := strings.Cut(k, ".")
+		if r.exists {
+			kind := "VIEW"
+			if r.materialized {
+				kind = "MATERIALIZED VIEW"
+			}
+			if _, err := tx.Exec(ctx, `DROP `+kind+` `+pgx.Identifier{schema, name}.Sanitize()); err != nil {
+				return fmt.Errorf("dropping %s: %w", pgx.Identifier{schema, name}.Sanitize(), sanitize(err))
+			}
+			res.Dropped = append(res.Dropped, k)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM `+ViewsRegistry+` WHERE schema_name = $1 AND view_name = $2`, schema, name); err != nil {
+			return fmt.Errorf("updating %s: %w", ViewsRegistry, sanitize(err))
+		}
+		delete(reg, k)
+	}
+	if dropOnly {
+		return nil
+	}
+
+	// What comes, in order.
+	present := map[string]bool{}
+	for i := range views {
+		v := &views[i]
+		k := viewKey(v.Name)
+		create := v.createSQL(readers, group)
+		if v.KeptOut == "" {
+			for _, d := range v.Reads {
+				if !present[viewKey(d)] {
+					v.KeptOut = fmt.Sprintf("reads %s, which the replica could not create", d.QualifiedName())
+					break
+				}
+			}
+		}
+		state, reason := ViewCreated, ""
+		switch r := reg[k]; {
+		case v.KeptOut != "":
+			state, reason = ViewKeptOut, v.KeptOut
+			if r != nil && r.state == ViewCreated && r.exists {
+				// Created, now kept out for a reason found here.
+				kind := "VIEW"
+				if r.materialized {
+					kind = "MATERIALIZED VIEW"
+				}
+				if _, err := tx.Exec(ctx, `DROP `+kind+` IF EXISTS `+pgx.Identifier{v.Name.Schema, v.Name.Name}.Sanitize()); err != nil {
+					return fmt.Errorf("dropping %s: %w", v.Name.QualifiedName(), sanitize(err))
+				}
+			}
+		case r != nil && r.state == ViewCreated && r.exists:
+			// In place and unchanged.
+		default:
+			if code, err := createView(ctx, tx, create); err != nil {
+				return err
+			} else if code != "" {
+				state, reason = ViewKeptOut, fmt.Sprintf("CREATE on the replica failed (SQLSTATE %s): a type or operator it uses is missing there?", code)
+				v.KeptOut = reason
+			} else {
+				res.Created = append(res.Created, k)
+			}
+		}
+		if state == ViewCreated {
+			present[k] = true
+			res.Present = append(res.Present, k)
+		} else {
+			res.KeptOut[k] = reason
+		}
+		reads := make([]string, len(v.Reads))
+		for j, d := range v.Reads {
+			reads[j] = viewKey(d)
+		}
+		hash := stamp[k]
+		if state != ViewCreated {
+			hash, create = "", nil
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO `+ViewsRegistry+` (schema_name, view_name, materialized, state, reason, hash, reads, create_sql, ord, updated_at)
+VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7, $8, $9, now())
+ON CONFLICT (schema_name, view_name) DO UPDATE SET materialized = EXCLUDED.materialized, state = EXCLUDED.state, reason = EXCLUDED.reason,
+	hash = EXCLUDED.hash, reads = EXCLUDED.reads, create_sql = EXCLUDED.create_sql, ord = EXCLUDED.ord,
+	refreshed_at = CASE WHEN `+ViewsRegistry+`.hash IS NOT DISTINCT FROM EXCLUDED.hash THEN `+ViewsRegistry+`.refreshed_at END,
+	updated_at = CASE WHEN (`+ViewsRegistry+`.state, `+ViewsRegistry+`.reason, `+ViewsRegistry+`.hash) IS NOT DISTINCT FROM (EXCLUDED.state, EXCLUDED.reason, EXCLUDED.hash) THEN `+ViewsRegistry+`.updated_at ELSE now() END`,
+			v.Name.Schema, v.Name.Name, v.Materialized, state, reason, hash, reads, create, i)
+		if err != nil {
+			return fmt.Errorf("updating %s: %w", ViewsRegistry, sanitize(err))
+		}
+	}
+	// Rows of views production no longer has (their views were dropped
+	// above).
+	var names []string
+	for _, v := range views {
+		names = append(names, viewKey(v.Name))
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM `+ViewsRegistry+` WHERE NOT (schema_name || '.' || view_name = ANY($1::text[]))`, names); err != nil {
+		return fmt.Errorf("updating %s: %w", ViewsRegistry, sanitize(err))
+	}
+	return nil
+}
+
+// createView runs a view's statements in a savepoint. A server error
+// rolls the savepoint back and comes back as its SQLSTATE; any other
+// error is returned.
+func createView(ctx context.Context, tx pgx.Tx, stmts []string) (code string, err error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return "", sanitize(err)
+	}
+	for _, q := range stmts {
+		if _, err := sp.Exec(ctx, q); err != nil {
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) {
+				return "", sanitize(err)
+			}
+			if rerr := sp.Rollback(ctx); rerr != nil {
+				return "", sanitize(rerr)
+			}
+			return pe.Code, nil
+		}
+	}
+	return "", sanitize(sp.Commit(ctx))
+}
+
+// RefreshViews refreshes the materialized views pgveil created that were
+// never refreshed or not for every, base ones first, each in its own
+// transaction (REFRESH locks the view against readers while it runs; it
+// waits at most 10 s for their queries to end). It returns the views
+// refreshed; one that fails stops the round (the next tries again).
+func RefreshViews(ctx context.Context, conn *pgx.Conn, every time.Duration) ([]string, error) {
+	var have bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, ViewsRegistry).Scan(&have); err != nil || !have {
+		return nil, sanitize(err)
+	}
+	due, err := queryPairs(ctx, conn, `SELECT schema_name, view_name FROM `+ViewsRegistry+`
+WHERE materialized AND state = '`+ViewCreated+`' AND (refreshed_at IS NULL OR refreshed_at < now() - $1::interval) ORDER BY ord`, every.String())
+	if err != nil {
+		return nil, err
+	}
+	var done []string
+	for _, d := range due {
+		name := pgx.Identifier{d[0], d[1]}.Sanitize()
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			for _, q := range []string{`SET LOCAL lock_timeout = '` + lockTimeout + `'`, `REFRESH MATERIALIZED VIEW ` + name} {
+				if _, err := tx.Exec(ctx, q); err != nil {
+					return sanitize(err)
+				}
+			}
+			_, err := tx.Exec(ctx, `UPDATE `+ViewsRegistry+` SET refreshed_at = now() WHERE schema_name = $1 AND view_name = $2`, d[0], d[1])
+			return sanitize(err)
+		})
+		if err != nil {
+			return done, fmt.Errorf("refreshing materialized view %s: %w", name, err)
+		}
+		done = append(done, d[0]+"."+d[1])
+	}
+	return done, nil
+}
+
+// ViewState is a view as pgveil.views records it.
+type ViewState struct {
+	Schema, Name string
+	Materialized bool
+	State        string // ViewCreated or ViewKeptOut
+	Reason       string
+	RefreshedAt  *time.Time
+}
+
+// ReadViews returns what pgveil.views records, created views first; none
+// on a replica without it.
+func ReadViews(ctx context.Context, conn *pgx.Conn) ([]ViewState, error) {
+	var have bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, ViewsRegistry).Scan(&have); err != nil || !have {
+		return nil, sanitize(err)
+	}
+	rows, err := conn.Query(ctx, `SELECT schema_name, view_name, materialized, state, coalesce(reason, ''), refreshed_at FROM `+ViewsRegistry+`
+ORDER BY state, schema_name, view_name`)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ViewsRegistry, sanitize(err))
+	}
+	var out []ViewState
+	var v ViewState
+	_, err = pgx.ForEachRow(rows, []any{&v.Schema, &v.Name, &v.Materialized, &v.State, &v.Reason, &v.RefreshedAt}, func() error {
+		out = append(out, v)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ViewsRegistry, sanitize(err))
+	}
+	return out, nil
+}
+
+// viewsBeforeSwitch drops pgveil's views that read live (directly or
+// through other views), readers of a view first, so that SwitchSQL can
+// drop the table; viewsAfterSwitch creates them again over the new table
+// in the same transaction. Materialized ones come back empty, to be
+// refreshed by the next round of RefreshViews. One that cannot be created
+// again is recorded as kept out, with its SQLSTATE.
+func viewsBeforeSwitch(live *transform.TablePlan) string {
+	return `DO $views$ DECLARE r record; BEGIN
+IF pg_catalog.to_regclass('` + ViewsRegistry + `') IS NULL OR pg_catalog.to_regclass(` + quoteLiteral(tableIdent(live)) + `) IS NULL THEN RETURN; END IF;
+FOR r IN WITH RECURSIVE dep(oid) AS (
+	SELECT pg_catalog.to_regclass(` + quoteLiteral(tableIdent(live)) + `)::oid
+	UNION
+	SELECT w.ev_class FROM dep JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = dep.oid
+		AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+	JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid WHERE w.ev_class <> dep.oid
+) SELECT v.schema_name, v.view_name, v.materialized FROM ` + ViewsRegistry + ` v
+	JOIN dep ON dep.oid = pg_catalog.to_regclass(pg_catalog.quote_ident(v.schema_name) || '.' || pg_catalog.quote_ident(v.view_name))
+	WHERE v.state = '` + ViewCreated + `' ORDER BY v.ord DESC
+LOOP
+	EXECUTE pg_catalog.format('DROP %s %I.%I', CASE WHEN r.materialized THEN 'MATERIALIZED VIEW' ELSE 'VIEW' END, r.schema_name, r.view_name);
+END LOOP;
+END $views$`
+}
+
+func viewsAfterSwitch() string {
+	return `DO $views$ DECLARE r record; q text; BEGIN
+IF pg_catalog.to_regclass('` + ViewsRegistry + `') IS NULL THEN RETURN; END IF;
+FOR r IN SELECT v.schema_name, v.view_name, v.create_sql FROM ` + ViewsRegistry + ` v
+	WHERE v.state = '` + ViewCreated + `' AND pg_catalog.to_regclass(pg_catalog.quote_ident(v.schema_name) || '.' || pg_catalog.quote_ident(v.view_name)) IS NULL
+	ORDER BY v.ord
+LOOP
+	BEGIN
+		FOREACH q IN ARRAY r.create_sql LOOP EXECUTE q; END LOOP;
+		UPDATE ` + ViewsRegistry + ` SET refreshed_at = NULL WHERE schema_name = r.schema_name AND view_name = r.view_name;
+	EXCEPTION WHEN OTHERS THEN
+		UPDATE ` + ViewsRegistry + ` SET state = '` + ViewKeptOut + `', reason = 'could not be created again after its table was copied again (SQLSTATE ' || SQLSTATE || ')', hash = NULL, updated_at = now()
+		WHERE schema_name = r.schema_name AND view_name = r.view_name;
+	END;
+END LOOP;
+END $views$`
+}
