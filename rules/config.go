@@ -59,7 +59,22 @@ type TableRule struct {
 	Where        string        // optional SQL row filter, kept verbatim
 	Tenant       TableTenant   // the table's tenant key; zero: tenancy's column
 	Columns      []*ColumnRule // in file order
-	Line, Col    int           // of the table key
+	// References are the table's `references:`: joins the catalog does
+	// not declare, and columns that are deliberately not a join (None).
+	References []*Reference // in file order
+	Line, Col  int          // of the table key
+}
+
+// Reference is one entry of a table's `references:`. Column refers to the
+// key column Schema.Table.To, which the rules name too; or, with None, the
+// column is not a join on purpose: it is masked on its own, and no
+// reference (declared, on partitions or inferred) binds its rule.
+type Reference struct {
+	Column              string // the referencing column, one of the table's columns
+	Schema, Table, To   string // the key column; empty with None
+	None                bool
+	Line, Col           int // of the column key
+	ValueLine, ValueCol int // of the target (or none)
 }
 
 // ColumnRule is the rule of one column.

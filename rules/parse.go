@@ -24,7 +24,7 @@ const (
 	topKeys     = "source, target, secret, tenancy, tables"
 	sourceKeys  = "dsn, slot, publication, publication_mode"
 	targetKeys  = "dsn, readers"
-	tableKeys   = "where, tenant, columns"
+	tableKeys   = "where, tenant, references, columns"
 	tenancyKeys = "column, role_prefix, group, impersonators"
 	tenantKeys  = "column"
 )
@@ -44,6 +44,10 @@ type parser struct {
 	reg         *transform.Registry
 	probs       Problems
 	aliasesLeft int
+	// named holds, per table, every column name its columns map gives,
+	// rule valid or not, so that a reference to a column whose rule has
+	// a mistake is not reported a second time.
+	named map[*TableRule]map[string]bool
 }
 
 // loc is the table and column a problem is about ("" when none).
@@ -378,6 +382,7 @@ func (p *parser) config(cfg *Config, root *yaml.Node) {
 		p.addf(root, loc{}, "tables is required: list at least one table")
 	}
 	p.checkTenancy(cfg)
+	p.checkReferences(cfg)
 }
 
 // section checks that a section (source, target) is a map and returns
@@ -602,10 +607,18 @@ func (p *parser) table(te entry, at loc) *TableRule {
 			if tt, ok := p.tableTenant(f, at); ok && !f.dup {
 				tr.Tenant = tt
 			}
+		case "references":
+			if rs := p.references(f, at); !f.dup {
+				tr.References = rs
+			}
 		case "columns":
 			hasColumns = true
-			if cs := p.columns(f, at); !f.dup {
+			if cs, names := p.columns(f, at); !f.dup {
 				tr.Columns = cs
+				if p.named == nil {
+					p.named = map[*TableRule]map[string]bool{}
+				}
+				p.named[tr] = names
 			}
 		}
 	}
@@ -615,20 +628,23 @@ func (p *parser) table(te entry, at loc) *TableRule {
 	return tr
 }
 
-func (p *parser) columns(f entry, at loc) []*ColumnRule {
+// columns reads a table's columns map: the columns whose rules are valid,
+// and the names of all of them.
+func (p *parser) columns(f entry, at loc) ([]*ColumnRule, map[string]bool) {
+	names := map[string]bool{}
 	n := p.deref(f.value, at)
 	if isNull(n) {
 		p.addf(f.key, at, "columns must list at least one column")
-		return nil
+		return nil, names
 	}
 	if n.Kind != yaml.MappingNode {
 		p.addf(n, at, "columns must be a map of column names to rules, not %s", kindName(n))
-		return nil
+		return nil, names
 	}
 	es := p.entries(n, at)
 	if len(es) == 0 {
 		p.addf(n, at, "columns must list at least one column")
-		return nil
+		return nil, names
 	}
 	out := make([]*ColumnRule, 0, len(es))
 	first := make(map[string]int, len(es))
@@ -652,11 +668,12 @@ func (p *parser) columns(f entry, at loc) []*ColumnRule {
 			continue
 		}
 		first[name] = ce.key.Line
+		names[name] = true
 		if ok {
 			out = append(out, &ColumnRule{Name: name, Rule: rule, Line: ce.key.Line, Col: ce.key.Column})
 		}
 	}
-	return out
+	return out, names
 }
 
 // onErrorValues are the accepted values of a column's on_error.

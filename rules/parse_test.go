@@ -74,7 +74,7 @@ func TestParseProblems(t *testing.T) {
 			`3:3: unknown key "reader"; allowed keys: dsn, readers`}},
 		{"unknown table key", head + "  t:\n    colums: {id: keep}\n", []want{
 			`7:3: public.t: columns is required`,
-			`8:5: public.t: unknown key "colums"; allowed keys: where, tenant, columns`}},
+			`8:5: public.t: unknown key "colums"; allowed keys: where, tenant, references, columns`}},
 		{"merge key", head + "  t:\n    <<: {where: x}\n    columns: {id: keep}\n", []want{"8:5: merge keys (<<) are not supported"}},
 
 		// Duplicate keys.

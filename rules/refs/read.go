@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -15,6 +16,23 @@ type Options struct {
 	// Schemas limits the model to references between these schemas;
 	// empty: every schema.
 	Schemas []string
+
+	// Infer adds references where no constraint exists: a column whose
+	// name and type point at a single-column primary or unique key
+	// (payment.customer_id → customer.customer_id, manager_staff_id →
+	// staff.staff_id, owner_user_id → users.id), kept when sampled values
+	// of the column are found in the key. Off, Read reads constraints
+	// only and runs no query on the tables.
+	Infer bool
+	// SampleSize is the most distinct values sampled per candidate
+	// (DefaultSampleSize when 0).
+	SampleSize int
+	// Timeout bounds each sampling statement (DefaultTimeout when 0); a
+	// candidate whose sample times out is not inferred.
+	Timeout time.Duration
+	// MinOverlap is the share of sampled values the key must hold for a
+	// candidate to be kept (DefaultMinOverlap when 0).
+	MinOverlap float64
 }
 
 // Read builds the model from the catalog's foreign keys. A foreign key on
@@ -23,6 +41,13 @@ type Options struct {
 // or pointing at a partition, is lifted to the partitioned root, which is
 // the table pgveil replicates (publish_via_partition_root), and recorded
 // once with Origin Partition.
+//
+// With opt.Infer, references are then inferred where no foreign key covers
+// a column (see Options.Infer): each candidate is confirmed by sampling,
+// in a read-only transaction with a statement timeout, values that never
+// leave the server (only two counts are read back). Candidates that are
+// not confirmed are listed in Model.Unconfirmed. Read then runs its own
+// transactions, so conn must not be inside one.
 func Read(ctx context.Context, conn *pgx.Conn, opt Options) (*Model, error) {
 	rows, err := conn.Query(ctx, `
 WITH fk AS (
@@ -72,6 +97,11 @@ ORDER BY fk.lifted, fk.oid, fk.col`)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading foreign keys: %w", err)
+	}
+	if opt.Infer {
+		if err := infer(ctx, conn, opt.withDefaults(), m); err != nil {
+			return nil, fmt.Errorf("inferring references: %w", err)
+		}
 	}
 	return m, nil
 }

@@ -78,6 +78,10 @@ type Ref struct {
 // Model is every reference of a database, sorted by From then To.
 type Model struct {
 	Refs []Ref
+	// Unconfirmed are the candidates inference tried and did not keep
+	// (too few sampled values found, nothing to sample, sampling failed),
+	// each with Why; for scan and the docs to show, never checked.
+	Unconfirmed []Ref
 }
 
 // Add inserts r, keeping the order; a reference already present (same
