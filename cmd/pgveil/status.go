@@ -35,6 +35,9 @@ type statusReport struct {
 	// rules it had in force until they have run.
 	WaitingFor []string      `json:"waiting_for,omitempty"`
 	Tenancy    *tenancyState `json:"tenancy,omitempty"`
+	// ForeignKeys are the replica's foreign keys and the references left
+	// out of them, as pgveil last recorded them.
+	ForeignKeys *foreignKeysState `json:"foreign_keys,omitempty"`
 	// Problems are why status exits 1: what it could not read, a missing
 	// or lost slot, no checkpoint.
 	Problems []string `json:"problems"`
@@ -99,6 +102,12 @@ type tenancyState struct {
 	// LeakyViews are views tenants can read, and SECURITY DEFINER
 	// functions they can call, that would show them other tenants' rows.
 	LeakyViews []string `json:"leaky_views,omitempty"`
+}
+
+type foreignKeysState struct {
+	Present int               `json:"present"`
+	Pending int               `json:"pending"` // waiting for a table being copied again
+	LeftOut []target.KeyState `json:"left_out,omitempty"`
 }
 
 type driftState struct {
@@ -194,6 +203,22 @@ func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time
 		}
 		if err := readTables(ctx, tgt, cfg, fast, r); err != nil {
 			problem("%v", err)
+		}
+		if keys, err := target.ReadForeignKeys(ctx, tgt); err != nil {
+			problem("%v", err)
+		} else if len(keys) > 0 {
+			fk := &foreignKeysState{}
+			for _, k := range keys {
+				switch k.State {
+				case "present":
+					fk.Present++
+				case "pending":
+					fk.Pending++
+				default:
+					fk.LeftOut = append(fk.LeftOut, k)
+				}
+			}
+			r.ForeignKeys = fk
 		}
 		if tn := replicate.TargetTenancy(cfg); tn != nil {
 			ts, err := target.ReadTenancy(ctx, tgt, tn, ruleTableNames(cfg))
@@ -451,6 +476,12 @@ func printStatus(w io.Writer, r *statusReport) {
 	if tn := r.Tenancy; tn != nil {
 		fmt.Fprintf(w, "tenancy: %d tenant role%s in group %s; %d tenant table%s, %d shared, %d hidden from tenants\n",
 			tn.Roles, plural(tn.Roles), tn.Group, tn.TenantTables, plural(tn.TenantTables), tn.SharedTables, tn.HiddenTables)
+	}
+	if fk := r.ForeignKeys; fk != nil {
+		fmt.Fprintf(w, "foreign keys: %d on the replica, %d waiting for a copy, %d reference%s left out\n", fk.Present, fk.Pending, len(fk.LeftOut), plural(len(fk.LeftOut)))
+		for _, k := range fk.LeftOut {
+			fmt.Fprintf(w, "  %s: %s\n", k.Reference, k.Reason)
+		}
 	}
 	if d := r.Drift; d != nil {
 		if d.text == "" {

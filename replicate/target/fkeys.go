@@ -327,14 +327,13 @@ func ruleKey(r transform.Rule) string {
 	return r.Name + "\x00" + string(b)
 }
 
-// ruleName is a rule's name with its parameters, for messages (parameters
-// are rules, never data).
+// ruleName names a rule in messages: its transformer, and whether it has
+// parameters, which are not printed (one may come from ${VAR}).
 func ruleName(r transform.Rule) string {
 	if len(r.Args) == 0 {
 		return r.Name
 	}
-	b, _ := json.Marshal(r.Args)
-	return r.Name + " " + string(b)
+	return r.Name + " (with parameters)"
 }
 
 // presentKey is a foreign key found on the target.
