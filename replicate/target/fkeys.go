@@ -59,7 +59,9 @@ func (k ForeignKey) String() string {
 
 func (k ForeignKey) id() string { return k.Table.QualifiedName() + "." + transform.QuoteIdent(k.Name) }
 
-func (k ForeignKey) tableIdent() string { return pgx.Identifier{k.Table.Schema, k.Table.Name}.Sanitize() }
+func (k ForeignKey) tableIdent() string {
+	return pgx.Identifier{k.Table.Schema, k.Table.Name}.Sanitize()
+}
 
 func (k ForeignKey) addSQL() string {
 	return `ALTER TABLE ` + k.tableIdent() + ` ADD CONSTRAINT ` + pgx.Identifier{k.Name}.Sanitize() +
