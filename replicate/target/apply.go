@@ -869,13 +869,19 @@ func (a *Applier) truncate(ctx context.Context, c *Change) error {
 	if len(names) == 0 {
 		return nil
 	}
-	// A referenced table cannot be truncated alone: its foreign keys go first.
-	for _, stmt := range a.fkeys.truncateSQL(tables) {
+	// Foreign keys: their pending checks run first, and a referenced
+	// table cannot be truncated alone (ForeignKeys.truncateSQL).
+	before, after := a.fkeys.truncateSQL(tables)
+	for _, stmt := range before {
 		a.batch.ExecParams(stmt, nil, nil, nil, nil)
-		a.queued = append(a.queued, queued{what: "dropping a foreign key before a truncate"})
+		a.queued = append(a.queued, queued{what: "foreign keys before a truncate: " + firstWords(stmt)})
 	}
 	a.batch.ExecParams("TRUNCATE TABLE "+strings.Join(names, ", "), nil, nil, nil, nil)
 	a.queued = append(a.queued, queued{op: OpTruncate, table: strings.Join(labels, ", ")})
+	for _, stmt := range after {
+		a.batch.ExecParams(stmt, nil, nil, nil, nil)
+		a.queued = append(a.queued, queued{what: "foreign keys after a truncate: " + firstWords(stmt)})
+	}
 	return nil
 }
 

@@ -594,25 +594,38 @@ func LeaveOutViolated(ctx context.Context, conn *pgx.Conn, f *ForeignKeys, k For
 }
 
 // truncateSQL returns the statements that must precede a TRUNCATE of
-// tables in the same transaction: PostgreSQL refuses to truncate a
-// referenced table unless every table referencing it is truncated too,
-// even when no row references it. Production may do so (a reference it
-// does not enforce, or under publish_via_partition_root, which publishes
-// no TRUNCATE of the partitions a CASCADE reached): the key is dropped,
-// recorded as left out, and tried again at the next start or re-copy.
-func (f *ForeignKeys) truncateSQL(tables []transform.TableName) []string {
-	var out []string
+// tables in the same transaction, and those that follow it.
+//
+// PostgreSQL refuses to TRUNCATE (or ALTER) a table with pending trigger
+// events, which the deferred keys' checks of the rows written earlier in
+// the transaction are: SET CONSTRAINTS ALL IMMEDIATE runs them first (the
+// rows before the TRUNCATE are as consistent as production was after its
+// previous statement), and the keys are deferred again after it.
+//
+// PostgreSQL also refuses to truncate a referenced table unless every
+// table referencing it is truncated too, even when no row references it.
+// Production may do so (a reference it does not enforce, or under
+// publish_via_partition_root, which publishes no TRUNCATE of the
+// partitions a CASCADE reached): the key is dropped, recorded as left
+// out, and tried again at the next start or re-copy.
+func (f *ForeignKeys) truncateSQL(tables []transform.TableName) (before, after []string) {
 	for _, k := range f.Keys() {
-		if !slices.Contains(tables, k.RefTable) || slices.Contains(tables, k.Table) {
+		if !slices.Contains(tables, k.RefTable) && !slices.Contains(tables, k.Table) {
+			continue
+		}
+		if before == nil {
+			before, after = []string{`SET CONSTRAINTS ALL IMMEDIATE`}, []string{`SET CONSTRAINTS ALL DEFERRED`}
+		}
+		if slices.Contains(tables, k.Table) {
 			continue
 		}
 		f.log().Warn("production truncated a referenced table without the table referencing it: the foreign key is dropped with it and added back at the next start or re-copy",
 			"key", k.Name, "reference", k.String())
-		out = append(out, k.dropSQL(),
+		before = append(before, k.dropSQL(),
 			`UPDATE `+foreignKeysTable+` SET state = 'left out', reason = `+quoteLiteral("production truncated "+k.RefTable.QualifiedName()+" without "+k.Table.QualifiedName()+": added back at the next start or re-copy")+
 				`, updated_at = now() WHERE schema_name = `+quoteLiteral(k.Table.Schema)+` AND table_name = `+quoteLiteral(k.Table.Name)+` AND name = `+quoteLiteral(k.Name))
 	}
-	return out
+	return before, after
 }
 
 // SetForeignKeys tells the Applier the replica's foreign keys, so that a

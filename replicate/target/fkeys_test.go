@@ -128,18 +128,23 @@ func TestForeignKeyNames(t *testing.T) {
 func TestTruncateDropsKeysOfTablesLeftBehind(t *testing.T) {
 	child, parent := refs.Table("public", "payment"), refs.Table("public", "customer")
 	f := &ForeignKeys{keys: []ForeignKey{{Name: "p_fk", Table: child, Columns: []string{"customer_id"}, RefTable: parent, RefColumns: []string{"id"}}}}
-	if got := f.truncateSQL([]transform.TableName{parent, child}); len(got) != 0 {
-		t.Errorf("both truncated: %q", got)
+	other := refs.Table("public", "other")
+	if before, after := f.truncateSQL([]transform.TableName{other}); before != nil || after != nil {
+		t.Errorf("a table without keys: %q %q", before, after)
 	}
-	if got := f.truncateSQL([]transform.TableName{child}); len(got) != 0 {
-		t.Errorf("the referencing table alone: %q", got)
+	before, after := f.truncateSQL([]transform.TableName{parent, child})
+	if strings.Join(before, ";") != "SET CONSTRAINTS ALL IMMEDIATE" || strings.Join(after, ";") != "SET CONSTRAINTS ALL DEFERRED" {
+		t.Errorf("both truncated: %q %q", before, after)
 	}
-	got := f.truncateSQL([]transform.TableName{parent})
-	if len(got) != 2 || got[0] != `ALTER TABLE "public"."payment" DROP CONSTRAINT IF EXISTS "p_fk"` || !strings.Contains(got[1], "left out") {
-		t.Errorf("the referenced table alone: %q", got)
+	if before, _ := f.truncateSQL([]transform.TableName{child}); len(before) != 1 {
+		t.Errorf("the referencing table alone: %q", before)
+	}
+	before, _ = f.truncateSQL([]transform.TableName{parent})
+	if len(before) != 3 || before[1] != `ALTER TABLE "public"."payment" DROP CONSTRAINT IF EXISTS "p_fk"` || !strings.Contains(before[2], "left out") {
+		t.Errorf("the referenced table alone: %q", before)
 	}
 	var nilKeys *ForeignKeys
-	if got := nilKeys.truncateSQL([]transform.TableName{parent}); got != nil {
-		t.Errorf("no keys: %q", got)
+	if before, after := nilKeys.truncateSQL([]transform.TableName{parent}); before != nil || after != nil {
+		t.Errorf("no keys: %q %q", before, after)
 	}
 }
