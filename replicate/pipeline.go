@@ -19,6 +19,7 @@ import (
 	"pgveil/replicate/source"
 	"pgveil/replicate/target"
 	"pgveil/rules"
+	"pgveil/rules/refs"
 	"pgveil/transform"
 )
 
@@ -48,6 +49,10 @@ type Options struct {
 	// MonitorInterval is how often the slot and the source schema are
 	// checked while streaming (default 30s).
 	MonitorInterval time.Duration
+	// fkBroken are the replica's foreign keys that production's changes
+	// broke while streaming (target.BrokenID to why): left out by every
+	// later attempt of this Run, which would meet the same changes again.
+	fkBroken map[string]string
 }
 
 // Prepared is everything checked before replication starts.
@@ -404,6 +409,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		opts.Logger.Warn("removed transactions an earlier run had spilled (it was stopped hard)", "dir", spill.path, "files", spill.removed)
 	}
 	opts.Stream.SpillDir = spill.path
+	opts.fkBroken = map[string]string{}
 	// The connections and the slot cannot change by a reload.
 	started := p.Config()
 	// Beside the attempts, for as long as Run runs: the lock watcher and
@@ -607,6 +613,14 @@ func runOnce(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// The replica's foreign keys: those that no longer fit, and those
+	// touching tables about to be copied, go before Setup reshapes the
+	// tables and before any copy truncates or replaces them.
+	fks := planForeignKeys(ctx, src, cfg, prep.Plan, log)
+	fks.Exclude(opts.fkBroken)
+	if err := target.DropForeignKeys(ctx, tgt, fks, prep.Plan, resync, !found); err != nil {
+		return err
+	}
 	var setupTables []*transform.TablePlan
 	for _, tp := range prep.Plan.Tables() {
 		if !resync[tableName(tp)] {
@@ -647,6 +661,12 @@ func runOnce(ctx context.Context, opts Options) error {
 	if err := views.sync(ctx, src, tgt); err != nil {
 		log.Warn("views: creating production's views on the replica", "error", err.Error())
 	}
+	if found {
+		// The tables being copied again get theirs once switched in.
+		if err := target.AddForeignKeys(ctx, tgt, fks, resync); err != nil {
+			return err
+		}
+	}
 	// The partitioned tables' leaves, read before any snapshot of this
 	// attempt: a copy records them once done.
 	parts, copyLeaves, err := newPartitionWatch(ctx, src, tgt, prep, cfg.Target.DSN.Reveal(), !found, resync)
@@ -686,6 +706,15 @@ func runOnce(ctx context.Context, opts Options) error {
 			return err
 		}
 		if err := target.RecordPartitions(ctx, tgt, copyLeaves); err != nil {
+			return err
+		}
+		// Every table is in: the foreign keys now, except on the tables
+		// the next attempt copies again.
+		skip := map[transform.TableName]bool{}
+		for _, n := range rewritten {
+			skip[n] = true
+		}
+		if err := target.AddForeignKeys(ctx, tgt, fks, skip); err != nil {
 			return err
 		}
 		if len(rewritten) > 0 {
@@ -735,6 +764,7 @@ func runOnce(ctx context.Context, opts Options) error {
 		applier: target.NewApplier(tgt, cfg.Source.Slot), stats: opts.Stats, start: start, rs: rs,
 	}
 	st.applier.SetTenancy(tenancy)
+	st.applier.SetForeignKeys(fks)
 	if st.colTypes, err = readColumnTypes(ctx, src, prep.Plan); err != nil {
 		return err
 	}
@@ -752,7 +782,15 @@ func runOnce(ctx context.Context, opts Options) error {
 	if rs == nil && opts.settled != nil {
 		opts.settled()
 	}
-	st.settled = opts.settled
+	// Once re-copied tables are switched in, their foreign keys come back.
+	st.settled = func() {
+		if err := st.applier.AddForeignKeys(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("adding the foreign keys of re-copied tables; tried again at the next start", "error", err.Error())
+		}
+		if opts.settled != nil {
+			opts.settled()
+		}
+	}
 	sctx, stopStream := context.WithCancelCause(ctx)
 	defer stopStream(nil)
 	mctx, stopMonitor := context.WithCancel(ctx)
@@ -770,6 +808,21 @@ func runOnce(ctx context.Context, opts Options) error {
 	stopMonitor()
 	<-monitorDone
 	<-viewsDone
+	if k, ok := fks.ViolatedKey(err); ok && ctx.Err() == nil {
+		// Production's rows break a foreign key of the replica (a
+		// reference it does not enforce): replication goes on without it.
+		conn, cerr := connectTarget(ctx, cfg.Target.DSN.Reveal())
+		if cerr != nil {
+			return cerr
+		}
+		why, lerr := target.LeaveOutViolated(ctx, conn, fks, k)
+		conn.Close(context.Background())
+		if lerr != nil {
+			return lerr
+		}
+		opts.fkBroken[target.BrokenID(k)] = why
+		return &schemaChange{}
+	}
 	var sc *schemaChange
 	if cause := context.Cause(sctx); errors.As(cause, &sc) && ctx.Err() == nil {
 		return cause
@@ -1077,6 +1130,24 @@ func (m *monitor) round(ctx context.Context) *schemaChange {
 		return &schemaChange{tables: gone}
 	}
 	return nil
+}
+
+// planForeignKeys reads production's foreign keys and the rules'
+// references and decides which the replica gets (target.PlanForeignKeys).
+// A failure to read them is logged: the replica then gets none this time,
+// which keeps replication going.
+func planForeignKeys(ctx context.Context, src *pgx.Conn, cfg *rules.Config, plan *transform.Plan, log *slog.Logger) *target.ForeignKeys {
+	m, err := refs.Read(ctx, src, refs.Options{})
+	if err != nil {
+		log.Warn("reading production's foreign keys: the replica gets none until the next start", "error", err.Error())
+		m = &refs.Model{}
+	}
+	f := target.PlanForeignKeys(m.WithRules(cfg), plan)
+	f.Log = log
+	for _, l := range f.LeftOut() {
+		log.Info("reference left out of the replica's foreign keys", "reference", l.Key.String(), "why", l.Reason)
+	}
+	return f
 }
 
 // resyncRequired marks, in pgveil.tables, a table that missed changes and

@@ -38,6 +38,9 @@ type statusReport struct {
 	// Views are production's views as pgveil.views records them: created
 	// on the replica, or kept out with why.
 	Views []viewState `json:"views,omitempty"`
+	// ForeignKeys are the replica's foreign keys and the references left
+	// out of them, as pgveil last recorded them.
+	ForeignKeys *foreignKeysState `json:"foreign_keys,omitempty"`
 	// Problems are why status exits 1: what it could not read, a missing
 	// or lost slot, no checkpoint.
 	Problems []string `json:"problems"`
@@ -110,6 +113,12 @@ type viewState struct {
 	State        string     `json:"state"`            // created, kept_out
 	Reason       string     `json:"reason,omitempty"` // why it is kept out (names only)
 	RefreshedAt  *time.Time `json:"refreshed_at,omitempty"`
+}
+
+type foreignKeysState struct {
+	Present int               `json:"present"`
+	Pending int               `json:"pending"` // waiting for a table being copied again
+	LeftOut []target.KeyState `json:"left_out,omitempty"`
 }
 
 type driftState struct {
@@ -205,6 +214,22 @@ func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time
 		}
 		if err := readTables(ctx, tgt, cfg, fast, r); err != nil {
 			problem("%v", err)
+		}
+		if keys, err := target.ReadForeignKeys(ctx, tgt); err != nil {
+			problem("%v", err)
+		} else if len(keys) > 0 {
+			fk := &foreignKeysState{}
+			for _, k := range keys {
+				switch k.State {
+				case "present":
+					fk.Present++
+				case "pending":
+					fk.Pending++
+				default:
+					fk.LeftOut = append(fk.LeftOut, k)
+				}
+			}
+			r.ForeignKeys = fk
 		}
 		if tn := replicate.TargetTenancy(cfg); tn != nil {
 			ts, err := target.ReadTenancy(ctx, tgt, tn, ruleTableNames(cfg))
@@ -471,6 +496,12 @@ func printStatus(w io.Writer, r *statusReport) {
 			tn.Roles, plural(tn.Roles), tn.Group, tn.TenantTables, plural(tn.TenantTables), tn.SharedTables, tn.HiddenTables)
 	}
 	printViews(w, r.Views)
+	if fk := r.ForeignKeys; fk != nil {
+		fmt.Fprintf(w, "foreign keys: %d on the replica, %d waiting for a copy, %d reference%s left out\n", fk.Present, fk.Pending, len(fk.LeftOut), plural(len(fk.LeftOut)))
+		for _, k := range fk.LeftOut {
+			fmt.Fprintf(w, "  %s: %s\n", k.Reference, k.Reason)
+		}
+	}
 	if d := r.Drift; d != nil {
 		if d.text == "" {
 			fmt.Fprintln(w, "drift: none (the source matches the rules)")

@@ -60,8 +60,9 @@ type Change struct {
 	// Tables are the tables an OpTruncate empties.
 	Tables []*transform.TablePlan
 	// Cascade and RestartIdentity are the TRUNCATE's options. The target
-	// ignores them: it has no foreign keys and no sequences, and the source
-	// lists every table a cascade empties.
+	// ignores them: it has no sequences, the source lists every published
+	// table a cascade empties, and a foreign key whose referencing table is
+	// not listed is dropped before the TRUNCATE (ForeignKeys.truncateSQL).
 	Cascade, RestartIdentity bool
 	// Filter, when not nil on an OpInsert or OpUpdate, is the table's
 	// in-process row filter, and FilterRow the raw source values it reads.
@@ -208,6 +209,9 @@ type Applier struct {
 	tenantCols  map[*transform.TablePlan]int
 	newTenants  map[string]struct{}
 	knownTenant map[string]struct{}
+
+	// fkeys are the replica's foreign keys (fkeys.go), nil for none.
+	fkeys *ForeignKeys
 
 	// inflight, when not nil, delivers the outcome of a batch sent in the
 	// background (a mid-transaction flush) while the caller prepares the
@@ -850,6 +854,7 @@ func (a *Applier) truncate(ctx context.Context, c *Change) error {
 		return err
 	}
 	var names, labels []string
+	var tables []transform.TableName
 	for _, t := range c.Tables {
 		if t == nil || t.Table == nil {
 			return errors.New("truncate: nil table")
@@ -858,13 +863,25 @@ func (a *Applier) truncate(ctx context.Context, c *Change) error {
 		if !slices.Contains(names, n) {
 			names = append(names, n)
 			labels = append(labels, tableLabel(t))
+			tables = append(tables, transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
 		}
 	}
 	if len(names) == 0 {
 		return nil
 	}
+	// Foreign keys: their pending checks run first, and a referenced
+	// table cannot be truncated alone (ForeignKeys.truncateSQL).
+	before, after := a.fkeys.truncateSQL(tables)
+	for _, stmt := range before {
+		a.batch.ExecParams(stmt, nil, nil, nil, nil)
+		a.queued = append(a.queued, queued{what: "foreign keys before a truncate: " + firstWords(stmt)})
+	}
 	a.batch.ExecParams("TRUNCATE TABLE "+strings.Join(names, ", "), nil, nil, nil, nil)
 	a.queued = append(a.queued, queued{op: OpTruncate, table: strings.Join(labels, ", ")})
+	for _, stmt := range after {
+		a.batch.ExecParams(stmt, nil, nil, nil, nil)
+		a.queued = append(a.queued, queued{what: "foreign keys after a truncate: " + firstWords(stmt)})
+	}
 	return nil
 }
 
