@@ -41,9 +41,10 @@ type e2e struct {
 	dstDSN   string
 	src, dst *pgx.Conn
 	rulesYML string
-	preamble string // YAML put before tables: (a tenancy section)
-	mode     string // source.publication_mode; "" for the default
-	workers  int    // the initial copy's workers; 0 for 3
+	preamble string   // YAML put before tables: (a tenancy section)
+	readers  []string // target.readers
+	mode     string   // source.publication_mode; "" for the default
+	workers  int      // the initial copy's workers; 0 for 3
 	stats    *Stats
 	cancel   context.CancelFunc
 	done     chan error
@@ -122,7 +123,11 @@ func (e *e2e) config() *rules.Config {
 	if e.mode != "" {
 		mode = ", publication_mode: " + e.mode
 	}
-	yml := "source: {dsn: \"${SRC}\", slot: s1, publication: p1" + mode + "}\ntarget: {dsn: \"${DST}\"}\nsecret: ${SECRET}\n" + e.preamble + "tables:\n" + e.rulesYML
+	readers := ""
+	if len(e.readers) > 0 {
+		readers = ", readers: [" + strings.Join(e.readers, ", ") + "]"
+	}
+	yml := "source: {dsn: \"${SRC}\", slot: s1, publication: p1" + mode + "}\ntarget: {dsn: \"${DST}\"" + readers + "}\nsecret: ${SECRET}\n" + e.preamble + "tables:\n" + e.rulesYML
 	cfg, err := rules.Parse("test.yaml", []byte(yml), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
 		e.t.Fatalf("rules: %v\n%s", err, yml)

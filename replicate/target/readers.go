@@ -85,6 +85,29 @@ AND p.proname NOT LIKE 'pg\_stat\_get\_db\_%' AND p.proname NOT LIKE '%function%
 // StatsReaderRole keeps the per-table counters of RelationStatsWhere.
 const StatsReaderRole = "pg_read_all_stats"
 
+// Readers keep them too: they read every row, so the counters tell them
+// nothing they could not count, and Metabase's describe-database reads
+// pg_stat_user_tables.n_live_tup (its estimated row count): without
+// EXECUTE on pg_stat_get_live_tuples the whole query fails and Metabase
+// syncs no table. Tenants and impersonators do not get them: see
+// CatalogShadowSchema.
+
+// ReaderStatsSQL is the statement a superuser runs to give readers the
+// per-table counters (RelationStatsWhere) back: Setup runs it itself when
+// its role is a superuser. It may be run again.
+func ReaderStatsSQL(readers []string) string {
+	body := `
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p WHERE ` + strings.ReplaceAll(RelationStatsWhere, "\n", "\n    ") + ` LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO ` + strings.ReplaceAll(identList(readers), "%", "%%") + `', f);
+  END LOOP;
+END
+`
+	return "DO $readerstats$" + body + "$readerstats$"
+}
+
 // LockDownSQL is what a superuser runs in the analytics database so that
 // no role but pgveil's, its readers' grants aside, can write large objects
 // or WAL messages, or read the per-table counters (see WriteFunctions,
@@ -199,6 +222,15 @@ ORDER BY 1`)
 		if len(stats) > 0 {
 			list := strings.Join(stats, ", ")
 			stmts = append(stmts, `REVOKE EXECUTE ON FUNCTION `+list+` FROM PUBLIC`, `GRANT EXECUTE ON FUNCTION `+list+` TO `+StatsReaderRole)
+		}
+		lacking, err := queryStrings(ctx, tx, `SELECT r FROM unnest($1::text[]) r WHERE EXISTS (SELECT FROM pg_proc p WHERE `+RelationStatsWhere+`
+AND NOT EXISTS (SELECT FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+	WHERE a.privilege_type = 'EXECUTE' AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = r)))`, readers)
+		if err != nil {
+			return err
+		}
+		if len(lacking) > 0 {
+			stmts = append(stmts, ReaderStatsSQL(lacking))
 		}
 	}
 	for _, q := range stmts {

@@ -297,6 +297,41 @@ func SwitchTenancySQL(live *transform.TablePlan, tn *Tenancy, readers []string) 
 	return append(stmts, sync...), nil
 }
 
+// CatalogShadowSchema holds what tenants and impersonators read instead
+// of pg_catalog.pg_stat_user_tables: Metabase's describe-database reads
+// its n_live_tup (estimated row count) for every table, and the exact
+// per-table counters are not theirs to read (RelationStatsWhere): without
+// EXECUTE on pg_stat_get_live_tuples the whole query fails, and Metabase
+// syncs no table. The query names the view without a schema, and
+// PostgreSQL looks in pg_catalog first only when search_path does not
+// name it: SetupTenancy sets the impersonators' search_path to
+// CatalogShadowPath, so that the name finds this schema's view of the
+// planner's estimates (pg_class.reltuples, readable by every role
+// anyway). A tenant's login that Metabase connects with directly needs
+// the same: ALTER ROLE login SET search_path = CatalogShadowPath.
+const CatalogShadowSchema = "pgveil_catalog"
+
+// CatalogShadowPath is the search_path of the roles that read
+// CatalogShadowSchema's view instead of pg_catalog's.
+const CatalogShadowPath = CatalogShadowSchema + `, pg_catalog, "$user", public`
+
+// catalogShadowSQL returns the statements that create the shadow view and
+// grant it to roles.
+func catalogShadowSQL(roles []string) []string {
+	sch := pgx.Identifier{CatalogShadowSchema}.Sanitize()
+	return []string{
+		`CREATE SCHEMA IF NOT EXISTS ` + sch,
+		`REVOKE ALL ON SCHEMA ` + sch + ` FROM PUBLIC`,
+		`CREATE OR REPLACE VIEW ` + sch + `.pg_stat_user_tables AS SELECT c.oid AS relid, n.nspname AS schemaname, c.relname,
+	GREATEST(c.reltuples, 0)::bigint AS n_live_tup
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'`,
+		`COMMENT ON VIEW ` + sch + `.pg_stat_user_tables IS 'pgveil: the planner''s row estimates, for Metabase''s sync as tenants and impersonators (docs/operations.md, Metabase)'`,
+		`GRANT USAGE ON SCHEMA ` + sch + ` TO ` + identList(roles),
+		`GRANT SELECT ON ` + sch + `.pg_stat_user_tables TO ` + identList(roles),
+	}
+}
+
 // ensureCall is the statement that calls ensureTenantsFunc for tn's
 // roles, vals being an SQL expression of type jsonb: the values.
 func (tn *Tenancy) ensureCall(vals string) string {
@@ -484,6 +519,24 @@ func (s *tenancySetup) run() ([]string, error) {
 	}
 	if err := s.impersonators(); err != nil {
 		return nil, err
+	}
+	for _, q := range catalogShadowSQL(s.tn.tenantReaders()) {
+		if err := s.exec(q); err != nil {
+			return nil, fmt.Errorf("creating %s (docs/operations.md, Metabase): %w", CatalogShadowSchema, err)
+		}
+	}
+	for _, imp := range s.tn.Impersonators {
+		var path string
+		err := s.tx.QueryRow(s.ctx, `SELECT coalesce((SELECT substr(x, 13) FROM pg_db_role_setting d, unnest(d.setconfig) x
+WHERE d.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) AND d.setdatabase = 0 AND starts_with(x, 'search_path=')), '')`, imp).Scan(&path)
+		if err != nil {
+			return nil, fmt.Errorf("reading role %s: %w", imp, sanitize(err))
+		}
+		if path != CatalogShadowPath {
+			if err := s.exec(`ALTER ROLE ` + pgx.Identifier{imp}.Sanitize() + ` SET search_path = ` + CatalogShadowPath); err != nil {
+				return nil, fmt.Errorf("impersonator %s: %w", imp, err)
+			}
+		}
 	}
 	// Tenant logins create nothing, as readers (readers.go). What pgveil
 	// cannot take from them is reported after the rest is committed.
