@@ -101,7 +101,7 @@ DECLARE
   f regprocedure;
 BEGIN
   FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p WHERE ` + strings.ReplaceAll(RelationStatsWhere, "\n", "\n    ") + ` LOOP
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO ` + strings.ReplaceAll(identList(readers), "%", "%%") + `', f);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO ` + strings.NewReplacer("%", "%%", "'", "''").Replace(identList(readers)) + `', f);
   END LOOP;
 END
 `
