@@ -100,6 +100,12 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 					fmt.Fprintf(d.out, "  %s\n", c.StartCommand())
 				}
 			}
+			fmt.Fprintln(d.out, "and stop them with:")
+			for _, c := range []*pgtest.Cluster{d.prod, d.an} {
+				if c != nil {
+					fmt.Fprintf(d.out, "  %s\n", c.StopCommand())
+				}
+			}
 			return
 		}
 		if dir == "" {
