@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgveil/internal/metabase"
 	"pgveil/internal/pgtest"
 	"pgveil/replicate"
 )
@@ -413,6 +414,36 @@ FROM pg_roles r WHERE r.rolname = $1`, sourceRole).Scan(&super, &createDB, &crea
 	var want, got, accounts int
 	if err := s.dst.QueryRow(ctx, `SELECT count(*) FROM public.customers WHERE account_id = 1`).Scan(&want); err != nil {
 		t.Fatal(err)
+	}
+	// Metabase's sync, as the impersonator before any SET ROLE and as the
+	// reader: every table each reads, and every primary key.
+	rdSync, err := pgx.Connect(ctx, asRole(dstSuper, reader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdSync.Close(ctx)
+	for _, c := range []struct {
+		who    string
+		conn   *pgx.Conn
+		tables int
+	}{{"impersonator", mb, 6}, {"reader", rdSync, 7}} {
+		tables, err := metabase.Tables(ctx, c.conn, []string{"public"})
+		if err != nil {
+			t.Fatalf("Metabase's sync as the %s: %v", c.who, err)
+		}
+		fields, err := metabase.Fields(ctx, c.conn, []string{"public"})
+		if err != nil {
+			t.Fatalf("Metabase's sync as the %s: %v", c.who, err)
+		}
+		keys := 0
+		for _, f := range fields {
+			if f.PK {
+				keys++
+			}
+		}
+		if len(tables) != c.tables || keys != c.tables {
+			t.Errorf("Metabase's sync as the %s: %d tables, %d primary key columns; want %d and %d", c.who, len(tables), keys, c.tables, c.tables)
+		}
 	}
 	if _, err := mb.Exec(ctx, `SET ROLE tenant_1`); err != nil {
 		t.Fatalf("impersonator: SET ROLE tenant_1: %v", err)
