@@ -345,7 +345,9 @@ func (c *Cluster) persist(settings map[string]string, keys []string) error {
 // StartCommand is the shell command that starts the cluster again once
 // stopped (after the demo's --keep): pg_ctl with the data directory and
 // the log, as the postgres system user when we run as root.
-func (c *Cluster) StartCommand() string { return c.ctlCommand("-l " + shellQuote(c.LogPath()) + " start") }
+func (c *Cluster) StartCommand() string {
+	return c.ctlCommand("-l " + shellQuote(c.LogPath()) + " start")
+}
 
 // StopCommand is the shell command that stops a cluster StartCommand
 // started.
