@@ -221,6 +221,13 @@ func TestReadersCreateNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	cannotCreate(t, admin2, connectAs(t, dsn2, reader), "reader (superuser's Setup)", "app")
+	// The reader keeps the per-table counters Metabase's sync reads
+	// (ReaderStatsSQL); PUBLIC does not.
+	equal(t, "counters for the reader and PUBLIC", query(t, admin2, `SELECT has_function_privilege('`+reader+`', 'pg_stat_get_live_tuples(oid)', 'EXECUTE')::text
+|| '/' || EXISTS (SELECT FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a WHERE p.proname = 'pg_stat_get_live_tuples' AND a.grantee = 0)::text`), []string{"true/false"})
+	if got := query(t, connectAs(t, dsn2, reader), `SELECT count(*) FROM pg_stat_user_tables WHERE relname = 't'`); len(got) != 1 || got[0] != "1" {
+		t.Errorf("reader reading pg_stat_user_tables: %v", got)
+	}
 	acl := `SELECT string_agg(p.proname || '=' || coalesce(p.proacl::text, 'default'), ',' ORDER BY p.oid) FROM pg_proc p WHERE p.proname LIKE 'lo\_%' OR p.proname LIKE 'pg\_stat\_get\_%'`
 	before := query(t, admin2, acl)
 	if err := Setup(ctx, admin2, p, nil, []string{reader}); err != nil {
