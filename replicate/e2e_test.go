@@ -41,10 +41,11 @@ type e2e struct {
 	dstDSN      string
 	src, dst    *pgx.Conn
 	rulesYML    string
-	preamble    string // YAML put before tables: (a tenancy section)
-	targetExtra string // more keys of the target section: ", readers: [r]"
-	mode        string // source.publication_mode; "" for the default
-	workers     int    // the initial copy's workers; 0 for 3
+	preamble    string   // YAML put before tables: (a tenancy section)
+	targetExtra string   // more keys of the target section: ", refresh_materialized_views: 1s"
+	readers     []string // target.readers
+	mode        string   // source.publication_mode; "" for the default
+	workers     int      // the initial copy's workers; 0 for 3
 	stats       *Stats
 	cancel      context.CancelFunc
 	done        chan error
@@ -123,7 +124,11 @@ func (e *e2e) config() *rules.Config {
 	if e.mode != "" {
 		mode = ", publication_mode: " + e.mode
 	}
-	yml := "source: {dsn: \"${SRC}\", slot: s1, publication: p1" + mode + "}\ntarget: {dsn: \"${DST}\"" + e.targetExtra + "}\nsecret: ${SECRET}\n" + e.preamble + "tables:\n" + e.rulesYML
+	readers := ""
+	if len(e.readers) > 0 {
+		readers = ", readers: [" + strings.Join(e.readers, ", ") + "]"
+	}
+	yml := "source: {dsn: \"${SRC}\", slot: s1, publication: p1" + mode + "}\ntarget: {dsn: \"${DST}\"" + readers + e.targetExtra + "}\nsecret: ${SECRET}\n" + e.preamble + "tables:\n" + e.rulesYML
 	cfg, err := rules.Parse("test.yaml", []byte(yml), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
 		e.t.Fatalf("rules: %v\n%s", err, yml)

@@ -86,7 +86,7 @@ CREATE MATERIALIZED VIEW per_store AS SELECT store_id, count(*) AS n FROM custom
 	if _, err := e.dst.Exec(context.Background(), `CREATE ROLE `+reader+` LOGIN`); err != nil {
 		t.Fatal(err)
 	}
-	e.targetExtra = ", readers: [" + reader + "]"
+	e.readers = []string{reader}
 	e.exec(`INSERT INTO store VALUES (1, 'north'), (2, 'south');
 INSERT INTO customer SELECT g, 1 + g % 2, 'Person ' || g, 'p' || g || '@raw.example' FROM generate_series(1, 40) g;`)
 	e.start()

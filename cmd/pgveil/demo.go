@@ -94,7 +94,18 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	os.Chmod(base, 0o755)
 	defer func() {
 		if d.keep {
-			fmt.Fprintf(d.out, "\nThe clusters' data is kept in %s (start them again with pg_ctl -D %s/{production,analytics}/data start).\n", base, base)
+			fmt.Fprintf(d.out, "\nThe clusters' data is kept in %s, with their settings (wal_level = logical, ports). Start them again with:\n", base)
+			for _, c := range []*pgtest.Cluster{d.prod, d.an} {
+				if c != nil {
+					fmt.Fprintf(d.out, "  %s\n", c.StartCommand())
+				}
+			}
+			fmt.Fprintln(d.out, "and stop them with:")
+			for _, c := range []*pgtest.Cluster{d.prod, d.an} {
+				if c != nil {
+					fmt.Fprintf(d.out, "  %s\n", c.StopCommand())
+				}
+			}
 			return
 		}
 		if dir == "" {
@@ -136,11 +147,11 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	if d.anDSN, err = d.an.CreateDB(setup, "analytics"); err != nil {
 		return exitProblems, err
 	}
-	password := randomHex(12)
-	if err := pgtest.Exec(setup, d.anDSN, "CREATE ROLE metabase_ro LOGIN PASSWORD '"+password+"'"); err != nil {
-		return exitProblems, err
-	}
-	d.readerDSN = fmt.Sprintf("postgres://metabase_ro:%s@127.0.0.1:%d/analytics?sslmode=disable", password, d.an.Port)
+	// pgveil writes the replica as setup-sql's writer role, and the
+	// reader is setup-sql's (hardenAnalytics, once the rules are read).
+	writerPW, readerPW := randomHex(12), randomHex(12)
+	writerDSN := fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/analytics?sslmode=disable", demoWriter, writerPW, d.an.Port)
+	d.readerDSN = fmt.Sprintf("postgres://metabase_ro:%s@127.0.0.1:%d/analytics?sslmode=disable", readerPW, d.an.Port)
 
 	// The example schema, seeded with realistic personal data.
 	if err := pgtest.Exec(setup, d.prodDSN, examples.SaaSSchema()); err != nil {
@@ -161,9 +172,12 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 
 	// pgveil itself, with the example rules.
 	secret := randomHex(32)
-	env := map[string]string{"SOURCE_DSN": d.prodDSN, "TARGET_DSN": d.anDSN, "PGVEIL_SECRET": secret}
+	env := map[string]string{"SOURCE_DSN": d.prodDSN, "TARGET_DSN": writerDSN, "PGVEIL_SECRET": secret}
 	cfg, err := rules.Parse("examples/saas/pgveil.yaml", []byte(examples.SaaSRules()), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
+		return exitProblems, err
+	}
+	if err := d.hardenAnalytics(setup, cfg, writerPW, readerPW); err != nil {
 		return exitProblems, err
 	}
 	logFile, err := os.Create(filepath.Join(base, "pgveil.log"))
@@ -270,6 +284,37 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 		return exitProblems, err
 	}
 	return exitOK, nil
+}
+
+// demoWriter is the role pgveil writes the demo's replica as.
+const demoWriter = "pgveil"
+
+// hardenAnalytics gives the analytics cluster the roles and hardening
+// `pgveil setup-sql --part target` prints for the rules, from the same
+// generator (as plain SQL, run here rather than by psql): the writer
+// role pgveil runs as, and readers that are NOINHERIT, read-only by
+// default, with a statement timeout, no CREATE or TEMPORARY and no
+// access to schema pgveil. On top, as setup-sql's script recommends (a
+// database that holds the replica only), the cluster's other databases
+// are closed to everyone but superusers: the reader connects to
+// analytics only.
+func (d *demoRun) hardenAnalytics(ctx context.Context, cfg *rules.Config, writerPW, readerPW string) error {
+	r, err := newSetupRoles(cfg, "pgveil", demoWriter, "5min")
+	if err != nil {
+		return fmt.Errorf("the demo's roles: %w", err)
+	}
+	pw := map[string]string{demoWriter: writerPW}
+	for _, name := range cfg.Target.Readers {
+		pw[name] = readerPW
+	}
+	r.direct = &directTarget{database: "analytics", passwords: pw}
+	if err := pgtest.Exec(ctx, d.anDSN, r.targetScript()); err != nil {
+		return fmt.Errorf("setting up the analytics roles (setup-sql --part target): %w", err)
+	}
+	if err := pgtest.Exec(ctx, d.anDSN, `REVOKE CONNECT ON DATABASE postgres FROM PUBLIC; REVOKE CONNECT ON DATABASE template1 FROM PUBLIC`); err != nil {
+		return fmt.Errorf("closing the other databases of the analytics cluster: %w", err)
+	}
+	return nil
 }
 
 // tenantView shows what one customer's role sees of the replica, when the

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -10,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/metabase"
 	"pgveil/internal/syncbuf"
 )
 
@@ -29,7 +33,7 @@ func TestDemo(t *testing.T) {
 	e := &env{stdout: stdout, stderr: stderr, lookupEnv: func(string) (string, bool) { return "", false }}
 	exited := make(chan int, 1)
 	go func() {
-		exited <- run(ctx, e, []string{"demo", "--dir", dir, "--scale", "5000", "--every", "1s", "--rate", "30", "--duration", "30m"})
+		exited <- run(ctx, e, []string{"demo", "--dir", dir, "--scale", "5000", "--every", "1s", "--rate", "30", "--duration", "30m", "--keep"})
 	}()
 	// Two progress reports under live traffic, however long the set-up
 	// and the initial copy take on this machine.
@@ -112,6 +116,78 @@ func TestDemo(t *testing.T) {
 	}
 	if code, vout, verr := pgveil(t, vars, "validate", "--offline", "-c", filepath.Join(dir, "pgveil.yaml")); code != exitOK {
 		t.Errorf("validate the demo's files: exit %d\n%s%s", code, vout, verr)
+	}
+	keptAnalytics(t, out)
+}
+
+// keptAnalytics starts the analytics cluster a --keep demo left with the
+// command it printed, and checks that it comes back with its settings and
+// that its reader has setup-sql's hardening, and sees in Metabase's sync
+// every table and primary key.
+func keptAnalytics(t *testing.T, out string) {
+	t.Helper()
+	starts := regexp.MustCompile(`(?m)^  (.*pg_ctl.* start'?)$`).FindAllStringSubmatch(out, -1)
+	stops := regexp.MustCompile(`(?m)^  (.*pg_ctl.* stop'?)$`).FindAllStringSubmatch(out, -1)
+	reader := regexp.MustCompile(`postgres://metabase_ro:\S+`).FindString(out)
+	if len(starts) != 2 || len(stops) != 2 || reader == "" {
+		t.Fatalf("a --keep demo prints two start and two stop commands and the reader's DSN:\n%s", out)
+	}
+	ctx := context.Background()
+	if b, err := exec.Command("sh", "-c", starts[1][1]).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", starts[1][1], err, b)
+	}
+	t.Cleanup(func() {
+		if b, err := exec.Command("sh", "-c", stops[1][1]).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", stops[1][1], err, b)
+		}
+	})
+	rd, err := pgx.Connect(ctx, reader)
+	if err != nil {
+		t.Fatalf("the reader, after the printed start command: %v", err)
+	}
+	defer rd.Close(ctx)
+	var walLevel, readOnly, timeout string
+	if err := rd.QueryRow(ctx, `SELECT current_setting('wal_level'), current_setting('default_transaction_read_only'), current_setting('statement_timeout')`).Scan(&walLevel, &readOnly, &timeout); err != nil {
+		t.Fatal(err)
+	}
+	if walLevel != "logical" || readOnly != "on" || timeout != "5min" {
+		t.Errorf("kept analytics cluster: wal_level %s (want logical); reader: default_transaction_read_only %s, statement_timeout %s", walLevel, readOnly, timeout)
+	}
+	if _, err := rd.Exec(ctx, `SET default_transaction_read_only = off`); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{`CREATE TEMP TABLE mine (x int)`, `CREATE TABLE public.mine (x int)`, `SELECT lo_create(0)`} {
+		if _, err := rd.Exec(ctx, sql); sqlState(err) != "42501" {
+			t.Errorf("demo reader: %s: %v, want permission denied", sql, err)
+		}
+	}
+	cfg, err := pgx.ParseConfig(reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database = "postgres"
+	if c, err := pgx.ConnectConfig(ctx, cfg); err == nil || sqlState(err) != "42501" {
+		if c != nil {
+			c.Close(ctx)
+		}
+		t.Errorf("demo reader connecting to database postgres: %v, want permission denied", err)
+	}
+	tables, err := metabase.Tables(ctx, rd, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, err := metabase.Fields(ctx, rd, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys int
+	for _, f := range fields {
+		if f.PK {
+			keys++
+		}
+	}
+	if len(tables) != 7 || keys != 7 {
+		t.Errorf("Metabase's sync as the demo's reader: %d tables, %d primary key columns; want 7 and 7", len(tables), keys)
 	}
 }
 

@@ -166,6 +166,24 @@ type setupRoles struct {
 	schemas       []string              // of tables, sorted
 	rowFilters    bool                  // a table has a where
 	columnLists   bool                  // source.publication_mode column_lists
+	// direct, when set, makes targetScript plain SQL for a connection
+	// that is no psql (the demo runs it with pgx): no psql variables or
+	// meta-commands, the database named, passwords given.
+	direct *directTarget
+}
+
+// directTarget is what psql would have supplied to the target script.
+type directTarget struct {
+	database  string
+	passwords map[string]string // by role name
+}
+
+// database is the analytics database as the script names it.
+func (r *setupRoles) database() string {
+	if r.direct != nil {
+		return sqlIdent(r.direct.database)
+	}
+	return `:"pgveil_database"`
 }
 
 // newSetupRoles checks the roles and collects the rules' tables.
@@ -325,8 +343,10 @@ func (r *setupRoles) targetScript() string {
 		p("-- (Metabase connection impersonation) log in NOINHERIT and see rows only after SET ROLE to a tenant.")
 	}
 	p("")
-	p(`\set ON_ERROR_STOP on`)
-	p(`SELECT current_database() AS pgveil_database \gset`)
+	if r.direct == nil {
+		p(`\set ON_ERROR_STOP on`)
+		p(`SELECT current_database() AS pgveil_database \gset`)
+	}
 	p("BEGIN;")
 	p("SET LOCAL lock_timeout = '5s';")
 	p("")
@@ -335,8 +355,8 @@ func (r *setupRoles) targetScript() string {
 	if r.tenancy != nil {
 		createRole = "CREATEROLE"
 	}
-	ensureRole(&b, r.target, "LOGIN NOSUPERUSER NOCREATEDB "+createRole+" NOREPLICATION NOBYPASSRLS", pw[0])
-	p(`GRANT CONNECT, CREATE ON DATABASE :"pgveil_database" TO %s;`, w)
+	r.ensureRole(&b, r.target, "LOGIN NOSUPERUSER NOCREATEDB "+createRole+" NOREPLICATION NOBYPASSRLS", pw[0])
+	p(`GRANT CONNECT, CREATE ON DATABASE %s TO %s;`, r.database(), w)
 	for _, s := range append(slices.Clone(r.schemas), "pgveil") {
 		p("CREATE SCHEMA IF NOT EXISTS %s AUTHORIZATION %s;", sqlIdent(s), w)
 		p("ALTER SCHEMA %s OWNER TO %s;", sqlIdent(s), w)
@@ -348,7 +368,7 @@ func (r *setupRoles) targetScript() string {
 	p("--    read-only transaction). The per-table counters (exact row counts, inserts, updates, scans:")
 	p("--    pg_stat_user_tables and the like) are kept for pg_read_all_stats (pg_monitor): a tenant would")
 	p("--    read there how many rows all tenants have. NOTIFY cannot be taken away (docs/operations.md).")
-	p(`REVOKE CREATE, TEMPORARY ON DATABASE :"pgveil_database" FROM PUBLIC;`)
+	p(`REVOKE CREATE, TEMPORARY ON DATABASE %s FROM PUBLIC;`, r.database())
 	for _, s := range r.schemas {
 		p("REVOKE CREATE ON SCHEMA %s FROM PUBLIC;", sqlIdent(s))
 	}
@@ -362,22 +382,28 @@ func (r *setupRoles) targetScript() string {
 	for i, name := range r.readers {
 		rd := sqlIdent(name)
 		p("")
-		p("-- %d. Reader %s: SELECT on the replicated tables, now and later, and nothing else.", i+3, rd)
+		p("-- %d. Reader %s: SELECT on the replicated tables, now and later, and nothing else; REFERENCES", i+3, rd)
+		p("--    too, so that Metabase sees their keys (it neither writes nor reads: docs/operations.md, Metabase),")
+		p("--    and the per-table counters (Metabase's sync reads them; a reader reads every row anyway).")
 		r.readOnlyLogin(&b, name, pw[i+1])
 		for _, s := range r.schemas {
 			p("GRANT USAGE ON SCHEMA %s TO %s;", sqlIdent(s), rd)
 			p("REVOKE CREATE ON SCHEMA %s FROM %s;", sqlIdent(s), rd)
-			p("GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s;", sqlIdent(s), rd)
-			p("ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT SELECT ON TABLES TO %s;", w, sqlIdent(s), rd)
+			p("GRANT %s ON ALL TABLES IN SCHEMA %s TO %s;", target.ReadPrivileges, sqlIdent(s), rd)
+			p("ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT %s ON TABLES TO %s;", w, sqlIdent(s), target.ReadPrivileges, rd)
 		}
 		p("REVOKE ALL ON SCHEMA %s FROM %s;", internal, rd)
 		p("REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s;", internal, rd)
+	}
+	if len(r.readers) > 0 {
+		p("%s;", target.ReaderStatsSQL(r.readers))
 	}
 	for i, name := range imps {
 		im := sqlIdent(name)
 		p("")
 		p("-- %d. Impersonator %s: logs in, and reads a tenant's rows only after SET ROLE to it (pgveil grants", len(r.readers)+i+3, im)
-		p("--    it every tenant role); nothing without.")
+		p("--    it every tenant role); no row without. pgveil grants it SELECT and REFERENCES on the tables")
+		p("--    tenants read, which Metabase's sync needs, and sets its search_path (docs/operations.md, Metabase).")
 		r.readOnlyLogin(&b, name, pw[len(r.readers)+i+1])
 		p("REVOKE ALL ON SCHEMA %s FROM %s;", internal, im)
 	}
@@ -396,11 +422,11 @@ func (r *setupRoles) targetScript() string {
 // transactions by default, CONNECT here and no CREATE or TEMPORARY.
 func (r *setupRoles) readOnlyLogin(b *strings.Builder, name, passwordVar string) {
 	id := sqlIdent(name)
-	ensureRole(b, name, "LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", passwordVar)
+	r.ensureRole(b, name, "LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", passwordVar)
 	fmt.Fprintf(b, "ALTER ROLE %s SET statement_timeout = %s;\n", id, sqlLiteral(r.readerTimeout))
 	fmt.Fprintf(b, "ALTER ROLE %s SET default_transaction_read_only = on;\n", id)
-	fmt.Fprintf(b, "GRANT CONNECT ON DATABASE :\"pgveil_database\" TO %s;\n", id)
-	fmt.Fprintf(b, "REVOKE CREATE, TEMPORARY ON DATABASE :\"pgveil_database\" FROM %s;\n", id)
+	fmt.Fprintf(b, "GRANT CONNECT ON DATABASE %s TO %s;\n", r.database(), id)
+	fmt.Fprintf(b, "REVOKE CREATE, TEMPORARY ON DATABASE %s FROM %s;\n", r.database(), id)
 }
 
 // readerCheckBlock is the DO block that fails when a reader can use
@@ -424,6 +450,23 @@ END
 `
 	tag := dollarTag(body)
 	return "DO " + tag + body + tag + ";"
+}
+
+// ensureRole is the package's ensureRole, or, in direct mode, plain SQL
+// that does the same with the password given.
+func (r *setupRoles) ensureRole(b *strings.Builder, name, attrs, passwordVar string) {
+	if r.direct == nil {
+		ensureRole(b, name, attrs, passwordVar)
+		return
+	}
+	id := sqlIdent(name)
+	body := "\nBEGIN\n  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = " + sqlLiteral(name) + ") THEN\n    CREATE ROLE " + id + ";\n  END IF;\nEND\n"
+	tag := dollarTag(body)
+	fmt.Fprintf(b, "DO %s%s%s;\n", tag, body, tag)
+	fmt.Fprintf(b, "ALTER ROLE %s WITH %s;\n", id, attrs)
+	if pw, ok := r.direct.passwords[name]; ok {
+		fmt.Fprintf(b, "ALTER ROLE %s PASSWORD %s;\n", id, sqlLiteral(pw))
+	}
 }
 
 // ensureRole writes the psql lines that create role name when it is

@@ -51,4 +51,17 @@ BEGIN
   END LOOP;
 END
 $lockdown$;
+
+-- The reader keeps the per-table counters: it reads every row anyway, and
+-- Metabase's sync reads pg_stat_user_tables (docs/operations.md, Metabase).
+DO $readerstats$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname LIKE 'pg\_stat\_get\_%' AND p.proargtypes = '26'::oidvector
+    AND p.proname NOT LIKE 'pg\_stat\_get\_db\_%' AND p.proname NOT LIKE '%function%' AND p.proname NOT LIKE '%subscription%' LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO "metabase_ro"', f);
+  END LOOP;
+END
+$readerstats$;
 SQL

@@ -219,6 +219,9 @@ func (c *Cluster) launch(ctx context.Context) error {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	if err := c.persist(settings, keys); err != nil {
+		return err
+	}
 	args := []string{"-D", c.dataDir()}
 	for _, k := range keys {
 		args = append(args, "-c", k+"="+settings[k])
@@ -286,6 +289,85 @@ const (
 	// dbWait bounds creating or dropping a test's database.
 	dbWait = 3 * time.Minute
 )
+
+// settingsFile is the file, in the data directory, that holds the
+// cluster's settings; postgresql.conf includes it. The server gets them
+// on its command line too, but a kept cluster (the demo's --keep) is
+// started again with pg_ctl, which passes none: without the file it
+// would come back with wal_level = replica, and pgveil would refuse it.
+const settingsFile = "pgtest.conf"
+
+// persist writes settings to settingsFile and makes postgresql.conf
+// include it (once).
+func (c *Cluster) persist(settings map[string]string, keys []string) error {
+	var b strings.Builder
+	b.WriteString("# Written by pgveil's pgtest at each start: the settings the server was started with.\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = '%s'\n", k, strings.ReplaceAll(settings[k], "'", "''"))
+	}
+	path := filepath.Join(c.dataDir(), settingsFile)
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("pgtest: writing the settings: %w", err)
+	}
+	conf := filepath.Join(c.dataDir(), "postgresql.conf")
+	data, err := os.ReadFile(conf)
+	if err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	include := "include_if_exists = '" + settingsFile + "'"
+	if !strings.Contains(string(data), include) {
+		f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("pgtest: %w", err)
+		}
+		_, err = fmt.Fprintf(f, "\n# pgveil pgtest: the cluster's settings.\n%s\n", include)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("pgtest: adding the settings to postgresql.conf: %w", err)
+		}
+	}
+	if c.cred != nil {
+		// The log too: pg_ctl appends to it as the postgres user.
+		if f, err := os.OpenFile(c.LogPath(), os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			f.Close()
+		}
+		for _, p := range []string{path, c.LogPath()} {
+			if err := os.Chown(p, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+				return fmt.Errorf("pgtest: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// StartCommand is the shell command that starts the cluster again once
+// stopped (after the demo's --keep): pg_ctl with the data directory and
+// the log, as the postgres system user when we run as root.
+func (c *Cluster) StartCommand() string {
+	return c.ctlCommand("-l " + shellQuote(c.LogPath()) + " start")
+}
+
+// StopCommand is the shell command that stops a cluster StartCommand
+// started.
+func (c *Cluster) StopCommand() string { return c.ctlCommand("-m fast stop") }
+
+func (c *Cluster) ctlCommand(args string) string {
+	cmd := shellQuote(filepath.Join(c.bin, "pg_ctl")) + " -D " + shellQuote(c.dataDir()) + " " + args
+	if c.cred != nil {
+		return "su postgres -c " + shellQuote(cmd)
+	}
+	return cmd
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

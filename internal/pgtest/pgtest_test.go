@@ -3,6 +3,7 @@ package pgtest
 import (
 	"context"
 	"os"
+	"os/exec"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -75,5 +76,46 @@ func TestStopRemovesDir(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s still exists", dir)
+	}
+}
+
+// TestKeptClusterStartsWithItsCommand: a cluster stopped and started again
+// with StartCommand (what the demo prints after --keep) has its settings,
+// wal_level = logical first, and the same port.
+func TestKeptClusterStartsWithItsCommand(t *testing.T) {
+	dir, err := os.MkdirTemp("", "pgtest-kept-") // searchable by the postgres user
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	ctx, cancel := context.WithTimeout(context.Background(), setupWait)
+	defer cancel()
+	c, err := Start(ctx, Options{Dir: dir, Settings: map[string]string{"work_mem": "9MB"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.CommandContext(ctx, "sh", "-c", c.StartCommand()).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", c.StartCommand(), err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("sh", "-c", c.StopCommand()).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", c.StopCommand(), err, out)
+		}
+	})
+	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		t.Fatalf("after %s: %v", c.StartCommand(), err)
+	}
+	defer conn.Close(ctx)
+	var walLevel, workMem string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('wal_level'), current_setting('work_mem')").Scan(&walLevel, &workMem); err != nil {
+		t.Fatal(err)
+	}
+	if walLevel != "logical" || workMem != "9MB" {
+		t.Errorf("started with its command: wal_level %s, work_mem %s; want logical, 9MB", walLevel, workMem)
 	}
 }

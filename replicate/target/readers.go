@@ -35,6 +35,29 @@ import (
 // revoking it alone closes nothing), advisory locks (a channel, and
 // pg_locks shows them to everyone), and session settings.
 
+// ReadPrivileges are the table privileges readers, the tenant group and
+// impersonators get on the tables they read: SELECT, and REFERENCES so
+// that analytics tools see the tables' keys. PostgreSQL shows a table's
+// constraints in information_schema.table_constraints only to roles with a
+// privilege on the table other than SELECT (its owner aside), and
+// Metabase's describe-fields finds primary keys there: with SELECT alone
+// it marks no column as a key. REFERENCES is the one such privilege that
+// neither writes nor reads: it lets its holder declare a foreign key to
+// the table from a table it owns (CREATE TABLE or ALTER TABLE ... ADD
+// FOREIGN KEY), and nothing else. A foreign key would be a probe past row
+// level security (the checks of a foreign key read the referenced table
+// as its owner, so inserting a key into one's own referencing table tells
+// whether another tenant holds it), but a reader or tenant has no table to
+// declare it on: it can create none (no CREATE on any schema or database,
+// checkCreatesNothing), a temporary one may reference temporary tables
+// only (SQLSTATE 42P16, even were TEMPORARY granted), and it owns none
+// (checkCreatesNothing checks that too).
+const ReadPrivileges = "SELECT, REFERENCES"
+
+// isReadPrivilege reports whether the table privilege p (as aclexplode
+// names it) is one of ReadPrivileges.
+func isReadPrivilege(p string) bool { return p == "SELECT" || p == "REFERENCES" }
+
 // WriteFunctions are the functions of pg_catalog with which a role writes
 // to the database without a privilege on any table or schema (see above).
 // PUBLIC may execute every one of them by default but lo_import, which
@@ -61,6 +84,29 @@ AND p.proname NOT LIKE 'pg\_stat\_get\_db\_%' AND p.proname NOT LIKE '%function%
 
 // StatsReaderRole keeps the per-table counters of RelationStatsWhere.
 const StatsReaderRole = "pg_read_all_stats"
+
+// Readers keep them too: they read every row, so the counters tell them
+// nothing they could not count, and Metabase's describe-database reads
+// pg_stat_user_tables.n_live_tup (its estimated row count): without
+// EXECUTE on pg_stat_get_live_tuples the whole query fails and Metabase
+// syncs no table. Tenants and impersonators do not get them: see
+// CatalogShadowSchema.
+
+// ReaderStatsSQL is the statement a superuser runs to give readers the
+// per-table counters (RelationStatsWhere) back: Setup runs it itself when
+// its role is a superuser. It may be run again.
+func ReaderStatsSQL(readers []string) string {
+	body := `
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p WHERE ` + strings.ReplaceAll(RelationStatsWhere, "\n", "\n    ") + ` LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO ` + strings.NewReplacer("%", "%%", "'", "''").Replace(identList(readers)) + `', f);
+  END LOOP;
+END
+`
+	return "DO $readerstats$" + body + "$readerstats$"
+}
 
 // LockDownSQL is what a superuser runs in the analytics database so that
 // no role but pgveil's, its readers' grants aside, can write large objects
@@ -177,6 +223,15 @@ ORDER BY 1`)
 			list := strings.Join(stats, ", ")
 			stmts = append(stmts, `REVOKE EXECUTE ON FUNCTION `+list+` FROM PUBLIC`, `GRANT EXECUTE ON FUNCTION `+list+` TO `+StatsReaderRole)
 		}
+		lacking, err := queryStrings(ctx, tx, `SELECT r FROM unnest($1::text[]) r WHERE EXISTS (SELECT FROM pg_proc p WHERE `+RelationStatsWhere+`
+AND NOT EXISTS (SELECT FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+	WHERE a.privilege_type = 'EXECUTE' AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = r)))`, readers)
+		if err != nil {
+			return err
+		}
+		if len(lacking) > 0 {
+			stmts = append(stmts, ReaderStatsSQL(lacking))
+		}
 	}
 	for _, q := range stmts {
 		if _, err := tx.Exec(ctx, q); err != nil {
@@ -211,7 +266,11 @@ func grantee(name string) string {
 
 // checkCreatesNothing fails when PUBLIC, a reader or, with tn, a role a
 // tenant login can use (superusers aside) can create a temporary table,
-// a schema, an object in a schema, a large object or a WAL message. The
+// a schema, an object in a schema, a large object or a WAL message, or
+// owns a table of the database (directly or as a member of its owner):
+// it could write there, and, holding REFERENCES (ReadPrivileges),
+// declare a foreign key from it that probes the replica's keys past row
+// level security. The
 // error names the roles, but counts pgveil's tenant roles, whose names
 // hold tenant values.
 func checkCreatesNothing(ctx context.Context, tx pgx.Tx, readers []string, tn *Tenancy) error {
@@ -227,6 +286,11 @@ func checkCreatesNothing(ctx context.Context, tx pgx.Tx, readers []string, tn *T
 	FROM subject s JOIN pg_roles r ON r.oid = s.oid WHERE NOT r.rolsuper AND r.rolname <> current_user
 ), fns AS (
 	SELECT to_regprocedure(x) AS oid FROM unnest($4::text[]) x WHERE to_regprocedure(x) IS NOT NULL
+), owners AS (
+	SELECT t.relowner AS owner, count(*) AS n, min(quote_ident(tn.nspname) || '.' || quote_ident(t.relname)) AS example
+	FROM pg_class t JOIN pg_namespace tn ON tn.oid = t.relnamespace
+	WHERE t.relkind IN ('r', 'p') AND t.relpersistence <> 't' AND tn.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+	GROUP BY t.relowner
 )
 SELECT w.what, c.name, c.tenant FROM cand c CROSS JOIN LATERAL (
 	SELECT 'TEMPORARY ON DATABASE ' || quote_ident(current_database()) WHERE has_database_privilege(c.oid, current_database(), 'TEMPORARY')
@@ -234,6 +298,7 @@ SELECT w.what, c.name, c.tenant FROM cand c CROSS JOIN LATERAL (
 	UNION ALL SELECT 'CREATE ON SCHEMA ' || quote_ident(n.nspname) FROM pg_namespace n
 		WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema' AND has_schema_privilege(c.oid, n.oid, 'CREATE')
 	UNION ALL SELECT 'EXECUTE ON FUNCTION ' || f.oid::regprocedure::text FROM fns f WHERE has_function_privilege(c.oid, f.oid, 'EXECUTE')
+	UNION ALL SELECT 'OWNERSHIP OF ' || o.n || ' table(s), such as ' || o.example FROM owners o WHERE pg_has_role(c.oid, o.owner, 'MEMBER')
 ) w(what) ORDER BY 1, 3, 2`, group, readers, prefix, WriteFunctions)
 	if err != nil {
 		return fmt.Errorf("reading what readers and tenants can create: %w", sanitize(err))
@@ -276,7 +341,7 @@ SELECT w.what, c.name, c.tenant FROM cand c CROSS JOIN LATERAL (
 		errs = append(errs, fmt.Errorf("%s: %s", w, strings.Join(who, ", ")))
 	}
 	return &CreatesError{Err: fmt.Errorf("readers and tenant logins must be able to create nothing (large objects and WAL messages are written even in read-only transactions), but these roles have privileges that let them; "+
-		"pgveil's role cannot take them back (functions need a superuser; the database, its owner): run pgveil setup-sql --part target as a superuser again, or REVOKE them from PUBLIC and from the roles named (or the roles they have them through):\n%w",
+		"pgveil's role cannot take them back (functions need a superuser; the database, its owner): run pgveil setup-sql --part target as a superuser again, or REVOKE them from PUBLIC and from the roles named (or the roles they have them through), and give the tables they own to another role (ALTER TABLE ... OWNER TO):\n%w",
 		errors.Join(errs...))}
 }
 

@@ -221,6 +221,13 @@ func TestReadersCreateNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	cannotCreate(t, admin2, connectAs(t, dsn2, reader), "reader (superuser's Setup)", "app")
+	// The reader keeps the per-table counters Metabase's sync reads
+	// (ReaderStatsSQL); PUBLIC does not.
+	equal(t, "counters for the reader and PUBLIC", query(t, admin2, `SELECT has_function_privilege('`+reader+`', 'pg_stat_get_live_tuples(oid)', 'EXECUTE')::text
+|| '/' || EXISTS (SELECT FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a WHERE p.proname = 'pg_stat_get_live_tuples' AND a.grantee = 0)::text`), []string{"true/false"})
+	if got := query(t, connectAs(t, dsn2, reader), `SELECT count(*) FROM pg_stat_user_tables WHERE relname = 't'`); len(got) != 1 || got[0] != "1" {
+		t.Errorf("reader reading pg_stat_user_tables: %v", got)
+	}
 	acl := `SELECT string_agg(p.proname || '=' || coalesce(p.proacl::text, 'default'), ',' ORDER BY p.oid) FROM pg_proc p WHERE p.proname LIKE 'lo\_%' OR p.proname LIKE 'pg\_stat\_get\_%'`
 	before := query(t, admin2, acl)
 	if err := Setup(ctx, admin2, p, nil, []string{reader}); err != nil {
@@ -303,4 +310,74 @@ func TestReadersLimitNotify(t *testing.T) {
 	}
 	sees(t, one, "tenant 1", `SELECT reltuples FROM pg_class WHERE oid = 'app.orders'::regclass`, "5")
 	sees(t, one, "tenant 1", `SELECT xact_commit IS NOT NULL FROM pg_stat_database WHERE datname = current_database()`, "t")
+}
+
+// TestTenancyAttackReferences: readers, tenant logins and the impersonator
+// hold REFERENCES (ReadPrivileges) so that Metabase sees the tables' keys
+// in information_schema; REFERENCES only lets its holder declare a foreign
+// key from a table it owns, and a foreign key's checks read the
+// referenced table past row level security, a probe of other tenants'
+// keys. None of them can get such a table: creating one is refused, a
+// temporary one may not reference the replica, and owning one is refused
+// by SetupTenancy, which names it. Owning one is shown to be a real
+// probe, so that the check is known to matter.
+func TestTenancyAttackReferences(t *testing.T) {
+	t.Parallel()
+	d := newTenancyDB(t)
+	d.setup(t)
+	one := d.login(t, d.role("acme"), "1")
+	rd := connectAs(t, d.dsn, d.reader)
+	mb := connectAs(t, d.dsn, d.imp)
+	keys := `SELECT string_agg(tc.table_name || '.' || kc.column_name, ',' ORDER BY tc.table_name)
+FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kc
+ON kc.constraint_name = tc.constraint_name AND kc.table_schema = tc.table_schema AND kc.table_name = tc.table_name
+WHERE tc.table_schema = 'app' AND tc.constraint_type = 'PRIMARY KEY'`
+	// Tenants see the keys of what they read, the impersonator too; the
+	// reader sees every table's.
+	sees(t, one, "tenant 1", keys, "accounts.id,orders.id,plans.id")
+	sees(t, mb, "impersonator", keys, "accounts.id,orders.id,plans.id")
+	sees(t, rd, "reader", keys, "accounts.id,audit.id,notes.id,orders.id,plans.id")
+
+	// Even with TEMPORARY granted by hand, a temporary table cannot
+	// reference the replica.
+	exec(t, d.admin, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` TO `+d.role("acme")+`, `+d.reader+`, `+d.imp)
+	for _, c := range []struct {
+		who  string
+		conn *pgx.Conn
+	}{{"tenant 1", one}, {"reader", rd}, {"impersonator", mb}} {
+		exec(t, c.conn, `SET default_transaction_read_only = off`)
+		for _, sql := range []string{
+			`CREATE TABLE app.probe (a bigint REFERENCES app.accounts)`,
+			`CREATE TABLE public.probe (a bigint REFERENCES app.accounts)`,
+			`ALTER TABLE app.orders ADD FOREIGN KEY (account_id) REFERENCES app.accounts`,
+			`ALTER TABLE app.notes ADD FOREIGN KEY (id) REFERENCES app.accounts`,
+		} {
+			denied(t, c.conn, c.who, sql)
+		}
+		fails(t, c.conn, c.who, `CREATE TEMP TABLE probe (a bigint REFERENCES app.accounts)`, "42P16")
+		fails(t, c.conn, c.who, `CREATE TEMP TABLE probe (a bigint); ALTER TABLE probe ADD FOREIGN KEY (a) REFERENCES app.accounts`, "42P16")
+	}
+	exec(t, d.admin, `REVOKE TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` FROM `+d.role("acme")+`, `+d.reader+`, `+d.imp)
+
+	// A table a tenant's login owns (given by a careless administrator) is
+	// a probe: tenant 1 learns that account 2 exists.
+	exec(t, d.admin, `CREATE TABLE public.mine (a bigint); ALTER TABLE public.mine OWNER TO `+d.role("acme"))
+	exec(t, one, `SET default_transaction_read_only = off`)
+	exec(t, one, `ALTER TABLE public.mine ADD FOREIGN KEY (a) REFERENCES app.accounts`)
+	exec(t, one, `INSERT INTO public.mine VALUES (2)`)
+	fails(t, one, "tenant 1", `INSERT INTO public.mine VALUES (3)`, "23503")
+	// SetupTenancy refuses it, naming the login and the table.
+	_, err := SetupTenancy(d.ctx, d.owner, d.plan, d.tn, []string{d.reader})
+	var ce *CreatesError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "OWNERSHIP OF 1 table(s), such as public.mine: "+d.role("acme")) || !strings.Contains(err.Error(), "OWNER TO") {
+		t.Errorf("SetupTenancy with a tenant login that owns a table: %v", err)
+	}
+	// And Setup, for a reader that owns one.
+	exec(t, d.admin, `ALTER TABLE public.mine OWNER TO `+d.reader)
+	err = Setup(d.ctx, d.owner, d.plan, nil, []string{d.reader})
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "OWNERSHIP OF 1 table(s), such as public.mine: "+d.reader) {
+		t.Errorf("Setup with a reader that owns a table: %v", err)
+	}
+	exec(t, d.admin, `DROP TABLE public.mine`)
+	d.setup(t)
 }

@@ -70,7 +70,7 @@ func SwitchSQL(live, staging *transform.TablePlan, readers []string, rulesHash s
 	}
 	if len(readers) > 0 {
 		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+schema+` TO `+identList(readers),
-			`GRANT SELECT ON `+tableIdent(live)+` TO `+identList(readers))
+			`GRANT `+ReadPrivileges+` ON `+tableIdent(live)+` TO `+identList(readers))
 	}
 	return stmts
 }

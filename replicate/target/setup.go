@@ -806,7 +806,8 @@ WHERE n.nspname = ANY($1) AND a.grantee = ANY($2) AND a.privilege_type = 'USAGE'
 		}
 	}
 
-	// SELECT, and nothing more, on the tables.
+	// SELECT and REFERENCES (ReadPrivileges: keys visible to tools), and
+	// nothing more, on the tables.
 	privs := map[grant][]string{}
 	var priv string
 	rows, err = s.tx.Query(s.ctx, `SELECT n.nspname::text || '.' || c.relname::text, a.grantee, a.privilege_type
@@ -827,12 +828,12 @@ WHERE n.nspname = ANY($1) AND a.grantee = ANY($2)`, schemas, oids)
 		var to []string
 		for _, r := range s.roles {
 			have := privs[grant{obj, r.oid}]
-			if !slices.Contains(have, "SELECT") {
+			if !slices.Contains(have, "SELECT") || !slices.Contains(have, "REFERENCES") {
 				to = append(to, r.name)
 			}
 			var extra []string
 			for _, p := range have {
-				if p != "SELECT" {
+				if !isReadPrivilege(p) {
 					extra = append(extra, p)
 				}
 			}
@@ -844,34 +845,34 @@ WHERE n.nspname = ANY($1) AND a.grantee = ANY($2)`, schemas, oids)
 			}
 		}
 		if len(to) > 0 {
-			if err := s.exec(`GRANT SELECT ON TABLE ` + tableIdent(t) + ` TO ` + identList(to)); err != nil {
+			if err := s.exec(`GRANT ` + ReadPrivileges + ` ON TABLE ` + tableIdent(t) + ` TO ` + identList(to)); err != nil {
 				return err
 			}
 		}
 	}
 
-	// SELECT on the tables created later in those schemas.
-	defaults := map[grant]bool{}
+	// SELECT and REFERENCES on the tables created later in those schemas.
+	defaults := map[grant]int{}
 	rows, err = s.tx.Query(s.ctx, `SELECT n.nspname::text, a.grantee FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace
 CROSS JOIN LATERAL aclexplode(d.defaclacl) a
 WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = current_user) AND d.defaclobjtype = 'r'
-AND n.nspname = ANY($1) AND a.grantee = ANY($2) AND a.privilege_type = 'SELECT'`, schemas, oids)
+AND n.nspname = ANY($1) AND a.grantee = ANY($2) AND a.privilege_type IN ('SELECT', 'REFERENCES')`, schemas, oids)
 	if err != nil {
 		return fmt.Errorf("reading default privileges: %w", sanitize(err))
 	}
-	_, err = pgx.ForEachRow(rows, []any{&g.object, &g.grantee}, func() error { defaults[g] = true; return nil })
+	_, err = pgx.ForEachRow(rows, []any{&g.object, &g.grantee}, func() error { defaults[g]++; return nil })
 	if err != nil {
 		return fmt.Errorf("reading default privileges: %w", sanitize(err))
 	}
 	for _, sch := range schemas {
 		var to []string
 		for _, r := range s.roles {
-			if !defaults[grant{sch, r.oid}] {
+			if defaults[grant{sch, r.oid}] < 2 {
 				to = append(to, r.name)
 			}
 		}
 		if len(to) > 0 {
-			if err := s.exec(`ALTER DEFAULT PRIVILEGES IN SCHEMA ` + pgx.Identifier{sch}.Sanitize() + ` GRANT SELECT ON TABLES TO ` + identList(to)); err != nil {
+			if err := s.exec(`ALTER DEFAULT PRIVILEGES IN SCHEMA ` + pgx.Identifier{sch}.Sanitize() + ` GRANT ` + ReadPrivileges + ` ON TABLES TO ` + identList(to)); err != nil {
 				return err
 			}
 		}

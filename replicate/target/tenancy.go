@@ -28,9 +28,23 @@ import (
 //
 //   - pgveil_readers: the reader roles see every row;
 //   - pgveil_tenant (tenant tables): Group sees the rows of its tenants;
-//   - pgveil_shared (shared tables): Group sees every row.
+//   - pgveil_shared (shared tables): Group sees every row;
+//   - pgveil_impersonators (tables tenants read, with impersonators):
+//     USING (false), the impersonators see no row.
 //
 // The table's owner (pgveil's role) is not subject to them.
+//
+// The impersonators (NOINHERIT logins granted every tenant role, for
+// Metabase's connection impersonation) hold ReadPrivileges on the tables
+// tenants read, and USAGE on their schemas, themselves: Metabase syncs a
+// database with the connection's own role, before any SET ROLE, and lists
+// only the tables that role may SELECT; without a grant of its own the
+// impersonator synced no table. Row level security gives it no row until
+// it takes a tenant's role (its own policy is USING (false), and the
+// tenant policies are for the group, whose privileges a NOINHERIT role
+// does not have); once it has, it has the tenant's privileges, not its
+// own. pgveil_impersonators records who holds the grants, so that
+// removing tenancy takes them back with the policies.
 type Tenancy struct {
 	RolePrefix    string
 	Group         string
@@ -62,6 +76,7 @@ const (
 	policyReaders = "pgveil_readers"
 	policyTenant  = "pgveil_tenant"
 	policyShared  = "pgveil_shared"
+	policyImp     = "pgveil_impersonators"
 )
 
 // ensureTenantsFunc creates the missing roles of a list of tenant values,
@@ -168,6 +183,9 @@ func (tn *Tenancy) policies(t *transform.TablePlan, readers []string) (map[strin
 	case tt.Shared:
 		out[policyShared] = `CREATE POLICY ` + policyShared + ` ON ` + name + ` FOR SELECT TO ` + pgx.Identifier{tn.Group}.Sanitize() + ` USING (true)`
 	}
+	if tn.readable(t) && len(tn.Impersonators) > 0 {
+		out[policyImp] = `CREATE POLICY ` + policyImp + ` ON ` + name + ` FOR SELECT TO ` + identList(tn.Impersonators) + ` USING (false)`
+	}
 	return out, nil
 }
 
@@ -210,11 +228,22 @@ func policyMark(create string) string {
 // existingPolicy is a pgveil policy as the target has it.
 type existingPolicy struct{ name, mark string }
 
+// readGrants is which of the roles tenants read a table through (the
+// group and the impersonators) hold privileges on it: lacking misses one
+// of ReadPrivileges, holding has any.
+type readGrants struct{ lacking, holding []string }
+
+// tenantReaders are the roles that get ReadPrivileges on the tables
+// tenants read: the group and the impersonators.
+func (tn *Tenancy) tenantReaders() []string {
+	return append([]string{tn.Group}, tn.Impersonators...)
+}
+
 // tableTenancySQL returns the statements that give t its row level
-// security, policies and tenant group privileges, given what it has
-// (rls: row level security is enabled; have: its pgveil policies;
-// granted: the group may SELECT it).
-func (tn *Tenancy) tableTenancySQL(t *transform.TablePlan, readers []string, rls bool, have []existingPolicy, granted bool) ([]string, error) {
+// security, policies and tenant privileges, given what it has (rls: row
+// level security is enabled; have: its pgveil policies; granted: what the
+// group and the impersonators hold).
+func (tn *Tenancy) tableTenancySQL(t *transform.TablePlan, readers []string, rls bool, have []existingPolicy, granted readGrants) ([]string, error) {
 	want, err := tn.policies(t, readers)
 	if err != nil {
 		return nil, err
@@ -237,12 +266,11 @@ func (tn *Tenancy) tableTenancySQL(t *transform.TablePlan, readers []string, rls
 		}
 		stmts = append(stmts, create, `COMMENT ON POLICY `+n+` ON `+name+` IS `+quoteLiteral(policyMark(create)))
 	}
-	grp := pgx.Identifier{tn.Group}.Sanitize()
 	switch r := tn.readable(t); {
-	case r && !granted:
-		stmts = append(stmts, `GRANT SELECT ON TABLE `+name+` TO `+grp)
-	case !r && granted:
-		stmts = append(stmts, `REVOKE ALL ON TABLE `+name+` FROM `+grp)
+	case r && len(granted.lacking) > 0:
+		stmts = append(stmts, `GRANT `+ReadPrivileges+` ON TABLE `+name+` TO `+identList(granted.lacking))
+	case !r && len(granted.holding) > 0:
+		stmts = append(stmts, `REVOKE ALL ON TABLE `+name+` FROM `+identList(granted.holding))
 	}
 	return stmts, nil
 }
@@ -255,18 +283,53 @@ func SwitchTenancySQL(live *transform.TablePlan, tn *Tenancy, readers []string) 
 	if tn == nil {
 		return nil, nil
 	}
-	stmts, err := tn.tableTenancySQL(live, readers, false, nil, false)
+	stmts, err := tn.tableTenancySQL(live, readers, false, nil, readGrants{lacking: tn.tenantReaders()})
 	if err != nil {
 		return nil, err
 	}
 	if tn.readable(live) {
-		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+pgx.Identifier{live.Table.Schema}.Sanitize()+` TO `+pgx.Identifier{tn.Group}.Sanitize())
+		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+pgx.Identifier{live.Table.Schema}.Sanitize()+` TO `+identList(tn.tenantReaders()))
 	}
 	sync, err := SyncTenantsSQL(live, tn)
 	if err != nil {
 		return nil, err
 	}
 	return append(stmts, sync...), nil
+}
+
+// CatalogShadowSchema holds what tenants and impersonators read instead
+// of pg_catalog.pg_stat_user_tables: Metabase's describe-database reads
+// its n_live_tup (estimated row count) for every table, and the exact
+// per-table counters are not theirs to read (RelationStatsWhere): without
+// EXECUTE on pg_stat_get_live_tuples the whole query fails, and Metabase
+// syncs no table. The query names the view without a schema, and
+// PostgreSQL looks in pg_catalog first only when search_path does not
+// name it: SetupTenancy sets the impersonators' search_path to
+// CatalogShadowPath, so that the name finds this schema's view of the
+// planner's estimates (pg_class.reltuples, readable by every role
+// anyway). A tenant's login that Metabase connects with directly needs
+// the same: ALTER ROLE login SET search_path = CatalogShadowPath.
+const CatalogShadowSchema = "pgveil_catalog"
+
+// CatalogShadowPath is the search_path of the roles that read
+// CatalogShadowSchema's view instead of pg_catalog's.
+const CatalogShadowPath = CatalogShadowSchema + `, pg_catalog, "$user", public`
+
+// catalogShadowSQL returns the statements that create the shadow view and
+// grant it to roles.
+func catalogShadowSQL(roles []string) []string {
+	sch := pgx.Identifier{CatalogShadowSchema}.Sanitize()
+	return []string{
+		`CREATE SCHEMA IF NOT EXISTS ` + sch,
+		`REVOKE ALL ON SCHEMA ` + sch + ` FROM PUBLIC`,
+		`CREATE OR REPLACE VIEW ` + sch + `.pg_stat_user_tables AS SELECT c.oid AS relid, n.nspname AS schemaname, c.relname,
+	GREATEST(c.reltuples, 0)::bigint AS n_live_tup
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'`,
+		`COMMENT ON VIEW ` + sch + `.pg_stat_user_tables IS 'pgveil: the planner''s row estimates, for Metabase''s sync as tenants and impersonators (docs/operations.md, Metabase)'`,
+		`GRANT USAGE ON SCHEMA ` + sch + ` TO ` + identList(roles),
+		`GRANT SELECT ON ` + sch + `.pg_stat_user_tables TO ` + identList(roles),
+	}
 }
 
 // ensureCall is the statement that calls ensureTenantsFunc for tn's
@@ -416,14 +479,13 @@ func (s *tenancySetup) run() ([]string, error) {
 			schemas = append(schemas, t.Table.Schema)
 		}
 	}
-	grp := pgx.Identifier{s.tn.Group}.Sanitize()
 	for _, sch := range schemas {
-		var ok bool
-		if err := s.tx.QueryRow(s.ctx, `SELECT has_schema_privilege($1, $2, 'USAGE')`, s.tn.Group, sch).Scan(&ok); err != nil {
-			return nil, fmt.Errorf("reading schema privileges: %w", sanitize(err))
+		lacking, err := queryStrings(s.ctx, s.tx, `SELECT r FROM unnest($1::text[]) WITH ORDINALITY u(r, i) WHERE NOT has_schema_privilege(r, $2, 'USAGE') ORDER BY i`, s.tn.tenantReaders(), sch)
+		if err != nil {
+			return nil, err
 		}
-		if !ok {
-			if err := s.exec(`GRANT USAGE ON SCHEMA ` + pgx.Identifier{sch}.Sanitize() + ` TO ` + grp); err != nil {
+		if len(lacking) > 0 {
+			if err := s.exec(`GRANT USAGE ON SCHEMA ` + pgx.Identifier{sch}.Sanitize() + ` TO ` + identList(lacking)); err != nil {
 				return nil, err
 			}
 		}
@@ -457,6 +519,24 @@ func (s *tenancySetup) run() ([]string, error) {
 	}
 	if err := s.impersonators(); err != nil {
 		return nil, err
+	}
+	for _, q := range catalogShadowSQL(s.tn.tenantReaders()) {
+		if err := s.exec(q); err != nil {
+			return nil, fmt.Errorf("creating %s (docs/operations.md, Metabase): %w", CatalogShadowSchema, err)
+		}
+	}
+	for _, imp := range s.tn.Impersonators {
+		var path string
+		err := s.tx.QueryRow(s.ctx, `SELECT coalesce((SELECT substr(x, 13) FROM pg_db_role_setting d, unnest(d.setconfig) x
+WHERE d.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) AND d.setdatabase = 0 AND starts_with(x, 'search_path=')), '')`, imp).Scan(&path)
+		if err != nil {
+			return nil, fmt.Errorf("reading role %s: %w", imp, sanitize(err))
+		}
+		if path != CatalogShadowPath {
+			if err := s.exec(`ALTER ROLE ` + pgx.Identifier{imp}.Sanitize() + ` SET search_path = ` + CatalogShadowPath); err != nil {
+				return nil, fmt.Errorf("impersonator %s: %w", imp, err)
+			}
+		}
 	}
 	// Tenant logins create nothing, as readers (readers.go). What pgveil
 	// cannot take from them is reported after the rest is committed.
@@ -526,9 +606,15 @@ func (s *tenancySetup) roles() error {
 // table brings one table's row level security, policies and grants in line.
 func (s *tenancySetup) table(t *transform.TablePlan) error {
 	var relOID uint32
-	var rls, granted bool
-	err := s.tx.QueryRow(s.ctx, `SELECT c.oid, c.relrowsecurity, has_table_privilege($3, c.oid, 'SELECT') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relname = $2`, t.Table.Schema, t.Table.Name, s.tn.Group).Scan(&relOID, &rls, &granted)
+	var rls bool
+	var granted readGrants
+	// has_table_privilege counts a NOINHERIT impersonator's own grants
+	// (and PUBLIC's) only.
+	err := s.tx.QueryRow(s.ctx, `SELECT c.oid, c.relrowsecurity,
+	array(SELECT r FROM unnest($3::text[]) WITH ORDINALITY u(r, i) WHERE NOT (has_table_privilege(r, c.oid, 'SELECT') AND has_table_privilege(r, c.oid, 'REFERENCES')) ORDER BY i),
+	array(SELECT r FROM unnest($3::text[]) WITH ORDINALITY u(r, i) WHERE has_table_privilege(r, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') ORDER BY i)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2`, t.Table.Schema, t.Table.Name, s.tn.tenantReaders()).Scan(&relOID, &rls, &granted.lacking, &granted.holding)
 	if err != nil {
 		return fmt.Errorf("reading table %s: %w", tableLabel(t), sanitize(err))
 	}
@@ -744,7 +830,7 @@ WHERE n.nspname = $1 AND c.relname = $2`, t.Table.Schema, t.Table.Name).Scan(&re
 		// The roles the tenant policies served lose the table first: without
 		// row level security they would read every row.
 		grantees, err := queryStrings(s.ctx, s.tx, `SELECT DISTINCT r.rolname::text FROM pg_policy p CROSS JOIN LATERAL unnest(p.polroles) u(oid)
-JOIN pg_roles r ON r.oid = u.oid WHERE p.polrelid = $1 AND p.polname IN ('`+policyTenant+`', '`+policyShared+`') ORDER BY 1`, relOID)
+JOIN pg_roles r ON r.oid = u.oid WHERE p.polrelid = $1 AND p.polname IN ('`+policyTenant+`', '`+policyShared+`', '`+policyImp+`') ORDER BY 1`, relOID)
 		if err != nil {
 			return err
 		}

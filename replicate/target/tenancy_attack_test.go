@@ -307,8 +307,10 @@ func TestTenancyAttackRoleSwitching(t *testing.T) {
 				t.Errorf("%s, cached statement as tenant %s: %q (%v), want %q", mode, c.tenant, got, err, c.want)
 			}
 		}
+		// Back to itself: it may SELECT (Metabase syncs with it), and row
+		// level security gives it no row.
 		exec(t, mb, `RESET ROLE`)
-		denied(t, mb, mode+" as the impersonator", `EXECUTE q(0)`)
+		sees(t, mb, mode+" as the impersonator", `EXECUTE q(0)`, "")
 		exec(t, mb, `DEALLOCATE q`)
 	}
 
