@@ -367,7 +367,7 @@ func TestRerun17ReadersTableSizes(t *testing.T) {
 	one := d.login(t, d.role("acme"), "1")
 	// What every role reads in pg_class (the planner's estimates), which
 	// no privilege hides: revoking the size functions would hide nothing.
-	sees(t, one, "tenant 1", `SELECT count(*) > 0 FROM pg_class WHERE relnamespace = 'app'::regnamespace AND relpages >= 0`, "true")
+	sees(t, one, "tenant 1", `SELECT count(*) > 0 FROM pg_class WHERE relnamespace = 'app'::regnamespace AND relpages >= 0`, "t")
 	for _, q := range []string{
 		`SELECT pg_relation_size('app.orders')`,
 		`SELECT pg_total_relation_size('app.notes')`,
