@@ -61,7 +61,26 @@ func Propose(tables []*Table, m *refs.Model) []Ruled {
 	p.eventChains()
 	p.derived()
 	p.references()
+	p.declareInferred()
 	return p.out
+}
+
+// declareInferred gives each table the inferred references between
+// scanned tables, for Write to declare.
+func (p *proposer) declareInferred() {
+	if p.m == nil {
+		return
+	}
+	for _, r := range p.m.Refs {
+		if r.Origin != refs.Inferred {
+			continue
+		}
+		from, okFrom := p.at[r.From]
+		_, okTo := p.at[r.To]
+		if okFrom && okTo {
+			p.out[from[0]].References = append(p.out[from[0]].References, r)
+		}
+	}
 }
 
 type proposer struct {

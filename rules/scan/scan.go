@@ -41,6 +41,11 @@ type Table struct {
 type Ruled struct {
 	Table     *Table
 	Proposals []Proposal
+	// References are the table's inferred references to keys of other
+	// scanned tables: Write declares them under `references:`, so that
+	// validate checks them and the replica gets them as foreign keys
+	// (Metabase's joins), as it does production's declared ones.
+	References []refs.Ref
 }
 
 // Header holds what Write puts before the tables.
@@ -80,6 +85,7 @@ func Write(w io.Writer, h Header, ruled []Ruled) error {
 		if t := h.Tenancy; t != nil && t.Ref != nil && t.Ref.Schema == r.Table.Schema && t.Ref.Table == r.Table.Name {
 			b.WriteString("    # tenant: {column: " + yamlKey(transform.QuoteIdent(t.Ref.Column)) + "}   # with the tenancy section: this table's own tenant key\n")
 		}
+		writeReferences(&b, r.References)
 		b.WriteString("    columns:\n")
 		width := 0
 		keys := make([]string, len(r.Table.Columns))
@@ -102,6 +108,28 @@ func Write(w io.Writer, h Header, ruled []Ruled) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// writeReferences declares inferred references, each with what inferred
+// it (names and the share of sampled values found, never a value). A
+// name that would need quoting is left as a comment for the user to
+// write: the references syntax takes plain names.
+func writeReferences(b *strings.Builder, rs []refs.Ref) {
+	if len(rs) == 0 {
+		return
+	}
+	b.WriteString("    references:   # joins no constraint declares, inferred by scan: check them\n")
+	for _, r := range rs {
+		to := r.To.Table.Schema + "." + r.To.Table.Name + "." + r.To.Name
+		line := "      " + r.From.Name + ": " + to
+		if !plainName.MatchString(r.From.Name) || !plainName.MatchString(r.To.Table.Schema) ||
+			!plainName.MatchString(r.To.Table.Name) || !plainName.MatchString(r.To.Name) {
+			line = "      # " + yamlKey(transform.QuoteIdent(r.From.Name)) + " -> " + r.To.String() + " (write it with plain names)"
+		}
+		b.WriteString(line + "   # " + oneLine(r.Why) + "\n")
+	}
+}
+
+var plainName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ").Replace(s) }
 
