@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"pgveil/rules"
 	"pgveil/rules/refs"
 	"pgveil/rules/report"
@@ -28,16 +30,47 @@ type privacyReport struct {
 	// Noise holds each noised column set against a kept column it meets
 	// (in its row or a joined one), in the order of the rules.
 	Noise []noiseResult `json:"noise_exposures"`
+	// Truncation holds each truncated column set against a kept column
+	// it meets, measured in the source (see truncResult); TruncationNote
+	// says why none was measured when the source was not used.
+	Truncation     []truncResult `json:"truncation_exposures"`
+	TruncationNote string        `json:"truncation_note,omitempty"`
 	// Measured counts the sets measured, Empty those of them on an empty
 	// table (no k), BelowK those whose k is below K, Exposed the noised
 	// columns' pairs whose kept side holds what the noise hides, Failed
-	// the sets and pairs that could not be measured.
-	Measured int  `json:"measured"`
-	Empty    int  `json:"empty"`
-	BelowK   int  `json:"below_k"`
-	Exposed  int  `json:"exposed"`
-	Failed   int  `json:"failed"`
-	OK       bool `json:"ok"` // nothing failed and, with --fail-under, no k below the threshold and nothing exposed
+	// the sets and pairs that could not be measured. TruncationExposed
+	// counts the truncated columns' pairs whose kept side gives back what
+	// the truncation hides (apart from Exposed, which stays the noise's).
+	Measured          int  `json:"measured"`
+	Empty             int  `json:"empty"`
+	BelowK            int  `json:"below_k"`
+	Exposed           int  `json:"exposed"`
+	TruncationExposed int  `json:"truncation_exposed"`
+	Failed            int  `json:"failed"`
+	OK                bool `json:"ok"` // nothing failed and, with --fail-under, no k below the threshold and nothing exposed
+}
+
+// truncResult is a truncated column against a kept column, measured in
+// the source: names and counts, never a value.
+type truncResult struct {
+	Truncated string `json:"truncated"` // schema.table.column
+	Truncate  string `json:"truncate"`  // the rule's unit (day) or step (step 1000)
+	Kept      string `json:"kept"`      // schema.table.column
+	KeptRule  string `json:"kept_rule"` // keep
+	Join      string `json:"join"`      // "same row", or the join condition
+	// Window is the truncation's width divided by --truncation-divisor
+	// (1h for a day and 24).
+	Window string `json:"window"`
+	// Rows counts the source's joined rows where both hold a value,
+	// WithinWindow those whose offset kept − raw lies within Window of
+	// the offsets' median, WithinByChance the same against another
+	// joined row's raw value.
+	Rows           int64  `json:"rows"`
+	WithinWindow   int64  `json:"within_window"`
+	WithinByChance int64  `json:"within_by_chance"`
+	Verdict        string `json:"verdict"` // exposed, ok, few_rows, undecided or error
+	Exposed        bool   `json:"exposed"`
+	Error          string `json:"error,omitempty"`
 }
 
 // noiseResult is a noised column against a kept column: names and
@@ -124,15 +157,20 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	var qis qiFlag
 	fs.Var(&qis, "qi", "measure the k-anonymity of this set of columns, `TABLE=COLUMNS` (comma-separated; repeatable; a table without one: all its quasi-identifiers together; TABLE= alone: nothing on that table)")
 	k := fs.Int("k", 5, "the threshold: groups of fewer rows are counted, and a set whose smallest group is smaller is flagged")
-	failUnder := fs.Bool("fail-under", false, "exit 1 when a set's k is below --k or a kept column exposes a noised one (for CI)")
+	failUnder := fs.Bool("fail-under", false, "exit 1 when a set's k is below --k or a kept column exposes a noised or truncated one (for CI)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	timeout := fs.Duration("timeout", 5*time.Minute, "statement timeout of each set's query (0: none)")
+	divisor := fs.Int("truncation-divisor", report.DefaultDivisor, "a kept column exposes a truncated one when, in the source, its offset to the raw value stays within the truncation's width divided by this (a day / 24: an hour) for most joined rows")
 	refsFrom := fs.String("references", "auto", "where joins come from: source (the source's foreign keys), names (<table>_id → table.id, no source connection), auto (source, or names when the source cannot be reached)")
 	if code := parseNoArgs(e, fs, args); code >= 0 {
 		return code
 	}
 	if *k < 1 || *timeout < 0 {
 		fmt.Fprintln(e.stderr, "pgveil report: --k must be at least 1 and --timeout cannot be negative")
+		return exitUsage
+	}
+	if *divisor < 1 {
+		fmt.Fprintln(e.stderr, "pgveil report: --truncation-divisor must be at least 1")
 		return exitUsage
 	}
 	if *refsFrom != "auto" && *refsFrom != "source" && *refsFrom != "names" {
@@ -157,10 +195,13 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	if bad > 0 {
 		return exitUsage
 	}
-	model, info, err := reportModel(ctx, cfg, *refsFrom)
+	model, info, src, err := reportModel(ctx, cfg, *refsFrom)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pgveil report: %v\n", err)
 		return exitProblems
+	}
+	if src != nil {
+		defer src.Close(context.Background())
 	}
 	tables := report.AnalyzeAcross(cfg, model, report.JoinOptions{})
 	sets := report.WithinTenants(cfg, report.Sets(tables, asked))
@@ -178,8 +219,14 @@ func runReport(ctx context.Context, e *env, args []string) int {
 			return exitProblems
 		}
 	}
+	truncs, truncNote, err := measureTruncations(ctx, src, cfg, model, info, report.TruncOptions{Divisor: *divisor, StatementTimeout: *timeout})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pgveil report: %v\n", err)
+		return exitProblems
+	}
 	r := buildReport(cfg, tables, res, *k, *failUnder)
 	r.References = info
+	r.addTruncations(truncs, truncNote, *failUnder)
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -200,6 +247,11 @@ func runReport(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "pgveil report: noise of %s against %s: %v\n", x.Pair.Noised, x.Pair.Kept, x.Err)
 		}
 	}
+	for _, x := range truncs {
+		if x.Err != nil {
+			fmt.Fprintf(e.stderr, "pgveil report: truncation of %s against %s: %v\n", x.Pair.Truncated, x.Pair.Kept, x.Err)
+		}
+	}
 	if !r.OK {
 		return exitProblems
 	}
@@ -211,7 +263,9 @@ func runReport(ctx context.Context, e *env, args []string) int {
 // convention with "names", or, with "auto", when the source cannot be
 // reached (the report may run where only the replica is), with a note
 // saying why. Only references between tables of the rules are counted.
-func reportModel(ctx context.Context, cfg *rules.Config, from string) (*refs.Model, referencesInfo, error) {
+// The source's connection, when one was opened, is returned open for the
+// truncation's measure (the caller closes it); nil otherwise.
+func reportModel(ctx context.Context, cfg *rules.Config, from string) (*refs.Model, referencesInfo, *pgx.Conn, error) {
 	ruled := map[transform.TableName]bool{}
 	for _, t := range cfg.Tables {
 		if t != nil {
@@ -227,23 +281,23 @@ func reportModel(ctx context.Context, cfg *rules.Config, from string) (*refs.Mod
 		}
 		return n
 	}
-	names := func(note string) (*refs.Model, referencesInfo, error) {
+	names := func(note string) (*refs.Model, referencesInfo, *pgx.Conn, error) {
 		m := report.NamingModel(cfg)
-		return m, referencesInfo{From: "names", Count: count(m), Note: note}, nil
+		return m, referencesInfo{From: "names", Count: count(m), Note: note}, nil, nil
 	}
 	if from == "names" {
 		return names("")
 	}
 	src, err := openSource(ctx, cfg)
 	if err == nil {
-		defer src.Close(context.Background())
 		var m *refs.Model
 		if m, err = refs.Read(ctx, src, refs.Options{}); err == nil {
-			return m, referencesInfo{From: "source", Count: count(m)}, nil
+			return m, referencesInfo{From: "source", Count: count(m)}, src, nil
 		}
+		src.Close(context.Background())
 	}
 	if from == "source" || ctx.Err() != nil {
-		return nil, referencesInfo{}, fmt.Errorf("reading references from the source (source.dsn): %w; --references names follows column names instead", err)
+		return nil, referencesInfo{}, nil, fmt.Errorf("reading references from the source (source.dsn): %w; --references names follows column names instead", err)
 	}
 	return names("the source could not be reached: " + err.Error())
 }
@@ -300,6 +354,63 @@ func buildReport(cfg *rules.Config, tables []report.Table, res report.Result, k 
 	}
 	r.OK = r.Failed == 0 && (!failUnder || r.BelowK == 0 && r.Exposed == 0)
 	return r
+}
+
+// measureTruncations pairs each truncated column with the kept columns
+// its rows meet (through model) and measures the pairs in the source,
+// src, which the replica cannot do: it holds the truncated values only.
+// Without a source connection (--references names, or the source could
+// not be reached) nothing is measured and, when the rules truncate a
+// column, the note says why (the joins of the names' model may differ
+// from the source's: the note does not depend on them).
+func measureTruncations(ctx context.Context, src *pgx.Conn, cfg *rules.Config, model *refs.Model, info referencesInfo, opts report.TruncOptions) ([]report.TruncExposure, string, error) {
+	if src == nil {
+		truncated := false
+		for _, t := range cfg.Tables {
+			if t == nil {
+				continue
+			}
+			for _, c := range t.Columns {
+				truncated = truncated || c.Rule.Name == "truncate"
+			}
+		}
+		if !truncated {
+			return nil, "", nil
+		}
+		why := "the source could not be reached"
+		if info.Note == "" {
+			why = "--references names opens no connection to the source"
+		}
+		return nil, "truncated columns were not set against the kept columns they meet: that is measured in the source (the replica holds only the truncated values), and " + why, nil
+	}
+	pairs := report.TruncationCandidatesFrom(cfg, model)
+	xs, err := report.MeasureTruncations(ctx, src, pairs, opts)
+	if err != nil {
+		return xs, "", fmt.Errorf("measuring truncations in the source (source.dsn): %w", err)
+	}
+	return xs, "", nil
+}
+
+// addTruncations adds the truncation's pairs and note to the report, in
+// the totals, and judges the report again.
+func (r *privacyReport) addTruncations(xs []report.TruncExposure, note string, failUnder bool) {
+	r.Truncation = []truncResult{}
+	r.TruncationNote = note
+	for _, x := range xs {
+		p := x.Pair
+		t := truncResult{Truncated: p.Truncated.String(), Truncate: p.TruncateLabel(), Kept: p.Kept.String(), KeptRule: p.KeptRule,
+			Join: p.Join(), Window: x.Window(), Rows: x.Rows, WithinWindow: x.Within, WithinByChance: x.Chance, Verdict: string(x.Verdict())}
+		switch x.Verdict() {
+		case report.Failed:
+			r.Failed++
+			t.Error = x.Err.Error()
+		case report.Exposed:
+			r.TruncationExposed++
+			t.Exposed = true
+		}
+		r.Truncation = append(r.Truncation, t)
+	}
+	r.OK = r.Failed == 0 && (!failUnder || r.BelowK == 0 && r.Exposed == 0 && r.TruncationExposed == 0)
 }
 
 // addExposure counts a pair in the totals and returns its result.
@@ -391,6 +502,12 @@ func printReport(w io.Writer, r *privacyReport, failUnder bool) {
 	if len(r.Noise) > 0 {
 		printNoise(w, r.Noise)
 	}
+	if len(r.Truncation) > 0 {
+		printTruncation(w, r.Truncation)
+	}
+	if r.TruncationNote != "" {
+		fmt.Fprintf(w, "\ntruncation: %s\n", r.TruncationNote)
+	}
 	if r.References.Note != "" {
 		fmt.Fprintf(w, "\nreferences: joins found by column names only (<table>_id → table.id): %s\n", r.References.Note)
 	}
@@ -468,6 +585,42 @@ func printNoise(w io.Writer, ns []noiseResult) {
 				n.Noised, n.Noise, n.Kept, n.KeptRule, n.Join, n.WithinNoise, n.Rows, n.WithinByChance, noiseAdvice(n))
 		}
 	}
+}
+
+// printTruncation prints the truncated columns' pairs measured in the
+// source, then a sentence for each exposed one saying what to do.
+func printTruncation(w io.Writer, ts []truncResult) {
+	fmt.Fprintf(w, "\ntruncation against kept columns it meets, measured in the source (ROWS: joined rows holding both; IN WINDOW: offset kept - raw within WINDOW of its median; BY CHANCE: the same against another row):\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TRUNCATED\tKEPT\tJOIN\tWINDOW\tROWS\tIN WINDOW\tBY CHANCE\tRESULT")
+	listed := 0
+	for _, t := range ts {
+		if t.Rows == 0 && t.Error == "" {
+			continue // the source holds no such joined row: nothing to say
+		}
+		n := noiseResult{Rows: t.Rows, WithinNoise: t.WithinWindow, WithinByChance: t.WithinByChance, Verdict: t.Verdict}
+		fmt.Fprintf(tw, "  %s (truncate %s)\t%s (%s)\t%s\t%s\t%s\n", t.Truncated, t.Truncate, t.Kept, t.KeptRule, t.Join, t.Window, noiseCounts(n))
+		listed++
+	}
+	if listed == 0 {
+		fmt.Fprintln(tw, "  (no pair has a joined row in the source)")
+	}
+	tw.Flush()
+	for _, t := range ts {
+		if t.Exposed {
+			fmt.Fprintf(w, "  %s (truncate %s) is exposed by %s (%s) via %s: %d of %d joined rows within %s of the usual offset (%d by chance): the kept column gives back what the truncation hides; mask %s as well (%s) or drop it\n",
+				t.Truncated, t.Truncate, t.Kept, t.KeptRule, t.Join, t.WithinWindow, t.Rows, t.Window, t.WithinByChance, t.Kept, truncateRule(t.Truncate))
+		}
+	}
+}
+
+// truncateRule is a truncation's label as a rule: {truncate: day},
+// {truncate: {step: 5}}.
+func truncateRule(label string) string {
+	if step, ok := strings.CutPrefix(label, "step "); ok {
+		return "{truncate: {step: " + step + "}}"
+	}
+	return "{truncate: " + label + "}"
 }
 
 // noiseCounts is the tab-separated counts and verdict of a pair.
@@ -548,11 +701,24 @@ func reportSummary(r *privacyReport, failUnder bool) string {
 		}
 		parts = append(parts, p+fmt.Sprintf(", %d exposed", r.Exposed))
 	}
+	if len(r.Truncation) > 0 {
+		none := 0
+		for _, t := range r.Truncation {
+			if t.Rows == 0 && t.Error == "" {
+				none++
+			}
+		}
+		p := fmt.Sprintf("%d truncated/kept pair%s checked in the source", len(r.Truncation), plural(len(r.Truncation)))
+		if none > 0 {
+			p += fmt.Sprintf(" (%d with no joined row, not listed)", none)
+		}
+		parts = append(parts, p+fmt.Sprintf(", %d exposed", r.TruncationExposed))
+	}
 	if r.Failed > 0 {
 		parts = append(parts, fmt.Sprintf("%d could not be measured", r.Failed))
 	}
 	line := "report: " + strings.Join(parts, ", ")
-	if (r.BelowK > 0 || r.Exposed > 0) && failUnder {
+	if (r.BelowK > 0 || r.Exposed > 0 || r.TruncationExposed > 0) && failUnder {
 		line += " (--fail-under: exit 1)"
 	}
 	var star, per bool

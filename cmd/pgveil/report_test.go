@@ -331,6 +331,7 @@ func TestReportUsage(t *testing.T) {
 		{[]string{"--qi", "patients=a.b"}, `column "a.b": write a column name`},
 		{[]string{"--k", "0"}, "--k must be at least 1"},
 		{[]string{"--timeout", "-1s"}, "--timeout cannot be negative"},
+		{[]string{"--truncation-divisor", "0"}, "--truncation-divisor must be at least 1"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
 		code, out, errOut := pgveil(t, env, append([]string{"report", "-c", file}, tc.args...)...)
@@ -567,7 +568,7 @@ func TestReportDocsMatchCode(t *testing.T) {
 			t.Errorf("the report's field %s is not documented", tag)
 		}
 	}
-	for _, v := range []any{privacyTable{}, quasiColumn{}, setResult{}, noiseResult{}} {
+	for _, v := range []any{privacyTable{}, quasiColumn{}, setResult{}, noiseResult{}, truncResult{}} {
 		for _, tag := range tags(v) {
 			if !strings.Contains(sec, "`"+tag+"`") && !strings.Contains(sec, "[]."+tag+"`") && !strings.Contains(sec, "[]."+tag+"[]`") {
 				t.Errorf("the field %s of %T is not documented", tag, v)

@@ -135,6 +135,13 @@ func Candidates(cfg *rules.Config) []Pair { return CandidatesFrom(cfg, NamingMod
 // Types are not known here: Comparable checks them against the replica's
 // catalog.
 func CandidatesFrom(cfg *rules.Config, m *refs.Model) []Pair {
+	return meetings(cfg, m, "noise")
+}
+
+// meetings lists every pair of a column masked with the rule named rule
+// and a kept column its row meets, as CandidatesFrom describes; json
+// keys are followed for a numeric noise only.
+func meetings(cfg *rules.Config, m *refs.Model, rule string) []Pair {
 	es := edges(cfg, m)
 	keys := map[Ref]bool{}
 	for _, e := range es {
@@ -151,11 +158,11 @@ func CandidatesFrom(cfg *rules.Config, m *refs.Model) []Pair {
 			continue
 		}
 		for _, n := range a.Columns {
-			if n.Rule.Name != "noise" {
+			if n.Rule.Name != rule {
 				continue
 			}
 			noised := Ref{Schema: a.Schema, Table: a.Name, Column: n.Name}
-			ratio := n.Rule.Args.Has("ratio")
+			ratio := rule == "noise" && n.Rule.Args.Has("ratio")
 			add := func(p Pair) {
 				p.Noised, p.Noise = noised, n.Rule
 				out = append(out, p)
