@@ -259,7 +259,9 @@ func runReport(ctx context.Context, e *env, args []string) int {
 }
 
 // reportModel is the reference model the report follows: the source's
-// foreign keys (refs.Read: catalog only, no value), or the naming
+// references as validate reads them (foreign keys, and inferred ones
+// confirmed by counting sampled overlaps: no value leaves the server)
+// with the rules' own `references:`, or the naming
 // convention with "names", or, with "auto", when the source cannot be
 // reached (the report may run where only the replica is), with a note
 // saying why. Only references between tables of the rules are counted.
@@ -282,7 +284,7 @@ func reportModel(ctx context.Context, cfg *rules.Config, from string) (*refs.Mod
 		return n
 	}
 	names := func(note string) (*refs.Model, referencesInfo, *pgx.Conn, error) {
-		m := report.NamingModel(cfg)
+		m := report.NamingModel(cfg).WithRules(cfg)
 		return m, referencesInfo{From: "names", Count: count(m), Note: note}, nil, nil
 	}
 	if from == "names" {
@@ -291,7 +293,8 @@ func reportModel(ctx context.Context, cfg *rules.Config, from string) (*refs.Mod
 	src, err := openSource(ctx, cfg)
 	if err == nil {
 		var m *refs.Model
-		if m, err = refs.Read(ctx, src, refs.Options{}); err == nil {
+		if m, err = sourceReferences(ctx, src, cfg); err == nil {
+			m = m.WithRules(cfg)
 			return m, referencesInfo{From: "source", Count: count(m)}, src, nil
 		}
 		src.Close(context.Background())

@@ -20,11 +20,23 @@ import (
 // only) and checks the rules against them and against the rules' own
 // references.
 func checkReferencesOnline(ctx context.Context, src *pgx.Conn, cfg *rules.Config) (rules.Problems, *refs.Model, error) {
-	m, err := refs.Read(ctx, src, refs.Options{Infer: true, Tables: ruleTableNames(cfg)})
+	m, err := sourceReferences(ctx, src, cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the source's references: %w", err)
+		return nil, nil, err
 	}
 	return refs.Check(cfg, m), m.WithRules(cfg), nil
+}
+
+// sourceReferences is the source's reference model as validate and
+// report read it: foreign keys on tables and partitions, and references
+// inferred on the rules' tables (confirmed by sampled overlap). Callers
+// add the rules' own with WithRules.
+func sourceReferences(ctx context.Context, src *pgx.Conn, cfg *rules.Config) (*refs.Model, error) {
+	m, err := refs.Read(ctx, src, refs.Options{Infer: true, Tables: ruleTableNames(cfg)})
+	if err != nil {
+		return nil, fmt.Errorf("reading the source's references: %w", err)
+	}
+	return m, nil
 }
 
 // printReferenceProblems prints the problems of refs.Check, one per line.
