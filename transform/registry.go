@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -446,4 +447,30 @@ func nonNegative(v any) error {
 		return fmt.Errorf("must not be negative")
 	}
 	return nil
+}
+
+// SameMasking reports whether two rules mask a value alike: the same
+// transformer with the same parameters, nested JSON path rules included.
+// Positions in the rules file and on_error are left out: neither changes
+// a masked value (on_error only decides what a value the transformer
+// cannot mask becomes). validate's join check, report's join discovery
+// and the replica's foreign keys all ask this one question.
+func SameMasking(a, b Rule) bool { return maskingKey(a) == maskingKey(b) }
+
+// maskingKey is a rule as a comparable string: its name and parameters.
+func maskingKey(r Rule) string {
+	args := map[string]any{}
+	for k, v := range r.Args {
+		if paths, ok := v.([]PathRule); ok {
+			nested := make([]string, len(paths))
+			for i, p := range paths {
+				nested[i] = p.Path + "\x00" + maskingKey(p.Rule)
+			}
+			args[k] = nested
+			continue
+		}
+		args[k] = v
+	}
+	b, _ := json.Marshal(args)
+	return r.Name + "\x00" + string(b)
 }

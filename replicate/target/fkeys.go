@@ -2,7 +2,6 @@ package target
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -288,7 +287,7 @@ func holds(k ForeignKey, child, parent *transform.TablePlan) string {
 		if to == nil {
 			return fmt.Sprintf("the referenced column %s.%s is not replicated", k.RefTable.QualifiedName(), transform.QuoteIdent(k.RefColumns[i]))
 		}
-		if rf, rt := ruleKey(from.Rule), ruleKey(to.Rule); rf != rt {
+		if !transform.SameMasking(from.Rule, to.Rule) {
 			return fmt.Sprintf("%s.%s is masked with %s and the key %s.%s with %s: their values would not match (give both the same rule)",
 				k.Table.QualifiedName(), transform.QuoteIdent(name), ruleName(from.Rule), k.RefTable.QualifiedName(), transform.QuoteIdent(k.RefColumns[i]), ruleName(to.Rule))
 		}
@@ -307,26 +306,6 @@ func holds(k ForeignKey, child, parent *transform.TablePlan) string {
 		return "the referenced table " + k.RefTable.QualifiedName() + " has a where: rows it leaves out may be referenced by rows of " + k.Table.QualifiedName() + " the replica keeps"
 	}
 	return ""
-}
-
-// ruleKey is a rule as a comparable string: its name and parameters,
-// without positions in the rules file or on_error (NULL in a referencing
-// column never violates a foreign key).
-func ruleKey(r transform.Rule) string {
-	args := map[string]any{}
-	for k, v := range r.Args {
-		if paths, ok := v.([]transform.PathRule); ok {
-			var nested []string
-			for _, p := range paths {
-				nested = append(nested, p.Path+"\x00"+ruleKey(p.Rule))
-			}
-			args[k] = nested
-			continue
-		}
-		args[k] = v
-	}
-	b, _ := json.Marshal(args)
-	return r.Name + "\x00" + string(b)
 }
 
 // ruleName names a rule in messages: its transformer, and whether it has

@@ -2,7 +2,6 @@ package refs
 
 import (
 	"fmt"
-	"reflect"
 	"slices"
 	"strconv"
 
@@ -89,7 +88,7 @@ func Check(cfg *rules.Config, m *Model) rules.Problems {
 			msg = fmt.Sprintf("masked with %s, but the key it references, %s (%s), is %s at %s: %s. Drop this column too, or give the key this column's rule; or, if the difference is deliberate, write references: {%s: none} under %s",
 				ruleName(fc.Rule), r.To, origin(cfg, r), ruleName(tc.Rule), at(cfg, tc),
 				goneConsequence(fc.Rule), transform.QuoteIdent(r.From.Name), r.From.Table.QualifiedName())
-		case !sameMasking(fc.Rule, tc.Rule):
+		case !transform.SameMasking(fc.Rule, tc.Rule):
 			msg = fmt.Sprintf("masked with %s, but it references %s (%s), masked with %s at %s: %s. Use %s here; or, if the difference is deliberate, write references: {%s: none} under %s",
 				ruleName(fc.Rule), r.To, origin(cfg, r), ruleName(tc.Rule), at(cfg, tc),
 				differConsequence(r, fc.Rule), ruleToUse(cfg, tc), transform.QuoteIdent(r.From.Name), r.From.Table.QualifiedName())
@@ -126,19 +125,6 @@ func columnRule(t *rules.TableRule, name string) *rules.ColumnRule {
 
 // gone reports whether a rule leaves no value on the replica.
 func gone(r transform.Rule) bool { return r.Name == "drop" || r.Name == "null" }
-
-// sameMasking reports whether two rules mask a value alike: the same
-// transformer with the same parameters (positions in the file and
-// on_error aside, which change no masked value).
-func sameMasking(a, b transform.Rule) bool {
-	if a.Name != b.Name {
-		return false
-	}
-	if len(a.Args) == 0 && len(b.Args) == 0 {
-		return true
-	}
-	return reflect.DeepEqual(a.Args, b.Args)
-}
 
 // ruleName names a rule in a message: its transformer, and that it has
 // parameters. Parameters are not printed: one may come from ${VAR}.

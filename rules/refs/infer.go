@@ -174,7 +174,7 @@ func boolFirst(a bool) int {
 //     author_id → authors.id, owner_user_id → users.id.
 func match(name string, k column) (why string, named bool) {
 	key, table := k.Name, k.Table.Name
-	stems := []string{singular(table), table}
+	stems := []string{Singular(table), table}
 	namesTable := func(s string) bool {
 		for _, stem := range stems {
 			if s == stem+"_"+key || strings.HasSuffix(s, "_"+stem+"_"+key) ||
@@ -199,9 +199,9 @@ func match(name string, k column) (why string, named bool) {
 	return "", false
 }
 
-// singular is a table name's singular as key columns name it:
+// Singular is a table name's singular as key columns name it:
 // orders → order, companies → company, addresses → address.
-func singular(name string) string {
+func Singular(name string) string {
 	switch {
 	case strings.HasSuffix(name, "ies") && len(name) > 3:
 		return name[:len(name)-3] + "y"

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -191,7 +190,7 @@ func meetings(cfg *rules.Config, m *refs.Model, rule string) []Pair {
 					// No key column, but a json document may hold the
 					// key and the value.
 					for _, j := range b.Columns {
-						fkKey := singular(a.Name) + "_id"
+						fkKey := refs.Singular(a.Name) + "_id"
 						if j.Rule.Name == "json" && keptKey(j.Rule, n.Name) && keptKey(j.Rule, fkKey) {
 							on := ref(b, j.Name)
 							on.Key = fkKey
@@ -240,34 +239,6 @@ func keptIn(t *rules.TableRule, skip, key string, withJSON bool, keys map[Ref]bo
 		}
 	}
 	return out
-}
-
-// sameMasking reports whether two rules mask a value alike: the same
-// transformer with the same parameters (positions in the file aside).
-func sameMasking(a, b transform.Rule) bool {
-	if a.Name != b.Name {
-		return false
-	}
-	if len(a.Args) == 0 && len(b.Args) == 0 {
-		return true
-	}
-	return reflect.DeepEqual(a.Args, b.Args)
-}
-
-// singular is a table name's singular as key columns name it:
-// orders → order, companies → company, addresses → address.
-func singular(name string) string {
-	switch {
-	case strings.HasSuffix(name, "ies") && len(name) > 3:
-		return name[:len(name)-3] + "y"
-	case strings.HasSuffix(name, "sses"), strings.HasSuffix(name, "xes"), strings.HasSuffix(name, "ches"), strings.HasSuffix(name, "shes"):
-		return name[:len(name)-2]
-	case strings.HasSuffix(name, "ss"), strings.HasSuffix(name, "us"):
-		return name
-	case strings.HasSuffix(name, "s") && len(name) > 1:
-		return name[:len(name)-1]
-	}
-	return name
 }
 
 // isKey reports whether a column name is a key: id, or a reference

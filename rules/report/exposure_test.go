@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"pgveil/rules"
+	"pgveil/rules/refs"
 	"pgveil/transform"
 )
 
@@ -157,8 +158,8 @@ tables:
 func TestSingular(t *testing.T) {
 	for in, want := range map[string]string{"orders": "order", "companies": "company", "addresses": "address", "boxes": "box",
 		"matches": "match", "status": "status", "class": "class", "data": "data", "s": "s", "users": "user"} {
-		if got := singular(in); got != want {
-			t.Errorf("singular(%s) = %s, want %s", in, got, want)
+		if got := refs.Singular(in); got != want {
+			t.Errorf("Singular(%s) = %s, want %s", in, got, want)
 		}
 	}
 }

@@ -134,7 +134,7 @@ func NamingModel(cfg *rules.Config) *refs.Model {
 			if b == nil || b == a {
 				continue
 			}
-			for _, name := range []string{singular(a.Name) + "_id", a.Name + "_id"} {
+			for _, name := range []string{refs.Singular(a.Name) + "_id", a.Name + "_id"} {
 				if columnRule(b, name) != nil {
 					m.Add(refs.Ref{From: modelColumn(b, name), To: modelColumn(a, "id"), Origin: refs.Inferred,
 						Why: "named after " + qualified(a.Schema, a.Name)})
@@ -186,7 +186,7 @@ func edges(cfg *rules.Config, m *refs.Model) []edge {
 		if fc == nil || tc == nil {
 			continue
 		}
-		joins := keyMasking(fc.Rule) && sameMasking(fc.Rule, tc.Rule)
+		joins := keyMasking(fc.Rule) && transform.SameMasking(fc.Rule, tc.Rule)
 		if r.Constraint != "" {
 			key := r.From.Table.QualifiedName() + "\x00" + r.To.Table.QualifiedName() + "\x00" + r.Constraint
 			if i, ok := index[key]; ok {
