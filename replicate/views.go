@@ -190,10 +190,12 @@ func (w *viewWatch) run(ctx context.Context) {
 				warn("views: following production's views", err)
 			}
 		}
-		if done, err := target.RefreshViews(ctx, tgt, every); err != nil {
-			warn("views: refreshing materialized views", err)
-		} else if len(done) > 0 {
+		done, err := target.RefreshViews(ctx, tgt, every)
+		if len(done) > 0 {
 			w.opts.Logger.Info("materialized views refreshed", "views", strings.Join(done, ", "))
+		}
+		if err != nil {
+			warn("views: refreshing materialized views", err)
 		}
 		return true
 	}

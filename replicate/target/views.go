@@ -365,7 +365,13 @@ func createView(ctx context.Context, tx pgx.Tx, stmts []string) (code string, er
 // never refreshed or not for every, base ones first, each in its own
 // transaction (REFRESH locks the view against readers while it runs; it
 // waits at most 10 s for their queries to end). It returns the views
-// refreshed; one that fails stops the round (the next tries again).
+// refreshed. One whose query fails on the server does not hold back the
+// others (production's definition may fail on the replica's rows every
+// time); the failures come back together, each with its SQLSTATE only:
+// the server's message may quote a value of a row (`relation "..." does
+// not exist` for a value cast to regclass), which sanitize, going by the
+// class, would let through. Any other failure (the connection) stops the
+// round; the next tries again.
 func RefreshViews(ctx context.Context, conn *pgx.Conn, every time.Duration) ([]string, error) {
 	var have bool
 	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, ViewsRegistry).Scan(&have); err != nil || !have {
@@ -377,6 +383,7 @@ WHERE materialized AND state = '`+ViewCreated+`' AND (refreshed_at IS NULL OR re
 		return nil, err
 	}
 	var done []string
+	var failed []error
 	for _, d := range due {
 		name := pgx.Identifier{d[0], d[1]}.Sanitize()
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -388,12 +395,17 @@ WHERE materialized AND state = '`+ViewCreated+`' AND (refreshed_at IS NULL OR re
 			_, err := tx.Exec(ctx, `UPDATE `+ViewsRegistry+` SET refreshed_at = now() WHERE schema_name = $1 AND view_name = $2`, d[0], d[1])
 			return sanitize(err)
 		})
-		if err != nil {
-			return done, fmt.Errorf("refreshing materialized view %s: %w", name, err)
+		var se *ServerError
+		switch {
+		case errors.As(err, &se) && !strings.HasPrefix(se.Code, "08") && !strings.HasPrefix(se.Code, "57"):
+			failed = append(failed, fmt.Errorf("refreshing materialized view %s: its query failed on the replica (SQLSTATE %s; the server's message is not shown, it may quote a value)", name, se.Code))
+			continue
+		case err != nil:
+			return done, errors.Join(append(failed, fmt.Errorf("refreshing materialized view %s: %w", name, err))...)
 		}
 		done = append(done, d[0]+"."+d[1])
 	}
-	return done, nil
+	return done, errors.Join(failed...)
 }
 
 // ViewState is a view as pgveil.views records it.

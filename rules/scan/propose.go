@@ -77,7 +77,7 @@ func (p *proposer) declareInferred() {
 		}
 		from, okFrom := p.at[r.From]
 		_, okTo := p.at[r.To]
-		if okFrom && okTo {
+		if okFrom && okTo && !slices.ContainsFunc(p.out[from[0]].NotJoins, func(n NotJoin) bool { return n.Column == r.From.Name }) {
 			p.out[from[0]].References = append(p.out[from[0]].References, r)
 		}
 	}
@@ -398,6 +398,18 @@ func (p *proposer) references() {
 		}
 		for _, f := range members[k] {
 			fp, _, _ := p.proposal(f)
+			if kp.Rule == "keep" && fp.cat != catNone && fp.Masks() {
+				// The key could not be raised (its type does not fit hash):
+				// lowering this column to keep would put its personal values
+				// on the replica raw. It keeps its own rule, and the file
+				// says the join is given up (references: none) so that
+				// validate accepts the difference.
+				why := "references " + k.String() + ", kept raw (its type does not fit hash): masked on its own, so this join is not kept"
+				fp.Reason = why + "; " + fp.Reason
+				ij := p.at[f]
+				p.out[ij[0]].NotJoins = append(p.out[ij[0]].NotJoins, NotJoin{Column: f.Name, Why: why})
+				continue
+			}
 			reason := "references " + k.String() + ": the same rule, so that joins still work"
 			if kp.Rule == "keep" {
 				reason = "references " + k.String() + ", which is kept: the same rule, so that joins still work"

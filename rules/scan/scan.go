@@ -46,7 +46,14 @@ type Ruled struct {
 	// validate checks them and the replica gets them as foreign keys
 	// (Metabase's joins), as it does production's declared ones.
 	References []refs.Ref
+	// NotJoins are the columns Write declares `none` under references:
+	// personal columns that reference a key kept raw (its type does not
+	// fit hash), masked on their own rather than lowered to keep.
+	NotJoins []NotJoin
 }
+
+// NotJoin is a column declared not a join, and why (names only).
+type NotJoin struct{ Column, Why string }
 
 // Header holds what Write puts before the tables.
 type Header struct {
@@ -85,7 +92,7 @@ func Write(w io.Writer, h Header, ruled []Ruled) error {
 		if t := h.Tenancy; t != nil && t.Ref != nil && t.Ref.Schema == r.Table.Schema && t.Ref.Table == r.Table.Name {
 			b.WriteString("    # tenant: {column: " + yamlKey(transform.QuoteIdent(t.Ref.Column)) + "}   # with the tenancy section: this table's own tenant key\n")
 		}
-		writeReferences(&b, r.References)
+		writeReferences(&b, r.References, r.NotJoins)
 		b.WriteString("    columns:\n")
 		width := 0
 		keys := make([]string, len(r.Table.Columns))
@@ -113,11 +120,18 @@ func Write(w io.Writer, h Header, ruled []Ruled) error {
 // it (names and the share of sampled values found, never a value). A
 // name that would need quoting is left as a comment for the user to
 // write: the references syntax takes plain names.
-func writeReferences(b *strings.Builder, rs []refs.Ref) {
-	if len(rs) == 0 {
+func writeReferences(b *strings.Builder, rs []refs.Ref, none []NotJoin) {
+	if len(rs) == 0 && len(none) == 0 {
 		return
 	}
 	b.WriteString("    references:   # joins no constraint declares, inferred by scan: check them\n")
+	for _, n := range none {
+		line := "      " + n.Column + ": none"
+		if !plainName.MatchString(n.Column) {
+			line = "      " + yamlKey(transform.QuoteIdent(n.Column)) + ": none"
+		}
+		b.WriteString(line + "   # " + oneLine(n.Why) + "\n")
+	}
 	for _, r := range rs {
 		to := r.To.Table.Schema + "." + r.To.Table.Name + "." + r.To.Name
 		line := "      " + r.From.Name + ": " + to
