@@ -28,6 +28,10 @@ type View struct {
 	// Reads is every object the view's query depends on (pg_depend of its
 	// rewrite rule), in a stable order.
 	Reads []ViewRead
+	// Volatile are the volatile functions its query calls, built-ins
+	// included (PostgreSQL records no dependency on those: they are read
+	// from the rewrite rule's query tree), as regprocedure text.
+	Volatile []string
 }
 
 // ViewRead is one object a view's query depends on.
@@ -113,6 +117,20 @@ ORDER BY 1, 2, 3, 5, 6`, oids)
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, volatileCallsSQL, oids)
+		if err != nil {
+			return err
+		}
+		var fn string
+		_, err = pgx.ForEachRow(rows, []any{&oid, &fn}, func() error {
+			if v := byOID[oid]; v != nil {
+				v.Volatile = append(v.Volatile, fn)
+			}
+			return nil
+		})
 		return err
 	})
 	if err != nil {
@@ -120,6 +138,22 @@ ORDER BY 1, 2, 3, 5, 6`, oids)
 	}
 	return out, nil
 }
+
+// volatileCallsSQL lists, per view, the volatile functions its query
+// calls: functions, aggregates and window functions by OID, and the
+// functions behind its operators, as the stored query tree names them
+// (pg_node_tree's text form; built-ins appear there though pg_depend
+// leaves them out). A materialized view's query runs as pgveil's own role
+// at every refresh: pg_terminate_backend over pg_stat_activity would stop
+// pgveil's connections, pg_sleep would hold locks, query_to_xml would run
+// any query as pgveil.
+const volatileCallsSQL = `SELECT DISTINCT w.ev_class, p.oid::pg_catalog.regprocedure::text
+FROM pg_catalog.pg_rewrite w
+CROSS JOIN LATERAL pg_catalog.regexp_matches(w.ev_action::text, ':(funcid|aggfnoid|winfnoid|opfuncid|opno) ([0-9]+)', 'g') AS m
+LEFT JOIN pg_catalog.pg_operator o ON m[1] = 'opno' AND o.oid = m[2]::oid
+JOIN pg_catalog.pg_proc p ON p.oid = CASE WHEN m[1] = 'opno' THEN o.oprcode::oid ELSE m[2]::oid END
+WHERE w.ev_class = ANY($1::oid[]) AND p.provolatile = 'v'
+ORDER BY 1, 2`
 
 // ViewDecision is whether the replica gets a view, and why not.
 type ViewDecision struct {
@@ -140,7 +174,8 @@ type ViewDecision struct {
 // every column it reads is a column the plan replicates, every relation it
 // reads is a replicated table or a view the replica gets, and it calls no
 // function outside pg_catalog (PostgreSQL records no dependency on
-// built-ins: any function it records is one pgveil does not replicate).
+// built-ins: any function it records is one pgveil does not replicate);
+// a materialized view calls no volatile function either.
 // Types are not judged here: a view using a type the replica lacks fails
 // to be created, and says so. The decisions come in an order where every
 // view follows the views it reads.
@@ -167,6 +202,9 @@ func DecideViews(views []*View, plan *transform.Plan) []*ViewDecision {
 			if d.KeptOut == "" {
 				d.KeptOut = reason
 			}
+		}
+		if v.Materialized && len(v.Volatile) > 0 {
+			keep(fmt.Sprintf("calls %s, a volatile function, which a materialized view would run as pgveil's own role at every refresh", v.Volatile[0]))
 		}
 		for _, r := range v.Reads {
 			switch {

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,11 +99,32 @@ CREATE VIEW counts AS SELECT count(*) AS n FROM customer;
 CREATE VIEW over AS SELECT name FROM list;
 CREATE VIEW loud AS SELECT shout(email) FROM customer;
 CREATE MATERIALIZED VIEW m AS SELECT id FROM customer;
+CREATE MATERIALIZED VIEW killer AS SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = 'pgveil';
+CREATE MATERIALIZED VIEW sleeper AS SELECT id FROM customer WHERE pg_sleep(0) IS NOT NULL;
+CREATE MATERIALIZED VIEW xml AS SELECT query_to_xml('SELECT 1', true, false, '');
+CREATE MATERIALIZED VIEW plus AS SELECT id + 1 AS n, count(*) OVER () AS total, now() AS at FROM customer;
 CREATE SCHEMA other; CREATE VIEW other.v AS SELECT 1 AS one;`)
 	vs, err := ReadViews(testContext(t), conn, []string{"public"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The volatile calls, built-ins included, and only those.
+	volatile := map[string]string{}
+	for _, v := range vs {
+		volatile[v.Name.Name] = strings.Join(v.Volatile, " ")
+	}
+	for name, want := range map[string]string{"killer": "pg_terminate_backend(integer,bigint)", "sleeper": "pg_sleep(double precision)",
+		"xml": "query_to_xml(text,boolean,boolean,text)", "plus": "", "m": "", "list": "", "loud": "public.shout(text)"} {
+		if volatile[name] != want {
+			t.Errorf("%s: volatile calls %q, want %q", name, volatile[name], want)
+		}
+	}
+	for _, d := range DecideViews(vs, transform.NewPlan(nil)) {
+		if name := d.View.Name.Name; d.View.Materialized && volatile[name] != "" && !strings.Contains(d.KeptOut, "volatile function") {
+			t.Errorf("%s is not kept out for its volatile call: %q", name, d.KeptOut)
+		}
+	}
+	vs = slices.DeleteFunc(vs, func(v *View) bool { return slices.Contains([]string{"killer", "sleeper", "xml", "plus"}, v.Name.Name) })
 	got := map[string]string{}
 	for _, v := range vs {
 		var reads []string

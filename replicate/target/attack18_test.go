@@ -116,3 +116,29 @@ func TestAttack18ViewsImpersonatorAndTenants(t *testing.T) {
 		t.Errorf("impersonator after SET ROLE NONE counts %s orders, want 0", n)
 	}
 }
+
+// TestAttack18MatviewRefreshIsBounded: a production developer's
+// materialized view whose query never ends (an immutable generate_series
+// of two billion rows: no volatile call keeps it out) must not hold its
+// locks, which re-copies wait for, for ever: the refresh is cancelled at
+// the refresh interval, said so, and the other views are still refreshed.
+func TestAttack18MatviewRefreshIsBounded(t *testing.T) {
+	t.Parallel()
+	d := newTenancyDB(t)
+	views := []View{
+		{Name: transform.TableName{Schema: "app", Name: "forever"}, Materialized: true,
+			Definition: `SELECT count(*) AS n FROM generate_series(1, 2000000000) g, app.accounts`, Hash: "a"},
+		{Name: transform.TableName{Schema: "app", Name: "quick"}, Materialized: true,
+			Definition: `SELECT count(*) AS n FROM app.accounts`, Hash: "b"},
+	}
+	if _, err := SyncViews(d.ctx, d.owner, views, []string{d.reader}, "", false); err != nil {
+		t.Fatal(err)
+	}
+	done, err := RefreshViews(d.ctx, d.owner, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "took longer than 1s") {
+		t.Fatalf("refreshing a view whose query never ends: %v", err)
+	}
+	if len(done) != 1 || done[0] != "app.quick" {
+		t.Errorf("refreshed %v, want app.quick despite app.forever", done)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -387,7 +388,9 @@ WHERE materialized AND state = '`+ViewCreated+`' AND (refreshed_at IS NULL OR re
 	for _, d := range due {
 		name := pgx.Identifier{d[0], d[1]}.Sanitize()
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			for _, q := range []string{`SET LOCAL lock_timeout = '` + lockTimeout + `'`, `REFRESH MATERIALIZED VIEW ` + name} {
+			for _, q := range []string{`SET LOCAL lock_timeout = '` + lockTimeout + `'`,
+				`SET LOCAL statement_timeout = '` + strconv.FormatInt(refreshTimeout(every).Milliseconds(), 10) + `ms'`,
+				`REFRESH MATERIALIZED VIEW ` + name} {
 				if _, err := tx.Exec(ctx, q); err != nil {
 					return sanitize(err)
 				}
@@ -397,6 +400,9 @@ WHERE materialized AND state = '`+ViewCreated+`' AND (refreshed_at IS NULL OR re
 		})
 		var se *ServerError
 		switch {
+		case errors.As(err, &se) && se.Code == "57014" && ctx.Err() == nil:
+			failed = append(failed, fmt.Errorf("refreshing materialized view %s: it took longer than %s and was cancelled (its query holds locks that re-copies wait for); it is tried again next round", name, refreshTimeout(every)))
+			continue
 		case errors.As(err, &se) && !strings.HasPrefix(se.Code, "08") && !strings.HasPrefix(se.Code, "57"):
 			failed = append(failed, fmt.Errorf("refreshing materialized view %s: its query failed on the replica (SQLSTATE %s; the server's message is not shown, it may quote a value)", name, se.Code))
 			continue
@@ -407,6 +413,13 @@ WHERE materialized AND state = '`+ViewCreated+`' AND (refreshed_at IS NULL OR re
 	}
 	return done, errors.Join(failed...)
 }
+
+// refreshTimeout bounds one refresh: a materialized view's query holds
+// locks on the tables it reads for as long as it runs, and pgveil's
+// re-copies wait for them. A refresh that takes longer than the interval
+// between refreshes is cancelled (and tried again next round, and
+// reported each time), rather than holding them for ever.
+func refreshTimeout(every time.Duration) time.Duration { return max(every, time.Second) }
 
 // ViewState is a view as pgveil.views records it.
 type ViewState struct {
