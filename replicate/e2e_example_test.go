@@ -13,25 +13,7 @@ import (
 // The example rules (examples/saas) replicate their schema: they compile
 // against it, and the replica equals the masked source under changes.
 func TestReplicateExampleSaaS(t *testing.T) {
-	schema, err := os.ReadFile("../examples/saas/schema.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	yml, err := os.ReadFile("../examples/saas/pgveil.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, tables, ok := strings.Cut(string(yml), "\ntables:\n")
-	if !ok {
-		t.Fatal("examples/saas/pgveil.yaml has no tables section")
-	}
-	e := newE2E(t, string(schema), tables)
-	// The example's tenancy section comes along: the copy creates the
-	// tenant roles.
-	if i := strings.Index(string(yml), "\ntenancy:\n"); i >= 0 {
-		head, _, _ := strings.Cut(string(yml)[i+1:], "\ntables:\n")
-		e.preamble = head + "\n"
-	}
+	e := newSaaSE2E(t)
 	e.exec(`
 INSERT INTO accounts (name, plan, country) SELECT 'Acme ' || g, (ARRAY['free','team','business','enterprise'])[1 + g % 4], 'FR' FROM generate_series(1, 20) g;
 INSERT INTO users (account_id, email, full_name, password_hash, last_login_at)
@@ -69,7 +51,7 @@ INSERT INTO events (account_id, kind, properties) SELECT 1, 'signup', '{"email":
 	e.sync()
 	e.verify()
 	var leaks int64
-	err = e.dst.QueryRow(context.Background(), `SELECT
+	err := e.dst.QueryRow(context.Background(), `SELECT
 	  (SELECT count(*) FROM public.customers WHERE email LIKE 'cust%' OR full_name LIKE 'Customer Person%' OR profile::text LIKE '%SSN-%' OR profile::text LIKE '%Baker St%' OR profile::text LIKE '%kid%')
 	+ (SELECT count(*) FROM public.users WHERE email LIKE 'staff%' OR full_name LIKE 'Staff Member%')
 	+ (SELECT count(*) FROM public.support_tickets WHERE body LIKE '%1234%' OR metadata::text LIKE '%Mozilla%')
@@ -147,4 +129,29 @@ INSERT INTO events (account_id, kind, properties) SELECT 1, 'signup', '{"email":
 			t.Errorf("%s: %d of about 1000 rows give the raw value back", what, n)
 		}
 	}
+}
+
+// newSaaSE2E is the e2e harness on examples/saas: its schema in
+// production, its tables section as the rules, and its tenancy section
+// (the copy creates the tenant roles).
+func newSaaSE2E(t *testing.T) *e2e {
+	t.Helper()
+	schema, err := os.ReadFile("../examples/saas/schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml, err := os.ReadFile("../examples/saas/pgveil.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tables, ok := strings.Cut(string(yml), "\ntables:\n")
+	if !ok {
+		t.Fatal("examples/saas/pgveil.yaml has no tables section")
+	}
+	e := newE2E(t, string(schema), tables)
+	if i := strings.Index(string(yml), "\ntenancy:\n"); i >= 0 {
+		head, _, _ := strings.Cut(string(yml)[i+1:], "\ntables:\n")
+		e.preamble = head + "\n"
+	}
+	return e
 }

@@ -3,7 +3,6 @@ package replicate
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -23,19 +22,7 @@ import (
 // reads no row until it takes a tenant's role, and a statement prepared
 // once follows its SET ROLE.
 func TestReplicateMetabaseSync(t *testing.T) {
-	schema, err := os.ReadFile("../examples/saas/schema.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	yml, err := os.ReadFile("../examples/saas/pgveil.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, tables, ok := strings.Cut(string(yml), "\ntables:\n")
-	if !ok {
-		t.Fatal("examples/saas/pgveil.yaml has no tables section")
-	}
-	e := newE2E(t, string(schema), tables)
+	e := newSaaSE2E(t)
 	ctx := context.Background()
 	var db string
 	if err := e.dst.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
