@@ -183,7 +183,11 @@ func (tn *Tenancy) policies(t *transform.TablePlan, readers []string) (map[strin
 	case tt.Shared:
 		out[policyShared] = `CREATE POLICY ` + policyShared + ` ON ` + name + ` FOR SELECT TO ` + pgx.Identifier{tn.Group}.Sanitize() + ` USING (true)`
 	}
-	if tn.readable(t) && len(tn.Impersonators) > 0 {
+	if len(tn.Impersonators) > 0 {
+		// Every table, those hidden from tenants included: Metabase syncs
+		// with the impersonator's own account and lists only what it may
+		// SELECT; it reads no row of any until it takes a tenant's role,
+		// which then reads only what tenants read.
 		out[policyImp] = `CREATE POLICY ` + policyImp + ` ON ` + name + ` FOR SELECT TO ` + identList(tn.Impersonators) + ` USING (false)`
 	}
 	return out, nil
@@ -266,13 +270,26 @@ func (tn *Tenancy) tableTenancySQL(t *transform.TablePlan, readers []string, rls
 		}
 		stmts = append(stmts, create, `COMMENT ON POLICY `+n+` ON `+name+` IS `+quoteLiteral(policyMark(create)))
 	}
-	switch r := tn.readable(t); {
-	case r && len(granted.lacking) > 0:
-		stmts = append(stmts, `GRANT `+ReadPrivileges+` ON TABLE `+name+` TO `+identList(granted.lacking))
-	case !r && len(granted.holding) > 0:
-		stmts = append(stmts, `REVOKE ALL ON TABLE `+name+` FROM `+identList(granted.holding))
+	should := tn.tableReaders(t)
+	if grant := slices.DeleteFunc(slices.Clone(granted.lacking), func(r string) bool { return !slices.Contains(should, r) }); len(grant) > 0 {
+		stmts = append(stmts, `GRANT `+ReadPrivileges+` ON TABLE `+name+` TO `+identList(grant))
+	}
+	if revoke := slices.DeleteFunc(slices.Clone(granted.holding), func(r string) bool { return slices.Contains(should, r) }); len(revoke) > 0 {
+		stmts = append(stmts, `REVOKE ALL ON TABLE `+name+` FROM `+identList(revoke))
 	}
 	return stmts, nil
+}
+
+// tableReaders are the roles of tenantReaders that get ReadPrivileges on
+// t: the group and the impersonators on a table tenants read; on one
+// hidden from tenants, the impersonators alone (their policy gives them
+// no row: Metabase's sync lists the table, and a tenant's role, once
+// taken, is refused it).
+func (tn *Tenancy) tableReaders(t *transform.TablePlan) []string {
+	if tn.readable(t) {
+		return tn.tenantReaders()
+	}
+	return tn.Impersonators
 }
 
 // SwitchTenancySQL returns the statements that give a table just switched
@@ -287,8 +304,8 @@ func SwitchTenancySQL(live *transform.TablePlan, tn *Tenancy, readers []string) 
 	if err != nil {
 		return nil, err
 	}
-	if tn.readable(live) {
-		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+pgx.Identifier{live.Table.Schema}.Sanitize()+` TO `+identList(tn.tenantReaders()))
+	if roles := tn.tableReaders(live); len(roles) > 0 {
+		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+pgx.Identifier{live.Table.Schema}.Sanitize()+` TO `+identList(roles))
 	}
 	sync, err := SyncTenantsSQL(live, tn)
 	if err != nil {
@@ -471,16 +488,22 @@ func (s *tenancySetup) run() ([]string, error) {
 		}
 	}
 	var schemas []string
+	schemaRoles := map[string][]string{}
 	for _, t := range s.plan.Tables() {
 		if err := s.table(t); err != nil {
 			return nil, err
 		}
-		if s.tn.readable(t) && !slices.Contains(schemas, t.Table.Schema) {
-			schemas = append(schemas, t.Table.Schema)
+		for _, r := range s.tn.tableReaders(t) {
+			if !slices.Contains(schemas, t.Table.Schema) {
+				schemas = append(schemas, t.Table.Schema)
+			}
+			if !slices.Contains(schemaRoles[t.Table.Schema], r) {
+				schemaRoles[t.Table.Schema] = append(schemaRoles[t.Table.Schema], r)
+			}
 		}
 	}
 	for _, sch := range schemas {
-		lacking, err := queryStrings(s.ctx, s.tx, `SELECT r FROM unnest($1::text[]) WITH ORDINALITY u(r, i) WHERE NOT has_schema_privilege(r, $2, 'USAGE') ORDER BY i`, s.tn.tenantReaders(), sch)
+		lacking, err := queryStrings(s.ctx, s.tx, `SELECT r FROM unnest($1::text[]) WITH ORDINALITY u(r, i) WHERE NOT has_schema_privilege(r, $2, 'USAGE') ORDER BY i`, schemaRoles[sch], sch)
 		if err != nil {
 			return nil, err
 		}
