@@ -698,11 +698,7 @@ func reportSummary(r *privacyReport, failUnder bool) string {
 				none++
 			}
 		}
-		p := fmt.Sprintf("%d noised/kept pair%s checked", len(r.Noise), plural(len(r.Noise)))
-		if none > 0 {
-			p += fmt.Sprintf(" (%d with no joined row, not listed)", none)
-		}
-		parts = append(parts, p+fmt.Sprintf(", %d exposed", r.Exposed))
+		parts = append(parts, pairsChecked("noised/kept", "", len(r.Noise), none, r.Exposed))
 	}
 	if len(r.Truncation) > 0 {
 		none := 0
@@ -711,11 +707,7 @@ func reportSummary(r *privacyReport, failUnder bool) string {
 				none++
 			}
 		}
-		p := fmt.Sprintf("%d truncated/kept pair%s checked in the source", len(r.Truncation), plural(len(r.Truncation)))
-		if none > 0 {
-			p += fmt.Sprintf(" (%d with no joined row, not listed)", none)
-		}
-		parts = append(parts, p+fmt.Sprintf(", %d exposed", r.TruncationExposed))
+		parts = append(parts, pairsChecked("truncated/kept", " in the source", len(r.Truncation), none, r.TruncationExposed))
 	}
 	if r.Failed > 0 {
 		parts = append(parts, fmt.Sprintf("%d could not be measured", r.Failed))
@@ -746,4 +738,13 @@ func listOrDash(names []string) string {
 		return "-"
 	}
 	return strings.Join(names, ", ")
+}
+
+// pairsChecked is the summary's phrase for one kind of exposure pairs.
+func pairsChecked(kind, where string, n, none, exposed int) string {
+	p := fmt.Sprintf("%d %s pair%s checked%s", n, kind, plural(n), where)
+	if none > 0 {
+		p += fmt.Sprintf(" (%d with no joined row, not listed)", none)
+	}
+	return p + fmt.Sprintf(", %d exposed", exposed)
 }
