@@ -9,7 +9,7 @@ import (
 )
 
 // Attack 17: ways around "no row a where excludes reaches the replica by
-// any path" (DESIGN.md, guarantee 4) for an application user of
+// any path" (docs/architecture.md, invariants) for an application user of
 // production and for an operator writing rules in a hurry. Tests of
 // attacks that succeed fail on the code they were written against, with
 // the root cause in their message; the others guard what held.

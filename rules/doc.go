@@ -1,6 +1,6 @@
 // Package rules loads, checks and compiles pgveil's masking rules.
 //
-// A rules file is YAML (see the "Configuration contract" in DESIGN.md):
+// A rules file is YAML (docs/rules.md is the reference):
 //
 //	source:
 //	  dsn: ${SOURCE_DSN}

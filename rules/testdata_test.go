@@ -43,8 +43,9 @@ func TestGoodFiles(t *testing.T) {
 	}
 }
 
-// TestDesignExampleBuiltin parses DESIGN.md's example with the real
-// transformers, once their specs have parameters.
+// TestDesignExampleBuiltin parses the design's example rules file
+// (testdata/good/design.yaml) with the real transformers, once their
+// specs have parameters.
 func TestDesignExampleBuiltin(t *testing.T) {
 	reg := transform.Builtin()
 	for _, name := range []string{"fake", "partial", "truncate", "json", "noise"} {
