@@ -145,16 +145,7 @@ func pairSQL(p Pair, cat Catalog) (string, []any) {
 	}
 	nk, _ := cat.kind(p.Noised)
 	kk, _ := cat.kind(p.Kept)
-	kAlias := "k"
-	if p.SameRow() {
-		kAlias = "n"
-	}
-	from := pgx.Identifier{p.Noised.Schema, p.Noised.Table}.Sanitize() + " AS n"
-	position := "n.ctid::text"
-	if !p.SameRow() {
-		from += " JOIN " + pgx.Identifier{p.Kept.Schema, p.Kept.Table}.Sanitize() + " AS k ON " + joinSQL(p, cat, arg)
-		position = "n.ctid::text || k.ctid::text"
-	}
+	from, position, kAlias := joinedRows(p, cat, arg)
 	var within func(k, n string) string
 	if ratio := p.Ratio(); ratio > 0 {
 		nv := "n." + ident(p.Noised.Column) + "::numeric"
@@ -189,6 +180,19 @@ func pairSQL(p Pair, cat Catalog) (string, []any) {
 	nvExpr := "n." + ident(p.Noised.Column) + "::timestamptz"
 	kvExpr := kAlias + "." + ident(p.Kept.Column) + "::timestamptz"
 	return countSQL(kvExpr, nvExpr, position, from, within), args
+}
+
+// joinedRows is the FROM of a pair's measure: the masked (n) column's
+// table, joined to the kept (k) column's unless they share a row; the
+// expression that tells joined rows apart (position); and the alias the
+// kept column is read under.
+func joinedRows(p Pair, cat Catalog, arg func(any) string) (from, position, kAlias string) {
+	from = pgx.Identifier{p.Noised.Schema, p.Noised.Table}.Sanitize() + " AS n"
+	if p.SameRow() {
+		return from, "n.ctid::text", "n"
+	}
+	from += " JOIN " + pgx.Identifier{p.Kept.Schema, p.Kept.Table}.Sanitize() + " AS k ON " + joinSQL(p, cat, arg)
+	return from, "n.ctid::text || k.ctid::text", "k"
 }
 
 // countSQL counts the rows of from where kv and nv both hold a value,

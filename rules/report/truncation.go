@@ -294,16 +294,7 @@ func truncSQL(p TruncPair, cat Catalog, divisor int) (string, []any) {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	kAlias := "k"
-	if p.SameRow() {
-		kAlias = "n"
-	}
-	from := pgx.Identifier{p.Truncated.Schema, p.Truncated.Table}.Sanitize() + " AS n"
-	position := "n.ctid::text"
-	if !p.SameRow() {
-		from += " JOIN " + pgx.Identifier{p.Kept.Schema, p.Kept.Table}.Sanitize() + " AS k ON " + joinSQL(p.pair(), cat, arg)
-		position = "n.ctid::text || k.ctid::text"
-	}
+	from, position, kAlias := joinedRows(p.pair(), cat, arg)
 	kv := kAlias + "." + ident(p.Kept.Column)
 	nv := "n." + ident(p.Truncated.Column)
 	var width string

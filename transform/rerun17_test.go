@@ -12,7 +12,7 @@ import (
 
 // Independent rerun of issue 17 findings 3, 4, 6, 9 (variants).
 
-// medianTwoRatioError returns the median relative error of the two-ratio
+// rerun17TwoRatio returns the median relative error of the two-ratio
 // estimate x = (r1 y2 - r2 y1)/(r1 - r2) over many values.
 func rerun17TwoRatio(t *testing.T, f1, f2 func(string) float64, r1, r2 float64, integer bool) (med float64, exact int) {
 	var errs []float64
