@@ -8,8 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"pgveil/replicate/source"
 	"pgveil/rules"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -71,14 +71,14 @@ func sortedKeys(m map[string][]string) []string {
 // not nil, with the column types the running plan was built for.
 func DetectDrift(ctx context.Context, src *pgx.Conn, cfg *rules.Config, plan *transform.Plan) (*Drift, error) {
 	d := &Drift{Unruled: map[string][]string{}, Missing: map[string][]string{}, TypeChanged: map[string][]string{}}
-	all, err := source.ListTables(ctx, src)
+	all, err := schema.ListTables(ctx, src)
 	if err != nil {
 		return nil, err
 	}
-	ruled := map[transform.TableName]*rules.TableRule{}
-	names := make([]transform.TableName, len(cfg.Tables))
+	ruled := map[schema.TableName]*rules.TableRule{}
+	names := make([]schema.TableName, len(cfg.Tables))
 	for i, t := range cfg.Tables {
-		names[i] = transform.TableName{Schema: t.Schema, Name: t.Name}
+		names[i] = schema.TableName{Schema: t.Schema, Name: t.Name}
 		ruled[names[i]] = t
 	}
 	for _, n := range all {
@@ -86,7 +86,7 @@ func DetectDrift(ctx context.Context, src *pgx.Conn, cfg *rules.Config, plan *tr
 			d.NewTables = append(d.NewTables, n.QualifiedName())
 		}
 	}
-	cat, err := source.ReadCatalog(ctx, src, names)
+	cat, err := schema.ReadCatalog(ctx, src, names)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"pgveil/rules"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // atkReload is e.p.Reload(cfg).
@@ -216,7 +216,7 @@ func TestAttackLeastPrivWhereWithoutTemporary(t *testing.T) {
 	if !errors.As(err, &pe) {
 		t.Fatalf("Reload: %v, want a RulesPendingError naming GRANT TEMPORARY", err)
 	}
-	want := fmt.Sprintf("GRANT TEMPORARY ON DATABASE %s TO %s;", transform.QuoteIdent(db), role)
+	want := fmt.Sprintf("GRANT TEMPORARY ON DATABASE %s TO %s;", schema.QuoteIdent(db), role)
 	if !slices.Contains(pe.Waiting.Lines(), want) {
 		t.Fatalf("waits for %q, want %q among them", pe.Waiting.Lines(), want)
 	}

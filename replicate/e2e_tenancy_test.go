@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"pgveil/schema"
 	"strings"
 	"testing"
 
@@ -117,7 +118,7 @@ FROM orders o JOIN accounts a ON a.id = o.account_id`).Scan(&got)
 // replica, and connects as it.
 func tenantLogin(t *testing.T, e *e2e, name, role string) *pgx.Conn {
 	t.Helper()
-	if _, err := e.dst.Exec(context.Background(), `CREATE ROLE `+name+` LOGIN; GRANT `+pgx.Identifier{role}.Sanitize()+` TO `+name); err != nil {
+	if _, err := e.dst.Exec(context.Background(), `CREATE ROLE `+name+` LOGIN; GRANT `+schema.QuoteIdent(role)+` TO `+name); err != nil {
 		t.Fatalf("login for %s: %v", role, err)
 	}
 	cfg, err := pgx.ParseConfig(e.dstDSN)
@@ -215,7 +216,7 @@ INSERT INTO orders SELECT g, 1 + g % 2 FROM generate_series(1, 10) g;`, `  order
 	e.sync()
 	login := tag + "_cclogin"
 	tenantLogin(t, e, login, prefix+"1")
-	if _, err := e.dst.Exec(context.Background(), `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{db}.Sanitize()+` TO `+login); err != nil {
+	if _, err := e.dst.Exec(context.Background(), `GRANT TEMPORARY ON DATABASE `+schema.QuoteIdent(db)+` TO `+login); err != nil {
 		t.Fatal(err)
 	}
 	e.stop()

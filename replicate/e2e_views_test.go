@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"pgveil/schema"
 	"strings"
 	"testing"
 
@@ -181,7 +182,7 @@ CREATE VIEW big_stores AS SELECT store_id FROM per_store WHERE n > 10;`, `  cust
 	if err := e.dst.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.dst.Exec(ctx, `CREATE ROLE `+writer+` LOGIN; ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` OWNER TO `+writer); err != nil {
+	if _, err := e.dst.Exec(ctx, `CREATE ROLE `+writer+` LOGIN; ALTER DATABASE `+schema.QuoteIdent(db)+` OWNER TO `+writer); err != nil {
 		t.Fatal(err)
 	}
 	e.dstDSN = strings.Replace(e.dstDSN, "user=postgres", "user="+writer, 1)

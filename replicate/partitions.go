@@ -8,7 +8,7 @@ import (
 
 	"pgveil/replicate/source"
 	"pgveil/replicate/target"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // partitionWatch follows partition maintenance on the replicated
@@ -19,13 +19,13 @@ import (
 // pgveil.tables.partitions so that what happens while pgveil is stopped
 // is found at the next start too.
 type partitionWatch struct {
-	leaves    map[transform.TableName]source.Leaves
+	leaves    map[schema.TableName]source.Leaves
 	targetDSN string
 }
 
 // partitionedTables are the plan's partitioned tables.
-func partitionedTables(prep *Prepared) []transform.TableName {
-	var out []transform.TableName
+func partitionedTables(prep *Prepared) []schema.TableName {
+	var out []schema.TableName
 	for _, tp := range prep.Plan.Tables() {
 		n := tableName(tp)
 		if _, info := prep.Catalog.Table(n); info != nil && info.Partitioned {
@@ -44,8 +44,8 @@ func partitionedTables(prep *Prepared) []transform.TableName {
 // taken as consistent with its leaves now, and recorded so. It returns the
 // watch and the current leaves of the tables to be copied, in recorded
 // form.
-func newPartitionWatch(ctx context.Context, src, tgt *pgx.Conn, prep *Prepared, targetDSN string, copyAll bool, recopy map[transform.TableName]bool) (*partitionWatch, map[transform.TableName]string, error) {
-	w := &partitionWatch{leaves: map[transform.TableName]source.Leaves{}, targetDSN: targetDSN}
+func newPartitionWatch(ctx context.Context, src, tgt *pgx.Conn, prep *Prepared, targetDSN string, copyAll bool, recopy map[schema.TableName]bool) (*partitionWatch, map[schema.TableName]string, error) {
+	w := &partitionWatch{leaves: map[schema.TableName]source.Leaves{}, targetDSN: targetDSN}
 	tables := partitionedTables(prep)
 	if len(tables) == 0 {
 		return w, nil, nil
@@ -54,14 +54,14 @@ func newPartitionWatch(ctx context.Context, src, tgt *pgx.Conn, prep *Prepared, 
 	if err != nil {
 		return nil, nil, err
 	}
-	var stored map[transform.TableName]string
+	var stored map[schema.TableName]string
 	if !copyAll {
 		if stored, err = target.ReadPartitions(ctx, tgt); err != nil {
 			return nil, nil, err
 		}
 	}
-	toCopy := map[transform.TableName]string{}
-	record := map[transform.TableName]string{}
+	toCopy := map[schema.TableName]string{}
+	record := map[schema.TableName]string{}
 	for n, cur := range now {
 		if copyAll || recopy[n] {
 			w.leaves[n], toCopy[n] = cur, cur.String()
@@ -84,11 +84,11 @@ func newPartitionWatch(ctx context.Context, src, tgt *pgx.Conn, prep *Prepared, 
 // check compares the leaves with the recorded ones. It returns the tables
 // whose rows changed without being published; harmless changes (new empty
 // partitions) are recorded as they are now.
-func (w *partitionWatch) check(ctx context.Context, src *pgx.Conn, log *slog.Logger) ([]transform.TableName, error) {
+func (w *partitionWatch) check(ctx context.Context, src *pgx.Conn, log *slog.Logger) ([]schema.TableName, error) {
 	if w == nil || len(w.leaves) == 0 {
 		return nil, nil
 	}
-	tables := make([]transform.TableName, 0, len(w.leaves))
+	tables := make([]schema.TableName, 0, len(w.leaves))
 	for n := range w.leaves {
 		tables = append(tables, n)
 	}
@@ -96,8 +96,8 @@ func (w *partitionWatch) check(ctx context.Context, src *pgx.Conn, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	var diverged []transform.TableName
-	record := map[transform.TableName]string{}
+	var diverged []schema.TableName
+	record := map[schema.TableName]string{}
 	for _, n := range tables {
 		cur, ok := now[n]
 		if !ok {
@@ -123,7 +123,7 @@ func (w *partitionWatch) check(ctx context.Context, src *pgx.Conn, log *slog.Log
 	return diverged, nil
 }
 
-func (w *partitionWatch) record(ctx context.Context, leaves map[transform.TableName]string) error {
+func (w *partitionWatch) record(ctx context.Context, leaves map[schema.TableName]string) error {
 	tgt, err := connectTarget(ctx, w.targetDSN)
 	if err != nil {
 		return err

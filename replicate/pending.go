@@ -13,7 +13,7 @@ import (
 	"pgveil/replicate/source"
 	"pgveil/replicate/target"
 	"pgveil/rules"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // This file holds what makes a rule change safe under least privilege: a
@@ -83,7 +83,7 @@ type RulesPendingError struct {
 	// Held are the tables whose change waits while the rest of the
 	// change was put in force (their grants are all that is missing);
 	// empty when the whole change waits.
-	Held []transform.TableName
+	Held []schema.TableName
 	// readyNow: the rest of the change was put in force by this call.
 	readyNow bool
 }
@@ -98,7 +98,7 @@ func (e *RulesPendingError) Error() string {
 		e.Waiting.String()
 }
 
-func joinNames(ns []transform.TableName) string {
+func joinNames(ns []schema.TableName) string {
 	s := make([]string, len(ns))
 	for i, n := range ns {
 		s[i] = n.QualifiedName()
@@ -110,11 +110,11 @@ func joinNames(ns []transform.TableName) string {
 // grants, or nil when something else is missing too (the publication's
 // statements, a privilege on the database): then nothing of the change
 // can go ahead.
-func (w *Waiting) held() []transform.TableName {
+func (w *Waiting) held() []schema.TableName {
 	if w == nil || w.Publication != nil || w.Failed != "" {
 		return nil
 	}
-	var out []transform.TableName
+	var out []schema.TableName
 	for _, g := range w.Grants {
 		if len(g.Tables) == 0 {
 			return nil
@@ -125,18 +125,18 @@ func (w *Waiting) held() []transform.TableName {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b transform.TableName) int { return strings.Compare(a.QualifiedName(), b.QualifiedName()) })
+	slices.SortFunc(out, func(a, b schema.TableName) int { return strings.Compare(a.QualifiedName(), b.QualifiedName()) })
 	return out
 }
 
 // readyPart is the part of the rule change cfg that can go ahead while
 // the held tables wait: cfg, with the rules in force (old) for the held
 // tables that old names, and without the held tables that are new.
-func readyPart(old, cfg *rules.Config, held []transform.TableName) *rules.Config {
+func readyPart(old, cfg *rules.Config, held []schema.TableName) *rules.Config {
 	ready := *cfg
 	ready.Tables = nil
 	for _, t := range cfg.Tables {
-		n := transform.TableName{Schema: t.Schema, Name: t.Name}
+		n := schema.TableName{Schema: t.Schema, Name: t.Name}
 		if !slices.Contains(held, n) {
 			ready.Tables = append(ready.Tables, t)
 			continue
@@ -154,7 +154,7 @@ func readyPart(old, cfg *rules.Config, held []transform.TableName) *rules.Config
 // under changed rules, or marked for a re-copy), or nil when the target
 // holds no checkpoint yet (a first copy reads every table). Reload and
 // status ask it.
-func TablesToCopy(ctx context.Context, cfg *rules.Config, prep *Prepared) (map[transform.TableName]bool, error) {
+func TablesToCopy(ctx context.Context, cfg *rules.Config, prep *Prepared) (map[schema.TableName]bool, error) {
 	tgt, err := connectTarget(ctx, cfg.Target.DSN.Reveal())
 	if err != nil {
 		return nil, err
@@ -179,7 +179,7 @@ func TablesToCopy(ctx context.Context, cfg *rules.Config, prep *Prepared) (map[t
 // table already replicated under the same rules needs no SELECT). A
 // change that would make production's writes fail is an error
 // (*source.UnsafeError), not something to wait for.
-func Prerequisites(ctx context.Context, src *pgx.Conn, prep *Prepared, copyOnly map[transform.TableName]bool) (*Waiting, error) {
+func Prerequisites(ctx context.Context, src *pgx.Conn, prep *Prepared, copyOnly map[schema.TableName]bool) (*Waiting, error) {
 	var w Waiting
 	_, err := source.CheckPublication(ctx, src, prep.Publication, prep.Catalog)
 	var oe *source.OwnerNeededError

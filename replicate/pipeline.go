@@ -20,6 +20,7 @@ import (
 	"pgveil/replicate/target"
 	"pgveil/rules"
 	"pgveil/rules/refs"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -39,7 +40,7 @@ type Options struct {
 	Observer Observer
 	// forceResync are tables the next attempt copies again whatever
 	// their fingerprint (they missed changes).
-	forceResync map[transform.TableName]bool
+	forceResync map[schema.TableName]bool
 	// replanned: the attempt follows a schema change production made
 	// under the previous one.
 	replanned bool
@@ -58,7 +59,7 @@ type Options struct {
 // Prepared is everything checked before replication starts.
 type Prepared struct {
 	Server      *source.Server
-	Catalog     *source.Catalog
+	Catalog     *schema.Catalog
 	Plan        *transform.Plan
 	Warnings    rules.Problems
 	Publication *source.PublicationSpec
@@ -133,11 +134,11 @@ func prepare(ctx context.Context, src *pgx.Conn, cfg *rules.Config, reg *transfo
 	if err != nil {
 		return nil, err
 	}
-	names := make([]transform.TableName, len(cfg.Tables))
+	names := make([]schema.TableName, len(cfg.Tables))
 	for i, t := range cfg.Tables {
-		names[i] = transform.TableName{Schema: t.Schema, Name: t.Name}
+		names[i] = schema.TableName{Schema: t.Schema, Name: t.Name}
 	}
-	cat, err := source.ReadCatalog(ctx, src, names)
+	cat, err := schema.ReadCatalog(ctx, src, names)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +252,7 @@ type Pipeline struct {
 // pgveil's back; the next attempt starts at once and copies the tables
 // listed again.
 type schemaChange struct {
-	tables []transform.TableName
+	tables []schema.TableName
 }
 
 func (e *schemaChange) Error() string { return "the source schema changed" }
@@ -452,7 +453,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		var sc *schemaChange
 		opts.replanned = opts.replanned || errors.As(err, &sc)
 		if errors.As(err, &sc) && len(sc.tables) > 0 {
-			opts.forceResync = map[transform.TableName]bool{}
+			opts.forceResync = map[schema.TableName]bool{}
 			for _, n := range sc.tables {
 				opts.forceResync[n] = true
 			}
@@ -601,7 +602,7 @@ func runOnce(ctx context.Context, opts Options) error {
 		return fatal(err)
 	}
 	if len(opts.forceResync) > 0 {
-		marks := map[transform.TableName]string{}
+		marks := map[schema.TableName]string{}
 		for n := range opts.forceResync {
 			marks[n] = resyncRequired
 		}
@@ -710,7 +711,7 @@ func runOnce(ctx context.Context, opts Options) error {
 		}
 		// Every table is in: the foreign keys now, except on the tables
 		// the next attempt copies again.
-		skip := map[transform.TableName]bool{}
+		skip := map[schema.TableName]bool{}
 		for _, n := range rewritten {
 			skip[n] = true
 		}
@@ -740,7 +741,7 @@ func runOnce(ctx context.Context, opts Options) error {
 		}
 	}
 
-	filters := map[transform.TableName]*source.Filter{}
+	filters := map[schema.TableName]*source.Filter{}
 	var filterConn *pgx.Conn
 	for _, pt := range prep.Publication.Tables {
 		if pt.InProcessFilter == "" {
@@ -899,7 +900,7 @@ func fatalUnlessTransient(err error) error {
 // initialCopy creates the slot with an exported snapshot, copies every
 // table as of that snapshot and writes the checkpoint; it returns the
 // position the stream starts from.
-func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn.PgConn, tgt *pgx.Conn, slot slotInfo) (lsn pglogrepl.LSN, rewritten []transform.TableName, err error) {
+func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn.PgConn, tgt *pgx.Conn, slot slotInfo) (lsn pglogrepl.LSN, rewritten []schema.TableName, err error) {
 	cfg, log := opts.Config, opts.Logger
 	if slot.Exists {
 		// A slot without a checkpoint: a copy that did not finish. Its
@@ -944,7 +945,7 @@ func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn
 func TableLabels(cfg *rules.Config) []string {
 	names := make([]string, len(cfg.Tables))
 	for i, t := range cfg.Tables {
-		names[i] = transform.TableName{Schema: t.Schema, Name: t.Name}.QualifiedName()
+		names[i] = schema.TableName{Schema: t.Schema, Name: t.Name}.QualifiedName()
 	}
 	return names
 }
@@ -1158,16 +1159,16 @@ const resyncRequired = "resync-required"
 // pgveil.tables says each replica table was copied under. It returns the
 // fingerprints, the tables to copy again (none before the initial copy,
 // which copies everything), and the replica tables no rule names any more.
-func compareRules(ctx context.Context, tgt *pgx.Conn, plan *transform.Plan, keys string, copied bool) (hashes map[transform.TableName]string, resync map[transform.TableName]bool, removed []target.TableState, err error) {
-	hashes = map[transform.TableName]string{}
-	resync = map[transform.TableName]bool{}
+func compareRules(ctx context.Context, tgt *pgx.Conn, plan *transform.Plan, keys string, copied bool) (hashes map[schema.TableName]string, resync map[schema.TableName]bool, removed []target.TableState, err error) {
+	hashes = map[schema.TableName]string{}
+	resync = map[schema.TableName]bool{}
 	states, err := target.ReadTables(ctx, tgt)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	byName := map[transform.TableName]target.TableState{}
+	byName := map[schema.TableName]target.TableState{}
 	for _, st := range states {
-		byName[transform.TableName{Schema: st.Schema, Name: st.Name}] = st
+		byName[schema.TableName{Schema: st.Schema, Name: st.Name}] = st
 	}
 	for _, tp := range plan.Tables() {
 		n := tableName(tp)
@@ -1179,7 +1180,7 @@ func compareRules(ctx context.Context, tgt *pgx.Conn, plan *transform.Plan, keys
 		}
 	}
 	for _, st := range states {
-		n := transform.TableName{Schema: st.Schema, Name: st.Name}
+		n := schema.TableName{Schema: st.Schema, Name: st.Name}
 		if plan.Table(n.Schema, n.Name) == nil && st.Schema != target.StagingSchema {
 			removed = append(removed, st)
 		}
@@ -1191,7 +1192,7 @@ func compareRules(ctx context.Context, tgt *pgx.Conn, plan *transform.Plan, keys
 // what the rules no longer allow must not stay readable.
 func dropRemoved(ctx context.Context, tgt *pgx.Conn, removed []target.TableState, log *slog.Logger) error {
 	for _, st := range removed {
-		tp := &transform.TablePlan{Table: &transform.Table{Schema: st.Schema, Name: st.Name}}
+		tp := &transform.TablePlan{Table: &schema.Table{Schema: st.Schema, Name: st.Name}}
 		err := pgx.BeginFunc(ctx, tgt, func(tx pgx.Tx) error {
 			for _, q := range target.DropSQL(tp) {
 				if _, err := tx.Exec(ctx, q); err != nil {
@@ -1209,19 +1210,19 @@ func dropRemoved(ctx context.Context, tgt *pgx.Conn, removed []target.TableState
 }
 
 // unpublished returns the plan's tables the publication no longer holds.
-func unpublished(ctx context.Context, src *pgx.Conn, publication string, plan *transform.Plan) ([]transform.TableName, error) {
+func unpublished(ctx context.Context, src *pgx.Conn, publication string, plan *transform.Plan) ([]schema.TableName, error) {
 	rows, err := src.Query(ctx, `SELECT n.nspname::text, c.relname::text FROM pg_publication p
 JOIN pg_publication_rel pr ON pr.prpubid = p.oid JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE p.pubname = $1`, publication)
 	if err != nil {
 		return nil, err
 	}
-	in := map[transform.TableName]bool{}
-	var n transform.TableName
+	in := map[schema.TableName]bool{}
+	var n schema.TableName
 	if _, err := pgx.ForEachRow(rows, []any{&n.Schema, &n.Name}, func() error { in[n] = true; return nil }); err != nil {
 		return nil, err
 	}
-	var gone []transform.TableName
+	var gone []schema.TableName
 	for _, tp := range plan.Tables() {
 		if !in[tableName(tp)] {
 			gone = append(gone, tableName(tp))
@@ -1246,7 +1247,7 @@ JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdroppe
 		return nil, fmt.Errorf("reading column types: %w", err)
 	}
 	out := columnTypes{}
-	var n transform.TableName
+	var n schema.TableName
 	var col string
 	var oid, mod int64
 	_, err = pgx.ForEachRow(rows, []any{&n.Schema, &n.Name, &col, &oid, &mod}, func() error {

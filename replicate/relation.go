@@ -8,6 +8,7 @@ import (
 	"pgveil/replicate/pgoutput"
 	"pgveil/replicate/source"
 	"pgveil/replicate/target"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -15,7 +16,7 @@ import (
 // it, to the plan of its table.
 type relation struct {
 	oid   uint32
-	name  transform.TableName
+	name  schema.TableName
 	table *transform.TablePlan // nil: not replicated
 	// planIdx[i] is the index in table.Columns of the relation's column
 	// i, or -1 when the column is not replicated.
@@ -59,8 +60,8 @@ func (w *columnWarnings) warn(msg, table, column string) {
 // newRelation builds the mapping and reports what does not match the
 // plan. It never fails: a schema change must not stop replication of the
 // other columns, but it is logged (without values).
-func newRelation(m *pgoutput.Relation, lookup func(schema, name string) *transform.TablePlan, filters map[transform.TableName]*source.Filter, warnings *columnWarnings) *relation {
-	r := &relation{oid: m.OID, name: transform.TableName{Schema: m.Namespace, Name: m.Name}}
+func newRelation(m *pgoutput.Relation, lookup func(schemaName, name string) *transform.TablePlan, filters map[schema.TableName]*source.Filter, warnings *columnWarnings) *relation {
+	r := &relation{oid: m.OID, name: schema.TableName{Schema: m.Namespace, Name: m.Name}}
 	r.table = lookup(m.Namespace, m.Name)
 	if r.table == nil {
 		return r
@@ -114,17 +115,17 @@ func newRelation(m *pgoutput.Relation, lookup func(schema, name string) *transfo
 // planRow returns the tuple's values in plan column order. Unchanged
 // TOAST values and columns the relation lacks come back as Unchanged when
 // update is set; on inserts a missing column is NULL.
-func (r *relation) planRow(t pgoutput.Tuple, update bool) ([]transform.Value, error) {
+func (r *relation) planRow(t pgoutput.Tuple, update bool) ([]schema.Value, error) {
 	if len(t) != len(r.planIdx) {
 		return nil, fmt.Errorf("%s: tuple has %d columns, the relation %d", r.table.Table.QualifiedName(), len(t), len(r.planIdx))
 	}
-	row := make([]transform.Value, len(r.table.Columns))
+	row := make([]schema.Value, len(r.table.Columns))
 	for j, miss := range r.missing {
 		if miss {
 			if update {
-				row[j] = transform.Value{State: transform.Unchanged}
+				row[j] = schema.Value{State: schema.Unchanged}
 			} else {
-				row[j] = transform.SQLNull()
+				row[j] = schema.SQLNull()
 			}
 		}
 	}
@@ -135,11 +136,11 @@ func (r *relation) planRow(t pgoutput.Tuple, update bool) ([]transform.Value, er
 		}
 		switch c.Kind {
 		case pgoutput.KindText:
-			row[j] = transform.Value{Text: c.Data}
+			row[j] = schema.Value{Text: c.Data}
 		case pgoutput.KindNull:
-			row[j] = transform.SQLNull()
+			row[j] = schema.SQLNull()
 		case pgoutput.KindUnchanged:
-			row[j] = transform.Value{State: transform.Unchanged}
+			row[j] = schema.Value{State: schema.Unchanged}
 		default:
 			return nil, fmt.Errorf("%s.%s: binary tuple data was not asked for", r.table.Table.QualifiedName(), r.table.Columns[j].Column.Name)
 		}
@@ -154,8 +155,8 @@ func (r *relation) planRow(t pgoutput.Tuple, update bool) ([]transform.Value, er
 // Unchanged and Match reads it back from the source. It is never taken as
 // NULL: a where such as NOT coalesce(opt_out, false) would then let a row
 // it excludes into the replica.
-func (r *relation) filterRow(t, old pgoutput.Tuple) []transform.Value {
-	out := make([]transform.Value, len(r.filterIdx))
+func (r *relation) filterRow(t, old pgoutput.Tuple) []schema.Value {
+	out := make([]schema.Value, len(r.filterIdx))
 	for k, i := range r.filterIdx {
 		switch {
 		case i < 0 || i >= len(t):
@@ -163,25 +164,25 @@ func (r *relation) filterRow(t, old pgoutput.Tuple) []transform.Value {
 			// production): the stream restarts on such a Relation
 			// message before any change; should one get here, NULL could
 			// pass the where, and reading it back fails instead.
-			out[k] = transform.Value{State: transform.Unchanged}
+			out[k] = schema.Value{State: schema.Unchanged}
 		case t[i].Kind == pgoutput.KindNull:
-			out[k] = transform.SQLNull()
+			out[k] = schema.SQLNull()
 		case t[i].Kind == pgoutput.KindUnchanged:
 			if i < len(old) && old[i].Kind == pgoutput.KindText {
-				out[k] = transform.Value{Text: old[i].Data}
+				out[k] = schema.Value{Text: old[i].Data}
 			} else {
-				out[k] = transform.Value{State: transform.Unchanged}
+				out[k] = schema.Value{State: schema.Unchanged}
 			}
 		default:
-			out[k] = transform.Value{Text: t[i].Data}
+			out[k] = schema.Value{Text: t[i].Data}
 		}
 	}
 	return out
 }
 
 // key extracts the identity values from a masked row.
-func (r *relation) key(masked []transform.Value) []transform.Value {
-	k := make([]transform.Value, len(r.keyIdx))
+func (r *relation) key(masked []schema.Value) []schema.Value {
+	k := make([]schema.Value, len(r.keyIdx))
 	for i, j := range r.keyIdx {
 		k[i] = masked[j]
 	}

@@ -15,6 +15,7 @@ import (
 
 	"pgveil/replicate/pgoutput"
 	"pgveil/replicate/target"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -32,13 +33,13 @@ import (
 // reader sees the old table until that commit, then the new one: never a
 // half-masked table.
 type liveResync struct {
-	tables  map[transform.TableName]bool
-	staging map[transform.TableName]*transform.TablePlan
-	live    map[transform.TableName]*transform.TablePlan
-	hashes  map[transform.TableName]string
+	tables  map[schema.TableName]bool
+	staging map[schema.TableName]*transform.TablePlan
+	live    map[schema.TableName]*transform.TablePlan
+	hashes  map[schema.TableName]string
 	// leaves are the partitioned tables' leaves as the copy's snapshot
 	// found them (or before), recorded at the switch.
-	leaves  map[transform.TableName]string
+	leaves  map[schema.TableName]string
 	readers []string
 	tenancy *target.Tenancy
 	spill   *spill
@@ -50,7 +51,7 @@ type liveResync struct {
 }
 
 // covers reports whether t's changes are being captured.
-func (rs *liveResync) covers(t transform.TableName) bool { return rs != nil && rs.tables[t] }
+func (rs *liveResync) covers(t schema.TableName) bool { return rs != nil && rs.tables[t] }
 
 // capture records one message with the commit LSN of its transaction (0
 // for a Relation message, which is always replayed).
@@ -75,17 +76,17 @@ func relationRecord(data []byte, inStream bool) []byte {
 }
 
 // tableName is a plan's table name.
-func tableName(tp *transform.TablePlan) transform.TableName {
-	return transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
+func tableName(tp *transform.TablePlan) schema.TableName {
+	return schema.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
 }
 
 // startResync captures the tables' changes, exports a snapshot from a
 // temporary slot, prepares the staging tables and copies the tables into
 // them in the background. It returns before the copy ends.
-func startResync(ctx context.Context, opts Options, prep *Prepared, tables map[transform.TableName]bool, hashes, leaves map[transform.TableName]string) (*liveResync, error) {
+func startResync(ctx context.Context, opts Options, prep *Prepared, tables map[schema.TableName]bool, hashes, leaves map[schema.TableName]string) (*liveResync, error) {
 	cfg, log := opts.Config, opts.Logger
-	rs := &liveResync{tables: tables, staging: map[transform.TableName]*transform.TablePlan{},
-		live: map[transform.TableName]*transform.TablePlan{}, hashes: hashes, leaves: leaves, readers: cfg.Target.Readers,
+	rs := &liveResync{tables: tables, staging: map[schema.TableName]*transform.TablePlan{},
+		live: map[schema.TableName]*transform.TablePlan{}, hashes: hashes, leaves: leaves, readers: cfg.Target.Readers,
 		tenancy: TargetTenancy(cfg), done: make(chan error, 1), started: time.Now()}
 	var plans, staging []*transform.TablePlan
 	var names []string
@@ -136,7 +137,7 @@ func startResync(ctx context.Context, opts Options, prep *Prepared, tables map[t
 		return fail(fmt.Errorf("re-copy: consistent point: %w", err))
 	}
 	log.Info("re-copying tables whose rules changed, while the others stream", "tables", strings.Join(names, ", "), "snapshot_lsn", rs.lsn.String())
-	dest := map[transform.TableName]*transform.TablePlan{}
+	dest := map[schema.TableName]*transform.TablePlan{}
 	for n, st := range rs.staging {
 		dest[n] = st
 	}
@@ -201,8 +202,8 @@ func (s *streamer) switchIn(ctx context.Context) error {
 	// Replay with the staging tables in the plan's place.
 	rels, lookup, curLSN := s.rels, s.lookup, s.curLSN
 	s.rels = map[uint32]*relation{}
-	s.lookup = func(schema, name string) *transform.TablePlan {
-		return rs.staging[transform.TableName{Schema: schema, Name: name}]
+	s.lookup = func(schemaName, name string) *transform.TablePlan {
+		return rs.staging[schema.TableName{Schema: schemaName, Name: name}]
 	}
 	s.rs = nil
 	var dec pgoutput.Decoder

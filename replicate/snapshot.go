@@ -18,6 +18,7 @@ import (
 	"pgveil/replicate/pgcopy"
 	"pgveil/replicate/source"
 	"pgveil/replicate/target"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -54,7 +55,7 @@ type tableCopy struct {
 	plan    *transform.TablePlan // the source table and its rules
 	dest    *transform.TablePlan // where it loads
 	pub     source.PublishedTable
-	info    *source.TableInfo
+	info    *schema.TableInfo
 	chunks  chan []byte
 	left    atomic.Int32 // tasks not finished
 	rows    atomic.Int64
@@ -87,15 +88,15 @@ type snapshotter struct {
 	snapshot  string
 	plan      *transform.Plan
 	pub       *source.PublicationSpec
-	cat       *source.Catalog
+	cat       *schema.Catalog
 	obs       Observer
 	// mu guards rewritten: the tables production gave new storage to
 	// while they were copied.
 	mu        sync.Mutex
-	rewritten map[transform.TableName]bool
+	rewritten map[schema.TableName]bool
 	// dest, when set, names where each table loads (staging tables of a
 	// re-copy); otherwise tables load into their own names.
-	dest map[transform.TableName]*transform.TablePlan
+	dest map[schema.TableName]*transform.TablePlan
 	// tenancy, when set, gets the tenant roles of each copied table
 	// created after its copy.
 	tenancy *target.Tenancy
@@ -275,11 +276,11 @@ func Rewritten(ctx context.Context, conn *pgx.Conn, oid uint32) (bool, error) {
 }
 
 // noteRewritten records that table must be copied again.
-func (s *snapshotter) noteRewritten(t transform.TableName) {
+func (s *snapshotter) noteRewritten(t schema.TableName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rewritten == nil {
-		s.rewritten = map[transform.TableName]bool{}
+		s.rewritten = map[schema.TableName]bool{}
 	}
 	if !s.rewritten[t] {
 		s.rewritten[t] = true
@@ -290,14 +291,14 @@ func (s *snapshotter) noteRewritten(t transform.TableName) {
 
 // Rewritten lists the tables production rewrote during the copy: their
 // copies are not to be trusted and must be made again.
-func (s *snapshotter) Rewritten() []transform.TableName {
+func (s *snapshotter) Rewritten() []schema.TableName {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]transform.TableName, 0, len(s.rewritten))
+	out := make([]schema.TableName, 0, len(s.rewritten))
 	for t := range s.rewritten {
 		out = append(out, t)
 	}
-	slices.SortFunc(out, func(a, b transform.TableName) int { return cmp.Compare(a.QualifiedName(), b.QualifiedName()) })
+	slices.SortFunc(out, func(a, b schema.TableName) int { return cmp.Compare(a.QualifiedName(), b.QualifiedName()) })
 	return out
 }
 
@@ -306,7 +307,7 @@ func (s *snapshotter) Rewritten() []transform.TableName {
 // each table loads through one target connection, so a big table started
 // last would leave the other connections idle while it alone finishes.
 func (s *snapshotter) tasks(ctx context.Context, conn *pgx.Conn) ([]*tableCopy, []copyTask, error) {
-	pubs := map[transform.TableName]source.PublishedTable{}
+	pubs := map[schema.TableName]source.PublishedTable{}
 	for _, pt := range s.pub.Tables {
 		pubs[pt.Name] = pt
 	}
@@ -317,7 +318,7 @@ func (s *snapshotter) tasks(ctx context.Context, conn *pgx.Conn) ([]*tableCopy, 
 	var tables []*tableCopy
 	var bySize []sized
 	for _, tp := range s.plan.Tables() {
-		name := transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
+		name := schema.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
 		tc := &tableCopy{plan: tp, dest: tp, pub: pubs[name], info: s.cat.Info[name], chunks: make(chan []byte, 8)}
 		if d := s.dest[name]; d != nil {
 			tc.dest = d
@@ -369,7 +370,7 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 		}
 	}
 	q := SelectSQL(t.plan, "", append(ctid, t.plan.Where)...)
-	var masked []transform.Value
+	var masked []schema.Value
 	buf := make([]byte, 0, chunkBytes+chunkBytes/4)
 	var n int64
 	send := func() error {
@@ -389,7 +390,7 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 	}
 	name := tableName(t.plan)
 	err := InSnapshot(ctx, conn, s.snapshot, func() error {
-		err := readCopy(ctx, conn, q, func(row []transform.Value) error {
+		err := readCopy(ctx, conn, q, func(row []schema.Value) error {
 			var err error
 			if masked, err = t.plan.Mask(masked[:0], row); err != nil {
 				return &ValueError{Err: err}
@@ -425,7 +426,7 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 		// chunks: the plan no longer fits. Start again with the catalog
 		// as it is now.
 		s.log.Warn("production dropped a column or the table while it was being copied: planning again", "table", t.plan.Table.QualifiedName())
-		return &schemaChange{tables: []transform.TableName{name}}
+		return &schemaChange{tables: []schema.TableName{name}}
 	case err != nil:
 		return fmt.Errorf("%s: copying from the source: %w", t.plan.Table.QualifiedName(), err)
 	}

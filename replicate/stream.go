@@ -18,6 +18,7 @@ import (
 	"pgveil/replicate/pgoutput"
 	"pgveil/replicate/source"
 	"pgveil/replicate/target"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -94,7 +95,7 @@ type streamer struct {
 	slot        string
 	publication string
 	plan        *transform.Plan
-	filters     map[transform.TableName]*source.Filter
+	filters     map[schema.TableName]*source.Filter
 	filterConn  *pgx.Conn // a source connection for in-process filters
 	applier     *target.Applier
 	stats       *Stats
@@ -105,7 +106,7 @@ type streamer struct {
 	rels map[uint32]*relation
 	// lookup finds the plan of a source table (the plan's own, or a
 	// staging table's while a re-copy is replayed).
-	lookup func(schema, name string) *transform.TablePlan
+	lookup func(schemaName, name string) *transform.TablePlan
 	// relMsgs are the last Relation message of each relation, to rebuild
 	// the mapping when the plan changes and to seed a capture.
 	relMsgs map[uint32][]byte
@@ -564,12 +565,12 @@ func (s *streamer) rel(oid uint32) (*relation, error) {
 func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, inStream bool) error {
 	switch m := m.(type) {
 	case *pgoutput.Relation:
-		name := transform.TableName{Schema: m.Namespace, Name: m.Name}
+		name := schema.TableName{Schema: m.Namespace, Name: m.Name}
 		if !s.rs.covers(name) && s.colTypes.changed(name, m) {
 			// The values that follow no longer fit the plan: restart,
 			// which copies the table again under the new types.
 			s.log.Warn("a column's type changed in production: restarting to copy the table again with the new type",
-				"table", transform.QuoteIdent(m.Namespace)+"."+transform.QuoteIdent(m.Name))
+				"table", schema.QuoteIdent(m.Namespace)+"."+schema.QuoteIdent(m.Name))
 			return &schemaChange{}
 		}
 		if tp := s.lookup(m.Namespace, m.Name); tp != nil && !s.rs.covers(name) && !identityCoversKey(tp, m) {
@@ -579,7 +580,7 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, i
 			// again under it.
 			s.log.Warn("the table's replica identity changed in production: restarting to copy the table again under its new key",
 				"table", tp.Table.QualifiedName())
-			return &schemaChange{tables: []transform.TableName{name}}
+			return &schemaChange{tables: []schema.TableName{name}}
 		}
 		s.relMsgs[m.OID] = relationRecord(data, inStream)
 		r := s.relation(m)
@@ -590,7 +591,7 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, i
 			// no longer fits).
 			s.log.Warn("a column the table's where reads is no longer sent by the source (dropped or renamed in production?): restarting to check the where",
 				"table", r.table.Table.QualifiedName(), "column", slices.Concat(r.filter.Columns(), r.filter.Keys())[i])
-			return &schemaChange{tables: []transform.TableName{name}}
+			return &schemaChange{tables: []schema.TableName{name}}
 		}
 		if s.rs.covers(r.name) {
 			return s.rs.capture(0, data, inStream)
@@ -627,7 +628,7 @@ func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, i
 		if s.rs.covers(r.name) {
 			return s.rs.capture(s.curLSN, data, inStream)
 		}
-		var oldKey []transform.Value
+		var oldKey []schema.Value
 		if m.Old != nil {
 			old, err := s.mask(r, m.Old, false)
 			if err != nil {
@@ -723,12 +724,12 @@ func (s *streamer) applyChange(ctx context.Context, c *target.Change) error {
 }
 
 // mask masks a tuple into plan column order.
-func (s *streamer) mask(r *relation, t pgoutput.Tuple, update bool) ([]transform.Value, error) {
+func (s *streamer) mask(r *relation, t pgoutput.Tuple, update bool) ([]schema.Value, error) {
 	raw, err := r.planRow(t, update)
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.table.Mask(make([]transform.Value, 0, len(raw)), raw)
+	out, err := r.table.Mask(make([]schema.Value, 0, len(raw)), raw)
 	if err != nil {
 		return nil, &ValueError{Err: err, LSN: s.curLSN}
 	}
@@ -742,7 +743,7 @@ type deferredFilter struct {
 	r *relation
 }
 
-func (f *deferredFilter) Match(ctx context.Context, rows [][]transform.Value) ([]bool, error) {
+func (f *deferredFilter) Match(ctx context.Context, rows [][]schema.Value) ([]bool, error) {
 	res, err := f.r.filter.Match(ctx, f.s.filterConn, rows)
 	if err != nil {
 		return nil, fmt.Errorf("%s: row filter: %w", f.r.table.Table.QualifiedName(), err)
@@ -758,8 +759,8 @@ func (f *deferredFilter) Match(ctx context.Context, rows [][]transform.Value) ([
 
 // match runs the table's in-process filter on the new row's filter
 // values (relation.filterRow).
-func (s *streamer) match(ctx context.Context, r *relation, row []transform.Value) (bool, error) {
-	res, err := r.filter.Match(ctx, s.filterConn, [][]transform.Value{row})
+func (s *streamer) match(ctx context.Context, r *relation, row []schema.Value) (bool, error) {
+	res, err := r.filter.Match(ctx, s.filterConn, [][]schema.Value{row})
 	if err != nil {
 		return false, fmt.Errorf("%s: row filter: %w", r.table.Table.QualifiedName(), err)
 	}
@@ -791,11 +792,11 @@ func (e *ValueError) Unwrap() error { return e.Err }
 
 // columnTypes are the source columns' types (atttypid, atttypmod) as the
 // plan was built for them, by table and column.
-type columnTypes map[transform.TableName]map[string][2]int64
+type columnTypes map[schema.TableName]map[string][2]int64
 
 // changed reports whether a Relation message shows a column of a table
 // with another type than the plan was built for.
-func (ct columnTypes) changed(t transform.TableName, m *pgoutput.Relation) bool {
+func (ct columnTypes) changed(t schema.TableName, m *pgoutput.Relation) bool {
 	cols := ct[t]
 	for _, c := range m.Columns {
 		if want, ok := cols[c.Name]; ok && (want[0] != int64(c.TypeOID) || want[1] != int64(c.TypeMod)) {

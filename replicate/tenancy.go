@@ -8,6 +8,7 @@ import (
 
 	"pgveil/replicate/target"
 	"pgveil/rules"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -22,11 +23,11 @@ func TargetTenancy(cfg *rules.Config) *target.Tenancy {
 		Group:         cfg.Tenancy.Group,
 		Impersonators: cfg.Tenancy.Impersonators,
 		Readers:       cfg.Target.Readers,
-		Tables:        map[transform.TableName]target.TenantTable{},
+		Tables:        map[schema.TableName]target.TenantTable{},
 	}
 	for _, t := range cfg.Tables {
 		if col, shared := cfg.TenantOf(t); col != "" || shared {
-			tn.Tables[transform.TableName{Schema: t.Schema, Name: t.Name}] = target.TenantTable{Column: col, Shared: shared}
+			tn.Tables[schema.TableName{Schema: t.Schema, Name: t.Name}] = target.TenantTable{Column: col, Shared: shared}
 		}
 	}
 	return tn
@@ -61,7 +62,7 @@ func (w *tenancyWatch) check(ctx context.Context, log *slog.Logger, obs Observer
 		}
 		w.conn = c
 	}
-	var names []transform.TableName
+	var names []schema.TableName
 	for _, t := range w.plan.Tables() {
 		names = append(names, tableName(t))
 	}

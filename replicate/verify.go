@@ -13,6 +13,7 @@ import (
 
 	"pgveil/replicate/pgcopy"
 	"pgveil/replicate/target"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -97,7 +98,7 @@ func Compare(ctx context.Context, src, tgt *pgx.Conn, plan *transform.Plan) ([]T
 		keyIdx := target.KeyColumns(tp)
 		want := map[string][32]byte{}
 		srcSeen := map[string]int{}
-		err := readCopy(ctx, src, SelectSQL(tp, "", tp.Where), func(row []transform.Value) error {
+		err := readCopy(ctx, src, SelectSQL(tp, "", tp.Where), func(row []schema.Value) error {
 			masked, err := tp.Mask(nil, row)
 			if err != nil {
 				return &ValueError{Err: err}
@@ -111,7 +112,7 @@ func Compare(ctx context.Context, src, tgt *pgx.Conn, plan *transform.Plan) ([]T
 			return nil, fmt.Errorf("%s: reading the source: %w", d.Table, err)
 		}
 		tgtSeen := map[string]int{}
-		err = readCopy(ctx, tgt, SelectSQL(tp, ""), func(row []transform.Value) error {
+		err = readCopy(ctx, tgt, SelectSQL(tp, ""), func(row []schema.Value) error {
 			d.Target++
 			k, sum := dupKey(tgtSeen, rowKey(row, keyIdx)), rowSum(row)
 			w, ok := want[k]
@@ -161,7 +162,7 @@ func dupKey(seen map[string]int, k string) string {
 func SelectSQL(tp *transform.TablePlan, from string, conds ...string) string {
 	cols := make([]string, len(tp.Columns))
 	for i, c := range tp.Columns {
-		cols[i] = transform.QuoteIdent(c.Column.Name)
+		cols[i] = schema.QuoteIdent(c.Column.Name)
 	}
 	only := "ONLY "
 	if tp.Table.Partitioned {
@@ -189,7 +190,7 @@ const copyBufferBytes = 128 << 10
 
 // readCopy runs COPY (query) TO STDOUT and calls fn with each row; the
 // row's values are valid only during the call.
-func readCopy(ctx context.Context, conn *pgx.Conn, query string, fn func([]transform.Value) error) error {
+func readCopy(ctx context.Context, conn *pgx.Conn, query string, fn func([]schema.Value) error) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -204,7 +205,7 @@ func readCopy(ctx context.Context, conn *pgx.Conn, query string, fn func([]trans
 		done <- err
 	}()
 	rd := pgcopy.NewReader(pr)
-	var row []transform.Value
+	var row []schema.Value
 	var ferr error
 	for ferr == nil {
 		var err error
@@ -225,10 +226,10 @@ func readCopy(ctx context.Context, conn *pgx.Conn, query string, fn func([]trans
 	return ferr
 }
 
-func rowKey(row []transform.Value, idx []int) string {
+func rowKey(row []schema.Value, idx []int) string {
 	var b strings.Builder
 	for _, i := range idx {
-		if row[i].State == transform.Null {
+		if row[i].State == schema.Null {
 			b.WriteString("\x01")
 		} else {
 			b.WriteString("\x02")
@@ -239,10 +240,10 @@ func rowKey(row []transform.Value, idx []int) string {
 	return b.String()
 }
 
-func rowSum(row []transform.Value) [32]byte {
+func rowSum(row []schema.Value) [32]byte {
 	h := sha256.New()
 	for _, v := range row {
-		if v.State == transform.Null {
+		if v.State == schema.Null {
 			h.Write([]byte{1})
 		} else {
 			h.Write([]byte{2})

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -17,7 +18,7 @@ import (
 // the secret; reg nil is transform.Builtin(). It returns the plan and the
 // warnings; when there are errors, the plan is nil and the error is
 // Problems holding every error and warning, sorted by position.
-func (c *Config) Compile(cat transform.Catalog, keys *transform.Keys, reg *transform.Registry) (*transform.Plan, Problems, error) {
+func (c *Config) Compile(cat schema.Tables, keys *transform.Keys, reg *transform.Registry) (*transform.Plan, Problems, error) {
 	return c.compile(cat, keys, reg, false)
 }
 
@@ -27,11 +28,11 @@ func (c *Config) Compile(cat transform.Catalog, keys *transform.Keys, reg *trans
 // so it is neither published nor replicated until a rule names it; a
 // column or table the rules name that the source no longer has (dropped
 // or renamed) is a warning too, and the plan goes on without it.
-func (c *Config) CompileAllowingUnruled(cat transform.Catalog, keys *transform.Keys, reg *transform.Registry) (*transform.Plan, Problems, error) {
+func (c *Config) CompileAllowingUnruled(cat schema.Tables, keys *transform.Keys, reg *transform.Registry) (*transform.Plan, Problems, error) {
 	return c.compile(cat, keys, reg, true)
 }
 
-func (c *Config) compile(cat transform.Catalog, keys *transform.Keys, reg *transform.Registry, allowUnruled bool) (*transform.Plan, Problems, error) {
+func (c *Config) compile(cat schema.Tables, keys *transform.Keys, reg *transform.Registry, allowUnruled bool) (*transform.Plan, Problems, error) {
 	if reg == nil {
 		reg = transform.Builtin()
 	}
@@ -51,7 +52,7 @@ func (c *Config) compile(cat transform.Catalog, keys *transform.Keys, reg *trans
 		if tr == nil {
 			continue
 		}
-		tname := qualified(tr.Schema, tr.Name)
+		tname := schema.Qualified(tr.Schema, tr.Name)
 		t := cat.Lookup(tr.Schema, tr.Name)
 		if t == nil {
 			msg := "table not found in the source database"
@@ -85,12 +86,12 @@ func (c *Config) compile(cat transform.Catalog, keys *transform.Keys, reg *trans
 			if allowUnruled {
 				msg += " (dropped or renamed in production?): the replica goes on without it; remove or rename its rule"
 			}
-			add(cr.Line, cr.Col, tname, transform.QuoteIdent(cr.Name), msg, allowUnruled)
+			add(cr.Line, cr.Col, tname, schema.QuoteIdent(cr.Name), msg, allowUnruled)
 			probs[len(probs)-1].Kind = KindMissing
 		}
 		tp := &transform.TablePlan{Table: t, Where: tr.Where}
 		for _, col := range t.Columns {
-			cname := transform.QuoteIdent(col.Name)
+			cname := schema.QuoteIdent(col.Name)
 			cr := ruled[col.Name]
 			if cr == nil {
 				msg := "column has no rule; deny by default: add a rule (for example drop)"
@@ -131,7 +132,7 @@ func (c *Config) compile(cat transform.Catalog, keys *transform.Keys, reg *trans
 
 // closestColumn suggests a column of t, not already ruled, whose name is
 // within edit distance 2 of name, ignoring case.
-func closestColumn(t *transform.Table, name string, ruled map[string]*ColumnRule) string {
+func closestColumn(t *schema.Table, name string, ruled map[string]*ColumnRule) string {
 	names := make([]string, 0, len(t.Columns))
 	for _, c := range t.Columns {
 		if ruled[c.Name] == nil {
@@ -139,16 +140,16 @@ func closestColumn(t *transform.Table, name string, ruled map[string]*ColumnRule
 		}
 	}
 	if near := closest(name, names); near != "" {
-		return transform.QuoteIdent(near)
+		return schema.QuoteIdent(near)
 	}
 	return ""
 }
 
 // closestTable suggests a catalog table with the same name in another
 // schema, or one within edit distance 2 of schema.name, ignoring case.
-func closestTable(cat transform.Catalog, schema, name string) string {
+func closestTable(cat schema.Tables, schemaName, name string) string {
 	keys := make([]string, 0, len(cat))
-	byKey := make(map[string]*transform.Table, len(cat))
+	byKey := make(map[string]*schema.Table, len(cat))
 	for k, t := range cat {
 		key := k.Schema + "." + k.Name
 		keys = append(keys, key)
@@ -157,12 +158,12 @@ func closestTable(cat transform.Catalog, schema, name string) string {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if t := byKey[k]; strings.EqualFold(t.Name, name) {
-			return qualified(t.Schema, t.Name)
+			return schema.Qualified(t.Schema, t.Name)
 		}
 	}
-	if near := closest(schema+"."+name, keys); near != "" {
+	if near := closest(schemaName+"."+name, keys); near != "" {
 		t := byKey[near]
-		return qualified(t.Schema, t.Name)
+		return schema.Qualified(t.Schema, t.Name)
 	}
 	return ""
 }
@@ -216,14 +217,14 @@ func editDistance(a, b []rune, limit int) int {
 // from a new rule that names something that is not there (a typo).
 func (c *Config) Names(p Problem) bool {
 	for _, tr := range c.Tables {
-		if tr == nil || qualified(tr.Schema, tr.Name) != p.Table {
+		if tr == nil || schema.Qualified(tr.Schema, tr.Name) != p.Table {
 			continue
 		}
 		if p.Column == "" {
 			return true
 		}
 		for _, cr := range tr.Columns {
-			if cr != nil && transform.QuoteIdent(cr.Name) == p.Column {
+			if cr != nil && schema.QuoteIdent(cr.Name) == p.Column {
 				return true
 			}
 		}

@@ -6,13 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
-func testCatalog() transform.Catalog {
-	ty := transform.MustType
-	cat := transform.Catalog{}
-	cat.Add(&transform.Table{Schema: "public", Name: "customers", Columns: []transform.Column{
+func testCatalog() schema.Tables {
+	ty := schema.MustType
+	cat := schema.Tables{}
+	cat.Add(&schema.Table{Schema: "public", Name: "customers", Columns: []schema.Column{
 		{Name: "id", Type: ty("bigint"), NotNull: true, PrimaryKey: true},
 		{Name: "email", Type: ty("text"), Unique: true},
 		{Name: "full_name", Type: ty("text")},
@@ -21,13 +22,13 @@ func testCatalog() transform.Catalog {
 		{Name: "profile", Type: ty("jsonb")},
 		{Name: "created_at", Type: ty("timestamptz")},
 	}})
-	cat.Add(&transform.Table{Schema: "public", Name: "orders", Columns: []transform.Column{
+	cat.Add(&schema.Table{Schema: "public", Name: "orders", Columns: []schema.Column{
 		{Name: "id", Type: ty("bigint"), NotNull: true, PrimaryKey: true},
 		{Name: "customer_id", Type: ty("bigint")},
 		{Name: "total", Type: ty("numeric(10,2)")},
 		{Name: "code", Type: ty("varchar(8)"), Unique: true},
 	}, Generated: []string{"total_with_tax"}})
-	cat.Add(&transform.Table{Schema: "Sales", Name: "Order Items", Columns: []transform.Column{
+	cat.Add(&schema.Table{Schema: "Sales", Name: "Order Items", Columns: []schema.Column{
 		{Name: "Line", Type: ty("integer"), PrimaryKey: true},
 		{Name: "SKU", Type: ty("text")},
 	}})
@@ -125,14 +126,14 @@ func TestCompile(t *testing.T) {
 
 	// Masking: a hashed key is the same in every table (joins survive),
 	// kept values are kept, null gives NULL.
-	customer, err := tables[0].Mask(nil, []transform.Value{
-		transform.Text("42"), transform.Text("a@b.c"), transform.Text("Ann"), transform.Text("1990-02-03"),
-		transform.Text(`{"ssn": "1"}`), transform.Text("2024-01-01 00:00:00+00"),
+	customer, err := tables[0].Mask(nil, []schema.Value{
+		schema.Text("42"), schema.Text("a@b.c"), schema.Text("Ann"), schema.Text("1990-02-03"),
+		schema.Text(`{"ssn": "1"}`), schema.Text("2024-01-01 00:00:00+00"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	order, err := tables[1].Mask(nil, []transform.Value{transform.Text("7"), transform.Text("42"), transform.Text("AB123")})
+	order, err := tables[1].Mask(nil, []schema.Value{schema.Text("7"), schema.Text("42"), schema.Text("AB123")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,7 @@ func TestCompileKeysFromSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := []transform.Value{transform.Text("1"), transform.Text("2"), transform.Text("3"), transform.Text("4")}
+	row := []schema.Value{schema.Text("1"), schema.Text("2"), schema.Text("3"), schema.Text("4")}
 	a, _ := plan.Tables()[0].Mask(nil, row)
 	b, _ := byKeys.Tables()[0].Mask(nil, row)
 	if !reflect.DeepEqual(a, b) {
@@ -255,9 +256,9 @@ func TestCompileAllowingUnruledSurvivesDrops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat := transform.Catalog{}
-	cat.Add(&transform.Table{Schema: "public", Name: "t", Columns: []transform.Column{
-		{Name: "id", Type: transform.MustType("int"), PrimaryKey: true}, {Name: "added", Type: transform.MustType("text")}}})
+	cat := schema.Tables{}
+	cat.Add(&schema.Table{Schema: "public", Name: "t", Columns: []schema.Column{
+		{Name: "id", Type: schema.MustType("int"), PrimaryKey: true}, {Name: "added", Type: schema.MustType("text")}}})
 	if _, _, err := cfg.Compile(cat, nil, transform.Builtin()); err == nil {
 		t.Fatal("strict compile accepted a missing table and column")
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -41,9 +42,9 @@ func mapEnv(m map[string]string) LookupEnv {
 
 func testEnv() LookupEnv { return mapEnv(testEnvMap()) }
 
-func identity(v transform.Value) (transform.Value, error) { return v, nil }
+func identity(v schema.Value) (schema.Value, error) { return v, nil }
 
-func newIdentity(transform.Column, transform.Args, *transform.Keys, *transform.Registry) (transform.Transformer, error) {
+func newIdentity(schema.Column, transform.Args, *transform.Keys, *transform.Registry) (transform.Transformer, error) {
 	return transform.Func(identity), nil
 }
 
@@ -59,9 +60,9 @@ func testRegistry() *transform.Registry {
 		}
 		return nil
 	}
-	textOnly := func(name string) func(transform.Column, transform.Args, *transform.Keys, *transform.Registry) (transform.Transformer, error) {
-		return func(c transform.Column, _ transform.Args, _ *transform.Keys, _ *transform.Registry) (transform.Transformer, error) {
-			if c.Type.Kind != transform.KindText {
+	textOnly := func(name string) func(schema.Column, transform.Args, *transform.Keys, *transform.Registry) (transform.Transformer, error) {
+		return func(c schema.Column, _ transform.Args, _ *transform.Keys, _ *transform.Registry) (transform.Transformer, error) {
+			if c.Type.Kind != schema.KindText {
 				return nil, fmt.Errorf("%s applies to text columns, not to %s", name, c.Type)
 			}
 			return transform.Func(identity), nil
@@ -88,7 +89,7 @@ func testRegistry() *transform.Registry {
 				return nil
 			},
 			New: textOnly("fake"),
-			Warn: func(c transform.Column, a transform.Args) string {
+			Warn: func(c schema.Column, a transform.Args) string {
 				if c.Unique && !c.PrimaryKey && !a.Bool("unique", false) {
 					return "values may collide on a unique column; set unique: true"
 				}
@@ -125,8 +126,8 @@ func testRegistry() *transform.Registry {
 				}
 				return nil
 			},
-			New: func(c transform.Column, a transform.Args, _ *transform.Keys, _ *transform.Registry) (transform.Transformer, error) {
-				if a.Has("unit") && c.Type.Kind != transform.KindDate && c.Type.Kind != transform.KindTimestampTZ {
+			New: func(c schema.Column, a transform.Args, _ *transform.Keys, _ *transform.Registry) (transform.Transformer, error) {
+				if a.Has("unit") && c.Type.Kind != schema.KindDate && c.Type.Kind != schema.KindTimestampTZ {
 					return nil, fmt.Errorf("truncate to a unit applies to dates, not to %s", c.Type)
 				}
 				return transform.Func(identity), nil
@@ -189,12 +190,12 @@ func testRegistry() *transform.Registry {
 				}
 				return nil
 			},
-			New: func(c transform.Column, a transform.Args, k *transform.Keys, r *transform.Registry) (transform.Transformer, error) {
-				if c.Type.Kind != transform.KindJSON && c.Type.Kind != transform.KindJSONB {
+			New: func(c schema.Column, a transform.Args, k *transform.Keys, r *transform.Registry) (transform.Transformer, error) {
+				if c.Type.Kind != schema.KindJSON && c.Type.Kind != schema.KindJSONB {
 					return nil, fmt.Errorf("json applies to json and jsonb columns, not to %s", c.Type)
 				}
 				for _, pr := range a["paths"].([]transform.PathRule) {
-					if _, err := r.Build(pr.Rule, transform.Column{Name: c.Name + pr.Path, Type: transform.MustType("text")}, k); err != nil {
+					if _, err := r.Build(pr.Rule, schema.Column{Name: c.Name + pr.Path, Type: schema.MustType("text")}, k); err != nil {
 						return nil, &transform.PosError{Line: pr.Rule.Line, Col: pr.Rule.Col, Err: fmt.Errorf("at %s: %w", pr.Path, err)}
 					}
 				}

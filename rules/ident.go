@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"pgveil/transform"
 )
 
 // maxIdentLen is PostgreSQL's NAMEDATALEN-1: longer names are truncated.
@@ -132,9 +130,4 @@ func parseColumnName(s string) (string, error) {
 		return "", fmt.Errorf("malformed column name %q: a column name has no dot (quote it if the name holds one)", s)
 	}
 	return parts[0], nil
-}
-
-// qualified is schema.name as messages show it, quoted where SQL needs it.
-func qualified(schema, name string) string {
-	return transform.TableName{Schema: schema, Name: name}.QualifiedName()
 }

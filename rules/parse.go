@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -568,24 +569,24 @@ func (p *parser) tables(e entry) []*TableRule {
 	out := make([]*TableRule, 0, len(es))
 	first := make(map[[2]string]int, len(es))
 	for _, te := range es {
-		schema, name, err := parseTableName(te.name)
+		schemaName, name, err := parseTableName(te.name)
 		var at loc
 		if err != nil {
 			p.addf(te.key, at, "%v", err)
 		} else {
-			at.table = qualified(schema, name)
+			at.table = schema.Qualified(schemaName, name)
 		}
 		tr := p.table(te, at)
 		if err != nil || te.dup {
 			continue
 		}
-		id := [2]string{schema, name}
+		id := [2]string{schemaName, name}
 		if line, ok := first[id]; ok {
 			p.addf(te.key, at, "duplicate table (first at line %d)", line)
 			continue
 		}
 		first[id] = te.key.Line
-		tr.Schema, tr.Name, tr.Line, tr.Col = schema, name, te.key.Line, te.key.Column
+		tr.Schema, tr.Name, tr.Line, tr.Col = schemaName, name, te.key.Line, te.key.Column
 		out = append(out, tr)
 	}
 	return out
@@ -664,7 +665,7 @@ func (p *parser) columns(f entry, at loc) ([]*ColumnRule, map[string]bool) {
 		if err != nil {
 			p.addf(ce.key, at, "%v", err)
 		} else {
-			cat.column = transform.QuoteIdent(name)
+			cat.column = schema.QuoteIdent(name)
 		}
 		value, onError, eok := p.onError(ce.value, cat)
 		rule, ok := p.rule(value, ce.key, cat)

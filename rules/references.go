@@ -2,10 +2,9 @@ package rules
 
 import (
 	"fmt"
+	"pgveil/schema"
 
 	"gopkg.in/yaml.v3"
-
-	"pgveil/transform"
 )
 
 // refNone is the value of a reference that says a column is not a join.
@@ -32,7 +31,7 @@ func (p *parser) references(f entry, at loc) []*Reference {
 		if err != nil {
 			p.addf(e.key, at, "references: %v", err)
 		} else {
-			cat.column = transform.QuoteIdent(name)
+			cat.column = schema.QuoteIdent(name)
 		}
 		r, ok := p.referenceTarget(e, cat)
 		if err != nil || !ok || e.dup {
@@ -90,23 +89,23 @@ func (p *parser) checkReferences(cfg *Config) {
 		byName[[2]string{t.Schema, t.Name}] = t
 	}
 	for _, t := range cfg.Tables {
-		at := loc{table: qualified(t.Schema, t.Name)}
+		at := loc{table: schema.Qualified(t.Schema, t.Name)}
 		for _, r := range t.References {
-			at.column = transform.QuoteIdent(r.Column)
+			at.column = schema.QuoteIdent(r.Column)
 			if !p.named[t][r.Column] {
-				p.addAt(r.Line, r.Col, at, fmt.Sprintf("references names column %s, which is not in the table's columns: a reference is about a column the rules give a rule; add it to columns or fix the name", transform.QuoteIdent(r.Column)))
+				p.addAt(r.Line, r.Col, at, fmt.Sprintf("references names column %s, which is not in the table's columns: a reference is about a column the rules give a rule; add it to columns or fix the name", schema.QuoteIdent(r.Column)))
 				continue
 			}
 			if r.None {
 				continue
 			}
-			key := transform.TableName{Schema: r.Schema, Name: r.Table}.QualifiedName() + "." + transform.QuoteIdent(r.To)
+			key := schema.TableName{Schema: r.Schema, Name: r.Table}.QualifiedName() + "." + schema.QuoteIdent(r.To)
 			kt := byName[[2]string{r.Schema, r.Table}]
 			switch {
 			case kt == nil:
 				p.addAt(r.ValueLine, r.ValueCol, at, fmt.Sprintf("the key %s is in a table these rules do not replicate: add the table under tables, or write none if this column is not a join", key))
 			case !p.named[kt][r.To]:
-				p.addAt(r.ValueLine, r.ValueCol, at, fmt.Sprintf("the key %s is not in the columns of %s: name a column the rules give a rule", key, qualified(kt.Schema, kt.Name)))
+				p.addAt(r.ValueLine, r.ValueCol, at, fmt.Sprintf("the key %s is not in the columns of %s: name a column the rules give a rule", key, schema.Qualified(kt.Schema, kt.Name)))
 			case kt == t && r.To == r.Column:
 				p.addAt(r.ValueLine, r.ValueCol, at, "a column cannot refer to itself: name the key column of another table (or another column of this one), or none")
 			}

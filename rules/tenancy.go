@@ -1,12 +1,11 @@
 package rules
 
 import (
+	"pgveil/schema"
 	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
-
-	"pgveil/transform"
 )
 
 // Tenancy is the tenancy section: the replica isolates tenants with row
@@ -91,7 +90,7 @@ func (c *Config) Split() TenancySplit {
 		case shared:
 			s.Shared++
 		default:
-			s.Hidden = append(s.Hidden, qualified(t.Schema, t.Name))
+			s.Hidden = append(s.Hidden, schema.Qualified(t.Schema, t.Name))
 		}
 	}
 	return s
@@ -230,7 +229,7 @@ func (p *parser) checkTenancy(cfg *Config) {
 	if tn == nil {
 		for _, t := range cfg.Tables {
 			if t.Tenant.Line > 0 {
-				p.addAt(t.Tenant.Line, t.Tenant.Col, loc{table: qualified(t.Schema, t.Name)}, "tenant needs a tenancy section at the top of the file")
+				p.addAt(t.Tenant.Line, t.Tenant.Col, loc{table: schema.Qualified(t.Schema, t.Name)}, "tenant needs a tenancy section at the top of the file")
 			}
 		}
 		return
@@ -269,7 +268,7 @@ func (p *parser) checkTenancy(cfg *Config) {
 				continue
 			}
 		}
-		at := loc{table: qualified(t.Schema, t.Name), column: transform.QuoteIdent(col)}
+		at := loc{table: schema.Qualified(t.Schema, t.Name), column: schema.QuoteIdent(col)}
 		cr := t.column(col)
 		if cr == nil {
 			p.addAt(t.Tenant.Line, t.Tenant.Col, at, "the tenant column has no rule in this table's columns")
@@ -289,7 +288,7 @@ func (p *parser) checkTenancy(cfg *Config) {
 // catalog: each must have a canonical text form (roles are named after
 // it), and all one type, since one set of roles serves every tenant
 // table (a text "01" must not name a role that reads the bigint 1).
-func (c *Config) tenantTypeProblems(cat transform.Catalog) Problems {
+func (c *Config) tenantTypeProblems(cat schema.Tables) Problems {
 	if c.Tenancy == nil {
 		return nil
 	}
@@ -303,9 +302,9 @@ func (c *Config) tenantTypeProblems(cat transform.Catalog) Problems {
 			continue
 		}
 		typ := t.Column(col).Type
-		at := qualified(tr.Schema, tr.Name) + "." + transform.QuoteIdent(col)
+		at := schema.Qualified(tr.Schema, tr.Name) + "." + schema.QuoteIdent(col)
 		add := func(msg string) {
-			probs = append(probs, Problem{File: c.File, Line: cr.Line, Col: cr.Col, Table: qualified(tr.Schema, tr.Name), Column: transform.QuoteIdent(col), Msg: msg})
+			probs = append(probs, Problem{File: c.File, Line: cr.Line, Col: cr.Col, Table: schema.Qualified(tr.Schema, tr.Name), Column: schema.QuoteIdent(col), Msg: msg})
 		}
 		switch {
 		case !typ.CanonicalText():

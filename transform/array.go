@@ -1,5 +1,7 @@
 package transform
 
+import "pgveil/schema"
+
 // arrayTransformer applies a per-element transformer to every element of a
 // PostgreSQL array in text form ("{a,\"b c\",NULL}", "{{1,2},{3,4}}",
 // "[0:1]={x,y}"), keeping its shape; NULL elements stay NULL.
@@ -7,23 +9,23 @@ type arrayTransformer struct {
 	elem Transformer
 }
 
-func (a arrayTransformer) Transform(v Value) (Value, error) {
-	out, err := mapArray(v.Text, func(e Value) (Value, error) {
-		if e.State == Null {
+func (a arrayTransformer) Transform(v schema.Value) (schema.Value, error) {
+	out, err := mapArray(v.Text, func(e schema.Value) (schema.Value, error) {
+		if e.State == schema.Null {
 			return e, nil
 		}
 		return a.elem.Transform(e)
 	})
 	if err != nil {
-		return Value{}, err
+		return schema.Value{}, err
 	}
-	return Value{Text: out}, nil
+	return schema.Value{Text: out}, nil
 }
 
 var errArray = invalid("malformed array literal")
 
 // mapArray rewrites each element of an array literal with f.
-func mapArray(s []byte, f func(Value) (Value, error)) ([]byte, error) {
+func mapArray(s []byte, f func(schema.Value) (schema.Value, error)) ([]byte, error) {
 	out := make([]byte, 0, len(s)+len(s)/4)
 	i := 0
 	// Optional dimension decoration: [lo:hi][lo:hi]=
@@ -87,9 +89,9 @@ func mapArray(s []byte, f func(Value) (Value, error)) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			in := Value{Text: elem}
+			in := schema.Value{Text: elem}
 			if !quoted && isNullWord(elem) {
-				in = Value{State: Null}
+				in = schema.Value{State: schema.Null}
 			}
 			res, err := f(in)
 			if err != nil {
@@ -160,8 +162,8 @@ func scanArrayElem(s []byte, i int, buf []byte) ([]byte, int, bool, error) {
 }
 
 // appendArrayElem writes one element, quoting it when PostgreSQL would.
-func appendArrayElem(out []byte, v Value) []byte {
-	if v.State == Null {
+func appendArrayElem(out []byte, v schema.Value) []byte {
+	if v.State == schema.Null {
 		return append(out, "NULL"...)
 	}
 	t := v.Text

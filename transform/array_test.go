@@ -1,15 +1,16 @@
 package transform
 
 import (
+	"pgveil/schema"
 	"strings"
 	"testing"
 )
 
-func upper(v Value) (Value, error) {
-	if v.State == Null {
+func upper(v schema.Value) (schema.Value, error) {
+	if v.State == schema.Null {
 		return v, nil
 	}
-	return Value{Text: []byte(strings.ToUpper(string(v.Text)))}, nil
+	return schema.Value{Text: []byte(strings.ToUpper(string(v.Text)))}, nil
 }
 
 func TestMapArray(t *testing.T) {
@@ -50,10 +51,10 @@ func TestMapArrayRejectsMalformed(t *testing.T) {
 // What mapArray writes, PostgreSQL's array input reads back: a round trip
 // through the identity keeps every element.
 func TestMapArrayRoundTrip(t *testing.T) {
-	id := func(v Value) (Value, error) { return v, nil }
+	id := func(v schema.Value) (schema.Value, error) { return v, nil }
 	var elems []string
 	for _, e := range []string{"", " ", "NULL", "a,b", `q"q`, `b\s`, "{x}", "tab\there", "ü"} {
-		elems = append(elems, string(appendArrayElem(nil, Text(e))))
+		elems = append(elems, string(appendArrayElem(nil, schema.Text(e))))
 	}
 	in := "{" + strings.Join(elems, ",") + "}"
 	out, err := mapArray([]byte(in), id)
@@ -61,7 +62,7 @@ func TestMapArrayRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %s -> %s (%v)", in, out, err)
 	}
 	var got []string
-	_, err = mapArray(out, func(v Value) (Value, error) { got = append(got, string(v.Text)); return v, nil })
+	_, err = mapArray(out, func(v schema.Value) (schema.Value, error) { got = append(got, string(v.Text)); return v, nil })
 	if err != nil || strings.Join(got, "|") != strings.Join([]string{"", " ", "NULL", "a,b", `q"q`, `b\s`, "{x}", "tab\there", "ü"}, "|") {
 		t.Fatalf("elements: %q (%v)", got, err)
 	}
@@ -78,13 +79,13 @@ func TestArrayColumnAppliesPerElement(t *testing.T) {
 	if got := apply(t, build(t, k, "integer[]", Rule{Name: "keep"}), "{1,2}"); got != "{1,2}" {
 		t.Errorf("keep: %s", got)
 	}
-	if out, _ := build(t, k, "integer[]", Rule{Name: "null"}).Transform(Text("{1,2}")); out.State != Null {
+	if out, _ := build(t, k, "integer[]", Rule{Name: "null"}).Transform(schema.Text("{1,2}")); out.State != schema.Null {
 		t.Errorf("null: %v", out)
 	}
 	if !IsDrop(build(t, k, "integer[]", Rule{Name: "drop"})) {
 		t.Error("drop on an array is not a drop")
 	}
-	if _, err := tr.Transform(Text("{1,x}")); err == nil || strings.Contains(err.Error(), "x") && !strings.Contains(err.Error(), "valid") {
+	if _, err := tr.Transform(schema.Text("{1,x}")); err == nil || strings.Contains(err.Error(), "x") && !strings.Contains(err.Error(), "valid") {
 		t.Errorf("bad element: %v", err)
 	}
 }

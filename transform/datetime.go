@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"pgveil/schema"
 	"strconv"
 	"time"
 )
@@ -251,9 +252,9 @@ var (
 // clampPGTime keeps the wall-clock time tt within the range of its type;
 // offset is the timestamptz offset it is written with ("+05:30", "Z", or
 // empty), which moves the range of wall-clock times by as much.
-func clampPGTime(tt time.Time, kind Kind, offset []byte) time.Time {
+func clampPGTime(tt time.Time, kind schema.Kind, offset []byte) time.Time {
 	lo, hi := pgMinTime, pgMaxTimestmp
-	if kind == KindDate {
+	if kind == schema.KindDate {
 		hi = pgMaxDate
 	}
 	if off := offsetSeconds(offset); off != 0 {
@@ -286,7 +287,9 @@ func offsetSeconds(off []byte) int {
 	return secs
 }
 
-func isDateKind(k Kind) bool { return k == KindDate || k == KindTimestamp || k == KindTimestampTZ }
+func isDateKind(k schema.Kind) bool {
+	return k == schema.KindDate || k == schema.KindTimestamp || k == schema.KindTimestampTZ
+}
 
 // truncated returns t cut down to the start of its year, month, day, hour
 // or minute.

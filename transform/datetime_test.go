@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"pgveil/schema"
 	"testing"
 	"time"
 )
@@ -172,26 +173,26 @@ func TestClampPGTime(t *testing.T) {
 	tests := []struct {
 		name   string
 		in     time.Time
-		kind   Kind
+		kind   schema.Kind
 		offset string
 		want   time.Time
 	}{
-		{"inside", time.Date(2024, 3, 15, 0, 0, 0, 0, time.UTC), KindDate, "", time.Date(2024, 3, 15, 0, 0, 0, 0, time.UTC)},
-		{"min date kept", minT, KindDate, "", minT},
-		{"below min date", minT.AddDate(0, 0, -1), KindDate, "", minT},
-		{"max date kept", maxD, KindDate, "", maxD},
-		{"above max date", maxD.AddDate(0, 0, 1), KindDate, "", maxD},
-		{"date above timestamp max is fine", maxTS.AddDate(1, 0, 0), KindDate, "", maxTS.AddDate(1, 0, 0)},
-		{"above max timestamp", maxTS.Add(hour), KindTimestamp, "", maxTS},
-		{"below min timestamp", minT.Add(-hour), KindTimestamp, "", minT},
-		{"max timestamp kept", maxTS, KindTimestamp, "", maxTS},
+		{"inside", time.Date(2024, 3, 15, 0, 0, 0, 0, time.UTC), schema.KindDate, "", time.Date(2024, 3, 15, 0, 0, 0, 0, time.UTC)},
+		{"min date kept", minT, schema.KindDate, "", minT},
+		{"below min date", minT.AddDate(0, 0, -1), schema.KindDate, "", minT},
+		{"max date kept", maxD, schema.KindDate, "", maxD},
+		{"above max date", maxD.AddDate(0, 0, 1), schema.KindDate, "", maxD},
+		{"date above timestamp max is fine", maxTS.AddDate(1, 0, 0), schema.KindDate, "", maxTS.AddDate(1, 0, 0)},
+		{"above max timestamp", maxTS.Add(hour), schema.KindTimestamp, "", maxTS},
+		{"below min timestamp", minT.Add(-hour), schema.KindTimestamp, "", minT},
+		{"max timestamp kept", maxTS, schema.KindTimestamp, "", maxTS},
 		// timestamptz: the limits hold for the UTC instant.
-		{"tz max in -05", maxTS, KindTimestampTZ, "-05", maxTS.Add(-5 * hour)},
-		{"tz in range in +05:30", maxTS.Add(5 * hour), KindTimestampTZ, "+05:30", maxTS.Add(5 * hour)},
-		{"tz above max in +05:30", maxTS.Add(6 * hour), KindTimestampTZ, "+05:30", maxTS.Add(5*hour + 30*time.Minute)},
-		{"tz min in +05:53:28", minT, KindTimestampTZ, "+05:53:28", minT.Add(5*hour + 53*time.Minute + 28*time.Second)},
-		{"tz min in -03 kept", minT.Add(-3 * hour), KindTimestampTZ, "-03", minT.Add(-3 * hour)},
-		{"tz Z", maxTS.Add(hour), KindTimestampTZ, "Z", maxTS},
+		{"tz max in -05", maxTS, schema.KindTimestampTZ, "-05", maxTS.Add(-5 * hour)},
+		{"tz in range in +05:30", maxTS.Add(5 * hour), schema.KindTimestampTZ, "+05:30", maxTS.Add(5 * hour)},
+		{"tz above max in +05:30", maxTS.Add(6 * hour), schema.KindTimestampTZ, "+05:30", maxTS.Add(5*hour + 30*time.Minute)},
+		{"tz min in +05:53:28", minT, schema.KindTimestampTZ, "+05:53:28", minT.Add(5*hour + 53*time.Minute + 28*time.Second)},
+		{"tz min in -03 kept", minT.Add(-3 * hour), schema.KindTimestampTZ, "-03", minT.Add(-3 * hour)},
+		{"tz Z", maxTS.Add(hour), schema.KindTimestampTZ, "Z", maxTS},
 	}
 	for _, tt := range tests {
 		if got := clampPGTime(tt.in, tt.kind, []byte(tt.offset)); !got.Equal(tt.want) {

@@ -1,6 +1,9 @@
 package transform
 
-import "errors"
+import (
+	"errors"
+	"pgveil/schema"
+)
 
 // drop leaves the column out of the publication and the replica, so its
 // bytes never leave production; inside json it removes the key.
@@ -8,8 +11,8 @@ type drop struct{}
 
 func (drop) drops() {}
 
-func (drop) Transform(Value) (Value, error) {
-	return Value{}, errors.New("a dropped column has no value")
+func (drop) Transform(schema.Value) (schema.Value, error) {
+	return schema.Value{}, errors.New("a dropped column has no value")
 }
 
 func dropSpec() *Spec {
@@ -17,7 +20,7 @@ func dropSpec() *Spec {
 		Name:       "drop",
 		Doc:        "Leaves the column out of the publication and the replica; in json, removes the key.",
 		WholeValue: true,
-		New: func(Column, Args, *Keys, *Registry) (Transformer, error) {
+		New: func(schema.Column, Args, *Keys, *Registry) (Transformer, error) {
 			return drop{}, nil
 		},
 	}

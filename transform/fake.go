@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"pgveil/schema"
 	"slices"
 	"strings"
 	"sync"
@@ -38,7 +39,7 @@ type fake struct {
 	unique      bool
 	length      int // varchar(n): cut to n characters; 0 unlimited
 	blankPadded bool
-	typ         Type
+	typ         schema.Type
 	fakers      *sync.Pool
 }
 
@@ -46,7 +47,7 @@ type fake struct {
 type fakeKind struct {
 	gen func(f *gofakeit.Faker) string
 	// types the kind may be written into besides text.
-	also []Kind
+	also []schema.Kind
 	// uniqueOK: a unique tag can be added without breaking the format.
 	uniqueOK bool
 }
@@ -68,8 +69,8 @@ func fakeKinds() map[string]fakeKind {
 		"company":       {gen: (*gofakeit.Faker).Company},
 		"job_title":     {gen: (*gofakeit.Faker).JobTitle},
 		"username":      {gen: (*gofakeit.Faker).Username, uniqueOK: true},
-		"ipv4":          {gen: (*gofakeit.Faker).IPv4Address, also: []Kind{KindInet}},
-		"ipv6":          {gen: (*gofakeit.Faker).IPv6Address, also: []Kind{KindInet}},
+		"ipv4":          {gen: (*gofakeit.Faker).IPv4Address, also: []schema.Kind{schema.KindInet}},
+		"ipv6":          {gen: (*gofakeit.Faker).IPv6Address, also: []schema.Kind{schema.KindInet}},
 		"iban":          {gen: fakeIBAN},
 		"credit_card":   {gen: fakeCard},
 		"ssn":           {gen: (*gofakeit.Faker).SSN},
@@ -77,7 +78,7 @@ func fakeKinds() map[string]fakeKind {
 		"word":          {gen: (*gofakeit.Faker).Word},
 		"sentence":      {gen: func(f *gofakeit.Faker) string { return f.Sentence() }},
 		"paragraph":     {gen: func(f *gofakeit.Faker) string { return f.Paragraph() }},
-		"date_of_birth": {gen: fakeBirthDate, also: []Kind{KindDate, KindTimestamp, KindTimestampTZ}},
+		"date_of_birth": {gen: fakeBirthDate, also: []schema.Kind{schema.KindDate, schema.KindTimestamp, schema.KindTimestampTZ}},
 	}
 	// The most used kinds draw from word lists looked up once: the same
 	// outputs, faster.
@@ -135,7 +136,7 @@ func fakeSpec() *Spec {
 			return nil
 		},
 		New: newFake,
-		Warn: func(c Column, a Args) string {
+		Warn: func(c schema.Column, a Args) string {
 			if c.Unique && !c.PrimaryKey && !a.Bool("unique", false) {
 				return "values may collide on a unique column; set unique: true (email, username, url) or use hash"
 			}
@@ -144,11 +145,11 @@ func fakeSpec() *Spec {
 	}
 }
 
-func newFake(c Column, a Args, k *Keys, _ *Registry) (Transformer, error) {
+func newFake(c schema.Column, a Args, k *Keys, _ *Registry) (Transformer, error) {
 	name := a.String("kind", "")
 	kind := fakeKinds()[name]
 	t := c.Type
-	if t.Kind != KindText && !slices.Contains(kind.also, t.Kind) {
+	if t.Kind != schema.KindText && !slices.Contains(kind.also, t.Kind) {
 		return nil, fmt.Errorf("fake %s does not fit a %s column", name, t)
 	}
 	keepDomain, unique := a.Bool("keep_domain", false), a.Bool("unique", false)
@@ -168,7 +169,7 @@ func newFake(c Column, a Args, k *Keys, _ *Registry) (Transformer, error) {
 	return f, nil
 }
 
-func (f *fake) Transform(v Value) (Value, error) {
+func (f *fake) Transform(v schema.Value) (schema.Value, error) {
 	in := v.Text
 	if f.blankPadded {
 		in = bytes.TrimRight(in, " ")
@@ -189,7 +190,7 @@ func (f *fake) Transform(v Value) (Value, error) {
 		}
 	}
 	f.fakers.Put(fk)
-	return Value{Text: out}, nil
+	return schema.Value{Text: out}, nil
 }
 
 // fakeSeed returns the keyed hash that seeds fakes of one kind and set of
@@ -291,11 +292,11 @@ func fakeBirthDate(f *gofakeit.Faker) string {
 	return first.AddDate(0, 0, f.IntN(span)).Format(time.DateOnly)
 }
 
-func formatBirthDate(s string, k Kind) string {
+func formatBirthDate(s string, k schema.Kind) string {
 	switch k {
-	case KindTimestamp:
+	case schema.KindTimestamp:
 		return s + " 00:00:00"
-	case KindTimestampTZ:
+	case schema.KindTimestampTZ:
 		return s + " 00:00:00+00"
 	}
 	return s

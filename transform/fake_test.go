@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
+	"pgveil/schema"
 	"regexp"
 	"strings"
 	"sync"
@@ -198,7 +199,7 @@ func TestFakeUnique(t *testing.T) {
 		{"char(40)", Args{"kind": "url", "unique": true}},
 	} {
 		tr := fakeOf(t, k, tt.typ, tt.args)
-		n := MustType(tt.typ).Length
+		n := schema.MustType(tt.typ).Length
 		seen := map[string]string{}
 		for i := range 2000 {
 			// Inputs that share a domain, as on a real users table.
@@ -213,7 +214,7 @@ func TestFakeUnique(t *testing.T) {
 			seen[got] = in
 			// The tag survives whole, whatever the column's length.
 			in2 := in
-			if MustType(tt.typ).Name == "character" {
+			if schema.MustType(tt.typ).Name == "character" {
 				in2 = strings.TrimRight(in, " ")
 			}
 			if tag := string(uniqueTag(k.fakeSeed(tt.args.String("kind", ""), tt.args.Bool("keep_domain", false), true).sum([]byte(in2)))); !strings.Contains(got, tag) {
@@ -309,7 +310,7 @@ func TestFakeDateOfBirth(t *testing.T) {
 			if err != nil {
 				t.Fatalf("date_of_birth on %s = %q: %v", tt.typ, got, err)
 			}
-			if _, err := checkLiteral(MustType(tt.typ), got); err != nil {
+			if _, err := checkLiteral(schema.MustType(tt.typ), got); err != nil {
 				t.Fatalf("date_of_birth on %s = %q: %v", tt.typ, got, err)
 			}
 			if d.Before(first) || d.After(last) || d.Hour() != 0 || d.Minute() != 0 {
@@ -322,7 +323,7 @@ func TestFakeDateOfBirth(t *testing.T) {
 		}
 	}
 	// The edges of the range.
-	if got := formatBirthDate("1940-01-01", KindTimestampTZ); got != "1940-01-01 00:00:00+00" {
+	if got := formatBirthDate("1940-01-01", schema.KindTimestampTZ); got != "1940-01-01 00:00:00+00" {
 		t.Errorf("formatBirthDate = %q", got)
 	}
 }
@@ -443,7 +444,7 @@ func TestFakeConcurrent(t *testing.T) {
 			for round := range 20 {
 				for i := range want {
 					j := (i + round) % len(want)
-					out, err := tr.Transform(Text(fmt.Sprint(j)))
+					out, err := tr.Transform(schema.Text(fmt.Sprint(j)))
 					if err != nil || out.String() != want[j] {
 						errs <- fmt.Sprintf("%d: %q, want %q", j, out, want[j])
 						return
@@ -521,7 +522,7 @@ func TestFakeNeverLeaks(t *testing.T) {
 func BenchmarkFakeEmail(b *testing.B) {
 	k := testKeys(b, testSecret)
 	tr := fakeOf(b, k, "text", Args{"kind": "email"})
-	in := Text("alice.martin@example.com")
+	in := schema.Text("alice.martin@example.com")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tr.Transform(in); err != nil {
@@ -533,7 +534,7 @@ func BenchmarkFakeEmail(b *testing.B) {
 func BenchmarkFakeName(b *testing.B) {
 	k := testKeys(b, testSecret)
 	tr := fakeOf(b, k, "text", Args{"kind": "name"})
-	in := Text("Alice Martin")
+	in := schema.Text("Alice Martin")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tr.Transform(in); err != nil {
@@ -570,7 +571,7 @@ func TestFakeNeverReturnsInput(t *testing.T) {
 
 func TestFakeWarnsOnUniqueColumn(t *testing.T) {
 	r := Builtin()
-	col := Column{Name: "email", Type: MustType("text"), Unique: true}
+	col := schema.Column{Name: "email", Type: schema.MustType("text"), Unique: true}
 	if w := r.Warning(Rule{Name: "fake", Args: Args{"kind": "email"}}, col); !strings.Contains(w, "set unique: true") {
 		t.Errorf("warning %q", w)
 	}

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"math/rand/v2"
+	"pgveil/schema"
 	"testing"
 
 	"github.com/brianvoe/gofakeit/v7"
@@ -59,7 +60,7 @@ func TestFakeWordsAreGofakeits(t *testing.T) {
 func BenchmarkFakeAddress(b *testing.B) {
 	k := testKeys(b, testSecret)
 	tr := build(b, k, "text", Rule{Name: "fake", Args: Args{"kind": "address"}})
-	in := Text("12 rue de la Paix, 75002 Paris")
+	in := schema.Text("12 rue de la Paix, 75002 Paris")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tr.Transform(in); err != nil {

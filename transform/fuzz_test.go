@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"pgveil/schema"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ var fuzzTypes = []string{"text", "varchar(5)", "char(4)", "smallint", "integer",
 type built struct {
 	name  string
 	t     Transformer
-	kind  Kind
+	kind  schema.Kind
 	array bool
 }
 
@@ -49,11 +50,11 @@ func allBuilt(t testing.TB, k *Keys) []built {
 	r := Builtin()
 	for _, typ := range fuzzTypes {
 		for _, rule := range fuzzRules() {
-			tr, err := r.Build(rule, Column{Table: "public.t", Name: "c", Type: MustType(typ)}, k)
+			tr, err := r.Build(rule, schema.Column{Table: "public.t", Name: "c", Type: schema.MustType(typ)}, k)
 			if err != nil || IsDrop(tr) {
 				continue
 			}
-			ct := MustType(typ)
+			ct := schema.MustType(typ)
 			out = append(out, built{name: rule.Name + " on " + typ, t: tr, kind: ct.Kind, array: ct.IsArray()})
 		}
 	}
@@ -87,7 +88,7 @@ func FuzzTransformers(f *testing.F) {
 }
 
 func checkTransform(t *testing.T, b built, in string) {
-	out, err := b.t.Transform(Text(in))
+	out, err := b.t.Transform(schema.Text(in))
 	if err != nil {
 		if len(in) >= 16 && strings.Contains(err.Error(), in) {
 			t.Fatalf("%s: error repeats the input: %v", b.name, err)
@@ -98,7 +99,7 @@ func checkTransform(t *testing.T, b built, in string) {
 		}
 		return
 	}
-	again, err := b.t.Transform(Text(in))
+	again, err := b.t.Transform(schema.Text(in))
 	if err != nil || again.String() != out.String() || again.State != out.State {
 		t.Fatalf("%s: not deterministic", b.name)
 	}
@@ -106,7 +107,7 @@ func checkTransform(t *testing.T, b built, in string) {
 		t.Fatalf("%s: invalid UTF-8 output", b.name)
 	}
 	// hash and fake never hand back a non-trivial text input unchanged.
-	if (strings.HasPrefix(b.name, "hash on ") || strings.HasPrefix(b.name, "fake on ")) && b.kind == KindText && !b.array &&
+	if (strings.HasPrefix(b.name, "hash on ") || strings.HasPrefix(b.name, "fake on ")) && b.kind == schema.KindText && !b.array &&
 		strings.TrimSpace(in) != "" && out.String() == in {
 		t.Fatalf("%s: returned its input", b.name)
 	}
@@ -144,12 +145,12 @@ func TestDeterminismAcrossBuilds(t *testing.T) {
 	c := allBuilt(t, testKeys(t, "another secret, also 32 bytes long"))
 	for i := range a {
 		for _, in := range fuzzSeeds {
-			x, errA := a[i].t.Transform(Text(in))
-			y, errB := b[i].t.Transform(Text(in))
+			x, errA := a[i].t.Transform(schema.Text(in))
+			y, errB := b[i].t.Transform(schema.Text(in))
 			if (errA == nil) != (errB == nil) || x.String() != y.String() {
 				t.Fatalf("%s on %q: two builds disagree", a[i].name, in)
 			}
-			z, errC := c[i].t.Transform(Text(in))
+			z, errC := c[i].t.Transform(schema.Text(in))
 			name := a[i].name
 			keyed := (strings.HasPrefix(name, "hash on text") || strings.HasPrefix(name, "fake on text") || strings.HasPrefix(name, "hash on bigint")) && !strings.HasSuffix(name, "[]")
 			if keyed && errA == nil && errC == nil && in != "" && x.String() == z.String() {

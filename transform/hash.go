@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"pgveil/schema"
 	"strconv"
 )
 
@@ -35,12 +36,12 @@ func hashSpec() *Spec {
 // (64 bits: a collision among a billion rows has odds of about 1 in 40).
 const minUniqueHashLen = 16
 
-func newHash(c Column, _ Args, k *Keys, _ *Registry) (Transformer, error) {
+func newHash(c schema.Column, _ Args, k *Keys, _ *Registry) (Transformer, error) {
 	t := c.Type
 	switch t.Kind {
-	case KindInt:
+	case schema.KindInt:
 		return hashInt{keys: k, bits: t.Bits}, nil
-	case KindNumeric:
+	case schema.KindNumeric:
 		h := hashNumeric{keys: k, precision: t.Precision, scale: t.Scale}
 		if p := t.Precision; p > 0 && p <= 18 {
 			tw := tweakDecimal | uint64(p)<<8 | uint64(t.Scale)<<16 | 1<<24
@@ -48,31 +49,31 @@ func newHash(c Column, _ Args, k *Keys, _ *Registry) (Transformer, error) {
 			h.neg = newPRP(k.perm, tw|1<<25, pow10[p]-1)
 		}
 		return h, nil
-	case KindUUID:
+	case schema.KindUUID:
 		return hashUUID{keys: k}, nil
-	case KindText:
+	case schema.KindText:
 		if t.Length > 0 && t.Length < minUniqueHashLen && (c.PrimaryKey || c.Unique) {
 			return nil, fmt.Errorf("%s is too short for a unique hash: hashed keys need at least %d characters", t, minUniqueHashLen)
 		}
 		return hashText{keys: k, length: t.Length, blankPadded: t.Name == "character"}, nil
-	case KindBytea:
+	case schema.KindBytea:
 		return hashBytea{keys: k}, nil
 	}
 	return nil, fmt.Errorf("hash does not apply to %s columns; use %s", t, suggestFor(t))
 }
 
 // suggestFor names the transformers that fit a type, for error messages.
-func suggestFor(t Type) string {
+func suggestFor(t schema.Type) string {
 	switch t.Kind {
-	case KindFloat:
+	case schema.KindFloat:
 		return "noise, truncate or redact"
-	case KindDate, KindTimestamp, KindTimestampTZ:
+	case schema.KindDate, schema.KindTimestamp, schema.KindTimestampTZ:
 		return "truncate, noise or fake: date_of_birth"
-	case KindJSON, KindJSONB:
+	case schema.KindJSON, schema.KindJSONB:
 		return "json (with hash at the paths that hold keys)"
-	case KindInet:
+	case schema.KindInet:
 		return "fake: ipv4, redact or null"
-	case KindBool:
+	case schema.KindBool:
 		return "keep, redact or null"
 	}
 	return "keep, redact, null or drop"
@@ -83,13 +84,13 @@ type hashInt struct {
 	bits int
 }
 
-func (h hashInt) Transform(v Value) (Value, error) {
+func (h hashInt) Transform(v schema.Value) (schema.Value, error) {
 	x, err := parseInt(v.Text, h.bits)
 	if err != nil {
-		return Value{}, err
+		return schema.Value{}, err
 	}
 	y := h.keys.ints.permuteInt64(x)
-	return Value{Text: strconv.AppendInt(make([]byte, 0, 20), y, 10)}, nil
+	return schema.Value{Text: strconv.AppendInt(make([]byte, 0, 20), y, 10)}, nil
 }
 
 type hashNumeric struct {
@@ -100,10 +101,10 @@ type hashNumeric struct {
 	pos, neg prp
 }
 
-func (h hashNumeric) Transform(v Value) (Value, error) {
+func (h hashNumeric) Transform(v schema.Value) (schema.Value, error) {
 	d, err := parseDecimal(v.Text)
 	if err != nil {
-		return Value{}, err
+		return schema.Value{}, err
 	}
 	if d.nan || d.inf {
 		return v, nil // carries no information
@@ -120,7 +121,7 @@ func (h hashNumeric) Transform(v Value) (Value, error) {
 		if d.neg {
 			x = -x
 		}
-		return Value{Text: strconv.AppendInt(nil, h.keys.ints.permuteInt64(x), 10)}, nil
+		return schema.Value{Text: strconv.AppendInt(nil, h.keys.ints.permuteInt64(x), 10)}, nil
 	}
 	n := len(d.digits)
 	if small {
@@ -138,15 +139,15 @@ func (h hashNumeric) Transform(v Value) (Value, error) {
 				break
 			}
 		}
-		return Value{Text: appendScaled(nil, d.neg, y+lo, d.scale)}, nil
+		return schema.Value{Text: appendScaled(nil, d.neg, y+lo, d.scale)}, nil
 	}
-	return Value{Text: h.wide(d, n, d.scale)}, nil
+	return schema.Value{Text: h.wide(d, n, d.scale)}, nil
 }
 
 // constrained permutes the unscaled values of numeric(p,s), keeping the sign.
-func (h hashNumeric) constrained(d decimal) (Value, error) {
+func (h hashNumeric) constrained(d decimal) (schema.Value, error) {
 	if d.intDigits() > h.precision-h.scale {
-		return Value{}, invalid("numeric value does not fit the column's precision")
+		return schema.Value{}, invalid("numeric value does not fit the column's precision")
 	}
 	// Bring the value to the column's scale (PostgreSQL sends exactly s).
 	for d.scale < h.scale {
@@ -161,7 +162,7 @@ func (h hashNumeric) constrained(d decimal) (Value, error) {
 		}
 	}
 	if h.precision > 18 {
-		return Value{Text: h.wide(d, h.precision, h.scale)}, nil
+		return schema.Value{Text: h.wide(d, h.precision, h.scale)}, nil
 	}
 	// Non-negative values permute [0, 10^p); negative ones permute
 	// [1, 10^p) among themselves, so a value keeps its sign and never
@@ -169,10 +170,10 @@ func (h hashNumeric) constrained(d decimal) (Value, error) {
 	u, _ := d.unscaled()
 	if d.neg {
 		y := 1 + h.neg.permute(u-1)
-		return Value{Text: appendScaled(nil, true, y, h.scale)}, nil
+		return schema.Value{Text: appendScaled(nil, true, y, h.scale)}, nil
 	}
 	y := h.pos.permute(u)
-	return Value{Text: appendScaled(nil, false, y, h.scale)}, nil
+	return schema.Value{Text: appendScaled(nil, false, y, h.scale)}, nil
 }
 
 // wide hashes numbers of more than 18 digits into n digits with the given
@@ -196,15 +197,15 @@ func (h hashNumeric) wide(d decimal, n, scale int) []byte {
 
 type hashUUID struct{ keys *Keys }
 
-func (h hashUUID) Transform(v Value) (Value, error) {
+func (h hashUUID) Transform(v schema.Value) (schema.Value, error) {
 	var u [16]byte
 	if !parseUUID(v.Text, &u) {
-		return Value{}, invalid("not a valid uuid")
+		return schema.Value{}, invalid("not a valid uuid")
 	}
 	hi, lo := h.keys.uuids.permute(binary.BigEndian.Uint64(u[:8]), binary.BigEndian.Uint64(u[8:]))
 	binary.BigEndian.PutUint64(u[:8], hi)
 	binary.BigEndian.PutUint64(u[8:], lo)
-	return Value{Text: appendUUID(make([]byte, 0, 36), u)}, nil
+	return schema.Value{Text: appendUUID(make([]byte, 0, 36), u)}, nil
 }
 
 // parseUUID accepts the forms PostgreSQL's uuid input accepts most often:
@@ -271,7 +272,7 @@ type hashText struct {
 // hashTextLen is the length of a text hash: 32 hex digits, 128 bits.
 const hashTextLen = 32
 
-func (h hashText) Transform(v Value) (Value, error) {
+func (h hashText) Transform(v schema.Value) (schema.Value, error) {
 	in := v.Text
 	if h.blankPadded {
 		for len(in) > 0 && in[len(in)-1] == ' ' {
@@ -285,21 +286,21 @@ func (h hashText) Transform(v Value) (Value, error) {
 	}
 	out := make([]byte, hashTextLen)
 	hex.Encode(out, sum[:hashTextLen/2])
-	return Value{Text: out[:n]}, nil
+	return schema.Value{Text: out[:n]}, nil
 }
 
 type hashBytea struct{ keys *Keys }
 
-func (h hashBytea) Transform(v Value) (Value, error) {
+func (h hashBytea) Transform(v schema.Value) (schema.Value, error) {
 	raw, err := decodeBytea(v.Text)
 	if err != nil {
-		return Value{}, err
+		return schema.Value{}, err
 	}
 	sum := h.keys.hash.sum(raw)
 	out := make([]byte, 2+2*len(sum))
 	out[0], out[1] = '\\', 'x'
 	hex.Encode(out[2:], sum[:])
-	return Value{Text: out}, nil
+	return schema.Value{Text: out}, nil
 }
 
 // decodeBytea decodes bytea's hex output format (\x0a1b...).

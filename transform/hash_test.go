@@ -3,6 +3,7 @@ package transform
 import (
 	"fmt"
 	"math"
+	"pgveil/schema"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,10 +193,10 @@ func TestHashErrors(t *testing.T) {
 		{"date", "truncate, noise or fake: date_of_birth"},
 		{"jsonb", "json (with hash"},
 	} {
-		_, err := reg.Build(Rule{Name: "hash"}, Column{Name: "c", Type: MustType(tc.typ)}, k)
+		_, err := reg.Build(Rule{Name: "hash"}, schema.Column{Name: "c", Type: schema.MustType(tc.typ)}, k)
 		mustContain(t, err, tc.want)
 	}
-	_, err := reg.Build(Rule{Name: "hash"}, Column{Name: "c", Type: MustType("varchar(8)"), PrimaryKey: true}, k)
+	_, err := reg.Build(Rule{Name: "hash"}, schema.Column{Name: "c", Type: schema.MustType("varchar(8)"), PrimaryKey: true}, k)
 	mustContain(t, err, "too short for a unique hash")
 
 	for _, tc := range []struct{ typ, in string }{
@@ -204,7 +205,7 @@ func TestHashErrors(t *testing.T) {
 		{"uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1"}, {"bytea", "plain"}, {"bytea", `\x0`},
 	} {
 		tr := build(t, k, tc.typ, Rule{Name: "hash"})
-		_, err := tr.Transform(Text(tc.in))
+		_, err := tr.Transform(schema.Text(tc.in))
 		if err == nil {
 			t.Errorf("%s %q: no error", tc.typ, tc.in)
 			continue
@@ -250,7 +251,7 @@ func TestHashTextOnArrays(t *testing.T) {
 
 func BenchmarkHashText20(b *testing.B) {
 	tr := build(b, testKeys(b, testSecret), "text", Rule{Name: "hash"})
-	v := Text("alice.smith@mail.com")
+	v := schema.Text("alice.smith@mail.com")
 	b.ReportAllocs()
 	for range b.N {
 		if _, err := tr.Transform(v); err != nil {
@@ -261,7 +262,7 @@ func BenchmarkHashText20(b *testing.B) {
 
 func BenchmarkHashBigint(b *testing.B) {
 	tr := build(b, testKeys(b, testSecret), "bigint", Rule{Name: "hash"})
-	v := Text("1234567")
+	v := schema.Text("1234567")
 	b.ReportAllocs()
 	for range b.N {
 		if _, err := tr.Transform(v); err != nil {
@@ -272,7 +273,7 @@ func BenchmarkHashBigint(b *testing.B) {
 
 func BenchmarkHashUUID(b *testing.B) {
 	tr := build(b, testKeys(b, testSecret), "uuid", Rule{Name: "hash"})
-	v := Text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+	v := schema.Text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
 	b.ReportAllocs()
 	for range b.N {
 		if _, err := tr.Transform(v); err != nil {
@@ -291,7 +292,7 @@ func TestHashConstrainedNumericOddScale(t *testing.T) {
 	tr := build(t, k, "numeric(3,1)", Rule{Name: "hash"})
 	for _, in := range []string{"-0.001", "-0.04", "0.04", "1.25"} {
 		done := make(chan struct{})
-		go func() { defer close(done); tr.Transform(Text(in)) }()
+		go func() { defer close(done); tr.Transform(schema.Text(in)) }()
 		select {
 		case <-done:
 		case <-time.After(time.Minute):

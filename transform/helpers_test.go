@@ -3,6 +3,7 @@ package transform
 import (
 	"errors"
 	"fmt"
+	"pgveil/schema"
 	"strings"
 	"testing"
 )
@@ -21,7 +22,7 @@ func testKeys(t testing.TB, secret string) *Keys {
 // build makes a transformer of rule for a column of type typ.
 func build(t testing.TB, k *Keys, typ string, rule Rule) Transformer {
 	t.Helper()
-	tr, err := Builtin().Build(rule, Column{Table: "public.t", Name: "c", Type: MustType(typ)}, k)
+	tr, err := Builtin().Build(rule, schema.Column{Table: "public.t", Name: "c", Type: schema.MustType(typ)}, k)
 	if err != nil {
 		t.Fatalf("build %s on %s: %v", rule.Name, typ, err)
 	}
@@ -56,17 +57,17 @@ const (
 
 // veilBuildErr builds rule for a column of type typ, as production does.
 func veilBuildErr(k *Keys, typ string, rule Rule) (Transformer, error) {
-	return Builtin().Build(rule, Column{Table: "public.t", Name: "c", Type: MustType(typ)}, k)
+	return Builtin().Build(rule, schema.Column{Table: "public.t", Name: "c", Type: schema.MustType(typ)}, k)
 }
 
 // veilRun transforms in, turning a panic into an error.
-func veilRun(tr Transformer, in string) (out Value, err error) {
+func veilRun(tr Transformer, in string) (out schema.Value, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v", r)
 		}
 	}()
-	return tr.Transform(Text(in))
+	return tr.Transform(schema.Text(in))
 }
 
 // veilWantErr checks that err is set, contains want, and does not contain

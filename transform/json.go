@@ -3,6 +3,7 @@ package transform
 import (
 	"errors"
 	"fmt"
+	"pgveil/schema"
 	"strings"
 )
 
@@ -78,7 +79,7 @@ func jsonSpec() *Spec {
 			return nil
 		},
 		New: newJSON,
-		Warn: func(_ Column, a Args) string {
+		Warn: func(_ schema.Column, a Args) string {
 			rules, _ := a["paths"].([]PathRule)
 			for _, pr := range rules {
 				if p, err := parseJSONPath(pr.Path); err == nil && isNamePath(p) && pr.Rule.Name == "fake" && !pr.Rule.Args.Bool("unique", false) {
@@ -93,8 +94,8 @@ func jsonSpec() *Spec {
 // isNamePath reports whether p ends in ~ (selects member names).
 func isNamePath(p jsonPath) bool { return len(p) > 0 && p[len(p)-1].kind == segName }
 
-func newJSON(c Column, a Args, k *Keys, r *Registry) (Transformer, error) {
-	if c.Type.Kind != KindJSON && c.Type.Kind != KindJSONB {
+func newJSON(c schema.Column, a Args, k *Keys, r *Registry) (Transformer, error) {
+	if c.Type.Kind != schema.KindJSON && c.Type.Kind != schema.KindJSONB {
 		return nil, fmt.Errorf("json applies to json and jsonb columns, not to %s", c.Type)
 	}
 	var out jsonT
@@ -107,11 +108,11 @@ func newJSON(c Column, a Args, k *Keys, r *Registry) (Transformer, error) {
 		if isNamePath(p) {
 			jr.path, jr.names = p[:len(p)-1], true
 		}
-		at := func(t Type) Column {
-			return Column{Table: c.Table, Name: c.Name + pr.Path, Type: t}
+		at := func(t schema.Type) schema.Column {
+			return schema.Column{Table: c.Table, Name: c.Name + pr.Path, Type: t}
 		}
-		text, textErr := r.Build(pr.Rule, at(MustType("text")), k)
-		num, numErr := r.Build(pr.Rule, at(MustType("numeric")), k)
+		text, textErr := r.Build(pr.Rule, at(schema.MustType("text")), k)
+		num, numErr := r.Build(pr.Rule, at(schema.MustType("numeric")), k)
 		switch {
 		case textErr == nil && IsDrop(text):
 			jr.drop = true
@@ -125,7 +126,7 @@ func newJSON(c Column, a Args, k *Keys, r *Registry) (Transformer, error) {
 		default:
 			// Rules that only fit dates ({truncate: year}, {noise: 30d})
 			// or numbers ({noise: 0.1}) mask strings holding those.
-			if t, err := r.Build(pr.Rule, at(MustType("timestamptz")), k); err == nil {
+			if t, err := r.Build(pr.Rule, at(schema.MustType("timestamptz")), k); err == nil {
 				jr.str = t
 			} else if numErr == nil {
 				jr.str, jr.num = num, num // strings must hold numbers
@@ -138,10 +139,10 @@ func newJSON(c Column, a Args, k *Keys, r *Registry) (Transformer, error) {
 	return out, nil
 }
 
-func (j jsonT) Transform(v Value) (Value, error) {
+func (j jsonT) Transform(v schema.Value) (schema.Value, error) {
 	w := jsonWalk{p: jsonParser{s: v.Text}, out: make([]byte, 0, len(v.Text)+16), rules: j.paths}
 	if err := w.run(); err != nil {
-		return Value{}, err
+		return schema.Value{}, err
 	}
-	return Value{Text: w.out}, nil
+	return schema.Value{Text: w.out}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"pgveil/schema"
 	"reflect"
 	"strconv"
 	"strings"
@@ -479,7 +480,7 @@ func BenchmarkJSON(b *testing.B) {
 		at("$.email", "fake", Args{"kind": "email"}),
 		at("$.address.street", "redact", Args{"value": "street"}),
 		at("$.orders[*].card", "partial", Args{"keep_last": int64(4)}))
-	in := Text(`{"id": 1234, "email": "alice.martin@example.com", "name": "Alice Martin", "address": {"street": "12 rue de la Paix", "city": "Paris", "zip": "75002"}, ` +
+	in := schema.Text(`{"id": 1234, "email": "alice.martin@example.com", "name": "Alice Martin", "address": {"street": "12 rue de la Paix", "city": "Paris", "zip": "75002"}, ` +
 		`"orders": [{"id": 1, "card": "4111111111111111", "total": 12.5}, {"id": 2, "card": "5500000000000004", "total": 99.99}], "tags": ["vip", "newsletter"], "active": true}`)
 	if n := len(in.Text); n < 280 || n > 340 {
 		b.Fatalf("document is %d bytes", n)
@@ -607,7 +608,7 @@ func TestJSONNameRulesChecked(t *testing.T) {
 	}
 	// fake on names warns (names may collide); hash and unique fake do not.
 	r := Builtin()
-	col := Column{Table: "public.t", Name: "doc", Type: MustType("jsonb")}
+	col := schema.Column{Table: "public.t", Name: "doc", Type: schema.MustType("jsonb")}
 	warn := func(rule Rule) string {
 		return r.Warning(Rule{Name: "json", Args: Args{"paths": []PathRule{{Path: "$.c.*~", Rule: rule}}}}, col)
 	}

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"encoding/json"
+	"pgveil/schema"
 	"reflect"
 	"strings"
 	"testing"
@@ -45,7 +46,7 @@ func TestJSONDocRoundTrip(t *testing.T) {
 // checks that the reference gives the same.
 func copyJSON(t *testing.T, in string) (string, error) {
 	t.Helper()
-	out, err := jsonT{}.Transform(Text(in))
+	out, err := jsonT{}.Transform(schema.Text(in))
 	ref, refErr := refJSON(nil, []byte(in))
 	if (err == nil) != (refErr == nil) || string(out.Text) != string(ref) {
 		t.Errorf("%.40q: transformer %q (%v), reference %q (%v)", in, out.Text, err, ref, refErr)
@@ -206,9 +207,9 @@ func TestJNodeStructure(t *testing.T) {
 // numbers only when their rule gives a JSON number, SQL NULL becomes null.
 func TestJSONMaskScalar(t *testing.T) {
 	to := func(s string) Transformer {
-		return Func(func(Value) (Value, error) { return Text(s), nil })
+		return Func(func(schema.Value) (schema.Value, error) { return schema.Text(s), nil })
 	}
-	null := Func(func(Value) (Value, error) { return SQLNull(), nil })
+	null := Func(func(schema.Value) (schema.Value, error) { return schema.SQLNull(), nil })
 	tests := []struct {
 		rule jsonRule
 		in   jscalar

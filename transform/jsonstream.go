@@ -1,6 +1,9 @@
 package transform
 
-import "math/bits"
+import (
+	"math/bits"
+	"pgveil/schema"
+)
 
 // The json transformer works in one pass over the document: it reads the
 // input, writes the output as it goes, and masks values as it meets them.
@@ -600,14 +603,14 @@ func (r *jsonRule) maskScalar(v *jscalar) error {
 	if asNumber {
 		t = r.num
 	}
-	out, err := t.Transform(Value{Text: in})
+	out, err := t.Transform(schema.Value{Text: in})
 	if err != nil {
 		return err
 	}
 	// SQL NULL becomes JSON null; a number stays a number when its rule
 	// gives a JSON number, else it becomes a string.
 	switch {
-	case out.State == Null:
+	case out.State == schema.Null:
 		*v = jscalar{kind: 'z', raw: []byte("null")}
 	case asNumber && isJSONNumber(out.Text):
 		*v = jscalar{kind: 'n', raw: out.Text}

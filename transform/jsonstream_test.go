@@ -2,6 +2,7 @@ package transform
 
 import (
 	"encoding/json"
+	"pgveil/schema"
 	"strings"
 	"testing"
 )
@@ -53,7 +54,7 @@ func jsonFuzzRule(t testing.TB, k *Keys, pick []byte) (jsonT, bool) {
 		return jsonT{}, false
 	}
 	tr, err := Builtin().Build(Rule{Name: "json", Args: Args{"paths": paths}},
-		Column{Table: "public.t", Name: "c", Type: MustType("jsonb")}, k)
+		schema.Column{Table: "public.t", Name: "c", Type: schema.MustType("jsonb")}, k)
 	if err != nil {
 		t.Fatalf("building %v: %v", paths, err)
 	}
@@ -63,7 +64,7 @@ func jsonFuzzRule(t testing.TB, k *Keys, pick []byte) (jsonT, bool) {
 // checkJSONAgainstReference runs the one-pass transformer and the
 // reference tree on the same document and rules.
 func checkJSONAgainstReference(t *testing.T, j jsonT, doc string) {
-	got, err := j.Transform(Text(doc))
+	got, err := j.Transform(schema.Text(doc))
 	want, refErr := refJSON(j.paths, []byte(doc))
 	if (err == nil) != (refErr == nil) {
 		t.Fatalf("%q: transformer error %v, reference error %v", doc, err, refErr)

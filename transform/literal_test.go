@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"pgveil/schema"
 	"strings"
 	"testing"
 )
@@ -73,7 +74,7 @@ func TestCheckLiteralAccepts(t *testing.T) {
 		{"mood", "happy", "happy"},
 	}
 	for _, tt := range tests {
-		got, err := checkLiteral(MustType(tt.typ), tt.in)
+		got, err := checkLiteral(schema.MustType(tt.typ), tt.in)
 		if err != nil || got != tt.want {
 			t.Errorf("checkLiteral(%s, %q) = %q, %v; want %q", tt.typ, tt.in, got, err, tt.want)
 		}
@@ -129,7 +130,7 @@ func TestCheckLiteralRejects(t *testing.T) {
 		{"char(1)", "ab", "longer than character(1)"},
 	}
 	for _, tt := range tests {
-		_, err := checkLiteral(MustType(tt.typ), tt.in)
+		_, err := checkLiteral(schema.MustType(tt.typ), tt.in)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("checkLiteral(%s, %q): error %v, want %q", tt.typ, tt.in, err, tt.want)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"pgveil/schema"
 	"strconv"
 	"time"
 )
@@ -83,10 +84,10 @@ func noiseSpec() *Spec {
 	}
 }
 
-func newNoise(c Column, a Args, k *Keys, _ *Registry) (Transformer, error) {
+func newNoise(c schema.Column, a Args, k *Keys, _ *Registry) (Transformer, error) {
 	t := c.Type
 	switch t.Kind {
-	case KindInt, KindNumeric, KindFloat:
+	case schema.KindInt, schema.KindNumeric, schema.KindFloat:
 		if !a.Has("ratio") {
 			return nil, fmt.Errorf("noise on %s takes a ratio ({noise: 0.05}), not a duration", t)
 		}
@@ -96,12 +97,12 @@ func newNoise(c Column, a Args, k *Keys, _ *Registry) (Transformer, error) {
 		// the bucket only needs to be as wide as the value.
 		step := math.Log10(1 + min(max(r, 1e-6), 1))
 		return noiseNumber{keys: k, ratio: r, logStep: step, typ: t}, nil
-	case KindDate, KindTimestamp, KindTimestampTZ:
+	case schema.KindDate, schema.KindTimestamp, schema.KindTimestampTZ:
 		d := a.Duration("duration", 0)
 		if d == 0 {
 			return nil, fmt.Errorf("noise on %s takes a duration ({noise: 30d}), not a ratio", t)
 		}
-		if t.Kind == KindDate && d < 24*time.Hour {
+		if t.Kind == schema.KindDate && d < 24*time.Hour {
 			return nil, errors.New("noise on a date moves it by whole days: give a duration of at least 1d")
 		}
 		return noiseTime{keys: k, d: d, width: max(int64(d/time.Microsecond), 1), kind: t.Kind}, nil
@@ -140,7 +141,7 @@ type noiseNumber struct {
 	keys    *Keys
 	ratio   float64
 	logStep float64 // log10 of the bucket factor
-	typ     Type
+	typ     schema.Type
 }
 
 // offset returns the draw for a nonzero number of the given sign whose
@@ -203,15 +204,15 @@ func log10Float(x float64, bits int) float64 {
 	return log10Digits(digits, exp-(len(digits)-1))
 }
 
-func (n noiseNumber) Transform(v Value) (Value, error) {
+func (n noiseNumber) Transform(v schema.Value) (schema.Value, error) {
 	switch n.typ.Kind {
-	case KindInt:
+	case schema.KindInt:
 		x, err := parseInt(v.Text, n.typ.Bits)
 		if err != nil {
-			return Value{}, err
+			return schema.Value{}, err
 		}
 		if x == 0 {
-			return Value{Text: []byte("0")}, nil // no magnitude to move by
+			return schema.Value{Text: []byte("0")}, nil // no magnitude to move by
 		}
 		var digits [20]byte
 		ax := strconv.AppendUint(digits[:0], absInt64(x), 10)
@@ -240,11 +241,11 @@ func (n noiseNumber) Transform(v Value) (Value, error) {
 		default:
 			y = x + di
 		}
-		return Value{Text: strconv.AppendInt(make([]byte, 0, 20), y, 10)}, nil
-	case KindFloat:
+		return schema.Value{Text: strconv.AppendInt(make([]byte, 0, 20), y, 10)}, nil
+	case schema.KindFloat:
 		x, err := parseFloat(v.Text, n.typ.Bits)
 		if err != nil {
-			return Value{}, err
+			return schema.Value{}, err
 		}
 		if math.IsNaN(x) || math.IsInf(x, 0) || x == 0 {
 			return v, nil
@@ -259,11 +260,11 @@ func (n noiseNumber) Transform(v Value) (Value, error) {
 		if math.IsInf(y, 0) || math.Abs(y-x) > n.ratio*math.Abs(x) {
 			y = x
 		}
-		return Value{Text: appendFloat(nil, y, n.typ.Bits)}, nil
+		return schema.Value{Text: appendFloat(nil, y, n.typ.Bits)}, nil
 	}
 	d, err := parseDecimal(v.Text)
 	if err != nil {
-		return Value{}, err
+		return schema.Value{}, err
 	}
 	if d.nan || d.inf {
 		return v, nil
@@ -301,7 +302,7 @@ func (n noiseNumber) Transform(v Value) (Value, error) {
 			limit := int64(pow10[n.typ.Precision] - 1)
 			y = min(max(y, -limit), limit)
 		}
-		return Value{Text: appendScaled(make([]byte, 0, 24), y < 0, uint64(max(y, -y)), scale)}, nil
+		return schema.Value{Text: appendScaled(make([]byte, 0, 24), y < 0, uint64(max(y, -y)), scale)}, nil
 	}
 	if delta == nil && small != 0 {
 		delta = big.NewInt(small)
@@ -338,7 +339,7 @@ func (n noiseNumber) Transform(v Value) (Value, error) {
 			}
 		}
 	}
-	return Value{Text: appendBigScaled(nil, x, scale)}, nil
+	return schema.Value{Text: appendBigScaled(nil, x, scale)}, nil
 }
 
 func absInt64(x int64) uint64 {
@@ -352,7 +353,7 @@ type noiseTime struct {
 	keys  *Keys
 	d     time.Duration
 	width int64 // of a bucket, in microseconds
-	kind  Kind
+	kind  schema.Kind
 }
 
 // pgEpochUnix is 2000-01-01 00:00:00 UTC, PostgreSQL's epoch, in Unix
@@ -387,22 +388,22 @@ func (n noiseTime) offset(at time.Time) float64 {
 	return d.u
 }
 
-func (n noiseTime) Transform(v Value) (Value, error) {
+func (n noiseTime) Transform(v schema.Value) (schema.Value, error) {
 	p, err := parsePGTime(v.Text)
 	if err != nil {
-		return Value{}, err
+		return schema.Value{}, err
 	}
 	if p.inf != 0 {
 		return v, nil
 	}
 	tt := p.toTime()
 	u := n.offset(tt.Add(-time.Duration(offsetSeconds(p.offset)) * time.Second))
-	if n.kind == KindDate {
+	if n.kind == schema.KindDate {
 		days := math.Round(u * float64(n.d/(24*time.Hour)))
 		tt = tt.AddDate(0, 0, int(days))
 	} else {
 		tt = tt.Add(time.Duration(u * float64(n.d)).Truncate(time.Microsecond))
 	}
 	p = p.fromTime(clampPGTime(tt, n.kind, p.offset))
-	return Value{Text: appendPGTime(make([]byte, 0, len(v.Text)), p)}, nil
+	return schema.Value{Text: appendPGTime(make([]byte, 0, len(v.Text)), p)}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"pgveil/schema"
 	"slices"
 	"strconv"
 	"strings"
@@ -423,7 +424,7 @@ func TestNoiseRejectsBadInput(t *testing.T) {
 func BenchmarkNoiseInt(b *testing.B) {
 	k := testKeys(b, testSecret)
 	tr := noiseOf(b, k, "integer", 0.05)
-	in := Text("1234567")
+	in := schema.Text("1234567")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tr.Transform(in); err != nil {

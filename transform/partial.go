@@ -3,6 +3,7 @@ package transform
 import (
 	"errors"
 	"fmt"
+	"pgveil/schema"
 	"unicode/utf8"
 )
 
@@ -31,8 +32,8 @@ func partialSpec() *Spec {
 			}
 			return nil
 		},
-		New: func(c Column, a Args, _ *Keys, _ *Registry) (Transformer, error) {
-			if c.Type.Kind != KindText {
+		New: func(c schema.Column, a Args, _ *Keys, _ *Registry) (Transformer, error) {
+			if c.Type.Kind != schema.KindText {
 				return nil, fmt.Errorf("partial applies to text columns, not to %s; use %s", c.Type, suggestFor(c.Type))
 			}
 			return partial{
@@ -45,7 +46,7 @@ func partialSpec() *Spec {
 	}
 }
 
-func (p partial) Transform(v Value) (Value, error) {
+func (p partial) Transform(v schema.Value) (schema.Value, error) {
 	s := v.Text
 	if p.blankPadded {
 		for len(s) > 0 && s[len(s)-1] == ' ' {
@@ -58,7 +59,7 @@ func (p partial) Transform(v Value) (Value, error) {
 		for range n {
 			out = append(out, p.mask...)
 		}
-		return Value{Text: out}, nil
+		return schema.Value{Text: out}, nil
 	}
 	i := 0
 	for k := 0; k < n; k++ {
@@ -70,5 +71,5 @@ func (p partial) Transform(v Value) (Value, error) {
 		}
 		i += size
 	}
-	return Value{Text: out}, nil
+	return schema.Value{Text: out}, nil
 }

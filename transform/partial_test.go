@@ -2,6 +2,7 @@ package transform
 
 import (
 	"math"
+	"pgveil/schema"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -159,7 +160,7 @@ func TestPartialNeverFails(t *testing.T) {
 func BenchmarkPartial(b *testing.B) {
 	k := testKeys(b, testSecret)
 	tr := build(b, k, "text", Rule{Name: "partial", Args: Args{"keep_last": int64(2)}})
-	in := Text("+33612345678")
+	in := schema.Text("+33612345678")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tr.Transform(in); err != nil {

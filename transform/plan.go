@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"pgveil/schema"
 	"sort"
 	"sync/atomic"
 )
@@ -11,12 +12,12 @@ import (
 // safe for concurrent use once built.
 type Plan struct {
 	tables []*TablePlan
-	byName map[TableName]*TablePlan
+	byName map[schema.TableName]*TablePlan
 }
 
 // TablePlan masks the rows of one table.
 type TablePlan struct {
-	Table *Table // the source table as the catalog described it
+	Table *schema.Table // the source table as the catalog described it
 	// Where is the table's row filter (SQL), or "".
 	Where string
 	// Columns are the published columns, in attribute order: the columns a
@@ -31,16 +32,16 @@ type TablePlan struct {
 
 // ColumnPlan is one published column and its transformer.
 type ColumnPlan struct {
-	Column      Column
+	Column      schema.Column
 	Rule        Rule
 	Transformer Transformer
 }
 
 // NewPlan returns a plan of the given tables.
 func NewPlan(tables []*TablePlan) *Plan {
-	p := &Plan{tables: tables, byName: make(map[TableName]*TablePlan, len(tables))}
+	p := &Plan{tables: tables, byName: make(map[schema.TableName]*TablePlan, len(tables))}
 	for _, t := range tables {
-		p.byName[TableName{t.Table.Schema, t.Table.Name}] = t
+		p.byName[schema.TableName{Schema: t.Table.Schema, Name: t.Table.Name}] = t
 	}
 	return p
 }
@@ -50,7 +51,9 @@ func (p *Plan) Tables() []*TablePlan { return p.tables }
 
 // Table returns the plan of schema.name, or nil when the table is not
 // replicated.
-func (p *Plan) Table(schema, name string) *TablePlan { return p.byName[TableName{schema, name}] }
+func (p *Plan) Table(schemaName, name string) *TablePlan {
+	return p.byName[schema.TableName{Schema: schemaName, Name: name}]
+}
 
 // Summary counts the columns using each transformer, dropped ones included.
 func (p *Plan) Summary() map[string]int {
@@ -105,13 +108,13 @@ func (e *MaskError) Unwrap() error { return e.Err }
 // Mask appends to dst the masked form of row, which holds the published
 // columns in the order of Columns. NULL stays NULL and unchanged TOAST
 // values stay unchanged. On error dst is returned as it was.
-func (t *TablePlan) Mask(dst, row []Value) ([]Value, error) {
+func (t *TablePlan) Mask(dst, row []schema.Value) ([]schema.Value, error) {
 	if len(row) != len(t.Columns) {
 		return dst, fmt.Errorf("%s: row has %d columns, the plan %d", t.Table.QualifiedName(), len(row), len(t.Columns))
 	}
 	n := len(dst)
 	for i, v := range row {
-		if v.State != Present {
+		if v.State != schema.Present {
 			dst = append(dst, v)
 			continue
 		}
@@ -120,7 +123,7 @@ func (t *TablePlan) Mask(dst, row []Value) ([]Value, error) {
 		if err != nil {
 			if c.Rule.OnError == "null" {
 				t.NulledErrors.Add(1)
-				dst = append(dst, Value{State: Null})
+				dst = append(dst, schema.Value{State: schema.Null})
 				continue
 			}
 			return dst[:n], &MaskError{Column: c.Column.QualifiedName(), Rule: c.Rule.Name, Err: err}

@@ -2,18 +2,19 @@ package transform
 
 import (
 	"errors"
+	"pgveil/schema"
 	"strings"
 	"testing"
 )
 
 func testPlan(t testing.TB, k *Keys) *TablePlan {
 	t.Helper()
-	cat := Catalog{}
-	tbl := &Table{Schema: "public", Name: "customers", Columns: []Column{
-		{Name: "id", Type: MustType("bigint"), PrimaryKey: true, NotNull: true},
-		{Name: "email", Type: MustType("text")},
-		{Name: "age", Type: MustType("integer")},
-		{Name: "notes", Type: MustType("text")},
+	cat := schema.Tables{}
+	tbl := &schema.Table{Schema: "public", Name: "customers", Columns: []schema.Column{
+		{Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true, NotNull: true},
+		{Name: "email", Type: schema.MustType("text")},
+		{Name: "age", Type: schema.MustType("integer")},
+		{Name: "notes", Type: schema.MustType("text")},
 	}}
 	cat.Add(tbl)
 	r := Builtin()
@@ -39,21 +40,21 @@ func TestPlanMask(t *testing.T) {
 	if got := strings.Join(tp.ColumnNames(), ","); got != "id,email,age" {
 		t.Fatalf("columns %s", got)
 	}
-	out, err := tp.Mask(nil, []Value{Text("1"), SQLNull(), {State: Unchanged}})
+	out, err := tp.Mask(nil, []schema.Value{schema.Text("1"), schema.SQLNull(), {State: schema.Unchanged}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out[0].String() == "1" || out[1].State != Null || out[2].State != Unchanged {
+	if out[0].String() == "1" || out[1].State != schema.Null || out[2].State != schema.Unchanged {
 		t.Errorf("got %v", out)
 	}
-	out2, _ := tp.Mask(nil, []Value{Text("1"), Text("a@b.c"), Text("37")})
+	out2, _ := tp.Mask(nil, []schema.Value{schema.Text("1"), schema.Text("a@b.c"), schema.Text("37")})
 	if out2[0].String() != out[0].String() || out2[2].String() != "30" || !strings.Contains(out2[1].String(), "@") {
 		t.Errorf("got %v", out2)
 	}
 
 	// Errors name the column, never the value, and leave dst as it was.
-	dst := []Value{Text("kept")}
-	dst, err = tp.Mask(dst, []Value{Text("1"), Text("x"), Text("CANARY-77")})
+	dst := []schema.Value{schema.Text("kept")}
+	dst, err = tp.Mask(dst, []schema.Value{schema.Text("1"), schema.Text("x"), schema.Text("CANARY-77")})
 	var me *MaskError
 	if !errors.As(err, &me) || me.Column != "public.customers.age" || len(dst) != 1 {
 		t.Fatalf("err %v, dst %v", err, dst)
@@ -61,7 +62,7 @@ func TestPlanMask(t *testing.T) {
 	if strings.Contains(err.Error(), "CANARY") {
 		t.Errorf("error leaks the value: %v", err)
 	}
-	if _, err := tp.Mask(nil, []Value{Text("1")}); err == nil {
+	if _, err := tp.Mask(nil, []schema.Value{schema.Text("1")}); err == nil {
 		t.Error("short row accepted")
 	}
 }
@@ -97,13 +98,13 @@ func BenchmarkMaskRow(b *testing.B) {
 		{"created_at", "timestamp with time zone", Rule{Name: "keep"}, "2024-03-15 13:45:12.123456+00"},
 		{"balance", "numeric(12,2)", Rule{Name: "noise", Args: Args{"ratio": 0.05}}, "1520.75"},
 	}
-	tbl := &Table{Schema: "public", Name: "customers"}
-	var row []Value
+	tbl := &schema.Table{Schema: "public", Name: "customers"}
+	var row []schema.Value
 	for _, c := range cols {
-		tbl.Columns = append(tbl.Columns, Column{Name: c.name, Type: MustType(c.typ)})
-		row = append(row, Text(c.val))
+		tbl.Columns = append(tbl.Columns, schema.Column{Name: c.name, Type: schema.MustType(c.typ)})
+		row = append(row, schema.Text(c.val))
 	}
-	Catalog{}.Add(tbl)
+	schema.Tables{}.Add(tbl)
 	tp := &TablePlan{Table: tbl}
 	for i, c := range cols {
 		tr, err := r.Build(c.rule, tbl.Columns[i], k)
@@ -112,7 +113,7 @@ func BenchmarkMaskRow(b *testing.B) {
 		}
 		tp.Columns = append(tp.Columns, ColumnPlan{Column: tbl.Columns[i], Rule: c.rule, Transformer: tr})
 	}
-	dst := make([]Value, 0, len(cols))
+	dst := make([]schema.Value, 0, len(cols))
 	b.ReportAllocs()
 	for range b.N {
 		var err error
@@ -124,7 +125,7 @@ func BenchmarkMaskRow(b *testing.B) {
 
 func BenchmarkKeep(b *testing.B) {
 	tr := build(b, testKeys(b, testSecret), "text", Rule{Name: "keep"})
-	v := Text("alice.smith@mail.com")
+	v := schema.Text("alice.smith@mail.com")
 	b.ReportAllocs()
 	for range b.N {
 		if _, err := tr.Transform(v); err != nil {
@@ -137,11 +138,11 @@ func TestPlanOnErrorNull(t *testing.T) {
 	k := testKeys(t, testSecret)
 	tp := testPlan(t, k)
 	tp.Columns[0].Rule.OnError = "null" // id: hash on bigint, fed a value that is not an integer
-	out, err := tp.Mask(nil, []Value{Text("not-a-number"), Text("a@b.c"), Text("33")})
+	out, err := tp.Mask(nil, []schema.Value{schema.Text("not-a-number"), schema.Text("a@b.c"), schema.Text("33")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out[0].State != Null || tp.NulledErrors.Load() != 1 {
+	if out[0].State != schema.Null || tp.NulledErrors.Load() != 1 {
 		t.Errorf("got %v, nulled %d", out, tp.NulledErrors.Load())
 	}
 }

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"pgveil/schema"
 	"slices"
 )
 
@@ -12,7 +13,9 @@ const redactedText = "REDACTED"
 // the column's type when the plan is built.
 type redact struct{ value []byte }
 
-func (r redact) Transform(Value) (Value, error) { return Value{Text: r.value}, nil }
+func (r redact) Transform(schema.Value) (schema.Value, error) {
+	return schema.Value{Text: r.value}, nil
+}
 
 func redactSpec() *Spec {
 	return &Spec{
@@ -22,9 +25,9 @@ func redactSpec() *Spec {
 			{Name: "value", Kind: ParamString, Doc: "The constant, in PostgreSQL text form."},
 		},
 		Shorthand: func(any) string { return "value" },
-		New: func(c Column, a Args, _ *Keys, _ *Registry) (Transformer, error) {
+		New: func(c schema.Column, a Args, _ *Keys, _ *Registry) (Transformer, error) {
 			if !a.Has("value") {
-				if c.Type.Kind != KindText {
+				if c.Type.Kind != schema.KindText {
 					return nil, fmt.Errorf("redact on %s needs a value of that type, for example {redact: %s}", c.Type, exampleLiteral(c.Type))
 				}
 				a = Args{"value": redactedText}
@@ -40,21 +43,21 @@ func redactSpec() *Spec {
 	}
 }
 
-func exampleLiteral(t Type) string {
+func exampleLiteral(t schema.Type) string {
 	switch t.Kind {
-	case KindInt, KindNumeric, KindFloat:
+	case schema.KindInt, schema.KindNumeric, schema.KindFloat:
 		return "0"
-	case KindBool:
+	case schema.KindBool:
 		return "false"
-	case KindDate:
+	case schema.KindDate:
 		return "1970-01-01"
-	case KindTimestamp, KindTimestampTZ:
+	case schema.KindTimestamp, schema.KindTimestampTZ:
 		return `"1970-01-01 00:00:00"`
-	case KindUUID:
+	case schema.KindUUID:
 		return "00000000-0000-0000-0000-000000000000"
-	case KindJSON, KindJSONB:
+	case schema.KindJSON, schema.KindJSONB:
 		return `"{}"`
-	case KindInet:
+	case schema.KindInet:
 		return "0.0.0.0"
 	}
 	return `"..."`

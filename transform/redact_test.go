@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"pgveil/schema"
 	"strings"
 	"testing"
 )
@@ -156,18 +157,18 @@ func TestRedactOutputIsFresh(t *testing.T) {
 	k := testKeys(t, testSecret)
 	tr := build(t, k, "text", Rule{Name: "redact"})
 	in := []byte("secret")
-	out, err := tr.Transform(Bytes(in))
+	out, err := tr.Transform(schema.Bytes(in))
 	if err != nil {
 		t.Fatal(err)
 	}
 	copy(in, "XXXXXX")
-	if out.String() != "REDACTED" || out.State != Present {
+	if out.String() != "REDACTED" || out.State != schema.Present {
 		t.Errorf("redact = %v (%v)", out, out.State)
 	}
 	// Outputs share one constant: appending to one must not change another.
 	tr = build(t, k, "text", Rule{Name: "redact", Args: Args{"value": "n/a"}})
-	a, _ := tr.Transform(Text("x"))
-	b, _ := tr.Transform(Text("y"))
+	a, _ := tr.Transform(schema.Text("x"))
+	b, _ := tr.Transform(schema.Text("y"))
 	_ = append(a.Text, "-a"...)
 	c := append(b.Text, "-b"...)
 	if a.String() != "n/a" || string(c) != "n/a-b" || apply(t, tr, "z") != "n/a" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"pgveil/schema"
 	"sort"
 	"strings"
 	"time"
@@ -74,7 +75,7 @@ type Spec struct {
 	Check func(a Args) error
 	// New builds the transformer for one column. For array columns it is
 	// called with the element type unless WholeValue is set.
-	New func(c Column, a Args, k *Keys, r *Registry) (Transformer, error)
+	New func(c schema.Column, a Args, k *Keys, r *Registry) (Transformer, error)
 	// WholeValue: the transformer handles array columns itself (keep,
 	// drop, null) instead of being applied to each element.
 	WholeValue bool
@@ -83,7 +84,7 @@ type Spec struct {
 	KeySafe bool
 	// Warn returns a warning about using the rule on a column (it works,
 	// but probably not as meant), or "".
-	Warn func(c Column, a Args) string
+	Warn func(c schema.Column, a Args) string
 }
 
 // Param returns the named parameter definition, or nil.
@@ -231,7 +232,7 @@ func Builtin() *Registry {
 }
 
 // Warning returns the spec's warning about rule on column c, or "".
-func (r *Registry) Warning(rule Rule, c Column) string {
+func (r *Registry) Warning(rule Rule, c schema.Column) string {
 	s := r.specs[rule.Name]
 	if s == nil || s.Warn == nil {
 		return ""
@@ -255,7 +256,7 @@ func (r *Registry) Names() []string {
 // Build makes the transformer of rule for column c. Arguments must have
 // been decoded against the spec (see CheckArgs). For an array column a
 // per-element spec is wrapped so that it applies to each element.
-func (r *Registry) Build(rule Rule, c Column, k *Keys) (Transformer, error) {
+func (r *Registry) Build(rule Rule, c schema.Column, k *Keys) (Transformer, error) {
 	s := r.specs[rule.Name]
 	if s == nil {
 		return nil, fmt.Errorf("unknown transformer %q (known: %s)", rule.Name, strings.Join(r.Names(), ", "))
@@ -296,9 +297,9 @@ type blankPad struct {
 	n int
 }
 
-func (b blankPad) Transform(v Value) (Value, error) {
+func (b blankPad) Transform(v schema.Value) (schema.Value, error) {
 	out, err := b.t.Transform(v)
-	if err != nil || out.State != Present {
+	if err != nil || out.State != schema.Present {
 		return out, err
 	}
 	if k := utf8.RuneCount(out.Text); k < b.n {

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"pgveil/schema"
 	"strings"
 	"testing"
 	"time"
@@ -16,10 +17,10 @@ func TestBuiltinNames(t *testing.T) {
 func TestBuildChecks(t *testing.T) {
 	k := testKeys(t, testSecret)
 	r := Builtin()
-	pk := Column{Table: "public.t", Name: "id", Type: MustType("bigint"), PrimaryKey: true}
+	pk := schema.Column{Table: "public.t", Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true}
 	for _, tc := range []struct {
 		rule Rule
-		col  Column
+		col  schema.Column
 		want string
 	}{
 		{Rule{Name: "nope"}, pk, `unknown transformer "nope" (known: drop, fake`},
@@ -28,10 +29,10 @@ func TestBuildChecks(t *testing.T) {
 		{Rule{Name: "fake", Args: Args{"kind": "name"}}, pk, "use hash"},
 		{Rule{Name: "noise", Args: Args{"ratio": 0.1}}, pk, "use hash"},
 		{Rule{Name: "hash", Args: Args{"salt": "x"}}, pk, `hash has no parameter "salt"`},
-		{Rule{Name: "truncate", Args: Args{"length": "three"}}, Column{Name: "c", Type: MustType("text")}, "truncate: length: must be a integer"},
-		{Rule{Name: "truncate", Args: Args{"length": int64(0)}}, Column{Name: "c", Type: MustType("text")}, "must be at least 1"},
-		{Rule{Name: "truncate", Args: Args{"unit": "decade"}}, Column{Name: "c", Type: MustType("date")}, "must be one of year, month, day, hour, minute"},
-		{Rule{Name: "partial", Args: Args{"keep_last": int64(2), "mask": "ab"}}, Column{Name: "c", Type: MustType("text")}, "must be a single character"},
+		{Rule{Name: "truncate", Args: Args{"length": "three"}}, schema.Column{Name: "c", Type: schema.MustType("text")}, "truncate: length: must be a integer"},
+		{Rule{Name: "truncate", Args: Args{"length": int64(0)}}, schema.Column{Name: "c", Type: schema.MustType("text")}, "must be at least 1"},
+		{Rule{Name: "truncate", Args: Args{"unit": "decade"}}, schema.Column{Name: "c", Type: schema.MustType("date")}, "must be one of year, month, day, hour, minute"},
+		{Rule{Name: "partial", Args: Args{"keep_last": int64(2), "mask": "ab"}}, schema.Column{Name: "c", Type: schema.MustType("text")}, "must be a single character"},
 	} {
 		_, err := r.Build(tc.rule, tc.col, k)
 		mustContain(t, err, tc.want)

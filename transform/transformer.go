@@ -1,19 +1,21 @@
 package transform
 
+import "pgveil/schema"
+
 // Transformer masks one value.
 //
 // Transform is called with present values only: the Plan keeps NULL as NULL
 // and passes unchanged TOAST values through before a transformer sees them.
 // Errors must not contain the value; the Plan adds the column's name.
 type Transformer interface {
-	Transform(v Value) (Value, error)
+	Transform(v schema.Value) (schema.Value, error)
 }
 
 // Func adapts a function to the Transformer interface.
-type Func func(Value) (Value, error)
+type Func func(schema.Value) (schema.Value, error)
 
 // Transform calls f(v).
-func (f Func) Transform(v Value) (Value, error) { return f(v) }
+func (f Func) Transform(v schema.Value) (schema.Value, error) { return f(v) }
 
 // Dropper is implemented by the drop transformer: the Plan leaves such a
 // column out of the replica (and the publication), and the json transformer

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"pgveil/schema"
 	"strconv"
 	"unicode/utf8"
 )
@@ -52,11 +53,11 @@ func truncateSpec() *Spec {
 	}
 }
 
-func newTruncate(c Column, a Args, _ *Keys, _ *Registry) (Transformer, error) {
+func newTruncate(c schema.Column, a Args, _ *Keys, _ *Registry) (Transformer, error) {
 	t := c.Type
 	unit := a.String("unit", "")
 	switch {
-	case t.Kind == KindText:
+	case t.Kind == schema.KindText:
 		if !a.Has("length") {
 			return nil, fmt.Errorf("on %s give a length in characters ({truncate: 3})", t)
 		}
@@ -65,19 +66,19 @@ func newTruncate(c Column, a Args, _ *Keys, _ *Registry) (Transformer, error) {
 		if unit == "" {
 			return nil, fmt.Errorf("on %s give a unit: year, month, day, hour or minute", t)
 		}
-		if t.Kind == KindDate && (unit == "hour" || unit == "minute") {
+		if t.Kind == schema.KindDate && (unit == "hour" || unit == "minute") {
 			return nil, fmt.Errorf("a date has no %s; use year, month or day", unit)
 		}
 		return truncateTime{unit: unit}, nil
 	case unit != "":
 		return nil, fmt.Errorf("unit %s applies to dates and timestamps, not to %s", unit, t)
-	case t.Kind == KindInt:
+	case t.Kind == schema.KindInt:
 		step := a.Number("step", float64(a.Int("length", 0)))
 		if step != math.Trunc(step) || step >= 1<<62 {
 			return nil, fmt.Errorf("the step on %s must be a whole number", t)
 		}
 		return truncateInt{step: int64(step), bits: t.Bits}, nil
-	case t.Kind == KindNumeric:
+	case t.Kind == schema.KindNumeric:
 		step := a.Number("step", float64(a.Int("length", 0)))
 		d, err := parseDecimal([]byte(strconv.FormatFloat(step, 'f', -1, 64)))
 		if err != nil {
@@ -87,7 +88,7 @@ func newTruncate(c Column, a Args, _ *Keys, _ *Registry) (Transformer, error) {
 			return nil, fmt.Errorf("step has more decimals than %s keeps", t)
 		}
 		return truncateNumeric{step: d.normalize(), typ: t}, nil
-	case t.Kind == KindFloat:
+	case t.Kind == schema.KindFloat:
 		step := a.Number("step", float64(a.Int("length", 0)))
 		d, err := parseDecimal(strconv.AppendFloat(nil, step, 'e', -1, 64))
 		if err != nil {
@@ -100,7 +101,7 @@ func newTruncate(c Column, a Args, _ *Keys, _ *Registry) (Transformer, error) {
 
 type truncateText struct{ n int }
 
-func (t truncateText) Transform(v Value) (Value, error) {
+func (t truncateText) Transform(v schema.Value) (schema.Value, error) {
 	s := v.Text
 	if len(s) <= t.n {
 		return v, nil
@@ -114,7 +115,7 @@ func (t truncateText) Transform(v Value) (Value, error) {
 		_, size := utf8.DecodeRune(s[i:])
 		i += size
 	}
-	return Value{Text: s[:i]}, nil
+	return schema.Value{Text: s[:i]}, nil
 }
 
 type truncateTime struct{ unit string }
@@ -203,19 +204,19 @@ func validOffset(b []byte) bool {
 	return true
 }
 
-func (t truncateTime) Transform(v Value) (Value, error) {
+func (t truncateTime) Transform(v schema.Value) (schema.Value, error) {
 	if out, ok := t.fast(v.Text); ok {
-		return Value{Text: out}, nil
+		return schema.Value{Text: out}, nil
 	}
 	p, err := parsePGTime(v.Text)
 	if err != nil {
-		return Value{}, err
+		return schema.Value{}, err
 	}
 	if p.inf != 0 {
 		return v, nil
 	}
 	p = p.truncated(t.unit)
-	return Value{Text: appendPGTime(make([]byte, 0, len(v.Text)), p)}, nil
+	return schema.Value{Text: appendPGTime(make([]byte, 0, len(v.Text)), p)}, nil
 }
 
 type truncateInt struct {
@@ -223,10 +224,10 @@ type truncateInt struct {
 	bits int
 }
 
-func (t truncateInt) Transform(v Value) (Value, error) {
+func (t truncateInt) Transform(v schema.Value) (schema.Value, error) {
 	x, err := parseInt(v.Text, t.bits)
 	if err != nil {
-		return Value{}, err
+		return schema.Value{}, err
 	}
 	r := x % t.step
 	if r < 0 {
@@ -236,18 +237,18 @@ func (t truncateInt) Transform(v Value) (Value, error) {
 	if lo := int64(-1) << (t.bits - 1); x < lo+r { // x-r would leave the type's range
 		y = x + (t.step - r)
 	}
-	return Value{Text: strconv.AppendInt(make([]byte, 0, 20), y, 10)}, nil
+	return schema.Value{Text: strconv.AppendInt(make([]byte, 0, 20), y, 10)}, nil
 }
 
 type truncateNumeric struct {
 	step decimal
-	typ  Type
+	typ  schema.Type
 }
 
-func (t truncateNumeric) Transform(v Value) (Value, error) {
+func (t truncateNumeric) Transform(v schema.Value) (schema.Value, error) {
 	d, err := parseDecimal(v.Text)
 	if err != nil {
-		return Value{}, err
+		return schema.Value{}, err
 	}
 	if d.nan || d.inf {
 		return v, nil
@@ -270,7 +271,7 @@ func (t truncateNumeric) Transform(v Value) (Value, error) {
 	// q is a multiple of the step, which has at most scale decimals, so
 	// dropping the extra working digits is exact.
 	q.Quo(q, pow10Big(work-scale))
-	return Value{Text: appendBigScaled(nil, q, scale)}, nil
+	return schema.Value{Text: appendBigScaled(nil, q, scale)}, nil
 }
 
 // floorDecimal returns the largest multiple of step not above d, and the
@@ -304,17 +305,17 @@ type truncateFloat struct {
 // PostgreSQL prints with extra_float_digits >= 1), not its binary value,
 // whose x/step would give 0.2 for 0.3 with step 0.1, and overflow near the
 // type's largest values.
-func (t truncateFloat) Transform(v Value) (Value, error) {
+func (t truncateFloat) Transform(v schema.Value) (schema.Value, error) {
 	x, err := parseFloat(v.Text, t.bits)
 	if err != nil {
-		return Value{}, err
+		return schema.Value{}, err
 	}
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return v, nil
 	}
 	d, err := parseDecimal(strconv.AppendFloat(make([]byte, 0, 32), x, 'e', -1, t.bits))
 	if err != nil {
-		return Value{}, err
+		return schema.Value{}, err
 	}
 	scale := max(d.scale, t.step.scale)
 	q, st := floorDecimal(d, t.step, scale)
@@ -323,7 +324,7 @@ func (t truncateFloat) Transform(v Value) (Value, error) {
 		q.Add(q, st)
 		y, _ = strconv.ParseFloat(string(appendBigScaled(nil, q, scale)), t.bits)
 	}
-	return Value{Text: appendFloat(nil, y, t.bits)}, nil
+	return schema.Value{Text: appendFloat(nil, y, t.bits)}, nil
 }
 
 // parseFloat parses real and double precision text ("1.5", "1e+300",

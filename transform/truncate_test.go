@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"pgveil/schema"
 	"strings"
 	"testing"
 )
@@ -356,7 +357,7 @@ func TestTruncateRejectsBadInput(t *testing.T) {
 func BenchmarkTruncateText(b *testing.B) {
 	k := testKeys(b, testSecret)
 	tr := build(b, k, "text", Rule{Name: "truncate", Args: Args{"length": int64(5)}})
-	in := Text("abcdefghijklmnopqrst") // 20 bytes
+	in := schema.Text("abcdefghijklmnopqrst") // 20 bytes
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tr.Transform(in); err != nil {
@@ -368,7 +369,7 @@ func BenchmarkTruncateText(b *testing.B) {
 func BenchmarkTruncateDate(b *testing.B) {
 	k := testKeys(b, testSecret)
 	tr := build(b, k, "timestamp", Rule{Name: "truncate", Args: Args{"unit": "month"}})
-	in := Text("2024-03-15 13:45:12.123456")
+	in := schema.Text("2024-03-15 13:45:12.123456")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tr.Transform(in); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/replicate"
+	"pgveil/schema"
 )
 
 // chaosIterations is how many faults TestChaos injects; the short run is
@@ -131,7 +132,7 @@ func (s *site) refuseWrites(d time.Duration) {
 	if err := s.dst.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
 		s.t.Fatal(err)
 	}
-	ident := pgx.Identifier{db}.Sanitize()
+	ident := schema.QuoteIdent(db)
 	for _, q := range []string{
 		"ALTER DATABASE " + ident + " SET default_transaction_read_only = on",
 		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",

@@ -24,6 +24,7 @@ import (
 	"pgveil/replicate"
 	"pgveil/replicate/metrics"
 	"pgveil/rules"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -344,7 +345,7 @@ func (d *demoRun) tenantView(ctx context.Context, cfg *rules.Config) error {
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM public.customers`).Scan(&all); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+pgx.Identifier{role}.Sanitize()); err != nil {
+		if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+schema.QuoteIdent(role)); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `SELECT count(*) FROM public.customers`).Scan(&mine)
@@ -474,7 +475,7 @@ func (d *demoRun) showCustomer(ctx context.Context, plan *transform.Plan, title 
 }
 
 // textRow reads one row of tp's columns in text form.
-func textRow(ctx context.Context, dsn string, tp *transform.TablePlan, where string) ([]transform.Value, error) {
+func textRow(ctx context.Context, dsn string, tp *transform.TablePlan, where string) ([]schema.Value, error) {
 	conn, err := replicate.ConnectSource(ctx, dsn)
 	if err != nil {
 		return nil, err
@@ -482,7 +483,7 @@ func textRow(ctx context.Context, dsn string, tp *transform.TablePlan, where str
 	defer conn.Close(context.Background())
 	cols := make([]string, len(tp.Columns))
 	for i, c := range tp.Columns {
-		cols[i] = transform.QuoteIdent(c.Column.Name) + "::text"
+		cols[i] = schema.QuoteIdent(c.Column.Name) + "::text"
 	}
 	row := make([]*string, len(cols))
 	dst := make([]any, len(cols))
@@ -493,18 +494,18 @@ func textRow(ctx context.Context, dsn string, tp *transform.TablePlan, where str
 	if err := conn.QueryRow(ctx, q).Scan(dst...); err != nil {
 		return nil, err
 	}
-	out := make([]transform.Value, len(row))
+	out := make([]schema.Value, len(row))
 	for i, v := range row {
 		if v == nil {
-			out[i] = transform.SQLNull()
+			out[i] = schema.SQLNull()
 		} else {
-			out[i] = transform.Text(*v)
+			out[i] = schema.Text(*v)
 		}
 	}
 	return out, nil
 }
 
-func cell(v transform.Value) string {
+func cell(v schema.Value) string {
 	s := v.String()
 	if r := []rune(s); len(r) > 38 {
 		s = string(r[:37]) + "…"

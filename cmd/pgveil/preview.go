@@ -12,9 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"pgveil/replicate"
-	"pgveil/replicate/source"
 	"pgveil/rules"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // previewWidth is the most characters preview shows of a value.
@@ -56,9 +55,9 @@ func runPreview(ctx context.Context, e *env, args []string) int {
 		return exitProblems
 	}
 	defer src.Close(context.Background())
-	name := transform.TableName{Schema: tr.Schema, Name: tr.Name}
-	label := transform.TableName{Schema: tr.Schema, Name: tr.Name}.QualifiedName()
-	cat, err := source.ReadCatalog(ctx, src, []transform.TableName{name})
+	name := schema.TableName{Schema: tr.Schema, Name: tr.Name}
+	label := schema.TableName{Schema: tr.Schema, Name: tr.Name}.QualifiedName()
+	cat, err := schema.ReadCatalog(ctx, src, []schema.TableName{name})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pgveil preview: %v\n", err)
 		return exitProblems
@@ -89,7 +88,7 @@ func runPreview(ctx context.Context, e *env, args []string) int {
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(tp.ColumnNames(), "\t"))
-	var masked []transform.Value
+	var masked []schema.Value
 	cells := make([]string, len(tp.Columns))
 	for i, row := range rows {
 		masked, err = tp.Mask(masked[:0], row)
@@ -114,8 +113,8 @@ func runPreview(ctx context.Context, e *env, args []string) int {
 
 // previewCell is a masked value as preview shows it: NULL, control characters
 // escaped, cut to previewWidth characters.
-func previewCell(v transform.Value) string {
-	if v.State == transform.Null {
+func previewCell(v schema.Value) string {
+	if v.State == schema.Null {
 		return "NULL"
 	}
 	s := strings.Map(func(r rune) rune {
@@ -237,10 +236,10 @@ func splitName(s string) ([]string, error) {
 // are left to the server) and returns every row with its values in text
 // format, as the pipeline reads them: the output functions' text under
 // the pipeline's session settings.
-func queryText(ctx context.Context, conn *pgconn.PgConn, query string, params []transform.Value) ([][]transform.Value, error) {
+func queryText(ctx context.Context, conn *pgconn.PgConn, query string, params []schema.Value) ([][]schema.Value, error) {
 	vals := make([][]byte, len(params))
 	for i, p := range params {
-		if p.State == transform.Present {
+		if p.State == schema.Present {
 			vals[i] = p.Text
 			if vals[i] == nil {
 				vals[i] = []byte{}
@@ -251,14 +250,14 @@ func queryText(ctx context.Context, conn *pgconn.PgConn, query string, params []
 	if res.Err != nil {
 		return nil, res.Err
 	}
-	rows := make([][]transform.Value, len(res.Rows))
+	rows := make([][]schema.Value, len(res.Rows))
 	for i, r := range res.Rows {
-		row := make([]transform.Value, len(r))
+		row := make([]schema.Value, len(r))
 		for j, v := range r {
 			if v == nil {
-				row[j] = transform.SQLNull()
+				row[j] = schema.SQLNull()
 			} else {
-				row[j] = transform.Bytes(v)
+				row[j] = schema.Bytes(v)
 			}
 		}
 		rows[i] = row

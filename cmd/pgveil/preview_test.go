@@ -1,10 +1,9 @@
 package main
 
 import (
+	"pgveil/schema"
 	"strings"
 	"testing"
-
-	"pgveil/transform"
 )
 
 func TestPreview(t *testing.T) {
@@ -72,11 +71,11 @@ func TestPreviewHelpers(t *testing.T) {
 		strings.Repeat("é", 41): strings.Repeat("é", 39) + "…",
 		strings.Repeat("x", 40): strings.Repeat("x", 40),
 	} {
-		if got := previewCell(transform.Text(in)); got != want {
+		if got := previewCell(schema.Text(in)); got != want {
 			t.Errorf("previewCell(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := previewCell(transform.SQLNull()); got != "NULL" {
+	if got := previewCell(schema.SQLNull()); got != "NULL" {
 		t.Errorf("NULL: %q", got)
 	}
 	for in, want := range map[string]string{

@@ -15,7 +15,7 @@ import (
 	"pgveil/rules"
 	"pgveil/rules/refs"
 	"pgveil/rules/report"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // privacyReport is what report prints, as text or as one JSON object (the
@@ -268,7 +268,7 @@ func runReport(ctx context.Context, e *env, args []string) int {
 // The source's connection, when one was opened, is returned open for the
 // truncation's measure (the caller closes it); nil otherwise.
 func reportModel(ctx context.Context, cfg *rules.Config, from string) (*refs.Model, referencesInfo, *pgx.Conn, error) {
-	ruled := map[transform.TableName]bool{}
+	ruled := map[schema.TableName]bool{}
 	for _, t := range cfg.Tables {
 		if t != nil {
 			ruled[refs.Table(t.Schema, t.Name)] = true

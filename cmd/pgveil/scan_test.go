@@ -9,8 +9,8 @@ import (
 
 	"pgveil/examples"
 	"pgveil/replicate"
-	"pgveil/replicate/source"
 	"pgveil/rules"
+	"pgveil/schema"
 )
 
 // scanSeeds fills every table of each example with a few realistic rows;
@@ -119,11 +119,11 @@ func TestScanExamples(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close(context.Background())
-			names, err := source.ListTables(ctx, conn)
+			names, err := schema.ListTables(ctx, conn)
 			if err != nil {
 				t.Fatal(err)
 			}
-			cat, err := source.ReadCatalog(ctx, conn, names)
+			cat, err := schema.ReadCatalog(ctx, conn, names)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 	"pgveil/replicate/source"
 	"pgveil/replicate/target"
 	"pgveil/rules"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -144,11 +145,11 @@ func checkRoleName(name string) error {
 	case name == "":
 		return errors.New("empty role name")
 	case len(name) > 63:
-		return fmt.Errorf("role name %s is longer than 63 bytes: PostgreSQL would cut it", transform.QuoteIdent(name))
+		return fmt.Errorf("role name %s is longer than 63 bytes: PostgreSQL would cut it", schema.QuoteIdent(name))
 	case strings.HasPrefix(name, "pg_"):
-		return fmt.Errorf("role name %s: names starting with pg_ are reserved", transform.QuoteIdent(name))
+		return fmt.Errorf("role name %s: names starting with pg_ are reserved", schema.QuoteIdent(name))
 	case slices.Contains([]string{"public", "none", "current_role", "current_user", "session_user"}, strings.ToLower(name)):
-		return fmt.Errorf("role name %s is reserved", transform.QuoteIdent(name))
+		return fmt.Errorf("role name %s is reserved", schema.QuoteIdent(name))
 	}
 	return nil
 }
@@ -162,10 +163,10 @@ type setupRoles struct {
 	readers       []string
 	tenancy       *rules.Tenancy // nil without a tenancy section
 	readerTimeout string
-	tables        []transform.TableName // in file order
-	schemas       []string              // of tables, sorted
-	rowFilters    bool                  // a table has a where
-	columnLists   bool                  // source.publication_mode column_lists
+	tables        []schema.TableName // in file order
+	schemas       []string           // of tables, sorted
+	rowFilters    bool               // a table has a where
+	columnLists   bool               // source.publication_mode column_lists
 	// direct, when set, makes targetScript plain SQL for a connection
 	// that is no psql (the demo runs it with pgx): no psql variables or
 	// meta-commands, the database named, passwords given.
@@ -181,7 +182,7 @@ type directTarget struct {
 // database is the analytics database as the script names it.
 func (r *setupRoles) database() string {
 	if r.direct != nil {
-		return sqlIdent(r.direct.database)
+		return schema.QuoteIdent(r.direct.database)
 	}
 	return `:"pgveil_database"`
 }
@@ -196,7 +197,7 @@ func newSetupRoles(cfg *rules.Config, source, target, timeout string) (*setupRol
 			errs = append(errs, fmt.Errorf("target.readers: %w", err))
 		}
 		if name == target {
-			errs = append(errs, fmt.Errorf("target.readers: %s is also the writer role (--target-role): a reader must not be able to read schema pgveil", transform.QuoteIdent(name)))
+			errs = append(errs, fmt.Errorf("target.readers: %s is also the writer role (--target-role): a reader must not be able to read schema pgveil", schema.QuoteIdent(name)))
 		}
 	}
 	if cfg.Tenancy != nil {
@@ -205,7 +206,7 @@ func newSetupRoles(cfg *rules.Config, source, target, timeout string) (*setupRol
 				errs = append(errs, fmt.Errorf("tenancy.impersonators: %w", err))
 			}
 			if name == target {
-				errs = append(errs, fmt.Errorf("tenancy.impersonators: %s is also the writer role (--target-role)", transform.QuoteIdent(name)))
+				errs = append(errs, fmt.Errorf("tenancy.impersonators: %s is also the writer role (--target-role)", schema.QuoteIdent(name)))
 			}
 		}
 	}
@@ -213,7 +214,7 @@ func newSetupRoles(cfg *rules.Config, source, target, timeout string) (*setupRol
 		if t == nil {
 			continue
 		}
-		r.tables = append(r.tables, transform.TableName{Schema: t.Schema, Name: t.Name})
+		r.tables = append(r.tables, schema.TableName{Schema: t.Schema, Name: t.Name})
 		if !slices.Contains(r.schemas, t.Schema) {
 			r.schemas = append(r.schemas, t.Schema)
 		}
@@ -229,12 +230,12 @@ func newSetupRoles(cfg *rules.Config, source, target, timeout string) (*setupRol
 // sourceScript is the production part.
 func (r *setupRoles) sourceScript() string {
 	var b strings.Builder
-	src, pub := sqlIdent(r.source), sqlIdent(r.publication)
+	src, pub := schema.QuoteIdent(r.source), schema.QuoteIdent(r.publication)
 	pw := passwordVars([]string{r.source})
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 
 	p("-- pgveil setup-sql --part source: production, the database pgveil replicates from.")
-	p("-- Rules: %s (%d table%s in schema%s %s).", r.file, len(r.tables), plural(len(r.tables)), plural(len(r.schemas)), transform.QuoteIdents(r.schemas))
+	p("-- Rules: %s (%d table%s in schema%s %s).", r.file, len(r.tables), plural(len(r.tables)), plural(len(r.schemas)), schema.QuoteIdents(r.schemas))
 	p("--")
 	p("-- Run it as a superuser, connected to the production database, with psql:")
 	p("--   psql -X -v %s='...' -d DATABASE -f pgveil-source.sql", pw[0])
@@ -266,7 +267,7 @@ func (r *setupRoles) sourceScript() string {
 	p("-- 2. This database and the schemas of the rules' tables.")
 	p(`GRANT CONNECT ON DATABASE :"pgveil_database" TO %s;`, src)
 	for _, s := range r.schemas {
-		p("GRANT USAGE ON SCHEMA %s TO %s;", sqlIdent(s), src)
+		p("GRANT USAGE ON SCHEMA %s TO %s;", schema.QuoteIdent(s), src)
 	}
 	p("")
 	p("-- 3. SELECT on exactly the rules' tables (the initial copy reads them).")
@@ -308,17 +309,17 @@ func (r *setupRoles) sourceScript() string {
 // targetScript is the analytics part.
 func (r *setupRoles) targetScript() string {
 	var b strings.Builder
-	w := sqlIdent(r.target)
+	w := schema.QuoteIdent(r.target)
 	var imps []string
 	if r.tenancy != nil {
 		imps = r.tenancy.Impersonators
 	}
 	pw := passwordVars(append(append([]string{r.target}, r.readers...), imps...))
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	internal := sqlIdent("pgveil")
+	internal := schema.QuoteIdent("pgveil")
 
 	p("-- pgveil setup-sql --part target: the analytics database pgveil writes the masked copy to.")
-	p("-- Rules: %s (%d table%s in schema%s %s).", r.file, len(r.tables), plural(len(r.tables)), plural(len(r.schemas)), transform.QuoteIdents(r.schemas))
+	p("-- Rules: %s (%d table%s in schema%s %s).", r.file, len(r.tables), plural(len(r.tables)), plural(len(r.schemas)), schema.QuoteIdents(r.schemas))
 	p("--")
 	p("-- Run it as a superuser, connected to the analytics database, with psql:")
 	vars := make([]string, len(pw))
@@ -338,7 +339,7 @@ func (r *setupRoles) targetScript() string {
 	if r.tenancy != nil {
 		p("--")
 		p("-- Tenancy: the writer also has CREATEROLE, to create tenant roles (%s...) as tenants appear,", r.tenancy.RolePrefix)
-		p("-- in group %s, which it creates itself. On PostgreSQL 15 and older CREATEROLE lets a role grant", sqlIdent(r.tenancy.Group))
+		p("-- in group %s, which it creates itself. On PostgreSQL 15 and older CREATEROLE lets a role grant", schema.QuoteIdent(r.tenancy.Group))
 		p("-- itself most non-superuser roles: keep this database on a cluster of its own. Impersonators")
 		p("-- (Metabase connection impersonation) log in NOINHERIT and see rows only after SET ROLE to a tenant.")
 	}
@@ -358,8 +359,8 @@ func (r *setupRoles) targetScript() string {
 	r.ensureRole(&b, r.target, "LOGIN NOSUPERUSER NOCREATEDB "+createRole+" NOREPLICATION NOBYPASSRLS", pw[0])
 	p(`GRANT CONNECT, CREATE ON DATABASE %s TO %s;`, r.database(), w)
 	for _, s := range append(slices.Clone(r.schemas), "pgveil") {
-		p("CREATE SCHEMA IF NOT EXISTS %s AUTHORIZATION %s;", sqlIdent(s), w)
-		p("ALTER SCHEMA %s OWNER TO %s;", sqlIdent(s), w)
+		p("CREATE SCHEMA IF NOT EXISTS %s AUTHORIZATION %s;", schema.QuoteIdent(s), w)
+		p("ALTER SCHEMA %s OWNER TO %s;", schema.QuoteIdent(s), w)
 	}
 	p("REVOKE ALL ON SCHEMA %s FROM PUBLIC;", internal)
 	p("")
@@ -370,7 +371,7 @@ func (r *setupRoles) targetScript() string {
 	p("--    read there how many rows all tenants have. NOTIFY cannot be taken away (docs/operations.md).")
 	p(`REVOKE CREATE, TEMPORARY ON DATABASE %s FROM PUBLIC;`, r.database())
 	for _, s := range r.schemas {
-		p("REVOKE CREATE ON SCHEMA %s FROM PUBLIC;", sqlIdent(s))
+		p("REVOKE CREATE ON SCHEMA %s FROM PUBLIC;", schema.QuoteIdent(s))
 	}
 	for _, q := range target.LockDownSQL() {
 		p("%s;", q)
@@ -380,17 +381,17 @@ func (r *setupRoles) targetScript() string {
 		p("-- No reader: the rules' target.readers is empty.")
 	}
 	for i, name := range r.readers {
-		rd := sqlIdent(name)
+		rd := schema.QuoteIdent(name)
 		p("")
 		p("-- %d. Reader %s: SELECT on the replicated tables, now and later, and nothing else; REFERENCES", i+3, rd)
 		p("--    too, so that Metabase sees their keys (it neither writes nor reads: docs/operations.md, Metabase),")
 		p("--    and the per-table counters (Metabase's sync reads them; a reader reads every row anyway).")
 		r.readOnlyLogin(&b, name, pw[i+1])
 		for _, s := range r.schemas {
-			p("GRANT USAGE ON SCHEMA %s TO %s;", sqlIdent(s), rd)
-			p("REVOKE CREATE ON SCHEMA %s FROM %s;", sqlIdent(s), rd)
-			p("GRANT %s ON ALL TABLES IN SCHEMA %s TO %s;", target.ReadPrivileges, sqlIdent(s), rd)
-			p("ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT %s ON TABLES TO %s;", w, sqlIdent(s), target.ReadPrivileges, rd)
+			p("GRANT USAGE ON SCHEMA %s TO %s;", schema.QuoteIdent(s), rd)
+			p("REVOKE CREATE ON SCHEMA %s FROM %s;", schema.QuoteIdent(s), rd)
+			p("GRANT %s ON ALL TABLES IN SCHEMA %s TO %s;", target.ReadPrivileges, schema.QuoteIdent(s), rd)
+			p("ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT %s ON TABLES TO %s;", w, schema.QuoteIdent(s), target.ReadPrivileges, rd)
 		}
 		p("REVOKE ALL ON SCHEMA %s FROM %s;", internal, rd)
 		p("REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s;", internal, rd)
@@ -399,7 +400,7 @@ func (r *setupRoles) targetScript() string {
 		p("%s;", target.ReaderStatsSQL(r.readers))
 	}
 	for i, name := range imps {
-		im := sqlIdent(name)
+		im := schema.QuoteIdent(name)
 		p("")
 		p("-- %d. Impersonator %s: logs in, and reads a tenant's rows only after SET ROLE to it (pgveil grants", len(r.readers)+i+3, im)
 		p("--    it every tenant role); no row without. pgveil grants it SELECT and REFERENCES on the tables")
@@ -421,9 +422,9 @@ func (r *setupRoles) targetScript() string {
 // NOINHERIT login with no other attribute, the reader timeout, read-only
 // transactions by default, CONNECT here and no CREATE or TEMPORARY.
 func (r *setupRoles) readOnlyLogin(b *strings.Builder, name, passwordVar string) {
-	id := sqlIdent(name)
+	id := schema.QuoteIdent(name)
 	r.ensureRole(b, name, "LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", passwordVar)
-	fmt.Fprintf(b, "ALTER ROLE %s SET statement_timeout = %s;\n", id, sqlLiteral(r.readerTimeout))
+	fmt.Fprintf(b, "ALTER ROLE %s SET statement_timeout = %s;\n", id, schema.QuoteLiteral(r.readerTimeout))
 	fmt.Fprintf(b, "ALTER ROLE %s SET default_transaction_read_only = on;\n", id)
 	fmt.Fprintf(b, "GRANT CONNECT ON DATABASE %s TO %s;\n", r.database(), id)
 	fmt.Fprintf(b, "REVOKE CREATE, TEMPORARY ON DATABASE %s FROM %s;\n", r.database(), id)
@@ -434,7 +435,7 @@ func (r *setupRoles) readOnlyLogin(b *strings.Builder, name, passwordVar string)
 func (r *setupRoles) readerCheckBlock() string {
 	names := make([]string, len(r.readers))
 	for i, n := range r.readers {
-		names[i] = sqlLiteral(n)
+		names[i] = schema.QuoteLiteral(n)
 	}
 	body := `
 DECLARE
@@ -442,8 +443,8 @@ DECLARE
 BEGIN
   FOREACH reader IN ARRAY ARRAY[` + strings.Join(names, ", ") + `]::name[] LOOP
     IF pg_catalog.has_schema_privilege(reader, 'pgveil', 'USAGE')
-       OR pg_catalog.pg_has_role(reader, ` + sqlLiteral(r.target) + `, 'MEMBER') THEN
-      RAISE EXCEPTION 'reader role % can reach schema pgveil: it must not be a superuser or a member of %', reader, ` + sqlLiteral(r.target) + `;
+       OR pg_catalog.pg_has_role(reader, ` + schema.QuoteLiteral(r.target) + `, 'MEMBER') THEN
+      RAISE EXCEPTION 'reader role % can reach schema pgveil: it must not be a superuser or a member of %', reader, ` + schema.QuoteLiteral(r.target) + `;
     END IF;
   END LOOP;
 END
@@ -459,13 +460,13 @@ func (r *setupRoles) ensureRole(b *strings.Builder, name, attrs, passwordVar str
 		ensureRole(b, name, attrs, passwordVar)
 		return
 	}
-	id := sqlIdent(name)
-	body := "\nBEGIN\n  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = " + sqlLiteral(name) + ") THEN\n    CREATE ROLE " + id + ";\n  END IF;\nEND\n"
+	id := schema.QuoteIdent(name)
+	body := "\nBEGIN\n  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = " + schema.QuoteLiteral(name) + ") THEN\n    CREATE ROLE " + id + ";\n  END IF;\nEND\n"
 	tag := dollarTag(body)
 	fmt.Fprintf(b, "DO %s%s%s;\n", tag, body, tag)
 	fmt.Fprintf(b, "ALTER ROLE %s WITH %s;\n", id, attrs)
 	if pw, ok := r.direct.passwords[name]; ok {
-		fmt.Fprintf(b, "ALTER ROLE %s PASSWORD %s;\n", id, sqlLiteral(pw))
+		fmt.Fprintf(b, "ALTER ROLE %s PASSWORD %s;\n", id, schema.QuoteLiteral(pw))
 	}
 }
 
@@ -473,8 +474,8 @@ func (r *setupRoles) ensureRole(b *strings.Builder, name, attrs, passwordVar str
 // missing, give it exactly attrs and, when passwordVar is set, the
 // password held in that psql variable, if given (never a literal).
 func ensureRole(b *strings.Builder, name, attrs, passwordVar string) {
-	id := sqlIdent(name)
-	fmt.Fprintf(b, "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %s) AS pgveil_missing \\gset\n", sqlLiteral(name))
+	id := schema.QuoteIdent(name)
+	fmt.Fprintf(b, "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %s) AS pgveil_missing \\gset\n", schema.QuoteLiteral(name))
 	fmt.Fprintf(b, "\\if :pgveil_missing\nCREATE ROLE %s;\n\\endif\n", id)
 	fmt.Fprintf(b, "ALTER ROLE %s WITH %s;\n", id, attrs)
 	if passwordVar == "" {
@@ -510,12 +511,6 @@ func passwordVars(roles []string) []string {
 	}
 	return out
 }
-
-// sqlIdent quotes an SQL identifier as quote_ident does.
-func sqlIdent(s string) string { return transform.QuoteIdent(s) }
-
-// sqlLiteral quotes s as an SQL string literal (standard_conforming_strings).
-func sqlLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // psqlQuote quotes s as one argument of a psql meta-command.
 func psqlQuote(s string) string {

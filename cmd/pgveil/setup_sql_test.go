@@ -92,7 +92,7 @@ func TestSetupSQLScripts(t *testing.T) {
 			"REVOKE CREATE ON SCHEMA public FROM metabase_ro;\n",
 			"GRANT SELECT, REFERENCES ON ALL TABLES IN SCHEMA public TO metabase_ro;\n",
 			"ALTER DEFAULT PRIVILEGES FOR ROLE pgveil IN SCHEMA public GRANT SELECT, REFERENCES ON TABLES TO metabase_ro;\n",
-			`GRANT EXECUTE ON FUNCTION %s TO "metabase_ro"', f);`,
+			`GRANT EXECUTE ON FUNCTION %s TO metabase_ro', f);`,
 			"REVOKE ALL ON SCHEMA pgveil FROM metabase_ro;\n",
 			"has_schema_privilege(reader, 'pgveil', 'USAGE')",
 			"\nCOMMIT;\n",

@@ -16,6 +16,7 @@ import (
 	"pgveil/replicate/source"
 	"pgveil/replicate/target"
 	"pgveil/rules"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -256,7 +257,7 @@ func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time
 		}
 		// The replica's columns are what the running pipeline's plan
 		// created: compare the source's types with them.
-		if cat, err := source.ReadCatalog(ctx, tgt, ruleTableNames(cfg)); err == nil {
+		if cat, err := schema.ReadCatalog(ctx, tgt, ruleTableNames(cfg)); err == nil {
 			var tps []*transform.TablePlan
 			for _, n := range ruleTableNames(cfg) {
 				if t := cat.Tables[n]; t != nil {
@@ -374,13 +375,13 @@ func readTables(ctx context.Context, tgt *pgx.Conn, cfg *rules.Config, fast bool
 	if err != nil {
 		return err
 	}
-	byName := map[transform.TableName]string{}
+	byName := map[schema.TableName]string{}
 	for _, s := range states {
-		byName[transform.TableName{Schema: s.Schema, Name: s.Name}] = s.State
+		byName[schema.TableName{Schema: s.Schema, Name: s.Name}] = s.State
 	}
 	for _, n := range ruleTableNames(cfg) {
 		ts := tableState{Table: n.QualifiedName(), State: byName[n]}
-		ident := pgx.Identifier{n.Schema, n.Name}.Sanitize()
+		ident := schema.Qualified(n.Schema, n.Name)
 		var est *float64
 		if err := tgt.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, (SELECT reltuples::float8 FROM pg_class WHERE oid = to_regclass($1))`, ident).Scan(&ts.Exists, &est); err != nil {
 			return fmt.Errorf("target: %s: %w", ts.Table, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"pgveil/rules"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -34,7 +35,7 @@ Values are masked one per line; \N stands for NULL.`)
 		fmt.Fprintf(e.stderr, "pgveil try: %s: %v (it has %d)\n", *secretEnv, err, len(secret))
 		return exitUsage
 	}
-	typ, err := transform.ParseType(*typeName)
+	typ, err := schema.ParseType(*typeName)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pgveil try: --type: %v\n", err)
 		return exitUsage
@@ -45,7 +46,7 @@ Values are masked one per line; \N stands for NULL.`)
 		fmt.Fprintf(e.stderr, "pgveil try: rule: %v\n", err)
 		return exitUsage
 	}
-	t, err := reg.Build(rule, transform.Column{Name: "value", Type: typ}, keys)
+	t, err := reg.Build(rule, schema.Column{Name: "value", Type: typ}, keys)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pgveil try: %s on %s: %v\n", rule.Name, typ, err)
 		return exitProblems
@@ -56,19 +57,19 @@ Values are masked one per line; \N stands for NULL.`)
 	}
 	code := exitOK
 	for i, in := range fs.Args()[1:] {
-		v := transform.Text(in)
+		v := schema.Text(in)
 		if in == nullArg {
-			v = transform.SQLNull()
+			v = schema.SQLNull()
 		}
 		out, err := v, error(nil)
-		if v.State == transform.Present {
+		if v.State == schema.Present {
 			out, err = t.Transform(v)
 		}
 		switch {
 		case err != nil:
 			fmt.Fprintf(e.stderr, "pgveil try: value %d: %v\n", i+1, err)
 			code = exitProblems
-		case out.State == transform.Null:
+		case out.State == schema.Null:
 			fmt.Fprintln(e.stdout, nullArg)
 		default:
 			fmt.Fprintln(e.stdout, string(out.Text))

@@ -18,6 +18,7 @@ import (
 	"pgveil/replicate/source"
 	"pgveil/rules"
 	"pgveil/rules/scan"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -202,7 +203,7 @@ func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transfo
 	// The rules do not compile: Prepare stopped before the prerequisites.
 	// Suggest rules for the unruled columns, and check the prerequisites
 	// of the tables that exist, so that every problem shows at once.
-	cat, cerr := source.ReadCatalog(ctx, src, ruleTableNames(cfg))
+	cat, cerr := schema.ReadCatalog(ctx, src, ruleTableNames(cfg))
 	var hints map[string]string
 	if cerr == nil {
 		hints = suggestions(cfg, reg, cat, rp)
@@ -239,10 +240,10 @@ func printPublicationMode(w io.Writer, spec *source.PublicationSpec, triggers bo
 	locked := spec.LockedColumns()
 	if !spec.ColumnLists {
 		fmt.Fprintf(w, "publication %s: migration_safe: tables are published whole, so production can drop and retype any column; pgveil removes the columns no rule publishes, and the rows a where excludes, before anything is written\n",
-			transform.QuoteIdent(spec.Name))
+			schema.QuoteIdent(spec.Name))
 		return
 	}
-	fmt.Fprintf(w, "publication %s: column_lists: dropped and unruled columns never leave production", transform.QuoteIdent(spec.Name))
+	fmt.Fprintf(w, "publication %s: column_lists: dropped and unruled columns never leave production", schema.QuoteIdent(spec.Name))
 	if len(locked) == 0 {
 		fmt.Fprintln(w, " (no table needs a column list or row filter: production can drop and retype any column)")
 		return
@@ -272,16 +273,16 @@ func printWaiting(w io.Writer, wait *replicate.Waiting) {
 // printLocked prints locked columns by table, tables sorted.
 func printLocked(w io.Writer, locked map[string][]string) {
 	for _, t := range slices.Sorted(maps.Keys(locked)) {
-		fmt.Fprintf(w, "  %s: %s\n", t, transform.QuoteIdents(locked[t]))
+		fmt.Fprintf(w, "  %s: %s\n", t, schema.QuoteIdents(locked[t]))
 	}
 }
 
 // ruleTableNames lists the tables the rules name.
-func ruleTableNames(cfg *rules.Config) []transform.TableName {
-	names := make([]transform.TableName, 0, len(cfg.Tables))
+func ruleTableNames(cfg *rules.Config) []schema.TableName {
+	names := make([]schema.TableName, 0, len(cfg.Tables))
 	for _, t := range cfg.Tables {
 		if t != nil {
-			names = append(names, transform.TableName{Schema: t.Schema, Name: t.Name})
+			names = append(names, schema.TableName{Schema: t.Schema, Name: t.Name})
 		}
 	}
 	return names
@@ -289,7 +290,7 @@ func ruleTableNames(cfg *rules.Config) []transform.TableName {
 
 // prerequisites runs the source's checks on the tables of cat (without a
 // compiled plan: only their names matter to the checks).
-func prerequisites(ctx context.Context, src *pgx.Conn, cfg *rules.Config, cat *source.Catalog) ([]source.Problem, error) {
+func prerequisites(ctx context.Context, src *pgx.Conn, cfg *rules.Config, cat *schema.Catalog) ([]source.Problem, error) {
 	srv, err := source.ReadServer(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("checking the prerequisites: %w", err)
@@ -309,12 +310,12 @@ func prerequisites(ctx context.Context, src *pgx.Conn, cfg *rules.Config, cat *s
 
 // suggestions maps "table.column" (as problems name them) of every
 // unruled column to a suggested rule that builds for its type.
-func suggestions(cfg *rules.Config, reg *transform.Registry, cat *source.Catalog, rp rules.Problems) map[string]string {
+func suggestions(cfg *rules.Config, reg *transform.Registry, cat *schema.Catalog, rp rules.Problems) map[string]string {
 	keys, err := cfg.Keys()
 	if err != nil {
 		return nil
 	}
-	byName := map[string]*transform.Table{}
+	byName := map[string]*schema.Table{}
 	for _, t := range cat.Tables {
 		byName[t.QualifiedName()] = t
 	}
@@ -328,7 +329,7 @@ func suggestions(cfg *rules.Config, reg *transform.Registry, cat *source.Catalog
 			continue
 		}
 		for _, c := range t.Columns {
-			if transform.QuoteIdent(c.Name) == p.Column {
+			if schema.QuoteIdent(c.Name) == p.Column {
 				out[p.Table+"."+p.Column] = suggestRule(c, reg, keys)
 			}
 		}
@@ -339,7 +340,7 @@ func suggestions(cfg *rules.Config, reg *transform.Registry, cat *source.Catalog
 // suggestRule guesses a rule from a column's name and type, and keeps the
 // guess only if it builds for the column; the fallback is drop (hash, or
 // keep, for key columns, which may only be keep or hash).
-func suggestRule(col transform.Column, reg *transform.Registry, keys *transform.Keys) string {
+func suggestRule(col schema.Column, reg *transform.Registry, keys *transform.Keys) string {
 	rule, note := guessRule(col)
 	builds := func(text string) bool {
 		r, err := rules.ParseRule(text, reg)
@@ -362,7 +363,7 @@ func suggestRule(col transform.Column, reg *transform.Registry, keys *transform.
 }
 
 // guessRule is the name and type heuristic behind suggestRule.
-func guessRule(col transform.Column) (rule, note string) {
+func guessRule(col schema.Column) (rule, note string) {
 	name := strings.ToLower(col.Name)
 	words := strings.FieldsFunc(name, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') })
 	has := func(ws ...string) bool {
@@ -384,7 +385,7 @@ func guessRule(col transform.Column) (rule, note string) {
 		return false
 	}
 	kind := col.Type.Kind
-	isTime := kind == transform.KindDate || kind == transform.KindTimestamp || kind == transform.KindTimestampTZ || kind == transform.KindTime
+	isTime := kind == schema.KindDate || kind == schema.KindTimestamp || kind == schema.KindTimestampTZ || kind == schema.KindTime
 	switch {
 	case col.PrimaryKey:
 		return "hash", ""
@@ -406,19 +407,19 @@ func guessRule(col transform.Column) (rule, note string) {
 		return "{fake: name}", ""
 	case contains("street") || has("address1", "address2", "line1", "line2"):
 		return "{fake: street}", ""
-	case contains("address") && kind == transform.KindText:
+	case contains("address") && kind == schema.KindText:
 		return "{fake: address}", ""
 	case has("city", "town"):
 		return "{fake: city}", ""
 	case has("zip", "zipcode", "postcode", "postal", "plz"):
 		return "{truncate: 3}", ""
-	case has("ip") || contains("ip_addr", "ipaddr") || kind == transform.KindInet:
+	case has("ip") || contains("ip_addr", "ipaddr") || kind == schema.KindInet:
 		return "{fake: ipv4}", ""
 	case name == "id" || strings.HasSuffix(name, "_id") || has("uuid"):
 		return "hash", ""
 	case isTime: // created_at, updated_at and other timestamps
 		return "keep", ""
-	case kind == transform.KindJSON || kind == transform.KindJSONB:
+	case kind == schema.KindJSON || kind == schema.KindJSONB:
 		return `{json: {"$..email": {fake: email}}}`, " (name the personal paths inside; or drop)"
 	}
 	return "drop", ""

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -172,22 +173,22 @@ func (e errString) Error() string { return string(e) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-func mustParseType(t *testing.T, s string) transform.Type {
+func mustParseType(t *testing.T, s string) schema.Type {
 	t.Helper()
-	typ, err := transform.ParseType(s)
+	typ, err := schema.ParseType(s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return typ
 }
 
-func suggestFor(t *testing.T, name string, typ transform.Type) string {
+func suggestFor(t *testing.T, name string, typ schema.Type) string {
 	t.Helper()
 	keys, err := transform.NewKeys([]byte(testSecret))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return suggestRule(transform.Column{Name: name, Type: typ}, transform.Builtin(), keys)
+	return suggestRule(schema.Column{Name: name, Type: typ}, transform.Builtin(), keys)
 }
 
 // streaming waits until pgveil streams and has applied every earlier

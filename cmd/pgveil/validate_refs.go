@@ -9,7 +9,7 @@ import (
 
 	"pgveil/rules"
 	"pgveil/rules/refs"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // This file holds validate's reference check: every column that refers to
@@ -49,7 +49,7 @@ func printReferenceProblems(e *env, ps rules.Problems) {
 // referenceSummary says how many references between the rules' tables
 // were checked, by origin.
 func referenceSummary(cfg *rules.Config, m *refs.Model) string {
-	replicated := map[transform.TableName]bool{}
+	replicated := map[schema.TableName]bool{}
 	for _, n := range ruleTableNames(cfg) {
 		replicated[n] = true
 	}

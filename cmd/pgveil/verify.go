@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/replicate"
-	"pgveil/replicate/source"
 	"pgveil/replicate/target"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -152,7 +152,7 @@ type verifier struct {
 	slot           string
 	wait           time.Duration
 	sample         int
-	cat            *source.Catalog
+	cat            *schema.Catalog
 }
 
 // tableCheck is one table's comparison. In sample mode diff.Source counts
@@ -162,7 +162,7 @@ type tableCheck struct {
 	diff replicate.TableDiff
 	// keys are the key values of the sampled source rows, kept in memory
 	// for the second look (never printed).
-	keys [][]transform.Value
+	keys [][]schema.Value
 }
 
 // round opens a REPEATABLE READ snapshot of the source, waits until the
@@ -233,7 +233,7 @@ func (v *verifier) compare(ctx context.Context, c *tableCheck, again bool) error
 // held), that production did not rewrite the table since the snapshot
 // was taken, which would make its rows look missing.
 func (v *verifier) notRewritten(ctx context.Context, tp *transform.TablePlan) error {
-	info := v.cat.Info[transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}]
+	info := v.cat.Info[schema.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}]
 	if info == nil {
 		return nil
 	}
@@ -297,7 +297,7 @@ func (v *verifier) sampleTable(ctx context.Context, c *tableCheck, again bool) e
 	tp := c.tp
 	keyIdx := target.KeyColumns(tp)
 	srcConn, tgtConn := v.src.PgConn(), v.tgt.PgConn()
-	var rows [][]transform.Value
+	var rows [][]schema.Value
 	if !again {
 		var err error
 		if rows, err = queryText(ctx, srcConn, v.sampleSQL(tp), nil); err != nil {
@@ -348,7 +348,7 @@ func (v *verifier) sampleTable(ctx context.Context, c *tableCheck, again bool) e
 // random() sorts a few pages rather than the table.
 func (v *verifier) sampleSQL(tp *transform.TablePlan) string {
 	from := ""
-	if _, info := v.cat.Table(transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}); info != nil && info.EstimatedRows > 0 {
+	if _, info := v.cat.Table(schema.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}); info != nil && info.EstimatedRows > 0 {
 		if pct := 100 * 10 * float64(v.sample) / float64(info.EstimatedRows); pct < 50 {
 			from = " TABLESAMPLE SYSTEM (" + strconv.FormatFloat(pct, 'f', -1, 64) + ")"
 		}
@@ -368,7 +368,7 @@ func lookupSQL(tp *transform.TablePlan, keyIdx []int, where string) string {
 	conds := make([]string, len(keyIdx))
 	for j, k := range keyIdx {
 		col := tp.Columns[k].Column
-		name, p := transform.QuoteIdent(col.Name), "$"+strconv.Itoa(j+1)
+		name, p := schema.QuoteIdent(col.Name), "$"+strconv.Itoa(j+1)
 		switch {
 		case hasPK:
 			conds[j] = name + " = " + p
@@ -382,8 +382,8 @@ func lookupSQL(tp *transform.TablePlan, keyIdx []int, where string) string {
 }
 
 // verifyPick copies the values at idx.
-func verifyPick(row []transform.Value, idx []int) []transform.Value {
-	out := make([]transform.Value, len(idx))
+func verifyPick(row []schema.Value, idx []int) []schema.Value {
+	out := make([]schema.Value, len(idx))
 	for j, i := range idx {
 		out[j] = row[i]
 		out[j].Text = append([]byte(nil), row[i].Text...)
@@ -391,7 +391,7 @@ func verifyPick(row []transform.Value, idx []int) []transform.Value {
 	return out
 }
 
-func verifySameRow(a, b []transform.Value) bool {
+func verifySameRow(a, b []schema.Value) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"pgveil/rules"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -44,11 +45,11 @@ func Microbenchmarks() ([]Micro, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}
-		tr, err := reg.Build(rule, transform.Column{Table: "bench", Name: "c", Type: transform.MustType(c.typ)}, keys)
+		tr, err := reg.Build(rule, schema.Column{Table: "bench", Name: "c", Type: schema.MustType(c.typ)}, keys)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}
-		in := transform.Text(c.value)
+		in := schema.Text(c.value)
 		if _, err := tr.Transform(in); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}

@@ -24,6 +24,7 @@ import (
 	"pgveil/examples"
 	"pgveil/internal/demo"
 	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // Tables are the examples/saas tables, parents first.
@@ -281,7 +282,7 @@ func (s *Site) DropSlot(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("dropping slot %s: %w", name, err)
 	}
-	_, err = conn.Exec(ctx, `DROP PUBLICATION IF EXISTS `+pgx.Identifier{name}.Sanitize())
+	_, err = conn.Exec(ctx, `DROP PUBLICATION IF EXISTS `+schema.QuoteIdent(name))
 	return err
 }
 

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"pgveil/schema"
 	"sort"
 	"strconv"
 	"strings"
@@ -484,7 +485,7 @@ func (c *Cluster) CreateDB(ctx context.Context, name string) (string, error) {
 		return "", fmt.Errorf("pgtest: %w", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+schema.QuoteIdent(name)); err != nil {
 		return "", fmt.Errorf("pgtest: creating database %s: %w", name, err)
 	}
 	return c.DSN(name), nil
@@ -512,7 +513,7 @@ func (c *Cluster) DropDB(ctx context.Context, name string) error {
 	defer conn.Close(ctx)
 	_, _ = conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, name)
 	_, _ = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, name)
-	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+schema.QuoteIdent(name)+" WITH (FORCE)")
 	return err
 }
 

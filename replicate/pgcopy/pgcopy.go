@@ -25,8 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 const (
@@ -71,7 +70,7 @@ var escapes = [256]byte{
 //
 // A transform.Unchanged value (or an unknown State) is an error wrapping
 // ErrUnchanged (or not); dst is then returned with its original length.
-func AppendRow(dst []byte, row []transform.Value) ([]byte, error) {
+func AppendRow(dst []byte, row []schema.Value) ([]byte, error) {
 	out, col, err := appendRow(dst, row)
 	if err != nil {
 		return out, fmt.Errorf("pgcopy: column %d: %w", col, err)
@@ -81,7 +80,7 @@ func AppendRow(dst []byte, row []transform.Value) ([]byte, error) {
 
 // appendRow is AppendRow without the error decoration; on error it returns
 // the 1-based column at fault.
-func appendRow(dst []byte, row []transform.Value) ([]byte, int, error) {
+func appendRow(dst []byte, row []schema.Value) ([]byte, int, error) {
 	orig := len(dst)
 	for i := range row {
 		v := &row[i]
@@ -89,11 +88,11 @@ func appendRow(dst []byte, row []transform.Value) ([]byte, int, error) {
 			dst = append(dst, '\t')
 		}
 		switch v.State {
-		case transform.Present:
+		case schema.Present:
 			dst = appendEscaped(dst, v.Text)
-		case transform.Null:
+		case schema.Null:
 			dst = append(dst, '\\', 'N')
-		case transform.Unchanged:
+		case schema.Unchanged:
 			return dst[:orig], i + 1, ErrUnchanged
 		default:
 			return dst[:orig], i + 1, fmt.Errorf("invalid value state %d", v.State)
@@ -145,7 +144,7 @@ func NewWriter(w io.Writer) *Writer {
 // rejected with an error naming its row and column numbers; nothing of it is
 // buffered and the Writer stays usable. An error from the underlying writer
 // is returned by this and every later call.
-func (w *Writer) WriteRow(row []transform.Value) error {
+func (w *Writer) WriteRow(row []schema.Value) error {
 	if w.err != nil {
 		return w.err
 	}

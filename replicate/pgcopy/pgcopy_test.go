@@ -6,23 +6,22 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"pgveil/schema"
 	"regexp"
 	"strings"
 	"testing"
 	"testing/iotest"
-
-	"pgveil/transform"
 )
 
-var null = transform.SQLNull()
+var null = schema.SQLNull()
 
-func txt(s string) transform.Value { return transform.Text(s) }
+func txt(s string) schema.Value { return schema.Text(s) }
 
-func row(vs ...transform.Value) []transform.Value { return vs }
+func row(vs ...schema.Value) []schema.Value { return vs }
 
 // sameRow reports whether a and b hold the same values (NULLs compare equal
 // whatever their Text).
-func sameRow(a, b []transform.Value) bool {
+func sameRow(a, b []schema.Value) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -30,14 +29,14 @@ func sameRow(a, b []transform.Value) bool {
 		if a[i].State != b[i].State {
 			return false
 		}
-		if a[i].State == transform.Present && !bytes.Equal(a[i].Text, b[i].Text) {
+		if a[i].State == schema.Present && !bytes.Equal(a[i].Text, b[i].Text) {
 			return false
 		}
 	}
 	return true
 }
 
-func fmtRows(rows [][]transform.Value) string {
+func fmtRows(rows [][]schema.Value) string {
 	var sb strings.Builder
 	for _, r := range rows {
 		sb.WriteString("[")
@@ -45,7 +44,7 @@ func fmtRows(rows [][]transform.Value) string {
 			if i > 0 {
 				sb.WriteString(" ")
 			}
-			if v.State == transform.Null {
+			if v.State == schema.Null {
 				sb.WriteString("NULL")
 			} else {
 				fmt.Fprintf(&sb, "%q", v.Text)
@@ -57,11 +56,11 @@ func fmtRows(rows [][]transform.Value) string {
 }
 
 // cloneRow copies a row out of the Reader's buffers.
-func cloneRow(r []transform.Value) []transform.Value {
-	out := make([]transform.Value, len(r))
+func cloneRow(r []schema.Value) []schema.Value {
+	out := make([]schema.Value, len(r))
 	for i, v := range r {
-		out[i] = transform.Value{State: v.State, Text: bytes.Clone(v.Text)}
-		if v.State == transform.Present && out[i].Text == nil {
+		out[i] = schema.Value{State: v.State, Text: bytes.Clone(v.Text)}
+		if v.State == schema.Present && out[i].Text == nil {
 			out[i].Text = []byte{}
 		}
 	}
@@ -70,9 +69,9 @@ func cloneRow(r []transform.Value) []transform.Value {
 
 // readAll decodes data through rd, returning the rows and the first error
 // other than io.EOF.
-func readAll(rd *Reader) ([][]transform.Value, error) {
-	var rows [][]transform.Value
-	var buf []transform.Value
+func readAll(rd *Reader) ([][]schema.Value, error) {
+	var rows [][]schema.Value
+	var buf []schema.Value
 	for {
 		var err error
 		buf, err = rd.Next(buf)
@@ -101,67 +100,67 @@ func TestDecode(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
-		want [][]transform.Value
+		want [][]schema.Value
 	}{
 		{"empty stream", "", nil},
-		{"simple", "a\tb\n", [][]transform.Value{row(txt("a"), txt("b"))}},
-		{"two rows", "1\tx\n2\ty\n", [][]transform.Value{row(txt("1"), txt("x")), row(txt("2"), txt("y"))}},
-		{"final line without newline", "a\tb\nc\td", [][]transform.Value{row(txt("a"), txt("b")), row(txt("c"), txt("d"))}},
-		{"crlf", "a\tb\r\nc\r\n", [][]transform.Value{row(txt("a"), txt("b")), row(txt("c"))}},
-		{"final cr without newline", "a\r", [][]transform.Value{row(txt("a"))}},
-		{"raw cr inside", "a\rb\n", [][]transform.Value{row(txt("a\rb"))}},
-		{"empty line is one empty field", "\n", [][]transform.Value{row(txt(""))}},
-		{"two empty lines", "\n\n", [][]transform.Value{row(txt("")), row(txt(""))}},
-		{"empty crlf line", "\r\n", [][]transform.Value{row(txt(""))}},
-		{"empty fields", "\t\n", [][]transform.Value{row(txt(""), txt(""))}},
-		{"empty fields around", "\ta\t\n", [][]transform.Value{row(txt(""), txt("a"), txt(""))}},
-		{"null", "\\N\n", [][]transform.Value{row(null)}},
-		{"nulls", "\\N\t\\N\n", [][]transform.Value{row(null, null)}},
-		{"null among", "1\t\\N\tx\n", [][]transform.Value{row(txt("1"), null, txt("x"))}},
-		{"null last without newline", "1\t\\N", [][]transform.Value{row(txt("1"), null)}},
-		{"escaped backslash N is text", "\\\\N\n", [][]transform.Value{row(txt(`\N`))}},
-		{"backslash N prefix", "\\Nx\n", [][]transform.Value{row(txt("Nx"))}},
-		{"backslash N suffix", "x\\N\n", [][]transform.Value{row(txt("xN"))}},
-		{"null then empty", "\\N\t\n", [][]transform.Value{row(null, txt(""))}},
-		{"esc b", `a\bz` + "\n", [][]transform.Value{row(txt("a\bz"))}},
-		{"esc f", `a\fz` + "\n", [][]transform.Value{row(txt("a\fz"))}},
-		{"esc n", `a\nz` + "\n", [][]transform.Value{row(txt("a\nz"))}},
-		{"esc r", `a\rz` + "\n", [][]transform.Value{row(txt("a\rz"))}},
-		{"esc t", `a\tz` + "\n", [][]transform.Value{row(txt("a\tz"))}},
-		{"esc v", `a\vz` + "\n", [][]transform.Value{row(txt("a\vz"))}},
-		{"esc backslash", `a\\z` + "\n", [][]transform.Value{row(txt(`a\z`))}},
-		{"all escapes", `\b\f\n\r\t\v\\` + "\n", [][]transform.Value{row(txt("\b\f\n\r\t\v\\"))}},
-		{"octal 1 digit", `\0` + "\n", [][]transform.Value{row(txt("\x00"))}},
-		{"octal 2 digits", `\12` + "\n", [][]transform.Value{row(txt("\n"))}},
-		{"octal 3 digits", `\101` + "\n", [][]transform.Value{row(txt("A"))}},
-		{"octal stops after 3", `\1011` + "\n", [][]transform.Value{row(txt("A1"))}},
-		{"octal stops at non-octal", `\18x` + "\n", [][]transform.Value{row(txt("\x018x"))}},
-		{"octal wraps", `\777\400` + "\n", [][]transform.Value{row(txt("\xff\x00"))}},
-		{"not octal 8", `\8` + "\n", [][]transform.Value{row(txt("8"))}},
-		{"hex 2 digits", `\x41` + "\n", [][]transform.Value{row(txt("A"))}},
-		{"hex upper", `\xFf` + "\n", [][]transform.Value{row(txt("\xff"))}},
-		{"hex 1 digit", `\x4` + "\n", [][]transform.Value{row(txt("\x04"))}},
-		{"hex 1 digit then other", `\x4g` + "\n", [][]transform.Value{row(txt("\x04g"))}},
-		{"hex stops after 2", `\x414` + "\n", [][]transform.Value{row(txt("A4"))}},
-		{"x without digits", `\xg` + "\n", [][]transform.Value{row(txt("xg"))}},
-		{"x at end", `\x` + "\n", [][]transform.Value{row(txt("x"))}},
-		{"other char", `\a\"\.\ ` + "\n", [][]transform.Value{row(txt(`a". `))}},
-		{"escaped raw tab is data", "a\\\tb\tc\n", [][]transform.Value{row(txt("a\tb"), txt("c"))}},
-		{"escaped raw tab at end", "a\\\t\n", [][]transform.Value{row(txt("a\t"))}},
-		{"escaped raw cr", "a\\\rb\n", [][]transform.Value{row(txt("a\rb"))}},
-		{"escaped non-ascii", "\\é\n", [][]transform.Value{row(txt("é"))}},
-		{"escapes after plain fields", "1\tfoo\tb\\tar\t\\N\tbaz\n", [][]transform.Value{row(txt("1"), txt("foo"), txt("b\tar"), null, txt("baz"))}},
-		{"plain after escapes", "\\\\\tplain\t\\n\tend\n", [][]transform.Value{row(txt(`\`), txt("plain"), txt("\n"), txt("end"))}},
-		{"bytes pass through", "é\x01\x7f\xff\x00\n", [][]transform.Value{row(txt("é\x01\x7f\xff\x00"))}},
-		{"end marker", "a\n\\.\nb\n", [][]transform.Value{row(txt("a"))}},
-		{"end marker crlf", "a\r\n\\.\r\nb\n", [][]transform.Value{row(txt("a"))}},
-		{"end marker without newline", "a\n\\.", [][]transform.Value{row(txt("a"))}},
+		{"simple", "a\tb\n", [][]schema.Value{row(txt("a"), txt("b"))}},
+		{"two rows", "1\tx\n2\ty\n", [][]schema.Value{row(txt("1"), txt("x")), row(txt("2"), txt("y"))}},
+		{"final line without newline", "a\tb\nc\td", [][]schema.Value{row(txt("a"), txt("b")), row(txt("c"), txt("d"))}},
+		{"crlf", "a\tb\r\nc\r\n", [][]schema.Value{row(txt("a"), txt("b")), row(txt("c"))}},
+		{"final cr without newline", "a\r", [][]schema.Value{row(txt("a"))}},
+		{"raw cr inside", "a\rb\n", [][]schema.Value{row(txt("a\rb"))}},
+		{"empty line is one empty field", "\n", [][]schema.Value{row(txt(""))}},
+		{"two empty lines", "\n\n", [][]schema.Value{row(txt("")), row(txt(""))}},
+		{"empty crlf line", "\r\n", [][]schema.Value{row(txt(""))}},
+		{"empty fields", "\t\n", [][]schema.Value{row(txt(""), txt(""))}},
+		{"empty fields around", "\ta\t\n", [][]schema.Value{row(txt(""), txt("a"), txt(""))}},
+		{"null", "\\N\n", [][]schema.Value{row(null)}},
+		{"nulls", "\\N\t\\N\n", [][]schema.Value{row(null, null)}},
+		{"null among", "1\t\\N\tx\n", [][]schema.Value{row(txt("1"), null, txt("x"))}},
+		{"null last without newline", "1\t\\N", [][]schema.Value{row(txt("1"), null)}},
+		{"escaped backslash N is text", "\\\\N\n", [][]schema.Value{row(txt(`\N`))}},
+		{"backslash N prefix", "\\Nx\n", [][]schema.Value{row(txt("Nx"))}},
+		{"backslash N suffix", "x\\N\n", [][]schema.Value{row(txt("xN"))}},
+		{"null then empty", "\\N\t\n", [][]schema.Value{row(null, txt(""))}},
+		{"esc b", `a\bz` + "\n", [][]schema.Value{row(txt("a\bz"))}},
+		{"esc f", `a\fz` + "\n", [][]schema.Value{row(txt("a\fz"))}},
+		{"esc n", `a\nz` + "\n", [][]schema.Value{row(txt("a\nz"))}},
+		{"esc r", `a\rz` + "\n", [][]schema.Value{row(txt("a\rz"))}},
+		{"esc t", `a\tz` + "\n", [][]schema.Value{row(txt("a\tz"))}},
+		{"esc v", `a\vz` + "\n", [][]schema.Value{row(txt("a\vz"))}},
+		{"esc backslash", `a\\z` + "\n", [][]schema.Value{row(txt(`a\z`))}},
+		{"all escapes", `\b\f\n\r\t\v\\` + "\n", [][]schema.Value{row(txt("\b\f\n\r\t\v\\"))}},
+		{"octal 1 digit", `\0` + "\n", [][]schema.Value{row(txt("\x00"))}},
+		{"octal 2 digits", `\12` + "\n", [][]schema.Value{row(txt("\n"))}},
+		{"octal 3 digits", `\101` + "\n", [][]schema.Value{row(txt("A"))}},
+		{"octal stops after 3", `\1011` + "\n", [][]schema.Value{row(txt("A1"))}},
+		{"octal stops at non-octal", `\18x` + "\n", [][]schema.Value{row(txt("\x018x"))}},
+		{"octal wraps", `\777\400` + "\n", [][]schema.Value{row(txt("\xff\x00"))}},
+		{"not octal 8", `\8` + "\n", [][]schema.Value{row(txt("8"))}},
+		{"hex 2 digits", `\x41` + "\n", [][]schema.Value{row(txt("A"))}},
+		{"hex upper", `\xFf` + "\n", [][]schema.Value{row(txt("\xff"))}},
+		{"hex 1 digit", `\x4` + "\n", [][]schema.Value{row(txt("\x04"))}},
+		{"hex 1 digit then other", `\x4g` + "\n", [][]schema.Value{row(txt("\x04g"))}},
+		{"hex stops after 2", `\x414` + "\n", [][]schema.Value{row(txt("A4"))}},
+		{"x without digits", `\xg` + "\n", [][]schema.Value{row(txt("xg"))}},
+		{"x at end", `\x` + "\n", [][]schema.Value{row(txt("x"))}},
+		{"other char", `\a\"\.\ ` + "\n", [][]schema.Value{row(txt(`a". `))}},
+		{"escaped raw tab is data", "a\\\tb\tc\n", [][]schema.Value{row(txt("a\tb"), txt("c"))}},
+		{"escaped raw tab at end", "a\\\t\n", [][]schema.Value{row(txt("a\t"))}},
+		{"escaped raw cr", "a\\\rb\n", [][]schema.Value{row(txt("a\rb"))}},
+		{"escaped non-ascii", "\\é\n", [][]schema.Value{row(txt("é"))}},
+		{"escapes after plain fields", "1\tfoo\tb\\tar\t\\N\tbaz\n", [][]schema.Value{row(txt("1"), txt("foo"), txt("b\tar"), null, txt("baz"))}},
+		{"plain after escapes", "\\\\\tplain\t\\n\tend\n", [][]schema.Value{row(txt(`\`), txt("plain"), txt("\n"), txt("end"))}},
+		{"bytes pass through", "é\x01\x7f\xff\x00\n", [][]schema.Value{row(txt("é\x01\x7f\xff\x00"))}},
+		{"end marker", "a\n\\.\nb\n", [][]schema.Value{row(txt("a"))}},
+		{"end marker crlf", "a\r\n\\.\r\nb\n", [][]schema.Value{row(txt("a"))}},
+		{"end marker without newline", "a\n\\.", [][]schema.Value{row(txt("a"))}},
 		{"end marker only", "\\.\n", nil},
 		{"end marker then garbage", "\\.\n\\", nil},
-		{"dot line is data", ".\n", [][]transform.Value{row(txt("."))}},
-		{"escaped dot then more", "\\.x\n", [][]transform.Value{row(txt(".x"))}},
-		{"escaped dot in second field", "a\t\\.\n", [][]transform.Value{row(txt("a"), txt("."))}},
-		{"escaped backslash dot", "\\\\.\n", [][]transform.Value{row(txt(`\.`))}},
+		{"dot line is data", ".\n", [][]schema.Value{row(txt("."))}},
+		{"escaped dot then more", "\\.x\n", [][]schema.Value{row(txt(".x"))}},
+		{"escaped dot in second field", "a\t\\.\n", [][]schema.Value{row(txt("a"), txt("."))}},
+		{"escaped backslash dot", "\\\\.\n", [][]schema.Value{row(txt(`\.`))}},
 	}
 	for _, tt := range tests {
 		for rname, rd := range readers(tt.in) {
@@ -200,7 +199,7 @@ func TestBytes(t *testing.T) {
 		t.Errorf("Bytes() = %d, want %d", rd.Bytes(), want)
 	}
 	rd = NewReader(strings.NewReader(in))
-	var buf []transform.Value
+	var buf []schema.Value
 	buf, _ = rd.Next(buf)
 	if rd.Bytes() != 5 || rd.Rows() != 1 {
 		t.Errorf("after one row: Bytes() = %d, Rows() = %d", rd.Bytes(), rd.Rows())
@@ -223,13 +222,13 @@ func TestDecodeErrors(t *testing.T) {
 		in      string
 		errRow  int    // 1-based line of the error
 		wantMsg string // exact message
-		after   [][]transform.Value
+		after   [][]schema.Value
 	}{
 		{"lone backslash", secret + "\\\n", 1, "pgcopy: row 1, column 1: malformed COPY text: backslash at end of line", nil},
 		{"lone backslash without newline", "ok\n" + secret + "\\", 2, "pgcopy: row 2, column 1: malformed COPY text: backslash at end of line", nil},
 		{"lone backslash before crlf", secret + "\\\r\n", 1, "pgcopy: row 1, column 1: malformed COPY text: backslash at end of line", nil},
-		{"third column", "1\t" + secret + "\t" + secret + "\\\nnext\n", 1, "pgcopy: row 1, column 3: malformed COPY text: backslash at end of line", [][]transform.Value{row(txt("next"))}},
-		{"after escapes", "1\t\\N\t\\t" + secret + "\t\\\\\\\nnext\n", 1, "pgcopy: row 1, column 4: malformed COPY text: backslash at end of line", [][]transform.Value{row(txt("next"))}},
+		{"third column", "1\t" + secret + "\t" + secret + "\\\nnext\n", 1, "pgcopy: row 1, column 3: malformed COPY text: backslash at end of line", [][]schema.Value{row(txt("next"))}},
+		{"after escapes", "1\t\\N\t\\t" + secret + "\t\\\\\\\nnext\n", 1, "pgcopy: row 1, column 4: malformed COPY text: backslash at end of line", [][]schema.Value{row(txt("next"))}},
 		{"long line", strings.Repeat(secret, 10) + "\\\n", 1, "pgcopy: row 1, column 1: malformed COPY text: backslash at end of line", nil},
 	}
 	for _, tt := range tests {
@@ -297,10 +296,10 @@ func TestLargeField(t *testing.T) {
 	for i := 0; i < len(escaped); i += 1 + rng.IntN(1000) {
 		escaped[i] = "\\\n\t\r\b\f\v"[rng.IntN(7)]
 	}
-	rows := [][]transform.Value{
-		row(txt("1"), transform.Bytes(plain), null, txt("x")),
-		row(txt("2"), transform.Bytes(escaped), txt("tail\n"), null),
-		row(transform.Bytes(escaped)),
+	rows := [][]schema.Value{
+		row(txt("1"), schema.Bytes(plain), null, txt("x")),
+		row(txt("2"), schema.Bytes(escaped), txt("tail\n"), null),
+		row(schema.Bytes(escaped)),
 		row(txt("3"), txt("small\\")),
 	}
 	var data []byte
@@ -315,7 +314,7 @@ func TestLargeField(t *testing.T) {
 		"16B":   newReaderSize(bytes.NewReader(data), 16),
 	} {
 		t.Run(name, func(t *testing.T) {
-			var buf []transform.Value
+			var buf []schema.Value
 			for i, want := range rows {
 				var err error
 				buf, err = rd.Next(buf)
@@ -342,16 +341,16 @@ func TestLargeField(t *testing.T) {
 func TestEncode(t *testing.T) {
 	tests := []struct {
 		name string
-		row  []transform.Value
+		row  []schema.Value
 		want string
 	}{
 		{"empty row", row(), "\n"},
 		{"one empty field", row(txt("")), "\n"},
-		{"nil text is empty", row(transform.Value{}), "\n"},
+		{"nil text is empty", row(schema.Value{}), "\n"},
 		{"two empty fields", row(txt(""), txt("")), "\t\n"},
 		{"plain", row(txt("1"), txt("hello"), txt("2024-01-02 03:04:05+00")), "1\thello\t2024-01-02 03:04:05+00\n"},
 		{"null", row(null), "\\N\n"},
-		{"null text ignored", row(transform.Value{State: transform.Null, Text: []byte("x")}), "\\N\n"},
+		{"null text ignored", row(schema.Value{State: schema.Null, Text: []byte("x")}), "\\N\n"},
 		{"backslash N string", row(txt(`\N`)), `\\N` + "\n"},
 		{"null and empty", row(null, txt(""), null), "\\N\t\t\\N\n"},
 		{"backslash", row(txt(`a\b`)), `a\\b` + "\n"},
@@ -389,7 +388,7 @@ func TestEncode(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(rows) != 1 || !sameRow(rows[0], want) {
-				t.Fatalf("decoded %s, want %s", fmtRows(rows), fmtRows([][]transform.Value{want}))
+				t.Fatalf("decoded %s, want %s", fmtRows(rows), fmtRows([][]schema.Value{want}))
 			}
 		})
 	}
@@ -397,7 +396,7 @@ func TestEncode(t *testing.T) {
 
 func TestAppendRowErrors(t *testing.T) {
 	dst := []byte("keep")
-	out, err := AppendRow(dst, row(txt("secret"), transform.Value{State: transform.Unchanged}))
+	out, err := AppendRow(dst, row(txt("secret"), schema.Value{State: schema.Unchanged}))
 	if !errors.Is(err, ErrUnchanged) {
 		t.Fatalf("got %v", err)
 	}
@@ -407,7 +406,7 @@ func TestAppendRowErrors(t *testing.T) {
 	if string(out) != "keep" {
 		t.Errorf("dst = %q, want it unchanged", out)
 	}
-	_, err = AppendRow(nil, row(txt("secret"), transform.Value{State: 9}))
+	_, err = AppendRow(nil, row(txt("secret"), schema.Value{State: 9}))
 	if err == nil || err.Error() != "pgcopy: column 2: invalid value state 9" {
 		t.Errorf("got %v", err)
 	}

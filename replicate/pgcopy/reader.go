@@ -6,8 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // Reader splits a stream in COPY text format into rows of fields and decodes
@@ -67,7 +66,7 @@ func (r *Reader) Bytes() int64 { return r.bytes }
 // that line has been consumed and the next call reads the following row.
 // An error reading the underlying stream is returned by this and every later
 // call.
-func (r *Reader) Next(dst []transform.Value) ([]transform.Value, error) {
+func (r *Reader) Next(dst []schema.Value) ([]schema.Value, error) {
 	dst = dst[:0]
 	if r.err != nil {
 		return dst, r.err
@@ -143,16 +142,16 @@ func (r *Reader) readLine() (line []byte, owned bool, err error) {
 }
 
 // split appends the fields of line (without its terminator) to dst.
-func (r *Reader) split(dst []transform.Value, line []byte, owned bool) ([]transform.Value, error) {
+func (r *Reader) split(dst []schema.Value, line []byte, owned bool) ([]schema.Value, error) {
 	bs := bytes.IndexByte(line, '\\')
 	if bs < 0 {
 		// Fast path: no escapes, every field points into line.
 		for {
 			t := bytes.IndexByte(line, '\t')
 			if t < 0 {
-				return append(dst, transform.Value{Text: line[:len(line):len(line)]}), nil
+				return append(dst, schema.Value{Text: line[:len(line):len(line)]}), nil
 			}
-			dst = append(dst, transform.Value{Text: line[:t:t]})
+			dst = append(dst, schema.Value{Text: line[:t:t]})
 			line = line[t+1:]
 		}
 	}
@@ -163,7 +162,7 @@ func (r *Reader) split(dst []transform.Value, line []byte, owned bool) ([]transf
 		if t < 0 {
 			break
 		}
-		dst = append(dst, transform.Value{Text: line[pos : pos+t : pos+t]})
+		dst = append(dst, schema.Value{Text: line[pos : pos+t : pos+t]})
 		pos += t + 1
 	}
 	// The rest is decoded: in place if line is ours (decoding never
@@ -180,12 +179,12 @@ func (r *Reader) split(dst []transform.Value, line []byte, owned bool) ([]transf
 // decode appends the fields of line[pos:], which starts a field, to dst,
 // decoding escapes into out[w:]. bs is the index of the first backslash at
 // or after pos (len(line) if none). out may alias line if w <= pos.
-func (r *Reader) decode(dst []transform.Value, line []byte, pos, bs int, out []byte, w int) ([]transform.Value, error) {
+func (r *Reader) decode(dst []schema.Value, line []byte, pos, bs int, out []byte, w int) ([]schema.Value, error) {
 	n := len(line)
 	for {
 		// pos starts a field.
 		if bs == pos && pos+1 < n && line[pos+1] == 'N' && (pos+2 == n || line[pos+2] == '\t') {
-			dst = append(dst, transform.Value{State: transform.Null})
+			dst = append(dst, schema.Value{State: schema.Null})
 			pos += 2
 			if pos == n {
 				return dst, nil
@@ -244,7 +243,7 @@ func (r *Reader) decode(dst []transform.Value, line []byte, pos, bs int, out []b
 			bs = indexFrom(line, pos, '\\')
 		}
 		w += copy(out[w:], line[pos:tab])
-		dst = append(dst, transform.Value{Text: out[start:w:w]})
+		dst = append(dst, schema.Value{Text: out[start:w:w]})
 		if tab == n {
 			return dst, nil
 		}

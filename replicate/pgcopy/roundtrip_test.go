@@ -5,17 +5,16 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"pgveil/schema"
 	"strings"
 	"testing"
-
-	"pgveil/transform"
 )
 
 // randomRow returns a row of 1 to 8 columns whose values favour the bytes
 // that matter to the format.
-func randomRow(rng *rand.Rand) []transform.Value {
+func randomRow(rng *rand.Rand) []schema.Value {
 	const special = "\\\t\n\r\b\f\v.N0178xXaf\x00é"
-	r := make([]transform.Value, 1+rng.IntN(8))
+	r := make([]schema.Value, 1+rng.IntN(8))
 	for i := range r {
 		switch rng.IntN(8) {
 		case 0:
@@ -43,7 +42,7 @@ func randomRow(rng *rand.Rand) []transform.Value {
 				b[j] = 'a' + byte(rng.IntN(26))
 			}
 		}
-		r[i] = transform.Bytes(b)
+		r[i] = schema.Bytes(b)
 	}
 	return r
 }
@@ -53,7 +52,7 @@ func randomRow(rng *rand.Rand) []transform.Value {
 func TestRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 7))
 	for iter := range 20 {
-		rows := make([][]transform.Value, rng.IntN(300))
+		rows := make([][]schema.Value, rng.IntN(300))
 		var data []byte
 		for i := range rows {
 			rows[i] = randomRow(rng)
@@ -78,7 +77,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 		for _, size := range []int{16, 100, readBufferSize} {
 			rd := newReaderSize(bytes.NewReader(data), size)
-			var buf []transform.Value
+			var buf []schema.Value
 			for i, want := range rows {
 				var err error
 				buf, err = rd.Next(buf)
@@ -87,7 +86,7 @@ func TestRoundTrip(t *testing.T) {
 				}
 				if !sameRow(buf, want) {
 					t.Fatalf("iteration %d, size %d, row %d: got %s, want %s", iter, size, i+1,
-						fmtRows([][]transform.Value{buf}), fmtRows([][]transform.Value{want}))
+						fmtRows([][]schema.Value{buf}), fmtRows([][]schema.Value{want}))
 				}
 			}
 			if _, err := rd.Next(buf); err != io.EOF {
@@ -105,7 +104,7 @@ func TestRoundTrip(t *testing.T) {
 func TestNextDoesNotAllocate(t *testing.T) {
 	data := benchStream(200)
 	rd := NewReader(bytes.NewReader(data))
-	buf := make([]transform.Value, 0, 16)
+	buf := make([]schema.Value, 0, 16)
 	buf, _ = rd.Next(buf) // warm up the scratch buffer
 	allocs := testing.AllocsPerRun(100, func() {
 		var err error
@@ -179,7 +178,7 @@ func TestWriterRejectsUnchanged(t *testing.T) {
 	if err := w.WriteRow(row(txt("a"))); err != nil {
 		t.Fatal(err)
 	}
-	err := w.WriteRow(row(txt("secret"), null, transform.Value{State: transform.Unchanged}))
+	err := w.WriteRow(row(txt("secret"), null, schema.Value{State: schema.Unchanged}))
 	if !errors.Is(err, ErrUnchanged) || err.Error() != "pgcopy: row 2, column 3: unchanged TOAST value has no COPY representation" {
 		t.Fatalf("got %v", err)
 	}
@@ -232,7 +231,7 @@ func TestWriterErrors(t *testing.T) {
 	}
 	// A failure on the automatic flush surfaces from WriteRow.
 	w := NewWriter(&failWriter{err: boom})
-	big := row(transform.Bytes(bytes.Repeat([]byte("x"), flushThreshold)))
+	big := row(schema.Bytes(bytes.Repeat([]byte("x"), flushThreshold)))
 	if err := w.WriteRow(big); !errors.Is(err, boom) {
 		t.Fatalf("got %v", err)
 	}
@@ -242,7 +241,7 @@ func TestWriterLargeRow(t *testing.T) {
 	var out bytes.Buffer
 	w := NewWriter(&out)
 	big := bytes.Repeat([]byte("ab\tc"), 2<<20) // 8 MB, 10 MB escaped
-	if err := w.WriteRow(row(transform.Bytes(big))); err != nil {
+	if err := w.WriteRow(row(schema.Bytes(big))); err != nil {
 		t.Fatal(err)
 	}
 	if cap(w.buf) > maxRetained {
@@ -263,8 +262,8 @@ func TestWriterLargeRow(t *testing.T) {
 // refDecode is a deliberately simple byte-by-byte decoder of the same
 // format, to check Reader against. It returns one entry per data line: the
 // row, or nil for a malformed line.
-func refDecode(data []byte) [][]transform.Value {
-	var out [][]transform.Value
+func refDecode(data []byte) [][]schema.Value {
+	var out [][]schema.Value
 	for len(data) > 0 {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -281,9 +280,9 @@ func refDecode(data []byte) [][]transform.Value {
 	return out
 }
 
-func refLine(line []byte) []transform.Value {
+func refLine(line []byte) []schema.Value {
 	isOct := func(c byte) bool { return c >= '0' && c <= '7' }
-	var fields []transform.Value
+	var fields []schema.Value
 	i := 0
 	for {
 		start := i
@@ -338,7 +337,7 @@ func refLine(line []byte) []transform.Value {
 		if string(line[start:i]) == `\N` {
 			fields = append(fields, null)
 		} else {
-			fields = append(fields, transform.Bytes(cur))
+			fields = append(fields, schema.Bytes(cur))
 		}
 		if i == len(line) {
 			return fields
@@ -372,9 +371,9 @@ func FuzzReader(f *testing.F) {
 		// (like the real 64 KiB, but cheaper per exec) almost none.
 		for _, size := range []int{16, 4096} {
 			rd := newReaderSize(bytes.NewReader(data), size)
-			var buf []transform.Value
+			var buf []schema.Value
 			var enc []byte
-			var rows [][]transform.Value
+			var rows [][]schema.Value
 			for line := 0; ; line++ {
 				var err error
 				buf, err = rd.Next(buf)
@@ -398,7 +397,7 @@ func FuzzReader(f *testing.F) {
 				}
 				if ref[line] == nil || !sameRow(buf, ref[line]) {
 					t.Fatalf("size %d: line %d: got %s, reference %s", size, line+1,
-						fmtRows([][]transform.Value{buf}), fmtRows([][]transform.Value{ref[line]}))
+						fmtRows([][]schema.Value{buf}), fmtRows([][]schema.Value{ref[line]}))
 				}
 				rows = append(rows, cloneRow(buf))
 				if enc, err = AppendRow(enc, buf); err != nil {
@@ -432,7 +431,7 @@ func FuzzReader(f *testing.F) {
 
 // benchRow is a realistic 10-column row: ids, a uuid, names, an email, a
 // timestamp, a numeric, a NULL, a boolean and an address with escapes.
-func benchRow() []transform.Value {
+func benchRow() []schema.Value {
 	return row(
 		txt("1048576"),
 		txt("3f2b8c1e-9a4d-4e6f-8b2a-1c3d5e7f9a0b"),
@@ -469,7 +468,7 @@ func BenchmarkReader(b *testing.B) {
 	data := benchStream(rows)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	var buf []transform.Value
+	var buf []schema.Value
 	for b.Loop() {
 		rd := NewReader(bytes.NewReader(data))
 		for {
@@ -524,7 +523,7 @@ func BenchmarkReaderLongField(b *testing.B) {
 	}
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	var buf []transform.Value
+	var buf []schema.Value
 	for b.Loop() {
 		rd := NewReader(bytes.NewReader(data))
 		for {

@@ -3,6 +3,7 @@ package source
 import (
 	"testing"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -34,8 +35,8 @@ CREATE VIEW whole AS SELECT row_to_json(c) AS j, c::text AS t FROM customer c;`)
 		t.Fatal(err)
 	}
 	plan := transform.NewPlan([]*transform.TablePlan{
-		{Table: &transform.Table{Schema: "public", Name: "customer"},
-			Columns: []transform.ColumnPlan{{Column: transform.Column{Name: "id"}}, {Column: transform.Column{Name: "name"}}},
+		{Table: &schema.Table{Schema: "public", Name: "customer"},
+			Columns: []transform.ColumnPlan{{Column: schema.Column{Name: "id"}}, {Column: schema.Column{Name: "name"}}},
 			Dropped: []string{"email"}},
 	})
 	seen := 0

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"pgveil/schema"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-
-	"pgveil/transform"
 )
 
 // UnsafeError is EnsurePublication's refusal: the publication asked for
@@ -22,7 +21,7 @@ type UnsafeError struct {
 // Error lists the problems, one per line.
 func (e *UnsafeError) Error() string {
 	return fmt.Sprintf("refusing to change publication %s: it would make production UPDATE or DELETE fail:\n%s",
-		transform.QuoteIdent(e.Publication), Problems(e.Problems).Error())
+		schema.QuoteIdent(e.Publication), Problems(e.Problems).Error())
 }
 
 // OwnerNeededError is returned by EnsurePublication when the publication
@@ -47,7 +46,7 @@ type OwnerNeededError struct {
 func (e *OwnerNeededError) Warning() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "publication %s holds more than the rules ask (column lists, or tables the rules do not name, whose changes pgveil ignores), and role %s cannot change it (it does not own %s): pgveil replicates with it; to make it hold the rules alone (production cannot DROP or ALTER COLUMN ... TYPE a listed column meanwhile), a superuser (or the tables' owner) runs, in the production database:\n\n",
-		transform.QuoteIdent(e.Publication), transform.QuoteIdent(e.Role), strings.Join(e.Tables, ", "))
+		schema.QuoteIdent(e.Publication), schema.QuoteIdent(e.Role), strings.Join(e.Tables, ", "))
 	for _, s := range e.Statements {
 		b.WriteString("  " + s + ";\n")
 	}
@@ -58,7 +57,7 @@ func (e *OwnerNeededError) Warning() string {
 func (e *OwnerNeededError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "publication %s does not match the rules, and role %s cannot change it: PostgreSQL lets only a table's owner add it to a publication, and %s does not own %s.\n",
-		transform.QuoteIdent(e.Publication), transform.QuoteIdent(e.Role), transform.QuoteIdent(e.Role), strings.Join(e.Tables, ", "))
+		schema.QuoteIdent(e.Publication), schema.QuoteIdent(e.Role), schema.QuoteIdent(e.Role), strings.Join(e.Tables, ", "))
 	b.WriteString("Have a superuser (or the tables' owner, if it has CREATE on the database) run, in the production database:\n\n")
 	for _, s := range e.Statements {
 		b.WriteString("  " + s + ";\n")
@@ -76,11 +75,11 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = ANY($1::oid[]) AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')
 ORDER BY 1`, oids)
 	if err != nil {
-		return nil, wrapSQL(err, "reading the tables' owners")
+		return nil, schema.WrapSQL(err, "reading the tables' owners")
 	}
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, wrapSQL(err, "reading the tables' owners")
+		return nil, schema.WrapSQL(err, "reading the tables' owners")
 	}
 	return names, nil
 }
@@ -114,7 +113,7 @@ func currentRole(ctx context.Context, tx pgx.Tx) string {
 //
 // cat is the catalog the spec was planned from: a table whose OID changed
 // since (dropped and re-created) is an error.
-func EnsurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpec, cat *Catalog) (changed bool, err error) {
+func EnsurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpec, cat *schema.Catalog) (changed bool, err error) {
 	return ensurePublication(ctx, conn, spec, cat, true)
 }
 
@@ -123,15 +122,15 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 // role could not change it, and an *UnsafeError when the change would
 // make production writes fail. A rule change waits on it before it is put
 // in force, so that the rules in force keep streaming meanwhile.
-func CheckPublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpec, cat *Catalog) (mustChange bool, err error) {
+func CheckPublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpec, cat *schema.Catalog) (mustChange bool, err error) {
 	return ensurePublication(ctx, conn, spec, cat, false)
 }
 
-func ensurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpec, cat *Catalog, apply bool) (changed bool, err error) {
+func ensurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpec, cat *schema.Catalog, apply bool) (changed bool, err error) {
 	if spec == nil || spec.Name == "" {
 		return false, errors.New("ensuring the publication: no publication name")
 	}
-	pubName := transform.QuoteIdent(spec.Name)
+	pubName := schema.QuoteIdent(spec.Name)
 	fail := func(err error) (bool, error) {
 		return false, fmt.Errorf("ensuring publication %s: %w", pubName, err)
 	}
@@ -140,7 +139,7 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 		return fail(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	version, err := serverVersion(ctx, tx)
+	version, err := schema.ServerVersion(ctx, tx)
 	if err != nil {
 		return fail(err)
 	}
@@ -255,7 +254,7 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 	}
 	for _, s := range stmts {
 		if err := execOne(ctx, conn, s); err != nil {
-			return fail(wrapSQL(err, "changing the publication"))
+			return fail(schema.WrapSQL(err, "changing the publication"))
 		}
 	}
 
@@ -273,7 +272,7 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 			if transient(err) {
 				return fail(fmt.Errorf("%s: %w", pt.Name.QualifiedName(), err))
 			}
-			return false, &UnsafeError{Publication: spec.Name, Problems: []Problem{{Table: pt.Name.QualifiedName(), Msg: "PostgreSQL: " + sqlText(err)}}}
+			return false, &UnsafeError{Publication: spec.Name, Problems: []Problem{{Table: pt.Name.QualifiedName(), Msg: "PostgreSQL: " + schema.SQLText(err)}}}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -313,7 +312,7 @@ type leafTable struct {
 
 // readLiveTable reads a table, and its leaf partitions when partitioned;
 // nil when it does not exist.
-func readLiveTable(ctx context.Context, tx pgx.Tx, version int, name transform.TableName) (*liveTable, error) {
+func readLiveTable(ctx context.Context, tx pgx.Tx, version int, name schema.TableName) (*liveTable, error) {
 	var (
 		lt      liveTable
 		relkind string
@@ -326,7 +325,7 @@ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, name.Schem
 		return nil, nil
 	}
 	if err != nil {
-		return nil, wrapSQL(err, "reading the table")
+		return nil, schema.WrapSQL(err, "reading the table")
 	}
 	lt.partitioned = relkind == "p"
 	if lt.relIdentity, err = readIdentity(ctx, tx, version, lt.oid); err != nil {
@@ -343,7 +342,7 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE p.isleaf AND p.relid <> $1::oid::regclass
 ORDER BY 2`, lt.oid)
 	if err != nil {
-		return nil, wrapSQL(err, "reading the partitions")
+		return nil, schema.WrapSQL(err, "reading the partitions")
 	}
 	type leaf struct {
 		oid  uint32
@@ -355,7 +354,7 @@ ORDER BY 2`, lt.oid)
 		return l, err
 	})
 	if err != nil {
-		return nil, wrapSQL(err, "reading the partitions")
+		return nil, schema.WrapSQL(err, "reading the partitions")
 	}
 	for _, l := range leaves {
 		id, err := readIdentity(ctx, tx, version, l.oid)
@@ -398,7 +397,7 @@ SELECT c.relreplident::text,
         ORDER BY k.ord)
 FROM pg_catalog.pg_class c WHERE c.oid = $1`, oid).Scan(&replident, &id.columns, &attnums, &id.identity)
 	if err != nil {
-		return relIdentity{}, wrapSQL(err, "reading the replica identity")
+		return relIdentity{}, schema.WrapSQL(err, "reading the replica identity")
 	}
 	id.replident = replident[0]
 	id.attnums = make(map[string]int16, len(id.columns))
@@ -438,16 +437,16 @@ func checkRel(partition string, id relIdentity, cols, refs []string) []string {
 	}
 	for _, c := range cols {
 		if _, ok := id.attnums[c]; !ok {
-			add("column list names %s, which is not a published column of the table (dropped, renamed or generated?)", transform.QuoteIdent(c))
+			add("column list names %s, which is not a published column of the table (dropped, renamed or generated?)", schema.QuoteIdent(c))
 		}
 	}
 	if cols != nil {
 		for _, c := range id.identity {
 			if !slices.Contains(cols, c) {
 				if id.replident == 'f' {
-					add("REPLICA IDENTITY FULL and the column list leaves out %s: a column list must cover every column", transform.QuoteIdent(c))
+					add("REPLICA IDENTITY FULL and the column list leaves out %s: a column list must cover every column", schema.QuoteIdent(c))
 				} else {
-					add("the column list leaves out replica identity column %s", transform.QuoteIdent(c))
+					add("the column list leaves out replica identity column %s", schema.QuoteIdent(c))
 				}
 			}
 		}
@@ -455,7 +454,7 @@ func checkRel(partition string, id relIdentity, cols, refs []string) []string {
 	if id.replident != 'f' {
 		for _, c := range refs {
 			if !slices.Contains(id.identity, c) {
-				add("the row filter uses %s, which is not a replica identity column", transform.QuoteIdent(c))
+				add("the row filter uses %s, which is not a replica identity column", schema.QuoteIdent(c))
 			}
 		}
 	}
@@ -584,14 +583,14 @@ func deparseFilter(ctx context.Context, tx pgx.Tx, oid uint32, q, filter string)
 	defer undo(&err)
 	pub := scratchName("pgveil_deparse_")
 	if err := execOne(ctx, tx.Conn(), "CREATE PUBLICATION "+pub+" FOR TABLE "+publicationItem(q, nil, filter)+" WITH ("+publishOptions(150000)+")"); err != nil {
-		return "", wrapSQL(err, "PostgreSQL does not accept it")
+		return "", schema.WrapSQL(err, "PostgreSQL does not accept it")
 	}
 	err = tx.QueryRow(ctx, `
 SELECT pg_catalog.pg_get_expr(pr.prqual, pr.prrelid)
 FROM pg_catalog.pg_publication_rel pr JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid
 WHERE p.pubname = $1 AND pr.prrelid = $2`, pub, oid).Scan(&s)
 	if err != nil {
-		return "", wrapSQL(err, "reading it back")
+		return "", schema.WrapSQL(err, "reading it back")
 	}
 	return s, nil
 }
@@ -617,7 +616,7 @@ FROM pg_catalog.pg_publication p WHERE p.pubname = $1`, name).Scan(&oid, &st.all
 		return nil, nil
 	}
 	if err != nil {
-		return nil, wrapSQL(err, "reading the publication")
+		return nil, schema.WrapSQL(err, "reading the publication")
 	}
 	attrs, qual := "NULL::int2[]", "NULL::text"
 	if version >= 150000 {
@@ -631,7 +630,7 @@ JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE pr.prpubid = $1`, oid)
 	if err != nil {
-		return nil, wrapSQL(err, "reading the publication's tables")
+		return nil, schema.WrapSQL(err, "reading the publication's tables")
 	}
 	defer rows.Close()
 	st.rels = map[uint32]relState{}
@@ -642,7 +641,7 @@ WHERE pr.prpubid = $1`, oid)
 			filter *string
 		)
 		if err := rows.Scan(&relid, &r.name, &r.cols, &filter); err != nil {
-			return nil, wrapSQL(err, "reading the publication's tables")
+			return nil, schema.WrapSQL(err, "reading the publication's tables")
 		}
 		if filter != nil {
 			r.filter = *filter
@@ -650,7 +649,7 @@ WHERE pr.prpubid = $1`, oid)
 		st.rels[relid] = r
 	}
 	if err := rows.Err(); err != nil {
-		return nil, wrapSQL(err, "reading the publication's tables")
+		return nil, schema.WrapSQL(err, "reading the publication's tables")
 	}
 	if version >= 150000 {
 		rows, err := tx.Query(ctx, `
@@ -658,10 +657,10 @@ SELECT format('%I', n.nspname) FROM pg_catalog.pg_publication_namespace pn
 JOIN pg_catalog.pg_namespace n ON n.oid = pn.pnnspid
 WHERE pn.pnpubid = $1 ORDER BY 1`, oid)
 		if err != nil {
-			return nil, wrapSQL(err, "reading the publication's schemas")
+			return nil, schema.WrapSQL(err, "reading the publication's schemas")
 		}
 		if st.schemas, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-			return nil, wrapSQL(err, "reading the publication's schemas")
+			return nil, schema.WrapSQL(err, "reading the publication's schemas")
 		}
 	}
 	return &st, nil

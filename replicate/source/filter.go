@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"pgveil/schema"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"pgveil/transform"
 )
 
 // Limits of one Filter query: rows per statement, and PostgreSQL's limit
@@ -75,7 +74,7 @@ func (e *FilterError) Error() string {
 // NewFilter returns the filter of pt.InProcessFilter on table t. Its
 // columns are pt.FilterColumns, cast to pt.FilterTypes (the exact SQL
 // types) or, when those are missing, to the catalog type of each column.
-func NewFilter(t *transform.Table, pt PublishedTable) (*Filter, error) {
+func NewFilter(t *schema.Table, pt PublishedTable) (*Filter, error) {
 	if t == nil {
 		return nil, errors.New("in-process filter: no table")
 	}
@@ -92,7 +91,7 @@ func NewFilter(t *transform.Table, pt PublishedTable) (*Filter, error) {
 	for i, name := range pt.FilterColumns {
 		c := t.Column(name)
 		if c == nil {
-			return nil, fmt.Errorf("%s: in-process filter: column %s not in the table", q, transform.QuoteIdent(name))
+			return nil, fmt.Errorf("%s: in-process filter: column %s not in the table", q, schema.QuoteIdent(name))
 		}
 		if strings.HasPrefix(name, filterPrefix) {
 			return nil, fmt.Errorf("%s: in-process filter: column name %s is reserved by pgveil (names starting with %s)", q, name, filterPrefix)
@@ -108,10 +107,10 @@ func NewFilter(t *transform.Table, pt PublishedTable) (*Filter, error) {
 		f.columns = append(f.columns, name)
 		f.types = append(f.types, typ)
 		f.collates = append(f.collates, coll)
-		cols = append(cols, pgx.Identifier{name}.Sanitize())
+		cols = append(cols, schema.QuoteIdent(name))
 	}
 	f.aliasName = t.Name
-	f.alias = pgx.Identifier{t.Name}.Sanitize() + "(" + strings.Join(cols, ", ") + ")"
+	f.alias = schema.QuoteIdent(t.Name) + "(" + strings.Join(cols, ", ") + ")"
 	for _, c := range t.Columns {
 		if c.PrimaryKey {
 			f.keys = append(f.keys, c.Name)
@@ -178,7 +177,7 @@ func (f *Filter) fetchQuery(n int) string {
 	b.WriteString("SELECT v." + filterOrdColumn + ", v." + filterPrefix + "fetch, " + src + ".ctid IS NOT NULL")
 	for i, typ := range f.types {
 		c := strconv.Itoa(i)
-		b.WriteString(", CASE WHEN v." + filterPrefix + "u" + c + " THEN CAST(" + src + "." + pgx.Identifier{f.columns[i]}.Sanitize() + " AS " + typ + ")" + f.collates[i] + " ELSE v." + filterPrefix + "v" + c + " END")
+		b.WriteString(", CASE WHEN v." + filterPrefix + "u" + c + " THEN CAST(" + src + "." + schema.QuoteIdent(f.columns[i]) + " AS " + typ + ")" + f.collates[i] + " ELSE v." + filterPrefix + "v" + c + " END")
 	}
 	b.WriteString(" FROM (VALUES ")
 	p := 1
@@ -210,13 +209,13 @@ func (f *Filter) fetchQuery(n int) string {
 	}
 	b.WriteString(")\nLEFT JOIN " + f.from + " AS " + src + " ON v." + filterPrefix + "fetch")
 	for i, k := range f.keys {
-		b.WriteString(" AND " + src + "." + pgx.Identifier{k}.Sanitize() + " = v." + filterPrefix + "k" + strconv.Itoa(i))
+		b.WriteString(" AND " + src + "." + schema.QuoteIdent(k) + " = v." + filterPrefix + "k" + strconv.Itoa(i))
 	}
 	// The derived table takes the table's name and columns, so that the
 	// where reads the same names as in the other statement.
-	b.WriteString("\n) AS " + pgx.Identifier{f.aliasName}.Sanitize() + "(" + filterOrdColumn + ", " + filterPrefix + "fetch, " + filterPrefix + "found")
+	b.WriteString("\n) AS " + schema.QuoteIdent(f.aliasName) + "(" + filterOrdColumn + ", " + filterPrefix + "fetch, " + filterPrefix + "found")
 	for _, c := range f.columns {
-		b.WriteString(", " + pgx.Identifier{c}.Sanitize())
+		b.WriteString(", " + schema.QuoteIdent(c))
 	}
 	b.WriteString(") ORDER BY " + filterOrdColumn)
 	return b.String()
@@ -229,7 +228,7 @@ func (f *Filter) validate(ctx context.Context, conn *pgx.Conn) error {
 		if transient(err) {
 			return fmt.Errorf("%s: checking the in-process filter: %w", f.table, err)
 		}
-		return wrapSQL(err, "%s: where cannot be evaluated by pgveil (it may use only the table's own columns, unqualified or qualified by the table name)", f.table)
+		return schema.WrapSQL(err, "%s: where cannot be evaluated by pgveil (it may use only the table's own columns, unqualified or qualified by the table name)", f.table)
 	}
 	return nil
 }
@@ -256,7 +255,7 @@ func (f *Filter) validate(ctx context.Context, conn *pgx.Conn) error {
 // conn as it is, outside any transaction of Match's own: give conn a
 // statement_timeout (for example with options=-c statement_timeout=30s in
 // its DSN), since the filter is the rules' SQL and may call functions.
-func (f *Filter) Match(ctx context.Context, conn *pgx.Conn, rows [][]transform.Value) ([]bool, error) {
+func (f *Filter) Match(ctx context.Context, conn *pgx.Conn, rows [][]schema.Value) ([]bool, error) {
 	out := make([]bool, len(rows))
 	for start := 0; start < len(rows); start += f.perStmt {
 		end := min(start+f.perStmt, len(rows))
@@ -269,8 +268,8 @@ func (f *Filter) Match(ctx context.Context, conn *pgx.Conn, rows [][]transform.V
 
 // param is v as a bind parameter: nil for NULL, an empty slice (not nil)
 // for an empty string.
-func param(v transform.Value) []byte {
-	if v.State == transform.Null || v.State == transform.Unchanged {
+func param(v schema.Value) []byte {
+	if v.State == schema.Null || v.State == schema.Unchanged {
 		return nil
 	}
 	if v.Text == nil {
@@ -279,18 +278,18 @@ func param(v transform.Value) []byte {
 	return v.Text
 }
 
-func (f *Filter) match(ctx context.Context, conn *pgx.Conn, rows [][]transform.Value, out []bool) error {
+func (f *Filter) match(ctx context.Context, conn *pgx.Conn, rows [][]schema.Value, out []bool) error {
 	fetch := false
 	for i, row := range rows {
 		if len(row) != len(f.columns) && len(row) != len(f.columns)+len(f.keys) {
 			return fmt.Errorf("%s: in-process filter: row has %d values, the filter needs %d (and %d key values to read unchanged ones back)", f.table, len(row), len(f.columns), len(f.keys))
 		}
 		for j, v := range row[:len(f.columns)] {
-			if v.State != transform.Unchanged {
+			if v.State != schema.Unchanged {
 				continue
 			}
 			if len(row) == len(f.columns) || len(f.keys) == 0 {
-				return fmt.Errorf("%s: in-process filter: row %d, column %s: %w", f.table, i, transform.QuoteIdent(f.columns[j]), ErrUnchangedValue)
+				return fmt.Errorf("%s: in-process filter: row %d, column %s: %w", f.table, i, schema.QuoteIdent(f.columns[j]), ErrUnchangedValue)
 			}
 			fetch = true
 		}
@@ -308,10 +307,10 @@ func (f *Filter) match(ctx context.Context, conn *pgx.Conn, rows [][]transform.V
 	} else {
 		params = make([][]byte, 0, len(rows)*(1+2*len(f.columns)+len(f.keys)))
 		for _, row := range rows {
-			need := slices.ContainsFunc(row[:len(f.columns)], func(v transform.Value) bool { return v.State == transform.Unchanged })
+			need := slices.ContainsFunc(row[:len(f.columns)], func(v schema.Value) bool { return v.State == schema.Unchanged })
 			params = append(params, boolParam(need))
 			for _, v := range row[:len(f.columns)] {
-				params = append(params, param(v), boolParam(v.State == transform.Unchanged))
+				params = append(params, param(v), boolParam(v.State == schema.Unchanged))
 			}
 			for _, v := range row[len(f.columns):] {
 				params = append(params, param(v))

@@ -3,13 +3,12 @@ package source
 import (
 	"errors"
 	"fmt"
+	"pgveil/schema"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-
-	"pgveil/transform"
 )
 
 const filterSchema = `
@@ -31,7 +30,7 @@ CREATE FUNCTION public.always() RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELEC
 `
 
 // planFilter plans one table's rules and returns its Filter.
-func planFilter(t *testing.T, conn *pgx.Conn, cat *Catalog, rules string) (*Filter, *PublishedTable) {
+func planFilter(t *testing.T, conn *pgx.Conn, cat *schema.Catalog, rules string) (*Filter, *PublishedTable) {
 	t.Helper()
 	ctx := testContext(t)
 	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, compile(t, cat, rules), "pgveil", true)
@@ -67,27 +66,27 @@ func TestFilterMatch(t *testing.T) {
 	if !slices.Contains(pt.Columns, "deleted_at") || !slices.Equal(pt.Extra, []string{"deleted_at"}) {
 		t.Errorf("deleted_at must be published (for the filter) and dropped by pgveil: %+v", pt)
 	}
-	txt := transform.Text
-	null := transform.SQLNull()
+	txt := schema.Text
+	null := schema.SQLNull()
 	type row struct {
-		vals []transform.Value
+		vals []schema.Value
 		want bool
 	}
 	cases := []row{
-		{[]transform.Value{txt("Ann"), null, txt("2.00"), txt("{a,b}"), txt("ok"), txt("l")}, true},
-		{[]transform.Value{txt("Ann"), txt("2024-01-02 03:04:05+00"), txt("2.00"), null, null, null}, false}, // deleted
-		{[]transform.Value{txt("O'Brien ☃"), null, null, null, null, null}, false},                           // quoted, unicode
-		{[]transform.Value{txt("O'Brien"), null, null, null, null, null}, true},
-		{[]transform.Value{null, null, null, null, null, null}, false}, // NULL <> '...' is NULL: false
-		{[]transform.Value{txt(""), null, txt("1.00"), null, null, null}, false},
-		{[]transform.Value{txt("\"quoted\" \\ back$lash"), null, txt("1.51"), null, null, null}, true},
-		{[]transform.Value{txt("Zoë 😀"), null, null, txt(`{"a b","c,d",vip}`), null, null}, false},
-		{[]transform.Value{txt("Zoë 😀"), null, null, txt(`{"a b","c,d",NULL}`), null, null}, true},
-		{[]transform.Value{txt("x"), null, null, null, txt("sad"), null}, false},
-		{[]transform.Value{txt("x"), null, null, null, txt("happy"), txt("xylophone")}, false},
-		{[]transform.Value{txt("x"), null, null, null, txt("happy"), txt("ylophone")}, true},
+		{[]schema.Value{txt("Ann"), null, txt("2.00"), txt("{a,b}"), txt("ok"), txt("l")}, true},
+		{[]schema.Value{txt("Ann"), txt("2024-01-02 03:04:05+00"), txt("2.00"), null, null, null}, false}, // deleted
+		{[]schema.Value{txt("O'Brien ☃"), null, null, null, null, null}, false},                           // quoted, unicode
+		{[]schema.Value{txt("O'Brien"), null, null, null, null, null}, true},
+		{[]schema.Value{null, null, null, null, null, null}, false}, // NULL <> '...' is NULL: false
+		{[]schema.Value{txt(""), null, txt("1.00"), null, null, null}, false},
+		{[]schema.Value{txt("quoted \\ back$lash"), null, txt("1.51"), null, null, null}, true},
+		{[]schema.Value{txt("Zoë 😀"), null, null, txt(`{"a b","c,d",vip}`), null, null}, false},
+		{[]schema.Value{txt("Zoë 😀"), null, null, txt(`{"a b","c,d",NULL}`), null, null}, true},
+		{[]schema.Value{txt("x"), null, null, null, txt("sad"), null}, false},
+		{[]schema.Value{txt("x"), null, null, null, txt("happy"), txt("xylophone")}, false},
+		{[]schema.Value{txt("x"), null, null, null, txt("happy"), txt("ylophone")}, true},
 	}
-	rows := make([][]transform.Value, len(cases))
+	rows := make([][]schema.Value, len(cases))
 	for i, c := range cases {
 		rows[i] = c.vals
 	}
@@ -102,13 +101,13 @@ func TestFilterMatch(t *testing.T) {
 	}
 
 	// Many rows: several statements, results in order.
-	many := make([][]transform.Value, 2503)
+	many := make([][]schema.Value, 2503)
 	for i := range many {
 		deleted := null
 		if i%3 == 0 {
 			deleted = txt("2024-01-01")
 		}
-		many[i] = []transform.Value{txt(fmt.Sprintf("n%d", i)), deleted, txt(fmt.Sprintf("%d.25", i%4)), null, null, null}
+		many[i] = []schema.Value{txt(fmt.Sprintf("n%d", i)), deleted, txt(fmt.Sprintf("%d.25", i%4)), null, null, null}
 	}
 	got, err = f.Match(ctx, conn, many)
 	if err != nil {
@@ -124,11 +123,11 @@ func TestFilterMatch(t *testing.T) {
 	}
 
 	// Rows of the wrong width, unchanged TOAST values.
-	if _, err := f.Match(ctx, conn, [][]transform.Value{{txt("a")}}); err == nil {
+	if _, err := f.Match(ctx, conn, [][]schema.Value{{txt("a")}}); err == nil {
 		t.Error("short row: no error")
 	}
-	unchanged := []transform.Value{txt("a"), null, null, {State: transform.Unchanged}, null, null}
-	if _, err := f.Match(ctx, conn, [][]transform.Value{unchanged}); !errors.Is(err, ErrUnchangedValue) || !strings.Contains(err.Error(), "tags") {
+	unchanged := []schema.Value{txt("a"), null, null, {State: schema.Unchanged}, null, null}
+	if _, err := f.Match(ctx, conn, [][]schema.Value{unchanged}); !errors.Is(err, ErrUnchangedValue) || !strings.Contains(err.Error(), "tags") {
 		t.Errorf("unchanged value without a key: %v", err)
 	}
 }
@@ -151,16 +150,16 @@ func TestFilterReadsUnchangedValuesBack(t *testing.T) {
 	if !slices.Equal(f.Columns(), []string{"tags"}) || !slices.Equal(f.Keys(), []string{"id"}) {
 		t.Fatalf("Columns %q, Keys %q", f.Columns(), f.Keys())
 	}
-	u := transform.Value{State: transform.Unchanged}
-	txt := transform.Text
-	rows := [][]transform.Value{
+	u := schema.Value{State: schema.Unchanged}
+	txt := schema.Text
+	rows := [][]schema.Value{
 		{u, txt("1")},            // vip in the source: excluded
 		{u, txt("2")},            // passes
 		{u, txt("3")},            // gone from the source: fails closed
 		{u, u},                   // no key to read it by: fails closed
 		{txt("{vip}"), txt("2")}, // a sent value is used as sent
 		{txt("{b}"), txt("1")},
-		{transform.SQLNull(), txt("1")},
+		{schema.SQLNull(), txt("1")},
 	}
 	got, err := f.Match(ctx, conn, rows)
 	if err != nil {
@@ -171,7 +170,7 @@ func TestFilterReadsUnchangedValuesBack(t *testing.T) {
 	}
 	// Batches of one statement each still agree.
 	for i, row := range rows {
-		one, err := f.Match(ctx, conn, [][]transform.Value{row})
+		one, err := f.Match(ctx, conn, [][]schema.Value{row})
 		if err != nil || one[0] != got[i] {
 			t.Errorf("row %d alone: %v, %v; in a batch %v", i, one, err, got[i])
 		}
@@ -191,10 +190,10 @@ func TestFilterTypesAndNames(t *testing.T) {
     where: "flags = B'1010' OR lbl = 'exact'"
     columns: {id: keep, name: keep, deleted_at: keep, score: keep, tags: keep, m: keep, lbl: keep, flags: keep}
 `)
-	got, err := f.Match(ctx, conn, [][]transform.Value{
-		{transform.Text("exact"), transform.Text("1010")},
-		{transform.Text("other"), transform.Text("1011")},
-		{transform.Text("exact"), transform.SQLNull()},
+	got, err := f.Match(ctx, conn, [][]schema.Value{
+		{schema.Text("exact"), schema.Text("1010")},
+		{schema.Text("other"), schema.Text("1011")},
+		{schema.Text("exact"), schema.SQLNull()},
 	})
 	if err != nil || !slices.Equal(got, []bool{true, false, true}) {
 		t.Errorf("typed filter: %v, %v", got, err)
@@ -208,9 +207,9 @@ func TestFilterTypesAndNames(t *testing.T) {
 	if !slices.Equal(pt.FilterColumns, []string{"Customer Name", "select"}) || !slices.Equal(pt.Columns, []string{"OrderID", "Customer Name", "select"}) {
 		t.Errorf("Orders: %+v", pt)
 	}
-	got, err = f.Match(ctx, conn, [][]transform.Value{
-		{transform.Text("ACME Corp"), transform.Text("1")},
-		{transform.Text("Initech"), transform.Text("1")},
+	got, err = f.Match(ctx, conn, [][]schema.Value{
+		{schema.Text("ACME Corp"), schema.Text("1")},
+		{schema.Text("Initech"), schema.Text("1")},
 	})
 	if err != nil || !slices.Equal(got, []bool{true, false}) {
 		t.Errorf("mixed-case names: %v, %v", got, err)
@@ -225,7 +224,7 @@ func TestFilterTypesAndNames(t *testing.T) {
 	if len(pt.FilterColumns) != 0 {
 		t.Errorf("FilterColumns = %q", pt.FilterColumns)
 	}
-	got, err = f.Match(ctx, conn, make([][]transform.Value, 1500))
+	got, err = f.Match(ctx, conn, make([][]schema.Value, 1500))
 	if err != nil || len(got) != 1500 || slices.Contains(got, false) {
 		t.Errorf("no-column filter: %d results, %v", len(got), err)
 	}
@@ -243,7 +242,7 @@ func TestFilterErrorHoldsNoValue(t *testing.T) {
     columns: {id: keep, name: keep, deleted_at: keep, score: keep, tags: keep, m: keep, lbl: keep, flags: keep}
 `)
 	const secret = "Jane-Doe-SSN-078-05-1120"
-	_, err := f.Match(ctx, conn, [][]transform.Value{{transform.Text("12")}, {transform.Text(secret)}})
+	_, err := f.Match(ctx, conn, [][]schema.Value{{schema.Text("12")}, {schema.Text(secret)}})
 	var fe *FilterError
 	if !errors.As(err, &fe) || fe.Code != "22P02" || fe.Table != "public.people" {
 		t.Fatalf("Match = %v, want a FilterError with SQLSTATE 22P02", err)
@@ -252,7 +251,7 @@ func TestFilterErrorHoldsNoValue(t *testing.T) {
 		t.Errorf("the error leaks the value: %v", err)
 	}
 	// The connection is still usable.
-	got, err := f.Match(ctx, conn, [][]transform.Value{{transform.Text("12")}, {transform.Text("-1")}})
+	got, err := f.Match(ctx, conn, [][]schema.Value{{schema.Text("12")}, {schema.Text("-1")}})
 	if err != nil || !slices.Equal(got, []bool{true, false}) {
 		t.Errorf("after an error: %v, %v", got, err)
 	}
@@ -262,14 +261,14 @@ func TestFilterErrorHoldsNoValue(t *testing.T) {
     where: "score > 1"
     columns: {id: keep, name: keep, deleted_at: keep, score: keep, tags: keep, m: keep, lbl: keep, flags: keep}
 `)
-	_, err = f2.Match(ctx, conn, [][]transform.Value{{transform.Text(secret)}})
+	_, err = f2.Match(ctx, conn, [][]schema.Value{{schema.Text(secret)}})
 	if !errors.As(err, &fe) || strings.Contains(err.Error(), secret) {
 		t.Errorf("bad input: %v", err)
 	}
 }
 
 func TestNewFilterErrors(t *testing.T) {
-	tbl := &transform.Table{Schema: "public", Name: "t", Columns: []transform.Column{{Name: "id", Type: transform.MustType("int")}}}
+	tbl := &schema.Table{Schema: "public", Name: "t", Columns: []schema.Column{{Name: "id", Type: schema.MustType("int")}}}
 	for _, pt := range []PublishedTable{
 		{},
 		{InProcessFilter: "x > 1", FilterColumns: []string{"x"}},
@@ -283,7 +282,7 @@ func TestNewFilterErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "SELECT __pgveil_ord, (\nid > 1\n) FROM (VALUES (1, CAST($1 AS integer)), (2, CAST($2 AS integer))) AS \"t\"(__pgveil_ord, \"id\") ORDER BY __pgveil_ord"
+	want := "SELECT __pgveil_ord, (\nid > 1\n) FROM (VALUES (1, CAST($1 AS integer)), (2, CAST($2 AS integer))) AS t(__pgveil_ord, id) ORDER BY __pgveil_ord"
 	if q := f.query(2); q != want {
 		t.Errorf("query:\n%s\nwant\n%s", q, want)
 	}

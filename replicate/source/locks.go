@@ -2,11 +2,10 @@ package source
 
 import (
 	"context"
+	"pgveil/schema"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
-
-	"pgveil/transform"
 )
 
 // A publication's column list and row filter are recorded as dependencies
@@ -42,7 +41,7 @@ func (s *PublicationSpec) LockedColumns() map[string][]string {
 // there is no such publication.
 func PublicationLocks(ctx context.Context, conn *pgx.Conn, name string) (locked map[string][]string, exists bool, err error) {
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_catalog.pg_publication WHERE pubname = $1)`, name).Scan(&exists); err != nil {
-		return nil, false, wrapSQL(err, "reading publication %s", transform.QuoteIdent(name))
+		return nil, false, schema.WrapSQL(err, "reading publication %s", schema.QuoteIdent(name))
 	}
 	if !exists {
 		return nil, false, nil
@@ -59,19 +58,19 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE p.pubname = $1
 GROUP BY n.nspname, c.relname`, name)
 	if err != nil {
-		return nil, true, wrapSQL(err, "reading the columns publication %s names", transform.QuoteIdent(name))
+		return nil, true, schema.WrapSQL(err, "reading the columns publication %s names", schema.QuoteIdent(name))
 	}
 	locked = map[string][]string{}
 	for rows.Next() {
 		var table string
 		var cols []string
 		if err := rows.Scan(&table, &cols); err != nil {
-			return nil, true, wrapSQL(err, "reading the columns publication %s names", transform.QuoteIdent(name))
+			return nil, true, schema.WrapSQL(err, "reading the columns publication %s names", schema.QuoteIdent(name))
 		}
 		locked[table] = slices.Compact(cols)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, true, wrapSQL(err, "reading the columns publication %s names", transform.QuoteIdent(name))
+		return nil, true, schema.WrapSQL(err, "reading the columns publication %s names", schema.QuoteIdent(name))
 	}
 	return locked, true, nil
 }
@@ -103,11 +102,11 @@ WHERE p.pubname = $1 AND pr.prattrs IS NOT NULL AND (
        AND k.attnum <> ALL (pr.prattrs::int2[]))))
 ORDER BY 1`, name)
 	if err != nil {
-		return nil, wrapSQL(err, "checking publication %s against the tables' replica identity", transform.QuoteIdent(name))
+		return nil, schema.WrapSQL(err, "checking publication %s against the tables' replica identity", schema.QuoteIdent(name))
 	}
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, wrapSQL(err, "checking publication %s against the tables' replica identity", transform.QuoteIdent(name))
+		return nil, schema.WrapSQL(err, "checking publication %s against the tables' replica identity", schema.QuoteIdent(name))
 	}
 	return tables, nil
 }
@@ -133,20 +132,20 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE p.pubname = $1
 ORDER BY 1, 2`, spec.Name)
 	if err != nil {
-		return nil, wrapSQL(err, "reading publication %s", transform.QuoteIdent(spec.Name))
+		return nil, schema.WrapSQL(err, "reading publication %s", schema.QuoteIdent(spec.Name))
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var (
-			schema, name string
-			whole        bool
-			cols         []string
+			schemaName, name string
+			whole            bool
+			cols             []string
 		)
-		if err := rows.Scan(&schema, &name, &whole, &cols); err != nil {
-			return nil, wrapSQL(err, "reading publication %s", transform.QuoteIdent(spec.Name))
+		if err := rows.Scan(&schemaName, &name, &whole, &cols); err != nil {
+			return nil, schema.WrapSQL(err, "reading publication %s", schema.QuoteIdent(spec.Name))
 		}
-		n := transform.TableName{Schema: schema, Name: name}
+		n := schema.TableName{Schema: schemaName, Name: name}
 		pt := spec.Table(n)
 		switch {
 		case pt == nil, pt.Columns == nil:
@@ -162,7 +161,7 @@ ORDER BY 1, 2`, spec.Name)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, wrapSQL(err, "reading publication %s", transform.QuoteIdent(spec.Name))
+		return nil, schema.WrapSQL(err, "reading publication %s", schema.QuoteIdent(spec.Name))
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"pgveil/internal/pgtest"
 	"pgveil/rules"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -80,14 +81,14 @@ func mustExec(t *testing.T, conn *pgx.Conn, sql string) {
 }
 
 // readAll reads the catalog of every table of the database.
-func readAll(t *testing.T, conn *pgx.Conn) *Catalog {
+func readAll(t *testing.T, conn *pgx.Conn) *schema.Catalog {
 	t.Helper()
 	ctx := testContext(t)
-	names, err := ListTables(ctx, conn)
+	names, err := schema.ListTables(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := ReadCatalog(ctx, conn, names)
+	cat, err := schema.ReadCatalog(ctx, conn, names)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func readAll(t *testing.T, conn *pgx.Conn) *Catalog {
 }
 
 // compile builds a plan from the tables section of a rules file.
-func compile(t *testing.T, cat *Catalog, tables string) *transform.Plan {
+func compile(t *testing.T, cat *schema.Catalog, tables string) *transform.Plan {
 	t.Helper()
 	doc := "source: {dsn: \"host=prod\"}\ntarget: {dsn: \"host=copy\"}\nsecret: \"" + testSecret + "\"\ntables:\n" + tables
 	noEnv := func(string) (string, bool) { return "", false }
@@ -111,9 +112,9 @@ func compile(t *testing.T, cat *Catalog, tables string) *transform.Plan {
 }
 
 // tn parses "schema.name" (no quoting) into a table name.
-func tn(s string) transform.TableName {
-	schema, name, _ := strings.Cut(s, ".")
-	return transform.TableName{Schema: schema, Name: name}
+func tn(s string) schema.TableName {
+	schemaName, name, _ := strings.Cut(s, ".")
+	return schema.TableName{Schema: schemaName, Name: name}
 }
 
 func readServer(t *testing.T, conn *pgx.Conn) *Server {

@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"fmt"
+	"pgveil/schema"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -40,7 +41,7 @@ import (
 // they can read and write (never through anything a session can set), with
 // the row filter as PostgreSQL's expression tree, not as text.
 func MigrationTriggersSQL(publication string) string {
-	pub := quoteLiteral(publication)
+	pub := schema.QuoteLiteral(publication)
 	var b strings.Builder
 	fmt.Fprintf(&b, `CREATE SCHEMA IF NOT EXISTS pgveil;
 REVOKE ALL ON SCHEMA pgveil FROM PUBLIC;
@@ -146,12 +147,7 @@ func MigrationTriggersInstalled(ctx context.Context, conn *pgx.Conn) (bool, erro
 	err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_catalog.pg_event_trigger
 WHERE evtname IN ('pgveil_publication_aside', 'pgveil_publication_back') AND evtenabled <> 'D'`).Scan(&n)
 	if err != nil {
-		return false, wrapSQL(err, "reading production's event triggers")
+		return false, schema.WrapSQL(err, "reading production's event triggers")
 	}
 	return n == 2, nil
-}
-
-// quoteLiteral quotes s as a SQL string literal.
-func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }

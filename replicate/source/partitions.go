@@ -3,13 +3,12 @@ package source
 import (
 	"context"
 	"fmt"
+	"pgveil/schema"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-
-	"pgveil/transform"
 )
 
 // Partition maintenance changes a partitioned table's rows without a row
@@ -133,7 +132,7 @@ func (l Leaves) Compare(current Leaves) LeafChange {
 // names and whether their heap is empty (pg_relation_size, which needs no
 // privilege on the partition). Sub-partitions are followed down to the
 // leaves.
-func ReadLeaves(ctx context.Context, conn *pgx.Conn, tables []transform.TableName) (map[transform.TableName]Leaves, error) {
+func ReadLeaves(ctx context.Context, conn *pgx.Conn, tables []schema.TableName) (map[schema.TableName]Leaves, error) {
 	names := make([]string, len(tables))
 	for i, t := range tables {
 		names[i] = t.QualifiedName()
@@ -157,9 +156,9 @@ WHERE c.relkind <> 'p'
 UNION ALL
 SELECT ord::int, 0, 0, '', false FROM roots`, names)
 	if err != nil {
-		return nil, wrapSQL(err, "reading the partitions")
+		return nil, schema.WrapSQL(err, "reading the partitions")
 	}
-	out := map[transform.TableName]Leaves{}
+	out := map[schema.TableName]Leaves{}
 	for rows.Next() {
 		var (
 			ord       int
@@ -168,7 +167,7 @@ SELECT ord::int, 0, 0, '', false FROM roots`, names)
 			emptyLeaf bool
 		)
 		if err := rows.Scan(&ord, &oid, &file, &name, &emptyLeaf); err != nil {
-			return nil, wrapSQL(err, "reading the partitions")
+			return nil, schema.WrapSQL(err, "reading the partitions")
 		}
 		t := tables[ord-1]
 		l := out[t]
@@ -178,7 +177,7 @@ SELECT ord::int, 0, 0, '', false FROM roots`, names)
 		out[t] = l
 	}
 	if err := rows.Err(); err != nil {
-		return nil, wrapSQL(err, "reading the partitions")
+		return nil, schema.WrapSQL(err, "reading the partitions")
 	}
 	return out, nil
 }

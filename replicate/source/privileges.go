@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -24,7 +25,7 @@ type Grant struct {
 	Statement string
 	// Tables are the plan's tables that cannot be copied without it; none
 	// for a privilege on the database.
-	Tables []transform.TableName
+	Tables []schema.TableName
 }
 
 func (g Grant) String() string { return g.Statement + "  -- " + g.Need }
@@ -39,19 +40,19 @@ func (g Grant) String() string { return g.Statement + "  -- " + g.Need }
 //
 // copyOnly, when not nil, limits the check to the tables it holds: a table
 // already in the replica under the same rules is not copied again.
-func MissingGrants(ctx context.Context, conn *pgx.Conn, plan *transform.Plan, spec *PublicationSpec, copyOnly map[transform.TableName]bool) ([]Grant, error) {
+func MissingGrants(ctx context.Context, conn *pgx.Conn, plan *transform.Plan, spec *PublicationSpec, copyOnly map[schema.TableName]bool) ([]Grant, error) {
 	var role string
 	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&role); err != nil {
-		return nil, wrapSQL(err, "reading pgveil's role")
+		return nil, schema.WrapSQL(err, "reading pgveil's role")
 	}
-	to := " TO " + transform.QuoteIdent(role)
+	to := " TO " + schema.QuoteIdent(role)
 	var (
 		out     []Grant
 		schemas = map[string]int{} // index in out of the schema's USAGE
 	)
 	for _, tp := range plan.Tables() {
 		t := tp.Table
-		name := transform.TableName{Schema: t.Schema, Name: t.Name}
+		name := schema.TableName{Schema: t.Schema, Name: t.Name}
 		if copyOnly != nil && !copyOnly[name] {
 			continue
 		}
@@ -68,15 +69,15 @@ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, t.Schema, 
 			continue
 		}
 		if err != nil {
-			return nil, wrapSQL(err, "reading the privileges on %s", q)
+			return nil, schema.WrapSQL(err, "reading the privileges on %s", q)
 		}
 		if !usage {
 			i, seen := schemas[t.Schema]
 			if !seen {
 				i = len(out)
 				schemas[t.Schema] = i
-				out = append(out, Grant{Object: transform.QuoteIdent(t.Schema), Need: "to read the tables of schema " + transform.QuoteIdent(t.Schema),
-					Statement: "GRANT USAGE ON SCHEMA " + transform.QuoteIdent(t.Schema) + to})
+				out = append(out, Grant{Object: schema.QuoteIdent(t.Schema), Need: "to read the tables of schema " + schema.QuoteIdent(t.Schema),
+					Statement: "GRANT USAGE ON SCHEMA " + schema.QuoteIdent(t.Schema) + to})
 			}
 			out[i].Tables = append(out[i].Tables, name)
 			// Without USAGE the table cannot even be named: SELECT is
@@ -85,7 +86,7 @@ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, t.Schema, 
 		}
 		if !selectOK {
 			out = append(out, Grant{Object: q, Need: "the copy of " + q + " reads it",
-				Statement: "GRANT SELECT ON TABLE " + q + to, Tables: []transform.TableName{name}})
+				Statement: "GRANT SELECT ON TABLE " + q + to, Tables: []schema.TableName{name}})
 		}
 	}
 	inProcess := false
@@ -115,11 +116,11 @@ func MissingTemporary(ctx context.Context, conn *pgx.Conn) (*Grant, error) {
 		db, role string
 	)
 	if err := conn.QueryRow(ctx, "SELECT pg_catalog.has_database_privilege(current_database(), 'TEMPORARY'), current_database(), current_user").Scan(&temp, &db, &role); err != nil {
-		return nil, wrapSQL(err, "reading the privileges on the database")
+		return nil, schema.WrapSQL(err, "reading the privileges on the database")
 	}
 	if temp {
 		return nil, nil
 	}
-	return &Grant{Object: transform.QuoteIdent(db), Need: "a where is checked and evaluated by pgveil through a temporary view",
-		Statement: fmt.Sprintf("GRANT TEMPORARY ON DATABASE %s TO %s", transform.QuoteIdent(db), transform.QuoteIdent(role))}, nil
+	return &Grant{Object: schema.QuoteIdent(db), Need: "a where is checked and evaluated by pgveil through a temporary view",
+		Statement: fmt.Sprintf("GRANT TEMPORARY ON DATABASE %s TO %s", schema.QuoteIdent(db), schema.QuoteIdent(role))}, nil
 }

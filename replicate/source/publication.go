@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -24,7 +25,7 @@ type PublicationSpec struct {
 }
 
 // Table returns the spec of the named table, or nil.
-func (s *PublicationSpec) Table(n transform.TableName) *PublishedTable {
+func (s *PublicationSpec) Table(n schema.TableName) *PublishedTable {
 	for i := range s.Tables {
 		if s.Tables[i].Name == n {
 			return &s.Tables[i]
@@ -35,7 +36,7 @@ func (s *PublicationSpec) Table(n transform.TableName) *PublishedTable {
 
 // PublishedTable is one table of the publication.
 type PublishedTable struct {
-	Name transform.TableName
+	Name schema.TableName
 	// Columns is the publication's column list, in attribute order; nil
 	// means no column list (every column is published).
 	Columns []string
@@ -95,7 +96,7 @@ type PublishedTable struct {
 // temporary view's dependencies, rolled back). A `where` that is not valid
 // SQL for the table, references the whole row or a generated column, or
 // cannot be evaluated by Filter, is an error naming the table.
-func PlanPublication(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, plan *transform.Plan, name string, columnLists bool) (*PublicationSpec, error) {
+func PlanPublication(ctx context.Context, conn *pgx.Conn, srv *Server, cat *schema.Catalog, plan *transform.Plan, name string, columnLists bool) (*PublicationSpec, error) {
 	if srv == nil || cat == nil || plan == nil {
 		return nil, errors.New("planning the publication: server, catalog and plan are required")
 	}
@@ -115,7 +116,7 @@ func PlanPublication(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Cata
 
 // hasIdentity reports whether UPDATE and DELETE of the table can be
 // published at all.
-func hasIdentity(info *TableInfo) bool {
+func hasIdentity(info *schema.TableInfo) bool {
 	switch info.ReplicaIdentity {
 	case 'f':
 		return true
@@ -126,7 +127,7 @@ func hasIdentity(info *TableInfo) bool {
 }
 
 // inOrder returns the columns of t that are in set, in attribute order.
-func inOrder(t *transform.Table, set ...[]string) []string {
+func inOrder(t *schema.Table, set ...[]string) []string {
 	var out []string
 	for _, c := range t.Columns {
 		for _, s := range set {
@@ -139,8 +140,8 @@ func inOrder(t *transform.Table, set ...[]string) []string {
 	return out
 }
 
-func planTable(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, tp *transform.TablePlan, columnLists bool) (PublishedTable, error) {
-	name := transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
+func planTable(ctx context.Context, conn *pgx.Conn, srv *Server, cat *schema.Catalog, tp *transform.TablePlan, columnLists bool) (PublishedTable, error) {
+	name := schema.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
 	q := name.QualifiedName()
 	t, info := cat.Table(name)
 	if t == nil || info == nil {
@@ -175,11 +176,11 @@ func planTable(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, t
 		case srv.Version < 150000:
 			why = fmt.Sprintf("PostgreSQL %s has no publication column lists (15 has)", srv.VersionString())
 		}
-		pt.Notes = append(pt.Notes, fmt.Sprintf("%s: dropped columns %s travel to pgveil and are dropped there", why, transform.QuoteIdents(tp.Dropped)))
+		pt.Notes = append(pt.Notes, fmt.Sprintf("%s: dropped columns %s travel to pgveil and are dropped there", why, schema.QuoteIdents(tp.Dropped)))
 	}
 	for _, c := range pt.Columns {
 		if slices.Contains(tp.Dropped, c) && slices.Contains(info.IdentityColumns, c) && !slices.Contains(pt.FilterColumns, c) {
-			pt.Notes = append(pt.Notes, fmt.Sprintf("replica identity column %s is published though the rules drop it (production UPDATE and DELETE need it); pgveil drops it", transform.QuoteIdent(c)))
+			pt.Notes = append(pt.Notes, fmt.Sprintf("replica identity column %s is published though the rules drop it (production UPDATE and DELETE need it); pgveil drops it", schema.QuoteIdent(c)))
 		}
 	}
 	return pt, nil
@@ -187,7 +188,7 @@ func planTable(ctx context.Context, conn *pgx.Conn, srv *Server, cat *Catalog, t
 
 // planWhere decides where a table's `where` is evaluated, filling in
 // RowFilter or InProcessFilter, FilterColumns, FilterTypes and notes.
-func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Table, info *TableInfo,
+func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *schema.Table, info *schema.TableInfo,
 	where string, base []string, columnLists, columnList bool, pt *PublishedTable) error {
 	q := t.QualifiedName()
 	tx, err := beginLimited(ctx, conn)
@@ -204,7 +205,7 @@ func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Ta
 	}
 	for _, c := range refs {
 		if slices.Contains(t.Generated, c) {
-			return fmt.Errorf("planning the publication: %s: where references generated column %s, which PostgreSQL does not publish and pgveil therefore cannot filter on; use the columns it is computed from", q, transform.QuoteIdent(c))
+			return fmt.Errorf("planning the publication: %s: where references generated column %s, which PostgreSQL does not publish and pgveil therefore cannot filter on; use the columns it is computed from", q, schema.QuoteIdent(c))
 		}
 	}
 	var nonIdentity []string
@@ -224,7 +225,7 @@ func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Ta
 	case !hasIdentity(info):
 		why = "the table has no replica identity"
 	case len(nonIdentity) > 0:
-		why = fmt.Sprintf("where uses non-identity column(s) %s (as a row filter it would make production UPDATE and DELETE fail)", transform.QuoteIdents(nonIdentity))
+		why = fmt.Sprintf("where uses non-identity column(s) %s (as a row filter it would make production UPDATE and DELETE fail)", schema.QuoteIdents(nonIdentity))
 	default:
 		var cols []string
 		if columnList {
@@ -260,7 +261,7 @@ func planWhere(ctx context.Context, conn *pgx.Conn, srv *Server, t *transform.Ta
 	}
 	note := why + ": filtered in pgveil"
 	if len(unpublished) > 0 {
-		note += fmt.Sprintf("; column(s) %s published but not replicated", transform.QuoteIdents(unpublished))
+		note += fmt.Sprintf("; column(s) %s published but not replicated", schema.QuoteIdents(unpublished))
 	}
 	pt.Notes = append(pt.Notes, note)
 	f, err := NewFilter(t, *pt)
@@ -290,7 +291,7 @@ func referencedColumns(ctx context.Context, tx pgx.Tx, oid uint32, q, expr strin
 		if transient(err) {
 			return nil, err
 		}
-		return nil, wrapSQL(err, "not a valid condition on the table")
+		return nil, schema.WrapSQL(err, "not a valid condition on the table")
 	}
 	rows, err := tx.Query(ctx, `
 SELECT a.attname::text
@@ -305,17 +306,17 @@ WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
 GROUP BY a.attnum, a.attname
 ORDER BY a.attnum`, "pg_temp."+view, oid)
 	if err != nil {
-		return nil, wrapSQL(err, "reading the columns it references")
+		return nil, schema.WrapSQL(err, "reading the columns it references")
 	}
 	refs, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, wrapSQL(err, "reading the columns it references")
+		return nil, schema.WrapSQL(err, "reading the columns it references")
 	}
 	// A whole-row reference ("t IS NOT NULL") records no column dependency.
 	var wholeRow bool
 	if err := tx.QueryRow(ctx, `SELECT ev_action::text ~ ':varattno 0 ' FROM pg_catalog.pg_rewrite WHERE ev_class = $1::text::regclass`,
 		"pg_temp."+view).Scan(&wholeRow); err != nil {
-		return nil, wrapSQL(err, "reading the columns it references")
+		return nil, schema.WrapSQL(err, "reading the columns it references")
 	}
 	if wholeRow {
 		return nil, errors.New("references a whole row; name the columns instead")
@@ -334,13 +335,13 @@ ORDER BY a.attnum`, "pg_temp."+view, oid)
 // qualified references resolve; built from the catalog, as LIKE would
 // need SELECT on the whole table, which a role with column grants lacks),
 // under a savepoint that is rolled back.
-func checkDeterministic(ctx context.Context, tx pgx.Tx, t *transform.Table, info *TableInfo, expr string) (err error) {
+func checkDeterministic(ctx context.Context, tx pgx.Tx, t *schema.Table, info *schema.TableInfo, expr string) (err error) {
 	undo, err := savepoint(ctx, tx, "pgveil_det")
 	if err != nil {
 		return err
 	}
 	defer undo(&err)
-	name := "pg_temp." + pgx.Identifier{t.Name}.Sanitize()
+	name := "pg_temp." + schema.QuoteIdent(t.Name)
 	cols := make([]string, 0, len(t.Columns))
 	for _, c := range t.Columns {
 		typ := info.ColumnTypes[c.Name]
@@ -350,16 +351,16 @@ func checkDeterministic(ctx context.Context, tx pgx.Tx, t *transform.Table, info
 		if coll := info.ColumnCollations[c.Name]; coll != "" {
 			typ += " COLLATE " + coll
 		}
-		cols = append(cols, pgx.Identifier{c.Name}.Sanitize()+" "+typ)
+		cols = append(cols, schema.QuoteIdent(c.Name)+" "+typ)
 	}
-	if err := execOne(ctx, tx.Conn(), "CREATE TEMPORARY TABLE "+pgx.Identifier{t.Name}.Sanitize()+" ("+strings.Join(cols, ", ")+")"); err != nil {
-		return wrapSQL(err, "checking it")
+	if err := execOne(ctx, tx.Conn(), "CREATE TEMPORARY TABLE "+schema.QuoteIdent(t.Name)+" ("+strings.Join(cols, ", ")+")"); err != nil {
+		return schema.WrapSQL(err, "checking it")
 	}
 	if err := execOne(ctx, tx.Conn(), "CREATE INDEX ON "+name+" ((1)) WHERE (\n"+expr+"\n)"); err != nil {
 		if transient(err) {
 			return err
 		}
-		return wrapSQL(err, "must give the same answer for a row whenever it is evaluated: only the table's own columns, constants and immutable functions and operators (no subquery, no other table, no now() or current_user), as PostgreSQL requires of an index predicate")
+		return schema.WrapSQL(err, "must give the same answer for a row whenever it is evaluated: only the table's own columns, constants and immutable functions and operators (no subquery, no other table, no now() or current_user), as PostgreSQL requires of an index predicate")
 	}
 	return nil
 }
@@ -384,7 +385,7 @@ func publishOptions(version int) string {
 func publicationItem(q string, cols []string, filter string) string {
 	s := "ONLY " + q
 	if cols != nil {
-		s += " (" + sqlIdents(cols) + ")"
+		s += " (" + schema.QuoteIdents(cols) + ")"
 	}
 	if filter != "" {
 		s += " WHERE (\n" + filter + "\n)"
@@ -397,7 +398,7 @@ func publicationItem(q string, cols []string, filter string) string {
 // given column list, and still plans an UPDATE and a DELETE of the table.
 // It returns false and the reason when it does not; an error only for
 // what is worth retrying (timeouts) or unexpected.
-func tryRowFilter(ctx context.Context, tx pgx.Tx, t *transform.Table, info *TableInfo, cols []string, where string) (ok bool, reason string, err error) {
+func tryRowFilter(ctx context.Context, tx pgx.Tx, t *schema.Table, info *schema.TableInfo, cols []string, where string) (ok bool, reason string, err error) {
 	undo, err := savepoint(ctx, tx, "pgveil_rowfilter")
 	if err != nil {
 		return false, "", err
@@ -410,22 +411,22 @@ func tryRowFilter(ctx context.Context, tx pgx.Tx, t *transform.Table, info *Tabl
 		if transient(err) {
 			return false, "", err
 		}
-		if pgCode(err) == codeInsufficientPrivilege {
-			return false, "could not test it as a row filter (" + sqlText(err) + ")", nil
+		if schema.SQLState(err) == schema.CodeInsufficientPrivilege {
+			return false, "could not test it as a row filter (" + schema.SQLText(err) + ")", nil
 		}
-		return false, "PostgreSQL does not accept it as a row filter (" + sqlText(err) + ")", nil
+		return false, "PostgreSQL does not accept it as a row filter (" + schema.SQLText(err) + ")", nil
 	}
 	if err := explainWrites(ctx, tx.Conn(), q, firstColumn(t), info.Partitioned); err != nil {
 		if transient(err) {
 			return false, "", err
 		}
-		return false, "as a row filter it would make production writes fail (" + sqlText(err) + ")", nil
+		return false, "as a row filter it would make production writes fail (" + schema.SQLText(err) + ")", nil
 	}
 	return true, "", nil
 }
 
 // firstColumn is a column an UPDATE can SET, or "".
-func firstColumn(t *transform.Table) string {
+func firstColumn(t *schema.Table) string {
 	if len(t.Columns) == 0 {
 		return ""
 	}
@@ -445,7 +446,7 @@ func explainWrites(ctx context.Context, conn *pgx.Conn, q, setColumn string, par
 	if setColumn != "" {
 		// = DEFAULT, not = itself: an identity column GENERATED ALWAYS
 		// may only be set to DEFAULT, and the plan checks the same.
-		c := pgx.Identifier{setColumn}.Sanitize()
+		c := schema.QuoteIdent(setColumn)
 		if err := execOne(ctx, conn, "EXPLAIN UPDATE "+only+q+" SET "+c+" = DEFAULT"); err != nil {
 			return err
 		}
@@ -454,7 +455,7 @@ func explainWrites(ctx context.Context, conn *pgx.Conn, q, setColumn string, par
 }
 
 // columnNames returns the names of t's columns, in attribute order.
-func columnNames(t *transform.Table) []string {
+func columnNames(t *schema.Table) []string {
 	names := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		names[i] = c.Name

@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"errors"
+	"pgveil/schema"
 	"reflect"
 	"slices"
 	"strings"
@@ -250,7 +251,7 @@ WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
 			if _, err := tx.Exec(ctx, "SAVEPOINT drop_one"); err != nil {
 				t.Fatal(err)
 			}
-			_, dropErr := tx.Exec(ctx, "ALTER TABLE "+q+" DROP COLUMN "+pgx.Identifier{c}.Sanitize())
+			_, dropErr := tx.Exec(ctx, "ALTER TABLE "+q+" DROP COLUMN "+schema.QuoteIdent(c))
 			if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT drop_one"); err != nil {
 				t.Fatal(err)
 			}
@@ -534,7 +535,7 @@ func TestEnsurePublicationLockTimeout(t *testing.T) {
 	mustExec(t, other, "BEGIN; LOCK TABLE public.dropped_col IN ACCESS EXCLUSIVE MODE")
 	spec := &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: tn("public.dropped_col"), Columns: []string{"id", "email"}}}}
 	_, err := EnsurePublication(ctx, conn, spec, cat)
-	if pgCode(err) != codeLockNotAvailable {
+	if schema.SQLState(err) != schema.CodeLockNotAvailable {
 		t.Errorf("EnsurePublication with the table locked: %v, want a lock timeout", err)
 	}
 	mustExec(t, other, "ROLLBACK")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -39,7 +40,7 @@ FROM pg_catalog.pg_roles r
 WHERE r.rolname = current_user`).Scan(&s.Version, &s.WalLevel, &s.MaxReplicationSlots, &s.UsedSlots,
 		&s.MaxWalSenders, &s.IsSuperuser, &s.HasReplication, &s.User, &s.Database)
 	if err != nil {
-		return nil, wrapSQL(err, "reading the source server's settings")
+		return nil, schema.WrapSQL(err, "reading the source server's settings")
 	}
 	return &s, nil
 }
@@ -87,7 +88,7 @@ func (ps Problems) Error() string {
 // identity columns can be published. Owning the tables is not required:
 // when the publication must change and the role may not change it,
 // EnsurePublication says what the tables' owner must run.
-func Check(srv *Server, cat *Catalog, plan *transform.Plan, slotExists bool) []Problem {
+func Check(srv *Server, cat *schema.Catalog, plan *transform.Plan, slotExists bool) []Problem {
 	var ps []Problem
 	global := func(format string, args ...any) {
 		ps = append(ps, Problem{Msg: fmt.Sprintf(format, args...)})
@@ -100,7 +101,7 @@ func Check(srv *Server, cat *Catalog, plan *transform.Plan, slotExists bool) []P
 			global("wal_level is %q: set wal_level = logical in postgresql.conf (or ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL", srv.WalLevel)
 		}
 		if !srv.HasReplication && !srv.IsSuperuser {
-			role := transform.QuoteIdent(srv.User)
+			role := schema.QuoteIdent(srv.User)
 			global("role %s has no REPLICATION attribute: ALTER ROLE %s REPLICATION (or use a role that has it)", role, role)
 		}
 		if !slotExists && srv.MaxReplicationSlots > 0 && srv.UsedSlots >= srv.MaxReplicationSlots {
@@ -118,12 +119,12 @@ func Check(srv *Server, cat *Catalog, plan *transform.Plan, slotExists bool) []P
 		return ps
 	}
 	for _, tp := range plan.Tables() {
-		name := transform.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
+		name := schema.TableName{Schema: tp.Table.Schema, Name: tp.Table.Name}
 		q := name.QualifiedName()
 		add := func(format string, args ...any) {
 			ps = append(ps, Problem{Table: q, Msg: fmt.Sprintf(format, args...)})
 		}
-		var info *TableInfo
+		var info *schema.TableInfo
 		if cat != nil {
 			info = cat.Info[name]
 		}
@@ -141,7 +142,7 @@ func Check(srv *Server, cat *Catalog, plan *transform.Plan, slotExists bool) []P
 		}
 		for _, c := range info.IdentityColumns {
 			if slices.Contains(cat.Tables[name].Generated, c) {
-				add("replica identity column %s is a generated column, which PostgreSQL does not publish: UPDATE and DELETE cannot be replicated; use another replica identity (ALTER TABLE %s REPLICA IDENTITY ...)", transform.QuoteIdent(c), q)
+				add("replica identity column %s is a generated column, which PostgreSQL does not publish: UPDATE and DELETE cannot be replicated; use another replica identity (ALTER TABLE %s REPLICA IDENTITY ...)", schema.QuoteIdent(c), q)
 			}
 		}
 		if info.Partitioned && srv != nil && srv.Version > 0 && srv.Version < 130000 {

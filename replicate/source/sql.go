@@ -5,11 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"strings"
+	"pgveil/schema"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Time limits for anything that takes locks on the source. A lock that is
@@ -18,13 +16,6 @@ import (
 const (
 	lockTimeout      = "2s"
 	statementTimeout = "30s"
-)
-
-// SQLSTATEs this package tells apart.
-const (
-	codeLockNotAvailable      = "55P03"
-	codeQueryCanceled         = "57014"
-	codeInsufficientPrivilege = "42501"
 )
 
 // execOne runs one statement with the extended protocol, which refuses
@@ -53,77 +44,14 @@ func beginLimited(ctx context.Context, conn *pgx.Conn) (pgx.Tx, error) {
 	return tx, nil
 }
 
-// serverVersion returns server_version_num.
-func serverVersion(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}) (int, error) {
-	var v int
-	if err := q.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&v); err != nil {
-		return 0, fmt.Errorf("reading server_version_num: %w", err)
-	}
-	return v, nil
-}
-
-// sqlText describes an error of a statement that holds no row values
-// (catalog queries, DDL, EXPLAIN): PostgreSQL's message with its detail
-// and hint, which only quote SQL text and names.
-func sqlText(err error) string {
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return err.Error()
-	}
-	s := pe.Message
-	if pe.Detail != "" {
-		s += " (" + strings.TrimSuffix(pe.Detail, ".") + ")"
-	}
-	if pe.Hint != "" {
-		s += "; hint: " + pe.Hint
-	}
-	return s
-}
-
-// sqlError wraps a server error of a statement that holds no row values
-// with context; its text is sqlText's.
-type sqlError struct {
-	msg string
-	err error
-}
-
-func (e *sqlError) Error() string { return e.msg }
-func (e *sqlError) Unwrap() error { return e.err }
-
-// wrapSQL returns an error saying what failed, with PostgreSQL's message,
-// detail and hint, and wrapping err.
-func wrapSQL(err error, format string, args ...any) error {
-	return &sqlError{msg: fmt.Sprintf(format, args...) + ": " + sqlText(err), err: err}
-}
-
-// pgCode returns err's SQLSTATE, or "".
-func pgCode(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
-}
-
 // transient reports whether err is a lock or statement timeout: a
 // condition to retry, never a reason to decide differently.
 func transient(err error) bool {
-	switch pgCode(err) {
-	case codeLockNotAvailable, codeQueryCanceled:
+	switch schema.SQLState(err) {
+	case schema.CodeLockNotAvailable, schema.CodeQueryCanceled:
 		return true
 	}
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}
-
-// sqlIdents quotes (always) and joins column names, for DDL.
-func sqlIdents(cols []string) string {
-	q := make([]string, len(cols))
-	for i, c := range cols {
-		q[i] = pgx.Identifier{c}.Sanitize()
-	}
-	return strings.Join(q, ", ")
 }
 
 // scratchName is the name of a throwaway object, unique enough that two

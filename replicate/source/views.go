@@ -11,13 +11,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
 // View is one of production's views or materialized views, as the replica
 // may get it: its definition and what it reads.
 type View struct {
-	Name         transform.TableName
+	Name         schema.TableName
 	Materialized bool
 	// Definition is pg_get_viewdef's text, read with an empty search_path:
 	// every relation outside pg_catalog is schema-qualified, so the text
@@ -37,7 +38,7 @@ type View struct {
 // ViewRead is one object a view's query depends on.
 type ViewRead struct {
 	// Relation is set for a relation (table, view, sequence...).
-	Relation transform.TableName
+	Relation schema.TableName
 	// RelKind is the relation's pg_class.relkind ('r', 'p', 'v', 'm', ...).
 	RelKind string
 	// Column is the column read; "" when the dependency is on the relation
@@ -134,7 +135,7 @@ ORDER BY 1, 2, 3, 5, 6`, oids)
 		return err
 	})
 	if err != nil {
-		return nil, wrapSQL(err, "reading production's views")
+		return nil, schema.WrapSQL(err, "reading production's views")
 	}
 	return out, nil
 }
@@ -162,10 +163,10 @@ type ViewDecision struct {
 	// the first thing it reads that the replica lacks.
 	KeptOut string
 	// Views are the views (of the same list) it reads directly.
-	Views []transform.TableName
+	Views []schema.TableName
 	// Tables are the replicated tables it reads, directly or through
 	// other views.
-	Tables []transform.TableName
+	Tables []schema.TableName
 	// ReadsMaterialized: it reads a materialized view, directly or not.
 	ReadsMaterialized bool
 }
@@ -180,14 +181,14 @@ type ViewDecision struct {
 // to be created, and says so. The decisions come in an order where every
 // view follows the views it reads.
 func DecideViews(views []*View, plan *transform.Plan) []*ViewDecision {
-	byName := map[transform.TableName]*View{}
+	byName := map[schema.TableName]*View{}
 	for _, v := range views {
 		byName[v.Name] = v
 	}
-	done := map[transform.TableName]*ViewDecision{}
+	done := map[schema.TableName]*ViewDecision{}
 	var out []*ViewDecision
-	var visit func(v *View, path []transform.TableName) *ViewDecision
-	visit = func(v *View, path []transform.TableName) *ViewDecision {
+	var visit func(v *View, path []schema.TableName) *ViewDecision
+	visit = func(v *View, path []schema.TableName) *ViewDecision {
 		if d := done[v.Name]; d != nil {
 			return d
 		}
@@ -197,7 +198,7 @@ func DecideViews(views []*View, plan *transform.Plan) []*ViewDecision {
 			d.KeptOut = "its definition reads itself"
 			return d
 		}
-		tables := map[transform.TableName]bool{}
+		tables := map[schema.TableName]bool{}
 		keep := func(reason string) {
 			if d.KeptOut == "" {
 				d.KeptOut = reason
@@ -245,7 +246,7 @@ func DecideViews(views []*View, plan *transform.Plan) []*ViewDecision {
 					continue // the replica's table holds only what is replicated
 				}
 				if reason := columnMissing(tp, r.Column); reason != "" {
-					keep(fmt.Sprintf("reads %s.%s, %s", r.Relation.QualifiedName(), transform.QuoteIdent(r.Column), reason))
+					keep(fmt.Sprintf("reads %s.%s, %s", r.Relation.QualifiedName(), schema.QuoteIdent(r.Column), reason))
 				}
 			default:
 				keep(fmt.Sprintf("reads %s (relkind %s), which pgveil does not replicate", r.Relation.QualifiedName(), r.RelKind))

@@ -5,24 +5,25 @@ import (
 	"strings"
 	"testing"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
 func TestDecideViews(t *testing.T) {
-	customer := transform.TableName{Schema: "public", Name: "customer"}
-	store := transform.TableName{Schema: "public", Name: "store"}
+	customer := schema.TableName{Schema: "public", Name: "customer"}
+	store := schema.TableName{Schema: "public", Name: "store"}
 	plan := transform.NewPlan([]*transform.TablePlan{
-		{Table: &transform.Table{Schema: "public", Name: "customer", Generated: []string{"full"}},
-			Columns: []transform.ColumnPlan{{Column: transform.Column{Name: "id"}}, {Column: transform.Column{Name: "name"}}, {Column: transform.Column{Name: "store_id"}}},
+		{Table: &schema.Table{Schema: "public", Name: "customer", Generated: []string{"full"}},
+			Columns: []transform.ColumnPlan{{Column: schema.Column{Name: "id"}}, {Column: schema.Column{Name: "name"}}, {Column: schema.Column{Name: "store_id"}}},
 			Dropped: []string{"email"}},
-		{Table: &transform.Table{Schema: "public", Name: "store"}, Columns: []transform.ColumnPlan{{Column: transform.Column{Name: "id"}}}},
+		{Table: &schema.Table{Schema: "public", Name: "store"}, Columns: []transform.ColumnPlan{{Column: schema.Column{Name: "id"}}}},
 	})
-	col := func(n transform.TableName, c string) ViewRead { return ViewRead{Relation: n, RelKind: "r", Column: c} }
+	col := func(n schema.TableName, c string) ViewRead { return ViewRead{Relation: n, RelKind: "r", Column: c} }
 	view := func(name string, mat bool, reads ...ViewRead) *View {
-		return &View{Name: transform.TableName{Schema: "public", Name: name}, Materialized: mat, Reads: reads}
+		return &View{Name: schema.TableName{Schema: "public", Name: name}, Materialized: mat, Reads: reads}
 	}
 	ref := func(name, kind string) ViewRead {
-		return ViewRead{Relation: transform.TableName{Schema: "public", Name: name}, RelKind: kind}
+		return ViewRead{Relation: schema.TableName{Schema: "public", Name: name}, RelKind: kind}
 	}
 	views := []*View{
 		// Listed before the view it reads: the decisions come after it.
@@ -34,11 +35,11 @@ func TestDecideViews(t *testing.T) {
 		view("over_counts", false, ref("counts", "m")),
 		view("generated", false, col(customer, "full")),
 		view("unruled", false, col(customer, "phone")),
-		view("other_table", false, col(transform.TableName{Schema: "public", Name: "payment_p1"}, "id")),
+		view("other_table", false, col(schema.TableName{Schema: "public", Name: "payment_p1"}, "id")),
 		view("udf", false, col(customer, "id"), ViewRead{Object: "function public.group_concat(text)", Function: true}),
 		view("typed", false, col(customer, "id"), ViewRead{Object: "type public.mood", Type: true}),
-		view("outside", false, ViewRead{Relation: transform.TableName{Schema: "other", Name: "v"}, RelKind: "v"}),
-		view("seq", false, ViewRead{Relation: transform.TableName{Schema: "public", Name: "s"}, RelKind: "S"}),
+		view("outside", false, ViewRead{Relation: schema.TableName{Schema: "other", Name: "v"}, RelKind: "v"}),
+		view("seq", false, ViewRead{Relation: schema.TableName{Schema: "public", Name: "s"}, RelKind: "S"}),
 	}
 	ds := DecideViews(views, plan)
 	got := map[string]*ViewDecision{}

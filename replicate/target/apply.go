@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -51,12 +52,12 @@ type Change struct {
 	// Row holds, for OpInsert and OpUpdate, the new values of
 	// Table.Columns, in order. An update may hold transform.Unchanged for
 	// unchanged TOASTed columns: those keep their value on the target.
-	Row []transform.Value
+	Row []schema.Value
 	// Key holds, for OpUpdate and OpDelete, the old identity of the row:
 	// the values of the columns KeyColumns(Table) lists, in that order.
 	// For OpUpdate it is nil when the key did not change (the key is then
 	// read from Row).
-	Key []transform.Value
+	Key []schema.Value
 	// Tables are the tables an OpTruncate empties.
 	Tables []*transform.TablePlan
 	// Cascade and RestartIdentity are the TRUNCATE's options. The target
@@ -71,13 +72,13 @@ type Change struct {
 	// Applier evaluates the filters of a whole batch at once, when it
 	// writes it: one round trip to the source instead of one per change.
 	Filter    RowFilter
-	FilterRow []transform.Value
+	FilterRow []schema.Value
 }
 
 // RowFilter decides which rows pass a table's in-process row filter, given
 // each row's raw filter values (Change.FilterRow).
 type RowFilter interface {
-	Match(ctx context.Context, rows [][]transform.Value) ([]bool, error)
+	Match(ctx context.Context, rows [][]schema.Value) ([]bool, error)
 }
 
 // Flush thresholds: a batch is sent when it holds this many statements or
@@ -118,7 +119,7 @@ type tableInfo struct {
 	names []string // column names as they are
 	// jsonKind is KindJSON or KindJSONB for a json or jsonb column (not an
 	// array of them), else 0.
-	jsonKind []transform.Kind
+	jsonKind []schema.Kind
 	key      []int // KeyColumns
 	isKey    []bool
 	hasPK    bool
@@ -190,7 +191,7 @@ type Applier struct {
 
 	params  [][]byte
 	setMask []byte
-	keyBuf  []transform.Value
+	keyBuf  []schema.Value
 
 	// Net changes (net.go): per table with a key, each key's last state.
 	net      map[*transform.TablePlan]*netTable
@@ -522,12 +523,12 @@ func (a *Applier) info(t *transform.TablePlan) (*tableInfo, error) {
 		return nil, fmt.Errorf("%s has no columns", ti.label)
 	}
 	ti.names = make([]string, len(t.Columns))
-	ti.jsonKind = make([]transform.Kind, len(t.Columns))
+	ti.jsonKind = make([]schema.Kind, len(t.Columns))
 	for i, c := range t.Columns {
-		ti.cols[i] = pgx.Identifier{c.Column.Name}.Sanitize()
+		ti.cols[i] = schema.QuoteIdent(c.Column.Name)
 		ti.names[i] = c.Column.Name
 		ti.textCmp[i] = NoEquality(c.Column.Type)
-		if k := c.Column.Type.Kind; (k == transform.KindJSON || k == transform.KindJSONB) && !c.Column.Type.IsArray() {
+		if k := c.Column.Type.Kind; (k == schema.KindJSON || k == schema.KindJSONB) && !c.Column.Type.IsArray() {
 			ti.jsonKind[i] = k
 		}
 	}
@@ -541,8 +542,8 @@ func (a *Applier) info(t *transform.TablePlan) (*tableInfo, error) {
 // NoEquality reports whether typ has no equality operator, so that rows
 // are matched on its text form (only tables without a key match on every
 // column).
-func NoEquality(typ transform.Type) bool {
-	if typ.Kind == transform.KindJSON {
+func NoEquality(typ schema.Type) bool {
+	if typ.Kind == schema.KindJSON {
 		return true
 	}
 	switch typ.Name {
@@ -574,8 +575,8 @@ func (a *Applier) stmt(ctx context.Context, key stmtKey, sql func() string) (str
 
 // param returns v as a text-format parameter: nil for NULL, never nil
 // for a present value (an empty one is the empty string, not NULL).
-func param(v transform.Value) []byte {
-	if v.State == transform.Null {
+func param(v schema.Value) []byte {
+	if v.State == schema.Null {
 		return nil
 	}
 	if v.Text == nil {
@@ -595,12 +596,12 @@ func (a *Applier) exec(name string, q queued) {
 
 // checkRow checks a row's length and, for inserts, that it holds no
 // Unchanged value.
-func checkRow(ti *tableInfo, op Op, row []transform.Value) (unchanged bool, err error) {
+func checkRow(ti *tableInfo, op Op, row []schema.Value) (unchanged bool, err error) {
 	if len(row) != len(ti.cols) {
 		return false, fmt.Errorf("%s %s: the row has %d values, the table %d columns", op, ti.label, len(row), len(ti.cols))
 	}
 	for _, v := range row {
-		if v.State == transform.Unchanged {
+		if v.State == schema.Unchanged {
 			if op == OpInsert {
 				return false, fmt.Errorf("insert into %s: a value is marked unchanged", ti.label)
 			}
@@ -611,12 +612,12 @@ func checkRow(ti *tableInfo, op Op, row []transform.Value) (unchanged bool, err 
 }
 
 // checkKey checks an old key's length and that it holds no Unchanged value.
-func checkKey(ti *tableInfo, op Op, key []transform.Value) error {
+func checkKey(ti *tableInfo, op Op, key []schema.Value) error {
 	if len(key) != len(ti.key) {
 		return fmt.Errorf("%s %s: the key has %d values, the table %d key columns", op, ti.label, len(key), len(ti.key))
 	}
 	for _, v := range key {
-		if v.State == transform.Unchanged {
+		if v.State == schema.Unchanged {
 			return fmt.Errorf("%s %s: a key value is marked unchanged", op, ti.label)
 		}
 	}
@@ -642,7 +643,7 @@ func (a *Applier) insert(ctx context.Context, c *Change) error {
 }
 
 // upsert queues the upsert (plain INSERT without a key) of row.
-func (a *Applier) upsert(ctx context.Context, t *transform.TablePlan, ti *tableInfo, op Op, row []transform.Value) error {
+func (a *Applier) upsert(ctx context.Context, t *transform.TablePlan, ti *tableInfo, op Op, row []schema.Value) error {
 	name, err := a.stmt(ctx, stmtKey{table: t, kind: stmtUpsert}, ti.upsertSQL)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, ti.label, err)
@@ -656,7 +657,7 @@ func (a *Applier) upsert(ctx context.Context, t *transform.TablePlan, ti *tableI
 }
 
 // deleteKey queues the deletion of the row whose key is key.
-func (a *Applier) deleteKey(ctx context.Context, t *transform.TablePlan, ti *tableInfo, op Op, key []transform.Value) error {
+func (a *Applier) deleteKey(ctx context.Context, t *transform.TablePlan, ti *tableInfo, op Op, key []schema.Value) error {
 	name, err := a.stmt(ctx, stmtKey{table: t, kind: stmtDelete}, ti.deleteSQL)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, ti.label, err)
@@ -671,7 +672,7 @@ func (a *Applier) deleteKey(ctx context.Context, t *transform.TablePlan, ti *tab
 
 // updateSet queues an UPDATE of the columns a.setMask marks, taking their
 // values from row, of the row whose key is key.
-func (a *Applier) updateSet(ctx context.Context, t *transform.TablePlan, ti *tableInfo, row, key []transform.Value) error {
+func (a *Applier) updateSet(ctx context.Context, t *transform.TablePlan, ti *tableInfo, row, key []schema.Value) error {
 	name, ok := a.stmts[stmtKey{table: t, kind: stmtUpdate, cols: string(a.setMask)}]
 	if !ok {
 		mask := string(a.setMask)
@@ -696,11 +697,11 @@ func (a *Applier) updateSet(ctx context.Context, t *transform.TablePlan, ti *tab
 
 // markPresent sets a.setMask to the columns of row that are not Unchanged
 // (and, unless withKey, not key columns), and returns how many there are.
-func (a *Applier) markPresent(ti *tableInfo, row []transform.Value, withKey bool) int {
+func (a *Applier) markPresent(ti *tableInfo, row []schema.Value, withKey bool) int {
 	a.setMask = a.setMask[:0]
 	n := 0
 	for i, v := range row {
-		set := v.State != transform.Unchanged && (withKey || !ti.isKey[i])
+		set := v.State != schema.Unchanged && (withKey || !ti.isKey[i])
 		if set {
 			a.setMask = append(a.setMask, 1)
 			n++
@@ -748,7 +749,7 @@ func (a *Applier) update(ctx context.Context, c *Change) error {
 	newKey := a.keyBuf[:0]
 	for j, k := range ti.key {
 		v := c.Row[k]
-		if v.State == transform.Unchanged {
+		if v.State == schema.Unchanged {
 			if c.Key == nil {
 				return fmt.Errorf("update of %s: a key value is marked unchanged and the old key is missing", ti.label)
 			}
@@ -800,7 +801,7 @@ func (a *Applier) passes(ctx context.Context, c *Change) (bool, error) {
 	if c.Filter == nil {
 		return true, nil
 	}
-	ok, err := c.Filter.Match(ctx, [][]transform.Value{c.FilterRow})
+	ok, err := c.Filter.Match(ctx, [][]schema.Value{c.FilterRow})
 	if err != nil {
 		return false, err
 	}
@@ -813,7 +814,7 @@ func (a *Applier) passes(ctx context.Context, c *Change) (bool, error) {
 }
 
 // rowKey returns the key values of row (in a.keyBuf).
-func (a *Applier) rowKey(ti *tableInfo, row []transform.Value) []transform.Value {
+func (a *Applier) rowKey(ti *tableInfo, row []schema.Value) []schema.Value {
 	a.keyBuf = a.keyBuf[:0]
 	for _, k := range ti.key {
 		a.keyBuf = append(a.keyBuf, row[k])
@@ -821,7 +822,7 @@ func (a *Applier) rowKey(ti *tableInfo, row []transform.Value) []transform.Value
 	return a.keyBuf
 }
 
-func sameValues(a, b []transform.Value) bool {
+func sameValues(a, b []schema.Value) bool {
 	for i := range a {
 		if a[i].State != b[i].State || !bytes.Equal(a[i].Text, b[i].Text) {
 			return false
@@ -854,7 +855,7 @@ func (a *Applier) truncate(ctx context.Context, c *Change) error {
 		return err
 	}
 	var names, labels []string
-	var tables []transform.TableName
+	var tables []schema.TableName
 	for _, t := range c.Tables {
 		if t == nil || t.Table == nil {
 			return errors.New("truncate: nil table")
@@ -863,7 +864,7 @@ func (a *Applier) truncate(ctx context.Context, c *Change) error {
 		if !slices.Contains(names, n) {
 			names = append(names, n)
 			labels = append(labels, tableLabel(t))
-			tables = append(tables, transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
+			tables = append(tables, schema.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
 		}
 	}
 	if len(names) == 0 {

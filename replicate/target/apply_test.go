@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -462,7 +463,7 @@ func TestApplyNetValuesThroughJSON(t *testing.T) {
 		ins(tb, "3", `"a string"`, `"s"`, "", "{}"),
 		upd(tb, nil, "3", `{"k": "v"}`, unch, unch, unch), // a partial update
 	)
-	equal(t, "rows", query(t, conn, `SELECT id, jb::text, jb IS NULL, js::text, s = `+quoteLiteral(odd)+`, arr::text FROM app.j ORDER BY id`), []string{
+	equal(t, "rows", query(t, conn, `SELECT id, jb::text, jb IS NULL, js::text, s = `+schema.QuoteLiteral(odd)+`, arr::text FROM app.j ORDER BY id`), []string{
 		`1|null|f|{"b": 2,  "a": [1, "x"], "a": 3}|t|{"a \"q\"",NULL,"\\\\"}`,
 		"2|NULL|t|NULL|NULL|NULL",
 		`3|{"k": "v"}|f|"s"|f|{}`,
@@ -472,7 +473,7 @@ func TestApplyNetValuesThroughJSON(t *testing.T) {
 // evenFilter passes rows whose one filter value is even, counting calls.
 type evenFilter struct{ calls, rows int }
 
-func (f *evenFilter) Match(_ context.Context, rows [][]transform.Value) ([]bool, error) {
+func (f *evenFilter) Match(_ context.Context, rows [][]schema.Value) ([]bool, error) {
 	f.calls++
 	f.rows += len(rows)
 	out := make([]bool, len(rows))

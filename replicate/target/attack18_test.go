@@ -1,14 +1,13 @@
 package target
 
 import (
+	"pgveil/schema"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"pgveil/transform"
 )
 
 // TestAttack18MatviewRefreshErrorQuotesNoValue: a materialized view is
@@ -23,9 +22,9 @@ func TestAttack18MatviewRefreshErrorQuotesNoValue(t *testing.T) {
 	const canary = "Canary7Qx-Springfield"
 	exec(t, d.owner, `INSERT INTO app.accounts VALUES (3, '`+canary+`')`)
 	views := []View{
-		{Name: transform.TableName{Schema: "app", Name: "acct_reg"}, Materialized: true,
+		{Name: schema.TableName{Schema: "app", Name: "acct_reg"}, Materialized: true,
 			Definition: `SELECT accounts.name::regclass AS r FROM app.accounts WHERE accounts.id = 3`, Hash: "a"},
-		{Name: transform.TableName{Schema: "app", Name: "acct_n"}, Materialized: true,
+		{Name: schema.TableName{Schema: "app", Name: "acct_n"}, Materialized: true,
 			Definition: `SELECT count(*) AS n FROM app.accounts`, Hash: "b"},
 	}
 	res, err := SyncViews(d.ctx, d.owner, views, []string{d.reader}, "", false)
@@ -67,7 +66,7 @@ func TestAttack18ViewsImpersonatorAndTenants(t *testing.T) {
 	t.Parallel()
 	d := newTenancyDB(t)
 	d.setup(t)
-	name := func(n string) transform.TableName { return transform.TableName{Schema: "app", Name: n} }
+	name := func(n string) schema.TableName { return schema.TableName{Schema: "app", Name: n} }
 	views := []View{
 		{Name: name("order_list"), Definition: `SELECT o.id, o.total FROM app.orders o`, Hash: "1", Tenants: true},
 		{Name: name("audit_list"), Definition: `SELECT a.id FROM app.audit a`, Hash: "2"},
@@ -126,9 +125,9 @@ func TestAttack18MatviewRefreshIsBounded(t *testing.T) {
 	t.Parallel()
 	d := newTenancyDB(t)
 	views := []View{
-		{Name: transform.TableName{Schema: "app", Name: "forever"}, Materialized: true,
+		{Name: schema.TableName{Schema: "app", Name: "forever"}, Materialized: true,
 			Definition: `SELECT count(*) AS n FROM generate_series(1, 2000000000) g, app.accounts`, Hash: "a"},
-		{Name: transform.TableName{Schema: "app", Name: "quick"}, Materialized: true,
+		{Name: schema.TableName{Schema: "app", Name: "quick"}, Materialized: true,
 			Definition: `SELECT count(*) AS n FROM app.accounts`, Hash: "b"},
 	}
 	if _, err := SyncViews(d.ctx, d.owner, views, []string{d.reader}, "", false); err != nil {

@@ -2,12 +2,11 @@ package target
 
 import (
 	"fmt"
+	"pgveil/schema"
 	"strconv"
 	"testing"
 
 	"github.com/jackc/pglogrepl"
-
-	"pgveil/transform"
 )
 
 // BenchmarkApply applies 10,000 inserts into a 10-column table, in
@@ -19,7 +18,7 @@ func BenchmarkApply(b *testing.B) {
 	ctx, _, conn := setupDB(b, plan(tb), nil)
 	a := NewApplier(conn, "bench")
 	const changes, perTx = 10_000, 100
-	rows := make([][]transform.Value, changes)
+	rows := make([][]schema.Value, changes)
 	for i := range rows {
 		rows[i] = vals("", fmt.Sprintf("user%d@example.com", i), "Jane Doe", "+33 6 12 34 56 78", "1980-01-01",
 			"75011", "1234.56", "2024-05-06 07:08:09.123456+00", "t", "some notes about this customer")
@@ -32,7 +31,7 @@ func BenchmarkApply(b *testing.B) {
 				b.Fatal(err)
 			}
 			for j := i; j < i+perTx; j++ {
-				rows[j][0] = transform.Text(strconv.Itoa(n*changes + j))
+				rows[j][0] = schema.Text(strconv.Itoa(n*changes + j))
 				if err := a.Apply(ctx, &Change{Op: OpInsert, Table: tb, Row: rows[j]}); err != nil {
 					b.Fatal(err)
 				}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -182,7 +183,7 @@ func HasPrimaryKey(t *transform.TablePlan) bool {
 
 // tableIdent is t's name, quoted for SQL.
 func tableIdent(t *transform.TablePlan) string {
-	return pgx.Identifier{t.Table.Schema, t.Table.Name}.Sanitize()
+	return schema.Qualified(t.Table.Schema, t.Table.Name)
 }
 
 // tableLabel is t's name for messages.
@@ -192,14 +193,14 @@ func tableLabel(t *transform.TablePlan) string { return t.Table.QualifiedName() 
 // consistent with, in the recorded form of source.Leaves ("" for none
 // recorded: a table that is not partitioned, or copied by a version that
 // did not record them).
-func ReadPartitions(ctx context.Context, conn *pgx.Conn) (map[transform.TableName]string, error) {
+func ReadPartitions(ctx context.Context, conn *pgx.Conn) (map[schema.TableName]string, error) {
 	rows, err := conn.Query(ctx, `SELECT schema_name, table_name, partitions FROM pgveil.tables WHERE partitions IS NOT NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("reading pgveil.tables.partitions: %w", sanitize(err))
 	}
-	out := map[transform.TableName]string{}
+	out := map[schema.TableName]string{}
 	for rows.Next() {
-		var n transform.TableName
+		var n schema.TableName
 		var leaves string
 		if err := rows.Scan(&n.Schema, &n.Name, &leaves); err != nil {
 			rows.Close()
@@ -215,7 +216,7 @@ func ReadPartitions(ctx context.Context, conn *pgx.Conn) (map[transform.TableNam
 
 // RecordPartitions stores, for each table, the leaf partitions its replica
 // is consistent with (see ReadPartitions).
-func RecordPartitions(ctx context.Context, conn *pgx.Conn, leaves map[transform.TableName]string) error {
+func RecordPartitions(ctx context.Context, conn *pgx.Conn, leaves map[schema.TableName]string) error {
 	for n, l := range leaves {
 		if _, err := conn.Exec(ctx, PartitionsSQL(n, l)); err != nil {
 			return fmt.Errorf("recording the partitions of %s: %w", n.QualifiedName(), sanitize(err))
@@ -225,14 +226,14 @@ func RecordPartitions(ctx context.Context, conn *pgx.Conn, leaves map[transform.
 }
 
 // PartitionsSQL is the statement that records a table's leaf partitions.
-func PartitionsSQL(n transform.TableName, leaves string) string {
-	return `UPDATE pgveil.tables SET partitions = ` + quoteLiteral(leaves) +
-		` WHERE schema_name = ` + quoteLiteral(n.Schema) + ` AND table_name = ` + quoteLiteral(n.Name)
+func PartitionsSQL(n schema.TableName, leaves string) string {
+	return `UPDATE pgveil.tables SET partitions = ` + schema.QuoteLiteral(leaves) +
+		` WHERE schema_name = ` + schema.QuoteLiteral(n.Schema) + ` AND table_name = ` + schema.QuoteLiteral(n.Name)
 }
 
 // RecordRules stores, for each table, the fingerprint of the rules its
 // replica was copied under (see TableState.RulesHash).
-func RecordRules(ctx context.Context, conn *pgx.Conn, hashes map[transform.TableName]string) error {
+func RecordRules(ctx context.Context, conn *pgx.Conn, hashes map[schema.TableName]string) error {
 	for n, h := range hashes {
 		_, err := conn.Exec(ctx, `UPDATE pgveil.tables SET rules_hash = $3 WHERE schema_name = $1 AND table_name = $2`, n.Schema, n.Name, h)
 		if err != nil {

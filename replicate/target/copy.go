@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -69,7 +70,7 @@ func CopyIn(ctx context.Context, conn *pgx.Conn, t *transform.TablePlan, r io.Re
 	}
 	sql := "COPY " + name
 	if len(t.Columns) > 0 {
-		sql += " (" + identList(t.ColumnNames()) + ")"
+		sql += " (" + schema.QuoteIdents(t.ColumnNames()) + ")"
 	}
 	sql += " FROM STDIN"
 	sr := &streamReader{r: r}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/rules/refs"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -42,10 +43,10 @@ import (
 
 // ForeignKey is a reference recreated on the replica as a foreign key.
 type ForeignKey struct {
-	Name       string              // the constraint's name on the replica
-	Table      transform.TableName // the referencing table
+	Name       string           // the constraint's name on the replica
+	Table      schema.TableName // the referencing table
 	Columns    []string
-	RefTable   transform.TableName // the referenced table
+	RefTable   schema.TableName // the referenced table
 	RefColumns []string
 	Origin     refs.Origin
 }
@@ -56,24 +57,24 @@ func (k ForeignKey) String() string {
 		k.RefTable.QualifiedName() + " (" + strings.Join(k.RefColumns, ", ") + ")"
 }
 
-func (k ForeignKey) id() string { return k.Table.QualifiedName() + "." + transform.QuoteIdent(k.Name) }
+func (k ForeignKey) id() string { return k.Table.QualifiedName() + "." + schema.QuoteIdent(k.Name) }
 
 func (k ForeignKey) tableIdent() string {
-	return pgx.Identifier{k.Table.Schema, k.Table.Name}.Sanitize()
+	return schema.Qualified(k.Table.Schema, k.Table.Name)
 }
 
 func (k ForeignKey) addSQL() string {
-	return `ALTER TABLE ` + k.tableIdent() + ` ADD CONSTRAINT ` + pgx.Identifier{k.Name}.Sanitize() +
-		` FOREIGN KEY (` + identList(k.Columns) + `) REFERENCES ` + pgx.Identifier{k.RefTable.Schema, k.RefTable.Name}.Sanitize() +
-		` (` + identList(k.RefColumns) + `) DEFERRABLE INITIALLY DEFERRED NOT VALID`
+	return `ALTER TABLE ` + k.tableIdent() + ` ADD CONSTRAINT ` + schema.QuoteIdent(k.Name) +
+		` FOREIGN KEY (` + schema.QuoteIdents(k.Columns) + `) REFERENCES ` + schema.Qualified(k.RefTable.Schema, k.RefTable.Name) +
+		` (` + schema.QuoteIdents(k.RefColumns) + `) DEFERRABLE INITIALLY DEFERRED NOT VALID`
 }
 
 func (k ForeignKey) validateSQL() string {
-	return `ALTER TABLE ` + k.tableIdent() + ` VALIDATE CONSTRAINT ` + pgx.Identifier{k.Name}.Sanitize()
+	return `ALTER TABLE ` + k.tableIdent() + ` VALIDATE CONSTRAINT ` + schema.QuoteIdent(k.Name)
 }
 
 func (k ForeignKey) dropSQL() string {
-	return `ALTER TABLE ` + k.tableIdent() + ` DROP CONSTRAINT IF EXISTS ` + pgx.Identifier{k.Name}.Sanitize()
+	return `ALTER TABLE ` + k.tableIdent() + ` DROP CONSTRAINT IF EXISTS ` + schema.QuoteIdent(k.Name)
 }
 
 // same reports whether two keys have the same definition.
@@ -207,7 +208,7 @@ func PlanForeignKeys(m *refs.Model, plan *transform.Plan) *ForeignKeys {
 	}
 	// Names: production's for a declared key, PostgreSQL's own pattern
 	// for the others; unique within each table.
-	used := map[transform.TableName]map[string]bool{}
+	used := map[schema.TableName]map[string]bool{}
 	for _, declared := range []bool{true, false} {
 		for _, g := range groups {
 			if (g.key.Origin == refs.Declared) != declared {
@@ -279,21 +280,21 @@ func holds(k ForeignKey, child, parent *transform.TablePlan) string {
 		from := col(child, name)
 		if from == nil {
 			if slices.Contains(child.Dropped, name) {
-				return fmt.Sprintf("the column %s.%s is dropped by the rules", k.Table.QualifiedName(), transform.QuoteIdent(name))
+				return fmt.Sprintf("the column %s.%s is dropped by the rules", k.Table.QualifiedName(), schema.QuoteIdent(name))
 			}
-			return fmt.Sprintf("the column %s.%s is not replicated", k.Table.QualifiedName(), transform.QuoteIdent(name))
+			return fmt.Sprintf("the column %s.%s is not replicated", k.Table.QualifiedName(), schema.QuoteIdent(name))
 		}
 		to := col(parent, k.RefColumns[i])
 		if to == nil {
-			return fmt.Sprintf("the referenced column %s.%s is not replicated", k.RefTable.QualifiedName(), transform.QuoteIdent(k.RefColumns[i]))
+			return fmt.Sprintf("the referenced column %s.%s is not replicated", k.RefTable.QualifiedName(), schema.QuoteIdent(k.RefColumns[i]))
 		}
 		if !transform.SameMasking(from.Rule, to.Rule) {
 			return fmt.Sprintf("%s.%s is masked with %s and the key %s.%s with %s: their values would not match (give both the same rule)",
-				k.Table.QualifiedName(), transform.QuoteIdent(name), ruleName(from.Rule), k.RefTable.QualifiedName(), transform.QuoteIdent(k.RefColumns[i]), ruleName(to.Rule))
+				k.Table.QualifiedName(), schema.QuoteIdent(name), ruleName(from.Rule), k.RefTable.QualifiedName(), schema.QuoteIdent(k.RefColumns[i]), ruleName(to.Rule))
 		}
 		if from.Rule.Name != "keep" && from.Column.Type.String() != to.Column.Type.String() {
 			return fmt.Sprintf("%s.%s is %s and the key %s.%s is %s: %s gives different values for different types",
-				k.Table.QualifiedName(), transform.QuoteIdent(name), from.Column.Type, k.RefTable.QualifiedName(), transform.QuoteIdent(k.RefColumns[i]), to.Column.Type, ruleName(from.Rule))
+				k.Table.QualifiedName(), schema.QuoteIdent(name), from.Column.Type, k.RefTable.QualifiedName(), schema.QuoteIdent(k.RefColumns[i]), to.Column.Type, ruleName(from.Rule))
 		}
 	}
 	if len(key) == 0 {
@@ -325,7 +326,7 @@ type presentKey struct {
 
 // readForeignKeys reads the foreign keys whose referencing or referenced
 // table is one of tables.
-func readForeignKeys(ctx context.Context, q querier, tables []transform.TableName) ([]presentKey, error) {
+func readForeignKeys(ctx context.Context, q querier, tables []schema.TableName) ([]presentKey, error) {
 	schemas, names := make([]string, len(tables)), make([]string, len(tables))
 	for i, t := range tables {
 		schemas[i], names[i] = t.Schema, t.Name
@@ -381,10 +382,10 @@ func inTx(ctx context.Context, conn *pgx.Conn, stmts ...string) error {
 // key or a column they depend on), and those touching a table of recopy
 // (a re-copy truncates or replaces it); every one when all is set (the
 // initial copy truncates every table). conn must not be in a transaction.
-func DropForeignKeys(ctx context.Context, conn *pgx.Conn, f *ForeignKeys, plan *transform.Plan, recopy map[transform.TableName]bool, all bool) error {
-	var tables []transform.TableName
+func DropForeignKeys(ctx context.Context, conn *pgx.Conn, f *ForeignKeys, plan *transform.Plan, recopy map[schema.TableName]bool, all bool) error {
+	var tables []schema.TableName
 	for _, t := range plan.Tables() {
-		tables = append(tables, transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
+		tables = append(tables, schema.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
 	}
 	present, err := readForeignKeys(ctx, conn, tables)
 	if err != nil {
@@ -417,11 +418,11 @@ func DropForeignKeys(ctx context.Context, conn *pgx.Conn, f *ForeignKeys, plan *
 // are not held back by it. It then records every key's state in
 // pgveil.foreign_keys. Only a failure of the connection, or a lock not
 // granted in time, is returned. conn must not be in a transaction.
-func AddForeignKeys(ctx context.Context, conn *pgx.Conn, f *ForeignKeys, skip map[transform.TableName]bool) error {
+func AddForeignKeys(ctx context.Context, conn *pgx.Conn, f *ForeignKeys, skip map[schema.TableName]bool) error {
 	if f == nil {
 		return nil
 	}
-	var tables []transform.TableName
+	var tables []schema.TableName
 	for _, k := range f.Keys() {
 		tables = append(tables, k.Table, k.RefTable)
 	}
@@ -461,7 +462,7 @@ const foreignKeysTable = `pgveil.foreign_keys`
 // being copied) and per reference left out, with the reason.
 func RecordForeignKeys(ctx context.Context, conn *pgx.Conn, f *ForeignKeys) error {
 	keys, leftOut := f.Keys(), f.LeftOut()
-	var tables []transform.TableName
+	var tables []schema.TableName
 	for _, k := range keys {
 		tables = append(tables, k.Table, k.RefTable)
 	}
@@ -527,9 +528,9 @@ FROM `+foreignKeysTable+` ORDER BY state DESC, schema_name, table_name, name`)
 	}
 	var out []KeyState
 	var s KeyState
-	var schema, table string
-	_, err = pgx.ForEachRow(rows, []any{&schema, &table, &s.Name, &s.Reference, &s.Origin, &s.State, &s.Reason}, func() error {
-		s.Table = transform.TableName{Schema: schema, Name: table}.QualifiedName()
+	var schemaName, table string
+	_, err = pgx.ForEachRow(rows, []any{&schemaName, &table, &s.Name, &s.Reference, &s.Origin, &s.State, &s.Reason}, func() error {
+		s.Table = schema.TableName{Schema: schemaName, Name: table}.QualifiedName()
 		out = append(out, s)
 		return nil
 	})
@@ -549,7 +550,7 @@ func (f *ForeignKeys) ViolatedKey(err error) (ForeignKey, bool) {
 		return ForeignKey{}, false
 	}
 	for _, k := range f.Keys() {
-		on := transform.TableName{Schema: se.Schema, Name: se.Table}
+		on := schema.TableName{Schema: se.Schema, Name: se.Table}
 		if k.Name == se.Constraint && (on == k.Table || on == k.RefTable) {
 			return k, true
 		}
@@ -587,7 +588,7 @@ func LeaveOutViolated(ctx context.Context, conn *pgx.Conn, f *ForeignKeys, k For
 // publish_via_partition_root, which publishes no TRUNCATE of the
 // partitions a CASCADE reached): the key is dropped, recorded as left
 // out, and tried again at the next start or re-copy.
-func (f *ForeignKeys) truncateSQL(tables []transform.TableName) (before, after []string) {
+func (f *ForeignKeys) truncateSQL(tables []schema.TableName) (before, after []string) {
 	for _, k := range f.Keys() {
 		if !slices.Contains(tables, k.RefTable) && !slices.Contains(tables, k.Table) {
 			continue
@@ -601,8 +602,8 @@ func (f *ForeignKeys) truncateSQL(tables []transform.TableName) (before, after [
 		f.log().Warn("production truncated a referenced table without the table referencing it: the foreign key is dropped with it and added back at the next start or re-copy",
 			"key", k.Name, "reference", k.String())
 		before = append(before, k.dropSQL(),
-			`UPDATE `+foreignKeysTable+` SET state = 'left out', reason = `+quoteLiteral("production truncated "+k.RefTable.QualifiedName()+" without "+k.Table.QualifiedName()+": added back at the next start or re-copy")+
-				`, updated_at = now() WHERE schema_name = `+quoteLiteral(k.Table.Schema)+` AND table_name = `+quoteLiteral(k.Table.Name)+` AND name = `+quoteLiteral(k.Name))
+			`UPDATE `+foreignKeysTable+` SET state = 'left out', reason = `+schema.QuoteLiteral("production truncated "+k.RefTable.QualifiedName()+" without "+k.Table.QualifiedName()+": added back at the next start or re-copy")+
+				`, updated_at = now() WHERE schema_name = `+schema.QuoteLiteral(k.Table.Schema)+` AND table_name = `+schema.QuoteLiteral(k.Table.Name)+` AND name = `+schema.QuoteLiteral(k.Name))
 	}
 	return before, after
 }

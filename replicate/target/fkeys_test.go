@@ -5,17 +5,18 @@ import (
 	"testing"
 
 	"pgveil/rules/refs"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
 // fkTable is a table plan for the foreign key tests: columns are
 // "name:type:rule", a * before the name marks a key column.
 func fkTable(name, where string, cols ...string) *transform.TablePlan {
-	t := &transform.Table{Schema: "public", Name: name}
+	t := &schema.Table{Schema: "public", Name: name}
 	tp := &transform.TablePlan{Table: t, Where: where}
 	for _, c := range cols {
 		f := strings.Split(c, ":")
-		col := transform.Column{Table: "public." + name, Name: strings.TrimPrefix(f[0], "*"), Type: transform.MustType(f[1]), PrimaryKey: strings.HasPrefix(f[0], "*")}
+		col := schema.Column{Table: "public." + name, Name: strings.TrimPrefix(f[0], "*"), Type: schema.MustType(f[1]), PrimaryKey: strings.HasPrefix(f[0], "*")}
 		if f[2] == "drop" {
 			tp.Dropped = append(tp.Dropped, col.Name)
 			continue
@@ -129,22 +130,22 @@ func TestTruncateDropsKeysOfTablesLeftBehind(t *testing.T) {
 	child, parent := refs.Table("public", "payment"), refs.Table("public", "customer")
 	f := &ForeignKeys{keys: []ForeignKey{{Name: "p_fk", Table: child, Columns: []string{"customer_id"}, RefTable: parent, RefColumns: []string{"id"}}}}
 	other := refs.Table("public", "other")
-	if before, after := f.truncateSQL([]transform.TableName{other}); before != nil || after != nil {
+	if before, after := f.truncateSQL([]schema.TableName{other}); before != nil || after != nil {
 		t.Errorf("a table without keys: %q %q", before, after)
 	}
-	before, after := f.truncateSQL([]transform.TableName{parent, child})
+	before, after := f.truncateSQL([]schema.TableName{parent, child})
 	if strings.Join(before, ";") != "SET CONSTRAINTS ALL IMMEDIATE" || strings.Join(after, ";") != "SET CONSTRAINTS ALL DEFERRED" {
 		t.Errorf("both truncated: %q %q", before, after)
 	}
-	if before, _ := f.truncateSQL([]transform.TableName{child}); len(before) != 1 {
+	if before, _ := f.truncateSQL([]schema.TableName{child}); len(before) != 1 {
 		t.Errorf("the referencing table alone: %q", before)
 	}
-	before, _ = f.truncateSQL([]transform.TableName{parent})
-	if len(before) != 3 || before[1] != `ALTER TABLE "public"."payment" DROP CONSTRAINT IF EXISTS "p_fk"` || !strings.Contains(before[2], "left out") {
+	before, _ = f.truncateSQL([]schema.TableName{parent})
+	if len(before) != 3 || before[1] != `ALTER TABLE public.payment DROP CONSTRAINT IF EXISTS p_fk` || !strings.Contains(before[2], "left out") {
 		t.Errorf("the referenced table alone: %q", before)
 	}
 	var nilKeys *ForeignKeys
-	if before, after := nilKeys.truncateSQL([]transform.TableName{parent}); before != nil || after != nil {
+	if before, after := nilKeys.truncateSQL([]schema.TableName{parent}); before != nil || after != nil {
 		t.Errorf("no keys: %q %q", before, after)
 	}
 }

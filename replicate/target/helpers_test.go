@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -75,12 +76,12 @@ func c(name, typ string) col  { return col{name: name, typ: typ} }
 func pk(name, typ string) col { return col{name: name, typ: typ, pk: true} }
 
 // table builds a table plan the way the rules package would.
-func table(schema, name string, cols ...col) *transform.TablePlan {
-	tbl := &transform.Table{Schema: schema, Name: name}
+func table(schemaName, name string, cols ...col) *transform.TablePlan {
+	tbl := &schema.Table{Schema: schemaName, Name: name}
 	for _, c := range cols {
-		tbl.Columns = append(tbl.Columns, transform.Column{Name: c.name, Type: transform.MustType(c.typ), PrimaryKey: c.pk, NotNull: c.pk})
+		tbl.Columns = append(tbl.Columns, schema.Column{Name: c.name, Type: schema.MustType(c.typ), PrimaryKey: c.pk, NotNull: c.pk})
 	}
-	cat := transform.Catalog{}
+	cat := schema.Tables{}
 	cat.Add(tbl)
 	tp := &transform.TablePlan{Table: tbl}
 	for _, col := range tbl.Columns {
@@ -98,16 +99,16 @@ const (
 )
 
 // vals builds a row: null and unch stand for NULL and Unchanged.
-func vals(ss ...string) []transform.Value {
-	out := make([]transform.Value, len(ss))
+func vals(ss ...string) []schema.Value {
+	out := make([]schema.Value, len(ss))
 	for i, s := range ss {
 		switch s {
 		case null:
-			out[i] = transform.SQLNull()
+			out[i] = schema.SQLNull()
 		case unch:
-			out[i] = transform.Value{State: transform.Unchanged}
+			out[i] = schema.Value{State: schema.Unchanged}
 		default:
-			out[i] = transform.Text(s)
+			out[i] = schema.Text(s)
 		}
 	}
 	return out

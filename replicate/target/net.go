@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -31,12 +32,12 @@ const (
 
 type netRow struct {
 	kind netKind
-	row  []transform.Value // netFull, netPartial: the table's columns; netPartial has Unchanged ones
-	key  []transform.Value // the key
+	row  []schema.Value // netFull, netPartial: the table's columns; netPartial has Unchanged ones
+	key  []schema.Value // the key
 	// filter and frow: the row filter the last change must pass, and the
 	// raw values it reads (netFull, netPartial).
 	filter RowFilter
-	frow   []transform.Value
+	frow   []schema.Value
 }
 
 // netTable is the pending states of one table's keys.
@@ -49,10 +50,10 @@ type netTable struct {
 
 // netKey encodes key values as a map key: distinct for distinct texts,
 // with NULL apart from every text.
-func netKey(buf []byte, key []transform.Value) []byte {
+func netKey(buf []byte, key []schema.Value) []byte {
 	buf = buf[:0]
 	for _, v := range key {
-		if v.State == transform.Null {
+		if v.State == schema.Null {
 			buf = append(buf, 'n')
 			continue
 		}
@@ -66,7 +67,7 @@ func netKey(buf []byte, key []transform.Value) []byte {
 
 // hold copies v's bytes into the applier's arena, so that the state
 // outlives the decoder's buffers.
-func (a *Applier) hold(v transform.Value) transform.Value {
+func (a *Applier) hold(v schema.Value) schema.Value {
 	if v.Text == nil {
 		return v
 	}
@@ -79,8 +80,8 @@ func (a *Applier) hold(v transform.Value) transform.Value {
 	return v
 }
 
-func (a *Applier) holdRow(row []transform.Value) []transform.Value {
-	out := make([]transform.Value, len(row))
+func (a *Applier) holdRow(row []schema.Value) []schema.Value {
+	out := make([]schema.Value, len(row))
 	for i, v := range row {
 		out[i] = a.hold(v)
 		a.bytes += len(v.Text)
@@ -99,7 +100,7 @@ func (a *Applier) netOf(t *transform.TablePlan, ti *tableInfo) *netTable {
 	return nt
 }
 
-func (nt *netTable) get(a *Applier, key []transform.Value) (string, *netRow) {
+func (nt *netTable) get(a *Applier, key []schema.Value) (string, *netRow) {
 	a.keyText = netKey(a.keyText, key)
 	k := string(a.keyText)
 	return k, nt.rows[k]
@@ -115,7 +116,7 @@ func (nt *netTable) set(a *Applier, k string, r *netRow) {
 
 // netFullRow records that the row with row's key is now row (if it
 // passes c's filter).
-func (a *Applier) netFullRow(nt *netTable, key, row []transform.Value, c *Change) {
+func (a *Applier) netFullRow(nt *netTable, key, row []schema.Value, c *Change) {
 	k, _ := nt.get(a, key)
 	r := &netRow{kind: netFull, row: a.holdRow(row), key: a.holdRow(key)}
 	a.setFilter(r, c)
@@ -131,14 +132,14 @@ func (a *Applier) setFilter(r *netRow, c *Change) {
 }
 
 // netDeleteKey records that the row with key is gone.
-func (a *Applier) netDeleteKey(nt *netTable, key []transform.Value) {
+func (a *Applier) netDeleteKey(nt *netTable, key []schema.Value) {
 	k, _ := nt.get(a, key)
 	nt.set(a, k, &netRow{kind: netDelete, key: a.holdRow(key)})
 }
 
 // netPartialUpdate records an update of the present columns of row on the
 // row with key (unmoved). It merges with the key's earlier state.
-func (a *Applier) netPartialUpdate(nt *netTable, key, row []transform.Value, c *Change) {
+func (a *Applier) netPartialUpdate(nt *netTable, key, row []schema.Value, c *Change) {
 	k, prev := nt.get(a, key)
 	switch {
 	case prev == nil:
@@ -149,7 +150,7 @@ func (a *Applier) netPartialUpdate(nt *netTable, key, row []transform.Value, c *
 		// Updating a deleted row changes nothing.
 	default: // full or partial: the present columns win
 		for i, v := range row {
-			if v.State != transform.Unchanged {
+			if v.State != schema.Unchanged {
 				prev.row[i] = a.hold(v)
 				a.bytes += len(v.Text)
 			}
@@ -162,7 +163,7 @@ func (a *Applier) netPartialUpdate(nt *netTable, key, row []transform.Value, c *
 // oldKey to newKey. It can only be done in memory when the old row's full
 // state is known here; otherwise it reports false and the caller writes
 // the table's states and sends the move as a statement.
-func (a *Applier) netMove(nt *netTable, oldKey, newKey, row []transform.Value, c *Change) bool {
+func (a *Applier) netMove(nt *netTable, oldKey, newKey, row []schema.Value, c *Change) bool {
 	k, prev := nt.get(a, oldKey)
 	switch {
 	case prev != nil && prev.kind == netDelete:
@@ -172,7 +173,7 @@ func (a *Applier) netMove(nt *netTable, oldKey, newKey, row []transform.Value, c
 	}
 	merged := prev.row
 	for i, v := range row {
-		if v.State != transform.Unchanged {
+		if v.State != schema.Unchanged {
 			merged[i] = a.hold(v)
 			a.bytes += len(v.Text)
 		}
@@ -298,7 +299,7 @@ func (a *Applier) netFilter(ctx context.Context, nt *netTable) error {
 	}
 	for _, f := range order {
 		group := rows[f]
-		frows := make([][]transform.Value, len(group))
+		frows := make([][]schema.Value, len(group))
 		for i, r := range group {
 			frows[i] = r.frow
 		}
@@ -324,17 +325,17 @@ func (a *Applier) netFilter(ctx context.Context, nt *netTable) error {
 // columns listed in idx, with row holding their values in that order, or,
 // when idx is nil, every column of the table whose value is present (not
 // Unchanged).
-func (ti *tableInfo) appendObject(b []byte, idx []int, row []transform.Value) []byte {
+func (ti *tableInfo) appendObject(b []byte, idx []int, row []schema.Value) []byte {
 	b = append(b, '{')
 	first := true
-	field := func(col int, v transform.Value) {
+	field := func(col int, v schema.Value) {
 		if !first {
 			b = append(b, ',')
 		}
 		first = false
 		b = transform.AppendJSONString(b, ti.names[col])
 		b = append(b, ':')
-		if v.State == transform.Null {
+		if v.State == schema.Null {
 			b = append(b, "null"...)
 		} else {
 			b = transform.AppendJSONString(b, v.Text)
@@ -346,7 +347,7 @@ func (ti *tableInfo) appendObject(b []byte, idx []int, row []transform.Value) []
 		}
 	} else {
 		for col, v := range row {
-			if v.State != transform.Unchanged {
+			if v.State != schema.Unchanged {
 				field(col, v)
 			}
 		}
@@ -368,16 +369,16 @@ const (
 // netValue is the expression reading column i from the JSON element.
 func (ti *tableInfo) netValue(i int) string {
 	switch {
-	case ti.jsonKind[i] == transform.KindJSON:
-		return "(" + netElem + "->>" + quoteLiteral(ti.names[i]) + ")::json"
-	case ti.jsonKind[i] == transform.KindJSONB:
-		return "(" + netElem + "->>" + quoteLiteral(ti.names[i]) + ")::jsonb"
+	case ti.jsonKind[i] == schema.KindJSON:
+		return "(" + netElem + "->>" + schema.QuoteLiteral(ti.names[i]) + ")::json"
+	case ti.jsonKind[i] == schema.KindJSONB:
+		return "(" + netElem + "->>" + schema.QuoteLiteral(ti.names[i]) + ")::jsonb"
 	}
 	return netRec + "." + ti.cols[i]
 }
 
 func (ti *tableInfo) netFrom() string {
-	if !slices.ContainsFunc(ti.jsonKind, func(k transform.Kind) bool { return k != 0 }) {
+	if !slices.ContainsFunc(ti.jsonKind, func(k schema.Kind) bool { return k != 0 }) {
 		return "json_populate_recordset(NULL::" + ti.name + ", $1::json) AS " + netRec
 	}
 	return "json_array_elements($1::json) AS " + netElem + ", json_populate_record(NULL::" + ti.name + ", " + netElem + ") AS " + netRec

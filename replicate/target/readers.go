@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"pgveil/schema"
 	"slices"
 	"strings"
 
@@ -101,7 +102,7 @@ DECLARE
   f regprocedure;
 BEGIN
   FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p WHERE ` + strings.ReplaceAll(RelationStatsWhere, "\n", "\n    ") + ` LOOP
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO ` + strings.NewReplacer("%", "%%", "'", "''").Replace(identList(readers)) + `', f);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO ` + strings.NewReplacer("%", "%%", "'", "''").Replace(schema.QuoteIdents(readers)) + `', f);
   END LOOP;
 END
 `
@@ -191,7 +192,7 @@ WHERE d.datname = current_database() AND a.privilege_type IN ('CREATE', 'TEMPORA
 			return err
 		}
 		for _, r := range rows {
-			stmts = append(stmts, `REVOKE `+r[0]+` ON DATABASE `+pgx.Identifier{db}.Sanitize()+` FROM `+grantee(r[1]))
+			stmts = append(stmts, `REVOKE `+r[0]+` ON DATABASE `+schema.QuoteIdent(db)+` FROM `+grantee(r[1]))
 		}
 	}
 	rows, err := queryPairs(ctx, tx, `SELECT quote_ident(n.nspname), `+who+` FROM pg_namespace n
@@ -261,7 +262,7 @@ func grantee(name string) string {
 	if name == "" {
 		return "PUBLIC"
 	}
-	return pgx.Identifier{name}.Sanitize()
+	return schema.QuoteIdent(name)
 }
 
 // checkCreatesNothing fails when PUBLIC, a reader or, with tn, a role a

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -96,10 +97,10 @@ REVOKE EXECUTE ON FUNCTION app.t1_orders() FROM PUBLIC; GRANT EXECUTE ON FUNCTIO
 }
 
 // tableNames are the names of a plan's tables.
-func tableNames(p *transform.Plan) []transform.TableName {
-	var out []transform.TableName
+func tableNames(p *transform.Plan) []schema.TableName {
+	var out []schema.TableName
 	for _, t := range p.Tables() {
-		out = append(out, transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
+		out = append(out, schema.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
 	}
 	return out
 }
@@ -117,7 +118,7 @@ func sqlStateOf(err error) string {
 // create something; lo is the OID of a large object an administrator
 // made and let everyone update, so that only the function's privilege
 // stands in the way.
-func createAttempts(lo uint32, schema string) []string {
+func createAttempts(lo uint32, schemaName string) []string {
 	return []string{
 		`SELECT lo_create(0)`,
 		`SELECT lo_creat(-1)`,
@@ -133,7 +134,7 @@ func createAttempts(lo uint32, schema string) []string {
 		`CREATE TEMP TABLE mine (x int)`,
 		`CREATE FUNCTION pg_temp.mine() RETURNS int LANGUAGE sql AS 'SELECT 1'`,
 		`CREATE TABLE public.mine (x int)`,
-		`CREATE TABLE ` + schema + `.mine (x int)`,
+		`CREATE TABLE ` + schemaName + `.mine (x int)`,
 		`CREATE SCHEMA mine`,
 	}
 }
@@ -143,7 +144,7 @@ func createAttempts(lo uint32, schema string) []string {
 // transaction, and with read-write transactions: each fails for a missing
 // privilege (or, read-only, because the transaction is), and nothing was
 // written.
-func cannotCreate(t *testing.T, admin, conn *pgx.Conn, who, schema string) {
+func cannotCreate(t *testing.T, admin, conn *pgx.Conn, who, schemaName string) {
 	t.Helper()
 	ctx := context.Background()
 	var lo uint32
@@ -161,7 +162,7 @@ func cannotCreate(t *testing.T, admin, conn *pgx.Conn, who, schema string) {
 		{"READ ONLY transaction", `BEGIN READ ONLY`, []string{"42501", "25006"}},
 		{"read-write", `SET default_transaction_read_only = off`, []string{"42501"}},
 	} {
-		for _, sql := range createAttempts(lo, schema) {
+		for _, sql := range createAttempts(lo, schemaName) {
 			exec(t, conn, mode.begin)
 			_, err := conn.Exec(ctx, sql)
 			if code := sqlStateOf(err); !slices.Contains(mode.codes, code) {
@@ -191,7 +192,7 @@ func TestReadersCreateNothing(t *testing.T) {
 
 	// pgveil's role without SUPERUSER, owning the database: it can take
 	// TEMPORARY and CREATE, not the functions.
-	exec(t, admin, `CREATE ROLE `+w+` LOGIN; ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` OWNER TO `+w)
+	exec(t, admin, `CREATE ROLE `+w+` LOGIN; ALTER DATABASE `+schema.QuoteIdent(db)+` OWNER TO `+w)
 	wc := connectAs(t, dsn, w)
 	err := Setup(ctx, wc, p, nil, []string{reader})
 	if err == nil || !strings.Contains(err.Error(), "EXECUTE ON FUNCTION lo_create(oid): "+reader) || !strings.Contains(err.Error(), "setup-sql") {

@@ -9,6 +9,7 @@ package target
 
 import (
 	"context"
+	"pgveil/schema"
 	"slices"
 	"strings"
 	"testing"
@@ -17,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
+func ident(s string) string { return schema.QuoteIdent(s) }
 
 // TestRerun17LeakyViewsThroughRoleChains: views of the tables' owner
 // (pgveil's role, whom row level security does not restrict) and a

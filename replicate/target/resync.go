@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -24,7 +25,7 @@ func StagingPlan(t *transform.TablePlan) *transform.TablePlan {
 	if len(name) > 40 {
 		name = name[:40]
 	}
-	tbl := &transform.Table{Schema: StagingSchema, Name: "s" + hex.EncodeToString(sum[:6]) + "_" + name, Columns: t.Table.Columns}
+	tbl := &schema.Table{Schema: StagingSchema, Name: "s" + hex.EncodeToString(sum[:6]) + "_" + name, Columns: t.Table.Columns}
 	return &transform.TablePlan{Table: tbl, Where: t.Where, Columns: append([]transform.ColumnPlan(nil), t.Columns...), Dropped: t.Dropped}
 }
 
@@ -32,7 +33,7 @@ func StagingPlan(t *transform.TablePlan) *transform.TablePlan {
 // and creates empty staging tables (see StagingPlan) for tables, with the
 // enum types they need. Readers get nothing there.
 func PrepareStaging(ctx context.Context, conn *pgx.Conn, staging []*transform.TablePlan, enums map[string][]string) error {
-	if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{StagingSchema}.Sanitize()+` CASCADE`); err != nil {
+	if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+schema.QuoteIdent(StagingSchema)+` CASCADE`); err != nil {
 		return fmt.Errorf("staging: %w", sanitize(err))
 	}
 	if _, err := conn.Exec(ctx, `DELETE FROM pgveil.tables WHERE schema_name = $1`, StagingSchema); err != nil {
@@ -41,7 +42,7 @@ func PrepareStaging(ctx context.Context, conn *pgx.Conn, staging []*transform.Ta
 	if err := Setup(ctx, conn, transform.NewPlan(staging), enums, nil); err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
-	if _, err := conn.Exec(ctx, `REVOKE ALL ON SCHEMA `+pgx.Identifier{StagingSchema}.Sanitize()+` FROM PUBLIC`); err != nil {
+	if _, err := conn.Exec(ctx, `REVOKE ALL ON SCHEMA `+schema.QuoteIdent(StagingSchema)+` FROM PUBLIC`); err != nil {
 		return fmt.Errorf("staging: %w", sanitize(err))
 	}
 	return nil
@@ -53,24 +54,24 @@ func PrepareStaging(ctx context.Context, conn *pgx.Conn, staging []*transform.Ta
 // SELECT on it, and pgveil.tables records the copy.
 // rulesHash is recorded as the fingerprint the new table was copied under.
 func SwitchSQL(live, staging *transform.TablePlan, readers []string, rulesHash string) []string {
-	schema := pgx.Identifier{live.Table.Schema}.Sanitize()
+	schemaName := schema.QuoteIdent(live.Table.Schema)
 	stmts := []string{
 		`SET LOCAL lock_timeout = '` + lockTimeout + `'`,
-		`CREATE SCHEMA IF NOT EXISTS ` + schema,
+		`CREATE SCHEMA IF NOT EXISTS ` + schemaName,
 		// pgveil's views over the table go with it and come back over the
 		// new one (views.go).
 		viewsBeforeSwitch(live),
 		`DROP TABLE IF EXISTS ` + tableIdent(live),
-		`ALTER TABLE ` + tableIdent(staging) + ` SET SCHEMA ` + pgx.Identifier{live.Table.Schema}.Sanitize(),
-		`ALTER TABLE ` + pgx.Identifier{live.Table.Schema, staging.Table.Name}.Sanitize() + ` RENAME TO ` + pgx.Identifier{live.Table.Name}.Sanitize(),
+		`ALTER TABLE ` + tableIdent(staging) + ` SET SCHEMA ` + schema.QuoteIdent(live.Table.Schema),
+		`ALTER TABLE ` + schema.Qualified(live.Table.Schema, staging.Table.Name) + ` RENAME TO ` + schema.QuoteIdent(live.Table.Name),
 		viewsAfterSwitch(),
-		`DELETE FROM pgveil.tables WHERE schema_name = ` + quoteLiteral(StagingSchema) + ` AND table_name = ` + quoteLiteral(staging.Table.Name),
-		`INSERT INTO pgveil.tables (schema_name, table_name, state, rows, updated_at, rules_hash) VALUES (` + quoteLiteral(live.Table.Schema) + `, ` +
-			quoteLiteral(live.Table.Name) + `, '` + StateCopied + `', NULL, now(), ` + quoteLiteral(rulesHash) + `) ON CONFLICT (schema_name, table_name) DO UPDATE SET state = EXCLUDED.state, rows = NULL, updated_at = now(), rules_hash = EXCLUDED.rules_hash, tenant_roles = NULL`,
+		`DELETE FROM pgveil.tables WHERE schema_name = ` + schema.QuoteLiteral(StagingSchema) + ` AND table_name = ` + schema.QuoteLiteral(staging.Table.Name),
+		`INSERT INTO pgveil.tables (schema_name, table_name, state, rows, updated_at, rules_hash) VALUES (` + schema.QuoteLiteral(live.Table.Schema) + `, ` +
+			schema.QuoteLiteral(live.Table.Name) + `, '` + StateCopied + `', NULL, now(), ` + schema.QuoteLiteral(rulesHash) + `) ON CONFLICT (schema_name, table_name) DO UPDATE SET state = EXCLUDED.state, rows = NULL, updated_at = now(), rules_hash = EXCLUDED.rules_hash, tenant_roles = NULL`,
 	}
 	if len(readers) > 0 {
-		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+schema+` TO `+identList(readers),
-			`GRANT `+ReadPrivileges+` ON `+tableIdent(live)+` TO `+identList(readers))
+		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+schemaName+` TO `+schema.QuoteIdents(readers),
+			`GRANT `+ReadPrivileges+` ON `+tableIdent(live)+` TO `+schema.QuoteIdents(readers))
 	}
 	return stmts
 }
@@ -81,7 +82,7 @@ func DropSQL(live *transform.TablePlan) []string {
 	return []string{
 		`SET LOCAL lock_timeout = '` + lockTimeout + `'`,
 		`DROP TABLE IF EXISTS ` + tableIdent(live),
-		`DELETE FROM pgveil.tables WHERE schema_name = ` + quoteLiteral(live.Table.Schema) + ` AND table_name = ` + quoteLiteral(live.Table.Name),
+		`DELETE FROM pgveil.tables WHERE schema_name = ` + schema.QuoteLiteral(live.Table.Schema) + ` AND table_name = ` + schema.QuoteLiteral(live.Table.Name),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -168,7 +169,7 @@ func lookupReaders(ctx context.Context, conn *pgx.Conn, readers []string) ([]rol
 		switch {
 		case !ok:
 			errs = append(errs, fmt.Errorf("reader role %s does not exist on the target: create it first, e.g. CREATE ROLE %s LOGIN PASSWORD '...'",
-				n, pgx.Identifier{n}.Sanitize()))
+				n, schema.QuoteIdent(n)))
 		case r.super:
 			errs = append(errs, fmt.Errorf("reader role %s is a superuser: it could read schema %s and write every table; use a role without SUPERUSER", n, InternalSchema))
 		default:
@@ -192,9 +193,9 @@ type enumType struct {
 // ident is the type's name, quoted for SQL.
 func (e *enumType) ident() string {
 	if e.schema == "" {
-		return pgx.Identifier{e.name}.Sanitize()
+		return schema.QuoteIdent(e.name)
 	}
-	return pgx.Identifier{e.schema, e.name}.Sanitize()
+	return schema.Qualified(e.schema, e.name)
 }
 
 // parseEnums checks the enum names and orders them by name.
@@ -294,9 +295,6 @@ func asciiLower(s string) string {
 	return string(b)
 }
 
-// quoteLiteral quotes s as an SQL string literal (standard_conforming_strings).
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
 // readEnum returns the labels of an existing enum, in order, and
 // exists=false when there is no such type.
 func readEnum(ctx context.Context, q interface {
@@ -333,14 +331,14 @@ func addEnumLabels(ctx context.Context, conn *pgx.Conn, types []*enumType) (err 
 			if slices.Contains(have, l) {
 				continue
 			}
-			stmt := "ALTER TYPE " + e.ident() + " ADD VALUE " + quoteLiteral(l)
+			stmt := "ALTER TYPE " + e.ident() + " ADD VALUE " + schema.QuoteLiteral(l)
 			switch {
 			case i > 0: // the previous label exists by now
-				stmt += " AFTER " + quoteLiteral(e.labels[i-1])
+				stmt += " AFTER " + schema.QuoteLiteral(e.labels[i-1])
 				j := slices.Index(have, e.labels[i-1])
 				have = slices.Insert(have, j+1, l)
 			case len(have) > 0:
-				stmt += " BEFORE " + quoteLiteral(have[0])
+				stmt += " BEFORE " + schema.QuoteLiteral(have[0])
 				have = slices.Insert(have, 0, l)
 			default:
 				have = append(have, l)
@@ -448,12 +446,12 @@ func (s *setup) internal() error {
 	if err != nil {
 		return err
 	}
-	schema := pgx.Identifier{InternalSchema}.Sanitize()
+	schemaName := schema.QuoteIdent(InternalSchema)
 	if len(have) == 0 {
-		if err := s.exec(`CREATE SCHEMA ` + schema); err != nil {
+		if err := s.exec(`CREATE SCHEMA ` + schemaName); err != nil {
 			return err
 		}
-		if err := s.exec(`REVOKE ALL ON SCHEMA ` + schema + ` FROM PUBLIC`); err != nil {
+		if err := s.exec(`REVOKE ALL ON SCHEMA ` + schemaName + ` FROM PUBLIC`); err != nil {
 			return err
 		}
 	}
@@ -495,9 +493,9 @@ WHERE n.nspname = $1 AND a.grantee <> n.nspowner ORDER BY 1`, InternalSchema)
 	for _, g := range grantees {
 		who := "PUBLIC"
 		if g != "" {
-			who = pgx.Identifier{g}.Sanitize()
+			who = schema.QuoteIdent(g)
 		}
-		if err := s.exec(`REVOKE ALL ON SCHEMA ` + schema + ` FROM ` + who); err != nil {
+		if err := s.exec(`REVOKE ALL ON SCHEMA ` + schemaName + ` FROM ` + who); err != nil {
 			return err
 		}
 	}
@@ -532,7 +530,7 @@ func (s *setup) schemas() error {
 	}
 	for _, n := range want {
 		if !slices.Contains(have, n) {
-			if err := s.exec(`CREATE SCHEMA ` + pgx.Identifier{n}.Sanitize()); err != nil {
+			if err := s.exec(`CREATE SCHEMA ` + schema.QuoteIdent(n)); err != nil {
 				return err
 			}
 		}
@@ -548,7 +546,7 @@ func (s *setup) createEnum(e *enumType) error {
 	}
 	quoted := make([]string, len(e.labels))
 	for i, l := range e.labels {
-		quoted[i] = quoteLiteral(l)
+		quoted[i] = schema.QuoteLiteral(l)
 	}
 	return s.exec(`CREATE TYPE ` + e.ident() + ` AS ENUM (` + strings.Join(quoted, ", ") + `)`)
 }
@@ -631,7 +629,7 @@ FROM pg_constraint c WHERE c.conrelid = $1 AND c.contype = 'p'`, relOID).Scan(&p
 		}
 		old := byName[c.Column.Name]
 		if old == nil {
-			actions = append(actions, "ADD COLUMN "+pgx.Identifier{c.Column.Name}.Sanitize()+" "+typeNames[i])
+			actions = append(actions, "ADD COLUMN "+schema.QuoteIdent(c.Column.Name)+" "+typeNames[i])
 			continue
 		}
 		if oids[i] == nil {
@@ -649,20 +647,20 @@ FROM pg_constraint c WHERE c.conrelid = $1 AND c.contype = 'p'`, relOID).Scan(&p
 	for _, c := range cols {
 		if !planHas(t, c.name) {
 			dropped = append(dropped, c.name)
-			actions = append(actions, "DROP COLUMN "+pgx.Identifier{c.name}.Sanitize())
+			actions = append(actions, "DROP COLUMN "+schema.QuoteIdent(c.name))
 		}
 	}
 	keyChanged := !sameSet(pkCols, wantKey)
 	if keyChanged && pkName != "" {
 		// Dropped first: the new key may need columns the old one had.
-		if err := s.exec(`ALTER TABLE ` + name + ` DROP CONSTRAINT ` + pgx.Identifier{pkName}.Sanitize()); err != nil {
+		if err := s.exec(`ALTER TABLE ` + name + ` DROP CONSTRAINT ` + schema.QuoteIdent(pkName)); err != nil {
 			return err
 		}
 	}
 	// NOT NULL only through the primary key.
 	for _, c := range cols {
 		if c.notNull && !slices.Contains(wantKey, c.name) && !slices.Contains(dropped, c.name) {
-			actions = append(actions, "ALTER COLUMN "+pgx.Identifier{c.name}.Sanitize()+" DROP NOT NULL")
+			actions = append(actions, "ALTER COLUMN "+schema.QuoteIdent(c.name)+" DROP NOT NULL")
 		}
 	}
 	if len(actions) > 0 {
@@ -671,7 +669,7 @@ FROM pg_constraint c WHERE c.conrelid = $1 AND c.contype = 'p'`, relOID).Scan(&p
 		}
 	}
 	if keyChanged && len(wantKey) > 0 {
-		if err := s.exec(`ALTER TABLE ` + name + ` ADD PRIMARY KEY (` + identList(wantKey) + `)`); err != nil {
+		if err := s.exec(`ALTER TABLE ` + name + ` ADD PRIMARY KEY (` + schema.QuoteIdents(wantKey) + `)`); err != nil {
 			return err
 		}
 	}
@@ -703,7 +701,7 @@ func createTableSQL(t *transform.TablePlan) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(pgx.Identifier{c.Column.Name}.Sanitize())
+		b.WriteString(schema.QuoteIdent(c.Column.Name))
 		b.WriteByte(' ')
 		b.WriteString(c.Column.Type.String())
 		if c.Column.PrimaryKey {
@@ -712,20 +710,11 @@ func createTableSQL(t *transform.TablePlan) string {
 	}
 	if len(key) > 0 {
 		b.WriteString(", PRIMARY KEY (")
-		b.WriteString(identList(key))
+		b.WriteString(schema.QuoteIdents(key))
 		b.WriteString(")")
 	}
 	b.WriteString(")")
 	return b.String()
-}
-
-// identList quotes names and joins them with commas.
-func identList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = pgx.Identifier{n}.Sanitize()
-	}
-	return strings.Join(q, ", ")
 }
 
 func planHas(t *transform.TablePlan, column string) bool {
@@ -753,11 +742,11 @@ func sameSet(a, b []string) bool {
 // format_type) has the plan's type, whose OID on the target is newOID. The
 // OIDs settle the type (array dimensions are not part of it, as in
 // PostgreSQL); the modifiers come from the printed forms.
-func sameType(oldOID uint32, old string, newOID uint32, want transform.Type) bool {
+func sameType(oldOID uint32, old string, newOID uint32, want schema.Type) bool {
 	if oldOID != newOID {
 		return false
 	}
-	o, err := transform.ParseType(old)
+	o, err := schema.ParseType(old)
 	if err != nil {
 		return old == want.String()
 	}
@@ -800,7 +789,7 @@ WHERE n.nspname = ANY($1) AND a.grantee = ANY($2) AND a.privilege_type = 'USAGE'
 			}
 		}
 		if len(to) > 0 {
-			if err := s.exec(`GRANT USAGE ON SCHEMA ` + pgx.Identifier{sch}.Sanitize() + ` TO ` + identList(to)); err != nil {
+			if err := s.exec(`GRANT USAGE ON SCHEMA ` + schema.QuoteIdent(sch) + ` TO ` + schema.QuoteIdents(to)); err != nil {
 				return err
 			}
 		}
@@ -839,13 +828,13 @@ WHERE n.nspname = ANY($1) AND a.grantee = ANY($2)`, schemas, oids)
 			}
 			if len(extra) > 0 {
 				sort.Strings(extra)
-				if err := s.exec(`REVOKE ` + strings.Join(extra, ", ") + ` ON TABLE ` + tableIdent(t) + ` FROM ` + pgx.Identifier{r.name}.Sanitize()); err != nil {
+				if err := s.exec(`REVOKE ` + strings.Join(extra, ", ") + ` ON TABLE ` + tableIdent(t) + ` FROM ` + schema.QuoteIdent(r.name)); err != nil {
 					return err
 				}
 			}
 		}
 		if len(to) > 0 {
-			if err := s.exec(`GRANT ` + ReadPrivileges + ` ON TABLE ` + tableIdent(t) + ` TO ` + identList(to)); err != nil {
+			if err := s.exec(`GRANT ` + ReadPrivileges + ` ON TABLE ` + tableIdent(t) + ` TO ` + schema.QuoteIdents(to)); err != nil {
 				return err
 			}
 		}
@@ -872,7 +861,7 @@ AND n.nspname = ANY($1) AND a.grantee = ANY($2) AND a.privilege_type IN ('SELECT
 			}
 		}
 		if len(to) > 0 {
-			if err := s.exec(`ALTER DEFAULT PRIVILEGES IN SCHEMA ` + pgx.Identifier{sch}.Sanitize() + ` GRANT ` + ReadPrivileges + ` ON TABLES TO ` + identList(to)); err != nil {
+			if err := s.exec(`ALTER DEFAULT PRIVILEGES IN SCHEMA ` + schema.QuoteIdent(sch) + ` GRANT ` + ReadPrivileges + ` ON TABLES TO ` + schema.QuoteIdents(to)); err != nil {
 				return err
 			}
 		}

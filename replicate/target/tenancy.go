@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -56,7 +57,7 @@ type Tenancy struct {
 	Readers []string
 	// Tables maps a table to how tenants read it; a table that is not
 	// there is hidden from tenants.
-	Tables map[transform.TableName]TenantTable
+	Tables map[schema.TableName]TenantTable
 }
 
 // TenantTable is how tenants read one table: through Column, or all of
@@ -135,7 +136,7 @@ func (tn *Tenancy) sameTenantTypes(plan *transform.Plan) error {
 		if col == nil {
 			continue
 		}
-		at := tableLabel(t) + "." + transform.QuoteIdent(col.Column.Name)
+		at := tableLabel(t) + "." + schema.QuoteIdent(col.Column.Name)
 		switch {
 		case first == "":
 			first, firstCol = col.Column.Type.Name, at
@@ -148,7 +149,7 @@ func (tn *Tenancy) sameTenantTypes(plan *transform.Plan) error {
 
 // tenantColumn returns the tenant column of t (nil when t has none).
 func (tn *Tenancy) tenantColumn(t *transform.TablePlan) (*transform.ColumnPlan, TenantTable, error) {
-	tt, ok := tn.Tables[transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name}]
+	tt, ok := tn.Tables[schema.TableName{Schema: t.Table.Schema, Name: t.Table.Name}]
 	if !ok || tt.Shared {
 		return nil, tt, nil
 	}
@@ -170,25 +171,25 @@ func (tn *Tenancy) policies(t *transform.TablePlan, readers []string) (map[strin
 	name := tableIdent(t)
 	out := map[string]string{}
 	if len(readers) > 0 {
-		out[policyReaders] = `CREATE POLICY ` + policyReaders + ` ON ` + name + ` FOR SELECT TO ` + identList(readers) + ` USING (true)`
+		out[policyReaders] = `CREATE POLICY ` + policyReaders + ` ON ` + name + ` FOR SELECT TO ` + schema.QuoteIdents(readers) + ` USING (true)`
 	}
 	col, tt, err := tn.tenantColumn(t)
 	switch {
 	case err != nil:
 		return nil, err
 	case col != nil:
-		grp := pgx.Identifier{tn.Group}.Sanitize()
+		grp := schema.QuoteIdent(tn.Group)
 		out[policyTenant] = `CREATE POLICY ` + policyTenant + ` ON ` + name + ` FOR SELECT TO ` + grp + ` USING (` +
-			pgx.Identifier{col.Column.Name}.Sanitize() + ` = ANY (ARRAY(` + tenantValuesSQL(tn, col.Column.Type.Name) + `)))`
+			schema.QuoteIdent(col.Column.Name) + ` = ANY (ARRAY(` + tenantValuesSQL(tn, col.Column.Type.Name) + `)))`
 	case tt.Shared:
-		out[policyShared] = `CREATE POLICY ` + policyShared + ` ON ` + name + ` FOR SELECT TO ` + pgx.Identifier{tn.Group}.Sanitize() + ` USING (true)`
+		out[policyShared] = `CREATE POLICY ` + policyShared + ` ON ` + name + ` FOR SELECT TO ` + schema.QuoteIdent(tn.Group) + ` USING (true)`
 	}
 	if len(tn.Impersonators) > 0 {
 		// Every table, those hidden from tenants included: Metabase syncs
 		// with the impersonator's own account and lists only what it may
 		// SELECT; it reads no row of any until it takes a tenant's role,
 		// which then reads only what tenants read.
-		out[policyImp] = `CREATE POLICY ` + policyImp + ` ON ` + name + ` FOR SELECT TO ` + identList(tn.Impersonators) + ` USING (false)`
+		out[policyImp] = `CREATE POLICY ` + policyImp + ` ON ` + name + ` FOR SELECT TO ` + schema.QuoteIdents(tn.Impersonators) + ` USING (false)`
 	}
 	return out, nil
 }
@@ -210,14 +211,14 @@ func tenantValuesSQL(tn *Tenancy, typ string) string {
 		` UNION SELECT a.roleid FROM pg_catalog.pg_auth_members a JOIN up ON a.member = up.oid)` +
 		` SELECT pg_catalog.substr(c.rolname, ` + fmt.Sprint(len(tn.RolePrefix)+1) + `)::` + typ +
 		` FROM (SELECT r.oid, r.rolname, r.rolcanlogin, r.rolsuper, r.rolbypassrls FROM up JOIN pg_catalog.pg_roles r ON r.oid = up.oid OFFSET 0) c` +
-		` WHERE pg_catalog.starts_with(c.rolname, ` + quoteLiteral(tn.RolePrefix) + `) AND NOT c.rolcanlogin AND NOT c.rolsuper AND NOT c.rolbypassrls` +
+		` WHERE pg_catalog.starts_with(c.rolname, ` + schema.QuoteLiteral(tn.RolePrefix) + `) AND NOT c.rolcanlogin AND NOT c.rolsuper AND NOT c.rolbypassrls` +
 		` AND pg_catalog.pg_has_role(current_user, c.oid, 'USAGE')` +
-		` AND pg_catalog.pg_has_role(c.oid, ` + quoteLiteral(tn.Group) + `::name, 'MEMBER')`
+		` AND pg_catalog.pg_has_role(c.oid, ` + schema.QuoteLiteral(tn.Group) + `::name, 'MEMBER')`
 }
 
 // readable reports whether tenants read t at all.
 func (tn *Tenancy) readable(t *transform.TablePlan) bool {
-	_, ok := tn.Tables[transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name}]
+	_, ok := tn.Tables[schema.TableName{Schema: t.Table.Schema, Name: t.Table.Name}]
 	return ok
 }
 
@@ -259,7 +260,7 @@ func (tn *Tenancy) tableTenancySQL(t *transform.TablePlan, readers []string, rls
 	}
 	for _, p := range have {
 		if create, ok := want[p.name]; !ok || policyMark(create) != p.mark {
-			stmts = append(stmts, `DROP POLICY `+pgx.Identifier{p.name}.Sanitize()+` ON `+name)
+			stmts = append(stmts, `DROP POLICY `+schema.QuoteIdent(p.name)+` ON `+name)
 		}
 	}
 	for _, n := range slices.Sorted(maps.Keys(want)) {
@@ -268,14 +269,14 @@ func (tn *Tenancy) tableTenancySQL(t *transform.TablePlan, readers []string, rls
 		if i >= 0 && have[i].mark == policyMark(create) {
 			continue
 		}
-		stmts = append(stmts, create, `COMMENT ON POLICY `+n+` ON `+name+` IS `+quoteLiteral(policyMark(create)))
+		stmts = append(stmts, create, `COMMENT ON POLICY `+n+` ON `+name+` IS `+schema.QuoteLiteral(policyMark(create)))
 	}
 	should := tn.tableReaders(t)
 	if grant := slices.DeleteFunc(slices.Clone(granted.lacking), func(r string) bool { return !slices.Contains(should, r) }); len(grant) > 0 {
-		stmts = append(stmts, `GRANT `+ReadPrivileges+` ON TABLE `+name+` TO `+identList(grant))
+		stmts = append(stmts, `GRANT `+ReadPrivileges+` ON TABLE `+name+` TO `+schema.QuoteIdents(grant))
 	}
 	if revoke := slices.DeleteFunc(slices.Clone(granted.holding), func(r string) bool { return slices.Contains(should, r) }); len(revoke) > 0 {
-		stmts = append(stmts, `REVOKE ALL ON TABLE `+name+` FROM `+identList(revoke))
+		stmts = append(stmts, `REVOKE ALL ON TABLE `+name+` FROM `+schema.QuoteIdents(revoke))
 	}
 	return stmts, nil
 }
@@ -305,7 +306,7 @@ func SwitchTenancySQL(live *transform.TablePlan, tn *Tenancy, readers []string) 
 		return nil, err
 	}
 	if roles := tn.tableReaders(live); len(roles) > 0 {
-		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+pgx.Identifier{live.Table.Schema}.Sanitize()+` TO `+identList(roles))
+		stmts = append(stmts, `GRANT USAGE ON SCHEMA `+schema.QuoteIdent(live.Table.Schema)+` TO `+schema.QuoteIdents(roles))
 	}
 	sync, err := SyncTenantsSQL(live, tn)
 	if err != nil {
@@ -335,7 +336,7 @@ const CatalogShadowPath = CatalogShadowSchema + `, pg_catalog, "$user", public`
 // catalogShadowSQL returns the statements that create the shadow view and
 // grant it to roles.
 func catalogShadowSQL(roles []string) []string {
-	sch := pgx.Identifier{CatalogShadowSchema}.Sanitize()
+	sch := schema.QuoteIdent(CatalogShadowSchema)
 	return []string{
 		`CREATE SCHEMA IF NOT EXISTS ` + sch,
 		`REVOKE ALL ON SCHEMA ` + sch + ` FROM PUBLIC`,
@@ -344,16 +345,16 @@ func catalogShadowSQL(roles []string) []string {
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'`,
 		`COMMENT ON VIEW ` + sch + `.pg_stat_user_tables IS 'pgveil: the planner''s row estimates, for Metabase''s sync as tenants and impersonators (docs/operations.md, Metabase)'`,
-		`GRANT USAGE ON SCHEMA ` + sch + ` TO ` + identList(roles),
-		`GRANT SELECT ON ` + sch + `.pg_stat_user_tables TO ` + identList(roles),
+		`GRANT USAGE ON SCHEMA ` + sch + ` TO ` + schema.QuoteIdents(roles),
+		`GRANT SELECT ON ` + sch + `.pg_stat_user_tables TO ` + schema.QuoteIdents(roles),
 	}
 }
 
 // ensureCall is the statement that calls ensureTenantsFunc for tn's
 // roles, vals being an SQL expression of type jsonb: the values.
 func (tn *Tenancy) ensureCall(vals string) string {
-	return `SELECT ` + ensureTenantsFunc + `(` + quoteLiteral(tn.RolePrefix) + `, ` + quoteLiteral(tn.Group) + `, ` +
-		quoteLiteral(jsonStrings(tn.Impersonators)) + `::jsonb, ` + vals + `)`
+	return `SELECT ` + ensureTenantsFunc + `(` + schema.QuoteLiteral(tn.RolePrefix) + `, ` + schema.QuoteLiteral(tn.Group) + `, ` +
+		schema.QuoteLiteral(jsonStrings(tn.Impersonators)) + `::jsonb, ` + vals + `)`
 }
 
 // rolesMark is what pgveil.tables.tenant_roles records once every value
@@ -376,11 +377,11 @@ func SyncTenantsSQL(t *transform.TablePlan, tn *Tenancy) ([]string, error) {
 	if err != nil || col == nil {
 		return nil, err
 	}
-	c := pgx.Identifier{col.Column.Name}.Sanitize()
+	c := schema.QuoteIdent(col.Column.Name)
 	return []string{
 		tn.ensureCall(`coalesce((SELECT jsonb_agg(DISTINCT ` + c + `::text) FROM ` + tableIdent(t) + ` WHERE ` + c + ` IS NOT NULL), '[]')`),
-		`UPDATE pgveil.tables SET tenant_roles = ` + quoteLiteral(tn.rolesMark(col.Column.Name)) +
-			` WHERE schema_name = ` + quoteLiteral(t.Table.Schema) + ` AND table_name = ` + quoteLiteral(t.Table.Name),
+		`UPDATE pgveil.tables SET tenant_roles = ` + schema.QuoteLiteral(tn.rolesMark(col.Column.Name)) +
+			` WHERE schema_name = ` + schema.QuoteLiteral(t.Table.Schema) + ` AND table_name = ` + schema.QuoteLiteral(t.Table.Name),
 	}, nil
 }
 
@@ -508,26 +509,26 @@ func (s *tenancySetup) run() ([]string, error) {
 			return nil, err
 		}
 		if len(lacking) > 0 {
-			if err := s.exec(`GRANT USAGE ON SCHEMA ` + pgx.Identifier{sch}.Sanitize() + ` TO ` + identList(lacking)); err != nil {
+			if err := s.exec(`GRANT USAGE ON SCHEMA ` + schema.QuoteIdent(sch) + ` TO ` + schema.QuoteIdents(lacking)); err != nil {
 				return nil, err
 			}
 		}
 	}
 	// Tables whose every value has its role under these settings are not
 	// scanned again.
-	synced := map[transform.TableName]string{}
+	synced := map[schema.TableName]string{}
 	rows, err := s.tx.Query(s.ctx, `SELECT schema_name, table_name, coalesce(tenant_roles, '') FROM pgveil.tables`)
 	if err != nil {
 		return nil, fmt.Errorf("reading pgveil.tables: %w", sanitize(err))
 	}
-	var n transform.TableName
+	var n schema.TableName
 	var mark string
 	if _, err := pgx.ForEachRow(rows, []any{&n.Schema, &n.Name, &mark}, func() error { synced[n] = mark; return nil }); err != nil {
 		return nil, fmt.Errorf("reading pgveil.tables: %w", sanitize(err))
 	}
 	for _, t := range s.plan.Tables() {
 		col, _, _ := s.tn.tenantColumn(t) // checked by sameTenantTypes
-		if col == nil || synced[transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name}] == s.tn.rolesMark(col.Column.Name) {
+		if col == nil || synced[schema.TableName{Schema: t.Table.Schema, Name: t.Table.Name}] == s.tn.rolesMark(col.Column.Name) {
 			continue
 		}
 		stmts, err := SyncTenantsSQL(t, s.tn)
@@ -556,7 +557,7 @@ WHERE d.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) AND d.setdatabas
 			return nil, fmt.Errorf("reading role %s: %w", imp, sanitize(err))
 		}
 		if path != CatalogShadowPath {
-			if err := s.exec(`ALTER ROLE ` + pgx.Identifier{imp}.Sanitize() + ` SET search_path = ` + CatalogShadowPath); err != nil {
+			if err := s.exec(`ALTER ROLE ` + schema.QuoteIdent(imp) + ` SET search_path = ` + CatalogShadowPath); err != nil {
 				return nil, fmt.Errorf("impersonator %s: %w", imp, err)
 			}
 		}
@@ -580,7 +581,7 @@ func (s *tenancySetup) roles() error {
 		return fmt.Errorf("reading the current role: %w", sanitize(err))
 	}
 	if !super && !createRole {
-		return fmt.Errorf("tenancy needs a target role that may create the tenant roles: ALTER ROLE %s CREATEROLE", pgx.Identifier{me}.Sanitize())
+		return fmt.Errorf("tenancy needs a target role that may create the tenant roles: ALTER ROLE %s CREATEROLE", schema.QuoteIdent(me))
 	}
 	var login, bypass bool
 	err := s.tx.QueryRow(s.ctx, `SELECT rolcanlogin, rolbypassrls OR rolsuper FROM pg_roles WHERE rolname = $1`, s.tn.Group).Scan(&login, &bypass)
@@ -589,7 +590,7 @@ func (s *tenancySetup) roles() error {
 		// Roles belong to the cluster: pgveil in another database may
 		// create the group at the same time.
 		err := pgx.BeginFunc(s.ctx, s.tx, func(sp pgx.Tx) error {
-			_, err := sp.Exec(s.ctx, `CREATE ROLE `+pgx.Identifier{s.tn.Group}.Sanitize()+` NOLOGIN`)
+			_, err := sp.Exec(s.ctx, `CREATE ROLE `+schema.QuoteIdent(s.tn.Group)+` NOLOGIN`)
 			return err
 		})
 		if err != nil && !isSQLState(err, "23505", "42710") {
@@ -614,13 +615,13 @@ func (s *tenancySetup) roles() error {
 		err := s.tx.QueryRow(s.ctx, `SELECT rolinherit, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1`, r).Scan(&inherit, &super, &bypass)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			return fmt.Errorf("impersonator %s does not exist: CREATE ROLE %s LOGIN NOINHERIT PASSWORD '...'", r, pgx.Identifier{r}.Sanitize())
+			return fmt.Errorf("impersonator %s does not exist: CREATE ROLE %s LOGIN NOINHERIT PASSWORD '...'", r, schema.QuoteIdent(r))
 		case err != nil:
 			return fmt.Errorf("reading role %s: %w", r, sanitize(err))
 		case super || bypass:
 			return fmt.Errorf("impersonator %s is a superuser or bypasses row level security", r)
 		case inherit:
-			return fmt.Errorf("impersonator %s has INHERIT: it would see every tenant's rows without SET ROLE; ALTER ROLE %s NOINHERIT", r, pgx.Identifier{r}.Sanitize())
+			return fmt.Errorf("impersonator %s has INHERIT: it would see every tenant's rows without SET ROLE; ALTER ROLE %s NOINHERIT", r, schema.QuoteIdent(r))
 		}
 	}
 	return nil
@@ -689,7 +690,7 @@ AND NOT pg_has_role($3::name, r.oid, 'MEMBER') ORDER BY 1`, s.tn.RolePrefix, s.t
 			return err
 		}
 		for _, r := range missing {
-			if err := s.exec(`GRANT ` + pgx.Identifier{r}.Sanitize() + ` TO ` + pgx.Identifier{imp}.Sanitize()); err != nil {
+			if err := s.exec(`GRANT ` + schema.QuoteIdent(r) + ` TO ` + schema.QuoteIdent(imp)); err != nil {
 				return err
 			}
 		}
@@ -704,9 +705,9 @@ AND NOT pg_has_role($3::name, r.oid, 'MEMBER') ORDER BY 1`, s.tn.RolePrefix, s.t
 // call afterwards (granted to PUBLIC, or owned by another role) is an
 // error.
 func (s *tenancySetup) leakyViews() ([]string, error) {
-	tables := make([]transform.TableName, 0, len(s.plan.Tables()))
+	tables := make([]schema.TableName, 0, len(s.plan.Tables()))
 	for _, t := range s.plan.Tables() {
-		tables = append(tables, transform.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
+		tables = append(tables, schema.TableName{Schema: t.Table.Schema, Name: t.Table.Name})
 	}
 	leaks, err := readLeaks(s.ctx, s.tx, s.tn.Group, s.readers, tables)
 	if err != nil || len(leaks) == 0 {
@@ -722,9 +723,9 @@ func (s *tenancySetup) leakyViews() ([]string, error) {
 			if g == "" {
 				continue // PUBLIC: reported below, pgveil does not take it from everyone
 			}
-			q := `REVOKE ALL ON TABLE ` + l.name + ` FROM ` + pgx.Identifier{g}.Sanitize()
+			q := `REVOKE ALL ON TABLE ` + l.name + ` FROM ` + schema.QuoteIdent(g)
 			if l.function {
-				q = `REVOKE EXECUTE ON FUNCTION ` + l.name + ` FROM ` + pgx.Identifier{g}.Sanitize()
+				q = `REVOKE EXECUTE ON FUNCTION ` + l.name + ` FROM ` + schema.QuoteIdent(g)
 			}
 			if err := s.exec(q); err != nil {
 				return nil, err
@@ -779,10 +780,10 @@ type leak struct {
 //
 // A column privilege (GRANT SELECT (col) ON v) counts as much as a table
 // one.
-func readLeaks(ctx context.Context, q querier, group string, readers []string, tables []transform.TableName) ([]leak, error) {
+func readLeaks(ctx context.Context, q querier, group string, readers []string, tables []schema.TableName) ([]leak, error) {
 	names := make([]string, len(tables))
 	for i, t := range tables {
-		names[i] = pgx.Identifier{t.Schema, t.Name}.Sanitize()
+		names[i] = schema.Qualified(t.Schema, t.Name)
 	}
 	grantees := func(acl, kind, owner, priv string) string {
 		return `SELECT CASE WHEN a.grantee = 0 THEN '' ELSE (SELECT rolname::text FROM pg_catalog.pg_roles WHERE oid = a.grantee) END
@@ -858,12 +859,12 @@ JOIN pg_roles r ON r.oid = u.oid WHERE p.polrelid = $1 AND p.polname IN ('`+poli
 			return err
 		}
 		for _, g := range grantees {
-			if err := s.exec(`REVOKE ALL ON TABLE ` + tableIdent(t) + ` FROM ` + pgx.Identifier{g}.Sanitize()); err != nil {
+			if err := s.exec(`REVOKE ALL ON TABLE ` + tableIdent(t) + ` FROM ` + schema.QuoteIdent(g)); err != nil {
 				return err
 			}
 		}
 		for _, p := range have {
-			if err := s.exec(`DROP POLICY ` + pgx.Identifier{p.name}.Sanitize() + ` ON ` + tableIdent(t)); err != nil {
+			if err := s.exec(`DROP POLICY ` + schema.QuoteIdent(p.name) + ` ON ` + tableIdent(t)); err != nil {
 				return err
 			}
 		}
@@ -898,7 +899,7 @@ func (a *Applier) SetTenancy(tn *Tenancy) {
 
 // noteTenant records the tenant value of a row of t written to the
 // replica.
-func (a *Applier) noteTenant(t *transform.TablePlan, row []transform.Value) error {
+func (a *Applier) noteTenant(t *transform.TablePlan, row []schema.Value) error {
 	idx, ok := a.tenantCols[t]
 	if !ok {
 		col, _, err := a.tenancy.tenantColumn(t)
@@ -915,7 +916,7 @@ func (a *Applier) noteTenant(t *transform.TablePlan, row []transform.Value) erro
 		return nil
 	}
 	v := row[idx]
-	if v.State != transform.Present || len(v.Text) == 0 || len(a.tenancy.RolePrefix)+len(v.Text) > MaxRoleName {
+	if v.State != schema.Present || len(v.Text) == 0 || len(a.tenancy.RolePrefix)+len(v.Text) > MaxRoleName {
 		return nil
 	}
 	if _, ok := a.knownTenant[string(v.Text)]; ok {
@@ -978,7 +979,7 @@ type TenancyState struct {
 }
 
 // ReadTenancy reads the state of tn on the target for tables.
-func ReadTenancy(ctx context.Context, conn *pgx.Conn, tn *Tenancy, tables []transform.TableName) (TenancyState, error) {
+func ReadTenancy(ctx context.Context, conn *pgx.Conn, tn *Tenancy, tables []schema.TableName) (TenancyState, error) {
 	var st TenancyState
 	err := conn.QueryRow(ctx, `SELECT count(*) FROM `+tenantRolesFrom, tn.RolePrefix, tn.Group).Scan(&st.Roles)
 	if err != nil {
@@ -986,7 +987,7 @@ func ReadTenancy(ctx context.Context, conn *pgx.Conn, tn *Tenancy, tables []tran
 	}
 	names := make([]string, len(tables))
 	for i, n := range tables {
-		names[i] = pgx.Identifier{n.Schema, n.Name}.Sanitize()
+		names[i] = schema.Qualified(n.Schema, n.Name)
 	}
 	// Readable by a tenant: granted to PUBLIC or to a role a tenant login
 	// can use (tenantSideSQL), the whole table or one column.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"pgveil/schema"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,8 +21,6 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"pgveil/transform"
 )
 
 // newAttackDB is newTenancyDB with three more tenant tables, one for each
@@ -39,18 +38,18 @@ func newAttackDB(t *testing.T) *tenancyDB {
 	if err := Setup(d.ctx, d.owner, d.plan, nil, []string{d.reader}); err != nil {
 		t.Fatal(err)
 	}
-	d.tn.Tables[transform.TableName{Schema: "app", Name: "docs"}] = TenantTable{Column: "ws"}
-	d.tn.Tables[transform.TableName{Schema: "app", Name: "ledger"}] = TenantTable{Column: "acct"}
-	d.tn.Tables[transform.TableName{Schema: "app", Name: "things"}] = TenantTable{Column: "owner"}
+	d.tn.Tables[schema.TableName{Schema: "app", Name: "docs"}] = TenantTable{Column: "ws"}
+	d.tn.Tables[schema.TableName{Schema: "app", Name: "ledger"}] = TenantTable{Column: "acct"}
+	d.tn.Tables[schema.TableName{Schema: "app", Name: "things"}] = TenantTable{Column: "owner"}
 	return d
 }
 
 // only keeps the tenant tables of d named, one type of tenant column:
 // SetupTenancy refuses several.
 func only(d *tenancyDB, tables ...string) {
-	keep := map[transform.TableName]TenantTable{}
+	keep := map[schema.TableName]TenantTable{}
 	for _, n := range tables {
-		k := transform.TableName{Schema: "app", Name: n}
+		k := schema.TableName{Schema: "app", Name: n}
 		keep[k] = d.tn.Tables[k]
 	}
 	d.tn.Tables = keep
@@ -78,7 +77,7 @@ func fails(t *testing.T, conn *pgx.Conn, who, sql, code string) {
 // roleNames returns the roles whose names start with prefix, in byte order.
 func roleNames(t *testing.T, d *tenancyDB, prefix string) []string {
 	t.Helper()
-	return query(t, d.admin, `SELECT rolname FROM pg_roles WHERE starts_with(rolname, `+quoteLiteral(prefix)+`) ORDER BY rolname COLLATE "C"`)
+	return query(t, d.admin, `SELECT rolname FROM pg_roles WHERE starts_with(rolname, `+schema.QuoteLiteral(prefix)+`) ORDER BY rolname COLLATE "C"`)
 }
 
 // applyRows applies inserts in one transaction of a new Applier with
@@ -354,7 +353,7 @@ func TestTenancyAttackCraftedValues(t *testing.T) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "(%d, %s)", r.id, quoteLiteral(r.ws))
+		fmt.Fprintf(&b, "(%d, %s)", r.id, schema.QuoteLiteral(r.ws))
 	}
 	exec(t, d.owner, `INSERT INTO app.docs VALUES `+b.String())
 	d.setup(t)
@@ -374,7 +373,7 @@ func TestTenancyAttackCraftedValues(t *testing.T) {
 	slices.Sort(want)
 	equal(t, "tenant roles", roleNames(t, d, d.tn.RolePrefix), want)
 	sees(t, d.admin, "tenant roles not NOLOGIN members of the group granted to the impersonator", `SELECT count(*) FROM pg_roles r
-WHERE starts_with(rolname, `+quoteLiteral(d.tn.RolePrefix)+`) AND NOT (pg_has_role(r.oid, '`+d.group+`', 'MEMBER') AND pg_has_role('`+d.imp+`', r.oid, 'MEMBER') AND NOT rolcanlogin)`, "0")
+WHERE starts_with(rolname, `+schema.QuoteLiteral(d.tn.RolePrefix)+`) AND NOT (pg_has_role(r.oid, '`+d.group+`', 'MEMBER') AND pg_has_role('`+d.imp+`', r.oid, 'MEMBER') AND NOT rolcanlogin)`, "0")
 
 	// Each value's role sees the rows of its value, nothing else.
 	all := slices.Concat(copied, streamed)
@@ -412,13 +411,13 @@ func TestTenancyAttackForeignRoles(t *testing.T) {
 	t.Parallel()
 	d := newAttackDB(t)
 	seven, eight := d.tenant("7"), d.tenant("8")
-	exec(t, d.admin, `CREATE ROLE `+pgx.Identifier{seven}.Sanitize()+` NOLOGIN`)
+	exec(t, d.admin, `CREATE ROLE `+schema.QuoteIdent(seven)+` NOLOGIN`)
 	exec(t, d.owner, `INSERT INTO app.accounts VALUES (7, 'seven'); INSERT INTO app.orders VALUES (70, 7, 1)`)
 	only(d, "accounts", "orders")
 	d.setup(t)
 	// Tenants 8 and 9 arrive with the stream; their role names were taken
 	// meanwhile, by a role and by a login of tenant 1.
-	exec(t, d.admin, `CREATE ROLE `+pgx.Identifier{eight}.Sanitize()+` NOLOGIN`)
+	exec(t, d.admin, `CREATE ROLE `+schema.QuoteIdent(eight)+` NOLOGIN`)
 	exec(t, d.admin, `CREATE ROLE `+pgx.Identifier{d.tenant("9")}.Sanitize()+` LOGIN IN ROLE `+pgx.Identifier{d.tenant("1")}.Sanitize())
 	err := applyRows(d.ctx, d, d.tn, &Change{Op: OpInsert, Table: d.plan.Table("app", "orders"), Row: vals("80", "8", "1")},
 		&Change{Op: OpInsert, Table: d.plan.Table("app", "orders"), Row: vals("90", "9", "1")})
@@ -437,7 +436,7 @@ func TestTenancyAttackForeignRoles(t *testing.T) {
 	d.setup(t)
 	sees(t, connectAs(t, d.dsn, nine), "login "+nine, `SELECT string_agg(DISTINCT account_id::text, ',') FROM app.orders`, "1")
 	// Even made a member of the group by hand, a login is no tenant.
-	exec(t, d.admin, `GRANT `+d.group+` TO `+pgx.Identifier{nine}.Sanitize())
+	exec(t, d.admin, `GRANT `+d.group+` TO `+schema.QuoteIdent(nine))
 	sees(t, connectAs(t, d.dsn, nine), "login "+nine+" in the group", `SELECT string_agg(DISTINCT account_id::text, ',') FROM app.orders`, "1")
 }
 
@@ -455,7 +454,7 @@ func TestTenancyAttackCrossTypeAlias(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "numeric") {
 		t.Errorf("a numeric tenant column: got %v", err)
 	}
-	delete(d.tn.Tables, transform.TableName{Schema: "app", Name: "ledger"})
+	delete(d.tn.Tables, schema.TableName{Schema: "app", Name: "ledger"})
 	_, err = SetupTenancy(d.ctx, d.owner, d.plan, d.tn, []string{d.reader})
 	if err == nil || !strings.Contains(err.Error(), "tenant columns must all have one type") || !strings.Contains(err.Error(), "app.docs.ws is text") {
 		t.Errorf("bigint, text and uuid tenant columns: got %v", err)
@@ -472,7 +471,7 @@ func TestTenancyAttackCrossTypeAlias(t *testing.T) {
 	if err := Setup(d.ctx, d.owner, d.plan, nil, []string{d.reader}); err != nil {
 		t.Fatal(err)
 	}
-	d.tn.Tables = map[transform.TableName]TenantTable{
+	d.tn.Tables = map[schema.TableName]TenantTable{
 		{Schema: "app", Name: "tags"}: {Column: "ws"}, {Schema: "app", Name: "labels"}: {Column: "ws"},
 	}
 	exec(t, d.owner, `INSERT INTO app.tags VALUES (1, 'abcde'); INSERT INTO app.labels VALUES (1, 'abcde'), (2, 'abcdeXYZ')`)
@@ -537,18 +536,18 @@ func TestTenancyAttackPrefixedRolesGranted(t *testing.T) {
 	d.setup(t)
 	// A staff login that reads one tenant's dashboards and everything else.
 	staff := d.tenant("1_staff")
-	exec(t, d.admin, `CREATE ROLE `+pgx.Identifier{staff}.Sanitize()+` LOGIN IN ROLE `+pgx.Identifier{d.tenant("1")}.Sanitize()+`, `+d.reader)
+	exec(t, d.admin, `CREATE ROLE `+schema.QuoteIdent(staff)+` LOGIN IN ROLE `+pgx.Identifier{d.tenant("1")}.Sanitize()+`, `+d.reader)
 	// A superuser whose name happens to start with the prefix (think of
 	// role_prefix: p and "postgres"), and pgveil running as a superuser.
 	super := d.tenant("super")
-	exec(t, d.admin, `CREATE ROLE `+pgx.Identifier{super}.Sanitize()+` NOLOGIN SUPERUSER`)
-	t.Cleanup(func() { exec(t, d.admin, `DROP ROLE IF EXISTS `+pgx.Identifier{super}.Sanitize()) })
+	exec(t, d.admin, `CREATE ROLE `+schema.QuoteIdent(super)+` NOLOGIN SUPERUSER`)
+	t.Cleanup(func() { exec(t, d.admin, `DROP ROLE IF EXISTS `+schema.QuoteIdent(super)) })
 	if _, err := SetupTenancy(d.ctx, d.admin, d.plan, d.tn, []string{d.reader}); err != nil {
 		t.Fatal(err)
 	}
 	mb := connectAs(t, d.dsn, d.imp)
 	for _, r := range []string{staff, super} {
-		denied(t, mb, "impersonator", `SET ROLE `+pgx.Identifier{r}.Sanitize())
+		denied(t, mb, "impersonator", `SET ROLE `+schema.QuoteIdent(r))
 		if _, err := mb.Exec(d.ctx, `RESET ROLE`); err != nil {
 			t.Fatal(err)
 		}
@@ -597,7 +596,7 @@ func TestTenancyAttackAdvisoryLock(t *testing.T) {
 	// roles at once, given in opposite orders, both commit (the second
 	// waits for the first, then finds the roles made).
 	ensure := func(vals ...string) string {
-		return `SELECT ` + ensureTenantsFunc + `(` + quoteLiteral(d.tn.RolePrefix) + `, ` + quoteLiteral(d.group) + `, '[]', ` + quoteLiteral(jsonStrings(vals)) + `)`
+		return `SELECT ` + ensureTenantsFunc + `(` + schema.QuoteLiteral(d.tn.RolePrefix) + `, ` + schema.QuoteLiteral(d.group) + `, '[]', ` + schema.QuoteLiteral(jsonStrings(vals)) + `)`
 	}
 	c1, c2 := connectAs(t, d.dsn, d.role("w")), connectAs(t, d.dsn, d.role("w"))
 	exec(t, c1, `BEGIN`)

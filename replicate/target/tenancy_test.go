@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -56,7 +57,7 @@ func newTenancyDB(t testing.TB) *tenancyDB {
 		table("app", "audit", pk("id", "integer"), c("account_id", "bigint")),
 		table("app", "notes", pk("id", "integer"), c("body", "text")),
 	)
-	d.tn = &Tenancy{RolePrefix: d.role("ten_"), Group: d.group, Impersonators: []string{imp}, Tables: map[transform.TableName]TenantTable{
+	d.tn = &Tenancy{RolePrefix: d.role("ten_"), Group: d.group, Impersonators: []string{imp}, Tables: map[schema.TableName]TenantTable{
 		{Schema: "app", Name: "accounts"}: {Column: "id"},
 		{Schema: "app", Name: "orders"}:   {Column: "account_id"},
 		{Schema: "app", Name: "plans"}:    {Shared: true},
@@ -338,11 +339,11 @@ func TestTenancyRefuses(t *testing.T) {
 		}
 	}
 	exec(t, d.admin, `ALTER ROLE `+w+` NOCREATEROLE`)
-	check("no CREATEROLE", `ALTER ROLE "`+w+`" CREATEROLE`)
+	check("no CREATEROLE", `ALTER ROLE `+schema.QuoteIdent(w)+` CREATEROLE`)
 	exec(t, d.admin, `ALTER ROLE `+w+` CREATEROLE`)
 
 	exec(t, d.admin, `ALTER ROLE `+d.imp+` INHERIT`)
-	check("impersonator with INHERIT", `ALTER ROLE "`+d.imp+`" NOINHERIT`)
+	check("impersonator with INHERIT", `ALTER ROLE `+schema.QuoteIdent(d.imp)+` NOINHERIT`)
 	exec(t, d.admin, `ALTER ROLE `+d.imp+` NOINHERIT`)
 
 	exec(t, d.admin, `CREATE ROLE `+d.group+` LOGIN`)
@@ -353,10 +354,10 @@ func TestTenancyRefuses(t *testing.T) {
 	check("reader in the group", "reader "+d.reader+" is a member of the tenant group")
 	exec(t, d.admin, `REVOKE `+d.group+` FROM `+d.reader)
 
-	d.tn.Tables[transform.TableName{Schema: "app", Name: "notes"}] = TenantTable{Column: "body"}
+	d.tn.Tables[schema.TableName{Schema: "app", Name: "notes"}] = TenantTable{Column: "body"}
 	d.plan = plan(append(d.plan.Tables()[:4], table("app", "notes", pk("id", "integer"), c("body", "date")))...)
 	check("date tenant column", "tenant column body has type date")
-	delete(d.tn.Tables, transform.TableName{Schema: "app", Name: "notes"})
+	delete(d.tn.Tables, schema.TableName{Schema: "app", Name: "notes"})
 
 	// Nothing was half done: no policy anywhere.
 	if got := query(t, d.admin, `SELECT count(*) FROM pg_policy`); !slices.Equal(got, []string{"0"}) {
@@ -377,7 +378,7 @@ func TestTenancyFilteredRowsNameNoRole(t *testing.T) {
 	if err := Setup(d.ctx, d.owner, d.plan, nil, []string{d.reader}); err != nil {
 		t.Fatal(err)
 	}
-	d.tn.Tables[transform.TableName{Schema: "app", Name: "visits"}] = TenantTable{Column: "account_id"}
+	d.tn.Tables[schema.TableName{Schema: "app", Name: "visits"}] = TenantTable{Column: "account_id"}
 	d.setup(t)
 	a := NewApplier(d.owner, "s")
 	a.SetTenancy(d.tn)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -31,14 +32,14 @@ import (
 // (a superuser, or a member of a pg_read_* or pg_monitor role), since its
 // query would run with those privileges at every refresh.
 type View struct {
-	Name            transform.TableName
+	Name            schema.TableName
 	Materialized    bool
 	Definition      string // the SELECT, schema-qualified (source.View)
 	SecurityBarrier bool
 	// Hash identifies the definition (source.View.Hash).
 	Hash string
 	// Reads are the views of the same list it reads.
-	Reads []transform.TableName
+	Reads []schema.TableName
 	// Tenants: the tenant group gets SELECT on it (a plain view whose
 	// every table is one tenants read).
 	Tenants bool
@@ -95,7 +96,7 @@ FROM pg_roles r WHERE r.rolname = current_user`, privilegedRoles).Scan(&super, &
 
 // createSQL is the statements that create v and grant it.
 func (v *View) createSQL(readers []string, group string) []string {
-	name := pgx.Identifier{v.Name.Schema, v.Name.Name}.Sanitize()
+	name := schema.Qualified(v.Name.Schema, v.Name.Name)
 	var out []string
 	if v.Materialized {
 		out = append(out, `CREATE MATERIALIZED VIEW `+name+` AS `+v.Definition+` WITH NO DATA`)
@@ -107,10 +108,10 @@ func (v *View) createSQL(readers []string, group string) []string {
 		out = append(out, `CREATE VIEW `+name+` WITH (`+opts+`) AS `+v.Definition)
 	}
 	if len(readers) > 0 {
-		out = append(out, `GRANT SELECT ON `+name+` TO `+identList(readers))
+		out = append(out, `GRANT SELECT ON `+name+` TO `+schema.QuoteIdents(readers))
 	}
 	if v.Tenants && group != "" && !v.Materialized {
-		out = append(out, `GRANT SELECT ON `+name+` TO `+pgx.Identifier{group}.Sanitize())
+		out = append(out, `GRANT SELECT ON `+name+` TO `+schema.QuoteIdent(group))
 	}
 	return out
 }
@@ -125,7 +126,7 @@ type recorded struct {
 	exists       bool // on the replica now, as a view of its kind
 }
 
-func viewKey(n transform.TableName) string { return n.Schema + "." + n.Name }
+func viewKey(n schema.TableName) string { return n.Schema + "." + n.Name }
 
 // SyncViews brings the replica's views in line with views (in an order
 // where each follows the views it reads), in one transaction on conn:
@@ -178,7 +179,7 @@ FROM `+ViewsRegistry+` v`)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", ViewsRegistry, sanitize(err))
 	}
-	var n transform.TableName
+	var n schema.TableName
 	var r recorded
 	_, err = pgx.ForEachRow(rows, []any{&n.Schema, &n.Name, &r.materialized, &r.state, &r.hash, &r.reads, &r.ord, &r.exists}, func() error {
 		rr := r
@@ -242,18 +243,18 @@ FROM `+ViewsRegistry+` v`)
 	slices.SortFunc(drop, func(a, b string) int { return reg[b].ord - reg[a].ord }) // readers of a view first
 	for _, k := range drop {
 		r := reg[k]
-		schema, name, _ := strings.Cut(k, ".")
+		schemaName, name, _ := strings.Cut(k, ".")
 		if r.exists {
 			kind := "VIEW"
 			if r.materialized {
 				kind = "MATERIALIZED VIEW"
 			}
-			if _, err := tx.Exec(ctx, `DROP `+kind+` `+pgx.Identifier{schema, name}.Sanitize()); err != nil {
-				return fmt.Errorf("dropping %s: %w", pgx.Identifier{schema, name}.Sanitize(), sanitize(err))
+			if _, err := tx.Exec(ctx, `DROP `+kind+` `+schema.Qualified(schemaName, name)); err != nil {
+				return fmt.Errorf("dropping %s: %w", schema.Qualified(schemaName, name), sanitize(err))
 			}
 			res.Dropped = append(res.Dropped, k)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM `+ViewsRegistry+` WHERE schema_name = $1 AND view_name = $2`, schema, name); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+ViewsRegistry+` WHERE schema_name = $1 AND view_name = $2`, schemaName, name); err != nil {
 			return fmt.Errorf("updating %s: %w", ViewsRegistry, sanitize(err))
 		}
 		delete(reg, k)
@@ -286,7 +287,7 @@ FROM `+ViewsRegistry+` v`)
 				if r.materialized {
 					kind = "MATERIALIZED VIEW"
 				}
-				if _, err := tx.Exec(ctx, `DROP `+kind+` IF EXISTS `+pgx.Identifier{v.Name.Schema, v.Name.Name}.Sanitize()); err != nil {
+				if _, err := tx.Exec(ctx, `DROP `+kind+` IF EXISTS `+schema.Qualified(v.Name.Schema, v.Name.Name)); err != nil {
 					return fmt.Errorf("dropping %s: %w", v.Name.QualifiedName(), sanitize(err))
 				}
 			}
@@ -386,7 +387,7 @@ WHERE materialized AND state = '`+ViewCreated+`' AND (refreshed_at IS NULL OR re
 	var done []string
 	var failed []error
 	for _, d := range due {
-		name := pgx.Identifier{d[0], d[1]}.Sanitize()
+		name := schema.Qualified(d[0], d[1])
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			for _, q := range []string{`SET LOCAL lock_timeout = '` + lockTimeout + `'`,
 				`SET LOCAL statement_timeout = '` + strconv.FormatInt(refreshTimeout(every).Milliseconds(), 10) + `ms'`,
@@ -462,9 +463,9 @@ ORDER BY state, schema_name, view_name`)
 // again is recorded as kept out, with its SQLSTATE.
 func viewsBeforeSwitch(live *transform.TablePlan) string {
 	return `DO $views$ DECLARE r record; BEGIN
-IF pg_catalog.to_regclass('` + ViewsRegistry + `') IS NULL OR pg_catalog.to_regclass(` + quoteLiteral(tableIdent(live)) + `) IS NULL THEN RETURN; END IF;
+IF pg_catalog.to_regclass('` + ViewsRegistry + `') IS NULL OR pg_catalog.to_regclass(` + schema.QuoteLiteral(tableIdent(live)) + `) IS NULL THEN RETURN; END IF;
 FOR r IN WITH RECURSIVE dep(oid) AS (
-	SELECT pg_catalog.to_regclass(` + quoteLiteral(tableIdent(live)) + `)::oid
+	SELECT pg_catalog.to_regclass(` + schema.QuoteLiteral(tableIdent(live)) + `)::oid
 	UNION
 	SELECT w.ev_class FROM dep JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = dep.oid
 		AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"pgveil/rules"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -21,14 +22,14 @@ func (m *Model) WithRules(cfg *rules.Config) *Model {
 	none := map[Column]bool{}
 	declared := map[Column][]Column{}
 	for _, t := range cfg.Tables {
-		table := transform.TableName{Schema: t.Schema, Name: t.Name}
+		table := schema.TableName{Schema: t.Schema, Name: t.Name}
 		for _, r := range t.References {
 			from := Column{Table: table, Name: r.Column}
 			if r.None {
 				none[from] = true
 				continue
 			}
-			to := Column{Table: transform.TableName{Schema: r.Schema, Name: r.Table}, Name: r.To}
+			to := Column{Table: schema.TableName{Schema: r.Schema, Name: r.Table}, Name: r.To}
 			declared[from] = append(declared[from], to)
 		}
 	}
@@ -72,9 +73,9 @@ func Check(cfg *rules.Config, m *Model) rules.Problems {
 		m = &Model{}
 	}
 	m = m.WithRules(cfg)
-	tables := make(map[transform.TableName]*rules.TableRule, len(cfg.Tables))
+	tables := make(map[schema.TableName]*rules.TableRule, len(cfg.Tables))
 	for _, t := range cfg.Tables {
-		tables[transform.TableName{Schema: t.Schema, Name: t.Name}] = t
+		tables[schema.TableName{Schema: t.Schema, Name: t.Name}] = t
 	}
 	var out rules.Problems
 	for _, r := range m.Refs {
@@ -87,17 +88,17 @@ func Check(cfg *rules.Config, m *Model) rules.Problems {
 		case gone(tc.Rule):
 			msg = fmt.Sprintf("masked with %s, but the key it references, %s (%s), is %s at %s: %s. Drop this column too, or give the key this column's rule; or, if the difference is deliberate, write references: {%s: none} under %s",
 				ruleName(fc.Rule), r.To, origin(cfg, r), ruleName(tc.Rule), at(cfg, tc),
-				goneConsequence(fc.Rule), transform.QuoteIdent(r.From.Name), r.From.Table.QualifiedName())
+				goneConsequence(fc.Rule), schema.QuoteIdent(r.From.Name), r.From.Table.QualifiedName())
 		case !transform.SameMasking(fc.Rule, tc.Rule):
 			msg = fmt.Sprintf("masked with %s, but it references %s (%s), masked with %s at %s: %s. Use %s here; or, if the difference is deliberate, write references: {%s: none} under %s",
 				ruleName(fc.Rule), r.To, origin(cfg, r), ruleName(tc.Rule), at(cfg, tc),
-				differConsequence(r, fc.Rule), ruleToUse(cfg, tc), transform.QuoteIdent(r.From.Name), r.From.Table.QualifiedName())
+				differConsequence(r, fc.Rule), ruleToUse(cfg, tc), schema.QuoteIdent(r.From.Name), r.From.Table.QualifiedName())
 		default:
 			continue
 		}
 		out = append(out, rules.Problem{
 			File: cfg.File, Line: fc.Line, Col: fc.Col,
-			Table: r.From.Table.QualifiedName(), Column: transform.QuoteIdent(r.From.Name),
+			Table: r.From.Table.QualifiedName(), Column: schema.QuoteIdent(r.From.Name),
 			Msg: msg, Kind: KindReference,
 		})
 	}
@@ -152,7 +153,7 @@ func at(cfg *rules.Config, c *rules.ColumnRule) string {
 func origin(cfg *rules.Config, r Ref) string {
 	fk := "foreign key"
 	if r.Constraint != "" {
-		fk += " " + transform.QuoteIdent(r.Constraint)
+		fk += " " + schema.QuoteIdent(r.Constraint)
 	}
 	switch r.Origin {
 	case Declared:

@@ -5,14 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"pgveil/schema"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"pgveil/transform"
 )
 
 // Defaults of the inference options.
@@ -285,7 +284,7 @@ func overlap(ctx context.Context, conn *pgx.Conn, from, to Column, opt Options) 
 	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", ms)); err != nil {
 		return 0, 0, err
 	}
-	fc, tc := transform.QuoteIdent(from.Name), transform.QuoteIdent(to.Name)
+	fc, tc := schema.QuoteIdent(from.Name), schema.QuoteIdent(to.Name)
 	q := fmt.Sprintf(`
 SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM %s k WHERE k.%s = s.v))
 FROM (SELECT DISTINCT v FROM (SELECT r.%s AS v FROM %s r WHERE r.%s IS NOT NULL LIMIT $1) w LIMIT $2) s`,

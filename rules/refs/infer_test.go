@@ -2,13 +2,12 @@ package refs
 
 import (
 	"context"
+	"pgveil/schema"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"pgveil/transform"
 )
 
 // pagilaData fills pagila (read_test.go) and adds what inference must
@@ -110,7 +109,7 @@ func TestReadInfers(t *testing.T) {
 		t.Errorf("other_id inferred at 95%%: %+v", strict.From(col("book", "other_id")))
 	}
 	// Limited to two tables, inference tries only their columns and keys.
-	two, err := Read(context.Background(), conn, Options{Infer: true, Tables: []transform.TableName{Table("public", "store"), Table("public", "staff")}})
+	two, err := Read(context.Background(), conn, Options{Infer: true, Tables: []schema.TableName{Table("public", "store"), Table("public", "staff")}})
 	if err != nil {
 		t.Fatal(err)
 	}

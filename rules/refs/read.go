@@ -3,12 +3,11 @@ package refs
 import (
 	"context"
 	"fmt"
+	"pgveil/schema"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"pgveil/transform"
 )
 
 // Options tune Read.
@@ -20,7 +19,7 @@ type Options struct {
 	// of these tables (validate passes the rules' tables: a pair outside
 	// them is never checked, and pgveil's role may not read them).
 	// Foreign keys are read whatever it holds.
-	Tables []transform.TableName
+	Tables []schema.TableName
 
 	// Infer adds references where no constraint exists: a column whose
 	// name and type point at a single-column primary or unique key
@@ -112,6 +111,6 @@ ORDER BY fk.lifted, fk.oid, fk.col`)
 }
 
 // Table is a helper for tests and callers building models by hand.
-func Table(schema, name string) transform.TableName {
-	return transform.TableName{Schema: schema, Name: name}
+func Table(schemaName, name string) schema.TableName {
+	return schema.TableName{Schema: schemaName, Name: name}
 }

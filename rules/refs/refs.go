@@ -9,21 +9,20 @@
 package refs
 
 import (
+	"pgveil/schema"
 	"slices"
 	"strings"
-
-	"pgveil/transform"
 )
 
 // Column is one column of one table.
 type Column struct {
-	Table transform.TableName
+	Table schema.TableName
 	Name  string
 }
 
 // String is schema.table.column, each part quoted where SQL needs it.
 func (c Column) String() string {
-	return c.Table.QualifiedName() + "." + transform.QuoteIdent(c.Name)
+	return c.Table.QualifiedName() + "." + schema.QuoteIdent(c.Name)
 }
 
 // Origin says where a reference comes from.

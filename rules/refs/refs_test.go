@@ -1,13 +1,12 @@
 package refs
 
 import (
+	"pgveil/schema"
 	"testing"
-
-	"pgveil/transform"
 )
 
 func col(table, name string) Column {
-	return Column{Table: transform.TableName{Schema: "public", Name: table}, Name: name}
+	return Column{Table: schema.TableName{Schema: "public", Name: table}, Name: name}
 }
 
 func TestModelAddKeepsOrderAndFirstOrigin(t *testing.T) {

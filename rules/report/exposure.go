@@ -7,6 +7,7 @@ import (
 
 	"pgveil/rules"
 	"pgveil/rules/refs"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -33,9 +34,9 @@ type Ref struct {
 // String is schema.table.column, quoted where SQL needs it, with ->'key'
 // for a json key.
 func (r Ref) String() string {
-	s := qualified(r.Schema, r.Table) + "." + transform.QuoteIdent(r.Column)
+	s := schema.Qualified(r.Schema, r.Table) + "." + schema.QuoteIdent(r.Column)
 	if r.Key != "" {
-		s += "->'" + strings.ReplaceAll(r.Key, "'", "''") + "'"
+		s += "->" + schema.QuoteLiteral(r.Key)
 	}
 	return s
 }

@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"fmt"
+	"pgveil/schema"
 	"strconv"
 	"time"
 
@@ -148,10 +149,10 @@ func pairSQL(p Pair, cat Catalog) (string, []any) {
 	from, position, kAlias := joinedRows(p, cat, arg)
 	var within func(k, n string) string
 	if ratio := p.Ratio(); ratio > 0 {
-		nv := "n." + ident(p.Noised.Column) + "::numeric"
-		kvExpr := kAlias + "." + ident(p.Kept.Column) + "::numeric"
+		nv := "n." + schema.QuoteIdent(p.Noised.Column) + "::numeric"
+		kvExpr := kAlias + "." + schema.QuoteIdent(p.Kept.Column) + "::numeric"
 		if p.Kept.Key != "" {
-			kvExpr = jsonNumber(kAlias+"."+ident(p.Kept.Column), kk, arg(p.Kept.Key))
+			kvExpr = jsonNumber(kAlias+"."+schema.QuoteIdent(p.Kept.Column), kk, arg(p.Kept.Key))
 		}
 		r := arg(strconv.FormatFloat(ratio, 'f', -1, 64))
 		within = func(k, n string) string {
@@ -177,8 +178,8 @@ func pairSQL(p Pair, cat Catalog) (string, []any) {
 	within = func(k, n string) string {
 		return "abs(extract(epoch FROM " + k + " - " + n + ")) <= " + seconds + "::numeric"
 	}
-	nvExpr := "n." + ident(p.Noised.Column) + "::timestamptz"
-	kvExpr := kAlias + "." + ident(p.Kept.Column) + "::timestamptz"
+	nvExpr := "n." + schema.QuoteIdent(p.Noised.Column) + "::timestamptz"
+	kvExpr := kAlias + "." + schema.QuoteIdent(p.Kept.Column) + "::timestamptz"
 	return countSQL(kvExpr, nvExpr, position, from, within), args
 }
 
@@ -187,11 +188,11 @@ func pairSQL(p Pair, cat Catalog) (string, []any) {
 // expression that tells joined rows apart (position); and the alias the
 // kept column is read under.
 func joinedRows(p Pair, cat Catalog, arg func(any) string) (from, position, kAlias string) {
-	from = pgx.Identifier{p.Noised.Schema, p.Noised.Table}.Sanitize() + " AS n"
+	from = schema.Qualified(p.Noised.Schema, p.Noised.Table) + " AS n"
 	if p.SameRow() {
 		return from, "n.ctid::text", "n"
 	}
-	from += " JOIN " + pgx.Identifier{p.Kept.Schema, p.Kept.Table}.Sanitize() + " AS k ON " + joinSQL(p, cat, arg)
+	from += " JOIN " + schema.Qualified(p.Kept.Schema, p.Kept.Table) + " AS k ON " + joinSQL(p, cat, arg)
 	return from, "n.ctid::text || k.ctid::text", "k"
 }
 
@@ -209,8 +210,8 @@ func countSQL(kv, nv, position, from string, within func(k, n string) string) st
 // row's. A key read from a json document is compared as text with the
 // noised row's key; key columns of different types too.
 func joinSQL(p Pair, cat Catalog, arg func(any) string) string {
-	n := "n." + ident(p.NoisedOn.Column)
-	k := "k." + ident(p.KeptOn.Column)
+	n := "n." + schema.QuoteIdent(p.NoisedOn.Column)
+	k := "k." + schema.QuoteIdent(p.KeptOn.Column)
 	if p.KeptOn.Key != "" {
 		return "(" + k + " ->> " + arg(p.KeptOn.Key) + "::text) = " + n + "::text"
 	}
@@ -238,5 +239,3 @@ func jsonNumber(col string, kind int, key string) string {
 		" WHEN 'number' THEN " + v + "::numeric" +
 		" WHEN 'string' THEN CASE WHEN " + v + " ~ " + digits + " THEN " + v + "::numeric END END"
 }
-
-func ident(name string) string { return pgx.Identifier{name}.Sanitize() }

@@ -251,8 +251,8 @@ func TestPairSQL(t *testing.T) {
 
 	sql, args := pairSQL(Pair{Noised: orders("total"), Noise: ratio, Kept: payments("amount"), KeptRule: "keep", NoisedOn: orders("id"), KeptOn: payments("order_id")}, cat)
 	for _, want := range []string{
-		`FROM "public"."orders" AS n JOIN "public"."payments" AS k ON k."order_id"::text = n."id"::text`, // int4 against int8: compared as text
-		`k."amount"::numeric AS kv, n."total"::numeric AS nv, hashtext(n.ctid::text || k.ctid::text) AS h`,
+		`FROM public.orders AS n JOIN public.payments AS k ON k.order_id::text = n.id::text`, // int4 against int8: compared as text
+		`k.amount::numeric AS kv, n.total::numeric AS nv, hashtext(n.ctid::text || k.ctid::text) AS h`,
 		`count(*) FILTER (WHERE abs(kv - nv) <= $1::numeric * abs(kv) + 0.5 * 10::numeric ^ (-scale(nv)))`,
 		`count(*) FILTER (WHERE abs(kv - mv) <= $1::numeric * abs(kv) + 0.5 * 10::numeric ^ (-scale(mv)))`,
 		`lead(nv) OVER (ORDER BY h, kv, nv) AS mv`,
@@ -272,7 +272,7 @@ func TestPairSQL(t *testing.T) {
 	kept.Key, on.Key = "total", "order_id"
 	sql, args = pairSQL(Pair{Noised: orders("total"), Noise: ratio, Kept: kept, KeptRule: "json", NoisedOn: orders("id"), KeptOn: on}, cat)
 	for _, want := range []string{
-		`JOIN "public"."events" AS k ON (k."Props" ->> $1::text) = n."id"::text`,
+		`JOIN public.events AS k ON (k."Props" ->> $1::text) = n.id::text`,
 		`CASE json_typeof(k."Props" -> $2::text) WHEN 'number' THEN CASE WHEN (k."Props" ->> $2::text) ~ `,
 		`WHEN 'string' THEN CASE WHEN (k."Props" ->> $2::text) ~ '^-?[0-9]{1,30}(\.[0-9]{1,30})?$' THEN (k."Props" ->> $2::text)::numeric END END AS kv`,
 	} {
@@ -288,9 +288,9 @@ func TestPairSQL(t *testing.T) {
 	sql, args = pairSQL(Pair{Noised: payments("paid_at"), Noise: transform.Rule{Name: "noise", Args: transform.Args{"duration": 2 * time.Hour}},
 		Kept: orders("created_at"), KeptRule: "keep", NoisedOn: payments("order_id"), KeptOn: orders("id")}, cat)
 	for _, want := range []string{
-		`k."created_at"::timestamptz AS kv, n."paid_at"::timestamptz AS nv`,
+		`k.created_at::timestamptz AS kv, n.paid_at::timestamptz AS nv`,
 		`abs(extract(epoch FROM kv - nv)) <= $1::numeric`,
-		`ON k."id"::text = n."order_id"::text`,
+		`ON k.id::text = n.order_id::text`,
 	} {
 		if !strings.Contains(sql, want) {
 			t.Errorf("duration pair: the SQL lacks %s:\n%s", want, sql)
@@ -302,7 +302,7 @@ func TestPairSQL(t *testing.T) {
 
 	// The same row: one table, no join.
 	sql, _ = pairSQL(Pair{Noised: orders("total"), Noise: ratio, Kept: orders("total"), KeptRule: "keep"}, cat)
-	if !strings.Contains(sql, `n."total"::numeric AS kv, n."total"::numeric AS nv, hashtext(n.ctid::text) AS h FROM "public"."orders" AS n) x`) {
+	if !strings.Contains(sql, `n.total::numeric AS kv, n.total::numeric AS nv, hashtext(n.ctid::text) AS h FROM public.orders AS n) x`) {
 		t.Errorf("same row:\n%s", sql)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"pgveil/rules"
 	"pgveil/rules/refs"
 	"pgveil/rules/scan"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -137,7 +138,7 @@ func NamingModel(cfg *rules.Config) *refs.Model {
 			for _, name := range []string{refs.Singular(a.Name) + "_id", a.Name + "_id"} {
 				if columnRule(b, name) != nil {
 					m.Add(refs.Ref{From: modelColumn(b, name), To: modelColumn(a, "id"), Origin: refs.Inferred,
-						Why: "named after " + qualified(a.Schema, a.Name)})
+						Why: "named after " + schema.Qualified(a.Schema, a.Name)})
 					break
 				}
 			}
@@ -169,7 +170,7 @@ func edges(cfg *rules.Config, m *refs.Model) []edge {
 	if m == nil {
 		return nil
 	}
-	byName := map[transform.TableName]*rules.TableRule{}
+	byName := map[schema.TableName]*rules.TableRule{}
 	for _, t := range cfg.Tables {
 		if t != nil {
 			byName[refs.Table(t.Schema, t.Name)] = t
@@ -231,7 +232,7 @@ func HoldsPerson(tr *rules.TableRule) bool {
 		if c.Rule.Name == "fake" && slices.Contains(personFakes, c.Rule.Args.String("kind", "")) {
 			return true
 		}
-		p := scan.Classify(tr.Name, scan.Column{Name: c.Name, Type: transform.Type{Kind: transform.KindText}})
+		p := scan.Classify(tr.Name, scan.Column{Name: c.Name, Type: schema.Type{Kind: schema.KindText}})
 		for _, k := range personFakes {
 			if strings.Contains(p.Rule, "fake: "+k+"}") || strings.Contains(p.Rule, "kind: "+k+",") {
 				return true
@@ -392,7 +393,7 @@ func labelSteps(s *Set) {
 		st := &s.Steps[i]
 		st.Label = st.Table
 		if count[st.Table] > 1 {
-			st.Label = qualified(st.Schema, st.Table)
+			st.Label = schema.Qualified(st.Schema, st.Table)
 		}
 	}
 }

@@ -206,8 +206,8 @@ tables:
 		t.Fatalf("patient: %+v", s)
 	}
 	sql := groupSQL(*s)
-	if !strings.Contains(sql, `FROM "public"."patient" AS t0 LEFT JOIN "public"."ward" AS t1 ON t1."no" = t0."ward_no" AND t1."site" = t0."site" GROUP BY t0."gender"::text, t1."city"::text`) &&
-		!strings.Contains(sql, `ON t1."site" = t0."site" AND t1."no" = t0."ward_no" GROUP BY t0."gender"::text, t1."city"::text`) {
+	if !strings.Contains(sql, `FROM public.patient AS t0 LEFT JOIN public.ward AS t1 ON t1.no = t0.ward_no AND t1.site = t0.site GROUP BY t0.gender::text, t1.city::text`) &&
+		!strings.Contains(sql, `ON t1.site = t0.site AND t1.no = t0.ward_no GROUP BY t0.gender::text, t1.city::text`) {
 		t.Errorf("groupSQL: %s", sql)
 	}
 }
@@ -219,10 +219,10 @@ func TestJoinedGroupSQL(t *testing.T) {
 			{Parent: 0, From: []string{"city_id"}, Schema: "geo", Table: `Ci"ty`, To: []string{"id"}, Label: "city"},
 		},
 		Joined: []JoinedColumn{{Step: 0, Column: "postal_code"}, {Step: 1, Column: "name"}}}
-	want := `FROM (SELECT count(*) AS n FROM "public"."customer" AS t0` +
-		` LEFT JOIN "public"."address" AS t1 ON t1."address_id" = t0."address_id"` +
-		` LEFT JOIN "geo"."Ci""ty" AS t2 ON t2."id" = t1."city_id"` +
-		` GROUP BY t0."tenant_id"::text, t0."birth_date"::text, t1."postal_code"::text, t2."name"::text) g`
+	want := `FROM (SELECT count(*) AS n FROM public.customer AS t0` +
+		` LEFT JOIN public.address AS t1 ON t1.address_id = t0.address_id` +
+		` LEFT JOIN geo."Ci""ty" AS t2 ON t2.id = t1.city_id` +
+		` GROUP BY t0.tenant_id::text, t0.birth_date::text, t1.postal_code::text, t2.name::text) g`
 	if got := groupSQL(s); !strings.HasSuffix(got, want) {
 		t.Errorf("groupSQL:\n got %s\nwant ...%s", got, want)
 	}

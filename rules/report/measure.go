@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"pgveil/schema"
 	"strconv"
 	"strings"
 	"time"
@@ -182,12 +183,12 @@ func groupSQL(s Set) string {
 	}
 	var cols []string
 	if s.Within != "" {
-		cols = append(cols, pgx.Identifier{s.Within}.Sanitize()+"::text")
+		cols = append(cols, schema.QuoteIdent(s.Within)+"::text")
 	}
 	for _, c := range s.Columns {
-		cols = append(cols, pgx.Identifier{c}.Sanitize()+"::text")
+		cols = append(cols, schema.QuoteIdent(c)+"::text")
 	}
-	return countGroupsSQL(pgx.Identifier{s.Schema, s.Table}.Sanitize(), cols)
+	return countGroupsSQL(schema.Qualified(s.Schema, s.Table), cols)
 }
 
 // joinedGroupSQL is groupSQL for a set across references: the table (t0)
@@ -196,23 +197,23 @@ func groupSQL(s Set) string {
 // row that references nothing groups with NULL values.
 func joinedGroupSQL(s Set) string {
 	alias := func(step int) string { return "t" + strconv.Itoa(step+1) }
-	from := pgx.Identifier{s.Schema, s.Table}.Sanitize() + " AS t0"
+	from := schema.Qualified(s.Schema, s.Table) + " AS t0"
 	for i, st := range s.Steps {
 		var on []string
 		for j := range st.To {
-			on = append(on, alias(i)+"."+ident(st.To[j])+" = "+alias(st.Parent)+"."+ident(st.From[j]))
+			on = append(on, alias(i)+"."+schema.QuoteIdent(st.To[j])+" = "+alias(st.Parent)+"."+schema.QuoteIdent(st.From[j]))
 		}
-		from += " LEFT JOIN " + pgx.Identifier{st.Schema, st.Table}.Sanitize() + " AS " + alias(i) + " ON " + strings.Join(on, " AND ")
+		from += " LEFT JOIN " + schema.Qualified(st.Schema, st.Table) + " AS " + alias(i) + " ON " + strings.Join(on, " AND ")
 	}
 	var cols []string
 	if s.Within != "" {
-		cols = append(cols, "t0."+ident(s.Within)+"::text")
+		cols = append(cols, "t0."+schema.QuoteIdent(s.Within)+"::text")
 	}
 	for _, c := range s.Columns {
-		cols = append(cols, "t0."+ident(c)+"::text")
+		cols = append(cols, "t0."+schema.QuoteIdent(c)+"::text")
 	}
 	for _, j := range s.Joined {
-		cols = append(cols, alias(j.Step)+"."+ident(j.Column)+"::text")
+		cols = append(cols, alias(j.Step)+"."+schema.QuoteIdent(j.Column)+"::text")
 	}
 	return countGroupsSQL(from, cols)
 }

@@ -24,6 +24,7 @@ import (
 
 	"pgveil/rules"
 	"pgveil/rules/scan"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -59,7 +60,7 @@ type Quasi struct {
 }
 
 // QualifiedName is schema.name, each part quoted where SQL needs it.
-func (t Table) QualifiedName() string { return qualified(t.Schema, t.Name) }
+func (t Table) QualifiedName() string { return schema.Qualified(t.Schema, t.Name) }
 
 // Analyze lists, for every table of the rules in file order, its kept
 // columns and its quasi-identifiers.
@@ -118,7 +119,7 @@ type Set struct {
 
 // QualifiedTable is the set's table as schema.name, quoted where SQL
 // needs it.
-func (s Set) QualifiedTable() string { return qualified(s.Schema, s.Table) }
+func (s Set) QualifiedTable() string { return schema.Qualified(s.Schema, s.Table) }
 
 // DefaultSet is the set of all the quasi-identifiers of t; ok is false
 // when t has none.
@@ -137,7 +138,7 @@ func DefaultSet(t Table) (s Set, ok bool) {
 // be one the rules name and one the replica holds (not dropped), and
 // none may be given twice. The error names the table and the columns.
 func NewSet(tr *rules.TableRule, columns []string) (Set, error) {
-	name := qualified(tr.Schema, tr.Name)
+	name := schema.Qualified(tr.Schema, tr.Name)
 	if len(columns) == 0 {
 		return Set{}, fmt.Errorf("%s: no column given: write TABLE=column,column", name)
 	}
@@ -158,13 +159,13 @@ func NewSet(tr *rules.TableRule, columns []string) (Set, error) {
 	}
 	var probs []string
 	if len(unknown) > 0 {
-		probs = append(probs, fmt.Sprintf("%s has no column %s in the rules (columns: %s)", name, transform.QuoteIdents(unknown), strings.Join(replicated(tr), ", ")))
+		probs = append(probs, fmt.Sprintf("%s has no column %s in the rules (columns: %s)", name, schema.QuoteIdents(unknown), strings.Join(replicated(tr), ", ")))
 	}
 	if len(dropped) > 0 {
-		probs = append(probs, fmt.Sprintf("%s: column %s is dropped by the rules: not in the replica", name, transform.QuoteIdents(dropped)))
+		probs = append(probs, fmt.Sprintf("%s: column %s is dropped by the rules: not in the replica", name, schema.QuoteIdents(dropped)))
 	}
 	if len(twice) > 0 {
-		probs = append(probs, fmt.Sprintf("%s: column %s given twice", name, transform.QuoteIdents(twice)))
+		probs = append(probs, fmt.Sprintf("%s: column %s given twice", name, schema.QuoteIdents(twice)))
 	}
 	if len(probs) > 0 {
 		return Set{}, errors.New(strings.Join(probs, "; "))
@@ -256,12 +257,8 @@ func replicated(tr *rules.TableRule) []string {
 	var out []string
 	for _, c := range tr.Columns {
 		if c.Rule.Name != "drop" {
-			out = append(out, transform.QuoteIdent(c.Name))
+			out = append(out, schema.QuoteIdent(c.Name))
 		}
 	}
 	return out
-}
-
-func qualified(schema, name string) string {
-	return transform.TableName{Schema: schema, Name: name}.QualifiedName()
 }

@@ -10,6 +10,7 @@ import (
 
 	"pgveil/rules"
 	"pgveil/rules/refs"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -295,8 +296,8 @@ func truncSQL(p TruncPair, cat Catalog, divisor int) (string, []any) {
 		return "$" + strconv.Itoa(len(args))
 	}
 	from, position, kAlias := joinedRows(p.pair(), cat, arg)
-	kv := kAlias + "." + ident(p.Kept.Column)
-	nv := "n." + ident(p.Truncated.Column)
+	kv := kAlias + "." + schema.QuoteIdent(p.Kept.Column)
+	nv := "n." + schema.QuoteIdent(p.Truncated.Column)
 	var width string
 	var diff func(k, n string) string
 	finite := ""

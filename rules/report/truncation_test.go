@@ -173,8 +173,8 @@ func TestTruncSQL(t *testing.T) {
 	}
 	sql, args := truncSQL(rental, cat, 24)
 	for _, want := range []string{
-		`FROM "public"."rental" AS n JOIN "public"."payment" AS k ON k."rental_id" = n."rental_id"`,
-		`k."payment_date"::timestamptz AS kv, n."rental_date"::timestamptz AS nv, hashtext(n.ctid::text || k.ctid::text) AS h`,
+		`FROM public.rental AS n JOIN public.payment AS k ON k.rental_id = n.rental_id`,
+		`k.payment_date::timestamptz AS kv, n.rental_date::timestamptz AS nv, hashtext(n.ctid::text || k.ctid::text) AS h`,
 		`WHERE kv IS NOT NULL AND nv IS NOT NULL AND isfinite(kv) AND isfinite(nv)`,
 		`extract(epoch FROM kv - nv) AS dn, extract(epoch FROM kv - mv) AS dm`,
 		`percentile_disc(0.5) WITHIN GROUP (ORDER BY dn) AS med`,
@@ -197,7 +197,7 @@ func TestTruncSQL(t *testing.T) {
 
 	sql, args = truncSQL(amount, cat, 10)
 	for _, want := range []string{
-		`n."fee"::numeric AS kv, n."amount"::numeric AS nv, hashtext(n.ctid::text) AS h FROM "public"."payment" AS n) s WHERE kv IS NOT NULL AND nv IS NOT NULL)`,
+		`n.fee::numeric AS kv, n.amount::numeric AS nv, hashtext(n.ctid::text) AS h FROM public.payment AS n) s WHERE kv IS NOT NULL AND nv IS NOT NULL)`,
 		`(kv - nv) AS dn, (kv - mv) AS dm`,
 	} {
 		if !strings.Contains(sql, want) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"pgveil/rules/refs"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // TestAttack18InferredRefToUnhashableKeyKeepsPersonalRaw: a personal
@@ -16,7 +16,7 @@ import (
 // date) and a citizens table keyed by a char(11) national id are
 // ordinary; birth_date and ssn elsewhere would be kept raw.
 func TestAttack18InferredRefToUnhashableKeyKeepsPersonalRaw(t *testing.T) {
-	ty := transform.MustType
+	ty := schema.MustType
 	tables := []*Table{
 		{Schema: "public", Name: "calendar", Columns: []Column{
 			{Name: "date", Type: ty("date"), PrimaryKey: true},
@@ -35,7 +35,7 @@ func TestAttack18InferredRefToUnhashableKeyKeepsPersonalRaw(t *testing.T) {
 	}
 	m := &refs.Model{}
 	col := func(tb, c string) refs.Column {
-		return refs.Column{Table: transform.TableName{Schema: "public", Name: tb}, Name: c}
+		return refs.Column{Table: schema.TableName{Schema: "public", Name: tb}, Name: c}
 	}
 	m.Add(refs.Ref{From: col("patients", "birth_date"), To: col("calendar", "date"), Origin: refs.Inferred, Why: "suffix _date names the key", Overlap: 1})
 	m.Add(refs.Ref{From: col("patients", "ssn"), To: col("citizens", "ssn"), Origin: refs.Inferred, Why: "same name and type as the key", Overlap: 1})

@@ -11,7 +11,7 @@ import (
 
 	"pgveil/rules"
 	"pgveil/rules/refs"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // Derived is a column computed from other columns of its table: it
@@ -81,13 +81,13 @@ ORDER BY 1, 2, t.tgname`)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var schema, table, fn, fnSchema, lang, src string
+		var schemaName, table, fn, fnSchema, lang, src string
 		var args []byte
 		var columns []string
-		if err := rows.Scan(&schema, &table, &fn, &fnSchema, &lang, &src, &args, &columns); err != nil {
+		if err := rows.Scan(&schemaName, &table, &fn, &fnSchema, &lang, &src, &args, &columns); err != nil {
 			return nil, fmt.Errorf("reading triggers: %w", err)
 		}
-		tn := transform.TableName{Schema: schema, Name: table}
+		tn := schema.TableName{Schema: schemaName, Name: table}
 		for _, d := range triggerDerived(fn, fnSchema, src, args, columns) {
 			d.Column.Table = tn
 			out = mergeDerived(out, d)
@@ -165,7 +165,7 @@ func triggerDerived(fn, fnSchema, src string, args []byte, columns []string) []D
 	}
 	var out []Derived
 	for _, t := range targets {
-		d := Derived{Column: refs.Column{Name: t}, How: "trigger function " + transform.QuoteIdent(fn)}
+		d := Derived{Column: refs.Column{Name: t}, How: "trigger function " + schema.QuoteIdent(fn)}
 		for _, r := range reads {
 			if !slices.Contains(targets, r) {
 				d.Inputs = append(d.Inputs, r)
@@ -211,14 +211,14 @@ func CheckDerived(cfg *rules.Config, derived []Derived) []rules.Problem {
 		var masked []string
 		for _, in := range d.Inputs {
 			if ic := rule(in); ic != nil && ic.Rule.Name != "keep" {
-				masked = append(masked, fmt.Sprintf("%s (%s, line %d)", transform.QuoteIdent(in), ic.Rule.Name, ic.Line))
+				masked = append(masked, fmt.Sprintf("%s (%s, line %d)", schema.QuoteIdent(in), ic.Rule.Name, ic.Line))
 			}
 		}
 		if len(masked) == 0 {
 			continue
 		}
 		out = append(out, rules.Problem{File: cfg.File, Line: dc.Rule.Line, Col: dc.Rule.Col,
-			Table: d.Column.Table.QualifiedName(), Column: transform.QuoteIdent(d.Column.Name), Warning: true,
+			Table: d.Column.Table.QualifiedName(), Column: schema.QuoteIdent(d.Column.Name), Warning: true,
 			Msg: "kept, but it is a " + d.How + " built from " + strings.Join(masked, ", ") +
 				": the replica would show in it what the rules mask there; drop it (or mask it at least as strictly)"})
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -89,7 +90,7 @@ var what = map[category]string{
 // put in a reason.
 type Column struct {
 	Name       string
-	Type       transform.Type
+	Type       schema.Type
 	PrimaryKey bool
 	Unique     bool
 	// Ref is the column a reference of this column points to, or nil
@@ -471,18 +472,18 @@ func valueCategory(samples []string) category {
 	return catNone
 }
 
-func isText(t transform.Type) bool { return t.Kind == transform.KindText }
+func isText(t schema.Type) bool { return t.Kind == schema.KindText }
 
-func isTime(t transform.Type) bool {
-	return !t.IsArray() && (t.Kind == transform.KindTimestamp || t.Kind == transform.KindTimestampTZ || t.Kind == transform.KindDate)
+func isTime(t schema.Type) bool {
+	return !t.IsArray() && (t.Kind == schema.KindTimestamp || t.Kind == schema.KindTimestampTZ || t.Kind == schema.KindDate)
 }
 
 // hashable reports whether hash fits c (as a unique value when unique).
 func hashable(c Column) bool {
 	switch c.Type.Kind {
-	case transform.KindInt, transform.KindNumeric, transform.KindUUID, transform.KindBytea:
+	case schema.KindInt, schema.KindNumeric, schema.KindUUID, schema.KindBytea:
 		return true
-	case transform.KindText:
+	case schema.KindText:
 		return c.Type.Length == 0 || c.Type.Length >= 16 || !(c.PrimaryKey || c.Unique)
 	}
 	return false
@@ -514,12 +515,12 @@ type tableCtx struct {
 // people and products elsewhere.
 func classify(table string, c Column, ctx tableCtx) Proposal {
 	person := ctx.people
-	if c.Type.Kind == transform.KindJSON || c.Type.Kind == transform.KindJSONB {
+	if c.Type.Kind == schema.KindJSON || c.Type.Kind == schema.KindJSONB {
 		if !c.Type.IsArray() {
 			return classifyJSON(table, c)
 		}
 	}
-	if c.Type.Kind == transform.KindBytea {
+	if c.Type.Kind == schema.KindBytea {
 		if kind := binaryContent(c.Samples); kind != "" {
 			return Proposal{Rule: "drop", Reason: "sampled values are " + kind + "s: images and documents cannot be masked, only dropped", cat: catBinary}
 		}
@@ -531,7 +532,7 @@ func classify(table string, c Column, ctx tableCtx) Proposal {
 	if ts := tokens(c.Name); len(ts) > 1 && ts[len(ts)-1] == "id" && !isText(c.Type) && byName != catGovID && byName != catSecret && byName != catExternal {
 		byName = catNone // a surrogate key of another row ("shipping_address_id"), not the data its name mentions
 	}
-	if byName == catNone && c.Type.Kind == transform.KindUUID && !c.Type.IsArray() {
+	if byName == catNone && c.Type.Kind == schema.KindUUID && !c.Type.IsArray() {
 		byName = catExternal // a uuid that is not a key is an identifier other systems hold
 	}
 	// byValue: exact formats (emails, IBANs, Luhn-valid cards), which may
@@ -548,7 +549,7 @@ func classify(table string, c Column, ctx tableCtx) Proposal {
 		if byShape == catNone && isIDName(c.Name) && share(nonEmpty(c.Samples), alnumCode) >= 0.8 {
 			byShape = catExternal // a text id that is no reference: an id of another system
 		}
-	case (c.Type.Kind == transform.KindInt || c.Type.Kind == transform.KindNumeric) && !c.Type.IsArray():
+	case (c.Type.Kind == schema.KindInt || c.Type.Kind == schema.KindNumeric) && !c.Type.IsArray():
 		if vals := nonEmpty(c.Samples); len(vals) >= 3 && share(vals, isCard) == 1 {
 			byValue = catCard
 		}
@@ -574,7 +575,7 @@ func classify(table string, c Column, ctx tableCtx) Proposal {
 	if cat == catFreeText && !person && newWords(c.Name).has(catalogueWords...) && !newWords(c.Name).has("note", "notes", "comment", "comments", "message", "bio") {
 		return Proposal{Rule: "keep", Reason: "catalogue text (the table is not about people): kept; drop it if people write in it"}
 	}
-	if cat == catNone && c.Type.Kind == transform.KindInet {
+	if cat == catNone && c.Type.Kind == schema.KindInet {
 		cat, why = catIP, "type inet"
 	}
 	if cat == catNone {
@@ -634,7 +635,7 @@ func build(cat category, why string, c Column) Proposal {
 	p := Proposal{Reason: reason, cat: cat}
 	text := isText(c.Type)
 	fake := func(kind string) string {
-		if !text && !(kind == "ipv4" && c.Type.Kind == transform.KindInet) {
+		if !text && !(kind == "ipv4" && c.Type.Kind == schema.KindInet) {
 			return ""
 		}
 		if c.Unique {
@@ -675,7 +676,7 @@ func build(cat category, why string, c Column) Proposal {
 		p.Reason = "quasi-identifier (" + what[cat] + "): kept for analytics; drop it for small populations"
 		return p
 	case catGeo:
-		if !c.Type.IsArray() && (c.Type.Kind == transform.KindFloat || c.Type.Kind == transform.KindNumeric) {
+		if !c.Type.IsArray() && (c.Type.Kind == schema.KindFloat || c.Type.Kind == schema.KindNumeric) {
 			p.Rule = "{truncate: 0.1}"
 		}
 	case catCardLast4:
@@ -688,7 +689,7 @@ func build(cat category, why string, c Column) Proposal {
 			p.Rule = "{truncate: year}"
 		case text && !c.Unique:
 			p.Rule = "{truncate: 4}"
-		case c.Type.Kind == transform.KindInt && !c.Type.IsArray():
+		case c.Type.Kind == schema.KindInt && !c.Type.IsArray():
 			p.Rule = "{truncate: 5}"
 		}
 	case catDeath:
@@ -711,7 +712,7 @@ func build(cat category, why string, c Column) Proposal {
 			return Proposal{Rule: "keep"}
 		}
 	case catBody:
-		if !c.Type.IsArray() && (c.Type.Kind == transform.KindFloat || c.Type.Kind == transform.KindNumeric || c.Type.Kind == transform.KindInt) {
+		if !c.Type.IsArray() && (c.Type.Kind == schema.KindFloat || c.Type.Kind == schema.KindNumeric || c.Type.Kind == schema.KindInt) {
 			p.Rule = "{noise: 0.05}"
 		}
 	case catHealth:
@@ -730,10 +731,10 @@ func build(cat category, why string, c Column) Proposal {
 	}
 	if p.Rule == "" {
 		switch c.Type.Kind {
-		case transform.KindBool, transform.KindDate, transform.KindTimestamp, transform.KindTimestampTZ,
-			transform.KindTime, transform.KindInterval, transform.KindFloat:
+		case schema.KindBool, schema.KindDate, schema.KindTimestamp, schema.KindTimestampTZ,
+			schema.KindTime, schema.KindInterval, schema.KindFloat:
 			return Proposal{Rule: "keep"} // cannot hold what the name suggests
-		case transform.KindInt, transform.KindNumeric, transform.KindUUID:
+		case schema.KindInt, schema.KindNumeric, schema.KindUUID:
 			if hashable(c) {
 				p.Rule = "hash"
 				p.Reason += "; hashed: stored as " + c.Type.String()

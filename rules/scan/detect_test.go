@@ -1,14 +1,13 @@
 package scan
 
 import (
+	"pgveil/schema"
 	"strings"
 	"testing"
-
-	"pgveil/transform"
 )
 
 func col(name, typ string, samples ...string) Column {
-	return Column{Name: name, Type: transform.MustType(typ), Samples: samples}
+	return Column{Name: name, Type: schema.MustType(typ), Samples: samples}
 }
 
 func TestClassify(t *testing.T) {
@@ -20,8 +19,8 @@ func TestClassify(t *testing.T) {
 		// Emails, by name and by value.
 		{"users", col("email", "text"), "{fake: email}"},
 		{"users", col("contact", "text", "a@b.example", "c.d@e.example"), "{fake: email}"},
-		{"users", Column{Name: "email", Type: transform.MustType("text"), Unique: true}, "{fake: {kind: email, unique: true}}"},
-		{"users", Column{Name: "email", Type: transform.MustType("varchar(30)"), Unique: true}, "hash"},
+		{"users", Column{Name: "email", Type: schema.MustType("text"), Unique: true}, "{fake: {kind: email, unique: true}}"},
+		{"users", Column{Name: "email", Type: schema.MustType("varchar(30)"), Unique: true}, "hash"},
 		{"users", col("email_verified_at", "timestamptz"), "keep"},
 		// Phones.
 		{"users", col("phone", "text"), "{partial: {keep_last: 2}}"},
@@ -71,7 +70,7 @@ func TestClassify(t *testing.T) {
 		{"users", col("x", "text", "0123456789abcdef0123456789abcdef"), "drop"},
 		{"users", col("ssn", "text"), "drop"},
 		// Identifiers and codes.
-		{"patients", Column{Name: "mrn", Type: transform.MustType("varchar(16)"), Unique: true}, "hash"},
+		{"patients", Column{Name: "mrn", Type: schema.MustType("varchar(16)"), Unique: true}, "hash"},
 		{"orders", col("coupon_code", "text"), "{partial: {keep_first: 3}}"},
 		{"users", col("last_login_at", "timestamptz"), "{truncate: day}"},
 		// Nothing personal.
@@ -118,7 +117,7 @@ func TestClassifyJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := Classify("t", Column{Name: tt.name, Type: transform.MustType("jsonb"), Samples: tt.samples})
+			p := Classify("t", Column{Name: tt.name, Type: schema.MustType("jsonb"), Samples: tt.samples})
 			if p.Rule != tt.rule {
 				t.Errorf("got %s (%s), want %s", p.Rule, p.Reason, tt.rule)
 			}
@@ -182,11 +181,11 @@ func TestClassifyHealthCodes(t *testing.T) {
 		rule    string
 		because string
 	}{
-		{Column{Name: "chronic_conditions", Type: transform.MustType("text[]"), Samples: []string{"{E11.9,I10}", "{}", `{"S72.001A"}`}}, "{truncate: 3}", "ICD-10"},
-		{Column{Name: "diagnosis", Type: transform.MustType("varchar(10)"), Samples: []string{"E11.9", "J45"}}, "{truncate: 3}", "ICD-10"},
-		{Column{Name: "diagnosis", Type: transform.MustType("text"), Samples: []string{"E11.9", "asthma"}}, "keep", "review"},
-		{Column{Name: "allergies", Type: transform.MustType("text[]"), Samples: []string{"{penicillin}"}}, "keep", "review"},
-		{Column{Name: "conditions", Type: transform.MustType("text[]")}, "keep", "review"},
+		{Column{Name: "chronic_conditions", Type: schema.MustType("text[]"), Samples: []string{"{E11.9,I10}", "{}", `{"S72.001A"}`}}, "{truncate: 3}", "ICD-10"},
+		{Column{Name: "diagnosis", Type: schema.MustType("varchar(10)"), Samples: []string{"E11.9", "J45"}}, "{truncate: 3}", "ICD-10"},
+		{Column{Name: "diagnosis", Type: schema.MustType("text"), Samples: []string{"E11.9", "asthma"}}, "keep", "review"},
+		{Column{Name: "allergies", Type: schema.MustType("text[]"), Samples: []string{"{penicillin}"}}, "keep", "review"},
+		{Column{Name: "conditions", Type: schema.MustType("text[]")}, "keep", "review"},
 	} {
 		p := Classify("patients", c.col)
 		if p.Rule != c.rule || !strings.Contains(p.Reason, c.because) {

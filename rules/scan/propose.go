@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"pgveil/rules/refs"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // Propose proposes a rule for every column of every table, in steps that
@@ -91,7 +91,7 @@ type proposer struct {
 }
 
 func colOf(t *Table, name string) refs.Column {
-	return refs.Column{Table: transform.TableName{Schema: t.Schema, Name: t.Name}, Name: name}
+	return refs.Column{Table: schema.TableName{Schema: t.Schema, Name: t.Name}, Name: name}
 }
 
 // completeModel is m with the references each Column.Ref names (for
@@ -104,7 +104,7 @@ func completeModel(tables []*Table, m *refs.Model) *refs.Model {
 	for _, t := range tables {
 		for _, c := range t.Columns {
 			if c.Ref != nil {
-				out.Add(refs.Ref{From: colOf(t, c.Name), To: refs.Column{Table: transform.TableName{Schema: c.Ref.Schema, Name: c.Ref.Table}, Name: c.Ref.Column}})
+				out.Add(refs.Ref{From: colOf(t, c.Name), To: refs.Column{Table: schema.TableName{Schema: c.Ref.Schema, Name: c.Ref.Table}, Name: c.Ref.Column}})
 			}
 		}
 	}
@@ -148,9 +148,9 @@ func personal(c category) bool {
 // when it is, or references a table that is (chains followed).
 func (p *proposer) aboutPeople(byName []tableCtx) []tableCtx {
 	out := slices.Clone(byName)
-	index := map[transform.TableName]int{}
+	index := map[schema.TableName]int{}
 	for i, t := range p.tables {
-		index[transform.TableName{Schema: t.Schema, Name: t.Name}] = i
+		index[schema.TableName{Schema: t.Schema, Name: t.Name}] = i
 		for _, pr := range p.out[i].Proposals {
 			if personal(pr.cat) {
 				out[i].people = true
@@ -192,7 +192,7 @@ func (p *proposer) secondLines() {
 					break
 				}
 				p.out[i].Proposals[j] = Proposal{Rule: first.Rule, cat: first.cat,
-					Reason: "second line of " + transform.QuoteIdent(f.Name) + ": masked like the first line"}
+					Reason: "second line of " + schema.QuoteIdent(f.Name) + ": masked like the first line"}
 				break
 			}
 		}
@@ -211,7 +211,7 @@ func (p *proposer) personTimes(person []bool) {
 			if pr.Rule != "keep" || c.PrimaryKey || !isTime(c.Type) {
 				continue
 			}
-			if c.Type.Kind == transform.KindDate {
+			if c.Type.Kind == schema.KindDate {
 				*pr = Proposal{Rule: "{truncate: month}", Reason: "date of a person's event: quasi-identifier, kept to the month"}
 			} else {
 				*pr = Proposal{Rule: "{truncate: day}", Reason: "time of a person's event: quasi-identifier, kept to the day"}
@@ -238,7 +238,7 @@ func truncUnit(rule string) string {
 // give the rental's time back. Birth and death dates are not events of
 // the chain. Dates and timestamps are compared with their own kind.
 func (p *proposer) eventChains() {
-	isDate := func(c *Column) bool { return c.Type.Kind == transform.KindDate }
+	isDate := func(c *Column) bool { return c.Type.Kind == schema.KindDate }
 	// finest truncation of table i's event times of each kind.
 	finest := func(i int, date bool) (string, string) {
 		unit, from := "", ""
@@ -254,9 +254,9 @@ func (p *proposer) eventChains() {
 		}
 		return unit, from
 	}
-	index := map[transform.TableName]int{}
+	index := map[schema.TableName]int{}
 	for i, t := range p.tables {
-		index[transform.TableName{Schema: t.Schema, Name: t.Name}] = i
+		index[schema.TableName{Schema: t.Schema, Name: t.Name}] = i
 	}
 	for changed := true; changed; {
 		changed = false
@@ -278,7 +278,7 @@ func (p *proposer) eventChains() {
 					if unit, next := finest(to, isDate(c)); unit != "" && !housekeeping(next) && pr.Rule == "keep" && !strings.Contains(pr.Reason, "chain") {
 						pr.Reason = "part of the primary key (only keep or hash apply, and hash does not fit " + c.Type.String() +
 							"): kept raw, although it is in the same chain of events as " + r.To.Table.QualifiedName() + "." +
-							transform.QuoteIdent(next) + ", truncated to the " + unit + "; review"
+							schema.QuoteIdent(next) + ", truncated to the " + unit + "; review"
 					}
 					continue
 				}
@@ -291,7 +291,7 @@ func (p *proposer) eventChains() {
 					continue
 				}
 				*pr = Proposal{Rule: "{truncate: " + unit + "}", cat: pr.cat,
-					Reason: "same chain of events as " + r.To.Table.QualifiedName() + "." + transform.QuoteIdent(next) + ", truncated to the " + unit + ": truncated alike"}
+					Reason: "same chain of events as " + r.To.Table.QualifiedName() + "." + schema.QuoteIdent(next) + ", truncated to the " + unit + ": truncated alike"}
 				changed = true
 			}
 		}
@@ -327,7 +327,7 @@ func (p *proposer) derived() {
 			var masked []string
 			for _, in := range inputs {
 				if ip, _, ok := p.proposal(colOf(t, in)); ok && ip.Masks() && in != c.Name {
-					masked = append(masked, transform.QuoteIdent(in))
+					masked = append(masked, schema.QuoteIdent(in))
 				}
 			}
 			if len(masked) == 0 {

@@ -7,14 +7,14 @@ import (
 
 	"pgveil/rules"
 	"pgveil/rules/refs"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // pagilaTables is Pagila's shape as Read gives it: payment is one table
 // (its partitions lifted), no Column.Ref set (references come from the
 // model only), a few sampled values each.
 func pagilaTables() []*Table {
-	ty := transform.MustType
+	ty := schema.MustType
 	png := "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 	return []*Table{
 		{Schema: "public", Name: "country", Columns: []Column{
@@ -203,7 +203,7 @@ func TestProposePagilaConsistent(t *testing.T) {
 		t.Errorf("payment.payment_date: the reason does not name the chain: %s", r)
 	}
 	// The proposals load and compile.
-	var cat transform.Catalog = catalogOf(tables)
+	var cat schema.Tables = catalogOf(tables)
 	cfg := writeAndParse(t, ruled)
 	if _, probs, err := cfg.Compile(cat, nil, nil); err != nil || len(probs.Errors()) > 0 {
 		t.Fatalf("compile: %v %v", err, probs)
@@ -214,7 +214,7 @@ func TestProposePagilaConsistent(t *testing.T) {
 // a payment's time the rental's truncation; a key kept raw that a
 // personal column references is raised to hash.
 func TestProposeDerivedChainsAndRaise(t *testing.T) {
-	ty := transform.MustType
+	ty := schema.MustType
 	tables := []*Table{
 		{Schema: "public", Name: "customer", Columns: []Column{
 			{Name: "customer_id", Type: ty("integer"), PrimaryKey: true},
@@ -278,7 +278,7 @@ func writeAndParse(t *testing.T, ruled []Ruled) *rules.Config {
 // description kept); a booking that references a passenger is related to
 // people (its ticket-shaped codes hashed, its times coarsened).
 func TestProposeRelatedTables(t *testing.T) {
-	ty := transform.MustType
+	ty := schema.MustType
 	codes := []string{"X7K2PQ", "A8B9C1", "Z2Y3X4", "Q5W6E7"}
 	tables := []*Table{
 		{Schema: "public", Name: "users", Columns: []Column{

@@ -27,6 +27,7 @@ import (
 	"pgveil/replicate"
 	"pgveil/rules"
 	"pgveil/rules/refs"
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -603,11 +604,11 @@ func (g *gen) seed(t *testing.T, ctx context.Context, conn *pgx.Conn, tables []*
 		var cols []string
 		for _, c := range tt.cols {
 			if c.gen != "default" {
-				cols = append(cols, transform.QuoteIdent(c.name))
+				cols = append(cols, schema.QuoteIdent(c.name))
 			}
 		}
 		var b strings.Builder
-		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES\n", transform.QuoteIdent(tt.name), strings.Join(cols, ", "))
+		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES\n", schema.QuoteIdent(tt.name), strings.Join(cols, ", "))
 		for i := range tt.rows {
 			if i > 0 {
 				b.WriteString(",\n")
@@ -910,14 +911,14 @@ func measureSchema(t *testing.T, ctx context.Context, cluster *pgtest.Cluster, n
 			t.Fatalf("%s: reading %s: %v", name, tp.Table.QualifiedName(), res.Err)
 		}
 		leaked := map[string]bool{}
-		var masked []transform.Value
+		var masked []schema.Value
 		for _, raw := range res.Rows {
-			row := make([]transform.Value, len(raw))
+			row := make([]schema.Value, len(raw))
 			for j, v := range raw {
 				if v == nil {
-					row[j] = transform.SQLNull()
+					row[j] = schema.SQLNull()
 				} else {
-					row[j] = transform.Bytes(v)
+					row[j] = schema.Bytes(v)
 				}
 			}
 			masked, err = tp.Mask(masked[:0], row)
@@ -926,7 +927,7 @@ func measureSchema(t *testing.T, ctx context.Context, cluster *pgtest.Cluster, n
 				break
 			}
 			for j, v := range masked {
-				if v.State != transform.Present {
+				if v.State != schema.Present {
 					continue
 				}
 				text := strings.ToLower(string(v.Text))

@@ -26,9 +26,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"pgveil/replicate/source"
 	"pgveil/rules/refs"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // Table is one table to propose rules for.
@@ -84,20 +83,20 @@ func Write(w io.Writer, h Header, ruled []Ruled) error {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		name := transform.QuoteIdent(r.Table.Name)
+		name := schema.QuoteIdent(r.Table.Name)
 		if r.Table.Schema != "public" {
-			name = sqlName(r.Table.Schema, r.Table.Name)
+			name = schema.Qualified(r.Table.Schema, r.Table.Name)
 		}
 		b.WriteString("  " + yamlKey(name) + ":\n")
 		if t := h.Tenancy; t != nil && t.Ref != nil && t.Ref.Schema == r.Table.Schema && t.Ref.Table == r.Table.Name {
-			b.WriteString("    # tenant: {column: " + yamlKey(transform.QuoteIdent(t.Ref.Column)) + "}   # with the tenancy section: this table's own tenant key\n")
+			b.WriteString("    # tenant: {column: " + yamlKey(schema.QuoteIdent(t.Ref.Column)) + "}   # with the tenancy section: this table's own tenant key\n")
 		}
 		writeReferences(&b, r.References, r.NotJoins)
 		b.WriteString("    columns:\n")
 		width := 0
 		keys := make([]string, len(r.Table.Columns))
 		for j, c := range r.Table.Columns {
-			keys[j] = yamlKey(transform.QuoteIdent(c.Name))
+			keys[j] = yamlKey(schema.QuoteIdent(c.Name))
 			if r.Proposals[j].Reason != "" {
 				width = max(width, len(keys[j])+2+len(r.Proposals[j].Rule))
 			}
@@ -128,7 +127,7 @@ func writeReferences(b *strings.Builder, rs []refs.Ref, none []NotJoin) {
 	for _, n := range none {
 		line := "      " + n.Column + ": none"
 		if !plainName.MatchString(n.Column) {
-			line = "      " + yamlKey(transform.QuoteIdent(n.Column)) + ": none"
+			line = "      " + yamlKey(schema.QuoteIdent(n.Column)) + ": none"
 		}
 		b.WriteString(line + "   # " + oneLine(n.Why) + "\n")
 	}
@@ -137,7 +136,7 @@ func writeReferences(b *strings.Builder, rs []refs.Ref, none []NotJoin) {
 		line := "      " + r.From.Name + ": " + to
 		if !plainName.MatchString(r.From.Name) || !plainName.MatchString(r.To.Table.Schema) ||
 			!plainName.MatchString(r.To.Table.Name) || !plainName.MatchString(r.To.Name) {
-			line = "      # " + yamlKey(transform.QuoteIdent(r.From.Name)) + " -> " + r.To.String() + " (write it with plain names)"
+			line = "      # " + yamlKey(schema.QuoteIdent(r.From.Name)) + " -> " + r.To.String() + " (write it with plain names)"
 		}
 		b.WriteString(line + "   # " + oneLine(r.Why) + "\n")
 	}
@@ -146,10 +145,6 @@ func writeReferences(b *strings.Builder, rs []refs.Ref, none []NotJoin) {
 var plainName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ").Replace(s) }
-
-func sqlName(schema, name string) string {
-	return transform.QuoteIdent(schema) + "." + transform.QuoteIdent(name)
-}
 
 var plainKey = regexp.MustCompile(`^[a-z_][a-z0-9_$.]*$`)
 
@@ -187,15 +182,15 @@ type Options struct {
 // Read reads the tables, their columns and keys from the catalog, the
 // columns derived from others (DerivedColumns), and samples opt.Sample
 // rows of each in read-only transactions.
-func Read(ctx context.Context, conn *pgx.Conn, opt Options) ([]*Table, *source.Catalog, error) {
-	names, err := source.ListTables(ctx, conn)
+func Read(ctx context.Context, conn *pgx.Conn, opt Options) ([]*Table, *schema.Catalog, error) {
+	names, err := schema.ListTables(ctx, conn)
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(opt.Schemas) > 0 {
-		names = slices.DeleteFunc(names, func(n transform.TableName) bool { return !slices.Contains(opt.Schemas, n.Schema) })
+		names = slices.DeleteFunc(names, func(n schema.TableName) bool { return !slices.Contains(opt.Schemas, n.Schema) })
 	}
-	cat, err := source.ReadCatalog(ctx, conn, names)
+	cat, err := schema.ReadCatalog(ctx, conn, names)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -237,7 +232,7 @@ func Read(ctx context.Context, conn *pgx.Conn, opt Options) ([]*Table, *source.C
 					return nil, nil, ctx.Err()
 				}
 				if opt.Skipped != nil {
-					opt.Skipped(sqlName(t.Schema, t.Name), code)
+					opt.Skipped(schema.Qualified(t.Schema, t.Name), code)
 				}
 			}
 		}
@@ -266,11 +261,11 @@ func sample(ctx context.Context, conn *pgx.Conn, t *Table, opt Options) (string,
 		case !ok:
 			continue
 		case binary:
-			exprs = append(exprs, fmt.Sprintf("substring(%s from 1 for %d)", transform.QuoteIdent(c.Name), sampleBytes))
-		case c.Type.Kind == transform.KindJSON || c.Type.Kind == transform.KindJSONB:
-			exprs = append(exprs, transform.QuoteIdent(c.Name)+"::text")
+			exprs = append(exprs, fmt.Sprintf("substring(%s from 1 for %d)", schema.QuoteIdent(c.Name), sampleBytes))
+		case c.Type.Kind == schema.KindJSON || c.Type.Kind == schema.KindJSONB:
+			exprs = append(exprs, schema.QuoteIdent(c.Name)+"::text")
 		default:
-			exprs = append(exprs, fmt.Sprintf("left(%s::text, %d)", transform.QuoteIdent(c.Name), sampleChars))
+			exprs = append(exprs, fmt.Sprintf("left(%s::text, %d)", schema.QuoteIdent(c.Name), sampleChars))
 		}
 		cols = append(cols, i)
 	}
@@ -289,7 +284,7 @@ func sample(ctx context.Context, conn *pgx.Conn, t *Table, opt Options) (string,
 	if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", timeout); err != nil {
 		return sqlState(err), fmt.Errorf("sampling: %s", sqlState(err))
 	}
-	q := fmt.Sprintf("SELECT %s FROM %s LIMIT %d", strings.Join(exprs, ", "), sqlName(t.Schema, t.Name), opt.Sample)
+	q := fmt.Sprintf("SELECT %s FROM %s LIMIT %d", strings.Join(exprs, ", "), schema.Qualified(t.Schema, t.Name), opt.Sample)
 	rows, err := tx.Query(ctx, q)
 	if err != nil {
 		return sqlState(err), fmt.Errorf("sampling: %s", sqlState(err))

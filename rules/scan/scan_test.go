@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"pgveil/rules"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 const canary = "CANARY-Zoë-Müller"
@@ -15,42 +15,42 @@ func fixture() []*Table {
 	ref := func(t, c string) *Ref { return &Ref{Schema: "public", Table: t, Column: c} }
 	return []*Table{
 		{Schema: "public", Name: "customers", Columns: []Column{
-			{Name: "id", Type: transform.MustType("bigint"), PrimaryKey: true},
-			{Name: "email", Type: transform.MustType("text"), Unique: true, Samples: []string{canary + "@mail.example"}},
-			{Name: "full_name", Type: transform.MustType("text"), Samples: []string{canary}},
-			{Name: "notes", Type: transform.MustType("text"), Samples: []string{canary}},
-			{Name: "profile", Type: transform.MustType("jsonb"), Samples: []string{`{"ssn": "` + canary + `", "` + canary + `": {"email": "x@y.example"}}`}},
-			{Name: "contact", Type: transform.MustType("text"), Samples: []string{canary + "@a.example"}},
-			{Name: "created_at", Type: transform.MustType("timestamptz")},
-			{Name: "Weird Name", Type: transform.MustType("text")},
-			{Name: "on", Type: transform.MustType("boolean")},
+			{Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true},
+			{Name: "email", Type: schema.MustType("text"), Unique: true, Samples: []string{canary + "@mail.example"}},
+			{Name: "full_name", Type: schema.MustType("text"), Samples: []string{canary}},
+			{Name: "notes", Type: schema.MustType("text"), Samples: []string{canary}},
+			{Name: "profile", Type: schema.MustType("jsonb"), Samples: []string{`{"ssn": "` + canary + `", "` + canary + `": {"email": "x@y.example"}}`}},
+			{Name: "contact", Type: schema.MustType("text"), Samples: []string{canary + "@a.example"}},
+			{Name: "created_at", Type: schema.MustType("timestamptz")},
+			{Name: "Weird Name", Type: schema.MustType("text")},
+			{Name: "on", Type: schema.MustType("boolean")},
 		}},
 		{Schema: "public", Name: "orders", Columns: []Column{
-			{Name: "id", Type: transform.MustType("uuid"), PrimaryKey: true},
-			{Name: "customer_id", Type: transform.MustType("bigint"), Ref: ref("customers", "id")},
-			{Name: "total", Type: transform.MustType("numeric(12,2)")},
-			{Name: "placed_on", Type: transform.MustType("date")},
+			{Name: "id", Type: schema.MustType("uuid"), PrimaryKey: true},
+			{Name: "customer_id", Type: schema.MustType("bigint"), Ref: ref("customers", "id")},
+			{Name: "total", Type: schema.MustType("numeric(12,2)")},
+			{Name: "placed_on", Type: schema.MustType("date")},
 		}},
 		{Schema: "public", Name: "items", Columns: []Column{
-			{Name: "order_id", Type: transform.MustType("uuid"), PrimaryKey: true, Ref: ref("orders", "id")},
-			{Name: "line", Type: transform.MustType("smallint"), PrimaryKey: true},
-			{Name: "sku", Type: transform.MustType("varchar(8)"), Unique: true},
+			{Name: "order_id", Type: schema.MustType("uuid"), PrimaryKey: true, Ref: ref("orders", "id")},
+			{Name: "line", Type: schema.MustType("smallint"), PrimaryKey: true},
+			{Name: "sku", Type: schema.MustType("varchar(8)"), Unique: true},
 		}},
 		{Schema: "billing", Name: "Invoices", Columns: []Column{
-			{Name: "code", Type: transform.MustType("varchar(8)"), PrimaryKey: true},
-			{Name: "iban", Type: transform.MustType("text")},
+			{Name: "code", Type: schema.MustType("varchar(8)"), PrimaryKey: true},
+			{Name: "iban", Type: schema.MustType("text")},
 		}},
 	}
 }
 
-func catalogOf(tables []*Table) transform.Catalog {
-	cat := transform.Catalog{}
+func catalogOf(tables []*Table) schema.Tables {
+	cat := schema.Tables{}
 	for _, t := range tables {
-		ct := &transform.Table{Schema: t.Schema, Name: t.Name}
+		ct := &schema.Table{Schema: t.Schema, Name: t.Name}
 		for _, c := range t.Columns {
-			ct.Columns = append(ct.Columns, transform.Column{Table: ct.QualifiedName(), Name: c.Name, Type: c.Type, PrimaryKey: c.PrimaryKey, Unique: c.Unique})
+			ct.Columns = append(ct.Columns, schema.Column{Table: ct.QualifiedName(), Name: c.Name, Type: c.Type, PrimaryKey: c.PrimaryKey, Unique: c.Unique})
 		}
-		cat[transform.TableName{Schema: t.Schema, Name: t.Name}] = ct
+		cat[schema.TableName{Schema: t.Schema, Name: t.Name}] = ct
 	}
 	return cat
 }
@@ -117,8 +117,8 @@ func TestNoSampledValueInOutput(t *testing.T) {
 		t.Errorf("the output holds a sampled value:\n%s", buf.String())
 	}
 	for _, c := range []Column{
-		{Name: "x", Type: transform.MustType("jsonb"), Samples: []string{`{"` + canary + `": "a@b.example", "k": "` + canary + `"}`}},
-		{Name: "x", Type: transform.MustType("text"), Samples: []string{canary, canary + "@x.example"}},
+		{Name: "x", Type: schema.MustType("jsonb"), Samples: []string{`{"` + canary + `": "a@b.example", "k": "` + canary + `"}`}},
+		{Name: "x", Type: schema.MustType("text"), Samples: []string{canary, canary + "@x.example"}},
 	} {
 		if p := Classify("t", c); strings.Contains(p.Rule+p.Reason, "CANARY") {
 			t.Errorf("Classify leaks the canary: %s # %s", p.Rule, p.Reason)

@@ -1,11 +1,10 @@
 package scan
 
 import (
+	"pgveil/schema"
 	"slices"
 	"strconv"
 	"strings"
-
-	"pgveil/transform"
 )
 
 // TenantHint is a proposed tenancy section: Column is named in several
@@ -74,12 +73,12 @@ func rank(name string) int {
 // that may create roles, so the file works without it.
 func tenancyComment(h TenantHint) string {
 	var b strings.Builder
-	b.WriteString("\n# This looks like a multi-tenant schema: " + transform.QuoteIdent(h.Column) + " is in " + strconv.Itoa(h.Tables) + " tables")
+	b.WriteString("\n# This looks like a multi-tenant schema: " + schema.QuoteIdent(h.Column) + " is in " + strconv.Itoa(h.Tables) + " tables")
 	if h.Ref != nil {
-		b.WriteString(" and references " + sqlName(h.Ref.Schema, h.Ref.Table))
+		b.WriteString(" and references " + schema.Qualified(h.Ref.Schema, h.Ref.Table))
 	}
 	b.WriteString(".\n# To give each tenant a role that sees only its rows (README, \"Per-customer dashboards\"),\n")
 	b.WriteString("# uncomment this, and mark tables every tenant may read with tenant: shared.\n")
-	b.WriteString("# tenancy:\n#   column: " + yamlKey(transform.QuoteIdent(h.Column)) + "\n")
+	b.WriteString("# tenancy:\n#   column: " + yamlKey(schema.QuoteIdent(h.Column)) + "\n")
 	return b.String()
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"pgveil/rules"
-	"pgveil/transform"
+	"pgveil/schema"
 )
 
 // tenantFixture is a small multi-tenant schema: account_id in three
@@ -16,20 +16,20 @@ func tenantFixture() []*Table {
 	ref := &Ref{Schema: "public", Table: "accounts", Column: "id"}
 	return []*Table{
 		{Schema: "public", Name: "accounts", Columns: []Column{
-			{Name: "id", Type: transform.MustType("bigint"), PrimaryKey: true},
-			{Name: "org_id", Type: transform.MustType("bigint")},
+			{Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true},
+			{Name: "org_id", Type: schema.MustType("bigint")},
 		}},
 		{Schema: "public", Name: "users", Columns: []Column{
-			{Name: "id", Type: transform.MustType("bigint"), PrimaryKey: true},
-			{Name: "account_id", Type: transform.MustType("bigint"), Ref: ref},
+			{Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true},
+			{Name: "account_id", Type: schema.MustType("bigint"), Ref: ref},
 		}},
 		{Schema: "public", Name: "orders", Columns: []Column{
-			{Name: "id", Type: transform.MustType("bigint"), PrimaryKey: true},
-			{Name: "account_id", Type: transform.MustType("bigint"), Ref: ref},
+			{Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true},
+			{Name: "account_id", Type: schema.MustType("bigint"), Ref: ref},
 		}},
 		{Schema: "public", Name: "events", Columns: []Column{
-			{Name: "id", Type: transform.MustType("bigint"), PrimaryKey: true},
-			{Name: "account_id", Type: transform.MustType("bigint")},
+			{Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true},
+			{Name: "account_id", Type: schema.MustType("bigint")},
 		}},
 	}
 }

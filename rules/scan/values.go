@@ -2,14 +2,13 @@ package scan
 
 import (
 	"bytes"
+	"pgveil/schema"
 	"regexp"
 	"strings"
 	"sync"
 	"unicode"
 
 	"github.com/brianvoe/gofakeit/v7/data"
-
-	"pgveil/transform"
 )
 
 // This file recognises what sampled values hold from the values alone:
@@ -527,11 +526,11 @@ func binaryName(name string) bool {
 
 // sampledType reports whether a column of type t is sampled, and whether
 // as binary (a prefix of its bytes) rather than text.
-func sampledType(t transform.Type) (sampled, binary bool) {
+func sampledType(t schema.Type) (sampled, binary bool) {
 	switch t.Kind {
-	case transform.KindBytea:
+	case schema.KindBytea:
 		return !t.IsArray(), !t.IsArray()
-	case transform.KindText, transform.KindJSON, transform.KindJSONB, transform.KindInet, transform.KindInt, transform.KindNumeric:
+	case schema.KindText, schema.KindJSON, schema.KindJSONB, schema.KindInet, schema.KindInt, schema.KindNumeric:
 		return true, false
 	}
 	return false, false

@@ -1,10 +1,9 @@
 package scan
 
 import (
+	"pgveil/schema"
 	"strings"
 	"testing"
-
-	"pgveil/transform"
 )
 
 func TestPersonName(t *testing.T) {
@@ -145,35 +144,35 @@ func TestClassifyByValues(t *testing.T) {
 		c     Column
 		rule  string
 	}{
-		{"passengers", Column{Name: "name", Type: transform.MustType("text"), Samples: []string{"Braund, Mr. Owen Harris", "Heikkinen, Miss. Laina", "Futrelle, Mrs. Jacques Heath (Lily May Peel)", "Allen, Mr. William Henry", "Moran, Mr. James"}}, "{fake: name}"},
-		{"guests", Column{Name: "name", Type: transform.MustType("text")}, "{fake: name}"},
-		{"products", Column{Name: "name", Type: transform.MustType("text"), Samples: []string{"Shoe 1", "Hat", "Red scarf", "Blue boots"}}, "keep"},
-		{"film", Column{Name: "title", Type: transform.MustType("text"), Samples: []string{"ACADEMY DINOSAUR", "ACE GOLDFINGER", "ADAPTATION HOLES"}}, "keep"},
-		{"film", Column{Name: "description", Type: transform.MustType("text"), Samples: []string{"A Epic Drama of a Feminist And a Mad Scientist who must Battle a Teacher in The Canadian Rockies"}}, "keep"},
-		{"people", Column{Name: "hometown", Type: transform.MustType("text"), Samples: []string{"St Louis, MO", "Bangor, ME", "Montreal, PQ / Chesterville, ON"}}, "{fake: city}"},
-		{"things", Column{Name: "origin", Type: transform.MustType("text"), Samples: []string{"St Louis, MO", "Bangor, ME", "New York, NY"}}, "{fake: city}"},
-		{"t", Column{Name: "who", Type: transform.MustType("text"), Samples: []string{"John Smith", "Mary Johnson", "Robert Brown CANARY"[:12], "Linda Davis"}}, "{fake: name}"},
-		{"t", Column{Name: "loc", Type: transform.MustType("text"), Samples: []string{"47 MySakila Drive", "1913 Hanoi Way", "123 Main St."}}, "{fake: street}"},
-		{"passengers", Column{Name: "ticket", Type: transform.MustType("text"), Samples: []string{"A/5 21171", "PC 17599", "113803"}}, "hash"},
-		{"passengers", Column{Name: "tkt", Type: transform.MustType("text"), Samples: []string{"A/5 21171", "PC 17599", "113803", "373450", "STON/O2. 3101282"}}, "hash"},
-		{"passengers", Column{Name: "cabin", Type: transform.MustType("text"), Samples: []string{"C85", "C123", "E46", "B57 B59 B63 B66"}}, "hash"},
-		{"passengers", Column{Name: "deck_pos", Type: transform.MustType("text"), Samples: []string{"C85", "C123", "E46", "B57 B59 B63 B66"}}, "hash"},
-		{"products", Column{Name: "code", Type: transform.MustType("text"), Samples: []string{"X7K2PQ", "A8B9C1", "Z2Y3X4"}}, "keep"},
-		{"members", Column{Name: "code", Type: transform.MustType("text"), Samples: []string{"X7K2PQ", "A8B9C1", "Z2Y3X4"}}, "hash"},
-		{"t", Column{Name: "cc", Type: transform.MustType("text"), Samples: []string{"4111 1111 1111 1112", "5500 0000 0000 0001"}}, "{fake: credit_card}"},
-		{"t", Column{Name: "cc", Type: transform.MustType("bigint"), Samples: rep("4111111111111111", "5500000000000004")}, "hash"},
-		{"staff", Column{Name: "picture", Type: transform.MustType("bytea"), Samples: []string{png, png}}, "drop"},
-		{"things", Column{Name: "blob1", Type: transform.MustType("bytea"), Samples: []string{"%PDF-1.4\n"}}, "drop"},
-		{"things", Column{Name: "avatar", Type: transform.MustType("bytea")}, "drop"},
-		{"things", Column{Name: "digest", Type: transform.MustType("bytea"), Samples: []string{"\x01\x02\x03"}}, "keep"},
-		{"address", Column{Name: "address2", Type: transform.MustType("text")}, "{fake: street}"},
-		{"address", Column{Name: "address_line_2", Type: transform.MustType("text")}, "{fake: street}"},
-		{"customer", Column{Name: "uuid", Type: transform.MustType("uuid")}, "hash"},
-		{"customer", Column{Name: "stripe_customer_id", Type: transform.MustType("text"), Samples: []string{"cus_N1a2b3c4", "cus_Z9y8x7w6"}}, "hash"},
-		{"customer", Column{Name: "external_id", Type: transform.MustType("text")}, "hash"},
-		{"orders", Column{Name: "session_id", Type: transform.MustType("text"), Samples: []string{"s3ss10nA1", "s3ss10nB2", "s3ss10nC3"}}, "hash"},
-		{"customer", Column{Name: "notes", Type: transform.MustType("text"), Samples: []string{"likes cats"}}, "drop"},
-		{"rating", Column{Name: "label", Type: transform.MustType("text"), Samples: []string{"PG-13", "G", "R"}}, "keep"},
+		{"passengers", Column{Name: "name", Type: schema.MustType("text"), Samples: []string{"Braund, Mr. Owen Harris", "Heikkinen, Miss. Laina", "Futrelle, Mrs. Jacques Heath (Lily May Peel)", "Allen, Mr. William Henry", "Moran, Mr. James"}}, "{fake: name}"},
+		{"guests", Column{Name: "name", Type: schema.MustType("text")}, "{fake: name}"},
+		{"products", Column{Name: "name", Type: schema.MustType("text"), Samples: []string{"Shoe 1", "Hat", "Red scarf", "Blue boots"}}, "keep"},
+		{"film", Column{Name: "title", Type: schema.MustType("text"), Samples: []string{"ACADEMY DINOSAUR", "ACE GOLDFINGER", "ADAPTATION HOLES"}}, "keep"},
+		{"film", Column{Name: "description", Type: schema.MustType("text"), Samples: []string{"A Epic Drama of a Feminist And a Mad Scientist who must Battle a Teacher in The Canadian Rockies"}}, "keep"},
+		{"people", Column{Name: "hometown", Type: schema.MustType("text"), Samples: []string{"St Louis, MO", "Bangor, ME", "Montreal, PQ / Chesterville, ON"}}, "{fake: city}"},
+		{"things", Column{Name: "origin", Type: schema.MustType("text"), Samples: []string{"St Louis, MO", "Bangor, ME", "New York, NY"}}, "{fake: city}"},
+		{"t", Column{Name: "who", Type: schema.MustType("text"), Samples: []string{"John Smith", "Mary Johnson", "Robert Brown CANARY"[:12], "Linda Davis"}}, "{fake: name}"},
+		{"t", Column{Name: "loc", Type: schema.MustType("text"), Samples: []string{"47 MySakila Drive", "1913 Hanoi Way", "123 Main St."}}, "{fake: street}"},
+		{"passengers", Column{Name: "ticket", Type: schema.MustType("text"), Samples: []string{"A/5 21171", "PC 17599", "113803"}}, "hash"},
+		{"passengers", Column{Name: "tkt", Type: schema.MustType("text"), Samples: []string{"A/5 21171", "PC 17599", "113803", "373450", "STON/O2. 3101282"}}, "hash"},
+		{"passengers", Column{Name: "cabin", Type: schema.MustType("text"), Samples: []string{"C85", "C123", "E46", "B57 B59 B63 B66"}}, "hash"},
+		{"passengers", Column{Name: "deck_pos", Type: schema.MustType("text"), Samples: []string{"C85", "C123", "E46", "B57 B59 B63 B66"}}, "hash"},
+		{"products", Column{Name: "code", Type: schema.MustType("text"), Samples: []string{"X7K2PQ", "A8B9C1", "Z2Y3X4"}}, "keep"},
+		{"members", Column{Name: "code", Type: schema.MustType("text"), Samples: []string{"X7K2PQ", "A8B9C1", "Z2Y3X4"}}, "hash"},
+		{"t", Column{Name: "cc", Type: schema.MustType("text"), Samples: []string{"4111 1111 1111 1112", "5500 0000 0000 0001"}}, "{fake: credit_card}"},
+		{"t", Column{Name: "cc", Type: schema.MustType("bigint"), Samples: rep("4111111111111111", "5500000000000004")}, "hash"},
+		{"staff", Column{Name: "picture", Type: schema.MustType("bytea"), Samples: []string{png, png}}, "drop"},
+		{"things", Column{Name: "blob1", Type: schema.MustType("bytea"), Samples: []string{"%PDF-1.4\n"}}, "drop"},
+		{"things", Column{Name: "avatar", Type: schema.MustType("bytea")}, "drop"},
+		{"things", Column{Name: "digest", Type: schema.MustType("bytea"), Samples: []string{"\x01\x02\x03"}}, "keep"},
+		{"address", Column{Name: "address2", Type: schema.MustType("text")}, "{fake: street}"},
+		{"address", Column{Name: "address_line_2", Type: schema.MustType("text")}, "{fake: street}"},
+		{"customer", Column{Name: "uuid", Type: schema.MustType("uuid")}, "hash"},
+		{"customer", Column{Name: "stripe_customer_id", Type: schema.MustType("text"), Samples: []string{"cus_N1a2b3c4", "cus_Z9y8x7w6"}}, "hash"},
+		{"customer", Column{Name: "external_id", Type: schema.MustType("text")}, "hash"},
+		{"orders", Column{Name: "session_id", Type: schema.MustType("text"), Samples: []string{"s3ss10nA1", "s3ss10nB2", "s3ss10nC3"}}, "hash"},
+		{"customer", Column{Name: "notes", Type: schema.MustType("text"), Samples: []string{"likes cats"}}, "drop"},
+		{"rating", Column{Name: "label", Type: schema.MustType("text"), Samples: []string{"PG-13", "G", "R"}}, "keep"},
 	} {
 		p := Classify(tt.table, tt.c)
 		if p.Rule != tt.rule {

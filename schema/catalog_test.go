@@ -1,11 +1,10 @@
-package source
+package schema_test
 
 import (
+	"pgveil/schema"
 	"reflect"
 	"slices"
 	"testing"
-
-	"pgveil/transform"
 )
 
 const catalogSchema = `
@@ -71,11 +70,11 @@ func TestReadCatalog(t *testing.T) {
 	conn, _ := newDB(t, catalogSchema)
 	ctx := testContext(t)
 
-	names, err := ListTables(ctx, conn)
+	names, err := schema.ListTables(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantNames := []transform.TableName{
+	wantNames := []schema.TableName{
 		{Schema: "Sales", Name: "Orders"},
 		{Schema: "public", Name: "accounts"},
 		{Schema: "public", Name: "events"},
@@ -88,7 +87,7 @@ func TestReadCatalog(t *testing.T) {
 		t.Errorf("ListTables = %v, want %v (partitions left out)", names, wantNames)
 	}
 
-	cat, err := ReadCatalog(ctx, conn, append(names, tn("public.nope")))
+	cat, err := schema.ReadCatalog(ctx, conn, append(names, tn("public.nope")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,48 +95,48 @@ func TestReadCatalog(t *testing.T) {
 		t.Errorf("catalog has %d tables, want %d (the missing one absent)", len(cat.Tables), len(wantNames))
 	}
 
-	mood := transform.Type{Name: "public.mood", Kind: transform.KindOther}
+	mood := schema.Type{Name: "public.mood", Kind: schema.KindOther}
 	moods := mood
 	moods.ArrayDims = 1
-	varchar50 := transform.MustType("varchar(50)")
-	varchar50s := transform.MustType("varchar(50)[]")
-	textArray2 := transform.MustType("text[][]")
+	varchar50 := schema.MustType("varchar(50)")
+	varchar50s := schema.MustType("varchar(50)[]")
+	textArray2 := schema.MustType("text[][]")
 	if textArray2.ArrayDims != 2 {
 		t.Fatalf("transform.MustType(text[][]).ArrayDims = %d", textArray2.ArrayDims)
 	}
 	wantTypes := []struct {
 		col string
-		typ transform.Type
+		typ schema.Type
 	}{
-		{"id", transform.Type{Name: "bigint", Kind: transform.KindInt, Bits: 64}},
-		{"s", transform.Type{Name: "smallint", Kind: transform.KindInt, Bits: 16}},
-		{"i", transform.Type{Name: "integer", Kind: transform.KindInt, Bits: 32}},
-		{"b", transform.Type{Name: "bigint", Kind: transform.KindInt, Bits: 64}},
-		{"n102", transform.Type{Name: "numeric", Kind: transform.KindNumeric, Precision: 10, Scale: 2}},
-		{"n", transform.Type{Name: "numeric", Kind: transform.KindNumeric}},
-		{"r", transform.Type{Name: "real", Kind: transform.KindFloat, Bits: 32}},
-		{"d", transform.Type{Name: "double precision", Kind: transform.KindFloat, Bits: 64}},
-		{"t", transform.Type{Name: "text", Kind: transform.KindText}},
-		{"vc", transform.Type{Name: "character varying", Kind: transform.KindText, Length: 20}},
-		{"ch", transform.Type{Name: "character", Kind: transform.KindText, Length: 5}},
-		{"bo", transform.Type{Name: "boolean", Kind: transform.KindBool}},
-		{"dt", transform.Type{Name: "date", Kind: transform.KindDate}},
-		{"ts", transform.Type{Name: "timestamp without time zone", Kind: transform.KindTimestamp, Mod: "(3)"}},
-		{"tstz", transform.Type{Name: "timestamp with time zone", Kind: transform.KindTimestampTZ}},
-		{"tm", transform.Type{Name: "time without time zone", Kind: transform.KindTime}},
-		{"iv", transform.Type{Name: "interval", Kind: transform.KindInterval}},
-		{"u", transform.Type{Name: "uuid", Kind: transform.KindUUID}},
-		{"by", transform.Type{Name: "bytea", Kind: transform.KindBytea}},
-		{"j", transform.Type{Name: "json", Kind: transform.KindJSON}},
-		{"jb", transform.Type{Name: "jsonb", Kind: transform.KindJSONB}},
-		{"ip", transform.Type{Name: "inet", Kind: transform.KindInet}},
-		{"ia", transform.Type{Name: "integer", Kind: transform.KindInt, Bits: 32, ArrayDims: 1}},
-		{"tt", transform.Type{Name: "text", Kind: transform.KindText, ArrayDims: 2}},
+		{"id", schema.Type{Name: "bigint", Kind: schema.KindInt, Bits: 64}},
+		{"s", schema.Type{Name: "smallint", Kind: schema.KindInt, Bits: 16}},
+		{"i", schema.Type{Name: "integer", Kind: schema.KindInt, Bits: 32}},
+		{"b", schema.Type{Name: "bigint", Kind: schema.KindInt, Bits: 64}},
+		{"n102", schema.Type{Name: "numeric", Kind: schema.KindNumeric, Precision: 10, Scale: 2}},
+		{"n", schema.Type{Name: "numeric", Kind: schema.KindNumeric}},
+		{"r", schema.Type{Name: "real", Kind: schema.KindFloat, Bits: 32}},
+		{"d", schema.Type{Name: "double precision", Kind: schema.KindFloat, Bits: 64}},
+		{"t", schema.Type{Name: "text", Kind: schema.KindText}},
+		{"vc", schema.Type{Name: "character varying", Kind: schema.KindText, Length: 20}},
+		{"ch", schema.Type{Name: "character", Kind: schema.KindText, Length: 5}},
+		{"bo", schema.Type{Name: "boolean", Kind: schema.KindBool}},
+		{"dt", schema.Type{Name: "date", Kind: schema.KindDate}},
+		{"ts", schema.Type{Name: "timestamp without time zone", Kind: schema.KindTimestamp, Mod: "(3)"}},
+		{"tstz", schema.Type{Name: "timestamp with time zone", Kind: schema.KindTimestampTZ}},
+		{"tm", schema.Type{Name: "time without time zone", Kind: schema.KindTime}},
+		{"iv", schema.Type{Name: "interval", Kind: schema.KindInterval}},
+		{"u", schema.Type{Name: "uuid", Kind: schema.KindUUID}},
+		{"by", schema.Type{Name: "bytea", Kind: schema.KindBytea}},
+		{"j", schema.Type{Name: "json", Kind: schema.KindJSON}},
+		{"jb", schema.Type{Name: "jsonb", Kind: schema.KindJSONB}},
+		{"ip", schema.Type{Name: "inet", Kind: schema.KindInet}},
+		{"ia", schema.Type{Name: "integer", Kind: schema.KindInt, Bits: 32, ArrayDims: 1}},
+		{"tt", schema.Type{Name: "text", Kind: schema.KindText, ArrayDims: 2}},
 		{"email", varchar50},
 		{"email2", varchar50},
 		{"m", mood},
 		{"ms", moods},
-		{"st", transform.Type{Name: `"Sales"."Status"`, Kind: transform.KindOther}},
+		{"st", schema.Type{Name: `"Sales"."Status"`, Kind: schema.KindOther}},
 		{"ea", varchar50s},
 	}
 	every := cat.Tables[tn("public.everything")]
@@ -265,11 +264,11 @@ func TestReadCatalog(t *testing.T) {
 func TestReadCatalogEmpty(t *testing.T) {
 	t.Parallel()
 	conn, _ := newDB(t, "")
-	cat, err := ReadCatalog(testContext(t), conn, nil)
+	cat, err := schema.ReadCatalog(testContext(t), conn, nil)
 	if err != nil || len(cat.Tables) != 0 || cat.Info == nil || cat.Enums == nil {
 		t.Fatalf("ReadCatalog(nil) = %+v, %v", cat, err)
 	}
-	cat, err = ReadCatalog(testContext(t), conn, []transform.TableName{tn("public.nope")})
+	cat, err = schema.ReadCatalog(testContext(t), conn, []schema.TableName{tn("public.nope")})
 	if err != nil || len(cat.Tables) != 0 {
 		t.Fatalf("ReadCatalog(missing) = %+v, %v", cat, err)
 	}

@@ -1,4 +1,4 @@
-package transform
+package schema
 
 // State says whether a Value holds data.
 type State uint8

@@ -1,4 +1,4 @@
-package transform
+package schema
 
 import "strings"
 
@@ -53,16 +53,21 @@ type TableName struct{ Schema, Name string }
 
 // QualifiedName is schema.name, each part quoted where SQL needs it
 // (QuoteIdent): how messages and generated SQL name a table.
-func (n TableName) QualifiedName() string { return QuoteIdent(n.Schema) + "." + QuoteIdent(n.Name) }
+func (n TableName) QualifiedName() string { return Qualified(n.Schema, n.Name) }
+
+// Qualified is schemaName.name, each part quoted where SQL needs it.
+func Qualified(schemaName, name string) string {
+	return QuoteIdent(schemaName) + "." + QuoteIdent(name)
+}
 
 // Catalog maps table names to tables.
-type Catalog map[TableName]*Table
+type Tables map[TableName]*Table
 
 // Lookup returns the table, or nil.
-func (c Catalog) Lookup(schema, name string) *Table { return c[TableName{schema, name}] }
+func (c Tables) Lookup(schema, name string) *Table { return c[TableName{schema, name}] }
 
 // Add puts t in the catalog, filling in each column's Table field.
-func (c Catalog) Add(t *Table) {
+func (c Tables) Add(t *Table) {
 	for i := range t.Columns {
 		t.Columns[i].Table = t.QualifiedName()
 	}
@@ -91,6 +96,16 @@ func QuoteIdents(names []string) string {
 		q[i] = QuoteIdent(n)
 	}
 	return strings.Join(q, ", ")
+}
+
+// QuoteLiteral quotes s as a SQL string literal. It doubles quotes, and
+// writes an E” literal with doubled backslashes when s holds one, so the
+// literal means s whatever standard_conforming_strings says.
+func QuoteLiteral(s string) string {
+	if strings.Contains(s, `\`) {
+		return "E'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
+	}
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // reservedWords are the keywords PostgreSQL does not accept as bare

@@ -1,4 +1,4 @@
-package source
+package schema
 
 import (
 	"context"
@@ -8,17 +8,15 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-
-	"pgveil/transform"
 )
 
 // Catalog is what pgveil knows of the source tables it replicates.
 type Catalog struct {
 	// Tables are the tables as transformers see them (the rules compile
 	// against this).
-	Tables transform.Catalog
+	Tables Tables
 	// Info holds what replication needs to know beyond the columns.
-	Info map[transform.TableName]*TableInfo
+	Info map[TableName]*TableInfo
 	// Enums maps each enum type used by a column (by its schema-qualified,
 	// quoted-where-needed name, as in transform.Type.Name) to its labels in
 	// sort order.
@@ -55,7 +53,7 @@ type TableInfo struct {
 }
 
 // Table returns the catalog's table and its info, or nils.
-func (c *Catalog) Table(n transform.TableName) (*transform.Table, *TableInfo) {
+func (c *Catalog) Table(n TableName) (*Table, *TableInfo) {
 	return c.Tables[n], c.Info[n]
 }
 
@@ -63,7 +61,7 @@ func (c *Catalog) Table(n transform.TableName) (*transform.Table, *TableInfo) {
 // pg_catalog, information_schema, pg_toast and temporary schemas, sorted by
 // schema and name. Partitions are left out: their rows replicate through
 // their partitioned table.
-func ListTables(ctx context.Context, conn *pgx.Conn) ([]transform.TableName, error) {
+func ListTables(ctx context.Context, conn *pgx.Conn) ([]TableName, error) {
 	rows, err := conn.Query(ctx, `
 SELECT n.nspname::text, c.relname::text
 FROM pg_catalog.pg_class c
@@ -75,15 +73,15 @@ WHERE c.relkind IN ('r', 'p')
   AND n.nspname !~ '^pg_temp_'
 ORDER BY 1, 2`)
 	if err != nil {
-		return nil, wrapSQL(err, "listing source tables")
+		return nil, WrapSQL(err, "listing source tables")
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (transform.TableName, error) {
-		var n transform.TableName
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableName, error) {
+		var n TableName
 		err := r.Scan(&n.Schema, &n.Name)
 		return n, err
 	})
 	if err != nil {
-		return nil, wrapSQL(err, "listing source tables")
+		return nil, WrapSQL(err, "listing source tables")
 	}
 	return out, nil
 }
@@ -98,10 +96,10 @@ ORDER BY 1, 2`)
 // ("public.mood"); arrays keep their element's treatment ("public.mood[]").
 // An array column declared with more dimensions (text[][]) keeps them in
 // ArrayDims. Tables that do not exist are absent from the result.
-func ReadCatalog(ctx context.Context, conn *pgx.Conn, tables []transform.TableName) (*Catalog, error) {
+func ReadCatalog(ctx context.Context, conn *pgx.Conn, tables []TableName) (*Catalog, error) {
 	cat := &Catalog{
-		Tables: transform.Catalog{},
-		Info:   map[transform.TableName]*TableInfo{},
+		Tables: Tables{},
+		Info:   map[TableName]*TableInfo{},
 		Enums:  map[string][]string{},
 	}
 	if len(tables) == 0 {
@@ -116,13 +114,13 @@ func ReadCatalog(ctx context.Context, conn *pgx.Conn, tables []transform.TableNa
 	// with pg_catalog alone, that is every user-defined type.
 	for _, s := range []string{
 		"SET LOCAL search_path = pg_catalog",
-		"SET LOCAL statement_timeout = '" + statementTimeout + "'",
+		"SET LOCAL statement_timeout = '" + catalogStatementTimeout + "'",
 	} {
 		if _, err := tx.Exec(ctx, s); err != nil {
-			return nil, wrapSQL(err, "reading the source catalog")
+			return nil, WrapSQL(err, "reading the source catalog")
 		}
 	}
-	version, err := serverVersion(ctx, tx)
+	version, err := ServerVersion(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +131,11 @@ func ReadCatalog(ctx context.Context, conn *pgx.Conn, tables []transform.TableNa
 	}
 	return cat, nil
 }
+
+// catalogStatementTimeout bounds each catalog query: reading the catalog
+// takes no lock production's migrations wait on, but a stuck query must
+// not hold a snapshot open on production.
+const catalogStatementTimeout = "30s"
 
 // catalogReader holds the state of one ReadCatalog call.
 type catalogReader struct {
@@ -149,7 +152,7 @@ type catalogReader struct {
 
 // relation is one table being read.
 type relation struct {
-	name     transform.TableName
+	name     TableName
 	info     *TableInfo
 	relkind  byte
 	attrs    []attribute
@@ -183,7 +186,7 @@ type pgType struct {
 	qualName string
 }
 
-func (r *catalogReader) read(tables []transform.TableName) error {
+func (r *catalogReader) read(tables []TableName) error {
 	if err := r.readRelations(tables); err != nil {
 		return err
 	}
@@ -204,7 +207,7 @@ func (r *catalogReader) read(tables []transform.TableName) error {
 	return r.readEnums()
 }
 
-func (r *catalogReader) readRelations(tables []transform.TableName) error {
+func (r *catalogReader) readRelations(tables []TableName) error {
 	schemas := make([]string, len(tables))
 	names := make([]string, len(tables))
 	for i, t := range tables {
@@ -218,7 +221,7 @@ JOIN pg_namespace n ON n.nspname = w.nsp
 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel
 WHERE c.relkind IN ('r', 'p')`, schemas, names)
 	if err != nil {
-		return wrapSQL(err, "reading the source catalog: tables")
+		return WrapSQL(err, "reading the source catalog: tables")
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -230,9 +233,9 @@ WHERE c.relkind IN ('r', 'p')`, schemas, names)
 			schema, relname string
 		)
 		if err := rows.Scan(&info.OID, &schema, &relname, &relkind, &ident, &tuples, &info.Pages); err != nil {
-			return wrapSQL(err, "reading the source catalog: tables")
+			return WrapSQL(err, "reading the source catalog: tables")
 		}
-		rel.name = transform.TableName{Schema: schema, Name: relname}
+		rel.name = TableName{Schema: schema, Name: relname}
 		rel.relkind = relkind[0]
 		info.ReplicaIdentity = ident[0]
 		info.Partitioned = rel.relkind == 'p'
@@ -247,7 +250,7 @@ WHERE c.relkind IN ('r', 'p')`, schemas, names)
 		r.rels = append(r.rels, &rel)
 	}
 	if err := rows.Err(); err != nil {
-		return wrapSQL(err, "reading the source catalog: tables")
+		return WrapSQL(err, "reading the source catalog: tables")
 	}
 	return nil
 }
@@ -284,7 +287,7 @@ FROM pg_attribute a
 WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum`, r.oids())
 	if err != nil {
-		return wrapSQL(err, "reading the source catalog: columns")
+		return WrapSQL(err, "reading the source catalog: columns")
 	}
 	defer rows.Close()
 	var typeOIDs []uint32
@@ -294,7 +297,7 @@ ORDER BY a.attrelid, a.attnum`, r.oids())
 			a     attribute
 		)
 		if err := rows.Scan(&relid, &a.num, &a.name, &a.typeOID, &a.typmod, &a.ndims, &a.notNull, &a.generated, &a.sqlType, &a.collation); err != nil {
-			return wrapSQL(err, "reading the source catalog: columns")
+			return WrapSQL(err, "reading the source catalog: columns")
 		}
 		if rel := r.byOID(relid); rel != nil {
 			rel.attrs = append(rel.attrs, a)
@@ -302,7 +305,7 @@ ORDER BY a.attrelid, a.attnum`, r.oids())
 		typeOIDs = append(typeOIDs, a.typeOID)
 	}
 	if err := rows.Err(); err != nil {
-		return wrapSQL(err, "reading the source catalog: columns")
+		return WrapSQL(err, "reading the source catalog: columns")
 	}
 	return r.loadTypes(typeOIDs)
 }
@@ -325,7 +328,7 @@ SELECT t.oid, t.typtype::text, t.typbasetype, t.typtypmod, t.typelem,
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE t.oid = ANY($1::oid[])`, missing)
 	if err != nil {
-		return wrapSQL(err, "reading the source catalog: types")
+		return WrapSQL(err, "reading the source catalog: types")
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -334,13 +337,13 @@ WHERE t.oid = ANY($1::oid[])`, missing)
 			t   pgType
 		)
 		if err := rows.Scan(&oid, &t.typtype, &t.base, &t.basemod, &t.elem, &t.isArray, &t.nspname, &t.typname); err != nil {
-			return wrapSQL(err, "reading the source catalog: types")
+			return WrapSQL(err, "reading the source catalog: types")
 		}
-		t.qualName = transform.QuoteIdent(t.nspname) + "." + transform.QuoteIdent(t.typname)
+		t.qualName = QuoteIdent(t.nspname) + "." + QuoteIdent(t.typname)
 		r.types[oid] = &t
 	}
 	if err := rows.Err(); err != nil {
-		return wrapSQL(err, "reading the source catalog: types")
+		return WrapSQL(err, "reading the source catalog: types")
 	}
 	for _, o := range missing {
 		if _, ok := r.types[o]; !ok {
@@ -354,11 +357,11 @@ WHERE t.oid = ANY($1::oid[])`, missing)
 // and attndims ndims: domains become their base type, composite types
 // text, enums and other types defined outside pg_catalog keep their
 // qualified name.
-func (r *catalogReader) resolve(oid uint32, typmod, ndims int32) (transform.Type, error) {
+func (r *catalogReader) resolve(oid uint32, typmod, ndims int32) (Type, error) {
 	dims := 0
 	for range 100 { // domains over domains over arrays...: bounded
 		if err := r.loadTypes([]uint32{oid}); err != nil {
-			return transform.Type{}, err
+			return Type{}, err
 		}
 		t := r.types[oid]
 		switch {
@@ -370,33 +373,33 @@ func (r *catalogReader) resolve(oid uint32, typmod, ndims int32) (transform.Type
 			oid = t.elem
 			continue
 		}
-		var out transform.Type
+		var out Type
 		switch {
 		case t.typtype == "e":
-			out = transform.Type{Name: t.qualName, Kind: transform.KindOther}
+			out = Type{Name: t.qualName, Kind: KindOther}
 			r.enumTypes[oid] = t.qualName
 		case t.nspname == "pg_catalog":
 			key := [2]int64{int64(oid), int64(typmod)}
 			s, ok := r.formatted[key]
 			if !ok {
 				if err := r.tx.QueryRow(r.ctx, "SELECT format_type($1::oid, $2::int)", oid, typmod).Scan(&s); err != nil {
-					return transform.Type{}, wrapSQL(err, "reading the source catalog: formatting type %d", oid)
+					return Type{}, WrapSQL(err, "reading the source catalog: formatting type %d", oid)
 				}
 				r.formatted[key] = s
 			}
 			var err error
-			if out, err = transform.ParseType(s); err != nil {
-				return transform.Type{}, fmt.Errorf("type %s: %w", s, err)
+			if out, err = ParseType(s); err != nil {
+				return Type{}, fmt.Errorf("type %s: %w", s, err)
 			}
 		case t.typtype == "b" && t.typname == "citext":
-			out = transform.MustType("citext")
+			out = MustType("citext")
 		case t.typtype == "c":
 			// A composite type would have to exist in the replica, with
 			// every type it is made of: its values are replicated as
 			// their text form, "(EUR,1999)", into text.
-			out = transform.MustType("text")
+			out = MustType("text")
 		default:
-			out = transform.Type{Name: t.qualName, Kind: transform.KindOther}
+			out = Type{Name: t.qualName, Kind: KindOther}
 		}
 		if dims > 0 && int(ndims) > dims {
 			dims = int(ndims)
@@ -404,7 +407,7 @@ func (r *catalogReader) resolve(oid uint32, typmod, ndims int32) (transform.Type
 		out.ArrayDims = dims
 		return out, nil
 	}
-	return transform.Type{}, fmt.Errorf("type %d: domain or array nesting too deep", oid)
+	return Type{}, fmt.Errorf("type %d: domain or array nesting too deep", oid)
 }
 
 func (r *catalogReader) readIndexes() error {
@@ -418,7 +421,7 @@ SELECT i.indrelid, i.indisprimary, i.indisreplident, i.indisunique AND i.indisva
 FROM pg_index i
 WHERE i.indrelid = ANY($1::oid[])`, r.oids())
 	if err != nil {
-		return wrapSQL(err, "reading the source catalog: indexes")
+		return WrapSQL(err, "reading the source catalog: indexes")
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -429,7 +432,7 @@ WHERE i.indrelid = ANY($1::oid[])`, r.oids())
 			indkey                 string
 		)
 		if err := rows.Scan(&relid, &primary, &ident, &unique, &nkeys, &indkey); err != nil {
-			return wrapSQL(err, "reading the source catalog: indexes")
+			return WrapSQL(err, "reading the source catalog: indexes")
 		}
 		rel := r.byOID(relid)
 		if rel == nil {
@@ -457,7 +460,7 @@ WHERE i.indrelid = ANY($1::oid[])`, r.oids())
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return wrapSQL(err, "reading the source catalog: indexes")
+		return WrapSQL(err, "reading the source catalog: indexes")
 	}
 	return nil
 }
@@ -465,7 +468,7 @@ WHERE i.indrelid = ANY($1::oid[])`, r.oids())
 // build fills in the table and its info from what was read.
 func (r *catalogReader) build(rel *relation) error {
 	info := rel.info
-	t := &transform.Table{Schema: rel.name.Schema, Name: rel.name.Name, Partitioned: rel.relkind == 'p'}
+	t := &Table{Schema: rel.name.Schema, Name: rel.name.Name, Partitioned: rel.relkind == 'p'}
 	names := map[int16]string{}
 	for _, a := range rel.attrs {
 		names[a.num] = a.name
@@ -507,9 +510,9 @@ func (r *catalogReader) build(rel *relation) error {
 		}
 		typ, err := r.resolve(a.typeOID, a.typmod, a.ndims)
 		if err != nil {
-			return fmt.Errorf("reading the source catalog: %s.%s: %w", rel.name.QualifiedName(), transform.QuoteIdent(a.name), err)
+			return fmt.Errorf("reading the source catalog: %s.%s: %w", rel.name.QualifiedName(), QuoteIdent(a.name), err)
 		}
-		t.Columns = append(t.Columns, transform.Column{
+		t.Columns = append(t.Columns, Column{
 			Name:       a.name,
 			Type:       typ,
 			NotNull:    a.notNull,
@@ -543,7 +546,7 @@ SELECT enumtypid, enumlabel::text FROM pg_enum
 WHERE enumtypid = ANY($1::oid[])
 ORDER BY enumtypid, enumsortorder`, oids)
 	if err != nil {
-		return wrapSQL(err, "reading the source catalog: enum labels")
+		return WrapSQL(err, "reading the source catalog: enum labels")
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -552,13 +555,13 @@ ORDER BY enumtypid, enumsortorder`, oids)
 			label string
 		)
 		if err := rows.Scan(&oid, &label); err != nil {
-			return wrapSQL(err, "reading the source catalog: enum labels")
+			return WrapSQL(err, "reading the source catalog: enum labels")
 		}
 		name := r.enumTypes[oid]
 		r.cat.Enums[name] = append(r.cat.Enums[name], label)
 	}
 	if err := rows.Err(); err != nil {
-		return wrapSQL(err, "reading the source catalog: enum labels")
+		return WrapSQL(err, "reading the source catalog: enum labels")
 	}
 	for _, name := range r.enumTypes {
 		if _, ok := r.cat.Enums[name]; !ok {
