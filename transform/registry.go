@@ -159,6 +159,16 @@ type Rule struct {
 	OnError string
 }
 
+// Short names the rule as messages show it: the bare name when it has no
+// parameters, "{name: ...}" (the rules file's own shape) when it has some,
+// which a message never spells out.
+func (r Rule) Short() string {
+	if len(r.Args) == 0 {
+		return r.Name
+	}
+	return "{" + r.Name + ": ...}"
+}
+
 // PathRule is one entry of a json transformer: a path and its rule.
 type PathRule struct {
 	Path      string

@@ -85,3 +85,19 @@ func TestCharColumnsArePadded(t *testing.T) {
 		t.Errorf("hash on char(40): %q", got)
 	}
 }
+
+// Messages name a rule the way the rules file writes it, never its
+// parameters (which may hold a constant a user wants kept out of logs).
+func TestRuleShort(t *testing.T) {
+	for _, tt := range []struct {
+		r    Rule
+		want string
+	}{
+		{Rule{Name: "hash"}, "hash"},
+		{Rule{Name: "redact", Args: Args{"with": "secret-looking constant"}}, "{redact: ...}"},
+	} {
+		if got := tt.r.Short(); got != tt.want {
+			t.Errorf("%+v.Short() = %q, want %q", tt.r, got, tt.want)
+		}
+	}
+}

@@ -290,11 +290,11 @@ func holds(k ForeignKey, child, parent *transform.TablePlan) string {
 		}
 		if !transform.SameMasking(from.Rule, to.Rule) {
 			return fmt.Sprintf("%s.%s is masked with %s and the key %s.%s with %s: their values would not match (give both the same rule)",
-				k.Table.QualifiedName(), schema.QuoteIdent(name), ruleName(from.Rule), k.RefTable.QualifiedName(), schema.QuoteIdent(k.RefColumns[i]), ruleName(to.Rule))
+				k.Table.QualifiedName(), schema.QuoteIdent(name), from.Rule.Short(), k.RefTable.QualifiedName(), schema.QuoteIdent(k.RefColumns[i]), to.Rule.Short())
 		}
 		if from.Rule.Name != "keep" && from.Column.Type.String() != to.Column.Type.String() {
 			return fmt.Sprintf("%s.%s is %s and the key %s.%s is %s: %s gives different values for different types",
-				k.Table.QualifiedName(), schema.QuoteIdent(name), from.Column.Type, k.RefTable.QualifiedName(), schema.QuoteIdent(k.RefColumns[i]), to.Column.Type, ruleName(from.Rule))
+				k.Table.QualifiedName(), schema.QuoteIdent(name), from.Column.Type, k.RefTable.QualifiedName(), schema.QuoteIdent(k.RefColumns[i]), to.Column.Type, from.Rule.Short())
 		}
 	}
 	if len(key) == 0 {
@@ -307,15 +307,6 @@ func holds(k ForeignKey, child, parent *transform.TablePlan) string {
 		return "the referenced table " + k.RefTable.QualifiedName() + " has a where: rows it leaves out may be referenced by rows of " + k.Table.QualifiedName() + " the replica keeps"
 	}
 	return ""
-}
-
-// ruleName names a rule in messages: its transformer, and whether it has
-// parameters, which are not printed (one may come from ${VAR}).
-func ruleName(r transform.Rule) string {
-	if len(r.Args) == 0 {
-		return r.Name
-	}
-	return r.Name + " (with parameters)"
 }
 
 // presentKey is a foreign key found on the target.

@@ -87,7 +87,7 @@ func TestPlanForeignKeys(t *testing.T) {
 		"payment.code":           "the replica's key of public.store is (store_id), not the referenced columns (code)",
 		"payment.staff_id":       "the referenced table public.address is not replicated",
 		"payment.store_id":       "public.payment.store_id is bigint and the key public.rental.rental_id is integer",
-		"payment.amount":         "masked with truncate (with parameters) and the key public.rental.rental_id with hash",
+		"payment.amount":         "masked with {truncate: ...} and the key public.rental.rental_id with hash",
 	} {
 		if !strings.Contains(reasons[col], want) {
 			t.Errorf("%s: reason %q, want it to say %q", col, reasons[col], want)

@@ -87,11 +87,11 @@ func Check(cfg *rules.Config, m *Model) rules.Problems {
 		switch {
 		case gone(tc.Rule):
 			msg = fmt.Sprintf("masked with %s, but the key it references, %s (%s), is %s at %s: %s. Drop this column too, or give the key this column's rule; or, if the difference is deliberate, write references: {%s: none} under %s",
-				ruleName(fc.Rule), r.To, origin(cfg, r), ruleName(tc.Rule), at(cfg, tc),
+				fc.Rule.Short(), r.To, origin(cfg, r), tc.Rule.Short(), at(cfg, tc),
 				goneConsequence(fc.Rule), schema.QuoteIdent(r.From.Name), r.From.Table.QualifiedName())
 		case !transform.SameMasking(fc.Rule, tc.Rule):
 			msg = fmt.Sprintf("masked with %s, but it references %s (%s), masked with %s at %s: %s. Use %s here; or, if the difference is deliberate, write references: {%s: none} under %s",
-				ruleName(fc.Rule), r.To, origin(cfg, r), ruleName(tc.Rule), at(cfg, tc),
+				fc.Rule.Short(), r.To, origin(cfg, r), tc.Rule.Short(), at(cfg, tc),
 				differConsequence(r, fc.Rule), ruleToUse(cfg, tc), schema.QuoteIdent(r.From.Name), r.From.Table.QualifiedName())
 		default:
 			continue
@@ -126,15 +126,6 @@ func columnRule(t *rules.TableRule, name string) *rules.ColumnRule {
 
 // gone reports whether a rule leaves no value on the replica.
 func gone(r transform.Rule) bool { return r.Name == "drop" || r.Name == "null" }
-
-// ruleName names a rule in a message: its transformer, and that it has
-// parameters. Parameters are not printed: one may come from ${VAR}.
-func ruleName(r transform.Rule) string {
-	if len(r.Args) == 0 {
-		return r.Name
-	}
-	return "{" + r.Name + ": ...}"
-}
 
 // ruleToUse says which rule the referencing column needs: the key's.
 func ruleToUse(cfg *rules.Config, key *rules.ColumnRule) string {
