@@ -70,7 +70,7 @@ func runScan(ctx context.Context, e *env, args []string) int {
 	}
 	skipped := 0
 	tables, _, err := scan.Read(ctx, conn, scan.Options{
-		Schemas: schemas, Sample: *n, StatementTimeout: "30s", Refs: model,
+		Schemas: schemas, Sample: *n, StatementTimeout: "30s",
 		Skipped: func(table, state string) {
 			skipped++
 			fmt.Fprintf(e.stderr, "pgveil scan: could not sample %s (%s): its rules come from names and types only\n", table, state)
@@ -100,7 +100,7 @@ func runScan(ctx context.Context, e *env, args []string) int {
 		"Review every rule: the scan guesses from names, types and values, and misses what it cannot see.",
 		"Every column of every table has a rule; tables you do not want replicated can be removed.",
 	}}
-	if hint, ok := scan.ProposeTenancy(tables); ok {
+	if hint, ok := scan.ProposeTenancy(tables, model); ok {
 		h.Tenancy = &hint
 	}
 	if err := scan.Write(&buf, h, ruled); err != nil {

@@ -95,6 +95,9 @@ func (m *Model) Add(r Ref) {
 
 // From returns the references whose referencing column is c.
 func (m *Model) From(c Column) []Ref {
+	if m == nil {
+		return nil
+	}
 	var out []Ref
 	for _, r := range m.Refs {
 		if r.From == c {

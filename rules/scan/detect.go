@@ -93,9 +93,6 @@ type Column struct {
 	Type       schema.Type
 	PrimaryKey bool
 	Unique     bool
-	// Ref is the column a reference of this column points to, or nil
-	// (the first of the reference model's, when Read is given one).
-	Ref *Ref
 	// Samples are the sampled values as text; for bytea, the first bytes
 	// of each value (string(bytes)), enough for magic numbers.
 	Samples []string
@@ -105,9 +102,6 @@ type Column struct {
 	DerivedFrom []string
 	DerivedHow  string
 }
-
-// Ref names a referenced column.
-type Ref struct{ Schema, Table, Column string }
 
 // Proposal is the rule proposed for a column and why.
 type Proposal struct {

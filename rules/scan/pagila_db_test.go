@@ -43,7 +43,7 @@ func TestScanPagilaDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tables, cat, err := Read(ctx, conn, Options{Schemas: []string{"public"}, Sample: 50, Refs: m,
+	tables, cat, err := Read(ctx, conn, Options{Schemas: []string{"public"}, Sample: 50,
 		Skipped: func(table, state string) { t.Errorf("could not sample %s (%s)", table, state) }})
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ import (
 //     payment minutes after its rental); a derived column (a tsvector, a
 //     column a trigger computes) is dropped when a column it is built
 //     from is masked;
-//  4. references (from m, completed by each Column.Ref): every column
+//  4. references (from m): every column
 //     that references a key gets exactly the key's rule, chains followed,
 //     so that joins still work on the replica. A key kept raw that a
 //     personal-looking column references is raised to hash, so that both
@@ -34,7 +34,10 @@ import (
 //
 // m may be nil.
 func Propose(tables []*Table, m *refs.Model) []Ruled {
-	p := &proposer{tables: tables, m: completeModel(tables, m), at: map[refs.Column][2]int{}}
+	if m == nil {
+		m = &refs.Model{}
+	}
+	p := &proposer{tables: tables, m: m, at: map[refs.Column][2]int{}}
 	p.out = make([]Ruled, len(tables))
 	ctx := make([]tableCtx, len(tables))
 	for i, t := range tables {
@@ -92,23 +95,6 @@ type proposer struct {
 
 func colOf(t *Table, name string) refs.Column {
 	return refs.Column{Table: schema.TableName{Schema: t.Schema, Name: t.Name}, Name: name}
-}
-
-// completeModel is m with the references each Column.Ref names (for
-// callers that build tables by hand); m itself is not changed.
-func completeModel(tables []*Table, m *refs.Model) *refs.Model {
-	out := &refs.Model{}
-	if m != nil {
-		out.Refs = slices.Clone(m.Refs)
-	}
-	for _, t := range tables {
-		for _, c := range t.Columns {
-			if c.Ref != nil {
-				out.Add(refs.Ref{From: colOf(t, c.Name), To: refs.Column{Table: schema.TableName{Schema: c.Ref.Schema, Name: c.Ref.Table}, Name: c.Ref.Column}})
-			}
-		}
-	}
-	return out
 }
 
 func (p *proposer) proposal(c refs.Column) (*Proposal, *Column, bool) {

@@ -11,8 +11,8 @@ import (
 )
 
 // pagilaTables is Pagila's shape as Read gives it: payment is one table
-// (its partitions lifted), no Column.Ref set (references come from the
-// model only), a few sampled values each.
+// (its partitions lifted; references come from the model),
+// a few sampled values each.
 func pagilaTables() []*Table {
 	ty := schema.MustType
 	png := "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"

@@ -779,14 +779,14 @@ func measureSchema(t *testing.T, ctx context.Context, cluster *pgtest.Cluster, n
 	if err != nil {
 		t.Fatal(err)
 	}
-	tables, cat, err := Read(ctx, conn, Options{Sample: qualitySample, StatementTimeout: "30s", Refs: model,
+	tables, cat, err := Read(ctx, conn, Options{Sample: qualitySample, StatementTimeout: "30s",
 		Skipped: func(table, state string) { t.Errorf("%s: could not sample %s (%s)", name, table, state) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ruled := Propose(tables, model)
 	h := Header{Comment: []string{"proposed by the scan quality suite"}}
-	if hint, ok := ProposeTenancy(tables); ok {
+	if hint, ok := ProposeTenancy(tables, model); ok {
 		h.Tenancy = &hint
 	}
 	var out bytes.Buffer

@@ -88,8 +88,8 @@ func Write(w io.Writer, h Header, ruled []Ruled) error {
 			name = schema.Qualified(r.Table.Schema, r.Table.Name)
 		}
 		b.WriteString("  " + yamlKey(name) + ":\n")
-		if t := h.Tenancy; t != nil && t.Ref != nil && t.Ref.Schema == r.Table.Schema && t.Ref.Table == r.Table.Name {
-			b.WriteString("    # tenant: {column: " + yamlKey(schema.QuoteIdent(t.Ref.Column)) + "}   # with the tenancy section: this table's own tenant key\n")
+		if t := h.Tenancy; t != nil && t.Ref != nil && t.Ref.Table == (schema.TableName{Schema: r.Table.Schema, Name: r.Table.Name}) {
+			b.WriteString("    # tenant: {column: " + yamlKey(schema.QuoteIdent(t.Ref.Name)) + "}   # with the tenancy section: this table's own tenant key\n")
 		}
 		writeReferences(&b, r.References, r.NotJoins)
 		b.WriteString("    columns:\n")
@@ -173,10 +173,6 @@ type Options struct {
 	// Skipped, when set, is told of each table that could not be sampled
 	// (without the error's text, which could quote data).
 	Skipped func(table string, sqlState string)
-	// Refs is the reference model (refs.Read, completed by inferred
-	// references); Read sets each Column.Ref from it. Nil: Read reads the
-	// declared foreign keys itself.
-	Refs *refs.Model
 }
 
 // Read reads the tables, their columns and keys from the catalog, the
@@ -193,12 +189,6 @@ func Read(ctx context.Context, conn *pgx.Conn, opt Options) ([]*Table, *schema.C
 	cat, err := schema.ReadCatalog(ctx, conn, names)
 	if err != nil {
 		return nil, nil, err
-	}
-	m := opt.Refs
-	if m == nil {
-		if m, err = refs.Read(ctx, conn, refs.Options{Schemas: opt.Schemas}); err != nil {
-			return nil, nil, err
-		}
 	}
 	derived, err := DerivedColumns(ctx, conn)
 	if err != nil {
@@ -218,9 +208,6 @@ func Read(ctx context.Context, conn *pgx.Conn, opt Options) ([]*Table, *schema.C
 		for _, c := range ct.Columns {
 			col := Column{Name: c.Name, Type: c.Type, PrimaryKey: c.PrimaryKey, Unique: c.Unique}
 			id := refs.Column{Table: n, Name: c.Name}
-			if rs := m.From(id); len(rs) > 0 {
-				col.Ref = &Ref{Schema: rs[0].To.Table.Schema, Table: rs[0].To.Table.Name, Column: rs[0].To.Name}
-			}
 			if d, ok := from[id]; ok {
 				col.DerivedFrom, col.DerivedHow = d.Inputs, d.How
 			}

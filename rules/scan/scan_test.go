@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	"pgveil/rules"
+	"pgveil/rules/refs"
 	"pgveil/schema"
 )
 
 const canary = "CANARY-Zoë-Müller"
 
 func fixture() []*Table {
-	ref := func(t, c string) *Ref { return &Ref{Schema: "public", Table: t, Column: c} }
 	return []*Table{
 		{Schema: "public", Name: "customers", Columns: []Column{
 			{Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true},
@@ -27,12 +27,12 @@ func fixture() []*Table {
 		}},
 		{Schema: "public", Name: "orders", Columns: []Column{
 			{Name: "id", Type: schema.MustType("uuid"), PrimaryKey: true},
-			{Name: "customer_id", Type: schema.MustType("bigint"), Ref: ref("customers", "id")},
+			{Name: "customer_id", Type: schema.MustType("bigint")},
 			{Name: "total", Type: schema.MustType("numeric(12,2)")},
 			{Name: "placed_on", Type: schema.MustType("date")},
 		}},
 		{Schema: "public", Name: "items", Columns: []Column{
-			{Name: "order_id", Type: schema.MustType("uuid"), PrimaryKey: true, Ref: ref("orders", "id")},
+			{Name: "order_id", Type: schema.MustType("uuid"), PrimaryKey: true},
 			{Name: "line", Type: schema.MustType("smallint"), PrimaryKey: true},
 			{Name: "sku", Type: schema.MustType("varchar(8)"), Unique: true},
 		}},
@@ -41,6 +41,23 @@ func fixture() []*Table {
 			{Name: "iban", Type: schema.MustType("text")},
 		}},
 	}
+}
+
+// fixtureRefs is fixture's reference model: orders.customer_id and the
+// order_id of the table that references orders.
+func fixtureRefs(tables []*Table) *refs.Model {
+	m := &refs.Model{}
+	for _, t := range tables {
+		for _, c := range t.Columns {
+			switch c.Name {
+			case "customer_id":
+				m.Add(refs.Ref{From: colOf(t, c.Name), To: refs.Column{Table: refs.Table("public", "customers"), Name: "id"}})
+			case "order_id":
+				m.Add(refs.Ref{From: colOf(t, c.Name), To: refs.Column{Table: refs.Table("public", "orders"), Name: "id"}})
+			}
+		}
+	}
+	return m
 }
 
 func catalogOf(tables []*Table) schema.Tables {
@@ -63,7 +80,7 @@ func lookup(k string) (string, bool) { v, ok := testEnv[k]; return v, ok }
 
 func TestProposeWriteLoadsAndCompiles(t *testing.T) {
 	tables := fixture()
-	ruled := Propose(tables, nil)
+	ruled := Propose(tables, fixtureRefs(tables))
 	var buf bytes.Buffer
 	if err := Write(&buf, Header{Comment: []string{"proposed by pgveil scan"}}, ruled); err != nil {
 		t.Fatal(err)
@@ -101,7 +118,7 @@ func TestProposeWriteLoadsAndCompiles(t *testing.T) {
 // output (rules, comments, reasons) holds it.
 func TestNoSampledValueInOutput(t *testing.T) {
 	tables := fixture()
-	ruled := Propose(tables, nil)
+	ruled := Propose(tables, fixtureRefs(tables))
 	var buf bytes.Buffer
 	if err := Write(&buf, Header{}, ruled); err != nil {
 		t.Fatal(err)

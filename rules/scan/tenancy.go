@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"pgveil/rules/refs"
 	"pgveil/schema"
 	"slices"
 	"strconv"
@@ -8,12 +9,12 @@ import (
 )
 
 // TenantHint is a proposed tenancy section: Column is named in several
-// tables and, in those with a foreign key, references Ref's table, whose
+// tables and, in those with a reference, references Ref's table, whose
 // key is then that table's own tenant column.
 type TenantHint struct {
 	Column string
-	Tables int  // how many tables have it
-	Ref    *Ref // the referenced key, when the tables' foreign keys agree
+	Tables int          // how many tables have it
+	Ref    *refs.Column // the referenced key, when the tables' references agree
 }
 
 // tenantWords are the last words of a tenant column's name, before "id":
@@ -23,18 +24,19 @@ var tenantWords = []string{"account", "tenant", "org", "organization", "organisa
 // ProposeTenancy looks for a multi-tenant schema: a column such as
 // account_id or tenant_id in at least two tables. It returns the one in
 // most tables (ties: the first in tenantWords' order), with the table its
-// foreign keys reference when they all reference the same one.
-func ProposeTenancy(tables []*Table) (TenantHint, bool) {
+// references (in m, the scan's reference model) point to when they all
+// point to the same one.
+func ProposeTenancy(tables []*Table, m *refs.Model) (TenantHint, bool) {
 	count := map[string]int{}
-	refs := map[string][]Ref{}
+	to := map[string][]refs.Column{}
 	for _, t := range tables {
 		for _, c := range t.Columns {
 			if !tenantName(c.Name) {
 				continue
 			}
 			count[c.Name]++
-			if c.Ref != nil {
-				refs[c.Name] = append(refs[c.Name], *c.Ref)
+			if rs := m.From(colOf(t, c.Name)); len(rs) > 0 {
+				to[c.Name] = append(to[c.Name], rs[0].To)
 			}
 		}
 	}
@@ -44,7 +46,7 @@ func ProposeTenancy(tables []*Table) (TenantHint, bool) {
 			continue
 		}
 		best = TenantHint{Column: name, Tables: n}
-		if rs := refs[name]; len(rs) > 0 && !slices.ContainsFunc(rs, func(r Ref) bool { return r != rs[0] }) {
+		if rs := to[name]; len(rs) > 0 && !slices.ContainsFunc(rs, func(r refs.Column) bool { return r != rs[0] }) {
 			r := rs[0]
 			best.Ref = &r
 		}
@@ -75,7 +77,7 @@ func tenancyComment(h TenantHint) string {
 	var b strings.Builder
 	b.WriteString("\n# This looks like a multi-tenant schema: " + schema.QuoteIdent(h.Column) + " is in " + strconv.Itoa(h.Tables) + " tables")
 	if h.Ref != nil {
-		b.WriteString(" and references " + schema.Qualified(h.Ref.Schema, h.Ref.Table))
+		b.WriteString(" and references " + h.Ref.Table.QualifiedName())
 	}
 	b.WriteString(".\n# To give each tenant a role that sees only its rows (README, \"Per-customer dashboards\"),\n")
 	b.WriteString("# uncomment this, and mark tables every tenant may read with tenant: shared.\n")

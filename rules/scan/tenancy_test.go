@@ -7,13 +7,13 @@ import (
 	"testing"
 
 	"pgveil/rules"
+	"pgveil/rules/refs"
 	"pgveil/schema"
 )
 
 // tenantFixture is a small multi-tenant schema: account_id in three
 // tables, each referencing accounts.id; org_id in one table only.
 func tenantFixture() []*Table {
-	ref := &Ref{Schema: "public", Table: "accounts", Column: "id"}
 	return []*Table{
 		{Schema: "public", Name: "accounts", Columns: []Column{
 			{Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true},
@@ -21,11 +21,11 @@ func tenantFixture() []*Table {
 		}},
 		{Schema: "public", Name: "users", Columns: []Column{
 			{Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true},
-			{Name: "account_id", Type: schema.MustType("bigint"), Ref: ref},
+			{Name: "account_id", Type: schema.MustType("bigint")},
 		}},
 		{Schema: "public", Name: "orders", Columns: []Column{
 			{Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true},
-			{Name: "account_id", Type: schema.MustType("bigint"), Ref: ref},
+			{Name: "account_id", Type: schema.MustType("bigint")},
 		}},
 		{Schema: "public", Name: "events", Columns: []Column{
 			{Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true},
@@ -34,19 +34,34 @@ func tenantFixture() []*Table {
 	}
 }
 
+// tenantRefs is tenantFixture's reference model: users.account_id and
+// orders.account_id reference accounts.id.
+func tenantRefs() *refs.Model {
+	m := &refs.Model{}
+	accounts := refs.Column{Table: refs.Table("public", "accounts"), Name: "id"}
+	for _, tbl := range []string{"users", "orders"} {
+		m.Add(refs.Ref{From: refs.Column{Table: refs.Table("public", tbl), Name: "account_id"}, To: accounts})
+	}
+	return m
+}
+
 func TestProposeTenancy(t *testing.T) {
-	h, ok := ProposeTenancy(tenantFixture())
-	if !ok || h.Column != "account_id" || h.Tables != 3 || h.Ref == nil || h.Ref.Table != "accounts" || h.Ref.Column != "id" {
+	h, ok := ProposeTenancy(tenantFixture(), tenantRefs())
+	if !ok || h.Column != "account_id" || h.Tables != 3 || h.Ref == nil || h.Ref.Table.Name != "accounts" || h.Ref.Name != "id" {
 		t.Fatalf("ProposeTenancy = %+v, %v", h, ok)
 	}
+	// No reference model: the column, no table.
+	if h, ok := ProposeTenancy(tenantFixture(), nil); !ok || h.Ref != nil {
+		t.Errorf("without references: %+v, %v", h, ok)
+	}
 	// References that disagree give no table.
-	tables := tenantFixture()
-	tables[2].Columns[1].Ref = &Ref{Schema: "public", Table: "users", Column: "id"}
-	if h, _ := ProposeTenancy(tables); h.Ref != nil {
+	m := tenantRefs()
+	m.Refs[1].To = refs.Column{Table: refs.Table("public", "users"), Name: "id"}
+	if h, _ := ProposeTenancy(tenantFixture(), m); h.Ref != nil {
 		t.Errorf("disagreeing references: Ref = %+v", h.Ref)
 	}
 	// One table is no tenancy; neither is a name that only looks close.
-	if h, ok := ProposeTenancy(tenantFixture()[:2]); ok {
+	if h, ok := ProposeTenancy(tenantFixture()[:2], tenantRefs()); ok {
 		t.Errorf("one table with account_id: %+v", h)
 	}
 	for _, name := range []string{"account_id", "tenantid", "organization_id", "workspace_id"} {
@@ -59,7 +74,7 @@ func TestProposeTenancy(t *testing.T) {
 			t.Errorf("%s is taken for a tenant column", name)
 		}
 	}
-	if _, ok := ProposeTenancy(fixture()); ok {
+	if _, ok := ProposeTenancy(fixture(), nil); ok {
 		t.Error("the single-tenant fixture got a tenancy proposal")
 	}
 }
@@ -68,9 +83,9 @@ func TestProposeTenancy(t *testing.T) {
 // works without it), and once uncommented it loads.
 func TestTenancyCommentUncommented(t *testing.T) {
 	tables := tenantFixture()
-	h, _ := ProposeTenancy(tables)
+	h, _ := ProposeTenancy(tables, tenantRefs())
 	var buf bytes.Buffer
-	if err := Write(&buf, Header{Tenancy: &h}, Propose(tables, nil)); err != nil {
+	if err := Write(&buf, Header{Tenancy: &h}, Propose(tables, tenantRefs())); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
