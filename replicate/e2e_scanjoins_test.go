@@ -34,7 +34,7 @@ func TestReplicateScanKeepsJoins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tables, _, err := scan.Read(ctx, e.src, scan.Options{Schemas: []string{"public"}, Sample: 100, StatementTimeout: "30s", Refs: model})
+	tables, _, err := scan.Read(ctx, e.src, scan.Options{Schemas: []string{"public"}, Sample: 100, StatementTimeout: "30s"})
 	if err != nil {
 		t.Fatal(err)
 	}
