@@ -160,24 +160,68 @@ func syncViews(ctx context.Context, tx pgx.Tx, views []View, readers []string, g
 	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+lockTimeout+`'`); err != nil {
 		return sanitize(err)
 	}
+	have, err := ensureViewsRegistry(ctx, tx, !dropOnly)
+	if err != nil || !have {
+		return err
+	}
+	vs := &viewSync{tx: tx, views: views, readers: readers, group: group, res: res}
+	if vs.reg, err = readViewsRegistry(ctx, tx); err != nil {
+		return err
+	}
+	if err := vs.decide(ctx); err != nil {
+		return err
+	}
+	if err := vs.dropChanged(ctx); err != nil {
+		return err
+	}
+	if dropOnly {
+		return nil
+	}
+	if err := vs.createWanted(ctx); err != nil {
+		return err
+	}
+	return vs.forgetGone(ctx)
+}
+
+// viewSync is one syncViews run: production's views, the registry of what
+// the replica has, and what this run decides.
+type viewSync struct {
+	tx      pgx.Tx
+	views   []View
+	readers []string
+	group   string
+	res     *ViewsResult
+	reg     map[string]*recorded
+	want    map[string]*View  // views the replica should have
+	stamp   map[string]string // the hash recorded: definition and grants
+}
+
+// ensureViewsRegistry reports whether the registry table exists, creating
+// it when create is set.
+func ensureViewsRegistry(ctx context.Context, tx pgx.Tx, create bool) (bool, error) {
 	var have bool
 	if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, ViewsRegistry).Scan(&have); err != nil {
-		return fmt.Errorf("reading the catalog: %w", sanitize(err))
+		return false, fmt.Errorf("reading the catalog: %w", sanitize(err))
 	}
-	if !have {
-		if dropOnly {
-			return nil
-		}
-		if _, err := tx.Exec(ctx, viewsRegistrySQL); err != nil {
-			return fmt.Errorf("creating %s: %w", ViewsRegistry, sanitize(err))
-		}
+	if have || !create {
+		return have, nil
 	}
+	if _, err := tx.Exec(ctx, viewsRegistrySQL); err != nil {
+		return false, fmt.Errorf("creating %s: %w", ViewsRegistry, sanitize(err))
+	}
+	return true, nil
+}
+
+// readViewsRegistry reads what pgveil recorded of each view, and whether
+// the view is on the replica now as recorded (a view or a materialized
+// view).
+func readViewsRegistry(ctx context.Context, tx pgx.Tx) (map[string]*recorded, error) {
 	reg := map[string]*recorded{}
 	rows, err := tx.Query(ctx, `SELECT v.schema_name, v.view_name, v.materialized, v.state, coalesce(v.hash, ''), coalesce(v.reads, '{}'), v.ord,
 	coalesce((SELECT c.relkind = CASE WHEN v.materialized THEN 'm' ELSE 'v' END FROM pg_class c WHERE c.oid = to_regclass(quote_ident(v.schema_name) || '.' || quote_ident(v.view_name))), false)
 FROM `+ViewsRegistry+` v`)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", ViewsRegistry, sanitize(err))
+		return nil, fmt.Errorf("reading %s: %w", ViewsRegistry, sanitize(err))
 	}
 	var n schema.TableName
 	var r recorded
@@ -187,44 +231,52 @@ FROM `+ViewsRegistry+` v`)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", ViewsRegistry, sanitize(err))
+		return nil, fmt.Errorf("reading %s: %w", ViewsRegistry, sanitize(err))
 	}
+	return reg, nil
+}
 
+// decide keeps out the materialized views the replica refuses, and
+// stamps each wanted view with the hash of its definition and grants.
+func (vs *viewSync) decide(ctx context.Context) error {
 	refused := ""
-	for _, v := range views {
+	for _, v := range vs.views {
 		if v.Materialized && v.KeptOut == "" {
-			if refused, err = matviewsRefused(ctx, tx); err != nil {
+			var err error
+			if refused, err = matviewsRefused(ctx, vs.tx); err != nil {
 				return err
 			}
 			break
 		}
 	}
-	want := map[string]*View{}
-	stamp := map[string]string{} // the hash recorded: definition and grants
-	for i := range views {
-		v := &views[i]
+	vs.want, vs.stamp = map[string]*View{}, map[string]string{}
+	for i := range vs.views {
+		v := &vs.views[i]
 		k := viewKey(v.Name)
 		if v.KeptOut == "" && v.Materialized && refused != "" {
 			v.KeptOut = refused
 		}
 		if v.KeptOut == "" {
-			want[k] = v
-			sum := sha256.Sum256([]byte(strings.Join(append([]string{v.Hash}, v.createSQL(readers, group)...), "\x00")))
-			stamp[k] = hex.EncodeToString(sum[:12])
+			vs.want[k] = v
+			sum := sha256.Sum256([]byte(strings.Join(append([]string{v.Hash}, v.createSQL(vs.readers, vs.group)...), "\x00")))
+			vs.stamp[k] = hex.EncodeToString(sum[:12])
 		}
 	}
+	return nil
+}
 
-	// What goes: pgveil's views no longer wanted as they are, and those of
-	// pgveil's views that read them.
+// dropChanged drops pgveil's views no longer wanted as they are, and
+// those of pgveil's views that read them (readers of a view first).
+func (vs *viewSync) dropChanged(ctx context.Context) error {
 	dirty := map[string]bool{}
-	for k, r := range reg {
-		if r.state == ViewCreated && (want[k] == nil || stamp[k] != r.hash || want[k].Materialized != r.materialized) {
+	for k, r := range vs.reg {
+		if r.state == ViewCreated && (vs.want[k] == nil || vs.stamp[k] != r.hash || vs.want[k].Materialized != r.materialized) {
 			dirty[k] = true
 		}
 	}
 	for grew := true; grew; {
 		grew = false
-		for k, r := range reg {
+		for k, r := range vs.reg {
 			if r.state != ViewCreated || dirty[k] {
 				continue
 			}
@@ -240,35 +292,45 @@ FROM `+ViewsRegistry+` v`)
 	for k := range dirty {
 		drop = append(drop, k)
 	}
-	slices.SortFunc(drop, func(a, b string) int { return reg[b].ord - reg[a].ord }) // readers of a view first
+	slices.SortFunc(drop, func(a, b string) int { return vs.reg[b].ord - vs.reg[a].ord })
 	for _, k := range drop {
-		r := reg[k]
+		r := vs.reg[k]
 		schemaName, name, _ := strings.Cut(k, ".")
 		if r.exists {
-			kind := "VIEW"
-			if r.materialized {
-				kind = "MATERIALIZED VIEW"
+			if err := dropView(ctx, vs.tx, schema.TableName{Schema: schemaName, Name: name}, r.materialized, ""); err != nil {
+				return err
 			}
-			if _, err := tx.Exec(ctx, `DROP `+kind+` `+schema.Qualified(schemaName, name)); err != nil {
-				return fmt.Errorf("dropping %s: %w", schema.Qualified(schemaName, name), sanitize(err))
-			}
-			res.Dropped = append(res.Dropped, k)
+			vs.res.Dropped = append(vs.res.Dropped, k)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM `+ViewsRegistry+` WHERE schema_name = $1 AND view_name = $2`, schemaName, name); err != nil {
+		if _, err := vs.tx.Exec(ctx, `DELETE FROM `+ViewsRegistry+` WHERE schema_name = $1 AND view_name = $2`, schemaName, name); err != nil {
 			return fmt.Errorf("updating %s: %w", ViewsRegistry, sanitize(err))
 		}
-		delete(reg, k)
+		delete(vs.reg, k)
 	}
-	if dropOnly {
-		return nil
-	}
+	return nil
+}
 
-	// What comes, in order.
+// dropView drops one of pgveil's views (ifExists: "IF EXISTS " or "").
+func dropView(ctx context.Context, tx pgx.Tx, n schema.TableName, materialized bool, ifExists string) error {
+	kind := "VIEW"
+	if materialized {
+		kind = "MATERIALIZED VIEW"
+	}
+	if _, err := tx.Exec(ctx, `DROP `+kind+` `+ifExists+n.QualifiedName()); err != nil {
+		return fmt.Errorf("dropping %s: %w", n.QualifiedName(), sanitize(err))
+	}
+	return nil
+}
+
+// createWanted creates the wanted views in production's order (a view
+// after those it reads), keeps out those that read a view the replica
+// could not create or whose CREATE fails there, and records each.
+func (vs *viewSync) createWanted(ctx context.Context) error {
 	present := map[string]bool{}
-	for i := range views {
-		v := &views[i]
+	for i := range vs.views {
+		v := &vs.views[i]
 		k := viewKey(v.Name)
-		create := v.createSQL(readers, group)
+		create := v.createSQL(vs.readers, vs.group)
 		if v.KeptOut == "" {
 			for _, d := range v.Reads {
 				if !present[viewKey(d)] {
@@ -278,63 +340,72 @@ FROM `+ViewsRegistry+` v`)
 			}
 		}
 		state, reason := ViewCreated, ""
-		switch r := reg[k]; {
+		switch r := vs.reg[k]; {
 		case v.KeptOut != "":
 			state, reason = ViewKeptOut, v.KeptOut
 			if r != nil && r.state == ViewCreated && r.exists {
 				// Created, now kept out for a reason found here.
-				kind := "VIEW"
-				if r.materialized {
-					kind = "MATERIALIZED VIEW"
-				}
-				if _, err := tx.Exec(ctx, `DROP `+kind+` IF EXISTS `+schema.Qualified(v.Name.Schema, v.Name.Name)); err != nil {
-					return fmt.Errorf("dropping %s: %w", v.Name.QualifiedName(), sanitize(err))
+				if err := dropView(ctx, vs.tx, v.Name, r.materialized, "IF EXISTS "); err != nil {
+					return err
 				}
 			}
 		case r != nil && r.state == ViewCreated && r.exists:
 			// In place and unchanged.
 		default:
-			if code, err := createView(ctx, tx, create); err != nil {
+			if code, err := createView(ctx, vs.tx, create); err != nil {
 				return err
 			} else if code != "" {
 				state, reason = ViewKeptOut, fmt.Sprintf("CREATE on the replica failed (SQLSTATE %s): a type or operator it uses is missing there?", code)
 				v.KeptOut = reason
 			} else {
-				res.Created = append(res.Created, k)
+				vs.res.Created = append(vs.res.Created, k)
 			}
 		}
 		if state == ViewCreated {
 			present[k] = true
-			res.Present = append(res.Present, k)
+			vs.res.Present = append(vs.res.Present, k)
 		} else {
-			res.KeptOut[k] = reason
+			vs.res.KeptOut[k] = reason
 		}
-		reads := make([]string, len(v.Reads))
-		for j, d := range v.Reads {
-			reads[j] = viewKey(d)
+		if err := vs.record(ctx, i, state, reason, create); err != nil {
+			return err
 		}
-		hash := stamp[k]
-		if state != ViewCreated {
-			hash, create = "", nil
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO `+ViewsRegistry+` (schema_name, view_name, materialized, state, reason, hash, reads, create_sql, ord, updated_at)
+	}
+	return nil
+}
+
+// record writes the registry row of views[i].
+func (vs *viewSync) record(ctx context.Context, i int, state, reason string, create []string) error {
+	v := &vs.views[i]
+	reads := make([]string, len(v.Reads))
+	for j, d := range v.Reads {
+		reads[j] = viewKey(d)
+	}
+	hash := vs.stamp[viewKey(v.Name)]
+	if state != ViewCreated {
+		hash, create = "", nil
+	}
+	_, err := vs.tx.Exec(ctx, `INSERT INTO `+ViewsRegistry+` (schema_name, view_name, materialized, state, reason, hash, reads, create_sql, ord, updated_at)
 VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7, $8, $9, now())
 ON CONFLICT (schema_name, view_name) DO UPDATE SET materialized = EXCLUDED.materialized, state = EXCLUDED.state, reason = EXCLUDED.reason,
 	hash = EXCLUDED.hash, reads = EXCLUDED.reads, create_sql = EXCLUDED.create_sql, ord = EXCLUDED.ord,
 	refreshed_at = CASE WHEN `+ViewsRegistry+`.hash IS NOT DISTINCT FROM EXCLUDED.hash THEN `+ViewsRegistry+`.refreshed_at END,
 	updated_at = CASE WHEN (`+ViewsRegistry+`.state, `+ViewsRegistry+`.reason, `+ViewsRegistry+`.hash) IS NOT DISTINCT FROM (EXCLUDED.state, EXCLUDED.reason, EXCLUDED.hash) THEN `+ViewsRegistry+`.updated_at ELSE now() END`,
-			v.Name.Schema, v.Name.Name, v.Materialized, state, reason, hash, reads, create, i)
-		if err != nil {
-			return fmt.Errorf("updating %s: %w", ViewsRegistry, sanitize(err))
-		}
+		v.Name.Schema, v.Name.Name, v.Materialized, state, reason, hash, reads, create, i)
+	if err != nil {
+		return fmt.Errorf("updating %s: %w", ViewsRegistry, sanitize(err))
 	}
-	// Rows of views production no longer has (their views were dropped
-	// above).
+	return nil
+}
+
+// forgetGone deletes the registry rows of views production no longer has
+// (their views were dropped by dropChanged).
+func (vs *viewSync) forgetGone(ctx context.Context) error {
 	var names []string
-	for _, v := range views {
+	for _, v := range vs.views {
 		names = append(names, viewKey(v.Name))
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM `+ViewsRegistry+` WHERE NOT (schema_name || '.' || view_name = ANY($1::text[]))`, names); err != nil {
+	if _, err := vs.tx.Exec(ctx, `DELETE FROM `+ViewsRegistry+` WHERE NOT (schema_name || '.' || view_name = ANY($1::text[]))`, names); err != nil {
 		return fmt.Errorf("updating %s: %w", ViewsRegistry, sanitize(err))
 	}
 	return nil
