@@ -145,41 +145,9 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 	}
 
 	// The live state of every table, and the guarantee-5 check.
-	live := make([]*liveTable, len(spec.Tables))
-	var problems []Problem
-	for i := range spec.Tables {
-		pt := &spec.Tables[i]
-		q := pt.Name.QualifiedName()
-		lt, err := readLiveTable(ctx, tx, version, pt.Name)
-		if err != nil {
-			return fail(fmt.Errorf("%s: %w", q, err))
-		}
-		if lt == nil {
-			return fail(fmt.Errorf("%s: table not found in the source database", q))
-		}
-		if cat != nil {
-			if info := cat.Info[pt.Name]; info != nil && info.OID != lt.oid {
-				return fail(fmt.Errorf("%s: the table was re-created since the catalog was read: read the catalog and plan again", q))
-			}
-		}
-		live[i] = lt
-		var refs []string
-		if pt.RowFilter != "" {
-			if version < 150000 {
-				problems = append(problems, Problem{Table: q, Msg: "row filters need PostgreSQL 15"})
-				continue
-			}
-			if refs, err = referencedColumns(ctx, tx, lt.oid, q, pt.RowFilter); err != nil {
-				return fail(fmt.Errorf("%s: row filter: %w", q, err))
-			}
-		}
-		if pt.Columns != nil && version < 150000 {
-			problems = append(problems, Problem{Table: q, Msg: "column lists need PostgreSQL 15"})
-			continue
-		}
-		for _, msg := range checkIdentity(lt, pt.Columns, refs) {
-			problems = append(problems, Problem{Table: q, Msg: msg})
-		}
+	live, problems, err := readLiveTables(ctx, tx, version, spec, cat)
+	if err != nil {
+		return fail(err)
 	}
 	if len(problems) > 0 {
 		return false, &UnsafeError{Publication: spec.Name, Problems: problems}
@@ -200,40 +168,7 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 		return false, nil
 	}
 
-	items := make([]string, len(spec.Tables))
-	for i, pt := range spec.Tables {
-		items[i] = publicationItem(pt.Name.QualifiedName(), pt.Columns, pt.RowFilter)
-	}
-	var stmts []string
-	switch {
-	case cur == nil:
-		s := "CREATE PUBLICATION " + pubName
-		if len(items) > 0 {
-			s += " FOR TABLE " + strings.Join(items, ", ")
-		}
-		stmts = append(stmts, s+" WITH ("+publishOptions(version)+")")
-	default:
-		if !cur.sameOptions(want) {
-			stmts = append(stmts, "ALTER PUBLICATION "+pubName+" SET ("+publishOptions(version)+")")
-		}
-		if !cur.sameTables(want) {
-			if len(items) > 0 {
-				stmts = append(stmts, "ALTER PUBLICATION "+pubName+" SET TABLE "+strings.Join(items, ", "))
-			} else {
-				if len(cur.rels) > 0 {
-					names := make([]string, 0, len(cur.rels))
-					for _, r := range cur.rels {
-						names = append(names, "ONLY "+r.name)
-					}
-					slices.Sort(names)
-					stmts = append(stmts, "ALTER PUBLICATION "+pubName+" DROP TABLE "+strings.Join(names, ", "))
-				}
-				if len(cur.schemas) > 0 {
-					stmts = append(stmts, "ALTER PUBLICATION "+pubName+" DROP TABLES IN SCHEMA "+strings.Join(cur.schemas, ", "))
-				}
-			}
-		}
-	}
+	stmts := publicationChanges(pubName, version, spec, cur, want)
 	// Only a table's owner may add it to (or drop it from) a publication.
 	// A role without that right does not need it once the publication
 	// holds the rules: hand the statements to someone who has it.
@@ -258,7 +193,106 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 		}
 	}
 
-	// Read it back: it must hold exactly the spec.
+	if err := checkApplied(ctx, conn, tx, version, spec, want, live); err != nil {
+		return false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fail(err)
+	}
+	return true, nil
+}
+
+// readLiveTables reads the live state of every table of spec, and checks
+// guarantee 5 on it: the problems are the reasons production's UPDATE
+// or DELETE would fail with the publication the spec describes. cat is
+// the catalog the spec was planned from (nil: not checked): a table
+// re-created since is an error.
+func readLiveTables(ctx context.Context, tx pgx.Tx, version int, spec *PublicationSpec, cat *schema.Catalog) ([]*liveTable, []Problem, error) {
+	live := make([]*liveTable, len(spec.Tables))
+	var problems []Problem
+	for i := range spec.Tables {
+		pt := &spec.Tables[i]
+		q := pt.Name.QualifiedName()
+		lt, err := readLiveTable(ctx, tx, version, pt.Name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", q, err)
+		}
+		if lt == nil {
+			return nil, nil, fmt.Errorf("%s: table not found in the source database", q)
+		}
+		if cat != nil {
+			if info := cat.Info[pt.Name]; info != nil && info.OID != lt.oid {
+				return nil, nil, fmt.Errorf("%s: the table was re-created since the catalog was read: read the catalog and plan again", q)
+			}
+		}
+		live[i] = lt
+		var refs []string
+		if pt.RowFilter != "" {
+			if version < 150000 {
+				problems = append(problems, Problem{Table: q, Msg: "row filters need PostgreSQL 15"})
+				continue
+			}
+			if refs, err = referencedColumns(ctx, tx, lt.oid, q, pt.RowFilter); err != nil {
+				return nil, nil, fmt.Errorf("%s: row filter: %w", q, err)
+			}
+		}
+		if pt.Columns != nil && version < 150000 {
+			problems = append(problems, Problem{Table: q, Msg: "column lists need PostgreSQL 15"})
+			continue
+		}
+		for _, msg := range checkIdentity(lt, pt.Columns, refs) {
+			problems = append(problems, Problem{Table: q, Msg: msg})
+		}
+	}
+	return live, problems, nil
+}
+
+// publicationChanges returns the statements that turn cur (nil: no
+// publication yet) into want, the publication spec describes.
+func publicationChanges(pubName string, version int, spec *PublicationSpec, cur, want *pubState) []string {
+	items := make([]string, len(spec.Tables))
+	for i, pt := range spec.Tables {
+		items[i] = publicationItem(pt.Name.QualifiedName(), pt.Columns, pt.RowFilter)
+	}
+	if cur == nil {
+		s := "CREATE PUBLICATION " + pubName
+		if len(items) > 0 {
+			s += " FOR TABLE " + strings.Join(items, ", ")
+		}
+		return []string{s + " WITH (" + publishOptions(version) + ")"}
+	}
+	var stmts []string
+	if !cur.sameOptions(want) {
+		stmts = append(stmts, "ALTER PUBLICATION "+pubName+" SET ("+publishOptions(version)+")")
+	}
+	if cur.sameTables(want) {
+		return stmts
+	}
+	if len(items) > 0 {
+		return append(stmts, "ALTER PUBLICATION "+pubName+" SET TABLE "+strings.Join(items, ", "))
+	}
+	if len(cur.rels) > 0 {
+		names := make([]string, 0, len(cur.rels))
+		for _, r := range cur.rels {
+			names = append(names, "ONLY "+r.name)
+		}
+		slices.Sort(names)
+		stmts = append(stmts, "ALTER PUBLICATION "+pubName+" DROP TABLE "+strings.Join(names, ", "))
+	}
+	if len(cur.schemas) > 0 {
+		stmts = append(stmts, "ALTER PUBLICATION "+pubName+" DROP TABLES IN SCHEMA "+strings.Join(cur.schemas, ", "))
+	}
+	return stmts
+}
+
+// checkApplied reads the changed publication back (it must hold exactly
+// want) and asks PostgreSQL whether production's writes still plan on
+// every table; an *UnsafeError when one does not. The caller rolls back
+// on any error, so nothing stays changed.
+func checkApplied(ctx context.Context, conn *pgx.Conn, tx pgx.Tx, version int, spec *PublicationSpec, want *pubState, live []*liveTable) error {
+	fail := func(err error) error {
+		return fmt.Errorf("ensuring publication %s: %w", schema.QuoteIdent(spec.Name), err)
+	}
 	after, err := readPublication(ctx, tx, version, spec.Name)
 	if err != nil {
 		return fail(err)
@@ -266,19 +300,15 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, spec *PublicationSpe
 	if after == nil || !after.equal(want) {
 		return fail(errors.New("after the change the publication does not hold exactly the spec (is a row filter more than one expression?); nothing was changed"))
 	}
-	// Ask PostgreSQL whether production's writes still plan.
 	for i, pt := range spec.Tables {
 		if err := explainWrites(ctx, conn, pt.Name.QualifiedName(), firstOf(live[i].columns), live[i].partitioned); err != nil {
 			if transient(err) {
 				return fail(fmt.Errorf("%s: %w", pt.Name.QualifiedName(), err))
 			}
-			return false, &UnsafeError{Publication: spec.Name, Problems: []Problem{{Table: pt.Name.QualifiedName(), Msg: "PostgreSQL: " + schema.SQLText(err)}}}
+			return &UnsafeError{Publication: spec.Name, Problems: []Problem{{Table: pt.Name.QualifiedName(), Msg: "PostgreSQL: " + schema.SQLText(err)}}}
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fail(err)
-	}
-	return true, nil
+	return nil
 }
 
 func firstOf(s []string) string {
