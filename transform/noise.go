@@ -207,61 +207,79 @@ func log10Float(x float64, bits int) float64 {
 func (n noiseNumber) Transform(v schema.Value) (schema.Value, error) {
 	switch n.typ.Kind {
 	case schema.KindInt:
-		x, err := parseInt(v.Text, n.typ.Bits)
-		if err != nil {
-			return schema.Value{}, err
-		}
-		if x == 0 {
-			return schema.Value{Text: []byte("0")}, nil // no magnitude to move by
-		}
-		var digits [20]byte
-		ax := strconv.AppendUint(digits[:0], absInt64(x), 10)
-		u, edge := n.offset(x < 0, log10Digits(ax, 0))
-		delta := math.Trunc(u * n.ratio * math.Pow(10, edge)) // toward zero: within ratio*|x|
-		hi := int64(1)<<(n.typ.Bits-1) - 1
-		lo := -hi - 1
-		var y int64
-		switch di := int64(delta); {
-		case math.Abs(delta) >= 1<<62:
-			// Only with ratios above 1 on huge values: float is
-			// precise enough, then clamp.
-			yf := float64(x) + delta
-			switch {
-			case yf >= float64(hi): // float64(hi) may round up past hi
-				y = hi
-			case yf <= float64(lo):
-				y = lo
-			default:
-				y = int64(yf)
-			}
-		case di > 0 && x > hi-di:
+		return n.noiseInt(v)
+	case schema.KindFloat:
+		return n.noiseFloat(v)
+	}
+	return n.noiseNumeric(v)
+}
+
+// noiseInt moves an integer by at most ratio*|x|, toward zero, clamped
+// to the type's range.
+func (n noiseNumber) noiseInt(v schema.Value) (schema.Value, error) {
+	x, err := parseInt(v.Text, n.typ.Bits)
+	if err != nil {
+		return schema.Value{}, err
+	}
+	if x == 0 {
+		return schema.Value{Text: []byte("0")}, nil // no magnitude to move by
+	}
+	var digits [20]byte
+	ax := strconv.AppendUint(digits[:0], absInt64(x), 10)
+	u, edge := n.offset(x < 0, log10Digits(ax, 0))
+	delta := math.Trunc(u * n.ratio * math.Pow(10, edge)) // toward zero: within ratio*|x|
+	hi := int64(1)<<(n.typ.Bits-1) - 1
+	lo := -hi - 1
+	var y int64
+	switch di := int64(delta); {
+	case math.Abs(delta) >= 1<<62:
+		// Only with ratios above 1 on huge values: float is
+		// precise enough, then clamp.
+		yf := float64(x) + delta
+		switch {
+		case yf >= float64(hi): // float64(hi) may round up past hi
 			y = hi
-		case di < 0 && x < lo-di:
+		case yf <= float64(lo):
 			y = lo
 		default:
-			y = x + di
+			y = int64(yf)
 		}
-		return schema.Value{Text: strconv.AppendInt(make([]byte, 0, 20), y, 10)}, nil
-	case schema.KindFloat:
-		x, err := parseFloat(v.Text, n.typ.Bits)
-		if err != nil {
-			return schema.Value{}, err
-		}
-		if math.IsNaN(x) || math.IsInf(x, 0) || x == 0 {
-			return v, nil
-		}
-		u, edge := n.offset(x < 0, log10Float(x, n.typ.Bits))
-		y := x + u*n.ratio*math.Pow(10, edge)
-		if n.typ.Bits == 32 {
-			y = float64(float32(y))
-		}
-		// The noise overflowed the type, or rounding (of subnormals)
-		// took it past the ratio: keep the value.
-		if math.IsInf(y, 0) || math.Abs(y-x) > n.ratio*math.Abs(x) {
-			y = x
-		}
-		return schema.Value{Text: appendFloat(nil, y, n.typ.Bits)}, nil
+	case di > 0 && x > hi-di:
+		y = hi
+	case di < 0 && x < lo-di:
+		y = lo
+	default:
+		y = x + di
 	}
+	return schema.Value{Text: strconv.AppendInt(make([]byte, 0, 20), y, 10)}, nil
+}
+
+// noiseFloat moves a float by at most ratio*|x|; NaN, infinities and
+// zero stay.
+func (n noiseNumber) noiseFloat(v schema.Value) (schema.Value, error) {
+	x, err := parseFloat(v.Text, n.typ.Bits)
+	if err != nil {
+		return schema.Value{}, err
+	}
+	if math.IsNaN(x) || math.IsInf(x, 0) || x == 0 {
+		return v, nil
+	}
+	u, edge := n.offset(x < 0, log10Float(x, n.typ.Bits))
+	y := x + u*n.ratio*math.Pow(10, edge)
+	if n.typ.Bits == 32 {
+		y = float64(float32(y))
+	}
+	// The noise overflowed the type, or rounding (of subnormals)
+	// took it past the ratio: keep the value.
+	if math.IsInf(y, 0) || math.Abs(y-x) > n.ratio*math.Abs(x) {
+		y = x
+	}
+	return schema.Value{Text: appendFloat(nil, y, n.typ.Bits)}, nil
+}
+
+// noiseNumeric moves a numeric by at most ratio*|x| at the output's
+// scale, within its precision; NaN and infinities stay.
+func (n noiseNumber) noiseNumeric(v schema.Value) (schema.Value, error) {
 	d, err := parseDecimal(v.Text)
 	if err != nil {
 		return schema.Value{}, err
