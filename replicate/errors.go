@@ -183,7 +183,7 @@ var (
 
 // schemaChange ends an attempt whose plan no longer fits the source (a
 // column's type changed) or whose tables left the publication behind
-// pgveil's back; the next attempt starts at once and copies the tables
+// pgveil's back; the next attempt (see restartReason) copies the tables
 // listed again.
 type schemaChange struct {
 	tables []schema.TableName

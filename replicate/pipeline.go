@@ -29,7 +29,8 @@ type Options struct {
 	// Stats, when set, is updated as the stream runs.
 	Stats *Stats
 	// RetryMax bounds the wait between attempts after a transient
-	// failure (default 30s).
+	// failure, and between restarts that follow one another (default
+	// 30s).
 	RetryMax time.Duration
 	// Observer is told what happens (metrics, health); nil ignores it.
 	Observer Observer
@@ -158,7 +159,8 @@ func New(opts Options) *Pipeline {
 
 // Run replicates until ctx ends, then returns nil. Transient failures
 // (connections lost, servers restarting) are retried with exponential
-// backoff; a FatalError is returned at once.
+// backoff; restarts (a reload, a schema change) are at once, then back
+// off while they follow one another; a FatalError is returned at once.
 func Run(ctx context.Context, opts Options) error { return New(opts).Run(ctx) }
 
 // Config returns the rules in force.
