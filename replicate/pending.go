@@ -75,29 +75,6 @@ func (w *Waiting) String() string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
-// RulesPendingError is Reload's answer when the new rules are valid but
-// need something pgveil's role lacks: the rules in force stay and keep
-// streaming, and the new ones are put in force as soon as it is there.
-type RulesPendingError struct {
-	Waiting *Waiting
-	// Held are the tables whose change waits while the rest of the
-	// change was put in force (their grants are all that is missing);
-	// empty when the whole change waits.
-	Held []schema.TableName
-	// readyNow: the rest of the change was put in force by this call.
-	readyNow bool
-}
-
-func (e *RulesPendingError) Error() string {
-	if len(e.Held) > 0 {
-		return "the new rules are valid and in force, except for " + joinNames(e.Held) +
-			", which pgveil's role may not read yet: those keep their earlier rules (or stay out of the replica, when new), and pgveil applies theirs as soon as this is done (it checks every few seconds): " +
-			e.Waiting.String()
-	}
-	return "the new rules are valid, but pgveil's role cannot put them in force yet; the rules in force keep streaming, and pgveil applies the new ones as soon as this is done (it checks every few seconds): " +
-		e.Waiting.String()
-}
-
 func joinNames(ns []schema.TableName) string {
 	s := make([]string, len(ns))
 	for i, n := range ns {
@@ -168,7 +145,7 @@ func TablesToCopy(ctx context.Context, cfg *rules.Config, prep *Prepared) (map[s
 	if err != nil {
 		return nil, err
 	}
-	_, resync, _, err := compareRules(ctx, tgt, prep.Plan, keys.Fingerprint(), true)
+	_, resync, _, err := target.CompareRules(ctx, tgt, prep.Plan, keys.Fingerprint(), true)
 	return resync, err
 }
 
@@ -327,31 +304,10 @@ func privilegeWait(err error) *Waiting {
 	switch {
 	case errors.As(err, &oe) && !oe.Serves:
 		return &Waiting{Publication: oe}
-	case sqlState(err) == "42501":
+	case schema.SQLState(err) == "42501":
 		return &Waiting{Failed: serverMessage(err)}
 	}
 	return nil
-}
-
-// blockedError is an attempt's failure for want of a privilege after the
-// replica's first copy: pgveil then waits for it, retrying, instead of
-// stopping (a restart with an edited rules file, a grant revoked). Before
-// the first copy the failure stops pgveil with the statements to run.
-type blockedError struct {
-	err  error
-	wait *Waiting
-}
-
-func (e *blockedError) Error() string { return e.err.Error() }
-func (e *blockedError) Unwrap() error { return e.err }
-
-// blocked wraps err as a blockedError when the replica has been copied
-// (found) and err is for want of a privilege.
-func blocked(found bool, err error) error {
-	if w := privilegeWait(err); found && w != nil {
-		return &blockedError{err: err, wait: w}
-	}
-	return err
 }
 
 // waitBlocked reports that the rules in force cannot run for want of a

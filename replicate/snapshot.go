@@ -421,7 +421,7 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 	switch {
 	case errors.As(err, &ve):
 		return err
-	case sqlState(err) == "42703", sqlState(err) == "42P01":
+	case schema.SQLState(err) == "42703", schema.SQLState(err) == "42P01":
 		// A column (or the table) was dropped in production between two
 		// chunks: the plan no longer fits. Start again with the catalog
 		// as it is now.
