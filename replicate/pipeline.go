@@ -485,8 +485,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		var fe *FatalError
 		if errors.As(err, &fe) || !transient(err) {
-			var ve *ValueError
-			if errors.As(err, &ve) {
+			if errors.As(err, new(*transform.MaskError)) {
 				opts.Observer.Error("masking")
 			}
 			opts.Observer.Error("fatal")
@@ -513,6 +512,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 func transient(err error) bool {
 	if err == nil {
 		return true
+	}
+	// The one place where a value no rule can mask stops replication:
+	// retrying would mask it again, and skipping it loses data silently.
+	if errors.As(err, new(*transform.MaskError)) {
+		return false
 	}
 	var ne net.Error
 	var busy *SlotBusyError
@@ -759,13 +763,21 @@ func runOnce(ctx context.Context, opts Options) error {
 		}
 		defer filterConn.Close(context.Background())
 	}
-	st := &streamer{
-		opts: opts.Stream, log: log, repl: repl, slot: cfg.Source.Slot, publication: cfg.Source.Publication,
-		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: opts.Observer,
-		applier: target.NewApplier(tgt, cfg.Source.Slot), stats: opts.Stats, start: start, rs: rs,
+	// The lag figures read the source's WAL end on a connection of their
+	// own: src belongs to the monitor.
+	walConn, err := connectSource(ctx, cfg.Source.DSN.Reveal())
+	if err != nil {
+		return err
 	}
-	st.applier.SetTenancy(tenancy)
-	st.applier.SetForeignKeys(fks)
+	defer walConn.Close(context.Background())
+	ap := target.NewApplier(tgt, cfg.Source.Slot)
+	ap.SetTenancy(tenancy)
+	ap.SetForeignKeys(fks)
+	st := &streamer{
+		opts: opts.Stream, log: log, repl: pgReplicationConn{repl}, slot: cfg.Source.Slot, publication: cfg.Source.Publication,
+		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: opts.Observer, walEnd: sqlWALEnd{walConn},
+		applier: ap, stats: opts.Stats, start: start, rs: rs,
+	}
 	if st.colTypes, err = readColumnTypes(ctx, src, prep.Plan); err != nil {
 		return err
 	}
@@ -785,7 +797,7 @@ func runOnce(ctx context.Context, opts Options) error {
 	}
 	// Once re-copied tables are switched in, their foreign keys come back.
 	st.settled = func() {
-		if err := st.applier.AddForeignKeys(ctx); err != nil && ctx.Err() == nil {
+		if err := ap.AddForeignKeys(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("adding the foreign keys of re-copied tables; tried again at the next start", "error", err.Error())
 		}
 		if opts.settled != nil {
@@ -830,10 +842,6 @@ func runOnce(ctx context.Context, opts Options) error {
 	}
 	if errors.As(err, &sc) {
 		return err
-	}
-	var ve *ValueError
-	if errors.As(err, &ve) {
-		return fatal(err)
 	}
 	if sqlState(err) == "22P02" && ctx.Err() == nil {
 		// A value the replica's type refuses: an enum label added in
@@ -927,11 +935,7 @@ func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn
 		plan: prep.Plan, pub: prep.Publication, cat: prep.Catalog, tenancy: TargetTenancy(cfg),
 	}
 	if err := sn.run(ctx); err != nil {
-		var ve *ValueError
-		if errors.As(err, &ve) {
-			return 0, nil, fatal(err)
-		}
-		return 0, nil, err
+		return 0, nil, err // a value no rule can mask is fatal (transient)
 	}
 	if err := target.WriteCheckpoint(ctx, tgt, cfg.Source.Slot, target.Position{LSN: lsn}); err != nil {
 		return 0, nil, err
