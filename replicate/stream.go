@@ -232,7 +232,8 @@ func pluginArgs(publication string, serverVersion int) []string {
 	return append([]string{"proto_version '1'"}, args...)
 }
 
-func (s *streamer) run(ctx context.Context, serverVersion int) error {
+// init prepares the streamer's state for a stream from s.start.
+func (s *streamer) init(serverVersion int) {
 	s.opts.defaults()
 	s.rels = map[uint32]*relation{}
 	s.relMsgs = map[uint32][]byte{}
@@ -240,18 +241,25 @@ func (s *streamer) run(ctx context.Context, serverVersion int) error {
 	if s.lookup == nil {
 		s.lookup = s.plan.Table
 	}
-	defer func() {
-		for _, sp := range s.streams {
-			sp.close()
-		}
-		if s.rs != nil {
-			s.rs.spill.close()
-		}
-	}()
 	s.committed = s.start
 	s.stats.Committed.Store(uint64(s.committed))
 	s.stats.Resyncing.Store(s.rs != nil)
 	s.protoV2 = serverVersion >= 140000
+}
+
+// close releases what the stream holds on disk.
+func (s *streamer) close() {
+	for _, sp := range s.streams {
+		sp.close()
+	}
+	if s.rs != nil {
+		s.rs.spill.close()
+	}
+}
+
+func (s *streamer) run(ctx context.Context, serverVersion int) error {
+	s.init(serverVersion)
+	defer s.close()
 	// The server's WAL end before the first message: a keepalive that
 	// arrives behind it is not caught up (a restart's backlog).
 	s.readWALEnd(ctx)
