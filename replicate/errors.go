@@ -11,13 +11,15 @@ import (
 
 	"pgveil/replicate/source"
 	"pgveil/schema"
+	"pgveil/transform"
 )
 
 // The error types of package replicate, and how Run tells them apart:
 // a FatalError stops Run; a restartReason ends an attempt that the next
 // one, reading the rules and production's schema again, repairs; a
 // blockedError waits for a privilege; a transient error is retried with
-// backoff. (ValueError, a value no rule can mask, lives with the stream.)
+// backoff. (A value no rule can mask is a *transform.MaskError: transient
+// says it is fatal.)
 
 // FatalError is a failure that retrying cannot fix: the rules, the
 // prerequisites, a lost slot, a value no rule can mask. Run stops on it.
@@ -196,6 +198,11 @@ func (e *schemaChange) Error() string { return "the source schema changed" }
 func transient(err error) bool {
 	if err == nil {
 		return true
+	}
+	// The one place where a value no rule can mask stops replication:
+	// retrying would mask it again, and skipping it loses data silently.
+	if errors.As(err, new(*transform.MaskError)) {
+		return false
 	}
 	var ne net.Error
 	var busy *SlotBusyError

@@ -32,9 +32,17 @@ type Observer interface {
 	// and bytes of values it held, how long the commit took, and the
 	// source position now durable in the target.
 	TargetCommit(changes int, bytes int64, took time.Duration, lsn pglogrepl.LSN, commitTime time.Time)
-	// SourceAlive reports a message from the source: the server's WAL end
-	// and whether it was a keepalive.
+	// SourceAlive reports a message from the source and whether it was a
+	// keepalive. walEnd is, for a keepalive, the position up to which the
+	// server has sent everything; for a data message, the end of the WAL
+	// received so far. Neither is the server's WAL end (SourceWALEnd): a
+	// logical walsender's XLogData carries the record's position or 0, and
+	// during a backlog a keepalive's is far behind.
 	SourceAlive(walEnd pglogrepl.LSN, keepalive bool)
+	// SourceWALEnd reports the source server's WAL end, read from the
+	// server (pg_current_wal_flush_lsn) when the stream starts and every
+	// second while it runs: how far there is to go.
+	SourceWALEnd(lsn pglogrepl.LSN)
 	// Slot reports the replication slot as last read from the source: at
 	// start, during the initial copy and while streaming.
 	Slot(s SlotStatus)
@@ -86,6 +94,7 @@ func (nopObserver) SnapshotProgress(string, int64, int64, int64, bool)          
 func (nopObserver) Change(string, string)                                            {}
 func (nopObserver) TargetCommit(int, int64, time.Duration, pglogrepl.LSN, time.Time) {}
 func (nopObserver) SourceAlive(pglogrepl.LSN, bool)                                  {}
+func (nopObserver) SourceWALEnd(pglogrepl.LSN)                                       {}
 func (nopObserver) Slot(SlotStatus)                                                  {}
 func (nopObserver) Drift(*Drift)                                                     {}
 func (nopObserver) Tenancy(int, int, int)                                            {}

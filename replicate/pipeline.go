@@ -383,8 +383,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		var fe *FatalError
 		if errors.As(err, &fe) || !transient(err) {
-			var ve *ValueError
-			if errors.As(err, &ve) {
+			if errors.As(err, new(*transform.MaskError)) {
 				opts.Observer.Error("masking")
 			}
 			opts.Observer.Error("fatal")
@@ -442,11 +441,7 @@ func initialCopy(ctx context.Context, opts Options, prep *Prepared, repl *pgconn
 		plan: prep.Plan, pub: prep.Publication, cat: prep.Catalog, tenancy: TargetTenancy(cfg),
 	}
 	if err := sn.run(ctx); err != nil {
-		var ve *ValueError
-		if errors.As(err, &ve) {
-			return 0, nil, fatal(err)
-		}
-		return 0, nil, err
+		return 0, nil, err // a value no rule can mask is fatal (transient)
 	}
 	if err := target.WriteCheckpoint(ctx, tgt, cfg.Source.Slot, target.Position{LSN: lsn}); err != nil {
 		return 0, nil, err

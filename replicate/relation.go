@@ -18,6 +18,9 @@ type relation struct {
 	oid   uint32
 	name  schema.TableName
 	table *transform.TablePlan // nil: not replicated
+	// label is the table's schema.name, for the observer and messages:
+	// worked out once per Relation message, not once per row.
+	label string
 	// planIdx[i] is the index in table.Columns of the relation's column
 	// i, or -1 when the column is not replicated.
 	planIdx []int
@@ -66,6 +69,7 @@ func newRelation(m *pgoutput.Relation, lookup func(schemaName, name string) *tra
 	if r.table == nil {
 		return r
 	}
+	r.label = r.table.Table.QualifiedName()
 	byName := make(map[string]int, len(r.table.Columns))
 	for i, c := range r.table.Columns {
 		byName[c.Column.Name] = i
@@ -81,7 +85,7 @@ func newRelation(m *pgoutput.Relation, lookup func(schemaName, name string) *tra
 		if !ok {
 			r.planIdx[i] = -1
 			if !dropped[c.Name] {
-				warnings.warn("column not in the rules: not replicated until a rule names it", r.table.Table.QualifiedName(), c.Name)
+				warnings.warn("column not in the rules: not replicated until a rule names it", r.label, c.Name)
 			}
 			continue
 		}
@@ -93,7 +97,7 @@ func newRelation(m *pgoutput.Relation, lookup func(schemaName, name string) *tra
 		if !ok {
 			r.missing[j] = true
 			warnings.warn("column of the rules no longer sent by the source (dropped in production?): new rows get NULL",
-				r.table.Table.QualifiedName(), r.table.Columns[j].Column.Name)
+				r.label, r.table.Columns[j].Column.Name)
 		}
 	}
 	if f := filters[r.name]; f != nil {
@@ -117,7 +121,7 @@ func newRelation(m *pgoutput.Relation, lookup func(schemaName, name string) *tra
 // update is set; on inserts a missing column is NULL.
 func (r *relation) planRow(t pgoutput.Tuple, update bool) ([]schema.Value, error) {
 	if len(t) != len(r.planIdx) {
-		return nil, fmt.Errorf("%s: tuple has %d columns, the relation %d", r.table.Table.QualifiedName(), len(t), len(r.planIdx))
+		return nil, fmt.Errorf("%s: tuple has %d columns, the relation %d", r.label, len(t), len(r.planIdx))
 	}
 	row := make([]schema.Value, len(r.table.Columns))
 	for j, miss := range r.missing {
@@ -142,7 +146,7 @@ func (r *relation) planRow(t pgoutput.Tuple, update bool) ([]schema.Value, error
 		case pgoutput.KindUnchanged:
 			row[j] = schema.Value{State: schema.Unchanged}
 		default:
-			return nil, fmt.Errorf("%s.%s: binary tuple data was not asked for", r.table.Table.QualifiedName(), r.table.Columns[j].Column.Name)
+			return nil, fmt.Errorf("%s.%s: binary tuple data was not asked for", r.label, r.table.Columns[j].Column.Name)
 		}
 	}
 	return row, nil

@@ -169,7 +169,7 @@ func (s *streamer) resyncStep(ctx context.Context) error {
 		select {
 		case err := <-rs.done:
 			if err != nil {
-				var ve *ValueError
+				var ve *transform.MaskError
 				if errors.As(err, &ve) {
 					return err
 				}

@@ -393,7 +393,7 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 		err := readCopy(ctx, conn, q, func(row []schema.Value) error {
 			var err error
 			if masked, err = t.plan.Mask(masked[:0], row); err != nil {
-				return &ValueError{Err: err}
+				return maskedAt(err, 0)
 			}
 			if buf, err = pgcopy.AppendRow(buf, masked); err != nil {
 				return err
@@ -417,7 +417,7 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 		}
 		return nil
 	})
-	var ve *ValueError
+	var ve *transform.MaskError
 	switch {
 	case errors.As(err, &ve):
 		return err

@@ -67,8 +67,9 @@ type attempt struct {
 	parts      *partitionWatch
 	copyLeaves map[schema.TableName]string // leaves of the tables to copy, recorded once copied
 
-	start pglogrepl.LSN // where the stream starts
-	rs    *liveResync   // the re-copy running beside the stream, if any
+	start   pglogrepl.LSN   // where the stream starts
+	rs      *liveResync     // the re-copy running beside the stream, if any
+	applier *target.Applier // the stream's, once built
 }
 
 // runOnce is one attempt: it replicates until ctx ends or something
@@ -349,7 +350,7 @@ func (a *attempt) stream(ctx context.Context) error {
 	}
 	// Once re-copied tables are switched in, their foreign keys come back.
 	st.settled = func() {
-		if err := st.applier.AddForeignKeys(ctx); err != nil && ctx.Err() == nil {
+		if err := a.applier.AddForeignKeys(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("adding the foreign keys of re-copied tables; tried again at the next start", "error", err.Error())
 		}
 		if settled != nil {
@@ -395,10 +396,6 @@ func (a *attempt) stream(ctx context.Context) error {
 	if errors.As(err, &rr) {
 		return err
 	}
-	var ve *ValueError
-	if errors.As(err, &ve) {
-		return fatal(err)
-	}
 	if schema.SQLState(err) == "22P02" && ctx.Err() == nil {
 		// A value the replica's type refuses: an enum label added in
 		// production since the replica's type was made? Then restart at
@@ -436,14 +433,22 @@ func (a *attempt) streamer(ctx context.Context) (*streamer, error) {
 		}
 		a.closers = append(a.closers, func() { filterConn.Close(context.Background()) })
 	}
-	st := &streamer{
-		opts: a.opts.Stream, log: a.log, repl: a.repl, slot: cfg.Source.Slot, publication: cfg.Source.Publication,
-		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: a.opts.Observer,
-		applier: target.NewApplier(a.tgt, cfg.Source.Slot), stats: a.opts.Stats, start: a.start, rs: a.rs,
+	// The lag figures read the source's WAL end on a connection of their
+	// own: src belongs to the monitor.
+	walConn, err := connectSource(ctx, cfg.Source.DSN.Reveal())
+	if err != nil {
+		return nil, err
 	}
-	st.applier.SetTenancy(a.tenancy)
-	st.applier.SetForeignKeys(a.fks)
-	var err error
+	a.closers = append(a.closers, func() { walConn.Close(context.Background()) })
+	ap := target.NewApplier(a.tgt, cfg.Source.Slot)
+	ap.SetTenancy(a.tenancy)
+	ap.SetForeignKeys(a.fks)
+	a.applier = ap
+	st := &streamer{
+		opts: a.opts.Stream, log: a.log, repl: pgReplicationConn{a.repl}, slot: cfg.Source.Slot, publication: cfg.Source.Publication,
+		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: a.opts.Observer, walEnd: sqlWALEnd{walConn},
+		applier: ap, stats: a.opts.Stats, start: a.start, rs: a.rs,
+	}
 	if st.colTypes, err = source.ReadColumnTypes(ctx, a.src, prep.Plan); err != nil {
 		return nil, err
 	}

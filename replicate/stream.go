@@ -87,20 +87,105 @@ type Stats struct {
 	TargetWait atomic.Int64
 }
 
+// applier is what the streamer does on the target: one target
+// transaction at a time, holding whole source transactions, committed
+// with the checkpoint of the last of them. target.Applier is the real one;
+// the stream's unit tests record the calls instead.
+type applier interface {
+	// Begin opens a target transaction.
+	Begin(ctx context.Context) error
+	// Apply queues a masked change in the open transaction.
+	Apply(ctx context.Context, c *target.Change) error
+	// Pending is the number of changes applied since Begin.
+	Pending() int
+	// Commit writes the checkpoint pos and commits.
+	Commit(ctx context.Context, pos target.Position) error
+	// Rollback abandons the open transaction, if any.
+	Rollback(ctx context.Context) error
+	// Exec runs a statement in the open transaction, after the changes
+	// applied before it (a re-copy's switch).
+	Exec(ctx context.Context, sql string) error
+}
+
+var _ applier = (*target.Applier)(nil)
+
+// replicationConn is the replication connection as the streamer uses it.
+// pgReplicationConn is the real one; the stream's unit tests replay
+// recorded messages through a fake.
+type replicationConn interface {
+	// StartReplication starts streaming slot from start with pgoutput's
+	// plugin arguments.
+	StartReplication(ctx context.Context, slot string, start pglogrepl.LSN, pluginArgs []string) error
+	// ReceiveMessage returns the next message; a timeout error (see
+	// pgconn.Timeout) when ctx's deadline passes first.
+	ReceiveMessage(ctx context.Context) (pgproto3.BackendMessage, error)
+	// SendStandbyStatus tells the server what the target holds.
+	SendStandbyStatus(ctx context.Context, st pglogrepl.StandbyStatusUpdate) error
+}
+
+// pgReplicationConn is a replication connection to the source.
+type pgReplicationConn struct{ conn *pgconn.PgConn }
+
+var _ replicationConn = pgReplicationConn{}
+
+func (c pgReplicationConn) StartReplication(ctx context.Context, slot string, start pglogrepl.LSN, pluginArgs []string) error {
+	return pglogrepl.StartReplication(ctx, c.conn, slot, start, pglogrepl.StartReplicationOptions{
+		Mode: pglogrepl.LogicalReplication, PluginArgs: pluginArgs,
+	})
+}
+
+func (c pgReplicationConn) ReceiveMessage(ctx context.Context) (pgproto3.BackendMessage, error) {
+	return c.conn.ReceiveMessage(ctx)
+}
+
+func (c pgReplicationConn) SendStandbyStatus(ctx context.Context, st pglogrepl.StandbyStatusUpdate) error {
+	return pglogrepl.SendStandbyStatusUpdate(ctx, c.conn, st)
+}
+
+// walEndReader reads the source server's WAL end. A logical walsender's
+// messages do not carry it: an XLogData's WAL end is the record's own
+// position (or 0), and a keepalive's is how far the walsender has sent,
+// which during a backlog is far behind. The lag figures need the real one.
+type walEndReader interface {
+	WALEnd(ctx context.Context) (pglogrepl.LSN, error)
+}
+
+// sqlWALEnd reads the WAL end from a source connection: the flush
+// position, the end of what a walsender can send.
+type sqlWALEnd struct{ conn *pgx.Conn }
+
+var _ walEndReader = sqlWALEnd{}
+
+func (w sqlWALEnd) WALEnd(ctx context.Context) (pglogrepl.LSN, error) {
+	var lsn pglogrepl.LSN
+	if err := w.conn.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn()").Scan(&lsn); err != nil {
+		return 0, fmt.Errorf("reading the source's WAL position: %w", err)
+	}
+	return lsn, nil
+}
+
+// walEndInterval is how often the streamer reads the source's WAL end:
+// one trivial query a second keeps pgveil_lag_bytes true within a second.
+const walEndInterval = time.Second
+
 // streamer applies the pgoutput stream to the target.
 type streamer struct {
 	opts        StreamOptions
 	log         *slog.Logger
-	repl        *pgconn.PgConn
+	repl        replicationConn
 	slot        string
 	publication string
 	plan        *transform.Plan
 	filters     map[schema.TableName]*source.Filter
 	filterConn  *pgx.Conn // a source connection for in-process filters
-	applier     *target.Applier
+	applier     applier
 	stats       *Stats
 	obs         Observer
 	protoV2     bool
+	// walEnd reads the source server's WAL end for the lag figures; nil
+	// leaves them to keepalives alone.
+	walEnd     walEndReader
+	walEndFail bool // a failed reading was logged
 
 	dec  pgoutput.Decoder
 	rels map[uint32]*relation
@@ -147,7 +232,8 @@ func pluginArgs(publication string, serverVersion int) []string {
 	return append([]string{"proto_version '1'"}, args...)
 }
 
-func (s *streamer) run(ctx context.Context, serverVersion int) error {
+// init prepares the streamer's state for a stream from s.start.
+func (s *streamer) init(serverVersion int) {
 	s.opts.defaults()
 	s.rels = map[uint32]*relation{}
 	s.relMsgs = map[uint32][]byte{}
@@ -155,32 +241,44 @@ func (s *streamer) run(ctx context.Context, serverVersion int) error {
 	if s.lookup == nil {
 		s.lookup = s.plan.Table
 	}
-	defer func() {
-		for _, sp := range s.streams {
-			sp.close()
-		}
-		if s.rs != nil {
-			s.rs.spill.close()
-		}
-	}()
 	s.committed = s.start
 	s.stats.Committed.Store(uint64(s.committed))
 	s.stats.Resyncing.Store(s.rs != nil)
 	s.protoV2 = serverVersion >= 140000
-	err := pglogrepl.StartReplication(ctx, s.repl, s.slot, s.start, pglogrepl.StartReplicationOptions{
-		Mode: pglogrepl.LogicalReplication, PluginArgs: pluginArgs(s.publication, serverVersion),
-	})
+}
+
+// close releases what the stream holds on disk.
+func (s *streamer) close() {
+	for _, sp := range s.streams {
+		sp.close()
+	}
+	if s.rs != nil {
+		s.rs.spill.close()
+	}
+}
+
+func (s *streamer) run(ctx context.Context, serverVersion int) error {
+	s.init(serverVersion)
+	defer s.close()
+	// The server's WAL end before the first message: a keepalive that
+	// arrives behind it is not caught up (a restart's backlog).
+	s.readWALEnd(ctx)
+	err := s.repl.StartReplication(ctx, s.slot, s.start, pluginArgs(s.publication, serverVersion))
 	if err != nil {
 		return fmt.Errorf("starting replication from slot %s at %s: %w", s.slot, s.start, err)
 	}
 	s.log.Info("streaming", "slot", s.slot, "from", s.start.String())
 	now := time.Now()
 	nextStatus := now.Add(s.opts.StatusInterval)
+	nextWALEnd := now.Add(walEndInterval)
 	lastMsg := now
 	var recv receiveContext
 	defer recv.release()
 	for {
 		deadline := nextStatus
+		if s.walEnd != nil {
+			deadline = minTime(deadline, nextWALEnd)
+		}
 		if s.groupOpen() {
 			deadline = minTime(deadline, minTime(s.groupSince.Add(s.opts.BatchDelay), lastMsg.Add(s.opts.IdleFlush)))
 		}
@@ -223,7 +321,31 @@ func (s *streamer) run(ctx context.Context, serverVersion int) error {
 			}
 			nextStatus = time.Now().Add(s.opts.StatusInterval)
 		}
+		if !now.Before(nextWALEnd) {
+			s.readWALEnd(ctx)
+			nextWALEnd = time.Now().Add(walEndInterval)
+		}
 	}
+}
+
+// readWALEnd reports the source server's WAL end to the observer. A
+// failed reading leaves the lag figures to the keepalives, logged once:
+// the stream does not depend on it.
+func (s *streamer) readWALEnd(ctx context.Context) {
+	if s.walEnd == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	lsn, err := s.walEnd.WALEnd(rctx)
+	if err != nil {
+		if !s.walEndFail && ctx.Err() == nil {
+			s.log.Warn("cannot read the source's WAL position: the lag figures go by keepalives alone", "error", err.Error())
+			s.walEndFail = true
+		}
+		return
+	}
+	s.obs.SourceWALEnd(lsn)
 }
 
 // receiveContext is the context the stream receives with, reused while
@@ -292,7 +414,9 @@ func (s *streamer) receive(ctx context.Context, raw pgproto3.BackendMessage) err
 				s.received = end
 				s.stats.Received.Store(uint64(end))
 			}
-			s.obs.SourceAlive(x.ServerWALEnd, false)
+			// Not x.ServerWALEnd: a logical walsender puts the record's
+			// own position there, or 0 (readWALEnd reports the real end).
+			s.obs.SourceAlive(s.received, false)
 			// The connection reuses its buffer: keep our own copy, since
 			// masked values may point into it until the target has them.
 			data := append([]byte(nil), x.WALData...)
@@ -487,22 +611,24 @@ func (s *streamer) rollback() {
 }
 
 // stop ends the stream on shutdown: whole source transactions already in
-// the target transaction are committed, a partial one is rolled back.
+// the target transaction are committed, a partial one is rolled back. A
+// failed commit is returned: those transactions are not in the target,
+// and the next start applies them again from the checkpoint.
 func (s *streamer) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	var err error
 	if s.groupOpen() && s.applied.LSN > s.committed {
-		if err := s.applier.Commit(ctx, s.applied); err == nil {
-			s.txOpen = false
-			s.committed = s.applied.LSN
-			s.stats.Committed.Store(uint64(s.committed))
+		err = s.flush(ctx)
+		if err != nil {
+			err = fmt.Errorf("committing on shutdown: %w", err)
 		}
 	}
 	s.rollback()
 	_ = s.sendStatus(false)
 	s.log.Debug("stream time", "waiting_for_source_s", time.Duration(s.stats.SourceWait.Load()).Seconds(),
 		"waiting_for_target_s", time.Duration(s.stats.TargetWait.Load()).Seconds(), "transactions", s.stats.Transactions.Load())
-	return nil
+	return err
 }
 
 // sendStatus tells the server how far the target has durably committed.
@@ -514,7 +640,7 @@ func (s *streamer) sendStatus(reply bool) error {
 		flush = s.idleEnd
 	}
 	write := max(s.received, flush)
-	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), s.repl, pglogrepl.StandbyStatusUpdate{
+	err := s.repl.SendStandbyStatus(context.Background(), pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: write, WALFlushPosition: flush, WALApplyPosition: flush, ReplyRequested: reply,
 	})
 	if err != nil {
@@ -565,152 +691,185 @@ func (s *streamer) rel(oid uint32) (*relation, error) {
 func (s *streamer) apply(ctx context.Context, m pgoutput.Message, data []byte, inStream bool) error {
 	switch m := m.(type) {
 	case *pgoutput.Relation:
-		name := schema.TableName{Schema: m.Namespace, Name: m.Name}
-		if !s.rs.covers(name) && s.colTypes.changed(name, m) {
-			// The values that follow no longer fit the plan: restart,
-			// which copies the table again under the new types.
-			s.log.Warn("a column's type changed in production: restarting to copy the table again with the new type",
-				"table", schema.QuoteIdent(m.Namespace)+"."+schema.QuoteIdent(m.Name))
-			return &schemaChange{}
-		}
-		if tp := s.lookup(m.Namespace, m.Name); tp != nil && !s.rs.covers(name) && !identityCoversKey(tp, m) {
-			// UPDATE and DELETE would now name rows by columns the
-			// replica's key does not hold (REPLICA IDENTITY changed):
-			// restart, which plans the key anew and copies the table
-			// again under it.
-			s.log.Warn("the table's replica identity changed in production: restarting to copy the table again under its new key",
-				"table", tp.Table.QualifiedName())
-			return &schemaChange{tables: []schema.TableName{name}}
-		}
-		s.relMsgs[m.OID] = relationRecord(data, inStream)
-		r := s.relation(m)
-		if i := slices.Index(r.filterIdx, -1); i >= 0 && !s.rs.covers(name) {
-			// Without the column the where cannot be evaluated, and NULL
-			// in its place could let rows it excludes in: restart, which
-			// plans the where anew (and stops with the rules' error if it
-			// no longer fits).
-			s.log.Warn("a column the table's where reads is no longer sent by the source (dropped or renamed in production?): restarting to check the where",
-				"table", r.table.Table.QualifiedName(), "column", slices.Concat(r.filter.Columns(), r.filter.Keys())[i])
-			return &schemaChange{tables: []schema.TableName{name}}
-		}
-		if s.rs.covers(r.name) {
-			return s.rs.capture(0, data, inStream)
-		}
+		return s.applyRelation(m, data, inStream)
 	case *pgoutput.Insert:
-		r, err := s.rel(m.RelationID)
-		if err != nil || r.table == nil {
-			return err
-		}
-		if s.rs.covers(r.name) {
-			return s.rs.capture(s.curLSN, data, inStream)
-		}
-		c := &target.Change{Op: target.OpInsert, Table: r.table}
-		if r.filter != nil {
-			if r.deferFilter {
-				c.Filter, c.FilterRow = r.rowFilter, r.filterRow(m.New, nil)
-			} else if ok, err := s.match(ctx, r, r.filterRow(m.New, nil)); err != nil || !ok {
-				return err
-			}
-		}
-		row, err := s.mask(r, m.New, false)
-		if err != nil {
-			return err
-		}
-		c.Row = row
-		s.stats.Inserts.Add(1)
-		s.obs.Change(r.table.Table.QualifiedName(), "insert")
-		return s.applyChange(ctx, c)
+		return s.applyInsert(ctx, m, data, inStream)
 	case *pgoutput.Update:
-		r, err := s.rel(m.RelationID)
-		if err != nil || r.table == nil {
-			return err
-		}
-		if s.rs.covers(r.name) {
-			return s.rs.capture(s.curLSN, data, inStream)
-		}
-		var oldKey []schema.Value
-		if m.Old != nil {
-			old, err := s.mask(r, m.Old, false)
-			if err != nil {
-				return err
-			}
-			oldKey = r.key(old)
-		}
-		row, err := s.mask(r, m.New, true)
-		if err != nil {
-			return err
-		}
-		if r.filter != nil && r.deferFilter {
-			s.stats.Updates.Add(1)
-			s.obs.Change(r.table.Table.QualifiedName(), "update")
-			return s.applyChange(ctx, &target.Change{Op: target.OpUpdate, Table: r.table, Row: row, Key: oldKey,
-				Filter: r.rowFilter, FilterRow: r.filterRow(m.New, m.Old)})
-		}
-		if r.filter != nil {
-			ok, err := s.match(ctx, r, r.filterRow(m.New, m.Old))
-			if err != nil {
-				return err
-			}
-			if !ok {
-				// The row no longer passes the filter: it leaves the replica.
-				key := oldKey
-				if key == nil {
-					key = r.key(row)
-				}
-				s.stats.Deletes.Add(1)
-				s.obs.Change(r.table.Table.QualifiedName(), "delete")
-				return s.applyChange(ctx, &target.Change{Op: target.OpDelete, Table: r.table, Key: key})
-			}
-		}
-		s.stats.Updates.Add(1)
-		s.obs.Change(r.table.Table.QualifiedName(), "update")
-		return s.applyChange(ctx, &target.Change{Op: target.OpUpdate, Table: r.table, Row: row, Key: oldKey})
+		return s.applyUpdate(ctx, m, data, inStream)
 	case *pgoutput.Delete:
-		r, err := s.rel(m.RelationID)
-		if err != nil || r.table == nil {
-			return err
-		}
-		if s.rs.covers(r.name) {
-			return s.rs.capture(s.curLSN, data, inStream)
-		}
-		old, err := s.mask(r, m.Old, false)
-		if err != nil {
-			return err
-		}
-		s.stats.Deletes.Add(1)
-		s.obs.Change(r.table.Table.QualifiedName(), "delete")
-		return s.applyChange(ctx, &target.Change{Op: target.OpDelete, Table: r.table, Key: r.key(old)})
+		return s.applyDelete(ctx, m, data, inStream)
 	case *pgoutput.Truncate:
-		var tables []*transform.TablePlan
-		captured := false
-		for _, oid := range m.RelationIDs {
-			if r := s.rels[oid]; r != nil && r.table != nil {
-				if s.rs.covers(r.name) {
-					captured = true
-					continue
-				}
-				tables = append(tables, r.table)
-			}
-		}
-		if captured {
-			if err := s.rs.capture(s.curLSN, data, inStream); err != nil {
-				return err
-			}
-		}
-		if len(tables) == 0 {
-			return nil
-		}
-		s.stats.Truncates.Add(1)
-		for _, t := range tables {
-			s.obs.Change(t.Table.QualifiedName(), "truncate")
-		}
-		return s.applyChange(ctx, &target.Change{Op: target.OpTruncate, Tables: tables,
-			Cascade: m.Options&pgoutput.TruncateCascade != 0, RestartIdentity: m.Options&pgoutput.TruncateRestartIdentity != 0})
+		return s.applyTruncate(ctx, m, data, inStream)
 	}
 	return nil
 }
 
-func (s *streamer) applyChange(ctx context.Context, c *target.Change) error {
+// applyRelation maps a relation anew, or restarts the stream when the
+// change in production needs the table planned and copied again.
+func (s *streamer) applyRelation(m *pgoutput.Relation, data []byte, inStream bool) error {
+	name := schema.TableName{Schema: m.Namespace, Name: m.Name}
+	if !s.rs.covers(name) && s.colTypes.changed(name, m) {
+		// The values that follow no longer fit the plan: restart,
+		// which copies the table again under the new types.
+		s.log.Warn("a column's type changed in production: restarting to copy the table again with the new type",
+			"table", schema.QuoteIdent(m.Namespace)+"."+schema.QuoteIdent(m.Name))
+		return &schemaChange{}
+	}
+	if tp := s.lookup(m.Namespace, m.Name); tp != nil && !s.rs.covers(name) && !identityCoversKey(tp, m) {
+		// UPDATE and DELETE would now name rows by columns the
+		// replica's key does not hold (REPLICA IDENTITY changed):
+		// restart, which plans the key anew and copies the table
+		// again under it.
+		s.log.Warn("the table's replica identity changed in production: restarting to copy the table again under its new key",
+			"table", tp.Table.QualifiedName())
+		return &schemaChange{tables: []schema.TableName{name}}
+	}
+	s.relMsgs[m.OID] = relationRecord(data, inStream)
+	r := s.relation(m)
+	if i := slices.Index(r.filterIdx, -1); i >= 0 && !s.rs.covers(name) {
+		// Without the column the where cannot be evaluated, and NULL
+		// in its place could let rows it excludes in: restart, which
+		// plans the where anew (and stops with the rules' error if it
+		// no longer fits).
+		s.log.Warn("a column the table's where reads is no longer sent by the source (dropped or renamed in production?): restarting to check the where",
+			"table", r.label, "column", slices.Concat(r.filter.Columns(), r.filter.Keys())[i])
+		return &schemaChange{tables: []schema.TableName{name}}
+	}
+	if s.rs.covers(r.name) {
+		return s.rs.capture(0, data, inStream)
+	}
+	return nil
+}
+
+// changed returns the replicated relation a row change is for, or nil
+// when there is nothing to apply: the table is not replicated, or its
+// changes are captured for a re-copy (done here).
+func (s *streamer) changed(oid uint32, data []byte, inStream bool) (*relation, error) {
+	r, err := s.rel(oid)
+	if err != nil || r.table == nil {
+		return nil, err
+	}
+	if s.rs.covers(r.name) {
+		return nil, s.rs.capture(s.curLSN, data, inStream)
+	}
+	return r, nil
+}
+
+func (s *streamer) applyInsert(ctx context.Context, m *pgoutput.Insert, data []byte, inStream bool) error {
+	r, err := s.changed(m.RelationID, data, inStream)
+	if r == nil {
+		return err
+	}
+	c := &target.Change{Op: target.OpInsert, Table: r.table}
+	if r.filter != nil {
+		if r.deferFilter {
+			c.Filter, c.FilterRow = r.rowFilter, r.filterRow(m.New, nil)
+		} else if ok, err := s.match(ctx, r, r.filterRow(m.New, nil)); err != nil || !ok {
+			return err
+		}
+	}
+	if c.Row, err = s.mask(r, m.New, false); err != nil {
+		return err
+	}
+	return s.emit(ctx, c, r.label)
+}
+
+func (s *streamer) applyUpdate(ctx context.Context, m *pgoutput.Update, data []byte, inStream bool) error {
+	r, err := s.changed(m.RelationID, data, inStream)
+	if r == nil {
+		return err
+	}
+	var oldKey []schema.Value
+	if m.Old != nil {
+		old, err := s.mask(r, m.Old, false)
+		if err != nil {
+			return err
+		}
+		oldKey = r.key(old)
+	}
+	row, err := s.mask(r, m.New, true)
+	if err != nil {
+		return err
+	}
+	c := &target.Change{Op: target.OpUpdate, Table: r.table, Row: row, Key: oldKey}
+	switch {
+	case r.filter != nil && r.deferFilter:
+		c.Filter, c.FilterRow = r.rowFilter, r.filterRow(m.New, m.Old)
+	case r.filter != nil:
+		ok, err := s.match(ctx, r, r.filterRow(m.New, m.Old))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// The row no longer passes the filter: it leaves the replica.
+			key := oldKey
+			if key == nil {
+				key = r.key(row)
+			}
+			c = &target.Change{Op: target.OpDelete, Table: r.table, Key: key}
+		}
+	}
+	return s.emit(ctx, c, r.label)
+}
+
+func (s *streamer) applyDelete(ctx context.Context, m *pgoutput.Delete, data []byte, inStream bool) error {
+	r, err := s.changed(m.RelationID, data, inStream)
+	if r == nil {
+		return err
+	}
+	old, err := s.mask(r, m.Old, false)
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, &target.Change{Op: target.OpDelete, Table: r.table, Key: r.key(old)}, r.label)
+}
+
+// applyTruncate empties the replicated tables a TRUNCATE names; those
+// being re-copied get it in their capture instead.
+func (s *streamer) applyTruncate(ctx context.Context, m *pgoutput.Truncate, data []byte, inStream bool) error {
+	var tables []*transform.TablePlan
+	var labels []string
+	captured := false
+	for _, oid := range m.RelationIDs {
+		if r := s.rels[oid]; r != nil && r.table != nil {
+			if s.rs.covers(r.name) {
+				captured = true
+				continue
+			}
+			tables, labels = append(tables, r.table), append(labels, r.label)
+		}
+	}
+	if captured {
+		if err := s.rs.capture(s.curLSN, data, inStream); err != nil {
+			return err
+		}
+	}
+	if len(tables) == 0 {
+		return nil
+	}
+	return s.emit(ctx, &target.Change{Op: target.OpTruncate, Tables: tables,
+		Cascade: m.Options&pgoutput.TruncateCascade != 0, RestartIdentity: m.Options&pgoutput.TruncateRestartIdentity != 0}, labels...)
+}
+
+// emit is the one way a change reaches the target: it is counted (the
+// stats and the observer, under the labels of the tables it changes) and
+// applied in the open target transaction.
+func (s *streamer) emit(ctx context.Context, c *target.Change, labels ...string) error {
+	var counter *atomic.Int64
+	switch c.Op {
+	case target.OpInsert:
+		counter = &s.stats.Inserts
+	case target.OpUpdate:
+		counter = &s.stats.Updates
+	case target.OpDelete:
+		counter = &s.stats.Deletes
+	case target.OpTruncate:
+		counter = &s.stats.Truncates // one TRUNCATE, however many tables
+	}
+	counter.Add(1)
+	for _, l := range labels {
+		s.obs.Change(l, c.Op.String())
+	}
 	for _, v := range c.Row {
 		s.groupBytes += int64(len(v.Text))
 	}
@@ -723,7 +882,14 @@ func (s *streamer) applyChange(ctx context.Context, c *target.Change) error {
 	return nil
 }
 
-// mask masks a tuple into plan column order.
+// countFiltered counts a change the table's row filter turned away.
+func (s *streamer) countFiltered(label string) {
+	s.stats.Filtered.Add(1)
+	s.obs.Change(label, "filtered")
+}
+
+// mask masks a tuple into plan column order. A value its rule cannot
+// mask is a *transform.MaskError that says in which source transaction.
 func (s *streamer) mask(r *relation, t pgoutput.Tuple, update bool) ([]schema.Value, error) {
 	raw, err := r.planRow(t, update)
 	if err != nil {
@@ -731,7 +897,7 @@ func (s *streamer) mask(r *relation, t pgoutput.Tuple, update bool) ([]schema.Va
 	}
 	out, err := r.table.Mask(make([]schema.Value, 0, len(raw)), raw)
 	if err != nil {
-		return nil, &ValueError{Err: err, LSN: s.curLSN}
+		return nil, maskedAt(err, s.curLSN)
 	}
 	return out, nil
 }
@@ -743,15 +909,16 @@ type deferredFilter struct {
 	r *relation
 }
 
+var _ target.RowFilter = (*deferredFilter)(nil)
+
 func (f *deferredFilter) Match(ctx context.Context, rows [][]schema.Value) ([]bool, error) {
 	res, err := f.r.filter.Match(ctx, f.s.filterConn, rows)
 	if err != nil {
-		return nil, fmt.Errorf("%s: row filter: %w", f.r.table.Table.QualifiedName(), err)
+		return nil, fmt.Errorf("%s: row filter: %w", f.r.label, err)
 	}
 	for _, ok := range res {
 		if !ok {
-			f.s.stats.Filtered.Add(1)
-			f.s.obs.Change(f.r.table.Table.QualifiedName(), "filtered")
+			f.s.countFiltered(f.r.label)
 		}
 	}
 	return res, nil
@@ -762,33 +929,27 @@ func (f *deferredFilter) Match(ctx context.Context, rows [][]schema.Value) ([]bo
 func (s *streamer) match(ctx context.Context, r *relation, row []schema.Value) (bool, error) {
 	res, err := r.filter.Match(ctx, s.filterConn, [][]schema.Value{row})
 	if err != nil {
-		return false, fmt.Errorf("%s: row filter: %w", r.table.Table.QualifiedName(), err)
+		return false, fmt.Errorf("%s: row filter: %w", r.label, err)
 	}
 	if !res[0] {
-		s.stats.Filtered.Add(1)
-		s.obs.Change(r.table.Table.QualifiedName(), "filtered")
+		s.countFiltered(r.label)
 	}
 	return res[0], nil
 }
 
-// ValueError is a value that its rule could not mask. The pipeline stops
-// on it rather than skip the row, which would lose data silently; the
-// message names the table, column and the source transaction's commit
-// LSN, never the value. A column can opt into NULL instead with
-// on_error: null.
-type ValueError struct {
-	Err error
-	LSN pglogrepl.LSN // commit LSN of the source transaction; 0 in the initial copy
-}
-
-func (e *ValueError) Error() string {
-	where := "in the initial copy"
-	if e.LSN != 0 {
-		where = "in the transaction committed at LSN " + e.LSN.String()
+// maskedAt says where in replication a value could not be masked: in the
+// source transaction committed at lsn, or in the initial copy when lsn is
+// 0. Other errors are returned as they are.
+func maskedAt(err error, lsn pglogrepl.LSN) error {
+	var me *transform.MaskError
+	if !errors.As(err, &me) {
+		return err
 	}
-	return "cannot mask a value " + where + ": " + e.Err.Error() + " (fix the rule, or add on_error: null to the column)"
+	if lsn == 0 {
+		return me.At("in the initial copy")
+	}
+	return me.At("in the transaction committed at LSN " + lsn.String())
 }
-func (e *ValueError) Unwrap() error { return e.Err }
 
 // columnTypes are the source columns' types (atttypid, atttypmod) as the
 // plan was built for them, by table and column.

@@ -9,6 +9,7 @@ import (
 
 	"pgveil/replicate/source"
 	"pgveil/replicate/target"
+	"pgveil/transform"
 )
 
 // TestTransient: a server going away is worth a retry however the error
@@ -30,7 +31,8 @@ func TestTransient(t *testing.T) {
 		{&pgconn.PgError{Code: "42P01"}, false},
 		{fmt.Errorf("planning the publication: %w", &pgconn.PgError{Code: "55P03"}), true},
 		{errors.New("unexpected EOF"), true},
-		{&ValueError{Err: errors.New("not a date")}, false},
+		{&transform.MaskError{Column: "public.t.d", Rule: "truncate", Reason: "not a valid date"}, false},
+		{fmt.Errorf("copy: %w", (&transform.MaskError{Reason: "connection reset in the rule's words"}).At("in the initial copy")), false},
 	} {
 		if got := transient(tt.err); got != tt.want {
 			t.Errorf("transient(%v) = %v, want %v", tt.err, got, tt.want)

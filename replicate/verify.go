@@ -101,7 +101,7 @@ func Compare(ctx context.Context, src, tgt *pgx.Conn, plan *transform.Plan) ([]T
 		err := readCopy(ctx, src, SelectSQL(tp, "", tp.Where), func(row []schema.Value) error {
 			masked, err := tp.Mask(nil, row)
 			if err != nil {
-				return &ValueError{Err: err}
+				return maskedAt(err, 0)
 			}
 			d.Source++
 			k := dupKey(srcSeen, rowKey(masked, keyIdx))

@@ -127,7 +127,7 @@ func TestPGTimeRejects(t *testing.T) {
 		if p, err := parsePGTime([]byte(s)); err == nil {
 			t.Errorf("parse %q: no error (got %+v)", s, p)
 		} else {
-			veilValueError(t, err, s)
+			veilMaskError(t, err, s)
 		}
 	}
 }

@@ -93,9 +93,9 @@ func checkTransform(t *testing.T, b built, in string) {
 		if len(in) >= 16 && strings.Contains(err.Error(), in) {
 			t.Fatalf("%s: error repeats the input: %v", b.name, err)
 		}
-		var ve *ValueError
-		if !asValueError(err, &ve) {
-			t.Fatalf("%s: error is not a ValueError: %T %v", b.name, err, err)
+		var ve *MaskError
+		if !asMaskError(err, &ve) {
+			t.Fatalf("%s: error is not a MaskError: %T %v", b.name, err, err)
 		}
 		return
 	}
@@ -113,9 +113,9 @@ func checkTransform(t *testing.T, b built, in string) {
 	}
 }
 
-func asValueError(err error, target **ValueError) bool {
+func asMaskError(err error, target **MaskError) bool {
 	for err != nil {
-		if ve, ok := err.(*ValueError); ok {
+		if ve, ok := err.(*MaskError); ok {
 			*target = ve
 			return true
 		}

@@ -90,9 +90,9 @@ func veilWantErr(t testing.TB, err error, want string, leak ...string) {
 	}
 }
 
-// veilValueError checks that a transform error is a ValueError that does
+// veilMaskError checks that a transform error is a MaskError that does
 // not contain the input.
-func veilValueError(t testing.TB, err error, in string) {
+func veilMaskError(t testing.TB, err error, in string) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("input %q: no error", in)
@@ -100,9 +100,9 @@ func veilValueError(t testing.TB, err error, in string) {
 	if strings.HasPrefix(err.Error(), "panic:") {
 		t.Fatalf("input %q: %v", in, err)
 	}
-	var ve *ValueError
+	var ve *MaskError
 	if !errors.As(err, &ve) {
-		t.Errorf("input %q: error %q (%T) is not a *ValueError", in, err, err)
+		t.Errorf("input %q: error %q (%T) is not a *MaskError", in, err, err)
 	}
 	if strings.Contains(err.Error(), veilCanary) || (len(in) > 3 && strings.Contains(err.Error(), in)) {
 		t.Errorf("error %q leaks the input %q", err, in)

@@ -143,7 +143,7 @@ func TestParseJSONRejects(t *testing.T) {
 			t.Errorf("copyJSON(%q) = %s, want an error", in, out)
 			continue
 		}
-		veilValueError(t, err, in)
+		veilMaskError(t, err, in)
 		if json.Valid([]byte(in)) {
 			t.Errorf("encoding/json accepts %q: the test is wrong", in)
 		}

@@ -416,7 +416,7 @@ func TestNoiseRejectsBadInput(t *testing.T) {
 		tr := noiseOf(t, k, tt.typ, tt.arg)
 		for _, in := range tt.ins {
 			_, err := veilRun(tr, in)
-			veilValueError(t, err, in)
+			veilMaskError(t, err, in)
 		}
 	}
 }

@@ -91,19 +91,40 @@ func (t *TablePlan) ColumnNames() []string {
 	return names
 }
 
-// MaskError reports a value a transformer could not mask. It names the
-// table and column and never holds the value.
+// MaskError is a value its rule could not mask: the one error type of
+// masking, from the transformer up to the pipeline. It never holds the
+// value. A transformer gives the Reason alone (what was expected, never
+// what was found); Plan.Mask adds the column and rule; the pipeline adds
+// Where in the stream. Replication stops on it rather than skip the row,
+// which would lose data silently (replicate's transient: retrying masks
+// the value again); a column can opt into NULL with on_error: null.
 type MaskError struct {
-	Column string // schema.table.column
+	Column string // schema.table.column; empty from a transformer alone
 	Rule   string
-	Err    error
+	Reason string
+	// Where says where in replication the value was met: "in the initial
+	// copy", "in the transaction committed at LSN 0/16B3748"; empty
+	// outside replication (preview, verify, tests).
+	Where string
 }
 
 func (e *MaskError) Error() string {
-	return fmt.Sprintf("%s: %s: %v", e.Column, e.Rule, e.Err)
+	if e.Column == "" {
+		return e.Reason
+	}
+	msg := e.Column + ": " + e.Rule + ": " + e.Reason
+	if e.Where == "" {
+		return msg
+	}
+	return "cannot mask a value " + e.Where + ": " + msg + " (fix the rule, or add on_error: null to the column)"
 }
 
-func (e *MaskError) Unwrap() error { return e.Err }
+// At returns a copy of e that says where in replication it was met.
+func (e *MaskError) At(where string) *MaskError {
+	c := *e
+	c.Where = where
+	return &c
+}
 
 // Mask appends to dst the masked form of row, which holds the published
 // columns in the order of Columns. NULL stays NULL and unchanged TOAST
@@ -126,7 +147,10 @@ func (t *TablePlan) Mask(dst, row []schema.Value) ([]schema.Value, error) {
 				dst = append(dst, schema.Value{State: schema.Null})
 				continue
 			}
-			return dst[:n], &MaskError{Column: c.Column.QualifiedName(), Rule: c.Rule.Name, Err: err}
+			// A transformer's own MaskError holds its reason alone;
+			// another error's text is its reason (transformers keep
+			// values out of their errors).
+			return dst[:n], &MaskError{Column: c.Column.QualifiedName(), Rule: c.Rule.Name, Reason: err.Error()}
 		}
 		dst = append(dst, out)
 	}

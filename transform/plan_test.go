@@ -62,6 +62,11 @@ func TestPlanMask(t *testing.T) {
 	if strings.Contains(err.Error(), "CANARY") {
 		t.Errorf("error leaks the value: %v", err)
 	}
+	// The pipeline says where; the column's own error is left as it was.
+	if at := me.At("in the initial copy"); !strings.HasPrefix(at.Error(), "cannot mask a value in the initial copy: public.customers.age: ") ||
+		!strings.HasSuffix(at.Error(), "(fix the rule, or add on_error: null to the column)") || me.Where != "" || strings.Contains(at.Error(), "CANARY") {
+		t.Errorf("At: %q (was %q)", at, me)
+	}
 	if _, err := tp.Mask(nil, []schema.Value{schema.Text("1")}); err == nil {
 		t.Error("short row accepted")
 	}

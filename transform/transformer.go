@@ -31,12 +31,7 @@ func IsDrop(t Transformer) bool {
 	return ok
 }
 
-// ValueError is a transformer's failure on one value. Its message says what
-// was expected, never what was found.
-type ValueError struct {
-	Msg string
-}
-
-func (e *ValueError) Error() string { return e.Msg }
-
-func invalid(msg string) error { return &ValueError{Msg: msg} }
+// invalid is a transformer's failure on one value: a MaskError with only
+// its reason, which says what was expected, never what was found. The
+// Plan names the column and rule.
+func invalid(reason string) error { return &MaskError{Reason: reason} }

@@ -349,7 +349,7 @@ func TestTruncateRejectsBadInput(t *testing.T) {
 		tr := build(t, k, tt.typ, Rule{Name: "truncate", Args: tt.args})
 		for _, in := range tt.ins {
 			_, err := veilRun(tr, in)
-			veilValueError(t, err, in)
+			veilMaskError(t, err, in)
 		}
 	}
 }

@@ -228,13 +228,7 @@ func (m *Metrics) lag(now time.Time) (bytes, seconds float64) {
 		// or pgveil has not read where it is: nothing to measure from.
 		return math.NaN(), math.NaN()
 	}
-	end := s.walEnd
-	if s.slot != nil && (s.phase != replicate.PhaseStreaming || end == 0) {
-		// Before the stream has spoken, the slot's reading of the
-		// server's WAL end gives the backlog. While streaming, the
-		// stream's own is newer and goes with its keepalives.
-		end = max(end, s.slot.CurrentLSN)
-	}
+	end := s.serverEnd
 	if end == 0 {
 		bytes = math.NaN()
 	} else if applied := max(s.durable, s.confirmed); end > applied {
@@ -257,9 +251,9 @@ func (m *Metrics) lag(now time.Time) (bytes, seconds float64) {
 
 // caughtUp reports whether the target holds everything the source has
 // sent: streaming, nothing applied since the last target commit, and the
-// source's last message a keepalive. m.mu is held.
+// source's last message a keepalive at the server's WAL end. m.mu is held.
 func (m *Metrics) caughtUp() bool {
-	return m.st.phase == replicate.PhaseStreaming && m.st.lastKeepalive && m.pending.Load() == 0
+	return m.st.phase == replicate.PhaseStreaming && m.st.lastKeepalive && m.st.sentAll && m.pending.Load() == 0
 }
 
 // known returns v, or NaN (unknown) when ok is false.

@@ -18,23 +18,29 @@
 //
 // Lag is worked out at scrape time from what the pipeline reported:
 //
+//   - The server's WAL end is the highest position known to exist: read
+//     from the server (SourceWALEnd: at the stream's start and every
+//     second), in the slot's reading, or received. The messages of a
+//     logical walsender do not carry it: an XLogData's WAL end is the
+//     record's own position (or 0), and a keepalive's is how far the
+//     walsender has sent, far behind during a backlog.
 //   - The copy is caught up when the pipeline is streaming, no change has
 //     been applied since the last target commit, and the last message from
-//     the source was a keepalive. The server sends one when it
-//     has sent everything, and the streamer asks for one each status interval
-//     while idle, so an idle copy reads as caught up even though unrelated
-//     WAL moves the server's end past the last commit.
+//     the source was a keepalive at or past the server's WAL end as known
+//     when it came. The server sends one when it has sent everything, and
+//     the streamer asks for one each status interval while idle, so an idle
+//     copy reads as caught up even though unrelated WAL moves the server's
+//     end past the last commit; a keepalive behind the server's end (a
+//     backlog being decoded) is not caught up.
 //   - pgveil_lag_bytes is the server's WAL end minus what is known to be
 //     applied: the durable LSN, or the WAL end of the last keepalive that
-//     found nothing pending, whichever is higher. The WAL end is the
-//     stream's while streaming, else the later of the stream's last and the
-//     slot's last reading (before the stream starts, that is the backlog).
+//     found nothing pending, whichever is higher.
 //   - pgveil_lag_seconds is 0 when caught up, else the time since the later
 //     of the last committed source transaction's commit time and the moment
 //     the copy was last known caught up. That is an upper bound on the age of
 //     the oldest change not yet in the target: it does not jump to the length
 //     of an idle spell when a transaction arrives after one, and it grows
-//     while pgveil is not streaming.
+//     while pgveil is not streaming or replays a backlog.
 //   - Both are NaN until a position durable in the target is known (read
 //     at start, written by the initial copy, or committed): during the
 //     first initial copy nothing is applied yet to measure from.
@@ -125,8 +131,10 @@ type state struct {
 	failed     bool // the phase was reported with an error
 
 	heardAt       time.Time     // last message from the source
-	walEnd        pglogrepl.LSN // server WAL end in that message
+	walEnd        pglogrepl.LSN // WAL end in that message (see SourceAlive)
 	lastKeepalive bool          // ... which was a keepalive
+	sentAll       bool          // ... at or past serverEnd: the server had sent everything
+	serverEnd     pglogrepl.LSN // the server's WAL end: the highest position known to exist
 	durable       pglogrepl.LSN // position durable in the target
 	durableKnown  bool          // durable was reported (checkpoint or commit)
 	committedAt   time.Time     // when the last target commit was reported
@@ -260,7 +268,7 @@ func (m *Metrics) Phase(phase string, err error) {
 			// A new stream: what a failed attempt applied was rolled back,
 			// and being caught up takes a keepalive on this stream.
 			m.pending.Store(0)
-			s.lastKeepalive = false
+			s.lastKeepalive, s.sentAll = false, false
 		}
 	}
 	s.phase = phase
@@ -339,20 +347,39 @@ func (m *Metrics) TargetCommit(changes int, bytes int64, took time.Duration, lsn
 	if s.lastKeepalive {
 		// The keepalive came after the last source commit: everything up
 		// to its WAL end is now in the target.
-		s.confirmed, s.caughtUpAt = s.walEnd, now
+		s.confirmed = max(s.confirmed, s.walEnd)
+		if s.sentAll {
+			s.caughtUpAt = now
+		}
 	}
 }
 
-// SourceAlive records a message from the source.
+// SourceAlive records a message from the source. A keepalive with nothing
+// pending is caught up only if it is at or past the server's WAL end as
+// known now: during a backlog the walsender sends keepalives too.
 func (m *Metrics) SourceAlive(walEnd pglogrepl.LSN, keepalive bool) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := &m.st
 	s.heardAt, s.walEnd, s.lastKeepalive = now, walEnd, keepalive
+	s.sentAll = keepalive && walEnd >= s.serverEnd
+	s.serverEnd = max(s.serverEnd, walEnd)
 	if keepalive && m.pending.Load() == 0 {
-		s.confirmed, s.caughtUpAt = walEnd, now
+		// Everything up to the keepalive's WAL end is in the target; the
+		// copy is caught up only if that is the server's end.
+		s.confirmed = max(s.confirmed, walEnd)
+		if s.sentAll {
+			s.caughtUpAt = now
+		}
 	}
+}
+
+// SourceWALEnd records the server's WAL end as read from the server.
+func (m *Metrics) SourceWALEnd(lsn pglogrepl.LSN) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.serverEnd = max(m.st.serverEnd, lsn)
 }
 
 // Slot records the replication slot's state.
@@ -360,6 +387,7 @@ func (m *Metrics) Slot(st replicate.SlotStatus) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.st.slot, m.st.slotFresh = &st, true
+	m.st.serverEnd = max(m.st.serverEnd, st.CurrentLSN)
 }
 
 // Drift records what the source holds that the rules do not name. A nil

@@ -615,16 +615,58 @@ func TestLagAtResume(t *testing.T) {
 	f.expect(t, 0x3000, "pgveil_lag_bytes")
 	f.expect(t, 3600, "pgveil_lag_seconds")
 
-	// Streaming: the stream's WAL end counts, not the slot's older reading.
+	// Streaming: every reading of the server's WAL end counts, the
+	// slot's too; a keepalive behind it is not caught up.
 	m.Phase(replicate.PhaseStreaming, nil)
 	m.SourceAlive(0x9000, false)
 	m.Slot(replicate.SlotStatus{Name: "pgveil", Exists: true, Active: true, WALStatus: "reserved", CurrentLSN: 0xA000}) // read after the stream spoke
 	f = scrape(t, srv)
-	f.expect(t, 0x4000, "pgveil_lag_bytes")
-	m.SourceAlive(0x9100, true) // caught up
+	f.expect(t, 0x5000, "pgveil_lag_bytes")
+	m.SourceAlive(0x9100, true)
+	f = scrape(t, srv)
+	f.expect(t, 0xA000-0x9100, "pgveil_lag_bytes")
+	f.expect(t, 3600, "pgveil_lag_seconds")
+	m.SourceAlive(0xA000, true) // caught up
 	f = scrape(t, srv)
 	f.expect(t, 0, "pgveil_lag_bytes")
 	f.expect(t, 0, "pgveil_lag_seconds")
+}
+
+// A restart with a backlog: the server's WAL end read as the stream
+// starts is far ahead of the checkpoint. The walsender's keepalives while
+// it decodes the backlog (their WAL end is how far it has sent) and its
+// data messages (their WAL end is the record's position, or 0) must not
+// make the lag read 0, in bytes or seconds, at any moment of the replay.
+func TestLagDuringBacklog(t *testing.T) {
+	m, c, srv := newMetrics(t)
+	committed := c.Now().Add(-10 * time.Minute)
+	m.Checkpoint(0x10000, committed)
+	m.Phase(replicate.PhaseStreaming, nil)
+	m.SourceWALEnd(0x900000) // read before START_REPLICATION
+	expect := func(bytes, seconds float64) {
+		t.Helper()
+		f := scrape(t, srv)
+		f.expect(t, bytes, "pgveil_lag_bytes")
+		f.expect(t, seconds, "pgveil_lag_seconds")
+	}
+	expect(0x900000-0x10000, 600)
+	m.SourceAlive(0x10000, true) // the walsender has sent nothing yet
+	c.Advance(5 * time.Second)
+	expect(0x900000-0x10000, 605)
+	m.SourceAlive(0x10100, false) // data, as received so far
+	m.Change("public.t", "update")
+	m.SourceAlive(0, false) // an XLogData's WAL end can be 0
+	expect(0x900000-0x10000, 605)
+	// A batch committed: the lag is the age of its last commit.
+	m.TargetCommit(5000, 1<<20, time.Second, 0x400000, c.Now().Add(-9*time.Minute))
+	expect(0x900000-0x400000, 540)
+	m.SourceWALEnd(0x980000) // production writes on
+	m.SourceAlive(0x400000, true)
+	expect(0x980000-0x400000, 540)
+	// Caught up: a keepalive at the server's end with nothing pending.
+	m.TargetCommit(10, 100, time.Millisecond, 0x980000, c.Now().Add(-time.Second))
+	m.SourceAlive(0x980000, true)
+	expect(0, 0)
 }
 
 func TestConcurrency(t *testing.T) {
