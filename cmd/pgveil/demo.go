@@ -19,8 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/examples"
-	"pgveil/internal/demo"
 	"pgveil/internal/cluster"
+	"pgveil/internal/demo"
 	"pgveil/replicate"
 	"pgveil/replicate/metrics"
 	"pgveil/rules"

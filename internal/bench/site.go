@@ -22,8 +22,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/examples"
-	"pgveil/internal/demo"
 	"pgveil/internal/cluster"
+	"pgveil/internal/demo"
 	"pgveil/schema"
 )
 
