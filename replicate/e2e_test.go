@@ -32,8 +32,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const e2eSecret = "0123456789abcdef0123456789abcdef"
-
 // e2e is one test's production and analytics databases and pipeline.
 type e2e struct {
 	t           *testing.T
@@ -119,7 +117,7 @@ func (e *e2e) exec(sql string, args ...any) {
 
 func (e *e2e) config() *rules.Config {
 	e.t.Helper()
-	env := map[string]string{"SRC": e.srcDSN, "DST": e.dstDSN, "SECRET": e2eSecret}
+	env := map[string]string{"SRC": e.srcDSN, "DST": e.dstDSN, "SECRET": pgtest.Secret}
 	mode := ""
 	if e.mode != "" {
 		mode = ", publication_mode: " + e.mode

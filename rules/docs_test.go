@@ -2,6 +2,7 @@ package rules
 
 import (
 	"os"
+	"pgveil/internal/pgtest"
 	"regexp"
 	"slices"
 	"strings"
@@ -150,7 +151,7 @@ func TestDocsReadmeDocumentsEveryKey(t *testing.T) {
 func TestDocsKeyTreeMatchesLoader(t *testing.T) {
 	const base = `source: {dsn: "postgres://u@prod/app"}
 target: {dsn: "postgres://u@analytics/copy"}
-secret: 0123456789abcdef0123456789abcdef
+secret: ` + pgtest.Secret + `
 tables:
   t:
     columns: {id: keep}

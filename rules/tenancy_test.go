@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"pgveil/internal/pgtest"
 	"slices"
 	"strings"
 	"testing"
@@ -11,7 +12,7 @@ const tenancyHead = `source:
   dsn: postgres://app:pw@db/prod
 target:
   dsn: postgres://w:pw@analytics/db
-secret: 0123456789abcdef0123456789abcdef
+secret: ` + pgtest.Secret + `
 tenancy:
   column: account_id
 tables:

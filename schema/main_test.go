@@ -58,7 +58,7 @@ func tn(s string) schema.TableName {
 // type the catalog reader returns must compile with the rules.
 func compile(t *testing.T, cat *schema.Catalog, tables string) *transform.Plan {
 	t.Helper()
-	doc := "source: {dsn: \"host=prod\"}\ntarget: {dsn: \"host=copy\"}\nsecret: \"0123456789abcdef0123456789abcdef\"\ntables:\n" + tables
+	doc := "source: {dsn: \"host=prod\"}\ntarget: {dsn: \"host=copy\"}\nsecret: \"" + pgtest.Secret + "\"\ntables:\n" + tables
 	noEnv := func(string) (string, bool) { return "", false }
 	cfg, err := rules.Parse("test.yaml", []byte(doc), noEnv, nil)
 	if err != nil {

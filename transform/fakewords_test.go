@@ -2,6 +2,7 @@ package transform
 
 import (
 	"math/rand/v2"
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"testing"
 
@@ -58,7 +59,7 @@ func TestFakeWordsAreGofakeits(t *testing.T) {
 }
 
 func BenchmarkFakeAddress(b *testing.B) {
-	k := testKeys(b, testSecret)
+	k := testKeys(b, pgtest.Secret)
 	tr := build(b, k, "text", Rule{Name: "fake", Args: Args{"kind": "address"}})
 	in := schema.Text("12 rue de la Paix, 75002 Paris")
 	b.ReportAllocs()

@@ -8,8 +8,6 @@ import (
 	"testing"
 )
 
-const testSecret = "0123456789abcdef0123456789abcdef"
-
 func testKeys(t testing.TB, secret string) *Keys {
 	t.Helper()
 	k, err := NewKeys([]byte(secret))

@@ -87,7 +87,7 @@ func TestJSONAsDeepAsPostgreSQLAccepts(t *testing.T) {
 			}
 		}
 		t.Logf("%s: PostgreSQL accepts %d levels around the inner object, not %d", shape.name, depth, hi)
-		k := testKeys(t, testSecret)
+		k := testKeys(t, pgtest.Secret)
 		tr := jsonOf(t, k, "jsonb", at("$..email", "fake", Args{"kind": "email"}), at("$..n", "drop", nil), at("$.zzz", "hash", nil))
 		out, err := veilRun(tr, stored)
 		if err != nil {

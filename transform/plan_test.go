@@ -2,6 +2,7 @@ package transform
 
 import (
 	"errors"
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func testPlan(t testing.TB, k *Keys) *TablePlan {
 }
 
 func TestPlanMask(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tp := testPlan(t, k)
 	if got := strings.Join(tp.ColumnNames(), ","); got != "id,email,age" {
 		t.Fatalf("columns %s", got)
@@ -68,7 +69,7 @@ func TestPlanMask(t *testing.T) {
 }
 
 func TestPlanLookupAndSummary(t *testing.T) {
-	tp := testPlan(t, testKeys(t, testSecret))
+	tp := testPlan(t, testKeys(t, pgtest.Secret))
 	p := NewPlan([]*TablePlan{tp})
 	if p.Table("public", "customers") != tp || p.Table("public", "orders") != nil {
 		t.Error("lookup")
@@ -80,7 +81,7 @@ func TestPlanLookupAndSummary(t *testing.T) {
 
 // BenchmarkMaskRow masks a typical 10-column row.
 func BenchmarkMaskRow(b *testing.B) {
-	k := testKeys(b, testSecret)
+	k := testKeys(b, pgtest.Secret)
 	r := Builtin()
 	cols := []struct {
 		name, typ string
@@ -124,7 +125,7 @@ func BenchmarkMaskRow(b *testing.B) {
 }
 
 func BenchmarkKeep(b *testing.B) {
-	tr := build(b, testKeys(b, testSecret), "text", Rule{Name: "keep"})
+	tr := build(b, testKeys(b, pgtest.Secret), "text", Rule{Name: "keep"})
 	v := schema.Text("alice.smith@mail.com")
 	b.ReportAllocs()
 	for range b.N {
@@ -135,7 +136,7 @@ func BenchmarkKeep(b *testing.B) {
 }
 
 func TestPlanOnErrorNull(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tp := testPlan(t, k)
 	tp.Columns[0].Rule.OnError = "null" // id: hash on bigint, fed a value that is not an integer
 	out, err := tp.Mask(nil, []schema.Value{schema.Text("not-a-number"), schema.Text("a@b.c"), schema.Text("33")})

@@ -1,13 +1,14 @@
 package transform
 
 import (
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"strings"
 	"testing"
 )
 
 func TestRedact(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ   string
 		value any // nil: bare redact
@@ -64,7 +65,7 @@ func TestRedact(t *testing.T) {
 }
 
 func TestRedactArrays(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ   string
 		value any
@@ -92,7 +93,7 @@ func TestRedactArrays(t *testing.T) {
 }
 
 func TestRedactBuildErrors(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ   string
 		value any
@@ -154,7 +155,7 @@ func TestRedactBuildErrors(t *testing.T) {
 
 // TestRedactOutputIsFresh checks that the output does not alias the input.
 func TestRedactOutputIsFresh(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := build(t, k, "text", Rule{Name: "redact"})
 	in := []byte("secret")
 	out, err := tr.Transform(schema.Bytes(in))

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"strings"
 	"testing"
@@ -15,7 +16,7 @@ func TestBuiltinNames(t *testing.T) {
 }
 
 func TestBuildChecks(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	r := Builtin()
 	pk := schema.Column{Table: "public.t", Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true}
 	for _, tc := range []struct {
@@ -65,7 +66,7 @@ func TestNewKeysRejectsShortSecret(t *testing.T) {
 }
 
 func TestCharColumnsArePadded(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, tc := range []struct {
 		typ  string
 		rule Rule

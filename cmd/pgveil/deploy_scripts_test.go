@@ -24,15 +24,7 @@ import (
 // read the replica.
 func TestComposeInitScripts(t *testing.T) {
 	ctx := context.Background()
-	start := func() *pgtest.Cluster {
-		c, err := pgtest.Start(ctx, pgtest.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Stop() })
-		return c
-	}
-	prodC, anC := start(), start()
+	prodC, anC := pgtest.New(t, pgtest.Options{}), pgtest.New(t, pgtest.Options{})
 	bin, err := pgtest.BinDir()
 	if err != nil {
 		t.Fatal(err)

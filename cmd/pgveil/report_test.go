@@ -79,7 +79,7 @@ func newReportSite(t *testing.T, rulesText string) *reportSite {
 	}
 	// The test cluster trusts local connections: the password is only
 	// there to be looked for.
-	env := map[string]string{"TARGET_DSN": dsn + " password=other-pass", "PGVEIL_SECRET": testSecret}
+	env := map[string]string{"TARGET_DSN": dsn + " password=other-pass", "PGVEIL_SECRET": pgtest.Secret}
 	return &reportSite{t: t, dsn: dsn, config: writeRules(t, rulesText), env: env}
 }
 
@@ -319,7 +319,7 @@ CREATE VIEW writes AS SELECT scribble() AS id, 'XX' AS country;`); err != nil {
 // Bad flags and --qi are usage errors (exit 2), found before connecting.
 func TestReportUsage(t *testing.T) {
 	file := writeRules(t, reportRules)
-	env := map[string]string{"TARGET_DSN": "host=127.0.0.1 port=1 connect_timeout=2", "PGVEIL_SECRET": testSecret}
+	env := map[string]string{"TARGET_DSN": "host=127.0.0.1 port=1 connect_timeout=2", "PGVEIL_SECRET": pgtest.Secret}
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -156,7 +156,7 @@ type proc struct {
 func (s *site) start(extra ...string) *proc {
 	s.t.Helper()
 	cmd := exec.Command(binary(s.t), append([]string{"run", "-c", s.config, "--log-format", "json", "--log-level", "debug", "--spill-dir", s.dir}, extra...)...)
-	cmd.Env = append(os.Environ(), "SOURCE_DSN="+s.srcDSN, "TARGET_DSN="+s.dstDSN, "PGVEIL_SECRET=0123456789abcdef0123456789abcdef")
+	cmd.Env = append(os.Environ(), "SOURCE_DSN="+s.srcDSN, "TARGET_DSN="+s.dstDSN, "PGVEIL_SECRET="+pgtest.Secret)
 	p := &proc{cmd: cmd, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
@@ -230,7 +230,7 @@ const (
 func (s *site) verify() {
 	s.t.Helper()
 	ctx := context.Background()
-	env := map[string]string{"SOURCE_DSN": s.srcDSN, "TARGET_DSN": s.dstDSN, "PGVEIL_SECRET": "0123456789abcdef0123456789abcdef"}
+	env := map[string]string{"SOURCE_DSN": s.srcDSN, "TARGET_DSN": s.dstDSN, "PGVEIL_SECRET": pgtest.Secret}
 	cfg, err := rules.Load(s.config, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
 		s.t.Fatal(err)
@@ -261,7 +261,7 @@ var rawEmail = regexp.MustCompile(`(^|[^a-z0-9.])(c|staff|e|n|b)[0-9]*@mail\.exa
 
 func (s *site) noCanary(where string, text string) {
 	s.t.Helper()
-	for _, c := range []string{canary, "0123456789abcdef0123456789abcdef"} {
+	for _, c := range []string{canary, pgtest.Secret} {
 		if strings.Contains(text, c) {
 			s.t.Errorf("%s contains %q", where, c)
 		}

@@ -37,6 +37,12 @@ type (
 	Options = cluster.Options
 )
 
+// BinDir is cluster.BinDir: where initdb, postgres, pg_dump and psql are.
+func BinDir() (string, error) { return cluster.BinDir() }
+
+// Exec is cluster.Exec: sql run on a new connection to dsn.
+func Exec(ctx context.Context, dsn, sql string) error { return cluster.Exec(ctx, dsn, sql) }
+
 // How long the helpers wait for their own set-up work. Generous: on a
 // loaded machine running several clusters, initdb or a database's
 // creation may take many times what it takes on an idle one, and a wait

@@ -23,8 +23,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const testSecret = "0123456789abcdef0123456789abcdef"
-
 func testContext(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -98,7 +96,7 @@ func readAll(t *testing.T, conn *pgx.Conn) *schema.Catalog {
 // compile builds a plan from the tables section of a rules file.
 func compile(t *testing.T, cat *schema.Catalog, tables string) *transform.Plan {
 	t.Helper()
-	doc := "source: {dsn: \"host=prod\"}\ntarget: {dsn: \"host=copy\"}\nsecret: \"" + testSecret + "\"\ntables:\n" + tables
+	doc := "source: {dsn: \"host=prod\"}\ntarget: {dsn: \"host=copy\"}\nsecret: \"" + pgtest.Secret + "\"\ntables:\n" + tables
 	noEnv := func(string) (string, bool) { return "", false }
 	cfg, err := rules.Parse("test.yaml", []byte(doc), noEnv, nil)
 	if err != nil {

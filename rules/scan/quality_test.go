@@ -662,7 +662,7 @@ func (q qualityResult) precision() float64 {
 }
 
 var qualityEnv = map[string]string{
-	"SOURCE_DSN": "host=prod", "TARGET_DSN": "host=analytics", "PGVEIL_SECRET": "0123456789abcdef0123456789abcdef",
+	"SOURCE_DSN": "host=prod", "TARGET_DSN": "host=analytics", "PGVEIL_SECRET": pgtest.Secret,
 }
 
 // TestScanQuality measures the scan on every schema of the suite: recall
