@@ -1,6 +1,7 @@
 package schema_test
 
 import (
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"reflect"
 	"slices"
@@ -67,8 +68,8 @@ ALTER TABLE public.accounts REPLICA IDENTITY USING INDEX accounts_code;
 
 func TestReadCatalog(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, catalogSchema)
-	ctx := testContext(t)
+	conn, _ := shared.NewDBWith(t, catalogSchema)
+	ctx := pgtest.Context(t)
 
 	names, err := schema.ListTables(ctx, conn)
 	if err != nil {
@@ -263,12 +264,12 @@ func TestReadCatalog(t *testing.T) {
 
 func TestReadCatalogEmpty(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, "")
-	cat, err := schema.ReadCatalog(testContext(t), conn, nil)
+	conn, _ := shared.NewDBWith(t, "")
+	cat, err := schema.ReadCatalog(pgtest.Context(t), conn, nil)
 	if err != nil || len(cat.Tables) != 0 || cat.Info == nil || cat.Enums == nil {
 		t.Fatalf("ReadCatalog(nil) = %+v, %v", cat, err)
 	}
-	cat, err = schema.ReadCatalog(testContext(t), conn, []schema.TableName{tn("public.nope")})
+	cat, err = schema.ReadCatalog(pgtest.Context(t), conn, []schema.TableName{tn("public.nope")})
 	if err != nil || len(cat.Tables) != 0 {
 		t.Fatalf("ReadCatalog(missing) = %+v, %v", cat, err)
 	}

@@ -1,13 +1,8 @@
 package schema_test
 
 import (
-	"context"
-	"os"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
 	"pgveil/rules"
@@ -17,36 +12,7 @@ import (
 
 var shared pgtest.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	shared.Stop()
-	os.Exit(code)
-}
-
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// newDB returns a connection to a fresh database of the shared cluster,
-// with sql run in it.
-func newDB(t *testing.T, sql string) (*pgx.Conn, string) {
-	t.Helper()
-	dsn := shared.NewDB(t)
-	conn, err := pgx.Connect(testContext(t), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	if sql != "" {
-		if _, err := conn.Exec(testContext(t), sql); err != nil {
-			t.Fatalf("%s\n-> %v", sql, err)
-		}
-	}
-	return conn, dsn
-}
+func TestMain(m *testing.M) { pgtest.Main(m, &shared) }
 
 // tn parses "schema.name" (no quoting) into a table name.
 func tn(s string) schema.TableName {

@@ -37,7 +37,7 @@ INSERT INTO book SELECT g, 1 + g % 10, 1 + g % 10, CASE WHEN g <= 9 THEN g ELSE 
 `
 
 func TestReadInfers(t *testing.T) {
-	conn := newDB(t, pagilaData)
+	conn, _ := shared.NewDBWith(t, pagilaData)
 	m, err := Read(context.Background(), conn, Options{Infer: true})
 	if err != nil {
 		t.Fatal(err)
