@@ -1,11 +1,8 @@
 package source
 
 import (
-	"context"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,71 +14,12 @@ import (
 
 var shared pgtest.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	shared.Stop()
-	os.Exit(code)
-}
-
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// connect opens a connection closed when the test ends.
-func connect(t *testing.T, dsn string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(testContext(t), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
-// connectAs connects to dsn as role (the tests' clusters trust local
-// connections), closing the connection when the test ends.
-func connectAs(t *testing.T, dsn, role string) *pgx.Conn {
-	t.Helper()
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.User = role
-	conn, err := pgx.ConnectConfig(testContext(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
-// newDB returns a connection to a fresh database of the shared cluster,
-// with sql run in it.
-func newDB(t *testing.T, sql string) (*pgx.Conn, string) {
-	t.Helper()
-	dsn := shared.NewDB(t)
-	conn := connect(t, dsn)
-	if sql != "" {
-		mustExec(t, conn, sql)
-	}
-	return conn, dsn
-}
-
-// mustExec runs statements (simple protocol: several at once).
-func mustExec(t *testing.T, conn *pgx.Conn, sql string) {
-	t.Helper()
-	if _, err := conn.Exec(testContext(t), sql); err != nil {
-		t.Fatalf("%s\n-> %v", sql, err)
-	}
-}
+func TestMain(m *testing.M) { pgtest.Main(m, &shared) }
 
 // readAll reads the catalog of every table of the database.
 func readAll(t *testing.T, conn *pgx.Conn) *schema.Catalog {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := pgtest.Context(t)
 	names, err := schema.ListTables(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +55,7 @@ func tn(s string) schema.TableName {
 
 func readServer(t *testing.T, conn *pgx.Conn) *Server {
 	t.Helper()
-	srv, err := ReadServer(testContext(t), conn)
+	srv, err := ReadServer(pgtest.Context(t), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
