@@ -3,6 +3,7 @@ package target
 import (
 	"errors"
 	"io"
+	"pgveil/internal/pgtest"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +103,7 @@ func TestWriteCheckpoint(t *testing.T) {
 		}
 	}
 	// Before Setup there is no checkpoint table: not found, no error.
-	other := connect(t, shared.NewDB(t))
+	other := pgtest.Connect(t, shared.NewDB(t))
 	if _, found, err := ReadCheckpoint(ctx, other, "snap"); found || err != nil {
 		t.Errorf("without Setup: %v %v", found, err)
 	}
