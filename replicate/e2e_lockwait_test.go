@@ -89,7 +89,7 @@ CREATE TABLE scratch (id int);`, `
 // A pgveil session whose statement waits for a table another session has
 // locked is reported with the table and the holder.
 func TestReadLockWaitsNamesTheTable(t *testing.T) {
-	dsn := prodCluster.NewDB(t)
+	dsn := clusters.Source.NewDB(t)
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {

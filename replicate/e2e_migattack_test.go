@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"pgveil/internal/pgtest"
 	"pgveil/replicate/source"
 )
 
@@ -202,16 +203,7 @@ INSERT INTO people SELECT g, 'p' || g || '@example.com', 'CANARY-' || g FROM gen
 	if err := e.src.QueryRow(context.Background(), `SELECT 'other'::regclass::oid`).Scan(&otherOID); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := pgx.ParseConfig(e.srcDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.User = role
-	ac, err := pgx.ConnectConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ac.Close(context.Background())
+	ac := pgtest.ConnectAs(t, e.srcDSN, role)
 	forged := fmt.Sprintf(`[{"oid": %d, "qual": "true); ALTER PUBLICATION p1 DROP TABLE public.other; ALTER PUBLICATION p1 SET TABLE public.people, public.pgveil_marker; SELECT (1"}]`, otherOID)
 	_, err1 := ac.Exec(context.Background(), `SET pgveil.publication_aside = '`+strings.ReplaceAll(forged, "'", "''")+`'`)
 	_, err2 := ac.Exec(context.Background(), `CREATE TEMP TABLE scratch (a int); ALTER TABLE scratch ADD COLUMN b int`)

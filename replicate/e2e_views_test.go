@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"strings"
 	"testing"
@@ -24,17 +25,7 @@ func dbTag(t *testing.T, e *e2e) string {
 // connectReplicaAs connects to the replica as role.
 func connectReplicaAs(t *testing.T, e *e2e, role string) *pgx.Conn {
 	t.Helper()
-	cfg, err := pgx.ParseConfig(e.dstDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.User = role
-	c, err := pgx.ConnectConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
+	return pgtest.ConnectAs(t, e.dstDSN, role)
 }
 
 // viewState is what pgveil.views records of a view: "created", or
