@@ -103,7 +103,7 @@ INSERT INTO customers (account_id, email, full_name) SELECT 1 + g % 5, 'c' || g 
 	if err != nil || mine != 10 {
 		t.Errorf("as tenant_2: %d customers (%v), want 10", mine, err)
 	}
-	if out := p.out.String(); strings.Contains(out, `"level":"ERROR"`) {
+	if out := p.Output(); strings.Contains(out, `"level":"ERROR"`) {
 		t.Errorf("pgveil logged errors:\n%s", out)
 	}
 }

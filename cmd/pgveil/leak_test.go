@@ -100,7 +100,7 @@ func TestNoLeaks(t *testing.T) {
 		t.Errorf("preview printed no customers:\n%.500s", outputs["preview customers"])
 	}
 	s.terminate(p)
-	outputs["run's log (debug)"] = p.out.String()
+	outputs["run's log (debug)"] = p.Output()
 
 	outputs["a dump of the replica"] = s.dumpReplica()
 

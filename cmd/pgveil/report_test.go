@@ -73,7 +73,7 @@ type reportSite struct {
 
 func newReportSite(t *testing.T, rulesText string) *reportSite {
 	t.Helper()
-	dsn := analytics.NewDB(t)
+	dsn := clusters.Target.NewDB(t)
 	if err := pgtest.Exec(context.Background(), dsn, strings.ReplaceAll(reportReplica, "$C", canary)); err != nil {
 		t.Fatalf("creating the replica: %v", err)
 	}

@@ -106,7 +106,7 @@ func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") +
 // password given on the command line is warned about; one from
 // SOURCE_DSN is not.
 func TestRerun17ScanPassword(t *testing.T) {
-	dsn := prod.NewDB(t)
+	dsn := clusters.Source.NewDB(t)
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)

@@ -284,7 +284,7 @@ func TestSetupSQLLeastPrivilege(t *testing.T) {
 		impersonator = "mb_tenants"
 	)
 	ctx := context.Background()
-	srcSuper, dstSuper := prod.NewDB(t), analytics.NewDB(t)
+	srcSuper, dstSuper := clusters.Source.NewDB(t), clusters.Target.NewDB(t)
 	s := &site{t: t, dir: t.TempDir(), srcDSN: asRole(srcSuper, sourceRole), dstDSN: asRole(dstSuper, writer)}
 	var err error
 	if s.src, err = pgx.Connect(ctx, srcSuper); err != nil {
@@ -388,7 +388,7 @@ FROM pg_roles r WHERE r.rolname = $1`, sourceRole).Scan(&super, &createDB, &crea
 	s.exec(`DELETE FROM customers WHERE id % 7 = 0`)
 	s.sync(p)
 	s.verify()
-	s.noCanary("pgveil's log", p.out.String())
+	s.noCanary("pgveil's log", p.Output())
 
 	// The source role reads no table the rules do not name.
 	srcConn, err := pgx.Connect(ctx, s.srcDSN)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"pgveil/internal/pgtest"
+	"pgveil/internal/process"
 	"pgveil/schema"
 	"pgveil/transform"
 )
@@ -197,7 +198,7 @@ func suggestFor(t *testing.T, name string, typ schema.Type) string {
 // marker may be inside the initial copy's snapshot and show up in the
 // replica before the other tables are copied; the second one comes through
 // the stream, which starts after the copy.
-func (s *site) streaming(p *proc) {
+func (s *site) streaming(p *process.Process) {
 	s.t.Helper()
 	s.sync(p)
 	s.sync(p)

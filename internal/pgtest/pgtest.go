@@ -252,3 +252,28 @@ func StartProcess(t testing.TB, cmd *exec.Cmd) *process.Process {
 	t.Cleanup(func() { p.Kill() })
 	return p
 }
+
+// WaitUntil polls cond until it holds, for up to two minutes; it fails
+// the test, with the process's output, when the time runs out or the
+// process exits first.
+func WaitUntil(t testing.TB, p *process.Process, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	if err := p.WaitUntil(ctx, cond); err != nil {
+		t.Fatalf("%v\n%s", err, p.Output())
+	}
+}
+
+// WaitLog waits, as WaitUntil, until the process's output holds text.
+func WaitLog(t testing.TB, p *process.Process, text string) {
+	t.Helper()
+	WaitUntil(t, p, func() bool { return strings.Contains(p.Output(), text) })
+}
+
+// StopFunc makes a function a Stopper: what else Main must clean up
+// after the tests (a binary they built).
+type StopFunc func()
+
+// Stop calls f.
+func (f StopFunc) Stop() { f() }

@@ -100,6 +100,9 @@ func (p *Process) Kill() error {
 	return err
 }
 
+// ErrNotStopped is Stop's error when the process outlived the wait.
+var ErrNotStopped = errors.New("did not stop")
+
 // Stop sends sig (SIGTERM for a clean stop) and waits up to wait for the
 // process to exit; it returns the exit status. A process still running
 // after wait is killed and reaped, and Stop says it did not stop.
@@ -112,22 +115,23 @@ func (p *Process) Stop(sig os.Signal, wait time.Duration) error {
 		return p.err
 	case <-time.After(wait):
 		_ = p.Kill()
-		return fmt.Errorf("%s did not stop within %s after %v", p.cmd.Path, wait, sig)
+		return fmt.Errorf("%s %w within %s after %v: killed", p.cmd.Path, ErrNotStopped, wait, sig)
 	}
 }
 
-// WaitOutput polls the output until cond holds. It fails when the process
-// exits first (with its exit status) or when ctx ends.
-func (p *Process) WaitOutput(ctx context.Context, cond func(output string) bool) error {
-	tick := time.NewTicker(20 * time.Millisecond)
+// WaitUntil polls cond (every 50 ms: it may query a database) until it
+// holds. It fails when the process exits first (with its exit status) or
+// when ctx ends.
+func (p *Process) WaitUntil(ctx context.Context, cond func() bool) error {
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if cond(p.Output()) {
+		if cond() {
 			return nil
 		}
 		select {
 		case <-p.done:
-			if cond(p.Output()) { // its last words may be what we wait for
+			if cond() { // its last words may be what we wait for
 				return nil
 			}
 			return fmt.Errorf("%s exited (%v)", p.cmd.Path, p.err)
@@ -138,9 +142,9 @@ func (p *Process) WaitOutput(ctx context.Context, cond func(output string) bool)
 	}
 }
 
-// WaitLog waits until the output holds text; see WaitOutput.
+// WaitLog waits until the output holds text; see WaitUntil.
 func (p *Process) WaitLog(ctx context.Context, text string) error {
-	if err := p.WaitOutput(ctx, func(out string) bool { return strings.Contains(out, text) }); err != nil {
+	if err := p.WaitUntil(ctx, func() bool { return strings.Contains(p.Output(), text) }); err != nil {
 		return fmt.Errorf("waiting for %q in the output: %w", text, err)
 	}
 	return nil

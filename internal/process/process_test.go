@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -55,7 +56,7 @@ func TestStopKillsWhatIgnoresTheSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := p.Stop(syscall.SIGTERM, 200*time.Millisecond)
-	if err == nil || !strings.Contains(err.Error(), "did not stop") {
+	if !errors.Is(err, ErrNotStopped) {
 		t.Errorf("Stop: %v, want did not stop", err)
 	}
 	if !p.Exited() {
