@@ -31,11 +31,7 @@ BEGIN PERFORM pg_advisory_xact_lock_shared(4343); RETURN true; END $$;`,
     columns: {id: keep, v: keep, n: keep}
 `+extraRules)
 	ctx := context.Background()
-	gate, err := pgx.Connect(ctx, e.srcDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gate.Close(context.Background()) })
+	gate := pgtest.Connect(t, e.srcDSN)
 	if _, err := gate.Exec(ctx, `SELECT pg_advisory_lock(4343)`); err != nil {
 		t.Fatal(err)
 	}
@@ -141,11 +137,7 @@ INSERT INTO people SELECT g, 'p' || g || '@example.com', g, 'n' || g, 'CANARY-' 
 	e.start()
 	e.sync()
 	stopTraffic := e.loop(`UPDATE people SET score = score + 1, note = 'u' || $1::int WHERE id = $2`, func(i int) []any { return []any{i, 1 + i%2000} })
-	conn, err := pgx.Connect(context.Background(), e.srcDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, e.srcDSN)
 	run := func(sql string, wantErr bool) {
 		t.Helper()
 		_, err := conn.Exec(context.Background(), sql)

@@ -3,12 +3,13 @@ package replicate
 import (
 	"context"
 	"fmt"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // TestReplicateTenancy follows tenants through the whole pipeline: the

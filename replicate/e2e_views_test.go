@@ -3,12 +3,13 @@ package replicate
 import (
 	"context"
 	"fmt"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // dbTag is a prefix unique to the test's replica database, for the

@@ -2,11 +2,12 @@ package rules
 
 import (
 	"os"
-	"pgveil/internal/pgtest"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
 )
 
 // The loader has no yaml struct tags to reflect on: it walks the YAML node

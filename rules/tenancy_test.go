@@ -1,10 +1,11 @@
 package rules
 
 import (
-	"pgveil/internal/pgtest"
 	"slices"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
 )
 
 // tenancyHead is head with a tenancy section; tables start on line 9.

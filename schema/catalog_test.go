@@ -1,11 +1,12 @@
 package schema_test
 
 import (
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"reflect"
 	"slices"
 	"testing"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 const catalogSchema = `

@@ -4,14 +4,15 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func fakeOf(t testing.TB, k *Keys, typ string, args Args) Transformer {

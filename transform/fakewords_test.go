@@ -2,11 +2,12 @@ package transform
 
 import (
 	"math/rand/v2"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"testing"
 
 	"github.com/brianvoe/gofakeit/v7"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // TestFakeWordsAreGofakeits: the kinds drawn from word lists give what

@@ -1,9 +1,10 @@
 package transform
 
 import (
-	"pgveil/internal/pgtest"
 	"testing"
 	"time"
+
+	"pgveil/internal/pgtest"
 )
 
 func TestTableFingerprint(t *testing.T) {

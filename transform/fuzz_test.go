@@ -1,12 +1,13 @@
 package transform
 
 import (
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // fuzzRules are the rule shapes the cross-transformer tests exercise.

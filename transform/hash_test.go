@@ -3,13 +3,14 @@ package transform
 import (
 	"fmt"
 	"math"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func TestHashKeepsType(t *testing.T) {

@@ -3,9 +3,10 @@ package transform
 import (
 	"errors"
 	"fmt"
-	"pgveil/schema"
 	"strings"
 	"testing"
+
+	"pgveil/schema"
 )
 
 func testKeys(t testing.TB, secret string) *Keys {

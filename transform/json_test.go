@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // at is one json path rule.

@@ -2,10 +2,11 @@ package transform
 
 import (
 	"encoding/json"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // jsonFuzzPaths and jsonFuzzRules are what the differential fuzzer builds

@@ -4,13 +4,14 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // noiseOf builds {noise: ratio} or {noise: duration} for typ.

@@ -2,11 +2,12 @@ package transform
 
 import (
 	"math"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func TestPartial(t *testing.T) {

@@ -2,10 +2,11 @@ package transform
 
 import (
 	"errors"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func testPlan(t testing.TB, k *Keys) *TablePlan {

@@ -1,10 +1,11 @@
 package transform
 
 import (
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func TestRedact(t *testing.T) {

@@ -1,11 +1,12 @@
 package transform
 
 import (
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"strings"
 	"testing"
 	"time"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func TestBuiltinNames(t *testing.T) {

@@ -3,12 +3,13 @@ package transform
 import (
 	"fmt"
 	"math"
-	"pgveil/internal/pgtest"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"pgveil/internal/pgtest"
 )
 
 // Independent rerun of issue 17 findings 3, 4, 6, 9 (variants).

@@ -79,11 +79,7 @@ INSERT INTO customers (account_id, email, full_name) SELECT 1 + g % 5, 'c' || g 
 	s.exec(`INSERT INTO accounts (name, plan, country) VALUES ('Late', 'free', 'FR')`)
 	s.sync(p)
 
-	rd, err := pgx.Connect(ctx, asRole(anC.DSN("analytics"), "metabase_ro"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close(ctx)
+	rd := pgtest.Connect(t, asRole(anC.DSN("analytics"), "metabase_ro"))
 	var customers int
 	if err := rd.QueryRow(ctx, `SELECT count(*) FROM public.customers`).Scan(&customers); err != nil || customers != 50 {
 		t.Errorf("metabase_ro: %d customers (%v), want 50", customers, err)

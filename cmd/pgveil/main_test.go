@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"pgveil/internal/pgtest"
 	"regexp"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
 )
 
 // pgveil runs the command line in-process and returns exit code, stdout and stderr.

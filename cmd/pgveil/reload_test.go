@@ -7,11 +7,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"pgveil/internal/pgtest"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
+
+	"pgveil/internal/pgtest"
 )
 
 // pgveil run reloads its rules on SIGHUP and, with --watch, when the file

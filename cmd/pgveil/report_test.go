@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"pgveil/internal/pgtest"
 	"pgveil/rules/report"
 )
@@ -301,11 +299,7 @@ CREATE VIEW writes AS SELECT scribble() AS id, 'XX' AS country;`); err != nil {
 		t.Errorf("absent's set: %+v", set)
 	}
 	var n int
-	conn, err := pgx.Connect(context.Background(), s.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, s.dsn)
 	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM scribbles`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("the report wrote %d rows (%v)", n, err)
 	}

@@ -8,12 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"pgveil/internal/process"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/process"
 )
 
 // BuildPgveil builds cmd/pgveil into dir with the go tool, from the module

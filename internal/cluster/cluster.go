@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"pgveil/schema"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +26,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/schema"
 )
 
 // Options configure a cluster.

@@ -7,12 +7,13 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"pgveil/internal/cluster"
-	"pgveil/internal/pgtest"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/cluster"
+	"pgveil/internal/pgtest"
 )
 
 func TestClusterLogicalAndRestart(t *testing.T) {

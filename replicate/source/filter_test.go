@@ -3,13 +3,14 @@ package source
 import (
 	"errors"
 	"fmt"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 const filterSchema = `

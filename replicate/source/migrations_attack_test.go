@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"pgveil/internal/pgtest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/internal/pgtest"
 )
 
 // attackDB makes a database with the triggers installed on publication pv.

@@ -3,11 +3,12 @@ package source
 import (
 	"context"
 	"errors"
-	"pgveil/internal/pgtest"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/internal/pgtest"
 )
 
 // With the migration triggers installed, production's migrations drop and

@@ -3,14 +3,15 @@ package source
 import (
 	"context"
 	"errors"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // Every rule shape guarantee 5 is about, one table each.

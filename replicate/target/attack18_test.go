@@ -1,14 +1,15 @@
 package target
 
 import (
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // TestAttack18MatviewRefreshErrorQuotesNoValue: a materialized view is

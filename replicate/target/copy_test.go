@@ -3,10 +3,11 @@ package target
 import (
 	"errors"
 	"io"
-	"pgveil/internal/pgtest"
 	"strings"
 	"testing"
 	"time"
+
+	"pgveil/internal/pgtest"
 )
 
 func TestCopyIn(t *testing.T) {

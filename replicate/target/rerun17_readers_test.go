@@ -9,14 +9,15 @@ package target
 
 import (
 	"context"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func ident(s string) string { return schema.QuoteIdent(s) }

@@ -11,8 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"pgveil/internal/pgtest"
-	"pgveil/schema"
 	"regexp"
 	"slices"
 	"strings"
@@ -22,6 +20,9 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // newAttackDB is newTenancyDB with three more tenant tables, one for each

@@ -1,10 +1,11 @@
 package target
 
 import (
-	"pgveil/internal/pgtest"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
 )
 
 // BenchmarkTenantQuery measures what row level security costs a tenant's

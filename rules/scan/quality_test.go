@@ -756,11 +756,7 @@ func measureSchema(t *testing.T, ctx context.Context, cluster *pgtest.Cluster, n
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cluster.DropDB(context.Background(), "quality_"+name) })
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, dsn)
 	if _, err := conn.Exec(ctx, before); err != nil {
 		t.Fatalf("%s: loading the schema: %v", name, err)
 	}
