@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"pgveil/internal/pgtest"
+	"pgveil/internal/rulestest"
 	"pgveil/schema"
 )
 
@@ -252,7 +253,7 @@ func TestReadCatalog(t *testing.T) {
 	}
 
 	// Every catalog type works with the rules: keep everything.
-	plan := compile(t, cat, `
+	plan := rulestest.Compile(t, cat, `
   everything:
     columns: {id: hash, s: keep, i: keep, b: keep, n102: keep, n: keep, r: keep, d: keep, t: keep, vc: keep,
       ch: keep, bo: keep, dt: keep, ts: keep, tstz: keep, tm: keep, iv: keep, u: keep, by: keep, j: keep,

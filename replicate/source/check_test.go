@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"pgveil/internal/pgtest"
+	"pgveil/internal/rulestest"
 )
 
 // problemWith returns the problem of table whose message holds every one
@@ -57,7 +58,7 @@ CREATE TABLE public.full_events (at timestamptz, payload text);
 ALTER TABLE public.full_events REPLICA IDENTITY FULL;
 ALTER TABLE public.full_events OWNER TO `+role+`;
 `)
-	plan := compile(t, readAll(t, conn), `
+	plan := rulestest.Compile(t, readAll(t, conn), `
   events: {columns: {at: keep, payload: drop}}
   quiet: {columns: {id: keep, v: keep}}
   fine: {columns: {id: keep, v: keep}}

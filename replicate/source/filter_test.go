@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
+	"pgveil/internal/rulestest"
 	"pgveil/schema"
 )
 
@@ -35,7 +36,7 @@ CREATE FUNCTION public.always() RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELEC
 func planFilter(t *testing.T, conn *pgx.Conn, cat *schema.Catalog, rules string) (*Filter, *PublishedTable) {
 	t.Helper()
 	ctx := pgtest.Context(t)
-	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, compile(t, cat, rules), "pgveil", true)
+	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, rulestest.Compile(t, cat, rules), "pgveil", true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
-	"pgveil/rules"
 	"pgveil/schema"
-	"pgveil/transform"
 )
 
 var shared pgtest.Shared
@@ -29,22 +27,6 @@ func readAll(t *testing.T, conn *pgx.Conn) *schema.Catalog {
 		t.Fatal(err)
 	}
 	return cat
-}
-
-// compile builds a plan from the tables section of a rules file.
-func compile(t *testing.T, cat *schema.Catalog, tables string) *transform.Plan {
-	t.Helper()
-	doc := "source: {dsn: \"host=prod\"}\ntarget: {dsn: \"host=copy\"}\nsecret: \"" + pgtest.Secret + "\"\ntables:\n" + tables
-	noEnv := func(string) (string, bool) { return "", false }
-	cfg, err := rules.Parse("test.yaml", []byte(doc), noEnv, nil)
-	if err != nil {
-		t.Fatalf("rules:\n%s\n-> %v", doc, err)
-	}
-	plan, _, err := cfg.Compile(cat.Tables, nil, nil)
-	if err != nil {
-		t.Fatalf("compile:\n%s\n-> %v", doc, err)
-	}
-	return plan
 }
 
 // tn parses "schema.name" (no quoting) into a table name.

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
+	"pgveil/internal/rulestest"
 	"pgveil/schema"
 )
 
@@ -140,7 +141,7 @@ func TestPublicationKeepsProductionWritable(t *testing.T) {
 	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
 	srv := readServer(t, conn)
-	plan := compile(t, cat, shapesRules)
+	plan := rulestest.Compile(t, cat, shapesRules)
 
 	spec, err := PlanPublication(ctx, conn, srv, cat, plan, "pgveil", true)
 	if err != nil {
@@ -275,7 +276,7 @@ func TestPublicationMigrationSafe(t *testing.T) {
 	conn, _ := shared.NewDBWith(t, shapesSchema)
 	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
-	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, compile(t, cat, shapesRules), "pgveil", false)
+	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, rulestest.Compile(t, cat, shapesRules), "pgveil", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +444,7 @@ CREATE PUBLICATION pgveil FOR TABLE public.dropped_col, public.stray WITH (publi
 
 	ensure := func(rules string) (bool, *PublicationSpec) {
 		t.Helper()
-		spec, err := PlanPublication(ctx, conn, srv, cat, compile(t, cat, rules), "pgveil", true)
+		spec, err := PlanPublication(ctx, conn, srv, cat, rulestest.Compile(t, cat, rules), "pgveil", true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -557,7 +558,7 @@ CREATE FUNCTION public.is_positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE A
 	srv := readServer(t, conn)
 	plan := func(where string) (*PublishedTable, error) {
 		t.Helper()
-		p := compile(t, cat, `
+		p := rulestest.Compile(t, cat, `
   t1: {where: "`+where+`", columns: {id: keep, name: drop, n: keep}}
 `)
 		spec, err := PlanPublication(ctx, conn, srv, cat, p, "pgveil", true)
@@ -614,7 +615,7 @@ CREATE FUNCTION public.is_positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE A
 	// Before PostgreSQL 15: no column lists, no row filters.
 	old := *srv
 	old.Version = 140010
-	spec, err := PlanPublication(ctx, conn, &old, cat, compile(t, cat, `
+	spec, err := PlanPublication(ctx, conn, &old, cat, rulestest.Compile(t, cat, `
   t1: {where: "id > 5", columns: {id: keep, name: drop, n: keep}}
 `), "pgveil", true)
 	if err != nil {
@@ -644,7 +645,7 @@ INSERT INTO ident_always (name, secret) VALUES ('a', 'b');`)
 	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
 	srv := readServer(t, conn)
-	plan := compile(t, cat, `
+	plan := rulestest.Compile(t, cat, `
   ident_always: {columns: {id: keep, name: {fake: name}, secret: drop}}
 `)
 	spec, err := PlanPublication(ctx, conn, srv, cat, plan, "pgveil", true)
@@ -680,7 +681,7 @@ GRANT SELECT ON public.people, public.visits TO `+role+`;`)
 	ensure := func(rules string) (bool, error) {
 		t.Helper()
 		cat := readAll(t, conn)
-		plan := compile(t, cat, rules)
+		plan := rulestest.Compile(t, cat, rules)
 		if ps := Check(readServer(t, conn), cat, plan, false); len(Problems(ps).Error()) > 0 && strings.Contains(Problems(ps).Error(), "own") {
 			t.Errorf("Check asks for ownership: %s", Problems(ps).Error())
 		}
