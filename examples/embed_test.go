@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"pgveil/internal/pgtest"
 	"pgveil/rules"
 )
 
@@ -64,7 +65,7 @@ func TestNamesSchemaAndRules(t *testing.T) {
 // Every example's rules pass the offline checks.
 func TestRulesParse(t *testing.T) {
 	env := func(k string) (string, bool) {
-		v, ok := map[string]string{"SOURCE_DSN": "host=prod", "TARGET_DSN": "host=analytics", "PGVEIL_SECRET": "0123456789abcdef0123456789abcdef"}[k]
+		v, ok := map[string]string{"SOURCE_DSN": "host=prod", "TARGET_DSN": "host=analytics", "PGVEIL_SECRET": pgtest.Secret}[k]
 		return v, ok
 	}
 	for _, name := range Names() {

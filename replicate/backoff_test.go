@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"pgveil/internal/pgtest"
 	"pgveil/rules"
 	"pgveil/schema"
 )
@@ -71,7 +72,7 @@ func TestSleepEndsWithContext(t *testing.T) {
 func loopConfig(t *testing.T) *rules.Config {
 	t.Helper()
 	dsn := "postgres://pgveil@127.0.0.1:1/none?connect_timeout=1"
-	yml := "source: {dsn: \"" + dsn + "\", slot: s1, publication: p1}\ntarget: {dsn: \"" + dsn + "\"}\nsecret: " + e2eSecret + "\ntables:\n  t:\n    columns: {id: keep}\n"
+	yml := "source: {dsn: \"" + dsn + "\", slot: s1, publication: p1}\ntarget: {dsn: \"" + dsn + "\"}\nsecret: " + pgtest.Secret + "\ntables:\n  t:\n    columns: {id: keep}\n"
 	cfg, err := rules.Parse("test.yaml", []byte(yml), func(string) (string, bool) { return "", false }, nil)
 	if err != nil {
 		t.Fatal(err)

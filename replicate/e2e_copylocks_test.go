@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
 )
 
 // copyDone records which tables an initial copy has finished.
@@ -52,11 +54,7 @@ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN true; END $$;`,
     columns: {id: keep, v: keep}
 `)
 	ctx := context.Background()
-	gate, err := pgx.Connect(ctx, e.srcDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gate.Close(ctx)
+	gate := pgtest.Connect(t, e.srcDSN)
 	if _, err := gate.Exec(ctx, `SELECT pg_advisory_lock(4242)`); err != nil {
 		t.Fatal(err)
 	}

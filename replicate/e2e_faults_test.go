@@ -75,7 +75,7 @@ func TestReplicateServerRestarts(t *testing.T) {
 	e.sync()
 	ctx := context.Background()
 
-	an := anCluster.Get(t)
+	an := clusters.Target.Get(t)
 	retries := strings.Count(e.logs.String(), "retrying")
 	if err := an.Kill(); err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestReplicateServerRestarts(t *testing.T) {
 	e.sync()
 	e.verify()
 
-	pc := prodCluster.Get(t)
+	pc := clusters.Source.Get(t)
 	e.src.Close(ctx)
 	if err := pc.Restart(ctx); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"pgveil/internal/pgtest"
 )
 
 // pgveil never waits on production's locks silently: while a session it
@@ -22,11 +22,7 @@ CREATE TABLE scratch (id int);`, `
   people: {columns: {id: hash, name: drop}}
 `)
 	ctx := context.Background()
-	holder, err := pgx.Connect(ctx, e.srcDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(ctx)
+	holder := pgtest.Connect(t, e.srcDSN)
 	var holderPID int
 	if err := holder.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holderPID); err != nil {
 		t.Fatal(err)
@@ -89,21 +85,13 @@ CREATE TABLE scratch (id int);`, `
 // A pgveil session whose statement waits for a table another session has
 // locked is reported with the table and the holder.
 func TestReadLockWaitsNamesTheTable(t *testing.T) {
-	dsn := prodCluster.NewDB(t)
+	dsn := clusters.Source.NewDB(t)
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	admin := pgtest.Connect(t, dsn)
 	if _, err := admin.Exec(ctx, `CREATE TABLE "Odd Name" (id int)`); err != nil {
 		t.Fatal(err)
 	}
-	holder, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(ctx)
+	holder := pgtest.Connect(t, dsn)
 	var holderPID int32
 	if err := holder.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holderPID); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/metabase"
+	"pgveil/internal/pgtest"
 	"pgveil/replicate/target"
 )
 
@@ -47,17 +48,7 @@ INSERT INTO payments (order_id, amount, method) SELECT g, g, 'card' FROM generat
 
 	connect := func(user string) *pgx.Conn {
 		t.Helper()
-		cfg, err := pgx.ParseConfig(e.dstDSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.User = user
-		c, err := pgx.ConnectConfig(ctx, cfg)
-		if err != nil {
-			t.Fatalf("connecting as %s: %v", user, err)
-		}
-		t.Cleanup(func() { c.Close(context.Background()) })
-		return c
+		return pgtest.ConnectAs(t, e.dstDSN, user)
 	}
 	// A tenant's own login, as an administrator gives one, with the
 	// search_path docs/operations.md asks for when Metabase connects

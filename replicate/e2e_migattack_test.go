@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"pgveil/internal/pgtest"
 	"pgveil/replicate/source"
 )
 
@@ -30,11 +31,7 @@ BEGIN PERFORM pg_advisory_xact_lock_shared(4343); RETURN true; END $$;`,
     columns: {id: keep, v: keep, n: keep}
 `+extraRules)
 	ctx := context.Background()
-	gate, err := pgx.Connect(ctx, e.srcDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gate.Close(context.Background()) })
+	gate := pgtest.Connect(t, e.srcDSN)
 	if _, err := gate.Exec(ctx, `SELECT pg_advisory_lock(4343)`); err != nil {
 		t.Fatal(err)
 	}
@@ -140,11 +137,7 @@ INSERT INTO people SELECT g, 'p' || g || '@example.com', g, 'n' || g, 'CANARY-' 
 	e.start()
 	e.sync()
 	stopTraffic := e.loop(`UPDATE people SET score = score + 1, note = 'u' || $1::int WHERE id = $2`, func(i int) []any { return []any{i, 1 + i%2000} })
-	conn, err := pgx.Connect(context.Background(), e.srcDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, e.srcDSN)
 	run := func(sql string, wantErr bool) {
 		t.Helper()
 		_, err := conn.Exec(context.Background(), sql)
@@ -202,16 +195,7 @@ INSERT INTO people SELECT g, 'p' || g || '@example.com', 'CANARY-' || g FROM gen
 	if err := e.src.QueryRow(context.Background(), `SELECT 'other'::regclass::oid`).Scan(&otherOID); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := pgx.ParseConfig(e.srcDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.User = role
-	ac, err := pgx.ConnectConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ac.Close(context.Background())
+	ac := pgtest.ConnectAs(t, e.srcDSN, role)
 	forged := fmt.Sprintf(`[{"oid": %d, "qual": "true); ALTER PUBLICATION p1 DROP TABLE public.other; ALTER PUBLICATION p1 SET TABLE public.people, public.pgveil_marker; SELECT (1"}]`, otherOID)
 	_, err1 := ac.Exec(context.Background(), `SET pgveil.publication_aside = '`+strings.ReplaceAll(forged, "'", "''")+`'`)
 	_, err2 := ac.Exec(context.Background(), `CREATE TEMP TABLE scratch (a int); ALTER TABLE scratch ADD COLUMN b int`)

@@ -3,11 +3,13 @@ package replicate
 import (
 	"context"
 	"fmt"
-	"pgveil/schema"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // TestReplicateTenancy follows tenants through the whole pipeline: the
@@ -121,17 +123,7 @@ func tenantLogin(t *testing.T, e *e2e, name, role string) *pgx.Conn {
 	if _, err := e.dst.Exec(context.Background(), `CREATE ROLE `+name+` LOGIN; GRANT `+schema.QuoteIdent(role)+` TO `+name); err != nil {
 		t.Fatalf("login for %s: %v", role, err)
 	}
-	cfg, err := pgx.ParseConfig(e.dstDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.User = name
-	c, err := pgx.ConnectConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
+	return pgtest.ConnectAs(t, e.dstDSN, name)
 }
 
 // waitFor polls cond on the replica until it holds.

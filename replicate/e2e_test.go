@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,19 +19,9 @@ import (
 
 // Two shared clusters: production and analytics. The source streams any
 // transaction over 64 kB, so that streaming is exercised by every test.
-var (
-	prodCluster = pgtest.Shared{Options: pgtest.Options{Settings: map[string]string{"logical_decoding_work_mem": "64kB"}}}
-	anCluster   pgtest.Shared
-)
+var clusters = pgtest.Pair{Source: pgtest.Shared{Options: pgtest.Options{Settings: map[string]string{"logical_decoding_work_mem": "64kB"}}}}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	prodCluster.Stop()
-	anCluster.Stop()
-	os.Exit(code)
-}
-
-const e2eSecret = "0123456789abcdef0123456789abcdef"
+func TestMain(m *testing.M) { pgtest.Main(m, &clusters) }
 
 // e2e is one test's production and analytics databases and pipeline.
 type e2e struct {
@@ -88,13 +77,13 @@ func (e *e2e) waitMonitorRounds(n int64) {
 
 func newE2E(t *testing.T, schema, rulesYAML string) *e2e {
 	t.Helper()
-	return newE2EWith(t, prodCluster.NewDB(t), schema, rulesYAML)
+	return newE2EWith(t, clusters.Source.NewDB(t), schema, rulesYAML)
 }
 
 // newE2EWith is newE2E on a production database of the test's choosing.
 func newE2EWith(t *testing.T, srcDSN, schema, rulesYAML string) *e2e {
 	t.Helper()
-	e := &e2e{t: t, srcDSN: srcDSN, dstDSN: anCluster.NewDB(t), logs: &syncbuf.Buffer{}}
+	e := &e2e{t: t, srcDSN: srcDSN, dstDSN: clusters.Target.NewDB(t), logs: &syncbuf.Buffer{}}
 	ctx := context.Background()
 	var err error
 	if e.src, err = pgx.Connect(ctx, e.srcDSN); err != nil {
@@ -119,7 +108,7 @@ func (e *e2e) exec(sql string, args ...any) {
 
 func (e *e2e) config() *rules.Config {
 	e.t.Helper()
-	env := map[string]string{"SRC": e.srcDSN, "DST": e.dstDSN, "SECRET": e2eSecret}
+	env := map[string]string{"SRC": e.srcDSN, "DST": e.dstDSN, "SECRET": pgtest.Secret}
 	mode := ""
 	if e.mode != "" {
 		mode = ", publication_mode: " + e.mode

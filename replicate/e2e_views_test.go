@@ -3,11 +3,13 @@ package replicate
 import (
 	"context"
 	"fmt"
-	"pgveil/schema"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // dbTag is a prefix unique to the test's replica database, for the
@@ -24,17 +26,7 @@ func dbTag(t *testing.T, e *e2e) string {
 // connectReplicaAs connects to the replica as role.
 func connectReplicaAs(t *testing.T, e *e2e, role string) *pgx.Conn {
 	t.Helper()
-	cfg, err := pgx.ParseConfig(e.dstDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.User = role
-	c, err := pgx.ConnectConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
+	return pgtest.ConnectAs(t, e.dstDSN, role)
 }
 
 // viewState is what pgveil.views records of a view: "created", or

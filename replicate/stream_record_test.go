@@ -52,7 +52,7 @@ func TestRecordPgoutput(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
-	dsn := prodCluster.NewDB(t)
+	dsn := clusters.Source.NewDB(t)
 	e := &e2e{t: t}
 	var err error
 	if e.src, err = testConnect(ctx, dsn); err != nil {

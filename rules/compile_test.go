@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"pgveil/transform"
 )
@@ -36,7 +37,7 @@ func testCatalog() schema.Tables {
 }
 
 func testKeys(t testing.TB) *transform.Keys {
-	k, err := transform.NewKeys([]byte("0123456789abcdef0123456789abcdef"))
+	k, err := transform.NewKeys([]byte(pgtest.Secret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func TestCompileKeysFromSecret(t *testing.T) {
 }
 
 func TestCompileAllowingUnruledSurvivesDrops(t *testing.T) {
-	src := "source: {dsn: x}\ntarget: {dsn: y}\nsecret: 0123456789abcdef0123456789abcdef\ntables:\n  gone:\n    columns: {id: keep}\n  t:\n    columns: {id: keep, old: keep}\n"
+	src := "source: {dsn: x}\ntarget: {dsn: y}\nsecret: " + pgtest.Secret + "\ntables:\n  gone:\n    columns: {id: keep}\n  t:\n    columns: {id: keep, old: keep}\n"
 	cfg, err := Parse("f.yaml", []byte(src), nil, transform.Builtin())
 	if err != nil {
 		t.Fatal(err)

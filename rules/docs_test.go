@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
 )
 
 // The loader has no yaml struct tags to reflect on: it walks the YAML node
@@ -150,7 +152,7 @@ func TestDocsReadmeDocumentsEveryKey(t *testing.T) {
 func TestDocsKeyTreeMatchesLoader(t *testing.T) {
 	const base = `source: {dsn: "postgres://u@prod/app"}
 target: {dsn: "postgres://u@analytics/copy"}
-secret: 0123456789abcdef0123456789abcdef
+secret: ` + pgtest.Secret + `
 tables:
   t:
     columns: {id: keep}

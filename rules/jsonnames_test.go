@@ -3,6 +3,7 @@ package rules
 import (
 	"testing"
 
+	"pgveil/internal/pgtest"
 	"pgveil/transform"
 )
 
@@ -10,7 +11,7 @@ import (
 // with the real transformers, and their mistakes are reported at their
 // line and column like every rule's.
 func TestJSONNamePaths(t *testing.T) {
-	const head = "source: {dsn: x}\ntarget: {dsn: y}\nsecret: 0123456789abcdef0123456789abcdef\ntables:\n  t:\n    columns:\n"
+	const head = "source: {dsn: x}\ntarget: {dsn: y}\nsecret: " + pgtest.Secret + "\ntables:\n  t:\n    columns:\n"
 	good := head + `      doc:
         json:
           "$.contacts.*~": hash

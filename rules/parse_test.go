@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"pgveil/internal/pgtest"
 	"pgveil/transform"
 )
 
@@ -17,7 +18,7 @@ const head = `source:
   dsn: postgres://app:pw@db/prod
 target:
   dsn: postgres://w:pw@analytics/db
-secret: 0123456789abcdef0123456789abcdef
+secret: ` + pgtest.Secret + `
 tables:
 `
 
@@ -80,7 +81,7 @@ func TestParseProblems(t *testing.T) {
 		{"merge key", head + "  t:\n    <<: {where: x}\n    columns: {id: keep}\n", []want{"8:5: merge keys (<<) are not supported"}},
 
 		// Duplicate keys.
-		{"duplicate top-level key", head + "  t: {columns: {id: keep}}\nsecret: 0123456789abcdef0123456789abcdef\n", []want{
+		{"duplicate top-level key", head + "  t: {columns: {id: keep}}\nsecret: " + pgtest.Secret + "\n", []want{
 			`8:1: duplicate key "secret" (first at line 5)`}},
 		{"duplicate column key", head + "  t:\n    columns:\n      id: keep\n      id: hash\n", []want{
 			`10:7: public.t: duplicate key "id" (first at line 9)`}},
@@ -96,9 +97,9 @@ func TestParseProblems(t *testing.T) {
 			`9:32: public.t.id: duplicate key "kind" (first at line 9)`}},
 
 		// Wrong node kinds.
-		{"source list", "source: [a]\ntarget: {dsn: x}\nsecret: 0123456789abcdef0123456789abcdef\ntables: {t: {columns: {id: keep}}}\n", []want{
+		{"source list", "source: [a]\ntarget: {dsn: x}\nsecret: " + pgtest.Secret + "\ntables: {t: {columns: {id: keep}}}\n", []want{
 			"1:9: source must be a map with dsn, slot, publication, publication_mode, not a list"}},
-		{"dsn map", "source: {dsn: {a: b}}\ntarget: {dsn: x}\nsecret: 0123456789abcdef0123456789abcdef\ntables: {t: {columns: {id: keep}}}\n", []want{
+		{"dsn map", "source: {dsn: {a: b}}\ntarget: {dsn: x}\nsecret: " + pgtest.Secret + "\ntables: {t: {columns: {id: keep}}}\n", []want{
 			"1:15: source.dsn must be a single value, not a map"}},
 		{"tables list", head + "  - t\n", []want{"7:3: tables must be a map of table names to their rules, not a list"}},
 		{"table entry null", head + "  t:\n", []want{"7:3: public.t: a table entry must be a map with columns (and optionally where), not null"}},
@@ -111,23 +112,23 @@ func TestParseProblems(t *testing.T) {
 		{"unsupported tag", head + "  t:\n    where: !sql x > 1\n    columns: {id: keep}\n", []want{"8:12: public.t: unsupported YAML tag !sql"}},
 
 		// Required values.
-		{"source without dsn", "source:\n  slot: a\ntarget: {dsn: x}\nsecret: 0123456789abcdef0123456789abcdef\ntables: {t: {columns: {id: keep}}}\n", []want{
+		{"source without dsn", "source:\n  slot: a\ntarget: {dsn: x}\nsecret: " + pgtest.Secret + "\ntables: {t: {columns: {id: keep}}}\n", []want{
 			"1:1: source.dsn is required"}},
-		{"source null", "source:\ntarget: {dsn: x}\nsecret: 0123456789abcdef0123456789abcdef\ntables: {t: {columns: {id: keep}}}\n", []want{
+		{"source null", "source:\ntarget: {dsn: x}\nsecret: " + pgtest.Secret + "\ntables: {t: {columns: {id: keep}}}\n", []want{
 			"1:1: source.dsn is required"}},
-		{"empty dsn", "source: {dsn: ''}\ntarget: {dsn: '${EMPTY}'}\nsecret: 0123456789abcdef0123456789abcdef\ntables: {t: {columns: {id: keep}}}\n", []want{
+		{"empty dsn", "source: {dsn: ''}\ntarget: {dsn: '${EMPTY}'}\nsecret: " + pgtest.Secret + "\ntables: {t: {columns: {id: keep}}}\n", []want{
 			"1:10: source.dsn is required", "2:10: target.dsn is required"}},
-		{"secret missing", strings.Replace(head, "secret: 0123456789abcdef0123456789abcdef\n", "", 1) + "  t: {columns: {id: keep}}\n", []want{
+		{"secret missing", strings.Replace(head, "secret: "+pgtest.Secret+"\n", "", 1) + "  t: {columns: {id: keep}}\n", []want{
 			"1:1: secret is required"}},
-		{"secret empty", strings.Replace(head, "secret: 0123456789abcdef0123456789abcdef", "secret: ''", 1) + "  t: {columns: {id: keep}}\n", []want{
+		{"secret empty", strings.Replace(head, "secret: "+pgtest.Secret, "secret: ''", 1) + "  t: {columns: {id: keep}}\n", []want{
 			"5:1: secret is required"}},
-		{"secret null", strings.Replace(head, "secret: 0123456789abcdef0123456789abcdef", "secret:", 1) + "  t: {columns: {id: keep}}\n", []want{
+		{"secret null", strings.Replace(head, "secret: "+pgtest.Secret, "secret:", 1) + "  t: {columns: {id: keep}}\n", []want{
 			"5:1: secret is required"}},
-		{"secret short", strings.Replace(head, "0123456789abcdef0123456789abcdef", "0123456789", 1) + "  t: {columns: {id: keep}}\n", []want{
+		{"secret short", strings.Replace(head, pgtest.Secret, "0123456789", 1) + "  t: {columns: {id: keep}}\n", []want{
 			"5:9: secret must be at least 32 bytes (it has 10)"}},
-		{"secret short from env", strings.Replace(head, "0123456789abcdef0123456789abcdef", "${SHORT_SECRET}", 1) + "  t: {columns: {id: keep}}\n", []want{
+		{"secret short from env", strings.Replace(head, pgtest.Secret, "${SHORT_SECRET}", 1) + "  t: {columns: {id: keep}}\n", []want{
 			"5:9: secret must be at least 32 bytes (it has 10)"}},
-		{"secret list", strings.Replace(head, "0123456789abcdef0123456789abcdef", "[a]", 1) + "  t: {columns: {id: keep}}\n", []want{
+		{"secret list", strings.Replace(head, pgtest.Secret, "[a]", 1) + "  t: {columns: {id: keep}}\n", []want{
 			"5:9: secret must be a single value, not a list"}},
 		{"tables null", head, []want{"6:1: tables must list at least one table"}},
 		{"tables empty", head + "  {}\n", []want{"7:3: tables must list at least one table"}},
@@ -466,7 +467,7 @@ func TestKeys(t *testing.T) {
 
 func TestParseNilRegistryAndEnv(t *testing.T) {
 	t.Setenv("PGVEIL_RULES_TEST_SECRET", testSecret)
-	src := strings.Replace(head, "0123456789abcdef0123456789abcdef", "${PGVEIL_RULES_TEST_SECRET}", 1) + "  t: {columns: {id: hash, b: keep, c: drop, d: null}}\n"
+	src := strings.Replace(head, pgtest.Secret, "${PGVEIL_RULES_TEST_SECRET}", 1) + "  t: {columns: {id: hash, b: keep, c: drop, d: null}}\n"
 	cfg, err := Parse("rules.yaml", []byte(src), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -525,7 +526,7 @@ func TestParseRule(t *testing.T) {
 }
 
 func TestOnError(t *testing.T) {
-	head := "source: {dsn: x}\ntarget: {dsn: y}\nsecret: 0123456789abcdef0123456789abcdef\ntables:\n  t:\n    columns:\n"
+	head := "source: {dsn: x}\ntarget: {dsn: y}\nsecret: " + pgtest.Secret + "\ntables:\n  t:\n    columns:\n"
 	cfg, err := Parse("f.yaml", []byte(head+"      a: {noise: 0.05, on_error: null}\n      b: {hash: , on_error: stop}\n      c: hash\n"), nil, transform.Builtin())
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
 )
 
 // tenancyHead is head with a tenancy section; tables start on line 9.
@@ -11,7 +13,7 @@ const tenancyHead = `source:
   dsn: postgres://app:pw@db/prod
 target:
   dsn: postgres://w:pw@analytics/db
-secret: 0123456789abcdef0123456789abcdef
+secret: ` + pgtest.Secret + `
 tenancy:
   column: account_id
 tables:

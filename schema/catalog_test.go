@@ -1,10 +1,13 @@
 package schema_test
 
 import (
-	"pgveil/schema"
 	"reflect"
 	"slices"
 	"testing"
+
+	"pgveil/internal/pgtest"
+	"pgveil/internal/rulestest"
+	"pgveil/schema"
 )
 
 const catalogSchema = `
@@ -67,8 +70,8 @@ ALTER TABLE public.accounts REPLICA IDENTITY USING INDEX accounts_code;
 
 func TestReadCatalog(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, catalogSchema)
-	ctx := testContext(t)
+	conn, _ := shared.NewDBWith(t, catalogSchema)
+	ctx := pgtest.Context(t)
 
 	names, err := schema.ListTables(ctx, conn)
 	if err != nil {
@@ -250,7 +253,7 @@ func TestReadCatalog(t *testing.T) {
 	}
 
 	// Every catalog type works with the rules: keep everything.
-	plan := compile(t, cat, `
+	plan := rulestest.Compile(t, cat, `
   everything:
     columns: {id: hash, s: keep, i: keep, b: keep, n102: keep, n: keep, r: keep, d: keep, t: keep, vc: keep,
       ch: keep, bo: keep, dt: keep, ts: keep, tstz: keep, tm: keep, iv: keep, u: keep, by: keep, j: keep,
@@ -263,12 +266,12 @@ func TestReadCatalog(t *testing.T) {
 
 func TestReadCatalogEmpty(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, "")
-	cat, err := schema.ReadCatalog(testContext(t), conn, nil)
+	conn, _ := shared.NewDBWith(t, "")
+	cat, err := schema.ReadCatalog(pgtest.Context(t), conn, nil)
 	if err != nil || len(cat.Tables) != 0 || cat.Info == nil || cat.Enums == nil {
 		t.Fatalf("ReadCatalog(nil) = %+v, %v", cat, err)
 	}
-	cat, err = schema.ReadCatalog(testContext(t), conn, []schema.TableName{tn("public.nope")})
+	cat, err = schema.ReadCatalog(pgtest.Context(t), conn, []schema.TableName{tn("public.nope")})
 	if err != nil || len(cat.Tables) != 0 {
 		t.Fatalf("ReadCatalog(missing) = %+v, %v", cat, err)
 	}

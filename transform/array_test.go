@@ -1,9 +1,11 @@
 package transform
 
 import (
-	"pgveil/schema"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func upper(v schema.Value) (schema.Value, error) {
@@ -69,7 +71,7 @@ func TestMapArrayRoundTrip(t *testing.T) {
 }
 
 func TestArrayColumnAppliesPerElement(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := build(t, k, "integer[]", Rule{Name: "hash"})
 	one := apply(t, build(t, k, "integer", Rule{Name: "hash"}), "5")
 	if got, want := apply(t, tr, "{{5,NULL},{5,5}}"), "{{"+one+",NULL},{"+one+","+one+"}}"; got != want {

@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
-	"pgveil/schema"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func fakeOf(t testing.TB, k *Keys, typ string, args Args) Transformer {
@@ -19,7 +21,7 @@ func fakeOf(t testing.TB, k *Keys, typ string, args Args) Transformer {
 }
 
 func TestFakeEveryKind(t *testing.T) {
-	ka, ka2, kb := testKeys(t, testSecret), testKeys(t, testSecret), testKeys(t, veilSecretB)
+	ka, ka2, kb := testKeys(t, pgtest.Secret), testKeys(t, pgtest.Secret), testKeys(t, veilSecretB)
 	kinds := fakeKindNames()
 	if len(kinds) != len(fakeKinds()) || len(kinds) < 20 {
 		t.Fatalf("fakeKindNames() = %v", kinds)
@@ -57,7 +59,7 @@ func TestFakeEveryKind(t *testing.T) {
 }
 
 func TestFakeSameAcrossColumns(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	// The same input gets the same fake in every table and column type.
 	text := apply(t, fakeOf(t, k, "text", Args{"kind": "name"}), "Alice Martin")
 	for _, typ := range []string{"varchar(200)", "citext", "char(100)"} {
@@ -77,7 +79,7 @@ func TestFakeSameAcrossColumns(t *testing.T) {
 var emailRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]*[a-z0-9])?@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$`)
 
 func TestFakeEmail(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	plain := fakeOf(t, k, "text", Args{"kind": "email"})
 	keep := fakeOf(t, k, "text", Args{"kind": "email", "keep_domain": true})
 	seen := map[string]bool{}
@@ -128,7 +130,7 @@ func TestFakeEmail(t *testing.T) {
 // every real domain back. The same holds between unique and plain fakes,
 // and between the unique tags of two kinds on the same input.
 func TestFakeOptionsAreUnlinkable(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	local := func(s string) string { l, _, _ := strings.Cut(s, "@"); return l }
 	tagOf := func(s string) string { return s[max(len(s)-uniqueTagLen, 0):] }
 	type variant struct {
@@ -181,7 +183,7 @@ func TestFakeOptionsAreUnlinkable(t *testing.T) {
 }
 
 func TestFakeUnique(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, tt := range []struct {
 		typ  string
 		args Args
@@ -249,7 +251,7 @@ func TestFakeUnique(t *testing.T) {
 }
 
 func TestFakeVarcharLength(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, n := range []int{1, 5, 12, 40} {
 		for _, kind := range fakeKindNames() {
 			if kind == "date_of_birth" && n < 10 {
@@ -278,7 +280,7 @@ func TestFakeVarcharLength(t *testing.T) {
 }
 
 func TestFakeDateOfBirth(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	first := time.Date(1940, 1, 1, 0, 0, 0, 0, time.UTC)
 	last := time.Date(2007, 12, 31, 0, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {
@@ -329,7 +331,7 @@ func TestFakeDateOfBirth(t *testing.T) {
 }
 
 func TestFakeIBAN(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := fakeOf(t, k, "text", Args{"kind": "iban"})
 	lengths := map[string]int{"DE": 22, "FR": 27, "ES": 24, "NL": 18, "GB": 22, "IT": 27}
 	countries := map[string]int{}
@@ -368,7 +370,7 @@ func TestFakeIBAN(t *testing.T) {
 }
 
 func TestFakeCreditCard(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := fakeOf(t, k, "text", Args{"kind": "credit_card"})
 	if !LuhnValid("4111111111111111") || LuhnValid("4111111111111112") {
 		t.Fatal("LuhnValid is wrong")
@@ -387,7 +389,7 @@ func TestFakeCreditCard(t *testing.T) {
 }
 
 func TestFakeInet(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, tt := range []struct {
 		typ, kind string
 		is4       bool
@@ -406,7 +408,7 @@ func TestFakeInet(t *testing.T) {
 }
 
 func TestFakeKeepsEmptyAndArrays(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := fakeOf(t, k, "text", Args{"kind": "email"})
 	if got := apply(t, tr, ""); got != "" {
 		t.Errorf("fake email of empty = %q", got)
@@ -431,7 +433,7 @@ func TestFakeKeepsEmptyAndArrays(t *testing.T) {
 }
 
 func TestFakeConcurrent(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := fakeOf(t, k, "text", Args{"kind": "address"})
 	want := make([]string, 50)
 	for i := range want {
@@ -461,7 +463,7 @@ func TestFakeConcurrent(t *testing.T) {
 }
 
 func TestFakeBuildErrors(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ  string
 		args Args
@@ -503,7 +505,7 @@ func TestFakeBuildErrors(t *testing.T) {
 }
 
 func TestFakeNeverLeaks(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, kind := range fakeKindNames() {
 		tr := fakeOf(t, k, "text", Args{"kind": kind})
 		for _, in := range []string{veilCanary, "\x00\xff", strings.Repeat("é", 1000)} {
@@ -520,7 +522,7 @@ func TestFakeNeverLeaks(t *testing.T) {
 }
 
 func BenchmarkFakeEmail(b *testing.B) {
-	k := testKeys(b, testSecret)
+	k := testKeys(b, pgtest.Secret)
 	tr := fakeOf(b, k, "text", Args{"kind": "email"})
 	in := schema.Text("alice.martin@example.com")
 	b.ReportAllocs()
@@ -532,7 +534,7 @@ func BenchmarkFakeEmail(b *testing.B) {
 }
 
 func BenchmarkFakeName(b *testing.B) {
-	k := testKeys(b, testSecret)
+	k := testKeys(b, pgtest.Secret)
 	tr := fakeOf(b, k, "text", Args{"kind": "name"})
 	in := schema.Text("Alice Martin")
 	b.ReportAllocs()
@@ -546,7 +548,7 @@ func BenchmarkFakeName(b *testing.B) {
 // A fake never equals its input, even where the kind's word list holds it
 // or the column's length cuts the fake down to it.
 func TestFakeNeverReturnsInput(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, tc := range []struct{ typ, kind string }{{"text", "first_name"}, {"varchar(1)", "first_name"}, {"text", "country"}, {"char(1)", "last_name"}} {
 		tr := build(t, k, tc.typ, Rule{Name: "fake", Args: Args{"kind": tc.kind}})
 		// Feed each output back: outputs are exactly the values most

@@ -2,10 +2,12 @@ package transform
 
 import (
 	"math/rand/v2"
-	"pgveil/schema"
 	"testing"
 
 	"github.com/brianvoe/gofakeit/v7"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // TestFakeWordsAreGofakeits: the kinds drawn from word lists give what
@@ -58,7 +60,7 @@ func TestFakeWordsAreGofakeits(t *testing.T) {
 }
 
 func BenchmarkFakeAddress(b *testing.B) {
-	k := testKeys(b, testSecret)
+	k := testKeys(b, pgtest.Secret)
 	tr := build(b, k, "text", Rule{Name: "fake", Args: Args{"kind": "address"}})
 	in := schema.Text("12 rue de la Paix, 75002 Paris")
 	b.ReportAllocs()

@@ -3,10 +3,12 @@ package transform
 import (
 	"testing"
 	"time"
+
+	"pgveil/internal/pgtest"
 )
 
 func TestTableFingerprint(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	fp := func(rules map[string]Rule, where string, keys *Keys) string {
 		tp := testPlan(t, k)
 		tp.Where = where
@@ -18,7 +20,7 @@ func TestTableFingerprint(t *testing.T) {
 		return tp.Fingerprint(keys.Fingerprint())
 	}
 	base := fp(nil, "", k)
-	if again := fp(nil, "", testKeys(t, testSecret)); again != base {
+	if again := fp(nil, "", testKeys(t, pgtest.Secret)); again != base {
 		t.Error("same rules and secret, another fingerprint")
 	}
 	for name, other := range map[string]string{
@@ -46,7 +48,7 @@ func TestTableFingerprint(t *testing.T) {
 // values are the fingerprints pgveil gave before noise and fake changed
 // (commit 44c5d5d), under the tests' secret.
 func TestFingerprintFollowsOutputVersions(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, c := range []struct {
 		name   string
 		rules  map[string]Rule

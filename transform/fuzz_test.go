@@ -1,11 +1,13 @@
 package transform
 
 import (
-	"pgveil/schema"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // fuzzRules are the rule shapes the cross-transformer tests exercise.
@@ -79,7 +81,7 @@ func FuzzTransformers(f *testing.F) {
 	for i, s := range fuzzSeeds {
 		f.Add(uint16(i*7), s)
 	}
-	k := testKeys(f, testSecret)
+	k := testKeys(f, pgtest.Secret)
 	all := allBuilt(f, k)
 	f.Fuzz(func(t *testing.T, pick uint16, in string) {
 		b := all[int(pick)%len(all)]
@@ -130,7 +132,7 @@ func asMaskError(err error, target **MaskError) bool {
 
 // The seeds run as a plain test too, on every rule/type pair.
 func TestTransformersOnSeeds(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, b := range allBuilt(t, k) {
 		for _, in := range fuzzSeeds {
 			checkTransform(t, b, in)
@@ -141,7 +143,7 @@ func TestTransformersOnSeeds(t *testing.T) {
 // Two plans built separately from the same secret agree; another secret
 // changes every hash and fake output.
 func TestDeterminismAcrossBuilds(t *testing.T) {
-	a, b := allBuilt(t, testKeys(t, testSecret)), allBuilt(t, testKeys(t, testSecret))
+	a, b := allBuilt(t, testKeys(t, pgtest.Secret)), allBuilt(t, testKeys(t, pgtest.Secret))
 	c := allBuilt(t, testKeys(t, "another secret, also 32 bytes long"))
 	for i := range a {
 		for _, in := range fuzzSeeds {

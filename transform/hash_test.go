@@ -3,16 +3,18 @@ package transform
 import (
 	"fmt"
 	"math"
-	"pgveil/schema"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func TestHashKeepsType(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	hashRule := Rule{Name: "hash"}
 	for _, tc := range []struct {
 		typ, in string
@@ -108,7 +110,7 @@ func byteaOf(n int) func(string) error {
 // Joins survive: the same value hashes the same in every integer type and
 // in an unconstrained numeric, and the same text in text and varchar.
 func TestHashJoinsAcrossTypes(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	r := Rule{Name: "hash"}
 	for _, in := range []string{"0", "7", "-7", "1000", "40000", "-40000"} {
 		want := apply(t, build(t, k, "bigint", r), in)
@@ -131,13 +133,13 @@ func TestHashJoinsAcrossTypes(t *testing.T) {
 }
 
 func TestHashDependsOnSecret(t *testing.T) {
-	a, b := testKeys(t, testSecret), testKeys(t, strings.Repeat("x", 32))
+	a, b := testKeys(t, pgtest.Secret), testKeys(t, strings.Repeat("x", 32))
 	for _, tc := range [][2]string{{"bigint", "42"}, {"text", "alice"}, {"uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}, {"numeric(8,2)", "10.00"}} {
 		r := Rule{Name: "hash"}
 		if apply(t, build(t, a, tc[0], r), tc[1]) == apply(t, build(t, b, tc[0], r), tc[1]) {
 			t.Errorf("%s %s: same hash under two secrets", tc[0], tc[1])
 		}
-		if apply(t, build(t, a, tc[0], r), tc[1]) != apply(t, build(t, testKeys(t, testSecret), tc[0], r), tc[1]) {
+		if apply(t, build(t, a, tc[0], r), tc[1]) != apply(t, build(t, testKeys(t, pgtest.Secret), tc[0], r), tc[1]) {
 			t.Errorf("%s %s: two Keys from one secret disagree", tc[0], tc[1])
 		}
 	}
@@ -146,7 +148,7 @@ func TestHashDependsOnSecret(t *testing.T) {
 // Unconstrained numerics stay distinct as numbers: outputs of different
 // inputs never compare equal (no "3.0" against "3").
 func TestHashNumericUnique(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := build(t, k, "numeric", Rule{Name: "hash"})
 	seen := map[string]string{}
 	for i := 0; i < 3000; i++ {
@@ -166,7 +168,7 @@ func TestHashNumericUnique(t *testing.T) {
 }
 
 func TestHashUniqueOnConstrainedNumeric(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := build(t, k, "numeric(3,1)", Rule{Name: "hash"})
 	seen := map[string]bool{}
 	for i := -999; i <= 999; i++ {
@@ -185,7 +187,7 @@ func TestHashUniqueOnConstrainedNumeric(t *testing.T) {
 }
 
 func TestHashErrors(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	reg := Builtin()
 	for _, tc := range []struct{ typ, want string }{
 		{"boolean", "hash does not apply to boolean"},
@@ -217,7 +219,7 @@ func TestHashErrors(t *testing.T) {
 }
 
 func TestHashNaNAndInfinityPassThrough(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, in := range []string{"NaN", "Infinity", "-Infinity"} {
 		if out := apply(t, build(t, k, "numeric", Rule{Name: "hash"}), in); out != in {
 			t.Errorf("%s -> %s", in, out)
@@ -226,7 +228,7 @@ func TestHashNaNAndInfinityPassThrough(t *testing.T) {
 }
 
 func TestHashUUIDAcceptsInputForms(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := build(t, k, "uuid", Rule{Name: "hash"})
 	want := apply(t, tr, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
 	for _, in := range []string{"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}", "a0eebc999c0b4ef8bb6d6bb9bd380a11"} {
@@ -237,7 +239,7 @@ func TestHashUUIDAcceptsInputForms(t *testing.T) {
 }
 
 func TestHashTextOnArrays(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := build(t, k, "text[]", Rule{Name: "hash"})
 	one := apply(t, build(t, k, "text", Rule{Name: "hash"}), "a b")
 	out := apply(t, tr, `{"a b",NULL,"a b"}`)
@@ -250,7 +252,7 @@ func TestHashTextOnArrays(t *testing.T) {
 }
 
 func BenchmarkHashText20(b *testing.B) {
-	tr := build(b, testKeys(b, testSecret), "text", Rule{Name: "hash"})
+	tr := build(b, testKeys(b, pgtest.Secret), "text", Rule{Name: "hash"})
 	v := schema.Text("alice.smith@mail.com")
 	b.ReportAllocs()
 	for range b.N {
@@ -261,7 +263,7 @@ func BenchmarkHashText20(b *testing.B) {
 }
 
 func BenchmarkHashBigint(b *testing.B) {
-	tr := build(b, testKeys(b, testSecret), "bigint", Rule{Name: "hash"})
+	tr := build(b, testKeys(b, pgtest.Secret), "bigint", Rule{Name: "hash"})
 	v := schema.Text("1234567")
 	b.ReportAllocs()
 	for range b.N {
@@ -272,7 +274,7 @@ func BenchmarkHashBigint(b *testing.B) {
 }
 
 func BenchmarkHashUUID(b *testing.B) {
-	tr := build(b, testKeys(b, testSecret), "uuid", Rule{Name: "hash"})
+	tr := build(b, testKeys(b, pgtest.Secret), "uuid", Rule{Name: "hash"})
 	v := schema.Text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
 	b.ReportAllocs()
 	for range b.N {
@@ -288,7 +290,7 @@ func BenchmarkHashUUID(b *testing.B) {
 // it to the test binary's timeout; it is a minute, not the microseconds a
 // transform takes, so that a loaded machine never trips it.
 func TestHashConstrainedNumericOddScale(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := build(t, k, "numeric(3,1)", Rule{Name: "hash"})
 	for _, in := range []string{"-0.001", "-0.04", "0.04", "1.25"} {
 		done := make(chan struct{})

@@ -3,12 +3,11 @@ package transform
 import (
 	"errors"
 	"fmt"
-	"pgveil/schema"
 	"strings"
 	"testing"
-)
 
-const testSecret = "0123456789abcdef0123456789abcdef"
+	"pgveil/schema"
+)
 
 func testKeys(t testing.TB, secret string) *Keys {
 	t.Helper()

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"pgveil/schema"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // at is one json path rule.
@@ -26,7 +28,7 @@ func jsonOf(t testing.TB, k *Keys, typ string, paths ...PathRule) Transformer {
 var redactX = Args{"value": "x"}
 
 func TestJSONPaths(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		name  string
 		paths []PathRule
@@ -144,7 +146,7 @@ func TestJSONPaths(t *testing.T) {
 }
 
 func TestJSONHash(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	hashText := build(t, k, "text", Rule{Name: "hash"})
 	hashNum := build(t, k, "numeric", Rule{Name: "hash"})
 	hashInt := build(t, k, "bigint", Rule{Name: "hash"})
@@ -185,7 +187,7 @@ func TestJSONHash(t *testing.T) {
 // TestJSONMasksOnce checks that a value selected more than once by one
 // path ($..a inside another a) is masked once.
 func TestJSONMasksOnce(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	h := apply(t, build(t, k, "text", Rule{Name: "hash"}), "x")
 	tests := []struct {
 		path, in, want string
@@ -221,7 +223,7 @@ func TestJSONMasksOnce(t *testing.T) {
 }
 
 func TestJSONRulesOfOtherTypes(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	// fake on nested strings: the same fake as in a text column.
 	fake := build(t, k, "text", Rule{Name: "fake", Args: Args{"kind": "email"}})
 	tr := jsonOf(t, k, "jsonb", at("$.user.contact.email", "fake", Args{"kind": "email"}))
@@ -288,7 +290,7 @@ func TestJSONRulesOfOtherTypes(t *testing.T) {
 }
 
 func TestJSONStringsRoundTrip(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	// keep at a path decodes and re-encodes the string: same value.
 	tr := jsonOf(t, k, "jsonb", at("$..s", "keep", nil))
 	for _, s := range []string{
@@ -323,7 +325,7 @@ func TestJSONStringsRoundTrip(t *testing.T) {
 // ($..key), rules that select the deep part whole, drops inside and around
 // it, keep, and rules outside it.
 func TestJSONDeepDocuments(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	const depth = 200_000
 	hashText := build(t, k, "text", Rule{Name: "hash"})
 	hashNum := build(t, k, "numeric", Rule{Name: "hash"})
@@ -395,7 +397,7 @@ func TestJSONDeepDocuments(t *testing.T) {
 }
 
 func TestJSONInvalidInput(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := jsonOf(t, k, "jsonb", at("$.a", "hash", nil))
 	for _, in := range []string{
 		"", "{", `{"a": }`, `{"a": "` + veilCanary + `"`, `{"a": "` + veilCanary + `"}}`, `[1,]`, `{'a': 1}`,
@@ -414,7 +416,7 @@ func TestJSONInvalidInput(t *testing.T) {
 }
 
 func TestJSONArrayColumn(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := jsonOf(t, k, "jsonb[]", at("$.a", "redact", redactX))
 	in := `{"{\"a\": \"s\", \"b\": 1}",NULL,"{\"a\": [\"t\"]}"}`
 	want := `{"{\"a\": \"x\", \"b\": 1}",NULL,"{\"a\": [\"x\"]}"}`
@@ -424,7 +426,7 @@ func TestJSONArrayColumn(t *testing.T) {
 }
 
 func TestJSONBuildErrors(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ       string
 		paths     []PathRule
@@ -475,7 +477,7 @@ func TestJSONBuildErrors(t *testing.T) {
 }
 
 func BenchmarkJSON(b *testing.B) {
-	k := testKeys(b, testSecret)
+	k := testKeys(b, pgtest.Secret)
 	tr := jsonOf(b, k, "jsonb",
 		at("$.email", "fake", Args{"kind": "email"}),
 		at("$.address.street", "redact", Args{"value": "street"}),
@@ -498,7 +500,7 @@ func BenchmarkJSON(b *testing.B) {
 // {"alice@corp.com": "friend"}} kept alice's address; a path ending in ~
 // masks the names of the members it selects.
 func TestJSONNames(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	hashText := build(t, k, "text", Rule{Name: "hash"})
 	h := func(s string) string { return apply(t, hashText, s) }
 	in := `{"contacts": {"alice@corp.com": "friend", "bob@corp.com": {"since": 2020}}, "n": 1}`
@@ -588,7 +590,7 @@ func TestJSONNames(t *testing.T) {
 }
 
 func TestJSONNameRulesChecked(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, tt := range []struct {
 		path string
 		rule Rule

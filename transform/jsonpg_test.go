@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"pgveil/internal/pgtest"
@@ -27,11 +26,7 @@ func TestJSONAsDeepAsPostgreSQLAccepts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := pgtest.New(t, pgtest.Options{})
-	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, c.DSN("postgres"))
 	// As high as this server allows: PostgreSQL refuses a setting within
 	// ~512kB of the stack's rlimit.
 	for _, v := range []string{"64MB", "32MB", "15MB", "7MB", "6MB", "3MB"} {
@@ -87,7 +82,7 @@ func TestJSONAsDeepAsPostgreSQLAccepts(t *testing.T) {
 			}
 		}
 		t.Logf("%s: PostgreSQL accepts %d levels around the inner object, not %d", shape.name, depth, hi)
-		k := testKeys(t, testSecret)
+		k := testKeys(t, pgtest.Secret)
 		tr := jsonOf(t, k, "jsonb", at("$..email", "fake", Args{"kind": "email"}), at("$..n", "drop", nil), at("$.zzz", "hash", nil))
 		out, err := veilRun(tr, stored)
 		if err != nil {

@@ -2,9 +2,11 @@ package transform
 
 import (
 	"encoding/json"
-	"pgveil/schema"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // jsonFuzzPaths and jsonFuzzRules are what the differential fuzzer builds
@@ -86,7 +88,7 @@ func FuzzJSONAgainstReference(f *testing.F) {
 	for i, d := range jsonFuzzDocs {
 		f.Add([]byte{byte(i), byte(i*37 + 5), byte(i * 101)}, d)
 	}
-	k := testKeys(f, testSecret)
+	k := testKeys(f, pgtest.Secret)
 	f.Fuzz(func(t *testing.T, pick []byte, doc string) {
 		if len(pick) > 8 {
 			pick = pick[:8]
@@ -102,7 +104,7 @@ func FuzzJSONAgainstReference(f *testing.F) {
 // TestJSONAgainstReference runs every seed document with every path and
 // rule alone, and with pairs of them.
 func TestJSONAgainstReference(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, doc := range jsonFuzzDocs {
 		for a := range 256 {
 			picks := [][]byte{{byte(a)}, {byte(a), byte(255 - a)}, {byte(a), byte(a * 7), byte(a * 13)}}
@@ -117,7 +119,7 @@ func TestJSONAgainstReference(t *testing.T) {
 
 // TestJSONDropKeepsIndices: paths select in the document as it arrived.
 func TestJSONDropKeepsIndices(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := jsonOf(t, k, "jsonb", at("$[0]", "drop", nil), at("$[1]", "redact", redactX))
 	if got, want := apply(t, tr, `["a", "b", "c"]`), `["x", "c"]`; got != want {
 		t.Errorf("drop $[0], redact $[1] = %s, want %s", got, want)
@@ -140,7 +142,7 @@ func TestJSONPathLength(t *testing.T) {
 		t.Errorf("%d steps: %v", maxPathSteps, err)
 	}
 	// The longest path selects at its full depth.
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := jsonOf(t, k, "jsonb", at(long, "redact", redactX))
 	doc := strings.Repeat(`{"a": `, maxPathSteps) + `"s"` + strings.Repeat("}", maxPathSteps)
 	if got, want := apply(t, tr, doc), strings.Replace(doc, `"s"`, `"x"`, 1); got != want {

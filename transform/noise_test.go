@@ -4,12 +4,14 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
-	"pgveil/schema"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // noiseOf builds {noise: ratio} or {noise: duration} for typ.
@@ -23,7 +25,7 @@ func noiseOf(t testing.TB, k *Keys, typ string, arg any) Transformer {
 }
 
 func TestNoiseIntegerBounds(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, typ := range []string{"smallint", "integer", "bigint"} {
 		tr := noiseOf(t, k, typ, 0.1)
 		moved, up, down := 0, 0.0, 0.0
@@ -59,7 +61,7 @@ func TestNoiseIntegerBounds(t *testing.T) {
 }
 
 func TestNoiseIsDeterministicAndKeyed(t *testing.T) {
-	ka, ka2, kb := testKeys(t, testSecret), testKeys(t, testSecret), testKeys(t, veilSecretB)
+	ka, ka2, kb := testKeys(t, pgtest.Secret), testKeys(t, pgtest.Secret), testKeys(t, veilSecretB)
 	for _, tt := range []struct {
 		typ string
 		arg any
@@ -87,7 +89,7 @@ func TestNoiseIsDeterministicAndKeyed(t *testing.T) {
 }
 
 func TestNoiseIntegerLimits(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ    string
 		lo, hi int64
@@ -118,7 +120,7 @@ func TestNoiseIntegerLimits(t *testing.T) {
 }
 
 func TestNoiseNumeric(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	// numeric(p,s): scale kept, value within the ratio and the precision.
 	tr := noiseOf(t, k, "numeric(5,2)", 0.5)
 	limit := big.NewRat(99999, 100)
@@ -202,7 +204,7 @@ func TestNoiseNumeric(t *testing.T) {
 }
 
 func TestNoiseFloat(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, tt := range []struct {
 		typ  string
 		bits int
@@ -243,7 +245,7 @@ func pgInstant(t testing.TB, s string) time.Time {
 }
 
 func TestNoiseTime(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	day := 24 * time.Hour
 	for _, tt := range []struct {
 		typ string
@@ -296,7 +298,7 @@ func TestNoiseTime(t *testing.T) {
 }
 
 func TestNoiseTimeLimits(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	minT := time.Date(-4713, time.November, 24, 0, 0, 0, 0, time.UTC)
 	maxTS := time.Date(294276, time.December, 31, 23, 59, 59, 999999000, time.UTC)
 	maxD := time.Date(5874897, time.December, 31, 0, 0, 0, 0, time.UTC)
@@ -341,7 +343,7 @@ func TestNoiseTimeLimits(t *testing.T) {
 }
 
 func TestNoiseArrays(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	one := noiseOf(t, k, "integer", 0.1)
 	arr := noiseOf(t, k, "integer[]", 0.1)
 	a, b, c := apply(t, one, "1000"), apply(t, one, "2000"), apply(t, one, "-3000")
@@ -356,7 +358,7 @@ func TestNoiseArrays(t *testing.T) {
 }
 
 func TestNoiseBuildErrors(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	day := 24 * time.Hour
 	tests := []struct {
 		typ  string
@@ -397,7 +399,7 @@ func TestNoiseBuildErrors(t *testing.T) {
 }
 
 func TestNoiseRejectsBadInput(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, tt := range []struct {
 		typ string
 		arg any
@@ -422,7 +424,7 @@ func TestNoiseRejectsBadInput(t *testing.T) {
 }
 
 func BenchmarkNoiseInt(b *testing.B) {
-	k := testKeys(b, testSecret)
+	k := testKeys(b, pgtest.Secret)
 	tr := noiseOf(b, k, "integer", 0.05)
 	in := schema.Text("1234567")
 	b.ReportAllocs()
@@ -443,7 +445,7 @@ func BenchmarkNoiseInt(b *testing.B) {
 // y2 = x(1+0.2u) give x = (r1 y2 - r2 y1)/(r1 - r2) exactly. With draws
 // keyed by the ratio, the estimate is off by as much as the noise.
 func TestNoiseTwoRatiosDoNotCancel(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	const r1, r2 = 0.05, 0.2
 	for _, typ := range []string{"numeric(12,2)", "double precision", "integer"} {
 		a, b := noiseOf(t, k, typ, r1), noiseOf(t, k, typ, r2)
@@ -481,7 +483,7 @@ func TestNoiseTwoRatiosDoNotCancel(t *testing.T) {
 // {noise: 90d}. With a shared draw the same formula gives the date back
 // within a day or two; keyed draws leave an error of weeks.
 func TestNoiseTwoDurationsDoNotCancel(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	day := 24 * time.Hour
 	for _, typ := range []string{"date", "timestamp"} {
 		a, b := noiseOf(t, k, typ, 30*day), noiseOf(t, k, typ, 90*day)
@@ -520,7 +522,7 @@ func TestNoiseTwoDurationsDoNotCancel(t *testing.T) {
 // noise constant over buckets as wide as the noise, it stays about the
 // error of one observation.
 func TestNoiseAveragingUpdatesGainsNothing(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, typ := range []string{"integer", "numeric(12,2)", "double precision"} {
 		tr := noiseOf(t, k, typ, 0.05)
 		rng := rand.New(rand.NewPCG(1, 2))
@@ -557,7 +559,7 @@ func TestNoiseAveragingUpdatesGainsNothing(t *testing.T) {
 // text form, so an integer and a numeric copy of a column, or a date and
 // a timestamp, are one observation, not two.
 func TestNoiseSameValueSameDraw(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, x := range []int64{7, 1234, 98765, 123456789} {
 		in := strconv.FormatInt(x, 10)
 		yi, _ := strconv.ParseFloat(apply(t, noiseOf(t, k, "bigint", 0.1), in), 64)
@@ -587,7 +589,7 @@ func TestNoiseSameValueSameDraw(t *testing.T) {
 // TestNoiseConstantWithinBucket: a value moving by small steps keeps its
 // offset most of the time, within the documented bound everywhere.
 func TestNoiseConstantWithinBucket(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := noiseOf(t, k, "integer", 0.05)
 	jumps := 0
 	prev := int64(0)

@@ -2,14 +2,16 @@ package transform
 
 import (
 	"math"
-	"pgveil/schema"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func TestPartial(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ         string
 		first, last int64
@@ -75,7 +77,7 @@ func TestPartial(t *testing.T) {
 // TestPartialKeepsLength checks on many values that the output has as many
 // characters as the input and shows only the kept ones.
 func TestPartialKeepsLength(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := build(t, k, "text", Rule{Name: "partial", Args: Args{"keep_first": int64(1), "keep_last": int64(2), "mask": "é"}})
 	var b strings.Builder
 	for i := 0; i < 60; i++ {
@@ -97,7 +99,7 @@ func TestPartialKeepsLength(t *testing.T) {
 }
 
 func TestPartialArrays(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ, in, want string
 	}{
@@ -114,7 +116,7 @@ func TestPartialArrays(t *testing.T) {
 }
 
 func TestPartialBuildErrors(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ  string
 		args Args
@@ -147,7 +149,7 @@ func TestPartialBuildErrors(t *testing.T) {
 }
 
 func TestPartialNeverFails(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := build(t, k, "text", Rule{Name: "partial", Args: Args{"keep_last": int64(2)}})
 	for _, in := range []string{veilCanary, "", "\x00", "\xff", strings.Repeat("x", 10000)} {
 		got := apply(t, tr, in)
@@ -158,7 +160,7 @@ func TestPartialNeverFails(t *testing.T) {
 }
 
 func BenchmarkPartial(b *testing.B) {
-	k := testKeys(b, testSecret)
+	k := testKeys(b, pgtest.Secret)
 	tr := build(b, k, "text", Rule{Name: "partial", Args: Args{"keep_last": int64(2)}})
 	in := schema.Text("+33612345678")
 	b.ReportAllocs()

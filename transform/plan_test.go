@@ -2,9 +2,11 @@ package transform
 
 import (
 	"errors"
-	"pgveil/schema"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func testPlan(t testing.TB, k *Keys) *TablePlan {
@@ -35,7 +37,7 @@ func testPlan(t testing.TB, k *Keys) *TablePlan {
 }
 
 func TestPlanMask(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tp := testPlan(t, k)
 	if got := strings.Join(tp.ColumnNames(), ","); got != "id,email,age" {
 		t.Fatalf("columns %s", got)
@@ -73,7 +75,7 @@ func TestPlanMask(t *testing.T) {
 }
 
 func TestPlanLookupAndSummary(t *testing.T) {
-	tp := testPlan(t, testKeys(t, testSecret))
+	tp := testPlan(t, testKeys(t, pgtest.Secret))
 	p := NewPlan([]*TablePlan{tp})
 	if p.Table("public", "customers") != tp || p.Table("public", "orders") != nil {
 		t.Error("lookup")
@@ -85,7 +87,7 @@ func TestPlanLookupAndSummary(t *testing.T) {
 
 // BenchmarkMaskRow masks a typical 10-column row.
 func BenchmarkMaskRow(b *testing.B) {
-	k := testKeys(b, testSecret)
+	k := testKeys(b, pgtest.Secret)
 	r := Builtin()
 	cols := []struct {
 		name, typ string
@@ -129,7 +131,7 @@ func BenchmarkMaskRow(b *testing.B) {
 }
 
 func BenchmarkKeep(b *testing.B) {
-	tr := build(b, testKeys(b, testSecret), "text", Rule{Name: "keep"})
+	tr := build(b, testKeys(b, pgtest.Secret), "text", Rule{Name: "keep"})
 	v := schema.Text("alice.smith@mail.com")
 	b.ReportAllocs()
 	for range b.N {
@@ -140,7 +142,7 @@ func BenchmarkKeep(b *testing.B) {
 }
 
 func TestPlanOnErrorNull(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tp := testPlan(t, k)
 	tp.Columns[0].Rule.OnError = "null" // id: hash on bigint, fed a value that is not an integer
 	out, err := tp.Mask(nil, []schema.Value{schema.Text("not-a-number"), schema.Text("a@b.c"), schema.Text("33")})

@@ -1,13 +1,15 @@
 package transform
 
 import (
-	"pgveil/schema"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func TestRedact(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ   string
 		value any // nil: bare redact
@@ -64,7 +66,7 @@ func TestRedact(t *testing.T) {
 }
 
 func TestRedactArrays(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ   string
 		value any
@@ -92,7 +94,7 @@ func TestRedactArrays(t *testing.T) {
 }
 
 func TestRedactBuildErrors(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ   string
 		value any
@@ -154,7 +156,7 @@ func TestRedactBuildErrors(t *testing.T) {
 
 // TestRedactOutputIsFresh checks that the output does not alias the input.
 func TestRedactOutputIsFresh(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tr := build(t, k, "text", Rule{Name: "redact"})
 	in := []byte("secret")
 	out, err := tr.Transform(schema.Bytes(in))

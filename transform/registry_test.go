@@ -1,10 +1,12 @@
 package transform
 
 import (
-	"pgveil/schema"
 	"strings"
 	"testing"
 	"time"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func TestBuiltinNames(t *testing.T) {
@@ -15,7 +17,7 @@ func TestBuiltinNames(t *testing.T) {
 }
 
 func TestBuildChecks(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	r := Builtin()
 	pk := schema.Column{Table: "public.t", Name: "id", Type: schema.MustType("bigint"), PrimaryKey: true}
 	for _, tc := range []struct {
@@ -65,7 +67,7 @@ func TestNewKeysRejectsShortSecret(t *testing.T) {
 }
 
 func TestCharColumnsArePadded(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, tc := range []struct {
 		typ  string
 		rule Rule

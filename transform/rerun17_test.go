@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pgveil/internal/pgtest"
 )
 
 // Independent rerun of issue 17 findings 3, 4, 6, 9 (variants).
@@ -36,7 +38,7 @@ func rerun17TwoRatio(t *testing.T, f1, f2 func(string) float64, r1, r2 float64, 
 }
 
 func TestRerun17NoiseRatio005vs01(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	num := func(tr Transformer) func(string) float64 {
 		return func(s string) float64 {
 			y, err := strconv.ParseFloat(apply(t, tr, s), 64)
@@ -83,7 +85,7 @@ func TestRerun17NoiseRatio005vs01(t *testing.T) {
 // Dates under 1d and 7d, 7d and 30d: the combination must not beat the
 // finer column alone.
 func TestRerun17NoiseDates1dVs7d(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	day := 24 * time.Hour
 	for _, pair := range [][2]int{{1, 7}, {7, 30}} {
 		for _, typ := range []string{"date", "timestamptz"} {
@@ -120,7 +122,7 @@ func TestRerun17NoiseDates1dVs7d(t *testing.T) {
 // Finding 9 for kinds other than email: unique vs plain of username and
 // url must not share the generated part.
 func TestRerun17FakeUsernameURLUniqueUnlinkable(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	strip := func(s string) string { // drop a unique tag, whatever its separator
 		if len(s) > uniqueTagLen+1 {
 			return s[:len(s)-uniqueTagLen-1]
@@ -179,7 +181,7 @@ func TestRerun17FakeUsernameURLUniqueUnlinkable(t *testing.T) {
 
 // Finding 4: names at any depth, nested objects, and collisions.
 func TestRerun17JSONNamesNested(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	h := func(s string) string { return apply(t, build(t, k, "text", Rule{Name: "hash"}), s) }
 	in := `{"x": {"alice@corp.com": 1, "x": {"bob@corp.com": {"x": 2}}}, "l": [{"x": {"carol@corp.com": 3}}]}`
 	// $..x.*~ : names of the members of every x object, at any depth.
@@ -234,7 +236,7 @@ func TestRerun17JSONNamesNested(t *testing.T) {
 
 // Finding 6: deep, mixed documents through $..a.
 func TestRerun17JSONDeepMixed(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	const depth = 60000
 	var open, close strings.Builder
 	for i := range depth {

@@ -1,13 +1,15 @@
 package transform
 
 import (
-	"pgveil/schema"
 	"strings"
 	"testing"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func TestTruncateText(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ  string
 		n    int64
@@ -45,7 +47,7 @@ func TestTruncateText(t *testing.T) {
 }
 
 func TestTruncateTime(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ, unit, in, want string
 	}{
@@ -93,7 +95,7 @@ func TestTruncateTime(t *testing.T) {
 }
 
 func TestTruncateInteger(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ  string
 		args Args
@@ -137,7 +139,7 @@ func TestTruncateInteger(t *testing.T) {
 }
 
 func TestTruncateNumeric(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ  string
 		step any
@@ -183,7 +185,7 @@ func TestTruncateNumeric(t *testing.T) {
 }
 
 func TestTruncateFloat(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ  string
 		step float64
@@ -231,7 +233,7 @@ func TestTruncateFloat(t *testing.T) {
 // TestTruncateFloatNeverRises checks over many values that the output is a
 // value of the type, not above the input and not a step or more below it.
 func TestTruncateFloatNeverRises(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	for _, step := range []float64{0.1, 0.01, 3, 1e-5} {
 		tr := build(t, k, "double precision", Rule{Name: "truncate", Args: Args{"step": step}})
 		for i := -500; i < 500; i++ {
@@ -247,7 +249,7 @@ func TestTruncateFloatNeverRises(t *testing.T) {
 }
 
 func TestTruncateArrays(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ  string
 		args Args
@@ -272,7 +274,7 @@ func TestTruncateArrays(t *testing.T) {
 }
 
 func TestTruncateBuildErrors(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ  string
 		args Args
@@ -327,7 +329,7 @@ func TestTruncateBuildErrors(t *testing.T) {
 }
 
 func TestTruncateRejectsBadInput(t *testing.T) {
-	k := testKeys(t, testSecret)
+	k := testKeys(t, pgtest.Secret)
 	tests := []struct {
 		typ  string
 		args Args
@@ -355,7 +357,7 @@ func TestTruncateRejectsBadInput(t *testing.T) {
 }
 
 func BenchmarkTruncateText(b *testing.B) {
-	k := testKeys(b, testSecret)
+	k := testKeys(b, pgtest.Secret)
 	tr := build(b, k, "text", Rule{Name: "truncate", Args: Args{"length": int64(5)}})
 	in := schema.Text("abcdefghijklmnopqrst") // 20 bytes
 	b.ReportAllocs()
@@ -367,7 +369,7 @@ func BenchmarkTruncateText(b *testing.B) {
 }
 
 func BenchmarkTruncateDate(b *testing.B) {
-	k := testKeys(b, testSecret)
+	k := testKeys(b, pgtest.Secret)
 	tr := build(b, k, "timestamp", Rule{Name: "truncate", Args: Args{"unit": "month"}})
 	in := schema.Text("2024-03-15 13:45:12.123456")
 	b.ReportAllocs()

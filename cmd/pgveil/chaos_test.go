@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"pgveil/internal/process"
 	"pgveil/replicate"
 	"pgveil/schema"
 )
@@ -44,15 +45,15 @@ func TestChaos(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	injected := map[chaosFault]int{}
-	var p *proc
+	var p *process.Process
 	for i := range *chaosIterations {
 		if p == nil {
 			p = s.start()
 		}
 		time.Sleep(time.Duration(200+rng.IntN(1800)) * time.Millisecond)
 		select {
-		case <-p.done:
-			t.Fatalf("iteration %d: pgveil exited on its own: %v\n%s", i, p.err, tail(p.out.String(), 30))
+		case <-p.Done():
+			t.Fatalf("iteration %d: pgveil exited on its own: %v\n%s", i, p.Err(), tail(p.Output(), 30))
 		default:
 		}
 		fault := faultKill
@@ -70,17 +71,17 @@ func TestChaos(t *testing.T) {
 		injected[fault]++
 		switch fault {
 		case faultKill:
-			if err := p.cmd.Process.Kill(); err != nil {
+			if err := p.Kill(); err != nil {
 				t.Fatal(err)
 			}
-			<-p.done
+			<-p.Done()
 			p = nil
 		case faultRestartProd:
-			if err := prod.Get(t).Restart(ctx); err != nil {
+			if err := clusters.Source.Get(t).Restart(ctx); err != nil {
 				t.Fatalf("restarting production: %v", err)
 			}
 		case faultRestartAnalytic:
-			if err := analytics.Get(t).Restart(ctx); err != nil {
+			if err := clusters.Target.Get(t).Restart(ctx); err != nil {
 				t.Fatalf("restarting analytics: %v", err)
 			}
 		case faultReadOnly:
@@ -98,7 +99,7 @@ func TestChaos(t *testing.T) {
 	s.reconnect()
 	s.sync(p)
 	s.verify()
-	s.noCanary("the log", p.out.String())
+	s.noCanary("the log", p.Output())
 	t.Logf("faults injected: %v", injected)
 }
 

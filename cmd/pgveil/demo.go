@@ -19,8 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/examples"
+	"pgveil/internal/cluster"
 	"pgveil/internal/demo"
-	"pgveil/internal/pgtest"
 	"pgveil/replicate"
 	"pgveil/replicate/metrics"
 	"pgveil/rules"
@@ -66,7 +66,7 @@ type demoRun struct {
 	// cuts the demo short.
 	duration time.Duration
 
-	prod, an       *pgtest.Cluster
+	prod, an       *cluster.Cluster
 	prodDSN, anDSN string
 	readerDSN      string
 	log            *slog.Logger
@@ -79,7 +79,7 @@ type demoRun struct {
 
 func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	d.out, d.started = d.e.stdout, time.Now()
-	if _, err := pgtest.BinDir(); err != nil {
+	if _, err := cluster.BinDir(); err != nil {
 		return exitProblems, fmt.Errorf("%w\n(the demo runs PostgreSQL itself; only the server package is needed)", err)
 	}
 	base := dir
@@ -96,13 +96,13 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	defer func() {
 		if d.keep {
 			fmt.Fprintf(d.out, "\nThe clusters' data is kept in %s, with their settings (wal_level = logical, ports). Start them again with:\n", base)
-			for _, c := range []*pgtest.Cluster{d.prod, d.an} {
+			for _, c := range []*cluster.Cluster{d.prod, d.an} {
 				if c != nil {
 					fmt.Fprintf(d.out, "  %s\n", c.StartCommand())
 				}
 			}
 			fmt.Fprintln(d.out, "and stop them with:")
-			for _, c := range []*pgtest.Cluster{d.prod, d.an} {
+			for _, c := range []*cluster.Cluster{d.prod, d.an} {
 				if c != nil {
 					fmt.Fprintf(d.out, "  %s\n", c.StopCommand())
 				}
@@ -122,13 +122,13 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	fmt.Fprintf(d.out, "pgveil demo: starting two PostgreSQL clusters (production and analytics) in %s\n", base)
 	for _, c := range []struct {
 		name string
-		to   **pgtest.Cluster
+		to   **cluster.Cluster
 	}{{"production", &d.prod}, {"analytics", &d.an}} {
 		sub := filepath.Join(base, c.name)
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			return exitProblems, err
 		}
-		cl, err := pgtest.Start(setup, pgtest.Options{Dir: sub})
+		cl, err := cluster.Start(setup, cluster.Options{Dir: sub})
 		if err != nil {
 			return exitProblems, fmt.Errorf("starting the %s cluster: %w", c.name, err)
 		}
@@ -155,7 +155,7 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	d.readerDSN = fmt.Sprintf("postgres://metabase_ro:%s@127.0.0.1:%d/analytics?sslmode=disable", readerPW, d.an.Port)
 
 	// The example schema, seeded with realistic personal data.
-	if err := pgtest.Exec(setup, d.prodDSN, examples.SaaSSchema()); err != nil {
+	if err := cluster.Exec(setup, d.prodDSN, examples.SaaSSchema()); err != nil {
 		return exitProblems, fmt.Errorf("loading the example schema: %w", err)
 	}
 	fmt.Fprintf(d.out, "Seeding production with about %d rows of realistic personal data...", d.scale)
@@ -309,10 +309,10 @@ func (d *demoRun) hardenAnalytics(ctx context.Context, cfg *rules.Config, writer
 		pw[name] = readerPW
 	}
 	r.direct = &directTarget{database: "analytics", passwords: pw}
-	if err := pgtest.Exec(ctx, d.anDSN, r.targetScript()); err != nil {
+	if err := cluster.Exec(ctx, d.anDSN, r.targetScript()); err != nil {
 		return fmt.Errorf("setting up the analytics roles (setup-sql --part target): %w", err)
 	}
-	if err := pgtest.Exec(ctx, d.anDSN, `REVOKE CONNECT ON DATABASE postgres FROM PUBLIC; REVOKE CONNECT ON DATABASE template1 FROM PUBLIC`); err != nil {
+	if err := cluster.Exec(ctx, d.anDSN, `REVOKE CONNECT ON DATABASE postgres FROM PUBLIC; REVOKE CONNECT ON DATABASE template1 FROM PUBLIC`); err != nil {
 		return fmt.Errorf("closing the other databases of the analytics cluster: %w", err)
 	}
 	return nil

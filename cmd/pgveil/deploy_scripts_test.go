@@ -24,15 +24,7 @@ import (
 // read the replica.
 func TestComposeInitScripts(t *testing.T) {
 	ctx := context.Background()
-	start := func() *pgtest.Cluster {
-		c, err := pgtest.Start(ctx, pgtest.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Stop() })
-		return c
-	}
-	prodC, anC := start(), start()
+	prodC, anC := pgtest.New(t, pgtest.Options{}), pgtest.New(t, pgtest.Options{})
 	bin, err := pgtest.BinDir()
 	if err != nil {
 		t.Fatal(err)
@@ -87,11 +79,7 @@ INSERT INTO customers (account_id, email, full_name) SELECT 1 + g % 5, 'c' || g 
 	s.exec(`INSERT INTO accounts (name, plan, country) VALUES ('Late', 'free', 'FR')`)
 	s.sync(p)
 
-	rd, err := pgx.Connect(ctx, asRole(anC.DSN("analytics"), "metabase_ro"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close(ctx)
+	rd := pgtest.Connect(t, asRole(anC.DSN("analytics"), "metabase_ro"))
 	var customers int
 	if err := rd.QueryRow(ctx, `SELECT count(*) FROM public.customers`).Scan(&customers); err != nil || customers != 50 {
 		t.Errorf("metabase_ro: %d customers (%v), want 50", customers, err)
@@ -111,7 +99,7 @@ INSERT INTO customers (account_id, email, full_name) SELECT 1 + g % 5, 'c' || g 
 	if err != nil || mine != 10 {
 		t.Errorf("as tenant_2: %d customers (%v), want 10", mine, err)
 	}
-	if out := p.out.String(); strings.Contains(out, `"level":"ERROR"`) {
+	if out := p.Output(); strings.Contains(out, `"level":"ERROR"`) {
 		t.Errorf("pgveil logged errors:\n%s", out)
 	}
 }

@@ -45,7 +45,7 @@ func loadExample(t *testing.T, name, seed string) (dsn, rulesText string) {
 	if rulesText, err = examples.Rules(name); err != nil {
 		t.Fatal(err)
 	}
-	dsn = prod.NewDB(t)
+	dsn = clusters.Source.NewDB(t)
 	if err := pgtest.Exec(context.Background(), dsn, schema+seed); err != nil {
 		t.Fatalf("loading the schema: %v", err)
 	}

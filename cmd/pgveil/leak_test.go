@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"pgveil/internal/pgtest"
 	"pgveil/internal/syncbuf"
 )
 
@@ -52,7 +53,7 @@ func TestNoLeaks(t *testing.T) {
 	}
 	siteEnv := s.env()
 	unreachable := map[string]string{"SOURCE_DSN": "host=127.0.0.1 port=1 user=pgveil password=" + password + " dbname=app connect_timeout=2",
-		"TARGET_DSN": "host=127.0.0.1 port=1 user=pgveil password=" + password + " dbname=analytics connect_timeout=2", "PGVEIL_SECRET": testSecret}
+		"TARGET_DSN": "host=127.0.0.1 port=1 user=pgveil password=" + password + " dbname=analytics connect_timeout=2", "PGVEIL_SECRET": pgtest.Secret}
 	for _, c := range []struct {
 		name string
 		env  map[string]string
@@ -99,7 +100,7 @@ func TestNoLeaks(t *testing.T) {
 		t.Errorf("preview printed no customers:\n%.500s", outputs["preview customers"])
 	}
 	s.terminate(p)
-	outputs["run's log (debug)"] = p.out.String()
+	outputs["run's log (debug)"] = p.Output()
 
 	outputs["a dump of the replica"] = s.dumpReplica()
 

@@ -7,9 +7,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-)
 
-const testSecret = "0123456789abcdef0123456789abcdef"
+	"pgveil/internal/pgtest"
+)
 
 // pgveil runs the command line in-process and returns exit code, stdout and stderr.
 func pgveil(t *testing.T, envVars map[string]string, args ...string) (int, string, string) {
@@ -30,7 +30,7 @@ func pgveilContext(ctx context.Context, envVars map[string]string, args ...strin
 }
 
 var saasEnv = map[string]string{
-	"PGVEIL_SECRET": testSecret,
+	"PGVEIL_SECRET": pgtest.Secret,
 	"SOURCE_DSN":    "postgres://pgveil:s3cr3t-pass@prod/app",
 	"TARGET_DSN":    "host=analytics password=other-pass user=pgveil",
 }
@@ -122,7 +122,7 @@ func TestValidateShortSecretAndMissingEnv(t *testing.T) {
 }
 
 func TestTry(t *testing.T) {
-	env := map[string]string{"S": testSecret, "OTHER": strings.Repeat("z", 40)}
+	env := map[string]string{"S": pgtest.Secret, "OTHER": strings.Repeat("z", 40)}
 	code, out, errOut := pgveil(t, env, "try", "--secret-env", "S", "{fake: email}", "alice@example.com", `\N`, "alice@example.com")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != exitOK || len(lines) != 3 || lines[0] != lines[2] || lines[1] != `\N` || !strings.Contains(lines[0], "@") || lines[0] == "alice@example.com" {
@@ -166,7 +166,7 @@ func TestTry(t *testing.T) {
 
 func checkNoSecrets(t *testing.T, s string) {
 	t.Helper()
-	for _, v := range []string{testSecret, "s3cr3t-pass", "other-pass"} {
+	for _, v := range []string{pgtest.Secret, "s3cr3t-pass", "other-pass"} {
 		if strings.Contains(s, v) {
 			t.Errorf("output contains a secret: %q", v)
 		}

@@ -11,7 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"pgveil/internal/pgtest"
 )
 
 // pgveil run reloads its rules on SIGHUP and, with --watch, when the file
@@ -53,7 +54,7 @@ func TestRunReloadsRulesAndServesMetrics(t *testing.T) {
 	// production): every metric is there already, the ones it cannot know
 	// yet as NaN, and each table's change counters.
 	var first string
-	waitFor(t, p, func() bool {
+	pgtest.WaitUntil(t, p, func() bool {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
 			return false
@@ -100,15 +101,15 @@ func TestRunReloadsRulesAndServesMetrics(t *testing.T) {
 
 	// Invalid rules: refused, logged, the old ones stay.
 	write(strings.Replace(string(data), "city: keep", "city: {fake: citty}", 1))
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitLog(t, p, "the new rules are refused")
+	p.Signal(syscall.SIGHUP)
+	pgtest.WaitLog(t, p, "the new rules are refused")
 	s.exec(`UPDATE customers SET city = 'Cityville' WHERE id = 1`)
 	s.sync(p)
 
 	// A valid change by SIGHUP: customers are re-copied under it.
 	write(strings.Replace(string(data), "city: keep", `city: {redact: "somewhere"}`, 1))
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, p, func() bool {
+	p.Signal(syscall.SIGHUP)
+	pgtest.WaitUntil(t, p, func() bool {
 		var n int64
 		err := s.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.customers WHERE city <> 'somewhere'`).Scan(&n)
 		return err == nil && n == 0
@@ -120,15 +121,15 @@ func TestRunReloadsRulesAndServesMetrics(t *testing.T) {
 	changed := strings.Replace(string(data), "city: keep", `city: {redact: "somewhere"}`, 1)
 	changed = strings.Replace(changed, "zip: {truncate: 3}", "zip: {truncate: 2}", 1)
 	write(changed)
-	waitFor(t, p, func() bool {
+	pgtest.WaitUntil(t, p, func() bool {
 		var n int64
 		err := s.dst.QueryRow(context.Background(), `SELECT count(*) FROM public.customers WHERE length(zip) > 2`).Scan(&n)
 		return err == nil && n == 0
 	})
 	s.sync(p)
 	s.verify()
-	waitLog(t, p, "re-copied tables switched in")
-	s.noCanary("the log", p.out.String())
+	pgtest.WaitLog(t, p, "re-copied tables switched in")
+	s.noCanary("the log", p.Output())
 }
 
 // metricFamilies are the names of the metric families in an exposition.
@@ -138,24 +139,4 @@ func metricFamilies(exposition string) map[string]bool {
 		names[m[1]] = true
 	}
 	return names
-}
-
-func waitLog(t *testing.T, p *proc, text string) {
-	t.Helper()
-	waitFor(t, p, func() bool { return strings.Contains(p.out.String(), text) })
-}
-
-func waitFor(t *testing.T, p *proc, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out\n%s", p.out.String())
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("pgveil exited: %v\n%s", p.err, p.out.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"pgveil/internal/pgtest"
 	"pgveil/rules/report"
 )
@@ -73,13 +71,13 @@ type reportSite struct {
 
 func newReportSite(t *testing.T, rulesText string) *reportSite {
 	t.Helper()
-	dsn := analytics.NewDB(t)
+	dsn := clusters.Target.NewDB(t)
 	if err := pgtest.Exec(context.Background(), dsn, strings.ReplaceAll(reportReplica, "$C", canary)); err != nil {
 		t.Fatalf("creating the replica: %v", err)
 	}
 	// The test cluster trusts local connections: the password is only
 	// there to be looked for.
-	env := map[string]string{"TARGET_DSN": dsn + " password=other-pass", "PGVEIL_SECRET": testSecret}
+	env := map[string]string{"TARGET_DSN": dsn + " password=other-pass", "PGVEIL_SECRET": pgtest.Secret}
 	return &reportSite{t: t, dsn: dsn, config: writeRules(t, rulesText), env: env}
 }
 
@@ -301,11 +299,7 @@ CREATE VIEW writes AS SELECT scribble() AS id, 'XX' AS country;`); err != nil {
 		t.Errorf("absent's set: %+v", set)
 	}
 	var n int
-	conn, err := pgx.Connect(context.Background(), s.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, s.dsn)
 	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM scribbles`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("the report wrote %d rows (%v)", n, err)
 	}
@@ -319,7 +313,7 @@ CREATE VIEW writes AS SELECT scribble() AS id, 'XX' AS country;`); err != nil {
 // Bad flags and --qi are usage errors (exit 2), found before connecting.
 func TestReportUsage(t *testing.T) {
 	file := writeRules(t, reportRules)
-	env := map[string]string{"TARGET_DSN": "host=127.0.0.1 port=1 connect_timeout=2", "PGVEIL_SECRET": testSecret}
+	env := map[string]string{"TARGET_DSN": "host=127.0.0.1 port=1 connect_timeout=2", "PGVEIL_SECRET": pgtest.Secret}
 	for _, tc := range []struct {
 		args []string
 		want string

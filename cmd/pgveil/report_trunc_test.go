@@ -44,7 +44,7 @@ INSERT INTO payment SELECT g, g, 4.99, PAYMENT_DATE FROM rental r JOIN generate_
 func newTruncSite(t *testing.T, paymentDate string) *reportSite {
 	t.Helper()
 	s := newReportSite(t, truncRules)
-	src := analytics.NewDB(t)
+	src := clusters.Target.NewDB(t)
 	if err := pgtest.Exec(context.Background(), src, strings.Replace(truncSource, "PAYMENT_DATE", paymentDate, 1)); err != nil {
 		t.Fatalf("creating the source: %v", err)
 	}

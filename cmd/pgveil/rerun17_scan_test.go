@@ -18,6 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/internal/pgtest"
 )
 
 // passwordRole creates a login role with password pw that the shared
@@ -26,11 +28,7 @@ import (
 func passwordRole(t *testing.T, dsn, pw string) string {
 	t.Helper()
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	admin := pgtest.Connect(t, dsn)
 	role := "r17scan_" + admin.Config().Database
 	var hba string
 	if err := admin.QueryRow(ctx, `SHOW hba_file`).Scan(&hba); err != nil {
@@ -106,7 +104,7 @@ func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") +
 // password given on the command line is warned about; one from
 // SOURCE_DSN is not.
 func TestRerun17ScanPassword(t *testing.T) {
-	dsn := prod.NewDB(t)
+	dsn := clusters.Source.NewDB(t)
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)

@@ -93,7 +93,7 @@ func TestResync(t *testing.T) {
 	if empty.Load() > 0 || looks.Load() == 0 {
 		t.Errorf("reader: %d of %d looks found customers empty", empty.Load(), looks.Load())
 	}
-	s.noCanary("the log", p.out.String())
+	s.noCanary("the log", p.Output())
 }
 
 // waitSlotIdle waits until the slot of the example rules is not active

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
-	"pgveil/internal/syncbuf"
+	"pgveil/internal/process"
 	"pgveil/replicate"
 	"pgveil/rules"
 )
@@ -28,21 +27,18 @@ import (
 // kill -9 at random moments, and the memory of a large transaction.
 
 var (
-	prod      = pgtest.Shared{Options: pgtest.Options{Settings: map[string]string{"logical_decoding_work_mem": "1MB"}}}
-	analytics pgtest.Shared
-	binOnce   sync.Once
-	binPath   string
-	binErr    error
+	clusters = pgtest.Pair{Source: pgtest.Shared{Options: pgtest.Options{Settings: map[string]string{"logical_decoding_work_mem": "1MB"}}}}
+	binOnce  sync.Once
+	binPath  string
+	binErr   error
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	prod.Stop()
-	analytics.Stop()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
+	pgtest.Main(m, &clusters, pgtest.StopFunc(func() {
+		if binPath != "" {
+			os.RemoveAll(filepath.Dir(binPath))
+		}
+	}))
 }
 
 // binary builds pgveil once for the package's tests.
@@ -84,7 +80,7 @@ type site struct {
 // the example's own rules file.
 func newSite(t *testing.T) *site {
 	t.Helper()
-	s := &site{t: t, dir: t.TempDir(), srcDSN: prod.NewDB(t), dstDSN: analytics.NewDB(t)}
+	s := &site{t: t, dir: t.TempDir(), srcDSN: clusters.Source.NewDB(t), dstDSN: clusters.Target.NewDB(t)}
 	ctx := context.Background()
 	var err error
 	if s.src, err = pgx.Connect(ctx, s.srcDSN); err != nil {
@@ -145,49 +141,27 @@ func (s *site) exec(sql string, args ...any) {
 	}
 }
 
-// proc is a running pgveil.
-type proc struct {
-	cmd  *exec.Cmd
-	out  *syncbuf.Buffer
-	done chan struct{} // closed when it has exited
-	err  error         // its exit status, once done is closed
-}
-
-func (s *site) start(extra ...string) *proc {
+// start runs pgveil (its output captured; killed when the test ends).
+func (s *site) start(extra ...string) *process.Process {
 	s.t.Helper()
 	cmd := exec.Command(binary(s.t), append([]string{"run", "-c", s.config, "--log-format", "json", "--log-level", "debug", "--spill-dir", s.dir}, extra...)...)
-	cmd.Env = append(os.Environ(), "SOURCE_DSN="+s.srcDSN, "TARGET_DSN="+s.dstDSN, "PGVEIL_SECRET=0123456789abcdef0123456789abcdef")
-	p := &proc{cmd: cmd, out: &syncbuf.Buffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	s.t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
-	})
-	return p
+	cmd.Env = append(os.Environ(), "SOURCE_DSN="+s.srcDSN, "TARGET_DSN="+s.dstDSN, "PGVEIL_SECRET="+pgtest.Secret)
+	return pgtest.StartProcess(s.t, cmd)
 }
 
 // terminate sends pgveil SIGTERM and waits for it to exit, failing the
 // test with its log if it is still running after signalStopWait.
-func (s *site) terminate(p *proc) {
+func (s *site) terminate(p *process.Process) {
 	s.t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		s.t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(signalStopWait):
-		s.t.Fatalf("pgveil still running %s after SIGTERM; its log:\n%s", signalStopWait, p.out.String())
+	if err := p.Stop(syscall.SIGTERM, signalStopWait); errors.Is(err, process.ErrNotStopped) {
+		s.t.Fatalf("pgveil still running %s after SIGTERM; its log:\n%s", signalStopWait, p.Output())
 	}
 }
 
 // sync writes a marker in production (an account with a new id: ids are
 // kept) and waits until the replica has it and the initial copy is
 // complete: then every earlier source commit is applied.
-func (s *site) sync(p *proc) {
+func (s *site) sync(p *process.Process) {
 	s.t.Helper()
 	s.marker++
 	id := 1000000 + s.marker
@@ -204,14 +178,14 @@ func (s *site) sync(p *proc) {
 			return
 		}
 		select {
-		case <-p.done:
-			s.t.Fatalf("pgveil exited: %v\n%s", p.err, p.out.String())
+		case <-p.Done():
+			s.t.Fatalf("pgveil exited: %v\n%s", p.Err(), p.Output())
 		default:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.t.Fatalf("the replica did not catch up within %s (marker %d: %d rows, checkpoint written %v, last error %v); pgveil's log:\n%s",
-		siteSyncWait, id, n, copied, err, p.out.String())
+		siteSyncWait, id, n, copied, err, p.Output())
 }
 
 // Generous waits for what pgveil and the servers do: on a loaded machine
@@ -230,7 +204,7 @@ const (
 func (s *site) verify() {
 	s.t.Helper()
 	ctx := context.Background()
-	env := map[string]string{"SOURCE_DSN": s.srcDSN, "TARGET_DSN": s.dstDSN, "PGVEIL_SECRET": "0123456789abcdef0123456789abcdef"}
+	env := map[string]string{"SOURCE_DSN": s.srcDSN, "TARGET_DSN": s.dstDSN, "PGVEIL_SECRET": pgtest.Secret}
 	cfg, err := rules.Load(s.config, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
 		s.t.Fatal(err)
@@ -261,7 +235,7 @@ var rawEmail = regexp.MustCompile(`(^|[^a-z0-9.])(c|staff|e|n|b)[0-9]*@mail\.exa
 
 func (s *site) noCanary(where string, text string) {
 	s.t.Helper()
-	for _, c := range []string{canary, "0123456789abcdef0123456789abcdef"} {
+	for _, c := range []string{canary, pgtest.Secret} {
 		if strings.Contains(text, c) {
 			s.t.Errorf("%s contains %q", where, c)
 		}
@@ -279,19 +253,19 @@ func TestRunStopsCleanlyOnSignal(t *testing.T) {
 	s.sync(p)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		began := time.Now()
-		if err := p.cmd.Process.Signal(sig); err != nil {
+		if err := p.Signal(sig); err != nil {
 			t.Fatal(err)
 		}
 		select {
-		case <-p.done:
-			if p.err != nil {
-				t.Errorf("%v: exit %v\n%s", sig, p.err, p.out.String())
+		case <-p.Done():
+			if p.Err() != nil {
+				t.Errorf("%v: exit %v\n%s", sig, p.Err(), p.Output())
 			}
 			t.Logf("%v: stopped after %v", sig, time.Since(began).Round(time.Millisecond))
 		case <-time.After(signalStopWait):
-			t.Fatalf("%v: still running after %s; its log:\n%s", sig, signalStopWait, p.out.String())
+			t.Fatalf("%v: still running after %s; its log:\n%s", sig, signalStopWait, p.Output())
 		}
-		s.noCanary("the log", p.out.String())
+		s.noCanary("the log", p.Output())
 		if sig == syscall.SIGTERM {
 			s.exec(`DELETE FROM events WHERE id % 7 = 0`)
 			p = s.start()
@@ -345,12 +319,15 @@ func TestRunLargeTransactionMemory(t *testing.T) {
 	s.sync(p)
 	s.exec(`INSERT INTO events (account_id, kind, ip) SELECT 1 + g % 20, 'bulk', '10.1.2.3' FROM generate_series(1, 1000000) g`)
 	s.sync(p)
-	peak := peakRSS(t, p.cmd.Process.Pid)
+	peak, err := p.PeakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("peak RSS %d MB", peak>>20)
 	if peak > 200<<20 {
 		t.Errorf("peak RSS %d MB, want under 200 MB", peak>>20)
 	}
-	if !strings.Contains(p.out.String(), "snapshot copied") {
+	if !strings.Contains(p.Output(), "snapshot copied") {
 		t.Errorf("no initial copy in the log")
 	}
 	var n int64
@@ -358,23 +335,4 @@ func TestRunLargeTransactionMemory(t *testing.T) {
 	if n != 1004000 {
 		t.Errorf("replica has %d events", n)
 	}
-}
-
-// peakRSS reads VmHWM of a process.
-func peakRSS(t *testing.T, pid int) int64 {
-	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM")
-	return 0
 }

@@ -284,7 +284,7 @@ func TestSetupSQLLeastPrivilege(t *testing.T) {
 		impersonator = "mb_tenants"
 	)
 	ctx := context.Background()
-	srcSuper, dstSuper := prod.NewDB(t), analytics.NewDB(t)
+	srcSuper, dstSuper := clusters.Source.NewDB(t), clusters.Target.NewDB(t)
 	s := &site{t: t, dir: t.TempDir(), srcDSN: asRole(srcSuper, sourceRole), dstDSN: asRole(dstSuper, writer)}
 	var err error
 	if s.src, err = pgx.Connect(ctx, srcSuper); err != nil {
@@ -388,25 +388,17 @@ FROM pg_roles r WHERE r.rolname = $1`, sourceRole).Scan(&super, &createDB, &crea
 	s.exec(`DELETE FROM customers WHERE id % 7 = 0`)
 	s.sync(p)
 	s.verify()
-	s.noCanary("pgveil's log", p.out.String())
+	s.noCanary("pgveil's log", p.Output())
 
 	// The source role reads no table the rules do not name.
-	srcConn, err := pgx.Connect(ctx, s.srcDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srcConn.Close(ctx)
+	srcConn := pgtest.Connect(t, s.srcDSN)
 	if _, err := srcConn.Exec(ctx, `SELECT * FROM app_secrets`); sqlState(err) != "42501" {
 		t.Errorf("source role reading a table outside the rules: %v", err)
 	}
 
 	// The impersonator sees nothing until it becomes a tenant, and then
 	// that tenant's rows only.
-	mb, err := pgx.Connect(ctx, asRole(dstSuper, impersonator))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mb.Close(ctx)
+	mb := pgtest.Connect(t, asRole(dstSuper, impersonator))
 	var none int
 	if err := mb.QueryRow(ctx, `SELECT count(*) FROM public.customers`).Scan(&none); err != nil || none != 0 {
 		t.Errorf("impersonator without SET ROLE: %d customers (%v), want 0", none, err)
@@ -418,11 +410,7 @@ FROM pg_roles r WHERE r.rolname = $1`, sourceRole).Scan(&super, &createDB, &crea
 	// Metabase's sync, as the impersonator before any SET ROLE and as the
 	// reader: every table (the impersonator's policy gives it no row of
 	// any, those hidden from tenants included), and every primary key.
-	rdSync, err := pgx.Connect(ctx, asRole(dstSuper, reader))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdSync.Close(ctx)
+	rdSync := pgtest.Connect(t, asRole(dstSuper, reader))
 	for _, c := range []struct {
 		who    string
 		conn   *pgx.Conn
@@ -463,11 +451,7 @@ FROM pg_roles r WHERE r.rolname = $1`, sourceRole).Scan(&super, &createDB, &crea
 	if _, err := s.dst.Exec(ctx, `CREATE SCHEMA scratch`); err != nil {
 		t.Fatal(err)
 	}
-	rd, err := pgx.Connect(ctx, asRole(dstSuper, reader))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close(ctx)
+	rd := pgtest.Connect(t, asRole(dstSuper, reader))
 	var n int
 	var names, timeout, readOnly string
 	if err := rd.QueryRow(ctx, `SELECT count(*), string_agg(full_name || email, ','), current_setting('statement_timeout'), current_setting('default_transaction_read_only') FROM public.customers`).

@@ -80,10 +80,10 @@ func TestStatus(t *testing.T) {
 	}
 
 	// The slot is gone: exit 1, whatever the rest.
-	if err := p.cmd.Process.Kill(); err != nil {
+	if err := p.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-p.done
+	<-p.Done()
 	dropSlot(t, s)
 	code, _, errOut = s.cli("status", "-c", s.config)
 	if code != exitProblems || !strings.Contains(errOut, "replication slot pgveil does not exist, but the target holds a checkpoint") {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"pgveil/internal/pgtest"
+	"pgveil/internal/process"
 	"pgveil/schema"
 	"pgveil/transform"
 )
@@ -17,7 +19,7 @@ import (
 
 // env is the environment the example rules read.
 func (s *site) env() map[string]string {
-	return map[string]string{"SOURCE_DSN": s.srcDSN, "TARGET_DSN": s.dstDSN, "PGVEIL_SECRET": testSecret}
+	return map[string]string{"SOURCE_DSN": s.srcDSN, "TARGET_DSN": s.dstDSN, "PGVEIL_SECRET": pgtest.Secret}
 }
 
 // cli runs pgveil in-process against the site, checks that its output
@@ -126,7 +128,7 @@ func TestValidateOnline(t *testing.T) {
 }
 
 func TestValidateOnlineConnectionFailure(t *testing.T) {
-	env := map[string]string{"PGVEIL_SECRET": testSecret, "SOURCE_DSN": "postgres://pgveil:s3cr3t-pass@127.0.0.1:1/app?connect_timeout=5", "TARGET_DSN": "host=analytics password=other-pass user=pgveil"}
+	env := map[string]string{"PGVEIL_SECRET": pgtest.Secret, "SOURCE_DSN": "postgres://pgveil:s3cr3t-pass@127.0.0.1:1/app?connect_timeout=5", "TARGET_DSN": "host=analytics password=other-pass user=pgveil"}
 	code, out, errOut := pgveil(t, env, "validate", "-c", "../../examples/saas/pgveil.yaml")
 	if code != exitProblems || !strings.Contains(errOut, "pgveil validate: connecting to the source: failed to connect to `user=pgveil database=app`") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
@@ -184,7 +186,7 @@ func mustParseType(t *testing.T, s string) schema.Type {
 
 func suggestFor(t *testing.T, name string, typ schema.Type) string {
 	t.Helper()
-	keys, err := transform.NewKeys([]byte(testSecret))
+	keys, err := transform.NewKeys([]byte(pgtest.Secret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +198,7 @@ func suggestFor(t *testing.T, name string, typ schema.Type) string {
 // marker may be inside the initial copy's snapshot and show up in the
 // replica before the other tables are copied; the second one comes through
 // the stream, which starts after the copy.
-func (s *site) streaming(p *proc) {
+func (s *site) streaming(p *process.Process) {
 	s.t.Helper()
 	s.sync(p)
 	s.sync(p)

@@ -65,7 +65,7 @@ tables:
 // when the rules say references: {COL: none}; offline, it checks the
 // references the rules declare and says that is all it checked.
 func TestValidateKeepsJoins(t *testing.T) {
-	dsn := prod.NewDB(t)
+	dsn := clusters.Source.NewDB(t)
 	if err := pgtest.Exec(context.Background(), dsn, strings.ReplaceAll(pagilaShape, "$1", "'"+canary+"'")); err != nil {
 		t.Fatal(err)
 	}

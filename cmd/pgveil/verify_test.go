@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
 )
 
 func TestVerify(t *testing.T) {
@@ -181,11 +183,7 @@ func TestVerifyHoldsOneTableAtATime(t *testing.T) {
 	p := s.start()
 	s.streaming(p)
 	ctx := context.Background()
-	holder, err := pgx.Connect(ctx, s.srcDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(ctx)
+	holder := pgtest.Connect(t, s.srcDSN)
 	tx, err := holder.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)

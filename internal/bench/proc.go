@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,14 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"pgveil/internal/syncbuf"
+	"pgveil/internal/process"
 )
 
 // BuildPgveil builds cmd/pgveil into dir with the go tool, from the module
@@ -32,10 +30,7 @@ func BuildPgveil(ctx context.Context, dir string) (string, error) {
 
 // Proc is a running pgveil process.
 type Proc struct {
-	cmd     *exec.Cmd
-	done    chan error
-	log     *syncbuf.Buffer
-	started time.Time
+	*process.Process
 }
 
 // StartPgveil runs `pgveil run` with the rules file and environment of
@@ -49,69 +44,28 @@ func (s *Site) StartPgveil(config string, env []string, extra ...string) (*Proc,
 	}
 	cmd := exec.Command(s.Pgveil, args...)
 	cmd.Env = append(os.Environ(), env...)
-	logBuf := &syncbuf.Buffer{}
-	cmd.Stdout, cmd.Stderr = logBuf, logBuf
-	p := &Proc{cmd: cmd, done: make(chan error, 1), log: logBuf, started: time.Now()}
-	if err := cmd.Start(); err != nil {
+	p, err := process.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("starting pgveil: %w", err)
 	}
-	go func() { p.done <- cmd.Wait() }()
-	return p, nil
+	return &Proc{p}, nil
 }
 
 // Stop ends pgveil with SIGTERM (a clean stop) and waits for it.
 func (p *Proc) Stop() error {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if dir := os.Getenv("PGVEIL_BENCH_KEEP_LOGS"); dir != "" {
-			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("pgveil-%d.log", p.cmd.Process.Pid)), []byte(p.log.String()), 0o644)
-		}
-		return err
-	case <-time.After(3 * time.Minute):
-		_ = p.cmd.Process.Kill()
-		return errors.New("pgveil did not stop within 3 minutes")
+	err := p.Process.Stop(syscall.SIGTERM, 3*time.Minute)
+	if dir := os.Getenv("PGVEIL_BENCH_KEEP_LOGS"); dir != "" && p.Exited() {
+		_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("pgveil-%d.log", p.PID())), []byte(p.Output()), 0o644)
 	}
+	return err
 }
 
-// CPU is the CPU time (user and system) pgveil used, once it has ended.
-func (p *Proc) CPU() time.Duration {
-	if st := p.cmd.ProcessState; st != nil {
-		return st.UserTime() + st.SystemTime()
-	}
-	return 0
-}
-
-// Exited reports pgveil's end, if it has ended, with its log.
-func (p *Proc) Exited() error {
-	select {
-	case err := <-p.done:
-		p.done <- err
-		return fmt.Errorf("pgveil exited (%v):\n%s", err, p.log.String())
-	default:
+// exitError reports pgveil's end, if it has ended, with its log.
+func (p *Proc) exitError() error {
+	if !p.Exited() {
 		return nil
 	}
-}
-
-// PeakRSS is the process's peak resident memory (VmHWM), in bytes.
-func (p *Proc) PeakRSS() (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("reading VmHWM: %w", err)
-			}
-			return kb * 1024, nil
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc/PID/status")
+	return fmt.Errorf("pgveil exited (%v):\n%s", p.Err(), p.Output())
 }
 
 // waitUntil polls cond every interval until it is true, the process (if
@@ -127,14 +81,14 @@ func waitUntil(ctx context.Context, p *Proc, timeout, interval time.Duration, wh
 			return nil
 		}
 		if p != nil {
-			if err := p.Exited(); err != nil {
+			if err := p.exitError(); err != nil {
 				return err
 			}
 		}
 		if time.Now().After(deadline) {
 			msg := fmt.Sprintf("%s did not happen within %s", what, timeout)
 			if p != nil {
-				msg += "\npgveil's log:\n" + p.log.String()
+				msg += "\npgveil's log:\n" + p.Output()
 			}
 			return errors.New(msg)
 		}
@@ -176,7 +130,7 @@ func checkpointWritten(conn *pgx.Conn, slot string) func(ctx context.Context) (b
 // connecting, checking the rules and the target), or its start when it has
 // not.
 func (p *Proc) StreamingSince() time.Time {
-	for _, line := range strings.Split(p.log.String(), "\n") {
+	for _, line := range strings.Split(p.Output(), "\n") {
 		var rec struct {
 			Time time.Time `json:"time"`
 			Msg  string    `json:"msg"`
@@ -185,7 +139,7 @@ func (p *Proc) StreamingSince() time.Time {
 			return rec.Time
 		}
 	}
-	return p.started
+	return p.Started()
 }
 
 // logLevel is pgveil's log level in the benchmark: info, or

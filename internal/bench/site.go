@@ -22,8 +22,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/examples"
+	"pgveil/internal/cluster"
 	"pgveil/internal/demo"
-	"pgveil/internal/pgtest"
 	"pgveil/schema"
 )
 
@@ -34,7 +34,7 @@ var Tables = []string{"accounts", "users", "customers", "orders", "payments", "s
 // examples/saas schema, and analytics, which holds one database per
 // subject (pgveil, native replication, the raw pipe, pg_dump).
 type Site struct {
-	Prod, Analytics *pgtest.Cluster
+	Prod, Analytics *cluster.Cluster
 	ProdDSN         string
 	Dir             string
 	Pgveil          string // the pgveil binary
@@ -75,7 +75,7 @@ func NewSite(ctx context.Context, dir, pgveilBin string, scale int, log *slog.Lo
 	s := &Site{Dir: dir, Pgveil: pgveilBin, Log: log}
 	for _, c := range []struct {
 		name string
-		to   **pgtest.Cluster
+		to   **cluster.Cluster
 	}{{"production", &s.Prod}, {"analytics", &s.Analytics}} {
 		sub := filepath.Join(dir, c.name)
 		if err := os.MkdirAll(sub, 0o755); err != nil {
@@ -87,7 +87,7 @@ func NewSite(ctx context.Context, dir, pgveilBin string, scale int, log *slog.Lo
 			settings["shared_preload_libraries"] = "pg_stat_statements"
 			settings["pg_stat_statements.track"] = "all"
 		}
-		cl, err := pgtest.Start(ctx, pgtest.Options{Dir: sub, Settings: settings})
+		cl, err := cluster.Start(ctx, cluster.Options{Dir: sub, Settings: settings})
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("starting the %s cluster: %w", c.name, err)
@@ -160,7 +160,7 @@ const benchRules = `
 
 // Close stops the clusters and removes their data.
 func (s *Site) Close() {
-	for _, c := range []*pgtest.Cluster{s.Prod, s.Analytics} {
+	for _, c := range []*cluster.Cluster{s.Prod, s.Analytics} {
 		if c != nil {
 			c.Stop()
 		}
@@ -177,7 +177,7 @@ func (s *Site) TotalRows() int64 {
 }
 
 func (s *Site) execProd(ctx context.Context, sql string) error {
-	return pgtest.Exec(ctx, s.ProdDSN, sql)
+	return cluster.Exec(ctx, s.ProdDSN, sql)
 }
 
 // NewTargetDB creates an empty analytics database; withSchema loads the
@@ -190,7 +190,7 @@ func (s *Site) NewTargetDB(ctx context.Context, name string, withSchema bool) (s
 		return "", err
 	}
 	if withSchema {
-		if err := pgtest.Exec(ctx, dsn, examples.SaaSSchema()+benchSchema+bareSchema); err != nil {
+		if err := cluster.Exec(ctx, dsn, examples.SaaSSchema()+benchSchema+bareSchema); err != nil {
 			return "", fmt.Errorf("loading the schema into %s: %w", name, err)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"pgveil/internal/pgtest"
+	"pgveil/internal/cluster"
 )
 
 // Snapshot measures the initial copy of the example's tables by pgveil
@@ -126,7 +126,7 @@ func snapshotPgveil(ctx context.Context, s *Site, name string, keepAll bool) (Re
 		return Result{}, err
 	}
 	err = waitUntil(ctx, p, 30*time.Minute, 20*time.Millisecond, "pgveil's initial copy", checkpointWritten(tgt, name))
-	elapsed := time.Since(p.started)
+	elapsed := time.Since(p.Started())
 	rss, _ := p.PeakRSS()
 	if stopErr := p.Stop(); err == nil && stopErr != nil {
 		err = fmt.Errorf("stopping pgveil: %w", stopErr)
@@ -217,7 +217,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // dumpRestore runs pg_dump of tables from src piped into psql on dst.
 func dumpRestore(ctx context.Context, srcDSN, dstDSN string, tables []string) error {
-	bin, err := pgtest.BinDir()
+	bin, err := cluster.BinDir()
 	if err != nil {
 		return err
 	}

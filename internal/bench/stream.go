@@ -445,7 +445,7 @@ func (rp *replicas) load(ctx context.Context, rate int, d time.Duration, replica
 			break
 		}
 		if p != nil {
-			if err := p.Exited(); err != nil {
+			if err := p.exitError(); err != nil {
 				close(watchEnd)
 				wg.Wait()
 				return nil, 0, err

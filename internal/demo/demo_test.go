@@ -14,28 +14,16 @@ import (
 
 var shared pgtest.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	shared.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m, &shared) }
 
 // newDB returns a connection to a fresh database with the saas schema.
 func newDB(t testing.TB) *pgx.Conn {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, shared.NewDB(t))
+	schemaSQL, err := os.ReadFile("../../examples/saas/schema.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	schema, err := os.ReadFile("../../examples/saas/schema.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, string(schema)); err != nil {
-		t.Fatalf("loading schema.sql: %v", err)
-	}
+	conn, _ := shared.NewDBWith(t, string(schemaSQL))
 	return conn
 }
 

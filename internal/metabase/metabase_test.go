@@ -2,7 +2,6 @@ package metabase
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +13,7 @@ import (
 
 var shared pgtest.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	shared.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m, &shared) }
 
 // TestSyncQueriesSeeKeysWithReferences: Metabase's describe-fields marks
 // primary keys only for a role holding a privilege other than SELECT on
@@ -27,12 +22,7 @@ func TestMain(m *testing.M) {
 func TestSyncQueriesSeeKeysWithReferences(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dsn := shared.NewDB(t)
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(context.Background())
+	admin, dsn := shared.NewDBWith(t, "")
 	var db string
 	if err := admin.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
 		t.Fatal(err)
@@ -48,16 +38,7 @@ GRANT USAGE ON SCHEMA app TO `+reader+`;
 GRANT SELECT ON app.accounts, app.orders, app.totals TO `+reader); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.User = reader
-	rd, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close(context.Background())
+	rd := pgtest.ConnectAs(t, dsn, reader)
 
 	tables, err := Tables(ctx, rd, []string{"app"})
 	if err != nil {

@@ -2,120 +2,65 @@ package pgtest
 
 import (
 	"context"
-	"os"
 	"os/exec"
+	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
+	"time"
 )
 
 var shared Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	shared.Stop()
-	os.Exit(code)
-}
-
-func TestClusterLogicalAndRestart(t *testing.T) {
-	c := New(t, Options{Settings: map[string]string{"work_mem": "8MB"}})
-	ctx, cancel := context.WithTimeout(context.Background(), setupWait)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var walLevel, workMem string
-	if err := conn.QueryRow(ctx, "SELECT current_setting('wal_level'), current_setting('work_mem')").Scan(&walLevel, &workMem); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(ctx)
-	if walLevel != "logical" || workMem != "8MB" {
-		t.Errorf("wal_level %s, work_mem %s", walLevel, workMem)
-	}
-	if err := c.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	if c.Running() {
-		t.Fatal("still running after Kill")
-	}
-	if err := c.Restart(ctx); err != nil {
-		t.Fatal(err)
-	}
-	conn, err = pgx.Connect(ctx, c.DSN("postgres"))
-	if err != nil {
-		t.Fatalf("after restart: %v", err)
-	}
-	conn.Close(ctx)
-}
+func TestMain(m *testing.M) { Main(m, &shared) }
 
 func TestSharedNewDB(t *testing.T) {
 	a, b := shared.NewDB(t), shared.NewDB(t)
 	if a == b {
 		t.Fatal("same database twice")
 	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE TABLE x (id int PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
-	}
+	MustExec(t, Connect(t, a), "CREATE TABLE x (id int PRIMARY KEY)")
 }
 
-func TestStopRemovesDir(t *testing.T) {
-	c, err := Start(context.Background(), Options{})
-	if err != nil {
-		t.Fatal(err)
+// TestNewDBWithConnectAs: NewDBWith runs its SQL in the new database, and
+// ConnectAs connects as the role asked for.
+func TestNewDBWithConnectAs(t *testing.T) {
+	conn, dsn := shared.NewDBWith(t, "CREATE TABLE x (id int PRIMARY KEY); INSERT INTO x VALUES (1), (2)")
+	ctx := Context(t)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM x").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows of x: %d, %v; want 2", n, err)
 	}
-	dir := c.Dir
-	if err := c.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("%s still exists", dir)
-	}
-}
-
-// TestKeptClusterStartsWithItsCommand: a cluster stopped and started again
-// with StartCommand (what the demo prints after --keep) has its settings,
-// wal_level = logical first, and the same port.
-func TestKeptClusterStartsWithItsCommand(t *testing.T) {
-	dir, err := os.MkdirTemp("", "pgtest-kept-") // searchable by the postgres user
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	ctx, cancel := context.WithTimeout(context.Background(), setupWait)
-	defer cancel()
-	c, err := Start(ctx, Options{Dir: dir, Settings: map[string]string{"work_mem": "9MB"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Shutdown(); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.CommandContext(ctx, "sh", "-c", c.StartCommand()).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", c.StartCommand(), err, out)
-	}
+	role := "pgtest_reader_" + sanitize(t.Name())
+	MustExec(t, conn, "CREATE ROLE "+role+" LOGIN")
 	t.Cleanup(func() {
-		if out, err := exec.Command("sh", "-c", c.StopCommand()).CombinedOutput(); err != nil {
-			t.Errorf("%s: %v\n%s", c.StopCommand(), err, out)
-		}
+		admin := Connect(t, dsn)
+		_, _ = admin.Exec(context.Background(), "DROP OWNED BY "+role+"; DROP ROLE "+role)
 	})
-	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
-	if err != nil {
-		t.Fatalf("after %s: %v", c.StartCommand(), err)
+	var user string
+	if err := ConnectAs(t, dsn, role).QueryRow(ctx, "SELECT current_user").Scan(&user); err != nil || user != role {
+		t.Fatalf("current_user %q, %v; want %s", user, err, role)
 	}
-	defer conn.Close(ctx)
-	var walLevel, workMem string
-	if err := conn.QueryRow(ctx, "SELECT current_setting('wal_level'), current_setting('work_mem')").Scan(&walLevel, &workMem); err != nil {
-		t.Fatal(err)
+}
+
+// TestStartProcessReapedAtTestEnd: a process a test leaves running is
+// killed and reaped when the test ends.
+func TestStartProcessReapedAtTestEnd(t *testing.T) {
+	var p interface {
+		Exited() bool
+		Output() string
 	}
-	if walLevel != "logical" || workMem != "9MB" {
-		t.Errorf("started with its command: wal_level %s, work_mem %s; want logical, 9MB", walLevel, workMem)
+	t.Run("leaves it running", func(t *testing.T) {
+		proc := StartProcess(t, exec.Command("sh", "-c", "echo ready; exec sleep 600"))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := proc.WaitLog(ctx, "ready"); err != nil {
+			t.Fatal(err)
+		}
+		p = proc
+	})
+	if !p.Exited() {
+		t.Fatal("the process still runs after its test ended")
+	}
+	if !strings.Contains(p.Output(), "ready") {
+		t.Errorf("output %q", p.Output())
 	}
 }

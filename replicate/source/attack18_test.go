@@ -3,6 +3,7 @@ package source
 import (
 	"testing"
 
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"pgveil/transform"
 )
@@ -16,7 +17,7 @@ import (
 // table has no dropped column to show (TestReplicateViews covers what
 // the replica then shows).
 func TestAttack18ViewsReadingDroppedColumn(t *testing.T) {
-	conn, _ := newDB(t, `
+	conn, _ := shared.NewDBWith(t, `
 CREATE TABLE customer (id int PRIMARY KEY, name text, email text);
 CREATE VIEW sub AS SELECT c.id, (SELECT c2.email FROM customer c2 WHERE c2.id = c.id) AS e FROM customer c;
 CREATE VIEW cte AS WITH x AS (SELECT email FROM customer) SELECT count(*) AS n FROM x;
@@ -30,7 +31,7 @@ CREATE VIEW agg AS SELECT string_agg(email, ',') AS all_emails FROM customer;
 CREATE VIEW grp AS SELECT count(*) AS n FROM customer GROUP BY email;
 CREATE MATERIALIZED VIEW mat AS SELECT max(email) AS m FROM customer;
 CREATE VIEW whole AS SELECT row_to_json(c) AS j, c::text AS t FROM customer c;`)
-	vs, err := ReadViews(testContext(t), conn, []string{"public"})
+	vs, err := ReadViews(pgtest.Context(t), conn, []string{"public"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"pgveil/internal/pgtest"
+	"pgveil/internal/rulestest"
 )
 
 // problemWith returns the problem of table whose message holds every one
@@ -40,12 +41,12 @@ func noProblemWith(t *testing.T, ps []Problem, part string) {
 func TestCheckTablesAndRole(t *testing.T) {
 	t.Parallel()
 	c := shared.Get(t)
-	admin := connect(t, c.DSN("postgres"))
+	admin := pgtest.Connect(t, c.DSN("postgres"))
 	const role = "pgveil_check_app"
-	mustExec(t, admin, "CREATE ROLE "+role+" LOGIN NOSUPERUSER NOREPLICATION")
+	pgtest.MustExec(t, admin, "CREATE ROLE "+role+" LOGIN NOSUPERUSER NOREPLICATION")
 	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+role) })
 
-	conn, dsn := newDB(t, `
+	conn, dsn := shared.NewDBWith(t, `
 CREATE TABLE public.events (at timestamptz, payload text);
 CREATE TABLE public.quiet (id int PRIMARY KEY, v text);
 ALTER TABLE public.quiet REPLICA IDENTITY NOTHING;
@@ -57,7 +58,7 @@ CREATE TABLE public.full_events (at timestamptz, payload text);
 ALTER TABLE public.full_events REPLICA IDENTITY FULL;
 ALTER TABLE public.full_events OWNER TO `+role+`;
 `)
-	plan := compile(t, readAll(t, conn), `
+	plan := rulestest.Compile(t, readAll(t, conn), `
   events: {columns: {at: keep, payload: drop}}
   quiet: {columns: {id: keep, v: keep}}
   fine: {columns: {id: keep, v: keep}}
@@ -65,9 +66,9 @@ ALTER TABLE public.full_events OWNER TO `+role+`;
   mine: {columns: {id: keep}}
   full_events: {columns: {at: keep, payload: keep}}
 `)
-	mustExec(t, conn, "DROP TABLE public.gone")
+	pgtest.MustExec(t, conn, "DROP TABLE public.gone")
 
-	appConn := connectAs(t, dsn, role)
+	appConn := pgtest.ConnectAs(t, dsn, role)
 	srv := readServer(t, appConn)
 	if srv.User != role || srv.IsSuperuser || srv.HasReplication || srv.WalLevel != "logical" || srv.Version < 150000 || srv.Database == "" {
 		t.Errorf("server = %+v", srv)
@@ -108,8 +109,8 @@ func TestCheckServerSettings(t *testing.T) {
 		"max_replication_slots": "1",
 		"max_wal_senders":       "0",
 	}})
-	conn := connect(t, c.DSN("postgres"))
-	mustExec(t, conn, "SELECT pg_create_physical_replication_slot('taken')")
+	conn := pgtest.Connect(t, c.DSN("postgres"))
+	pgtest.MustExec(t, conn, "SELECT pg_create_physical_replication_slot('taken')")
 	srv := readServer(t, conn)
 	if srv.WalLevel != "replica" || srv.MaxReplicationSlots != 1 || srv.UsedSlots != 1 || srv.MaxWalSenders != 0 || !srv.IsSuperuser || !srv.HasReplication {
 		t.Fatalf("server = %+v", srv)

@@ -3,12 +3,15 @@ package source
 import (
 	"errors"
 	"fmt"
-	"pgveil/schema"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
+	"pgveil/internal/rulestest"
+	"pgveil/schema"
 )
 
 const filterSchema = `
@@ -32,8 +35,8 @@ CREATE FUNCTION public.always() RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELEC
 // planFilter plans one table's rules and returns its Filter.
 func planFilter(t *testing.T, conn *pgx.Conn, cat *schema.Catalog, rules string) (*Filter, *PublishedTable) {
 	t.Helper()
-	ctx := testContext(t)
-	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, compile(t, cat, rules), "pgveil", true)
+	ctx := pgtest.Context(t)
+	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, rulestest.Compile(t, cat, rules), "pgveil", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +53,8 @@ func planFilter(t *testing.T, conn *pgx.Conn, cat *schema.Catalog, rules string)
 
 func TestFilterMatch(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, filterSchema)
-	ctx := testContext(t)
+	conn, _ := shared.NewDBWith(t, filterSchema)
+	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
 
 	// deleted_at is dropped by the rules but the filter needs it.
@@ -137,10 +140,10 @@ func TestFilterMatch(t *testing.T) {
 // NULL, and would let the excluded vip row in.
 func TestFilterReadsUnchangedValuesBack(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, filterSchema)
-	ctx := testContext(t)
+	conn, _ := shared.NewDBWith(t, filterSchema)
+	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
-	mustExec(t, conn, `INSERT INTO public.people (id, name, tags) VALUES (1, 'vip', '{vip}'), (2, 'plain', '{a}')`)
+	pgtest.MustExec(t, conn, `INSERT INTO public.people (id, name, tags) VALUES (1, 'vip', '{vip}'), (2, 'plain', '{a}')`)
 
 	f, _ := planFilter(t, conn, cat, `
   people:
@@ -181,8 +184,8 @@ func TestFilterReadsUnchangedValuesBack(t *testing.T) {
 // mixed-case names, and handles a filter with no columns.
 func TestFilterTypesAndNames(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, filterSchema)
-	ctx := testContext(t)
+	conn, _ := shared.NewDBWith(t, filterSchema)
+	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
 
 	f, _ := planFilter(t, conn, cat, `
@@ -233,8 +236,8 @@ func TestFilterTypesAndNames(t *testing.T) {
 // A failed evaluation reports the SQLSTATE and never the value.
 func TestFilterErrorHoldsNoValue(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, filterSchema)
-	ctx := testContext(t)
+	conn, _ := shared.NewDBWith(t, filterSchema)
+	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
 	f, _ := planFilter(t, conn, cat, `
   people:

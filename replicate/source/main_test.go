@@ -1,89 +1,23 @@
 package source
 
 import (
-	"context"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
-	"pgveil/rules"
 	"pgveil/schema"
-	"pgveil/transform"
 )
 
 var shared pgtest.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	shared.Stop()
-	os.Exit(code)
-}
-
-const testSecret = "0123456789abcdef0123456789abcdef"
-
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// connect opens a connection closed when the test ends.
-func connect(t *testing.T, dsn string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(testContext(t), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
-// connectAs connects to dsn as role (the tests' clusters trust local
-// connections), closing the connection when the test ends.
-func connectAs(t *testing.T, dsn, role string) *pgx.Conn {
-	t.Helper()
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.User = role
-	conn, err := pgx.ConnectConfig(testContext(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
-// newDB returns a connection to a fresh database of the shared cluster,
-// with sql run in it.
-func newDB(t *testing.T, sql string) (*pgx.Conn, string) {
-	t.Helper()
-	dsn := shared.NewDB(t)
-	conn := connect(t, dsn)
-	if sql != "" {
-		mustExec(t, conn, sql)
-	}
-	return conn, dsn
-}
-
-// mustExec runs statements (simple protocol: several at once).
-func mustExec(t *testing.T, conn *pgx.Conn, sql string) {
-	t.Helper()
-	if _, err := conn.Exec(testContext(t), sql); err != nil {
-		t.Fatalf("%s\n-> %v", sql, err)
-	}
-}
+func TestMain(m *testing.M) { pgtest.Main(m, &shared) }
 
 // readAll reads the catalog of every table of the database.
 func readAll(t *testing.T, conn *pgx.Conn) *schema.Catalog {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := pgtest.Context(t)
 	names, err := schema.ListTables(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
@@ -95,22 +29,6 @@ func readAll(t *testing.T, conn *pgx.Conn) *schema.Catalog {
 	return cat
 }
 
-// compile builds a plan from the tables section of a rules file.
-func compile(t *testing.T, cat *schema.Catalog, tables string) *transform.Plan {
-	t.Helper()
-	doc := "source: {dsn: \"host=prod\"}\ntarget: {dsn: \"host=copy\"}\nsecret: \"" + testSecret + "\"\ntables:\n" + tables
-	noEnv := func(string) (string, bool) { return "", false }
-	cfg, err := rules.Parse("test.yaml", []byte(doc), noEnv, nil)
-	if err != nil {
-		t.Fatalf("rules:\n%s\n-> %v", doc, err)
-	}
-	plan, _, err := cfg.Compile(cat.Tables, nil, nil)
-	if err != nil {
-		t.Fatalf("compile:\n%s\n-> %v", doc, err)
-	}
-	return plan
-}
-
 // tn parses "schema.name" (no quoting) into a table name.
 func tn(s string) schema.TableName {
 	schemaName, name, _ := strings.Cut(s, ".")
@@ -119,7 +37,7 @@ func tn(s string) schema.TableName {
 
 func readServer(t *testing.T, conn *pgx.Conn) *Server {
 	t.Helper()
-	srv, err := ReadServer(testContext(t), conn)
+	srv, err := ReadServer(pgtest.Context(t), conn)
 	if err != nil {
 		t.Fatal(err)
 	}

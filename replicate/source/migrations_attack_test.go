@@ -10,13 +10,15 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/internal/pgtest"
 )
 
 // attackDB makes a database with the triggers installed on publication pv.
 func attackDB(t *testing.T, schema string) (*pgx.Conn, string) {
 	t.Helper()
-	conn, dsn := newDB(t, schema)
-	mustExec(t, conn, MigrationTriggersSQL("pv"))
+	conn, dsn := shared.NewDBWith(t, schema)
+	pgtest.MustExec(t, conn, MigrationTriggersSQL("pv"))
 	return conn, dsn
 }
 
@@ -38,7 +40,7 @@ func sqlState(t *testing.T, conn *pgx.Conn, sql string) string {
 func attackRole(t *testing.T, conn *pgx.Conn, prefix string) string {
 	t.Helper()
 	role := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
-	mustExec(t, conn, fmt.Sprintf(`CREATE ROLE %s LOGIN; GRANT CREATE, USAGE ON SCHEMA public TO %s`, role, role))
+	pgtest.MustExec(t, conn, fmt.Sprintf(`CREATE ROLE %s LOGIN; GRANT CREATE, USAGE ON SCHEMA public TO %s`, role, role))
 	t.Cleanup(func() {
 		ctx := context.Background()
 		_, _ = conn.Exec(ctx, fmt.Sprintf(`ALTER ROLE %s NOSUPERUSER`, role))
@@ -66,8 +68,8 @@ CREATE PUBLICATION pv FOR TABLE ONLY people (id, email, score) WHERE (id > 0), O
 	if c := sqlState(t, conn, `ALTER TABLE people DROP COLUMN email, DROP COLUMN nosuch`); !strings.HasPrefix(c, "42703") {
 		t.Fatalf("failing ALTER in a savepoint: %q", c)
 	}
-	mustExec(t, conn, `ROLLBACK TO b`)
-	mustExec(t, conn, `COMMIT`)
+	pgtest.MustExec(t, conn, `ROLLBACK TO b`)
+	pgtest.MustExec(t, conn, `COMMIT`)
 	for _, sql := range []string{
 		`DO $$ BEGIN BEGIN ALTER TABLE people DROP COLUMN email, DROP COLUMN nosuch; EXCEPTION WHEN undefined_column THEN NULL; END; END $$`,
 		// people's name is a prefix of people_archive: only the named one moves.
@@ -117,7 +119,7 @@ CREATE TABLE people (id int PRIMARY KEY, email text, secret text);
 CREATE PUBLICATION pv FOR TABLE ONLY people (id, email);`)
 	role := attackRole(t, conn, "pgveil_atk_a")
 	want := publishedTables(t, conn, "pv")
-	ac := connectAs(t, dsn, role)
+	ac := pgtest.ConnectAs(t, dsn, role)
 	if c := sqlState(t, ac, `ALTER TABLE people DROP COLUMN email`); !strings.HasPrefix(c, "42501") {
 		t.Errorf("unprivileged ALTER: %q, want 42501", c)
 	}
@@ -140,7 +142,7 @@ CREATE PUBLICATION pv FOR TABLE ONLY people (id, email);`)
 	if err := conn.QueryRow(context.Background(), `SELECT 'secrets'::regclass::oid`).Scan(&secretsOID); err != nil {
 		t.Fatal(err)
 	}
-	ac := connectAs(t, dsn, role)
+	ac := pgtest.ConnectAs(t, dsn, role)
 	// 1: publish a whole table that was never in the publication.
 	forged := fmt.Sprintf(`[{"oid": %d, "attrs": null, "qual": null}]`, secretsOID)
 	sqlState(t, ac, fmt.Sprintf(`SET pgveil.publication_aside = '%s'`, forged))
@@ -150,7 +152,7 @@ CREATE PUBLICATION pv FOR TABLE ONLY people (id, email);`)
 	}
 	// 2: SQL injection through "qual", run as the functions' owner.
 	if publishedTables(t, conn, "pv")["secrets"] != "" {
-		mustExec(t, conn, `ALTER PUBLICATION pv DROP TABLE secrets`)
+		pgtest.MustExec(t, conn, `ALTER PUBLICATION pv DROP TABLE secrets`)
 	}
 	forged = fmt.Sprintf(`[{"oid": %d, "attrs": null, "qual": "true); ALTER ROLE %s SUPERUSER; SELECT (1"}]`, secretsOID, role)
 	sqlState(t, ac, fmt.Sprintf(`SET pgveil.publication_aside = '%s'`, strings.ReplaceAll(forged, "'", "''")))
@@ -169,7 +171,7 @@ CREATE PUBLICATION pv FOR TABLE ONLY people (id, email);`)
 // file) that also drops something else fails, though it works without
 // the triggers.
 func TestAttackMigrationRenameFilteredColumn(t *testing.T) {
-	conn, _ := newDB(t, `
+	conn, _ := shared.NewDBWith(t, `
 CREATE TABLE people (id int PRIMARY KEY, email text, secret text);
 CREATE TABLE other (id int PRIMARY KEY, junk text);
 CREATE PUBLICATION pv FOR TABLE ONLY people (id, email) WHERE (id > 0);`)
@@ -178,8 +180,8 @@ CREATE PUBLICATION pv FOR TABLE ONLY people (id, email) WHERE (id > 0);`)
 	if c := sqlState(t, conn, `BEGIN; `+migration+` ROLLBACK;`); c != "" {
 		t.Fatalf("without the triggers: %s", c)
 	}
-	mustExec(t, conn, `ROLLBACK`)
-	mustExec(t, conn, MigrationTriggersSQL("pv"))
+	pgtest.MustExec(t, conn, `ROLLBACK`)
+	pgtest.MustExec(t, conn, MigrationTriggersSQL("pv"))
 	if c := sqlState(t, conn, migration); c != "" {
 		t.Errorf("BUG: a migration PostgreSQL runs fails with the triggers installed: %s", c)
 	}
@@ -195,7 +197,7 @@ CREATE TABLE people (id int PRIMARY KEY, email text, secret text);
 CREATE TABLE "straße" (id int PRIMARY KEY, v text, secret text);
 CREATE PUBLICATION pv FOR TABLE ONLY people (id, email), ONLY "straße" (id, v);`)
 	// Any ALTER ... DROP in the database, on any table.
-	mustExec(t, conn, `CREATE TABLE unrelated (id int, junk text)`)
+	pgtest.MustExec(t, conn, `CREATE TABLE unrelated (id int, junk text)`)
 	if c := sqlState(t, conn, `ALTER TABLE unrelated DROP COLUMN junk`); c != "" {
 		t.Errorf("BUG: an ALTER TABLE on a table outside the publication fails because a published table is named \"straße\": %s", c)
 	}
@@ -233,7 +235,7 @@ func TestAttackMigrationUnprivilegedLock(t *testing.T) {
 CREATE TABLE people (id int PRIMARY KEY, email text, secret text);
 CREATE PUBLICATION pv FOR TABLE ONLY people (id, email);`)
 	role := attackRole(t, conn, "pgveil_atk_c")
-	ac := connectAs(t, dsn, role)
+	ac := pgtest.ConnectAs(t, dsn, role)
 	sqlState(t, ac, `BEGIN`)
 	sqlState(t, ac, `SAVEPOINT s`)
 	sqlState(t, ac, `ALTER TABLE people DROP COLUMN email`)

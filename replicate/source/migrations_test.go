@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/internal/pgtest"
 )
 
 // With the migration triggers installed, production's migrations drop and
@@ -14,7 +16,7 @@ import (
 // PostgreSQL 15 refuses without them; the publication comes out as it
 // was, less the dropped columns, and unpublished columns stay unpublished.
 func TestMigrationTriggers(t *testing.T) {
-	conn, _ := newDB(t, `
+	conn, _ := shared.NewDBWith(t, `
 CREATE TABLE "Shop Orders" (id int PRIMARY KEY, total int, secret text, note text);
 CREATE TABLE people (id int PRIMARY KEY, email text, score int, secret text);
 CREATE TABLE untouched (id int PRIMARY KEY, a int, b text);
@@ -41,8 +43,8 @@ CREATE PUBLICATION pv FOR TABLE ONLY "Shop Orders" (id, total, note), ONLY peopl
 		t.Fatalf("ALTER COLUMN ... TYPE of a row filter's column without the triggers: SQLSTATE %q, want 0A000", c)
 	}
 
-	mustExec(t, conn, MigrationTriggersSQL("pv"))
-	mustExec(t, conn, MigrationTriggersSQL("pv")) // again: it replaces, changes nothing
+	pgtest.MustExec(t, conn, MigrationTriggersSQL("pv"))
+	pgtest.MustExec(t, conn, MigrationTriggersSQL("pv")) // again: it replaces, changes nothing
 
 	for _, sql := range []string{
 		`ALTER TABLE people DROP COLUMN email`,

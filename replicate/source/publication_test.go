@@ -3,13 +3,16 @@ package source
 import (
 	"context"
 	"errors"
-	"pgveil/schema"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
+	"pgveil/internal/rulestest"
+	"pgveil/schema"
 )
 
 // Every rule shape guarantee 5 is about, one table each.
@@ -101,7 +104,7 @@ func runWrites(ctx context.Context, conn *pgx.Conn, table string) error {
 // publishedTables is pg_publication_tables: table -> columns and filter.
 func publishedTables(t *testing.T, conn *pgx.Conn, pub string) map[string]string {
 	t.Helper()
-	rows, err := conn.Query(testContext(t), `
+	rows, err := conn.Query(pgtest.Context(t), `
 SELECT tablename::text, array_to_string(attnames, ','), coalesce(rowfilter, '')
 FROM pg_publication_tables WHERE pubname = $1`, pub)
 	if err != nil {
@@ -134,11 +137,11 @@ func noteWith(pt *PublishedTable, part string) bool {
 // every production write working.
 func TestPublicationKeepsProductionWritable(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, shapesSchema)
-	ctx := testContext(t)
+	conn, _ := shared.NewDBWith(t, shapesSchema)
+	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
 	srv := readServer(t, conn)
-	plan := compile(t, cat, shapesRules)
+	plan := rulestest.Compile(t, cat, shapesRules)
 
 	spec, err := PlanPublication(ctx, conn, srv, cat, plan, "pgveil", true)
 	if err != nil {
@@ -226,7 +229,7 @@ func TestPublicationKeepsProductionWritable(t *testing.T) {
 // refuses to drop them anyway).
 func checkLocks(t *testing.T, conn *pgx.Conn, spec *PublicationSpec) {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := pgtest.Context(t)
 	locked, exists, err := PublicationLocks(ctx, conn, spec.Name)
 	if err != nil || !exists {
 		t.Fatalf("PublicationLocks = %v, %v, %v", locked, exists, err)
@@ -270,10 +273,10 @@ WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
 // dropped, a key and a filtered column.
 func TestPublicationMigrationSafe(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, shapesSchema)
-	ctx := testContext(t)
+	conn, _ := shared.NewDBWith(t, shapesSchema)
+	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
-	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, compile(t, cat, shapesRules), "pgveil", false)
+	spec, err := PlanPublication(ctx, conn, readServer(t, conn), cat, rulestest.Compile(t, cat, shapesRules), "pgveil", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,8 +352,8 @@ func TestPublicationMigrationSafe(t *testing.T) {
 // refuses each of them, changing nothing.
 func TestNaivePublicationsBreakProduction(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, shapesSchema)
-	ctx := testContext(t)
+	conn, _ := shared.NewDBWith(t, shapesSchema)
+	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
 
 	naive := []struct {
@@ -385,7 +388,7 @@ func TestNaivePublicationsBreakProduction(t *testing.T) {
 		"parted":         "UPDATE public.parted SET v = 'x'",
 		"no_identity":    "UPDATE public.no_identity SET payload = 'x'",
 	}
-	mustExec(t, conn, `
+	pgtest.MustExec(t, conn, `
 INSERT INTO public.dropped_col VALUES (1, 'a', 's');
 INSERT INTO public.where_nonident VALUES (1, 'a', NULL);
 INSERT INTO public.by_index VALUES (1, 'a', 'n', 's');
@@ -398,12 +401,12 @@ INSERT INTO public.no_identity VALUES (now(), 'p');
 		if _, err := conn.Exec(ctx, update); err != nil {
 			t.Fatalf("%s before any publication: %v", update, err)
 		}
-		mustExec(t, conn, n.ddl)
+		pgtest.MustExec(t, conn, n.ddl)
 		_, err := conn.Exec(ctx, update)
 		if err == nil || !strings.Contains(err.Error(), "cannot update table") {
 			t.Errorf("%s: with a naive publication (%s), UPDATE gave %v; want it to fail", n.table, n.ddl, err)
 		}
-		mustExec(t, conn, "DROP PUBLICATION naive")
+		pgtest.MustExec(t, conn, "DROP PUBLICATION naive")
 
 		spec := &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{n.spec}}
 		changed, err := EnsurePublication(ctx, conn, spec, cat)
@@ -421,7 +424,7 @@ INSERT INTO public.no_identity VALUES (now(), 'p');
 	}
 
 	// A partition without replica identity is caught through its root.
-	mustExec(t, conn, "ALTER TABLE public.parted_high REPLICA IDENTITY NOTHING")
+	pgtest.MustExec(t, conn, "ALTER TABLE public.parted_high REPLICA IDENTITY NOTHING")
 	spec := &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: tn("public.parted"), Columns: []string{"id", "k", "v"}}}}
 	_, err := EnsurePublication(ctx, conn, spec, cat)
 	if err == nil || !strings.Contains(err.Error(), "partition public.parted_high: no replica identity") {
@@ -431,17 +434,17 @@ INSERT INTO public.no_identity VALUES (now(), 'p');
 
 func TestEnsurePublicationAlters(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, shapesSchema+`
+	conn, _ := shared.NewDBWith(t, shapesSchema+`
 CREATE TABLE public.stray (id int PRIMARY KEY);
 CREATE PUBLICATION pgveil FOR TABLE public.dropped_col, public.stray WITH (publish = 'insert');
 `)
-	ctx := testContext(t)
+	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
 	srv := readServer(t, conn)
 
 	ensure := func(rules string) (bool, *PublicationSpec) {
 		t.Helper()
-		spec, err := PlanPublication(ctx, conn, srv, cat, compile(t, cat, rules), "pgveil", true)
+		spec, err := PlanPublication(ctx, conn, srv, cat, rulestest.Compile(t, cat, rules), "pgveil", true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -510,14 +513,14 @@ CREATE PUBLICATION pgveil FOR TABLE public.dropped_col, public.stray WITH (publi
 	}
 
 	// FOR ALL TABLES is refused.
-	mustExec(t, conn, "CREATE PUBLICATION everything FOR ALL TABLES")
+	pgtest.MustExec(t, conn, "CREATE PUBLICATION everything FOR ALL TABLES")
 	_, err = EnsurePublication(ctx, conn, &PublicationSpec{Name: "everything", Tables: []PublishedTable{{Name: tn("public.stray")}}}, cat)
 	if err == nil || !strings.Contains(err.Error(), "FOR ALL TABLES") {
 		t.Errorf("FOR ALL TABLES: %v", err)
 	}
 
 	// A table re-created since the catalog was read.
-	mustExec(t, conn, "DROP TABLE public.stray; CREATE TABLE public.stray (id int PRIMARY KEY)")
+	pgtest.MustExec(t, conn, "DROP TABLE public.stray; CREATE TABLE public.stray (id int PRIMARY KEY)")
 	_, err = EnsurePublication(ctx, conn, &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: tn("public.stray")}}}, cat)
 	if err == nil || !strings.Contains(err.Error(), "public.stray: the table was re-created") {
 		t.Errorf("stale catalog: %v", err)
@@ -528,17 +531,17 @@ CREATE PUBLICATION pgveil FOR TABLE public.dropped_col, public.stray WITH (publi
 // needs is held: production's lock queue is never blocked for long.
 func TestEnsurePublicationLockTimeout(t *testing.T) {
 	t.Parallel()
-	conn, dsn := newDB(t, shapesSchema)
-	ctx := testContext(t)
+	conn, dsn := shared.NewDBWith(t, shapesSchema)
+	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
-	other := connect(t, dsn)
-	mustExec(t, other, "BEGIN; LOCK TABLE public.dropped_col IN ACCESS EXCLUSIVE MODE")
+	other := pgtest.Connect(t, dsn)
+	pgtest.MustExec(t, other, "BEGIN; LOCK TABLE public.dropped_col IN ACCESS EXCLUSIVE MODE")
 	spec := &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: tn("public.dropped_col"), Columns: []string{"id", "email"}}}}
 	_, err := EnsurePublication(ctx, conn, spec, cat)
 	if schema.SQLState(err) != schema.CodeLockNotAvailable {
 		t.Errorf("EnsurePublication with the table locked: %v, want a lock timeout", err)
 	}
-	mustExec(t, other, "ROLLBACK")
+	pgtest.MustExec(t, other, "ROLLBACK")
 	if changed, err := EnsurePublication(ctx, conn, spec, cat); err != nil || !changed {
 		t.Errorf("after the lock is released: %v, %v", changed, err)
 	}
@@ -546,16 +549,16 @@ func TestEnsurePublicationLockTimeout(t *testing.T) {
 
 func TestPlanPublicationWhere(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, `
+	conn, _ := shared.NewDBWith(t, `
 CREATE TABLE public.t1 (id int PRIMARY KEY, name text, n int);
 CREATE FUNCTION public.is_positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 0';
 `)
-	ctx := testContext(t)
+	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
 	srv := readServer(t, conn)
 	plan := func(where string) (*PublishedTable, error) {
 		t.Helper()
-		p := compile(t, cat, `
+		p := rulestest.Compile(t, cat, `
   t1: {where: "`+where+`", columns: {id: keep, name: drop, n: keep}}
 `)
 		spec, err := PlanPublication(ctx, conn, srv, cat, p, "pgveil", true)
@@ -612,7 +615,7 @@ CREATE FUNCTION public.is_positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE A
 	// Before PostgreSQL 15: no column lists, no row filters.
 	old := *srv
 	old.Version = 140010
-	spec, err := PlanPublication(ctx, conn, &old, cat, compile(t, cat, `
+	spec, err := PlanPublication(ctx, conn, &old, cat, rulestest.Compile(t, cat, `
   t1: {where: "id > 5", columns: {id: keep, name: drop, n: keep}}
 `), "pgveil", true)
 	if err != nil {
@@ -636,13 +639,13 @@ CREATE FUNCTION public.is_positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE A
 // production's writes still plan must not trip on it.
 func TestEnsurePublicationIdentityAlways(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t, `
+	conn, _ := shared.NewDBWith(t, `
 CREATE TABLE ident_always (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text, secret text);
 INSERT INTO ident_always (name, secret) VALUES ('a', 'b');`)
-	ctx := testContext(t)
+	ctx := pgtest.Context(t)
 	cat := readAll(t, conn)
 	srv := readServer(t, conn)
-	plan := compile(t, cat, `
+	plan := rulestest.Compile(t, cat, `
   ident_always: {columns: {id: keep, name: {fake: name}, secret: drop}}
 `)
 	spec, err := PlanPublication(ctx, conn, srv, cat, plan, "pgveil", true)
@@ -666,19 +669,19 @@ INSERT INTO ident_always (name, secret) VALUES ('a', 'b');`)
 func TestPublicationByOwner(t *testing.T) {
 	t.Parallel()
 	const role = "pgveil_select_only"
-	admin, dsn := newDB(t, `
+	admin, dsn := shared.NewDBWith(t, `
 CREATE TABLE public.people (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text, secret text);
 CREATE TABLE public.visits (id bigint PRIMARY KEY, person_id bigint, at timestamptz);
 DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '`+role+`') THEN CREATE ROLE `+role+` LOGIN; END IF; END $$;
 GRANT SELECT ON public.people, public.visits TO `+role+`;`)
-	ctx := testContext(t)
-	conn := connectAs(t, dsn, role)
+	ctx := pgtest.Context(t)
+	conn := pgtest.ConnectAs(t, dsn, role)
 
 	columnLists := true
 	ensure := func(rules string) (bool, error) {
 		t.Helper()
 		cat := readAll(t, conn)
-		plan := compile(t, cat, rules)
+		plan := rulestest.Compile(t, cat, rules)
 		if ps := Check(readServer(t, conn), cat, plan, false); len(Problems(ps).Error()) > 0 && strings.Contains(Problems(ps).Error(), "own") {
 			t.Errorf("Check asks for ownership: %s", Problems(ps).Error())
 		}
@@ -703,7 +706,7 @@ GRANT SELECT ON public.people, public.visits TO `+role+`;`)
 			}
 		}
 		for _, s := range oe.Statements {
-			mustExec(t, admin, s)
+			pgtest.MustExec(t, admin, s)
 		}
 	}
 	rules := `
@@ -727,7 +730,7 @@ GRANT SELECT ON public.people, public.visits TO `+role+`;`)
 		t.Fatalf("in line again: EnsurePublication = %v, %v", changed, err)
 	}
 	// Production's writes still work with the owner's publication.
-	mustExec(t, admin, `INSERT INTO people (email, secret) VALUES ('a@b.c', 's'); UPDATE people SET email = 'd@e.f'; DELETE FROM people`)
+	pgtest.MustExec(t, admin, `INSERT INTO people (email, secret) VALUES ('a@b.c', 's'); UPDATE people SET email = 'd@e.f'; DELETE FROM people`)
 
 	// The rules switch to migration_safe (as an upgrade's new default
 	// does): the column lists are stricter than asked and send all pgveil
@@ -744,7 +747,7 @@ GRANT SELECT ON public.people, public.visits TO `+role+`;`)
 		t.Errorf("a column list lacking a replicated column: err = %v (serves: %v)", err, oe != nil && oe.Serves)
 	}
 	// Nor does a row filter: it may keep out rows the rules replicate.
-	mustExec(t, admin, `ALTER PUBLICATION pgveil_owned SET TABLE ONLY public.people (id, email), ONLY public.visits WHERE (id > 5)`)
+	pgtest.MustExec(t, admin, `ALTER PUBLICATION pgveil_owned SET TABLE ONLY public.people (id, email), ONLY public.visits WHERE (id > 5)`)
 	if _, err = ensure(rules); !errors.As(err, &oe) || oe.Serves {
 		t.Errorf("a row filter: err = %v (serves: %v)", err, oe != nil && oe.Serves)
 	}
@@ -766,7 +769,7 @@ GRANT SELECT ON public.people, public.visits TO `+role+`;`)
 		t.Errorf("a publication with a table more: err = %v (serves: %v)", err, oe != nil && oe.Serves)
 	}
 	// One that lacks a table of the rules does not.
-	mustExec(t, admin, `ALTER PUBLICATION pgveil_owned SET TABLE ONLY public.people`)
+	pgtest.MustExec(t, admin, `ALTER PUBLICATION pgveil_owned SET TABLE ONLY public.people`)
 	if _, err = ensure(rules); !errors.As(err, &oe) || oe.Serves {
 		t.Errorf("a publication lacking a table: err = %v (serves: %v)", err, oe != nil && oe.Serves)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"pgveil/transform"
 )
@@ -92,7 +93,7 @@ func TestDecideViews(t *testing.T) {
 // read, a view over a view, a user function, and the definition's names
 // schema-qualified whatever the search_path.
 func TestReadViews(t *testing.T) {
-	conn, _ := newDB(t, `
+	conn, _ := shared.NewDBWith(t, `
 CREATE TABLE customer (id int PRIMARY KEY, name text, email text);
 CREATE FUNCTION shout(text) RETURNS text LANGUAGE sql AS 'SELECT upper($1)';
 CREATE VIEW list AS SELECT id, name FROM customer;
@@ -105,7 +106,7 @@ CREATE MATERIALIZED VIEW sleeper AS SELECT id FROM customer WHERE pg_sleep(0) IS
 CREATE MATERIALIZED VIEW xml AS SELECT query_to_xml('SELECT 1', true, false, '');
 CREATE MATERIALIZED VIEW plus AS SELECT id + 1 AS n, count(*) OVER () AS total, now() AS at FROM customer;
 CREATE SCHEMA other; CREATE VIEW other.v AS SELECT 1 AS one;`)
-	vs, err := ReadViews(testContext(t), conn, []string{"public"})
+	vs, err := ReadViews(pgtest.Context(t), conn, []string{"public"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"pgveil/transform"
 )
@@ -374,7 +375,7 @@ func TestApplyCrash(t *testing.T) {
 		t.Fatal("commit on a dead connection succeeded")
 	}
 
-	conn2 := connect(t, dsn)
+	conn2 := pgtest.Connect(t, dsn)
 	equal(t, "rows", query(t, conn2, `SELECT * FROM app.t`), []string{"1|kept"})
 	pos, found, err := ReadCheckpoint(ctx, conn2, "slot")
 	if err != nil || !found || pos.LSN != old.LSN || !pos.CommitTime.Equal(old.CommitTime) {

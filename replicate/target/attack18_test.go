@@ -1,13 +1,15 @@
 package target
 
 import (
-	"pgveil/schema"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // TestAttack18MatviewRefreshErrorQuotesNoValue: a materialized view is
@@ -20,7 +22,7 @@ func TestAttack18MatviewRefreshErrorQuotesNoValue(t *testing.T) {
 	t.Parallel()
 	d := newTenancyDB(t)
 	const canary = "Canary7Qx-Springfield"
-	exec(t, d.owner, `INSERT INTO app.accounts VALUES (3, '`+canary+`')`)
+	pgtest.MustExec(t, d.owner, `INSERT INTO app.accounts VALUES (3, '`+canary+`')`)
 	views := []View{
 		{Name: schema.TableName{Schema: "app", Name: "acct_reg"}, Materialized: true,
 			Definition: `SELECT accounts.name::regclass AS r FROM app.accounts WHERE accounts.id = 3`, Hash: "a"},
@@ -85,7 +87,7 @@ func TestAttack18ViewsImpersonatorAndTenants(t *testing.T) {
 	denied(t, one, "tenant 1", `SELECT * FROM app.order_mat`)
 	denied(t, one, "tenant 1", `SELECT * FROM app.audit_list`)
 
-	imp := connectAs(t, d.dsn, d.imp)
+	imp := pgtest.ConnectAs(t, d.dsn, d.imp)
 	for _, q := range []string{`SELECT * FROM app.order_list`, `SELECT * FROM app.order_mat`, `SELECT * FROM app.audit_list`} {
 		denied(t, imp, "impersonator before SET ROLE", q)
 	}
@@ -102,7 +104,7 @@ func TestAttack18ViewsImpersonatorAndTenants(t *testing.T) {
 	if n := count("before SET ROLE"); n != "0" {
 		t.Errorf("impersonator before SET ROLE counts %s orders, want 0", n)
 	}
-	exec(t, imp, `SET ROLE `+pgx.Identifier{d.tenant("2")}.Sanitize())
+	pgtest.MustExec(t, imp, `SET ROLE `+pgx.Identifier{d.tenant("2")}.Sanitize())
 	if n := count("as tenant 2"); n != "2" {
 		t.Errorf("impersonator as tenant 2 counts %s orders, want 2", n)
 	}
@@ -110,7 +112,7 @@ func TestAttack18ViewsImpersonatorAndTenants(t *testing.T) {
 		t.Errorf("impersonator as tenant 2 through order_list: %v", got)
 	}
 	denied(t, imp, "impersonator as tenant 2", `SELECT * FROM app.order_mat`)
-	exec(t, imp, `SET ROLE NONE`)
+	pgtest.MustExec(t, imp, `SET ROLE NONE`)
 	if n := count("after SET ROLE NONE"); n != "0" {
 		t.Errorf("impersonator after SET ROLE NONE counts %s orders, want 0", n)
 	}

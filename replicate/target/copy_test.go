@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pgveil/internal/pgtest"
 )
 
 func TestCopyIn(t *testing.T) {
@@ -102,7 +104,7 @@ func TestWriteCheckpoint(t *testing.T) {
 		}
 	}
 	// Before Setup there is no checkpoint table: not found, no error.
-	other := connect(t, shared.NewDB(t))
+	other := pgtest.Connect(t, shared.NewDB(t))
 	if _, found, err := ReadCheckpoint(ctx, other, "snap"); found || err != nil {
 		t.Errorf("without Setup: %v %v", found, err)
 	}

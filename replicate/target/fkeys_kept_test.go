@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"pgveil/internal/pgtest"
 	"pgveil/transform"
 )
 
@@ -11,8 +12,8 @@ import (
 // deferred, validated keys it has that still hold under the rules, and
 // DropForeignKeys leaves them in place.
 func TestPresentForeignKeysKeptWithoutProduction(t *testing.T) {
-	ctx := testCtx(t)
-	conn := connect(t, shared.NewDB(t))
+	ctx := pgtest.Context(t)
+	conn := pgtest.Connect(t, shared.NewDB(t))
 	if _, err := conn.Exec(ctx, `CREATE TABLE a (id integer PRIMARY KEY);
 CREATE TABLE b (id integer PRIMARY KEY, a_id integer, c_id integer);
 CREATE TABLE c (id integer PRIMARY KEY);

@@ -2,10 +2,8 @@ package target
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -16,45 +14,7 @@ import (
 
 var shared pgtest.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	shared.Stop()
-	os.Exit(code)
-}
-
-// testCtx is a context that ends with the test.
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// connect opens a connection closed at the end of the test.
-func connect(t testing.TB, dsn string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
-// connectAs opens a connection as another role.
-func connectAs(t testing.TB, dsn, user string) *pgx.Conn {
-	t.Helper()
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.User = user
-	conn, err := pgx.ConnectConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
+func TestMain(m *testing.M) { pgtest.Main(m, &shared) }
 
 // dbName returns the database of a DSN.
 func dbName(t testing.TB, dsn string) string {
@@ -137,13 +97,6 @@ func query(t testing.TB, conn *pgx.Conn, sql string) []string {
 	return out
 }
 
-func exec(t testing.TB, conn *pgx.Conn, sql string) {
-	t.Helper()
-	if _, err := conn.Exec(context.Background(), sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
-
 func equal(t testing.TB, what string, got, want []string) {
 	t.Helper()
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -155,9 +108,9 @@ func equal(t testing.TB, what string, got, want []string) {
 // connection to it.
 func setupDB(t testing.TB, p *transform.Plan, enums map[string][]string) (context.Context, string, *pgx.Conn) {
 	t.Helper()
-	ctx := testCtx(t)
+	ctx := pgtest.Context(t)
 	dsn := shared.NewDB(t)
-	conn := connect(t, dsn)
+	conn := pgtest.Connect(t, dsn)
 	if err := Setup(ctx, conn, p, enums, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"pgveil/transform"
 )
@@ -41,30 +42,30 @@ func TestTenancyLeakyGrantsToTenantSide(t *testing.T) {
 	d.tn.Readers = []string{d.reader}
 	one := d.login(t, d.role("acme"), "1")
 	dash := d.role("dash")
-	exec(t, d.admin, `CREATE ROLE `+dash+` NOLOGIN; GRANT `+dash+` TO `+d.role("acme"))
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+dash+` NOLOGIN; GRANT `+dash+` TO `+d.role("acme"))
 	t1 := pgx.Identifier{d.tenant("1")}.Sanitize()
 	// The exact repro of the review, then its variants.
-	exec(t, d.owner, `CREATE VIEW app.v AS SELECT * FROM app.orders; GRANT SELECT ON app.v TO `+t1)
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.v AS SELECT * FROM app.orders; GRANT SELECT ON app.v TO `+t1)
 	sees(t, one, "tenant 1 through app.v before the check", `SELECT count(*) FROM app.v`, "5")
-	exec(t, d.owner, `CREATE VIEW app.v_login AS SELECT * FROM app.orders; GRANT SELECT ON app.v_login TO `+d.role("acme"))
-	exec(t, d.owner, `CREATE VIEW app.v_dash AS SELECT * FROM app.accounts; GRANT SELECT ON app.v_dash TO `+dash)
-	exec(t, d.owner, `CREATE VIEW app.v_col AS SELECT * FROM app.orders; GRANT SELECT (id) ON app.v_col TO `+t1)
-	exec(t, d.owner, `CREATE MATERIALIZED VIEW app.m AS SELECT * FROM app.orders; GRANT SELECT ON app.m TO `+t1)
-	exec(t, d.owner, `CREATE VIEW app.v_imp AS SELECT * FROM app.orders; GRANT SELECT ON app.v_imp TO `+d.imp)
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.v_login AS SELECT * FROM app.orders; GRANT SELECT ON app.v_login TO `+d.role("acme"))
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.v_dash AS SELECT * FROM app.accounts; GRANT SELECT ON app.v_dash TO `+dash)
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.v_col AS SELECT * FROM app.orders; GRANT SELECT (id) ON app.v_col TO `+t1)
+	pgtest.MustExec(t, d.owner, `CREATE MATERIALIZED VIEW app.m AS SELECT * FROM app.orders; GRANT SELECT ON app.m TO `+t1)
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.v_imp AS SELECT * FROM app.orders; GRANT SELECT ON app.v_imp TO `+d.imp)
 	// Not leaks: a reader's view, a security_invoker view, a view on a
 	// table pgveil does not replicate.
-	exec(t, d.owner, `CREATE VIEW app.v_reader AS SELECT * FROM app.orders; GRANT SELECT ON app.v_reader TO `+d.reader)
-	exec(t, d.owner, `CREATE VIEW app.v_inv WITH (security_invoker = true) AS SELECT * FROM app.orders; GRANT SELECT ON app.v_inv TO `+t1)
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.v_reader AS SELECT * FROM app.orders; GRANT SELECT ON app.v_reader TO `+d.reader)
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.v_inv WITH (security_invoker = true) AS SELECT * FROM app.orders; GRANT SELECT ON app.v_inv TO `+t1)
 	// A staff login, tenant 1 and a reader: the reader's grants are its.
-	exec(t, d.admin, `CREATE ROLE `+d.role("staff")+` LOGIN IN ROLE `+t1+`, `+d.reader)
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+d.role("staff")+` LOGIN IN ROLE `+t1+`, `+d.reader)
 	// A SECURITY DEFINER function of the tables' owner, callable by PUBLIC
 	// (the default), and one granted to tenant 1 only.
-	exec(t, d.owner, `CREATE FUNCTION app.all_orders() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM app.orders'`)
-	exec(t, d.owner, `CREATE FUNCTION app.t1_orders() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM app.orders';
+	pgtest.MustExec(t, d.owner, `CREATE FUNCTION app.all_orders() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM app.orders'`)
+	pgtest.MustExec(t, d.owner, `CREATE FUNCTION app.t1_orders() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM app.orders';
 REVOKE EXECUTE ON FUNCTION app.t1_orders() FROM PUBLIC; GRANT EXECUTE ON FUNCTION app.t1_orders() TO `+t1)
 	sees(t, one, "tenant 1 through a SECURITY DEFINER function", `SELECT app.t1_orders()`, "5")
 	// A hidden table without row level security, granted to tenant 1.
-	exec(t, d.owner, `ALTER TABLE app.notes DISABLE ROW LEVEL SECURITY; GRANT SELECT ON app.notes TO `+t1)
+	pgtest.MustExec(t, d.owner, `ALTER TABLE app.notes DISABLE ROW LEVEL SECURITY; GRANT SELECT ON app.notes TO `+t1)
 
 	st, err := ReadTenancy(d.ctx, d.owner, d.tn, tableNames(d.plan))
 	if err != nil {
@@ -79,7 +80,7 @@ REVOKE EXECUTE ON FUNCTION app.t1_orders() FROM PUBLIC; GRANT EXECUTE ON FUNCTIO
 	if err == nil || !strings.Contains(err.Error(), "app.all_orders()") || strings.Contains(err.Error(), "app.v") {
 		t.Fatalf("setup with a SECURITY DEFINER function PUBLIC may call: %v", err)
 	}
-	exec(t, d.owner, `REVOKE EXECUTE ON FUNCTION app.all_orders() FROM PUBLIC`)
+	pgtest.MustExec(t, d.owner, `REVOKE EXECUTE ON FUNCTION app.all_orders() FROM PUBLIC`)
 	revoked := d.setup(t)
 	equal(t, "revoked", revoked, []string{"app.m", "app.v", "app.v_col", "app.v_dash", "app.v_imp", "app.v_login", "app.t1_orders()"})
 	for _, v := range []string{"app.v", "app.v_login", "app.v_dash", "app.v_col", "app.m"} {
@@ -89,7 +90,7 @@ REVOKE EXECUTE ON FUNCTION app.t1_orders() FROM PUBLIC; GRANT EXECUTE ON FUNCTIO
 	// Row level security is on again: the grant to tenant 1 shows nothing.
 	sees(t, one, "tenant 1", `SELECT count(*) FROM app.notes`, "0")
 	sees(t, one, "tenant 1 through a security_invoker view", `SELECT count(*) FROM app.v_inv`, "3")
-	sees(t, connectAs(t, d.dsn, d.reader), "reader", `SELECT count(*) FROM app.v_reader`, "5")
+	sees(t, pgtest.ConnectAs(t, d.dsn, d.reader), "reader", `SELECT count(*) FROM app.v_reader`, "5")
 	st, err = ReadTenancy(d.ctx, d.owner, d.tn, tableNames(d.plan))
 	if err != nil || len(st.Leaky) > 0 || len(st.Unprotected) > 0 {
 		t.Errorf("after setup: leaky %v, unprotected %v (%v)", st.Leaky, st.Unprotected, err)
@@ -151,7 +152,7 @@ func cannotCreate(t *testing.T, admin, conn *pgx.Conn, who, schemaName string) {
 	if err := admin.QueryRow(ctx, `SELECT lo_from_bytea(0, 'admin')`).Scan(&lo); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, admin, fmt.Sprintf(`GRANT SELECT, UPDATE ON LARGE OBJECT %d TO PUBLIC`, lo))
+	pgtest.MustExec(t, admin, fmt.Sprintf(`GRANT SELECT, UPDATE ON LARGE OBJECT %d TO PUBLIC`, lo))
 	written := `SELECT (SELECT count(*) FROM pg_largeobject_metadata) || '/' || (SELECT string_agg(encode(data, 'escape'), '') FROM pg_largeobject WHERE loid = ` + fmt.Sprint(lo) + `)`
 	before := query(t, admin, written)
 	for _, mode := range []struct {
@@ -163,15 +164,15 @@ func cannotCreate(t *testing.T, admin, conn *pgx.Conn, who, schemaName string) {
 		{"read-write", `SET default_transaction_read_only = off`, []string{"42501"}},
 	} {
 		for _, sql := range createAttempts(lo, schemaName) {
-			exec(t, conn, mode.begin)
+			pgtest.MustExec(t, conn, mode.begin)
 			_, err := conn.Exec(ctx, sql)
 			if code := sqlStateOf(err); !slices.Contains(mode.codes, code) {
 				t.Errorf("%s, %s: %s: got %v, want SQLSTATE %s", who, mode.name, sql, err, strings.Join(mode.codes, " or "))
 			}
-			exec(t, conn, `ROLLBACK`)
+			pgtest.MustExec(t, conn, `ROLLBACK`)
 		}
 	}
-	exec(t, conn, `RESET default_transaction_read_only`)
+	pgtest.MustExec(t, conn, `RESET default_transaction_read_only`)
 	equal(t, who+": large objects after the attempts", query(t, admin, written), before)
 }
 
@@ -182,18 +183,18 @@ func cannotCreate(t *testing.T, admin, conn *pgx.Conn, who, schemaName string) {
 // superuser has run what setup-sql prints.
 func TestReadersCreateNothing(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := pgtest.Context(t)
 	dsn := shared.NewDB(t)
-	admin := connect(t, dsn)
+	admin := pgtest.Connect(t, dsn)
 	db := dbName(t, dsn)
 	reader, w := "r_"+db, "w_"+db
-	exec(t, admin, `CREATE ROLE `+reader+` LOGIN`)
+	pgtest.MustExec(t, admin, `CREATE ROLE `+reader+` LOGIN`)
 	p := plan(table("app", "t", pk("id", "integer")))
 
 	// pgveil's role without SUPERUSER, owning the database: it can take
 	// TEMPORARY and CREATE, not the functions.
-	exec(t, admin, `CREATE ROLE `+w+` LOGIN; ALTER DATABASE `+schema.QuoteIdent(db)+` OWNER TO `+w)
-	wc := connectAs(t, dsn, w)
+	pgtest.MustExec(t, admin, `CREATE ROLE `+w+` LOGIN; ALTER DATABASE `+schema.QuoteIdent(db)+` OWNER TO `+w)
+	wc := pgtest.ConnectAs(t, dsn, w)
 	err := Setup(ctx, wc, p, nil, []string{reader})
 	if err == nil || !strings.Contains(err.Error(), "EXECUTE ON FUNCTION lo_create(oid): "+reader) || !strings.Contains(err.Error(), "setup-sql") {
 		t.Fatalf("Setup by a role that cannot take lo_create from PUBLIC: %v", err)
@@ -207,26 +208,26 @@ func TestReadersCreateNothing(t *testing.T) {
 		t.Errorf("the rest of Setup was not committed: reader SELECT on app.t = %s", got)
 	}
 	for _, q := range LockDownSQL() {
-		exec(t, admin, q)
+		pgtest.MustExec(t, admin, q)
 	}
 	if err := Setup(ctx, wc, p, nil, []string{reader}); err != nil {
 		t.Fatal(err)
 	}
-	cannotCreate(t, admin, connectAs(t, dsn, reader), "reader", "app")
+	cannotCreate(t, admin, pgtest.ConnectAs(t, dsn, reader), "reader", "app")
 
 	// A superuser's Setup takes them itself, in a database where nobody
 	// did: and a second Setup has nothing left to do.
 	dsn2 := shared.NewDB(t)
-	admin2 := connect(t, dsn2)
+	admin2 := pgtest.Connect(t, dsn2)
 	if err := Setup(ctx, admin2, p, nil, []string{reader}); err != nil {
 		t.Fatal(err)
 	}
-	cannotCreate(t, admin2, connectAs(t, dsn2, reader), "reader (superuser's Setup)", "app")
+	cannotCreate(t, admin2, pgtest.ConnectAs(t, dsn2, reader), "reader (superuser's Setup)", "app")
 	// The reader keeps the per-table counters Metabase's sync reads
 	// (ReaderStatsSQL); PUBLIC does not.
 	equal(t, "counters for the reader and PUBLIC", query(t, admin2, `SELECT has_function_privilege('`+reader+`', 'pg_stat_get_live_tuples(oid)', 'EXECUTE')::text
 || '/' || EXISTS (SELECT FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a WHERE p.proname = 'pg_stat_get_live_tuples' AND a.grantee = 0)::text`), []string{"true/false"})
-	if got := query(t, connectAs(t, dsn2, reader), `SELECT count(*) FROM pg_stat_user_tables WHERE relname = 't'`); len(got) != 1 || got[0] != "1" {
+	if got := query(t, pgtest.ConnectAs(t, dsn2, reader), `SELECT count(*) FROM pg_stat_user_tables WHERE relname = 't'`); len(got) != 1 || got[0] != "1" {
 		t.Errorf("reader reading pg_stat_user_tables: %v", got)
 	}
 	acl := `SELECT string_agg(p.proname || '=' || coalesce(p.proacl::text, 'default'), ',' ORDER BY p.oid) FROM pg_proc p WHERE p.proname LIKE 'lo\_%' OR p.proname LIKE 'pg\_stat\_get\_%'`
@@ -246,9 +247,9 @@ func TestTenancyAttackCreateNothing(t *testing.T) {
 	d.setup(t)
 	one := d.login(t, d.role("acme"), "1")
 	cannotCreate(t, d.admin, one, "tenant 1", "app")
-	cannotCreate(t, d.admin, connectAs(t, d.dsn, d.imp), "impersonator", "app")
-	exec(t, d.admin, `GRANT EXECUTE ON FUNCTION lo_create(oid) TO `+d.tenant("2"))
-	exec(t, d.admin, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` TO `+d.role("acme"))
+	cannotCreate(t, d.admin, pgtest.ConnectAs(t, d.dsn, d.imp), "impersonator", "app")
+	pgtest.MustExec(t, d.admin, `GRANT EXECUTE ON FUNCTION lo_create(oid) TO `+d.tenant("2"))
+	pgtest.MustExec(t, d.admin, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` TO `+d.role("acme"))
 	_, err := SetupTenancy(d.ctx, d.owner, d.plan, d.tn, []string{d.reader})
 	if err == nil || !strings.Contains(err.Error(), "EXECUTE ON FUNCTION lo_create(oid): 1 tenant role(s)") ||
 		!strings.Contains(err.Error(), "TEMPORARY ON DATABASE") || !strings.Contains(err.Error(), d.role("acme")) || strings.Contains(err.Error(), d.tenant("2")) {
@@ -265,9 +266,9 @@ func TestTenancyAttackTableCounters(t *testing.T) {
 	t.Parallel()
 	d := newTenancyDB(t)
 	d.setup(t)
-	exec(t, d.owner, `SELECT pg_stat_force_next_flush()`)
+	pgtest.MustExec(t, d.owner, `SELECT pg_stat_force_next_flush()`)
 	one := d.login(t, d.role("acme"), "1")
-	rd := connectAs(t, d.dsn, d.reader)
+	rd := pgtest.ConnectAs(t, d.dsn, d.reader)
 	for who, conn := range map[string]*pgx.Conn{"tenant 1": one, "reader": rd} {
 		for _, sql := range []string{
 			`SELECT n_live_tup, n_tup_ins FROM pg_stat_user_tables WHERE relname = 'orders'`,
@@ -284,8 +285,8 @@ func TestTenancyAttackTableCounters(t *testing.T) {
 		}
 	}
 	mon := d.role("mon")
-	exec(t, d.admin, `CREATE ROLE `+mon+` LOGIN IN ROLE pg_read_all_stats`)
-	if got := query(t, connectAs(t, d.dsn, mon), `SELECT n_tup_ins FROM pg_stat_user_tables WHERE schemaname = 'app' AND relname = 'orders'`); !slices.Equal(got, []string{"5"}) {
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+mon+` LOGIN IN ROLE pg_read_all_stats`)
+	if got := query(t, pgtest.ConnectAs(t, d.dsn, mon), `SELECT n_tup_ins FROM pg_stat_user_tables WHERE schemaname = 'app' AND relname = 'orders'`); !slices.Equal(got, []string{"5"}) {
 		t.Errorf("monitoring role: orders inserted %v, want 5", got)
 	}
 }
@@ -300,10 +301,10 @@ func TestReadersLimitNotify(t *testing.T) {
 	t.Parallel()
 	d := newTenancyDB(t)
 	d.setup(t)
-	exec(t, d.owner, `ANALYZE app.orders`)
+	pgtest.MustExec(t, d.owner, `ANALYZE app.orders`)
 	one, two := d.login(t, d.role("acme"), "1"), d.login(t, d.role("globex"), "2")
-	exec(t, one, `LISTEN ch`)
-	exec(t, two, `BEGIN READ ONLY; NOTIFY ch, 'from tenant 2'; COMMIT`)
+	pgtest.MustExec(t, one, `LISTEN ch`)
+	pgtest.MustExec(t, two, `BEGIN READ ONLY; NOTIFY ch, 'from tenant 2'; COMMIT`)
 	ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
 	defer cancel()
 	if n, err := one.WaitForNotification(ctx); err != nil || n.Payload != "from tenant 2" {
@@ -327,8 +328,8 @@ func TestTenancyAttackReferences(t *testing.T) {
 	d := newTenancyDB(t)
 	d.setup(t)
 	one := d.login(t, d.role("acme"), "1")
-	rd := connectAs(t, d.dsn, d.reader)
-	mb := connectAs(t, d.dsn, d.imp)
+	rd := pgtest.ConnectAs(t, d.dsn, d.reader)
+	mb := pgtest.ConnectAs(t, d.dsn, d.imp)
 	keys := `SELECT string_agg(tc.table_name || '.' || kc.column_name, ',' ORDER BY tc.table_name)
 FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kc
 ON kc.constraint_name = tc.constraint_name AND kc.table_schema = tc.table_schema AND kc.table_name = tc.table_name
@@ -341,12 +342,12 @@ WHERE tc.table_schema = 'app' AND tc.constraint_type = 'PRIMARY KEY'`
 
 	// Even with TEMPORARY granted by hand, a temporary table cannot
 	// reference the replica.
-	exec(t, d.admin, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` TO `+d.role("acme")+`, `+d.reader+`, `+d.imp)
+	pgtest.MustExec(t, d.admin, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` TO `+d.role("acme")+`, `+d.reader+`, `+d.imp)
 	for _, c := range []struct {
 		who  string
 		conn *pgx.Conn
 	}{{"tenant 1", one}, {"reader", rd}, {"impersonator", mb}} {
-		exec(t, c.conn, `SET default_transaction_read_only = off`)
+		pgtest.MustExec(t, c.conn, `SET default_transaction_read_only = off`)
 		for _, sql := range []string{
 			`CREATE TABLE app.probe (a bigint REFERENCES app.accounts)`,
 			`CREATE TABLE public.probe (a bigint REFERENCES app.accounts)`,
@@ -358,14 +359,14 @@ WHERE tc.table_schema = 'app' AND tc.constraint_type = 'PRIMARY KEY'`
 		fails(t, c.conn, c.who, `CREATE TEMP TABLE probe (a bigint REFERENCES app.accounts)`, "42P16")
 		fails(t, c.conn, c.who, `CREATE TEMP TABLE probe (a bigint); ALTER TABLE probe ADD FOREIGN KEY (a) REFERENCES app.accounts`, "42P16")
 	}
-	exec(t, d.admin, `REVOKE TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` FROM `+d.role("acme")+`, `+d.reader+`, `+d.imp)
+	pgtest.MustExec(t, d.admin, `REVOKE TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` FROM `+d.role("acme")+`, `+d.reader+`, `+d.imp)
 
 	// A table a tenant's login owns (given by a careless administrator) is
 	// a probe: tenant 1 learns that account 2 exists.
-	exec(t, d.admin, `CREATE TABLE public.mine (a bigint); ALTER TABLE public.mine OWNER TO `+d.role("acme"))
-	exec(t, one, `SET default_transaction_read_only = off`)
-	exec(t, one, `ALTER TABLE public.mine ADD FOREIGN KEY (a) REFERENCES app.accounts`)
-	exec(t, one, `INSERT INTO public.mine VALUES (2)`)
+	pgtest.MustExec(t, d.admin, `CREATE TABLE public.mine (a bigint); ALTER TABLE public.mine OWNER TO `+d.role("acme"))
+	pgtest.MustExec(t, one, `SET default_transaction_read_only = off`)
+	pgtest.MustExec(t, one, `ALTER TABLE public.mine ADD FOREIGN KEY (a) REFERENCES app.accounts`)
+	pgtest.MustExec(t, one, `INSERT INTO public.mine VALUES (2)`)
 	fails(t, one, "tenant 1", `INSERT INTO public.mine VALUES (3)`, "23503")
 	// SetupTenancy refuses it, naming the login and the table.
 	_, err := SetupTenancy(d.ctx, d.owner, d.plan, d.tn, []string{d.reader})
@@ -374,11 +375,11 @@ WHERE tc.table_schema = 'app' AND tc.constraint_type = 'PRIMARY KEY'`
 		t.Errorf("SetupTenancy with a tenant login that owns a table: %v", err)
 	}
 	// And Setup, for a reader that owns one.
-	exec(t, d.admin, `ALTER TABLE public.mine OWNER TO `+d.reader)
+	pgtest.MustExec(t, d.admin, `ALTER TABLE public.mine OWNER TO `+d.reader)
 	err = Setup(d.ctx, d.owner, d.plan, nil, []string{d.reader})
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "OWNERSHIP OF 1 table(s), such as public.mine: "+d.reader) {
 		t.Errorf("Setup with a reader that owns a table: %v", err)
 	}
-	exec(t, d.admin, `DROP TABLE public.mine`)
+	pgtest.MustExec(t, d.admin, `DROP TABLE public.mine`)
 	d.setup(t)
 }

@@ -9,13 +9,15 @@ package target
 
 import (
 	"context"
-	"pgveil/schema"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 func ident(s string) string { return schema.QuoteIdent(s) }
@@ -37,12 +39,12 @@ func TestRerun17LeakyViewsThroughRoleChains(t *testing.T) {
 	mid, top := d.role("mid"), d.role("top")          // acme -> mid -> top
 	nomid, notop := d.role("nomid"), d.role("notop")  // acme -> nomid (NOINHERIT) -> notop
 	team, teamLogin := d.role("team"), d.role("tlog") // tlog -> team -> tenant 1
-	exec(t, d.admin, `CREATE ROLE `+mid+` NOLOGIN; CREATE ROLE `+top+` NOLOGIN; GRANT `+top+` TO `+mid+`; GRANT `+mid+` TO `+acme+`;
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+mid+` NOLOGIN; CREATE ROLE `+top+` NOLOGIN; GRANT `+top+` TO `+mid+`; GRANT `+mid+` TO `+acme+`;
 CREATE ROLE `+nomid+` NOLOGIN NOINHERIT; CREATE ROLE `+notop+` NOLOGIN; GRANT `+notop+` TO `+nomid+`; GRANT `+nomid+` TO `+acme+`;
 CREATE ROLE `+team+` NOLOGIN; GRANT `+ident(d.tenant("1"))+` TO `+team+`; CREATE ROLE `+teamLogin+` LOGIN IN ROLE `+team)
-	two := connectAs(t, d.dsn, teamLogin)
+	two := pgtest.ConnectAs(t, d.dsn, teamLogin)
 
-	exec(t, d.owner, `CREATE VIEW app.v_top AS SELECT * FROM app.orders; GRANT SELECT ON app.v_top TO `+top+`;
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.v_top AS SELECT * FROM app.orders; GRANT SELECT ON app.v_top TO `+top+`;
 CREATE VIEW app.v_false WITH (security_invoker = false) AS SELECT * FROM app.orders; GRANT SELECT ON app.v_false TO `+top+`;
 CREATE VIEW app.inv WITH (security_invoker = true) AS SELECT * FROM app.orders; GRANT SELECT ON app.inv TO `+top+`;
 CREATE VIEW app.v_sub AS SELECT (SELECT sum(total) FROM app.orders) AS total; GRANT SELECT ON app.v_sub TO `+top+`;
@@ -62,9 +64,9 @@ REVOKE EXECUTE ON FUNCTION app.f_top() FROM PUBLIC; GRANT EXECUTE ON FUNCTION ap
 	sees(t, one, "tenant 1", `SELECT app.f_top()`, "5")
 	sees(t, one, "tenant 1 through a security_invoker view (no leak)", `SELECT count(*) FROM app.inv`, "3")
 	denied(t, one, "tenant 1 without SET ROLE", `SELECT count(*) FROM app.v_notop`)
-	exec(t, one, `SET ROLE `+notop)
+	pgtest.MustExec(t, one, `SET ROLE `+notop)
 	sees(t, one, "tenant 1 as "+notop, `SELECT count(*) FROM app.v_notop`, "2")
-	exec(t, one, `RESET ROLE`)
+	pgtest.MustExec(t, one, `RESET ROLE`)
 	sees(t, two, "tenant 1 through "+team, `SELECT count(*) FROM app.v_team`, "5")
 
 	leaky := []string{"app.v_false", "app.v_notop", "app.v_sub", "app.v_team", "app.v_top", "rpt.all_accounts", "app.f_top()"}
@@ -78,9 +80,9 @@ REVOKE EXECUTE ON FUNCTION app.f_top() FROM PUBLIC; GRANT EXECUTE ON FUNCTION ap
 		`SELECT total FROM app.v_sub`, `SELECT count(*) FROM rpt.all_accounts`, `SELECT app.f_top()`} {
 		denied(t, one, "tenant 1", q)
 	}
-	exec(t, one, `SET ROLE `+notop)
+	pgtest.MustExec(t, one, `SET ROLE `+notop)
 	denied(t, one, "tenant 1 as "+notop, `SELECT count(*) FROM app.v_notop`)
-	exec(t, one, `RESET ROLE`)
+	pgtest.MustExec(t, one, `RESET ROLE`)
 	denied(t, two, "tenant 1 through "+team, `SELECT count(*) FROM app.v_team`)
 	sees(t, one, "tenant 1 through the security_invoker view", `SELECT count(*) FROM app.inv`, "3")
 	if st, err = ReadTenancy(d.ctx, d.owner, d.tn, tableNames(d.plan)); err != nil || len(st.Leaky) > 0 {
@@ -91,12 +93,12 @@ REVOKE EXECUTE ON FUNCTION app.f_top() FROM PUBLIC; GRANT EXECUTE ON FUNCTION ap
 	// that role is granted to top (three levels above the login), it is,
 	// and the running check says so.
 	later := d.role("later")
-	exec(t, d.admin, `CREATE ROLE `+later+` NOLOGIN`)
-	exec(t, d.owner, `CREATE VIEW app.v_later AS SELECT * FROM app.orders; GRANT SELECT ON app.v_later TO `+later)
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+later+` NOLOGIN`)
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.v_later AS SELECT * FROM app.orders; GRANT SELECT ON app.v_later TO `+later)
 	if st, err = ReadTenancy(d.ctx, d.owner, d.tn, tableNames(d.plan)); err != nil || len(st.Leaky) > 0 {
 		t.Errorf("a view no tenant can read: leaky %v (%v)", st.Leaky, err)
 	}
-	exec(t, d.admin, `GRANT `+later+` TO `+top)
+	pgtest.MustExec(t, d.admin, `GRANT `+later+` TO `+top)
 	sees(t, one, "tenant 1 through "+later, `SELECT count(*) FROM app.v_later`, "5")
 	if st, err = ReadTenancy(d.ctx, d.owner, d.tn, tableNames(d.plan)); err != nil {
 		t.Fatal(err)
@@ -139,9 +141,9 @@ func loAttempts(lo, bare string) []string {
 // SQLSTATE of the answer, or "ok".
 func fastpathLoCreat(t *testing.T, dsn, user string, fn uint32, before ...string) string {
 	t.Helper()
-	conn := connectAs(t, dsn, user)
+	conn := pgtest.ConnectAs(t, dsn, user)
 	for _, q := range before {
-		exec(t, conn, q)
+		pgtest.MustExec(t, conn, q)
 	}
 	hc, err := conn.PgConn().Hijack()
 	if err != nil {
@@ -181,7 +183,7 @@ func TestRerun17LargeObjects(t *testing.T) {
 	ctx := context.Background()
 	lo := query(t, d.admin, `SELECT lo_from_bytea(0, 'admin')`)[0]
 	bare := query(t, d.admin, `SELECT lo_from_bytea(0, 'bare')`)[0]
-	exec(t, d.admin, `GRANT SELECT, UPDATE ON LARGE OBJECT `+lo+` TO PUBLIC`)
+	pgtest.MustExec(t, d.admin, `GRANT SELECT, UPDATE ON LARGE OBJECT `+lo+` TO PUBLIC`)
 	state := `SELECT (SELECT count(*) FROM pg_largeobject_metadata) || '/' || (SELECT string_agg(encode(data, 'escape'), '') FROM pg_largeobject WHERE loid = ` + lo + `)
 || '/' || coalesce(obj_description(` + lo + `, 'pg_largeobject'), '') || '/' || (SELECT string_agg(oid || '=' || lomowner::regrole || coalesce(lomacl::text, ''), ',' ORDER BY oid) FROM pg_largeobject_metadata)`
 	before := query(t, d.admin, state)
@@ -198,9 +200,9 @@ func TestRerun17LargeObjects(t *testing.T) {
 		{"impersonator as the tenant group", d.imp, []string{`SET ROLE ` + ident(d.group)}},
 	}
 	for _, w := range who {
-		conn := connectAs(t, d.dsn, w.user)
+		conn := pgtest.ConnectAs(t, d.dsn, w.user)
 		for _, q := range w.setRole {
-			exec(t, conn, q)
+			pgtest.MustExec(t, conn, q)
 		}
 		for _, mode := range []struct{ name, begin, end string }{
 			{"default_transaction_read_only", `SET default_transaction_read_only = on`, `RESET default_transaction_read_only`},
@@ -208,13 +210,13 @@ func TestRerun17LargeObjects(t *testing.T) {
 			{"read-write transaction", `BEGIN READ WRITE`, `ROLLBACK`},
 		} {
 			for _, sql := range loAttempts(lo, bare) {
-				exec(t, conn, mode.begin)
+				pgtest.MustExec(t, conn, mode.begin)
 				_, err := conn.Exec(ctx, sql)
 				if code := sqlStateOf(err); code != "42501" && code != "25006" {
 					t.Errorf("%s, %s: %s: got %v, want permission denied", w.name, mode.name, sql, err)
 				}
-				exec(t, conn, `ROLLBACK`)
-				exec(t, conn, mode.end)
+				pgtest.MustExec(t, conn, `ROLLBACK`)
+				pgtest.MustExec(t, conn, mode.end)
 			}
 		}
 		// With some privilege on lo but no grant option, GRANT succeeds with
@@ -233,7 +235,7 @@ func TestRerun17LargeObjects(t *testing.T) {
 	if got := fastpathLoCreat(t, d.dsn, "postgres", oid); got != "ok" {
 		t.Fatalf("the administrator's fast-path lo_creat: %s", got)
 	}
-	exec(t, d.admin, `SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid NOT IN (`+lo+`, `+bare+`)`)
+	pgtest.MustExec(t, d.admin, `SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid NOT IN (`+lo+`, `+bare+`)`)
 	for _, w := range who {
 		if got := fastpathLoCreat(t, d.dsn, w.user, oid, w.setRole...); got != "42501" {
 			t.Errorf("%s: fast-path lo_creat: %s, want permission denied", w.name, got)
@@ -267,16 +269,16 @@ func TestRerun17StatsViews(t *testing.T) {
 	}
 	t.Run("reader", func(t *testing.T) {
 		t.Parallel()
-		ctx := testCtx(t)
+		ctx := pgtest.Context(t)
 		dsn := shared.NewDB(t)
-		admin := connect(t, dsn)
+		admin := pgtest.Connect(t, dsn)
 		reader := "r17_" + dbName(t, dsn)
-		exec(t, admin, `CREATE ROLE `+ident(reader)+` LOGIN`)
+		pgtest.MustExec(t, admin, `CREATE ROLE `+ident(reader)+` LOGIN`)
 		p := plan(table("app", "people", pk("id", "integer"), c("email", "text")))
 		if err := Setup(ctx, admin, p, nil, []string{reader}); err != nil {
 			t.Fatal(err)
 		}
-		exec(t, admin, `INSERT INTO app.people SELECT g, 'masked' || g % 2 FROM generate_series(1, 200) g;
+		pgtest.MustExec(t, admin, `INSERT INTO app.people SELECT g, 'masked' || g % 2 FROM generate_series(1, 200) g;
 CREATE SCHEMA private; CREATE TABLE private.unreplicated (id int, ssn text);
 INSERT INTO private.unreplicated SELECT g, 'ssn-CANARY-' || g % 3 FROM generate_series(1, 200) g;
 CREATE TABLE public.unreplicated AS SELECT * FROM private.unreplicated;
@@ -294,7 +296,7 @@ ANALYZE; SELECT pg_stat_force_next_flush()`)
 		sees(t, admin, "administrator", canary, "2")
 		sees(t, admin, "administrator", ext, "3")
 
-		rd := connectAs(t, dsn, reader)
+		rd := pgtest.ConnectAs(t, dsn, reader)
 		sees(t, rd, "reader", stats, "app.people")
 		sees(t, rd, "reader", canary, "0")
 		sees(t, rd, "reader", ext, "0")
@@ -308,13 +310,13 @@ ANALYZE; SELECT pg_stat_force_next_flush()`)
 		t.Parallel()
 		d := newTenancyDB(t)
 		d.setup(t)
-		exec(t, d.admin, `INSERT INTO app.orders SELECT g, 1 + g % 2, g FROM generate_series(100, 300) g; ANALYZE; SELECT pg_stat_force_next_flush()`)
+		pgtest.MustExec(t, d.admin, `INSERT INTO app.orders SELECT g, 1 + g % 2, g FROM generate_series(100, 300) g; ANALYZE; SELECT pg_stat_force_next_flush()`)
 		stats := `SELECT count(*) FROM pg_stats WHERE schemaname IN ('app', 'pgveil', 'pgveil_staging')`
 		if got := query(t, d.admin, stats); got[0] == "0" {
 			t.Fatal("the administrator sees no statistics")
 		}
 		one := d.login(t, d.role("acme"), "1")
-		rd := connectAs(t, d.dsn, d.reader)
+		rd := pgtest.ConnectAs(t, d.dsn, d.reader)
 		for who, conn := range map[string]*pgx.Conn{"tenant 1": one, "reader": rd} {
 			sees(t, conn, who, stats, "0")
 			sees(t, conn, who, `SELECT count(*) FROM pg_stats_ext`, "0")
@@ -343,12 +345,12 @@ func TestRerun17ReadersLimitRoleSettings(t *testing.T) {
 	acme, globex := d.role("acme"), d.role("globex")
 	one, two := d.login(t, acme, "1"), d.login(t, globex, "2")
 	fails(t, one, "tenant 1", `BEGIN READ ONLY; ALTER ROLE CURRENT_USER SET application_name = 'x'`, "25006")
-	exec(t, one, `ROLLBACK`)
+	pgtest.MustExec(t, one, `ROLLBACK`)
 	msg := strings.Repeat("m", 100_000)
-	exec(t, one, `ALTER ROLE CURRENT_USER SET search_path = '`+msg+`'`)
+	pgtest.MustExec(t, one, `ALTER ROLE CURRENT_USER SET search_path = '`+msg+`'`)
 	sees(t, two, "tenant 2", `SELECT length(rolconfig[1]) FROM pg_roles WHERE rolname = '`+acme+`'`, "100012")
-	rd := connectAs(t, d.dsn, d.reader)
-	exec(t, rd, `ALTER ROLE CURRENT_USER SET default_transaction_read_only = off`)
+	rd := pgtest.ConnectAs(t, d.dsn, d.reader)
+	pgtest.MustExec(t, rd, `ALTER ROLE CURRENT_USER SET default_transaction_read_only = off`)
 	// Setting another role's, or a placeholder, needs a privilege.
 	fails(t, one, "tenant 1", `ALTER ROLE `+globex+` SET application_name = 'x'`, "42501")
 	fails(t, one, "tenant 1", `ALTER ROLE CURRENT_USER SET pgveil.msg = 'x'`, "42501")

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"pgveil/transform"
 )
@@ -90,7 +91,7 @@ func TestSetupCreatesEveryType(t *testing.T) {
 		"schema_name text not null", "table_name text not null", "state text", "rows bigint", "updated_at timestamp with time zone", "rules_hash text", "tenant_roles text", "partitions text"}
 	equal(t, "internal tables", columnsOf(t, conn, "pgveil.tables"), tablesCols)
 	// A pgveil.tables of an older version gets the columns added since.
-	exec(t, conn, `ALTER TABLE pgveil.tables DROP COLUMN rules_hash, DROP COLUMN tenant_roles, DROP COLUMN partitions`)
+	pgtest.MustExec(t, conn, `ALTER TABLE pgveil.tables DROP COLUMN rules_hash, DROP COLUMN tenant_roles, DROP COLUMN partitions`)
 	if err := Setup(ctx, conn, plan(all, composite, nokey), moodEnum, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -119,15 +120,15 @@ UNION ALL SELECT 'row ' || schema_name || '.' || table_name || ' ' || xmin::text
 
 func TestSetupIdempotent(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := pgtest.Context(t)
 	dsn := shared.NewDB(t)
-	conn := connect(t, dsn)
+	conn := pgtest.Connect(t, dsn)
 	reader := "r_" + dbName(t, dsn)
-	exec(t, conn, `CREATE ROLE `+schema.QuoteIdent(reader)+` LOGIN`)
+	pgtest.MustExec(t, conn, `CREATE ROLE `+schema.QuoteIdent(reader)+` LOGIN`)
 	// Every DDL statement, GRANT and ALTER DEFAULT PRIVILEGES included, is logged.
-	exec(t, conn, `CREATE TABLE public.ddl_log (tag text)`)
-	exec(t, conn, `CREATE FUNCTION public.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.ddl_log VALUES (tg_tag); END $$`)
-	exec(t, conn, `CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION public.log_ddl()`)
+	pgtest.MustExec(t, conn, `CREATE TABLE public.ddl_log (tag text)`)
+	pgtest.MustExec(t, conn, `CREATE FUNCTION public.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.ddl_log VALUES (tg_tag); END $$`)
+	pgtest.MustExec(t, conn, `CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION public.log_ddl()`)
 
 	all, _ := allTypes("app", "all_types", true)
 	p := plan(all, table("app", "events", c("at", "timestamptz")), table("public", "other", pk("id", "integer")))
@@ -137,7 +138,7 @@ func TestSetupIdempotent(t *testing.T) {
 	if n := query(t, conn, `SELECT count(*) FROM public.ddl_log`); n[0] == "0" {
 		t.Fatal("the event trigger logged nothing on the first run")
 	}
-	exec(t, conn, `TRUNCATE public.ddl_log`)
+	pgtest.MustExec(t, conn, `TRUNCATE public.ddl_log`)
 	before := catalogSnapshot(t, conn)
 	if err := Setup(ctx, conn, p, moodEnum, []string{reader}); err != nil {
 		t.Fatal(err)
@@ -149,8 +150,8 @@ func TestSetupIdempotent(t *testing.T) {
 func TestSetupColumnsAddedAndDropped(t *testing.T) {
 	t.Parallel()
 	ctx, _, conn := setupDB(t, plan(table("app", "t", pk("id", "integer"), c("a", "text"), c("b", "text"))), nil)
-	exec(t, conn, `INSERT INTO app.t VALUES (1, 'x', 'y')`)
-	exec(t, conn, `UPDATE pgveil.tables SET state = 'copied'`)
+	pgtest.MustExec(t, conn, `INSERT INTO app.t VALUES (1, 'x', 'y')`)
+	pgtest.MustExec(t, conn, `UPDATE pgveil.tables SET state = 'copied'`)
 
 	p2 := plan(table("app", "t", pk("id", "integer"), c("b", "text"), c("c", "integer"), c("d", "varchar(3)[]")))
 	if err := Setup(ctx, conn, p2, nil, nil); err != nil {
@@ -161,7 +162,7 @@ func TestSetupColumnsAddedAndDropped(t *testing.T) {
 	equal(t, "state", query(t, conn, `SELECT state FROM pgveil.tables`), []string{StateAltered})
 
 	// A column dropped only: no resync needed.
-	exec(t, conn, `UPDATE pgveil.tables SET state = 'copied'`)
+	pgtest.MustExec(t, conn, `UPDATE pgveil.tables SET state = 'copied'`)
 	p3 := plan(table("app", "t", pk("id", "integer"), c("b", "text"), c("d", "varchar(3)[]")))
 	if err := Setup(ctx, conn, p3, nil, nil); err != nil {
 		t.Fatal(err)
@@ -216,8 +217,8 @@ func TestSetupTypeChangeIsAnError(t *testing.T) {
 
 func TestSetupMissingReader(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	conn := connect(t, shared.NewDB(t))
+	ctx := pgtest.Context(t)
+	conn := pgtest.Connect(t, shared.NewDB(t))
 	err := Setup(ctx, conn, plan(table("app", "t", pk("id", "integer"))), nil, []string{"no_such_reader"})
 	if err == nil {
 		t.Fatal("no error for a missing reader role")
@@ -238,27 +239,27 @@ func TestSetupMissingReader(t *testing.T) {
 
 func TestSetupReaders(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := pgtest.Context(t)
 	dsn := shared.NewDB(t)
-	conn := connect(t, dsn)
+	conn := pgtest.Connect(t, dsn)
 	reader := "r_" + dbName(t, dsn)
 	qr := schema.QuoteIdent(reader)
-	exec(t, conn, `CREATE ROLE `+qr+` LOGIN`)
+	pgtest.MustExec(t, conn, `CREATE ROLE `+qr+` LOGIN`)
 	p := plan(table("app", "t", pk("id", "integer"), c("v", "text")), table("sales", "orders", pk("id", "integer")))
 	if err := Setup(ctx, conn, p, nil, []string{reader}); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, conn, `INSERT INTO app.t VALUES (1, 'a')`)
+	pgtest.MustExec(t, conn, `INSERT INTO app.t VALUES (1, 'a')`)
 	if err := WriteCheckpoint(ctx, conn, "s", Position{LSN: 42}); err != nil {
 		t.Fatal(err)
 	}
 	// Created after Setup, by the same role: default privileges.
-	exec(t, conn, `CREATE TABLE app.later (x integer)`)
-	exec(t, conn, `INSERT INTO app.later VALUES (5)`)
+	pgtest.MustExec(t, conn, `CREATE TABLE app.later (x integer)`)
+	pgtest.MustExec(t, conn, `INSERT INTO app.later VALUES (5)`)
 
 	check := func(when string) {
 		t.Helper()
-		rc := connectAs(t, dsn, reader)
+		rc := pgtest.ConnectAs(t, dsn, reader)
 		for _, q := range []string{`SELECT count(*) FROM app.t`, `SELECT count(*) FROM sales.orders`, `SELECT count(*) FROM app.later`} {
 			if _, err := rc.Exec(ctx, q); err != nil {
 				t.Errorf("%s: reader: %s: %v", when, q, err)
@@ -279,28 +280,28 @@ func TestSetupReaders(t *testing.T) {
 	check("after Setup")
 
 	// Privileges granted by hand are taken back by the next Setup.
-	exec(t, conn, `GRANT USAGE ON SCHEMA pgveil TO `+qr)
-	exec(t, conn, `GRANT ALL ON pgveil.checkpoint TO `+qr)
-	exec(t, conn, `GRANT USAGE ON SCHEMA pgveil TO PUBLIC`)
-	exec(t, conn, `GRANT INSERT, UPDATE, DELETE, TRUNCATE ON app.t TO `+qr)
+	pgtest.MustExec(t, conn, `GRANT USAGE ON SCHEMA pgveil TO `+qr)
+	pgtest.MustExec(t, conn, `GRANT ALL ON pgveil.checkpoint TO `+qr)
+	pgtest.MustExec(t, conn, `GRANT USAGE ON SCHEMA pgveil TO PUBLIC`)
+	pgtest.MustExec(t, conn, `GRANT INSERT, UPDATE, DELETE, TRUNCATE ON app.t TO `+qr)
 	if err := Setup(ctx, conn, p, nil, []string{reader}); err != nil {
 		t.Fatal(err)
 	}
 	check("after hand-made grants and Setup")
 
 	// A reader that is a member of the owner could read pgveil: refused.
-	exec(t, conn, `GRANT postgres TO `+qr)
+	pgtest.MustExec(t, conn, `GRANT postgres TO `+qr)
 	err := Setup(ctx, conn, p, nil, []string{reader})
 	if err == nil || !strings.Contains(err.Error(), reader) {
 		t.Errorf("a reader that can use schema pgveil: got %v", err)
 	}
-	exec(t, conn, `REVOKE postgres FROM `+qr)
+	pgtest.MustExec(t, conn, `REVOKE postgres FROM `+qr)
 }
 
 func TestSetupEnumLabels(t *testing.T) {
 	t.Parallel()
 	ctx, _, conn := setupDB(t, plan(table("app", "t", pk("id", "integer"), c("m", "public.mood"))), moodEnum)
-	exec(t, conn, `INSERT INTO app.t VALUES (1, 'ok')`)
+	pgtest.MustExec(t, conn, `INSERT INTO app.t VALUES (1, 'ok')`)
 	enums := map[string][]string{
 		"public.mood":  {"awful", "sad", "ok", "good", "happy", "ecstatic"},
 		"app.color":    {"red", "it's green"},

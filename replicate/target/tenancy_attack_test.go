@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"pgveil/schema"
 	"regexp"
 	"slices"
 	"strings"
@@ -21,6 +20,9 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // newAttackDB is newTenancyDB with three more tenant tables, one for each
@@ -103,10 +105,10 @@ func TestTenancyAttackQueryForms(t *testing.T) {
 	t.Parallel()
 	d := newTenancyDB(t)
 	d.setup(t)
-	exec(t, d.owner, `CREATE STATISTICS app.orders_st (ndistinct, dependencies, mcv) ON account_id, total FROM app.orders`)
-	exec(t, d.owner, `CREATE STATISTICS app.orders_ex ON account_id, (total * 2) FROM app.orders`)
-	exec(t, d.owner, `CREATE INDEX orders_expr ON app.orders ((account_id * 10))`)
-	exec(t, d.owner, `ANALYZE app.orders`)
+	pgtest.MustExec(t, d.owner, `CREATE STATISTICS app.orders_st (ndistinct, dependencies, mcv) ON account_id, total FROM app.orders`)
+	pgtest.MustExec(t, d.owner, `CREATE STATISTICS app.orders_ex ON account_id, (total * 2) FROM app.orders`)
+	pgtest.MustExec(t, d.owner, `CREATE INDEX orders_expr ON app.orders ((account_id * 10))`)
+	pgtest.MustExec(t, d.owner, `ANALYZE app.orders`)
 	one := d.login(t, d.role("acme"), "1")
 	ids := `SELECT string_agg(id::text, ',' ORDER BY id) FROM `
 	for _, c := range []struct{ sql, want string }{
@@ -145,9 +147,9 @@ func TestTenancyAttackQueryForms(t *testing.T) {
 	// like to run it first, sees the tenant's rows only. It needs
 	// TEMPORARY, which pgveil takes from PUBLIC: granted here by hand, as a
 	// careless administrator might; row level security holds all the same.
-	exec(t, d.admin, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` TO `+d.role("acme"))
-	exec(t, one, `CREATE TEMP TABLE seen (id int)`)
-	exec(t, one, `CREATE FUNCTION pg_temp.peek(o app.orders) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $$
+	pgtest.MustExec(t, d.admin, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` TO `+d.role("acme"))
+	pgtest.MustExec(t, one, `CREATE TEMP TABLE seen (id int)`)
+	pgtest.MustExec(t, one, `CREATE FUNCTION pg_temp.peek(o app.orders) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $$
 BEGIN
 	INSERT INTO pg_temp.seen VALUES (o.id);
 	IF o.account_id <> 1 THEN RAISE EXCEPTION 'saw %', o; END IF;
@@ -173,7 +175,7 @@ END$$`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	exec(t, one, `DECLARE c SCROLL CURSOR FOR SELECT id FROM app.orders ORDER BY id`)
+	pgtest.MustExec(t, one, `DECLARE c SCROLL CURSOR FOR SELECT id FROM app.orders ORDER BY id`)
 	sees(t, one, "tenant 1", `FETCH ALL FROM c`, "10", "11", "12")
 	sees(t, one, "tenant 1", `FETCH ABSOLUTE 4 FROM c`)
 	if err := tx.Rollback(d.ctx); err != nil {
@@ -182,14 +184,14 @@ END$$`)
 
 	// Row level security cannot be turned off by the tenant: the query
 	// fails instead.
-	exec(t, one, `SET row_security = off`)
+	pgtest.MustExec(t, one, `SET row_security = off`)
 	denied(t, one, "tenant 1 with row_security off", `SELECT count(*) FROM app.orders`)
-	exec(t, one, `RESET row_security`)
+	pgtest.MustExec(t, one, `RESET row_security`)
 
 	// Another tenant's queries, literals included, are hidden in
 	// pg_stat_activity.
 	two := d.login(t, d.role("globex"), "2")
-	exec(t, two, `SELECT 'globex-secret-' || count(*) FROM app.orders`)
+	pgtest.MustExec(t, two, `SELECT 'globex-secret-' || count(*) FROM app.orders`)
 	sees(t, one, "tenant 1", `SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%globex-secret%' AND pid <> pg_backend_pid()`, "0")
 	sees(t, one, "tenant 1", `SELECT query FROM pg_stat_activity WHERE usename = '`+d.role("globex")+`'`, "<insufficient privilege>")
 }
@@ -205,7 +207,7 @@ func TestTenancyAttackShadowing(t *testing.T) {
 	one := d.login(t, d.role("acme"), "1")
 	// Shadows live in pg_temp, and need TEMPORARY, which pgveil takes from
 	// PUBLIC: granted here by hand, as a careless administrator might.
-	exec(t, d.admin, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` TO `+d.role("acme"))
+	pgtest.MustExec(t, d.admin, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbName(t, d.dsn)}.Sanitize()+` TO `+d.role("acme"))
 	for _, sql := range []string{
 		`CREATE FUNCTION pg_temp.substr(name, integer) RETURNS text LANGUAGE sql AS $$SELECT '2'$$`,
 		`CREATE FUNCTION pg_temp.substr(text, integer) RETURNS text LANGUAGE sql AS $$SELECT '2'$$`,
@@ -219,11 +221,11 @@ func TestTenancyAttackShadowing(t *testing.T) {
 WHERE t.rolname = '` + d.tenant("2") + `' AND me.rolname = current_user`,
 		`SET search_path = pg_temp, app, public, pg_catalog`,
 	} {
-		exec(t, one, sql)
+		pgtest.MustExec(t, one, sql)
 	}
 	sees(t, one, "tenant 1 with shadows", `SELECT string_agg(id::text, ',' ORDER BY id) FROM app.orders`, "10,11,12")
 	sees(t, one, "tenant 1 with shadows", `SELECT count(*) FROM app.orders WHERE account_id OPERATOR(pg_temp.=) 2`, "3")
-	exec(t, one, `RESET search_path`)
+	pgtest.MustExec(t, one, `RESET search_path`)
 
 	for _, sql := range []string{
 		`CREATE SCHEMA mine`,
@@ -244,9 +246,9 @@ WHERE t.rolname = '` + d.tenant("2") + `' AND me.rolname = current_user`,
 	// A foreign key would check other tenants' keys, past the policies.
 	fails(t, one, "tenant 1", `CREATE TEMP TABLE fk (a bigint REFERENCES app.accounts)`, "42P16")
 	// A view the tenant owns reads as the tenant.
-	exec(t, one, `CREATE TEMP VIEW hidden WITH (security_barrier) AS SELECT * FROM app.audit`)
+	pgtest.MustExec(t, one, `CREATE TEMP VIEW hidden WITH (security_barrier) AS SELECT * FROM app.audit`)
 	denied(t, one, "tenant 1", `SELECT * FROM hidden`)
-	exec(t, one, `CREATE TEMP VIEW mine AS SELECT * FROM app.orders`)
+	pgtest.MustExec(t, one, `CREATE TEMP VIEW mine AS SELECT * FROM app.orders`)
 	sees(t, one, "tenant 1", `SELECT count(*) FROM mine`, "3")
 	tx, err := one.Begin(d.ctx)
 	if err != nil {
@@ -257,7 +259,7 @@ WHERE t.rolname = '` + d.tenant("2") + `' AND me.rolname = current_user`,
 		t.Fatal(err)
 	}
 	// The impersonator cannot call it either.
-	denied(t, connectAs(t, d.dsn, d.imp), "impersonator", `SELECT `+ensureTenantsFunc+`('x', 'y', '[]', '["1"]')`)
+	denied(t, pgtest.ConnectAs(t, d.dsn, d.imp), "impersonator", `SELECT `+ensureTenantsFunc+`('x', 'y', '[]', '["1"]')`)
 }
 
 // TestTenancyAttackRoleSwitching: a tenant's login cannot become another
@@ -286,20 +288,20 @@ func TestTenancyAttackRoleSwitching(t *testing.T) {
 		denied(t, one, "tenant 1", sql)
 	}
 	for _, sql := range []string{`RESET ROLE`, `SET ROLE NONE`, `RESET SESSION AUTHORIZATION`} {
-		exec(t, one, sql)
+		pgtest.MustExec(t, one, sql)
 		sees(t, one, "tenant 1 after "+sql, `SELECT count(*) FROM app.orders`, "3")
 	}
 
 	// Prepared statements and pgx's statement cache across SET ROLE, with
 	// generic and custom plans.
-	mb := connectAs(t, d.dsn, d.imp)
+	mb := pgtest.ConnectAs(t, d.dsn, d.imp)
 	for _, mode := range []string{"force_generic_plan", "force_custom_plan"} {
-		exec(t, mb, `SET plan_cache_mode = `+mode)
+		pgtest.MustExec(t, mb, `SET plan_cache_mode = `+mode)
 		// Prepared as tenant 2: the impersonator itself may not read app.
-		exec(t, mb, `SET ROLE `+t2)
-		exec(t, mb, `PREPARE q AS SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM app.orders WHERE account_id > $1`)
+		pgtest.MustExec(t, mb, `SET ROLE `+t2)
+		pgtest.MustExec(t, mb, `PREPARE q AS SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM app.orders WHERE account_id > $1`)
 		for _, c := range []struct{ tenant, want string }{{"1", "10,11,12"}, {"2", "20,21"}, {"1", "10,11,12"}} {
-			exec(t, mb, `SET ROLE `+pgx.Identifier{d.tenant(c.tenant)}.Sanitize())
+			pgtest.MustExec(t, mb, `SET ROLE `+pgx.Identifier{d.tenant(c.tenant)}.Sanitize())
 			sees(t, mb, mode+" as tenant "+c.tenant, `EXECUTE q(0)`, c.want)
 			var got string
 			if err := mb.QueryRow(d.ctx, `SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM app.orders WHERE account_id > $1`, 0).Scan(&got); err != nil || got != c.want {
@@ -308,16 +310,16 @@ func TestTenancyAttackRoleSwitching(t *testing.T) {
 		}
 		// Back to itself: it may SELECT (Metabase syncs with it), and row
 		// level security gives it no row.
-		exec(t, mb, `RESET ROLE`)
+		pgtest.MustExec(t, mb, `RESET ROLE`)
 		sees(t, mb, mode+" as the impersonator", `EXECUTE q(0)`, "")
-		exec(t, mb, `DEALLOCATE q`)
+		pgtest.MustExec(t, mb, `DEALLOCATE q`)
 	}
 
 	// A tenant whose membership is revoked loses its rows at its next
 	// statement, prepared or not.
-	exec(t, one, `PREPARE q AS SELECT count(*) FROM app.orders`)
+	pgtest.MustExec(t, one, `PREPARE q AS SELECT count(*) FROM app.orders`)
 	sees(t, one, "tenant 1", `EXECUTE q`, "3")
-	exec(t, d.admin, `REVOKE `+pgx.Identifier{d.tenant("1")}.Sanitize()+` FROM `+d.role("acme"))
+	pgtest.MustExec(t, d.admin, `REVOKE `+pgx.Identifier{d.tenant("1")}.Sanitize()+` FROM `+d.role("acme"))
 	denied(t, one, "former tenant 1", `EXECUTE q`)
 }
 
@@ -355,7 +357,7 @@ func TestTenancyAttackCraftedValues(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "(%d, %s)", r.id, schema.QuoteLiteral(r.ws))
 	}
-	exec(t, d.owner, `INSERT INTO app.docs VALUES `+b.String())
+	pgtest.MustExec(t, d.owner, `INSERT INTO app.docs VALUES `+b.String())
 	d.setup(t)
 	docs := d.plan.Table("app", "docs")
 	var cs []*Change
@@ -396,11 +398,11 @@ func TestTenancyAttackUUID(t *testing.T) {
 	d := newAttackDB(t)
 	only(d, "things")
 	a, b := "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12"
-	exec(t, d.owner, `INSERT INTO app.things VALUES (1, '`+strings.ToUpper(a)+`'), (2, '`+b+`')`)
+	pgtest.MustExec(t, d.owner, `INSERT INTO app.things VALUES (1, '`+strings.ToUpper(a)+`'), (2, '`+b+`')`)
 	d.setup(t)
 	equal(t, "tenant roles", roleNames(t, d, d.tn.RolePrefix), []string{d.tenant(a), d.tenant(b)})
 	sees(t, d.login(t, d.role("u1"), a), "uuid tenant", `SELECT string_agg(id::text, ',') FROM app.things`, "1")
-	exec(t, d.admin, `CREATE ROLE `+pgx.Identifier{d.tenant(strings.ToUpper(b))}.Sanitize()+` NOLOGIN IN ROLE `+d.group)
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+pgx.Identifier{d.tenant(strings.ToUpper(b))}.Sanitize()+` NOLOGIN IN ROLE `+d.group)
 	sees(t, d.login(t, d.role("u2"), strings.ToUpper(b)), "upper-case uuid role", `SELECT count(*) FROM app.things`, "1")
 }
 
@@ -411,14 +413,14 @@ func TestTenancyAttackForeignRoles(t *testing.T) {
 	t.Parallel()
 	d := newAttackDB(t)
 	seven, eight := d.tenant("7"), d.tenant("8")
-	exec(t, d.admin, `CREATE ROLE `+schema.QuoteIdent(seven)+` NOLOGIN`)
-	exec(t, d.owner, `INSERT INTO app.accounts VALUES (7, 'seven'); INSERT INTO app.orders VALUES (70, 7, 1)`)
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+schema.QuoteIdent(seven)+` NOLOGIN`)
+	pgtest.MustExec(t, d.owner, `INSERT INTO app.accounts VALUES (7, 'seven'); INSERT INTO app.orders VALUES (70, 7, 1)`)
 	only(d, "accounts", "orders")
 	d.setup(t)
 	// Tenants 8 and 9 arrive with the stream; their role names were taken
 	// meanwhile, by a role and by a login of tenant 1.
-	exec(t, d.admin, `CREATE ROLE `+schema.QuoteIdent(eight)+` NOLOGIN`)
-	exec(t, d.admin, `CREATE ROLE `+pgx.Identifier{d.tenant("9")}.Sanitize()+` LOGIN IN ROLE `+pgx.Identifier{d.tenant("1")}.Sanitize())
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+schema.QuoteIdent(eight)+` NOLOGIN`)
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+pgx.Identifier{d.tenant("9")}.Sanitize()+` LOGIN IN ROLE `+pgx.Identifier{d.tenant("1")}.Sanitize())
 	err := applyRows(d.ctx, d, d.tn, &Change{Op: OpInsert, Table: d.plan.Table("app", "orders"), Row: vals("80", "8", "1")},
 		&Change{Op: OpInsert, Table: d.plan.Table("app", "orders"), Row: vals("90", "9", "1")})
 	if err != nil {
@@ -432,12 +434,12 @@ func TestTenancyAttackForeignRoles(t *testing.T) {
 	// The login named like a tenant role is not tenant 9, before and
 	// after a restart: it sees tenant 1's rows.
 	nine := d.tenant("9")
-	sees(t, connectAs(t, d.dsn, nine), "login "+nine, `SELECT string_agg(DISTINCT account_id::text, ',') FROM app.orders`, "1")
+	sees(t, pgtest.ConnectAs(t, d.dsn, nine), "login "+nine, `SELECT string_agg(DISTINCT account_id::text, ',') FROM app.orders`, "1")
 	d.setup(t)
-	sees(t, connectAs(t, d.dsn, nine), "login "+nine, `SELECT string_agg(DISTINCT account_id::text, ',') FROM app.orders`, "1")
+	sees(t, pgtest.ConnectAs(t, d.dsn, nine), "login "+nine, `SELECT string_agg(DISTINCT account_id::text, ',') FROM app.orders`, "1")
 	// Even made a member of the group by hand, a login is no tenant.
-	exec(t, d.admin, `GRANT `+d.group+` TO `+schema.QuoteIdent(nine))
-	sees(t, connectAs(t, d.dsn, nine), "login "+nine+" in the group", `SELECT string_agg(DISTINCT account_id::text, ',') FROM app.orders`, "1")
+	pgtest.MustExec(t, d.admin, `GRANT `+d.group+` TO `+schema.QuoteIdent(nine))
+	sees(t, pgtest.ConnectAs(t, d.dsn, nine), "login "+nine+" in the group", `SELECT string_agg(DISTINCT account_id::text, ',') FROM app.orders`, "1")
 }
 
 // TestTenancyAttackCrossTypeAlias: tenant roles are shared by every
@@ -474,7 +476,7 @@ func TestTenancyAttackCrossTypeAlias(t *testing.T) {
 	d.tn.Tables = map[schema.TableName]TenantTable{
 		{Schema: "app", Name: "tags"}: {Column: "ws"}, {Schema: "app", Name: "labels"}: {Column: "ws"},
 	}
-	exec(t, d.owner, `INSERT INTO app.tags VALUES (1, 'abcde'); INSERT INTO app.labels VALUES (1, 'abcde'), (2, 'abcdeXYZ')`)
+	pgtest.MustExec(t, d.owner, `INSERT INTO app.tags VALUES (1, 'abcde'); INSERT INTO app.labels VALUES (1, 'abcde'), (2, 'abcdeXYZ')`)
 	d.setup(t)
 	long := d.login(t, d.role("long"), "abcdeXYZ")
 	sees(t, long, `tenant "abcdeXYZ"`, `SELECT count(*) FROM app.tags`, "0")
@@ -493,7 +495,7 @@ func TestTenancyLimitExplainAnalyze(t *testing.T) {
 	d := newTenancyDB(t)
 	d.setup(t)
 	one := d.login(t, d.role("acme"), "1")
-	exec(t, one, `SET enable_seqscan = off`)
+	pgtest.MustExec(t, one, `SET enable_seqscan = off`)
 	explain := func(id int) string {
 		rows := query(t, one, fmt.Sprintf(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM app.orders WHERE id = %d`, id))
 		return strings.ReplaceAll(strings.Join(rows, "\n"), fmt.Sprintf("(id = %d)", id), "(id = N)")
@@ -511,9 +513,9 @@ func TestTenancyLimitExplainAnalyze(t *testing.T) {
 func TestTenancyLimitPlannerEstimates(t *testing.T) {
 	t.Parallel()
 	d := newTenancyDB(t)
-	exec(t, d.owner, `INSERT INTO app.orders SELECT g, 2, 1 FROM generate_series(100, 599) g`)
+	pgtest.MustExec(t, d.owner, `INSERT INTO app.orders SELECT g, 2, 1 FROM generate_series(100, 599) g`)
 	d.setup(t)
-	exec(t, d.owner, `ANALYZE app.orders`)
+	pgtest.MustExec(t, d.owner, `ANALYZE app.orders`)
 	one := d.login(t, d.role("acme"), "1")
 	estimate := func(v int) string {
 		first := query(t, one, fmt.Sprintf(`EXPLAIN SELECT * FROM app.orders WHERE account_id = %d`, v))[0]
@@ -536,16 +538,16 @@ func TestTenancyAttackPrefixedRolesGranted(t *testing.T) {
 	d.setup(t)
 	// A staff login that reads one tenant's dashboards and everything else.
 	staff := d.tenant("1_staff")
-	exec(t, d.admin, `CREATE ROLE `+schema.QuoteIdent(staff)+` LOGIN IN ROLE `+pgx.Identifier{d.tenant("1")}.Sanitize()+`, `+d.reader)
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+schema.QuoteIdent(staff)+` LOGIN IN ROLE `+pgx.Identifier{d.tenant("1")}.Sanitize()+`, `+d.reader)
 	// A superuser whose name happens to start with the prefix (think of
 	// role_prefix: p and "postgres"), and pgveil running as a superuser.
 	super := d.tenant("super")
-	exec(t, d.admin, `CREATE ROLE `+schema.QuoteIdent(super)+` NOLOGIN SUPERUSER`)
-	t.Cleanup(func() { exec(t, d.admin, `DROP ROLE IF EXISTS `+schema.QuoteIdent(super)) })
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+schema.QuoteIdent(super)+` NOLOGIN SUPERUSER`)
+	t.Cleanup(func() { pgtest.MustExec(t, d.admin, `DROP ROLE IF EXISTS `+schema.QuoteIdent(super)) })
 	if _, err := SetupTenancy(d.ctx, d.admin, d.plan, d.tn, []string{d.reader}); err != nil {
 		t.Fatal(err)
 	}
-	mb := connectAs(t, d.dsn, d.imp)
+	mb := pgtest.ConnectAs(t, d.dsn, d.imp)
 	for _, r := range []string{staff, super} {
 		denied(t, mb, "impersonator", `SET ROLE `+schema.QuoteIdent(r))
 		if _, err := mb.Exec(d.ctx, `RESET ROLE`); err != nil {
@@ -565,7 +567,7 @@ func TestTenancyAttackAdvisoryLock(t *testing.T) {
 		t.Fatal("ensure_tenants takes an advisory lock: any role may hold it")
 	}
 	one := d.login(t, d.role("acme"), "1")
-	exec(t, one, `SELECT pg_advisory_lock(hashtext('pgveil tenant roles'))`)
+	pgtest.MustExec(t, one, `SELECT pg_advisory_lock(hashtext('pgveil tenant roles'))`)
 	// The apply must never wait for tenant 1's session: it fails as soon
 	// as the server shows it waiting, not after some time.
 	ctx, cancel := context.WithCancel(d.ctx)
@@ -598,8 +600,8 @@ func TestTenancyAttackAdvisoryLock(t *testing.T) {
 	ensure := func(vals ...string) string {
 		return `SELECT ` + ensureTenantsFunc + `(` + schema.QuoteLiteral(d.tn.RolePrefix) + `, ` + schema.QuoteLiteral(d.group) + `, '[]', ` + schema.QuoteLiteral(jsonStrings(vals)) + `)`
 	}
-	c1, c2 := connectAs(t, d.dsn, d.role("w")), connectAs(t, d.dsn, d.role("w"))
-	exec(t, c1, `BEGIN`)
+	c1, c2 := pgtest.ConnectAs(t, d.dsn, d.role("w")), pgtest.ConnectAs(t, d.dsn, d.role("w"))
+	pgtest.MustExec(t, c1, `BEGIN`)
 	equal(t, "roles the first transaction creates", query(t, c1, ensure("40", "41")), []string{"2"})
 	type result struct {
 		created int
@@ -621,7 +623,7 @@ func TestTenancyAttackAdvisoryLock(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	exec(t, c1, `COMMIT`)
+	pgtest.MustExec(t, c1, `COMMIT`)
 	select {
 	case r := <-second:
 		if r.err != nil || r.created != 1 {

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/internal/pgtest"
 )
 
 // BenchmarkTenantQuery measures what row level security costs a tenant's
@@ -15,15 +17,15 @@ import (
 // -bench BenchmarkTenantQuery
 func BenchmarkTenantQuery(b *testing.B) {
 	d := newTenancyDB(b)
-	exec(b, d.owner, `INSERT INTO app.accounts SELECT g, 'a' || g FROM generate_series(3, 999) g;
+	pgtest.MustExec(b, d.owner, `INSERT INTO app.accounts SELECT g, 'a' || g FROM generate_series(3, 999) g;
 INSERT INTO app.orders SELECT g, g % 1000, g % 97 FROM generate_series(100, 200099) g;
 CREATE INDEX ON app.orders (account_id);
 ANALYZE app.orders; ANALYZE app.accounts`)
 	d.setup(b)
 	// As autovacuum leaves them once 1,000 roles are in: the walk up
 	// pg_auth_members then uses its index.
-	exec(b, d.admin, `ANALYZE pg_catalog.pg_auth_members; ANALYZE pg_catalog.pg_authid`)
-	reader := connectAs(b, d.dsn, d.reader)
+	pgtest.MustExec(b, d.admin, `ANALYZE pg_catalog.pg_auth_members; ANALYZE pg_catalog.pg_authid`)
+	reader := pgtest.ConnectAs(b, d.dsn, d.reader)
 	tenant := d.login(b, d.role("acme"), "7")
 	for _, q := range []struct{ name, reader, tenant string }{
 		{"count", `SELECT count(*), sum(total) FROM app.orders WHERE account_id = 7`, `SELECT count(*), sum(total) FROM app.orders`},

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"pgveil/transform"
 )
@@ -35,20 +36,20 @@ func (d *tenancyDB) tenant(v string) string { return d.tn.RolePrefix + v }
 
 func newTenancyDB(t testing.TB) *tenancyDB {
 	t.Helper()
-	ctx := testCtx(t)
+	ctx := pgtest.Context(t)
 	dsn := shared.NewDB(t)
 	d := &tenancyDB{ctx: ctx, dsn: dsn, tag: strings.SplitN(dbName(t, dsn), "_", 2)[0]}
-	d.admin = connect(t, dsn)
+	d.admin = pgtest.Connect(t, dsn)
 	w, r, imp := d.role("w"), d.role("ro"), d.role("mb")
-	exec(t, d.admin, `CREATE ROLE `+w+` LOGIN CREATEROLE`)
-	exec(t, d.admin, `ALTER DATABASE `+pgx.Identifier{dbName(t, dsn)}.Sanitize()+` OWNER TO `+w)
-	exec(t, d.admin, `CREATE ROLE `+r+` LOGIN`)
-	exec(t, d.admin, `CREATE ROLE `+imp+` LOGIN NOINHERIT`)
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+w+` LOGIN CREATEROLE`)
+	pgtest.MustExec(t, d.admin, `ALTER DATABASE `+pgx.Identifier{dbName(t, dsn)}.Sanitize()+` OWNER TO `+w)
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+r+` LOGIN`)
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+imp+` LOGIN NOINHERIT`)
 	// What pgveil setup-sql has a superuser run: pgveil's role is none.
 	for _, q := range LockDownSQL() {
-		exec(t, d.admin, q)
+		pgtest.MustExec(t, d.admin, q)
 	}
-	d.owner = connectAs(t, dsn, w)
+	d.owner = pgtest.ConnectAs(t, dsn, w)
 	d.reader, d.imp, d.group = r, imp, d.role("tenants")
 	d.plan = plan(
 		table("app", "accounts", pk("id", "bigint"), c("name", "text")),
@@ -66,11 +67,11 @@ func newTenancyDB(t testing.TB) *tenancyDB {
 	if err := Setup(ctx, d.owner, d.plan, nil, []string{r}); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, d.owner, `INSERT INTO app.accounts VALUES (1, 'one'), (2, 'two')`)
-	exec(t, d.owner, `INSERT INTO app.orders VALUES (10, 1, 5), (11, 1, 7), (12, 1, 11), (20, 2, 100), (21, 2, 200)`)
-	exec(t, d.owner, `INSERT INTO app.plans VALUES (1, 'basic'), (2, 'pro')`)
-	exec(t, d.owner, `INSERT INTO app.audit VALUES (1, 1), (2, 2)`)
-	exec(t, d.owner, `INSERT INTO app.notes VALUES (1, 'x')`)
+	pgtest.MustExec(t, d.owner, `INSERT INTO app.accounts VALUES (1, 'one'), (2, 'two')`)
+	pgtest.MustExec(t, d.owner, `INSERT INTO app.orders VALUES (10, 1, 5), (11, 1, 7), (12, 1, 11), (20, 2, 100), (21, 2, 200)`)
+	pgtest.MustExec(t, d.owner, `INSERT INTO app.plans VALUES (1, 'basic'), (2, 'pro')`)
+	pgtest.MustExec(t, d.owner, `INSERT INTO app.audit VALUES (1, 1), (2, 2)`)
+	pgtest.MustExec(t, d.owner, `INSERT INTO app.notes VALUES (1, 'x')`)
 	return d
 }
 
@@ -87,11 +88,11 @@ func (d *tenancyDB) setup(t testing.TB) []string {
 // values, as an administrator gives one customer its own connection.
 func (d *tenancyDB) login(t testing.TB, name string, values ...string) *pgx.Conn {
 	t.Helper()
-	exec(t, d.admin, `CREATE ROLE `+name+` LOGIN`)
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+name+` LOGIN`)
 	for _, v := range values {
-		exec(t, d.admin, `GRANT `+pgx.Identifier{d.tenant(v)}.Sanitize()+` TO `+name)
+		pgtest.MustExec(t, d.admin, `GRANT `+pgx.Identifier{d.tenant(v)}.Sanitize()+` TO `+name)
 	}
-	return connectAs(t, d.dsn, name)
+	return pgtest.ConnectAs(t, d.dsn, name)
 }
 
 func denied(t *testing.T, conn *pgx.Conn, who, sql string) {
@@ -107,14 +108,14 @@ func TestTenancyIsolation(t *testing.T) {
 	t.Parallel()
 	d := newTenancyDB(t)
 	// Views and functions the analytics team builds on the replica.
-	exec(t, d.owner, `CREATE VIEW app.order_totals WITH (security_invoker = true) AS
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.order_totals WITH (security_invoker = true) AS
 SELECT a.name, count(*) AS n, sum(o.total) AS total FROM app.orders o JOIN app.accounts a ON a.id = o.account_id GROUP BY a.name`)
-	exec(t, d.owner, `CREATE FUNCTION app.order_count() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM app.orders'`)
+	pgtest.MustExec(t, d.owner, `CREATE FUNCTION app.order_count() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM app.orders'`)
 	if revoked := d.setup(t); len(revoked) != 0 {
 		t.Errorf("revoked %v, want none", revoked)
 	}
-	exec(t, d.owner, `GRANT SELECT ON app.order_totals TO `+d.group)
-	exec(t, d.owner, `ANALYZE app.orders`)
+	pgtest.MustExec(t, d.owner, `GRANT SELECT ON app.order_totals TO `+d.group)
+	pgtest.MustExec(t, d.owner, `ANALYZE app.orders`)
 	for _, v := range []string{"1", "2"} {
 		if got := query(t, d.admin, `SELECT pg_has_role('`+d.tenant(v)+`', '`+d.group+`', 'MEMBER'), pg_has_role('`+d.imp+`', '`+d.tenant(v)+`', 'MEMBER'), rolcanlogin FROM pg_roles WHERE rolname = '`+d.tenant(v)+`'`); !slices.Equal(got, []string{"t|t|f"}) {
 			t.Errorf("tenant role %s: %v, want a NOLOGIN member of the group granted to the impersonator", d.tenant(v), got)
@@ -144,17 +145,17 @@ SELECT a.name, count(*) AS n, sum(o.total) AS total FROM app.orders o JOIN app.a
 	denied(t, one, "tenant 1", `SELECT * FROM pgveil.checkpoint`)
 	denied(t, one, "tenant 1", `SET ROLE `+d.tenant("2"))
 	// The group itself is no tenant: it sees the shared tables only.
-	exec(t, one, `SET ROLE `+d.group)
+	pgtest.MustExec(t, one, `SET ROLE `+d.group)
 	if got := query(t, one, `SELECT (SELECT count(*) FROM app.orders), (SELECT count(*) FROM app.plans)`); !slices.Equal(got, []string{"0|2"}) {
 		t.Errorf("as the group: orders|plans = %v, want 0|2", got)
 	}
-	exec(t, one, `RESET ROLE`)
+	pgtest.MustExec(t, one, `RESET ROLE`)
 	denied(t, one, "tenant 1", `UPDATE app.orders SET total = 0`)
 	denied(t, one, "tenant 1", `CREATE TABLE app.mine (x int)`)
 
 	// The reader sees everything, the impersonator nothing until it
 	// becomes a tenant.
-	rd := connectAs(t, d.dsn, d.reader)
+	rd := pgtest.ConnectAs(t, d.dsn, d.reader)
 	if got := query(t, rd, `SELECT count(*) FROM app.orders`); !slices.Equal(got, []string{"5"}) {
 		t.Errorf("reader: %v orders, want 5", got)
 	}
@@ -162,16 +163,16 @@ SELECT a.name, count(*) AS n, sum(o.total) AS total FROM app.orders o JOIN app.a
 	// own role and lists what it may SELECT), and row level security
 	// gives it no row, hidden tables included; as a tenant, the hidden
 	// tables are refused.
-	mb := connectAs(t, d.dsn, d.imp)
+	mb := pgtest.ConnectAs(t, d.dsn, d.imp)
 	if got := query(t, mb, `SELECT (SELECT count(*) FROM app.orders) + (SELECT count(*) FROM app.accounts) + (SELECT count(*) FROM app.plans) + (SELECT count(*) FROM app.audit)`); !slices.Equal(got, []string{"0"}) {
 		t.Errorf("impersonator without SET ROLE: %v rows, want 0", got)
 	}
-	exec(t, mb, `SET ROLE `+d.tenant("2"))
+	pgtest.MustExec(t, mb, `SET ROLE `+d.tenant("2"))
 	denied(t, mb, "impersonator as tenant 2", `SELECT * FROM app.audit`)
 	if got := query(t, mb, `SELECT string_agg(id::text, ',' ORDER BY id) FROM app.orders`); !slices.Equal(got, []string{"20,21"}) {
 		t.Errorf("impersonating tenant 2: %v, want 20,21", got)
 	}
-	exec(t, mb, `RESET ROLE`)
+	pgtest.MustExec(t, mb, `RESET ROLE`)
 
 	// A new tenant arrives with the stream: its role commits with its rows.
 	a := NewApplier(d.owner, "s")
@@ -192,22 +193,22 @@ SELECT a.name, count(*) AS n, sum(o.total) AS total FROM app.orders o JOIN app.a
 		}
 	}
 	apply(1, &Change{Op: OpInsert, Table: accounts, Row: vals("3", "three")}, &Change{Op: OpInsert, Table: orders, Row: vals("30", "3", "9")})
-	exec(t, mb, `SET ROLE `+d.tenant("3"))
+	pgtest.MustExec(t, mb, `SET ROLE `+d.tenant("3"))
 	if got := query(t, mb, `SELECT string_agg(id::text, ',') FROM app.orders`); !slices.Equal(got, []string{"30"}) {
 		t.Errorf("new tenant 3: %v, want 30", got)
 	}
-	exec(t, mb, `RESET ROLE`)
+	pgtest.MustExec(t, mb, `RESET ROLE`)
 
 	// A row moving to another tenant follows.
 	apply(2, &Change{Op: OpUpdate, Table: orders, Row: vals("12", "2", "11")})
 	if got := query(t, one, `SELECT string_agg(id::text, ',' ORDER BY id) FROM app.orders`); !slices.Equal(got, []string{"10,11"}) {
 		t.Errorf("tenant 1 after order 12 moved: %v, want 10,11", got)
 	}
-	exec(t, mb, `SET ROLE `+d.tenant("2"))
+	pgtest.MustExec(t, mb, `SET ROLE `+d.tenant("2"))
 	if got := query(t, mb, `SELECT string_agg(id::text, ',' ORDER BY id) FROM app.orders`); !slices.Equal(got, []string{"12,20,21"}) {
 		t.Errorf("tenant 2 after order 12 moved: %v, want 12,20,21", got)
 	}
-	exec(t, mb, `RESET ROLE`)
+	pgtest.MustExec(t, mb, `RESET ROLE`)
 
 	// A rolled back transaction leaves no role behind.
 	if err := a.Begin(d.ctx); err != nil {
@@ -230,11 +231,11 @@ func TestTenancyLeakyViews(t *testing.T) {
 	d.setup(t)
 	// A view that reads as its owner, and a materialized view: row level
 	// security would not hide other tenants' rows there.
-	exec(t, d.owner, `CREATE VIEW app.all_orders AS SELECT * FROM app.orders`)
-	exec(t, d.owner, `CREATE VIEW app.all_orders2 AS SELECT * FROM app.all_orders`)
-	exec(t, d.owner, `CREATE VIEW app.safe WITH (security_invoker = true) AS SELECT * FROM app.orders`)
-	exec(t, d.owner, `CREATE MATERIALIZED VIEW app.order_sums AS SELECT account_id, sum(total) FROM app.orders GROUP BY 1`)
-	exec(t, d.owner, `GRANT SELECT ON app.all_orders, app.all_orders2, app.safe, app.order_sums TO `+d.group)
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.all_orders AS SELECT * FROM app.orders`)
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.all_orders2 AS SELECT * FROM app.all_orders`)
+	pgtest.MustExec(t, d.owner, `CREATE VIEW app.safe WITH (security_invoker = true) AS SELECT * FROM app.orders`)
+	pgtest.MustExec(t, d.owner, `CREATE MATERIALIZED VIEW app.order_sums AS SELECT account_id, sum(total) FROM app.orders GROUP BY 1`)
+	pgtest.MustExec(t, d.owner, `GRANT SELECT ON app.all_orders, app.all_orders2, app.safe, app.order_sums TO `+d.group)
 	revoked := d.setup(t)
 	if want := []string{"app.all_orders", "app.all_orders2", "app.order_sums"}; !slices.Equal(revoked, want) {
 		t.Errorf("revoked %v, want %v", revoked, want)
@@ -252,12 +253,12 @@ func TestTenancyLeakyViews(t *testing.T) {
 		{"app.all_orders", `GRANT SELECT ON app.all_orders TO PUBLIC`},
 		{"app.theirs", `CREATE VIEW app.theirs AS SELECT * FROM app.accounts; GRANT SELECT ON app.theirs TO ` + d.group},
 	} {
-		exec(t, d.admin, c.sql)
+		pgtest.MustExec(t, d.admin, c.sql)
 		_, err := SetupTenancy(d.ctx, d.owner, d.plan, d.tn, []string{d.reader})
 		if err == nil || !strings.Contains(err.Error(), c.view) || !strings.Contains(err.Error(), "security_invoker") {
 			t.Errorf("%s: got %v", c.sql, err)
 		}
-		exec(t, d.admin, `DROP VIEW `+c.view+` CASCADE`)
+		pgtest.MustExec(t, d.admin, `DROP VIEW `+c.view+` CASCADE`)
 	}
 	d.setup(t)
 }
@@ -278,8 +279,8 @@ func TestTenancyIdempotentAndRemoved(t *testing.T) {
 	equal(t, "tenant_roles marks", query(t, d.admin, marks), []string{
 		"accounts=" + jsonStrings([]string{d.tn.RolePrefix, d.group, "id"}) + ",audit=-,notes=-,orders=" + mark + ",plans=-"})
 	scans := func() []string {
-		exec(t, d.owner, `SELECT pg_stat_force_next_flush()`)
-		exec(t, d.admin, `SELECT pg_stat_clear_snapshot()`)
+		pgtest.MustExec(t, d.owner, `SELECT pg_stat_force_next_flush()`)
+		pgtest.MustExec(t, d.admin, `SELECT pg_stat_clear_snapshot()`)
 		return query(t, d.admin, `SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'app.orders'::regclass`)
 	}
 	scansBefore := scans()
@@ -297,14 +298,14 @@ func TestTenancyIdempotentAndRemoved(t *testing.T) {
 
 	// A reader added later gets a new readers policy.
 	r2 := d.role("ro2")
-	exec(t, d.admin, `CREATE ROLE `+r2+` LOGIN`)
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+r2+` LOGIN`)
 	if err := Setup(d.ctx, d.owner, d.plan, nil, []string{d.reader, r2}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := SetupTenancy(d.ctx, d.owner, d.plan, d.tn, []string{d.reader, r2}); err != nil {
 		t.Fatal(err)
 	}
-	if got := query(t, connectAs(t, d.dsn, r2), `SELECT count(*) FROM app.orders`); !slices.Equal(got, []string{"5"}) {
+	if got := query(t, pgtest.ConnectAs(t, d.dsn, r2), `SELECT count(*) FROM app.orders`); !slices.Equal(got, []string{"5"}) {
 		t.Errorf("new reader: %v, want 5", got)
 	}
 
@@ -318,11 +319,11 @@ func TestTenancyIdempotentAndRemoved(t *testing.T) {
 	denied(t, one, "former tenant", `SELECT * FROM app.plans`)
 	// The impersonator's own grants go with the policies: without row
 	// level security it would read every row.
-	denied(t, connectAs(t, d.dsn, d.imp), "former impersonator", `SELECT * FROM app.orders`)
+	denied(t, pgtest.ConnectAs(t, d.dsn, d.imp), "former impersonator", `SELECT * FROM app.orders`)
 	if got := query(t, d.admin, `SELECT count(*) FROM pg_class WHERE relrowsecurity AND relnamespace = 'app'::regnamespace`); !slices.Equal(got, []string{"0"}) {
 		t.Errorf("tables still with row level security: %v", got)
 	}
-	if got := query(t, connectAs(t, d.dsn, d.reader), `SELECT count(*) FROM app.orders`); !slices.Equal(got, []string{"5"}) {
+	if got := query(t, pgtest.ConnectAs(t, d.dsn, d.reader), `SELECT count(*) FROM app.orders`); !slices.Equal(got, []string{"5"}) {
 		t.Errorf("reader after removal: %v, want 5", got)
 	}
 }
@@ -338,21 +339,21 @@ func TestTenancyRefuses(t *testing.T) {
 			t.Errorf("%s: got %v, want an error with %q", what, err, want)
 		}
 	}
-	exec(t, d.admin, `ALTER ROLE `+w+` NOCREATEROLE`)
+	pgtest.MustExec(t, d.admin, `ALTER ROLE `+w+` NOCREATEROLE`)
 	check("no CREATEROLE", `ALTER ROLE `+schema.QuoteIdent(w)+` CREATEROLE`)
-	exec(t, d.admin, `ALTER ROLE `+w+` CREATEROLE`)
+	pgtest.MustExec(t, d.admin, `ALTER ROLE `+w+` CREATEROLE`)
 
-	exec(t, d.admin, `ALTER ROLE `+d.imp+` INHERIT`)
+	pgtest.MustExec(t, d.admin, `ALTER ROLE `+d.imp+` INHERIT`)
 	check("impersonator with INHERIT", `ALTER ROLE `+schema.QuoteIdent(d.imp)+` NOINHERIT`)
-	exec(t, d.admin, `ALTER ROLE `+d.imp+` NOINHERIT`)
+	pgtest.MustExec(t, d.admin, `ALTER ROLE `+d.imp+` NOINHERIT`)
 
-	exec(t, d.admin, `CREATE ROLE `+d.group+` LOGIN`)
+	pgtest.MustExec(t, d.admin, `CREATE ROLE `+d.group+` LOGIN`)
 	check("group that can log in", "plain NOLOGIN role")
-	exec(t, d.admin, `ALTER ROLE `+d.group+` NOLOGIN`)
+	pgtest.MustExec(t, d.admin, `ALTER ROLE `+d.group+` NOLOGIN`)
 
-	exec(t, d.admin, `GRANT `+d.group+` TO `+d.reader)
+	pgtest.MustExec(t, d.admin, `GRANT `+d.group+` TO `+d.reader)
 	check("reader in the group", "reader "+d.reader+" is a member of the tenant group")
-	exec(t, d.admin, `REVOKE `+d.group+` FROM `+d.reader)
+	pgtest.MustExec(t, d.admin, `REVOKE `+d.group+` FROM `+d.reader)
 
 	d.tn.Tables[schema.TableName{Schema: "app", Name: "notes"}] = TenantTable{Column: "body"}
 	d.plan = plan(append(d.plan.Tables()[:4], table("app", "notes", pk("id", "integer"), c("body", "date")))...)

@@ -2,12 +2,12 @@ package refs
 
 import (
 	"context"
-	"pgveil/schema"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"pgveil/internal/pgtest"
+	"pgveil/schema"
 )
 
 // pagilaData fills pagila (read_test.go) and adds what inference must
@@ -37,7 +37,7 @@ INSERT INTO book SELECT g, 1 + g % 10, 1 + g % 10, CASE WHEN g <= 9 THEN g ELSE 
 `
 
 func TestReadInfers(t *testing.T) {
-	conn := newDB(t, pagilaData)
+	conn, _ := shared.NewDBWith(t, pagilaData)
 	m, err := Read(context.Background(), conn, Options{Infer: true})
 	if err != nil {
 		t.Fatal(err)
@@ -131,19 +131,11 @@ func TestReadInferTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dsn := shared.NewDB(t)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, dsn)
 	if _, err := conn.Exec(ctx, pagilaData); err != nil {
 		t.Fatal(err)
 	}
-	locker, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close(context.Background())
+	locker := pgtest.Connect(t, dsn)
 	tx, err := locker.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)

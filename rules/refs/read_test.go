@@ -2,37 +2,14 @@ package refs
 
 import (
 	"context"
-	"os"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
 )
 
 var shared pgtest.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	shared.Stop()
-	os.Exit(code)
-}
-
-func newDB(t *testing.T, sql string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	conn, err := pgx.Connect(ctx, shared.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatal(err)
-	}
-	return conn
-}
+func TestMain(m *testing.M) { pgtest.Main(m, &shared) }
 
 // pagila has Pagila's shape: payment is partitioned and its foreign keys
 // sit on the partitions only; store.manager_staff_id has no constraint.
@@ -53,7 +30,7 @@ ALTER TABLE ledger ADD FOREIGN KEY (store_id) REFERENCES store;
 `
 
 func TestReadLiftsPartitionKeysToTheRoot(t *testing.T) {
-	conn := newDB(t, pagila)
+	conn, _ := shared.NewDBWith(t, pagila)
 	m, err := Read(context.Background(), conn, Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"pgveil/internal/pgtest"
 	"pgveil/rules"
 	"pgveil/rules/refs"
 	"pgveil/transform"
@@ -17,7 +18,7 @@ import (
 // customers.id) and json documents keep things it may be compared with.
 const exposureRules = `source: {dsn: "postgres://u@prod/app"}
 target: {dsn: "postgres://u@analytics/copy"}
-secret: 0123456789abcdef0123456789abcdef
+secret: ` + pgtest.Secret + `
 tables:
   orders:
     columns:
@@ -129,7 +130,7 @@ func TestCandidatesNeedTheSameKeyMasking(t *testing.T) {
 	} {
 		src := `source: {dsn: "postgres://u@prod/app"}
 target: {dsn: "postgres://u@analytics/copy"}
-secret: 0123456789abcdef0123456789abcdef
+secret: ` + pgtest.Secret + `
 tables:
   orders:
     columns: {id: ` + tc.orderID + `, total: {noise: 0.05}}
@@ -143,7 +144,7 @@ tables:
 	// hash on both sides joins.
 	src := `source: {dsn: "postgres://u@prod/app"}
 target: {dsn: "postgres://u@analytics/copy"}
-secret: 0123456789abcdef0123456789abcdef
+secret: ` + pgtest.Secret + `
 tables:
   orders:
     columns: {id: hash, total: {noise: 0.05}}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"pgveil/internal/pgtest"
 	"pgveil/rules/refs"
 )
 
@@ -14,7 +15,7 @@ import (
 // language; a hashed key on one side breaks the reference to region.
 const acrossRules = `source: {dsn: "postgres://u@prod/app"}
 target: {dsn: "postgres://u@analytics/copy"}
-secret: 0123456789abcdef0123456789abcdef
+secret: ` + pgtest.Secret + `
 tables:
   customer:
     columns:
@@ -189,7 +190,7 @@ func TestAnalyzeAcrossBounds(t *testing.T) {
 func TestAnalyzeAcrossComposite(t *testing.T) {
 	cfg := parseRules(t, `source: {dsn: "postgres://u@prod/app"}
 target: {dsn: "postgres://u@analytics/copy"}
-secret: 0123456789abcdef0123456789abcdef
+secret: `+pgtest.Secret+`
 tables:
   patient:
     columns: {id: keep, gender: keep, site: keep, ward_no: keep}
@@ -234,7 +235,7 @@ func TestJoinedGroupSQL(t *testing.T) {
 func TestHoldsPerson(t *testing.T) {
 	cfg := parseRules(t, `source: {dsn: "postgres://u@prod/app"}
 target: {dsn: "postgres://u@analytics/copy"}
-secret: 0123456789abcdef0123456789abcdef
+secret: `+pgtest.Secret+`
 tables:
   customers: {columns: {id: keep, name: keep}}
   category: {columns: {id: keep, name: keep}}
@@ -255,7 +256,7 @@ tables:
 func TestCandidatesFromModel(t *testing.T) {
 	cfg := parseRules(t, `source: {dsn: "postgres://u@prod/app"}
 target: {dsn: "postgres://u@analytics/copy"}
-secret: 0123456789abcdef0123456789abcdef
+secret: `+pgtest.Secret+`
 tables:
   person:
     columns: {pid: hash, income: {noise: 0.1}, joined_on: keep}
@@ -289,7 +290,7 @@ tables:
 func TestAnalyzeAcrossNotLookup(t *testing.T) {
 	cfg := parseRules(t, `source: {dsn: "postgres://u@prod/app"}
 target: {dsn: "postgres://u@analytics/copy"}
-secret: 0123456789abcdef0123456789abcdef
+secret: `+pgtest.Secret+`
 tables:
   customers: {columns: {id: hash, name: {fake: name}, gender: keep}}
   orders: {columns: {id: keep, customer_id: hash, ship_zip: {truncate: 3}}}

@@ -10,13 +10,14 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"pgveil/internal/pgtest"
 	"pgveil/rules"
 	"pgveil/transform"
 )
 
 const testRules = `source: {dsn: "postgres://u@prod/app"}
 target: {dsn: "postgres://u@analytics/copy"}
-secret: 0123456789abcdef0123456789abcdef
+secret: ` + pgtest.Secret + `
 tables:
   patients:
     columns:

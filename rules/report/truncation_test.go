@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"pgveil/internal/pgtest"
 	"pgveil/rules/refs"
 )
 
@@ -17,7 +18,7 @@ import (
 // hashed key does not join customer's kept one.
 const truncRules = `source: {dsn: "postgres://u@prod/app"}
 target: {dsn: "postgres://u@analytics/copy"}
-secret: 0123456789abcdef0123456789abcdef
+secret: ` + pgtest.Secret + `
 tables:
   rental:
     columns:

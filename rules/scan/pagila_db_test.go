@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"pgveil/internal/pgtest"
 	"pgveil/rules"
 	"pgveil/rules/refs"
@@ -30,11 +28,7 @@ func TestScanPagilaDB(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := pgtest.New(t, pgtest.Options{})
-	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, c.DSN("postgres"))
 	if _, err := conn.Exec(ctx, strings.ReplaceAll(pagilaSQL(t), "$C", canary)); err != nil {
 		t.Fatal(err)
 	}

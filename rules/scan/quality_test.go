@@ -662,7 +662,7 @@ func (q qualityResult) precision() float64 {
 }
 
 var qualityEnv = map[string]string{
-	"SOURCE_DSN": "host=prod", "TARGET_DSN": "host=analytics", "PGVEIL_SECRET": "0123456789abcdef0123456789abcdef",
+	"SOURCE_DSN": "host=prod", "TARGET_DSN": "host=analytics", "PGVEIL_SECRET": pgtest.Secret,
 }
 
 // TestScanQuality measures the scan on every schema of the suite: recall
@@ -756,11 +756,7 @@ func measureSchema(t *testing.T, ctx context.Context, cluster *pgtest.Cluster, n
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cluster.DropDB(context.Background(), "quality_"+name) })
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, dsn)
 	if _, err := conn.Exec(ctx, before); err != nil {
 		t.Fatalf("%s: loading the schema: %v", name, err)
 	}

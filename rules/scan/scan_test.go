@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"pgveil/internal/pgtest"
 	"pgveil/rules"
 	"pgveil/rules/refs"
 	"pgveil/schema"
@@ -73,7 +74,7 @@ func catalogOf(tables []*Table) schema.Tables {
 }
 
 var testEnv = map[string]string{
-	"SOURCE_DSN": "host=prod", "TARGET_DSN": "host=analytics", "PGVEIL_SECRET": "0123456789abcdef0123456789abcdef",
+	"SOURCE_DSN": "host=prod", "TARGET_DSN": "host=analytics", "PGVEIL_SECRET": pgtest.Secret,
 }
 
 func lookup(k string) (string, bool) { v, ok := testEnv[k]; return v, ok }
