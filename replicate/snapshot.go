@@ -113,34 +113,16 @@ func (s *snapshotter) run(ctx context.Context) error {
 	// chunk, not for the whole copy, and every query queued behind the
 	// migration with it. A table rewritten between its chunks is noticed
 	// (see copy) and copied again.
-	srcs := make([]*pgx.Conn, s.opts.Workers)
-	defer func() {
-		for _, c := range srcs {
-			if c != nil {
-				c.Close(context.Background())
-			}
-		}
-	}()
-	for i := range srcs {
-		c, err := connectSource(ctx, s.sourceDSN)
-		if err != nil {
-			return err
-		}
-		srcs[i] = c
-		for _, q := range []string{
-			"SET idle_in_transaction_session_timeout = 0",
-			"SET statement_timeout = 0",
-		} {
-			if _, err := c.Exec(ctx, q); err != nil {
-				return fmt.Errorf("setting up a copy connection: %w", err)
-			}
-		}
+	srcs, err := s.sourceConns(ctx)
+	defer closeAll(srcs)
+	if err != nil {
+		return err
 	}
 	var (
 		tables []*tableCopy
 		tasks  []copyTask
 	)
-	err := InSnapshot(ctx, srcs[0], s.snapshot, func() (err error) {
+	err = InSnapshot(ctx, srcs[0], s.snapshot, func() (err error) {
 		tables, tasks, err = s.tasks(ctx, srcs[0])
 		return err
 	})
@@ -148,53 +130,18 @@ func (s *snapshotter) run(ctx context.Context) error {
 		return err
 	}
 	// Target connections: at most one per table being loaded.
-	pool := make(chan *pgx.Conn, s.opts.Workers)
-	var tgts []*pgx.Conn
-	defer func() {
-		for _, c := range tgts {
-			c.Close(context.Background())
-		}
-	}()
-	for range s.opts.Workers {
-		c, err := connectTarget(ctx, s.targetDSN)
-		if err != nil {
-			return err
-		}
-		tgts = append(tgts, c)
+	tgts, err := s.targetConns(ctx)
+	defer closeAll(tgts)
+	if err != nil {
+		return err
+	}
+	pool := make(chan *pgx.Conn, len(tgts))
+	for _, c := range tgts {
 		pool <- c
 	}
-
 	queue := make(chan copyTask)
-	// The dispatcher starts each table's loader (taking a target
-	// connection, which may wait for another table to finish) before
-	// handing out the table's tasks.
-	g.Go(func() error {
-		defer close(queue)
-		for _, t := range tasks {
-			if t.t.started.Load() == 0 {
-				var conn *pgx.Conn
-				select {
-				case conn = <-pool:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				t.t.started.Store(time.Now().UnixNano())
-				tc := t.t
-				g.Go(func() error {
-					defer func() { pool <- conn }()
-					return s.load(ctx, conn, tc)
-				})
-			}
-			select {
-			case queue <- t:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	})
-	for i := range srcs {
-		conn := srcs[i]
+	g.Go(func() error { return s.dispatch(ctx, g, tasks, pool, queue) })
+	for _, conn := range srcs {
 		g.Go(func() error {
 			for t := range queue {
 				if err := s.copy(ctx, conn, t); err != nil {
@@ -220,6 +167,81 @@ func (s *snapshotter) run(ctx context.Context) error {
 	}
 	s.log.Info("snapshot copied", "tables", len(tables), "rows", rows, "MB", bytes>>20)
 	return nil
+}
+
+// sourceConns opens the copy workers' connections to production, with no
+// statement or idle-in-transaction timeout: a chunk's read may be long,
+// and the snapshot's transaction idles between chunks. On error, the
+// connections opened so far are returned too, for the caller to close.
+func (s *snapshotter) sourceConns(ctx context.Context) ([]*pgx.Conn, error) {
+	var srcs []*pgx.Conn
+	for range s.opts.Workers {
+		c, err := connectSource(ctx, s.sourceDSN)
+		if err != nil {
+			return srcs, err
+		}
+		srcs = append(srcs, c)
+		for _, q := range []string{
+			"SET idle_in_transaction_session_timeout = 0",
+			"SET statement_timeout = 0",
+		} {
+			if _, err := c.Exec(ctx, q); err != nil {
+				return srcs, fmt.Errorf("setting up a copy connection: %w", err)
+			}
+		}
+	}
+	return srcs, nil
+}
+
+// targetConns opens the loaders' connections to the analytics database,
+// one per worker. On error, those opened so far are returned too.
+func (s *snapshotter) targetConns(ctx context.Context) ([]*pgx.Conn, error) {
+	var tgts []*pgx.Conn
+	for range s.opts.Workers {
+		c, err := connectTarget(ctx, s.targetDSN)
+		if err != nil {
+			return tgts, err
+		}
+		tgts = append(tgts, c)
+	}
+	return tgts, nil
+}
+
+// dispatch hands out the tasks on queue, closing it at the end. It starts
+// each table's loader in g (taking a target connection from pool, which
+// may wait for another table to finish) before handing out the table's
+// first task, so that a chunk read always has a loader to go to.
+func (s *snapshotter) dispatch(ctx context.Context, g *errgroup.Group, tasks []copyTask, pool chan *pgx.Conn, queue chan<- copyTask) error {
+	defer close(queue)
+	for _, t := range tasks {
+		if t.t.started.Load() == 0 {
+			var conn *pgx.Conn
+			select {
+			case conn = <-pool:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			t.t.started.Store(time.Now().UnixNano())
+			tc := t.t
+			g.Go(func() error {
+				defer func() { pool <- conn }()
+				return s.load(ctx, conn, tc)
+			})
+		}
+		select {
+		case queue <- t:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// closeAll closes connections, ignoring errors: they are being dropped.
+func closeAll(conns []*pgx.Conn) {
+	for _, c := range conns {
+		c.Close(context.Background())
+	}
 }
 
 // InSnapshot runs fn in a read-only transaction of conn that has
