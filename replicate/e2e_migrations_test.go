@@ -233,6 +233,9 @@ func startMigTraffic(t *testing.T, dsn string, tables ...string) *migTraffic {
 func (tr *migTraffic) round(ctx context.Context, conn *pgx.Conn, i int64) error {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err // stopped while this round waited for the lock
+	}
 	canary := fmt.Sprintf("%s-%d", migCanary, i)
 	for _, table := range tr.tables {
 		set, where := "", "TRUE"
@@ -278,8 +281,15 @@ func (tr *migTraffic) err() error {
 	return nil
 }
 
+// stop ends the traffic after the round under way, whose statements have
+// then all returned, committed. It does not cancel a statement: pgx would
+// give up the connection at once and send a cancel request in the
+// background, and the statement, in production, may still commit after
+// stop returned, and after the marker of the sync that follows.
 func (tr *migTraffic) stop() {
+	tr.mu.Lock()
 	tr.cancel()
+	tr.mu.Unlock()
 	<-tr.done
 }
 
@@ -883,4 +893,75 @@ func (m *migSuite) dumpReplica() string {
 		m.e.t.Fatalf("pg_dump: %v", err)
 	}
 	return string(dump)
+}
+
+// The traffic's stop returns only once every statement the traffic sent
+// has returned, committed: the final e.sync's marker must commit after all
+// of them. A statement cut off by cancelling its context runs on in
+// production (pgx gives up the connection, the server finishes the
+// statement) and may commit after the marker: under load, the last verify
+// of TestMigrations/column_lists once found a traffic INSERT in production
+// that the replica did not have yet ("missing 1"). Here an INSERT that
+// takes a second is under way when stop is called; cancelled, it goes on
+// anyway, as one past its last check for a cancel (or reached by the
+// cancel request pgx sends in the background too late) does.
+func TestMigTrafficStopWaitsForItsStatements(t *testing.T) {
+	dsn := prodCluster.NewDB(t)
+	ctx := context.Background()
+	conn, err := testConnect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `
+CREATE TABLE acct (id bigserial PRIMARY KEY, n int NOT NULL DEFAULT 0, secret text, unruled_note text, name text, email text);
+CREATE FUNCTION mig_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_sleep(1);
+  RETURN NEW;
+EXCEPTION WHEN query_canceled THEN
+  PERFORM pg_sleep(0.5);
+  RETURN NEW;
+END$$;
+CREATE TRIGGER mig_slow BEFORE INSERT ON acct FOR EACH ROW EXECUTE FUNCTION mig_slow();`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// running counts the traffic's statements under way in production.
+	running := func() int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE 'INSERT INTO acct %'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	rows := func() int64 {
+		t.Helper()
+		var n int64
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM acct`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(patience); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %s", what, patience)
+			}
+		}
+	}
+	tr := startMigTraffic(t, dsn, "acct")
+	waitFor("the traffic's INSERT under way", func() bool { return running() > 0 })
+	tr.stop()
+	if err := tr.err(); err != nil {
+		t.Fatal(err)
+	}
+	after := rows()
+	waitFor("production idle", func() bool { return running() == 0 })
+	if later := rows(); later != after {
+		t.Errorf("production's acct had %d rows when the traffic's stop returned, %d later: a statement of the traffic committed after stop", after, later)
+	}
 }
