@@ -906,7 +906,7 @@ func (m *migSuite) dumpReplica() string {
 // anyway, as one past its last check for a cancel (or reached by the
 // cancel request pgx sends in the background too late) does.
 func TestMigTrafficStopWaitsForItsStatements(t *testing.T) {
-	dsn := prodCluster.NewDB(t)
+	dsn := clusters.Source.NewDB(t)
 	ctx := context.Background()
 	conn, err := testConnect(ctx, dsn)
 	if err != nil {
