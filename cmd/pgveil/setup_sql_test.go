@@ -291,7 +291,7 @@ func TestSetupSQLLeastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.src.Close(context.Background()) })
-	if s.dst, err = replicate.ConnectSource(ctx, dstSuper); err != nil {
+	if s.dst, err = replicate.ConnectTarget(ctx, dstSuper); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.dst.Close(context.Background()) })
