@@ -438,10 +438,9 @@ const demoWriter = "pgveil"
 // generator (as plain SQL, run here rather than by psql): the writer
 // role pgveil runs as, and readers that are NOINHERIT, read-only by
 // default, with a statement timeout, no CREATE or TEMPORARY and no
-// access to schema pgveil. On top, as setup-sql's script recommends (a
-// database that holds the replica only), the cluster's other databases
-// are closed to everyone but superusers: the reader connects to
-// analytics only.
+// access to schema pgveil. The cluster holds the replica only, so its
+// other databases are closed to everyone but superusers, as
+// --close-other-databases does: the reader connects to analytics only.
 func (d *demoRun) hardenAnalytics(ctx context.Context, cfg *rules.Config, writerPW, readerPW string) error {
 	r, err := newSetupRoles(cfg, "pgveil", demoWriter, "5min")
 	if err != nil {
@@ -452,11 +451,9 @@ func (d *demoRun) hardenAnalytics(ctx context.Context, cfg *rules.Config, writer
 		pw[name] = readerPW
 	}
 	r.direct = &directTarget{database: "analytics", passwords: pw}
+	r.closeOthers = true
 	if err := pgtest.Exec(ctx, d.anDSN, r.targetScript()); err != nil {
-		return fmt.Errorf("setting up the analytics roles (setup-sql --part target): %w", err)
-	}
-	if err := pgtest.Exec(ctx, d.anDSN, `REVOKE CONNECT ON DATABASE postgres FROM PUBLIC; REVOKE CONNECT ON DATABASE template1 FROM PUBLIC`); err != nil {
-		return fmt.Errorf("closing the other databases of the analytics cluster: %w", err)
+		return fmt.Errorf("setting up the analytics roles (setup-sql --part target --close-other-databases): %w", err)
 	}
 	return nil
 }
