@@ -244,7 +244,7 @@ func TestDemoCancelAtEachPhase(t *testing.T) {
 			if phase == "traffic" && (code != exitOK || !slices.Contains(seen, "show")) {
 				t.Errorf("Ctrl-C once the traffic runs is the demo's normal end: exit %d, %v", code, err)
 			}
-			if left := demoGoroutines(5*time.Second); left != "" {
+			if left := demoGoroutines(5 * time.Second); left != "" {
 				t.Errorf("goroutines left after the demo:\n%s", left)
 			}
 		})
