@@ -221,6 +221,7 @@ func TestDemoCancelAtEachPhase(t *testing.T) {
 			defer ctrlC()
 			stdout := &syncbuf.Buffer{}
 			var seen []string
+			var before map[string]bool // the package's shared clusters run beside the demo
 			d := &demoRun{e: &env{stdout: stdout, stderr: stdout}, scale: 500, rate: 20, every: time.Second, listen: "127.0.0.1:0"}
 			d.entering = func(p string) {
 				seen = append(seen, p)
@@ -231,11 +232,12 @@ func TestDemoCancelAtEachPhase(t *testing.T) {
 					// The clusters stop only once nothing of the demo
 					// uses them: no grace here, as what run awaits has
 					// returned from these functions by now.
-					if left := goroutinesIn("pgveil/replicate.", "pgveil/internal/demo.", "net/http.(*Server).Serve"); left != "" {
+					if left := goroutinesIn(before, "pgveil/replicate.", "pgveil/internal/demo.", "net/http.(*Server).Serve"); left != "" {
 						t.Errorf("goroutines still running as the clusters stop:\n%s", left)
 					}
 				}
 			}
+			before = goroutineIDs()
 			code, err := d.run(ctx, dir)
 			t.Logf("exit %d, %v; phases %v\n%s", code, err, seen, stdout)
 			if len(seen) == 0 || seen[len(seen)-1] != "stop" || !slices.Contains(seen, phase) {
@@ -244,7 +246,7 @@ func TestDemoCancelAtEachPhase(t *testing.T) {
 			if phase == "traffic" && (code != exitOK || !slices.Contains(seen, "show")) {
 				t.Errorf("Ctrl-C once the traffic runs is the demo's normal end: exit %d, %v", code, err)
 			}
-			if left := demoGoroutines(5 * time.Second); left != "" {
+			if left := demoGoroutines(5*time.Second, before); left != "" {
 				t.Errorf("goroutines left after the demo:\n%s", left)
 			}
 		})
@@ -252,16 +254,14 @@ func TestDemoCancelAtEachPhase(t *testing.T) {
 }
 
 // demoGoroutines waits up to grace for every goroutine running pgveil's
-// code, other than the test's own, to end, and returns the stacks of
-// those still there ("" when none is).
-func demoGoroutines(grace time.Duration) string {
+// code, other than the test's own and those in before, to end, and
+// returns the stacks of those still there ("" when none is).
+func demoGoroutines(grace time.Duration, before map[string]bool) string {
 	deadline := time.Now().Add(grace)
 	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
 		var left []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "pgveil/") && !strings.Contains(g, "testing.tRunner") {
+		for _, g := range goroutineStacks() {
+			if strings.Contains(g, "pgveil/") && !strings.Contains(g, "testing.tRunner") && !before[goroutineID(g)] {
 				left = append(left, g)
 			}
 		}
@@ -272,15 +272,34 @@ func demoGoroutines(grace time.Duration) string {
 	}
 }
 
-// goroutinesIn returns the stacks of the goroutines, other than the
-// test's own, now running a function whose name starts with one of
-// prefixes.
-func goroutinesIn(prefixes ...string) string {
+// goroutineStacks returns the stack of every goroutine.
+func goroutineStacks() []string {
 	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n")
+}
+
+// goroutineID is the N of a stack's "goroutine N [...]:" header.
+func goroutineID(stack string) string {
+	id, _, _ := strings.Cut(strings.TrimPrefix(stack, "goroutine "), " ")
+	return id
+}
+
+// goroutineIDs is the set of the goroutines now running.
+func goroutineIDs() map[string]bool {
+	ids := map[string]bool{}
+	for _, g := range goroutineStacks() {
+		ids[goroutineID(g)] = true
+	}
+	return ids
+}
+
+// goroutinesIn returns the stacks of the goroutines, other than the
+// test's own and those in before, now running a function whose name
+// starts with one of prefixes.
+func goroutinesIn(before map[string]bool, prefixes ...string) string {
 	var left []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "testing.tRunner") {
+	for _, g := range goroutineStacks() {
+		if strings.Contains(g, "testing.tRunner") || before[goroutineID(g)] {
 			continue
 		}
 		for _, line := range strings.Split(g, "\n") {
