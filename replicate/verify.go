@@ -25,6 +25,11 @@ type TableDiff struct {
 	Missing   int64 // in mask(source), not in the replica
 	Extra     int64 // in the replica, not in mask(source)
 	Different int64 // same key, other values
+	// Changed counts the rows that differed in this comparison but not in
+	// an earlier one of the same table (Within): changes applied to the
+	// replica while it was read. They explain why Target is not Source -
+	// Missing + Extra, and are no difference.
+	Changed int64
 	// Keys holds the (masked) keys of the rows that differ, as opaque
 	// strings, with how they differ; nil when more than MaxDiffKeys
 	// differ. It lets a caller keep only the differences that persist
@@ -74,6 +79,7 @@ func (d TableDiff) Within(prev TableDiff) TableDiff {
 			out.Different++
 		}
 	}
+	out.Changed = d.Missing + d.Extra + d.Different - (out.Missing + out.Extra + out.Different)
 	return out
 }
 

@@ -13,6 +13,9 @@ func TestTableDiffWithin(t *testing.T) {
 	if got.Missing != 1 || got.Extra != 1 || got.Different != 0 || len(got.Keys) != 2 || got.Source != 10 || got.Target != 11 {
 		t.Errorf("Within = %+v", got)
 	}
+	if got.Changed != 1 {
+		t.Errorf("Within: %d changed, want 1 (e, in flight)", got.Changed)
+	}
 	if got.OK() {
 		t.Error("persistent differences reported OK")
 	}

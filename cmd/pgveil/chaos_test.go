@@ -116,7 +116,7 @@ func (s *site) reconnect() {
 	}
 	if s.dst.Ping(ctx) != nil {
 		s.dst.Close(ctx)
-		if s.dst, err = replicate.ConnectSource(ctx, s.dstDSN); err != nil {
+		if s.dst, err = replicate.ConnectTarget(ctx, s.dstDSN); err != nil {
 			s.t.Fatal(err)
 		}
 	}

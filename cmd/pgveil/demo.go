@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -65,10 +66,17 @@ type demoRun struct {
 	// starts with the traffic, so that a slow machine's set-up never
 	// cuts the demo short.
 	duration time.Duration
+	// entering, when set, is told the name of each phase as run enters it
+	// (demoPhases), and "stop" as the clusters are about to stop: tests
+	// cancel the demo there, and check that nothing of it still runs.
+	entering func(phase string)
 
 	prod, an       *cluster.Cluster
 	prodDSN, anDSN string
+	writerDSN      string
 	readerDSN      string
+	writerPW       string
+	readerPW       string
 	log            *slog.Logger
 	metrics        *metrics.Metrics
 	traffic        demo.TrafficStats
@@ -77,48 +85,116 @@ type demoRun struct {
 	shown          int // progress reports printed
 }
 
+// demoPhases are run's phases, in order.
+var demoPhases = []string{"clusters", "seed", "pipeline", "copy", "traffic", "show"}
+
+// enter marks the start of a phase.
+func (d *demoRun) enter(phase string) {
+	if d.entering != nil {
+		d.entering(phase)
+	}
+}
+
+// run is the demo: start the clusters, seed production, start the
+// pipeline, wait for its initial copy, live traffic with progress, then
+// show the caught-up replica. Every
+// goroutine it starts (the pipeline, the traffic, the metrics server) is
+// awaited before it returns, on every exit path, and before the clusters
+// stop.
 func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	d.out, d.started = d.e.stdout, time.Now()
 	if _, err := cluster.BinDir(); err != nil {
 		return exitProblems, fmt.Errorf("%w\n(the demo runs PostgreSQL itself; only the server package is needed)", err)
 	}
+	base, err := d.makeDir(dir)
+	if err != nil {
+		return exitProblems, err
+	}
+	defer d.leave(base, dir == "")
+
+	// Minutes to spare: two initdb runs, seeding and the first connections
+	// on a slow or busy machine. Ctrl-C ends the set-up too.
+	setup, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	d.enter("clusters")
+	err = d.startClusters(setup, base)
+	defer d.stopClusters()
+	if err != nil {
+		return exitProblems, err
+	}
+	d.enter("seed")
+	src, err := d.seed(setup)
+	if err != nil {
+		return exitProblems, err
+	}
+	defer src.Close(context.Background())
+	d.enter("pipeline")
+	pipe, err := d.startPipeline(setup, base)
+	if pipe != nil {
+		defer pipe.stop()
+	}
+	if err != nil {
+		return exitProblems, err
+	}
+	plan, err := d.plan(setup, pipe.cfg)
+	if err != nil {
+		return exitProblems, err
+	}
+	d.enter("copy")
+	if err := d.waitStreaming(ctx, pipe); err != nil {
+		return exitProblems, err
+	}
+	d.enter("traffic")
+	if err := d.liveTraffic(ctx, src, plan, pipe); err != nil {
+		return exitProblems, err
+	}
+	d.enter("show")
+	return d.finish(src, plan, pipe)
+}
+
+// makeDir makes the folder the clusters live in: dir, or a new temporary
+// one.
+func (d *demoRun) makeDir(dir string) (string, error) {
 	base := dir
 	if base == "" {
 		var err error
 		if base, err = os.MkdirTemp("", "pgveil-demo-"); err != nil {
-			return exitProblems, err
+			return "", err
 		}
 	}
 	if err := os.MkdirAll(base, 0o755); err != nil {
-		return exitProblems, err
+		return "", err
 	}
 	os.Chmod(base, 0o755)
-	defer func() {
-		if d.keep {
-			fmt.Fprintf(d.out, "\nThe clusters' data is kept in %s, with their settings (wal_level = logical, ports). Start them again with:\n", base)
-			for _, c := range []*cluster.Cluster{d.prod, d.an} {
-				if c != nil {
-					fmt.Fprintf(d.out, "  %s\n", c.StartCommand())
-				}
-			}
-			fmt.Fprintln(d.out, "and stop them with:")
-			for _, c := range []*cluster.Cluster{d.prod, d.an} {
-				if c != nil {
-					fmt.Fprintf(d.out, "  %s\n", c.StopCommand())
-				}
-			}
-			return
-		}
-		if dir == "" {
-			os.RemoveAll(base)
-		}
-	}()
+	return base, nil
+}
 
-	// Two clusters, each in its own folder; they stop when the demo ends.
-	// Minutes to spare: two initdb runs, seeding and the first connections
-	// on a slow or busy machine.
-	setup, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+// leave says how to start a kept demo's clusters again, or removes the
+// temporary folder the demo made.
+func (d *demoRun) leave(base string, made bool) {
+	if d.keep {
+		fmt.Fprintf(d.out, "\nThe clusters' data is kept in %s, with their settings (wal_level = logical, ports). Start them again with:\n", base)
+		for _, c := range []*cluster.Cluster{d.prod, d.an} {
+			if c != nil {
+				fmt.Fprintf(d.out, "  %s\n", c.StartCommand())
+			}
+		}
+		fmt.Fprintln(d.out, "and stop them with:")
+		for _, c := range []*cluster.Cluster{d.prod, d.an} {
+			if c != nil {
+				fmt.Fprintf(d.out, "  %s\n", c.StopCommand())
+			}
+		}
+		return
+	}
+	if made {
+		os.RemoveAll(base)
+	}
+}
+
+// startClusters starts two clusters, each in its own folder, and creates
+// the databases; stopClusters stops those that started.
+func (d *demoRun) startClusters(ctx context.Context, base string) error {
 	fmt.Fprintf(d.out, "pgveil demo: starting two PostgreSQL clusters (production and analytics) in %s\n", base)
 	for _, c := range []struct {
 		name string
@@ -126,66 +202,122 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	}{{"production", &d.prod}, {"analytics", &d.an}} {
 		sub := filepath.Join(base, c.name)
 		if err := os.MkdirAll(sub, 0o755); err != nil {
-			return exitProblems, err
+			return err
 		}
-		cl, err := cluster.Start(setup, cluster.Options{Dir: sub})
+		cl, err := cluster.Start(ctx, cluster.Options{Dir: sub})
 		if err != nil {
-			return exitProblems, fmt.Errorf("starting the %s cluster: %w", c.name, err)
+			return fmt.Errorf("starting the %s cluster: %w", c.name, err)
 		}
 		*c.to = cl
-		defer func() {
-			if d.keep {
-				cl.Shutdown()
-			} else {
-				cl.Stop()
-			}
-		}()
 	}
 	var err error
-	if d.prodDSN, err = d.prod.CreateDB(setup, "app"); err != nil {
-		return exitProblems, err
+	if d.prodDSN, err = d.prod.CreateDB(ctx, "app"); err != nil {
+		return err
 	}
-	if d.anDSN, err = d.an.CreateDB(setup, "analytics"); err != nil {
-		return exitProblems, err
+	if d.anDSN, err = d.an.CreateDB(ctx, "analytics"); err != nil {
+		return err
 	}
 	// pgveil writes the replica as setup-sql's writer role, and the
 	// reader is setup-sql's (hardenAnalytics, once the rules are read).
-	writerPW, readerPW := randomHex(12), randomHex(12)
-	writerDSN := fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/analytics?sslmode=disable", demoWriter, writerPW, d.an.Port)
-	d.readerDSN = fmt.Sprintf("postgres://metabase_ro:%s@127.0.0.1:%d/analytics?sslmode=disable", readerPW, d.an.Port)
+	d.writerPW, d.readerPW = randomHex(12), randomHex(12)
+	d.writerDSN = fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/analytics?sslmode=disable", demoWriter, d.writerPW, d.an.Port)
+	d.readerDSN = fmt.Sprintf("postgres://metabase_ro:%s@127.0.0.1:%d/analytics?sslmode=disable", d.readerPW, d.an.Port)
+	return nil
+}
 
-	// The example schema, seeded with realistic personal data.
-	if err := cluster.Exec(setup, d.prodDSN, examples.SaaSSchema()); err != nil {
-		return exitProblems, fmt.Errorf("loading the example schema: %w", err)
+// stopClusters stops the clusters that started (a kept demo's cleanly,
+// so that they start again).
+func (d *demoRun) stopClusters() {
+	d.enter("stop")
+	for _, c := range []*cluster.Cluster{d.an, d.prod} {
+		switch {
+		case c == nil:
+		case d.keep:
+			c.Shutdown()
+		default:
+			c.Stop()
+		}
+	}
+}
+
+// seed loads the example schema into production and seeds it with
+// realistic personal data; it returns a connection to production for the
+// progress reports.
+func (d *demoRun) seed(ctx context.Context) (*pgx.Conn, error) {
+	if err := cluster.Exec(ctx, d.prodDSN, examples.SaaSSchema()); err != nil {
+		return nil, fmt.Errorf("loading the example schema: %w", err)
 	}
 	fmt.Fprintf(d.out, "Seeding production with about %d rows of realistic personal data...", d.scale)
-	src, err := pgx.Connect(setup, d.prodDSN)
+	src, err := pgx.Connect(ctx, d.prodDSN)
 	if err != nil {
-		return exitProblems, err
+		return nil, err
 	}
-	defer src.Close(context.Background())
 	began := time.Now()
-	rows, err := demo.Seed(setup, src, demo.Options{Scale: d.scale, Seed: 1})
+	rows, err := demo.Seed(ctx, src, demo.Options{Scale: d.scale, Seed: 1})
 	if err != nil {
-		return exitProblems, fmt.Errorf("seeding: %w", err)
+		src.Close(context.Background())
+		return nil, fmt.Errorf("seeding: %w", err)
 	}
 	fmt.Fprintf(d.out, " %d rows in %.1fs\n", rows, time.Since(began).Seconds())
+	return src, nil
+}
 
-	// pgveil itself, with the example rules.
+// demoPipeline is pgveil replicating inside the demo, with what serves
+// it (its metrics server, its log file). stop ends it and waits for it;
+// run defers it as soon as the pipeline exists, so that nothing of it
+// outlives run or the clusters.
+type demoPipeline struct {
+	cfg   *rules.Config
+	stats *replicate.Stats
+	// finished is closed when Run has returned, err then holding its
+	// result: any number of selects may wait on it, and stop still gets
+	// the result.
+	finished chan struct{}
+	err      error
+	cancel   context.CancelFunc
+	closers  []func() // in reverse order of need, run by stop after the pipeline ended
+	once     sync.Once
+}
+
+// stop cancels the pipeline, waits for it, and then closes what it used;
+// it returns Run's result, and may be called more than once.
+func (p *demoPipeline) stop() error {
+	p.once.Do(func() {
+		if p.cancel != nil {
+			p.cancel()
+			<-p.finished
+		}
+		for i := len(p.closers) - 1; i >= 0; i-- {
+			p.closers[i]()
+		}
+	})
+	return p.err
+}
+
+// stopped is the error a phase returns when the pipeline ended under it.
+func (p *demoPipeline) stopped() error { return fmt.Errorf("pgveil stopped: %v", p.err) }
+
+// startPipeline reads the example rules, gives the analytics cluster
+// setup-sql's roles, and starts pgveil replicating, with its log in base
+// and, with --listen, its metrics served. The pipeline it returns, even
+// with an error, is to be stopped.
+func (d *demoRun) startPipeline(ctx context.Context, base string) (*demoPipeline, error) {
+	p := &demoPipeline{stats: &replicate.Stats{}, finished: make(chan struct{})}
 	secret := randomHex(32)
-	env := map[string]string{"SOURCE_DSN": d.prodDSN, "TARGET_DSN": writerDSN, "PGVEIL_SECRET": secret}
+	env := map[string]string{"SOURCE_DSN": d.prodDSN, "TARGET_DSN": d.writerDSN, "PGVEIL_SECRET": secret}
 	cfg, err := rules.Parse("examples/saas/pgveil.yaml", []byte(examples.SaaSRules()), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
-		return exitProblems, err
+		return p, err
 	}
-	if err := d.hardenAnalytics(setup, cfg, writerPW, readerPW); err != nil {
-		return exitProblems, err
+	p.cfg = cfg
+	if err := d.hardenAnalytics(ctx, cfg, d.writerPW, d.readerPW); err != nil {
+		return p, err
 	}
 	logFile, err := os.Create(filepath.Join(base, "pgveil.log"))
 	if err != nil {
-		return exitProblems, err
+		return p, err
 	}
-	defer logFile.Close()
+	p.closers = append(p.closers, func() { logFile.Close() })
 	d.log = slog.New(slog.NewTextHandler(logFile, nil))
 	d.metrics = metrics.New(time.Now)
 	d.metrics.SetBuildInfo(buildVersion())
@@ -193,20 +325,23 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	if d.listen != "" {
 		ln, err := net.Listen("tcp", d.listen)
 		if err != nil {
-			return exitProblems, fmt.Errorf("--listen: %w", err)
+			return p, fmt.Errorf("--listen: %w", err)
 		}
 		srv := &http.Server{Handler: d.metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
-		defer srv.Close()
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			srv.Serve(ln)
+		}()
+		p.closers = append(p.closers, func() { srv.Close(); <-served })
 		fmt.Fprintf(d.out, "Metrics on http://%s/metrics, health on /healthz\n", ln.Addr())
 	}
-	stats := &replicate.Stats{}
-	pipeCtx, stopPipe := context.WithCancel(context.Background())
-	defer stopPipe()
-	pipeDone := make(chan error, 1)
+	pipeCtx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
 	go func() {
-		pipeDone <- replicate.Run(pipeCtx, replicate.Options{
-			Config: cfg, Logger: d.log, Stats: stats, Observer: d.metrics,
+		defer close(p.finished)
+		p.err = replicate.Run(pipeCtx, replicate.Options{
+			Config: cfg, Logger: d.log, Stats: p.stats, Observer: d.metrics,
 			Snapshot: replicate.SnapshotOptions{Workers: 2},
 			Stream:   replicate.StreamOptions{SpillDir: base, StatusInterval: 2 * time.Second},
 		})
@@ -214,28 +349,31 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	fmt.Fprintf(d.out, "pgveil is replicating with examples/saas/pgveil.yaml (log: %s)\n\n", filepath.Join(base, "pgveil.log"))
 	fmt.Fprintf(d.out, "Metabase (or psql) reads the masked copy, read-only, at:\n  %s\n\n", d.readerDSN)
 	if err := writeExplore(base, env); err != nil {
-		return exitProblems, err
+		return p, err
 	}
 	fmt.Fprintf(d.out, "Explore it from another terminal while it runs:\n  . %s\n  pgveil status -c %s\n  pgveil preview -c %[2]s customers\n  pgveil verify -c %[2]s\n\n",
 		filepath.Join(base, "demo.env"), filepath.Join(base, "pgveil.yaml"))
+	return p, nil
+}
 
-	// Live traffic once the initial copy is in.
-	plan, err := d.plan(setup, cfg)
-	if err != nil {
-		return exitProblems, err
-	}
-	if err := d.waitStreaming(ctx, pipeDone); err != nil {
-		return exitProblems, err
-	}
+// liveTraffic runs the live traffic, once the initial copy is in, and
+// shows progress until it ends (Ctrl-C, --duration) or the pipeline does.
+// The traffic's goroutine is awaited on every path.
+func (d *demoRun) liveTraffic(ctx context.Context, src *pgx.Conn, plan *transform.Plan, pipe *demoPipeline) error {
 	trafficCtx, stopTraffic := context.WithCancel(ctx)
 	defer stopTraffic()
 	if d.duration > 0 {
-		trafficCtx, stopTraffic = context.WithTimeout(trafficCtx, d.duration)
-		defer stopTraffic()
+		var cancel context.CancelFunc
+		trafficCtx, cancel = context.WithTimeout(trafficCtx, d.duration)
+		defer cancel()
 	}
-	trafficConn, err := pgx.Connect(setup, d.prodDSN)
+	// Connected whatever ctx: a Ctrl-C as the traffic starts is the
+	// demo's normal end, which shows the replica.
+	connCtx, cancelConn := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancelConn()
+	trafficConn, err := pgx.Connect(connCtx, d.prodDSN)
 	if err != nil {
-		return exitProblems, err
+		return err
 	}
 	defer trafficConn.Close(context.Background())
 	trafficDone := make(chan error, 1)
@@ -246,33 +384,38 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	defer tick.Stop()
 	// The traffic ends when trafficCtx does (Ctrl-C, --duration) or on
 	// an error; either way its result is read exactly once, here.
-	for trafficEnded := false; !trafficEnded; {
+	for {
 		select {
-		case err := <-pipeDone:
-			return exitProblems, fmt.Errorf("pgveil stopped: %v", err)
+		case <-pipe.finished:
+			stopTraffic()
+			<-trafficDone
+			return pipe.stopped()
 		case err := <-trafficDone:
 			if err != nil {
-				return exitProblems, fmt.Errorf("traffic: %w", err)
+				return fmt.Errorf("traffic: %w", err)
 			}
-			trafficEnded = true
+			return nil
 		case <-tick.C:
-			d.show(src, plan, stats)
+			d.show(src, plan, pipe.stats)
 		}
 	}
+}
 
-	// Let the replica catch up, then check it against the masked source.
+// finish lets the replica catch up, shows the newest customer, checks
+// the replica against the masked source, stops the pipeline and shows a
+// tenant's view.
+func (d *demoRun) finish(src *pgx.Conn, plan *transform.Plan, pipe *demoPipeline) (int, error) {
 	fmt.Fprintln(d.out, "\nStopping the traffic; waiting for the replica to catch up, then verifying it...")
 	end, cancelEnd := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancelEnd()
-	if err := d.catchUp(end, src, cfg, pipeDone); err != nil {
+	if err := d.catchUp(end, src, pipe); err != nil {
 		return exitProblems, err
 	}
 	if err := d.showNewest(end, src, plan); err != nil {
 		return exitProblems, err
 	}
-	ok, err := d.verify(end, cfg)
-	stopPipe()
-	if perr := <-pipeDone; perr != nil {
+	ok, err := d.verify(end, pipe.cfg)
+	if perr := pipe.stop(); perr != nil {
 		return exitProblems, perr
 	}
 	if err != nil {
@@ -281,7 +424,7 @@ func (d *demoRun) run(ctx context.Context, dir string) (int, error) {
 	if !ok {
 		return exitProblems, errors.New("the replica differs from the masked source")
 	}
-	if err := d.tenantView(end, cfg); err != nil {
+	if err := d.tenantView(end, pipe.cfg); err != nil {
 		return exitProblems, err
 	}
 	return exitOK, nil
@@ -295,10 +438,9 @@ const demoWriter = "pgveil"
 // generator (as plain SQL, run here rather than by psql): the writer
 // role pgveil runs as, and readers that are NOINHERIT, read-only by
 // default, with a statement timeout, no CREATE or TEMPORARY and no
-// access to schema pgveil. On top, as setup-sql's script recommends (a
-// database that holds the replica only), the cluster's other databases
-// are closed to everyone but superusers: the reader connects to
-// analytics only.
+// access to schema pgveil. The cluster holds the replica only, so its
+// other databases are closed to everyone but superusers, as
+// --close-other-databases does: the reader connects to analytics only.
 func (d *demoRun) hardenAnalytics(ctx context.Context, cfg *rules.Config, writerPW, readerPW string) error {
 	r, err := newSetupRoles(cfg, "pgveil", demoWriter, "5min")
 	if err != nil {
@@ -309,11 +451,9 @@ func (d *demoRun) hardenAnalytics(ctx context.Context, cfg *rules.Config, writer
 		pw[name] = readerPW
 	}
 	r.direct = &directTarget{database: "analytics", passwords: pw}
+	r.closeOthers = true
 	if err := cluster.Exec(ctx, d.anDSN, r.targetScript()); err != nil {
-		return fmt.Errorf("setting up the analytics roles (setup-sql --part target): %w", err)
-	}
-	if err := cluster.Exec(ctx, d.anDSN, `REVOKE CONNECT ON DATABASE postgres FROM PUBLIC; REVOKE CONNECT ON DATABASE template1 FROM PUBLIC`); err != nil {
-		return fmt.Errorf("closing the other databases of the analytics cluster: %w", err)
+		return fmt.Errorf("setting up the analytics roles (setup-sql --part target --close-other-databases): %w", err)
 	}
 	return nil
 }
@@ -324,7 +464,7 @@ func (d *demoRun) tenantView(ctx context.Context, cfg *rules.Config) error {
 	if cfg.Tenancy == nil {
 		return nil
 	}
-	dst, err := replicate.ConnectSource(ctx, d.anDSN)
+	dst, err := replicate.ConnectTarget(ctx, d.anDSN)
 	if err != nil {
 		return err
 	}
@@ -373,7 +513,7 @@ func (d *demoRun) plan(ctx context.Context, cfg *rules.Config) (*transform.Plan,
 }
 
 // waitStreaming waits for the initial copy, showing its progress.
-func (d *demoRun) waitStreaming(ctx context.Context, pipeDone <-chan error) error {
+func (d *demoRun) waitStreaming(ctx context.Context, pipe *demoPipeline) error {
 	fmt.Fprint(d.out, "Initial copy (snapshot, masked on the way)...")
 	began := time.Now()
 	for {
@@ -384,8 +524,8 @@ func (d *demoRun) waitStreaming(ctx context.Context, pipeDone <-chan error) erro
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-pipeDone:
-			return fmt.Errorf("pgveil stopped: %v", err)
+		case <-pipe.finished:
+			return pipe.stopped()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -451,7 +591,7 @@ func (d *demoRun) showCustomer(ctx context.Context, plan *transform.Plan, title 
 		return errors.New("no customers table in the rules")
 	}
 	cols := tp.ColumnNames()
-	raw, err := textRow(ctx, d.prodDSN, tp, "id = "+fmt.Sprint(id))
+	raw, err := textRow(ctx, replicate.ConnectSource, d.prodDSN, tp, "id = "+fmt.Sprint(id))
 	if err != nil {
 		return err
 	}
@@ -459,7 +599,7 @@ func (d *demoRun) showCustomer(ctx context.Context, plan *transform.Plan, title 
 	if err != nil {
 		return err
 	}
-	replica, err := textRow(ctx, d.anDSN, tp, "id = "+string(masked[0].Text))
+	replica, err := textRow(ctx, replicate.ConnectTarget, d.anDSN, tp, "id = "+string(masked[0].Text))
 	if err != nil {
 		return fmt.Errorf("not in the replica yet")
 	}
@@ -474,9 +614,15 @@ func (d *demoRun) showCustomer(ctx context.Context, plan *transform.Plan, title 
 	return tw.Flush()
 }
 
-// textRow reads one row of tp's columns in text form.
-func textRow(ctx context.Context, dsn string, tp *transform.TablePlan, where string) ([]schema.Value, error) {
-	conn, err := replicate.ConnectSource(ctx, dsn)
+// textRow reads one row of tp's columns in text form, connected with
+// connect: replicate.ConnectSource to production, replicate.ConnectTarget
+// to the analytics database. Both give the same text forms of values;
+// only the source connector also pins search_path to pg_catalog, a
+// defence against production's application roles that the analytics
+// database, pgveil's own, does not need (and every name here is
+// qualified anyway).
+func textRow(ctx context.Context, connect func(context.Context, string) (*pgx.Conn, error), dsn string, tp *transform.TablePlan, where string) ([]schema.Value, error) {
+	conn, err := connect(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -514,22 +660,22 @@ func cell(v schema.Value) string {
 }
 
 // catchUp waits until the slot has confirmed everything production wrote.
-func (d *demoRun) catchUp(ctx context.Context, src *pgx.Conn, cfg *rules.Config, pipeDone <-chan error) error {
+func (d *demoRun) catchUp(ctx context.Context, src *pgx.Conn, pipe *demoPipeline) error {
 	var target string
 	if err := src.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&target); err != nil {
 		return err
 	}
 	for {
 		var caught bool
-		err := src.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", target, cfg.Source.Slot).Scan(&caught)
+		err := src.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", target, pipe.cfg.Source.Slot).Scan(&caught)
 		if err == nil && caught {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return errors.New("the replica did not catch up within 5 minutes")
-		case err := <-pipeDone:
-			return fmt.Errorf("pgveil stopped: %v", err)
+		case <-pipe.finished:
+			return pipe.stopped()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -542,7 +688,7 @@ func (d *demoRun) verify(ctx context.Context, cfg *rules.Config) (bool, error) {
 		return false, err
 	}
 	defer src.Close(context.Background())
-	dst, err := replicate.ConnectSource(ctx, d.anDSN)
+	dst, err := replicate.ConnectTarget(ctx, d.anDSN)
 	if err != nil {
 		return false, err
 	}

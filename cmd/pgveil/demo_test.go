@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -198,4 +200,114 @@ func atoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// Ctrl-C at any phase of the demo ends it with nothing of it left
+// running: the pipeline, the traffic and the metrics server are awaited
+// on every exit path, before the clusters stop. (Cancelling at "traffic"
+// ends the traffic at once and goes through "show", the normal end.)
+func TestDemoCancelAtEachPhase(t *testing.T) {
+	for _, phase := range demoPhases {
+		if phase == "show" {
+			continue // the traffic case reaches it; Ctrl-C is what ends the traffic
+		}
+		t.Run(phase, func(t *testing.T) {
+			dir, err := os.MkdirTemp("", "pgveil-demo-test-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			ctx, ctrlC := context.WithCancel(context.Background())
+			defer ctrlC()
+			stdout := &syncbuf.Buffer{}
+			var seen []string
+			var before map[string]bool // the package's shared clusters run beside the demo
+			d := &demoRun{e: &env{stdout: stdout, stderr: stdout}, scale: 500, rate: 20, every: time.Second, listen: "127.0.0.1:0"}
+			d.entering = func(p string) {
+				seen = append(seen, p)
+				switch p {
+				case phase:
+					ctrlC()
+				case "stop":
+					// The clusters stop only once nothing of the demo
+					// uses them: no grace here, as what run awaits has
+					// returned from these functions by now.
+					if left := goroutinesIn(before, "pgveil/replicate.", "pgveil/internal/demo.", "net/http.(*Server).Serve"); left != "" {
+						t.Errorf("goroutines still running as the clusters stop:\n%s", left)
+					}
+				}
+			}
+			before = goroutineIDs()
+			code, err := d.run(ctx, dir)
+			t.Logf("exit %d, %v; phases %v\n%s", code, err, seen, stdout)
+			if len(seen) == 0 || seen[len(seen)-1] != "stop" || !slices.Contains(seen, phase) {
+				t.Errorf("phases %v: want %s, then stop last", seen, phase)
+			}
+			if phase == "traffic" && (code != exitOK || !slices.Contains(seen, "show")) {
+				t.Errorf("Ctrl-C once the traffic runs is the demo's normal end: exit %d, %v", code, err)
+			}
+			if left := demoGoroutines(5*time.Second, before); left != "" {
+				t.Errorf("goroutines left after the demo:\n%s", left)
+			}
+		})
+	}
+}
+
+// demoGoroutines waits up to grace for every goroutine running pgveil's
+// code, other than the test's own and those in before, to end, and
+// returns the stacks of those still there ("" when none is).
+func demoGoroutines(grace time.Duration, before map[string]bool) string {
+	deadline := time.Now().Add(grace)
+	for {
+		var left []string
+		for _, g := range goroutineStacks() {
+			if strings.Contains(g, "pgveil/") && !strings.Contains(g, "testing.tRunner") && !before[goroutineID(g)] {
+				left = append(left, g)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return strings.Join(left, "\n\n")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// goroutineStacks returns the stack of every goroutine.
+func goroutineStacks() []string {
+	buf := make([]byte, 1<<20)
+	return strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n")
+}
+
+// goroutineID is the N of a stack's "goroutine N [...]:" header.
+func goroutineID(stack string) string {
+	id, _, _ := strings.Cut(strings.TrimPrefix(stack, "goroutine "), " ")
+	return id
+}
+
+// goroutineIDs is the set of the goroutines now running.
+func goroutineIDs() map[string]bool {
+	ids := map[string]bool{}
+	for _, g := range goroutineStacks() {
+		ids[goroutineID(g)] = true
+	}
+	return ids
+}
+
+// goroutinesIn returns the stacks of the goroutines, other than the
+// test's own and those in before, now running a function whose name
+// starts with one of prefixes.
+func goroutinesIn(before map[string]bool, prefixes ...string) string {
+	var left []string
+	for _, g := range goroutineStacks() {
+		if strings.Contains(g, "testing.tRunner") || before[goroutineID(g)] {
+			continue
+		}
+		for _, line := range strings.Split(g, "\n") {
+			if slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(line, p) }) {
+				left = append(left, g)
+				break
+			}
+		}
+	}
+	return strings.Join(left, "\n\n")
 }

@@ -69,7 +69,7 @@ INSERT INTO customers (account_id, email, full_name) SELECT 1 + g % 5, 'c' || g 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.src.Close(context.Background()) })
-	if s.dst, err = replicate.ConnectSource(ctx, anC.DSN("analytics")); err != nil {
+	if s.dst, err = replicate.ConnectTarget(ctx, anC.DSN("analytics")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.dst.Close(context.Background()) })

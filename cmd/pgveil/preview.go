@@ -9,8 +9,6 @@ import (
 	"text/tabwriter"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"pgveil/replicate"
 	"pgveil/rules"
 	"pgveil/schema"
@@ -81,7 +79,7 @@ func runPreview(ctx context.Context, e *env, args []string) int {
 		return exitProblems
 	}
 	query := replicate.SelectSQL(tp, "", tp.Where) + fmt.Sprintf(" LIMIT %d", *n)
-	rows, err := queryText(ctx, src.PgConn(), query, nil)
+	rows, err := replicate.QueryText(ctx, src.PgConn(), query, nil)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pgveil preview: reading %s: %v\n", label, err)
 		return exitProblems
@@ -230,37 +228,4 @@ func splitName(s string) ([]string, error) {
 		}
 		s = s[1:]
 	}
-}
-
-// queryText runs a query with text parameters (nil is NULL; their types
-// are left to the server) and returns every row with its values in text
-// format, as the pipeline reads them: the output functions' text under
-// the pipeline's session settings.
-func queryText(ctx context.Context, conn *pgconn.PgConn, query string, params []schema.Value) ([][]schema.Value, error) {
-	vals := make([][]byte, len(params))
-	for i, p := range params {
-		if p.State == schema.Present {
-			vals[i] = p.Text
-			if vals[i] == nil {
-				vals[i] = []byte{}
-			}
-		}
-	}
-	res := conn.ExecParams(ctx, query, vals, nil, nil, nil).Read()
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	rows := make([][]schema.Value, len(res.Rows))
-	for i, r := range res.Rows {
-		row := make([]schema.Value, len(r))
-		for j, v := range r {
-			if v == nil {
-				row[j] = schema.SQLNull()
-			} else {
-				row[j] = schema.Bytes(v)
-			}
-		}
-		rows[i] = row
-	}
-	return rows, nil
 }

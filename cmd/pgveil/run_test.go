@@ -87,7 +87,7 @@ func newSite(t *testing.T) *site {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.src.Close(context.Background()) })
-	if s.dst, err = replicate.ConnectSource(ctx, s.dstDSN); err != nil {
+	if s.dst, err = replicate.ConnectTarget(ctx, s.dstDSN); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.dst.Close(context.Background()) })

@@ -10,6 +10,8 @@ import (
 	"pgveil/replicate"
 	"pgveil/rules/refs"
 	"pgveil/rules/scan"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // stringList is a flag that may be repeated.
@@ -60,21 +62,10 @@ func runScan(ctx context.Context, e *env, args []string) int {
 		return exitProblems
 	}
 	defer conn.Close(context.Background())
-	// The reference model: declared foreign keys, those on partitions
-	// lifted to their root, and references inferred where no constraint
-	// exists (confirmed by sampled overlap), so that every join keeps.
-	model, err := refs.Read(ctx, conn, refs.Options{Schemas: schemas, Infer: true})
-	if err != nil {
-		fmt.Fprintf(e.stderr, "pgveil scan: %v\n", scrubPassword(err, *dsn))
-		return exitProblems
-	}
 	skipped := 0
-	tables, _, err := scan.Read(ctx, conn, scan.Options{
-		Schemas: schemas, Sample: *n, StatementTimeout: "30s",
-		Skipped: func(table, state string) {
-			skipped++
-			fmt.Fprintf(e.stderr, "pgveil scan: could not sample %s (%s): its rules come from names and types only\n", table, state)
-		},
+	tables, model, ruled, err := proposeRules(ctx, conn, schemas, *n, func(table, state string) {
+		skipped++
+		fmt.Fprintf(e.stderr, "pgveil scan: could not sample %s (%s): its rules come from names and types only\n", table, state)
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pgveil scan: %v\n", scrubPassword(err, *dsn))
@@ -84,7 +75,6 @@ func runScan(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "pgveil scan: no table found")
 		return exitProblems
 	}
-	ruled := scan.Propose(tables, model)
 	cols, masked := 0, 0
 	for _, r := range ruled {
 		for _, p := range r.Proposals {
@@ -122,4 +112,27 @@ func runScan(ctx context.Context, e *env, args []string) int {
 	fmt.Fprintf(e.stderr, "pgveil scan: %d table%s%s, %d column%s, %d masked; review the rules before use\n",
 		len(tables), plural(len(tables)), notSampled, cols, plural(cols), masked)
 	return exitOK
+}
+
+// proposeRules is the scanner: it reads the reference model (declared
+// foreign keys, those on partitions lifted to their root, and references
+// inferred where no constraint exists, confirmed by sampled overlap, so
+// that every join keeps), the tables of schemas (every schema when
+// empty) with sample rows of each (skipped is told of a table that could
+// not be sampled), and proposes a rule for every column. scan and
+// validate's suggestions both call it, so that they propose the same rule
+// for the same column. It returns the tables, the reference model and
+// the rules.
+func proposeRules(ctx context.Context, conn *pgx.Conn, schemas []string, sample int, skipped func(table, state string)) ([]*scan.Table, *refs.Model, []scan.Ruled, error) {
+	model, err := refs.Read(ctx, conn, refs.Options{Schemas: schemas, Infer: true})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tables, _, err := scan.Read(ctx, conn, scan.Options{
+		Schemas: schemas, Sample: sample, StatementTimeout: "30s", Skipped: skipped,
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return tables, model, scan.Propose(tables, model), nil
 }

@@ -29,6 +29,7 @@ func runSetupSQL(_ context.Context, e *env, args []string) int {
 	sourceRole := fs.String("source-role", "pgveil", "the `role` pgveil logs in as on production")
 	targetRole := fs.String("target-role", "pgveil", "the `role` pgveil logs in as on the analytics database")
 	timeout := fs.String("reader-timeout", "5min", "statement_timeout of the reader roles (a PostgreSQL `duration` such as 30s, 5min, 1h; 0 for none)")
+	closeOthers := fs.Bool("close-other-databases", false, "take CONNECT on the analytics cluster's other databases (postgres, template1, ...) from PUBLIC, so that readers connect to the replica's database only; for a cluster that holds the replica only")
 	if code := parseNoArgs(e, fs, args); code >= 0 {
 		return code
 	}
@@ -61,6 +62,7 @@ func runSetupSQL(_ context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "pgveil setup-sql: %s: %v\n", cfg.File, err)
 		return exitProblems
 	}
+	r.closeOthers = *closeOthers
 	switch *part {
 	case "source":
 		fmt.Fprint(e.stdout, r.sourceScript())
@@ -167,6 +169,12 @@ type setupRoles struct {
 	schemas       []string           // of tables, sorted
 	rowFilters    bool               // a table has a where
 	columnLists   bool               // source.publication_mode column_lists
+	// closeOthers takes CONNECT on the cluster's other databases from
+	// PUBLIC (--close-other-databases). Not the default: on a cluster
+	// shared with other databases, roles of theirs (a monitoring agent
+	// that connects to postgres, an application) may rely on PUBLIC's
+	// CONNECT, and this script cannot know.
+	closeOthers bool
 	// direct, when set, makes targetScript plain SQL for a connection
 	// that is no psql (the demo runs it with pgx): no psql variables or
 	// meta-commands, the database named, passwords given.
@@ -376,6 +384,17 @@ func (r *setupRoles) targetScript() string {
 	for _, q := range target.LockDownSQL() {
 		p("%s;", q)
 	}
+	p("")
+	if r.closeOthers {
+		p("-- The cluster's other databases (postgres, template1, ...): closed to all but superusers and the")
+		p("-- roles granted CONNECT there, so that readers connect to this database only (--close-other-databases).")
+		p("%s", closeOtherDatabasesSQL)
+	} else {
+		p("-- The cluster's other databases keep PUBLIC's CONNECT (PostgreSQL's default): a reader can connect")
+		p("-- to postgres and see its catalog, never the replica. On a cluster that holds the replica only, run")
+		p("-- setup-sql with --close-other-databases to take it away; it is not done by default because other")
+		p("-- roles of a shared cluster (a monitoring agent that connects to postgres) may rely on it.")
+	}
 	if len(r.readers) == 0 {
 		p("")
 		p("-- No reader: the rules' target.readers is empty.")
@@ -417,6 +436,19 @@ func (r *setupRoles) targetScript() string {
 	p("COMMIT;")
 	return b.String()
 }
+
+// closeOtherDatabasesSQL takes CONNECT from PUBLIC on every database of
+// the cluster but the current one that accepts connections (template0
+// does not).
+const closeOtherDatabasesSQL = `DO $closeothers$
+DECLARE
+  db name;
+BEGIN
+  FOR db IN SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND datname <> pg_catalog.current_database() LOOP
+    EXECUTE pg_catalog.format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', db);
+  END LOOP;
+END
+$closeothers$;`
 
 // readOnlyLogin writes what a reader and an impersonator share: a
 // NOINHERIT login with no other attribute, the reader timeout, read-only

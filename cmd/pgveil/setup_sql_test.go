@@ -291,7 +291,7 @@ func TestSetupSQLLeastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.src.Close(context.Background()) })
-	if s.dst, err = replicate.ConnectSource(ctx, dstSuper); err != nil {
+	if s.dst, err = replicate.ConnectTarget(ctx, dstSuper); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.dst.Close(context.Background()) })
@@ -529,5 +529,60 @@ tables:
 	_, saas, _ := pgveil(t, nil, "setup-sql", "-c", "../../examples/saas/pgveil.yaml", "--part", "source")
 	if strings.Contains(saas, "EVENT TRIGGER") {
 		t.Error("migration_safe source script installs event triggers")
+	}
+}
+
+// The docs promise only what setup-sql does: every flag they give it
+// exists, and what they say its scripts (and the compose stack's script)
+// do about the cluster's other databases is in them. (docs/deploy.md
+// once said readers lose CONNECT on postgres while setup-sql did not do
+// it, and a reader connected to it.)
+func TestDocsSetupSQLPromises(t *testing.T) {
+	_, _, usage := pgveil(t, nil, "setup-sql", "-h")
+	docs := map[string]string{}
+	for _, f := range []string{"../../README.md", "../../docs/deploy.md", "../../docs/operations.md"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs[filepath.Base(f)] = string(b)
+	}
+	// Flags given to setup-sql in the docs' examples (`pgveil setup-sql
+	// ...`, command lines) and those the prose names for it.
+	mentioned := map[string]bool{"close-other-databases": true}
+	cmdRE := regexp.MustCompile("pgveil setup-sql[^`\\n]*")
+	for name, text := range docs {
+		for _, cmd := range cmdRE.FindAllString(text, -1) {
+			for _, m := range regexp.MustCompile(`--([a-z][a-z-]*)`).FindAllStringSubmatch(cmd, -1) {
+				mentioned[m[1]] = true
+			}
+		}
+		if !strings.Contains(text, "--close-other-databases") && name != "README.md" {
+			t.Errorf("%s does not say how setup-sql closes the other databases (--close-other-databases)", name)
+		}
+	}
+	for f := range mentioned {
+		if !regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(f) + `\b`).MatchString(usage) {
+			t.Errorf("the docs give setup-sql --%s, which it does not have:\n%s", f, usage)
+		}
+	}
+
+	file := "../../examples/saas/pgveil.yaml"
+	_, plain, _ := pgveil(t, nil, "setup-sql", "-c", file, "--part", "target")
+	_, closed, _ := pgveil(t, nil, "setup-sql", "-c", file, "--part", "target", "--close-other-databases")
+	revoke := "EXECUTE pg_catalog.format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', db)"
+	if strings.Contains(plain, "REVOKE CONNECT") || !strings.Contains(plain, "--close-other-databases") {
+		t.Errorf("setup-sql without --close-other-databases: the docs say it leaves PUBLIC's CONNECT on the other databases, and says how to take it:\n%s", plain)
+	}
+	if !strings.Contains(closed, revoke) {
+		t.Errorf("setup-sql --close-other-databases does not revoke CONNECT on the other databases:\n%s", closed)
+	}
+	// docs/deploy.md: the compose stack's script revokes it on postgres.
+	compose, err := os.ReadFile("../../examples/deploy/analytics-init.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(docs["deploy.md"], "the script revokes `CONNECT` on\nthe `postgres` database") != strings.Contains(string(compose), "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;") {
+		t.Error("docs/deploy.md and examples/deploy/analytics-init.sh disagree on CONNECT on the postgres database")
 	}
 }

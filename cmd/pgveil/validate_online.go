@@ -205,10 +205,15 @@ func validateOnline(ctx context.Context, e *env, cfg *rules.Config, reg *transfo
 	// of the tables that exist, so that every problem shows at once.
 	cat, cerr := schema.ReadCatalog(ctx, src, ruleTableNames(cfg))
 	var hints map[string]string
+	var herr error
 	if cerr == nil {
-		hints = suggestions(cfg, reg, cat, rp)
+		hints, herr = suggestions(ctx, src, cfg, reg, cat, rp)
 	}
 	n := printPrepareError(e, "validate", cfg, err, hints)
+	if herr != nil {
+		fmt.Fprintf(e.stderr, "pgveil validate: %v\n", herr)
+		n++
+	}
 	// The references are checked too: they need no compiled plan.
 	if refProbs, _, rerr := checkReferencesOnline(ctx, src, cfg); rerr != nil {
 		fmt.Fprintf(e.stderr, "pgveil validate: %v\n", rerr)
@@ -309,39 +314,54 @@ func prerequisites(ctx context.Context, src *pgx.Conn, cfg *rules.Config, cat *s
 }
 
 // suggestions maps "table.column" (as problems name them) of every
-// unruled column to a suggested rule that builds for its type.
-func suggestions(cfg *rules.Config, reg *transform.Registry, cat *schema.Catalog, rp rules.Problems) map[string]string {
+// unruled column to the rule pgveil scan proposes for it, from the
+// catalog of the rules' schemas without sampling values (as `pgveil scan
+// --sample 0` does), kept only if it builds for the column (drop
+// otherwise). A rule scan proposes with a caveat (a keep to check) says
+// it.
+func suggestions(ctx context.Context, src *pgx.Conn, cfg *rules.Config, reg *transform.Registry, cat *schema.Catalog, rp rules.Problems) (map[string]string, error) {
 	keys, err := cfg.Keys()
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	byName := map[string]*schema.Table{}
-	for _, t := range cat.Tables {
-		byName[t.QualifiedName()] = t
+	want := map[string]bool{}
+	for _, p := range rp {
+		if isUnruled(p) {
+			want[p.Table+"."+p.Column] = true
+		}
+	}
+	if len(want) == 0 {
+		return nil, nil
+	}
+	var schemas []string
+	for _, n := range ruleTableNames(cfg) {
+		if !slices.Contains(schemas, n.Schema) {
+			schemas = append(schemas, n.Schema)
+		}
+	}
+	_, _, ruled, err := proposeRules(ctx, src, schemas, 0, nil)
+	if err != nil {
+		return nil, fmt.Errorf("suggesting rules: %w", err)
 	}
 	out := map[string]string{}
-	for _, p := range rp {
-		if !isUnruled(p) {
-			continue
-		}
-		t := byName[p.Table]
-		if t == nil {
-			continue
-		}
-		for _, c := range t.Columns {
-			if schema.QuoteIdent(c.Name) == p.Column {
-				out[p.Table+"."+p.Column] = suggestRule(c, reg, keys)
+	for _, r := range ruled {
+		n := schema.TableName{Schema: r.Table.Schema, Name: r.Table.Name}
+		t := cat.Tables[n]
+		for j, c := range r.Table.Columns {
+			k := n.QualifiedName() + "." + schema.QuoteIdent(c.Name)
+			if !want[k] || t == nil || t.Column(c.Name) == nil {
+				continue
 			}
+			out[k] = suggestRule(*t.Column(c.Name), r.Proposals[j], reg, keys)
 		}
 	}
-	return out
+	return out, nil
 }
 
-// suggestRule guesses a rule from a column's name and type, and keeps the
-// guess only if it builds for the column; the fallback is drop (hash, or
-// keep, for key columns, which may only be keep or hash).
-func suggestRule(col schema.Column, reg *transform.Registry, keys *transform.Keys) string {
-	rule, note := guessRule(col)
+// suggestRule is the scanner's proposal p for col, if it builds for the
+// column, else drop (hash, or keep, for a key column, which may only be
+// keep or hash).
+func suggestRule(col schema.Column, p scan.Proposal, reg *transform.Registry, keys *transform.Keys) string {
 	builds := func(text string) bool {
 		r, err := rules.ParseRule(text, reg)
 		if err != nil {
@@ -350,8 +370,11 @@ func suggestRule(col schema.Column, reg *transform.Registry, keys *transform.Key
 		_, err = reg.Build(r, col, keys)
 		return err == nil
 	}
-	if builds(rule) {
-		return rule + note
+	if builds(p.Rule) {
+		if p.Rule == "keep" && p.Reason != "" {
+			return p.Rule + " (" + p.Reason + ")"
+		}
+		return p.Rule
 	}
 	if col.PrimaryKey {
 		if builds("hash") {
@@ -360,69 +383,6 @@ func suggestRule(col schema.Column, reg *transform.Registry, keys *transform.Key
 		return "keep"
 	}
 	return "drop"
-}
-
-// guessRule is the name and type heuristic behind suggestRule.
-func guessRule(col schema.Column) (rule, note string) {
-	name := strings.ToLower(col.Name)
-	words := strings.FieldsFunc(name, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') })
-	has := func(ws ...string) bool {
-		for _, w := range words {
-			for _, x := range ws {
-				if w == x {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	contains := func(subs ...string) bool {
-		for _, s := range subs {
-			if strings.Contains(name, s) {
-				return true
-			}
-		}
-		return false
-	}
-	kind := col.Type.Kind
-	isTime := kind == schema.KindDate || kind == schema.KindTimestamp || kind == schema.KindTimestampTZ || kind == schema.KindTime
-	switch {
-	case col.PrimaryKey:
-		return "hash", ""
-	case contains("password", "passwd", "secret", "token", "iban", "ssn", "card", "cvv") || has("pin", "salt"):
-		return "drop", ""
-	case contains("email") || has("mail"):
-		return "{fake: email}", ""
-	case contains("phone") || has("mobile", "tel", "cell", "fax"):
-		return "{partial: {keep_last: 2}}", ""
-	case contains("birth") || has("dob", "birthday"):
-		return "{truncate: year}", ""
-	case name == "username" || name == "user_name" || name == "login":
-		return "{fake: username}", ""
-	case (has("first") || has("given")) && contains("name") || name == "firstname":
-		return "{fake: first_name}", ""
-	case (has("last") || has("family")) && contains("name") || contains("surname") || name == "lastname":
-		return "{fake: last_name}", ""
-	case has("name", "fullname", "nickname") || contains("full_name", "display_name"):
-		return "{fake: name}", ""
-	case contains("street") || has("address1", "address2", "line1", "line2"):
-		return "{fake: street}", ""
-	case contains("address") && kind == schema.KindText:
-		return "{fake: address}", ""
-	case has("city", "town"):
-		return "{fake: city}", ""
-	case has("zip", "zipcode", "postcode", "postal", "plz"):
-		return "{truncate: 3}", ""
-	case has("ip") || contains("ip_addr", "ipaddr") || kind == schema.KindInet:
-		return "{fake: ipv4}", ""
-	case name == "id" || strings.HasSuffix(name, "_id") || has("uuid"):
-		return "hash", ""
-	case isTime: // created_at, updated_at and other timestamps
-		return "keep", ""
-	case kind == schema.KindJSON || kind == schema.KindJSONB:
-		return `{json: {"$..email": {fake: email}}}`, " (name the personal paths inside; or drop)"
-	}
-	return "drop", ""
 }
 
 // warnDerived warns of derived columns (a tsvector, a generated column, a

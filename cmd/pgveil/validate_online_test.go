@@ -10,6 +10,7 @@ import (
 
 	"pgveil/internal/pgtest"
 	"pgveil/internal/process"
+	"pgveil/rules/scan"
 	"pgveil/schema"
 	"pgveil/transform"
 )
@@ -101,7 +102,7 @@ func TestValidateOnline(t *testing.T) {
 	t.Logf("drift:\n%s%s", out, errOut)
 	at := cfg + ":" + itoa(lineOf(t, cfg, "  customers:")) + ":3: public.customers."
 	for _, want := range []string{
-		at + "nickname: column has no rule; deny by default: add a rule (for example drop); suggested: {fake: name}\n",
+		at + "nickname: column has no rule; deny by default: add a rule (for example drop); suggested: {fake: username}\n",
 		at + "work_email: column has no rule; deny by default: add a rule (for example drop); suggested: {fake: email}\n",
 		at + "recovery_token: column has no rule; deny by default: add a rule (for example drop); suggested: drop\n",
 		at + "last_seen_ip: column has no rule; deny by default: add a rule (for example drop); suggested: {fake: ipv4}\n",
@@ -141,32 +142,77 @@ func TestValidateOnlineConnectionFailure(t *testing.T) {
 	}
 }
 
+// validate suggests the scanner's proposal when it builds for the
+// column, and a rule that does otherwise.
 func TestSuggestRule(t *testing.T) {
-	for _, tc := range []struct{ name, typ, want string }{
-		{"email", "text", "{fake: email}"},
-		{"contact_email", "varchar(200)", "{fake: email}"},
-		{"mobile", "text", "{partial: {keep_last: 2}}"},
-		{"first_name", "text", "{fake: first_name}"},
-		{"surname", "text", "{fake: last_name}"},
-		{"display_name", "text", "{fake: name}"},
-		{"street", "text", "{fake: street}"},
-		{"postcode", "text", "{truncate: 3}"},
-		{"dob", "date", "{truncate: year}"},
-		{"birth_year", "integer", "drop"}, // {truncate: year} does not build for an integer
-		{"ip", "inet", "{fake: ipv4}"},
-		{"iban", "text", "drop"},
-		{"card_number", "text", "drop"},
-		{"password_hash", "text", "drop"},
-		{"customer_id", "bigint", "hash"},
-		{"updated_at", "timestamptz", "keep"},
-		{"settings", "jsonb", `{json: {"$..email": {fake: email}}} (name the personal paths inside; or drop)`},
-		{"favourite_colour", "text", "drop"},
+	for _, tc := range []struct {
+		name, typ string
+		pk        bool
+		p         scan.Proposal
+		want      string
+	}{
+		{"email", "text", false, scan.Proposal{Rule: "{fake: email}", Reason: "name suggests email addresses"}, "{fake: email}"},
+		{"city", "text", false, scan.Proposal{Rule: "keep", Reason: "quasi-identifier (cities): kept for analytics; drop it for small populations"},
+			"keep (quasi-identifier (cities): kept for analytics; drop it for small populations)"},
+		{"updated_at", "timestamptz", false, scan.Proposal{Rule: "keep"}, "keep"},
+		{"birth_year", "integer", false, scan.Proposal{Rule: "{truncate: year}"}, "drop"}, // does not build for an integer
+		{"code", "text", true, scan.Proposal{Rule: "{fake: name}"}, "hash"},               // a key may only be keep or hash
 	} {
-		typ := mustParseType(t, tc.typ)
-		if got := suggestFor(t, tc.name, typ); got != tc.want {
+		col := schema.Column{Name: tc.name, Type: mustParseType(t, tc.typ), PrimaryKey: tc.pk}
+		if got := suggestRule(col, tc.p, transform.Builtin(), testKeys(t)); got != tc.want {
 			t.Errorf("%s %s: %s, want %s", tc.name, tc.typ, got, tc.want)
 		}
 	}
+}
+
+// validate and scan suggest the same rule for the same column (validate
+// once had a guesser of its own that said {fake: city} where scan keeps).
+func TestSuggestionsAgreeWithScan(t *testing.T) {
+	s := newSite(t)
+	cols := []string{
+		"email text", "contact_email varchar(200)", "mobile text", "first_name text", "surname text",
+		"display_name text", "street text", "postcode text", "city text", "dob date", "birth_year integer",
+		"ip inet", "iban text", "card_number text", "password_hash text", "customer_id bigint",
+		"updated_at timestamptz", "settings jsonb", "favourite_colour text", "nickname text", "notes text",
+	}
+	s.exec(`CREATE TABLE people_extra (id bigint PRIMARY KEY, ` + strings.Join(cols, ", ") + `)`)
+	cfg := s.rulesWith("\n  people_extra:\n    columns:\n      id: hash\n")
+	code, _, errOut := s.cli("validate", "-c", cfg)
+	if code != exitProblems {
+		t.Fatalf("validate: exit %d\n%s", code, errOut)
+	}
+	suggested := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)public\.people_extra\.(\w+): column has no rule; .*; suggested: (.*)$`).FindAllStringSubmatch(errOut, -1) {
+		suggested[m[1]] = m[2]
+	}
+	code, out, serr := s.cli("scan", "--source", s.srcDSN, "--sample", "0", "--schema", "public")
+	if code != exitOK {
+		t.Fatalf("scan: exit %d\n%s", code, serr)
+	}
+	table := out[strings.Index(out, "\n  people_extra:\n"):]
+	proposed := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^      (\w+): (.*?)(?: {3,}# (.*))?$`).FindAllStringSubmatch(table, len(cols)+1) {
+		proposed[m[1]] = m[2]
+		if m[2] == "keep" && m[3] != "" {
+			proposed[m[1]] += " (" + m[3] + ")"
+		}
+	}
+	t.Logf("validate:\n%s\nscan:\n%s", errOut, table)
+	for _, c := range cols {
+		name := strings.Fields(c)[0]
+		if suggested[name] == "" || suggested[name] != proposed[name] {
+			t.Errorf("%s: validate suggests %q, scan proposes %q", c, suggested[name], proposed[name])
+		}
+	}
+}
+
+func testKeys(t *testing.T) *transform.Keys {
+	t.Helper()
+	keys, err := transform.NewKeys([]byte(pgtest.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 type errString string
@@ -182,15 +228,6 @@ func mustParseType(t *testing.T, s string) schema.Type {
 		t.Fatal(err)
 	}
 	return typ
-}
-
-func suggestFor(t *testing.T, name string, typ schema.Type) string {
-	t.Helper()
-	keys, err := transform.NewKeys([]byte(pgtest.Secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return suggestRule(schema.Column{Name: name, Type: typ}, transform.Builtin(), keys)
 }
 
 // streaming waits until pgveil streams and has applied every earlier

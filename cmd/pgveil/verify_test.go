@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"pgveil/internal/pgtest"
+	"pgveil/internal/syncbuf"
+	"pgveil/replicate"
 )
 
 func TestVerify(t *testing.T) {
@@ -57,6 +60,7 @@ func TestVerify(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "verify: 7 tables OK") {
 		t.Errorf("busy production: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
+	checkVerifyLinesAddUp(t, out)
 
 	// Production idle: the checkpoint does not move, the slot's confirmed
 	// position does (within pgveil's status interval, 10 seconds, and
@@ -228,5 +232,44 @@ func TestVerifyHoldsOneTableAtATime(t *testing.T) {
 	r := <-done
 	if r.code != exitOK || !strings.Contains(r.out, "verify: 7 tables OK") {
 		t.Errorf("verify: exit %d\nstdout: %s\nstderr: %s", r.code, r.out, r.err)
+	}
+}
+
+// checkVerifyLinesAddUp checks that every table line of verify's output
+// is true on its face: REPLICA is SOURCE - MISSING + EXTRA (the counts of
+// one look), or the line says how many rows changed while verify read
+// the table. (Under traffic verify once printed more replica rows than
+// source rows, 0 extra and OK, explained only by a footnote.)
+func checkVerifyLinesAddUp(t *testing.T, out string) {
+	t.Helper()
+	line := regexp.MustCompile(`(?m)^(\S+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(OK|DIFF)(.*)$`)
+	ms := line.FindAllStringSubmatch(out, -1)
+	if len(ms) == 0 {
+		t.Fatalf("no table line in:\n%s", out)
+	}
+	for _, m := range ms {
+		n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
+		if n(3) != n(2)-n(4)+n(5) && !regexp.MustCompile(`^ \(\d+ rows? changed during the check, not counted\)$`).MatchString(m[8]) {
+			t.Errorf("%s: %d source rows, %d in the replica, %d missing, %d extra, and no word of rows changed during the check:\n%s", m[1], n(2), n(3), n(4), n(5), out)
+		}
+	}
+}
+
+// A table that rows were inserted into while verify read it, looked at
+// again, says so on its own line.
+func TestPrintVerifyUnderTraffic(t *testing.T) {
+	first := replicate.TableDiff{Table: "public.events", Source: 100, Target: 103, Extra: 3,
+		Keys: map[string]replicate.DiffKind{"a": replicate.DiffExtra, "b": replicate.DiffExtra, "c": replicate.DiffExtra}}
+	last := replicate.TableDiff{Table: "public.events", Source: 101, Target: 104, Extra: 3,
+		Keys: map[string]replicate.DiffKind{"d": replicate.DiffExtra, "e": replicate.DiffExtra, "f": replicate.DiffExtra}}
+	calm := replicate.TableDiff{Table: "public.accounts", Source: 5, Target: 5, Keys: map[string]replicate.DiffKind{}}
+	stdout := &syncbuf.Buffer{}
+	printVerify(&env{stdout: stdout, stderr: stdout}, []replicate.TableDiff{calm, last.Within(first)}, false)
+	out := stdout.String()
+	t.Logf("\n%s", out)
+	checkVerifyLinesAddUp(t, out)
+	if !regexp.MustCompile(`(?m)^public\.events +101 +104 +0 +0 +0 +OK \(3 rows changed during the check, not counted\)$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^public\.accounts +5 +5 +0 +0 +0 +OK$`).MatchString(out) {
+		t.Errorf("output:\n%s", out)
 	}
 }
