@@ -167,137 +167,198 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 // needs a person, goes to Problems.
 func readStatus(ctx context.Context, cfg *rules.Config, fast bool, now time.Time) *statusReport {
 	r := &statusReport{Config: cfg.File, Problems: []string{}}
-	problem := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
-
-	var current pglogrepl.LSN
-	src, err := openSource(ctx, cfg)
-	if err != nil {
-		problem("%v", err)
-	} else {
+	src, current := r.readSourceSide(ctx, cfg)
+	if src != nil {
 		defer src.Close(context.Background())
-		if current, err = readSource(ctx, src, cfg.Source.Slot, r); err != nil {
-			problem("%v", err)
-			src = nil
-		} else if err := readPublication(ctx, src, cfg, r); err != nil {
-			problem("%v", err)
-		} else if err := readWaiting(ctx, src, cfg, r); err != nil {
-			problem("%v", err)
-		} else if len(r.WaitingFor) > 0 {
-			problem("the rules in %s need what pgveil's role lacks on production (see waiting for): a running pgveil keeps its earlier rules in force until it is done, a starting one cannot copy", cfg.File)
-		}
 	}
-
 	var targetPlan *transform.Plan
-	tgt, err := openTarget(ctx, cfg)
-	if err != nil {
-		problem("%v", err)
+	if tgt, err := openTarget(ctx, cfg); err != nil {
+		r.problem("%v", err)
 	} else {
 		defer tgt.Close(context.Background())
-		pos, found, err := target.ReadCheckpoint(ctx, tgt, cfg.Source.Slot)
-		switch {
-		case err != nil:
-			problem("%v", err)
-		case !found:
-			r.Checkpoint = &checkpointState{}
-			problem("the target holds no checkpoint of slot %s: pgveil has not finished its initial copy (or never ran with this target)", cfg.Source.Slot)
-		default:
-			cp := &checkpointState{Found: true, LSN: pos.LSN.String()}
-			if !pos.CommitTime.IsZero() {
-				t := pos.CommitTime.UTC()
-				age := max(0, now.Sub(t).Seconds())
-				cp.CommitTime, cp.AgeSeconds = &t, &age
-			}
-			if current != 0 {
-				lag := lsnDiff(current, pos.LSN)
-				cp.LagBytes = &lag
-			}
-			r.Checkpoint = cp
-		}
-		if err := readTables(ctx, tgt, cfg, fast, r); err != nil {
-			problem("%v", err)
-		}
-		if keys, err := target.ReadForeignKeys(ctx, tgt); err != nil {
-			problem("%v", err)
-		} else if len(keys) > 0 {
-			fk := &foreignKeysState{}
-			for _, k := range keys {
-				switch k.State {
-				case "present":
-					fk.Present++
-				case "pending":
-					fk.Pending++
-				default:
-					fk.LeftOut = append(fk.LeftOut, k)
-				}
-			}
-			r.ForeignKeys = fk
-		}
-		if tn := replicate.TargetTenancy(cfg); tn != nil {
-			ts, err := target.ReadTenancy(ctx, tgt, tn, ruleTableNames(cfg))
-			if err != nil {
-				problem("%v", err)
-			} else {
-				split := cfg.Split()
-				r.Tenancy = &tenancyState{Group: tn.Group, Roles: ts.Roles, Unprotected: ts.Unprotected, LeakyViews: ts.Leaky,
-					TenantTables: split.Tenant, SharedTables: split.Shared, HiddenTables: len(split.Hidden)}
-				if len(ts.Leaky) > 0 {
-					problem("tenants can read %s, and would see other tenants' rows there (materialized views, views without security_invoker, SECURITY DEFINER functions they can call; granted to PUBLIC, the group, a tenant role, a tenant's login or a role it holds): a running pgveil takes them away from tenants, or stops when it cannot", strings.Join(ts.Leaky, ", "))
-				}
-				if len(ts.Unprotected) > 0 {
-					problem("tenants can read %s without row level security, so every tenant's rows: start pgveil to set it up again, and find who turned it off", strings.Join(ts.Unprotected, ", "))
-				}
-			}
-		}
-		if vs, err := target.ReadViews(ctx, tgt); err != nil {
-			problem("%v", err)
-		} else {
-			for _, v := range vs {
-				r.Views = append(r.Views, viewState{View: v.Schema + "." + v.Name, Materialized: v.Materialized, State: v.State, Reason: v.Reason, RefreshedAt: v.RefreshedAt})
-			}
-		}
-		// The replica's columns are what the running pipeline's plan
-		// created: compare the source's types with them.
-		if cat, err := schema.ReadCatalog(ctx, tgt, ruleTableNames(cfg)); err == nil {
-			var tps []*transform.TablePlan
-			for _, n := range ruleTableNames(cfg) {
-				if t := cat.Tables[n]; t != nil {
-					tp := &transform.TablePlan{Table: t}
-					for _, c := range t.Columns {
-						tp.Columns = append(tp.Columns, transform.ColumnPlan{Column: c})
-					}
-					tps = append(tps, tp)
-				}
-			}
-			targetPlan = transform.NewPlan(tps)
-		}
+		targetPlan = r.readTargetSide(ctx, tgt, cfg, fast, current, now)
 	}
-
 	if src != nil {
-		d, err := replicate.DetectDrift(ctx, src, cfg, targetPlan)
-		if err != nil {
-			problem("checking the source schema: %v", err)
-		} else {
-			r.Drift = &driftState{UnruledColumns: d.Unruled, MissingColumns: d.Missing, ChangedTypes: d.TypeChanged,
-				UnruledTables: d.NewTables, MissingTables: d.MissingTables, text: d.String()}
-			for _, m := range []*map[string][]string{&r.Drift.UnruledColumns, &r.Drift.MissingColumns, &r.Drift.ChangedTypes} {
-				if len(*m) == 0 {
-					*m = nil
-				}
-			}
-		}
+		r.readDrift(ctx, src, cfg, targetPlan)
 	}
-	if s := r.Slot; s != nil {
-		switch {
-		case !s.Exists && r.Checkpoint != nil && r.Checkpoint.Found:
-			problem("replication slot %s does not exist, but the target holds a checkpoint: changes made since are lost to pgveil; the replica must be copied again", s.Name)
-		case !s.Exists:
-			problem("replication slot %s does not exist: pgveil has not started (or the slot was dropped)", s.Name)
-		case s.WALStatus == "lost":
-			problem("replication slot %s is invalidated (wal_status = lost): production removed WAL pgveil had not read; the replica must be copied again", s.Name)
-		}
-	}
+	r.slotProblems()
 	r.OK = len(r.Problems) == 0
 	return r
+}
+
+// problem adds a problem: status exits 1.
+func (r *statusReport) problem(format string, args ...any) {
+	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+}
+
+// readSourceSide reads production's version, slot, publication and what
+// the rules wait for there. It returns the connection (nil when
+// production could not be read; the caller closes it) and production's
+// current WAL position.
+func (r *statusReport) readSourceSide(ctx context.Context, cfg *rules.Config) (*pgx.Conn, pglogrepl.LSN) {
+	src, err := openSource(ctx, cfg)
+	if err != nil {
+		r.problem("%v", err)
+		return nil, 0
+	}
+	current, err := readSource(ctx, src, cfg.Source.Slot, r)
+	if err != nil {
+		r.problem("%v", err)
+		src.Close(context.Background())
+		return nil, 0
+	}
+	if err := readPublication(ctx, src, cfg, r); err != nil {
+		r.problem("%v", err)
+	} else if err := readWaiting(ctx, src, cfg, r); err != nil {
+		r.problem("%v", err)
+	} else if len(r.WaitingFor) > 0 {
+		r.problem("the rules in %s need what pgveil's role lacks on production (see waiting for): a running pgveil keeps its earlier rules in force until it is done, a starting one cannot copy", cfg.File)
+	}
+	return src, current
+}
+
+// readTargetSide reads the analytics database: the checkpoint (and the
+// lag behind current, production's position), the tables, foreign keys,
+// tenancy and views. It returns the plan of the replica's columns as
+// they are, for the drift check (nil when they could not be read).
+func (r *statusReport) readTargetSide(ctx context.Context, tgt *pgx.Conn, cfg *rules.Config, fast bool, current pglogrepl.LSN, now time.Time) *transform.Plan {
+	r.readCheckpoint(ctx, tgt, cfg, current, now)
+	if err := readTables(ctx, tgt, cfg, fast, r); err != nil {
+		r.problem("%v", err)
+	}
+	r.readForeignKeys(ctx, tgt)
+	r.readTenancy(ctx, tgt, cfg)
+	if vs, err := target.ReadViews(ctx, tgt); err != nil {
+		r.problem("%v", err)
+	} else {
+		for _, v := range vs {
+			r.Views = append(r.Views, viewState{View: v.Schema + "." + v.Name, Materialized: v.Materialized, State: v.State, Reason: v.Reason, RefreshedAt: v.RefreshedAt})
+		}
+	}
+	// The replica's columns are what the running pipeline's plan
+	// created: compare the source's types with them.
+	cat, err := schema.ReadCatalog(ctx, tgt, ruleTableNames(cfg))
+	if err != nil {
+		return nil
+	}
+	var tps []*transform.TablePlan
+	for _, n := range ruleTableNames(cfg) {
+		if t := cat.Tables[n]; t != nil {
+			tp := &transform.TablePlan{Table: t}
+			for _, c := range t.Columns {
+				tp.Columns = append(tp.Columns, transform.ColumnPlan{Column: c})
+			}
+			tps = append(tps, tp)
+		}
+	}
+	return transform.NewPlan(tps)
+}
+
+// readCheckpoint reads the slot's checkpoint on the target: its position,
+// the age of the commit it holds, and the bytes it is behind current.
+func (r *statusReport) readCheckpoint(ctx context.Context, tgt *pgx.Conn, cfg *rules.Config, current pglogrepl.LSN, now time.Time) {
+	pos, found, err := target.ReadCheckpoint(ctx, tgt, cfg.Source.Slot)
+	switch {
+	case err != nil:
+		r.problem("%v", err)
+	case !found:
+		r.Checkpoint = &checkpointState{}
+		r.problem("the target holds no checkpoint of slot %s: pgveil has not finished its initial copy (or never ran with this target)", cfg.Source.Slot)
+	default:
+		cp := &checkpointState{Found: true, LSN: pos.LSN.String()}
+		if !pos.CommitTime.IsZero() {
+			t := pos.CommitTime.UTC()
+			age := max(0, now.Sub(t).Seconds())
+			cp.CommitTime, cp.AgeSeconds = &t, &age
+		}
+		if current != 0 {
+			lag := lsnDiff(current, pos.LSN)
+			cp.LagBytes = &lag
+		}
+		r.Checkpoint = cp
+	}
+}
+
+// readForeignKeys counts the replica's foreign keys by state, listing
+// those left out.
+func (r *statusReport) readForeignKeys(ctx context.Context, tgt *pgx.Conn) {
+	keys, err := target.ReadForeignKeys(ctx, tgt)
+	if err != nil {
+		r.problem("%v", err)
+		return
+	}
+	if len(keys) == 0 {
+		return
+	}
+	fk := &foreignKeysState{}
+	for _, k := range keys {
+		switch k.State {
+		case "present":
+			fk.Present++
+		case "pending":
+			fk.Pending++
+		default:
+			fk.LeftOut = append(fk.LeftOut, k)
+		}
+	}
+	r.ForeignKeys = fk
+}
+
+// readTenancy reads the tenant roles and what breaks isolation (tables
+// without row level security, views that leak), when the rules have a
+// tenancy section.
+func (r *statusReport) readTenancy(ctx context.Context, tgt *pgx.Conn, cfg *rules.Config) {
+	tn := replicate.TargetTenancy(cfg)
+	if tn == nil {
+		return
+	}
+	ts, err := target.ReadTenancy(ctx, tgt, tn, ruleTableNames(cfg))
+	if err != nil {
+		r.problem("%v", err)
+		return
+	}
+	split := cfg.Split()
+	r.Tenancy = &tenancyState{Group: tn.Group, Roles: ts.Roles, Unprotected: ts.Unprotected, LeakyViews: ts.Leaky,
+		TenantTables: split.Tenant, SharedTables: split.Shared, HiddenTables: len(split.Hidden)}
+	if len(ts.Leaky) > 0 {
+		r.problem("tenants can read %s, and would see other tenants' rows there (materialized views, views without security_invoker, SECURITY DEFINER functions they can call; granted to PUBLIC, the group, a tenant role, a tenant's login or a role it holds): a running pgveil takes them away from tenants, or stops when it cannot", strings.Join(ts.Leaky, ", "))
+	}
+	if len(ts.Unprotected) > 0 {
+		r.problem("tenants can read %s without row level security, so every tenant's rows: start pgveil to set it up again, and find who turned it off", strings.Join(ts.Unprotected, ", "))
+	}
+}
+
+// readDrift compares production's schema with the rules and with the
+// replica's columns (targetPlan, nil when unknown).
+func (r *statusReport) readDrift(ctx context.Context, src *pgx.Conn, cfg *rules.Config, targetPlan *transform.Plan) {
+	d, err := replicate.DetectDrift(ctx, src, cfg, targetPlan)
+	if err != nil {
+		r.problem("checking the source schema: %v", err)
+		return
+	}
+	r.Drift = &driftState{UnruledColumns: d.Unruled, MissingColumns: d.Missing, ChangedTypes: d.TypeChanged,
+		UnruledTables: d.NewTables, MissingTables: d.MissingTables, text: d.String()}
+	for _, m := range []*map[string][]string{&r.Drift.UnruledColumns, &r.Drift.MissingColumns, &r.Drift.ChangedTypes} {
+		if len(*m) == 0 {
+			*m = nil
+		}
+	}
+}
+
+// slotProblems says what a missing or invalidated slot means.
+func (r *statusReport) slotProblems() {
+	s := r.Slot
+	if s == nil {
+		return
+	}
+	switch {
+	case !s.Exists && r.Checkpoint != nil && r.Checkpoint.Found:
+		r.problem("replication slot %s does not exist, but the target holds a checkpoint: changes made since are lost to pgveil; the replica must be copied again", s.Name)
+	case !s.Exists:
+		r.problem("replication slot %s does not exist: pgveil has not started (or the slot was dropped)", s.Name)
+	case s.WALStatus == "lost":
+		r.problem("replication slot %s is invalidated (wal_status = lost): production removed WAL pgveil had not read; the replica must be copied again", s.Name)
+	}
 }
 
 // readSource fills in the source's version and the slot name's state, and
@@ -412,86 +473,17 @@ func printStatus(w io.Writer, r *statusReport) {
 	if s := r.Source; s != nil {
 		fmt.Fprintf(tw, "source\tPostgreSQL %s, current WAL position %s\n", s.Version, s.CurrentLSN)
 	}
-	if s := r.Slot; s != nil {
-		if !s.Exists {
-			fmt.Fprintf(tw, "slot\t%s: does not exist\n", s.Name)
-		} else {
-			active := "inactive (pgveil is not connected)"
-			if s.Active {
-				active = "active"
-			}
-			fmt.Fprintf(tw, "slot\t%s: %s, wal_status %s, retains %s of WAL\n", s.Name, active, statusDash(s.WALStatus), statusBytes(s.RetainedBytes))
-			if s.ConfirmedFlushLSN != "" {
-				fmt.Fprintf(tw, "\tconfirmed flush %s, %s behind the current position\n", s.ConfirmedFlushLSN, statusBytes(s.BehindBytes))
-			}
-		}
-	}
-	if p := r.Publication; p != nil {
-		switch {
-		case !p.Exists:
-			fmt.Fprintf(tw, "publication\t%s: does not exist (publication_mode %s)\n", p.Name, p.Mode)
-		case len(p.Locked) == 0:
-			fmt.Fprintf(tw, "publication\t%s: tables published whole (publication_mode %s): production can drop and retype any column\n", p.Name, p.Mode)
-		default:
-			what := "as publication_mode column_lists asks"
-			if p.Mode != rules.ColumnLists {
-				what = "although publication_mode is " + p.Mode + ": pgveil lifts them when it starts, or logs the statements that do"
-			}
-			cannot := "production cannot drop or retype (unless the migration triggers of pgveil setup-sql are installed)"
-			if p.MigrationTriggers {
-				cannot = "the migration triggers are installed: production drops and retypes these as without pgveil"
-			}
-			fmt.Fprintf(tw, "publication\t%s: column lists or row filters on %d table%s (%s); %s:\n", p.Name, len(p.Locked), plural(len(p.Locked)), what, cannot)
-			tw.Flush()
-			printLocked(w, p.Locked)
-		}
-	}
+	printSlot(tw, r.Slot)
+	printPublication(w, tw, r.Publication)
 	if len(r.WaitingFor) > 0 {
 		fmt.Fprintf(tw, "waiting for\tthe rules need, in production, as a superuser (or the tables' owner):\n")
 		for _, l := range r.WaitingFor {
 			fmt.Fprintf(tw, "\t  %s\n", l)
 		}
 	}
-	if c := r.Checkpoint; c != nil {
-		if !c.Found {
-			fmt.Fprintf(tw, "checkpoint\tnone\n")
-		} else {
-			line := c.LSN
-			if c.CommitTime != nil {
-				line += fmt.Sprintf(", source commit %s (%s ago)", c.CommitTime.Format("2006-01-02 15:04:05 MST"),
-					(time.Duration(*c.AgeSeconds * float64(time.Second))).Round(time.Second))
-			}
-			if c.LagBytes != nil {
-				line += fmt.Sprintf(", lag %s", statusBytes(*c.LagBytes))
-			}
-			fmt.Fprintf(tw, "checkpoint\t%s\n", line)
-		}
-	}
+	printCheckpoint(tw, r.Checkpoint)
 	tw.Flush()
-	if len(r.Tables) > 0 {
-		fmt.Fprintln(w, "tables:")
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		rowsTitle := "ROWS"
-		for _, t := range r.Tables {
-			if t.Estimated {
-				rowsTitle = "ROWS (estimated)"
-			}
-		}
-		fmt.Fprintf(tw, "  TABLE\tSTATE\t%s\n", rowsTitle)
-		for _, t := range r.Tables {
-			state, rows := statusDash(t.State), "-"
-			switch {
-			case !t.Exists:
-				state = "absent"
-			case t.Rows != nil:
-				rows = fmt.Sprint(*t.Rows)
-			default:
-				rows = "unknown"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Table, state, rows)
-		}
-		tw.Flush()
-	}
+	printTables(w, r.Tables)
 	if tn := r.Tenancy; tn != nil {
 		fmt.Fprintf(w, "tenancy: %d tenant role%s in group %s; %d tenant table%s, %d shared, %d hidden from tenants\n",
 			tn.Roles, plural(tn.Roles), tn.Group, tn.TenantTables, plural(tn.TenantTables), tn.SharedTables, tn.HiddenTables)
@@ -513,6 +505,96 @@ func printStatus(w io.Writer, r *statusReport) {
 			}
 		}
 	}
+}
+
+// printSlot prints the slot's line (nil: nothing).
+func printSlot(tw *tabwriter.Writer, s *slotState) {
+	switch {
+	case s == nil:
+	case !s.Exists:
+		fmt.Fprintf(tw, "slot\t%s: does not exist\n", s.Name)
+	default:
+		active := "inactive (pgveil is not connected)"
+		if s.Active {
+			active = "active"
+		}
+		fmt.Fprintf(tw, "slot\t%s: %s, wal_status %s, retains %s of WAL\n", s.Name, active, statusDash(s.WALStatus), statusBytes(s.RetainedBytes))
+		if s.ConfirmedFlushLSN != "" {
+			fmt.Fprintf(tw, "\tconfirmed flush %s, %s behind the current position\n", s.ConfirmedFlushLSN, statusBytes(s.BehindBytes))
+		}
+	}
+}
+
+// printPublication prints how the publication holds the tables, and
+// what production cannot do to the columns it lists (nil: nothing).
+func printPublication(w io.Writer, tw *tabwriter.Writer, p *publicationState) {
+	switch {
+	case p == nil:
+	case !p.Exists:
+		fmt.Fprintf(tw, "publication\t%s: does not exist (publication_mode %s)\n", p.Name, p.Mode)
+	case len(p.Locked) == 0:
+		fmt.Fprintf(tw, "publication\t%s: tables published whole (publication_mode %s): production can drop and retype any column\n", p.Name, p.Mode)
+	default:
+		what := "as publication_mode column_lists asks"
+		if p.Mode != rules.ColumnLists {
+			what = "although publication_mode is " + p.Mode + ": pgveil lifts them when it starts, or logs the statements that do"
+		}
+		cannot := "production cannot drop or retype (unless the migration triggers of pgveil setup-sql are installed)"
+		if p.MigrationTriggers {
+			cannot = "the migration triggers are installed: production drops and retypes these as without pgveil"
+		}
+		fmt.Fprintf(tw, "publication\t%s: column lists or row filters on %d table%s (%s); %s:\n", p.Name, len(p.Locked), plural(len(p.Locked)), what, cannot)
+		tw.Flush()
+		printLocked(w, p.Locked)
+	}
+}
+
+// printCheckpoint prints the checkpoint's line (nil: nothing).
+func printCheckpoint(tw *tabwriter.Writer, c *checkpointState) {
+	switch {
+	case c == nil:
+	case !c.Found:
+		fmt.Fprintf(tw, "checkpoint\tnone\n")
+	default:
+		line := c.LSN
+		if c.CommitTime != nil {
+			line += fmt.Sprintf(", source commit %s (%s ago)", c.CommitTime.Format("2006-01-02 15:04:05 MST"),
+				(time.Duration(*c.AgeSeconds * float64(time.Second))).Round(time.Second))
+		}
+		if c.LagBytes != nil {
+			line += fmt.Sprintf(", lag %s", statusBytes(*c.LagBytes))
+		}
+		fmt.Fprintf(tw, "checkpoint\t%s\n", line)
+	}
+}
+
+// printTables prints the replicated tables with their state and rows.
+func printTables(w io.Writer, tables []tableState) {
+	if len(tables) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "tables:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	rowsTitle := "ROWS"
+	for _, t := range tables {
+		if t.Estimated {
+			rowsTitle = "ROWS (estimated)"
+		}
+	}
+	fmt.Fprintf(tw, "  TABLE\tSTATE\t%s\n", rowsTitle)
+	for _, t := range tables {
+		state, rows := statusDash(t.State), "-"
+		switch {
+		case !t.Exists:
+			state = "absent"
+		case t.Rows != nil:
+			rows = fmt.Sprint(*t.Rows)
+		default:
+			rows = "unknown"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Table, state, rows)
+	}
+	tw.Flush()
 }
 
 func statusDash(s string) string {
