@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -20,13 +21,29 @@ const StagingSchema = "pgveil_staging"
 // StagingPlan returns a plan of t that writes to t's staging table: the
 // same columns and rules under another name.
 func StagingPlan(t *transform.TablePlan) *transform.TablePlan {
-	sum := sha256.Sum256([]byte(t.Table.Schema + "\x00" + t.Table.Name))
-	name := t.Table.Name
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	tbl := &schema.Table{Schema: StagingSchema, Name: "s" + hex.EncodeToString(sum[:6]) + "_" + name, Columns: t.Table.Columns}
+	tbl := &schema.Table{Schema: StagingSchema, Name: stagingName(t.Table.Schema, t.Table.Name), Columns: t.Table.Columns}
 	return &transform.TablePlan{Table: tbl, Where: t.Where, Columns: append([]transform.ColumnPlan(nil), t.Columns...), Dropped: t.Dropped}
+}
+
+// stagingNamePrefix is how many bytes of the table's name a staging name
+// keeps, for people reading the staging schema: with "s", 12 hex digits
+// and "_", a staging name stays within PostgreSQL's 63-byte identifiers.
+const stagingNamePrefix = 40
+
+// stagingName is the staging table's name of schemaName.name: unique
+// through the hash of the full names, readable through the name's first
+// bytes, cut at a character boundary (a name cut inside a character is
+// not UTF-8, and the server refuses it).
+func stagingName(schemaName, name string) string {
+	sum := sha256.Sum256([]byte(schemaName + "\x00" + name))
+	if len(name) > stagingNamePrefix {
+		cut := stagingNamePrefix
+		for cut > 0 && !utf8.RuneStart(name[cut]) {
+			cut--
+		}
+		name = name[:cut]
+	}
+	return "s" + hex.EncodeToString(sum[:6]) + "_" + name
 }
 
 // PrepareStaging drops what an earlier attempt left in the staging schema
