@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -79,8 +80,7 @@ func SwitchSQL(live, staging *transform.TablePlan, readers []string, rulesHash s
 		// new one (views.go).
 		viewsBeforeSwitch(live),
 		`DROP TABLE IF EXISTS ` + tableIdent(live),
-		`ALTER TABLE ` + tableIdent(staging) + ` SET SCHEMA ` + schema.QuoteIdent(live.Table.Schema),
-		`ALTER TABLE ` + schema.Qualified(live.Table.Schema, staging.Table.Name) + ` RENAME TO ` + schema.QuoteIdent(live.Table.Name),
+		moveStagingSQL(live, staging),
 		viewsAfterSwitch(),
 		`DELETE FROM pgveil.tables WHERE schema_name = ` + schema.QuoteLiteral(StagingSchema) + ` AND table_name = ` + schema.QuoteLiteral(staging.Table.Name),
 		`INSERT INTO pgveil.tables (schema_name, table_name, state, rows, updated_at, rules_hash) VALUES (` + schema.QuoteLiteral(live.Table.Schema) + `, ` +
@@ -91,6 +91,47 @@ func SwitchSQL(live, staging *transform.TablePlan, readers []string, rulesHash s
 			`GRANT `+ReadPrivileges+` ON `+tableIdent(live)+` TO `+schema.QuoteIdents(readers))
 	}
 	return stmts
+}
+
+// moveStagingSQL returns the statement that puts the staging table in
+// live's place (live must be gone) with the constraint names a first copy
+// gives it. PostgreSQL names a table's constraints and their indexes after
+// the table when it creates them ("s13ad7471fee2_address_pkey" on a
+// staging table), and a rename of the table keeps them. The names a first
+// copy would get come from PostgreSQL itself rather than from a copy of
+// its rules (truncation within 63 bytes by characters, a number when the
+// name is taken in the schema, the NOT NULL constraints PostgreSQL 18
+// catalogues): an empty probe table is created under live's name exactly
+// as Setup creates a table, its constraint names are read, matched to the
+// staging table's by kind and columns, and the probe is dropped before the
+// staging table moves in and takes them. All of it in the switch's
+// transaction: nobody sees the probe.
+func moveStagingSQL(live, staging *transform.TablePlan) string {
+	liveName := schema.QuoteLiteral(tableIdent(live))
+	body := `DECLARE have text[]; want text[]; BEGIN
+EXECUTE ` + schema.QuoteLiteral(createTableSQL(live)) + `;
+SELECT coalesce(pg_catalog.array_agg(s.conname ORDER BY s.conname), '{}'), coalesce(pg_catalog.array_agg(p.conname ORDER BY s.conname), '{}') INTO have, want
+	FROM pg_catalog.pg_constraint p JOIN pg_catalog.pg_constraint s ON s.conrelid = ` + schema.QuoteLiteral(tableIdent(staging)) + `::pg_catalog.regclass
+		AND s.contype = p.contype AND s.conkey IS NOT DISTINCT FROM p.conkey
+	WHERE p.conrelid = ` + liveName + `::pg_catalog.regclass AND s.conname <> p.conname;
+EXECUTE 'DROP TABLE ' || ` + liveName + `;
+EXECUTE ` + schema.QuoteLiteral(`ALTER TABLE `+tableIdent(staging)+` SET SCHEMA `+schema.QuoteIdent(live.Table.Schema)) + `;
+EXECUTE ` + schema.QuoteLiteral(`ALTER TABLE `+schema.Qualified(live.Table.Schema, staging.Table.Name)+` RENAME TO `+schema.QuoteIdent(live.Table.Name)) + `;
+FOR i IN 1 .. coalesce(pg_catalog.array_length(have, 1), 0) LOOP
+	EXECUTE pg_catalog.format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', ` + liveName + `, have[i], want[i]);
+END LOOP;
+END`
+	return `DO ` + dollarQuote(body)
+}
+
+// dollarQuote quotes body with a dollar tag that body does not contain
+// (table names come from production's catalog and may hold anything).
+func dollarQuote(body string) string {
+	tag := "$pgveil$"
+	for i := 0; strings.Contains(body, tag); i++ {
+		tag = "$pgveil" + strconv.Itoa(i) + "$"
+	}
+	return tag + body + tag
 }
 
 // DropSQL returns the statements that remove a table no rule names any

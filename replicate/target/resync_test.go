@@ -1,9 +1,12 @@
 package target
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"pgveil/transform"
 )
 
 // Staging names stay valid UTF-8 within 63 bytes, and distinct, whatever
@@ -38,4 +41,81 @@ func TestStagingName(t *testing.T) {
 	if got := stagingName("public", "address"); got[14:] != "address" {
 		t.Errorf("a short name is kept whole: %q", got)
 	}
+}
+
+// A re-copied table's constraints and their indexes carry the names a
+// first copy gives them, not the staging table's: PostgreSQL's choice,
+// with long and non-ASCII names cut within 63 bytes and a taken name
+// numbered.
+func TestSwitchKeepsFirstCopyNames(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	dsn := shared.NewDB(t)
+	conn := connect(t, dsn)
+	tables := []*transform.TablePlan{
+		table("app", "address", pk("id", "integer"), c("v", "text")),
+		table("app", strings.Repeat("ü", 31), pk("a", "integer"), pk("b", "text"), c("v", "text")),
+		table("app", "taken", pk("id", "integer")),
+	}
+	// A relation that already has the name PostgreSQL picks first for
+	// taken's key: a first copy gets taken_pkey1.
+	for _, q := range []string{`CREATE SCHEMA app`, `CREATE TABLE app.taken_pkey ()`} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Setup(ctx, conn, plan(tables...), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{"address": "1\tx\n", "taken": "1\n"}
+	for _, tb := range tables {
+		r, ok := rows[tb.Table.Name]
+		if !ok {
+			r = "1\tx\ty\n"
+		}
+		if _, err := CopyIn(ctx, conn, tb, strings.NewReader(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const names = `SELECT conrelid::regclass::text || ' constraint ' || conname FROM pg_constraint WHERE connamespace = 'app'::regnamespace
+UNION ALL SELECT indrelid::regclass::text || ' index ' || indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+	WHERE c.relnamespace = 'app'::regnamespace ORDER BY 1`
+	first := query(t, conn, names)
+	if !strings.Contains(strings.Join(first, "\n"), "taken_pkey1") {
+		t.Fatalf("the test's premise: a first copy names taken's key taken_pkey1: %q", first)
+	}
+
+	var staging []*transform.TablePlan
+	for _, tb := range tables {
+		staging = append(staging, StagingPlan(tb))
+	}
+	if err := PrepareStaging(ctx, conn, staging, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range staging {
+		r, ok := rows[tables[i].Table.Name]
+		if !ok {
+			r = "2\tx\ty\n"
+		}
+		if _, err := CopyIn(ctx, conn, st, strings.NewReader(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	for i, tb := range tables {
+		for _, q := range SwitchSQL(tb, staging[i], nil, "h") {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", firstWords(q), err)
+			}
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "names after a re-copy", query(t, conn, names), first)
+	equal(t, "staging schema after the switch", query(t, conn, `SELECT count(*) FROM pg_class WHERE relnamespace = 'pgveil_staging'::regnamespace`), []string{"0"})
 }
