@@ -738,6 +738,7 @@ func runOnce(ctx context.Context, opts Options) error {
 			if rs, err = startResync(ctx, opts, prep, resync, hashes, copyLeaves); err != nil {
 				return err
 			}
+			defer rs.stop()
 		}
 	}
 

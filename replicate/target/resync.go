@@ -51,8 +51,8 @@ func stagingName(schemaName, name string) string {
 // and creates empty staging tables (see StagingPlan) for tables, with the
 // enum types they need. Readers get nothing there.
 func PrepareStaging(ctx context.Context, conn *pgx.Conn, staging []*transform.TablePlan, enums map[string][]string) error {
-	if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+schema.QuoteIdent(StagingSchema)+` CASCADE`); err != nil {
-		return fmt.Errorf("staging: %w", sanitize(err))
+	if err := dropStaging(ctx, conn); err != nil {
+		return fmt.Errorf("staging: %w", err)
 	}
 	if _, err := conn.Exec(ctx, `DELETE FROM pgveil.tables WHERE schema_name = $1`, StagingSchema); err != nil {
 		return fmt.Errorf("staging: %w", sanitize(err))
@@ -64,6 +64,34 @@ func PrepareStaging(ctx context.Context, conn *pgx.Conn, staging []*transform.Ta
 		return fmt.Errorf("staging: %w", sanitize(err))
 	}
 	return nil
+}
+
+// dropStaging drops the staging schema and what it holds, waiting at most
+// lockTimeout for their locks: a DROP queued behind a lock (an earlier
+// attempt's loader, a reader of the staging tables) would block every
+// query queued behind it, readers' included. A lock timeout comes back as
+// a ServerError (schema.IsLockTimeout), and the attempt is retried.
+func dropStaging(ctx context.Context, conn *pgx.Conn) (err error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return sanitize(err)
+	}
+	defer func() {
+		if err != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			defer cancel()
+			_ = tx.Rollback(rctx)
+		}
+	}()
+	for _, q := range []string{
+		`SET LOCAL lock_timeout = '` + lockTimeout + `'`,
+		`DROP SCHEMA IF EXISTS ` + schema.QuoteIdent(StagingSchema) + ` CASCADE`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return sanitize(err)
+		}
+	}
+	return sanitize(tx.Commit(ctx))
 }
 
 // SwitchSQL returns the statements that replace live by its staging table

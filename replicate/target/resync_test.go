@@ -4,8 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
+	"pgveil/schema"
 	"pgveil/transform"
 )
 
@@ -118,4 +120,39 @@ UNION ALL SELECT indrelid::regclass::text || ' index ' || indexrelid::regclass::
 	}
 	equal(t, "names after a re-copy", query(t, conn, names), first)
 	equal(t, "staging schema after the switch", query(t, conn, `SELECT count(*) FROM pg_class WHERE relnamespace = 'pgveil_staging'::regnamespace`), []string{"0"})
+}
+
+// The staging schema's DROP waits at most lockTimeout for a lock held on
+// a staging table (an earlier attempt's loader), and says it was a lock
+// timeout, which the pipeline retries; it never queues for good.
+func TestPrepareStagingLockTimeout(t *testing.T) {
+	t.Parallel()
+	tb := table("app", "t", pk("id", "integer"))
+	ctx, dsn, conn := setupDB(t, plan(tb), nil)
+	st := []*transform.TablePlan{StagingPlan(tb)}
+	if err := PrepareStaging(ctx, conn, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	loader := connect(t, dsn)
+	tx, err := loader.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, `LOCK TABLE `+tableIdent(st[0])+` IN ROW EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	// Without a lock timeout the DROP would wait for the test's end.
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Second)
+	defer cancel()
+	err = PrepareStaging(wctx, conn, st, nil)
+	if !schema.IsLockTimeout(err) {
+		t.Fatalf("staging under a loader's lock: %v, want a lock timeout", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := PrepareStaging(ctx, conn, st, nil); err != nil {
+		t.Fatalf("staging once the lock is gone: %v", err)
+	}
 }
