@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"pgveil/replicate/pgoutput"
 	"pgveil/replicate/target"
@@ -277,8 +276,7 @@ func (s *streamer) switchIn(ctx context.Context) error {
 	}
 	if err != nil {
 		s.rollback()
-		var pe *pgconn.PgError
-		if strings.Contains(err.Error(), "55P03") || errors.As(err, &pe) && pe.Code == "55P03" {
+		if switchWaits(err) {
 			s.log.Warn("switching re-copied tables in waits for readers' locks; trying again in 10s")
 			rs.retryAt = time.Now().Add(10 * time.Second)
 			return nil
@@ -303,3 +301,9 @@ func (s *streamer) switchIn(ctx context.Context) error {
 	}
 	return nil
 }
+
+// switchWaits reports whether a switch failed on a lock it chose not to
+// wait for (readers' queries on the live tables): it is tried again
+// later. By SQLSTATE, never by the message's text, which names tables
+// and may hold anything.
+func switchWaits(err error) bool { return schema.IsLockTimeout(err) }

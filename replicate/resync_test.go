@@ -3,9 +3,14 @@ package replicate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync/atomic"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"pgveil/replicate/target"
 )
 
 // stop ends a re-copy still running and returns only once its goroutine
@@ -58,4 +63,24 @@ func TestLiveResyncStopAfterTheCopy(t *testing.T) {
 	rs.stop()
 	var none *liveResync
 	none.stop()
+}
+
+// A switch waits for readers' locks only on a lock timeout, told by its
+// SQLSTATE: a table whose name holds "55P03" is not one.
+func TestSwitchWaitsOnlyOnLockTimeouts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("statement: ALTER TABLE app.t: %w", &target.ServerError{Code: "55P03", Message: "canceling statement due to lock timeout"}), true},
+		{&pgconn.PgError{Code: "55P03", Message: "canceling statement due to lock timeout"}, true},
+		{fmt.Errorf("statement: DROP TABLE: %w", &target.ServerError{Code: "42501", Message: `permission denied for table t55P03`, Table: "t55P03"}), false},
+		{errors.New(`switching app.orders_55P03: connection reset`), false},
+		{&pgconn.PgError{Code: "40P01", Message: "deadlock detected"}, false},
+	} {
+		if got := switchWaits(tc.err); got != tc.want {
+			t.Errorf("switchWaits(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
 }
