@@ -156,3 +156,38 @@ func TestPrepareStagingLockTimeout(t *testing.T) {
 		t.Fatalf("staging once the lock is gone: %v", err)
 	}
 }
+
+// A switch that meets a reader's lock on the live table fails, after
+// lockTimeout, with an error schema.IsLockTimeout recognises through the
+// applier's wrapping: the pipeline then tries the switch again later
+// rather than stopping.
+func TestSwitchLockTimeoutIsRecognised(t *testing.T) {
+	t.Parallel()
+	tb := table("app", "t", pk("id", "integer"))
+	ctx, dsn, conn := setupDB(t, plan(tb), nil)
+	st := StagingPlan(tb)
+	if err := PrepareStaging(ctx, conn, []*transform.TablePlan{st}, nil); err != nil {
+		t.Fatal(err)
+	}
+	reader := connect(t, dsn)
+	tx, err := reader.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, `SELECT count(*) FROM app.t`); err != nil {
+		t.Fatal(err)
+	}
+	a := NewApplier(conn, "s")
+	if err := a.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range SwitchSQL(tb, st, nil, "h") {
+		if err = a.Exec(ctx, q); err != nil {
+			break
+		}
+	}
+	if !schema.IsLockTimeout(err) {
+		t.Fatalf("switch under a reader's lock: %v, want a lock timeout", err)
+	}
+}
