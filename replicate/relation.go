@@ -29,9 +29,9 @@ type relation struct {
 	filter    *source.Filter
 	filterIdx []int
 	keyIdx    []int // target.KeyColumns(table)
-	// missing are plan columns the relation does not send (dropped in
-	// production since the plan was built): NULL on insert, unchanged on
-	// update.
+	// missing are plan columns the relation does not send (added in
+	// production after these changes, or dropped since the plan was
+	// built): NULL on insert, unchanged on update.
 	missing []bool
 	// deferFilter: the applier evaluates filter, through rowFilter, on
 	// a batch of rows at once (tables with a key).
@@ -46,6 +46,24 @@ type relation struct {
 type columnWarnings struct {
 	log  *slog.Logger
 	seen map[[3]string]bool
+	// sent are the plan's columns, by table, that a Relation message of
+	// this stream carried: a column missing from a later one was dropped,
+	// one missing before was not there yet (see newRelation).
+	sent map[[2]string]bool
+}
+
+// Why a plan column is missing from a Relation message.
+const (
+	warnColumnDropped = "column of the rules no longer sent by the source (dropped in production?): new rows get NULL"
+	warnColumnNotYet  = "column of the rules not in the source's changes yet: they were made before production added it; rows they insert get NULL, rows they update keep the replica's value"
+)
+
+// carried notes that a Relation message of table carried column.
+func (w *columnWarnings) carried(table, column string) {
+	if w.sent == nil {
+		w.sent = map[[2]string]bool{}
+	}
+	w.sent[[2]string{table, column}] = true
 }
 
 func (w *columnWarnings) warn(msg, table, column string) {
@@ -91,13 +109,23 @@ func newRelation(m *pgoutput.Relation, lookup func(schemaName, name string) *tra
 		}
 		r.planIdx[i] = j
 		seen[j] = true
+		warnings.carried(r.label, c.Name)
 	}
 	r.missing = make([]bool, len(r.table.Columns))
 	for j, ok := range seen {
 		if !ok {
 			r.missing[j] = true
-			warnings.warn("column of the rules no longer sent by the source (dropped in production?): new rows get NULL",
-				r.label, r.table.Columns[j].Column.Name)
+			// The plan comes from production's catalog as it is now, the
+			// Relation message from the point of its history being
+			// decoded: a column this stream has not seen yet is one those
+			// changes predate (a stream resuming behind an ADD COLUMN the
+			// rules now name), one it has seen is gone.
+			table, column := r.label, r.table.Columns[j].Column.Name
+			msg := warnColumnNotYet
+			if warnings.sent[[2]string{table, column}] {
+				msg = warnColumnDropped
+			}
+			warnings.warn(msg, table, column)
 		}
 	}
 	if f := filters[r.name]; f != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"pgveil/replicate/pgoutput"
 	"pgveil/replicate/target"
@@ -45,6 +44,8 @@ type liveResync struct {
 	spill   *spill
 	lsn     pglogrepl.LSN // the snapshot's consistent point
 	done    chan error    // the copy's result
+	cancel  context.CancelFunc
+	ended   chan struct{} // closed when the copy's goroutine has returned
 	copied  bool
 	retryAt time.Time // after a switch that could not take its locks
 	started time.Time
@@ -146,15 +147,41 @@ func startResync(ctx context.Context, opts Options, prep *Prepared, tables map[s
 		sourceDSN: cfg.Source.DSN.Reveal(), targetDSN: cfg.Target.DSN.Reveal(),
 		plan: transform.NewPlan(plans), pub: prep.Publication, cat: prep.Catalog, dest: dest,
 	}
-	go func() {
+	rs.runCopy(ctx, func(ctx context.Context) error {
 		err := sn.run(ctx)
 		if rw := sn.Rewritten(); err == nil && len(rw) > 0 {
 			err = &schemaChange{tables: rw}
 		}
 		repl.Close(context.Background()) // drops the temporary slot
-		rs.done <- err
-	}()
+		return err
+	})
 	return rs, nil
+}
+
+// runCopy runs copy on a goroutine of its own, under a context that stop
+// cancels; its result goes to rs.done.
+func (rs *liveResync) runCopy(ctx context.Context, copy func(context.Context) error) {
+	ctx, rs.cancel = context.WithCancel(ctx)
+	rs.ended = make(chan struct{})
+	go func() {
+		defer close(rs.ended)
+		rs.done <- copy(ctx)
+	}()
+}
+
+// stop ends the copy if it still runs, waits for its goroutine, and
+// removes the captured changes. The attempt that started the re-copy
+// calls it on every way out: a copy left running keeps its loaders'
+// locks on the staging tables, and the next attempt's DROP SCHEMA of the
+// staging schema would wait for them (and copy twice the load onto
+// production meanwhile).
+func (rs *liveResync) stop() {
+	if rs == nil {
+		return
+	}
+	rs.cancel()
+	<-rs.ended
+	rs.spill.close()
 }
 
 // resyncStep moves a re-copy on between source transactions: it notes the
@@ -249,8 +276,7 @@ func (s *streamer) switchIn(ctx context.Context) error {
 	}
 	if err != nil {
 		s.rollback()
-		var pe *pgconn.PgError
-		if strings.Contains(err.Error(), "55P03") || errors.As(err, &pe) && pe.Code == "55P03" {
+		if switchWaits(err) {
 			s.log.Warn("switching re-copied tables in waits for readers' locks; trying again in 10s")
 			rs.retryAt = time.Now().Add(10 * time.Second)
 			return nil
@@ -275,3 +301,9 @@ func (s *streamer) switchIn(ctx context.Context) error {
 	}
 	return nil
 }
+
+// switchWaits reports whether a switch failed on a lock it chose not to
+// wait for (readers' queries on the live tables): it is tried again
+// later. By SQLSTATE, never by the message's text, which names tables
+// and may hold anything.
+func switchWaits(err error) bool { return schema.IsLockTimeout(err) }

@@ -278,6 +278,10 @@ func (a *attempt) startPosition(ctx context.Context) error {
 		if a.rs, err = startResync(ctx, a.opts, a.prep, a.resync, a.hashes, a.copyLeaves); err != nil {
 			return err
 		}
+		// The re-copy's goroutine is joined whatever ends the attempt: the
+		// next attempt's DROP SCHEMA of the staging tables must not wait
+		// on its loaders.
+		a.closers = append(a.closers, a.rs.stop)
 	}
 	return nil
 }

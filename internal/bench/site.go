@@ -286,18 +286,6 @@ func (s *Site) DropSlot(ctx context.Context, name string) error {
 	return err
 }
 
-// currentLSN is production's current WAL insert position.
-func (s *Site) currentLSN(ctx context.Context) (string, error) {
-	conn, err := pgx.Connect(ctx, s.ProdDSN)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(context.Background())
-	var lsn string
-	err = conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn)
-	return lsn, err
-}
-
 // ServerVersion is production's server_version, or "" if unreadable.
 func (s *Site) ServerVersion(ctx context.Context) string {
 	conn, err := pgx.Connect(ctx, s.ProdDSN)

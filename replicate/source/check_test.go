@@ -26,7 +26,7 @@ func problemWith(t *testing.T, ps []Problem, table string, parts ...string) {
 			return
 		}
 	}
-	t.Errorf("no problem of %q holding %q in:\n%s", table, parts, Problems(ps).Error())
+	t.Errorf("no problem of %q holding %q in:\n%s", table, parts, problemLines(ps))
 }
 
 func noProblemWith(t *testing.T, ps []Problem, part string) {
@@ -97,7 +97,7 @@ ALTER TABLE public.full_events OWNER TO `+role+`;
 	noProblemWith(t, ps, "does not own")
 	problemWith(t, ps, "public.events", "no primary key")
 	if len(ps) != 3 {
-		t.Errorf("superuser: %d problems, want 3 (events, quiet, gone):\n%s", len(ps), Problems(ps).Error())
+		t.Errorf("superuser: %d problems, want 3 (events, quiet, gone):\n%s", len(ps), problemLines(ps))
 	}
 }
 
@@ -120,13 +120,13 @@ func TestCheckServerSettings(t *testing.T) {
 	problemWith(t, ps, "", "no free replication slot (max_replication_slots = 1, 1 used)", "SELECT slot_name FROM pg_replication_slots WHERE NOT active")
 	problemWith(t, ps, "", "max_wal_senders = 0", "restart")
 	if len(ps) != 3 {
-		t.Errorf("%d problems, want 3:\n%s", len(ps), Problems(ps).Error())
+		t.Errorf("%d problems, want 3:\n%s", len(ps), problemLines(ps))
 	}
 	// pgveil's own slot already exists: no slot is needed.
 	ps = Check(srv, nil, nil, true)
 	noProblemWith(t, ps, "replication slot")
 	if len(ps) != 2 {
-		t.Errorf("%d problems, want 2:\n%s", len(ps), Problems(ps).Error())
+		t.Errorf("%d problems, want 2:\n%s", len(ps), problemLines(ps))
 	}
 }
 
@@ -134,12 +134,12 @@ func TestCheckOldServer(t *testing.T) {
 	srv := &Server{Version: 90624, WalLevel: "logical", MaxReplicationSlots: 10, MaxWalSenders: 10, IsSuperuser: true, User: "postgres"}
 	ps := Check(srv, nil, nil, false)
 	if len(ps) != 1 {
-		t.Fatalf("problems:\n%s", Problems(ps).Error())
+		t.Fatalf("problems:\n%s", problemLines(ps))
 	}
 	problemWith(t, ps, "", "PostgreSQL 9.6.24 is older than 10: logical replication is not supported")
 	srv.Version = 150004
 	if ps := Check(srv, nil, nil, false); len(ps) != 0 {
-		t.Errorf("problems:\n%s", Problems(ps).Error())
+		t.Errorf("problems:\n%s", problemLines(ps))
 	}
 	if s := (&Server{Version: 150004}).VersionString(); s != "15.4" {
 		t.Errorf("VersionString = %s", s)

@@ -21,7 +21,7 @@ type UnsafeError struct {
 // Error lists the problems, one per line.
 func (e *UnsafeError) Error() string {
 	return fmt.Sprintf("refusing to change publication %s: it would make production UPDATE or DELETE fail:\n%s",
-		schema.QuoteIdent(e.Publication), Problems(e.Problems).Error())
+		schema.QuoteIdent(e.Publication), problemLines(e.Problems))
 }
 
 // OwnerNeededError is returned by EnsurePublication when the publication

@@ -67,11 +67,8 @@ func (p Problem) String() string {
 	return p.Table + ": " + p.Msg
 }
 
-// Problems is the error form of a list of problems.
-type Problems []Problem
-
-// Error lists the problems one per line.
-func (ps Problems) Error() string {
+// problemLines lists problems one per line.
+func problemLines(ps []Problem) string {
 	s := make([]string, len(ps))
 	for i, p := range ps {
 		s[i] = p.String()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -16,20 +17,38 @@ import (
 // reader's own error stays on this side (the server would log it).
 var errStream = errors.New("pgveil: the snapshot stream failed")
 
-// streamReader remembers the error of the reader it wraps, and hands the
-// server a fixed one instead.
+// streamReader remembers the first error of the reader it wraps, and hands
+// the server a fixed one instead.
+//
+// pgconn's CopyFrom reads r on a goroutine of its own, and does not join
+// it when the copy ends early (a broken connection, a fatal server error):
+// Read may still run, and fail, after CopyFrom has returned. Hence the
+// mutex (go test -race found the unguarded field), and failure's caller
+// decides whether the stream's error is what ended the copy.
 type streamReader struct {
 	r   io.Reader
+	mu  sync.Mutex
 	err error
 }
 
 func (s *streamReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	if err != nil && err != io.EOF {
-		s.err = err
+		s.mu.Lock()
+		if s.err == nil {
+			s.err = err
+		}
+		s.mu.Unlock()
 		return n, errStream
 	}
 	return n, err
+}
+
+// failure is the stream's first error, or nil.
+func (s *streamReader) failure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // CopyIn replaces the content of table t with r, a COPY text-format stream
@@ -76,8 +95,13 @@ func CopyIn(ctx context.Context, conn *pgx.Conn, t *transform.TablePlan, r io.Re
 	sr := &streamReader{r: r}
 	tag, err := conn.PgConn().CopyFrom(ctx, sr, sql)
 	if err != nil {
-		if sr.err != nil {
-			return 0, fmt.Errorf("copy into %s: reading the stream: %w", label, sr.err)
+		// The stream's error ended the copy only when the server answers the
+		// CopyFail it made pgconn send (query_canceled, after pgconn joined
+		// its reader). Otherwise the server or the connection failed first,
+		// and a stream error that came after (its producer saw the copy go)
+		// would hide the cause.
+		if serr := sr.failure(); serr != nil && schema.SQLState(err) == schema.CodeQueryCanceled {
+			return 0, fmt.Errorf("copy into %s: reading the stream: %w", label, serr)
 		}
 		return 0, fmt.Errorf("copy into %s: %w", label, sanitizeCopy(err, t.ColumnNames()))
 	}

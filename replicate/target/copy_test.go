@@ -1,6 +1,7 @@
 package target
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strings"
@@ -8,6 +9,9 @@ import (
 	"time"
 
 	"pgveil/internal/pgtest"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestCopyIn(t *testing.T) {
@@ -108,4 +112,51 @@ func TestWriteCheckpoint(t *testing.T) {
 	if _, found, err := ReadCheckpoint(ctx, other, "snap"); found || err != nil {
 		t.Errorf("without Setup: %v %v", found, err)
 	}
+}
+
+// lateReader gives one row, then has the copy's backend terminated and
+// fails only once pgconn has cleaned the dead connection up: after
+// CopyFrom returned, on pgconn's reading goroutine, which CopyFrom does
+// not join on that path.
+type lateReader struct {
+	t       *testing.T
+	killer  *pgx.Conn
+	victim  *pgconn.PgConn
+	err     error
+	reads   int
+	stopped chan struct{} // closed when Read has returned its error
+}
+
+func (r *lateReader) Read(p []byte) (int, error) {
+	r.reads++
+	if r.reads == 1 {
+		return copy(p, "1\tx\t1.0\n"), nil
+	}
+	defer close(r.stopped)
+	var ok bool
+	if err := r.killer.QueryRow(context.Background(), `SELECT pg_terminate_backend($1)`, r.victim.PID()).Scan(&ok); err != nil || !ok {
+		r.t.Errorf("terminating the copy's backend: %v %v", ok, err)
+	}
+	<-r.victim.CleanupDone()
+	return 0, r.err
+}
+
+// A stream that fails after the copy already failed for another reason
+// (here its connection was terminated) neither races with CopyIn (go test
+// -race) nor takes the place of the real cause in the error.
+func TestCopyInStreamFailsAfterTheConnection(t *testing.T) {
+	t.Parallel()
+	tb := table("app", "t", pk("id", "integer"), c("v", "text"), c("n", "numeric(5,1)"))
+	ctx, dsn, conn := setupDB(t, plan(tb), nil)
+	late := errors.New("the producer saw the copy go")
+	r := &lateReader{t: t, killer: pgtest.Connect(t, dsn), victim: conn.PgConn(), err: late, stopped: make(chan struct{})}
+	_, err := CopyIn(ctx, conn, tb, r)
+	<-r.stopped
+	if err == nil {
+		t.Fatal("no error from a copy whose connection was terminated")
+	}
+	if errors.Is(err, late) || strings.Contains(err.Error(), "reading the stream") {
+		t.Errorf("the stream's late error replaced the cause: %v", err)
+	}
+	equal(t, "after a terminated copy", query(t, pgtest.Connect(t, dsn), `SELECT count(*) FROM app.t`), []string{"0"})
 }

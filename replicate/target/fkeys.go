@@ -431,7 +431,7 @@ func AddForeignKeys(ctx context.Context, conn *pgx.Conn, f *ForeignKeys, skip ma
 		case err == nil:
 			f.log().Info("foreign key added to the replica", "key", k.Name, "reference", k.String(), "origin", k.Origin.String())
 			continue
-		case !errors.As(err, &se) || se.Code == "55P03" || se.Code == "53300" || strings.HasPrefix(se.Code, "08") || strings.HasPrefix(se.Code, "40") || strings.HasPrefix(se.Code, "57"):
+		case !errors.As(err, &se) || se.Code == schema.CodeLockNotAvailable || se.Code == "53300" || strings.HasPrefix(se.Code, "08") || strings.HasPrefix(se.Code, "40") || strings.HasPrefix(se.Code, "57"):
 			return fmt.Errorf("adding foreign key %s on %s: %w", k.Name, k.Table.QualifiedName(), err)
 		}
 		why := "the replica refused it: " + se.Error()

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -20,21 +22,37 @@ const StagingSchema = "pgveil_staging"
 // StagingPlan returns a plan of t that writes to t's staging table: the
 // same columns and rules under another name.
 func StagingPlan(t *transform.TablePlan) *transform.TablePlan {
-	sum := sha256.Sum256([]byte(t.Table.Schema + "\x00" + t.Table.Name))
-	name := t.Table.Name
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	tbl := &schema.Table{Schema: StagingSchema, Name: "s" + hex.EncodeToString(sum[:6]) + "_" + name, Columns: t.Table.Columns}
+	tbl := &schema.Table{Schema: StagingSchema, Name: stagingName(t.Table.Schema, t.Table.Name), Columns: t.Table.Columns}
 	return &transform.TablePlan{Table: tbl, Where: t.Where, Columns: append([]transform.ColumnPlan(nil), t.Columns...), Dropped: t.Dropped}
+}
+
+// stagingNamePrefix is how many bytes of the table's name a staging name
+// keeps, for people reading the staging schema: with "s", 12 hex digits
+// and "_", a staging name stays within PostgreSQL's 63-byte identifiers.
+const stagingNamePrefix = 40
+
+// stagingName is the staging table's name of schemaName.name: unique
+// through the hash of the full names, readable through the name's first
+// bytes, cut at a character boundary (a name cut inside a character is
+// not UTF-8, and the server refuses it).
+func stagingName(schemaName, name string) string {
+	sum := sha256.Sum256([]byte(schemaName + "\x00" + name))
+	if len(name) > stagingNamePrefix {
+		cut := stagingNamePrefix
+		for cut > 0 && !utf8.RuneStart(name[cut]) {
+			cut--
+		}
+		name = name[:cut]
+	}
+	return "s" + hex.EncodeToString(sum[:6]) + "_" + name
 }
 
 // PrepareStaging drops what an earlier attempt left in the staging schema
 // and creates empty staging tables (see StagingPlan) for tables, with the
 // enum types they need. Readers get nothing there.
 func PrepareStaging(ctx context.Context, conn *pgx.Conn, staging []*transform.TablePlan, enums map[string][]string) error {
-	if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+schema.QuoteIdent(StagingSchema)+` CASCADE`); err != nil {
-		return fmt.Errorf("staging: %w", sanitize(err))
+	if err := dropStaging(ctx, conn); err != nil {
+		return fmt.Errorf("staging: %w", err)
 	}
 	if _, err := conn.Exec(ctx, `DELETE FROM pgveil.tables WHERE schema_name = $1`, StagingSchema); err != nil {
 		return fmt.Errorf("staging: %w", sanitize(err))
@@ -46,6 +64,34 @@ func PrepareStaging(ctx context.Context, conn *pgx.Conn, staging []*transform.Ta
 		return fmt.Errorf("staging: %w", sanitize(err))
 	}
 	return nil
+}
+
+// dropStaging drops the staging schema and what it holds, waiting at most
+// lockTimeout for their locks: a DROP queued behind a lock (an earlier
+// attempt's loader, a reader of the staging tables) would block every
+// query queued behind it, readers' included. A lock timeout comes back as
+// a ServerError (schema.IsLockTimeout), and the attempt is retried.
+func dropStaging(ctx context.Context, conn *pgx.Conn) (err error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return sanitize(err)
+	}
+	defer func() {
+		if err != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			defer cancel()
+			_ = tx.Rollback(rctx)
+		}
+	}()
+	for _, q := range []string{
+		`SET LOCAL lock_timeout = '` + lockTimeout + `'`,
+		`DROP SCHEMA IF EXISTS ` + schema.QuoteIdent(StagingSchema) + ` CASCADE`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return sanitize(err)
+		}
+	}
+	return sanitize(tx.Commit(ctx))
 }
 
 // SwitchSQL returns the statements that replace live by its staging table
@@ -62,8 +108,7 @@ func SwitchSQL(live, staging *transform.TablePlan, readers []string, rulesHash s
 		// new one (views.go).
 		viewsBeforeSwitch(live),
 		`DROP TABLE IF EXISTS ` + tableIdent(live),
-		`ALTER TABLE ` + tableIdent(staging) + ` SET SCHEMA ` + schema.QuoteIdent(live.Table.Schema),
-		`ALTER TABLE ` + schema.Qualified(live.Table.Schema, staging.Table.Name) + ` RENAME TO ` + schema.QuoteIdent(live.Table.Name),
+		moveStagingSQL(live, staging),
 		viewsAfterSwitch(),
 		`DELETE FROM pgveil.tables WHERE schema_name = ` + schema.QuoteLiteral(StagingSchema) + ` AND table_name = ` + schema.QuoteLiteral(staging.Table.Name),
 		`INSERT INTO pgveil.tables (schema_name, table_name, state, rows, updated_at, rules_hash) VALUES (` + schema.QuoteLiteral(live.Table.Schema) + `, ` +
@@ -74,6 +119,47 @@ func SwitchSQL(live, staging *transform.TablePlan, readers []string, rulesHash s
 			`GRANT `+ReadPrivileges+` ON `+tableIdent(live)+` TO `+schema.QuoteIdents(readers))
 	}
 	return stmts
+}
+
+// moveStagingSQL returns the statement that puts the staging table in
+// live's place (live must be gone) with the constraint names a first copy
+// gives it. PostgreSQL names a table's constraints and their indexes after
+// the table when it creates them ("s13ad7471fee2_address_pkey" on a
+// staging table), and a rename of the table keeps them. The names a first
+// copy would get come from PostgreSQL itself rather than from a copy of
+// its rules (truncation within 63 bytes by characters, a number when the
+// name is taken in the schema, the NOT NULL constraints PostgreSQL 18
+// catalogues): an empty probe table is created under live's name exactly
+// as Setup creates a table, its constraint names are read, matched to the
+// staging table's by kind and columns, and the probe is dropped before the
+// staging table moves in and takes them. All of it in the switch's
+// transaction: nobody sees the probe.
+func moveStagingSQL(live, staging *transform.TablePlan) string {
+	liveName := schema.QuoteLiteral(tableIdent(live))
+	body := `DECLARE have text[]; want text[]; BEGIN
+EXECUTE ` + schema.QuoteLiteral(createTableSQL(live)) + `;
+SELECT coalesce(pg_catalog.array_agg(s.conname ORDER BY s.conname), '{}'), coalesce(pg_catalog.array_agg(p.conname ORDER BY s.conname), '{}') INTO have, want
+	FROM pg_catalog.pg_constraint p JOIN pg_catalog.pg_constraint s ON s.conrelid = ` + schema.QuoteLiteral(tableIdent(staging)) + `::pg_catalog.regclass
+		AND s.contype = p.contype AND s.conkey IS NOT DISTINCT FROM p.conkey
+	WHERE p.conrelid = ` + liveName + `::pg_catalog.regclass AND s.conname <> p.conname;
+EXECUTE 'DROP TABLE ' || ` + liveName + `;
+EXECUTE ` + schema.QuoteLiteral(`ALTER TABLE `+tableIdent(staging)+` SET SCHEMA `+schema.QuoteIdent(live.Table.Schema)) + `;
+EXECUTE ` + schema.QuoteLiteral(`ALTER TABLE `+schema.Qualified(live.Table.Schema, staging.Table.Name)+` RENAME TO `+schema.QuoteIdent(live.Table.Name)) + `;
+FOR i IN 1 .. coalesce(pg_catalog.array_length(have, 1), 0) LOOP
+	EXECUTE pg_catalog.format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', ` + liveName + `, have[i], want[i]);
+END LOOP;
+END`
+	return `DO ` + dollarQuote(body)
+}
+
+// dollarQuote quotes body with a dollar tag that body does not contain
+// (table names come from production's catalog and may hold anything).
+func dollarQuote(body string) string {
+	tag := "$pgveil$"
+	for i := 0; strings.Contains(body, tag); i++ {
+		tag = "$pgveil" + strconv.Itoa(i) + "$"
+	}
+	return tag + body + tag
 }
 
 // DropSQL returns the statements that remove a table no rule names any

@@ -789,12 +789,11 @@ var reJSONKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // jsonKey is what the samples told of one key, at any depth.
 type jsonKey struct {
-	byName   category
-	byValue  map[category]int
-	strings  []string
-	numbers  int
-	others   int // objects, arrays, booleans
-	leafSeen bool
+	byName  category
+	byValue map[category]int
+	strings []string
+	numbers int
+	others  int // objects, arrays, booleans
 }
 
 // classifyJSON samples the documents: keys that hold personal data, by
