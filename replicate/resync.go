@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"pgveil/replicate/pgoutput"
 	"pgveil/replicate/target"
@@ -249,8 +248,10 @@ func (s *streamer) switchIn(ctx context.Context) error {
 	}
 	if err != nil {
 		s.rollback()
-		var pe *pgconn.PgError
-		if strings.Contains(err.Error(), "55P03") || errors.As(err, &pe) && pe.Code == "55P03" {
+		// By SQLSTATE, never by the message's text: a name may hold
+		// "55P03". Every step above wraps with %w, and the applier's
+		// server errors (target.ServerError) keep their SQLSTATE.
+		if schema.IsLockTimeout(err) {
 			s.log.Warn("switching re-copied tables in waits for readers' locks; trying again in 10s")
 			rs.retryAt = time.Now().Add(10 * time.Second)
 			return nil
