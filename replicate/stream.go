@@ -627,9 +627,8 @@ func (s *streamer) stop() error {
 	defer cancel()
 	var err error
 	if s.groupOpen() && s.applied.LSN > s.committed {
-		err = s.flush(ctx)
-		if err != nil {
-			err = fmt.Errorf("committing on shutdown: %w", err)
+		if err = s.flush(ctx); err != nil {
+			err = &ShutdownError{Err: err}
 		}
 	}
 	s.rollback()
