@@ -46,6 +46,16 @@ func fatalUnlessTransient(err error) error {
 	return fatal(err)
 }
 
+// ShutdownError is a failure of the stream's final commit on shutdown
+// (streamer.stop): the source transactions already in the open target
+// transaction are not in the target, and the next start applies them
+// again from the checkpoint. Run returns it although its context ended:
+// a shutdown that failed to keep what it had applied is not clean.
+type ShutdownError struct{ Err error }
+
+func (e *ShutdownError) Error() string { return "committing on shutdown: " + e.Err.Error() }
+func (e *ShutdownError) Unwrap() error { return e.Err }
+
 // SlotBusyError: another connection holds the slot (another pgveil, or
 // this one's previous connection that the server has not yet noticed is
 // gone). Run retries it.

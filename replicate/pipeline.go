@@ -157,7 +157,8 @@ func New(opts Options) *Pipeline {
 	return &Pipeline{opts: opts, cfg: opts.Config, runAttempt: runOnce, sleep: sleep}
 }
 
-// Run replicates until ctx ends, then returns nil. Transient failures
+// Run replicates until ctx ends, then returns nil, or a *ShutdownError
+// when the final commit on the way out failed. Transient failures
 // (connections lost, servers restarting) are retried with exponential
 // backoff; restarts (a reload, a schema change) are at once, then back
 // off while they follow one another; a FatalError is returned at once.
@@ -346,6 +347,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		cancel()
 		if ctx.Err() != nil {
+			// Whatever failed because the context ended is a clean
+			// shutdown; a final commit that failed is not: what it held
+			// is not in the target.
+			if se := (*ShutdownError)(nil); errors.As(err, &se) {
+				opts.Observer.Phase(PhaseStopped, err)
+				return err
+			}
 			opts.Observer.Phase(PhaseStopped, nil)
 			return nil
 		}
@@ -385,6 +393,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if errors.As(err, &fe) || !transient(err) {
 			if errors.As(err, new(*transform.MaskError)) {
 				opts.Observer.Error("masking")
+				err = fatal(err) // as every stop retrying cannot fix
 			}
 			opts.Observer.Error("fatal")
 			opts.Observer.Phase(PhaseStopped, err)

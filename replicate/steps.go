@@ -451,7 +451,7 @@ func (a *attempt) streamer(ctx context.Context) (*streamer, error) {
 	st := &streamer{
 		opts: a.opts.Stream, log: a.log, repl: pgReplicationConn{a.repl}, slot: cfg.Source.Slot, publication: cfg.Source.Publication,
 		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: a.opts.Observer, walEnd: sqlWALEnd{walConn},
-		applier: ap, stats: a.opts.Stats, start: a.start, rs: a.rs,
+		applier: ap, stats: a.opts.Stats, start: a.start, startCommit: a.pos.CommitTime, rs: a.rs,
 	}
 	if st.colTypes, err = source.ReadColumnTypes(ctx, a.src, prep.Plan); err != nil {
 		return nil, err

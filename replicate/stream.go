@@ -204,11 +204,18 @@ type streamer struct {
 	// colTypes are the column types the plan was built for.
 	colTypes columnTypes
 
-	start     pglogrepl.LSN   // the checkpoint at start: transactions committed before it are applied
-	committed pglogrepl.LSN   // durable in the target
-	applied   target.Position // last source commit inside the open target transaction
-	received  pglogrepl.LSN
-	idleEnd   pglogrepl.LSN // server WAL end from a keepalive received while idle
+	start pglogrepl.LSN // the checkpoint at start: transactions committed before it are applied
+	// startCommit is the commit time of the checkpoint at start (zero
+	// when unknown, as after an initial copy).
+	startCommit time.Time
+	committed   pglogrepl.LSN // durable in the target
+	// applied is the last source commit inside the open target
+	// transaction or, before any, the checkpoint at start: a target
+	// transaction that holds no source commit (a re-copy's switch) keeps
+	// the checkpoint where it was, never writes 0/0.
+	applied  target.Position
+	received pglogrepl.LSN
+	idleEnd  pglogrepl.LSN // server WAL end from a keepalive received while idle
 
 	txOpen     bool // a target transaction is open
 	groupSince time.Time
@@ -242,6 +249,7 @@ func (s *streamer) init(serverVersion int) {
 		s.lookup = s.plan.Table
 	}
 	s.committed = s.start
+	s.applied = target.Position{LSN: s.start, CommitTime: s.startCommit}
 	s.stats.Committed.Store(uint64(s.committed))
 	s.stats.Resyncing.Store(s.rs != nil)
 	s.protoV2 = serverVersion >= 140000
@@ -619,9 +627,8 @@ func (s *streamer) stop() error {
 	defer cancel()
 	var err error
 	if s.groupOpen() && s.applied.LSN > s.committed {
-		err = s.flush(ctx)
-		if err != nil {
-			err = fmt.Errorf("committing on shutdown: %w", err)
+		if err = s.flush(ctx); err != nil {
+			err = &ShutdownError{Err: err}
 		}
 	}
 	s.rollback()

@@ -32,6 +32,9 @@ type fakeApplier struct {
 	pending   int
 	commits   []target.Position
 	commitErr error
+	// execErr, when set, is what Exec returns for a statement (nil: it
+	// runs).
+	execErr func(sql string) error
 }
 
 var _ applier = (*fakeApplier)(nil)
@@ -65,6 +68,12 @@ func (a *fakeApplier) Rollback(context.Context) error {
 }
 
 func (a *fakeApplier) Exec(_ context.Context, sql string) error {
+	if a.execErr != nil {
+		if err := a.execErr(sql); err != nil {
+			a.calls = append(a.calls, "exec failed")
+			return err
+		}
+	}
 	a.calls = append(a.calls, "exec "+strings.Fields(sql)[0])
 	return nil
 }
