@@ -74,16 +74,21 @@ func (c Tables) Add(t *Table) {
 	c[TableName{t.Schema, t.Name}] = t
 }
 
-// QuoteIdent quotes a SQL identifier when it is not a plain lower-case name.
+// QuoteIdent quotes a SQL identifier exactly as PostgreSQL's quote_ident
+// does: bare when it is a plain lower-case name (a-z, _, then digits) that
+// is not a keyword of any category but "unreserved", quoted otherwise. A
+// name left bare is therefore one PostgreSQL itself would print bare, in
+// every position a name can stand (a column, a table, a type, a function,
+// a role): a test holds the keyword list to the server's.
 func QuoteIdent(s string) string {
 	plain := s != ""
 	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || i > 0 && (r >= '0' && r <= '9' || r == '$')) {
+		if !(r == '_' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
 			plain = false
 			break
 		}
 	}
-	if plain && !reservedWords[s] {
+	if plain && !quotedKeywords[s] {
 		return s
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
@@ -108,9 +113,15 @@ func QuoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
-// reservedWords are the keywords PostgreSQL does not accept as bare
-// column or table names (the "reserved" category of its keyword list).
-var reservedWords = map[string]bool{
+// quotedKeywords are the keywords quote_ident quotes: those of the
+// "reserved", "reserved (can be function or type)" and "non-reserved
+// (cannot be function or type)" categories of PostgreSQL's keyword list
+// (pg_get_keywords() with catcode R, T or C). Some of them are accepted
+// bare as a column name, but not everywhere a name stands (time, values
+// and char as a type or function name, between in an expression), so all
+// are quoted.
+var quotedKeywords = map[string]bool{
+	// reserved, and reserved (can be function or type)
 	"all": true, "analyse": true, "analyze": true, "and": true, "any": true, "array": true, "as": true,
 	"asc": true, "asymmetric": true, "authorization": true, "binary": true, "both": true, "case": true,
 	"cast": true, "check": true, "collate": true, "collation": true, "column": true, "concurrently": true,
@@ -129,4 +140,14 @@ var reservedWords = map[string]bool{
 	"then": true, "to": true, "trailing": true, "true": true, "union": true, "unique": true,
 	"user": true, "using": true, "variadic": true, "verbose": true, "when": true, "where": true,
 	"window": true, "with": true,
+	// non-reserved (cannot be function or type)
+	"between": true, "bigint": true, "bit": true, "boolean": true, "char": true, "character": true,
+	"coalesce": true, "dec": true, "decimal": true, "exists": true, "extract": true, "float": true,
+	"greatest": true, "grouping": true, "inout": true, "int": true, "integer": true, "interval": true,
+	"least": true, "national": true, "nchar": true, "none": true, "normalize": true, "nullif": true,
+	"numeric": true, "out": true, "overlay": true, "position": true, "precision": true, "real": true,
+	"row": true, "setof": true, "smallint": true, "substring": true, "time": true, "timestamp": true,
+	"treat": true, "trim": true, "values": true, "varchar": true, "xmlattributes": true,
+	"xmlconcat": true, "xmlelement": true, "xmlexists": true, "xmlforest": true, "xmlnamespaces": true,
+	"xmlparse": true, "xmlpi": true, "xmlroot": true, "xmlserialize": true, "xmltable": true,
 }

@@ -50,7 +50,7 @@ func TestParseType(t *testing.T) {
 func TestQuoteIdent(t *testing.T) {
 	for in, want := range map[string]string{
 		"customers": "customers", "Customers": `"Customers"`, "order": `"order"`,
-		"a b": `"a b"`, `x"y`: `"x""y"`, "_x1$": "_x1$", "1x": `"1x"`, "": `""`, "café": `"café"`,
+		"a b": `"a b"`, `x"y`: `"x""y"`, "_x1$": `"_x1$"`, "_x1": "_x1", "time": `"time"`, "1x": `"1x"`, "": `""`, "café": `"café"`,
 	} {
 		if got := QuoteIdent(in); got != want {
 			t.Errorf("QuoteIdent(%q) = %s, want %s", in, got, want)
