@@ -90,11 +90,11 @@ func TestReadCatalog(t *testing.T) {
 		t.Errorf("ListTables = %v, want %v (partitions left out)", names, wantNames)
 	}
 
-	cat, err := schema.ReadCatalog(ctx, conn, append(names, tn("public.nope")))
+	cat, err := schema.ReadCatalog(ctx, conn, append(names, pgtest.Table("public.nope")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cat.Tables) != len(wantNames) || cat.Tables[tn("public.nope")] != nil || cat.Info[tn("public.nope")] != nil {
+	if len(cat.Tables) != len(wantNames) || cat.Tables[pgtest.Table("public.nope")] != nil || cat.Info[pgtest.Table("public.nope")] != nil {
 		t.Errorf("catalog has %d tables, want %d (the missing one absent)", len(cat.Tables), len(wantNames))
 	}
 
@@ -142,7 +142,7 @@ func TestReadCatalog(t *testing.T) {
 		{"st", schema.Type{Name: `"Sales"."Status"`, Kind: schema.KindOther}},
 		{"ea", varchar50s},
 	}
-	every := cat.Tables[tn("public.everything")]
+	every := cat.Tables[pgtest.Table("public.everything")]
 	if every == nil {
 		t.Fatal("public.everything missing")
 	}
@@ -170,7 +170,7 @@ func TestReadCatalog(t *testing.T) {
 	if c := every.Column("u"); c == nil || !c.Unique || c.PrimaryKey {
 		t.Errorf("u: %+v, want Unique", c)
 	}
-	info := cat.Info[tn("public.everything")]
+	info := cat.Info[pgtest.Table("public.everything")]
 	if info.OID == 0 || info.ReplicaIdentity != 'd' || !slices.Equal(info.IdentityColumns, []string{"id"}) ||
 		!info.HasPrimaryKey || !slices.Equal(every.Generated, []string{"total"}) || info.Partitioned ||
 		info.EstimatedRows != -1 || info.Pages != 0 {
@@ -194,7 +194,7 @@ func TestReadCatalog(t *testing.T) {
 		t.Errorf("enums = %v", cat.Enums)
 	}
 
-	events, einfo := cat.Table(tn("public.events"))
+	events, einfo := cat.Table(pgtest.Table("public.events"))
 	if einfo.ReplicaIdentity != 'f' || einfo.HasPrimaryKey || !slices.Equal(einfo.IdentityColumns, []string{"at", "payload"}) {
 		t.Errorf("events info = %+v", einfo)
 	}
@@ -204,7 +204,7 @@ func TestReadCatalog(t *testing.T) {
 		}
 	}
 
-	li, liinfo := cat.Table(tn("public.line_items"))
+	li, liinfo := cat.Table(pgtest.Table("public.line_items"))
 	if !slices.Equal(liinfo.IdentityColumns, []string{"order_id", "line"}) || !liinfo.HasPrimaryKey {
 		t.Errorf("line_items info = %+v", liinfo)
 	}
@@ -214,19 +214,19 @@ func TestReadCatalog(t *testing.T) {
 		}
 	}
 
-	users := cat.Tables[tn("public.users")]
+	users := cat.Tables[pgtest.Table("public.users")]
 	for col, unique := range map[string]bool{"id": false, "email": true, "nick": false, "handle": false} {
 		if c := users.Column(col); c == nil || c.Unique != unique {
 			t.Errorf("users.%s: Unique = %v, want %v (composite and partial unique indexes do not count)", col, c.Unique, unique)
 		}
 	}
 
-	m, minfo := cat.Table(tn("public.measurements"))
+	m, minfo := cat.Table(pgtest.Table("public.measurements"))
 	if !minfo.Partitioned || !slices.Equal(minfo.IdentityColumns, []string{"id", "at"}) || len(m.Columns) != 3 {
 		t.Errorf("measurements = %+v %+v", m, minfo)
 	}
 
-	orders, oinfo := cat.Table(tn("Sales.Orders"))
+	orders, oinfo := cat.Table(pgtest.Table("Sales.Orders"))
 	if orders == nil {
 		t.Fatal(`"Sales"."Orders" missing`)
 	}
@@ -241,7 +241,7 @@ func TestReadCatalog(t *testing.T) {
 		t.Errorf("QualifiedName = %s", q)
 	}
 
-	acc, ainfo := cat.Table(tn("public.accounts"))
+	acc, ainfo := cat.Table(pgtest.Table("public.accounts"))
 	if ainfo.ReplicaIdentity != 'i' || !slices.Equal(ainfo.IdentityColumns, []string{"code"}) || ainfo.HasPrimaryKey {
 		t.Errorf("accounts info = %+v", ainfo)
 	}
@@ -271,7 +271,7 @@ func TestReadCatalogEmpty(t *testing.T) {
 	if err != nil || len(cat.Tables) != 0 || cat.Info == nil || cat.Enums == nil {
 		t.Fatalf("ReadCatalog(nil) = %+v, %v", cat, err)
 	}
-	cat, err = schema.ReadCatalog(pgtest.Context(t), conn, []schema.TableName{tn("public.nope")})
+	cat, err = schema.ReadCatalog(pgtest.Context(t), conn, []schema.TableName{pgtest.Table("public.nope")})
 	if err != nil || len(cat.Tables) != 0 {
 		t.Fatalf("ReadCatalog(missing) = %+v, %v", cat, err)
 	}

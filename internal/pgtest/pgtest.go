@@ -24,6 +24,7 @@ import (
 
 	"pgveil/internal/cluster"
 	"pgveil/internal/process"
+	"pgveil/schema"
 )
 
 // Secret is the masking secret of every test: 32 bytes, as the rules
@@ -277,3 +278,10 @@ type StopFunc func()
 
 // Stop calls f.
 func (f StopFunc) Stop() { f() }
+
+// Table parses "schema.name" (no quoting) into a table name, for tests
+// that name tables in short.
+func Table(s string) schema.TableName {
+	schemaName, name, _ := strings.Cut(s, ".")
+	return schema.TableName{Schema: schemaName, Name: name}
+}

@@ -1,7 +1,6 @@
 package source
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -27,12 +26,6 @@ func readAll(t *testing.T, conn *pgx.Conn) *schema.Catalog {
 		t.Fatal(err)
 	}
 	return cat
-}
-
-// tn parses "schema.name" (no quoting) into a table name.
-func tn(s string) schema.TableName {
-	schemaName, name, _ := strings.Cut(s, ".")
-	return schema.TableName{Schema: schemaName, Name: name}
 }
 
 func readServer(t *testing.T, conn *pgx.Conn) *Server {

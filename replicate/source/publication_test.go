@@ -179,7 +179,7 @@ func TestPublicationKeepsProductionWritable(t *testing.T) {
 			t.Errorf("%s: notes %q lack %q", pt.Name.Name, pt.Notes, w.note)
 		}
 	}
-	if pt := spec.Table(tn("public.where_nonident")); !slices.Equal(pt.FilterTypes, []string{"timestamp with time zone"}) {
+	if pt := spec.Table(pgtest.Table("public.where_nonident")); !slices.Equal(pt.FilterTypes, []string{"timestamp with time zone"}) {
 		t.Errorf("where_nonident FilterTypes = %q", pt.FilterTypes)
 	}
 
@@ -362,22 +362,22 @@ func TestNaivePublicationsBreakProduction(t *testing.T) {
 		problem    string
 	}{
 		{"dropped_col", "CREATE PUBLICATION naive FOR TABLE public.dropped_col (email)",
-			PublishedTable{Name: tn("public.dropped_col"), Columns: []string{"email"}},
+			PublishedTable{Name: pgtest.Table("public.dropped_col"), Columns: []string{"email"}},
 			"the column list leaves out replica identity column id"},
 		{"where_nonident", "CREATE PUBLICATION naive FOR TABLE public.where_nonident WHERE (deleted_at IS NULL)",
-			PublishedTable{Name: tn("public.where_nonident"), RowFilter: "deleted_at IS NULL"},
+			PublishedTable{Name: pgtest.Table("public.where_nonident"), RowFilter: "deleted_at IS NULL"},
 			"the row filter uses deleted_at, which is not a replica identity column"},
 		{"by_index", "CREATE PUBLICATION naive FOR TABLE public.by_index (id, name)",
-			PublishedTable{Name: tn("public.by_index"), Columns: []string{"id", "name"}},
+			PublishedTable{Name: pgtest.Table("public.by_index"), Columns: []string{"id", "name"}},
 			"leaves out replica identity column code"},
 		{"full_ident", "CREATE PUBLICATION naive FOR TABLE public.full_ident (a, b)",
-			PublishedTable{Name: tn("public.full_ident"), Columns: []string{"a", "b"}},
+			PublishedTable{Name: pgtest.Table("public.full_ident"), Columns: []string{"a", "b"}},
 			"REPLICA IDENTITY FULL and the column list leaves out note"},
 		{"parted", "CREATE PUBLICATION naive FOR TABLE public.parted WHERE (v <> 'x') WITH (publish_via_partition_root = true)",
-			PublishedTable{Name: tn("public.parted"), RowFilter: "v <> 'x'"},
+			PublishedTable{Name: pgtest.Table("public.parted"), RowFilter: "v <> 'x'"},
 			"row filter uses v"},
 		{"no_identity", "CREATE PUBLICATION naive FOR TABLE public.no_identity",
-			PublishedTable{Name: tn("public.no_identity")},
+			PublishedTable{Name: pgtest.Table("public.no_identity")},
 			"no replica identity"},
 	}
 	updates := map[string]string{
@@ -425,7 +425,7 @@ INSERT INTO public.no_identity VALUES (now(), 'p');
 
 	// A partition without replica identity is caught through its root.
 	pgtest.MustExec(t, conn, "ALTER TABLE public.parted_high REPLICA IDENTITY NOTHING")
-	spec := &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: tn("public.parted"), Columns: []string{"id", "k", "v"}}}}
+	spec := &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: pgtest.Table("public.parted"), Columns: []string{"id", "k", "v"}}}}
 	_, err := EnsurePublication(ctx, conn, spec, cat)
 	if err == nil || !strings.Contains(err.Error(), "partition public.parted_high: no replica identity") {
 		t.Errorf("EnsurePublication with an identity-less partition: %v", err)
@@ -514,14 +514,14 @@ CREATE PUBLICATION pgveil FOR TABLE public.dropped_col, public.stray WITH (publi
 
 	// FOR ALL TABLES is refused.
 	pgtest.MustExec(t, conn, "CREATE PUBLICATION everything FOR ALL TABLES")
-	_, err = EnsurePublication(ctx, conn, &PublicationSpec{Name: "everything", Tables: []PublishedTable{{Name: tn("public.stray")}}}, cat)
+	_, err = EnsurePublication(ctx, conn, &PublicationSpec{Name: "everything", Tables: []PublishedTable{{Name: pgtest.Table("public.stray")}}}, cat)
 	if err == nil || !strings.Contains(err.Error(), "FOR ALL TABLES") {
 		t.Errorf("FOR ALL TABLES: %v", err)
 	}
 
 	// A table re-created since the catalog was read.
 	pgtest.MustExec(t, conn, "DROP TABLE public.stray; CREATE TABLE public.stray (id int PRIMARY KEY)")
-	_, err = EnsurePublication(ctx, conn, &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: tn("public.stray")}}}, cat)
+	_, err = EnsurePublication(ctx, conn, &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: pgtest.Table("public.stray")}}}, cat)
 	if err == nil || !strings.Contains(err.Error(), "public.stray: the table was re-created") {
 		t.Errorf("stale catalog: %v", err)
 	}
@@ -536,7 +536,7 @@ func TestEnsurePublicationLockTimeout(t *testing.T) {
 	cat := readAll(t, conn)
 	other := pgtest.Connect(t, dsn)
 	pgtest.MustExec(t, other, "BEGIN; LOCK TABLE public.dropped_col IN ACCESS EXCLUSIVE MODE")
-	spec := &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: tn("public.dropped_col"), Columns: []string{"id", "email"}}}}
+	spec := &PublicationSpec{Name: "pgveil", Tables: []PublishedTable{{Name: pgtest.Table("public.dropped_col"), Columns: []string{"id", "email"}}}}
 	_, err := EnsurePublication(ctx, conn, spec, cat)
 	if schema.SQLState(err) != schema.CodeLockNotAvailable {
 		t.Errorf("EnsurePublication with the table locked: %v, want a lock timeout", err)
