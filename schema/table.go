@@ -83,7 +83,7 @@ func QuoteIdent(s string) string {
 			break
 		}
 	}
-	if plain && !reservedWords[s] {
+	if plain && !keywords[s] {
 		return s
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
@@ -108,9 +108,28 @@ func QuoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
-// reservedWords are the keywords PostgreSQL does not accept as bare
-// column or table names (the "reserved" category of its keyword list).
-var reservedWords = map[string]bool{
+// keywords are PostgreSQL's keywords that are not "unreserved": those a
+// bare name cannot be everywhere pgveil writes one. The reserved and
+// type/function-name ones are refused as bare column or table names; the
+// column-name ones (values, time, char, between, ...) are accepted there
+// but refused as a type's or a function's name, and as the schema of a
+// qualified type name ("values".mood is a type, values.mood a syntax
+// error). PostgreSQL's quote_identifier quotes the same set.
+var keywords = map[string]bool{
+	// column-name keywords (PostgreSQL 18)
+	"between": true, "bigint": true, "bit": true, "boolean": true, "char": true, "character": true,
+	"coalesce": true, "dec": true, "decimal": true, "exists": true, "extract": true, "float": true,
+	"greatest": true, "grouping": true, "inout": true, "int": true, "integer": true, "interval": true,
+	"json": true, "json_array": true, "json_arrayagg": true, "json_exists": true, "json_object": true,
+	"json_objectagg": true, "json_query": true, "json_scalar": true, "json_serialize": true,
+	"json_table": true, "json_value": true, "least": true, "merge_action": true, "national": true,
+	"nchar": true, "none": true, "normalize": true, "nullif": true, "numeric": true, "out": true,
+	"overlay": true, "position": true, "precision": true, "real": true, "row": true, "setof": true,
+	"smallint": true, "substring": true, "time": true, "timestamp": true, "treat": true, "trim": true,
+	"values": true, "varchar": true, "xmlattributes": true, "xmlconcat": true, "xmlelement": true,
+	"xmlexists": true, "xmlforest": true, "xmlnamespaces": true, "xmlparse": true, "xmlpi": true,
+	"xmlroot": true, "xmlserialize": true, "xmltable": true,
+	// reserved and type/function-name keywords
 	"all": true, "analyse": true, "analyze": true, "and": true, "any": true, "array": true, "as": true,
 	"asc": true, "asymmetric": true, "authorization": true, "binary": true, "both": true, "case": true,
 	"cast": true, "check": true, "collate": true, "collation": true, "column": true, "concurrently": true,

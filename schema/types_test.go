@@ -51,6 +51,9 @@ func TestQuoteIdent(t *testing.T) {
 	for in, want := range map[string]string{
 		"customers": "customers", "Customers": `"Customers"`, "order": `"order"`,
 		"a b": `"a b"`, `x"y`: `"x""y"`, "_x1$": "_x1$", "1x": `"1x"`, "": `""`, "café": `"café"`,
+		// column-name keywords: fine as a column, not as a type's schema
+		"values": `"values"`, "time": `"time"`, "between": `"between"`, "json_table": `"json_table"`,
+		"none": `"none"`, "user": `"user"`, "left": `"left"`, "timezone": "timezone",
 	} {
 		if got := QuoteIdent(in); got != want {
 			t.Errorf("QuoteIdent(%q) = %s, want %s", in, got, want)
