@@ -438,19 +438,28 @@ func (a *attempt) streamer(ctx context.Context) (*streamer, error) {
 		a.closers = append(a.closers, func() { filterConn.Close(context.Background()) })
 	}
 	// The lag figures read the source's WAL end on a connection of their
-	// own: src belongs to the monitor.
+	// own: src belongs to the monitor. The stream does not depend on it:
+	// production refusing one more connection (max_connections, the
+	// role's CONNECTION LIMIT) leaves the lag figures to the keepalives
+	// and the monitor's slot readings instead of stopping the stream.
+	var walEnd walEndReader
 	walConn, err := connectSource(ctx, cfg.Source.DSN.Reveal())
-	if err != nil {
+	switch {
+	case err == nil:
+		a.closers = append(a.closers, func() { walConn.Close(context.Background()) })
+		walEnd = sqlWALEnd{walConn}
+	case ctx.Err() != nil:
 		return nil, err
+	default:
+		a.log.Warn("cannot open a connection to read the source's WAL position: the lag figures go by keepalives and the monitor alone", "error", err.Error())
 	}
-	a.closers = append(a.closers, func() { walConn.Close(context.Background()) })
 	ap := target.NewApplier(a.tgt, cfg.Source.Slot)
 	ap.SetTenancy(a.tenancy)
 	ap.SetForeignKeys(a.fks)
 	a.applier = ap
 	st := &streamer{
 		opts: a.opts.Stream, log: a.log, repl: pgReplicationConn{a.repl}, slot: cfg.Source.Slot, publication: cfg.Source.Publication,
-		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: a.opts.Observer, walEnd: sqlWALEnd{walConn},
+		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: a.opts.Observer, walEnd: walEnd,
 		applier: ap, stats: a.opts.Stats, start: a.start, startCommit: a.pos.CommitTime, rs: a.rs,
 	}
 	if st.colTypes, err = source.ReadColumnTypes(ctx, a.src, prep.Plan); err != nil {

@@ -106,7 +106,8 @@ BEGIN
   END LOOP;
 END
 `
-	return "DO $readerstats$" + body + "$readerstats$"
+	// The readers' names are the rules file's and may hold a tag.
+	return "DO " + dollarQuote(body)
 }
 
 // LockDownSQL is what a superuser runs in the analytics database so that

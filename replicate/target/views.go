@@ -533,7 +533,9 @@ ORDER BY state, schema_name, view_name`)
 // refreshed by the next round of RefreshViews. One that cannot be created
 // again is recorded as kept out, with its SQLSTATE.
 func viewsBeforeSwitch(live *transform.TablePlan) string {
-	return `DO $views$ DECLARE r record; BEGIN
+	// Quoted with a tag the body does not hold: the table's name is
+	// production's and may hold "$views$".
+	body := `DECLARE r record; BEGIN
 IF pg_catalog.to_regclass('` + ViewsRegistry + `') IS NULL OR pg_catalog.to_regclass(` + schema.QuoteLiteral(tableIdent(live)) + `) IS NULL THEN RETURN; END IF;
 FOR r IN WITH RECURSIVE dep(oid) AS (
 	SELECT pg_catalog.to_regclass(` + schema.QuoteLiteral(tableIdent(live)) + `)::oid
@@ -547,7 +549,8 @@ FOR r IN WITH RECURSIVE dep(oid) AS (
 LOOP
 	EXECUTE pg_catalog.format('DROP %s %I.%I', CASE WHEN r.materialized THEN 'MATERIALIZED VIEW' ELSE 'VIEW' END, r.schema_name, r.view_name);
 END LOOP;
-END $views$`
+END `
+	return `DO ` + dollarQuote(body)
 }
 
 func viewsAfterSwitch() string {
