@@ -386,8 +386,9 @@ func (r *setupRoles) targetScript() string {
 	}
 	p("")
 	if r.closeOthers {
-		p("-- The cluster's other databases (postgres, template1, ...): closed to all but superusers and the")
-		p("-- roles granted CONNECT there, so that readers connect to this database only (--close-other-databases).")
+		p("-- The cluster's other databases (postgres, template1): closed to all but superusers and the roles")
+		p("-- granted CONNECT there, so that readers connect to this database only (--close-other-databases).")
+		p("-- Refused, changing nothing, when the cluster holds any other database: its roles may rely on PUBLIC.")
 		p("%s", closeOtherDatabasesSQL)
 	} else {
 		p("-- The cluster's other databases keep PUBLIC's CONNECT (PostgreSQL's default): a reader can connect")
@@ -443,7 +444,17 @@ func (r *setupRoles) targetScript() string {
 const closeOtherDatabasesSQL = `DO $closeothers$
 DECLARE
   db name;
+  others text;
 BEGIN
+  -- Only on a cluster that holds the replica alone: another database's
+  -- roles (an application's, pgveil's own on production) may rely on
+  -- PUBLIC's CONNECT, and taking it would lock them out.
+  SELECT pg_catalog.string_agg(pg_catalog.quote_ident(datname), ', ' ORDER BY datname) INTO others
+    FROM pg_catalog.pg_database
+    WHERE datallowconn AND datname <> pg_catalog.current_database() AND datname NOT IN ('postgres', 'template1');
+  IF others IS NOT NULL THEN
+    RAISE EXCEPTION 'this cluster also holds %: --close-other-databases is for a cluster that holds the replica only (their roles may rely on PUBLIC''s CONNECT); run setup-sql without it, and revoke CONNECT yourself where you know it is safe', others;
+  END IF;
   FOR db IN SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND datname <> pg_catalog.current_database() LOOP
     EXECUTE pg_catalog.format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', db);
   END LOOP;

@@ -586,3 +586,32 @@ func TestDocsSetupSQLPromises(t *testing.T) {
 		t.Error("docs/deploy.md and examples/deploy/analytics-init.sh disagree on CONNECT on the postgres database")
 	}
 }
+
+// --close-other-databases on a cluster that holds another database (an
+// application's, production's) is refused and changes nothing: that
+// database's roles may rely on PUBLIC's CONNECT, and losing it would lock
+// them out. The test clusters hold many databases, as a shared cluster
+// does.
+func TestCloseOtherDatabasesRefusesSharedCluster(t *testing.T) {
+	t.Parallel()
+	ctx := pgtest.Context(t)
+	here := pgtest.Connect(t, clusters.Target.NewDB(t))
+	other := clusters.Target.NewDB(t)
+	var otherDB string
+	if err := pgtest.Connect(t, other).QueryRow(ctx, `SELECT current_database()`).Scan(&otherDB); err != nil {
+		t.Fatal(err)
+	}
+	_, err := here.Exec(ctx, closeOtherDatabasesSQL)
+	if err == nil || !strings.Contains(err.Error(), "is for a cluster that holds the replica only") || !strings.Contains(err.Error(), otherDB) {
+		t.Fatalf("on a shared cluster: %v, want a refusal naming %s", err, otherDB)
+	}
+	for _, db := range []string{otherDB, "postgres"} {
+		var can bool
+		if err := here.QueryRow(ctx, `SELECT has_database_privilege('public', $1, 'CONNECT')`, db).Scan(&can); err != nil {
+			t.Fatal(err)
+		}
+		if !can {
+			t.Errorf("PUBLIC lost CONNECT on %s: the refusal changed something", db)
+		}
+	}
+}
