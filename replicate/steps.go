@@ -442,17 +442,9 @@ func (a *attempt) streamer(ctx context.Context) (*streamer, error) {
 	// production refusing one more connection (max_connections, the
 	// role's CONNECTION LIMIT) leaves the lag figures to the keepalives
 	// and the monitor's slot readings instead of stopping the stream.
-	var walEnd walEndReader
-	walConn, err := connectSource(ctx, cfg.Source.DSN.Reveal())
-	switch {
-	case err == nil:
-		a.closers = append(a.closers, func() { walConn.Close(context.Background()) })
-		walEnd = sqlWALEnd{walConn}
-	case ctx.Err() != nil:
-		return nil, err
-	default:
-		a.log.Warn("cannot open a connection to read the source's WAL position: the lag figures go by keepalives and the monitor alone", "error", err.Error())
-	}
+	// The connection opens at the stream's first reading.
+	walEnd := &sqlWALEnd{dsn: cfg.Source.DSN.Reveal(), retry: walEndRetry}
+	a.closers = append(a.closers, walEnd.Close)
 	ap := target.NewApplier(a.tgt, cfg.Source.Slot)
 	ap.SetTenancy(a.tenancy)
 	ap.SetForeignKeys(a.fks)
@@ -462,6 +454,7 @@ func (a *attempt) streamer(ctx context.Context) (*streamer, error) {
 		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: a.opts.Observer, walEnd: walEnd,
 		applier: ap, stats: a.opts.Stats, start: a.start, startCommit: a.pos.CommitTime, rs: a.rs,
 	}
+	var err error
 	if st.colTypes, err = source.ReadColumnTypes(ctx, a.src, prep.Plan); err != nil {
 		return nil, err
 	}

@@ -150,18 +150,59 @@ type walEndReader interface {
 	WALEnd(ctx context.Context) (pglogrepl.LSN, error)
 }
 
-// sqlWALEnd reads the WAL end from a source connection: the flush
-// position, the end of what a walsender can send.
-type sqlWALEnd struct{ conn *pgx.Conn }
+// sqlWALEnd reads the WAL end from a source connection of its own: the
+// flush position, the end of what a walsender can send. The stream does
+// not depend on it: when production refuses the connection
+// (max_connections, the role's CONNECTION LIMIT) or it breaks (a reading
+// that timed out closes it), the reading fails, the lag figures go by
+// keepalives, and the connection is opened again at most every
+// walEndRetry, so that a saturated production is not asked for a backend
+// every second.
+type sqlWALEnd struct {
+	dsn     string
+	conn    *pgx.Conn
+	retryAt time.Time     // no connection attempt before
+	retry   time.Duration // between connection attempts
+}
 
-var _ walEndReader = sqlWALEnd{}
+var _ walEndReader = (*sqlWALEnd)(nil)
 
-func (w sqlWALEnd) WALEnd(ctx context.Context) (pglogrepl.LSN, error) {
+// walEndRetry is how long sqlWALEnd waits before opening its connection
+// again after a failure.
+const walEndRetry = 30 * time.Second
+
+// errWALEndWaiting: the connection failed and is not tried again yet.
+var errWALEndWaiting = errors.New("reading the source's WAL position: connection failed, tried again later")
+
+func (w *sqlWALEnd) WALEnd(ctx context.Context) (pglogrepl.LSN, error) {
+	if w.conn == nil || w.conn.IsClosed() {
+		w.conn = nil
+		if time.Now().Before(w.retryAt) {
+			return 0, errWALEndWaiting
+		}
+		conn, err := connectSource(ctx, w.dsn)
+		if err != nil {
+			w.retryAt = time.Now().Add(w.retry)
+			return 0, fmt.Errorf("reading the source's WAL position: %w", err)
+		}
+		w.conn = conn
+	}
 	var lsn pglogrepl.LSN
 	if err := w.conn.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn()").Scan(&lsn); err != nil {
+		if w.conn.IsClosed() {
+			w.retryAt = time.Now().Add(w.retry)
+		}
 		return 0, fmt.Errorf("reading the source's WAL position: %w", err)
 	}
 	return lsn, nil
+}
+
+// Close closes the connection, if open.
+func (w *sqlWALEnd) Close() {
+	if w.conn != nil {
+		w.conn.Close(context.Background())
+		w.conn = nil
+	}
 }
 
 // walEndInterval is how often the streamer reads the source's WAL end:
@@ -348,10 +389,14 @@ func (s *streamer) readWALEnd(ctx context.Context) {
 	lsn, err := s.walEnd.WALEnd(rctx)
 	if err != nil {
 		if !s.walEndFail && ctx.Err() == nil {
-			s.log.Warn("cannot read the source's WAL position: the lag figures go by keepalives alone", "error", err.Error())
+			s.log.Warn("cannot read the source's WAL position: the lag figures go by keepalives alone until it can", "error", err.Error())
 			s.walEndFail = true
 		}
 		return
+	}
+	if s.walEndFail {
+		s.log.Info("reading the source's WAL position again: the lag figures are exact again")
+		s.walEndFail = false
 	}
 	s.obs.SourceWALEnd(lsn)
 }
