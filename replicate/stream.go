@@ -272,6 +272,8 @@ type streamer struct {
 
 // pluginArgs asks pgoutput for text values and, on PostgreSQL 14 and
 // later, protocol 2 with streaming of large in-progress transactions.
+// The publication's name needs no quoting: the rules accept only plain
+// lower-case names for it (rules/parse.go, pgName).
 func pluginArgs(publication string, serverVersion int) []string {
 	args := []string{"publication_names '" + publication + "'"}
 	if serverVersion >= 140000 {
