@@ -1,6 +1,9 @@
 package schema
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Column describes the source column a transformer is built for.
 type Column struct {
@@ -111,6 +114,18 @@ func QuoteLiteral(s string) string {
 		return "E'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
 	}
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// QuoteDollar quotes body (a PL/pgSQL body, say) with a dollar tag body
+// does not contain: names from production's catalog may hold anything,
+// "$$" or a fixed tag included, and one that closed the quote would end
+// the body early.
+func QuoteDollar(body string) string {
+	tag := "$pgveil$"
+	for i := 0; strings.Contains(body, tag); i++ {
+		tag = "$pgveil" + strconv.Itoa(i) + "$"
+	}
+	return tag + body + tag
 }
 
 // quotedKeywords are the keywords quote_ident quotes: those of the

@@ -1,6 +1,9 @@
 package schema
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseType(t *testing.T) {
 	for _, tc := range []struct {
@@ -54,6 +57,18 @@ func TestQuoteIdent(t *testing.T) {
 	} {
 		if got := QuoteIdent(in); got != want {
 			t.Errorf("QuoteIdent(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// A body holding the default tag (a name from production's catalog may)
+// gets another tag: nothing in it can end the quote.
+func TestQuoteDollar(t *testing.T) {
+	for _, body := range []string{"BEGIN END", "name $pgveil$ inside", "$pgveil$ and $pgveil0$"} {
+		q := QuoteDollar(body)
+		tag := q[:strings.Index(q[1:], "$")+2]
+		if !strings.HasPrefix(q, tag) || !strings.HasSuffix(q, tag) || q[len(tag):len(q)-len(tag)] != body || strings.Contains(body, tag) {
+			t.Errorf("QuoteDollar(%q) = %q: tag %q", body, q, tag)
 		}
 	}
 }

@@ -107,7 +107,7 @@ BEGIN
 END
 `
 	// The readers' names are the rules file's and may hold a tag.
-	return "DO " + dollarQuote(body)
+	return "DO " + schema.QuoteDollar(body)
 }
 
 // LockDownSQL is what a superuser runs in the analytics database so that

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -149,17 +148,7 @@ FOR i IN 1 .. coalesce(pg_catalog.array_length(have, 1), 0) LOOP
 	EXECUTE pg_catalog.format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', ` + liveName + `, have[i], want[i]);
 END LOOP;
 END`
-	return `DO ` + dollarQuote(body)
-}
-
-// dollarQuote quotes body with a dollar tag that body does not contain
-// (table names come from production's catalog and may hold anything).
-func dollarQuote(body string) string {
-	tag := "$pgveil$"
-	for i := 0; strings.Contains(body, tag); i++ {
-		tag = "$pgveil" + strconv.Itoa(i) + "$"
-	}
-	return tag + body + tag
+	return `DO ` + schema.QuoteDollar(body)
 }
 
 // DropSQL returns the statements that remove a table no rule names any

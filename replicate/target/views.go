@@ -550,7 +550,7 @@ LOOP
 	EXECUTE pg_catalog.format('DROP %s %I.%I', CASE WHEN r.materialized THEN 'MATERIALIZED VIEW' ELSE 'VIEW' END, r.schema_name, r.view_name);
 END LOOP;
 END `
-	return `DO ` + dollarQuote(body)
+	return `DO ` + schema.QuoteDollar(body)
 }
 
 func viewsAfterSwitch() string {
