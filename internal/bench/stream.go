@@ -318,155 +318,179 @@ func (rp *replicas) load(ctx context.Context, rate int, d time.Duration, replica
 	}
 	lctx, stop := context.WithTimeout(ctx, d)
 	defer stop()
-	var wg sync.WaitGroup
-	var done atomic.Int64
-	errc := make(chan error, 16)
+	lr := &lagRun{rp: rp, sent: map[int64]time.Time{}, errc: make(chan error, 16)}
 	// Workers share the rate; each transaction updates a customer and adds
 	// an event, as an application would.
 	workers := max(2, min(12, rate/100))
+	interval := time.Duration(float64(time.Second) * float64(workers) / float64(rate))
 	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := pgx.Connect(ctx, rp.s.ProdDSN)
-			if err != nil {
-				errc <- err
-				return
-			}
-			defer conn.Close(context.Background())
-			rng := rand.New(rand.NewPCG(uint64(w), 7))
-			interval := time.Duration(float64(time.Second) * float64(workers) / float64(rate))
-			next := time.Now()
-			for lctx.Err() == nil {
-				c := 1 + rng.Int64N(maxCustomer)
-				_, err := conn.Exec(lctx, `UPDATE customers SET city = 'Lag', phone = '+1 555 ' || id WHERE id = $1`, c)
-				if err == nil {
-					_, err = conn.Exec(lctx, `INSERT INTO events (account_id, kind, properties) VALUES (1, 'lag', '{"email": "x@lag.example"}')`)
-				}
-				if err != nil {
-					if lctx.Err() == nil {
-						errc <- err
-					}
-					return
-				}
-				done.Add(1)
-				next = next.Add(interval)
-				if wait := time.Until(next); wait > 0 {
-					select {
-					case <-lctx.Done():
-					case <-time.After(wait):
-					}
-				}
-			}
-		}()
+		lr.wg.Add(1)
+		go lr.worker(ctx, lctx, uint64(w), interval, maxCustomer)
 	}
-	// Heartbeats and their watcher.
-	var mu sync.Mutex
-	sent := map[int64]time.Time{}
-	var lags lagSample
-	wg.Add(2)
+	lr.wg.Add(2)
 	first := rp.heartbeatSeq.Load() + 1
-	go func() {
-		defer wg.Done()
-		hb, err := pgx.Connect(ctx, rp.s.ProdDSN)
+	go lr.heartbeats(ctx, lctx)
+	watchEnd := make(chan struct{})
+	go lr.watch(ctx, replica, first, watchEnd)
+	<-lctx.Done()
+	err := lr.drain(p)
+	close(watchEnd)
+	lr.wg.Wait()
+	if err != nil {
+		return nil, 0, err
+	}
+	select {
+	case err := <-lr.errc:
+		return nil, 0, err
+	default:
+	}
+	if missing := lr.waiting(); missing > 0 {
+		return nil, 0, fmt.Errorf("%d heartbeats never arrived", missing)
+	}
+	return lr.lags, float64(lr.done.Load()) / d.Seconds(), nil
+}
+
+// lagRun is one load: the workers' count, the heartbeats sent and not yet
+// seen in the replica, and the lags of those seen.
+type lagRun struct {
+	rp   *replicas
+	wg   sync.WaitGroup
+	done atomic.Int64
+	errc chan error
+
+	mu   sync.Mutex
+	sent map[int64]time.Time // heartbeat id -> when it was committed
+	lags lagSample
+}
+
+// waiting is how many heartbeats have not arrived in the replica.
+func (lr *lagRun) waiting() int {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	return len(lr.sent)
+}
+
+// worker runs small transactions at its share of the rate until lctx
+// ends.
+func (lr *lagRun) worker(ctx, lctx context.Context, seed uint64, interval time.Duration, maxCustomer int64) {
+	defer lr.wg.Done()
+	conn, err := pgx.Connect(ctx, lr.rp.s.ProdDSN)
+	if err != nil {
+		lr.errc <- err
+		return
+	}
+	defer conn.Close(context.Background())
+	rng := rand.New(rand.NewPCG(seed, 7))
+	next := time.Now()
+	for lctx.Err() == nil {
+		c := 1 + rng.Int64N(maxCustomer)
+		_, err := conn.Exec(lctx, `UPDATE customers SET city = 'Lag', phone = '+1 555 ' || id WHERE id = $1`, c)
+		if err == nil {
+			_, err = conn.Exec(lctx, `INSERT INTO events (account_id, kind, properties) VALUES (1, 'lag', '{"email": "x@lag.example"}')`)
+		}
 		if err != nil {
-			errc <- err
+			if lctx.Err() == nil {
+				lr.errc <- err
+			}
 			return
 		}
-		defer hb.Close(context.Background())
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for lctx.Err() == nil {
-			id := rp.heartbeatSeq.Add(1)
-			// Noted before the insert: a fast replica can show the row
-			// before Exec returns here. The time is then corrected to the
-			// commit's, unless the watcher saw it first.
-			mu.Lock()
-			sent[id] = time.Now()
-			mu.Unlock()
-			if _, err := hb.Exec(lctx, `INSERT INTO bench_heartbeat VALUES ($1, now())`, id); err != nil {
-				mu.Lock()
-				delete(sent, id)
-				mu.Unlock()
-				if lctx.Err() == nil {
-					errc <- err
-				}
-				return
-			}
-			mu.Lock()
-			if _, waiting := sent[id]; waiting {
-				sent[id] = time.Now()
-			}
-			mu.Unlock()
+		lr.done.Add(1)
+		next = next.Add(interval)
+		if wait := time.Until(next); wait > 0 {
 			select {
 			case <-lctx.Done():
-			case <-tick.C:
+			case <-time.After(wait):
 			}
 		}
-	}()
-	watchEnd := make(chan struct{})
-	go func() {
-		defer wg.Done()
-		seen := first - 1
-		for {
-			select {
-			case <-watchEnd:
-				return
-			case <-time.After(2 * time.Millisecond):
+	}
+}
+
+// heartbeats inserts a heartbeat every 20 ms until lctx ends, noting
+// when each was committed.
+func (lr *lagRun) heartbeats(ctx, lctx context.Context) {
+	defer lr.wg.Done()
+	hb, err := pgx.Connect(ctx, lr.rp.s.ProdDSN)
+	if err != nil {
+		lr.errc <- err
+		return
+	}
+	defer hb.Close(context.Background())
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for lctx.Err() == nil {
+		id := lr.rp.heartbeatSeq.Add(1)
+		// Noted before the insert: a fast replica can show the row
+		// before Exec returns here. The time is then corrected to the
+		// commit's, unless the watcher saw it first.
+		lr.mu.Lock()
+		lr.sent[id] = time.Now()
+		lr.mu.Unlock()
+		if _, err := hb.Exec(lctx, `INSERT INTO bench_heartbeat VALUES ($1, now())`, id); err != nil {
+			lr.mu.Lock()
+			delete(lr.sent, id)
+			lr.mu.Unlock()
+			if lctx.Err() == nil {
+				lr.errc <- err
 			}
-			var top *int64
-			if err := replica.QueryRow(ctx, `SELECT max(id) FROM bench_heartbeat WHERE id >= $1`, first).Scan(&top); err != nil {
-				errc <- err
-				return
-			}
-			now := time.Now()
-			if top == nil || *top <= seen {
-				continue
-			}
-			mu.Lock()
-			for id := seen + 1; id <= *top; id++ {
-				if t, ok := sent[id]; ok {
-					lags = append(lags, float64(now.Sub(t).Microseconds())/1000)
-					delete(sent, id)
-				}
-			}
-			mu.Unlock()
-			seen = *top
+			return
 		}
-	}()
-	<-lctx.Done()
-	// Let the last heartbeats arrive (at most 2 minutes), then stop watching.
+		lr.mu.Lock()
+		if _, waiting := lr.sent[id]; waiting {
+			lr.sent[id] = time.Now()
+		}
+		lr.mu.Unlock()
+		select {
+		case <-lctx.Done():
+		case <-tick.C:
+		}
+	}
+}
+
+// watch polls the replica for heartbeats from first on, every 2 ms, and
+// records the lag of each as it arrives, until end is closed.
+func (lr *lagRun) watch(ctx context.Context, replica *pgx.Conn, first int64, end <-chan struct{}) {
+	defer lr.wg.Done()
+	seen := first - 1
+	for {
+		select {
+		case <-end:
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+		var top *int64
+		if err := replica.QueryRow(ctx, `SELECT max(id) FROM bench_heartbeat WHERE id >= $1`, first).Scan(&top); err != nil {
+			lr.errc <- err
+			return
+		}
+		now := time.Now()
+		if top == nil || *top <= seen {
+			continue
+		}
+		lr.mu.Lock()
+		for id := seen + 1; id <= *top; id++ {
+			if t, ok := lr.sent[id]; ok {
+				lr.lags = append(lr.lags, float64(now.Sub(t).Microseconds())/1000)
+				delete(lr.sent, id)
+			}
+		}
+		lr.mu.Unlock()
+		seen = *top
+	}
+}
+
+// drain lets the last heartbeats arrive (at most 2 minutes); the error
+// is pgveil's (p, when measured) if it exited meanwhile.
+func (lr *lagRun) drain(p *Proc) error {
 	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		mu.Lock()
-		left := len(sent)
-		mu.Unlock()
-		if left == 0 {
-			break
-		}
+	for time.Now().Before(deadline) && lr.waiting() > 0 {
 		if p != nil {
 			if err := p.exitError(); err != nil {
-				close(watchEnd)
-				wg.Wait()
-				return nil, 0, err
+				return err
 			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	close(watchEnd)
-	wg.Wait()
-	select {
-	case err := <-errc:
-		return nil, 0, err
-	default:
-	}
-	mu.Lock()
-	missing := len(sent)
-	mu.Unlock()
-	if missing > 0 {
-		return nil, 0, fmt.Errorf("%d heartbeats never arrived", missing)
-	}
-	return lags, float64(done.Load()) / d.Seconds(), nil
+	return nil
 }
 
 // insertBig inserts the rows with ids $1 to $2 into bench_big, in one
