@@ -764,12 +764,42 @@ func (s *setup) grants() error {
 	for i, r := range s.roles {
 		oids[i] = r.oid
 	}
-	type grant struct {
-		object  string // schema or schema.table, unquoted
-		grantee uint32
+	if err := s.grantSchemaUsage(schemas, oids); err != nil {
+		return err
 	}
+	if err := s.grantTables(schemas, oids); err != nil {
+		return err
+	}
+	if err := s.grantDefaults(schemas, oids); err != nil {
+		return err
+	}
+	// Guarantee 4: readers cannot use schema pgveil.
+	names := make([]string, len(s.roles))
+	for i, r := range s.roles {
+		names[i] = r.name
+	}
+	leaky, err := s.strings(`SELECT r FROM unnest($1::text[]) r WHERE has_schema_privilege(r, $2, 'USAGE')`, names, InternalSchema)
+	if err != nil {
+		return err
+	}
+	if len(leaky) > 0 {
+		return fmt.Errorf("reader roles %s can use schema %s (as members of its owner, or through another role): use roles that are not",
+			strings.Join(leaky, ", "), InternalSchema)
+	}
+	// Nor can they create anything (readers.go).
+	return lockDown(s.ctx, s.tx, names, nil)
+}
 
-	// USAGE on the schemas.
+// grant is a privilege's object (a schema, or schema.table, unquoted) and
+// grantee, as the catalog's ACLs hold them.
+type grant struct {
+	object  string
+	grantee uint32
+}
+
+// grantSchemaUsage grants USAGE on the replicated schemas to the readers
+// (oids) that lack it.
+func (s *setup) grantSchemaUsage(schemas []string, oids []uint32) error {
 	usage := map[grant]bool{}
 	rows, err := s.tx.Query(s.ctx, `SELECT n.nspname::text, a.grantee FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a
 WHERE n.nspname = ANY($1) AND a.grantee = ANY($2) AND a.privilege_type = 'USAGE'`, schemas, oids)
@@ -794,12 +824,16 @@ WHERE n.nspname = ANY($1) AND a.grantee = ANY($2) AND a.privilege_type = 'USAGE'
 			}
 		}
 	}
+	return nil
+}
 
-	// SELECT and REFERENCES (ReadPrivileges: keys visible to tools), and
-	// nothing more, on the tables.
+// grantTables grants SELECT and REFERENCES (ReadPrivileges: keys visible
+// to tools), and revokes anything more, on the replicated tables.
+func (s *setup) grantTables(schemas []string, oids []uint32) error {
 	privs := map[grant][]string{}
+	var g grant
 	var priv string
-	rows, err = s.tx.Query(s.ctx, `SELECT n.nspname::text || '.' || c.relname::text, a.grantee, a.privilege_type
+	rows, err := s.tx.Query(s.ctx, `SELECT n.nspname::text || '.' || c.relname::text, a.grantee, a.privilege_type
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(c.relacl) a
 WHERE n.nspname = ANY($1) AND a.grantee = ANY($2)`, schemas, oids)
 	if err != nil {
@@ -839,10 +873,15 @@ WHERE n.nspname = ANY($1) AND a.grantee = ANY($2)`, schemas, oids)
 			}
 		}
 	}
+	return nil
+}
 
-	// SELECT and REFERENCES on the tables created later in those schemas.
+// grantDefaults makes the tables created later in the replicated schemas
+// readable too: default privileges of SELECT and REFERENCES.
+func (s *setup) grantDefaults(schemas []string, oids []uint32) error {
 	defaults := map[grant]int{}
-	rows, err = s.tx.Query(s.ctx, `SELECT n.nspname::text, a.grantee FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace
+	var g grant
+	rows, err := s.tx.Query(s.ctx, `SELECT n.nspname::text, a.grantee FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace
 CROSS JOIN LATERAL aclexplode(d.defaclacl) a
 WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = current_user) AND d.defaclobjtype = 'r'
 AND n.nspname = ANY($1) AND a.grantee = ANY($2) AND a.privilege_type IN ('SELECT', 'REFERENCES')`, schemas, oids)
@@ -866,20 +905,5 @@ AND n.nspname = ANY($1) AND a.grantee = ANY($2) AND a.privilege_type IN ('SELECT
 			}
 		}
 	}
-
-	// Guarantee 4: readers cannot use schema pgveil.
-	names := make([]string, len(s.roles))
-	for i, r := range s.roles {
-		names[i] = r.name
-	}
-	leaky, err := s.strings(`SELECT r FROM unnest($1::text[]) r WHERE has_schema_privilege(r, $2, 'USAGE')`, names, InternalSchema)
-	if err != nil {
-		return err
-	}
-	if len(leaky) > 0 {
-		return fmt.Errorf("reader roles %s can use schema %s (as members of its owner, or through another role): use roles that are not",
-			strings.Join(leaky, ", "), InternalSchema)
-	}
-	// Nor can they create anything (readers.go).
-	return lockDown(s.ctx, s.tx, names, nil)
+	return nil
 }
