@@ -304,112 +304,146 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		stopBeside()
 		beside.Wait()
 	}()
-	run := &runState{fkBroken: map[string]string{}}
-	// Transient failures wait 1s, 2s, 4s ... up to RetryMax.
-	retries := &backoff{base: time.Second, max: opts.RetryMax}
-	// Restarts (a reload, a schema change) start the next attempt at once,
-	// then, while they follow one another without streaming for a while,
-	// after restartBase, twice that ... up to RetryMax.
-	restarts := &backoff{immediate: true, base: restartBase, max: opts.RetryMax, jitter: 0.2}
+	l := &runLoop{p: p, opts: opts, run: &runState{fkBroken: map[string]string{}},
+		// Transient failures wait 1s, 2s, 4s ... up to RetryMax.
+		retries: &backoff{base: time.Second, max: opts.RetryMax},
+		// Restarts (a reload, a schema change) start the next attempt at
+		// once, then, while they follow one another without streaming for
+		// a while, after restartBase, twice that ... up to RetryMax.
+		restarts: &backoff{immediate: true, base: restartBase, max: opts.RetryMax, jitter: 0.2},
+	}
 	for {
-		started := time.Now()
-		attempt, cancel := context.WithCancel(ctx)
-		p.mu.Lock()
-		p.restart = cancel
-		opts.Config = p.cfg
-		p.mu.Unlock()
-		opts.Observer.Phase(PhaseStarting, nil)
-		opts.Observer.Tables(TableLabels(opts.Config))
-		cfg := opts.Config
-		run.settled = func() {
-			p.mu.Lock()
-			p.good = cfg
-			waitedForThese := p.pending == cfg
-			p.mu.Unlock()
-			if waitedForThese {
-				p.setPending(nil, nil)
-				opts.Logger.Info("the rules in force run now: what they waited for is there")
-			}
+		began := time.Now()
+		cfg, err := l.attempt(ctx)
+		if done, ret := l.next(ctx, cfg, err, began); done {
+			return ret
 		}
-		run.streaming = time.Time{}
-		err := p.runAttempt(attempt, opts, run)
-		// Tables that missed changes are marked in the target by the next
-		// attempt, so that the mark survives its failure.
-		run.forceResync = nil
-		var rr restartReason
-		isRestart := errors.As(err, &rr)
-		run.replanned = run.replanned || isRestart
-		if isRestart && len(rr.Recopy()) > 0 {
+	}
+}
+
+// runLoop is Run's state across attempts.
+type runLoop struct {
+	p                 *Pipeline
+	opts              Options // Config: the rules of the attempt under way
+	run               *runState
+	retries, restarts *backoff
+}
+
+// attempt runs one attempt with the rules in force, and notes what the
+// next must copy again. It returns the attempt's rules and its error.
+func (l *runLoop) attempt(ctx context.Context) (*rules.Config, error) {
+	p, opts, run := l.p, &l.opts, l.run
+	attempt, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p.mu.Lock()
+	p.restart = cancel
+	opts.Config = p.cfg
+	p.mu.Unlock()
+	opts.Observer.Phase(PhaseStarting, nil)
+	opts.Observer.Tables(TableLabels(opts.Config))
+	cfg := opts.Config
+	run.settled = func() {
+		p.mu.Lock()
+		p.good = cfg
+		waitedForThese := p.pending == cfg
+		p.mu.Unlock()
+		if waitedForThese {
+			p.setPending(nil, nil)
+			opts.Logger.Info("the rules in force run now: what they waited for is there")
+		}
+	}
+	run.streaming = time.Time{}
+	err := p.runAttempt(attempt, *opts, run)
+	// Tables that missed changes are marked in the target by the next
+	// attempt, so that the mark survives its failure.
+	run.forceResync = nil
+	var rr restartReason
+	if errors.As(err, &rr) {
+		run.replanned = true
+		if len(rr.Recopy()) > 0 {
 			run.forceResync = map[schema.TableName]bool{}
 			for _, n := range rr.Recopy() {
 				run.forceResync[n] = true
 			}
 		}
-		cancel()
-		if ctx.Err() != nil {
-			// Whatever failed because the context ended is a clean
-			// shutdown; a final commit that failed is not: what it held
-			// is not in the target.
-			if se := (*ShutdownError)(nil); errors.As(err, &se) {
-				opts.Observer.Phase(PhaseStopped, err)
-				return err
-			}
-			opts.Observer.Phase(PhaseStopped, nil)
-			return nil
-		}
-		if !run.streaming.IsZero() && time.Since(run.streaming) >= healthyAfter {
-			restarts.reset() // it streamed for a while: restart at once again
-		}
-		p.mu.Lock()
-		reloaded := p.reloaded
-		p.reloaded = false
-		p.mu.Unlock()
-		if reloaded || isRestart {
-			wait := restarts.next()
-			if wait > 0 {
-				opts.Logger.Info("restarting at the checkpoint with the rules and schema as they are now", "in", wait.String())
-			} else {
-				opts.Logger.Info("restarting at the checkpoint with the rules and schema as they are now")
-			}
-			retries.reset()
-			if !p.sleep(ctx, wait) {
-				opts.Observer.Phase(PhaseStopped, nil)
-				return nil
-			}
-			continue
-		}
-		if p.fallBack(ctx, err, cfg) {
-			retries.reset()
-			continue
-		}
-		if be := (*blockedError)(nil); errors.As(err, &be) {
-			if !p.waitBlocked(ctx, be, cfg) {
-				opts.Observer.Phase(PhaseStopped, nil)
-				return nil
-			}
-			continue
-		}
-		var fe *FatalError
-		if errors.As(err, &fe) || !transient(err) {
-			if errors.As(err, new(*transform.MaskError)) {
-				opts.Observer.Error("masking")
-				err = fatal(err) // as every stop retrying cannot fix
-			}
-			opts.Observer.Error("fatal")
-			opts.Observer.Phase(PhaseStopped, err)
-			return err
-		}
-		opts.Observer.Error("transient")
-		opts.Observer.Phase(PhaseRetrying, err)
-		if time.Since(started) > time.Minute {
-			retries.reset() // it ran for a while: start the backoff again
-		}
-		wait := retries.next()
-		opts.Logger.Warn("replication interrupted; retrying", "error", err.Error(), "in", wait.String())
-		if !p.sleep(ctx, wait) {
-			return nil
-		}
 	}
+	return cfg, err
+}
+
+// next decides what follows an attempt that ended with err: done reports
+// that Run returns ret; otherwise the next attempt starts, after the
+// backoff its reason calls for.
+func (l *runLoop) next(ctx context.Context, cfg *rules.Config, err error, began time.Time) (done bool, ret error) {
+	p, opts := l.p, l.opts
+	if ctx.Err() != nil {
+		// Whatever failed because the context ended is a clean shutdown;
+		// a final commit that failed is not: what it held is not in the
+		// target.
+		if se := (*ShutdownError)(nil); errors.As(err, &se) {
+			opts.Observer.Phase(PhaseStopped, err)
+			return true, err
+		}
+		opts.Observer.Phase(PhaseStopped, nil)
+		return true, nil
+	}
+	if !l.run.streaming.IsZero() && time.Since(l.run.streaming) >= healthyAfter {
+		l.restarts.reset() // it streamed for a while: restart at once again
+	}
+	p.mu.Lock()
+	reloaded := p.reloaded
+	p.reloaded = false
+	p.mu.Unlock()
+	if reloaded || errors.As(err, new(restartReason)) {
+		wait := l.restarts.next()
+		if wait > 0 {
+			opts.Logger.Info("restarting at the checkpoint with the rules and schema as they are now", "in", wait.String())
+		} else {
+			opts.Logger.Info("restarting at the checkpoint with the rules and schema as they are now")
+		}
+		l.retries.reset()
+		return l.stopUnlessSlept(ctx, wait)
+	}
+	if p.fallBack(ctx, err, cfg) {
+		l.retries.reset()
+		return false, nil
+	}
+	if be := (*blockedError)(nil); errors.As(err, &be) {
+		if !p.waitBlocked(ctx, be, cfg) {
+			opts.Observer.Phase(PhaseStopped, nil)
+			return true, nil
+		}
+		return false, nil
+	}
+	var fe *FatalError
+	if errors.As(err, &fe) || !transient(err) {
+		if errors.As(err, new(*transform.MaskError)) {
+			opts.Observer.Error("masking")
+			err = fatal(err) // as every stop retrying cannot fix
+		}
+		opts.Observer.Error("fatal")
+		opts.Observer.Phase(PhaseStopped, err)
+		return true, err
+	}
+	opts.Observer.Error("transient")
+	opts.Observer.Phase(PhaseRetrying, err)
+	if time.Since(began) > time.Minute {
+		l.retries.reset() // it ran for a while: start the backoff again
+	}
+	wait := l.retries.next()
+	opts.Logger.Warn("replication interrupted; retrying", "error", err.Error(), "in", wait.String())
+	if !p.sleep(ctx, wait) {
+		return true, nil
+	}
+	return false, nil
+}
+
+// stopUnlessSlept waits before a restart; done when ctx ended meanwhile.
+func (l *runLoop) stopUnlessSlept(ctx context.Context, wait time.Duration) (bool, error) {
+	if !l.p.sleep(ctx, wait) {
+		l.opts.Observer.Phase(PhaseStopped, nil)
+		return true, nil
+	}
+	return false, nil
 }
 
 // restartBase is the wait before the second of restarts that follow one
