@@ -213,6 +213,11 @@ func (d *Decoder) Decode(data []byte, inStream bool) (Message, error) {
 	}
 	r := reader{b: data[1:], typ: data[0]}
 	d.n = 0
+	// Inside a streamed transaction, data messages start with its xid.
+	var xid uint32
+	if inStream && streamedKinds[data[0]] {
+		xid = r.u32()
+	}
 	var m Message
 	switch data[0] {
 	case TypeBegin:
@@ -222,95 +227,19 @@ func (d *Decoder) Decode(data []byte, inStream bool) (Message, error) {
 	case TypeOrigin:
 		m = &Origin{CommitLSN: r.lsn(), Name: r.str()}
 	case TypeRelation:
-		rel := &Relation{}
-		if inStream {
-			rel.Xid = r.u32()
-		}
-		rel.OID, rel.Namespace, rel.Name, rel.ReplicaIdentity = r.u32(), r.str(), r.str(), r.u8()
-		n := int(r.u16())
-		if r.err == nil && n > len(r.b) {
-			r.fail("column count")
-		}
-		if r.err == nil {
-			rel.Columns = make([]Column, n)
-			for i := range rel.Columns {
-				c := &rel.Columns[i]
-				c.Key = r.u8()&1 == 1
-				c.Name, c.TypeOID, c.TypeMod = r.str(), r.u32(), int32(r.u32())
-			}
-		}
-		m = rel
+		m = decodeRelation(&r, xid)
 	case TypeType:
-		t := &TypeInfo{}
-		if inStream {
-			t.Xid = r.u32()
-		}
-		t.OID, t.Namespace, t.Name = r.u32(), r.str(), r.str()
-		m = t
+		m = &TypeInfo{Xid: xid, OID: r.u32(), Namespace: r.str(), Name: r.str()}
 	case TypeInsert:
-		ins := &Insert{}
-		if inStream {
-			ins.Xid = r.u32()
-		}
-		ins.RelationID = r.u32()
-		if k := r.u8(); r.err == nil && k != 'N' {
-			r.fail("tuple kind")
-		}
-		ins.New = d.tuple(&r)
-		m = ins
+		m = d.decodeInsert(&r, xid)
 	case TypeUpdate:
-		up := &Update{}
-		if inStream {
-			up.Xid = r.u32()
-		}
-		up.RelationID = r.u32()
-		k := r.u8()
-		if k == 'K' || k == 'O' {
-			up.OldKind = k
-			up.Old = d.tuple(&r)
-			k = r.u8()
-		}
-		if r.err == nil && k != 'N' {
-			r.fail("tuple kind")
-		}
-		up.New = d.tuple(&r)
-		m = up
+		m = d.decodeUpdate(&r, xid)
 	case TypeDelete:
-		del := &Delete{}
-		if inStream {
-			del.Xid = r.u32()
-		}
-		del.RelationID = r.u32()
-		del.OldKind = r.u8()
-		if r.err == nil && del.OldKind != 'K' && del.OldKind != 'O' {
-			r.fail("tuple kind")
-		}
-		del.Old = d.tuple(&r)
-		m = del
+		m = d.decodeDelete(&r, xid)
 	case TypeTruncate:
-		tr := &Truncate{}
-		if inStream {
-			tr.Xid = r.u32()
-		}
-		n := int(r.u32())
-		tr.Options = r.u8()
-		if r.err == nil && n > len(r.b)/4 {
-			r.fail("relation count")
-		}
-		if r.err == nil {
-			tr.RelationIDs = make([]uint32, n)
-			for i := range tr.RelationIDs {
-				tr.RelationIDs[i] = r.u32()
-			}
-		}
-		m = tr
+		m = decodeTruncate(&r, xid)
 	case TypeMessage:
-		lm := &LogicalMessage{}
-		if inStream {
-			lm.Xid = r.u32()
-		}
-		lm.Transactional = r.u8()&1 == 1
-		lm.LSN, lm.Prefix = r.lsn(), r.str()
+		lm := &LogicalMessage{Xid: xid, Transactional: r.u8()&1 == 1, LSN: r.lsn(), Prefix: r.str()}
 		lm.Content = r.bytes(int(r.u32()))
 		m = lm
 	case TypeStreamStart:
@@ -329,6 +258,79 @@ func (d *Decoder) Decode(data []byte, inStream bool) (Message, error) {
 		return nil, r.err
 	}
 	return m, nil
+}
+
+// streamedKinds are the messages that carry the transaction's xid first
+// when they are part of a streamed transaction.
+var streamedKinds = map[byte]bool{
+	TypeRelation: true, TypeType: true, TypeInsert: true, TypeUpdate: true,
+	TypeDelete: true, TypeTruncate: true, TypeMessage: true,
+}
+
+func decodeRelation(r *reader, xid uint32) *Relation {
+	rel := &Relation{Xid: xid, OID: r.u32(), Namespace: r.str(), Name: r.str(), ReplicaIdentity: r.u8()}
+	n := int(r.u16())
+	if r.err == nil && n > len(r.b) {
+		r.fail("column count")
+	}
+	if r.err == nil {
+		rel.Columns = make([]Column, n)
+		for i := range rel.Columns {
+			c := &rel.Columns[i]
+			c.Key = r.u8()&1 == 1
+			c.Name, c.TypeOID, c.TypeMod = r.str(), r.u32(), int32(r.u32())
+		}
+	}
+	return rel
+}
+
+func (d *Decoder) decodeInsert(r *reader, xid uint32) *Insert {
+	ins := &Insert{Xid: xid, RelationID: r.u32()}
+	if k := r.u8(); r.err == nil && k != 'N' {
+		r.fail("tuple kind")
+	}
+	ins.New = d.tuple(r)
+	return ins
+}
+
+func (d *Decoder) decodeUpdate(r *reader, xid uint32) *Update {
+	up := &Update{Xid: xid, RelationID: r.u32()}
+	k := r.u8()
+	if k == 'K' || k == 'O' {
+		up.OldKind = k
+		up.Old = d.tuple(r)
+		k = r.u8()
+	}
+	if r.err == nil && k != 'N' {
+		r.fail("tuple kind")
+	}
+	up.New = d.tuple(r)
+	return up
+}
+
+func (d *Decoder) decodeDelete(r *reader, xid uint32) *Delete {
+	del := &Delete{Xid: xid, RelationID: r.u32(), OldKind: r.u8()}
+	if r.err == nil && del.OldKind != 'K' && del.OldKind != 'O' {
+		r.fail("tuple kind")
+	}
+	del.Old = d.tuple(r)
+	return del
+}
+
+func decodeTruncate(r *reader, xid uint32) *Truncate {
+	tr := &Truncate{Xid: xid}
+	n := int(r.u32())
+	tr.Options = r.u8()
+	if r.err == nil && n > len(r.b)/4 {
+		r.fail("relation count")
+	}
+	if r.err == nil {
+		tr.RelationIDs = make([]uint32, n)
+		for i := range tr.RelationIDs {
+			tr.RelationIDs[i] = r.u32()
+		}
+	}
+	return tr
 }
 
 // tuple decodes TupleData into the decoder's scratch space.
