@@ -1,8 +1,6 @@
 package target
 
 import (
-	"context"
-	"strings"
 	"testing"
 
 	"pgveil/internal/pgtest"
@@ -27,33 +25,7 @@ func TestSwitchOddNames(t *testing.T) {
 	if err := Setup(ctx, conn, plan(tables...), nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	var staging []*transform.TablePlan
-	for _, tb := range tables {
-		staging = append(staging, StagingPlan(tb))
-	}
-	if err := PrepareStaging(ctx, conn, staging, nil); err != nil {
-		t.Fatal(err)
-	}
-	for _, st := range staging {
-		if _, err := CopyIn(ctx, conn, st, strings.NewReader("7\n")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
-	for i, tb := range tables {
-		for _, q := range SwitchSQL(tb, staging[i], nil, "h") {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				t.Fatalf("switching %s: %s: %v", tb.Table.QualifiedName(), firstWords(q), err)
-			}
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	recopy(t, ctx, conn, tables, func(string) string { return "7\n" })
 	for _, tb := range tables {
 		equal(t, tb.Table.QualifiedName(), query(t, conn, `SELECT id::text FROM `+tableIdent(tb)), []string{"7"})
 	}

@@ -10,6 +10,8 @@ import (
 	"pgveil/internal/pgtest"
 	"pgveil/schema"
 	"pgveil/transform"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Staging names stay valid UTF-8 within 63 bytes, and distinct, whatever
@@ -88,37 +90,12 @@ UNION ALL SELECT indrelid::regclass::text || ' index ' || indexrelid::regclass::
 		t.Fatalf("the test's premise: a first copy names taken's key taken_pkey1: %q", first)
 	}
 
-	var staging []*transform.TablePlan
-	for _, tb := range tables {
-		staging = append(staging, StagingPlan(tb))
-	}
-	if err := PrepareStaging(ctx, conn, staging, nil); err != nil {
-		t.Fatal(err)
-	}
-	for i, st := range staging {
-		r, ok := rows[tables[i].Table.Name]
-		if !ok {
-			r = "2\tx\ty\n"
+	recopy(t, ctx, conn, tables, func(name string) string {
+		if r, ok := rows[name]; ok {
+			return r
 		}
-		if _, err := CopyIn(ctx, conn, st, strings.NewReader(r)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
-	for i, tb := range tables {
-		for _, q := range SwitchSQL(tb, staging[i], nil, "h") {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				t.Fatalf("%s: %v", firstWords(q), err)
-			}
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+		return "2\tx\ty\n"
+	})
 	equal(t, "names after a re-copy", query(t, conn, names), first)
 	equal(t, "staging schema after the switch", query(t, conn, `SELECT count(*) FROM pg_class WHERE relnamespace = 'pgveil_staging'::regnamespace`), []string{"0"})
 }
@@ -190,5 +167,39 @@ func TestSwitchLockTimeoutIsRecognised(t *testing.T) {
 	}
 	if !schema.IsLockTimeout(err) {
 		t.Fatalf("switch under a reader's lock: %v, want a lock timeout", err)
+	}
+}
+
+// recopy re-copies tables as a resync does: each into a staging table
+// (the COPY text rows(name) gives), then all switched in in one
+// transaction, committed.
+func recopy(t *testing.T, ctx context.Context, conn *pgx.Conn, tables []*transform.TablePlan, rows func(name string) string) {
+	t.Helper()
+	var staging []*transform.TablePlan
+	for _, tb := range tables {
+		staging = append(staging, StagingPlan(tb))
+	}
+	if err := PrepareStaging(ctx, conn, staging, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range staging {
+		if _, err := CopyIn(ctx, conn, st, strings.NewReader(rows(tables[i].Table.Name))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	for i, tb := range tables {
+		for _, q := range SwitchSQL(tb, staging[i], nil, "h") {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				t.Fatalf("switching %s: %s: %v", tb.Table.QualifiedName(), firstWords(q), err)
+			}
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
