@@ -85,8 +85,7 @@ func TestRecordPgoutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	var dec pgoutput.Decoder
-	inStream := false
+	var dec sessionDecoder
 	for done := false; !done; {
 		msg, err := repl.ReceiveMessage(ctx)
 		if err != nil {
@@ -96,21 +95,8 @@ func TestRecordPgoutput(t *testing.T) {
 		if !ok || len(cd.Data) == 0 || cd.Data[0] != pglogrepl.XLogDataByteID {
 			continue
 		}
-		x, err := pglogrepl.ParseXLogData(cd.Data[1:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := dec.Decode(x.WALData, inStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch m := m.(type) {
-		case *pgoutput.StreamStart:
-			inStream = true
-		case *pgoutput.StreamStop:
-			inStream = false
-		case *pgoutput.Commit:
-			done = m.CommitLSN >= last
+		if c, ok := dec.decode(t, cd.Data).(*pgoutput.Commit); ok {
+			done = c.CommitLSN >= last
 		}
 		_ = binary.Write(&out, binary.BigEndian, uint32(len(cd.Data)))
 		out.Write(cd.Data)
@@ -119,6 +105,34 @@ func TestRecordPgoutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("recorded %d bytes into %s", out.Len(), recordedSession)
+}
+
+// sessionDecoder decodes a session's XLogData messages in order, knowing
+// from StreamStart and StreamStop which are inside a streamed
+// transaction.
+type sessionDecoder struct {
+	dec      pgoutput.Decoder
+	inStream bool
+}
+
+// decode decodes one XLogData message ('w' and its header included).
+func (d *sessionDecoder) decode(t testing.TB, xlog []byte) pgoutput.Message {
+	t.Helper()
+	x, err := pglogrepl.ParseXLogData(xlog[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := d.dec.Decode(x.WALData, d.inStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch m.(type) {
+	case *pgoutput.StreamStart:
+		d.inStream = true
+	case *pgoutput.StreamStop:
+		d.inStream = false
+	}
+	return m
 }
 
 // readRecorded returns the recorded session's XLogData payloads.

@@ -32,22 +32,9 @@ type sessionTx struct {
 func sessionTxs(t *testing.T, msgs [][]byte) []sessionTx {
 	t.Helper()
 	var txs []sessionTx
-	var dec pgoutput.Decoder
-	inStream := false
+	var dec sessionDecoder
 	for i, raw := range msgs {
-		x, err := pglogrepl.ParseXLogData(raw[1:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := dec.Decode(x.WALData, inStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch m := m.(type) {
-		case *pgoutput.StreamStart:
-			inStream = true
-		case *pgoutput.StreamStop:
-			inStream = false
+		switch m := dec.decode(t, raw).(type) {
 		case *pgoutput.Begin:
 			txs = append(txs, sessionTx{begin: i, lsn: m.FinalLSN})
 		case *pgoutput.Commit:
