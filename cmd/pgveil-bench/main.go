@@ -36,12 +36,12 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pgveil-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	quick := fs.Bool("quick", false, "short runs (under 5 minutes on 2 cores): a smaller backlog, one load rate, shorter lag runs, a smaller big transaction")
+	quick := fs.Bool("quick", false, "short runs (about 6 minutes on 2 cores): a smaller backlog, shorter lag runs, a smaller big transaction, smaller growth curves")
 	scaleFlag := fs.String("scale", "medium", "data size: tiny (20k rows), small (200k), medium (2M), large (5M), or a number of rows")
 	out := fs.String("out", "", "write the results as JSON to this `file`")
 	pgveilBin := fs.String("pgveil", "", "the pgveil `binary` to measure (default: built from this module with go build)")
 	dir := fs.String("dir", "", "`directory` for the clusters (default: a new temporary one, removed at the end)")
-	only := fs.String("only", "", "comma-separated scenarios to run: snapshot, catch-up, lag, big, micro (default: all)")
+	only := fs.String("only", "", "comma-separated scenarios to run: snapshot, catch-up, lag, big, growth, micro (default: all)")
 	profile := fs.String("profile", "", "write a CPU profile of each pgveil process into this `directory`")
 	bigRows := fs.Int("big-rows", 0, "rows of the big transaction (default: 5000000, or 500000 with --quick)")
 	if err := fs.Parse(args); err != nil {
@@ -114,7 +114,7 @@ func measure(ctx context.Context, dir string, scale int, quick bool, bigRows int
 		}
 		r.Micro = m
 	}
-	if !runs("snapshot") && !runs("catch-up") && !runs("lag") && !runs("big") {
+	if !runs("snapshot") && !runs("catch-up") && !runs("lag") && !runs("big") && !runs("growth") {
 		return nil
 	}
 	if pgveilBin == "" {
@@ -138,12 +138,18 @@ func measure(ctx context.Context, dir string, scale int, quick bool, bigRows int
 			return fmt.Errorf("snapshot: %w", err)
 		}
 	}
+	if runs("growth") {
+		if err := bench.Growth(ctx, site, growthOptions(quick, scale), r); err != nil {
+			return err
+		}
+	}
+	// Both load rates in every run: each has a goal of its own.
 	o := bench.StreamOptions{Backlog: 500_000, Rates: []int{500, 2000}, LagFor: 60 * time.Second, BigRows: 5_000_000,
 		SkipCatch: !runs("catch-up"), SkipLag: !runs("lag"), SkipBig: !runs("big")}
 	if quick {
-		o.Backlog, o.Rates, o.LagFor, o.BigRows = 100_000, []int{500}, 15*time.Second, 500_000
+		o.Backlog, o.LagFor, o.BigRows = 100_000, 10*time.Second, 500_000
 		if scale <= scales["tiny"] { // the smoke test: every scenario, briefly
-			o.Backlog, o.LagFor, o.BigRows = 20_000, 5*time.Second, 50_000
+			o.Backlog, o.LagFor, o.BigRows = 20_000, 3*time.Second, 50_000
 		}
 	}
 	if bigRows > 0 {
@@ -153,4 +159,21 @@ func measure(ctx context.Context, dir string, scale int, quick bool, bigRows int
 		return nil
 	}
 	return bench.Stream(ctx, site, o, r)
+}
+
+// growthOptions size the cost-growth curves: the issue's points (10, 100
+// and 1000 tables; 10 and 200 columns; 1, 10 and 100 tables per
+// transaction) with fewer rows in --quick, and small curves for the
+// smoke test, which must stay fast.
+func growthOptions(quick bool, scale int) bench.GrowthOptions {
+	o := bench.GrowthOptions{Tables: []int{10, 100, 1000}, RowsPerTable: 1000, Columns: []int{10, 200}, WideRows: 200_000,
+		Touched: []int{1, 10, 100}, Transactions: 2000}
+	if quick {
+		o.RowsPerTable, o.WideRows, o.Transactions = 100, 20_000, 200
+		if scale <= scales["tiny"] {
+			o = bench.GrowthOptions{Tables: []int{5, 10, 20}, RowsPerTable: 20, Columns: []int{10, 50}, WideRows: 1000,
+				Touched: []int{1, 5, 10}, Transactions: 20}
+		}
+	}
+	return o
 }

@@ -33,7 +33,10 @@ func TestQuickTiny(t *testing.T) {
 		{"snapshot", "pgveil"}, {"snapshot", "raw COPY pipe"}, {"snapshot", "native initial sync"}, {"snapshot", "pg_dump | psql"},
 		{"catch-up", "pgveil"}, {"catch-up", "native"},
 		{"steady lag 500 tx/s", "pgveil"}, {"steady lag 500 tx/s", "native"},
+		{"steady lag 2000 tx/s", "pgveil"}, {"steady lag 2000 tx/s", "native"},
 		{"big transaction", "pgveil"}, {"big transaction", "native"},
+		{"growth: snapshot by tables", "pgveil, 20 tables"}, {"growth: snapshot by columns", "pgveil, 50 columns"},
+		{"growth: catch-up by tables per transaction", "pgveil, 10 tables/tx"},
 	} {
 		res, ok := r.Find(want[0], want[1])
 		if !ok {
@@ -44,8 +47,15 @@ func TestQuickTiny(t *testing.T) {
 			t.Errorf("%s, %s: nothing measured: %+v", want[0], want[1], res)
 		}
 	}
-	if len(r.Goals) != 5 || len(r.Micro) == 0 {
-		t.Errorf("%d goals (want 5), %d micro-benchmarks", len(r.Goals), len(r.Micro))
+	// Issue 20's goals: six ratios or differences, peak RSS, and a
+	// growth verdict for each metric of the three curves.
+	if len(r.Goals) != 13 || len(r.Curves) != 3 || len(r.Micro) == 0 {
+		t.Errorf("%d goals (want 13), %d curves (want 3), %d micro-benchmarks", len(r.Goals), len(r.Curves), len(r.Micro))
+	}
+	for _, x := range r.Results {
+		if strings.HasPrefix(x.Subject, "pgveil") && x.PeakRSS <= 0 {
+			t.Errorf("%s, %s: no peak RSS", x.Scenario, x.Subject)
+		}
 	}
 	if !strings.Contains(stdout.String(), "goal") {
 		t.Errorf("no goal table:\n%s", stdout.String())

@@ -14,11 +14,14 @@ import (
 // Result is one subject measured in one scenario. Fields that do not apply
 // are zero.
 type Result struct {
-	Scenario string  `json:"scenario"`
-	Subject  string  `json:"subject"`
-	Rows     int64   `json:"rows,omitempty"`    // rows copied, changes applied
-	Bytes    int64   `json:"bytes,omitempty"`   // COPY text bytes of the rows
-	Seconds  float64 `json:"seconds,omitempty"` // wall time
+	Scenario string `json:"scenario"`
+	Subject  string `json:"subject"`
+	// Size is the point of a cost-growth curve: the tables, columns or
+	// tables per transaction its scenario varies.
+	Size    int64   `json:"size,omitempty"`
+	Rows    int64   `json:"rows,omitempty"`    // rows copied, changes applied
+	Bytes   int64   `json:"bytes,omitempty"`   // COPY text bytes of the rows
+	Seconds float64 `json:"seconds,omitempty"` // wall time
 	// Lag, for the steady-load scenario: source commit to visible in the
 	// replica, in milliseconds.
 	LagP50ms float64 `json:"lag_p50_ms,omitempty"`
@@ -50,7 +53,7 @@ func (r Result) MBPerSecond() float64 {
 	return float64(r.Bytes) / r.Seconds / (1 << 20)
 }
 
-// Goal is one target of issue 6, as a ratio measured in the same run.
+// Goal is one target of issue 20, measured in the same run.
 type Goal struct {
 	Name     string  `json:"name"`
 	Measured float64 `json:"measured"`
@@ -70,6 +73,7 @@ type Report struct {
 	Postgres string    `json:"postgres"`
 	Results  []Result  `json:"results"`
 	Goals    []Goal    `json:"goals"`
+	Curves   []Curve   `json:"curves,omitempty"`
 	Micro    []Micro   `json:"micro,omitempty"`
 	Seconds  float64   `json:"seconds"`
 }
@@ -96,7 +100,15 @@ func (r *Report) goal(name string, measured, target float64, unit string, atMost
 	r.Goals = append(r.Goals, Goal{Name: name, Measured: measured, Target: target, Unit: unit, AtMost: atMost, Met: met})
 }
 
-// EvaluateGoals computes the goals of issue 6 from the results present.
+// maxRSS is the goal's bound on pgveil's peak memory, in every scenario.
+const maxRSS = 200 << 20
+
+// isPgveil says whether a result is pgveil's (and not a baseline's).
+func isPgveil(x Result) bool { return strings.HasPrefix(x.Subject, "pgveil") }
+
+// EvaluateGoals computes the goals of issue 20, and the cost-growth
+// curves, from the results present: a goal whose results are missing is
+// left out.
 func (r *Report) EvaluateGoals() {
 	r.Goals = nil
 	ratio := func(a, b Result) float64 { // a's speed over b's
@@ -106,27 +118,64 @@ func (r *Report) EvaluateGoals() {
 		return b.Seconds / a.Seconds
 	}
 	if p, ok := r.Find("snapshot", "pgveil"); ok {
-		if raw, ok := r.Find("snapshot", "raw COPY pipe"); ok {
-			r.goal("snapshot: pgveil vs raw COPY pipe", ratio(p, raw), 0.8, "x", false)
-		}
 		if nat, ok := r.Find("snapshot", "native initial sync"); ok {
 			r.goal("snapshot: pgveil vs native initial sync", ratio(p, nat), 1.0, "x", false)
+		}
+		if raw, ok := r.Find("snapshot", "raw COPY pipe"); ok {
+			r.goal("snapshot: pgveil vs raw COPY pipe", ratio(p, raw), 1.2, "x", false)
 		}
 	}
 	if p, ok := r.Find("catch-up", "pgveil"); ok {
 		if nat, ok := r.Find("catch-up", "native"); ok {
-			r.goal("catch-up: pgveil vs native apply", ratio(p, nat), 1.0, "x", false)
-		}
-	}
-	for _, rate := range []string{"500 tx/s", "2000 tx/s"} {
-		p, ok1 := r.Find("steady lag "+rate, "pgveil")
-		nat, ok2 := r.Find("steady lag "+rate, "native")
-		if ok1 && ok2 && rate == "500 tx/s" {
-			r.goal("steady lag at 500 tx/s: pgveil p99 - native p99", p.LagP99ms-nat.LagP99ms, 100, "ms", true)
+			r.goal("catch-up: pgveil vs native apply", ratio(p, nat), 1.5, "x", false)
 		}
 	}
 	if p, ok := r.Find("big transaction", "pgveil"); ok {
-		r.goal("big transaction: pgveil peak RSS", float64(p.PeakRSS)/(1<<20), 200, "MiB", true)
+		if nat, ok := r.Find("big transaction", "native"); ok {
+			r.goal(fmt.Sprintf("big transaction (%d rows): pgveil vs native, commit to visible", p.Rows), ratio(p, nat), 1.0, "x", false)
+		}
+	}
+	if p, ok := r.Find("steady lag 500 tx/s", "pgveil"); ok {
+		if nat, ok := r.Find("steady lag 500 tx/s", "native"); ok {
+			r.goal("steady lag at 500 tx/s: pgveil p99 - native p99", p.LagP99ms-nat.LagP99ms, 20, "ms", true)
+		}
+	}
+	if p, ok := r.Find("steady lag 2000 tx/s", "pgveil"); ok {
+		if nat, ok := r.Find("steady lag 2000 tx/s", "native"); ok {
+			r.goal("steady lag at 2000 tx/s: pgveil p50 - native p50", p.LagP50ms-nat.LagP50ms, 10, "ms", true)
+		}
+	}
+	// Peak memory: the largest over every pgveil run; a run without a
+	// figure fails the goal, since the bound is for every scenario.
+	var runs, unmeasured int
+	var peak Result
+	for _, x := range r.Results {
+		if !isPgveil(x) {
+			continue
+		}
+		runs++
+		if x.PeakRSS <= 0 {
+			unmeasured++
+		}
+		if x.PeakRSS > peak.PeakRSS {
+			peak = x
+		}
+	}
+	if runs > 0 {
+		name := fmt.Sprintf("peak RSS, largest of %d pgveil runs (%s, %s)", runs, peak.Scenario, peak.Subject)
+		if unmeasured > 0 {
+			name = fmt.Sprintf("peak RSS, largest of %d pgveil runs (%s, %s; %d runs not measured)", runs, peak.Scenario, peak.Subject, unmeasured)
+		}
+		r.goal(name, float64(peak.PeakRSS)/(1<<20), maxRSS>>20, "MiB", true)
+		if unmeasured > 0 {
+			r.Goals[len(r.Goals)-1].Met = false
+		}
+	}
+	r.Curves = r.curves()
+	for _, c := range r.Curves {
+		for _, m := range c.Metrics {
+			r.goal(fmt.Sprintf("%s, %s: worst growth over size growth", c.Scenario, m.Name), m.WorstRatio(), 1.0, "x", true)
+		}
 	}
 }
 
@@ -163,6 +212,8 @@ func (r *Report) Print(w io.Writer) {
 		}
 		tw.Flush()
 	}
+	printCurves(w, r.Curves)
+	printCPU(w, r.Results)
 	if len(r.Micro) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -172,6 +223,39 @@ func (r *Report) Print(w io.Writer) {
 		}
 		tw.Flush()
 	}
+}
+
+// CPUPerChange is the CPU microseconds per row (snapshot) or change
+// (catch-up, big transaction) production's servers, the analytics
+// server and pgveil spent on a result; ok is false where the result
+// counts something else (heartbeats) or nothing.
+func (x Result) CPUPerChange() (prod, target, pgveil float64, ok bool) {
+	if x.Rows <= 0 || strings.HasPrefix(x.Scenario, "steady lag") || x.ProdCPU+x.TargetCPU+x.PgveilCPU == 0 {
+		return 0, 0, 0, false
+	}
+	per := func(s float64) float64 { return s * 1e6 / float64(x.Rows) }
+	return per(x.ProdCPU), per(x.TargetCPU), per(x.PgveilCPU), true
+}
+
+// printCPU writes the CPU per row or change of every subject that has
+// one, pgveil's beside the servers'.
+func printCPU(w io.Writer, results []Result) {
+	var lines []string
+	for _, x := range results {
+		if prod, target, pg, ok := x.CPUPerChange(); ok {
+			lines = append(lines, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t", x.Scenario, x.Subject, num(prod, 2), num(target, 2), num(pg, 2)))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "CPU µs per row or change\t\tprod\ttarget\tpgveil\t")
+	for _, l := range lines {
+		fmt.Fprintln(tw, l)
+	}
+	tw.Flush()
 }
 
 // WriteJSON writes the report to path.

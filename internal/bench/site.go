@@ -222,17 +222,17 @@ func (s *Site) Config(name, targetDSN string) (path string, env []string, err er
 	yml = strings.Replace(yml, "publication: pgveil", "publication: "+name, 1)
 	yml = strings.Replace(yml, "readers: [metabase_ro]", "readers: []", 1)
 	yml = strings.TrimRight(yml, "\n") + "\n" + benchRules
-	return s.writeConfig(name, yml, targetDSN)
+	return s.writeConfig(name, yml, s.ProdDSN, targetDSN)
 }
 
 // writeConfig writes a rules file and returns its path and the
 // environment its ${VAR}s read.
-func (s *Site) writeConfig(name, yml, targetDSN string) (path string, env []string, err error) {
+func (s *Site) writeConfig(name, yml, sourceDSN, targetDSN string) (path string, env []string, err error) {
 	path = filepath.Join(s.Dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
 		return "", nil, err
 	}
-	env = []string{"SOURCE_DSN=" + s.ProdDSN, "TARGET_DSN=" + targetDSN, "PGVEIL_SECRET=" + benchSecret}
+	env = []string{"SOURCE_DSN=" + sourceDSN, "TARGET_DSN=" + targetDSN, "PGVEIL_SECRET=" + benchSecret}
 	return path, env, nil
 }
 
@@ -260,13 +260,19 @@ func (s *Site) KeepConfig(ctx context.Context, name, targetDSN string) (path str
 		}
 		fmt.Fprintf(&b, "  %s:\n    columns: {%s: keep}\n", t, strings.Join(cols, ": keep, "))
 	}
-	return s.writeConfig(name, b.String(), targetDSN)
+	return s.writeConfig(name, b.String(), s.ProdDSN, targetDSN)
 }
 
 // DropSlot removes a slot and publication of production, once their
 // consumer has stopped, so that they keep no WAL.
 func (s *Site) DropSlot(ctx context.Context, name string) error {
-	conn, err := pgx.Connect(ctx, s.ProdDSN)
+	return dropSlotIn(ctx, s.ProdDSN, name)
+}
+
+// dropSlotIn is DropSlot for a slot and publication of the production
+// database at dsn (the publication lives in one database).
+func dropSlotIn(ctx context.Context, dsn, name string) error {
+	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return err
 	}
