@@ -156,3 +156,21 @@ func TestCopyInBulkLoadInterruptedLeavesPreviousTable(t *testing.T) {
 	equal(t, "catalog after the interrupted load", query(t, other, catalogOf), before)
 	equal(t, "state", query(t, other, `SELECT state || ' ' || rows FROM pgveil.tables`), []string{"copied 2"})
 }
+
+// The load writes its rows frozen (COPY FREEZE, allowed after the
+// TRUNCATE in the same transaction): every page all-frozen in the
+// visibility map, sparing the target the freezing vacuum later.
+func TestCopyInFreezes(t *testing.T) {
+	t.Parallel()
+	tb := table("app", "t", pk("id", "integer"), c("v", "text"))
+	ctx, _, conn := setupDB(t, plan(tb), nil)
+	pgtest.MustExec(t, conn, `CREATE EXTENSION pg_visibility`)
+	var b strings.Builder
+	for i := range 3000 {
+		b.WriteString(itoa(i+1) + "\tsome text to fill a few pages\n")
+	}
+	if _, err := CopyIn(ctx, conn, tb, strings.NewReader(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "pages all-frozen", query(t, conn, `SELECT count(*) > 1, bool_and(all_frozen) FROM pg_visibility_map('app.t')`), []string{"t|t"})
+}
