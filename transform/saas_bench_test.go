@@ -53,7 +53,7 @@ func saasRow(table string, i int) map[string]string {
 			"status": "open", "created_at": ts}
 	case "events":
 		return map[string]string{"id": fmt.Sprint(i), "account_id": fmt.Sprint(i % 100), "user_id": fmt.Sprint(i % 5000), "kind": "order.paid", "ip": fmt.Sprintf("192.168.%d.%d", i%256, (i/7)%256),
-			"properties": fmt.Sprintf(`{"order": {"id": %d, "total": %d.%02d, "customer_id": %d, "email": "customer.%d@mail.example.com"}, "payment": {"amount": %d.%02d, "method": "card"}, "source": "web"}`, i, 10+i%5000, i%100, i/3, i, 10+i%5000, i%100),
+			"properties":  fmt.Sprintf(`{"order": {"id": %d, "total": %d.%02d, "customer_id": %d, "email": "customer.%d@mail.example.com"}, "payment": {"amount": %d.%02d, "method": "card"}, "source": "web"}`, i, 10+i%5000, i%100, i/3, i, 10+i%5000, i%100),
 			"occurred_at": ts}
 	}
 	return nil
