@@ -86,6 +86,7 @@ func fakeKinds() map[string]fakeKind {
 		for name, gen := range map[string]func(*gofakeit.Faker) string{
 			"name": w.name, "first_name": w.firstName, "last_name": w.lastName, "street": w.street,
 			"city": w.city, "state": w.state, "zip": w.zip, "country": w.country, "address": w.address,
+			"email": w.email, "company": w.company, "ipv4": w.ipv4,
 		} {
 			k := kinds[name]
 			k.gen = gen

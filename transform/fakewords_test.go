@@ -34,6 +34,9 @@ func TestFakeWordsAreGofakeits(t *testing.T) {
 		{"zip", w.zip, (*gofakeit.Faker).Zip},
 		{"country", w.country, (*gofakeit.Faker).Country},
 		{"address", w.address, gofakeitAddress},
+		{"email", w.email, (*gofakeit.Faker).Email},
+		{"company", w.company, (*gofakeit.Faker).Company},
+		{"ipv4", w.ipv4, (*gofakeit.Faker).IPv4Address},
 	}
 	seeds := 20000
 	if testing.Short() {

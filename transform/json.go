@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"pgveil/schema"
 	"strings"
+	"sync"
 )
 
 // jsonT applies rules at JSON paths inside json and jsonb values:
@@ -30,6 +31,9 @@ import (
 // value fails (see jsonWalk.member).
 type jsonT struct {
 	paths []jsonRule
+	// walks reuses the walk's stacks (states, frames, closers) across
+	// values, which were most of json's allocations (issue 20).
+	walks *sync.Pool
 }
 
 type jsonRule struct {
@@ -98,7 +102,7 @@ func newJSON(c schema.Column, a Args, k *Keys, r *Registry) (Transformer, error)
 	if c.Type.Kind != schema.KindJSON && c.Type.Kind != schema.KindJSONB {
 		return nil, fmt.Errorf("json applies to json and jsonb columns, not to %s", c.Type)
 	}
-	var out jsonT
+	out := jsonT{walks: &sync.Pool{New: func() any { return new(jsonWalk) }}}
 	for _, pr := range a["paths"].([]PathRule) {
 		p, err := parseJSONPath(pr.Path)
 		if err != nil {
@@ -140,9 +144,22 @@ func newJSON(c schema.Column, a Args, k *Keys, r *Registry) (Transformer, error)
 }
 
 func (j jsonT) Transform(v schema.Value) (schema.Value, error) {
-	w := jsonWalk{p: jsonParser{s: v.Text}, out: make([]byte, 0, len(v.Text)+16), rules: j.paths}
-	if err := w.run(); err != nil {
+	w := new(jsonWalk) // a jsonT built without newJSON, as tests do
+	if j.walks != nil {
+		w = j.walks.Get().(*jsonWalk)
+		defer j.walks.Put(w)
+	}
+	w.p = jsonParser{s: v.Text}
+	w.out = make([]byte, 0, len(v.Text)+16)
+	w.rules = j.paths
+	w.states, w.frames, w.plain, w.nameStack = w.states[:0], w.frames[:0], w.plain[:0], w.nameStack[:0]
+	clear(w.names) // left over when a value failed inside a named object
+	err := w.run()
+	out := w.out
+	// Drop what points into this value and its output before reuse.
+	w.p, w.out, w.rules = jsonParser{}, nil, nil
+	if err != nil {
 		return schema.Value{}, err
 	}
-	return schema.Value{Text: w.out}, nil
+	return schema.Value{Text: out}, nil
 }

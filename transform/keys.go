@@ -57,6 +57,10 @@ type keyedHash struct {
 type hmacState struct {
 	h   hash.Hash
 	sum [sha256.Size]byte
+	// buf carries the data into h: passed to the interface directly, a
+	// caller's stack array (a noise draw's message) would escape to the
+	// heap at every call (issue 20).
+	buf [128]byte
 }
 
 func (k *keyedHash) init(key []byte) {
@@ -67,7 +71,11 @@ func (k *keyedHash) init(key []byte) {
 func (k *keyedHash) sum(data []byte) [sha256.Size]byte {
 	s := k.pool.Get().(*hmacState)
 	s.h.Reset()
-	s.h.Write(data)
+	for len(data) > 0 {
+		n := copy(s.buf[:], data)
+		s.h.Write(s.buf[:n])
+		data = data[n:]
+	}
 	s.h.Sum(s.sum[:0])
 	out := s.sum
 	k.pool.Put(s)
