@@ -180,9 +180,10 @@ func goldenOutputs(t *testing.T) []byte {
 	return buf.Bytes()
 }
 
-// goldenRun masks in with tr; a panic is recorded as one (hash on
-// numeric(p,s) panics on inputs of a larger scale, which PostgreSQL never
-// sends for the column).
+// goldenRun masks in with tr; a panic is recorded as one, so that a
+// transformer that panics fails the test by its line (hash on
+// numeric(p,s) once panicked on a value smaller than the scale's unit,
+// 1.5e-7 in numeric(12,2): it is zero at that scale now).
 func goldenRun(tr transform.Transformer, in string) (res string) {
 	defer func() {
 		if r := recover(); r != nil {

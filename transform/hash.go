@@ -155,7 +155,9 @@ func (h hashNumeric) constrained(d decimal) (schema.Value, error) {
 		d.scale++
 	}
 	if d.scale > h.scale {
-		d.digits = d.digits[:len(d.digits)-(d.scale-h.scale)]
+		// Cut toward zero; a value smaller than the scale's unit (1.5e-7
+		// in numeric(12,2)) has no digit left: zero.
+		d.digits = d.digits[:max(0, len(d.digits)-(d.scale-h.scale))]
 		d.scale = h.scale
 		if d.isZero() {
 			d.neg = false

@@ -302,3 +302,20 @@ func TestHashConstrainedNumericOddScale(t *testing.T) {
 		}
 	}
 }
+
+// A numeric value with more decimal places than the column's scale is cut
+// toward zero before it is hashed; one smaller than the scale's unit is
+// zero there, and once made hash panic (slice out of range).
+func TestHashNumericBelowScale(t *testing.T) {
+	tr := build(t, testKeys(t, "0123456789abcdef0123456789abcdef"), "numeric(12,2)", Rule{Name: "hash"})
+	zero, err := tr.Transform(schema.Text("0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{"1.5e-7", "0.001", "0.000000001"} {
+		got, err := tr.Transform(schema.Text(in))
+		if err != nil || string(got.Text) != string(zero.Text) {
+			t.Errorf("hash(%s) in numeric(12,2) = %v, %v; want hash(0) = %s", in, got, err, zero)
+		}
+	}
+}
