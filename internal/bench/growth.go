@@ -181,16 +181,7 @@ func (g *growth) snapshot(ctx context.Context, name string, tables []string, sce
 	}
 	defer tgt.Close(context.Background())
 	mark := g.s.cpuNow()
-	p, err := g.s.StartPgveil(cfg, env)
-	if err != nil {
-		return Result{}, err
-	}
-	err = waitUntil(ctx, p, 30*time.Minute, 20*time.Millisecond, "pgveil's initial copy", checkpointWritten(tgt, name))
-	elapsed := time.Since(p.Started())
-	rss, _ := p.PeakRSS()
-	if stopErr := p.Stop(); err == nil && stopErr != nil {
-		err = fmt.Errorf("stopping pgveil: %w", stopErr)
-	}
+	run, err := g.s.initialCopy(ctx, cfg, env, tgt, name)
 	if err != nil {
 		return Result{}, err
 	}
@@ -201,7 +192,7 @@ func (g *growth) snapshot(ctx context.Context, name string, tables []string, sce
 	if scenario == growthByColumns {
 		rows = int64(g.o.WideRows)
 	}
-	res := Result{Scenario: scenario, Subject: subject, Size: size, Rows: rows, Seconds: elapsed.Seconds(), PeakRSS: rss, PgveilCPU: p.CPU().Seconds()}
+	res := Result{Scenario: scenario, Subject: subject, Size: size, Rows: rows, Seconds: run.seconds, PeakRSS: run.rss, PgveilCPU: run.cpu}
 	g.s.cpuSince(mark, &res)
 	return res, nil
 }

@@ -121,16 +121,7 @@ func snapshotPgveil(ctx context.Context, s *Site, name string, keepAll bool) (Re
 	}
 	defer tgt.Close(context.Background())
 	mark := s.cpuNow()
-	p, err := s.StartPgveil(cfg, env)
-	if err != nil {
-		return Result{}, err
-	}
-	err = waitUntil(ctx, p, 30*time.Minute, 20*time.Millisecond, "pgveil's initial copy", checkpointWritten(tgt, name))
-	elapsed := time.Since(p.Started())
-	rss, _ := p.PeakRSS()
-	if stopErr := p.Stop(); err == nil && stopErr != nil {
-		err = fmt.Errorf("stopping pgveil: %w", stopErr)
-	}
+	run, err := s.initialCopy(ctx, cfg, env, tgt, name)
 	if err != nil {
 		return Result{}, err
 	}
@@ -145,8 +136,8 @@ func snapshotPgveil(ctx context.Context, s *Site, name string, keepAll bool) (Re
 		}
 		rows += n
 	}
-	res := Result{Scenario: "snapshot", Subject: "pgveil", Rows: rows, Seconds: elapsed.Seconds(), PeakRSS: rss,
-		PgveilCPU: p.CPU().Seconds(),
+	res := Result{Scenario: "snapshot", Subject: "pgveil", Rows: rows, Seconds: run.seconds, PeakRSS: run.rss,
+		PgveilCPU: run.cpu,
 		Note:      "process start to initial copy committed, masked with examples/saas rules (soft-deleted customers filtered out)"}
 	s.cpuSince(mark, &res)
 	if keepAll {
@@ -246,4 +237,28 @@ func dumpRestore(ctx context.Context, srcDSN, dstDSN string, tables []string) er
 		return fmt.Errorf("pg_dump: %w: %s", err, dumpErr.String())
 	}
 	return nil
+}
+
+// copyRun is what one pgveil's initial copy cost.
+type copyRun struct {
+	seconds float64 // process start to the checkpoint written
+	rss     int64   // peak RSS, bytes
+	cpu     float64 // pgveil's CPU seconds
+}
+
+// initialCopy starts pgveil with cfg and env, waits until its initial
+// copy into tgt has written the checkpoint of slot name, and stops it.
+func (s *Site) initialCopy(ctx context.Context, cfg string, env []string, tgt *pgx.Conn, name string) (copyRun, error) {
+	p, err := s.StartPgveil(cfg, env)
+	if err != nil {
+		return copyRun{}, err
+	}
+	err = waitUntil(ctx, p, 30*time.Minute, 20*time.Millisecond, "pgveil's initial copy", checkpointWritten(tgt, name))
+	run := copyRun{seconds: time.Since(p.Started()).Seconds()}
+	run.rss, _ = p.PeakRSS()
+	if stopErr := p.Stop(); err == nil && stopErr != nil {
+		err = fmt.Errorf("stopping pgveil: %w", stopErr)
+	}
+	run.cpu = p.CPU().Seconds()
+	return run, err
 }
