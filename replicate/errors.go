@@ -221,16 +221,15 @@ func transient(err error) bool {
 	}
 	// A server's error, as pgconn reports it or as pgveil passes it on
 	// without its message (target.ServerError, source.FilterError).
-	var se interface{ SQLState() string }
-	if errors.As(err, &se) {
-		switch code := se.SQLState(); {
+	if code := schema.SQLState(err); code != "" {
+		switch {
 		case strings.HasPrefix(code, "08"), // connection exception
 			code == "57P01", code == "57P02", code == "57P03", // admin shutdown, crash shutdown, cannot connect now
 			code == "53300",                  // too many connections
 			code == "55006",                  // object in use: the slot is still held by our previous walsender
 			code == "40001", code == "40P01", // serialization failure, deadlock
-			code == "25006", // read-only transaction: the target refuses writes for a while
-			code == "55P03": // lock not available: pgveil's short lock_timeout met a lock held in production
+			code == "25006",                     // read-only transaction: the target refuses writes for a while
+			code == schema.CodeLockNotAvailable: // pgveil's short lock_timeout met a lock held in production
 			return true
 		}
 		return false

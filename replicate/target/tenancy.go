@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"pgveil/schema"
 	"pgveil/transform"
@@ -957,8 +956,8 @@ func (a *Applier) tenantsCommitted() {
 
 // isSQLState reports whether err is a server error with one of codes.
 func isSQLState(err error, codes ...string) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && slices.Contains(codes, pe.Code)
+	code := schema.SQLState(err)
+	return code != "" && slices.Contains(codes, code)
 }
 
 // TenancyState is what status shows of the replica's tenant isolation.

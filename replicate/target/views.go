@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"pgveil/schema"
 	"pgveil/transform"
@@ -421,14 +420,14 @@ func createView(ctx context.Context, tx pgx.Tx, stmts []string) (code string, er
 	}
 	for _, q := range stmts {
 		if _, err := sp.Exec(ctx, q); err != nil {
-			var pe *pgconn.PgError
-			if !errors.As(err, &pe) {
+			code := schema.SQLState(err)
+			if code == "" {
 				return "", sanitize(err)
 			}
 			if rerr := sp.Rollback(ctx); rerr != nil {
 				return "", sanitize(rerr)
 			}
-			return pe.Code, nil
+			return code, nil
 		}
 	}
 	return "", sanitize(sp.Commit(ctx))

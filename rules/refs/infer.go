@@ -3,7 +3,6 @@ package refs
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"pgveil/schema"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Defaults of the inference options.
@@ -81,12 +79,12 @@ func infer(ctx context.Context, conn *pgx.Conn, opt Options, m *Model) error {
 			n, found, err := overlap(ctx, conn, c.Column, cand.to.Column, opt)
 			switch {
 			case err != nil:
-				var pgErr *pgconn.PgError
-				if ctx.Err() != nil || !errors.As(err, &pgErr) {
+				code := schema.SQLState(err)
+				if ctx.Err() != nil || code == "" {
 					return fmt.Errorf("sampling %s against %s: %w", c.Column, cand.to.Column, err)
 				}
 				// The server's message may quote a value: keep its code only.
-				r.Why = fmt.Sprintf("%s; not confirmed: sampling failed (SQLSTATE %s%s)", cand.why, pgErr.Code, sqlStateHint(pgErr.Code))
+				r.Why = fmt.Sprintf("%s; not confirmed: sampling failed (SQLSTATE %s%s)", cand.why, code, sqlStateHint(code))
 				m.Unconfirmed = append(m.Unconfirmed, r)
 				continue
 			case n == 0:

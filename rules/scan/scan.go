@@ -16,7 +16,6 @@ package scan
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -24,7 +23,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"pgveil/rules/refs"
 	"pgveil/schema"
@@ -300,9 +298,8 @@ func sample(ctx context.Context, conn *pgx.Conn, t *Table, opt Options) (string,
 }
 
 func sqlState(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return "SQLSTATE " + pe.Code
+	if code := schema.SQLState(err); code != "" {
+		return "SQLSTATE " + code
 	}
 	return "connection error"
 }
