@@ -180,22 +180,6 @@ func ibanFor(country, bban string) string {
 	return fmt.Sprintf("%s%02d%s", country, 98-rem, bban)
 }
 
-// luhn appends a check digit.
-func luhn(d string) string {
-	sum := 0
-	for i := range len(d) {
-		n := int(d[len(d)-1-i] - '0')
-		if i%2 == 0 {
-			n *= 2
-			if n > 9 {
-				n -= 9
-			}
-		}
-		sum += n
-	}
-	return d + strconv.Itoa((10-sum%10)%10)
-}
-
 // png returns a small valid PNG (1x1, grey) with a tEXt chunk naming the
 // person photographed.
 func pngWith(author string) []byte {

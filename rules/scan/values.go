@@ -214,8 +214,6 @@ func personNames(vals []string) category {
 
 var (
 	reHouseNumber = regexp.MustCompile(`^\d{1,6}[A-Za-z]?(-\d+)?,?$`)
-	// reEuroStreet is "Hauptstraße 5", "Via Roma 12", "Rue de la Paix 3".
-	reEuroStreet = regexp.MustCompile(`(?i)^(rue|via|calle|avenida|chemin|ulica)?[\p{L} .'-]*?(stra(ß|ss)e|str\.|weg|gasse|platz|allee|ring|damm|ufer|laan|straat|gata|gatan|vej)?\s+\d{1,5}[a-z]?(\s|,|$)`)
 )
 
 // streetAddress reports whether a value is a street address: a house
