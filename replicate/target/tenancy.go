@@ -996,6 +996,9 @@ WHERE NOT c.relrowsecurity AND EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rol
 AND (`+grantedSQL("c.relacl", "r", "c.relowner", "SELECT")+` OR EXISTS (SELECT FROM pg_catalog.pg_attribute t CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a
 	WHERE t.attrelid = c.oid AND t.attacl IS NOT NULL AND a.privilege_type = 'SELECT' AND (a.grantee = 0 OR a.grantee IN (SELECT oid FROM side))))
 ORDER BY u.i`, tn.Group, tn.Readers, names)
+	if err != nil {
+		return st, fmt.Errorf("target: reading the replicated tables' row level security: %w", sanitize(err))
+	}
 	unprotected, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
 		return st, fmt.Errorf("target: reading the replicated tables' row level security: %w", sanitize(err))
