@@ -318,12 +318,7 @@ func (p *Pipeline) waitBlocked(ctx context.Context, be *blockedError, cfg *rules
 	p.opts.Observer.Phase(PhaseRetrying, be)
 	p.opts.Logger.Error("pgveil cannot replicate with the rules in force until pgveil's role gets what they need on production; it tries again every few seconds, and the slot keeps production's WAL meanwhile",
 		"waiting_for", w.String(), "in", p.pendingInterval().String())
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(p.pendingInterval()):
-		return true
-	}
+	return p.sleep(ctx, p.pendingInterval())
 }
 
 // serverMessage is the server's own message in err's chain (it names
