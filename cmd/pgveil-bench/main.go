@@ -79,6 +79,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer os.RemoveAll(d)
 		base = d
 	}
+	if *profile != "" {
+		// Made here, not after the seeding: a missing directory fails the
+		// first pgveil run, minutes into the benchmark.
+		if err := os.MkdirAll(*profile, 0o755); err != nil {
+			fmt.Fprintf(stderr, "pgveil-bench: --profile: %v\n", err)
+			return 1
+		}
+	}
 	report := &bench.Report{Started: time.Now().UTC(), Command: "pgveil-bench " + strings.Join(args, " "),
 		Machine: bench.MachineDescription(), Scale: scale, Quick: *quick}
 	began := time.Now()
