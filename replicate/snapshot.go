@@ -392,7 +392,7 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 		}
 	}
 	q := SelectSQL(t.plan, "", append(ctid, t.plan.Where)...)
-	var masked []schema.Value
+	rowMask := newCopyMasker(t.plan)
 	buf := make([]byte, 0, chunkBytes+chunkBytes/4)
 	var n int64
 	send := func() error {
@@ -412,18 +412,26 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 	}
 	name := tableName(t.plan)
 	err := InSnapshot(ctx, conn, s.snapshot, func() error {
-		err := readCopy(ctx, conn, q, func(row []schema.Value) error {
-			var err error
-			if masked, err = t.plan.Mask(masked[:0], row); err != nil {
-				return maskedAt(err, 0)
+		err := copyOut(ctx, conn, q, func(rd *pgcopy.Reader) error {
+			var raw [][]byte
+			for {
+				var err error
+				raw, err = rd.NextRaw(raw)
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if buf, err = rowMask.appendRow(buf, rd, raw); err != nil {
+					return err
+				}
+				if n++; len(buf) >= chunkBytes {
+					if err := send(); err != nil {
+						return err
+					}
+				}
 			}
-			if buf, err = pgcopy.AppendRow(buf, masked); err != nil {
-				return err
-			}
-			if n++; len(buf) >= chunkBytes {
-				return send()
-			}
-			return nil
 		})
 		if err != nil || t.info == nil {
 			return err
@@ -453,6 +461,76 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 		return fmt.Errorf("%s: copying from the source: %w", t.plan.Table.QualifiedName(), err)
 	}
 	return send()
+}
+
+// copyMasker turns a row of production's COPY text into the masked row
+// of the target's COPY text, touching only the columns that need it.
+//
+// Why: COPY TO writes a field exactly as COPY FROM reads it (the same
+// escapes, both connections in UTF8), so a kept column's bytes go from one
+// stream to the other as they are: no decoding into a Value, no escaping
+// again; a column whose rule is null becomes \N unread. The other columns
+// are decoded, masked (TablePlan.MaskColumn, Mask's rules: NULL stays
+// NULL, on_error) and escaped. The output is byte for byte what decoding,
+// Plan.Mask and pgcopy.AppendRow give (TestCopyMaskerIsMask).
+type copyMasker struct {
+	plan *transform.TablePlan
+	how  []columnCopy
+}
+
+// columnCopy is what copyMasker does with one column.
+type columnCopy uint8
+
+const (
+	maskField columnCopy = iota // decode, mask, encode
+	passField                   // keep: the raw bytes
+	nullField                   // null: \N
+)
+
+func newCopyMasker(tp *transform.TablePlan) *copyMasker {
+	m := &copyMasker{plan: tp, how: make([]columnCopy, len(tp.Columns))}
+	for i := range tp.Columns {
+		switch c := &tp.Columns[i]; {
+		case c.Kept():
+			m.how[i] = passField
+		case c.Nulled():
+			m.how[i] = nullField
+		}
+	}
+	return m
+}
+
+// appendRow appends to dst the masked line of raw, a row's fields as
+// rd.NextRaw returned them. On error dst is returned as it was; a value
+// the rules cannot mask is a *transform.MaskError naming the initial copy.
+func (m *copyMasker) appendRow(dst []byte, rd *pgcopy.Reader, raw [][]byte) ([]byte, error) {
+	if len(raw) != len(m.how) {
+		return dst, fmt.Errorf("%s: row has %d columns, the plan %d", m.plan.Table.QualifiedName(), len(raw), len(m.how))
+	}
+	orig := len(dst)
+	for i, f := range raw {
+		if i > 0 {
+			dst = append(dst, '\t')
+		}
+		switch m.how[i] {
+		case passField:
+			dst = append(dst, f...)
+		case nullField:
+			dst = append(dst, '\\', 'N')
+		default:
+			v, err := rd.DecodeField(f, i+1)
+			if err != nil {
+				return dst[:orig], err
+			}
+			if v, err = m.plan.MaskColumn(i, v); err != nil {
+				return dst[:orig], maskedAt(err, 0)
+			}
+			if dst, err = pgcopy.AppendField(dst, v); err != nil {
+				return dst[:orig], fmt.Errorf("%s: column %d: %w", m.plan.Table.QualifiedName(), i+1, err)
+			}
+		}
+	}
+	return append(dst, '\n'), nil
 }
 
 // load feeds a table's blocks into one COPY on the target: one
