@@ -252,3 +252,30 @@ func BenchmarkSnapshotRows(b *testing.B) {
 		})
 	}
 }
+
+// TestChunkReuse: written blocks are filled again, at most the free list's
+// capacity of them is kept, and a block a huge row grew is not kept.
+func TestChunkReuse(t *testing.T) {
+	s := &snapshotter{free: make(chan []byte, 2)}
+	a := s.newChunk()
+	if len(a) != 0 || cap(a) != chunkCap {
+		t.Fatalf("new block len %d cap %d", len(a), cap(a))
+	}
+	a = append(a, "rows"...)
+	s.reuseChunk(a)
+	if b := s.newChunk(); len(b) != 0 || &b[:1][0] != &a[0] {
+		t.Fatal("a written block was not filled again")
+	}
+	for range 3 {
+		s.reuseChunk(make([]byte, 10, chunkCap))
+	}
+	s.reuseChunk(make([]byte, 0, 2*chunkCap))
+	if len(s.free) != 2 {
+		t.Fatalf("%d blocks kept, want 2", len(s.free))
+	}
+	for range 2 {
+		if b := s.newChunk(); cap(b) != chunkCap {
+			t.Fatalf("kept a block of cap %d", cap(b))
+		}
+	}
+}
