@@ -500,7 +500,8 @@ func (s *snapshotter) copy(ctx context.Context, conn *pgx.Conn, task copyTask) e
 // of the target's COPY text, touching only the columns that need it.
 //
 // Why: COPY TO writes a field exactly as COPY FROM reads it (the same
-// escapes, both connections in UTF8), so a kept column's bytes go from one
+// escapes; the bytes are passed in whatever encoding they came, as the
+// decoded values always were), so a kept column's bytes go from one
 // stream to the other as they are: no decoding into a Value, no escaping
 // again; a column whose rule is null becomes \N unread. The other columns
 // are decoded, masked (TablePlan.MaskColumn, Mask's rules: NULL stays
