@@ -197,6 +197,27 @@ const copyBufferBytes = 128 << 10
 // readCopy runs COPY (query) TO STDOUT and calls fn with each row; the
 // row's values are valid only during the call.
 func readCopy(ctx context.Context, conn *pgx.Conn, query string, fn func([]schema.Value) error) error {
+	return copyOut(ctx, conn, query, func(rd *pgcopy.Reader) error {
+		var row []schema.Value
+		for {
+			var err error
+			row, err = rd.Next(row)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := fn(row); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// copyOut runs COPY (query) TO STDOUT and hands fn a Reader of its rows;
+// fn reads them (to io.EOF, or stops early by returning).
+func copyOut(ctx context.Context, conn *pgx.Conn, query string, fn func(*pgcopy.Reader) error) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -210,21 +231,7 @@ func readCopy(ctx context.Context, conn *pgx.Conn, query string, fn func([]schem
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	rd := pgcopy.NewReader(pr)
-	var row []schema.Value
-	var ferr error
-	for ferr == nil {
-		var err error
-		row, err = rd.Next(row)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			ferr = err
-			break
-		}
-		ferr = fn(row)
-	}
+	ferr := fn(pgcopy.NewReader(pr))
 	pr.CloseWithError(errStopped)
 	if err := <-done; ferr == nil && err != nil {
 		return err

@@ -135,24 +135,50 @@ func (t *TablePlan) Mask(dst, row []schema.Value) ([]schema.Value, error) {
 	}
 	n := len(dst)
 	for i, v := range row {
-		if v.State != schema.Present {
-			dst = append(dst, v)
-			continue
-		}
-		c := &t.Columns[i]
-		out, err := c.Transformer.Transform(v)
+		out, err := t.MaskColumn(i, v)
 		if err != nil {
-			if c.Rule.OnError == "null" {
-				t.NulledErrors.Add(1)
-				dst = append(dst, schema.Value{State: schema.Null})
-				continue
-			}
-			// A transformer's own MaskError holds its reason alone;
-			// another error's text is its reason (transformers keep
-			// values out of their errors).
-			return dst[:n], &MaskError{Column: c.Column.QualifiedName(), Rule: c.Rule.Name, Reason: err.Error()}
+			return dst[:n], err
 		}
 		dst = append(dst, out)
 	}
 	return dst, nil
+}
+
+// MaskColumn masks v, a value of the i-th column of Columns, as Mask masks
+// it in a row: NULL stays NULL, an unchanged TOAST value stays unchanged,
+// a value the rule cannot mask is a *MaskError (or NULL, counted, with
+// on_error: null). It lets a caller mask only the columns that need it
+// (see ColumnPlan.Kept).
+func (t *TablePlan) MaskColumn(i int, v schema.Value) (schema.Value, error) {
+	if v.State != schema.Present {
+		return v, nil
+	}
+	c := &t.Columns[i]
+	out, err := c.Transformer.Transform(v)
+	if err != nil {
+		if c.Rule.OnError == "null" {
+			t.NulledErrors.Add(1)
+			return schema.Value{State: schema.Null}, nil
+		}
+		// A transformer's own MaskError holds its reason alone;
+		// another error's text is its reason (transformers keep
+		// values out of their errors).
+		return schema.Value{}, &MaskError{Column: c.Column.QualifiedName(), Rule: c.Rule.Name, Reason: err.Error()}
+	}
+	return out, nil
+}
+
+// Kept reports whether the column's rule is keep: its masked value is
+// always the value itself, so a caller may pass it through in whatever
+// encoding it arrived, without decoding it.
+func (c *ColumnPlan) Kept() bool {
+	_, ok := c.Transformer.(keep)
+	return ok
+}
+
+// Nulled reports whether the column's rule is null: its masked value is
+// always NULL, so a caller need not read or decode the value.
+func (c *ColumnPlan) Nulled() bool {
+	_, ok := c.Transformer.(null)
+	return ok
 }

@@ -153,3 +153,59 @@ func TestPlanOnErrorNull(t *testing.T) {
 		t.Errorf("got %v, nulled %d", out, tp.NulledErrors.Load())
 	}
 }
+
+// TestKeptAndNulled: the snapshot passes a column through undecoded only
+// when its rule is keep, and writes NULL without reading it only when its
+// rule is null; every other rule (a wrapped keep included) is masked.
+func TestKeptAndNulled(t *testing.T) {
+	k := testKeys(t, pgtest.Secret)
+	r := Builtin()
+	col := schema.Column{Name: "c", Type: schema.MustType("text")}
+	for _, tt := range []struct {
+		rule         Rule
+		kept, nulled bool
+	}{
+		{Rule{Name: "keep"}, true, false},
+		{Rule{Name: "null"}, false, true},
+		{Rule{Name: "hash"}, false, false},
+		{Rule{Name: "truncate", Args: Args{"length": int64(3)}}, false, false},
+		{Rule{Name: "partial", Args: Args{"keep_last": int64(2)}}, false, false},
+	} {
+		tr, err := r.Build(tt.rule, col, k)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.rule.Name, err)
+		}
+		c := ColumnPlan{Column: col, Rule: tt.rule, Transformer: tr}
+		if c.Kept() != tt.kept || c.Nulled() != tt.nulled {
+			t.Errorf("%s: Kept %v, Nulled %v; want %v, %v", tt.rule.Name, c.Kept(), c.Nulled(), tt.kept, tt.nulled)
+		}
+		// What Kept and Nulled promise is what the transformer does.
+		v := schema.Text(`{"a": 1}`)
+		out, err := tr.Transform(v)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.rule.Name, err)
+		}
+		if tt.kept && out.String() != v.String() || tt.nulled && out.State != schema.Null {
+			t.Errorf("%s: transformed to %v", tt.rule.Name, out)
+		}
+	}
+}
+
+// TestMaskColumnIsMask: masking column by column gives Mask's row.
+func TestMaskColumnIsMask(t *testing.T) {
+	tp := testPlan(t, testKeys(t, pgtest.Secret))
+	row := []schema.Value{schema.Text("42"), schema.Text("a@b.c"), schema.SQLNull()}
+	want, err := tp.Mask(nil, row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range row {
+		got, err := tp.MaskColumn(i, v)
+		if err != nil || got.State != want[i].State || got.String() != want[i].String() {
+			t.Errorf("column %d: %v (%v), Mask gives %v", i, got, err, want[i])
+		}
+	}
+	if _, err := tp.MaskColumn(2, schema.Text("CANARY")); err == nil || strings.Contains(err.Error(), "CANARY") {
+		t.Errorf("error %v", err)
+	}
+}

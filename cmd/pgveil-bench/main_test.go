@@ -36,6 +36,7 @@ func TestQuickTiny(t *testing.T) {
 		{"steady lag 2000 tx/s", "pgveil"}, {"steady lag 2000 tx/s", "native"},
 		{"big transaction", "pgveil"}, {"big transaction", "native"},
 		{"growth: snapshot by tables", "pgveil, 20 tables"}, {"growth: snapshot by columns", "pgveil, 50 columns"},
+		{"growth: snapshot by columns", "raw COPY pipe, 50 columns"},
 		{"growth: catch-up by tables per transaction", "pgveil, 10 tables/tx"},
 	} {
 		res, ok := r.Find(want[0], want[1])

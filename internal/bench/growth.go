@@ -66,6 +66,10 @@ func Growth(ctx context.Context, s *Site, o GrowthOptions, r *Report) error {
 		}
 		res.Note = fmt.Sprintf("process start to initial copy committed, one table of %d rows", o.WideRows)
 		r.Add(res)
+		if res, err = g.rawWide(ctx, c); err != nil {
+			return fmt.Errorf("growth: raw COPY pipe of %d columns: %w", c, err)
+		}
+		r.Add(res)
 	}
 	if len(o.Touched) > 0 {
 		if err := g.catchUp(ctx, r); err != nil {
@@ -130,15 +134,54 @@ BEGIN
   END LOOP;
 END $$;`, narrow, g.o.RowsPerTable)
 	for _, c := range g.o.Columns {
-		cols, exprs := []string{"id bigint PRIMARY KEY"}, []string{"g"}
+		exprs := []string{"g"}
 		for i := 1; i < c; i++ {
-			name, typ, value, _ := wideColumn(i)
-			cols, exprs = append(cols, name+" "+typ), append(exprs, value)
+			_, _, value, _ := wideColumn(i)
+			exprs = append(exprs, value)
 		}
-		sql += fmt.Sprintf("\nCREATE TABLE %[1]s (%[2]s);\nINSERT INTO %[1]s SELECT %[3]s FROM generate_series(1, %[4]d) g;",
-			wideTable(c), strings.Join(cols, ", "), strings.Join(exprs, ", "), g.o.WideRows)
+		sql += fmt.Sprintf("\n%s;\nINSERT INTO %s SELECT %s FROM generate_series(1, %d) g;",
+			wideTableSQL(c), wideTable(c), strings.Join(exprs, ", "), g.o.WideRows)
 	}
 	return cluster.Exec(ctx, g.src, sql)
+}
+
+// wideTableSQL creates the table of c columns.
+func wideTableSQL(c int) string {
+	cols := []string{"id bigint PRIMARY KEY"}
+	for i := 1; i < c; i++ {
+		name, typ, _, _ := wideColumn(i)
+		cols = append(cols, name+" "+typ)
+	}
+	return fmt.Sprintf("CREATE TABLE %s (%s)", wideTable(c), strings.Join(cols, ", "))
+}
+
+// rawWide is the columns curve's baseline: the table of c columns through
+// a plain COPY TO | COPY FROM pipe (no masking, no pgveil) into a table of
+// the same shape on the analytics server. Its CPU per row beside pgveil's
+// says which side pays for the width: a cost both pay (the servers' TOAST
+// work on rows over about 2 kB) is not pgveil's. It is not a point of the
+// curve (isPgveil).
+func (g *growth) rawWide(ctx context.Context, c int) (Result, error) {
+	name := fmt.Sprintf("growth_raw_c%d", c)
+	dsn, err := g.s.NewTargetDB(ctx, name, false)
+	if err != nil {
+		return Result{}, err
+	}
+	defer g.s.Analytics.DropDB(context.Background(), name)
+	if err := cluster.Exec(ctx, dsn, wideTableSQL(c)); err != nil {
+		return Result{}, err
+	}
+	mark := g.s.cpuNow()
+	began := time.Now()
+	bytes, err := rawPipe(ctx, g.src, dsn, []string{wideTable(c)})
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Scenario: growthByColumns, Subject: fmt.Sprintf("raw COPY pipe, %d columns", c), Size: int64(c),
+		Rows: int64(g.o.WideRows), Bytes: bytes, Seconds: time.Since(began).Seconds(),
+		Note: fmt.Sprintf("COPY TO STDOUT | COPY FROM STDIN of the same table of %d rows, no masking: the baseline of the columns curve", g.o.WideRows)}
+	g.s.cpuSince(mark, &res)
+	return res, nil
 }
 
 // config writes pgveil's rules for tables (and the marker).

@@ -101,6 +101,22 @@ func appendRow(dst []byte, row []schema.Value) ([]byte, int, error) {
 	return append(dst, '\n'), 0, nil
 }
 
+// AppendField appends one field in COPY text format to dst, escaped as
+// AppendRow escapes it, with no separator or terminator. A
+// transform.Unchanged value (or an unknown State) is an error; dst is then
+// returned as it was.
+func AppendField(dst []byte, v schema.Value) ([]byte, error) {
+	switch v.State {
+	case schema.Present:
+		return appendEscaped(dst, v.Text), nil
+	case schema.Null:
+		return append(dst, '\\', 'N'), nil
+	case schema.Unchanged:
+		return dst, ErrUnchanged
+	}
+	return dst, fmt.Errorf("invalid value state %d", v.State)
+}
+
 // appendEscaped appends s with COPY TO's escapes.
 func appendEscaped(dst, s []byte) []byte {
 	if free := cap(dst) - len(dst); free < len(s) {

@@ -68,16 +68,85 @@ func (r *Reader) Bytes() int64 { return r.bytes }
 // call.
 func (r *Reader) Next(dst []schema.Value) ([]schema.Value, error) {
 	dst = dst[:0]
-	if r.err != nil {
-		return dst, r.err
+	line, owned, err := r.nextLine()
+	if err != nil {
+		return dst, err
 	}
-	line, owned, err := r.readLine()
+	dst, err = r.split(dst, line, owned)
+	if err != nil {
+		return dst[:0], err
+	}
+	r.rows++
+	return dst, nil
+}
+
+// NextRaw reads the next row and returns its fields appended to dst[:0]
+// as they are in the stream: still escaped, a NULL as the two bytes `\N`.
+// The fields point into the Reader's buffers and are valid only until the
+// next call to Next or NextRaw; they are capacity-limited.
+//
+// Why: COPY TO writes a field exactly as COPY FROM reads it, so a field
+// that is not masked (a kept column) goes from production's stream to the
+// target's as these bytes, with no decoding and no escaping (see
+// AppendRaw); DecodeField decodes the fields that are masked. Joining
+// the fields with tabs gives back the row's line, terminator aside.
+//
+// Errors and the end of the data are as for Next; a malformed line (one
+// ending in a backslash that escapes nothing) is reported here, whatever
+// field it is in.
+func (r *Reader) NextRaw(dst [][]byte) ([][]byte, error) {
+	dst = dst[:0]
+	line, _, err := r.nextLine()
+	if err != nil {
+		return dst, err
+	}
+	if dst, err = r.splitRaw(dst, line); err != nil {
+		return dst[:0], err
+	}
+	r.rows++
+	return dst, nil
+}
+
+// DecodeField decodes one field NextRaw returned, col being its 1-based
+// column for error messages. The value's Text is raw itself when raw has
+// no escape, or else points into the Reader's scratch buffer, valid until
+// the next call to DecodeField, Next or NextRaw. raw must be one field as
+// NextRaw returns it (such a field is never malformed); other bytes get an
+// error only when they have a backslash: a field without one is not
+// searched for tabs, which would cost every kept byte a second scan.
+func (r *Reader) DecodeField(raw []byte, col int) (schema.Value, error) {
+	bs := bytes.IndexByte(raw, '\\')
+	if bs < 0 {
+		return schema.Value{Text: raw}, nil
+	}
+	if cap(r.scratch) < len(raw) {
+		r.scratch = make([]byte, max(len(raw), 2*cap(r.scratch), 1024))
+	}
+	var one [1]schema.Value
+	vals, err := r.decode(one[:0], raw, 0, bs, r.scratch[:cap(r.scratch)], 0)
+	switch {
+	case err != nil:
+		return schema.Value{}, fmt.Errorf("pgcopy: row %d, column %d: %w", r.lines, col, ErrMalformed)
+	case len(vals) != 1:
+		// An unescaped tab: raw is more than one field.
+		return schema.Value{}, fmt.Errorf("pgcopy: row %d, column %d: %w: a tab inside a field", r.lines, col, ErrMalformed)
+	}
+	return vals[0], nil
+}
+
+// nextLine reads the next data line without its terminator; it returns
+// io.EOF (sticky) at the end of the data or at the `\.` marker line.
+func (r *Reader) nextLine() (line []byte, owned bool, err error) {
+	if r.err != nil {
+		return nil, false, r.err
+	}
+	line, owned, err = r.readLine()
 	if err != nil {
 		if err != io.EOF {
 			err = fmt.Errorf("pgcopy: row %d: read: %w", r.lines+1, err)
 		}
 		r.err = err
-		return dst, err
+		return nil, false, err
 	}
 	r.bytes += int64(len(line))
 	n := len(line)
@@ -90,15 +159,40 @@ func (r *Reader) Next(dst []schema.Value) ([]schema.Value, error) {
 	line = line[:n]
 	if n == 2 && line[0] == '\\' && line[1] == '.' {
 		r.err = io.EOF
-		return dst, io.EOF
+		return nil, false, io.EOF
 	}
 	r.lines++
-	dst, err = r.split(dst, line, owned)
-	if err != nil {
-		return dst[:0], err
+	return line, owned, nil
+}
+
+// splitRaw appends the escaped fields of line (without its terminator) to
+// dst: a tab separates fields unless a backslash escapes it, as decode
+// reads them.
+func (r *Reader) splitRaw(dst [][]byte, line []byte) ([][]byte, error) {
+	n := len(line)
+	pos := 0 // the current field's start
+	i := 0   // where to look for the next tab or backslash
+	tab := indexFrom(line, 0, '\t')
+	bs := indexFrom(line, 0, '\\')
+	for {
+		if tab < i {
+			tab = indexFrom(line, i, '\t')
+		}
+		if bs < i {
+			bs = indexFrom(line, i, '\\')
+		}
+		switch {
+		case tab < bs:
+			dst = append(dst, line[pos:tab:tab])
+			pos, i = tab+1, tab+1
+		case bs == n: // and tab == n: the last field
+			return append(dst, line[pos:n:n]), nil
+		case bs+1 == n:
+			return dst, fmt.Errorf("pgcopy: row %d, column %d: %w: backslash at end of line", r.lines, len(dst)+1, ErrMalformed)
+		default:
+			i = bs + 2 // the escaped byte is data, a tab too
+		}
 	}
-	r.rows++
-	return dst, nil
 }
 
 // readLine returns the next line with its terminator, if any. owned reports
