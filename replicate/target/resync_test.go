@@ -100,6 +100,25 @@ UNION ALL SELECT indrelid::regclass::text || ' index ' || indexrelid::regclass::
 	equal(t, "staging schema after the switch", query(t, conn, `SELECT count(*) FROM pg_class WHERE relnamespace = 'pgveil_staging'::regnamespace`), []string{"0"})
 }
 
+// Replica tables keep a row inline until it fills a page, after a first
+// copy and after a re-copy alike (replicaStorage).
+func TestReplicaTablesKeepRowsInline(t *testing.T) {
+	t.Parallel()
+	ctx := pgtest.Context(t)
+	conn := pgtest.Connect(t, shared.NewDB(t))
+	tb := table("app", "wide", pk("id", "integer"), c("v", "text"))
+	if err := Setup(ctx, conn, plan(tb), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	const opts = `SELECT coalesce(array_to_string(reloptions, ','), '') FROM pg_class WHERE oid = 'app.wide'::regclass`
+	equal(t, "first copy's storage", query(t, conn, opts), []string{"toast_tuple_target=8160"})
+	recopy(t, ctx, conn, []*transform.TablePlan{tb}, func(string) string { return "1\tx\n" })
+	equal(t, "re-copy's storage", query(t, conn, opts), []string{"toast_tuple_target=8160"})
+	// A 3 kB row of values that do not compress stays in the heap.
+	pgtest.MustExec(t, conn, `INSERT INTO app.wide SELECT 2, string_agg(md5(g::text), '') FROM generate_series(1, 100) g`)
+	equal(t, "toasted values", query(t, conn, `SELECT count(*) FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid, LATERAL (SELECT 1) x WHERE c.oid = 'app.wide'::regclass AND pg_relation_size(t.oid) > 0`), []string{"0"})
+}
+
 // The staging schema's DROP waits at most lockTimeout for a lock held on
 // a staging table (an earlier attempt's loader), and says it was a lock
 // timeout, which the pipeline retries; it never queues for good.
