@@ -99,9 +99,9 @@ const (
 	stmtDelete                         // DELETE one row by key
 	stmtUpdate                         // UPDATE the columns of a set, by key
 	stmtCheckpoint                     // the checkpoint upsert
-	stmtNetUpsert                      // net changes: upsert of rows from a JSON array
-	stmtNetDelete                      // net changes: delete of keys from a JSON array
-	stmtNetUpdate                      // net changes: update of a set of columns from a JSON array
+	stmtNetUpsert                      // net changes: upsert of rows from text arrays
+	stmtNetDelete                      // net changes: delete of keys from text arrays
+	stmtNetUpdate                      // net changes: update of a set of columns from text arrays
 )
 
 // stmtKey identifies a prepared statement.

@@ -19,8 +19,9 @@ import (
 // The Applier keeps, per table and key, that state (deleted, a full row,
 // or some columns updated) and writes each table's states as at most three
 // statements (DELETE, INSERT ... ON CONFLICT, UPDATE per set of columns)
-// whose rows travel as one JSON array: a batch of thousands of changes
-// costs a handful of statements instead of thousands.
+// whose rows travel as one binary text array per column (netSource): a
+// batch of thousands of changes costs a handful of statements instead of
+// thousands.
 
 // netKind is the state of a key.
 type netKind uint8
@@ -389,11 +390,16 @@ const (
 // castType is the type the text of column i is cast to: the column's type
 // without its modifiers, so that the assignment to the column applies
 // them as the type's input function would (a value too long for a
-// varchar(n) is an error, not cut short as an explicit cast would).
-// character and bit without a length mean a length of 1, so they become
-// bpchar and bit varying.
+// varchar(n), or a bit string of the wrong length, is an error, not cut
+// short or padded as an explicit cast would). character and bit without
+// a length mean a length of 1, so they become bpchar and bit varying.
+// The name of a type schema does not know keeps its modifiers (bit(3),
+// geometry(Point,4326)): they are taken out of it too.
 func castType(t schema.Type) string {
 	t.Length, t.Precision, t.Scale, t.Mod = 0, 0, 0, ""
+	if t.Kind == schema.KindOther {
+		t.Name = withoutModifier(t.Name)
+	}
 	switch t.Name {
 	case "character":
 		t.Name = "bpchar"
@@ -401,6 +407,28 @@ func castType(t schema.Type) string {
 		t.Name = "bit varying"
 	}
 	return t.String()
+}
+
+// withoutModifier removes from a type name the first parenthesised part
+// outside double quotes ("bit varying(5)" is "bit varying").
+func withoutModifier(name string) string {
+	quoted := false
+	for i := 0; i < len(name); i++ {
+		switch name[i] {
+		case '"':
+			quoted = !quoted
+		case '(':
+			if quoted {
+				continue
+			}
+			end := strings.IndexByte(name[i:], ')')
+			if end < 0 {
+				return name
+			}
+			return strings.Join(strings.Fields(name[:i]+" "+name[i+end+1:]), " ")
+		}
+	}
+	return name
 }
 
 // netSource is the FROM item giving, as pgveil_v, the columns cols
