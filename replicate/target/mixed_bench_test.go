@@ -43,17 +43,32 @@ func backendCPU(tb testing.TB, pid uint32) int64 {
 // transaction: 5 inserts into events, 3 full-row updates of customers,
 // 2 of orders, 2 deletes of events), 100 source transactions per target
 // transaction, and reports the target backend's CPU microseconds per
-// change (server-µs/change) beside the client's time.
+// change (server-µs/change) beside the client's time; "fkeys" adds the
+// example's deferred foreign keys from events and orders (checked at
+// commit, one query per inserted event).
 func BenchmarkApplyMixed(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { applyMixed(b, false) })
+	b.Run("fkeys", func(b *testing.B) { applyMixed(b, true) })
+}
+
+func applyMixed(b *testing.B, fkeys bool) {
 	customers, orders, events := mixedTables()
 	ctx, _, conn := setupDB(b, plan(customers, orders, events), nil)
 	const seed = 20_000
-	for _, sql := range []string{
+	sqls := []string{
 		`INSERT INTO app.customers SELECT g, g % 50, 'c' || g || '@example.com', 'Jane Doe ' || g, '+33 6 12 34 56 78', g || ' rue de la Paix', 'Paris', '75011', 'FR', '1980-01-01', jsonb_build_object('lang', 'fr', 'n', g), now(), NULL FROM generate_series(1, 20000) g`,
 		`INSERT INTO app.orders SELECT g, g % 50, g, 'pending', 12.34, 'EUR', g || ' rue de la Paix, Paris', now() FROM generate_series(1, 20000) g`,
 		`INSERT INTO app.events SELECT g, g % 50, g, 'view', '10.0.0.1', jsonb_build_object('email', 'b' || g || '@bench.example', 'n', g), now() FROM generate_series(1, 20000) g`,
-		`VACUUM ANALYZE app.customers, app.orders, app.events`,
-	} {
+	}
+	if fkeys {
+		sqls = append(sqls,
+			`CREATE TABLE app.accounts (id bigint PRIMARY KEY)`,
+			`INSERT INTO app.accounts SELECT generate_series(0, 49)`,
+			`ALTER TABLE app.events ADD FOREIGN KEY (account_id) REFERENCES app.accounts DEFERRABLE INITIALLY DEFERRED`,
+			`ALTER TABLE app.orders ADD FOREIGN KEY (customer_id) REFERENCES app.customers DEFERRABLE INITIALLY DEFERRED`,
+			`ALTER TABLE app.customers ADD FOREIGN KEY (account_id) REFERENCES app.accounts DEFERRABLE INITIALLY DEFERRED`)
+	}
+	for _, sql := range append(sqls, `VACUUM ANALYZE`) {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			b.Fatal(err)
 		}

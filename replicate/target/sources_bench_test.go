@@ -134,6 +134,25 @@ func BenchmarkNetSources(b *testing.B) {
 			}
 		})
 	})
+	// The same rows, all present, written by UPDATE ... FROM instead of
+	// an upsert.
+	b.Run("update-arrays", func(b *testing.B) {
+		mask := strings.Repeat("\x01", len(ti.cols))
+		mask = "\x00" + mask[1:]
+		name := prepare(b, ti.netUpdateSQL(mask))
+		cols := ti.updateColumns(mask)
+		run(b, func(n int, rows [][]schema.Value) {
+			var params [][]byte
+			var formats []int16
+			for _, i := range cols {
+				params = append(params, appendTextArray(nil, len(rows), func(j int) schema.Value { return rows[j][i] }))
+				formats = append(formats, 1)
+			}
+			if res := pg.ExecPrepared(ctx, name, params, formats, nil).Read(); res.Err != nil {
+				b.Fatal(res.Err)
+			}
+		})
+	})
 	b.Run("copy", func(b *testing.B) {
 		if err := pg.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS pgveil_stage (LIKE "+ti.name+") ON COMMIT DELETE ROWS").Close(); err != nil {
 			b.Fatal(err)
