@@ -3,6 +3,7 @@ package target
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -271,12 +272,18 @@ func (a *Applier) writeArrays(ctx context.Context, key stmtKey, sql func() strin
 	a.arrays = a.arrays[:0]
 	a.offsets = a.offsets[:0]
 	for j, col := range cols {
-		a.arrays = appendTextArray(a.arrays, len(rows), func(i int) schema.Value {
+		var ok bool
+		a.arrays, ok = appendTextArray(a.arrays, len(rows), func(i int) schema.Value {
 			if fromKey {
 				return rows[i].key[j]
 			}
 			return rows[i].row[col]
 		})
+		if !ok {
+			// The states never hold one where a statement reads it:
+			// sending it as empty text would write a wrong value.
+			return errors.New("a value marked unchanged reached a statement that writes it")
+		}
 		a.offsets = append(a.offsets, len(a.arrays))
 	}
 	a.params = a.params[:0]
@@ -301,8 +308,9 @@ const textOID = 25
 // text[] (array_recv), the n values value returns. Binary, because the
 // server then copies each element as it is, with no quoting to parse: the
 // text array costs the server far less than the JSON array it replaces
-// (see netSource).
-func appendTextArray(b []byte, n int, value func(int) schema.Value) []byte {
+// (see netSource). It reports false, having appended a partial array, if
+// a value is Unchanged (it has no text).
+func appendTextArray(b []byte, n int, value func(int) schema.Value) ([]byte, bool) {
 	hasNull := uint32(0)
 	for i := range n {
 		if value(i).State == schema.Null {
@@ -317,14 +325,17 @@ func appendTextArray(b []byte, n int, value func(int) schema.Value) []byte {
 	b = binary.BigEndian.AppendUint32(b, 1)         // lower bound
 	for i := range n {
 		v := value(i)
-		if v.State == schema.Null {
+		switch v.State {
+		case schema.Null:
 			b = binary.BigEndian.AppendUint32(b, 0xffffffff)
 			continue
+		case schema.Unchanged:
+			return b, false
 		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(v.Text)))
 		b = append(b, v.Text...)
 	}
-	return b
+	return b, true
 }
 
 // netFilter evaluates the row filters of the table's pending rows, in one

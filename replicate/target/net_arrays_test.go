@@ -37,7 +37,10 @@ func TestCastType(t *testing.T) {
 func TestAppendTextArray(t *testing.T) {
 	t.Parallel()
 	vs := []schema.Value{schema.Text("ab"), schema.SQLNull(), {State: schema.Present}}
-	b := appendTextArray(nil, len(vs), func(i int) schema.Value { return vs[i] })
+	b, ok := appendTextArray(nil, len(vs), func(i int) schema.Value { return vs[i] })
+	if !ok {
+		t.Fatal("not ok")
+	}
 	u := func(at int) uint32 { return binary.BigEndian.Uint32(b[at:]) }
 	if u(0) != 1 || u(4) != 1 || u(8) != textOID || u(12) != 3 || u(16) != 1 {
 		t.Fatalf("header %x", b[:20])
@@ -46,9 +49,14 @@ func TestAppendTextArray(t *testing.T) {
 	if u(20) != 2 || string(b[24:26]) != "ab" || u(26) != 0xffffffff || u(30) != 0 || len(b) != 34 {
 		t.Fatalf("elements %x", b[20:])
 	}
-	b = appendTextArray(nil, 0, nil)
+	b, _ = appendTextArray(nil, 0, nil)
 	if u(4) != 0 || u(12) != 0 || len(b) != 20 {
 		t.Fatalf("empty array %x", b)
+	}
+	// An Unchanged value has no text: it must not pass for an empty one.
+	vs = []schema.Value{schema.Text("a"), {State: schema.Unchanged}}
+	if _, ok := appendTextArray(nil, len(vs), func(i int) schema.Value { return vs[i] }); ok {
+		t.Error("an unchanged value was encoded")
 	}
 }
 

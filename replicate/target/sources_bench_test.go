@@ -55,7 +55,8 @@ func appendJSONRows(ti *tableInfo, rows [][]schema.Value) []byte {
 
 func arrayParams(ti *tableInfo, rows [][]schema.Value) (params [][]byte, formats []int16) {
 	for i := range ti.cols {
-		params = append(params, appendTextArray(nil, len(rows), func(j int) schema.Value { return rows[j][i] }))
+		p, _ := appendTextArray(nil, len(rows), func(j int) schema.Value { return rows[j][i] })
+		params = append(params, p)
 		formats = append(formats, 1)
 	}
 	return params, formats
@@ -145,7 +146,8 @@ func BenchmarkNetSources(b *testing.B) {
 			var params [][]byte
 			var formats []int16
 			for _, i := range cols {
-				params = append(params, appendTextArray(nil, len(rows), func(j int) schema.Value { return rows[j][i] }))
+				p, _ := appendTextArray(nil, len(rows), func(j int) schema.Value { return rows[j][i] })
+				params = append(params, p)
 				formats = append(formats, 1)
 			}
 			if res := pg.ExecPrepared(ctx, name, params, formats, nil).Read(); res.Err != nil {
