@@ -91,6 +91,15 @@ func newReplicas(ctx context.Context, s *Site) (*replicas, error) {
 		return nil, err
 	}
 	err = waitUntil(ctx, p, 30*time.Minute, 50*time.Millisecond, "pgveil's initial copy", checkpointWritten(rp.pgConn, pgveilName))
+	if err == nil {
+		// The copy's last steps (the foreign keys, added and validated
+		// over every row) follow the checkpoint: stopped before them,
+		// pgveil would do them at the catch-up's start, and the catch-up
+		// would count their CPU.
+		err = waitUntil(ctx, p, 30*time.Minute, 50*time.Millisecond, "pgveil to start streaming", func(context.Context) (bool, error) {
+			return p.StreamingSince() != p.Started(), nil
+		})
+	}
 	if stopErr := p.Stop(); err == nil {
 		err = stopErr
 	}

@@ -99,9 +99,9 @@ const (
 	stmtDelete                         // DELETE one row by key
 	stmtUpdate                         // UPDATE the columns of a set, by key
 	stmtCheckpoint                     // the checkpoint upsert
-	stmtNetUpsert                      // net changes: upsert of rows from a JSON array
-	stmtNetDelete                      // net changes: delete of keys from a JSON array
-	stmtNetUpdate                      // net changes: update of a set of columns from a JSON array
+	stmtNetUpsert                      // net changes: upsert of rows from text arrays
+	stmtNetDelete                      // net changes: delete of keys from text arrays
+	stmtNetUpdate                      // net changes: update of a set of columns from text arrays
 )
 
 // stmtKey identifies a prepared statement.
@@ -117,13 +117,14 @@ type tableInfo struct {
 	label string   // for messages
 	cols  []string // quoted column names
 	names []string // column names as they are
-	// jsonKind is KindJSON or KindJSONB for a json or jsonb column (not an
-	// array of them), else 0.
-	jsonKind []schema.Kind
-	key      []int // KeyColumns
-	isKey    []bool
-	hasPK    bool
-	textCmp  []bool // match as text: the type has no equality operator
+	// casts are the types the net statements cast each column's text to
+	// (castType).
+	casts   []string
+	all     []int // 0, 1, ... every column
+	key     []int // KeyColumns
+	isKey   []bool
+	hasPK   bool
+	textCmp []bool // match as text: the type has no equality operator
 }
 
 // queued describes a statement of the current batch, for error messages.
@@ -199,7 +200,9 @@ type Applier struct {
 	netRows  int
 	arena    []byte // copies of the states' values
 	keyText  []byte
-	json     []byte
+	arrays   []byte  // the net statements' parameters (writeArrays)
+	offsets  []int   // where each parameter ends in arrays
+	binary   []int16 // parameter formats: all binary
 
 	settings string // the statement that sets the transaction's parameters; "" until the first Begin
 
@@ -523,14 +526,14 @@ func (a *Applier) info(t *transform.TablePlan) (*tableInfo, error) {
 		return nil, fmt.Errorf("%s has no columns", ti.label)
 	}
 	ti.names = make([]string, len(t.Columns))
-	ti.jsonKind = make([]schema.Kind, len(t.Columns))
+	ti.casts = make([]string, len(t.Columns))
+	ti.all = make([]int, len(t.Columns))
 	for i, c := range t.Columns {
 		ti.cols[i] = schema.QuoteIdent(c.Column.Name)
 		ti.names[i] = c.Column.Name
 		ti.textCmp[i] = NoEquality(c.Column.Type)
-		if k := c.Column.Type.Kind; (k == schema.KindJSON || k == schema.KindJSONB) && !c.Column.Type.IsArray() {
-			ti.jsonKind[i] = k
-		}
+		ti.casts[i] = castType(c.Column.Type)
+		ti.all[i] = i
 	}
 	for _, k := range ti.key {
 		ti.isKey[k] = true

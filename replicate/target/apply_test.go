@@ -449,9 +449,10 @@ func TestApplyOrder(t *testing.T) {
 	equal(t, "rows", query(t, conn, `SELECT * FROM app.t ORDER BY id`), want)
 }
 
-// Net changes carry values through JSON: JSON null must stay apart from
-// SQL NULL, json text must keep its spelling, and text with quotes,
-// backslashes and control characters must arrive intact.
+// Net changes carry values through text arrays (they once went through
+// JSON): JSON null must stay apart from SQL NULL, json text must keep its
+// spelling, and text with quotes, backslashes and control characters must
+// arrive intact.
 func TestApplyNetValuesThroughJSON(t *testing.T) {
 	t.Parallel()
 	tb := table("app", "j", pk("id", "integer"), c("jb", "jsonb"), c("js", "json"), c("s", "text"), c("arr", "text[]"))
