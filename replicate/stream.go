@@ -78,6 +78,7 @@ type Stats struct {
 	Truncates     atomic.Int64
 	Filtered      atomic.Int64 // changes the in-process row filter turned away or into deletes
 	Streamed      atomic.Int64 // large transactions received in pieces (applied as they arrived, or spilled to disk and applied at their commit)
+	StreamedLive  atomic.Int64 // ... of which applied as they arrived (stream_live.go)
 	Resyncing     atomic.Bool  // tables are being re-copied
 	Resyncs       atomic.Int64 // re-copies switched in
 	TargetCommits atomic.Int64
@@ -127,12 +128,35 @@ type replicationConn interface {
 	SendStandbyStatus(ctx context.Context, st pglogrepl.StandbyStatusUpdate) error
 }
 
+// decodingWorkMemSQL lowers, for the replication session alone, the
+// memory above which the walsender streams an in-progress transaction
+// (logical_decoding_work_mem, 64MB by default) to decodingWorkMem, and
+// never raises it. The walsender sends a big transaction's first chunk
+// only once it holds that much of it: at 64MB, half of a 500k-row INSERT
+// had been written by then, and pgveil and the target could apply only
+// the other half before its commit (stream_live.go). Smaller chunks start
+// that work early and keep it flowing while production writes; the
+// walsender holds less memory too. Only with streaming: without it, the
+// walsender would spill to production's disk instead.
+const decodingWorkMemSQL = `SELECT set_config('logical_decoding_work_mem', '` + decodingWorkMem + `', false)
+ WHERE pg_size_bytes(current_setting('logical_decoding_work_mem')) > pg_size_bytes('` + decodingWorkMem + `')`
+
+const decodingWorkMem = "8MB"
+
+// streamingOn is the plugin argument that asks for streamed transactions.
+const streamingOn = "streaming 'on'"
+
 // pgReplicationConn is a replication connection to the source.
 type pgReplicationConn struct{ conn *pgconn.PgConn }
 
 var _ replicationConn = pgReplicationConn{}
 
 func (c pgReplicationConn) StartReplication(ctx context.Context, slot string, start pglogrepl.LSN, pluginArgs []string) error {
+	if slices.Contains(pluginArgs, streamingOn) {
+		if _, err := c.conn.Exec(ctx, decodingWorkMemSQL).ReadAll(); err != nil {
+			return fmt.Errorf("setting the replication session's logical_decoding_work_mem: %w", err)
+		}
+	}
 	return pglogrepl.StartReplication(ctx, c.conn, slot, start, pglogrepl.StartReplicationOptions{
 		Mode: pglogrepl.LogicalReplication, PluginArgs: pluginArgs,
 	})
@@ -293,7 +317,7 @@ type streamer struct {
 func pluginArgs(publication string, serverVersion int) []string {
 	args := []string{"publication_names '" + publication + "'"}
 	if serverVersion >= 140000 {
-		return append([]string{"proto_version '2'", "streaming 'on'"}, args...)
+		return append([]string{"proto_version '2'", streamingOn}, args...)
 	}
 	return append([]string{"proto_version '1'"}, args...)
 }

@@ -159,6 +159,7 @@ func (s *streamer) goLive(ctx context.Context, xid uint32) error {
 	}
 	s.live = &liveTx{xid: xid, rels: maps.Clone(s.rels), relMsgs: map[uint32][]byte{}, stats: &Stats{},
 		obs: &liveObserver{Observer: s.obs, changes: map[[2]string]int{}}}
+	s.log.Debug("applying a streamed transaction as it arrives", "xid", xid)
 	return nil
 }
 
@@ -177,6 +178,9 @@ func (s *streamer) isLive(xid uint32) bool { return s.live != nil && s.live.xid 
 // can see. Committing it here is exact: it holds whole source
 // transactions (a chunk never starts inside one).
 func (s *streamer) liveChunk(ctx context.Context) error {
+	if s.live != nil {
+		s.log.Debug("streamed transaction: a chunk", "xid", s.live.xid, "changes_before", s.liveAp.Pending())
+	}
 	if s.groupOpen() {
 		return s.flush(ctx)
 	}
@@ -355,6 +359,7 @@ func (s *streamer) liveCommit(ctx context.Context, m *pgoutput.StreamCommit) err
 	s.stats.TargetCommits.Add(1)
 	s.stats.Transactions.Add(1)
 	s.stats.Streamed.Add(1)
+	s.stats.StreamedLive.Add(1)
 	s.stats.LastCommit.Store(pos.CommitTime.UnixMicro())
 	s.stats.Inserts.Add(lt.stats.Inserts.Load())
 	s.stats.Updates.Add(lt.stats.Updates.Load())
@@ -371,6 +376,7 @@ func (s *streamer) liveCommit(ctx context.Context, m *pgoutput.StreamCommit) err
 		s.relMsgs[oid], s.rels[oid] = rec, lt.rels[oid]
 	}
 	s.obs.TargetCommit(changes, lt.bytes, time.Since(began), pos.LSN, pos.CommitTime)
+	s.log.Debug("streamed transaction committed", "xid", lt.xid, "changes", changes, "commit_s", time.Since(began).Seconds())
 	return nil
 }
 

@@ -270,8 +270,8 @@ func TestLiveStreamInterleaved(t *testing.T) {
 	if got := lr.since(0); got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
-	if got := lr.s.stats.Streamed.Load(); got != 3 || lr.s.committed != 0x134 {
-		t.Errorf("%d streamed, committed %s", got, lr.s.committed)
+	if got := lr.s.stats.Streamed.Load(); got != 3 || lr.s.stats.StreamedLive.Load() != 2 || lr.s.committed != 0x134 {
+		t.Errorf("%d streamed (%d live), committed %s", got, lr.s.stats.StreamedLive.Load(), lr.s.committed)
 	}
 }
 
