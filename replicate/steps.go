@@ -467,7 +467,7 @@ func (a *attempt) streamer(ctx context.Context) (*streamer, error) {
 		lap.SetForeignKeys(a.fks)
 		return lap, func() { conn.Close(context.Background()) }, nil
 	}
-	st.referenced = referencedTables(a.fks.Keys())
+	st.referenced, st.liveTenancy = referencedTables(a.fks.Keys()), a.tenancy != nil
 	var err error
 	if st.colTypes, err = source.ReadColumnTypes(ctx, a.src, prep.Plan); err != nil {
 		return nil, err

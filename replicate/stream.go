@@ -301,13 +301,15 @@ type streamer struct {
 	// opens their target connection (nil: every streamed transaction is
 	// spilled and applied at its commit); liveAp is it once open; live is
 	// the transaction being applied, or nil; referenced are the tables a
-	// replica foreign key references.
-	openLive   liveOpener
-	liveAp     applier
-	liveClose  func()
-	liveRetry  time.Time // no connection attempt before
-	live       *liveTx
-	referenced map[schema.TableName]bool
+	// replica foreign key references; liveTenancy, that tenant roles are
+	// made for the values applied.
+	openLive    liveOpener
+	liveTenancy bool
+	liveAp      applier
+	liveClose   func()
+	liveRetry   time.Time // no connection attempt before
+	live        *liveTx
+	referenced  map[schema.TableName]bool
 }
 
 // pluginArgs asks pgoutput for text values and, on PostgreSQL 14 and

@@ -314,6 +314,13 @@ func (s *streamer) liveAbort(ctx context.Context, m *pgoutput.StreamAbort) error
 	if i < 0 {
 		return nil // no change of it was applied
 	}
+	if s.liveTenancy {
+		// The Applier has noted the tenant values of the rows it undoes,
+		// and would give them login roles at the commit: a row that never
+		// reaches the replica must not name a role (target.Applier.Apply).
+		s.fallBack(ctx, "a sub-transaction aborted under tenancy")
+		return nil
+	}
 	if err := s.liveAp.Exec(ctx, "ROLLBACK TO SAVEPOINT "+savepointName(m.SubXid)); err != nil {
 		s.fallBack(ctx, "the target: "+err.Error())
 		return nil

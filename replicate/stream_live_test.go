@@ -353,3 +353,17 @@ func TestLiveStreamStopRollsBack(t *testing.T) {
 		t.Errorf("stop confirmed %s", got)
 	}
 }
+
+// Under tenancy, a sub-transaction's abort leaves the live path: the
+// Applier has noted the tenant values of the rows undone.
+func TestLiveStreamSubAbortUnderTenancySpills(t *testing.T) {
+	lr := newLiveReplay(t, recPlan(""))
+	lr.s.liveTenancy = true
+	lr.feed(t, mStreamStart(500, true), mRelation(500), mInsert(500, "1", "a"), mInsert(501, "2", "b"),
+		mStreamStop(), mStreamAbort(500, 501), mStreamCommit(500, 100))
+	want := "live begin; live insert public.rec [1 m1 NULL]; live SAVEPOINT pgveil_sub_501; live insert public.rec [2 m1 NULL]; " +
+		"live rollback; main begin; main insert public.rec [1 m1 NULL]"
+	if got := lr.since(0); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
