@@ -467,7 +467,8 @@ func (a *attempt) streamer(ctx context.Context) (*streamer, error) {
 		lap.SetForeignKeys(a.fks)
 		return lap, func() { conn.Close(context.Background()) }, nil
 	}
-	st.referenced, st.liveTenancy = referencedTables(a.fks.Keys()), a.tenancy != nil
+	st.referenced, st.referencing = fkTables(a.fks.Keys())
+	st.liveTenancy = a.tenancy != nil
 	var err error
 	if st.colTypes, err = source.ReadColumnTypes(ctx, a.src, prep.Plan); err != nil {
 		return nil, err

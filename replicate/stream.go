@@ -310,6 +310,7 @@ type streamer struct {
 	liveRetry   time.Time // no connection attempt before
 	live        *liveTx
 	referenced  map[schema.TableName]bool
+	referencing map[schema.TableName]bool // ... and those that have one
 }
 
 // pluginArgs asks pgoutput for text values and, on PostgreSQL 14 and

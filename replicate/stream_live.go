@@ -191,6 +191,7 @@ func (s *streamer) liveChunk(ctx context.Context) error {
 // transaction, or "" when it can.
 func (s *streamer) liveUnsafe(m pgoutput.Message) string {
 	var oid uint32
+	insert := false
 	switch m := m.(type) {
 	case *pgoutput.Truncate:
 		// TRUNCATE takes an ACCESS EXCLUSIVE lock on the replica's table
@@ -201,7 +202,7 @@ func (s *streamer) liveUnsafe(m pgoutput.Message) string {
 		// the whole stream. At the commit, it is held for a moment.
 		return "a TRUNCATE"
 	case *pgoutput.Insert:
-		oid = m.RelationID
+		oid, insert = m.RelationID, true
 	case *pgoutput.Update:
 		oid = m.RelationID
 	case *pgoutput.Delete:
@@ -229,6 +230,16 @@ func (s *streamer) liveUnsafe(m pgoutput.Message) string {
 		// (a non-key UPDATE does not block a reference to its row
 		// there): the goroutine would wait for itself.
 		return "a table a replica foreign key references (" + r.label + ")"
+	}
+	if s.referencing[r.name] && !insert {
+		// The other side: a row of the live transaction's UPDATE or
+		// DELETE is locked (an upsert locks its key too), and the main
+		// group's deferred check of a referenced row it deletes reads the
+		// referencing rows FOR KEY SHARE: it would wait for the live
+		// transaction. New rows are safe: no other session sees them, and
+		// the live transaction checks its own at its commit, after the
+		// group's.
+		return "an update or delete of a table with a replica foreign key (" + r.label + ")"
 	}
 	return ""
 }
@@ -397,11 +408,12 @@ func (s *streamer) closeLive() {
 	s.liveAp, s.liveClose = nil, nil
 }
 
-// referencedTables are the tables a replica foreign key references.
-func referencedTables(keys []target.ForeignKey) map[schema.TableName]bool {
-	out := map[schema.TableName]bool{}
+// fkTables are the tables a replica foreign key references, and those
+// that have one.
+func fkTables(keys []target.ForeignKey) (referenced, referencing map[schema.TableName]bool) {
+	referenced, referencing = map[schema.TableName]bool{}, map[schema.TableName]bool{}
 	for _, k := range keys {
-		out[k.RefTable] = true
+		referenced[k.RefTable], referencing[k.Table] = true, true
 	}
-	return out
+	return referenced, referencing
 }

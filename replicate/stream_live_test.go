@@ -295,7 +295,7 @@ func TestLiveStreamFallsBackToSpill(t *testing.T) {
 // group's deferred check could wait for the live transaction).
 func TestLiveStreamReferencedTableSpills(t *testing.T) {
 	lr := newLiveReplay(t, recPlan(""))
-	lr.s.referenced = referencedTables([]target.ForeignKey{{RefTable: schema.TableName{Schema: "public", Name: "rec"}}})
+	lr.s.referenced, lr.s.referencing = fkTables([]target.ForeignKey{{RefTable: schema.TableName{Schema: "public", Name: "rec"}}})
 	lr.feed(t, mStreamStart(500, true), mRelation(500), mInsert(500, "1", "a"), mStreamStop(), mStreamCommit(500, 100))
 	want := "live begin; live rollback; main begin; main insert public.rec [1 m1 NULL]"
 	if got := lr.since(0); got != want {
@@ -366,4 +366,28 @@ func TestLiveStreamSubAbortUnderTenancySpills(t *testing.T) {
 	if got := lr.since(0); got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
+}
+
+// A table with a replica foreign key takes new rows live, but its updates
+// and deletes leave the live path (the main group's check of a deleted
+// referenced row reads them FOR KEY SHARE).
+func TestLiveStreamReferencingTableInsertsOnly(t *testing.T) {
+	lr := newLiveReplay(t, recPlan(""))
+	lr.s.referenced, lr.s.referencing = fkTables([]target.ForeignKey{{Table: schema.TableName{Schema: "public", Name: "rec"},
+		RefTable: schema.TableName{Schema: "public", Name: "other"}}})
+	lr.feed(t, mStreamStart(500, true), mRelation(500), mInsert(500, "1", "a"), mStreamStop())
+	if lr.s.live == nil {
+		t.Fatalf("an insert left the live path: %s", lr.since(0))
+	}
+	lr.feed(t, mStreamStart(500, false), mDelete(500, "1"), mStreamStop())
+	want := "live begin; live insert public.rec [1 m1 NULL]; live rollback"
+	if got := lr.since(0); got != want || lr.s.live != nil {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+func mDelete(xid uint32, id string) []byte {
+	w := pgw{'D'}.xid(xid).u32(recOID).u8('K').u16(3)
+	w = append(w.u8('t').u32(uint32(len(id))), id...)
+	return xlog(w.u8('n').u8('n'))
 }
