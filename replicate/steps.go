@@ -454,6 +454,21 @@ func (a *attempt) streamer(ctx context.Context) (*streamer, error) {
 		plan: prep.Plan, filters: filters, filterConn: filterConn, obs: a.opts.Observer, walEnd: walEnd,
 		applier: ap, stats: a.opts.Stats, start: a.start, startCommit: a.pos.CommitTime, rs: a.rs,
 	}
+	// Big transactions are applied as they stream through a target
+	// connection and Applier of their own, set up as the stream's
+	// (stream_live.go).
+	st.openLive = func(ctx context.Context) (applier, func(), error) {
+		conn, err := connectTarget(ctx, cfg.Target.DSN.Reveal())
+		if err != nil {
+			return nil, nil, err
+		}
+		lap := target.NewApplier(conn, cfg.Source.Slot)
+		lap.SetTenancy(a.tenancy)
+		lap.SetForeignKeys(a.fks)
+		return lap, func() { conn.Close(context.Background()) }, nil
+	}
+	st.referenced, st.referencing = fkTables(a.fks.Keys())
+	st.liveTenancy = a.tenancy != nil
 	var err error
 	if st.colTypes, err = source.ReadColumnTypes(ctx, a.src, prep.Plan); err != nil {
 		return nil, err

@@ -77,7 +77,8 @@ type Stats struct {
 	Deletes       atomic.Int64
 	Truncates     atomic.Int64
 	Filtered      atomic.Int64 // changes the in-process row filter turned away or into deletes
-	Streamed      atomic.Int64 // large transactions received in pieces (spilled to disk), then applied
+	Streamed      atomic.Int64 // large transactions received in pieces (applied as they arrived, or spilled to disk and applied at their commit)
+	StreamedLive  atomic.Int64 // ... of which applied as they arrived (stream_live.go)
 	Resyncing     atomic.Bool  // tables are being re-copied
 	Resyncs       atomic.Int64 // re-copies switched in
 	TargetCommits atomic.Int64
@@ -127,12 +128,35 @@ type replicationConn interface {
 	SendStandbyStatus(ctx context.Context, st pglogrepl.StandbyStatusUpdate) error
 }
 
+// decodingWorkMemSQL lowers, for the replication session alone, the
+// memory above which the walsender streams an in-progress transaction
+// (logical_decoding_work_mem, 64MB by default) to decodingWorkMem, and
+// never raises it. The walsender sends a big transaction's first chunk
+// only once it holds that much of it: at 64MB, half of a 500k-row INSERT
+// had been written by then, and pgveil and the target could apply only
+// the other half before its commit (stream_live.go). Smaller chunks start
+// that work early and keep it flowing while production writes; the
+// walsender holds less memory too. Only with streaming: without it, the
+// walsender would spill to production's disk instead.
+const decodingWorkMemSQL = `SELECT set_config('logical_decoding_work_mem', '` + decodingWorkMem + `', false)
+ WHERE pg_size_bytes(current_setting('logical_decoding_work_mem')) > pg_size_bytes('` + decodingWorkMem + `')`
+
+const decodingWorkMem = "8MB"
+
+// streamingOn is the plugin argument that asks for streamed transactions.
+const streamingOn = "streaming 'on'"
+
 // pgReplicationConn is a replication connection to the source.
 type pgReplicationConn struct{ conn *pgconn.PgConn }
 
 var _ replicationConn = pgReplicationConn{}
 
 func (c pgReplicationConn) StartReplication(ctx context.Context, slot string, start pglogrepl.LSN, pluginArgs []string) error {
+	if slices.Contains(pluginArgs, streamingOn) {
+		if _, err := c.conn.Exec(ctx, decodingWorkMemSQL).ReadAll(); err != nil {
+			return fmt.Errorf("setting the replication session's logical_decoding_work_mem: %w", err)
+		}
+	}
 	return pglogrepl.StartReplication(ctx, c.conn, slot, start, pglogrepl.StartReplicationOptions{
 		Mode: pglogrepl.LogicalReplication, PluginArgs: pluginArgs,
 	})
@@ -272,6 +296,21 @@ type streamer struct {
 	inStream  bool
 	streamXid uint32
 	streams   map[uint32]*spill
+
+	// Big transactions applied as they stream (stream_live.go). openLive
+	// opens their target connection (nil: every streamed transaction is
+	// spilled and applied at its commit); liveAp is it once open; live is
+	// the transaction being applied, or nil; referenced are the tables a
+	// replica foreign key references; liveTenancy, that tenant roles are
+	// made for the values applied.
+	openLive    liveOpener
+	liveTenancy bool
+	liveAp      applier
+	liveClose   func()
+	liveRetry   time.Time // no connection attempt before
+	live        *liveTx
+	referenced  map[schema.TableName]bool
+	referencing map[schema.TableName]bool // ... and those that have one
 }
 
 // pluginArgs asks pgoutput for text values and, on PostgreSQL 14 and
@@ -281,7 +320,7 @@ type streamer struct {
 func pluginArgs(publication string, serverVersion int) []string {
 	args := []string{"publication_names '" + publication + "'"}
 	if serverVersion >= 140000 {
-		return append([]string{"proto_version '2'", "streaming 'on'"}, args...)
+		return append([]string{"proto_version '2'", streamingOn}, args...)
 	}
 	return append([]string{"proto_version '1'"}, args...)
 }
@@ -302,8 +341,10 @@ func (s *streamer) init(serverVersion int) {
 	s.protoV2 = serverVersion >= 140000
 }
 
-// close releases what the stream holds on disk.
+// close releases what the stream holds on disk, and the live
+// transaction's connection (which rolls it back).
 func (s *streamer) close() {
+	s.closeLive()
 	for _, sp := range s.streams {
 		sp.close()
 	}
@@ -497,7 +538,7 @@ func (s *streamer) handle(ctx context.Context, data []byte) error {
 		return fmt.Errorf("replication stream: %w", err)
 	}
 	if s.inStream {
-		return s.spool(m, data)
+		return s.spool(ctx, m, data)
 	}
 	switch m := m.(type) {
 	case *pgoutput.Begin:
@@ -522,10 +563,22 @@ func (s *streamer) handle(ctx context.Context, data []byte) error {
 				return err
 			}
 			s.streams[m.Xid] = sp
+			return s.goLive(ctx, m.Xid)
+		}
+		if s.isLive(m.Xid) {
+			return s.liveChunk(ctx)
 		}
 	case *pgoutput.StreamCommit:
+		if s.isLive(m.Xid) {
+			return s.liveCommit(ctx, m)
+		}
 		return s.streamCommit(ctx, m)
 	case *pgoutput.StreamAbort:
+		if s.isLive(m.Xid) {
+			if err := s.liveAbort(ctx, m); err != nil {
+				return err
+			}
+		}
 		sp := s.streams[m.Xid]
 		if sp == nil {
 			return nil
@@ -549,8 +602,9 @@ func (s *streamer) handle(ctx context.Context, data []byte) error {
 	return nil
 }
 
-// spool keeps a message of a streamed transaction chunk for later.
-func (s *streamer) spool(m pgoutput.Message, data []byte) error {
+// spool keeps a message of a streamed transaction chunk for later, and
+// applies it at once when the transaction is the live one.
+func (s *streamer) spool(ctx context.Context, m pgoutput.Message, data []byte) error {
 	if _, ok := m.(*pgoutput.StreamStop); ok {
 		s.inStream = false
 		return nil
@@ -578,7 +632,13 @@ func (s *streamer) spool(m pgoutput.Message, data []byte) error {
 	default:
 		return fmt.Errorf("replication stream: unexpected %q message inside a stream", m.Type())
 	}
-	return sp.add(xid, data)
+	if err := sp.add(xid, data); err != nil {
+		return err
+	}
+	if s.isLive(s.streamXid) {
+		return s.liveApply(ctx, m, data, xid)
+	}
+	return nil
 }
 
 // streamCommit applies a streamed transaction from its spill file.
@@ -694,7 +754,9 @@ func (s *streamer) stop() error {
 // keepalive, so that an idle slot does not hold WAL.
 func (s *streamer) sendStatus(reply bool) error {
 	flush := s.committed
-	if !s.txOpen && !s.inTx && s.idleEnd > flush {
+	// Not while a live transaction is open (stream_live.go): its rows are
+	// not durable, and nothing past what is committed is confirmed then.
+	if !s.txOpen && !s.inTx && s.live == nil && s.idleEnd > flush {
 		flush = s.idleEnd
 	}
 	write := max(s.received, flush)
