@@ -30,11 +30,12 @@ type e2e struct {
 	dstDSN      string
 	src, dst    *pgx.Conn
 	rulesYML    string
-	preamble    string   // YAML put before tables: (a tenancy section)
-	targetExtra string   // more keys of the target section: ", refresh_materialized_views: 1s"
-	readers     []string // target.readers
-	mode        string   // source.publication_mode; "" for the default
-	workers     int      // the initial copy's workers; 0 for 3
+	preamble    string               // YAML put before tables: (a tenancy section)
+	targetExtra string               // more keys of the target section: ", refresh_materialized_views: 1s"
+	readers     []string             // target.readers
+	mode        string               // source.publication_mode; "" for the default
+	workers     int                  // the initial copy's workers; 0 for 3
+	stream      func(*StreamOptions) // changes to the stream's options, if any
 	stats       *Stats
 	cancel      context.CancelFunc
 	done        chan error
@@ -143,6 +144,9 @@ func (e *e2e) startWith(obs Observer) {
 		Snapshot: SnapshotOptions{Workers: cmp.Or(e.workers, 3), ChunkPages: 16},
 		Stream:   StreamOptions{StatusInterval: 200 * time.Millisecond, BatchDelay: 20 * time.Millisecond, SpillDir: e.t.TempDir()},
 		RetryMax: time.Second, MonitorInterval: time.Second}
+	if e.stream != nil {
+		e.stream(&opts.Stream)
+	}
 	e.p = New(opts)
 	go func() { e.done <- e.p.Run(ctx) }()
 	e.t.Cleanup(e.stop)

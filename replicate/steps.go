@@ -36,6 +36,10 @@ type runState struct {
 	// settled is called when the attempt streams with every table of
 	// its rules copied: the rules then need nothing more of production.
 	settled func()
+	// liveOff: an attempt's change waited on a big transaction applied
+	// as it streamed (liveLockWait); the later attempts of this Run apply
+	// every streamed transaction at its commit.
+	liveOff bool
 	// streaming is when the last attempt began streaming; zero when it
 	// never did. Run resets the restart backoff after one that streamed
 	// for a while.
@@ -378,6 +382,13 @@ func (a *attempt) stream(ctx context.Context) error {
 	stopMonitor()
 	<-monitorDone
 	<-viewsDone
+	var lw *liveLockWait
+	if errors.As(err, &lw) && ctx.Err() == nil {
+		log.Warn("a change waited on a big transaction applied as it streamed: restarting at the checkpoint; from now on big transactions are applied at their commit",
+			"error", err.Error())
+		a.run.liveOff = true
+		return &restart{kind: restartLiveLock}
+	}
 	if k, ok := a.fks.ViolatedKey(err); ok && ctx.Err() == nil {
 		// Production's rows break a foreign key of the replica (a
 		// reference it does not enforce): replication goes on without it.
@@ -466,6 +477,9 @@ func (a *attempt) streamer(ctx context.Context) (*streamer, error) {
 		lap.SetTenancy(a.tenancy)
 		lap.SetForeignKeys(a.fks)
 		return lap, func() { conn.Close(context.Background()) }, nil
+	}
+	if a.run.liveOff {
+		st.openLive = nil
 	}
 	st.referenced, st.referencing = fkTables(a.fks.Keys())
 	st.liveTenancy = a.tenancy != nil

@@ -46,6 +46,11 @@ type StreamOptions struct {
 	IdleFlush time.Duration
 	// SpillDir holds streamed in-progress transactions until they commit.
 	SpillDir string
+	// LiveLockWait bounds how long a change of the main stream waits for
+	// a lock while a big transaction is applied as it streams: such a
+	// wait can only be on the live transaction, which waits on the
+	// stream in turn (stream_live.go, errLiveLockWait). Default 10s.
+	LiveLockWait time.Duration
 }
 
 func (o *StreamOptions) defaults() {
@@ -66,6 +71,9 @@ func (o *StreamOptions) defaults() {
 	}
 	if o.SpillDir == "" {
 		o.SpillDir = os.TempDir()
+	}
+	if o.LiveLockWait <= 0 {
+		o.LiveLockWait = 10 * time.Second
 	}
 }
 
@@ -308,6 +316,9 @@ type streamer struct {
 	liveAp      applier
 	liveClose   func()
 	liveRetry   time.Time // no connection attempt before
+	// groupLive: the open (or last) main group began while a transaction
+	// was live, so its lock waits are bounded (boundLiveWait).
+	groupLive   bool
 	live        *liveTx
 	referenced  map[schema.TableName]bool
 	referencing map[schema.TableName]bool // ... and those that have one
@@ -354,6 +365,10 @@ func (s *streamer) close() {
 }
 
 func (s *streamer) run(ctx context.Context, serverVersion int) error {
+	return s.blameLive(s.loop(ctx, serverVersion))
+}
+
+func (s *streamer) loop(ctx context.Context, serverVersion int) error {
 	s.init(serverVersion)
 	defer s.close()
 	// The server's WAL end before the first message: a keepalive that
@@ -681,6 +696,9 @@ func (s *streamer) beginTarget(ctx context.Context) error {
 	}
 	if err := s.applier.Begin(ctx); err != nil {
 		return fmt.Errorf("target: %w", err)
+	}
+	if err := s.boundLiveWait(ctx); err != nil {
+		return err
 	}
 	s.txOpen = true
 	s.groupSince = time.Now()

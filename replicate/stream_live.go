@@ -417,3 +417,50 @@ func fkTables(keys []target.ForeignKey) (referenced, referencing map[schema.Tabl
 	}
 	return referenced, referencing
 }
+
+// A main group's change that waits on a lock while a transaction is live
+// can only be waiting on the live transaction (nothing else writes the
+// replica's tables), and the live transaction waits for the stream, which
+// waits for the change: the stream would stop for good. The paths known
+// to lead there leave the live path beforehand (liveUnsafe: foreign keys,
+// TRUNCATE, re-copies); a constraint or unique index added to the replica
+// by hand could still. So a main group begun while a transaction is live
+// waits at most LiveLockWait for a lock; the lock timeout ends the attempt
+// as a liveLockWait, and the attempts after it apply every streamed
+// transaction at its commit (runState.liveOff).
+
+// boundLiveWait bounds the open main group's lock waits while a
+// transaction is live.
+func (s *streamer) boundLiveWait(ctx context.Context) error {
+	s.groupLive = s.live != nil
+	if !s.groupLive {
+		return nil
+	}
+	ms := strconv.FormatInt(s.opts.LiveLockWait.Milliseconds(), 10)
+	if err := s.applier.Exec(ctx, `SET LOCAL lock_timeout = '`+ms+`ms'`); err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	return nil
+}
+
+// liveLockWait is the error of a main group's change that waited on the
+// live transaction (see boundLiveWait).
+type liveLockWait struct {
+	wait time.Duration
+	err  error
+}
+
+func (e *liveLockWait) Error() string {
+	return fmt.Sprintf("a change waited more than %s on a lock held by a big transaction applied as it streams (a constraint or unique index added to the replica by hand?): %v", e.wait, e.err)
+}
+
+func (e *liveLockWait) Unwrap() error { return e.err }
+
+// blameLive turns the lock timeout of a main group begun while a
+// transaction was live into a liveLockWait.
+func (s *streamer) blameLive(err error) error {
+	if err != nil && s.groupLive && schema.IsLockTimeout(err) {
+		return &liveLockWait{wait: s.opts.LiveLockWait, err: err}
+	}
+	return err
+}

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"pgveil/schema"
 )
 
 // Big transactions applied as they stream (stream_live.go), end to end:
@@ -235,4 +238,50 @@ INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 5000) g;`,
 	}
 	e.sync()
 	e.verify()
+}
+
+// A main group's change that waits on the live transaction's locks (here
+// through a unique index added to the replica by hand, which production
+// lacks) would stop the stream for good: the wait is bounded, the attempt
+// restarts at the checkpoint, and from then on big transactions are
+// applied at their commit. The replica ends equal to production.
+func TestReplicateLiveStreamLockWait(t *testing.T) {
+	e := newE2E(t, liveSchema, liveRules)
+	e.stream = func(o *StreamOptions) { o.LiveLockWait = 500 * time.Millisecond }
+	e.start()
+	e.sync()
+	if _, err := e.dst.Exec(context.Background(), `CREATE UNIQUE INDEX small_v ON public.small (v)`); err != nil {
+		t.Fatal(err)
+	}
+
+	tx := e.liveTx()
+	txExec(t, tx, `INSERT INTO small VALUES (1, 7)`)
+	txExec(t, tx, bigRows(1, 20000, "kept"))
+	// The live transaction holds the replica's small_v entry for 7.
+	e.eventually("the live transaction holding v = 7", func() (bool, string) {
+		_, err := e.dst.Exec(context.Background(), `BEGIN; SET LOCAL lock_timeout = '50ms'; INSERT INTO public.small VALUES (-1, 7); ROLLBACK`)
+		_, _ = e.dst.Exec(context.Background(), `ROLLBACK`)
+		return schema.IsLockTimeout(err), fmt.Sprintf("probe: %v", err)
+	})
+	// Production commits a row with the same v beside it: its apply
+	// waits on the live transaction, for LiveLockWait, then the attempt
+	// restarts and applies it (the big transaction is now spilled).
+	e.exec(`INSERT INTO small VALUES (2, 7)`)
+	e.eventually("the restart after the lock wait, and the row applied", func() (bool, string) {
+		restarted := strings.Contains(e.logs.String(), "a change waited on a big transaction applied as it streamed")
+		got := e.replicaStrings(`SELECT id || ':' || v FROM public.small ORDER BY id`)
+		return restarted && strings.Join(got, ",") == "2:7", fmt.Sprintf("restarted %v, replica's small %v", restarted, got)
+	})
+	e.exec(`DELETE FROM small WHERE id = 2`)
+	e.sync()
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	if got := e.replicaStrings(`SELECT id || ':' || v FROM public.small ORDER BY id`); strings.Join(got, ",") != "1:7" {
+		t.Errorf("replica's small: %v, want 1:7", got)
+	}
+	if n := e.count("public.big"); n != 20000 {
+		t.Errorf("replica's big holds %d rows, want 20000", n)
+	}
 }
