@@ -394,7 +394,9 @@ func (s *streamer) liveCommit(ctx context.Context, m *pgoutput.StreamCommit) err
 		s.relMsgs[oid], s.rels[oid] = rec, lt.rels[oid]
 	}
 	s.obs.TargetCommit(changes, lt.bytes, time.Since(began), pos.LSN, pos.CommitTime)
-	s.log.Debug("streamed transaction committed", "xid", lt.xid, "changes", changes, "commit_s", time.Since(began).Seconds())
+	// Info: big transactions are rare, and an operator tracing a burst of
+	// lag wants to see them and what was left to do at their commit.
+	s.log.Info("a big transaction applied as it streamed", "xid", lt.xid, "changes", changes, "commit_s", time.Since(began).Seconds())
 	return nil
 }
 

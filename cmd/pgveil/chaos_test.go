@@ -46,6 +46,7 @@ func TestChaos(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	injected := map[chaosFault]int{}
 	var p *process.Process
+	var logs strings.Builder // the output of every process killed
 	for i := range *chaosIterations {
 		if p == nil {
 			p = s.start()
@@ -75,6 +76,7 @@ func TestChaos(t *testing.T) {
 				t.Fatal(err)
 			}
 			<-p.Done()
+			logs.WriteString(p.Output())
 			p = nil
 		case faultRestartProd:
 			if err := clusters.Source.Get(t).Restart(ctx); err != nil {
@@ -99,8 +101,11 @@ func TestChaos(t *testing.T) {
 	s.reconnect()
 	s.sync(p)
 	s.verify()
-	s.noCanary("the log", p.Output())
-	t.Logf("faults injected: %v", injected)
+	logs.WriteString(p.Output())
+	s.noCanary("the logs", logs.String())
+	t.Logf("faults injected: %v; big transactions applied as they streamed: %d, at their commit instead: %d", injected,
+		strings.Count(logs.String(), "a big transaction applied as it streamed"),
+		strings.Count(logs.String(), "is applied at its commit instead of as it arrives"))
 }
 
 // reconnect opens the test's own connections again after a restart.

@@ -289,8 +289,29 @@ func (s *site) traffic(ctx context.Context) error {
 	}
 	defer conn.Close(context.Background())
 	rng := rand.New(rand.NewPCG(1, 2))
-	for ctx.Err() == nil {
+	for n := 1; ctx.Err() == nil; n++ {
 		var q string
+		if n%1000 == 0 {
+			// A transaction big enough for production to stream it in
+			// pieces (logical_decoding_work_mem is 1MB here): inserts
+			// with a sub-transaction rolled back, applied as it
+			// streams; every other one also deletes and updates rows of
+			// tables with a foreign key on the replica, which sends it
+			// to its spill, applied at its commit. One in four aborts.
+			more, end := "", "COMMIT"
+			if n%2000 == 0 {
+				more = fmt.Sprintf(`DELETE FROM events WHERE kind = 'big' AND id %% 5 = %d; UPDATE orders SET total = total + 1 WHERE id %% 7 = %d;`, rng.IntN(5), rng.IntN(7))
+			}
+			if rng.IntN(4) == 0 {
+				end = "ROLLBACK"
+			}
+			q = fmt.Sprintf(`BEGIN; INSERT INTO events (account_id, kind, properties) SELECT %d, 'big', '{"email": "big@mail.example"}' FROM generate_series(1, 6000); SAVEPOINT s; INSERT INTO events (account_id, kind) SELECT 1, 'undone' FROM generate_series(1, 500); ROLLBACK TO SAVEPOINT s; %s %s`,
+				1+rng.IntN(19), more, end)
+			if _, err := conn.Exec(context.Background(), q); err != nil {
+				return fmt.Errorf("traffic: %w", err)
+			}
+			continue
+		}
 		switch rng.IntN(6) {
 		case 0, 1:
 			q = fmt.Sprintf(`INSERT INTO customers (account_id, email, full_name, notes) VALUES (%d, 'n%d@mail.example', '%s', '%s')`, 1+rng.IntN(19), rng.Int64(), canary, canary)
