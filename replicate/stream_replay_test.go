@@ -315,6 +315,12 @@ func TestStreamStopReturnsFailedCommit(t *testing.T) {
 	if err := rp.feed(msgs[4]); err != nil {
 		t.Fatal(err)
 	}
+	// A keepalive after the source transaction, past the group: the
+	// failed commit loses the group, so its WAL end must not be
+	// confirmed on the way out.
+	if err := rp.feed(keepalive(0x7fffffff, false)); err != nil {
+		t.Fatal(err)
+	}
 	if !rp.s.groupOpen() {
 		t.Fatalf("no group open after %s", rp.a.ops())
 	}
@@ -430,5 +436,90 @@ func TestStreamMalformed(t *testing.T) {
 	bad := append(append([]byte{}, msgs[0][:25]...), 'Z', 0, 0)
 	if err := rp.feed(bad); !errors.Is(err, pgoutput.ErrUnknownType) {
 		t.Errorf("unknown type: %v", err)
+	}
+}
+
+// asyncApplier is a fakeApplier that commits asynchronously: a commit's
+// outcome is in once ready is set.
+type asyncApplier struct {
+	*fakeApplier
+	inflight *target.Position
+	ready    bool
+	err      error
+}
+
+var _ asyncCommitter = (*asyncApplier)(nil)
+
+func (a *asyncApplier) CommitAsync(_ context.Context, pos target.Position) error {
+	a.calls, a.pending = append(a.calls, "commit async"), 0
+	a.inflight = &pos
+	return nil
+}
+
+func (a *asyncApplier) CommitReady() bool { return a.inflight != nil && a.ready }
+
+func (a *asyncApplier) Settle() (target.Position, bool, error) {
+	if a.inflight == nil {
+		return target.Position{}, false, nil
+	}
+	pos := *a.inflight
+	a.inflight = nil
+	if a.err == nil {
+		a.commits = append(a.commits, pos)
+	}
+	return pos, true, a.err
+}
+
+// A full group's commit is sent without waiting (flushAsync): the source
+// is told its position only once its outcome is in and good, not by an
+// idle keepalive meanwhile; the next commit settles it first; a failed
+// one ends the stream and nothing past the last good commit is confirmed.
+func TestStreamAsyncCommit(t *testing.T) {
+	rp := newReplay(t, recPlan(""), StreamOptions{BatchChanges: 1})
+	aa := &asyncApplier{fakeApplier: rp.a}
+	rp.s.applier = aa
+	lastFlush := func() pglogrepl.LSN {
+		if len(rp.r.statuses) == 0 {
+			return 0
+		}
+		return rp.r.statuses[len(rp.r.statuses)-1].WALFlushPosition
+	}
+	if err := rp.feed(mRelation(0), mBegin(0x100, 1), mInsert(0, "1", "a"), mCommit(0x100), keepalive(0x500, true)); err != nil {
+		t.Fatal(err)
+	}
+	if got := rp.a.ops(); got != "begin, insert, commit" || rp.s.committed != 0 || lastFlush() != 0 {
+		t.Fatalf("first group: calls %s, committed %s, confirmed %s", got, rp.s.committed, lastFlush())
+	}
+	if err := rp.feed(mBegin(0x200, 2), mInsert(0, "2", "b"), mCommit(0x200)); err != nil {
+		t.Fatal(err)
+	}
+	if rp.s.committed != 0x108 {
+		t.Fatalf("the second commit did not settle the first: committed %s", rp.s.committed)
+	}
+	aa.ready = true
+	if err := rp.s.pollCommit(); err != nil || rp.s.committed != 0x208 {
+		t.Fatalf("poll: committed %s, %v", rp.s.committed, err)
+	}
+	if err := rp.feed(keepalive(0x500, true)); err != nil || lastFlush() != 0x500 {
+		t.Fatalf("idle with nothing in flight: confirmed %s, %v", lastFlush(), err)
+	}
+
+	aa.ready, aa.err = false, errors.New("commit: the server rolled the transaction back")
+	if err := rp.feed(mBegin(0x600, 3), mInsert(0, "3", "c"), mCommit(0x600), keepalive(0x900, true)); err != nil {
+		t.Fatal(err)
+	}
+	// With a commit in flight, the keepalive's WAL end is not
+	// confirmed: only the last good commit is (a position the server
+	// already has is no step back for the slot).
+	if lastFlush() != 0x208 {
+		t.Fatalf("confirmed %s with a commit in flight", lastFlush())
+	}
+	err := rp.s.stop()
+	var se *ShutdownError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "rolled the transaction back") {
+		t.Fatalf("stop after a failed commit: %v", err)
+	}
+	if rp.s.committed != 0x208 || lastFlush() != 0x208 {
+		t.Errorf("after the failed commit: committed %s, confirmed %s", rp.s.committed, lastFlush())
 	}
 }

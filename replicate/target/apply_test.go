@@ -530,3 +530,80 @@ func TestApplyDeferredRowFilter(t *testing.T) {
 	applyTx(t, ctx, a, Position{LSN: 3}, with(upd(tb, nil, "2", "b3", "B3"), 2), second)
 	equal(t, "two filter instances", query(t, conn, `SELECT * FROM app.f ORDER BY id`), []string{"2|b3|B3", "4|d3|D2"})
 }
+
+// CommitAsync commits while the caller queues the next transaction;
+// Settle returns the outcome. A commit that fails fails the next
+// transaction too (nothing of it is written, since it would follow a lost
+// one), and the checkpoint stays at the last good commit.
+func TestApplyCommitAsync(t *testing.T) {
+	t.Parallel()
+	tb := table("app", "t", pk("id", "integer"), c("s", "varchar(3)"))
+	ctx, _, conn := setupDB(t, plan(tb), nil)
+	a := NewApplier(conn, "slot")
+	if _, ok, _ := a.Settle(); ok {
+		t.Fatal("Settle before any CommitAsync returned an outcome")
+	}
+	asyncTx := func(pos Position, changes ...*Change) {
+		t.Helper()
+		if err := a.Begin(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range changes {
+			if err := a.Apply(ctx, ch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.CommitAsync(ctx, pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	asyncTx(Position{LSN: 10}, ins(tb, "1", "a"))
+	// The next transaction is queued while the first commits.
+	asyncTx(Position{LSN: 20}, ins(tb, "2", "b"))
+	// Reading the second's outcome read the first's (one in flight at a
+	// time): Settle returns the last one.
+	pos, ok, err := a.Settle()
+	if err != nil || !ok || pos.LSN != 20 {
+		t.Fatalf("Settle: %v %v %v", pos, ok, err)
+	}
+	if a.CommitReady() {
+		t.Error("CommitReady with nothing in flight")
+	}
+	equal(t, "rows", query(t, conn, `SELECT id FROM app.t ORDER BY id`), []string{"1", "2"})
+
+	// A commit that fails (a value too long, written with the commit).
+	asyncTx(Position{LSN: 30}, ins(tb, "3", "SECRET-too-long"))
+	for !a.CommitReady() {
+		time.Sleep(time.Millisecond) // the outcome arrives by itself
+	}
+	if err := a.Begin(ctx); err == nil {
+		t.Fatal("Begin after a failed commit succeeded")
+	}
+	_, ok, err = a.Settle()
+	if !ok || err == nil || strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "app.t") {
+		t.Fatalf("failed commit: ok %v, error %v", ok, err)
+	}
+	if err := a.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A transaction queued behind a failed commit fails with it.
+	asyncTx(Position{LSN: 40}, ins(tb, "4", "bad-too-long"))
+	if err := a.Begin(ctx); err == nil {
+		if err := a.Apply(ctx, ins(tb, "5", "e")); err != nil {
+			t.Logf("apply after a failed commit: %v", err)
+		}
+		if err := a.Commit(ctx, Position{LSN: 50}); err == nil {
+			t.Fatal("a transaction committed after the failed commit before it")
+		}
+	}
+	equal(t, "rows after the failures", query(t, conn, `SELECT id FROM app.t ORDER BY id`), []string{"1", "2"})
+	if pos, _, err := ReadCheckpoint(ctx, conn, "slot"); err != nil || pos.LSN != 20 {
+		t.Errorf("checkpoint %v, %v; want 0/14", pos.LSN, err)
+	}
+	// The Applier is usable again after a rollback.
+	if err := a.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	applyTx(t, ctx, a, Position{LSN: 60}, ins(tb, "6", "f"))
+	equal(t, "rows at the end", query(t, conn, `SELECT id FROM app.t ORDER BY id`), []string{"1", "2", "6"})
+}
