@@ -122,23 +122,6 @@ type applier interface {
 
 var _ applier = (*target.Applier)(nil)
 
-// asyncCommitter is an applier that can commit without waiting for the
-// outcome, so that the stream decodes and masks the next group while the
-// target writes and commits the last (target.Applier). At most one commit
-// is in flight; the stream confirms its position to the source only once
-// Settle has returned it without error.
-type asyncCommitter interface {
-	// CommitAsync sends the rest of the open transaction, the checkpoint
-	// pos and COMMIT, without waiting.
-	CommitAsync(ctx context.Context, pos target.Position) error
-	// Settle waits for the outcome of the commit in flight.
-	Settle() (pos target.Position, ok bool, err error)
-	// CommitReady reports whether Settle would return at once.
-	CommitReady() bool
-}
-
-var _ asyncCommitter = (*target.Applier)(nil)
-
 // replicationConn is the replication connection as the streamer uses it.
 // pgReplicationConn is the real one; the stream's unit tests replay
 // recorded messages through a fake.
@@ -333,9 +316,6 @@ type streamer struct {
 	liveAp      applier
 	liveClose   func()
 	liveRetry   time.Time // no connection attempt before
-	// committing is the group whose commit is in flight (flushAsync), or
-	// nil.
-	committing *pendingCommit
 	// groupLive: the open (or last) main group began while a transaction
 	// was live, so its lock waits are bounded (boundLiveWait).
 	groupLive   bool
@@ -416,11 +396,6 @@ func (s *streamer) loop(ctx context.Context, serverVersion int) error {
 		if s.rs != nil {
 			deadline = minTime(deadline, now.Add(250*time.Millisecond))
 		}
-		if s.committing != nil {
-			// A commit in flight is settled when the source goes quiet,
-			// as a group is committed: its position is then confirmed.
-			deadline = minTime(deadline, lastMsg.Add(s.opts.IdleFlush))
-		}
 		waited := now
 		raw, err := s.repl.ReceiveMessage(recv.until(ctx, deadline))
 		now = time.Now()
@@ -437,11 +412,6 @@ func (s *streamer) loop(ctx context.Context, serverVersion int) error {
 					return err
 				}
 			}
-			if s.committing != nil && now.Sub(lastMsg) >= s.opts.IdleFlush {
-				if err := s.settle(); err != nil {
-					return err
-				}
-			}
 		case err != nil:
 			return fmt.Errorf("replication stream: %w", err)
 		default:
@@ -451,10 +421,6 @@ func (s *streamer) loop(ctx context.Context, serverVersion int) error {
 			}
 		}
 		if err := s.resyncStep(ctx); err != nil {
-			s.rollback()
-			return err
-		}
-		if err := s.pollCommit(); err != nil {
 			s.rollback()
 			return err
 		}
@@ -747,16 +713,13 @@ func (s *streamer) committedSource(ctx context.Context, pos target.Position) err
 	s.stats.Transactions.Add(1)
 	s.stats.LastCommit.Store(pos.CommitTime.UnixMicro())
 	if s.applier.Pending() >= s.opts.BatchChanges || s.groupBytes >= s.opts.BatchBytes || time.Since(s.groupSince) >= s.opts.BatchDelay {
-		return s.flushAsync(ctx)
+		return s.flush(ctx)
 	}
 	return nil
 }
 
 // flush commits the open target transaction with the checkpoint.
 func (s *streamer) flush(ctx context.Context) error {
-	if err := s.settle(); err != nil {
-		return err
-	}
 	if !s.txOpen {
 		return nil
 	}
@@ -765,7 +728,10 @@ func (s *streamer) flush(ctx context.Context) error {
 	s.stats.TargetWait.Add(int64(time.Since(began)))
 	if err != nil {
 		s.txOpen = false
-		s.commitFailed()
+		// The idle keepalive's WAL end may lie past the lost
+		// transactions: the status sent on the way out (stop) must
+		// confirm only what the target holds.
+		s.idleEnd = 0
 		return fmt.Errorf("target: %w", err)
 	}
 	s.txOpen = false
@@ -774,78 +740,6 @@ func (s *streamer) flush(ctx context.Context) error {
 	s.stats.TargetCommits.Add(1)
 	s.obs.TargetCommit(changes, s.groupBytes, time.Since(began), s.applied.LSN, s.applied.CommitTime)
 	return nil
-}
-
-// pendingCommit is a group whose commit is in flight.
-type pendingCommit struct {
-	pos     target.Position
-	changes int
-	bytes   int64
-	began   time.Time
-}
-
-// flushAsync commits the group without waiting for the outcome when the
-// applier can (a full group while catching up: the target writes and
-// commits it while the stream masks the next; measured in BENCHMARKS.md).
-// Only plain streaming does: beside a live transaction or a re-copy the
-// commit is waited for, as their steps need. The commit before is settled
-// first, so at most one is in flight.
-func (s *streamer) flushAsync(ctx context.Context) error {
-	ac, ok := s.applier.(asyncCommitter)
-	if !ok || s.live != nil || s.rs != nil {
-		return s.flush(ctx)
-	}
-	if err := s.settle(); err != nil {
-		return err
-	}
-	if !s.txOpen {
-		return nil
-	}
-	pc := &pendingCommit{pos: s.applied, changes: s.applier.Pending(), bytes: s.groupBytes, began: time.Now()}
-	err := ac.CommitAsync(ctx, s.applied)
-	s.txOpen = false
-	if err != nil {
-		s.commitFailed()
-		return fmt.Errorf("target: %w", err)
-	}
-	s.committing = pc
-	return nil
-}
-
-// settle waits for the outcome of the commit in flight, if any; once it
-// is known good, its position is what the target holds and what the
-// source may be told.
-func (s *streamer) settle() error {
-	pc := s.committing
-	if pc == nil {
-		return nil
-	}
-	s.committing = nil
-	waited := time.Now()
-	_, _, err := s.applier.(asyncCommitter).Settle()
-	s.stats.TargetWait.Add(int64(time.Since(waited)))
-	if err != nil {
-		s.commitFailed()
-		return fmt.Errorf("target: %w", err)
-	}
-	s.committed = pc.pos.LSN
-	s.stats.Committed.Store(uint64(s.committed))
-	s.stats.TargetCommits.Add(1)
-	s.obs.TargetCommit(pc.changes, pc.bytes, time.Since(pc.began), pc.pos.LSN, pc.pos.CommitTime)
-	return nil
-}
-
-// commitFailed forgets the idle keepalive's WAL end after a failed commit:
-// it may lie past the lost transactions, and the status sent on the way
-// out (stop) must confirm only what the target holds.
-func (s *streamer) commitFailed() { s.idleEnd = 0 }
-
-// pollCommit settles the commit in flight if its outcome is in.
-func (s *streamer) pollCommit() error {
-	if s.committing == nil || !s.applier.(asyncCommitter).CommitReady() {
-		return nil
-	}
-	return s.settle()
 }
 
 func (s *streamer) rollback() {
@@ -865,10 +759,7 @@ func (s *streamer) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var err error
-	if serr := s.settle(); serr != nil {
-		err = &ShutdownError{Err: serr}
-	}
-	if err == nil && s.groupOpen() && s.applied.LSN > s.committed {
+	if s.groupOpen() && s.applied.LSN > s.committed {
 		if err = s.flush(ctx); err != nil {
 			err = &ShutdownError{Err: err}
 		}
@@ -887,9 +778,7 @@ func (s *streamer) sendStatus(reply bool) error {
 	flush := s.committed
 	// Not while a live transaction is open (stream_live.go): its rows are
 	// not durable, and nothing past what is committed is confirmed then.
-	// Nor while a commit is in flight: the keepalive's WAL end is past
-	// the transactions it holds.
-	if !s.txOpen && !s.inTx && s.live == nil && s.committing == nil && s.idleEnd > flush {
+	if !s.txOpen && !s.inTx && s.live == nil && s.idleEnd > flush {
 		flush = s.idleEnd
 	}
 	write := max(s.received, flush)

@@ -218,23 +218,9 @@ type Applier struct {
 	fkeys *ForeignKeys
 
 	// inflight, when not nil, delivers the outcome of a batch sent in the
-	// background (a mid-transaction flush, or CommitAsync's commit) while
-	// the caller prepares the next one. Nothing else may use the
-	// connection until it is read.
+	// background (a mid-transaction flush) while the caller prepares the
+	// next one. Nothing else may use the connection until it is read.
 	inflight chan error
-	// committing: the batch in flight is CommitAsync's, committing at
-	// commitPos, with the tenant values commitTenants (newTenants at the
-	// time). outcome is its outcome once read, until Settle takes it.
-	committing    bool
-	commitPos     Position
-	commitTenants map[string]struct{}
-	outcome       *commitOutcome
-}
-
-// commitOutcome is how a commit sent by CommitAsync ended.
-type commitOutcome struct {
-	pos Position
-	err error
 }
 
 // NewApplier returns an Applier that writes through conn and records its
@@ -260,20 +246,12 @@ func (a *Applier) Begin(ctx context.Context) error {
 	if a.inTx {
 		return errors.New("begin: a transaction is already open")
 	}
-	// While CommitAsync's commit is in flight the connection belongs to
-	// it: its outcome is read before this transaction sends anything. A
-	// failed one fails this transaction (Settle still returns it).
-	if o := a.outcome; o != nil && o.err != nil {
-		return fmt.Errorf("begin: the transaction before failed: %w", o.err)
+	pg := a.conn.PgConn()
+	if pg.IsClosed() {
+		return errors.New("begin: the connection is closed")
 	}
-	if !a.committing {
-		pg := a.conn.PgConn()
-		if pg.IsClosed() {
-			return errors.New("begin: the connection is closed")
-		}
-		if st := pg.TxStatus(); st != 'I' {
-			return fmt.Errorf("begin: the connection is already in a transaction (status %c)", st)
-		}
+	if st := pg.TxStatus(); st != 'I' {
+		return fmt.Errorf("begin: the connection is already in a transaction (status %c)", st)
 	}
 	if a.settings == "" {
 		// The values arrive in the forms the source printed with these
@@ -371,10 +349,21 @@ func (a *Applier) Commit(ctx context.Context, pos Position) error {
 	if !a.inTx {
 		return fmt.Errorf("commit: %w", errNoTx)
 	}
-	if err := a.queueCommit(ctx, pos); err != nil {
+	if err := a.writeNet(ctx); err != nil {
 		a.abort(ctx)
 		return err
 	}
+	a.queueTenants()
+	name, err := a.stmt(ctx, stmtKey{kind: stmtCheckpoint}, func() string { return checkpointSQL })
+	if err != nil {
+		a.abort(ctx)
+		return fmt.Errorf("commit: %w", err)
+	}
+	a.params = checkpointParams(a.params, a.slot, pos)
+	a.batch.ExecPrepared(name, a.params, nil, nil)
+	a.queued = append(a.queued, queued{what: "checkpoint"})
+	a.batch.ExecParams("COMMIT", nil, nil, nil, nil)
+	a.queued = append(a.queued, queued{what: "commit"})
 	results, err := a.flush(ctx)
 	if err != nil {
 		a.abort(ctx)
@@ -393,116 +382,9 @@ func (a *Applier) Commit(ctx context.Context, pos Position) error {
 	return nil
 }
 
-// queueCommit queues what is left of the transaction: its net states,
-// its tenants' roles, the checkpoint and COMMIT.
-func (a *Applier) queueCommit(ctx context.Context, pos Position) error {
-	if err := a.writeNet(ctx); err != nil {
-		return err
-	}
-	a.queueTenants()
-	name, err := a.stmt(ctx, stmtKey{kind: stmtCheckpoint}, func() string { return checkpointSQL })
-	if err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	a.params = checkpointParams(a.params, a.slot, pos)
-	a.batch.ExecPrepared(name, a.params, nil, nil)
-	a.queued = append(a.queued, queued{what: "checkpoint"})
-	a.batch.ExecParams("COMMIT", nil, nil, nil, nil)
-	a.queued = append(a.queued, queued{what: "commit"})
-	return nil
-}
-
-// CommitAsync is Commit without waiting for the outcome: the rest of the
-// transaction, the checkpoint and COMMIT are sent, and the caller goes on
-// (Begin, Apply) while the target works; nothing of the next transaction
-// is sent before the outcome is read. Settle returns it; a failure also
-// fails whatever next needs the connection (an Apply, Commit or Exec),
-// so that no later transaction is written after a lost one. As for
-// Commit, an error that is not a *ServerError leaves the commit unknown.
-func (a *Applier) CommitAsync(ctx context.Context, pos Position) error {
-	if !a.inTx {
-		return fmt.Errorf("commit: %w", errNoTx)
-	}
-	if err := a.queueCommit(ctx, pos); err != nil {
-		a.abort(ctx)
-		return err
-	}
-	if err := a.wait(); err != nil { // a mid-transaction batch
-		a.abort(ctx)
-		return err
-	}
-	batch, queued := a.take()
-	if a.commitTenants == nil {
-		a.commitTenants = map[string]struct{}{}
-	}
-	a.commitTenants, a.newTenants = a.newTenants, a.commitTenants
-	clear(a.newTenants)
-	a.inTx, a.pending = false, 0
-	a.committing, a.commitPos = true, pos
-	done := make(chan error, 1)
-	a.inflight = done
-	go func() {
-		results, err := a.send(ctx, batch, queued)
-		switch {
-		case err != nil && !isServerError(err):
-			err = fmt.Errorf("%w (the commit may or may not have happened: read the checkpoint)", err)
-		case err == nil && (len(results) == 0 || results[len(results)-1].CommandTag.String() != "COMMIT" || a.conn.PgConn().TxStatus() != 'I'):
-			err = errors.New("commit: the server rolled the transaction back")
-		}
-		done <- err
-	}()
-	return nil
-}
-
-// Settle waits for the outcome of the commit CommitAsync sent and returns
-// it; ok is false when there is none to return (no CommitAsync since the
-// last Settle).
-func (a *Applier) Settle() (pos Position, ok bool, err error) {
-	_ = a.wait() // records the outcome
-	o := a.outcome
-	if o == nil {
-		return Position{}, false, nil
-	}
-	a.outcome = nil
-	return o.pos, true, o.err
-}
-
-// CommitReady reports, without waiting, whether Settle would return at
-// once.
-func (a *Applier) CommitReady() bool {
-	if a.committing {
-		select {
-		case err := <-a.inflight:
-			a.inflight = nil
-			a.settled(err)
-		default:
-			return false
-		}
-	}
-	return a.outcome != nil
-}
-
-// settled records the outcome of CommitAsync's commit.
-func (a *Applier) settled(err error) {
-	a.committing = false
-	a.outcome = &commitOutcome{pos: a.commitPos, err: err}
-	if err == nil && len(a.commitTenants) > 0 {
-		if len(a.knownTenant)+len(a.commitTenants) > maxKnownTenants {
-			clear(a.knownTenant)
-		}
-		for v := range a.commitTenants {
-			a.knownTenant[v] = struct{}{}
-		}
-	}
-	clear(a.commitTenants)
-}
-
 // Rollback abandons the open transaction, if any.
 func (a *Applier) Rollback(ctx context.Context) error {
 	_ = a.wait()
-	if a.outcome != nil && a.outcome.err != nil {
-		a.outcome = nil // the failure was returned by the call that saw it
-	}
 	a.reset()
 	pg := a.conn.PgConn()
 	if pg.IsClosed() || pg.TxStatus() == 'I' {
@@ -584,9 +466,6 @@ func (a *Applier) wait() error {
 	}
 	err := <-a.inflight
 	a.inflight = nil
-	if a.committing {
-		a.settled(err)
-	}
 	return err
 }
 
