@@ -11,30 +11,6 @@ import (
 	"pgveil/schema"
 )
 
-// readRaw reads data through NextRaw, returning for each line either its
-// raw fields (cloned) or nil with the error.
-func readRaw(rd *Reader) (fields [][][]byte, errs []error) {
-	var buf [][]byte
-	for {
-		var err error
-		buf, err = rd.NextRaw(buf)
-		if err == io.EOF {
-			return fields, errs
-		}
-		var row [][]byte
-		if err == nil {
-			for _, f := range buf {
-				row = append(row, bytes.Clone(f))
-			}
-		}
-		fields = append(fields, row)
-		errs = append(errs, err)
-		if err != nil && !errors.Is(err, ErrMalformed) {
-			return fields, errs
-		}
-	}
-}
-
 // checkRaw holds NextRaw and DecodeField to Next on data, through readers
 // of the given buffer size: the same rows, the same errors, each raw field
 // decoding to Next's value. With canonical (data as COPY TO or AppendRow
