@@ -62,6 +62,10 @@ type Observer interface {
 	RulesPending(statements []string)
 	// Error counts a failure: kind is "transient", "fatal" or "masking".
 	Error(kind string)
+	// Streamed counts a committed transaction production sent in pieces
+	// (a big one): applied as its pieces arrived (live), or from its
+	// spill at its commit.
+	Streamed(live bool)
 }
 
 // Phases of the pipeline.
@@ -99,6 +103,7 @@ func (nopObserver) Slot(SlotStatus)                                             
 func (nopObserver) Drift(*Drift)                                                     {}
 func (nopObserver) Tenancy(int, int, int)                                            {}
 func (nopObserver) SourceLockWait(time.Duration)                                     {}
+func (nopObserver) Streamed(bool)                                                    {}
 func (nopObserver) RulesPending([]string)                                            {}
 func (nopObserver) Error(string)                                                     {}
 

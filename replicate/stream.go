@@ -686,6 +686,7 @@ func (s *streamer) streamCommit(ctx context.Context, m *pgoutput.StreamCommit) e
 		if err != nil {
 			return err
 		}
+		s.obs.Streamed(false) // counted as applied, as its changes are
 	}
 	return s.committedSource(ctx, target.Position{LSN: m.EndLSN, CommitTime: m.CommitTime})
 }

@@ -378,6 +378,7 @@ func (s *streamer) liveCommit(ctx context.Context, m *pgoutput.StreamCommit) err
 	s.stats.Transactions.Add(1)
 	s.stats.Streamed.Add(1)
 	s.stats.StreamedLive.Add(1)
+	s.obs.Streamed(true)
 	s.stats.LastCommit.Store(pos.CommitTime.UnixMicro())
 	s.stats.Inserts.Add(lt.stats.Inserts.Load())
 	s.stats.Updates.Add(lt.stats.Updates.Load())

@@ -272,6 +272,9 @@ func TestLiveStreamInterleaved(t *testing.T) {
 	if got := lr.since(0); got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
+	if got := lr.obs.streamed; got != [2]int{1, 2} { // 600 from its spill; 500 and 700 live
+		t.Errorf("streamed transactions counted (at commit, as streamed) %v, want [1 2]", got)
+	}
 	if got := lr.s.stats.Streamed.Load(); got != 3 || lr.s.stats.StreamedLive.Load() != 2 || lr.s.committed != 0x134 {
 		t.Errorf("%d streamed (%d live), committed %s", got, lr.s.stats.StreamedLive.Load(), lr.s.committed)
 	}

@@ -157,8 +157,17 @@ func (r *fakeRepl) SendStandbyStatus(_ context.Context, st pglogrepl.StandbyStat
 // changeCounter is an observer that counts changes by table and op.
 type changeCounter struct {
 	nopObserver
-	changes map[string]int
-	walEnds []pglogrepl.LSN
+	changes  map[string]int
+	walEnds  []pglogrepl.LSN
+	streamed [2]int // big transactions applied at their commit, as they streamed
+}
+
+func (c *changeCounter) Streamed(live bool) {
+	if live {
+		c.streamed[1]++
+	} else {
+		c.streamed[0]++
+	}
 }
 
 func (c *changeCounter) Change(table, op string) { c.changes[table+" "+op]++ }

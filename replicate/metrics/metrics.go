@@ -114,6 +114,7 @@ type Metrics struct {
 	batchBytes   prometheus.Histogram
 	applySeconds prometheus.Histogram
 	errors       *prometheus.CounterVec
+	streamed     *prometheus.CounterVec
 	buildInfo    *prometheus.GaugeVec
 
 	// pending counts changes applied since the last target commit. It is
@@ -219,6 +220,13 @@ func New(now func() time.Time) *Metrics {
 	for _, k := range errorKinds {
 		m.errors.WithLabelValues(k)
 	}
+	m.streamed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pgveil_streamed_transactions_total",
+		Help: "Big transactions production sent in pieces, by how they were applied: as_streamed (as their pieces arrived) or at_commit (from their spill).",
+	}, []string{"applied"})
+	for _, k := range []string{"as_streamed", "at_commit"} {
+		m.streamed.WithLabelValues(k)
+	}
 	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pgveil_build_info",
 		Help: "Always 1, labelled with the version of pgveil.",
@@ -230,7 +238,7 @@ func New(now func() time.Time) *Metrics {
 	up.Set(1)
 
 	m.reg.MustRegister(m.changes, m.transactions, m.batchChanges, m.batchBytes, m.applySeconds,
-		m.errors, m.buildInfo, up, (*collector)(m))
+		m.errors, m.streamed, m.buildInfo, up, (*collector)(m))
 	return m
 }
 
@@ -432,6 +440,15 @@ func (m *Metrics) SourceLockWait(longest time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.st.lockWait = &longest
+}
+
+// Streamed counts a big transaction production sent in pieces.
+func (m *Metrics) Streamed(live bool) {
+	if live {
+		m.streamed.WithLabelValues("as_streamed").Inc()
+	} else {
+		m.streamed.WithLabelValues("at_commit").Inc()
+	}
 }
 
 // RulesPending records the statements a waiting rule change needs
