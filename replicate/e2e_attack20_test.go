@@ -1,0 +1,314 @@
+package replicate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// Issue 20 attacks: big transactions applied as they stream
+// (stream_live.go) under schema changes, many sub-transactions, restarts
+// and aborts, and with every type's edge values. Each test ends by
+// comparing the replica with the masked source.
+
+// liveStillStreams checks that the stream still applies a plain
+// transaction after the attack.
+func (e *e2e) liveStillStreams() {
+	e.t.Helper()
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(l, "instead") || strings.Contains(l, "restart") || strings.Contains(l, "WARN") || strings.Contains(l, "ERROR") {
+			e.t.Log(l)
+		}
+	}
+	e.exec(`INSERT INTO small VALUES (999999, 1) ON CONFLICT (id) DO UPDATE SET v = small.v + 1`)
+	e.sync()
+}
+
+// An ALTER TABLE ADD COLUMN and DROP COLUMN inside the live transaction,
+// between changes, with plain transactions committing beside it.
+func TestAttack20LiveSchemaChangeMidTransaction(t *testing.T) {
+	e := newE2E(t, liveSchema, liveRules)
+	e.start()
+	e.sync()
+	tx := e.liveTx()
+	txExec(t, tx, bigRows(1, 20000, "kept"))
+	e.waitApplyingLive("big")
+	e.exec(`INSERT INTO small VALUES (1, 1)`)
+	txExec(t, tx, `ALTER TABLE small ADD COLUMN extra text`)
+	txExec(t, tx, `INSERT INTO small SELECT g, g, 'x' || g FROM generate_series(10, 5000) g`)
+	txExec(t, tx, `UPDATE big SET name = 'after ' || id WHERE id % 3 = 0`)
+	txExec(t, tx, `ALTER TABLE big DROP COLUMN note`)
+	txExec(t, tx, `INSERT INTO big (id, name) SELECT g, 'late ' || g FROM generate_series(20001, 25000) g`)
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+	if n := e.count("public.big"); n != 25000 {
+		t.Errorf("big: %d rows, want 25000", n)
+	}
+	if n := e.count("public.small"); n != 4992 {
+		t.Errorf("small: %d rows, want 4992", n)
+	}
+	e.liveStillStreams()
+}
+
+// A column's type changed inside the live transaction: the stream
+// restarts to copy the table again; the transaction lands once.
+func TestAttack20LiveTypeChangeMidTransaction(t *testing.T) {
+	e := newE2E(t, liveSchema, liveRules)
+	e.start()
+	e.sync()
+	tx := e.liveTx()
+	txExec(t, tx, bigRows(1, 20000, "kept"))
+	e.waitApplyingLive("big")
+	txExec(t, tx, `ALTER TABLE small ALTER COLUMN v TYPE bigint`)
+	txExec(t, tx, `INSERT INTO small SELECT g, g * 10000000000 FROM generate_series(1, 3000) g`)
+	txExec(t, tx, bigRows(20001, 25000, "kept"))
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+	if n := e.count("public.big"); n != 25000 {
+		t.Errorf("big: %d rows, want 25000", n)
+	}
+	e.liveStillStreams()
+}
+
+// More sub-transactions than the live path holds, some rolled back,
+// some after the fall back, one rolled back that began before it.
+func TestAttack20LiveManySubtransactions(t *testing.T) {
+	e := newE2E(t, liveSchema, liveRules)
+	e.start()
+	e.sync()
+	tx := e.liveTx()
+	txExec(t, tx, bigRows(1, 5000, "kept"))
+	want := 5000
+	txExec(t, tx, `SAVEPOINT outer_sp`)
+	txExec(t, tx, bigRows(5001, 5100, "rolled back outer"))
+	for i := range 150 {
+		from := 100000 + i*200
+		txExec(t, tx, fmt.Sprintf("SAVEPOINT s%d", i))
+		txExec(t, tx, bigRows(from, from+199, "sub"))
+		txExec(t, tx, fmt.Sprintf("UPDATE big SET name = 'sub upd %d' WHERE id BETWEEN %d AND %d", i, i*50+1, i*50+10))
+		if i%3 == 0 {
+			txExec(t, tx, fmt.Sprintf("ROLLBACK TO SAVEPOINT s%d", i))
+		} else {
+			txExec(t, tx, fmt.Sprintf("RELEASE SAVEPOINT s%d", i))
+			want += 200
+		}
+		if i == 2 {
+			e.waitApplyingLive("big")
+		}
+	}
+	txExec(t, tx, `ROLLBACK TO SAVEPOINT outer_sp`)
+	want = 5000
+	txExec(t, tx, bigRows(40001, 45000, "kept"))
+	want += 5000
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+	if n := e.count("public.big"); n != int64(want) {
+		t.Errorf("big: %d rows, want %d", n, want)
+	}
+	e.liveStillStreams()
+}
+
+// Stops while a transaction is live, after sub-transaction rollbacks,
+// then the source transaction aborts: nothing of it lands, and a second
+// big transaction after it lands once.
+func TestAttack20LiveRestartThenAbort(t *testing.T) {
+	e := newE2E(t, liveSchema, liveRules)
+	e.start()
+	e.sync()
+	tx := e.liveTx()
+	txExec(t, tx, bigRows(1, 20000, "aborted"))
+	txExec(t, tx, `SAVEPOINT a`)
+	txExec(t, tx, `UPDATE big SET name = 'x' WHERE id < 100`)
+	e.waitApplyingLive("big")
+	txExec(t, tx, `ROLLBACK TO SAVEPOINT a`)
+	e.exec(`INSERT INTO small VALUES (1, 1)`)
+	e.sync()
+	e.stop()
+	e.waitSlotInactive()
+	e.start()
+	txExec(t, tx, bigRows(20001, 30000, "aborted"))
+	e.waitApplyingLive("big")
+	if err := tx.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tx = e.liveTx()
+	txExec(t, tx, bigRows(40001, 60000, "kept"))
+	e.waitApplyingLive("big")
+	e.stop()
+	e.waitSlotInactive()
+	e.start()
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+	if n := e.count("public.big"); n != 20000 {
+		t.Errorf("big: %d rows, want 20000", n)
+	}
+	e.liveStillStreams()
+}
+
+// Every type's edge values, inserted, updated and deleted inside a live
+// transaction (the set-based statements' text arrays and casts).
+func TestAttack20LiveEveryType(t *testing.T) {
+	e := newE2E(t, typesSchema+liveSchema, typesRules+liveRules)
+	e.start()
+	e.sync()
+	tx := e.liveTx()
+	txExec(t, tx, bigRows(1, 20000, "kept"))
+	e.waitApplyingLive("big")
+	txExec(t, tx, typesRows)
+	txExec(t, tx, `INSERT INTO "Other"."All Types" (id, t, ta, ta2, ch, bits, vb, m, dp, j, by) VALUES
+ (10, 'NULL', '{"NULL",NULL,""}', '{{"\\N","a\tb"},{"",NULL}}', 'x', B'0001', B'', 'ok', 7, '"\\\\N"', '\x5c4e'),
+ (11, '\N', '{}', '{{1}}', '', B'1111', repeat('1', 5000)::varbit, 'sad', 2, '{"k": "\u00e9\\n"}', '\x'),
+ (12, '', NULL, NULL, 'abcd', NULL, NULL, NULL, NULL, NULL, NULL),
+ (13, repeat('long value ', 200000), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`)
+	txExec(t, tx, bigRows(20001, 25000, "kept"))
+	txExec(t, tx, `UPDATE "Other"."All Types" SET t = t || '!', ch = 'z' WHERE id IN (1, 3, 10, 11, 12)`)
+	txExec(t, tx, `DELETE FROM "Other"."All Types" WHERE id = 2`)
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+	e.liveStillStreams()
+	if false {
+		t.Logf("the live path fell back:\n%s", e.logs.String())
+	}
+}
+
+// A sub-transaction whose first change comes after its child's: the
+// child's savepoint is the older one, and rolling back to the parent must
+// undo the child's changes too.
+func TestAttack20LiveNestedSavepointOrder(t *testing.T) {
+	e := newE2E(t, liveSchema, liveRules)
+	e.start()
+	e.sync()
+	tx := e.liveTx()
+	txExec(t, tx, bigRows(1, 20000, "kept"))
+	e.waitApplyingLive("big")
+	txExec(t, tx, `SAVEPOINT a`)
+	txExec(t, tx, `SAVEPOINT b`)
+	txExec(t, tx, bigRows(30001, 30100, "child of a"))
+	txExec(t, tx, `UPDATE big SET name = 'child of a' WHERE id <= 100`)
+	txExec(t, tx, `RELEASE SAVEPOINT b`)
+	txExec(t, tx, bigRows(30101, 30200, "a"))
+	txExec(t, tx, `SAVEPOINT c`)
+	txExec(t, tx, `SAVEPOINT d`)
+	txExec(t, tx, `DELETE FROM big WHERE id BETWEEN 200 AND 300`)
+	txExec(t, tx, `ROLLBACK TO SAVEPOINT c`)
+	txExec(t, tx, `ROLLBACK TO SAVEPOINT a`)
+	txExec(t, tx, bigRows(20001, 21000, "kept"))
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+	if n := e.count("public.big"); n != 21000 {
+		t.Errorf("big: %d rows, want 21000", n)
+	}
+	e.liveStillStreams()
+}
+
+// Keys the set-based statements cast from text: an enum (with a label
+// added in production after the replica was made), a domain, bpchar with
+// padding, a bit string, a text holding "NULL"; updates and deletes by
+// key through plain transactions and a live one.
+func TestAttack20OddKeys(t *testing.T) {
+	e := newE2E(t, liveSchema+`
+CREATE TYPE "Odd Mood" AS ENUM ('sad', 'ok');
+CREATE DOMAIN code AS text CHECK (VALUE <> 'forbidden');
+CREATE TABLE odd (m "Odd Mood", c code, p char(5), b bit(3), t text, v varchar(8), n int,
+  PRIMARY KEY (m, c, p, b, t));
+INSERT INTO odd VALUES ('sad', 'c1', 'ab', B'101', 'NULL', 'v', 1), ('ok', '', 'ab   ', B'000', '', '', 2),
+  ('ok', 'x\y', ' z', B'111', E'tab\there', NULL, 3);`,
+		liveRules+"  odd:\n    columns: {m: keep, c: keep, p: keep, b: keep, t: keep, v: keep, n: keep}\n")
+	e.start()
+	e.sync()
+	e.exec(`ALTER TYPE "Odd Mood" ADD VALUE 'glad'`)
+	e.exec(`INSERT INTO odd VALUES ('glad', 'c2', 'q', B'010', 'NULL', 'w', 4)`)
+	e.exec(`UPDATE odd SET n = n + 10, v = 'upd' WHERE p = 'ab'`)
+	e.exec(`DELETE FROM odd WHERE t = E'tab\there'`)
+	e.sync()
+	e.verify()
+	tx := e.liveTx()
+	txExec(t, tx, bigRows(1, 20000, "kept"))
+	e.waitApplyingLive("big")
+	txExec(t, tx, `INSERT INTO odd VALUES ('glad', 'c3', 'qq', B'011', 'NULL', NULL, 5)`)
+	txExec(t, tx, `UPDATE odd SET n = n + 100 WHERE m = 'glad'`)
+	txExec(t, tx, `UPDATE odd SET p = 'moved' WHERE n = 2`)
+	txExec(t, tx, `DELETE FROM odd WHERE c = 'c1'`)
+	txExec(t, tx, bigRows(20001, 21000, "kept"))
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+	e.liveStillStreams()
+}
+
+// A live transaction inserting rows whose reference production does not
+// enforce, pointing nowhere: its commit breaks the replica's foreign key,
+// which is left out, and the transaction lands once.
+func TestAttack20LiveDanglingReference(t *testing.T) {
+	e := newE2E(t, liveSchema+`
+CREATE TABLE parent (id int PRIMARY KEY, v text);
+CREATE TABLE child (id int PRIMARY KEY, parent_id int NOT NULL, pad text);
+INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 100) g;`,
+		liveRules+"  parent:\n    columns: {id: keep, v: keep}\n  child:\n    references: {parent_id: parent.id}\n    columns: {id: keep, parent_id: keep, pad: keep}\n")
+	e.start()
+	e.sync()
+	tx := e.liveTx()
+	txExec(t, tx, `INSERT INTO child SELECT g, 1 + g % 100, repeat('x', 50) FROM generate_series(1, 20000) g`)
+	e.waitApplyingLive("child")
+	txExec(t, tx, `INSERT INTO child VALUES (30000, 4242, 'dangling')`)
+	txExec(t, tx, bigRows(1, 5000, "kept"))
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+	if n := e.count("public.child"); n != 20001 {
+		t.Errorf("child: %d rows, want 20001", n)
+	}
+	e.liveStillStreams()
+}
+
+// Unchanged TOAST values in a live transaction: key moves and updates of
+// rows whose states were already sent (past 1000 changes), then deleted
+// and inserted again.
+func TestAttack20LiveToastMoves(t *testing.T) {
+	e := newE2E(t, liveSchema+`
+CREATE TABLE doc (id int PRIMARY KEY, title text, body text);
+ALTER TABLE doc ALTER COLUMN body SET STORAGE EXTERNAL;
+INSERT INTO doc SELECT g, 't' || g, repeat(md5(g::text), 200) FROM generate_series(1, 3000) g;`,
+		liveRules+"  doc:\n    columns: {id: keep, title: keep, body: keep}\n")
+	e.start()
+	e.sync()
+	tx := e.liveTx()
+	txExec(t, tx, bigRows(1, 20000, "kept"))
+	e.waitApplyingLive("big")
+	txExec(t, tx, `UPDATE doc SET title = 'u1 ' || id`)
+	txExec(t, tx, `UPDATE doc SET id = id + 100000 WHERE id % 2 = 0`)
+	txExec(t, tx, `UPDATE doc SET title = 'u2 ' || id WHERE id > 100000`)
+	txExec(t, tx, `DELETE FROM doc WHERE id % 5 = 0`)
+	txExec(t, tx, `INSERT INTO doc SELECT g, 'again', repeat('z', 10000) FROM generate_series(5, 3000, 5) g`)
+	txExec(t, tx, `UPDATE doc SET id = -id WHERE id % 7 = 0`)
+	txExec(t, tx, bigRows(20001, 21000, "kept"))
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+	e.liveStillStreams()
+}
