@@ -473,6 +473,16 @@ func (a *attempt) streamer(ctx context.Context) (*streamer, error) {
 		if err != nil {
 			return nil, nil, err
 		}
+		// The live transaction idles, by design, for as long as
+		// production's transaction does between its chunks: an
+		// idle_in_transaction_session_timeout set on the analytics
+		// server (common on managed ones) would end the session, and at
+		// the Stream Commit the stream with it (25P03 is not transient).
+		// As the snapshot's copy connections do, it has none.
+		if _, err := conn.Exec(ctx, "SET idle_in_transaction_session_timeout = 0"); err != nil {
+			conn.Close(context.Background())
+			return nil, nil, fmt.Errorf("setting up the target connection big transactions are applied through: %w", err)
+		}
 		lap := target.NewApplier(conn, cfg.Source.Slot)
 		lap.SetTenancy(a.tenancy)
 		lap.SetForeignKeys(a.fks)
