@@ -381,3 +381,65 @@ func TestAttack20LiveIdleTimeoutBeforeCommit(t *testing.T) {
 		t.Errorf("%d transactions applied live, want 1: the server ended the live session", got)
 	}
 }
+
+// The analytics server ends sessions idle for a second
+// (idle_session_timeout): the live connection idles between big
+// transactions. Production keeps writing small transactions, so that the
+// main connection never idles that long; the live one is ended, and the
+// next big transaction, too small for the live Applier to send anything
+// before its commit, first meets the closed session at the Stream Commit.
+func TestAttack20LiveIdleSessionTimeout(t *testing.T) {
+	e := newE2E(t, liveSchema, liveRules)
+	if _, err := e.dst.Exec(context.Background(), `DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET idle_session_timeout = ''1s''', current_database()); END$$`); err != nil {
+		t.Fatal(err)
+	}
+	e.exec(`INSERT INTO small VALUES (1, 0)`)
+	e.start()
+	e.sync()
+	stop := e.loop(`UPDATE small SET v = $1 WHERE id = 1`, func(i int) []any { return []any{i} })
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = stop()
+		}
+	}()
+
+	tx := e.liveTx()
+	txExec(t, tx, bigRows(1, 20000, "kept"))
+	e.waitApplyingLive("big")
+	var livePID int
+	if err := e.dst.QueryRow(context.Background(), `SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+WHERE c.relname = 'big' AND l.mode = 'RowExclusiveLock' AND l.granted AND l.pid <> pg_backend_pid() LIMIT 1`).Scan(&livePID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.eventually("the live session idle past the timeout, or ended", func() (bool, string) {
+		var n int
+		err := e.dst.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE pid = $1
+  AND NOT (state = 'idle' AND state_change < now() - interval '1500 ms')`, livePID).Scan(&n)
+		return err == nil && n == 0, fmt.Sprintf("live session %d: %d not idle past the timeout (%v)", livePID, n, err)
+	})
+	// 300 rows of 1 kB: streamed (over the source's 64 kB), and fewer
+	// changes and bytes than the live Applier sends before its commit.
+	tx = e.liveTx()
+	txExec(t, tx, `INSERT INTO big SELECT g, 'late ' || g, repeat('n', 1000) FROM generate_series(30001, 30300) g`)
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	stopped = true
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+	if n := e.count("public.big"); n != 20300 {
+		t.Errorf("big: %d rows, want 20300", n)
+	}
+	if got := e.stats.StreamedLive.Load(); got != 2 {
+		t.Errorf("%d transactions applied live, want 2", got)
+	}
+}
