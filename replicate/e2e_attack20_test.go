@@ -443,3 +443,25 @@ WHERE c.relname = 'big' AND l.mode = 'RowExclusiveLock' AND l.granted AND l.pid 
 		t.Errorf("%d transactions applied live, want 2", got)
 	}
 }
+
+// Not issue 20's code, met on the way: with idle_session_timeout on the
+// analytics server, the main connection is ended while production is
+// quiet, and the next transaction's commit meets 57P05, which is not
+// transient.
+func TestAttack20MainIdleSessionTimeout(t *testing.T) {
+	e := newE2E(t, liveSchema, liveRules)
+	if _, err := e.dst.Exec(context.Background(), `DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET idle_session_timeout = ''1s''', current_database()); END$$`); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	e.sync()
+	e.eventually("pgveil's target sessions idle past the timeout, or ended", func() (bool, string) {
+		var n int
+		err := e.dst.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+  AND backend_type = 'client backend' AND NOT (state = 'idle' AND state_change < now() - interval '1500 ms')`).Scan(&n)
+		return err == nil && n == 0, fmt.Sprintf("%d sessions not idle past the timeout (%v)", n, err)
+	})
+	e.exec(`INSERT INTO small VALUES (1, 1)`)
+	e.sync()
+	e.verify()
+}
