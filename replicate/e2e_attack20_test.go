@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Issue 20 attacks: big transactions applied as they stream
@@ -464,4 +465,35 @@ func TestAttack20MainIdleSessionTimeout(t *testing.T) {
 	e.exec(`INSERT INTO small VALUES (1, 1)`)
 	e.sync()
 	e.verify()
+}
+
+// A table without a key holding identical rows: the live transaction
+// updates one, production's next transaction the other; on the replica
+// both pick the first equal row (ctid = (SELECT ... LIMIT 1)), so the main
+// group's update waits on the live transaction's lock.
+func TestAttack20LiveKeylessDuplicates(t *testing.T) {
+	e := newE2E(t, liveSchema+`
+CREATE TABLE dup (a int, b text);
+ALTER TABLE dup REPLICA IDENTITY FULL;
+INSERT INTO dup VALUES (1, 'same'), (1, 'same');`,
+		liveRules+"  dup:\n    columns: {a: keep, b: keep}\n")
+	e.stream = func(o *StreamOptions) { o.LiveLockWait = 500 * time.Millisecond }
+	e.start()
+	e.sync()
+	tx := e.liveTx()
+	txExec(t, tx, `UPDATE dup SET b = 'live' WHERE ctid = (SELECT min(ctid) FROM dup)`)
+	txExec(t, tx, bigRows(1, 20000, "kept"))
+	e.waitApplyingLive("big")
+	e.exec(`UPDATE dup SET b = 'main' WHERE ctid = (SELECT max(ctid) FROM dup)`)
+	e.sync()
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+	got := e.replicaStrings(`SELECT a || ':' || b FROM public.dup ORDER BY b`)
+	if strings.Join(got, ",") != "1:live,1:main" {
+		t.Errorf("replica's dup: %v, want 1:live,1:main", got)
+	}
+	e.liveStillStreams()
 }
