@@ -497,3 +497,67 @@ INSERT INTO dup VALUES (1, 'same'), (1, 'same');`,
 	}
 	e.liveStillStreams()
 }
+
+// Tenant values seen only in live transactions that abort, whole or by a
+// savepoint, get no role; those of a committed one do.
+func TestAttack20LiveTenancyAbort(t *testing.T) {
+	e := newE2E(t, liveSchema+`
+CREATE TABLE events (id int PRIMARY KEY, account_id bigint NOT NULL, pad text);`, liveRules+`  events:
+    columns: {id: keep, account_id: keep, pad: keep}
+  big:
+    tenant: none
+    columns: {id: keep, name: {fake: name}, note: hash}
+  small:
+    tenant: none
+    columns: {id: keep, v: keep}
+  pgveil_marker:
+    tenant: none
+    columns: {id: keep, n: keep}
+`)
+	// liveRules already names big and small: keep the later ones.
+	e.rulesYML = strings.Replace(e.rulesYML, liveRules, "", 1)
+	e.rulesYML = strings.Replace(e.rulesYML, "\n  pgveil_marker:\n    columns: {id: keep, n: keep}\n", "\n", 1)
+	var db string
+	if err := e.dst.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	prefix := strings.SplitN(db, "_", 2)[0] + "_acct_"
+	e.preamble = fmt.Sprintf("tenancy: {column: account_id, role_prefix: %s, group: %s}\n", prefix, strings.SplitN(db, "_", 2)[0]+"_tenants")
+	e.start()
+	e.sync()
+
+	events := func(from, to, account0 int) string {
+		return fmt.Sprintf(`INSERT INTO events SELECT g, %d + g %% 50, repeat('e', 40) FROM generate_series(%d, %d) g`, account0, from, to)
+	}
+	// Aborted whole.
+	tx := e.liveTx()
+	txExec(t, tx, events(1, 20000, 1000))
+	e.waitApplyingLive("events")
+	if err := tx.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Rolled back to a savepoint, the rest committed.
+	tx = e.liveTx()
+	txExec(t, tx, events(1, 20000, 100))
+	e.waitApplyingLive("events")
+	txExec(t, tx, `SAVEPOINT s`)
+	txExec(t, tx, events(20001, 30000, 2000))
+	txExec(t, tx, `ROLLBACK TO SAVEPOINT s`)
+	txExec(t, tx, bigRows(1, 5000, "kept"))
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.verify()
+	roles := e.replicaStrings(`SELECT rolname FROM pg_roles WHERE rolname LIKE '` + prefix + `%' ORDER BY rolname`)
+	if len(roles) != 50 {
+		t.Errorf("%d tenant roles, want 50 (accounts 100-149): %v", len(roles), roles)
+	}
+	for _, r := range roles {
+		n := strings.TrimPrefix(r, prefix)
+		if len(n) != 3 || n < "100" || n > "149" {
+			t.Errorf("tenant role %s: its value was seen only in a rolled back transaction", r)
+		}
+	}
+	e.liveStillStreams()
+}
