@@ -561,3 +561,32 @@ CREATE TABLE events (id int PRIMARY KEY, account_id bigint NOT NULL, pad text);`
 	}
 	e.liveStillStreams()
 }
+
+// A replica column narrowed by hand and an enum label the replica lacks
+// (production's type gained it inside the big transaction's lifetime):
+// the casts of the set-based statements fail in the live transaction and
+// after it; no raw value reaches the log or the pipeline's error.
+func TestAttack20LiveCastErrorsQuoteNoValue(t *testing.T) {
+	e := newE2E(t, liveSchema+`
+CREATE TABLE notes (id int PRIMARY KEY, body varchar(40));`, liveRules+"  notes:\n    columns: {id: keep, body: keep}\n")
+	e.start()
+	e.sync()
+	if _, err := e.dst.Exec(context.Background(), `ALTER TABLE public.notes ALTER COLUMN body TYPE varchar(5)`); err != nil {
+		t.Fatal(err)
+	}
+	tx := e.liveTx()
+	txExec(t, tx, bigRows(1, 20000, "kept"))
+	e.waitApplyingLive("big")
+	txExec(t, tx, `INSERT INTO notes SELECT g, 'SECRETVALUE' || g FROM generate_series(1, 3000) g`)
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("the failure reported", func() (bool, string) {
+		l := e.logs.String()
+		return strings.Contains(l, "22001") || strings.Contains(l, "string data right truncation"), "no 22001 yet"
+	})
+	e.stop()
+	if strings.Contains(e.logs.String(), "SECRETVALUE") {
+		t.Errorf("a raw value in the log:\n%s", e.logs.String())
+	}
+}
