@@ -228,6 +228,7 @@ func transient(err error) bool {
 		switch {
 		case strings.HasPrefix(code, "08"), // connection exception
 			code == "57P01", code == "57P02", code == "57P03", // admin shutdown, crash shutdown, cannot connect now
+			code == "57P05", code == "25P03", // the server ended a session idle (idle_session_timeout) or idle in a transaction: a new one is not
 			code == "53300",                  // too many connections
 			code == "55006",                  // object in use: the slot is still held by our previous walsender
 			code == "40001", code == "40P01", // serialization failure, deadlock
