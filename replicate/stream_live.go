@@ -241,6 +241,15 @@ func (s *streamer) liveUnsafe(m pgoutput.Message) string {
 		// group's.
 		return "an update or delete of a table with a replica foreign key (" + r.label + ")"
 	}
+	if !insert && !target.HasPrimaryKey(r.table) {
+		// Without a key, an UPDATE or DELETE picks the first row equal to
+		// the old one: with identical rows, the live transaction and the
+		// main group pick the same one in the replica where production
+		// had two, and the main group would wait for the live
+		// transaction (then the lock-wait bound restarts the attempt and
+		// turns the live path off for the run).
+		return "an update or delete of a table without a key (" + r.label + ")"
+	}
 	return ""
 }
 
