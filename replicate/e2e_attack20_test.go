@@ -316,70 +316,46 @@ INSERT INTO doc SELECT g, 't' || g, repeat(md5(g::text), 200) FROM generate_seri
 
 // The analytics server ends sessions idle in a transaction for a second
 // (idle_in_transaction_session_timeout, common on managed servers): the
-// live transaction sits idle while production's transaction pauses.
+// live transaction sits idle while production's transaction pauses, in
+// the middle (more rows follow) or after its last chunk (the Stream
+// Commit would find the session gone). The live session is exempt.
 func TestAttack20LiveIdleInTransactionTimeout(t *testing.T) {
-	e := newE2E(t, liveSchema, liveRules)
-	if _, err := e.dst.Exec(context.Background(), `DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = ''1s''', current_database()); END$$`); err != nil {
-		t.Fatal(err)
-	}
-	e.start()
-	e.sync()
-	tx := e.liveTx()
-	txExec(t, tx, bigRows(1, 20000, "kept"))
-	e.waitApplyingLive("big")
-	e.eventually("the live session idle past the timeout, or ended", func() (bool, string) {
-		var n int
-		err := e.dst.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+	for _, tc := range []struct {
+		name string
+		more int // rows production's transaction writes after its pause
+	}{{"mid-transaction", 5000}, {"before the commit", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newE2E(t, liveSchema, liveRules)
+			if _, err := e.dst.Exec(context.Background(), `DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = ''1s''', current_database()); END$$`); err != nil {
+				t.Fatal(err)
+			}
+			e.start()
+			e.sync()
+			tx := e.liveTx()
+			txExec(t, tx, bigRows(1, 20000, "kept"))
+			e.waitApplyingLive("big")
+			e.eventually("the live session idle past the timeout, or ended", func() (bool, string) {
+				var n int
+				err := e.dst.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
   AND NOT (state = 'idle in transaction' AND state_change < now() - interval '1500 ms')`).Scan(&n)
-		return err == nil && n == 0, fmt.Sprintf("%d sessions in a transaction not idle past the timeout (%v)", n, err)
-	})
-	txExec(t, tx, bigRows(20001, 25000, "kept"))
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e.sync()
-	e.verify()
-	if n := e.count("public.big"); n != 25000 {
-		t.Errorf("big: %d rows, want 25000", n)
-	}
-	e.liveStillStreams()
-	if got := e.stats.StreamedLive.Load(); got != 1 {
-		t.Errorf("%d transactions applied live, want 1: the server ended the live session", got)
-	}
-}
-
-// As above, the live session ended after the last chunk, before the
-// commit: the Stream Commit finds it gone.
-// The analytics server ends sessions idle in a transaction for a second
-// (idle_in_transaction_session_timeout, common on managed servers): the
-// live transaction sits idle while production's transaction pauses.
-func TestAttack20LiveIdleTimeoutBeforeCommit(t *testing.T) {
-	e := newE2E(t, liveSchema, liveRules)
-	if _, err := e.dst.Exec(context.Background(), `DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = ''1s''', current_database()); END$$`); err != nil {
-		t.Fatal(err)
-	}
-	e.start()
-	e.sync()
-	tx := e.liveTx()
-	txExec(t, tx, bigRows(1, 20000, "kept"))
-	e.waitApplyingLive("big")
-	e.eventually("the live session idle past the timeout, or ended", func() (bool, string) {
-		var n int
-		err := e.dst.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
-  AND NOT (state = 'idle in transaction' AND state_change < now() - interval '1500 ms')`).Scan(&n)
-		return err == nil && n == 0, fmt.Sprintf("%d sessions in a transaction not idle past the timeout (%v)", n, err)
-	})
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e.sync()
-	e.verify()
-	if n := e.count("public.big"); n != 20000 {
-		t.Errorf("big: %d rows, want 20000", n)
-	}
-	e.liveStillStreams()
-	if got := e.stats.StreamedLive.Load(); got != 1 {
-		t.Errorf("%d transactions applied live, want 1: the server ended the live session", got)
+				return err == nil && n == 0, fmt.Sprintf("%d sessions in a transaction not idle past the timeout (%v)", n, err)
+			})
+			if tc.more > 0 {
+				txExec(t, tx, bigRows(20001, 20000+tc.more, "kept"))
+			}
+			if err := tx.Commit(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			e.sync()
+			e.verify()
+			if n, want := e.count("public.big"), int64(20000+tc.more); n != want {
+				t.Errorf("big: %d rows, want %d", n, want)
+			}
+			e.liveStillStreams()
+			if got := e.stats.StreamedLive.Load(); got != 1 {
+				t.Errorf("%d transactions applied live, want 1: the server ended the live session", got)
+			}
+		})
 	}
 }
 
