@@ -224,7 +224,7 @@ func New(now func() time.Time) *Metrics {
 		Name: "pgveil_streamed_transactions_total",
 		Help: "Big transactions production sent in pieces, by how they were applied: as_streamed (as their pieces arrived) or at_commit (from their spill).",
 	}, []string{"applied"})
-	for _, k := range []string{"as_streamed", "at_commit"} {
+	for _, k := range streamedHow {
 		m.streamed.WithLabelValues(k)
 	}
 	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -442,12 +442,16 @@ func (m *Metrics) SourceLockWait(longest time.Duration) {
 	m.st.lockWait = &longest
 }
 
+// streamedHow are the values of pgveil_streamed_transactions_total's
+// label: applied as the pieces arrived, or from the spill at the commit.
+var streamedHow = []string{"as_streamed", "at_commit"}
+
 // Streamed counts a big transaction production sent in pieces.
 func (m *Metrics) Streamed(live bool) {
 	if live {
-		m.streamed.WithLabelValues("as_streamed").Inc()
+		m.streamed.WithLabelValues(streamedHow[0]).Inc()
 	} else {
-		m.streamed.WithLabelValues("at_commit").Inc()
+		m.streamed.WithLabelValues(streamedHow[1]).Inc()
 	}
 }
 

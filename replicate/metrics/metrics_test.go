@@ -824,6 +824,7 @@ func TestNoValues(t *testing.T) {
 		"table":      nil, // table names
 		"version":    nil, // pgveil's version
 		"state":      {"created", "kept_out"},
+		"applied":    streamedHow,
 	}
 	var names []string
 	for name, fam := range fams {
