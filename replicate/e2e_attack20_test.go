@@ -41,9 +41,7 @@ func TestAttack20LiveSchemaChangeMidTransaction(t *testing.T) {
 	txExec(t, tx, `UPDATE big SET name = 'after ' || id WHERE id % 3 = 0`)
 	txExec(t, tx, `ALTER TABLE big DROP COLUMN note`)
 	txExec(t, tx, `INSERT INTO big (id, name) SELECT g, 'late ' || g FROM generate_series(20001, 25000) g`)
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	if n := e.count("public.big"); n != 25000 {
@@ -67,9 +65,7 @@ func TestAttack20LiveTypeChangeMidTransaction(t *testing.T) {
 	txExec(t, tx, `ALTER TABLE small ALTER COLUMN v TYPE bigint`)
 	txExec(t, tx, `INSERT INTO small SELECT g, g * 10000000000 FROM generate_series(1, 3000) g`)
 	txExec(t, tx, bigRows(20001, 25000, "kept"))
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	if n := e.count("public.big"); n != 25000 {
@@ -108,9 +104,7 @@ func TestAttack20LiveManySubtransactions(t *testing.T) {
 	want = 5000
 	txExec(t, tx, bigRows(40001, 45000, "kept"))
 	want += 5000
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	if n := e.count("public.big"); n != int64(want) {
@@ -148,9 +142,7 @@ func TestAttack20LiveRestartThenAbort(t *testing.T) {
 	e.stop()
 	e.waitSlotInactive()
 	e.start()
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	if n := e.count("public.big"); n != 20000 {
@@ -177,9 +169,7 @@ func TestAttack20LiveEveryType(t *testing.T) {
 	txExec(t, tx, bigRows(20001, 25000, "kept"))
 	txExec(t, tx, `UPDATE "Other"."All Types" SET t = t || '!', ch = 'z' WHERE id IN (1, 3, 10, 11, 12)`)
 	txExec(t, tx, `DELETE FROM "Other"."All Types" WHERE id = 2`)
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	e.liveStillStreams()
@@ -210,9 +200,7 @@ func TestAttack20LiveNestedSavepointOrder(t *testing.T) {
 	txExec(t, tx, `ROLLBACK TO SAVEPOINT c`)
 	txExec(t, tx, `ROLLBACK TO SAVEPOINT a`)
 	txExec(t, tx, bigRows(20001, 21000, "kept"))
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	if n := e.count("public.big"); n != 21000 {
@@ -250,9 +238,7 @@ INSERT INTO odd VALUES ('sad', 'c1', 'ab', B'101', 'NULL', 'v', 1), ('ok', '', '
 	txExec(t, tx, `UPDATE odd SET p = 'moved' WHERE n = 2`)
 	txExec(t, tx, `DELETE FROM odd WHERE c = 'c1'`)
 	txExec(t, tx, bigRows(20001, 21000, "kept"))
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	e.liveStillStreams()
@@ -274,9 +260,7 @@ INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 100) g;`,
 	e.waitApplyingLive("child")
 	txExec(t, tx, `INSERT INTO child VALUES (30000, 4242, 'dangling')`)
 	txExec(t, tx, bigRows(1, 5000, "kept"))
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	if n := e.count("public.child"); n != 20001 {
@@ -306,9 +290,7 @@ INSERT INTO doc SELECT g, 't' || g, repeat(md5(g::text), 200) FROM generate_seri
 	txExec(t, tx, `INSERT INTO doc SELECT g, 'again', repeat('z', 10000) FROM generate_series(5, 3000, 5) g`)
 	txExec(t, tx, `UPDATE doc SET id = -id WHERE id % 7 = 0`)
 	txExec(t, tx, bigRows(20001, 21000, "kept"))
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	e.liveStillStreams()
@@ -343,9 +325,7 @@ func TestAttack20LiveIdleInTransactionTimeout(t *testing.T) {
 			if tc.more > 0 {
 				txExec(t, tx, bigRows(20001, 20000+tc.more, "kept"))
 			}
-			if err := tx.Commit(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			txCommit(t, tx)
 			e.sync()
 			e.verify()
 			if n, want := e.count("public.big"), int64(20000+tc.more); n != want {
@@ -389,9 +369,7 @@ func TestAttack20LiveIdleSessionTimeout(t *testing.T) {
 WHERE c.relname = 'big' AND l.mode = 'RowExclusiveLock' AND l.granted AND l.pid <> pg_backend_pid() LIMIT 1`).Scan(&livePID); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.eventually("the live session idle past the timeout, or ended", func() (bool, string) {
 		var n int
@@ -403,9 +381,7 @@ WHERE c.relname = 'big' AND l.mode = 'RowExclusiveLock' AND l.granted AND l.pid 
 	// changes and bytes than the live Applier sends before its commit.
 	tx = e.liveTx()
 	txExec(t, tx, `INSERT INTO big SELECT g, 'late ' || g, repeat('n', 1000) FROM generate_series(30001, 30300) g`)
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	stopped = true
 	if err := stop(); err != nil {
@@ -469,9 +445,7 @@ INSERT INTO dup VALUES (1, 'same'), (1, 'same');`,
 	})
 	e.exec(`UPDATE dup SET b = 'main' WHERE ctid = (SELECT max(ctid) FROM dup)`)
 	e.sync()
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	got := e.replicaStrings(`SELECT a || ':' || b FROM public.dup ORDER BY b`)
@@ -530,9 +504,7 @@ CREATE TABLE events (id int PRIMARY KEY, account_id bigint NOT NULL, pad text);`
 	txExec(t, tx, events(20001, 30000, 2000))
 	txExec(t, tx, `ROLLBACK TO SAVEPOINT s`)
 	txExec(t, tx, bigRows(1, 5000, "kept"))
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	roles := e.replicaStrings(`SELECT rolname FROM pg_roles WHERE rolname LIKE '` + prefix + `%' ORDER BY rolname`)
@@ -564,9 +536,7 @@ CREATE TABLE notes (id int PRIMARY KEY, body varchar(40));`, liveRules+"  notes:
 	txExec(t, tx, bigRows(1, 20000, "kept"))
 	e.waitApplyingLive("big")
 	txExec(t, tx, `INSERT INTO notes SELECT g, 'SECRETVALUE' || g FROM generate_series(1, 3000) g`)
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.eventually("the failure reported", func() (bool, string) {
 		l := e.logs.String()
 		return strings.Contains(l, "22001") || strings.Contains(l, "string data right truncation"), "no 22001 yet"

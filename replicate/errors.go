@@ -171,7 +171,7 @@ const (
 	// restartEnumLabels: an enum type gained labels in production.
 	restartEnumLabels restartKind = "enum labels added"
 	// restartLiveLock: a change waited on a lock held by the big
-	// transaction applied as it streams (stream_live.go, errLiveLockWait).
+	// transaction applied as it streams (stream_live.go, liveLockWait).
 	restartLiveLock restartKind = "waited on a big transaction applied live"
 	// restartRewritten: tables rewritten during the initial copy must be
 	// copied again.

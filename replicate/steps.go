@@ -467,37 +467,37 @@ func (a *attempt) streamer(ctx context.Context) (*streamer, error) {
 	}
 	// Big transactions are applied as they stream through a target
 	// connection and Applier of their own, set up as the stream's
-	// (stream_live.go).
-	st.openLive = func(ctx context.Context) (applier, func(), error) {
-		conn, err := connectTarget(ctx, cfg.Target.DSN.Reveal())
-		if err != nil {
-			return nil, nil, err
-		}
-		// The live transaction idles, by design, for as long as
-		// production's transaction does between its chunks, and the
-		// connection between big transactions: an
-		// idle_in_transaction_session_timeout or idle_session_timeout
-		// set on the analytics server (common on managed ones) would end
-		// the session, met first at a Stream Commit when the Applier had
-		// sent nothing before, and the stream with it (25P03 and 57P05
-		// are not transient). As the snapshot's copy connections do, it
-		// has neither (idle_session_timeout exists from PostgreSQL 14).
-		for _, q := range []string{
-			"SET idle_in_transaction_session_timeout = 0",
-			"SELECT set_config('idle_session_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 140000",
-		} {
-			if _, err := conn.Exec(ctx, q); err != nil {
-				conn.Close(context.Background())
-				return nil, nil, fmt.Errorf("setting up the target connection big transactions are applied through: %w", err)
+	// (stream_live.go); after a lock wait on one (liveLockWait), the rest
+	// of the run applies them at their commit.
+	if !a.run.liveOff {
+		st.openLive = func(ctx context.Context) (applier, func(), error) {
+			conn, err := connectTarget(ctx, cfg.Target.DSN.Reveal())
+			if err != nil {
+				return nil, nil, err
 			}
+			// The live transaction idles, by design, for as long as
+			// production's transaction does between its chunks, and the
+			// connection between big transactions: an
+			// idle_in_transaction_session_timeout or idle_session_timeout
+			// set on the analytics server (common on managed ones) would end
+			// the session, met first at a Stream Commit when the Applier had
+			// sent nothing before, and the attempt with it. As the
+			// snapshot's copy connections do, it has neither
+			// (idle_session_timeout exists from PostgreSQL 14).
+			for _, q := range []string{
+				"SET idle_in_transaction_session_timeout = 0",
+				"SELECT set_config('idle_session_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 140000",
+			} {
+				if _, err := conn.Exec(ctx, q); err != nil {
+					conn.Close(context.Background())
+					return nil, nil, fmt.Errorf("setting up the target connection big transactions are applied through: %w", err)
+				}
+			}
+			lap := target.NewApplier(conn, cfg.Source.Slot)
+			lap.SetTenancy(a.tenancy)
+			lap.SetForeignKeys(a.fks)
+			return lap, func() { conn.Close(context.Background()) }, nil
 		}
-		lap := target.NewApplier(conn, cfg.Source.Slot)
-		lap.SetTenancy(a.tenancy)
-		lap.SetForeignKeys(a.fks)
-		return lap, func() { conn.Close(context.Background()) }, nil
-	}
-	if a.run.liveOff {
-		st.openLive = nil
 	}
 	st.referenced, st.referencing = fkTables(a.fks.Keys())
 	st.liveTenancy = a.tenancy != nil

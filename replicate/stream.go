@@ -49,7 +49,7 @@ type StreamOptions struct {
 	// LiveLockWait bounds how long a change of the main stream waits for
 	// a lock while a big transaction is applied as it streams: such a
 	// wait can only be on the live transaction, which waits on the
-	// stream in turn (stream_live.go, errLiveLockWait). Default 10s.
+	// stream in turn (stream_live.go, liveLockWait). Default 10s.
 	LiveLockWait time.Duration
 }
 
@@ -710,9 +710,7 @@ func (s *streamer) beginTarget(ctx context.Context) error {
 // committedSource records a source commit inside the open target
 // transaction, and commits the target when the group is full or old.
 func (s *streamer) committedSource(ctx context.Context, pos target.Position) error {
-	s.applied = pos
-	s.stats.Transactions.Add(1)
-	s.stats.LastCommit.Store(pos.CommitTime.UnixMicro())
+	s.sourceCommit(pos)
 	if s.applier.Pending() >= s.opts.BatchChanges || s.groupBytes >= s.opts.BatchBytes || time.Since(s.groupSince) >= s.opts.BatchDelay {
 		return s.flush(ctx)
 	}
@@ -727,21 +725,36 @@ func (s *streamer) flush(ctx context.Context) error {
 	changes, began := s.applier.Pending(), time.Now()
 	err := s.applier.Commit(ctx, s.applied)
 	s.stats.TargetWait.Add(int64(time.Since(began)))
+	s.txOpen = false
 	if err != nil {
-		s.txOpen = false
-		// The idle keepalive's WAL end may lie past the lost
-		// transactions: the status sent on the way out (stop) must
-		// confirm only what the target holds.
-		s.idleEnd = 0
+		s.targetCommitFailed()
 		return fmt.Errorf("target: %w", err)
 	}
-	s.txOpen = false
-	s.committed = s.applied.LSN
-	s.stats.Committed.Store(uint64(s.committed))
-	s.stats.TargetCommits.Add(1)
-	s.obs.TargetCommit(changes, s.groupBytes, time.Since(began), s.applied.LSN, s.applied.CommitTime)
+	s.targetCommitted(s.applied, changes, s.groupBytes, began)
 	return nil
 }
+
+// sourceCommit records source commit pos as applied in the open target
+// transaction.
+func (s *streamer) sourceCommit(pos target.Position) {
+	s.applied = pos
+	s.stats.Transactions.Add(1)
+	s.stats.LastCommit.Store(pos.CommitTime.UnixMicro())
+}
+
+// targetCommitted records a target commit, begun at began, of changes
+// changes and bytes of values, that made pos durable.
+func (s *streamer) targetCommitted(pos target.Position, changes int, bytes int64, began time.Time) {
+	s.committed = pos.LSN
+	s.stats.Committed.Store(uint64(s.committed))
+	s.stats.TargetCommits.Add(1)
+	s.obs.TargetCommit(changes, bytes, time.Since(began), pos.LSN, pos.CommitTime)
+}
+
+// targetCommitFailed forgets the idle keepalive's WAL end after a failed
+// target commit: it may lie past the lost transactions, and a status sent
+// on the way out (stop) must confirm only what the target holds.
+func (s *streamer) targetCommitFailed() { s.idleEnd = 0 }
 
 func (s *streamer) rollback() {
 	if s.txOpen {

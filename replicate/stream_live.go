@@ -378,17 +378,13 @@ func (s *streamer) liveCommit(ctx context.Context, m *pgoutput.StreamCommit) err
 		// As flush: a commit that failed is not in the target (or, when the
 		// connection broke during it, the next attempt's checkpoint says).
 		s.closeLive()
+		s.targetCommitFailed()
 		return fmt.Errorf("target: %w", err)
 	}
-	s.applied = pos
-	s.committed = pos.LSN
-	s.stats.Committed.Store(uint64(s.committed))
-	s.stats.TargetCommits.Add(1)
-	s.stats.Transactions.Add(1)
+	s.sourceCommit(pos)
 	s.stats.Streamed.Add(1)
 	s.stats.StreamedLive.Add(1)
 	s.obs.Streamed(true)
-	s.stats.LastCommit.Store(pos.CommitTime.UnixMicro())
 	s.stats.Inserts.Add(lt.stats.Inserts.Load())
 	s.stats.Updates.Add(lt.stats.Updates.Load())
 	s.stats.Deletes.Add(lt.stats.Deletes.Load())
@@ -403,7 +399,7 @@ func (s *streamer) liveCommit(ctx context.Context, m *pgoutput.StreamCommit) err
 	for oid, rec := range lt.relMsgs {
 		s.relMsgs[oid], s.rels[oid] = rec, lt.rels[oid]
 	}
-	s.obs.TargetCommit(changes, lt.bytes, time.Since(began), pos.LSN, pos.CommitTime)
+	s.targetCommitted(pos, changes, lt.bytes, began)
 	// Info: big transactions are rare, and an operator tracing a burst of
 	// lag wants to see them and what was left to do at their commit.
 	s.log.Info("a big transaction applied as it streamed", "xid", lt.xid, "changes", changes, "commit_s", time.Since(began).Seconds())

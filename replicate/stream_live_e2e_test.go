@@ -46,6 +46,14 @@ func txExec(t *testing.T, tx pgx.Tx, sql string) {
 	}
 }
 
+// txCommit commits a source transaction opened by liveTx.
+func txCommit(t *testing.T, tx pgx.Tx) {
+	t.Helper()
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // waitApplyingLive waits until a target session writes table while its
 // source transaction is still open: only the live path does that.
 func (e *e2e) waitApplyingLive(table string) {
@@ -78,9 +86,7 @@ func TestReplicateLiveStream(t *testing.T) {
 		t.Fatalf("%d rows of an open transaction visible", n)
 	}
 	txExec(t, tx, bigRows(20001, 25000, "kept"))
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	if n := e.count("public.big"); n != 25000 {
@@ -109,9 +115,7 @@ func TestReplicateLiveStream(t *testing.T) {
 	txExec(t, tx, `SAVEPOINT c`)
 	txExec(t, tx, bigRows(220001, 225000, "kept"))
 	txExec(t, tx, `RELEASE SAVEPOINT c`)
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	if n := e.count("public.big"); n != 40000 {
@@ -126,16 +130,12 @@ func TestReplicateLiveStream(t *testing.T) {
 	txExec(t, spilled, `INSERT INTO small SELECT g, g FROM generate_series(1000, 21000) g`)
 	txExec(t, live, bigRows(320001, 325000, "kept"))
 	e.exec(`UPDATE small SET v = 2 WHERE id = 1`)
-	if err := spilled.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, spilled)
 	e.sync()
 	if n := e.count("public.small"); n != 20002 {
 		t.Errorf("small: %d rows after the spilled transaction's commit, want 20002", n)
 	}
-	if err := live.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, live)
 	e.sync()
 	e.verify()
 
@@ -164,9 +164,7 @@ func TestReplicateLiveStreamRestart(t *testing.T) {
 	txExec(t, tx, `UPDATE big SET name = 'again ' || id WHERE id % 2 = 0`)
 	txExec(t, tx, bigRows(20001, 30000, "kept"))
 	e.waitApplyingLive("big")
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 	if n := e.count("public.big"); n != 30000 {
@@ -233,9 +231,7 @@ INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 5000) g;`,
 	})
 	e.exec(`INSERT INTO child VALUES (1, 4000)`) // no constraint in production
 	e.sync()
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	e.verify()
 }
@@ -274,9 +270,7 @@ func TestReplicateLiveStreamLockWait(t *testing.T) {
 	})
 	e.exec(`DELETE FROM small WHERE id = 2`)
 	e.sync()
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	txCommit(t, tx)
 	e.sync()
 	if got := e.replicaStrings(`SELECT id || ':' || v FROM public.small ORDER BY id`); strings.Join(got, ",") != "1:7" {
 		t.Errorf("replica's small: %v, want 1:7", got)
