@@ -366,6 +366,11 @@ func TestApplyCrash(t *testing.T) {
 	if err := a.Apply(ctx, upd(tb, nil, "1", "lost")); err != nil {
 		t.Fatal(err)
 	}
+	// The batch sent in the background owns the connection until its
+	// outcome is read: only then may the test look at it.
+	if err := a.wait(); err != nil {
+		t.Fatal(err)
+	}
 	if st := conn.PgConn().TxStatus(); st != 'T' {
 		t.Fatalf("the transaction is not open on the server (status %c)", st)
 	}
